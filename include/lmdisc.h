@@ -1,0 +1,156 @@
+/* lmdisc — LAN discovery for LMServ servers over mDNS/DNS-SD (avahi).
+ *
+ * The names follow the Python module lmdisc replaces:
+ *   announce_self(port, info)        -> lmd_announce_self()
+ *   discover_nodes(timeout)          -> lmd_discover_nodes()
+ *   NodeInfo(host, port, info)       -> lmd_node_info
+ *   REGISTRY.list_alive()            -> lmd_registry_list_alive()
+ *
+ * All functions return 0 on success or a negative LMD_E* code; lmd_strerror()
+ * turns a code into text.  Strings are NUL-terminated UTF-8 as far as the
+ * network allows; TXT values are byte strings with an explicit length.
+ */
+#ifndef LMDISC_H
+#define LMDISC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LMD_VERSION "0.1.0"
+#define LMD_DEFAULT_TYPE "_lmserv._tcp"
+
+enum lmd_error {
+    LMD_OK = 0,
+    LMD_EINVAL = -1,      /* invalid argument */
+    LMD_ENOMEM = -2,      /* out of memory */
+    LMD_EAVAHI = -3,      /* avahi reported an error */
+    LMD_ENODAEMON = -4,   /* avahi-daemon is not running */
+    LMD_ETIMEDOUT = -5,   /* gave up waiting */
+    LMD_ETXT = -6,        /* invalid TXT data */
+    LMD_ECOLLISION = -7,  /* name collision that could not be resolved */
+    LMD_EIO = -8,         /* I/O error */
+    LMD_ELUA = -9,        /* error in a Lua script */
+    LMD_ENOTFOUND = -10,  /* no such object */
+};
+
+const char *lmd_strerror(int err);
+
+/* ---- TXT records ------------------------------------------------------ */
+
+typedef struct lmd_txt_item {
+    char *key;              /* printable ASCII, no '=' */
+    unsigned char *value;   /* raw bytes, NUL-terminated for convenience */
+    size_t value_len;
+    bool has_value;         /* false for a bare "key" (boolean attribute) */
+} lmd_txt_item;
+
+typedef struct lmd_txt {
+    size_t n;
+    lmd_txt_item *items;
+} lmd_txt;
+
+#define LMD_TXT_ITEM_MAX 255
+
+/* Set key to value (replacing an existing key, compared case-insensitively
+ * as RFC 6763 says).  On a validation error returns LMD_ETXT and, if err is
+ * not NULL, writes a one-line explanation. */
+int lmd_txt_set(lmd_txt *t, const char *key, const void *value, size_t len,
+                bool has_value, char *err, size_t errlen);
+/* Parse "key=value" (or bare "key") as given on a command line. */
+int lmd_txt_parse_arg(lmd_txt *t, const char *arg, char *err, size_t errlen);
+const lmd_txt_item *lmd_txt_get(const lmd_txt *t, const char *key);
+int lmd_txt_remove(lmd_txt *t, const char *key);
+int lmd_txt_copy(lmd_txt *dst, const lmd_txt *src);
+bool lmd_txt_equal(const lmd_txt *a, const lmd_txt *b);
+void lmd_txt_free(lmd_txt *t);
+
+/* ---- Nodes (the original NodeInfo) ----------------------------------- */
+
+typedef struct lmd_addr {
+    char addr[64];          /* textual address; IPv6 link-local carries %ifname */
+    int family;             /* 4 or 6 */
+    int ifindex;
+    char ifname[32];
+} lmd_addr;
+
+enum {
+    LMD_NODE_LOCAL = 1 << 0,   /* published on this host */
+    LMD_NODE_OWN = 1 << 1,     /* published by this very process */
+};
+
+typedef struct lmd_node_info {
+    char *name;             /* service instance name, e.g. "h1:8000" */
+    char *type;             /* e.g. "_lmserv._tcp" */
+    char *domain;           /* e.g. "local" */
+    char *host;             /* target host name, e.g. "h1.local" */
+    uint16_t port;
+    char *info;             /* TXT "info", NULL if absent (as NodeInfo.info) */
+    size_t n_addrs;
+    lmd_addr *addrs;        /* every address, across interfaces, IPv4 and IPv6 */
+    lmd_txt txt;            /* every TXT key */
+    unsigned flags;         /* LMD_NODE_* */
+    double first_seen;      /* wall-clock seconds since the epoch */
+    double last_seen;
+} lmd_node_info;
+
+typedef struct lmd_node_list {
+    size_t n;
+    lmd_node_info *nodes;
+} lmd_node_list;
+
+void lmd_node_info_clear(lmd_node_info *n);
+int lmd_node_info_copy(lmd_node_info *dst, const lmd_node_info *src);
+void lmd_node_list_free(lmd_node_list *l);
+
+/* ---- One-shot discovery ---------------------------------------------- */
+
+typedef struct lmd_discover_opts {
+    double timeout;         /* upper bound in seconds (<= 0: 5) */
+    const char *type;       /* NULL: LMD_DEFAULT_TYPE */
+    const char *domain;     /* NULL: "local" */
+    bool complete;          /* out: true if the network answered before timeout */
+} lmd_discover_opts;
+
+/* Browse, resolve every instance, merge instances of one service seen on
+ * several interfaces and over IPv4 and IPv6 into one node, and return as
+ * soon as avahi says the network has answered (ALL_FOR_NOW and every
+ * resolver finished).  timeout is only the upper bound.  opts may be NULL. */
+int lmd_discover_nodes(double timeout, lmd_discover_opts *opts, lmd_node_list *out);
+
+/* ---- Announcing ------------------------------------------------------ */
+
+typedef struct lmd_announce_opts {
+    const char *name;       /* NULL: "<hostname>:<port>" */
+    const char *type;       /* NULL: LMD_DEFAULT_TYPE */
+    const lmd_txt *txt;     /* extra TXT keys (info is added from the info argument) */
+} lmd_announce_opts;
+
+typedef struct lmd_announcement lmd_announcement;
+
+/* Announce this node on every interface, IPv4 and IPv6, in the background
+ * (a thread owned by the announcement), like the original announce_self.
+ * Returns once the request is handed to avahi; collisions are resolved by
+ * renaming.  Withdraw with lmd_announce_withdraw(). */
+int lmd_announce_self(uint16_t port, const char *info, const lmd_announce_opts *opts,
+                      lmd_announcement **out);
+/* Current (possibly renamed) instance name; copied into buf. */
+int lmd_announce_name(lmd_announcement *a, char *buf, size_t len);
+/* Send goodbyes and free the announcement. */
+void lmd_announce_withdraw(lmd_announcement *a);
+
+/* ---- Helpers --------------------------------------------------------- */
+
+/* Validate a DNS-SD service type such as "_lmserv._tcp". */
+bool lmd_service_type_valid(const char *type, char *err, size_t errlen);
+/* Default instance name "<hostname>:<port>". */
+int lmd_default_name(uint16_t port, char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,77 @@
+/* The peer registry: plain data and events.  Knows neither avahi nor Lua.
+ *
+ * Instances (one service on one interface over one protocol) are merged into
+ * peers keyed by (name, type, domain); a peer leaves when its last instance is
+ * gone.  Every change is reported as one event, in order, through one
+ * callback.  Time is passed in by the caller so tests can drive a clock. */
+#ifndef LMD_REGISTRY_H
+#define LMD_REGISTRY_H
+
+#include "instance.h"
+#include "lmdisc.h"
+
+typedef struct lmd_registry lmd_registry;
+
+enum lmd_event_kind { LMD_EV_JOIN, LMD_EV_UPDATE, LMD_EV_LEAVE };
+
+/* What an update changed (bits). */
+enum {
+    LMD_CH_HOST = 1 << 0,
+    LMD_CH_PORT = 1 << 1,
+    LMD_CH_TXT = 1 << 2,
+    LMD_CH_ADDRS = 1 << 3,
+    LMD_CH_INFO = 1 << 4, /* the policy's info() changed */
+};
+/* "host,port,txt,addresses,info" style names, for logs and Lua. */
+const char *lmd_change_name(unsigned bit);
+
+/* Leave reasons are strings so the policy layer can add its own
+ * ("filtered", "unhealthy"). */
+#define LMD_REASON_GOODBYE "goodbye"
+#define LMD_REASON_EXPIRED "expired"
+
+typedef void (*lmd_registry_event_cb)(void *ud, enum lmd_event_kind kind, const lmd_node_info *peer,
+                                      const lmd_node_info *old, unsigned changes,
+                                      const char *reason);
+/* Asked when a peer has not been confirmed for ttl seconds: look it up
+ * again; lmd_registry_instance_seen() confirms it, and if nothing does
+ * within the grace period it leaves as "expired". */
+typedef void (*lmd_registry_confirm_cb)(void *ud, const lmd_node_info *peer);
+
+struct lmd_registry_config {
+    double ttl;             /* seconds; <= 0: never expire on our own */
+    double confirm_grace;   /* seconds allowed for a confirmation (default 10) */
+    bool include_self;      /* keep our own services (marked LMD_NODE_OWN) */
+};
+
+lmd_registry *lmd_registry_new(const struct lmd_registry_config *cfg, lmd_registry_event_cb ev,
+                               lmd_registry_confirm_cb confirm, void *ud);
+void lmd_registry_free(lmd_registry *r);
+void lmd_registry_configure(lmd_registry *r, const struct lmd_registry_config *cfg, double now);
+
+/* A resolver reported the instance (first time, a change, or a confirmation).
+ * now: monotonic seconds; wall: epoch seconds. */
+int lmd_registry_instance_seen(lmd_registry *r, const struct lmd_instance *in, double now, double wall);
+/* The instance is gone; the peer leaves with reason if it was the last. */
+int lmd_registry_instance_gone(lmd_registry *r, const struct lmd_instance *in, const char *reason);
+
+/* Monotonic time of the next ttl deadline, or a negative value if none. */
+double lmd_registry_next_deadline(const lmd_registry *r);
+/* Act on every deadline that has passed at now. */
+void lmd_registry_tick(lmd_registry *r, double now);
+
+/* The policy's verdict on a peer: kept or not, and the info it computed
+ * (NULL: the TXT "info").  Used by list_alive(kept_only) and the API. */
+int lmd_registry_set_verdict(lmd_registry *r, const char *name, bool kept, const char *info);
+bool lmd_registry_kept(const lmd_registry *r, const char *name);
+
+/* Snapshot of live peers, sorted by name; kept_only: only those the policy
+ * keeps, with their policy info.  Free with lmd_node_list_free(). */
+int lmd_registry_snapshot(const lmd_registry *r, bool kept_only, lmd_node_list *out);
+const lmd_node_info *lmd_registry_get(const lmd_registry *r, const char *name);
+size_t lmd_registry_count(const lmd_registry *r);
+/* Visit every peer (in name order). */
+void lmd_registry_foreach(const lmd_registry *r, void (*fn)(void *ud, const lmd_node_info *peer),
+                          void *ud);
+
+#endif

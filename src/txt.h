@@ -1,0 +1,20 @@
+/* Internal TXT helpers beyond the public lmd_txt_* API. */
+#ifndef LMD_TXT_H
+#define LMD_TXT_H
+
+#include "lmdisc.h"
+
+/* Check a key: non-empty printable ASCII without '='. */
+int lmd_txt_key_check(const void *key, size_t len, char *err, size_t errlen);
+/* Add one item as received from the network ("key=value" bytes).  Returns
+ * LMD_ETXT with a reason for items RFC 6763 says to ignore (empty key,
+ * duplicate key, bad key bytes); the caller logs and goes on. */
+int lmd_txt_add_wire_item(lmd_txt *t, const void *raw, size_t len, char *why, size_t whylen);
+/* Bytes the TXT record takes on the wire (sum of length-prefixed items). */
+size_t lmd_txt_wire_size(const lmd_txt *t);
+
+/* A whole TXT record should fit in one packet; RFC 6763 6.2 says keep it
+ * under 1300 bytes, and avahi cannot send more than this in any case. */
+#define LMD_TXT_RECORD_MAX 8900
+
+#endif

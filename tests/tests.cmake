@@ -1,0 +1,61 @@
+# Every test is a luaunit suite run by lua5.4 (or by `lmdisc test`), labelled
+# unit (no network), lab (simulated hosts in network namespaces; needs root)
+# or bench (not part of the default run).
+
+set(LMD_LUA_PATH "${CMAKE_SOURCE_DIR}/lua/?.lua\;${CMAKE_SOURCE_DIR}/tests/lab/?.lua\;${CMAKE_SOURCE_DIR}/tests/unit/?.lua\;/usr/share/lua/5.4/?.lua\;/usr/share/lua/5.4/?/init.lua\;\;")
+set(LMD_LUA_CPATH "${CMAKE_BINARY_DIR}/lua/?.so\;/usr/lib/x86_64-linux-gnu/lua/5.4/?.so\;\;")
+
+set(LMD_TEST_ENV
+  "LUA_PATH=${LMD_LUA_PATH}"
+  "LUA_CPATH=${LMD_LUA_CPATH}"
+  "LMDISC_BIN=$<TARGET_FILE:lmdisc>"
+  "LMDISC_SRC=${CMAKE_SOURCE_DIR}")
+if(LMDISC_SANITIZE)
+  # lua5.4 itself is not instrumented; the sanitizer runtimes must come first
+  # when it loads the instrumented lmdisc.so.
+  execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libasan.so
+                  OUTPUT_VARIABLE LMD_ASAN OUTPUT_STRIP_TRAILING_WHITESPACE)
+  execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=libubsan.so
+                  OUTPUT_VARIABLE LMD_UBSAN OUTPUT_STRIP_TRAILING_WHITESPACE)
+  list(APPEND LMD_TEST_ENV "LMD_PRELOAD=${LMD_ASAN}:${LMD_UBSAN}"
+       "ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1"
+       "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1"
+       "LSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/tests/lsan.supp")
+endif()
+
+# lmd_lua_test(NAME FILE LABEL [TIMEOUT s])
+function(lmd_lua_test name file label)
+  set(timeout 120)
+  if(ARGC GREATER 3)
+    set(timeout ${ARGV3})
+  endif()
+  if(LMDISC_SANITIZE)
+    set(cmd env "LD_PRELOAD=${LMD_ASAN}:${LMD_UBSAN}" ${LUA_INTERP} ${file} -v)
+  else()
+    set(cmd ${LUA_INTERP} ${file} -v)
+  endif()
+  add_test(NAME ${name} COMMAND ${cmd} WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(${name} PROPERTIES LABELS ${label} TIMEOUT ${timeout}
+                       ENVIRONMENT "${LMD_TEST_ENV}")
+  if(label STREQUAL "lab")
+    set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED lab)
+  endif()
+endfunction()
+
+file(GLOB LMD_UNIT_SUITES RELATIVE ${CMAKE_SOURCE_DIR} ${CMAKE_SOURCE_DIR}/tests/unit/test_*.lua)
+foreach(suite ${LMD_UNIT_SUITES})
+  get_filename_component(n ${suite} NAME_WE)
+  string(REPLACE "test_" "unit_" n ${n})
+  lmd_lua_test(${n} ${suite} unit)
+endforeach()
+
+file(GLOB LMD_LAB_SUITES RELATIVE ${CMAKE_SOURCE_DIR} ${CMAKE_SOURCE_DIR}/tests/lab/test_*.lua)
+foreach(suite ${LMD_LAB_SUITES})
+  get_filename_component(n ${suite} NAME_WE)
+  string(REPLACE "test_" "lab_" n ${n})
+  lmd_lua_test(${n} ${suite} lab 300)
+endforeach()
+
+# Whatever a failed or interrupted lab suite left behind is torn down.
+add_test(NAME lab_cleanup COMMAND ${CMAKE_SOURCE_DIR}/tests/lab/lab down-all)
+set_tests_properties(lab_cleanup PROPERTIES FIXTURES_CLEANUP lab LABELS lab)

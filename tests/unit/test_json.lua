@@ -1,0 +1,102 @@
+-- JSON output of awkward names and TXT values: always valid JSON, always
+-- UTF-8, exact bytes recoverable from txt_base64.
+local lu = require "luaunit"
+local lmdisc = require "lmdisc"
+local cjson = require "cjson"
+
+local function b64decode(s)
+    local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    s = s:gsub("=", "")
+    local bits = s:gsub(".", function(c)
+        local v = alphabet:find(c, 1, true) - 1
+        local r = ""
+        for i = 5, 0, -1 do r = r .. ((v >> i) & 1) end
+        return r
+    end)
+    return (bits:gsub("%d%d%d?%d?%d?%d?%d?%d?", function(byte)
+        if #byte ~= 8 then return "" end
+        return string.char(tonumber(byte, 2))
+    end))
+end
+
+-- every string in a decoded document must be valid UTF-8
+local function assert_all_utf8(v, path)
+    if type(v) == "string" then
+        lu.assertNotNil(utf8.len(v), "invalid UTF-8 at " .. path)
+    elseif type(v) == "table" then
+        for k, x in pairs(v) do
+            assert_all_utf8(k, path .. "/key")
+            assert_all_utf8(x, path .. "/" .. tostring(k))
+        end
+    end
+end
+
+local function roundtrip(node)
+    local text = lmdisc.node_json(node)
+    local ok, doc = pcall(cjson.decode, text)
+    lu.assertTrue(ok, "not valid JSON: " .. text)
+    assert_all_utf8(doc, "")
+    return doc, text
+end
+
+TestJson = {}
+
+function TestJson:test_plain_node()
+    local doc = roundtrip{name = "h1:8000", type = "_lmserv._tcp", domain = "local", host = "h1.local",
+                          port = 8000, info = "gemma-2b-it Q4_0", addresses = {"10.77.0.1", "fd77::1"},
+                          txt = {info = "gemma-2b-it Q4_0", model = "gemma"}}
+    lu.assertEquals(doc.name, "h1:8000")
+    lu.assertEquals(doc.port, 8000)
+    lu.assertEquals(doc.info, "gemma-2b-it Q4_0")
+    lu.assertEquals(doc.addresses[1].address, "10.77.0.1")
+    lu.assertEquals(doc.addresses[1].family, 4)
+    lu.assertEquals(doc.addresses[2].family, 6)
+    lu.assertEquals(doc.txt.model, "gemma")
+    lu.assertIsNil(doc.txt_base64)
+end
+
+function TestJson:test_quotes_backslashes_and_control_characters()
+    local name = 'say "hi"\\ \n\t\r\0\27[31m red'
+    local doc, text = roundtrip{name = name, port = 1, txt = {q = 'a"b\\c\1'}}
+    -- NUL ends a C string: the name is cut there, everything before survives exactly
+    lu.assertEquals(doc.name, 'say "hi"\\ \n\t\r')
+    lu.assertEquals(doc.txt.q, 'a"b\\c\1')
+    lu.assertNotStrContains(text, "\n\t")
+    lu.assertNotStrContains(text, "\27")
+end
+
+function TestJson:test_non_utf8_txt_value_is_replaced_and_given_exactly_in_base64()
+    local raw = "ok\255\254\192\128end\0tail"
+    local doc = roundtrip{name = "n", port = 1, txt = {bin = raw, fine = "caf\195\169"}}
+    lu.assertEquals(doc.txt.fine, "café")
+    lu.assertStrContains(doc.txt.bin, "\239\191\189") -- U+FFFD
+    lu.assertStrContains(doc.txt.bin, "ok")
+    lu.assertNotNil(doc.txt_base64)
+    lu.assertEquals(b64decode(doc.txt_base64.bin), raw)
+    lu.assertIsNil(doc.txt_base64.fine)
+end
+
+function TestJson:test_non_utf8_name_is_valid_json()
+    local doc = roundtrip{name = "bad\255name\237\160\128", host = "x\200.local", port = 1}
+    lu.assertStrContains(doc.name, "bad")
+    lu.assertStrContains(doc.name, "name")
+    lu.assertStrContains(doc.host, "\239\191\189")
+end
+
+function TestJson:test_bare_key_is_true_and_empty_value_is_empty_string()
+    local doc = roundtrip{name = "n", port = 1, txt = {gpu = true, empty = ""}}
+    lu.assertIsTrue(doc.txt.gpu)
+    lu.assertEquals(doc.txt.empty, "")
+end
+
+function TestJson:test_missing_info_is_null()
+    local _, text = roundtrip{name = "n", port = 1}
+    lu.assertStrContains(text, '"info":null')
+end
+
+function TestJson:test_escape_for_terminals()
+    lu.assertEquals(lmdisc.escape("a\nb\27[2J\255c\\"), "a\\nb\\x1b[2J\\xffc\\\\")
+    lu.assertEquals(lmdisc.escape("café"), "café")
+end
+
+os.exit(lu.LuaUnit.run())

@@ -1,0 +1,173 @@
+-- The C registry: merging instances into peers, event order, ttl expiry,
+-- driven with simulated instances and a fake clock.
+local lu = require "luaunit"
+local lmdisc = require "lmdisc"
+
+local function inst(t)
+    t.name = t.name or "a:8000"
+    t.host = t.host or "a.local"
+    t.port = t.port or 8000
+    t.proto = t.proto or 4
+    t.address = t.address or (t.proto == 4 and "10.0.0.1" or "fd00::1")
+    t.txt = t.txt or {info = "gemma"}
+    return t
+end
+
+local function new(cfg)
+    local events, confirms = {}, {}
+    local r = lmdisc.registry_new(cfg or {ttl = 60}, function(kind, peer, old, changes, reason)
+        events[#events + 1] = {kind = kind, name = peer.name, peer = peer, old = old,
+                               changes = table.concat(changes, ","), reason = reason}
+    end, function(peer) confirms[#confirms + 1] = peer.name end)
+    return r, events, confirms
+end
+
+TestRegistry = {}
+
+function TestRegistry:test_join_once_for_ipv4_and_ipv6_on_two_interfaces()
+    local r, ev = new()
+    r:seen(inst{proto = 4, address = "10.0.0.1"}, 1)
+    r:seen(inst{proto = 6, address = "fd00::1"}, 1)
+    r:seen(inst{proto = 4, ifindex = 3, ifname = "eth1", address = "192.168.1.1"}, 1)
+    lu.assertEquals(#ev, 3)
+    lu.assertEquals(ev[1].kind, "join")
+    lu.assertEquals(ev[2].kind, "update")
+    lu.assertEquals(ev[2].changes, "addresses")
+    lu.assertEquals(ev[3].changes, "addresses")
+    lu.assertEquals(r:count(), 1)
+    local p = r:get("a:8000")
+    lu.assertEquals(p.addresses, {"10.0.0.1", "192.168.1.1", "fd00::1"})
+    lu.assertEquals(p.interfaces, {"eth0", "eth1"})
+    lu.assertEquals(p.info, "gemma")
+end
+
+function TestRegistry:test_same_data_again_is_no_event()
+    local r, ev = new()
+    r:seen(inst{}, 1)
+    r:seen(inst{}, 2)
+    lu.assertEquals(#ev, 1)
+end
+
+function TestRegistry:test_txt_and_port_changes_are_updates_with_old_values()
+    local r, ev = new()
+    r:seen(inst{}, 1)
+    r:seen(inst{txt = {info = "llama"}, port = 9000}, 2)
+    lu.assertEquals(ev[2].kind, "update")
+    lu.assertEquals(ev[2].changes, "port,txt")
+    lu.assertEquals(ev[2].old.info, "gemma")
+    lu.assertEquals(ev[2].peer.info, "llama")
+    lu.assertEquals(ev[2].peer.port, 9000)
+end
+
+function TestRegistry:test_leaves_only_when_last_instance_is_gone()
+    local r, ev = new()
+    r:seen(inst{proto = 4}, 1)
+    r:seen(inst{proto = 6}, 1)
+    r:gone(inst{proto = 4}, "goodbye")
+    lu.assertEquals(ev[#ev].kind, "update")
+    lu.assertEquals(r:get("a:8000").addresses, {"fd00::1"})
+    r:gone(inst{proto = 6}, "goodbye")
+    lu.assertEquals(ev[#ev].kind, "leave")
+    lu.assertEquals(ev[#ev].reason, "goodbye")
+    lu.assertEquals(r:count(), 0)
+    lu.assertFalse(r:gone(inst{}, "goodbye"))
+end
+
+function TestRegistry:test_event_order_across_peers()
+    local r, ev = new()
+    r:seen(inst{name = "b"}, 1)
+    r:seen(inst{name = "a"}, 1)
+    r:gone(inst{name = "b"}, "goodbye")
+    r:seen(inst{name = "b"}, 2)
+    local seq = {}
+    for i, e in ipairs(ev) do seq[i] = e.kind .. ":" .. e.name end
+    lu.assertEquals(seq, {"join:b", "join:a", "leave:b", "join:b"})
+    local names = {}
+    for i, p in ipairs(r:snapshot()) do names[i] = p.name end
+    lu.assertEquals(names, {"a", "b"})
+end
+
+function TestRegistry:test_ttl_asks_for_confirmation_then_expires()
+    local r, ev, confirms = new{ttl = 60, confirm_grace = 10}
+    r:seen(inst{}, 100)
+    lu.assertEquals(r:next_deadline(), 160)
+    r:tick(159.9)
+    lu.assertEquals(#confirms, 0)
+    r:tick(160)
+    lu.assertEquals(confirms, {"a:8000"})
+    lu.assertEquals(r:next_deadline(), 170)
+    r:tick(170)
+    lu.assertEquals(ev[#ev].kind, "leave")
+    lu.assertEquals(ev[#ev].reason, "expired")
+    lu.assertIsNil(r:next_deadline())
+end
+
+function TestRegistry:test_confirmation_renews_ttl()
+    local r, ev, confirms = new{ttl = 60, confirm_grace = 10}
+    r:seen(inst{}, 100)
+    r:tick(160)
+    r:seen(inst{}, 165) -- the network answered
+    lu.assertEquals(r:next_deadline(), 225)
+    r:tick(200)
+    lu.assertEquals(#ev, 1)
+    lu.assertEquals(#confirms, 1)
+end
+
+function TestRegistry:test_confirm_callback_may_answer_synchronously()
+    local r
+    local events = {}
+    r = lmdisc.registry_new({ttl = 5}, function(kind, peer) events[#events + 1] = kind end,
+                            function(peer) r:seen(inst{name = peer.name}, 5) end)
+    r:seen(inst{}, 0)
+    r:tick(5)
+    lu.assertEquals(events, {"join"})
+    lu.assertEquals(r:next_deadline(), 10)
+end
+
+function TestRegistry:test_no_ttl_means_no_deadline()
+    local r = new{ttl = 0}
+    r:seen(inst{}, 1)
+    lu.assertIsNil(r:next_deadline())
+end
+
+function TestRegistry:test_own_services_skipped_or_marked_self()
+    local r, ev = new{ttl = 60}
+    r:seen(inst{self = true, ["local"] = true}, 1)
+    lu.assertEquals(#ev, 0)
+    local r2, ev2 = new{ttl = 60, include_self = true}
+    r2:seen(inst{self = true, ["local"] = true}, 1)
+    lu.assertEquals(#ev2, 1)
+    lu.assertIsTrue(ev2[1].peer.self)
+    lu.assertIsTrue(ev2[1].peer["local"])
+end
+
+function TestRegistry:test_verdicts_filter_snapshot_and_replace_info()
+    local r = new()
+    r:seen(inst{name = "a"}, 1)
+    r:seen(inst{name = "b"}, 1)
+    r:set_verdict("a", false)
+    r:set_verdict("b", true, "policy info")
+    local kept = r:snapshot(true)
+    lu.assertEquals(#kept, 1)
+    lu.assertEquals(kept[1].name, "b")
+    lu.assertEquals(kept[1].info, "policy info")
+    lu.assertEquals(#r:snapshot(false), 2)
+    lu.assertFalse(r:set_verdict("nobody", true))
+end
+
+function TestRegistry:test_errors_in_event_callback_propagate_after_the_registry_is_consistent()
+    local r = lmdisc.registry_new({}, function() error("boom") end)
+    lu.assertErrorMsgContains("boom", function() r:seen(inst{}, 1) end)
+    lu.assertEquals(r:count(), 1)
+end
+
+function TestRegistry:test_hostile_names_and_txt_are_stored_verbatim()
+    local r = new()
+    local name = "evil\n\27[31m\255name"
+    r:seen(inst{name = name, txt = {x = "\0\255"}}, 1)
+    local p = r:get(name)
+    lu.assertEquals(p.name, name)
+    lu.assertEquals(p.txt.x, "\0\255")
+end
+
+os.exit(lu.LuaUnit.run())
