@@ -1,6 +1,7 @@
 #include "log.h"
 #include "util.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,8 +9,15 @@
 #include <time.h>
 
 static enum lmd_log_level current = LMD_LOG_INFO;
+static bool explicit_level;
 
 void lmd_log_set_level(enum lmd_log_level lvl) { current = lvl; }
+void lmd_log_set_level_explicit(enum lmd_log_level lvl)
+{
+    current = lvl;
+    explicit_level = true;
+}
+bool lmd_log_level_explicit(void) { return explicit_level; }
 enum lmd_log_level lmd_log_get_level(void) { return current; }
 
 int lmd_log_parse_level(const char *s)
@@ -35,6 +43,7 @@ int lmd_log_level_from_env(void)
     if (lvl < 0)
         return -1;
     current = (enum lmd_log_level)lvl;
+    explicit_level = true;
     return 0;
 }
 

@@ -4,12 +4,17 @@
 #define LMD_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 enum lmd_log_level { LMD_LOG_DEBUG, LMD_LOG_INFO, LMD_LOG_WARN, LMD_LOG_ERROR, LMD_LOG_OFF };
 
 void lmd_log_set_level(enum lmd_log_level lvl);
 enum lmd_log_level lmd_log_get_level(void);
+/* Set by --log-level or $LOGLEVEL; the configuration's log{} does not
+ * override it. */
+void lmd_log_set_level_explicit(enum lmd_log_level lvl);
+bool lmd_log_level_explicit(void);
 /* Parse DEBUG, INFO, WARNING/WARN, ERROR (any case); -1 if unknown. */
 int lmd_log_parse_level(const char *s);
 /* Apply $LOGLEVEL, as the original Python module did; returns -1 and leaves

@@ -2,10 +2,10 @@
  * expiry and event order can be driven with simulated instances and a fake
  * clock from luaunit suites.
  *
- *   local r = lmdisc.registry_new({ttl = 60, include_self = false, confirm_grace = 10},
+ *   local r = lmdisc.registry_new({ttl = 60, include_self = false, confirm_grace = 10, settle = 0.05},
  *                                 function(kind, peer, old, changes, reason) end,
  *                                 function(peer) end)   -- confirm (optional)
- *   r:seen(instance, now [, wall])  r:gone(instance, reason)  r:tick(now)
+ *   r:seen(instance, now [, wall])  r:gone(instance, reason [, now])  r:tick(now)
  *   r:next_deadline()  r:snapshot([kept_only])  r:set_verdict(name, kept, info)
  *   r:get(name)  r:count()
  *
@@ -118,7 +118,9 @@ static void read_config(lua_State *L, int idx, struct lmd_registry_config *c)
     c->confirm_grace = luaL_optnumber(L, -1, 0);
     lua_getfield(L, idx, "include_self");
     c->include_self = lua_toboolean(L, -1);
-    lua_pop(L, 3);
+    lua_getfield(L, idx, "settle");
+    c->settle = luaL_optnumber(L, -1, 0);
+    lua_pop(L, 4);
 }
 
 static int l_registry_new(lua_State *L)
@@ -214,11 +216,12 @@ static int l_gone(lua_State *L)
 {
     reg_ud *u = check(L);
     const char *reason = luaL_optstring(L, 3, LMD_REASON_GOODBYE);
+    double now = luaL_optnumber(L, 4, -1);
     struct lmd_instance in;
     lmd_addr a;
     lmd_txt t = {0};
     read_instance(L, 2, &in, &a, &t);
-    int rc = lmd_registry_instance_gone(u->r, &in, reason);
+    int rc = lmd_registry_instance_gone_at(u->r, &in, reason, now);
     lmd_txt_free(&t);
     lua_pushboolean(L, rc == 0);
     return rethrow(L, u, 1);

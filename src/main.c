@@ -1,3 +1,4 @@
+#include "agent.h"
 #include "cli.h"
 #include "log.h"
 #include "util.h"
@@ -10,9 +11,13 @@ static const char help[] =
     "LAN discovery for LMServ servers over mDNS/DNS-SD (avahi).\n"
     "\n"
     "Commands:\n"
+    "  agent -c CONFIG.lua        run the agent: announce, browse, keep the registry,\n"
+    "                             run the Lua policy\n"
     "  announce PORT [INFO] ...   announce one service until interrupted\n"
     "  discover [--timeout S] [--json]\n"
     "                             scan once; returns as soon as the network answered\n"
+    "  check CONFIG.lua           validate a configuration\n"
+    "  test POLICY.lua SUITE.lua...  run luaunit suites against a policy, no network\n"
     "\n"
     "Options:\n"
     "  --log-level LEVEL   DEBUG, INFO, WARNING or ERROR (default: $LOGLEVEL or INFO)\n"
@@ -23,8 +28,9 @@ static const struct {
     const char *name;
     int (*fn)(int, char **);
 } commands[] = {
-    {"announce", lmd_cmd_announce},
-    {"discover", lmd_cmd_discover},
+    {"agent", lmd_cmd_agent},       {"announce", lmd_cmd_announce},
+    {"discover", lmd_cmd_discover}, {"check", lmd_cmd_check},
+    {"test", lmd_cmd_test},
 };
 
 int main(int argc, char **argv)
@@ -50,15 +56,15 @@ int main(int argc, char **argv)
                 return lmd_usage_error(NULL, "unknown option '%s'", a);
             if (lvl < 0)
                 return lmd_usage_error(NULL, "--log-level needs one of DEBUG, INFO, WARNING, ERROR");
-            lmd_log_set_level((enum lmd_log_level)lvl);
+            lmd_log_set_level_explicit((enum lmd_log_level)lvl);
             continue;
         }
         return lmd_usage_error(NULL, "unknown option '%s'", a);
     }
     if (i >= argc)
-        return lmd_usage_error(NULL, "missing COMMAND (one of: announce, discover)");
+        return lmd_usage_error(NULL, "missing COMMAND (one of: agent, announce, discover, check, test)");
     for (size_t c = 0; c < LMD_ARRAY_LEN(commands); c++)
         if (!strcmp(argv[i], commands[c].name))
             return commands[c].fn(argc - i, argv + i);
-    return lmd_usage_error(NULL, "unknown command '%.40s' (one of: announce, discover)", argv[i]);
+    return lmd_usage_error(NULL, "unknown command '%.40s' (one of: agent, announce, discover, check, test)", argv[i]);
 }

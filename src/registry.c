@@ -24,6 +24,9 @@ struct peer {
     struct rinst *insts;
     size_t n_insts;
     double deadline;   /* monotonic; < 0: none */
+    double hold;       /* end of the settle window; < 0: none */
+    bool joined;       /* its join has been reported */
+    lmd_node_info *pend_old; /* state before the changes being settled */
     bool confirming;
     bool kept;
     char *pinfo;       /* policy info, or NULL */
@@ -72,6 +75,10 @@ static void peer_free(struct peer *p)
     }
     free(p->insts);
     free(p->pinfo);
+    if (p->pend_old) {
+        lmd_node_info_clear(p->pend_old);
+        free(p->pend_old);
+    }
     lmd_node_info_clear(&p->node);
     free(p);
 }
@@ -273,9 +280,43 @@ static int join(lmd_registry *r, const struct lmd_instance *in, double now, doub
     r->n++;
     p->node.first_seen = wall;
     touch(r, p, now, wall);
+    p->hold = -1;
+    if (r->cfg.settle > 0) {
+        /* wait for the other instances (IPv6, other interfaces), which
+         * usually resolve within milliseconds, so that a join is one event */
+        p->hold = now + r->cfg.settle;
+        return 0;
+    }
+    p->joined = true;
     if (r->ev)
         r->ev(r->ud, LMD_EV_JOIN, &p->node, NULL, 0, NULL);
     return 0;
+}
+
+/* A change to a joined peer: report it now, or settle it with the changes
+ * that follow within the window.  Takes old. */
+static void changed(lmd_registry *r, struct peer *p, lmd_node_info *old, double now)
+{
+    if (!p->joined) {
+        lmd_node_info_clear(old);
+        return;
+    }
+    if (r->cfg.settle > 0) {
+        if (p->pend_old) {
+            lmd_node_info_clear(old);
+            return;
+        }
+        p->pend_old = malloc(sizeof *p->pend_old);
+        if (p->pend_old) {
+            *p->pend_old = *old;
+            p->hold = now + r->cfg.settle;
+            return;
+        }
+    }
+    unsigned ch = diff(old, &p->node);
+    if (ch && r->ev)
+        r->ev(r->ud, LMD_EV_UPDATE, &p->node, old, ch, NULL);
+    lmd_node_info_clear(old);
 }
 
 int lmd_registry_instance_seen(lmd_registry *r, const struct lmd_instance *in, double now, double wall)
@@ -307,10 +348,10 @@ int lmd_registry_instance_seen(lmd_registry *r, const struct lmd_instance *in, d
     if (rc == 0)
         rc = merge(p);
     touch(r, p, now, wall);
-    unsigned ch = rc == 0 ? diff(&old, &p->node) : 0;
-    if (ch && r->ev)
-        r->ev(r->ud, LMD_EV_UPDATE, &p->node, &old, ch, NULL);
-    lmd_node_info_clear(&old);
+    if (rc == 0 && diff(&old, &p->node))
+        changed(r, p, &old, now);
+    else
+        lmd_node_info_clear(&old);
     return rc;
 }
 
@@ -319,12 +360,20 @@ static void leave(lmd_registry *r, size_t at, const char *reason)
     struct peer *p = r->peers[at];
     memmove(&r->peers[at], &r->peers[at + 1], (r->n - at - 1) * sizeof *r->peers);
     r->n--;
-    if (r->ev)
+    /* a peer that never joined leaves without a word; pending changes die
+     * with it */
+    if (p->joined && r->ev)
         r->ev(r->ud, LMD_EV_LEAVE, &p->node, NULL, 0, reason);
     peer_free(p);
 }
 
 int lmd_registry_instance_gone(lmd_registry *r, const struct lmd_instance *in, const char *reason)
+{
+    return lmd_registry_instance_gone_at(r, in, reason, -1);
+}
+
+int lmd_registry_instance_gone_at(lmd_registry *r, const struct lmd_instance *in, const char *reason,
+                                  double now)
 {
     bool found;
     size_t at = find(r, in->name, &found);
@@ -345,10 +394,18 @@ int lmd_registry_instance_gone(lmd_registry *r, const struct lmd_instance *in, c
     lmd_txt_free(&ri->txt);
     *ri = p->insts[--p->n_insts];
     int rc = merge(p);
-    unsigned ch = rc == 0 ? diff(&old, &p->node) : 0;
-    if (ch && r->ev)
-        r->ev(r->ud, LMD_EV_UPDATE, &p->node, &old, ch, NULL);
-    lmd_node_info_clear(&old);
+    if (rc == 0 && diff(&old, &p->node)) {
+        if (now < 0) { /* no clock given: report at once */
+            double settle = r->cfg.settle;
+            r->cfg.settle = 0;
+            changed(r, p, &old, 0);
+            r->cfg.settle = settle;
+        } else {
+            changed(r, p, &old, now);
+        }
+    } else {
+        lmd_node_info_clear(&old);
+    }
     return rc;
 }
 
@@ -356,11 +413,34 @@ double lmd_registry_next_deadline(const lmd_registry *r)
 {
     double next = -1;
     for (size_t i = 0; i < r->n; i++) {
-        double d = r->peers[i]->deadline;
+        double d = r->peers[i]->deadline, h = r->peers[i]->hold;
         if (d >= 0 && (next < 0 || d < next))
             next = d;
+        if (h >= 0 && (next < 0 || h < next))
+            next = h;
     }
     return next;
+}
+
+/* End of a settle window: the join, or the changes, as one event. */
+static void settle_one(lmd_registry *r, struct peer *p)
+{
+    p->hold = -1;
+    if (!p->joined) {
+        p->joined = true;
+        if (r->ev)
+            r->ev(r->ud, LMD_EV_JOIN, &p->node, NULL, 0, NULL);
+        return;
+    }
+    lmd_node_info *old = p->pend_old;
+    p->pend_old = NULL;
+    if (!old)
+        return;
+    unsigned ch = diff(old, &p->node);
+    if (ch && r->ev)
+        r->ev(r->ud, LMD_EV_UPDATE, &p->node, old, ch, NULL);
+    lmd_node_info_clear(old);
+    free(old);
 }
 
 void lmd_registry_tick(lmd_registry *r, double now)
@@ -370,7 +450,8 @@ void lmd_registry_tick(lmd_registry *r, double now)
     size_t n = 0;
     for (size_t i = 0; i < r->n; i++) {
         struct peer *p = r->peers[i];
-        if (p->deadline < 0 || p->deadline > now)
+        bool held = p->hold >= 0 && p->hold <= now;
+        if (!held && (p->deadline < 0 || p->deadline > now))
             continue;
         char **nd = realloc(due, (n + 1) * sizeof *nd);
         if (!nd)
@@ -383,7 +464,10 @@ void lmd_registry_tick(lmd_registry *r, double now)
     for (size_t i = 0; i < n; i++) {
         bool found;
         size_t at = find(r, due[i], &found);
-        if (found) {
+        if (found && r->peers[at]->hold >= 0 && r->peers[at]->hold <= now)
+            settle_one(r, r->peers[at]);
+        at = find(r, due[i], &found);
+        if (found && r->peers[at]->deadline >= 0 && r->peers[at]->deadline <= now) {
             struct peer *p = r->peers[at];
             if (p->confirming || !r->confirm) {
                 leave(r, at, LMD_REASON_EXPIRED);
@@ -426,7 +510,7 @@ int lmd_registry_snapshot(const lmd_registry *r, bool kept_only, lmd_node_list *
         return LMD_ENOMEM;
     for (size_t i = 0; i < r->n; i++) {
         const struct peer *p = r->peers[i];
-        if (kept_only && !p->kept)
+        if (!p->joined || (kept_only && !p->kept))
             continue;
         lmd_node_info *n = &out->nodes[out->n];
         if (lmd_node_info_copy(n, &p->node) != 0) {

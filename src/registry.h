@@ -42,6 +42,8 @@ struct lmd_registry_config {
     double ttl;             /* seconds; <= 0: never expire on our own */
     double confirm_grace;   /* seconds allowed for a confirmation (default 10) */
     bool include_self;      /* keep our own services (marked LMD_NODE_OWN) */
+    double settle;          /* seconds to gather a new peer's instances (and a
+                             * change's follow-ups) into one event; 0: none */
 };
 
 lmd_registry *lmd_registry_new(const struct lmd_registry_config *cfg, lmd_registry_event_cb ev,
@@ -54,6 +56,9 @@ void lmd_registry_configure(lmd_registry *r, const struct lmd_registry_config *c
 int lmd_registry_instance_seen(lmd_registry *r, const struct lmd_instance *in, double now, double wall);
 /* The instance is gone; the peer leaves with reason if it was the last. */
 int lmd_registry_instance_gone(lmd_registry *r, const struct lmd_instance *in, const char *reason);
+/* The same, with the time, so that a change it causes can be settled. */
+int lmd_registry_instance_gone_at(lmd_registry *r, const struct lmd_instance *in, const char *reason,
+                                  double now);
 
 /* Monotonic time of the next ttl deadline, or a negative value if none. */
 double lmd_registry_next_deadline(const lmd_registry *r);

@@ -42,20 +42,21 @@ function(lmd_lua_test name file label)
   endif()
 endfunction()
 
-file(GLOB LMD_UNIT_SUITES RELATIVE ${CMAKE_SOURCE_DIR} ${CMAKE_SOURCE_DIR}/tests/unit/test_*.lua)
+file(GLOB LMD_UNIT_SUITES CONFIGURE_DEPENDS RELATIVE ${CMAKE_SOURCE_DIR} ${CMAKE_SOURCE_DIR}/tests/unit/test_*.lua)
 foreach(suite ${LMD_UNIT_SUITES})
   get_filename_component(n ${suite} NAME_WE)
   string(REPLACE "test_" "unit_" n ${n})
   lmd_lua_test(${n} ${suite} unit)
 endforeach()
 
-file(GLOB LMD_LAB_SUITES RELATIVE ${CMAKE_SOURCE_DIR} ${CMAKE_SOURCE_DIR}/tests/lab/test_*.lua)
+file(GLOB LMD_LAB_SUITES CONFIGURE_DEPENDS RELATIVE ${CMAKE_SOURCE_DIR} ${CMAKE_SOURCE_DIR}/tests/lab/test_*.lua)
 foreach(suite ${LMD_LAB_SUITES})
   get_filename_component(n ${suite} NAME_WE)
   string(REPLACE "test_" "lab_" n ${n})
   lmd_lua_test(${n} ${suite} lab 300)
 endforeach()
 
-# Whatever a failed or interrupted lab suite left behind is torn down.
-add_test(NAME lab_cleanup COMMAND ${CMAKE_SOURCE_DIR}/tests/lab/lab down-all)
+# Whatever a failed or interrupted lab suite left behind is torn down (suites'
+# labs are named t*; a lab someone started by hand is left alone).
+add_test(NAME lab_cleanup COMMAND ${CMAKE_SOURCE_DIR}/tests/lab/lab down-all t)
 set_tests_properties(lab_cleanup PROPERTIES FIXTURES_CLEANUP lab LABELS lab)

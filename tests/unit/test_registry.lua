@@ -170,4 +170,65 @@ function TestRegistry:test_hostile_names_and_txt_are_stored_verbatim()
     lu.assertEquals(p.txt.x, "\0\255")
 end
 
+function TestRegistry:test_settle_gathers_ipv4_and_ipv6_into_one_join()
+    local r, ev = new{ttl = 60, settle = 0.05}
+    r:seen(inst{proto = 4}, 10)
+    r:seen(inst{proto = 6}, 10.01)
+    lu.assertEquals(#ev, 0)
+    lu.assertEquals(#r:snapshot(), 0) -- not reported yet, so not listed
+    lu.assertAlmostEquals(r:next_deadline(), 10.05, 1e-9)
+    r:tick(10.05)
+    lu.assertEquals(#ev, 1)
+    lu.assertEquals(ev[1].kind, "join")
+    lu.assertEquals(ev[1].peer.addresses, {"10.0.0.1", "fd00::1"})
+    lu.assertEquals(r:next_deadline(), 70.01)
+end
+
+function TestRegistry:test_settle_gathers_changes_and_keeps_the_first_old_state()
+    local r, ev = new{ttl = 60, settle = 0.05}
+    r:seen(inst{}, 0)
+    r:tick(0.05)
+    r:seen(inst{txt = {info = "b"}}, 1)
+    r:seen(inst{txt = {info = "c"}, port = 1234}, 1.01)
+    lu.assertEquals(#ev, 1)
+    r:tick(1.05)
+    lu.assertEquals(#ev, 2)
+    lu.assertEquals(ev[2].kind, "update")
+    lu.assertEquals(ev[2].changes, "port,txt")
+    lu.assertEquals(ev[2].old.info, "gemma")
+    lu.assertEquals(ev[2].peer.info, "c")
+end
+
+function TestRegistry:test_changes_that_cancel_out_are_no_event()
+    local r, ev = new{ttl = 60, settle = 0.05}
+    r:seen(inst{}, 0)
+    r:tick(0.05)
+    r:seen(inst{txt = {info = "b"}}, 1)
+    r:seen(inst{}, 1.01)
+    r:tick(1.05)
+    lu.assertEquals(#ev, 1)
+end
+
+function TestRegistry:test_peer_gone_before_settling_is_never_reported()
+    local r, ev = new{ttl = 60, settle = 0.05}
+    r:seen(inst{}, 0)
+    r:gone(inst{}, "goodbye", 0.01)
+    r:tick(1)
+    lu.assertEquals(#ev, 0)
+    lu.assertEquals(r:count(), 0)
+end
+
+function TestRegistry:test_leave_drops_pending_address_update()
+    local r, ev = new{ttl = 60, settle = 0.05}
+    r:seen(inst{proto = 4}, 0)
+    r:seen(inst{proto = 6}, 0)
+    r:tick(0.05)
+    r:gone(inst{proto = 6}, "goodbye", 5)
+    r:gone(inst{proto = 4}, "goodbye", 5.001)
+    r:tick(6)
+    local kinds = {}
+    for i, e in ipairs(ev) do kinds[i] = e.kind end
+    lu.assertEquals(kinds, {"join", "leave"})
+end
+
 os.exit(lu.LuaUnit.run())

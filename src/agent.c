@@ -1,0 +1,466 @@
+/* `lmdisc agent`: one process, one loop, data flowing one way:
+ *
+ *   avahi (mdns.c) --instances--> registry.c --events--> policy.c (Lua)
+ *
+ * SIGTERM/SIGINT withdraw the announcement and exit 0; SIGHUP reloads the
+ * configuration, keeping the registry. */
+#include "agent.h"
+#include "cli.h"
+#include "config.h"
+#include "log.h"
+#include "mdns.h"
+#include "policy.h"
+#include "registry.h"
+#include "txt.h"
+#include "util.h"
+
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* IPv4 and IPv6 instances of a service resolve within milliseconds of each
+ * other; 50 ms gathers them into one join at a small cost in latency. */
+#define LMD_SETTLE 0.05
+
+struct lmd_agent {
+    char *path;
+    struct event_base *base;
+    struct lmd_config cfg;
+    lmd_policy *pol;
+    lmd_mdns *m;
+    lmd_pub *pub;
+    lmd_browse *browse;
+    lmd_registry *reg;
+    struct event *sig_int, *sig_term, *sig_hup, *reg_timer;
+    lmd_txt txt;            /* what we announce now */
+    char name[128];         /* instance name we asked for */
+    bool settled_once;
+};
+
+/* ---- registry timer: armed only while a deadline exists ---------------- */
+
+static void rearm(lmd_agent *a)
+{
+    double next = lmd_registry_next_deadline(a->reg);
+    if (next < 0) {
+        evtimer_del(a->reg_timer);
+        return;
+    }
+    double in = next - lmd_now_mono();
+    if (in < 0)
+        in = 0;
+    struct timeval tv = {.tv_sec = (time_t)in, .tv_usec = (suseconds_t)((in - (double)(time_t)in) * 1e6)};
+    evtimer_add(a->reg_timer, &tv);
+}
+
+static void reg_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lmd_agent *a = arg;
+    lmd_registry_tick(a->reg, lmd_now_mono());
+    rearm(a);
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+static void log_event(const lmd_node_info *peer, int kind, unsigned changes, const char *reason,
+                      const char *info)
+{
+    char name[160], host[160], inf[160];
+    lmd_escape_str(peer->name, name, sizeof name);
+    switch (kind) {
+    case LMD_EV_JOIN:
+        lmd_info("join \"%s\" at %s:%u (%s)", name, lmd_escape_str(peer->host, host, sizeof host),
+                 peer->port, info ? lmd_escape_str(info, inf, sizeof inf) : "-");
+        break;
+    case LMD_EV_UPDATE: {
+        char ch[96] = "";
+        for (unsigned bit = 1; bit <= LMD_CH_INFO; bit <<= 1)
+            if (changes & bit) {
+                size_t used = strlen(ch);
+                snprintf(ch + used, sizeof ch - used, "%s%s", used ? "," : "", lmd_change_name(bit));
+            }
+        lmd_info("update \"%s\" (%s)", name, ch);
+        break;
+    }
+    case LMD_EV_LEAVE:
+        lmd_info("leave \"%s\" (%s)", name, reason ? reason : "?");
+        break;
+    }
+}
+
+static void on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_info *peer,
+                         const lmd_node_info *old, unsigned changes, const char *reason)
+{
+    lmd_agent *a = ud;
+    struct lmd_verdict v;
+    lmd_policy_event(a->pol, kind, peer, old, changes, reason, &v);
+    if (kind != LMD_EV_LEAVE)
+        lmd_registry_set_verdict(a->reg, peer->name, v.keep, v.info);
+    if (v.emitted >= 0) {
+        unsigned ch = changes;
+        if (v.emitted == LMD_EV_UPDATE && !lmd_streq(v.info, old ? old->info : NULL))
+            ch |= LMD_CH_INFO;
+        log_event(peer, v.emitted, ch, v.emitted == LMD_EV_LEAVE && kind != LMD_EV_LEAVE ? "filtered" : reason,
+                  v.info);
+    }
+    lmd_verdict_clear(&v);
+}
+
+static void on_confirm(void *ud, const lmd_node_info *peer)
+{
+    lmd_agent *a = ud;
+    if (!a->browse || lmd_browse_reconfirm(a->browse, peer->name) != 0) {
+        /* nothing left to ask: the grace period ends it */
+        char e[160];
+        lmd_debug("cannot re-confirm \"%s\"", lmd_escape_str(peer->name, e, sizeof e));
+    }
+}
+
+static void on_resolved(void *ud, const struct lmd_instance *in)
+{
+    lmd_agent *a = ud;
+    lmd_registry_instance_seen(a->reg, in, lmd_now_mono(), lmd_now_wall());
+    rearm(a);
+}
+
+static void on_removed(void *ud, const struct lmd_instance *in, enum lmd_gone why)
+{
+    lmd_agent *a = ud;
+    lmd_registry_instance_gone_at(a->reg, in, why == LMD_GONE_GOODBYE ? LMD_REASON_GOODBYE : LMD_REASON_EXPIRED,
+                                  lmd_now_mono());
+    rearm(a);
+}
+
+static void on_settled(void *ud)
+{
+    lmd_agent *a = ud;
+    if (!a->settled_once)
+        lmd_info("initial scan done: %zu peer(s)", lmd_registry_count(a->reg));
+    a->settled_once = true;
+}
+
+static void on_mdns_state(void *ud, enum lmd_mdns_state st)
+{
+    (void)ud;
+    if (st == LMD_MDNS_RUNNING)
+        lmd_info("connected to avahi-daemon");
+}
+
+static void on_pub(void *ud, enum lmd_pub_event ev, const char *name, const char *detail)
+{
+    (void)ud;
+    char e[160];
+    switch (ev) {
+    case LMD_PUB_ESTABLISHED:
+        lmd_info("announced \"%s\"", lmd_escape_str(name, e, sizeof e));
+        break;
+    case LMD_PUB_RENAMED:
+        lmd_warn("name collision: now announcing as \"%s\"", lmd_escape_str(name, e, sizeof e));
+        break;
+    case LMD_PUB_FAILED:
+        lmd_error("announcing failed: %s", detail ? detail : "?");
+        break;
+    }
+}
+
+/* ---- what the policy may ask ------------------------------------------ */
+
+static int host_peers(void *ud, lmd_node_list *out)
+{
+    lmd_agent *a = ud;
+    if (!a->reg) {
+        out->n = 0;
+        out->nodes = NULL;
+        return 0;
+    }
+    return lmd_registry_snapshot(a->reg, true, out);
+}
+
+static int host_self(void *ud, lmd_node_info *out, const char **state)
+{
+    lmd_agent *a = ud;
+    memset(out, 0, sizeof *out);
+    if (!a->cfg.announce.enabled)
+        return LMD_ENOTFOUND;
+    out->name = lmd_strdup(a->pub ? lmd_pub_name(a->pub) : a->name);
+    out->type = lmd_strdup(a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE);
+    out->domain = lmd_strdup("local");
+    out->host = lmd_strdup(a->m ? lmd_mdns_host_fqdn(a->m) : NULL);
+    out->port = a->cfg.announce.port;
+    const lmd_txt_item *it = lmd_txt_get(&a->txt, "info");
+    out->info = it && it->has_value ? lmd_strndup(it->value, it->value_len) : NULL;
+    out->flags = LMD_NODE_LOCAL | LMD_NODE_OWN;
+    if (lmd_txt_copy(&out->txt, &a->txt) != 0 || !out->name) {
+        lmd_node_info_clear(out);
+        return LMD_ENOMEM;
+    }
+    *state = !a->m || lmd_mdns_state(a->m) != LMD_MDNS_RUNNING ? "waiting"
+             : a->pub && lmd_pub_established(a->pub)            ? "established"
+                                                                 : "registering";
+    return 0;
+}
+
+static int host_set_txt(void *ud, const lmd_txt *txt, char *err, size_t errlen)
+{
+    lmd_agent *a = ud;
+    if (lmd_txt_wire_size(txt) > LMD_TXT_RECORD_MAX) {
+        snprintf(err, errlen, "the TXT record would be %zu bytes; keep it under %d", lmd_txt_wire_size(txt),
+                 LMD_TXT_RECORD_MAX);
+        return LMD_ETXT;
+    }
+    lmd_txt copy;
+    if (lmd_txt_copy(&copy, txt) != 0)
+        return LMD_ENOMEM;
+    lmd_txt_free(&a->txt);
+    a->txt = copy;
+    return a->pub ? lmd_pub_set_txt(a->pub, &a->txt) : 0;
+}
+
+/* ---- announcing -------------------------------------------------------- */
+
+static int start_announce(lmd_agent *a)
+{
+    if (!a->cfg.announce.enabled || !a->m)
+        return 0;
+    if (a->cfg.announce.name)
+        snprintf(a->name, sizeof a->name, "%s", a->cfg.announce.name);
+    else
+        lmd_default_name(a->cfg.announce.port, a->name, sizeof a->name);
+    struct lmd_pub_config pc = {.name = a->name, .type = a->cfg.announce.type, .port = a->cfg.announce.port,
+                                .txt = &a->txt};
+    int err;
+    a->pub = lmd_pub_new(a->m, &pc, on_pub, a, &err);
+    return a->pub ? 0 : err;
+}
+
+static bool same_announce(const struct lmd_config *x, const struct lmd_config *y)
+{
+    return x->announce.enabled == y->announce.enabled && x->announce.port == y->announce.port &&
+           lmd_streq(x->announce.name, y->announce.name) && lmd_streq(x->announce.type, y->announce.type);
+}
+
+/* ---- reload ------------------------------------------------------------ */
+
+static void reload_verdict(void *ud, const lmd_node_info *peer, const struct lmd_verdict *v)
+{
+    lmd_agent *a = ud;
+    lmd_registry_set_verdict(a->reg, peer->name, v->keep, v->info);
+    if (v->emitted >= 0)
+        log_event(peer, v->emitted, 0, "filtered", v->info);
+}
+
+static void reload(lmd_agent *a)
+{
+    lmd_node_list all;
+    if (lmd_registry_snapshot(a->reg, false, &all) != 0)
+        return;
+    struct lmd_config nc;
+    char err[1024];
+    int rc = lmd_policy_reload(a->pol, a->path, &all, &nc, reload_verdict, a, err, sizeof err);
+    lmd_node_list_free(&all);
+    if (rc) {
+        lmd_error("reload failed; the running policy stays in force: %s", err);
+        return;
+    }
+    struct lmd_registry_config rc2 = {.ttl = nc.registry.ttl, .confirm_grace = nc.registry.confirm_grace,
+                                      .include_self = nc.registry.include_self, .settle = LMD_SETTLE};
+    lmd_registry_configure(a->reg, &rc2, lmd_now_mono());
+    if (nc.log_level >= 0)
+        lmd_log_set_level((enum lmd_log_level)nc.log_level);
+    bool restart = !same_announce(&a->cfg, &nc);
+    bool txt_changed = !lmd_txt_equal(&a->cfg.announce.txt, &nc.announce.txt);
+    lmd_config_clear(&a->cfg);
+    a->cfg = nc;
+    if (restart || txt_changed) {
+        lmd_txt_free(&a->txt);
+        lmd_txt_copy(&a->txt, &a->cfg.announce.txt);
+    }
+    if (restart) {
+        lmd_pub_free(a->pub);
+        a->pub = NULL;
+        start_announce(a);
+    } else if (txt_changed && a->pub) {
+        lmd_pub_set_txt(a->pub, &a->txt);
+    }
+    rearm(a);
+    lmd_info("reloaded %s", a->path);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    lmd_agent *a = arg;
+    if (sig == SIGHUP) {
+        lmd_info("SIGHUP: reloading %s", a->path);
+        reload(a);
+        return;
+    }
+    lmd_info("%s: withdrawing and exiting", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    event_base_loopbreak(a->base);
+}
+
+/* ---- life -------------------------------------------------------------- */
+
+static void agent_free(lmd_agent *a)
+{
+    lmd_pub_free(a->pub); /* goodbye */
+    lmd_browse_free(a->browse);
+    lmd_mdns_free(a->m);
+    lmd_policy_free(a->pol);
+    lmd_registry_free(a->reg);
+    struct event *evs[] = {a->sig_int, a->sig_term, a->sig_hup, a->reg_timer};
+    for (size_t i = 0; i < LMD_ARRAY_LEN(evs); i++)
+        if (evs[i])
+            event_free(evs[i]);
+    if (a->base)
+        event_base_free(a->base);
+    lmd_txt_free(&a->txt);
+    lmd_config_clear(&a->cfg);
+    free(a->path);
+    free(a);
+}
+
+int lmd_agent_run(const char *path, bool log_level_given)
+{
+    lmd_agent *a = calloc(1, sizeof *a);
+    if (!a || !(a->path = lmd_strdup(path)) || !(a->base = event_base_new())) {
+        fprintf(stderr, "lmdisc agent: out of memory\n");
+        if (a)
+            agent_free(a);
+        return LMD_EXIT_FAIL;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct lmd_policy_host host = {.ud = a, .base = a->base, .peers = host_peers, .self = host_self,
+                                   .set_txt = host_set_txt};
+    char err[1024];
+    int e = 0;
+    if (!(a->pol = lmd_policy_new(path, &host, &a->cfg, err, sizeof err))) {
+        fprintf(stderr, "lmdisc agent: %s\n", err);
+        agent_free(a);
+        return LMD_EXIT_FAIL;
+    }
+    if (!log_level_given && a->cfg.log_level >= 0)
+        lmd_log_set_level((enum lmd_log_level)a->cfg.log_level);
+    const char *w = lmd_policy_warnings(a->pol);
+    if (*w)
+        lmd_warn("%s", w);
+    struct lmd_registry_config rc = {.ttl = a->cfg.registry.ttl, .confirm_grace = a->cfg.registry.confirm_grace,
+                                     .include_self = a->cfg.registry.include_self, .settle = LMD_SETTLE};
+    struct lmd_browse_callbacks bc = {on_resolved, on_removed, on_settled};
+    if (lmd_txt_copy(&a->txt, &a->cfg.announce.txt) != 0 ||
+        !(a->reg = lmd_registry_new(&rc, on_reg_event, on_confirm, a)) ||
+        !(a->reg_timer = evtimer_new(a->base, reg_tick, a)) ||
+        !(a->sig_int = evsignal_new(a->base, SIGINT, on_signal, a)) ||
+        !(a->sig_term = evsignal_new(a->base, SIGTERM, on_signal, a)) ||
+        !(a->sig_hup = evsignal_new(a->base, SIGHUP, on_signal, a)) || evsignal_add(a->sig_int, NULL) ||
+        evsignal_add(a->sig_term, NULL) || evsignal_add(a->sig_hup, NULL) ||
+        !(a->m = lmd_mdns_new(a->base, on_mdns_state, a, &e)) || start_announce(a) != 0 ||
+        !(a->browse = lmd_browse_new(a->m, a->cfg.announce.type, NULL, &bc, a, &e))) {
+        fprintf(stderr, "lmdisc agent: cannot start: %s\n", lmd_strerror(e ? e : LMD_ENOMEM));
+        agent_free(a);
+        return LMD_EXIT_FAIL;
+    }
+    char hooks[256];
+    lmd_policy_hooks(a->pol, hooks, sizeof hooks);
+    lmd_info("agent started with %s (hooks: %s; ttl %g s)", path, *hooks ? hooks : "none", a->cfg.registry.ttl);
+    event_base_dispatch(a->base);
+    agent_free(a);
+    return 0;
+}
+
+/* ---- command line ------------------------------------------------------ */
+
+static const char agent_help[] =
+    "Usage: lmdisc agent -c CONFIG.lua\n"
+    "Run the agent: announce this server, keep browsing, hold a live registry of\n"
+    "peers, and run the Lua policy in CONFIG on every join, update and leave.\n"
+    "\n"
+    "  -c, --config FILE   the configuration (Lua); see lmdisc-config(5)\n"
+    "  -h, --help          show this help\n"
+    "\n"
+    "Signals: TERM/INT withdraw the announcement and exit 0; HUP reloads CONFIG\n"
+    "(a broken file leaves the running policy in force).\n";
+
+int lmd_cmd_agent(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    const char *cfg = NULL;
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': cfg = optarg; break;
+        case 'h': fputs(agent_help, stdout); return 0;
+        default:
+            return lmd_usage_error("agent", optopt == 'c' ? "-c needs a file" : "unknown option '%s'",
+                                   argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return lmd_usage_error("agent", "unexpected argument '%s' (give the configuration with -c)", argv[optind]);
+    if (!cfg)
+        return lmd_usage_error("agent", "missing -c CONFIG.lua");
+    return lmd_agent_run(cfg, lmd_log_level_explicit());
+}
+
+static int host_none_peers(void *ud, lmd_node_list *out)
+{
+    (void)ud;
+    out->n = 0;
+    out->nodes = NULL;
+    return 0;
+}
+
+int lmd_cmd_check(int argc, char **argv)
+{
+    if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        puts("Usage: lmdisc check CONFIG.lua\n"
+             "Load and validate a configuration without touching the network: syntax,\n"
+             "unknown keys, wrong types, misspelt hooks.  Exit 0 if it is good.");
+        return 0;
+    }
+    if (argc != 2)
+        return lmd_usage_error("check", argc < 2 ? "missing CONFIG.lua" : "give one file to check");
+    struct lmd_policy_host host = {.peers = host_none_peers};
+    struct lmd_config cfg;
+    char err[1024];
+    lmd_policy *p = lmd_policy_new(argv[1], &host, &cfg, err, sizeof err);
+    if (!p) {
+        fprintf(stderr, "%s\n", err);
+        return LMD_EXIT_FAIL;
+    }
+    const char *w = lmd_policy_warnings(p);
+    if (*w)
+        fprintf(stderr, "%s", w);
+    char hooks[256];
+    lmd_policy_hooks(p, hooks, sizeof hooks);
+    printf("%s: OK", argv[1]);
+    if (cfg.announce.enabled)
+        printf("; announces port %u as %s", cfg.announce.port,
+               cfg.announce.type ? cfg.announce.type : LMD_DEFAULT_TYPE);
+    else
+        printf("; observes only (no announce)");
+    printf("; ttl %g s; hooks: %s\n", cfg.registry.ttl, *hooks ? hooks : "none");
+    lmd_config_clear(&cfg);
+    lmd_policy_free(p);
+    return 0;
+}
+
+int lmd_cmd_test(int argc, char **argv)
+{
+    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        puts("Usage: lmdisc test POLICY.lua SUITE.lua...\n"
+             "Run luaunit suites against POLICY with simulated peers and a controllable\n"
+             "clock (require \"lmdisc.testing\"; testing.load() loads POLICY).  No network.");
+        return 0;
+    }
+    if (argc < 3)
+        return lmd_usage_error("test", argc < 2 ? "missing POLICY.lua" : "missing SUITE.lua");
+    return lmd_policy_run_tests(argv[1], argc - 2, argv + 2);
+}

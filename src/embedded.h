@@ -1,0 +1,16 @@
+/* The Lua half of lmdisc (lua/), compiled into the binary. */
+#ifndef LMD_EMBEDDED_H
+#define LMD_EMBEDDED_H
+
+#include <stddef.h>
+
+struct lmd_embedded {
+    const char *module;   /* e.g. "lmdisc.policy" */
+    const char *file;     /* e.g. "lmdisc/policy.lua" */
+    const char *source;
+    size_t len;
+};
+
+extern const struct lmd_embedded lmd_embedded_lua[];
+
+#endif
