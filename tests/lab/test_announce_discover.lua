@@ -1,0 +1,197 @@
+-- lmdisc announce / lmdisc discover against real avahi-daemons on lab hosts,
+-- and interop both ways with the avahi tools.
+local lu = require "luaunit"
+local Lab = require "lab"
+local cjson = require "cjson"
+
+local BIN = assert(os.getenv("LMDISC_BIN"), "set LMDISC_BIN to the lmdisc binary")
+local q = Lab.shquote
+local lab
+local procs = {}
+
+-- Start `lmdisc announce ARGS...` on host and wait until avahi established it.
+local function announce(host, ...)
+    local args = {}
+    for i, a in ipairs({...}) do args[i] = q(a) end
+    local p = lab:bg(host, q(BIN) .. " announce " .. table.concat(args, " "))
+    procs[#procs + 1] = p
+    local line, err = lab:wait_log(p, "^announced ", 15)
+    lu.assertNotNil(line, "announce did not establish: " .. tostring(err) .. "\n" .. p:output())
+    return p, line:match('^announced "(.*)"')
+end
+
+local function discover(host, ...)
+    local args = {}
+    for i, a in ipairs({...}) do args[i] = q(a) end
+    local ok, out, code = lab:exec(host, q(BIN) .. " discover " .. table.concat(args, " ") .. " 2>/dev/null")
+    return out, code
+end
+
+local function discover_json(host, ...)
+    local out, code = discover(host, "--json", ...)
+    lu.assertEquals(code, 0, out)
+    local ok, doc = pcall(cjson.decode, out)
+    lu.assertTrue(ok, "discover --json printed invalid JSON: " .. out)
+    local by_name = {}
+    for _, n in ipairs(doc.nodes) do by_name[n.name] = n end
+    return doc, by_name
+end
+
+local function stop(p)
+    p:signal("TERM")
+    return p:wait(10)
+end
+
+function setupSuite() lab = Lab.up(3) end
+function teardownSuite() if lab then lab:down() end end
+
+TestAnnounceDiscover = {}
+
+function TestAnnounceDiscover:tearDown()
+    for _, p in ipairs(procs) do
+        if p:running() then stop(p) end
+    end
+    procs = {}
+end
+
+function TestAnnounceDiscover:test_announce_seen_by_discover_in_text_and_json()
+    announce("h1", "8000", "gemma-2b-it Q4_0", "--txt", "model=gemma-2b-it", "--txt", "gpu")
+    local doc, nodes = discover_json("h2", "--timeout", "10")
+    lu.assertTrue(doc.complete)
+    local n = nodes["h1:8000"]
+    lu.assertNotNil(n, "h1:8000 not found in " .. cjson.encode(doc))
+    lu.assertEquals(n.host, "h1.local")
+    lu.assertEquals(n.port, 8000)
+    lu.assertEquals(n.info, "gemma-2b-it Q4_0")
+    lu.assertEquals(n.txt.model, "gemma-2b-it")
+    lu.assertEquals(n.txt.gpu, true)
+    -- one node, both address families, merged
+    local fam = {}
+    for _, a in ipairs(n.addresses) do fam[a.family] = a.address end
+    lu.assertEquals(fam[4], lab:ip("h1", 4))
+    lu.assertEquals(fam[6], lab:ip("h1", 6))
+
+    local text = discover("h3", "--timeout", "10")
+    local line = text:match("[^\n]*h1:8000[^\n]*")
+    lu.assertNotNil(line, text)
+    lu.assertStrContains(line, "h1.local:8000")
+    lu.assertStrContains(line, lab:ip("h1", 4))
+    lu.assertStrContains(line, "gemma-2b-it Q4_0")
+    local _, count = text:gsub("h1:8000", "")
+    lu.assertEquals(count, 1, "one line per service:\n" .. text)
+end
+
+function TestAnnounceDiscover:test_discover_returns_when_the_network_answered_not_at_timeout()
+    -- nobody announces this type: the answer is an empty list, long before 20 s
+    local doc = discover_json("h2", "--timeout", "20", "--type", "_lmdnobody._tcp")
+    local elapsed = doc.elapsed
+    lu.assertEquals(#doc.nodes, 0)
+    lu.assertTrue(doc.complete)
+    lu.assertTrue(elapsed < 5, "discover took " .. elapsed .. " s with a 20 s timeout")
+end
+
+function TestAnnounceDiscover:test_discover_sees_avahi_publish_service()
+    local p = lab:bg("h1", "avahi-publish-service -s 'from avahi' _lmserv._tcp 7000 info=published-by-avahi k=v")
+    procs[#procs + 1] = p
+    lu.assertNotNil(lab:wait_log(p, "Established under name", 15), p:output())
+    local _, nodes = discover_json("h2", "--timeout", "10")
+    local n = nodes["from avahi"]
+    lu.assertNotNil(n)
+    lu.assertEquals(n.port, 7000)
+    lu.assertEquals(n.info, "published-by-avahi")
+    lu.assertEquals(n.txt.k, "v")
+end
+
+function TestAnnounceDiscover:test_avahi_browse_sees_lmdisc_announce()
+    announce("h1", "8100", "seen by avahi-browse", "--name", "lmdisc for avahi", "--txt", "model=m")
+    local ok, out = lab:exec("h2", "timeout 15 avahi-browse -r -p -t _lmserv._tcp")
+    lu.assertTrue(ok, out)
+    local found
+    for line in out:gmatch("[^\n]+") do
+        -- =;eth0;IPv4;name;type;domain;host;address;port;txt
+        local f = {}
+        for field in (line .. ";"):gmatch("(.-);") do f[#f + 1] = field end
+        if f[1] == "=" and f[4] == "lmdisc\\032for\\032avahi" then found = f end
+    end
+    lu.assertNotNil(found, out)
+    lu.assertEquals(found[7], "h1.local")
+    lu.assertEquals(found[9], "8100")
+    lu.assertStrContains(found[10], '"info=seen by avahi-browse"')
+    lu.assertStrContains(found[10], '"model=m"')
+end
+
+function TestAnnounceDiscover:test_same_name_on_two_hosts_both_visible_under_distinct_names()
+    local _, n1 = announce("h1", "8200", "one", "--name", "twin")
+    local p2 = lab:bg("h2", q(BIN) .. " announce 8200 two --name twin")
+    procs[#procs + 1] = p2
+    local line = lab:wait_log(p2, "^announced ", 20)
+    lu.assertNotNil(line, p2:output())
+    local n2 = line:match('^announced "(.*)"')
+    lu.assertNotEquals(n1, n2)
+    lu.assertStrContains(p2:output() .. n1, "#2") -- one of them took avahi's alternative name
+    local _, nodes = discover_json("h3", "--timeout", "10")
+    lu.assertNotNil(nodes[n1], n1)
+    lu.assertNotNil(nodes[n2], n2)
+    lu.assertNotEquals(nodes[n1].info, nodes[n2].info)
+end
+
+function TestAnnounceDiscover:test_twenty_services_all_found()
+    for i = 1, 20 do
+        local host = "h" .. (i % 2 + 1)
+        announce(host, tostring(9000 + i), "svc " .. i, "--name", "svc-" .. i)
+    end
+    local doc, nodes = discover_json("h3", "--timeout", "15")
+    lu.assertTrue(doc.complete)
+    for i = 1, 20 do
+        local n = nodes["svc-" .. i]
+        lu.assertNotNil(n, "svc-" .. i .. " missing")
+        lu.assertEquals(n.port, 9000 + i)
+        lu.assertEquals(n.info, "svc " .. i)
+    end
+end
+
+function TestAnnounceDiscover:test_sigterm_exits_0_and_the_service_disappears()
+    local p = announce("h1", "8300", "short-lived", "--name", "leaving")
+    local _, nodes = discover_json("h2", "--timeout", "10")
+    lu.assertNotNil(nodes["leaving"])
+    lu.assertEquals(stop(p), 0)
+    -- the goodbye reaches h2 at once; a browser started now does not see it
+    local _, after = discover_json("h2", "--timeout", "10")
+    lu.assertNil(after["leaving"], "still listed after SIGTERM")
+end
+
+function TestAnnounceDiscover:test_awkward_names_and_values_survive_the_network()
+    local name = 'we "quote"\\ and ünïcode'
+    announce("h1", "8400", "tab\there", "--name", name, "--txt", "bin=\1\2\127")
+    local _, nodes = discover_json("h2", "--timeout", "10")
+    local n = nodes[name]
+    lu.assertNotNil(n, "not found by exact name")
+    lu.assertEquals(n.info, "tab\there")
+    lu.assertEquals(n.txt.bin, "\1\2\127")
+    local text = discover("h2", "--timeout", "10")
+    lu.assertStrContains(text, "tab\\there") -- escaped, not a raw tab
+    lu.assertNotStrContains(text, "\1")
+end
+
+function TestAnnounceDiscover:test_announce_waits_for_avahi_daemon()
+    lab:avahi_stop("h3")
+    local p = lab:bg("h3", q(BIN) .. " announce 8500 patient --name patient")
+    procs[#procs + 1] = p
+    lu.assertNotNil(lab:wait_log(p, "not running; waiting", 10), p:output())
+    lab:avahi_start("h3")
+    lu.assertNotNil(lab:wait_log(p, "^announced ", 15), p:output())
+    local _, count = p:output():gsub("waiting", "")
+    lu.assertEquals(count, 1, "says so once:\n" .. p:output())
+    local _, nodes = discover_json("h1", "--timeout", "10")
+    lu.assertNotNil(nodes["patient"])
+end
+
+function TestAnnounceDiscover:test_discover_without_daemon_fails_clearly()
+    lab:avahi_stop("h3")
+    local ok, out, code = lab:exec("h3", q(BIN) .. " discover --timeout 5")
+    lab:avahi_start("h3")
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, "avahi-daemon is not running")
+end
+
+os.exit(lu.LuaUnit.run())
