@@ -96,8 +96,11 @@ static void deadline_hook(lua_State *L, lua_Debug *ar)
     lmd_policy *p = *(lmd_policy **)lua_getextraspace(L);
     if (p && p->deadline_at > 0 && lmd_now_mono() > p->deadline_at) {
         lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1000); /* keep firing until unwound */
-        luaL_error(L, "exceeded its deadline of %.3g s and was stopped (policy { deadline = ... })",
-                   p->deadline);
+        char msg[160]; /* lua_pushfstring knows no precision */
+        snprintf(msg, sizeof msg,
+                 "exceeded its deadline of %.3g s and was stopped (raise policy { deadline = ... } if it "
+                 "needs longer)", p->deadline);
+        luaL_error(L, "%s", msg);
     }
 }
 

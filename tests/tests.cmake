@@ -60,3 +60,17 @@ endforeach()
 # labs are named t*; a lab someone started by hand is left alone).
 add_test(NAME lab_cleanup COMMAND ${CMAKE_SOURCE_DIR}/tests/lab/lab down-all t)
 set_tests_properties(lab_cleanup PROPERTIES FIXTURES_CLEANUP lab LABELS lab)
+
+# Example policies: each suite runs the way operators run it (`lmdisc test`,
+# in a VM like the agent's) and under a stock lua5.4 with lmdisc.so.
+file(GLOB LMD_EXAMPLES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/examples/*/test_agent.lua)
+foreach(suite ${LMD_EXAMPLES})
+  get_filename_component(dir ${suite} DIRECTORY)
+  get_filename_component(ex ${dir} NAME)
+  add_test(NAME unit_example_${ex}
+           COMMAND $<TARGET_FILE:lmdisc> test ${dir}/agent.lua ${suite}
+           WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(unit_example_${ex} PROPERTIES LABELS unit TIMEOUT 60
+                       ENVIRONMENT "${LMD_TEST_ENV}")
+  lmd_lua_test(unit_example_${ex}_lua ${suite} unit)
+endforeach()

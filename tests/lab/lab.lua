@@ -221,22 +221,26 @@ function Proc:output() return read_file(self.log) or "" end
 --- Block until a line matching the Lua pattern appears in the log of proc
 --- (or file path).  Returns the line, or nil, message after timeout_s.
 --- Event driven: follows the file with `tail -F`, bounded by `timeout`.
-function Lab:wait_log(p, pattern, timeout_s)
+function Lab:wait_log(p, pattern, timeout_s, nth)
   local path = type(p) == "table" and p.log or p
   timeout_s = timeout_s or 10
+  nth = nth or 1
   local f = assert(io.popen(("echo $$; exec timeout %g tail -n +1 -F %s 2>/dev/null")
     :format(timeout_s, q(path)), "r"))
   local pid = f:read("l")
-  local found, nlines = nil, 0
+  local found, nlines, seen = nil, 0, 0
   for line in f:lines() do
     nlines = nlines + 1
-    if line:find(pattern) then found = line; break end
+    if line:find(pattern) then
+      seen = seen + 1
+      if seen >= nth then found = line; break end
+    end
   end
   if found then os.execute("kill -TERM " .. tonumber(pid) .. " 2>/dev/null") end
   f:close()
   if found then return found end
-  return nil, ("timeout after %gs waiting for /%s/ in %s (%d lines seen)"):format(
-    timeout_s, pattern, path, nlines)
+  return nil, ("timeout after %gs waiting for match #%d of /%s/ in %s (%d lines, %d matches)"):format(
+    timeout_s, nth, pattern, path, nlines, seen)
 end
 
 --- Host address: fam 4 (default) or 6.

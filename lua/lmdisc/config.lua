@@ -1,0 +1,542 @@
+--- lmdisc.config: the configuration directives, their defaults and validation.
+--
+--   local config = require "lmdisc.config"
+--   local c = config.new_collector("@/etc/lmdisc/agent.lua")
+--   c:install(env)                 -- announce, registry, policy, api, health, checks, log
+--   ... run the chunk ...
+--   local settings, err = c:finish(overrides)
+--
+-- The schema below is the single source of truth: validation, defaults and
+-- the configuration reference (config.reference()) are all derived from it,
+-- so a field is documented the moment it exists.
+
+local lmdisc = require "lmdisc"
+
+local M = {}
+
+---------------------------------------------------------------------------
+-- small helpers
+
+-- Optimal string alignment distance: a transposition ("prot" for "port")
+-- counts as one edit, which is the typo people actually make.
+local function distance(a, b)
+  local la, lb = #a, #b
+  local d = {}
+  for i = 0, la do d[i] = { [0] = i } end
+  for j = 0, lb do d[0][j] = j end
+  for i = 1, la do
+    for j = 1, lb do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      local v = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        v = math.min(v, d[i - 2][j - 2] + 1)
+      end
+      d[i][j] = v
+    end
+  end
+  return d[la][lb]
+end
+M.distance = distance
+
+--- The candidate closest to word, if it is close enough to be a typo.
+-- max_distance defaults to 1 for short words and 2 otherwise.
+function M.suggest(word, candidates, max_distance)
+  if type(word) ~= "string" then return nil end
+  local lw = word:lower()
+  local limit = max_distance or (#word <= 4 and 1 or 2)
+  local best, best_d
+  for _, c in ipairs(candidates) do
+    local lc = c:lower()
+    local d = distance(lw, lc)
+    -- "warn" for "warning": a prefix is as good as one edit
+    if #lw >= 3 and #lw < #lc and lc:sub(1, #lw) == lw then d = math.min(d, 1) end
+    if d <= limit and d < #c and (not best_d or d < best_d) then best, best_d = c, d end
+  end
+  return best
+end
+
+-- How a value reads in an error message: got string "80", got number 7.
+local function describe(v)
+  local t = type(v)
+  if t == "string" then
+    local s = #v > 40 and v:sub(1, 37) .. "..." or v
+    return (("string %q"):format(s):gsub("\\\n", "\\n"))
+  elseif t == "number" or t == "boolean" then
+    return t .. " " .. tostring(v)
+  end
+  return t
+end
+M.describe = describe
+
+local function deep_copy(v)
+  if type(v) ~= "table" then return v end
+  local c = {}
+  for k, x in pairs(v) do c[k] = deep_copy(x) end
+  return c
+end
+
+---------------------------------------------------------------------------
+-- checks used by the schema: return true | nil, reason
+
+local function check_txt(t)
+  local ok, err = lmdisc.txt_check(t)
+  if not ok then return nil, err end
+  if t.info ~= nil then
+    return nil, "the TXT key 'info' is set with info = ..., not inside txt (announce { info = \"...\", txt = { ... } })"
+  end
+  return true
+end
+
+local function check_info(s)
+  local ok, err = lmdisc.txt_check { info = s }
+  if not ok then return nil, err end
+  return true
+end
+
+local function check_service_type(s)
+  return lmdisc.service_type_check(s)
+end
+
+local function check_url(s)
+  if s:match("^https://") then
+    return nil, "https is not supported for health checks; point it at a plain http:// endpoint, e.g. \"http://127.0.0.1:8000/health\""
+  end
+  if not s:match("^http://[^/%s]+") then
+    return nil, ("must be a URL like \"http://127.0.0.1:8000/health\", got %q"):format(s)
+  end
+  return true
+end
+
+local function check_path(s)
+  if s:sub(1, 1) ~= "/" or s:find("%s") then
+    return nil, ("must be an HTTP path starting with '/', like \"/health\", got %q"):format(s)
+  end
+  return true
+end
+
+local function check_listen(s)
+  local host, port = s:match("^%[([^%]]+)%]:(%d+)$")
+  if not host then host, port = s:match("^([^:]+):(%d+)$") end
+  port = tonumber(port)
+  if not host or not port or port < 1 or port > 65535 then
+    return nil, ("must be \"host:port\" (IPv6 as \"[::1]:port\"), like \"127.0.0.1:7380\", got %q"):format(s)
+  end
+  return true
+end
+
+local function exactly_one(section, a, a_example, b, b_example)
+  return function(v)
+    local has_a = v[a] ~= nil and v[a] ~= false
+    local has_b = v[b] ~= nil and v[b] ~= false
+    if has_a and has_b then
+      return nil, ("give either %s or %s, not both"):format(a, b)
+    elseif not has_a and not has_b then
+      return nil, ("needs one of %s = %s or %s = %s, e.g. %s { %s = %s }"):format(
+        a, a_example, b, b_example, section, a, a_example)
+    end
+    return true
+  end
+end
+
+---------------------------------------------------------------------------
+-- the schema
+--
+-- Field keys: name, type ("integer" | "number" | "string" | "boolean" |
+-- "table"), doc (one line), default, required, min / max (inclusive),
+-- above (exclusive lower bound), min_len / max_len (bytes), enum (list),
+-- check (function(value) -> true | nil, reason), example (for messages).
+-- Section keys: name, doc, optional (nil in settings when not given),
+-- fields (ordered), check (whole-section), example.
+
+M.sections = {
+  {
+    name = "announce", optional = true,
+    doc = "Announce this host's service on the LAN. Leave it out for an agent that only observes.",
+    example = 'announce { port = 8000, info = "gemma-2b-it Q4_0", txt = { model = "gemma-2b-it" } }',
+    fields = {
+      { name = "port", type = "integer", required = true, min = 1, max = 65535, example = "8000",
+        doc = "TCP port of the service being announced." },
+      { name = "info", type = "string", check = check_info,
+        doc = "Human-readable description, announced as the TXT key 'info'." },
+      { name = "name", type = "string", min_len = 1, max_len = 63,
+        doc = "Service instance name; default: avahi's host name (renamed by avahi on collision)." },
+      { name = "type", type = "string", default = lmdisc.SERVICE_TYPE, check = check_service_type,
+        expect = "a service type string like \"_lmserv._tcp\"",
+        doc = "DNS-SD service type, _name._tcp or _name._udp." },
+      { name = "txt", type = "table", default = {}, check = check_txt,
+        expect = "a table { key = \"value\" | number | true }",
+        doc = "Extra TXT keys: { key = \"value\" | number | true }; each key=value at most 255 bytes." },
+      { name = "ttl", type = "number", min = 1,
+        doc = "TTL of the announced records in seconds; default: avahi's (120 s SRV, 75 min TXT)." },
+    },
+  },
+  {
+    name = "registry",
+    doc = "How long peers are remembered and which ones are listed.",
+    fields = {
+      { name = "ttl", type = "number", above = 0, default = 60,
+        doc = "Seconds a peer stays alive without being heard from before it leaves with reason \"expired\"." },
+      { name = "include_self", type = "boolean", default = false,
+        doc = "Also report this agent's own announcement as a peer." },
+      { name = "confirm_grace", type = "number", above = 0, default = 10,
+        doc = "Seconds a silent peer is given to re-confirm before it is treated as gone." },
+    },
+  },
+  {
+    name = "policy",
+    doc = "Limits for the policy's hooks, timers and callbacks; a hook over its limit is stopped and logged.",
+    fields = {
+      { name = "deadline", type = "number", above = 0, max = 10, default = 0.25,
+        doc = "Seconds one hook call may run before it is stopped." },
+      { name = "memory_mb", type = "number", min = 1, default = 32,
+        doc = "Memory the policy's Lua state may use, in MiB." },
+    },
+  },
+  {
+    name = "api",
+    doc = "The local API used by `lmdisc peers` and `lmdisc watch`.",
+    fields = {
+      { name = "socket", type = "string", min_len = 1, default = "/run/lmdisc/agent.sock",
+        doc = "Path of the Unix socket the API listens on." },
+      { name = "socket_mode", type = "integer", min = 0, max = 511, default = 432,
+        expect = "an integer from 0 to 511 (file mode, e.g. 432 = 0660)",
+        doc = "File mode of the socket (432 = 0660); in Lua, write octal as tonumber(\"660\", 8)." },
+      { name = "listen", type = "string", check = check_listen, expect = "a string \"host:port\"",
+        doc = "Also serve the API over TCP on \"host:port\"." },
+      { name = "allow_remote", type = "boolean", default = false,
+        doc = "Accept API clients from other hosts on the TCP listener (default: loopback only)." },
+    },
+  },
+  {
+    name = "health", optional = true,
+    doc = "Check our own service; withdraw (or mark) the announcement while it is unhealthy.",
+    example = 'health { http = "http://127.0.0.1:8000/health" }',
+    check = exactly_one("health", "http", '"http://127.0.0.1:8000/health"', "tcp", "8000"),
+    fields = {
+      { name = "http", type = "string", check = check_url, expect = "a URL string like \"http://127.0.0.1:8000/health\"",
+        doc = "URL to GET; any 2xx answer is healthy." },
+      { name = "tcp", type = "integer", min = 1, max = 65535,
+        doc = "Local TCP port that must accept connections." },
+      { name = "interval", type = "number", above = 0, default = 2,
+        doc = "Seconds between checks." },
+      { name = "timeout", type = "number", above = 0, default = 1,
+        doc = "Seconds before one check counts as failed." },
+      { name = "failures", type = "integer", min = 1, default = 3,
+        doc = "Consecutive failures before the service is unhealthy." },
+      { name = "on_fail", type = "string", enum = { "withdraw", "status" }, default = "withdraw",
+        doc = "withdraw: stop announcing while unhealthy; status: keep announcing and only report the state." },
+    },
+  },
+  {
+    name = "checks", optional = true,
+    doc = "Probe kept peers; a peer failing its probes leaves with reason \"unhealthy\".",
+    example = 'checks { http = "/health" }',
+    check = exactly_one("checks", "http", '"/health"', "tcp", "true"),
+    fields = {
+      { name = "tcp", type = "boolean",
+        doc = "Probe by connecting to the peer's port." },
+      { name = "http", type = "string", check = check_path, expect = "an HTTP path string like \"/health\"",
+        doc = "Probe by GET of this path on the peer's host and port; any 2xx answer passes." },
+      { name = "interval", type = "number", above = 0, default = 5,
+        doc = "Seconds between probes of one peer." },
+      { name = "timeout", type = "number", above = 0, default = 2,
+        doc = "Seconds before one probe counts as failed." },
+      { name = "failures", type = "integer", min = 1, default = 3,
+        doc = "Consecutive failed probes before the peer is unhealthy." },
+      { name = "concurrency", type = "integer", min = 1, default = 8,
+        doc = "Probes in flight at once." },
+    },
+  },
+  {
+    name = "log",
+    doc = "Logging of the agent (to stderr / the journal).",
+    fields = {
+      { name = "level", type = "string", enum = { "debug", "info", "warning", "error" }, default = "info",
+        doc = "Least severe level that is written." },
+    },
+  },
+}
+
+-- name -> section, and per section name -> field
+local SECTION = {}
+for _, s in ipairs(M.sections) do
+  SECTION[s.name] = s
+  s.field = {}
+  s.field_names = {}
+  for _, f in ipairs(s.fields) do
+    s.field[f.name] = f
+    s.field_names[#s.field_names + 1] = f.name
+  end
+end
+M.section = SECTION
+M.directive_names = {}
+for _, s in ipairs(M.sections) do M.directive_names[#M.directive_names + 1] = s.name end
+
+---------------------------------------------------------------------------
+-- validation
+
+local function fmt_num(x) return (("%.14g"):format(x)) end
+
+--- What a field accepts, in words ("an integer from 1 to 65535").
+function M.expect(f)
+  if f.expect then return f.expect end
+  if f.enum then
+    local q = {}
+    for i, v in ipairs(f.enum) do q[i] = ("%q"):format(v) end
+    return "one of " .. table.concat(q, ", ")
+  end
+  if f.type == "integer" or f.type == "number" then
+    local what = f.type == "integer" and "an integer" or "a number"
+    if f.min and f.max then return ("%s from %s to %s"):format(what, fmt_num(f.min), fmt_num(f.max)) end
+    local parts = {}
+    if f.above then parts[#parts + 1] = "> " .. fmt_num(f.above) end
+    if f.min then parts[#parts + 1] = ">= " .. fmt_num(f.min) end
+    if f.max then parts[#parts + 1] = "<= " .. fmt_num(f.max) end
+    if #parts > 0 then return what .. " " .. table.concat(parts, " and ") end
+    return what
+  elseif f.type == "string" then
+    if f.min_len and f.max_len then return ("a string of %d to %d bytes"):format(f.min_len, f.max_len) end
+    if f.min_len then return "a non-empty string" end
+    return "a string"
+  elseif f.type == "boolean" then
+    return "a boolean (true or false)"
+  end
+  return "a " .. f.type
+end
+
+-- Returns the normalised value, or nil and the message after "section.".
+local function check_field(f, v)
+  local bad = function() return nil, ("%s must be %s, got %s"):format(f.name, M.expect(f), describe(v)) end
+  local t = type(v)
+  if f.type == "integer" then
+    if t ~= "number" then return bad() end
+    local i = math.tointeger(v)
+    if not i then return bad() end
+    v = i
+  elseif t ~= f.type then
+    return bad()
+  end
+  if t == "number" then
+    if (f.min and v < f.min) or (f.max and v > f.max) or (f.above and v <= f.above) or v ~= v then
+      return bad()
+    end
+  elseif t == "string" then
+    if (f.min_len and #v < f.min_len) or (f.max_len and #v > f.max_len) then return bad() end
+    if f.enum then
+      local found = false
+      for _, e in ipairs(f.enum) do found = found or e == v end
+      if not found then
+        local s = M.suggest(v, f.enum)
+        local _, msg = bad()
+        return nil, msg .. (s and (" (did you mean %q?)"):format(s) or "")
+      end
+    end
+  end
+  if f.check then
+    local ok, reason = f.check(v)
+    if not ok then
+      reason = tostring(reason)
+      return nil, f.name .. (reason:match("^must ") and " " or ": ") .. reason
+    end
+  end
+  if f.type == "table" then
+    v = deep_copy(v)
+    -- TXT numbers travel as text; settle that here so every reader agrees.
+    if f.name == "txt" then
+      for k, x in pairs(v) do if type(x) == "number" then v[k] = tostring(x) end end
+    end
+  end
+  return v
+end
+
+-- Validate the table given to a directive.  Returns values or nil, message
+-- (the message lacks the FILE:LINE prefix).
+local function check_section(sec, given)
+  if type(given) ~= "table" then
+    return nil, ("%s takes a table, e.g. %s, got %s"):format(sec.name,
+      sec.example or (sec.name .. " { ... }"), describe(given))
+  end
+  local values = {}
+  for k, v in pairs(given) do
+    if type(k) ~= "string" then
+      return nil, ("%s: unexpected value %s at position %s; write fields as name = value"):format(
+        sec.name, describe(v), tostring(k))
+    end
+    local f = sec.field[k]
+    if not f then
+      local s = M.suggest(k, sec.field_names)
+      return nil, ("%s: unknown key '%s' %s"):format(sec.name, k,
+        s and ("(did you mean '" .. s .. "'?)") or ("(known keys: " .. table.concat(sec.field_names, ", ") .. ")"))
+    end
+    local nv, err = check_field(f, v)
+    if nv == nil then return nil, sec.name .. "." .. err end
+    values[k] = nv
+  end
+  return values
+end
+
+-- Required fields and whole-section rules, once the values are final.
+local function check_complete(sec, values)
+  for _, f in ipairs(sec.fields) do
+    if f.required and values[f.name] == nil then
+      return nil, ("%s.%s is missing: give %s, e.g. %s { %s = %s }"):format(sec.name, f.name, M.expect(f),
+        sec.name, f.name, f.example or "...")
+    end
+  end
+  if sec.check then
+    local ok, reason = sec.check(values)
+    if not ok then return nil, sec.name .. " " .. reason end
+  end
+  return true
+end
+
+local function fill_defaults(sec, values)
+  local out = {}
+  for _, f in ipairs(sec.fields) do
+    local v = values[f.name]
+    if v == nil then v = deep_copy(f.default) end
+    out[f.name] = v
+  end
+  return out
+end
+
+---------------------------------------------------------------------------
+-- the collector
+
+-- FILE:LINE of the function `level` levels above the caller; FILE is the
+-- real path (short_src would abbreviate long ones).
+local function where(level)
+  local info = debug.getinfo(level + 1, "Sl")
+  if not info then return "?" end
+  local src = info.source:sub(1, 1) == "@" and info.source:sub(2) or info.short_src
+  if info.currentline and info.currentline > 0 then return src .. ":" .. info.currentline end
+  return src
+end
+-- (not a tail call: that would remove this function's frame and shift levels)
+M.where = function(level)
+  local w = where((level or 1) + 1)
+  return w
+end
+
+local Collector = {}
+Collector.__index = Collector
+
+--- A collector for one configuration chunk.  chunkname: "@path" or a path.
+function M.new_collector(chunkname)
+  local c = setmetatable({
+    file = chunkname and tostring(chunkname):gsub("^[@=]", "") or "?",
+    given = {}, -- section name -> validated values
+    at = {},    -- section name -> "FILE:LINE" of the directive call
+    err = nil,  -- the first directive error, without a traceback
+    closed = false,
+    directives = {},
+  }, Collector)
+  for _, sec in ipairs(M.sections) do
+    c.directives[sec.name] = function(tbl, ...)
+      local at = where(2)
+      if c.closed then
+        error(at .. ": " .. sec.name .. " { } configures the agent and can only be used at the top level "
+          .. "of the configuration file, not inside hooks, timers or callbacks", 0)
+      end
+      local msg
+      if select("#", ...) > 0 then
+        msg = sec.name .. " takes one table, e.g. " .. (sec.example or (sec.name .. " { ... }"))
+      elseif c.given[sec.name] then
+        msg = ("%s given twice (first at %s); merge them into one %s { ... }"):format(
+          sec.name, c.at[sec.name], sec.name)
+      else
+        local values, err = check_section(sec, tbl)
+        if values then
+          local ok, cerr = check_complete(sec, values)
+          if ok then
+            c.given[sec.name], c.at[sec.name] = values, at
+            return
+          end
+          msg = cerr
+        else
+          msg = err
+        end
+      end
+      msg = at .. ": " .. msg
+      c.err = c.err or msg
+      error(msg, 0)
+    end
+  end
+  return c
+end
+
+--- Put the directive functions into env.
+function Collector:install(env)
+  for k, f in pairs(self.directives) do env[k] = f end
+end
+
+--- Directives called from now on raise (they would change nothing).
+function Collector:close()
+  self.closed = true
+end
+
+--- settings | nil, err.  overrides: { section = { field = value } } applied
+-- over what the file gave (used by lmdisc.testing and command-line flags).
+function Collector:finish(overrides)
+  if self.err then return nil, self.err end
+  local settings = {}
+  for _, sec in ipairs(M.sections) do
+    local values, at = self.given[sec.name], self.at[sec.name]
+    local o = overrides and overrides[sec.name]
+    if o ~= nil then
+      local ov, err = check_section(sec, o)
+      if not ov then return nil, "settings override: " .. err end
+      values = values and deep_copy(values) or {}
+      for k, v in pairs(ov) do values[k] = v end
+      local ok, cerr = check_complete(sec, values)
+      if not ok then return nil, "settings override: " .. cerr end
+      at = at or "settings override"
+    end
+    if values or not sec.optional then
+      settings[sec.name] = fill_defaults(sec, values or {})
+    end
+  end
+  if overrides then
+    for k in pairs(overrides) do
+      if not SECTION[k] then
+        local s = M.suggest(k, M.directive_names)
+        return nil, ("settings override: unknown section '%s'%s"):format(tostring(k),
+          s and (" (did you mean '" .. s .. "'?)") or "")
+      end
+    end
+  end
+  if settings.health and not settings.announce then
+    return nil, ("%s: health checks our own announced service, but there is no announce { port = ... }; "
+      .. "add one or remove health"):format(self.at.health or self.file)
+  end
+  return settings
+end
+
+--- Settings of an empty configuration.
+function M.defaults()
+  return M.new_collector("(defaults)"):finish()
+end
+
+--- The configuration reference as Markdown, generated from the schema.
+function M.reference()
+  local out = { "# lmdisc configuration reference", "" }
+  for _, sec in ipairs(M.sections) do
+    out[#out + 1] = ("## %s { ... }%s"):format(sec.name, sec.optional and " (optional)" or "")
+    out[#out + 1] = ""
+    out[#out + 1] = sec.doc
+    out[#out + 1] = ""
+    out[#out + 1] = "| key | accepts | default | meaning |"
+    out[#out + 1] = "|---|---|---|---|"
+    for _, f in ipairs(sec.fields) do
+      local def = f.required and "required" or (f.default == nil and "-")
+        or (type(f.default) == "string" and ("%q"):format(f.default))
+        or (type(f.default) == "table" and "{}") or tostring(f.default)
+      local function cell(s) return (tostring(s):gsub("|", "\\|")) end
+      out[#out + 1] = ("| %s | %s | %s | %s |"):format(f.name, cell(M.expect(f)), cell(def), cell(f.doc))
+    end
+    out[#out + 1] = ""
+  end
+  return table.concat(out, "\n")
+end
+
+return M

@@ -1,0 +1,232 @@
+-- lmdisc agent on lab hosts: the Lua policy's filter, info and hooks get the
+-- right peers and data (hooks write to a file, the test reads it), TXT
+-- changes become on_update elsewhere, SIGTERM becomes on_leave elsewhere,
+-- SIGHUP reload with good and broken scripts, hook safety, and an
+-- avahi-daemon restart on the agent's own host.
+local lu = require "luaunit"
+local Lab = require "lab"
+
+local BIN = assert(os.getenv("LMDISC_BIN"), "set LMDISC_BIN to the lmdisc binary")
+local SRC = os.getenv("LMDISC_SRC") or "."
+local RECORDER = SRC .. "/tests/lab/policies/recorder.lua"
+local q = Lab.shquote
+local lab, tmp
+local procs = {}
+local seq = 0
+
+-- Instance names are unique per test: avahi keeps a goodbye'd record for a
+-- second (RFC 6762 10.1), so the next test must not reuse the last one's.
+local function uniq(name)
+    return ("%s_%d"):format(name, seq)
+end
+
+local function path(name)
+    seq = seq + 1
+    return ("%s/%d-%s"):format(tmp, seq, name)
+end
+
+local function write(file, text)
+    local f = assert(io.open(file, "w"))
+    f:write(text)
+    f:close()
+end
+
+local function read(file)
+    local f = io.open(file)
+    if not f then return "" end
+    local s = f:read("a")
+    f:close()
+    return s
+end
+
+local function lines(file, prefix)
+    local out = {}
+    for l in read(file):gmatch("[^\n]+") do
+        if not prefix or l:sub(1, #prefix) == prefix then out[#out + 1] = l end
+    end
+    return out
+end
+
+-- Start an agent on host with env vars; returns the process.
+local function agent(host, config, env)
+    local parts = {}
+    for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. q(v) end
+    table.sort(parts)
+    local p = lab:bg(host, "env " .. table.concat(parts, " ") .. " " .. q(BIN) .. " agent -c " .. q(config))
+    procs[#procs + 1] = p
+    lu.assertNotNil(lab:wait_log(p, "agent started", 10), p:output())
+    return p
+end
+
+local function await(file, pattern, timeout)
+    local line, err = lab:wait_log(file, pattern, timeout or 15)
+    lu.assertNotNil(line, tostring(err) .. "\n--- " .. file .. ":\n" .. read(file))
+    return line
+end
+
+local function fields(line)
+    local f = {}
+    for x in (line .. "|"):gmatch("(.-)|") do f[#f + 1] = x end
+    return f
+end
+
+function setupSuite()
+    lab = Lab.up(3)
+    tmp = os.tmpname()
+    os.remove(tmp)
+    os.execute("mkdir -p " .. q(tmp))
+end
+
+function teardownSuite()
+    if lab then lab:down() end
+    if tmp then os.execute("rm -rf " .. q(tmp)) end
+end
+
+TestAgent = {}
+
+function TestAgent:tearDown()
+    for _, p in ipairs(procs) do
+        if p:running() then
+            p:signal("TERM")
+            p:wait(10)
+        end
+    end
+    procs = {}
+end
+
+function TestAgent:test_hooks_receive_the_right_peers_and_data()
+    local rec1, rec2 = path("h1.rec"), path("h2.rec")
+    local n2, n3 = uniq("a2"), uniq("a3")
+    agent("h3", RECORDER, {RECORD_FILE = path("h3.rec"), MY_MODEL = "llama", MY_PORT = "8001", MY_NAME = n3})
+    agent("h2", RECORDER, {RECORD_FILE = rec2, MY_MODEL = "gemma", MY_NAME = n2})
+    local p1 = agent("h1", RECORDER, {RECORD_FILE = rec1, KEEP_MODEL = "gemma"})
+    local join = fields(await(rec1, "^join|" .. n2 .. "|"))
+    lu.assertEquals(join[3], "h2.local")
+    lu.assertEquals(join[4], "8000")
+    lu.assertEquals(join[5], "model:gemma")           -- what info() computed
+    lu.assertEquals(join[6], "info=gemma Q4_0;model=gemma")
+    -- one join with both address families (IPv4 and IPv6 merged), and
+    -- lmdisc.peers() already lists the peer inside on_join
+    lu.assertStrContains(join[7], "listed=1")
+    lu.assertStrContains(join[7], lab:ip("h2", 4))
+    lu.assertStrContains(join[7], lab:ip("h2", 6))
+    -- h3 serves llama: filtered out, never joined; h2 never sees itself
+    lu.assertNotNil(lab:wait_log(p1, "initial scan done", 10))
+    lu.assertEquals(#lines(rec1, "join|" .. n3), 0, read(rec1))
+    lu.assertEquals(#lines(rec1, "join|"), 1, read(rec1))
+    await(rec2, "^join|" .. n3 .. "|")
+    lu.assertEquals(#lines(rec2, "join|" .. n2), 0, "an agent is not its own peer:\n" .. read(rec2))
+end
+
+function TestAgent:test_txt_change_is_on_update_and_sigterm_is_on_leave_elsewhere()
+    local rec1 = path("h1.rec")
+    local cfg = path("bump.lua")
+    local n2 = uniq("bumper")
+    write(cfg, ([[
+announce { port = 8000, name = %q, info = "gemma Q4_0", txt = { model = "gemma", load = "0.1" } }
+lmdisc.timer(1.5, function() assert(lmdisc.set_txt { load = "0.9" }) end)
+]]):format(n2))
+    agent("h1", RECORDER, {RECORD_FILE = rec1})
+    local p2 = agent("h2", cfg)
+    local j = fields(await(rec1, "^join|" .. n2 .. "|"))
+    lu.assertStrContains(j[6], "load=0.1")
+    local u = fields(await(rec1, "^update|" .. n2 .. "|"))
+    lu.assertStrContains(u[6], "load=0.9")
+    lu.assertStrContains(u[7], "txt")
+    lu.assertEquals(#lines(rec1, "leave|" .. n2), 0, read(rec1))
+    p2:signal("TERM")
+    lu.assertEquals(p2:wait(10), 0, p2:output())
+    local l = fields(await(rec1, "^leave|" .. n2 .. "|"))
+    lu.assertEquals(l[7], "goodbye")
+end
+
+function TestAgent:test_sighup_reload_good_then_broken()
+    local rec1 = path("h1.rec")
+    local model = path("keep")
+    local cfg = path("observer.lua")
+    local good = ([[
+local f = io.open(%q); local KEEP = f:read("l"); f:close()
+registry { ttl = 60 }
+function filter(peer) return peer.txt.model == KEEP end
+function on_join(peer) local f = io.open(%q, "a"); f:write("join|", peer.name, "\n"); f:close() end
+function on_leave(peer, reason) local f = io.open(%q, "a"); f:write("leave|", peer.name, "|", reason, "\n"); f:close() end
+]]):format(model, rec1, rec1)
+    write(model, "gemma\n")
+    write(cfg, good)
+    local n2, n3 = uniq("r2"), uniq("r3")
+    local p1 = agent("h1", cfg)
+    local p3 = agent("h3", RECORDER, {RECORD_FILE = path("x"), MY_MODEL = "llama", MY_NAME = n3})
+    agent("h2", RECORDER, {RECORD_FILE = path("y"), MY_MODEL = "gemma", MY_NAME = n2})
+    await(rec1, "^join|" .. n2)
+    lu.assertNotNil(lab:wait_log(p1, "initial scan done", 10))
+
+    -- a good new policy takes over without losing the registry: peers whose
+    -- verdict changed get leave "filtered" / join
+    write(model, "llama\n")
+    p1:signal("HUP")
+    await(rec1, "^leave|" .. n2 .. "|filtered")
+    await(rec1, "^join|" .. n3)
+    lu.assertNotNil(lab:wait_log(p1, "reloaded", 5))
+
+    -- a broken one is refused with file:line, and the running policy stays
+    write(cfg, good .. "\nfunction on_update(peer) end end -- syntax error\n")
+    p1:signal("HUP")
+    local err = lab:wait_log(p1, "reload failed", 10)
+    lu.assertNotNil(err, p1:output())
+    lu.assertStrContains(err, cfg .. ":7:")
+    lu.assertTrue(p1:running())
+    p3:signal("TERM")
+    p3:wait(10)
+    await(rec1, "^leave|" .. n3 .. "|goodbye") -- the old hooks still run
+end
+
+function TestAgent:test_hook_errors_deadline_and_os_exit_do_not_stop_the_agent()
+    local rec1 = path("h1.rec")
+    local cfg = path("hostile.lua")
+    write(cfg, ([[
+policy { deadline = 0.2 }
+function on_join(peer)
+  if peer.txt.model == "loop" then while true do end end
+  if peer.txt.model == "exit" then os.exit(3) end
+  if peer.txt.model == "error" then error("boom in " .. peer.name) end
+  local f = io.open(%q, "a"); f:write("join|", peer.name, "\n"); f:close()
+end
+]]):format(rec1))
+    local p1 = agent("h1", cfg)
+    local function announce(host, name, model)
+        local p = lab:bg(host, q(BIN) .. " announce 9000 x --name " .. q(name) .. " --txt model=" .. model)
+        procs[#procs + 1] = p
+        lu.assertNotNil(lab:wait_log(p, "^announced", 15), p:output())
+    end
+    announce("h2", uniq("looper"), "loop")
+    lu.assertNotNil(lab:wait_log(p1, "exceeded its deadline", 10), p1:output())
+    announce("h3", uniq("quitter"), "exit")
+    lu.assertNotNil(lab:wait_log(p1, "os.exit is not available", 10), p1:output())
+    announce("h2", uniq("thrower"), "error")
+    local line = lab:wait_log(p1, "boom in thrower", 10)
+    lu.assertNotNil(line, p1:output())
+    announce("h3", uniq("fine"), "ok")
+    await(rec1, "^join|fine")
+    lu.assertTrue(p1:running(), "the agent died:\n" .. p1:output())
+    lu.assertStrContains(p1:output(), "stack traceback")
+end
+
+function TestAgent:test_avahi_restart_on_the_agents_host()
+    local rec1, rec2 = path("h1.rec"), path("h2.rec")
+    local n1, n2 = uniq("s1"), uniq("s2")
+    local p1 = agent("h1", RECORDER, {RECORD_FILE = rec1, MY_MODEL = "gemma", MY_NAME = n1})
+    agent("h2", RECORDER, {RECORD_FILE = rec2, MY_MODEL = "gemma", MY_NAME = n2})
+    await(rec1, "^join|" .. n2)
+    await(rec2, "^join|" .. n1)
+    lab:avahi_restart("h1")
+    lu.assertNotNil(lab:wait_log(p1, "lost the connection to avahi%-daemon", 10), p1:output())
+    lu.assertNotNil(lab:wait_log(p1, "back in sync with avahi%-daemon", 20), p1:output())
+    -- the agent announced again: h2 sees h1 come back (h1's daemon did say goodbye)
+    await(rec2, "^leave|" .. n1)
+    lu.assertNotNil(lab:wait_log(rec2, "^join|" .. n1, 15, 2), read(rec2))
+    -- and h1 did not report its own peers as left and joined again
+    lu.assertEquals(#lines(rec1, "leave|"), 0, read(rec1))
+    lu.assertEquals(#lines(rec1, "join|" .. n2), 1, read(rec1))
+end
+
+os.exit(lu.LuaUnit.run())

@@ -1,0 +1,114 @@
+-- `lmdisc check` and `lmdisc test`: what an operator sees for good and bad
+-- configurations and suites, with the binary, no network.
+local lu = require "luaunit"
+local BIN = assert(os.getenv("LMDISC_BIN"), "set LMDISC_BIN to the lmdisc binary")
+
+local function sh(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local function run(args)
+    local f = io.popen(sh(BIN) .. " " .. args .. " 2>&1; echo \"rc=$?\"")
+    local out = f:read("a")
+    f:close()
+    local code = tonumber(out:match("rc=(%d+)\n?$"))
+    return code, out
+end
+
+local function file(text)
+    local path = os.tmpname() .. ".lua"
+    local f = assert(io.open(path, "w"))
+    f:write(text)
+    f:close()
+    return path
+end
+
+TestCheck = {}
+
+function TestCheck:test_good_config()
+    local p = file('announce { port = 8000, info = "gemma" }\nfunction filter(peer) return true end\n')
+    local code, out = run("check " .. sh(p))
+    lu.assertEquals(code, 0, out)
+    lu.assertStrContains(out, "OK; announces port 8000")
+    lu.assertStrContains(out, "hooks: filter")
+    os.remove(p)
+end
+
+function TestCheck:test_syntax_error_with_file_and_line()
+    local p = file('announce { port = 8000 }\n\nfunction filter(peer)\n  return peer.txt.model ==\nend\n')
+    local code, out = run("check " .. sh(p))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, p .. ":5:")
+    os.remove(p)
+end
+
+function TestCheck:test_unknown_key_and_wrong_type()
+    local p = file('registry { ttl = 60 }\nannounce { prot = 8000 }\n')
+    local code, out = run("check " .. sh(p))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, p .. ":2:")
+    lu.assertStrContains(out, "unknown key 'prot'")
+    lu.assertStrContains(out, "did you mean 'port'")
+    p = file('announce { port = "80" }\n')
+    code, out = run("check " .. sh(p))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, "announce.port")
+    os.remove(p)
+end
+
+function TestCheck:test_runtime_error_and_infinite_loop_at_load()
+    local p = file('local x = nil\nx.y = 1\n')
+    local code, out = run("check " .. sh(p))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, p .. ":2:")
+    p = file('while true do end\n')
+    code, out = run("check " .. sh(p))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, "deadline")
+end
+
+function TestCheck:test_missing_file_and_usage()
+    local code, out = run("check /nonexistent/agent.lua")
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, "/nonexistent/agent.lua")
+    code, out = run("check")
+    lu.assertEquals(code, 2, out)
+    lu.assertStrContains(out, "missing CONFIG.lua")
+    code, out = run("agent")
+    lu.assertEquals(code, 2, out)
+    lu.assertStrContains(out, "missing -c CONFIG.lua")
+end
+
+function TestCheck:test_lmdisc_test_passes_and_fails()
+    local policy = file('function filter(peer) return peer.txt.model == "m" end\n')
+    local good = file([[
+local lu = require "luaunit"
+local testing = require "lmdisc.testing"
+function test_filter()
+  local sim = testing.load()
+  sim:join { name = "a:1", txt = { model = "m" } }
+  sim:join { name = "b:1", txt = { model = "x" } }
+  lu.assertEquals(#sim:peers(), 1)
+end
+os.exit(lu.LuaUnit.run())
+]])
+    local bad = file([[
+local lu = require "luaunit"
+local testing = require "lmdisc.testing"
+function test_wrong()
+  local sim = testing.load()
+  sim:join { name = "b:1", txt = { model = "x" } }
+  lu.assertEquals(#sim:peers(), 1)
+end
+os.exit(lu.LuaUnit.run())
+]])
+    local code, out = run("test " .. sh(policy) .. " " .. sh(good))
+    lu.assertEquals(code, 0, out)
+    lu.assertStrContains(out, "1 success,")
+    code, out = run("test " .. sh(policy) .. " " .. sh(good) .. " " .. sh(bad))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, "1 success,") -- the first suite ran to its end
+    lu.assertStrContains(out, "1 failure")
+    code, out = run("test " .. sh(policy))
+    lu.assertEquals(code, 2, out)
+end
+
+os.exit(lu.LuaUnit.run())
