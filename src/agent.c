@@ -5,6 +5,8 @@
  * SIGTERM/SIGINT withdraw the announcement and exit 0; SIGHUP reloads the
  * configuration, keeping the registry. */
 #include "agent.h"
+#include "api.h"
+#include "json.h"
 #include "cli.h"
 #include "config.h"
 #include "log.h"
@@ -34,6 +36,8 @@ struct lmd_agent {
     lmd_browse *browse;
     lmd_registry *reg;
     struct event *sig_int, *sig_term, *sig_hup, *reg_timer;
+    lmd_api *api;
+    struct lmd_metrics counts;  /* the counters; gauges are filled when asked */
     lmd_txt txt;            /* what we announce now */
     char name[128];         /* instance name we asked for */
     bool settled_once;
@@ -65,6 +69,30 @@ static void reg_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ---- events ------------------------------------------------------------ */
+
+static void count_event(lmd_agent *a, int kind, const char *reason)
+{
+    struct lmd_metrics *m = &a->counts;
+    if (kind == LMD_EV_JOIN)
+        m->joins++;
+    else if (kind == LMD_EV_UPDATE)
+        m->updates++;
+    else if (lmd_streq(reason, LMD_REASON_GOODBYE))
+        m->leaves_goodbye++;
+    else if (lmd_streq(reason, LMD_REASON_EXPIRED))
+        m->leaves_expired++;
+    else if (lmd_streq(reason, "filtered"))
+        m->leaves_filtered++;
+    else if (lmd_streq(reason, "unhealthy"))
+        m->leaves_unhealthy++;
+    else
+        m->leaves_other++;
+}
+
+/* An event the policy emitted: log, count, and tell API watchers (with the
+ * policy's info, as /v1/peers shows it). */
+static void emit(lmd_agent *a, const lmd_node_info *peer, int kind, unsigned changes, const char *reason,
+                 const char *info);
 
 static void log_event(const lmd_node_info *peer, int kind, unsigned changes, const char *reason,
                       const char *info)
@@ -104,10 +132,28 @@ static void on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_info
         unsigned ch = changes;
         if (v.emitted == LMD_EV_UPDATE && !lmd_streq(v.info, old ? old->info : NULL))
             ch |= LMD_CH_INFO;
-        log_event(peer, v.emitted, ch, v.emitted == LMD_EV_LEAVE && kind != LMD_EV_LEAVE ? "filtered" : reason,
-                  v.info);
+        emit(a, peer, v.emitted, ch, v.emitted == LMD_EV_LEAVE && kind != LMD_EV_LEAVE ? "filtered" : reason,
+             v.info);
     }
     lmd_verdict_clear(&v);
+}
+
+static void emit(lmd_agent *a, const lmd_node_info *peer, int kind, unsigned changes, const char *reason,
+                 const char *info)
+{
+    log_event(peer, kind, changes, reason, info);
+    count_event(a, kind, reason);
+    if (!a->api)
+        return;
+    lmd_node_info shown;
+    if (lmd_node_info_copy(&shown, peer) != 0)
+        return;
+    if (info) {
+        free(shown.info);
+        shown.info = lmd_strdup(info);
+    }
+    lmd_api_event(a->api, kind, &shown, changes, kind == LMD_EV_LEAVE ? reason : NULL);
+    lmd_node_info_clear(&shown);
 }
 
 static void on_confirm(void *ud, const lmd_node_info *peer)
@@ -139,7 +185,10 @@ static void on_settled(void *ud)
 {
     lmd_agent *a = ud;
     if (!a->settled_once)
-        lmd_info("initial scan done: %zu peer(s)", lmd_registry_count(a->reg));
+        lmd_info("initial scan done: %zu service(s) on the network", lmd_registry_count(a->reg));
+    else
+        lmd_info("back in sync with avahi-daemon after a reconnect: %zu service(s) on the network",
+                 lmd_registry_count(a->reg));
     a->settled_once = true;
 }
 
@@ -220,6 +269,44 @@ static int host_set_txt(void *ud, const lmd_txt *txt, char *err, size_t errlen)
     return a->pub ? lmd_pub_set_txt(a->pub, &a->txt) : 0;
 }
 
+/* ---- what the API may ask ----------------------------------------------- */
+
+static json_t *api_self(void *ud)
+{
+    lmd_agent *a = ud;
+    lmd_node_info n;
+    const char *state;
+    if (host_self(a, &n, &state) != 0)
+        return json_pack("{s:b,s:s}", "announcing", 0, "state", "observing");
+    json_t *j = lmd_json_node(&n);
+    lmd_node_info_clear(&n);
+    if (j) {
+        json_object_set_new(j, "announcing", json_true());
+        json_object_set_new(j, "state", json_string(state));
+    }
+    return j;
+}
+
+static void api_metrics(void *ud, struct lmd_metrics *out)
+{
+    lmd_agent *a = ud;
+    *out = a->counts;
+    lmd_node_list l;
+    if (lmd_registry_snapshot(a->reg, true, &l) == 0) {
+        out->peers_alive = (double)l.n;
+        lmd_node_list_free(&l);
+    }
+    out->services_seen = (double)lmd_registry_count(a->reg);
+    struct lmd_policy_stats ps;
+    lmd_policy_stats(a->pol, &ps);
+    out->hook_runs = ps.hook_runs;
+    out->hook_errors = ps.hook_errors;
+    out->hook_seconds = ps.hook_time;
+    out->lua_memory_bytes = (double)ps.memory;
+    out->avahi_reconnects = a->m ? lmd_mdns_reconnects(a->m) : 0;
+    out->avahi_running = a->m && lmd_mdns_state(a->m) == LMD_MDNS_RUNNING;
+}
+
 /* ---- announcing -------------------------------------------------------- */
 
 static int start_announce(lmd_agent *a)
@@ -250,7 +337,7 @@ static void reload_verdict(void *ud, const lmd_node_info *peer, const struct lmd
     lmd_agent *a = ud;
     lmd_registry_set_verdict(a->reg, peer->name, v->keep, v->info);
     if (v->emitted >= 0)
-        log_event(peer, v->emitted, 0, "filtered", v->info);
+        emit(a, peer, v->emitted, 0, "filtered", v->info);
 }
 
 static void reload(lmd_agent *a)
@@ -307,6 +394,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 static void agent_free(lmd_agent *a)
 {
+    lmd_api_free(a->api);
     lmd_pub_free(a->pub); /* goodbye */
     lmd_browse_free(a->browse);
     lmd_mdns_free(a->m);
@@ -361,6 +449,17 @@ int lmd_agent_run(const char *path, bool log_level_given)
         !(a->m = lmd_mdns_new(a->base, on_mdns_state, a, &e)) || start_announce(a) != 0 ||
         !(a->browse = lmd_browse_new(a->m, a->cfg.announce.type, NULL, &bc, a, &e))) {
         fprintf(stderr, "lmdisc agent: cannot start: %s\n", lmd_strerror(e ? e : LMD_ENOMEM));
+        agent_free(a);
+        return LMD_EXIT_FAIL;
+    }
+    struct lmd_api_config ac = {.socket = a->cfg.api.socket ? a->cfg.api.socket : LMD_API_SOCKET,
+                                .socket_mode = a->cfg.api.socket_mode, .listen = a->cfg.api.listen,
+                                .allow_remote = a->cfg.api.allow_remote};
+    struct lmd_api_source as = {.ud = a, .peers = host_peers, .self = api_self, .metrics = api_metrics};
+    if (!*ac.socket)
+        ac.socket = NULL; /* api { socket = "" }: no Unix socket */
+    if (!(a->api = lmd_api_new(a->base, &ac, &as, err, sizeof err))) {
+        fprintf(stderr, "lmdisc agent: %s\n", err);
         agent_free(a);
         return LMD_EXIT_FAIL;
     }

@@ -13,5 +13,7 @@ int lmd_parse_seconds(const char *s, double *out);
 
 int lmd_cmd_announce(int argc, char **argv);
 int lmd_cmd_discover(int argc, char **argv);
+int lmd_cmd_peers(int argc, char **argv);
+int lmd_cmd_watch(int argc, char **argv);
 
 #endif

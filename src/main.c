@@ -16,6 +16,8 @@ static const char help[] =
     "  announce PORT [INFO] ...   announce one service until interrupted\n"
     "  discover [--timeout S] [--json]\n"
     "                             scan once; returns as soon as the network answered\n"
+    "  peers [--json]             the running agent's live peers\n"
+    "  watch [--json]             follow the running agent's join/update/leave events\n"
     "  check CONFIG.lua           validate a configuration\n"
     "  test POLICY.lua SUITE.lua...  run luaunit suites against a policy, no network\n"
     "\n"
@@ -30,7 +32,8 @@ static const struct {
 } commands[] = {
     {"agent", lmd_cmd_agent},       {"announce", lmd_cmd_announce},
     {"discover", lmd_cmd_discover}, {"check", lmd_cmd_check},
-    {"test", lmd_cmd_test},
+    {"test", lmd_cmd_test},         {"peers", lmd_cmd_peers},
+    {"watch", lmd_cmd_watch},
 };
 
 int main(int argc, char **argv)
@@ -62,9 +65,9 @@ int main(int argc, char **argv)
         return lmd_usage_error(NULL, "unknown option '%s'", a);
     }
     if (i >= argc)
-        return lmd_usage_error(NULL, "missing COMMAND (one of: agent, announce, discover, check, test)");
+        return lmd_usage_error(NULL, "missing COMMAND (one of: agent, announce, discover, peers, watch, check, test)");
     for (size_t c = 0; c < LMD_ARRAY_LEN(commands); c++)
         if (!strcmp(argv[i], commands[c].name))
             return commands[c].fn(argc - i, argv + i);
-    return lmd_usage_error(NULL, "unknown command '%.40s' (one of: agent, announce, discover, check, test)", argv[i]);
+    return lmd_usage_error(NULL, "unknown command '%.40s' (one of: agent, announce, discover, peers, watch, check, test)", argv[i]);
 }

@@ -1,0 +1,230 @@
+-- The agent's local API on a lab host: /v1/peers is exactly what the policy
+-- keeps, /v1/events delivers join/update/leave in order and resumes from an
+-- index, /metrics parses and moves, bad requests get 4xx and the agent
+-- keeps serving; `lmdisc peers` and `lmdisc watch` on top of it.
+local lu = require "luaunit"
+local Lab = require "lab"
+local cjson = require "cjson"
+
+local BIN = assert(os.getenv("LMDISC_BIN"), "set LMDISC_BIN to the lmdisc binary")
+local q = Lab.shquote
+local SOCK = "/run/lmdisc/agent.sock"
+local lab, tmp, agent1
+local procs = {}
+
+local function write(file, text)
+    local f = assert(io.open(file, "w"))
+    f:write(text)
+    f:close()
+end
+
+-- stdout only: a stream read with --max-time ends in curl's timeout message
+local function curl(args)
+    local ok, out, code = lab:exec("h1", "curl -s --max-time 5 --unix-socket " .. SOCK .. " " .. args ..
+                                         " 2>/dev/null")
+    return out, code
+end
+
+local function get_json(path)
+    local out = curl("-f http://lmdisc" .. path)
+    local ok, doc = pcall(cjson.decode, out)
+    lu.assertTrue(ok, path .. " is not JSON: " .. out)
+    return doc
+end
+
+local function bg(host, cmd)
+    local p = lab:bg(host, cmd)
+    procs[#procs + 1] = p
+    return p
+end
+
+local function announce(host, name, model, port)
+    local p = bg(host, ("%s announce %d x --name %s --txt model=%s"):format(q(BIN), port or 8000, q(name), model))
+    lu.assertNotNil(lab:wait_log(p, "^announced", 15), p:output())
+    return p
+end
+
+local function metrics()
+    local out = curl("-f http://lmdisc/metrics")
+    local m = {}
+    for line in out:gmatch("[^\n]+") do
+        if not line:match("^#") then
+            local name, value = line:match("^(%S+) (%S+)$")
+            lu.assertNotNil(name, "unparsable metrics line: " .. line)
+            m[name] = tonumber(value)
+            lu.assertNotNil(m[name], line)
+        end
+    end
+    return m
+end
+
+function setupSuite()
+    lab = Lab.up(3)
+    tmp = os.tmpname()
+    os.remove(tmp)
+    os.execute("mkdir -p " .. q(tmp))
+    local cfg = tmp .. "/observer.lua"
+    write(cfg, [[
+registry { ttl = 60 }
+function filter(peer) return peer.txt.model ~= "hidden" end
+function info(peer) return "model " .. tostring(peer.txt.model) end
+]])
+    agent1 = lab:bg("h1", q(BIN) .. " agent -c " .. q(cfg))
+    assert(lab:wait_log(agent1, "agent started", 10), agent1:output())
+end
+
+function teardownSuite()
+    if agent1 then agent1:signal("TERM"); agent1:wait(10) end
+    if lab then lab:down() end
+    if tmp then os.execute("rm -rf " .. q(tmp)) end
+end
+
+TestApi = {}
+
+function TestApi:tearDown()
+    for _, p in ipairs(procs) do
+        if p:running() then p:signal("TERM"); p:wait(10) end
+    end
+    procs = {}
+end
+
+function TestApi:test_peers_are_exactly_what_the_policy_keeps()
+    announce("h2", "api-kept", "gemma")
+    announce("h3", "api-hidden", "hidden")
+    lu.assertNotNil(lab:wait_log(agent1, 'join "api%-kept"', 10), agent1:output())
+    lu.assertNotNil(lab:wait_log(agent1, "initial scan done", 10))
+    local peers = get_json("/v1/peers")
+    local names = {}
+    for _, p in ipairs(peers) do names[p.name] = p end
+    lu.assertNotNil(names["api-kept"], cjson.encode(peers))
+    lu.assertNil(names["api-hidden"], "the filter drops it")
+    lu.assertEquals(names["api-kept"].info, "model gemma") -- the policy's info
+    lu.assertEquals(names["api-kept"].port, 8000)
+    local one = get_json("/v1/peers/api-kept")
+    lu.assertEquals(one.host, "h2.local")
+    local out = curl("-w '\\n%{http_code}' http://lmdisc/v1/peers/api-hidden")
+    lu.assertStrContains(out, "404")
+    lu.assertStrContains(out, '"error"')
+    -- the CLI on top
+    local ok, text = lab:exec("h1", q(BIN) .. " peers")
+    lu.assertTrue(ok, text)
+    lu.assertStrContains(text, "api-kept")
+    lu.assertStrContains(text, lab:ip("h2", 4) .. ":8000")
+    lu.assertStrContains(text, "model gemma")
+    lu.assertNotStrContains(text, "api-hidden")
+    local _, js = lab:exec("h1", q(BIN) .. " peers --json")
+    lu.assertEquals(#cjson.decode(js), #peers)
+end
+
+function TestApi:test_events_in_order_and_resume_from_an_index()
+    local log = tmp .. "/events.ndjson"
+    local w = bg("h1", "curl -sSN --unix-socket " .. SOCK .. " http://lmdisc/v1/events > " .. q(log))
+    lu.assertNotNil(lab:wait_log(log, '"type":"snapshot"', 10))
+    local cfg = tmp .. "/changer.lua"
+    write(cfg, [[
+announce { port = 8100, name = "api-changer", txt = { model = "gemma", load = "1" } }
+lmdisc.timer(1, function() lmdisc.set_txt { load = "2" } end)
+]])
+    local changer = bg("h2", q(BIN) .. " agent -c " .. q(cfg))
+    lu.assertNotNil(lab:wait_log(log, '"type":"update".*api%-changer', 15), io.open(log):read("a"))
+    changer:signal("TERM")
+    lu.assertEquals(changer:wait(10), 0)
+    lu.assertNotNil(lab:wait_log(log, '"type":"leave".*api%-changer', 15))
+    local seen, last = {}, nil
+    for line in io.lines(log) do
+        local ev = cjson.decode(line)
+        if ev.type == "snapshot" then
+            last = ev.index
+        elseif ev.peer.name == "api-changer" then
+            seen[#seen + 1] = ev.type
+            lu.assertEquals(ev.index, last + 1, "indexes increase by one")
+        end
+        if ev.type ~= "snapshot" then last = ev.index end
+    end
+    lu.assertEquals(seen, {"join", "update", "leave"})
+
+    -- a client that reconnects with its last index gets only what it missed
+    local before = get_json("/v1/health") and last
+    announce("h3", "api-missed", "gemma", 8200)
+    lu.assertNotNil(lab:wait_log(agent1, 'join "api%-missed"', 10))
+    local _, epoch_hdr = curl("-D - -o /dev/null http://lmdisc/v1/peers")
+    local missed = curl(("--max-time 2 'http://lmdisc/v1/events?since=%d'"):format(before))
+    local got = {}
+    for line in missed:gmatch("[^\n]+") do got[#got + 1] = cjson.decode(line) end
+    lu.assertEquals(#got, 1, missed)
+    lu.assertEquals(got[1].type, "join")
+    lu.assertEquals(got[1].peer.name, "api-missed")
+    lu.assertEquals(got[1].index, before + 1)
+    -- an index from another run of the agent (other epoch) gets a fresh snapshot
+    local other = curl(("--max-time 2 'http://lmdisc/v1/events?since=%d&epoch=elsewhere'"):format(before))
+    local first = cjson.decode(other:match("[^\n]+"))
+    lu.assertEquals(first.type, "snapshot")
+    lu.assertTrue(first.reset)
+    w:signal("TERM")
+end
+
+function TestApi:test_server_sent_events()
+    local out = curl("--max-time 2 -H 'Accept: text/event-stream' http://lmdisc/v1/events")
+    lu.assertStrMatches(out, "id: [%w]+:%d+\nevent: snapshot\ndata: {.*}\n\n.*")
+end
+
+function TestApi:test_metrics_parse_and_move()
+    local m0 = metrics()
+    lu.assertNotNil(m0["lmdisc_peers_alive"])
+    lu.assertEquals(m0["lmdisc_avahi_up"], 1)
+    local p = announce("h2", "api-metric", "gemma", 8300)
+    lu.assertNotNil(lab:wait_log(agent1, 'join "api%-metric"', 10))
+    p:signal("TERM")
+    p:wait(10)
+    lu.assertNotNil(lab:wait_log(agent1, 'leave "api%-metric"', 10))
+    local m1 = metrics()
+    lu.assertEquals(m1["lmdisc_joins_total"], m0["lmdisc_joins_total"] + 1)
+    -- >=: the goodbye of a peer the previous test stopped may land after m0
+    lu.assertTrue(m1['lmdisc_leaves_total{reason="goodbye"}'] >= m0['lmdisc_leaves_total{reason="goodbye"}'] + 1)
+    lu.assertTrue(m1["lmdisc_hook_runs_total"] >= m0["lmdisc_hook_runs_total"] + 2)
+    lu.assertTrue(m1["lmdisc_api_requests_total"] > m0["lmdisc_api_requests_total"])
+    lu.assertTrue(m1["lmdisc_lua_memory_bytes"] > 0)
+end
+
+function TestApi:test_bad_requests_get_4xx_and_the_agent_keeps_serving()
+    local function code(args)
+        local out = curl("-o /dev/null -w '%{http_code}' " .. args)
+        return tonumber(out:match("%d+$"))
+    end
+    lu.assertEquals(code("-X POST http://lmdisc/v1/peers"), 405)
+    lu.assertEquals(code("-X DELETE http://lmdisc/v1/peers/x"), 405)
+    lu.assertEquals(code("http://lmdisc/nope"), 404)
+    lu.assertEquals(code("'http://lmdisc/v1/events?since=-4'"), 400)
+    lu.assertEquals(code("'http://lmdisc/v1/events?since=abc'"), 400)
+    local big = string.rep("a", 20000)
+    lu.assertTrue(code("-H 'X-Big: " .. big .. "' http://lmdisc/v1/health") >= 400)
+    local body = curl("-X POST http://lmdisc/v1/peers")
+    lu.assertEquals(cjson.decode(body).error, "only GET is supported")
+    -- garbage on the wire, and a client that connects and says nothing
+    lab:exec("h1", "printf 'NOT HTTP AT ALL\\r\\n\\r\\n' | timeout 3 socat - UNIX-CONNECT:" .. SOCK ..
+             " >/dev/null 2>&1 || true")
+    local idle = bg("h1", "exec 3<>/dev/null; timeout 30 socat -u UNIX-CONNECT:" .. SOCK .. " - ")
+    lu.assertEquals(code("http://lmdisc/v1/health"), 200) -- others are served meanwhile
+    lu.assertEquals(#get_json("/v1/peers") >= 0, true)
+    lu.assertTrue(agent1:running())
+end
+
+function TestApi:test_cli_without_agent_says_so()
+    local ok, out, code = lab:exec("h3", q(BIN) .. " peers")
+    lu.assertEquals(code, 1)
+    lu.assertStrContains(out, "no lmdisc agent is running here")
+    ok, out, code = lab:exec("h3", q(BIN) .. " watch --socket /tmp/nowhere.sock")
+    lu.assertEquals(code, 1)
+    lu.assertStrContains(out, "/tmp/nowhere.sock")
+end
+
+function TestApi:test_second_agent_on_the_same_socket_is_refused()
+    local cfg = tmp .. "/plain.lua"
+    write(cfg, "registry { ttl = 60 }\n")
+    local ok, out, code = lab:exec("h1", "timeout 10 " .. q(BIN) .. " agent -c " .. q(cfg))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, "another agent is already serving " .. SOCK)
+    lu.assertTrue(agent1:running())
+end
+
+os.exit(lu.LuaUnit.run())
