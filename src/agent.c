@@ -126,6 +126,12 @@ static void on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_info
     lmd_agent *a = ud;
     struct lmd_verdict v;
     lmd_policy_event(a->pol, kind, peer, old, changes, reason, &v);
+    if (lmd_log_get_level() <= LMD_LOG_DEBUG) {
+        char name[160], inf[160];
+        lmd_debug("policy: %s \"%s\": %s, info %s", kind == LMD_EV_JOIN ? "join" : kind == LMD_EV_UPDATE ? "update" : "leave",
+                  lmd_escape_str(peer->name, name, sizeof name), v.keep ? "kept" : "not kept",
+                  v.info ? lmd_escape_str(v.info, inf, sizeof inf) : "-");
+    }
     if (kind != LMD_EV_LEAVE)
         lmd_registry_set_verdict(a->reg, peer->name, v.keep, v.info);
     if (v.emitted >= 0) {
@@ -169,6 +175,12 @@ static void on_confirm(void *ud, const lmd_node_info *peer)
 static void on_resolved(void *ud, const struct lmd_instance *in)
 {
     lmd_agent *a = ud;
+    if (lmd_log_get_level() <= LMD_LOG_DEBUG) {
+        char name[160], host[160];
+        lmd_debug("resolved \"%s\" on %s/IPv%d: %s:%u %s", lmd_escape_str(in->name, name, sizeof name),
+                  in->ifname, in->proto, lmd_escape_str(in->host, host, sizeof host), in->port,
+                  in->addr ? in->addr->addr : "-");
+    }
     lmd_registry_instance_seen(a->reg, in, lmd_now_mono(), lmd_now_wall());
     rearm(a);
 }
@@ -176,6 +188,11 @@ static void on_resolved(void *ud, const struct lmd_instance *in)
 static void on_removed(void *ud, const struct lmd_instance *in, enum lmd_gone why)
 {
     lmd_agent *a = ud;
+    if (lmd_log_get_level() <= LMD_LOG_DEBUG) {
+        char name[160];
+        lmd_debug("gone \"%s\" on %s/IPv%d (%s)", lmd_escape_str(in->name, name, sizeof name), in->ifname,
+                  in->proto, why == LMD_GONE_GOODBYE ? "goodbye" : "expired");
+    }
     lmd_registry_instance_gone_at(a->reg, in, why == LMD_GONE_GOODBYE ? LMD_REASON_GOODBYE : LMD_REASON_EXPIRED,
                                   lmd_now_mono());
     rearm(a);

@@ -9,7 +9,8 @@ set(LMD_TEST_ENV
   "LUA_PATH=${LMD_LUA_PATH}"
   "LUA_CPATH=${LMD_LUA_CPATH}"
   "LMDISC_BIN=$<TARGET_FILE:lmdisc>"
-  "LMDISC_SRC=${CMAKE_SOURCE_DIR}")
+  "LMDISC_SRC=${CMAKE_SOURCE_DIR}"
+  "LMDISC_BUILD=${CMAKE_BINARY_DIR}")
 if(LMDISC_SANITIZE)
   # lua5.4 itself is not instrumented; the sanitizer runtimes must come first
   # when it loads the instrumented lmdisc.so.

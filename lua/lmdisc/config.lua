@@ -159,7 +159,7 @@ M.sections = {
       { name = "info", type = "string", check = check_info,
         doc = "Human-readable description, announced as the TXT key 'info'." },
       { name = "name", type = "string", min_len = 1, max_len = 63,
-        doc = "Service instance name; default: avahi's host name (renamed by avahi on collision)." },
+        doc = "Service instance name; default: <hostname>:<port> (avahi renames it \"NAME #2\" on a collision)." },
       { name = "type", type = "string", default = lmdisc.SERVICE_TYPE, check = check_service_type,
         expect = "a service type string like \"_lmserv._tcp\"",
         doc = "DNS-SD service type, _name._tcp or _name._udp." },

@@ -229,4 +229,28 @@ function TestAgent:test_avahi_restart_on_the_agents_host()
     lu.assertEquals(#lines(rec1, "join|" .. n2), 1, read(rec1))
 end
 
+function TestAgent:test_log_lines_escape_peer_data_and_follow_the_level()
+    local cfg = path("plain.lua")
+    write(cfg, "registry { ttl = 60 }\nfunction on_join(peer) lmdisc.log.info('HOOK %s', peer.name) end\n")
+    local quiet = lab:bg("h1", "LOGLEVEL=ERROR " .. q(BIN) .. " agent -c " .. q(cfg))
+    procs[#procs + 1] = quiet
+    local loud = lab:bg("h3", q(BIN) .. " --log-level DEBUG agent -c " .. q(cfg))
+    procs[#procs + 1] = loud
+    lu.assertNotNil(lab:wait_log(loud, "agent started", 10), loud:output())
+    local evil = uniq("evil\n\27[2Jname")
+    local p = lab:bg("h2", q(BIN) .. " announce 9100 x --name " .. q(evil))
+    procs[#procs + 1] = p
+    lu.assertNotNil(lab:wait_log(p, "^announced", 15), p:output())
+    local line = lab:wait_log(loud, "HOOK evil", 15)
+    lu.assertNotNil(line, loud:output())
+    lu.assertStrContains(line, "evil\\n\\x1b[2Jname") -- escaped, on one line
+    local out = loud:output()
+    lu.assertNil(out:find("\27", 1, true), "a raw escape reached the log")
+    lu.assertStrContains(out, "lmdisc debug:")
+    -- every line is one event with a timestamp
+    for l in out:gmatch("[^\n]+") do lu.assertStrMatches(l, "%d%d%d%d%-%d%d%-%d%dT.*") end
+    -- LOGLEVEL=ERROR: nothing below error
+    lu.assertNil(quiet:output():find("info:", 1, true), quiet:output())
+end
+
 os.exit(lu.LuaUnit.run())
