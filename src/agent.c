@@ -6,6 +6,7 @@
  * configuration, keeping the registry. */
 #include "agent.h"
 #include "api.h"
+#include "health.h"
 #include "json.h"
 #include "cli.h"
 #include "config.h"
@@ -37,6 +38,9 @@ struct lmd_agent {
     lmd_registry *reg;
     struct event *sig_int, *sig_term, *sig_hup, *reg_timer;
     lmd_api *api;
+    lmd_health *health;     /* of the local server, if configured */
+    lmd_checks *checks;     /* of kept peers, if configured */
+    int self_state;         /* health: -1 unknown, 0 down, 1 up */
     struct lmd_metrics counts;  /* the counters; gauges are filled when asked */
     lmd_txt txt;            /* what we announce now */
     char name[128];         /* instance name we asked for */
@@ -125,6 +129,22 @@ static void on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_info
 {
     lmd_agent *a = ud;
     struct lmd_verdict v;
+    if ((peer->flags & LMD_NODE_OWN) && !a->cfg.registry.include_self) {
+        /* our own service: listed by /v1/services (as discover lists it),
+         * never a peer */
+        if (kind != LMD_EV_LEAVE)
+            lmd_registry_set_verdict(a->reg, peer->name, false, NULL);
+        return;
+    }
+    if (kind != LMD_EV_JOIN && !lmd_registry_healthy(a->reg, peer->name) && a->checks) {
+        /* the policy already saw it leave as unhealthy: keep checking where
+         * it is now, or stop when it is gone from the network */
+        if (kind == LMD_EV_UPDATE)
+            lmd_checks_watch(a->checks, peer);
+        else
+            lmd_checks_forget(a->checks, peer->name);
+        return;
+    }
     lmd_policy_event(a->pol, kind, peer, old, changes, reason, &v);
     if (lmd_log_get_level() <= LMD_LOG_DEBUG) {
         char name[160], inf[160];
@@ -149,6 +169,12 @@ static void emit(lmd_agent *a, const lmd_node_info *peer, int kind, unsigned cha
 {
     log_event(peer, kind, changes, reason, info);
     count_event(a, kind, reason);
+    if (a->checks) {
+        if (kind != LMD_EV_LEAVE)
+            lmd_checks_watch(a->checks, peer);
+        else if (!lmd_streq(reason, "unhealthy"))
+            lmd_checks_forget(a->checks, peer->name);
+    }
     if (!a->api)
         return;
     lmd_node_info shown;
@@ -246,6 +272,34 @@ static int host_peers(void *ud, lmd_node_list *out)
     return lmd_registry_snapshot(a->reg, true, out);
 }
 
+static int host_peers_all(void *ud, lmd_node_list *out)
+{
+    lmd_agent *a = ud;
+    out->n = 0;
+    out->nodes = NULL;
+    if (!a->reg)
+        return 0;
+    int rc = lmd_registry_snapshot(a->reg, false, out);
+    /* unhealthy peers are not live, and we are not our own peer */
+    size_t k = 0;
+    for (size_t i = 0; rc == 0 && i < out->n; i++) {
+        if (lmd_registry_healthy(a->reg, out->nodes[i].name) &&
+            (a->cfg.registry.include_self || !(out->nodes[i].flags & LMD_NODE_OWN)))
+            out->nodes[k++] = out->nodes[i];
+        else
+            lmd_node_info_clear(&out->nodes[i]);
+    }
+    out->n = k;
+    return rc;
+}
+
+static int api_services(void *ud, lmd_node_list *out, bool *settled)
+{
+    lmd_agent *a = ud;
+    *settled = a->settled_once;
+    return lmd_registry_snapshot_network(a->reg, out);
+}
+
 static int host_self(void *ud, lmd_node_info *out, const char **state)
 {
     lmd_agent *a = ud;
@@ -265,6 +319,7 @@ static int host_self(void *ud, lmd_node_info *out, const char **state)
         return LMD_ENOMEM;
     }
     *state = !a->m || lmd_mdns_state(a->m) != LMD_MDNS_RUNNING ? "waiting"
+             : a->health && a->self_state == 0 && !a->cfg.health.status_mode ? "withdrawn (unhealthy)"
              : a->pub && lmd_pub_established(a->pub)            ? "established"
                                                                  : "registering";
     return 0;
@@ -321,6 +376,11 @@ static void api_metrics(void *ud, struct lmd_metrics *out)
     out->hook_seconds = ps.hook_time;
     out->lua_memory_bytes = (double)ps.memory;
     out->avahi_reconnects = a->m ? lmd_mdns_reconnects(a->m) : 0;
+    if (a->checks) {
+        lmd_checks_counts(a->checks, &out->checks_total, &out->checks_failed_total);
+        out->checks_in_flight_peak = lmd_checks_peak(a->checks);
+    }
+    out->self_healthy = a->health ? (a->self_state < 0 ? 0 : a->self_state) : -1;
     out->avahi_running = a->m && lmd_mdns_state(a->m) == LMD_MDNS_RUNNING;
 }
 
@@ -328,14 +388,22 @@ static void api_metrics(void *ud, struct lmd_metrics *out)
 
 static int start_announce(lmd_agent *a)
 {
-    if (!a->cfg.announce.enabled || !a->m)
+    if (!a->cfg.announce.enabled || !a->m || a->pub)
+        return 0;
+    /* with a health check, announce once its first answer is in (a dead
+     * server is not announced; status= is right from the start) */
+    if (a->health && (a->self_state < 0 || (a->self_state == 0 && !a->cfg.health.status_mode)))
         return 0;
     if (a->cfg.announce.name)
         snprintf(a->name, sizeof a->name, "%s", a->cfg.announce.name);
     else
         lmd_default_name(a->cfg.announce.port, a->name, sizeof a->name);
+    /* records live as long as the registry's ttl unless set: peers drop a
+     * host that vanished within that time, without any probe */
+    unsigned ttl = a->cfg.announce.ttl ? a->cfg.announce.ttl
+                   : a->cfg.registry.ttl >= 1 ? (unsigned)a->cfg.registry.ttl : 0;
     struct lmd_pub_config pc = {.name = a->name, .type = a->cfg.announce.type, .port = a->cfg.announce.port,
-                                .txt = &a->txt};
+                                .txt = &a->txt, .ttl = ttl};
     int err;
     a->pub = lmd_pub_new(a->m, &pc, on_pub, a, &err);
     return a->pub ? 0 : err;
@@ -344,7 +412,130 @@ static int start_announce(lmd_agent *a)
 static bool same_announce(const struct lmd_config *x, const struct lmd_config *y)
 {
     return x->announce.enabled == y->announce.enabled && x->announce.port == y->announce.port &&
+           x->announce.ttl == y->announce.ttl && x->registry.ttl == y->registry.ttl &&
            lmd_streq(x->announce.name, y->announce.name) && lmd_streq(x->announce.type, y->announce.type);
+}
+
+/* ---- health ------------------------------------------------------------ */
+
+static void set_status_txt(lmd_agent *a, const char *status)
+{
+    lmd_txt t;
+    if (lmd_txt_copy(&t, &a->txt) != 0)
+        return;
+    lmd_txt_set(&t, "status", status, strlen(status), true, NULL, 0);
+    char err[160];
+    host_set_txt(a, &t, err, sizeof err);
+    lmd_txt_free(&t);
+}
+
+static void on_self_health(void *ud, bool up, const char *detail)
+{
+    lmd_agent *a = ud;
+    a->self_state = up;
+    if (a->cfg.health.status_mode) {
+        lmd_log(up ? LMD_LOG_INFO : LMD_LOG_WARN, "local server %s (%s): announcing status=%s",
+                up ? "is healthy" : "failed its health check", detail, up ? "up" : "down");
+        set_status_txt(a, up ? "up" : "down");
+        start_announce(a);
+    } else if (up) {
+        lmd_info("local server is healthy (%s): announcing", detail);
+        start_announce(a);
+    } else if (a->pub) {
+        lmd_warn("local server failed %u health check(s) in a row (%s): withdrawing the announcement",
+                 a->cfg.health.failures, detail);
+        lmd_pub_free(a->pub); /* goodbye */
+        a->pub = NULL;
+    } else {
+        lmd_warn("local server is not healthy (%s): not announcing until it passes", detail);
+    }
+}
+
+static void on_peer_health(void *ud, const char *name, bool healthy, const char *detail)
+{
+    lmd_agent *a = ud;
+    const lmd_node_info *n = lmd_registry_get(a->reg, name);
+    lmd_node_info peer;
+    if (!n || lmd_node_info_copy(&peer, n) != 0)
+        return;
+    char e[160];
+    lmd_escape_str(name, e, sizeof e);
+    lmd_registry_set_healthy(a->reg, name, healthy);
+    struct lmd_verdict v;
+    if (!healthy) {
+        lmd_warn("peer \"%s\" failed %u check(s) in a row (%s)", e, a->cfg.checks.failures, detail);
+        lmd_policy_event(a->pol, LMD_EV_LEAVE, &peer, NULL, 0, "unhealthy", &v);
+        if (v.emitted >= 0)
+            emit(a, &peer, LMD_EV_LEAVE, 0, "unhealthy", v.info);
+    } else {
+        lmd_info("peer \"%s\" passes its checks again (%s)", e, detail);
+        lmd_policy_event(a->pol, LMD_EV_JOIN, &peer, NULL, 0, NULL, &v);
+        lmd_registry_set_verdict(a->reg, name, v.keep, v.info);
+        if (v.emitted >= 0)
+            emit(a, &peer, v.emitted, 0, NULL, v.info);
+        if (!v.keep)
+            lmd_checks_forget(a->checks, name);
+    }
+    lmd_verdict_clear(&v);
+    lmd_node_info_clear(&peer);
+}
+
+static void watch_kept(void *ud, const lmd_node_info *peer)
+{
+    lmd_agent *a = ud;
+    if (lmd_registry_kept(a->reg, peer->name))
+        lmd_checks_watch(a->checks, peer);
+}
+
+/* (Re)start the checks the configuration asks for. */
+static int start_checks(lmd_agent *a, char *err, size_t errlen)
+{
+    const struct lmd_config *c = &a->cfg;
+    if (c->checks.enabled && !a->checks) {
+        struct lmd_checks_config cc = {.probe = {.tcp = c->checks.tcp, .path = c->checks.http,
+                                                 .interval = c->checks.interval, .timeout = c->checks.timeout,
+                                                 .failures = c->checks.failures},
+                                       .concurrency = c->checks.concurrency};
+        if (!(a->checks = lmd_checks_new(a->base, &cc, on_peer_health, a))) {
+            snprintf(err, errlen, "out of memory");
+            return LMD_ENOMEM;
+        }
+        lmd_registry_foreach(a->reg, watch_kept, a);
+    }
+    if (c->health.enabled && c->announce.enabled && !a->health) {
+        struct lmd_probe_config pc = {.tcp = c->health.http == NULL, .interval = c->health.interval,
+                                      .timeout = c->health.timeout, .failures = c->health.failures};
+        char host[128] = "127.0.0.1", path[256] = "/";
+        uint16_t port = c->health.tcp;
+        if (c->health.http && lmd_parse_http_url(c->health.http, host, sizeof host, &port, path, sizeof path) != 0) {
+            snprintf(err, errlen, "health.http '%s' is not an http://HOST:PORT/PATH URL", c->health.http);
+            return LMD_EINVAL;
+        }
+        pc.path = path;
+        int e;
+        a->self_state = -1;
+        if (!(a->health = lmd_health_new(a->base, &pc, host, port, on_self_health, a, &e))) {
+            snprintf(err, errlen, "%s", lmd_strerror(e));
+            return e;
+        }
+    }
+    return 0;
+}
+
+static bool same_checks(const struct lmd_config *x, const struct lmd_config *y)
+{
+    return x->checks.enabled == y->checks.enabled && x->checks.tcp == y->checks.tcp &&
+           lmd_streq(x->checks.http, y->checks.http) && x->checks.interval == y->checks.interval &&
+           x->checks.timeout == y->checks.timeout && x->checks.failures == y->checks.failures &&
+           x->checks.concurrency == y->checks.concurrency;
+}
+
+static bool same_health(const struct lmd_config *x, const struct lmd_config *y)
+{
+    return x->health.enabled == y->health.enabled && lmd_streq(x->health.http, y->health.http) &&
+           x->health.tcp == y->health.tcp && x->health.interval == y->health.interval &&
+           x->health.timeout == y->health.timeout && x->health.failures == y->health.failures &&
+           x->health.status_mode == y->health.status_mode;
 }
 
 /* ---- reload ------------------------------------------------------------ */
@@ -371,18 +562,31 @@ static void reload(lmd_agent *a)
         return;
     }
     struct lmd_registry_config rc2 = {.ttl = nc.registry.ttl, .confirm_grace = nc.registry.confirm_grace,
-                                      .include_self = nc.registry.include_self, .settle = LMD_SETTLE};
+                                      .include_self = true, .settle = LMD_SETTLE};
     lmd_registry_configure(a->reg, &rc2, lmd_now_mono());
     if (nc.log_level >= 0)
         lmd_log_set_level((enum lmd_log_level)nc.log_level);
     bool restart = !same_announce(&a->cfg, &nc);
     bool txt_changed = !lmd_txt_equal(&a->cfg.announce.txt, &nc.announce.txt);
+    if (!same_checks(&a->cfg, &nc)) {
+        lmd_checks_free(a->checks);
+        a->checks = NULL;
+    }
+    if (!same_health(&a->cfg, &nc)) {
+        lmd_health_free(a->health);
+        a->health = NULL;
+        a->self_state = -1;
+        restart = true;
+    }
     lmd_config_clear(&a->cfg);
     a->cfg = nc;
     if (restart || txt_changed) {
         lmd_txt_free(&a->txt);
         lmd_txt_copy(&a->txt, &a->cfg.announce.txt);
     }
+    char err2[256];
+    if (start_checks(a, err2, sizeof err2) != 0)
+        lmd_error("reload: %s", err2);
     if (restart) {
         lmd_pub_free(a->pub);
         a->pub = NULL;
@@ -412,6 +616,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static void agent_free(lmd_agent *a)
 {
     lmd_api_free(a->api);
+    lmd_health_free(a->health);
+    lmd_checks_free(a->checks);
     lmd_pub_free(a->pub); /* goodbye */
     lmd_browse_free(a->browse);
     lmd_mdns_free(a->m);
@@ -439,9 +645,9 @@ int lmd_agent_run(const char *path, bool log_level_given)
         return LMD_EXIT_FAIL;
     }
     signal(SIGPIPE, SIG_IGN);
-    struct lmd_policy_host host = {.ud = a, .base = a->base, .peers = host_peers, .self = host_self,
-                                   .set_txt = host_set_txt};
-    char err[1024];
+    struct lmd_policy_host host = {.ud = a, .base = a->base, .peers = host_peers, .peers_all = host_peers_all,
+                                   .self = host_self, .set_txt = host_set_txt};
+    char err[1024] = "";
     int e = 0;
     if (!(a->pol = lmd_policy_new(path, &host, &a->cfg, err, sizeof err))) {
         fprintf(stderr, "lmdisc agent: %s\n", err);
@@ -454,7 +660,7 @@ int lmd_agent_run(const char *path, bool log_level_given)
     if (*w)
         lmd_warn("%s", w);
     struct lmd_registry_config rc = {.ttl = a->cfg.registry.ttl, .confirm_grace = a->cfg.registry.confirm_grace,
-                                     .include_self = a->cfg.registry.include_self, .settle = LMD_SETTLE};
+                                     .include_self = true, .settle = LMD_SETTLE};
     struct lmd_browse_callbacks bc = {on_resolved, on_removed, on_settled};
     if (lmd_txt_copy(&a->txt, &a->cfg.announce.txt) != 0 ||
         !(a->reg = lmd_registry_new(&rc, on_reg_event, on_confirm, a)) ||
@@ -463,16 +669,19 @@ int lmd_agent_run(const char *path, bool log_level_given)
         !(a->sig_term = evsignal_new(a->base, SIGTERM, on_signal, a)) ||
         !(a->sig_hup = evsignal_new(a->base, SIGHUP, on_signal, a)) || evsignal_add(a->sig_int, NULL) ||
         evsignal_add(a->sig_term, NULL) || evsignal_add(a->sig_hup, NULL) ||
-        !(a->m = lmd_mdns_new(a->base, on_mdns_state, a, &e)) || start_announce(a) != 0 ||
+        !(a->m = lmd_mdns_new(a->base, on_mdns_state, a, &e)) || start_checks(a, err, sizeof err) != 0 ||
+        start_announce(a) != 0 ||
         !(a->browse = lmd_browse_new(a->m, a->cfg.announce.type, NULL, &bc, a, &e))) {
-        fprintf(stderr, "lmdisc agent: cannot start: %s\n", lmd_strerror(e ? e : LMD_ENOMEM));
+        fprintf(stderr, "lmdisc agent: cannot start: %s\n", *err ? err : lmd_strerror(e ? e : LMD_ENOMEM));
         agent_free(a);
         return LMD_EXIT_FAIL;
     }
     struct lmd_api_config ac = {.socket = a->cfg.api.socket ? a->cfg.api.socket : LMD_API_SOCKET,
                                 .socket_mode = a->cfg.api.socket_mode, .listen = a->cfg.api.listen,
                                 .allow_remote = a->cfg.api.allow_remote};
-    struct lmd_api_source as = {.ud = a, .peers = host_peers, .self = api_self, .metrics = api_metrics};
+    struct lmd_api_source as = {.ud = a, .peers = host_peers, .self = api_self, .metrics = api_metrics,
+                                .services = api_services,
+                                .type = a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE};
     if (!*ac.socket)
         ac.socket = NULL; /* api { socket = "" }: no Unix socket */
     if (!(a->api = lmd_api_new(a->base, &ac, &as, err, sizeof err))) {

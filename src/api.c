@@ -306,6 +306,12 @@ static void handle_metrics(lmd_api *api, struct evhttp_request *req)
     metric(b, "lmdisc_avahi_up", "gauge", "1 while connected to a running avahi-daemon.", m.avahi_running);
     metric(b, "lmdisc_lua_memory_bytes", "gauge", "Memory held by the policy's Lua VM.", m.lua_memory_bytes);
     metric(b, "lmdisc_api_requests_total", "counter", "API requests served.", api->requests);
+    metric(b, "lmdisc_checks_total", "counter", "Peer checks started.", m.checks_total);
+    metric(b, "lmdisc_checks_failed_total", "counter", "Peer checks that failed.", m.checks_failed_total);
+    metric(b, "lmdisc_checks_in_flight_peak", "gauge", "Most peer checks that were in flight at once.",
+           m.checks_in_flight_peak);
+    metric(b, "lmdisc_self_healthy", "gauge", "1 while the local server passes its health check, 0 while it "
+           "fails, -1 without a health check.", m.self_healthy);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4; charset=utf-8");
     evhttp_send_reply(req, 200, "OK", b);
@@ -359,6 +365,16 @@ static void handle(struct evhttp_request *req, void *arg)
     } else if (!strcmp(path, "/v1/self")) {
         json_t *s = api->src.self ? api->src.self(api->src.ud) : NULL;
         reply_json(req, 200, "OK", s ? s : json_pack("{s:b}", "announcing", 0));
+    } else if (!strcmp(path, "/v1/services")) {
+        lmd_node_list l = {0};
+        bool settled = false;
+        if (!api->src.services || api->src.services(api->src.ud, &l, &settled) != 0) {
+            reply_error(req, 500, "Internal Server Error", "out of memory");
+        } else {
+            reply_json(req, 200, "OK", json_pack("{s:s,s:b,s:o}", "type", api->src.type ? api->src.type : LMD_DEFAULT_TYPE,
+                                                 "complete", settled, "nodes", lmd_json_node_list(&l)));
+            lmd_node_list_free(&l);
+        }
     } else if (!strcmp(path, "/v1/events")) {
         handle_events(api, req, uri ? evhttp_uri_get_query(uri) : NULL);
     } else if (!strcmp(path, "/v1/health")) {

@@ -6,6 +6,9 @@
  *   GET /v1/events          join/update/leave as they happen: NDJSON, or
  *                           Server-Sent Events with Accept: text/event-stream;
  *                           ?since=N (or Last-Event-ID) resumes after event N
+ *   GET /v1/services        every service of our type on the network, as a
+ *                           one-shot discover would list it (lmdisc discover
+ *                           answers from here when an agent runs)
  *   GET /v1/health          200 while connected to avahi-daemon, else 503
  *   GET /metrics            Prometheus text format
  *
@@ -28,6 +31,8 @@ struct lmd_metrics {
     double hook_runs, hook_errors, hook_seconds;
     double avahi_reconnects;
     double lua_memory_bytes;
+    double checks_total, checks_failed_total, checks_in_flight_peak;
+    double self_healthy;      /* 1 up, 0 down, -1 no health check */
     bool avahi_running;
 };
 
@@ -36,6 +41,10 @@ struct lmd_api_source {
     int (*peers)(void *ud, lmd_node_list *out);   /* kept peers, policy info */
     json_t *(*self)(void *ud);                    /* /v1/self document */
     void (*metrics)(void *ud, struct lmd_metrics *out);
+    /* every service of our type on the network (ours included), and whether
+     * the initial scan is done */
+    int (*services)(void *ud, lmd_node_list *out, bool *settled);
+    const char *type;
 };
 
 struct lmd_api_config {

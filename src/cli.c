@@ -63,6 +63,9 @@ static const char announce_help[] =
     "                     avahi's alternative name is used (\"NAME #2\")\n"
     "  -t, --type TYPE    service type (default: _lmserv._tcp)\n"
     "  -x, --txt KEY=VAL  extra TXT item; repeat for more; a bare KEY is a flag\n"
+    "      --ttl SECONDS  TTL of the records (default: avahi's, 120 s SRV, 75 min\n"
+    "                     TXT); with a short TTL every mDNS cache drops this service\n"
+    "                     about SECONDS after the host vanishes without a goodbye\n"
     "  -h, --help         show this help\n"
     "\n"
     "If avahi-daemon is not running, lmdisc waits for it and announces once it is.\n";
@@ -116,9 +119,10 @@ int lmd_cmd_announce(int argc, char **argv)
     static const struct option opts[] = {
         {"name", required_argument, NULL, 'n'}, {"type", required_argument, NULL, 't'},
         {"txt", required_argument, NULL, 'x'},  {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"ttl", required_argument, NULL, 'T'},  {NULL, 0, NULL, 0},
     };
     const char *name = NULL, *type = LMD_DEFAULT_TYPE;
+    unsigned ttl = 0;
     lmd_txt txt = {0};
     char err[320];
     int c, rc = LMD_EXIT_USAGE;
@@ -128,6 +132,15 @@ int lmd_cmd_announce(int argc, char **argv)
         switch (c) {
         case 'n': name = optarg; break;
         case 't': type = optarg; break;
+        case 'T': {
+            double v;
+            if (lmd_parse_seconds(optarg, &v) != 0 || v < 1 || v != (double)(unsigned)v) {
+                lmd_usage_error("announce", "--ttl '%.40s' must be a whole number of seconds from 1 to 86400", optarg);
+                goto out;
+            }
+            ttl = (unsigned)v;
+            break;
+        }
         case 'x':
             if (lmd_txt_parse_arg(&txt, optarg, err, sizeof err) != 0) {
                 lmd_usage_error("announce", "--txt %.60s: %s", optarg, err);
@@ -188,7 +201,7 @@ int lmd_cmd_announce(int argc, char **argv)
         fprintf(stderr, "lmdisc announce: %s\n", lmd_strerror(e));
         goto done;
     }
-    struct lmd_pub_config cfg = {.name = name, .type = type, .port = port, .txt = &txt};
+    struct lmd_pub_config cfg = {.name = name, .type = type, .port = port, .txt = &txt, .ttl = ttl};
     if (!(r.pub = lmd_pub_new(m, &cfg, announce_event, &r, &e))) {
         fprintf(stderr, "lmdisc announce: %s\n", lmd_strerror(e));
         goto done;
@@ -219,17 +232,24 @@ static const char discover_help[] =
     "  -T, --timeout SECONDS  give up after this long (default 5)\n"
     "  -j, --json             print one JSON document\n"
     "  -t, --type TYPE        service type (default: _lmserv._tcp)\n"
+    "  -N, --no-agent         ask the network even when an agent runs here\n"
     "  -h, --help             show this help\n"
     "\n"
-    "JSON: {\"type\", \"complete\", \"elapsed\", \"nodes\": [{name, type, domain, host, port,\n"
+    "When an lmdisc agent runs on this host and browses TYPE, its registry answers\n"
+    "at once (\"source\": \"agent\"); otherwise the network does (\"source\": \"network\").\n"
+    "\n"
+    "JSON: {\"type\", \"source\", \"complete\", \"elapsed\", \"nodes\": [{name, type, domain, host, port,\n"
     "info, addresses: [{address, family, interface}], txt: {key: value}, txt_base64,\n"
     "local, self}]}.  Strings are UTF-8 with invalid bytes as U+FFFD; a TXT value\n"
     "that is not UTF-8 is also given exactly in txt_base64; a bare key is true.\n";
 
-static void print_table(const lmd_node_list *l)
+/* One line per service, from the JSON nodes (the same for an answer from
+ * the network and from a running agent). */
+static void print_table(json_t *nodes)
 {
     enum { W = 4 };
-    char (*cells)[W][512] = calloc(l->n + 1, sizeof *cells);
+    size_t n = json_array_size(nodes);
+    char (*cells)[W][512] = calloc(n + 1, sizeof *cells);
     size_t width[W] = {0};
     if (!cells)
         return;
@@ -237,26 +257,33 @@ static void print_table(const lmd_node_list *l)
     snprintf(cells[0][1], 512, "HOST:PORT");
     snprintf(cells[0][2], 512, "ADDRESSES");
     snprintf(cells[0][3], 512, "INFO");
-    for (size_t i = 0; i < l->n; i++) {
-        const lmd_node_info *n = &l->nodes[i];
+    size_t i;
+    json_t *node;
+    json_array_foreach(nodes, i, node) {
         char host[256], addrs[512] = "";
-        lmd_escape_str(n->name, cells[i + 1][0], 512);
-        snprintf(cells[i + 1][1], 512, "%s:%u", lmd_escape_str(n->host, host, sizeof host), n->port);
-        for (size_t a = 0; a < n->n_addrs; a++) {
+        const char *info = json_string_value(json_object_get(node, "info"));
+        lmd_escape_str(json_string_value(json_object_get(node, "name")), cells[i + 1][0], 512);
+        snprintf(cells[i + 1][1], 512, "%s:%lld",
+                 lmd_escape_str(json_string_value(json_object_get(node, "host")), host, sizeof host),
+                 (long long)json_integer_value(json_object_get(node, "port")));
+        size_t k;
+        json_t *a;
+        json_array_foreach(json_object_get(node, "addresses"), k, a) {
             size_t used = strlen(addrs);
-            snprintf(addrs + used, sizeof addrs - used, "%s%s", a ? "," : "", n->addrs[a].addr);
+            snprintf(addrs + used, sizeof addrs - used, "%s%s", k ? "," : "",
+                     json_string_value(json_object_get(a, "address")));
         }
         snprintf(cells[i + 1][2], 512, "%s", addrs);
-        if (n->info)
-            lmd_escape_str(n->info, cells[i + 1][3], 512);
+        if (info)
+            lmd_escape_str(info, cells[i + 1][3], 512);
         else
             snprintf(cells[i + 1][3], 512, "-");
     }
-    for (size_t r = 0; r <= l->n; r++)
+    for (size_t r = 0; r <= n; r++)
         for (int c = 0; c < W; c++)
             if (strlen(cells[r][c]) > width[c])
                 width[c] = strlen(cells[r][c]);
-    for (size_t r = 0; r <= l->n; r++)
+    for (size_t r = 0; r <= n; r++)
         printf("%-*s  %-*s  %-*s  %s\n", (int)width[0], cells[r][0], (int)width[1], cells[r][1],
                (int)width[2], cells[r][2], cells[r][3]);
     free(cells);
@@ -267,16 +294,16 @@ int lmd_cmd_discover(int argc, char **argv)
     static const struct option opts[] = {
         {"timeout", required_argument, NULL, 'T'}, {"json", no_argument, NULL, 'j'},
         {"type", required_argument, NULL, 't'},    {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"no-agent", no_argument, NULL, 'N'},      {NULL, 0, NULL, 0},
     };
     double timeout = 5;
-    bool json = false;
+    bool json = false, no_agent = false;
     const char *type = LMD_DEFAULT_TYPE;
     char err[320];
     int c;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "T:jt:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "T:jt:hN", opts, NULL)) != -1) {
         switch (c) {
         case 'T':
             if (lmd_parse_seconds(optarg, &timeout) != 0)
@@ -286,6 +313,7 @@ int lmd_cmd_discover(int argc, char **argv)
             break;
         case 'j': json = true; break;
         case 't': type = optarg; break;
+        case 'N': no_agent = true; break;
         case 'h': fputs(discover_help, stdout); return 0;
         default: return lmd_usage_error("discover", "unknown option '%s'", argv[optind - 1]);
         }
@@ -295,37 +323,46 @@ int lmd_cmd_discover(int argc, char **argv)
     if (!lmd_service_type_valid(type, err, sizeof err))
         return lmd_usage_error("discover", "%s", err);
 
-    lmd_discover_opts o = {.type = type};
-    lmd_node_list l;
     double t0 = lmd_now_mono();
-    int rc = lmd_discover_nodes(timeout, &o, &l);
-    double elapsed = lmd_now_mono() - t0;
-    if (rc != 0) {
-        if (rc == LMD_ENODAEMON)
-            fprintf(stderr, "lmdisc discover: avahi-daemon is not running; start it (e.g. "
-                            "'systemctl start avahi-daemon') and try again\n");
-        else
-            fprintf(stderr, "lmdisc discover: %s\n", lmd_strerror(rc));
-        return LMD_EXIT_FAIL;
+    json_t *doc = no_agent ? NULL : lmd_client_services(type);
+    const char *source = "agent";
+    if (!doc) {
+        source = "network";
+        lmd_discover_opts o = {.type = type};
+        lmd_node_list l;
+        int rc = lmd_discover_nodes(timeout, &o, &l);
+        if (rc != 0) {
+            if (rc == LMD_ENODAEMON)
+                fprintf(stderr, "lmdisc discover: avahi-daemon is not running (or the system D-Bus is not); "
+                                "start it (e.g. 'systemctl start avahi-daemon') and try again\n");
+            else
+                fprintf(stderr, "lmdisc discover: %s\n", lmd_strerror(rc));
+            return LMD_EXIT_FAIL;
+        }
+        if (!o.complete)
+            fprintf(stderr, "lmdisc discover: the network had not answered fully after %.1f s; the list "
+                            "may be incomplete\n", timeout);
+        doc = json_pack("{s:s,s:b,s:o}", "type", type, "complete", o.complete, "nodes", lmd_json_node_list(&l));
+        lmd_node_list_free(&l);
+        if (!doc)
+            return LMD_EXIT_FAIL;
     }
-    if (!o.complete)
-        fprintf(stderr, "lmdisc discover: the network had not answered fully after %.1f s; the list "
-                        "may be incomplete\n", timeout);
+    json_object_set_new(doc, "source", json_string(source));
+    json_object_set_new(doc, "elapsed", json_real(lmd_now_mono() - t0));
+    json_t *nodes = json_object_get(doc, "nodes");
+    int rc = 0;
     if (json) {
-        json_t *doc = json_pack("{s:s,s:b,s:f,s:o}", "type", type, "complete", o.complete, "elapsed",
-                                elapsed, "nodes", lmd_json_node_list(&l));
-        char *s = doc ? lmd_json_dump(doc, true) : NULL;
+        char *s = lmd_json_dump(doc, true);
         if (s)
             puts(s);
+        else
+            rc = LMD_EXIT_FAIL;
         free(s);
-        json_decref(doc);
-        if (!s)
-            rc = LMD_ENOMEM;
-    } else if (l.n) {
-        print_table(&l);
+    } else if (json_array_size(nodes)) {
+        print_table(nodes);
     } else {
         fprintf(stderr, "lmdisc discover: no %s services found\n", type);
     }
-    lmd_node_list_free(&l);
-    return rc ? LMD_EXIT_FAIL : 0;
+    json_decref(doc);
+    return rc;
 }

@@ -12,6 +12,9 @@ int lmd_parse_port(const char *s, uint16_t *port);
 int lmd_parse_seconds(const char *s, double *out);
 
 int lmd_cmd_announce(int argc, char **argv);
+/* (client.c) the running agent's view of the network, or NULL */
+#include <jansson.h>
+json_t *lmd_client_services(const char *type);
 int lmd_cmd_discover(int argc, char **argv);
 int lmd_cmd_peers(int argc, char **argv);
 int lmd_cmd_watch(int argc, char **argv);

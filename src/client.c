@@ -83,6 +83,41 @@ static size_t collect(char *p, size_t size, size_t n, void *ud)
     return add;
 }
 
+/* ---- discover, answered by a running agent ------------------------------- */
+
+/* The agent's /v1/services, if an agent runs here, browses this type and has
+ * finished its first scan; NULL otherwise (then discover asks the network). */
+json_t *lmd_client_services(const char *type)
+{
+    const char *socket = getenv("LMDISC_SOCKET");
+    if (!socket || !*socket)
+        socket = DEFAULT_SOCKET;
+    if (access(socket, W_OK) != 0)
+        return NULL;
+    CURL *c = curl_easy_init();
+    if (!c)
+        return NULL;
+    struct buf b = {0};
+    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket);
+    curl_easy_setopt(c, CURLOPT_URL, "http://localhost/v1/services");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 500L);
+    long status = 0;
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    json_t *doc = rc == CURLE_OK && status == 200 && b.data ? json_loads(b.data, 0, NULL) : NULL;
+    free(b.data);
+    if (!doc || !json_is_true(json_object_get(doc, "complete")) ||
+        !lmd_streq(json_string_value(json_object_get(doc, "type")), type) ||
+        !json_is_array(json_object_get(doc, "nodes"))) {
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
+}
+
 static const char peers_help[] =
     "Usage: lmdisc peers [--json] [--socket PATH]\n"
     "List the live peers of the agent running on this host, as its policy sees them.\n"

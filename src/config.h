@@ -30,6 +30,21 @@ struct lmd_config {
         char *listen;
         bool allow_remote;
     } api;
+    struct {
+        bool enabled;
+        char *http;          /* URL, or NULL for tcp */
+        uint16_t tcp;
+        double interval, timeout;
+        unsigned failures;
+        bool status_mode;    /* on_fail = "status" */
+    } health;
+    struct {
+        bool enabled;
+        bool tcp;
+        char *http;          /* path */
+        double interval, timeout;
+        unsigned failures, concurrency;
+    } checks;
     int log_level;           /* -1: not set */
 };
 

@@ -15,6 +15,7 @@
 #include <avahi-client/lookup.h>
 #include <avahi-client/publish.h>
 #include <avahi-common/alternative.h>
+#include <avahi-common/domain.h>
 #include <avahi-common/error.h>
 #include <avahi-common/malloc.h>
 #include <event2/event.h>
@@ -54,6 +55,7 @@ struct lmd_pub {
     AvahiEntryGroup *group;
     char *name, *type, *domain;
     uint16_t port;
+    unsigned ttl;
     lmd_txt txt;
     bool established;
     bool txt_dirty;
@@ -297,6 +299,114 @@ static void txt_from_avahi(lmd_txt *t, AvahiStringList *l, const char *who)
 
 static void pub_add(struct lmd_pub *p, AvahiEntryGroup *g);
 
+/* ---- raw records, for a TTL of our choosing ---------------------------- */
+
+/* An escaped domain name ("a\\.b._lmserv._tcp.local") in DNS wire format. */
+static int name_wire(const char *escaped, uint8_t *out, size_t cap)
+{
+    size_t o = 0;
+    const char *p = escaped;
+    while (*p) {
+        char label[AVAHI_LABEL_MAX];
+        if (!avahi_unescape_label(&p, label, sizeof label))
+            return -1;
+        size_t n = strlen(label);
+        if (n == 0)
+            break;
+        if (o + 1 + n + 1 > cap)
+            return -1;
+        out[o++] = (uint8_t)n;
+        memcpy(out + o, label, n);
+        o += n;
+    }
+    out[o++] = 0;
+    return (int)o;
+}
+
+static int txt_wire(const lmd_txt *t, uint8_t *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; t && i < t->n; i++) {
+        const lmd_txt_item *it = &t->items[i];
+        size_t k = strlen(it->key), n = k + (it->has_value ? 1 + it->value_len : 0);
+        if (n > 255 || o + 1 + n > cap)
+            return -1;
+        out[o++] = (uint8_t)n;
+        memcpy(out + o, it->key, k);
+        o += k;
+        if (it->has_value) {
+            out[o++] = '=';
+            memcpy(out + o, it->value, it->value_len);
+            o += it->value_len;
+        }
+    }
+    if (o == 0) /* an empty TXT record is one empty string (RFC 6763 6.1) */
+        out[o++] = 0;
+    return (int)o;
+}
+
+static int add_txt_record(struct lmd_pub *p, AvahiEntryGroup *g, const char *full, AvahiPublishFlags extra)
+{
+    uint8_t rd[9000];
+    int n = txt_wire(&p->txt, rd, sizeof rd);
+    if (n < 0)
+        return AVAHI_ERR_INVALID_RECORD;
+    return avahi_entry_group_add_record(g, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, AVAHI_PUBLISH_UNIQUE | extra,
+                                        full, AVAHI_DNS_CLASS_IN, AVAHI_DNS_TYPE_TXT, p->ttl, rd, (size_t)n);
+}
+
+static int full_names(struct lmd_pub *p, char *full, char *type_full, char *enum_name)
+{
+    AvahiClient *c = p->m->client;
+    const char *domain = p->domain ? p->domain : avahi_client_get_domain_name(c);
+    if (!domain)
+        return AVAHI_ERR_INVALID_DOMAIN_NAME;
+    int rc = avahi_service_name_join(full, AVAHI_DOMAIN_NAME_MAX, p->name, p->type, domain);
+    if (rc < 0)
+        return rc;
+    snprintf(type_full, AVAHI_DOMAIN_NAME_MAX, "%s.%s", p->type, domain);
+    snprintf(enum_name, AVAHI_DOMAIN_NAME_MAX, "_services._dns-sd._udp.%s", domain);
+    return 0;
+}
+
+/* What avahi_entry_group_add_service does, with our TTL on every record:
+ * the type enumeration PTR, the PTR to the instance (shared), and the
+ * instance's SRV and TXT (unique: probed, so collisions are detected). */
+static int add_raw_service(struct lmd_pub *p, AvahiEntryGroup *g)
+{
+    char full[AVAHI_DOMAIN_NAME_MAX], type_full[AVAHI_DOMAIN_NAME_MAX], enum_name[AVAHI_DOMAIN_NAME_MAX];
+    const char *host = avahi_client_get_host_name_fqdn(p->m->client);
+    int rc = full_names(p, full, type_full, enum_name);
+    if (rc < 0)
+        return rc;
+    if (!host)
+        return AVAHI_ERR_INVALID_HOST_NAME;
+    uint8_t rd[AVAHI_DOMAIN_NAME_MAX + 8];
+    int n;
+    /* SRV first: it is the unique record whose collision renames us */
+    rd[0] = rd[1] = rd[2] = rd[3] = 0; /* priority, weight */
+    rd[4] = (uint8_t)(p->port >> 8);
+    rd[5] = (uint8_t)(p->port & 0xff);
+    if ((n = name_wire(host, rd + 6, sizeof rd - 6)) < 0)
+        return AVAHI_ERR_INVALID_HOST_NAME;
+    rc = avahi_entry_group_add_record(g, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, AVAHI_PUBLISH_UNIQUE, full,
+                                      AVAHI_DNS_CLASS_IN, AVAHI_DNS_TYPE_SRV, p->ttl, rd, (size_t)n + 6);
+    if (rc < 0)
+        return rc;
+    if ((rc = add_txt_record(p, g, full, 0)) < 0)
+        return rc;
+    if ((n = name_wire(full, rd, sizeof rd)) < 0)
+        return AVAHI_ERR_INVALID_SERVICE_NAME;
+    rc = avahi_entry_group_add_record(g, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, 0, type_full, AVAHI_DNS_CLASS_IN,
+                                      AVAHI_DNS_TYPE_PTR, p->ttl, rd, (size_t)n);
+    if (rc < 0)
+        return rc;
+    if ((n = name_wire(type_full, rd, sizeof rd)) < 0)
+        return AVAHI_ERR_INVALID_SERVICE_TYPE;
+    return avahi_entry_group_add_record(g, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, 0, enum_name,
+                                        AVAHI_DNS_CLASS_IN, AVAHI_DNS_TYPE_PTR, p->ttl, rd, (size_t)n);
+}
+
 static void pub_rename(struct lmd_pub *p)
 {
     char *alt = avahi_alternative_service_name(p->name);
@@ -352,10 +462,14 @@ static void pub_add(struct lmd_pub *p, AvahiEntryGroup *g)
     /* A local collision (another service on this host has the name) is
      * reported here rather than through the group state. */
     for (int tries = 0; tries < 100; tries++) {
-        rc = avahi_entry_group_add_service_strlst(g, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, 0, p->name,
-                                                  p->type, p->domain, NULL, p->port, l);
+        if (p->ttl)
+            rc = add_raw_service(p, g);
+        else
+            rc = avahi_entry_group_add_service_strlst(g, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, 0, p->name,
+                                                      p->type, p->domain, NULL, p->port, l);
         if (rc != AVAHI_ERR_COLLISION)
             break;
+        avahi_entry_group_reset(g); /* a raw set may be half added */
         pub_rename(p);
     }
     avahi_string_list_free(l);
@@ -400,6 +514,7 @@ lmd_pub *lmd_pub_new(lmd_mdns *m, const struct lmd_pub_config *cfg, lmd_pub_cb c
     p->cb = cb;
     p->ud = ud;
     p->port = cfg->port;
+    p->ttl = cfg->ttl;
     p->name = lmd_strdup(cfg->name);
     p->type = lmd_strdup(cfg->type ? cfg->type : LMD_DEFAULT_TYPE);
     p->domain = cfg->domain ? lmd_strdup(cfg->domain) : NULL;
@@ -430,10 +545,18 @@ int lmd_pub_set_txt(lmd_pub *p, const lmd_txt *txt)
     p->txt_dirty = true;
     if (!p->established || !p->group)
         return 0; /* applied when the group is established */
-    AvahiStringList *l = txt_to_avahi(&p->txt);
-    int rc = avahi_entry_group_update_service_txt_strlst(p->group, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC,
-                                                         0, p->name, p->type, p->domain, l);
-    avahi_string_list_free(l);
+    int rc;
+    if (p->ttl) {
+        char full[AVAHI_DOMAIN_NAME_MAX], type_full[AVAHI_DOMAIN_NAME_MAX], enum_name[AVAHI_DOMAIN_NAME_MAX];
+        rc = full_names(p, full, type_full, enum_name);
+        if (rc == 0)
+            rc = add_txt_record(p, p->group, full, AVAHI_PUBLISH_UPDATE);
+    } else {
+        AvahiStringList *l = txt_to_avahi(&p->txt);
+        rc = avahi_entry_group_update_service_txt_strlst(p->group, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, 0,
+                                                         p->name, p->type, p->domain, l);
+        avahi_string_list_free(l);
+    }
     if (rc < 0) {
         lmd_error("cannot update TXT record: %s", avahi_strerror(rc));
         return LMD_EAVAHI;

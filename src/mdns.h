@@ -42,6 +42,12 @@ struct lmd_pub_config {
     const char *domain;     /* NULL: avahi's default (local) */
     uint16_t port;
     const lmd_txt *txt;
+    /* Record TTL in seconds.  0: avahi's defaults (SRV 120 s, PTR/TXT
+     * 75 min), published with avahi_entry_group_add_service.  Otherwise the
+     * PTR, SRV and TXT records are published raw with this TTL, so every
+     * mDNS cache on the LAN drops them about ttl seconds after this host
+     * vanishes without a goodbye. */
+    unsigned ttl;
 };
 
 enum lmd_pub_event {

@@ -164,6 +164,19 @@ static int l_peers(lua_State *L)
     return 1;
 }
 
+/* _peers_all(): every live peer on the network (the mantle applies its own
+ * verdicts on top, see lua/lmdisc/policy.lua) */
+static int l_peers_all(lua_State *L)
+{
+    lmd_policy *p = policy_of(L);
+    lmd_node_list l = {0};
+    if (p->host.peers_all && p->host.peers_all(p->host.ud, &l) != 0)
+        return luaL_error(L, "out of memory");
+    lmd_lua_push_node_list(L, &l);
+    lmd_node_list_free(&l);
+    return 1;
+}
+
 static int l_list_alive(lua_State *L)
 {
     /* REGISTRY:list_alive(): ignore self */
@@ -563,6 +576,7 @@ static void push_api(lmd_policy *p)
     static const luaL_Reg agent_fns[] = {
         {"peers", l_peers}, {"self", l_self},   {"set_txt", l_set_txt}, {"timer", l_timer},
         {"every", l_every}, {"spawn", l_spawn}, {"now", l_now},         {"_guard", l_guard},
+        {"_peers_all", l_peers_all},
         {NULL, NULL},
     };
     luaL_requiref(L, "lmdisc", luaopen_lmdisc, 0);
@@ -654,6 +668,8 @@ void lmd_config_clear(struct lmd_config *c)
     lmd_txt_free(&c->announce.txt);
     free(c->api.socket);
     free(c->api.listen);
+    free(c->health.http);
+    free(c->checks.http);
     memset(c, 0, sizeof *c);
 }
 
@@ -702,6 +718,28 @@ static int read_settings(lua_State *L, int P, struct lmd_config *c)
         c->api.socket_mode = (unsigned)field_num(L, -1, "socket_mode", 0660);
         c->api.listen = field_str(L, -1, "listen");
         c->api.allow_remote = field_bool(L, -1, "allow_remote");
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, s, "health") == LUA_TTABLE) {
+        c->health.enabled = true;
+        c->health.http = field_str(L, -1, "http");
+        c->health.tcp = (uint16_t)field_num(L, -1, "tcp", 0);
+        c->health.interval = field_num(L, -1, "interval", 2);
+        c->health.timeout = field_num(L, -1, "timeout", 1);
+        c->health.failures = (unsigned)field_num(L, -1, "failures", 3);
+        char *mode = field_str(L, -1, "on_fail");
+        c->health.status_mode = mode && !strcmp(mode, "status");
+        free(mode);
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, s, "checks") == LUA_TTABLE) {
+        c->checks.enabled = true;
+        c->checks.tcp = field_bool(L, -1, "tcp");
+        c->checks.http = field_str(L, -1, "http");
+        c->checks.interval = field_num(L, -1, "interval", 1);
+        c->checks.timeout = field_num(L, -1, "timeout", 1);
+        c->checks.failures = (unsigned)field_num(L, -1, "failures", 2);
+        c->checks.concurrency = (unsigned)field_num(L, -1, "concurrency", 8);
     }
     lua_pop(L, 1);
     if (lua_getfield(L, s, "log") == LUA_TTABLE) {

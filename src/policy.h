@@ -22,6 +22,8 @@ struct lmd_policy_host {
     struct event_base *base;
     /* the peers the policy keeps, with their computed info */
     int (*peers)(void *ud, lmd_node_list *out);
+    /* every live peer on the network, before the policy's verdict */
+    int (*peers_all)(void *ud, lmd_node_list *out);
     /* what we announce: name, type, port, txt, info; state is a word such
      * as "established" */
     int (*self)(void *ud, lmd_node_info *out, const char **state);

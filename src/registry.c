@@ -29,6 +29,7 @@ struct peer {
     lmd_node_info *pend_old; /* state before the changes being settled */
     bool confirming;
     bool kept;
+    bool unhealthy;
     char *pinfo;       /* policy info, or NULL */
 };
 
@@ -358,12 +359,16 @@ int lmd_registry_instance_seen(lmd_registry *r, const struct lmd_instance *in, d
 static void leave(lmd_registry *r, size_t at, const char *reason)
 {
     struct peer *p = r->peers[at];
-    memmove(&r->peers[at], &r->peers[at + 1], (r->n - at - 1) * sizeof *r->peers);
-    r->n--;
-    /* a peer that never joined leaves without a word; pending changes die
-     * with it */
+    /* reported while still listed (get/healthy answer for it); a peer that
+     * never joined leaves without a word; pending changes die with it */
     if (p->joined && r->ev)
         r->ev(r->ud, LMD_EV_LEAVE, &p->node, NULL, 0, reason);
+    bool found;
+    at = find(r, p->node.name, &found); /* the callback may have moved things */
+    if (found && r->peers[at] == p) {
+        memmove(&r->peers[at], &r->peers[at + 1], (r->n - at - 1) * sizeof *r->peers);
+        r->n--;
+    }
     peer_free(p);
 }
 
@@ -502,7 +507,34 @@ bool lmd_registry_kept(const lmd_registry *r, const char *name)
     return p && p->kept;
 }
 
+int lmd_registry_set_healthy(lmd_registry *r, const char *name, bool healthy)
+{
+    struct peer *p = lookup(r, name);
+    if (!p)
+        return LMD_ENOTFOUND;
+    p->unhealthy = !healthy;
+    return 0;
+}
+
+bool lmd_registry_healthy(const lmd_registry *r, const char *name)
+{
+    struct peer *p = lookup(r, name);
+    return p && !p->unhealthy;
+}
+
+static int snapshot(const lmd_registry *r, bool kept_only, bool unreported, lmd_node_list *out);
+
 int lmd_registry_snapshot(const lmd_registry *r, bool kept_only, lmd_node_list *out)
+{
+    return snapshot(r, kept_only, false, out);
+}
+
+int lmd_registry_snapshot_network(const lmd_registry *r, lmd_node_list *out)
+{
+    return snapshot(r, false, true, out);
+}
+
+static int snapshot(const lmd_registry *r, bool kept_only, bool unreported, lmd_node_list *out)
 {
     out->n = 0;
     out->nodes = r->n ? calloc(r->n, sizeof *out->nodes) : NULL;
@@ -510,7 +542,7 @@ int lmd_registry_snapshot(const lmd_registry *r, bool kept_only, lmd_node_list *
         return LMD_ENOMEM;
     for (size_t i = 0; i < r->n; i++) {
         const struct peer *p = r->peers[i];
-        if (!p->joined || (kept_only && !p->kept))
+        if ((!p->joined && !unreported) || (kept_only && (!p->kept || p->unhealthy)))
             continue;
         lmd_node_info *n = &out->nodes[out->n];
         if (lmd_node_info_copy(n, &p->node) != 0) {

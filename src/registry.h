@@ -69,10 +69,17 @@ void lmd_registry_tick(lmd_registry *r, double now);
  * (NULL: the TXT "info").  Used by list_alive(kept_only) and the API. */
 int lmd_registry_set_verdict(lmd_registry *r, const char *name, bool kept, const char *info);
 bool lmd_registry_kept(const lmd_registry *r, const char *name);
+/* Health from peer checks: an unhealthy peer stays in the registry (it is
+ * still on the network) but is not listed as alive. */
+int lmd_registry_set_healthy(lmd_registry *r, const char *name, bool healthy);
+bool lmd_registry_healthy(const lmd_registry *r, const char *name);
 
 /* Snapshot of live peers, sorted by name; kept_only: only those the policy
  * keeps, with their policy info.  Free with lmd_node_list_free(). */
 int lmd_registry_snapshot(const lmd_registry *r, bool kept_only, lmd_node_list *out);
+/* Every service seen on the network, reported yet or still settling: what a
+ * one-shot discover would list. */
+int lmd_registry_snapshot_network(const lmd_registry *r, lmd_node_list *out);
 const lmd_node_info *lmd_registry_get(const lmd_registry *r, const char *name);
 size_t lmd_registry_count(const lmd_registry *r);
 /* Visit every peer (in name order). */

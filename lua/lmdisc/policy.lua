@@ -437,6 +437,26 @@ function M.load(path, opts)
   -- kept as an empty line so line numbers stay true.
   if source:sub(1, 1) == "#" then source = source:gsub("^[^\n]*", "", 1) end
 
+  -- In the agent, lmdisc.peers() is the network's live peers (C) seen
+  -- through this policy's own verdicts, so that inside a hook it already
+  -- agrees with the event being handled (and, on reload, with the new policy).
+  local this = {}
+  if api and api._peers_all then
+    local raw = api
+    local function peers()
+      local out = {}
+      for _, peer in ipairs(raw._peers_all()) do
+        local st = this.P and this.P._peers[peer.name]
+        if st and st.keep then
+          peer.info = st.info
+          out[#out + 1] = peer
+        end
+      end
+      return out
+    end
+    api = setmetatable({ peers = peers, REGISTRY = { list_alive = function() return peers() end } },
+                       { __index = raw })
+  end
   local env = sandbox.env(api)
   local collector = config.new_collector("@" .. path)
   collector:install(env)
@@ -476,6 +496,7 @@ function M.load(path, opts)
     _hooks = hooks,
     _peers = {}, -- name -> { keep =, info =, info_warned = }
   }, Policy)
+  this.P = P
   return P, nil, warnings
 end
 

@@ -85,7 +85,7 @@ end
 
 function TestConfigDefaults:test_checks()
   local s = settings("checks { tcp = true }")
-  lu.assertEquals(s.checks, { tcp = true, interval = 5, timeout = 2, failures = 3, concurrency = 8 })
+  lu.assertEquals(s.checks, { tcp = true, interval = 1, timeout = 1, failures = 2, concurrency = 8 })
   s = settings('checks { http = "/health", concurrency = 2 }')
   lu.assertEquals(s.checks.http, "/health")
   lu.assertEquals(s.checks.concurrency, 2)
