@@ -229,6 +229,32 @@ function TestAgent:test_avahi_restart_on_the_agents_host()
     lu.assertEquals(#lines(rec1, "join|" .. n2), 1, read(rec1))
 end
 
+function TestAgent:test_spawn_runs_programs_without_blocking_and_reports_exit()
+    local out = path("spawned")
+    local cfg = path("spawner.lua")
+    write(cfg, ([[
+function on_join(peer)
+  local pid, err = lmdisc.spawn({"sh", "-c", "sleep 1; cat > \"$OUT\"; echo \"$PEER\" >> \"$OUT\"; exit 7"},
+    { env = { OUT = %q, PEER = peer.name }, stdin = "stdin for " .. peer.name .. "\n",
+      on_exit = function(code) lmdisc.log.info("SPAWN exit %%d for %%s", code, peer.name) end })
+  assert(pid, err)
+  lmdisc.log.info("SPAWN started %%d", pid)
+  local bad, why = lmdisc.spawn({"/nonexistent/program"})
+  lmdisc.log.info("SPAWN bad %%s", tostring(why))
+end
+]]):format(out))
+    local p1 = agent("h1", cfg)
+    local n2 = uniq("sp")
+    local a = lab:bg("h2", q(BIN) .. " announce 9200 x --name " .. n2)
+    procs[#procs + 1] = a
+    local started = lab:wait_log(p1, "SPAWN started", 15)
+    lu.assertNotNil(started, p1:output())
+    -- the agent goes on while the child sleeps: the next log line comes at once
+    lu.assertNotNil(lab:wait_log(p1, "SPAWN bad cannot start '/nonexistent/program'", 5), p1:output())
+    lu.assertNotNil(lab:wait_log(p1, "SPAWN exit 7 for " .. n2, 10), p1:output())
+    lu.assertEquals(read(out), "stdin for " .. n2 .. "\n" .. n2 .. "\n")
+end
+
 function TestAgent:test_log_lines_escape_peer_data_and_follow_the_level()
     local cfg = path("plain.lua")
     write(cfg, "registry { ttl = 60 }\nfunction on_join(peer) lmdisc.log.info('HOOK %s', peer.name) end\n")

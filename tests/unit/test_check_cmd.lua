@@ -65,6 +65,14 @@ function TestCheck:test_runtime_error_and_infinite_loop_at_load()
     lu.assertStrContains(out, "deadline")
 end
 
+function TestCheck:test_memory_cap_stops_a_runaway_script()
+    local p = file('local t = {}\nfor i = 1, 1e9 do t[i] = ("x"):rep(64) .. i end\n')
+    local code, out = run("check " .. sh(p))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, "not enough memory")
+    os.remove(p)
+end
+
 function TestCheck:test_missing_file_and_usage()
     local code, out = run("check /nonexistent/agent.lua")
     lu.assertEquals(code, 1, out)
