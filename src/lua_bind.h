@@ -11,6 +11,8 @@ int lmd_lua_open_log(lua_State *L);
 int lmd_lua_open_registry(lua_State *L);
 void lmd_lua_push_node(lua_State *L, const lmd_node_info *n);
 void lmd_lua_push_node_list(lua_State *L, const lmd_node_list *l);
+/* The LMD_CH_* bits as a list of names: {"txt", "addresses"} */
+void lmd_lua_push_changes(lua_State *L, unsigned changes);
 int lmd_lua_to_node(lua_State *L, int idx, lmd_node_info *n);
 int lmd_lua_to_txt(lua_State *L, int idx, lmd_txt *t);
 

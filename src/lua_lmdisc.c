@@ -6,6 +6,7 @@
 #include "lua_bind.h"
 #include "json.h"
 #include "log.h"
+#include "registry.h"
 #include "util.h"
 
 #include <lauxlib.h>
@@ -73,6 +74,17 @@ void lmd_lua_push_node(lua_State *L, const lmd_node_info *n)
         lua_pushnumber(L, n->last_seen);
         lua_setfield(L, -2, "last_seen");
     }
+}
+
+void lmd_lua_push_changes(lua_State *L, unsigned changes)
+{
+    lua_newtable(L);
+    int n = 0;
+    for (unsigned bit = 1; bit <= LMD_CH_INFO; bit <<= 1)
+        if (changes & bit) {
+            lua_pushstring(L, lmd_change_name(bit));
+            lua_rawseti(L, -2, ++n);
+        }
 }
 
 void lmd_lua_push_node_list(lua_State *L, const lmd_node_list *l)

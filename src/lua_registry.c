@@ -27,17 +27,6 @@ typedef struct {
     int err_ref;            /* first error raised by a callback, rethrown after */
 } reg_ud;
 
-static void push_changes(lua_State *L, unsigned ch)
-{
-    lua_newtable(L);
-    int n = 0;
-    for (unsigned bit = 1; bit <= LMD_CH_INFO; bit <<= 1)
-        if (ch & bit) {
-            lua_pushstring(L, lmd_change_name(bit));
-            lua_rawseti(L, -2, ++n);
-        }
-}
-
 static const char *kind_name(enum lmd_event_kind k)
 {
     return k == LMD_EV_JOIN ? "join" : k == LMD_EV_UPDATE ? "update" : "leave";
@@ -68,7 +57,7 @@ static void on_event(void *ud, enum lmd_event_kind kind, const lmd_node_info *pe
         lmd_lua_push_node(L, old);
     else
         lua_pushnil(L);
-    push_changes(L, changes);
+    lmd_lua_push_changes(L, changes);
     if (reason)
         lua_pushstring(L, reason);
     else

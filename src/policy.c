@@ -883,17 +883,6 @@ static int kind_from(const char *s)
                                             : !strcmp(s, "leave")  ? LMD_EV_LEAVE : -1;
 }
 
-static void push_changes(lua_State *L, unsigned ch)
-{
-    lua_newtable(L);
-    int n = 0;
-    for (unsigned bit = 1; bit <= LMD_CH_INFO; bit <<= 1)
-        if (ch & bit) {
-            lua_pushstring(L, lmd_change_name(bit));
-            lua_rawseti(L, -2, ++n);
-        }
-}
-
 static void read_verdict(lua_State *L, int emitted_idx, struct lmd_verdict *out)
 {
     out->emitted = kind_from(lua_tostring(L, emitted_idx));
@@ -925,7 +914,7 @@ int lmd_policy_event(lmd_policy *p, enum lmd_event_kind kind, const lmd_node_inf
         lmd_lua_push_node(L, old);
     else
         lua_pushnil(L);
-    push_changes(L, changes);
+    lmd_lua_push_changes(L, changes);
     if (reason)
         lua_pushstring(L, reason);
     else

@@ -74,6 +74,7 @@ local function deep_copy(v)
   for k, x in pairs(v) do c[k] = deep_copy(x) end
   return c
 end
+M.deep_copy = deep_copy
 
 ---------------------------------------------------------------------------
 -- checks used by the schema: return true | nil, reason

@@ -24,12 +24,7 @@ local function copy(t)
   return c
 end
 
-local function deep_copy(v)
-  if type(v) ~= "table" then return v end
-  local c = {}
-  for k, x in pairs(v) do c[k] = deep_copy(x) end
-  return c
-end
+local deep_copy = config.deep_copy
 
 ---------------------------------------------------------------------------
 -- guards

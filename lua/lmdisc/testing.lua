@@ -30,12 +30,7 @@ local PEER_FIELDS = {
   interfaces = true, txt = true, ["local"] = true, self = true, first_seen = true, last_seen = true,
 }
 
-local function deep_copy(v)
-  if type(v) ~= "table" then return v end
-  local c = {}
-  for k, x in pairs(v) do c[k] = deep_copy(x) end
-  return c
-end
+local deep_copy = config.deep_copy
 
 local function deep_equal(a, b)
   if a == b then return true end

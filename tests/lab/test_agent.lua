@@ -4,40 +4,14 @@
 -- SIGHUP reload with good and broken scripts, hook safety, and an
 -- avahi-daemon restart on the agent's own host.
 local lu = require "luaunit"
-local Lab = require "lab"
 
-local BIN = assert(os.getenv("LMDISC_BIN"), "set LMDISC_BIN to the lmdisc binary")
+local S = require("suite").new(3)
+local q, BIN, read, write = S.q, S.BIN, S.read, S.write
 local SRC = os.getenv("LMDISC_SRC") or "."
 local RECORDER = SRC .. "/tests/lab/policies/recorder.lua"
-local q = Lab.shquote
-local lab, tmp
-local procs = {}
-local seq = 0
 
--- Instance names are unique per test: avahi keeps a goodbye'd record for a
--- second (RFC 6762 10.1), so the next test must not reuse the last one's.
-local function uniq(name)
-    return ("%s_%d"):format(name, seq)
-end
-
-local function path(name)
-    seq = seq + 1
-    return ("%s/%d-%s"):format(tmp, seq, name)
-end
-
-local function write(file, text)
-    local f = assert(io.open(file, "w"))
-    f:write(text)
-    f:close()
-end
-
-local function read(file)
-    local f = io.open(file)
-    if not f then return "" end
-    local s = f:read("a")
-    f:close()
-    return s
-end
+local function uniq(name) return S:uniq(name) end
+local function path(name) return S:path(name) end
 
 local function lines(file, prefix)
     local out = {}
@@ -47,19 +21,11 @@ local function lines(file, prefix)
     return out
 end
 
--- Start an agent on host with env vars; returns the process.
-local function agent(host, config, env)
-    local parts = {}
-    for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. q(v) end
-    table.sort(parts)
-    local p = lab:bg(host, "env " .. table.concat(parts, " ") .. " " .. q(BIN) .. " agent -c " .. q(config))
-    procs[#procs + 1] = p
-    lu.assertNotNil(lab:wait_log(p, "agent started", 10), p:output())
-    return p
-end
+-- Start an agent on host from a configuration file, with env vars.
+local function agent(host, config, env) return S:agent(host, nil, {path = config, env = env}) end
 
 local function await(file, pattern, timeout)
-    local line, err = lab:wait_log(file, pattern, timeout or 15)
+    local line, err = S.lab:wait_log(file, pattern, timeout or 15)
     lu.assertNotNil(line, tostring(err) .. "\n--- " .. file .. ":\n" .. read(file))
     return line
 end
@@ -70,29 +36,9 @@ local function fields(line)
     return f
 end
 
-function setupSuite()
-    lab = Lab.up(3)
-    tmp = os.tmpname()
-    os.remove(tmp)
-    os.execute("mkdir -p " .. q(tmp))
-end
-
-function teardownSuite()
-    if lab then lab:down() end
-    if tmp then os.execute("rm -rf " .. q(tmp)) end
-end
-
 TestAgent = {}
 
-function TestAgent:tearDown()
-    for _, p in ipairs(procs) do
-        if p:running() then
-            p:signal("TERM")
-            p:wait(10)
-        end
-    end
-    procs = {}
-end
+function TestAgent:tearDown() S:stop_all() end
 
 function TestAgent:test_hooks_receive_the_right_peers_and_data()
     local rec1, rec2 = path("h1.rec"), path("h2.rec")
@@ -108,10 +54,10 @@ function TestAgent:test_hooks_receive_the_right_peers_and_data()
     -- one join with both address families (IPv4 and IPv6 merged), and
     -- lmdisc.peers() already lists the peer inside on_join
     lu.assertStrContains(join[7], "listed=1")
-    lu.assertStrContains(join[7], lab:ip("h2", 4))
-    lu.assertStrContains(join[7], lab:ip("h2", 6))
+    lu.assertStrContains(join[7], S.lab:ip("h2", 4))
+    lu.assertStrContains(join[7], S.lab:ip("h2", 6))
     -- h3 serves llama: filtered out, never joined; h2 never sees itself
-    lu.assertNotNil(lab:wait_log(p1, "initial scan done", 10))
+    lu.assertNotNil(S.lab:wait_log(p1, "initial scan done", 10))
     lu.assertEquals(#lines(rec1, "join|" .. n3), 0, read(rec1))
     lu.assertEquals(#lines(rec1, "join|"), 1, read(rec1))
     await(rec2, "^join|" .. n3 .. "|")
@@ -158,7 +104,7 @@ function on_leave(peer, reason) local f = io.open(%q, "a"); f:write("leave|", pe
     local p3 = agent("h3", RECORDER, {RECORD_FILE = path("x"), MY_MODEL = "llama", MY_NAME = n3})
     agent("h2", RECORDER, {RECORD_FILE = path("y"), MY_MODEL = "gemma", MY_NAME = n2})
     await(rec1, "^join|" .. n2)
-    lu.assertNotNil(lab:wait_log(p1, "initial scan done", 10))
+    lu.assertNotNil(S.lab:wait_log(p1, "initial scan done", 10))
 
     -- a good new policy takes over without losing the registry: peers whose
     -- verdict changed get leave "filtered" / join
@@ -166,12 +112,12 @@ function on_leave(peer, reason) local f = io.open(%q, "a"); f:write("leave|", pe
     p1:signal("HUP")
     await(rec1, "^leave|" .. n2 .. "|filtered")
     await(rec1, "^join|" .. n3)
-    lu.assertNotNil(lab:wait_log(p1, "reloaded", 5))
+    lu.assertNotNil(S.lab:wait_log(p1, "reloaded", 5))
 
     -- a broken one is refused with file:line, and the running policy stays
     write(cfg, good .. "\nfunction on_update(peer) end end -- syntax error\n")
     p1:signal("HUP")
-    local err = lab:wait_log(p1, "reload failed", 10)
+    local err = S.lab:wait_log(p1, "reload failed", 10)
     lu.assertNotNil(err, p1:output())
     lu.assertStrContains(err, cfg .. ":7:")
     lu.assertTrue(p1:running())
@@ -194,16 +140,15 @@ end
 ]]):format(rec1))
     local p1 = agent("h1", cfg)
     local function announce(host, name, model)
-        local p = lab:bg(host, q(BIN) .. " announce 9000 x --name " .. q(name) .. " --txt model=" .. model)
-        procs[#procs + 1] = p
-        lu.assertNotNil(lab:wait_log(p, "^announced", 15), p:output())
+        local p = S:bg(host, q(BIN) .. " announce 9000 x --name " .. q(name) .. " --txt model=" .. model)
+        lu.assertNotNil(S.lab:wait_log(p, "^announced", 15), p:output())
     end
     announce("h2", uniq("looper"), "loop")
-    lu.assertNotNil(lab:wait_log(p1, "exceeded its deadline", 10), p1:output())
+    lu.assertNotNil(S.lab:wait_log(p1, "exceeded its deadline", 10), p1:output())
     announce("h3", uniq("quitter"), "exit")
-    lu.assertNotNil(lab:wait_log(p1, "os.exit is not available", 10), p1:output())
+    lu.assertNotNil(S.lab:wait_log(p1, "os.exit is not available", 10), p1:output())
     announce("h2", uniq("thrower"), "error")
-    local line = lab:wait_log(p1, "boom in thrower", 10)
+    local line = S.lab:wait_log(p1, "boom in thrower", 10)
     lu.assertNotNil(line, p1:output())
     announce("h3", uniq("fine"), "ok")
     await(rec1, "^join|fine")
@@ -218,12 +163,12 @@ function TestAgent:test_avahi_restart_on_the_agents_host()
     agent("h2", RECORDER, {RECORD_FILE = rec2, MY_MODEL = "gemma", MY_NAME = n2})
     await(rec1, "^join|" .. n2)
     await(rec2, "^join|" .. n1)
-    lab:avahi_restart("h1")
-    lu.assertNotNil(lab:wait_log(p1, "lost the connection to avahi%-daemon", 10), p1:output())
-    lu.assertNotNil(lab:wait_log(p1, "back in sync with avahi%-daemon", 20), p1:output())
+    S.lab:avahi_restart("h1")
+    lu.assertNotNil(S.lab:wait_log(p1, "lost the connection to avahi%-daemon", 10), p1:output())
+    lu.assertNotNil(S.lab:wait_log(p1, "back in sync with avahi%-daemon", 20), p1:output())
     -- the agent announced again: h2 sees h1 come back (h1's daemon did say goodbye)
     await(rec2, "^leave|" .. n1)
-    lu.assertNotNil(lab:wait_log(rec2, "^join|" .. n1, 15, 2), read(rec2))
+    lu.assertNotNil(S.lab:wait_log(rec2, "^join|" .. n1, 15, 2), read(rec2))
     -- and h1 did not report its own peers as left and joined again
     lu.assertEquals(#lines(rec1, "leave|"), 0, read(rec1))
     lu.assertEquals(#lines(rec1, "join|" .. n2), 1, read(rec1))
@@ -245,29 +190,25 @@ end
 ]]):format(out))
     local p1 = agent("h1", cfg)
     local n2 = uniq("sp")
-    local a = lab:bg("h2", q(BIN) .. " announce 9200 x --name " .. n2)
-    procs[#procs + 1] = a
-    local started = lab:wait_log(p1, "SPAWN started", 15)
+    local a = S:bg("h2", q(BIN) .. " announce 9200 x --name " .. n2)
+    local started = S.lab:wait_log(p1, "SPAWN started", 15)
     lu.assertNotNil(started, p1:output())
     -- the agent goes on while the child sleeps: the next log line comes at once
-    lu.assertNotNil(lab:wait_log(p1, "SPAWN bad cannot start '/nonexistent/program'", 5), p1:output())
-    lu.assertNotNil(lab:wait_log(p1, "SPAWN exit 7 for " .. n2, 10), p1:output())
+    lu.assertNotNil(S.lab:wait_log(p1, "SPAWN bad cannot start '/nonexistent/program'", 5), p1:output())
+    lu.assertNotNil(S.lab:wait_log(p1, "SPAWN exit 7 for " .. n2, 10), p1:output())
     lu.assertEquals(read(out), "stdin for " .. n2 .. "\n" .. n2 .. "\n")
 end
 
 function TestAgent:test_log_lines_escape_peer_data_and_follow_the_level()
     local cfg = path("plain.lua")
     write(cfg, "registry { ttl = 60 }\nfunction on_join(peer) lmdisc.log.info('HOOK %s', peer.name) end\n")
-    local quiet = lab:bg("h1", "LOGLEVEL=ERROR " .. q(BIN) .. " agent -c " .. q(cfg))
-    procs[#procs + 1] = quiet
-    local loud = lab:bg("h3", q(BIN) .. " --log-level DEBUG agent -c " .. q(cfg))
-    procs[#procs + 1] = loud
-    lu.assertNotNil(lab:wait_log(loud, "agent started", 10), loud:output())
+    local quiet = S:bg("h1", "LOGLEVEL=ERROR " .. q(BIN) .. " agent -c " .. q(cfg))
+    local loud = S:bg("h3", q(BIN) .. " --log-level DEBUG agent -c " .. q(cfg))
+    lu.assertNotNil(S.lab:wait_log(loud, "agent started", 10), loud:output())
     local evil = uniq("evil\n\27[2Jname")
-    local p = lab:bg("h2", q(BIN) .. " announce 9100 x --name " .. q(evil))
-    procs[#procs + 1] = p
-    lu.assertNotNil(lab:wait_log(p, "^announced", 15), p:output())
-    local line = lab:wait_log(loud, "HOOK evil", 15)
+    local p = S:bg("h2", q(BIN) .. " announce 9100 x --name " .. q(evil))
+    lu.assertNotNil(S.lab:wait_log(p, "^announced", 15), p:output())
+    local line = S.lab:wait_log(loud, "HOOK evil", 15)
     lu.assertNotNil(line, loud:output())
     lu.assertStrContains(line, "evil\\n\\x1b[2Jname") -- escaped, on one line
     local out = loud:output()

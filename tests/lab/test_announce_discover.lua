@@ -1,21 +1,17 @@
 -- lmdisc announce / lmdisc discover against real avahi-daemons on lab hosts,
 -- and interop both ways with the avahi tools.
 local lu = require "luaunit"
-local Lab = require "lab"
 local cjson = require "cjson"
 
-local BIN = assert(os.getenv("LMDISC_BIN"), "set LMDISC_BIN to the lmdisc binary")
-local q = Lab.shquote
-local lab
-local procs = {}
+local S = require("suite").new(3)
+local q, BIN = S.q, S.BIN
 
 -- Start `lmdisc announce ARGS...` on host and wait until avahi established it.
 local function announce(host, ...)
     local args = {}
     for i, a in ipairs({...}) do args[i] = q(a) end
-    local p = lab:bg(host, q(BIN) .. " announce " .. table.concat(args, " "))
-    procs[#procs + 1] = p
-    local line, err = lab:wait_log(p, "^announced ", 15)
+    local p = S:bg(host, q(BIN) .. " announce " .. table.concat(args, " "))
+    local line, err = S.lab:wait_log(p, "^announced ", 15)
     lu.assertNotNil(line, "announce did not establish: " .. tostring(err) .. "\n" .. p:output())
     return p, line:match('^announced "(.*)"')
 end
@@ -23,7 +19,7 @@ end
 local function discover(host, ...)
     local args = {}
     for i, a in ipairs({...}) do args[i] = q(a) end
-    local ok, out, code = lab:exec(host, q(BIN) .. " discover " .. table.concat(args, " ") .. " 2>/dev/null")
+    local ok, out, code = S.lab:exec(host, q(BIN) .. " discover " .. table.concat(args, " ") .. " 2>/dev/null")
     return out, code
 end
 
@@ -42,17 +38,10 @@ local function stop(p)
     return p:wait(10)
 end
 
-function setupSuite() lab = Lab.up(3) end
-function teardownSuite() if lab then lab:down() end end
 
 TestAnnounceDiscover = {}
 
-function TestAnnounceDiscover:tearDown()
-    for _, p in ipairs(procs) do
-        if p:running() then stop(p) end
-    end
-    procs = {}
-end
+function TestAnnounceDiscover:tearDown() S:stop_all() end
 
 function TestAnnounceDiscover:test_announce_seen_by_discover_in_text_and_json()
     announce("h1", "8000", "gemma-2b-it Q4_0", "--txt", "model=gemma-2b-it", "--txt", "gpu")
@@ -68,14 +57,14 @@ function TestAnnounceDiscover:test_announce_seen_by_discover_in_text_and_json()
     -- one node, both address families, merged
     local fam = {}
     for _, a in ipairs(n.addresses) do fam[a.family] = a.address end
-    lu.assertEquals(fam[4], lab:ip("h1", 4))
-    lu.assertEquals(fam[6], lab:ip("h1", 6))
+    lu.assertEquals(fam[4], S.lab:ip("h1", 4))
+    lu.assertEquals(fam[6], S.lab:ip("h1", 6))
 
     local text = discover("h3", "--timeout", "10")
     local line = text:match("[^\n]*h1:8000[^\n]*")
     lu.assertNotNil(line, text)
     lu.assertStrContains(line, "h1.local:8000")
-    lu.assertStrContains(line, lab:ip("h1", 4))
+    lu.assertStrContains(line, S.lab:ip("h1", 4))
     lu.assertStrContains(line, "gemma-2b-it Q4_0")
     local _, count = text:gsub("h1:8000", "")
     lu.assertEquals(count, 1, "one line per service:\n" .. text)
@@ -91,9 +80,8 @@ function TestAnnounceDiscover:test_discover_returns_when_the_network_answered_no
 end
 
 function TestAnnounceDiscover:test_discover_sees_avahi_publish_service()
-    local p = lab:bg("h1", "avahi-publish-service -s 'from avahi' _lmserv._tcp 7000 info=published-by-avahi k=v")
-    procs[#procs + 1] = p
-    lu.assertNotNil(lab:wait_log(p, "Established under name", 15), p:output())
+    local p = S:bg("h1", "avahi-publish-service -s 'from avahi' _lmserv._tcp 7000 info=published-by-avahi k=v")
+    lu.assertNotNil(S.lab:wait_log(p, "Established under name", 15), p:output())
     local _, nodes = discover_json("h2", "--timeout", "10")
     local n = nodes["from avahi"]
     lu.assertNotNil(n)
@@ -104,7 +92,7 @@ end
 
 function TestAnnounceDiscover:test_avahi_browse_sees_lmdisc_announce()
     announce("h1", "8100", "seen by avahi-browse", "--name", "lmdisc for avahi", "--txt", "model=m")
-    local ok, out = lab:exec("h2", "timeout 15 avahi-browse -r -p -t _lmserv._tcp")
+    local ok, out = S.lab:exec("h2", "timeout 15 avahi-browse -r -p -t _lmserv._tcp")
     lu.assertTrue(ok, out)
     local found
     for line in out:gmatch("[^\n]+") do
@@ -122,9 +110,8 @@ end
 
 function TestAnnounceDiscover:test_same_name_on_two_hosts_both_visible_under_distinct_names()
     local _, n1 = announce("h1", "8200", "one", "--name", "twin")
-    local p2 = lab:bg("h2", q(BIN) .. " announce 8200 two --name twin")
-    procs[#procs + 1] = p2
-    local line = lab:wait_log(p2, "^announced ", 20)
+    local p2 = S:bg("h2", q(BIN) .. " announce 8200 two --name twin")
+    local line = S.lab:wait_log(p2, "^announced ", 20)
     lu.assertNotNil(line, p2:output())
     local n2 = line:match('^announced "(.*)"')
     lu.assertNotEquals(n1, n2)
@@ -174,12 +161,11 @@ function TestAnnounceDiscover:test_awkward_names_and_values_survive_the_network(
 end
 
 function TestAnnounceDiscover:test_announce_waits_for_avahi_daemon()
-    lab:avahi_stop("h3")
-    local p = lab:bg("h3", q(BIN) .. " announce 8500 patient --name patient")
-    procs[#procs + 1] = p
-    lu.assertNotNil(lab:wait_log(p, "not running; waiting", 10), p:output())
-    lab:avahi_start("h3")
-    lu.assertNotNil(lab:wait_log(p, "^announced ", 15), p:output())
+    S.lab:avahi_stop("h3")
+    local p = S:bg("h3", q(BIN) .. " announce 8500 patient --name patient")
+    lu.assertNotNil(S.lab:wait_log(p, "not running; waiting", 10), p:output())
+    S.lab:avahi_start("h3")
+    lu.assertNotNil(S.lab:wait_log(p, "^announced ", 15), p:output())
     local _, count = p:output():gsub("waiting", "")
     lu.assertEquals(count, 1, "says so once:\n" .. p:output())
     local _, nodes = discover_json("h1", "--timeout", "10")
@@ -187,9 +173,9 @@ function TestAnnounceDiscover:test_announce_waits_for_avahi_daemon()
 end
 
 function TestAnnounceDiscover:test_discover_without_daemon_fails_clearly()
-    lab:avahi_stop("h3")
-    local ok, out, code = lab:exec("h3", q(BIN) .. " discover --timeout 5")
-    lab:avahi_start("h3")
+    S.lab:avahi_stop("h3")
+    local ok, out, code = S.lab:exec("h3", q(BIN) .. " discover --timeout 5")
+    S.lab:avahi_start("h3")
     lu.assertEquals(code, 1, out)
     lu.assertStrContains(out, "avahi-daemon is not running")
 end

@@ -3,24 +3,16 @@
 -- index, /metrics parses and moves, bad requests get 4xx and the agent
 -- keeps serving; `lmdisc peers` and `lmdisc watch` on top of it.
 local lu = require "luaunit"
-local Lab = require "lab"
 local cjson = require "cjson"
 
-local BIN = assert(os.getenv("LMDISC_BIN"), "set LMDISC_BIN to the lmdisc binary")
-local q = Lab.shquote
+local S = require("suite").new(3)
+local q, BIN, write = S.q, S.BIN, S.write
 local SOCK = "/run/lmdisc/agent.sock"
-local lab, tmp, agent1
-local procs = {}
-
-local function write(file, text)
-    local f = assert(io.open(file, "w"))
-    f:write(text)
-    f:close()
-end
+local agent1 -- the agent under test, up for the whole suite
 
 -- stdout only: a stream read with --max-time ends in curl's timeout message
 local function curl(args)
-    local ok, out, code = lab:exec("h1", "curl -s --max-time 5 --unix-socket " .. SOCK .. " " .. args ..
+    local ok, out, code = S.lab:exec("h1", "curl -s --max-time 5 --unix-socket " .. SOCK .. " " .. args ..
                                          " 2>/dev/null")
     return out, code
 end
@@ -32,16 +24,10 @@ local function get_json(path)
     return doc
 end
 
-local function bg(host, cmd)
-    local p = lab:bg(host, cmd)
-    procs[#procs + 1] = p
-    return p
-end
+local function bg(host, cmd) return S:bg(host, cmd) end
 
 local function announce(host, name, model, port)
-    local p = bg(host, ("%s announce %d x --name %s --txt model=%s"):format(q(BIN), port or 8000, q(name), model))
-    lu.assertNotNil(lab:wait_log(p, "^announced", 15), p:output())
-    return p
+    return S:announce(host, port or 8000, name, "--txt model=" .. model)
 end
 
 local function metrics()
@@ -58,41 +44,34 @@ local function metrics()
     return m
 end
 
+local suite_setup, suite_teardown = setupSuite, teardownSuite
+
 function setupSuite()
-    lab = Lab.up(3)
-    tmp = os.tmpname()
-    os.remove(tmp)
-    os.execute("mkdir -p " .. q(tmp))
-    local cfg = tmp .. "/observer.lua"
+    suite_setup()
+    local cfg = S.tmp .. "/observer.lua"
     write(cfg, [[
 registry { ttl = 60 }
 function filter(peer) return peer.txt.model ~= "hidden" end
 function info(peer) return "model " .. tostring(peer.txt.model) end
 ]])
-    agent1 = lab:bg("h1", q(BIN) .. " agent -c " .. q(cfg))
-    assert(lab:wait_log(agent1, "agent started", 10), agent1:output())
+    agent1 = S.lab:bg("h1", q(BIN) .. " agent -c " .. q(cfg))
+    assert(S.lab:wait_log(agent1, "agent started", 10), agent1:output())
 end
 
 function teardownSuite()
     if agent1 then agent1:signal("TERM"); agent1:wait(10) end
-    if lab then lab:down() end
-    if tmp then os.execute("rm -rf " .. q(tmp)) end
+    suite_teardown()
 end
 
 TestApi = {}
 
-function TestApi:tearDown()
-    for _, p in ipairs(procs) do
-        if p:running() then p:signal("TERM"); p:wait(10) end
-    end
-    procs = {}
-end
+function TestApi:tearDown() S:stop_all() end
 
 function TestApi:test_peers_are_exactly_what_the_policy_keeps()
     announce("h2", "api-kept", "gemma")
     announce("h3", "api-hidden", "hidden")
-    lu.assertNotNil(lab:wait_log(agent1, 'join "api%-kept"', 10), agent1:output())
-    lu.assertNotNil(lab:wait_log(agent1, "initial scan done", 10))
+    lu.assertNotNil(S.lab:wait_log(agent1, 'join "api%-kept"', 10), agent1:output())
+    lu.assertNotNil(S.lab:wait_log(agent1, "initial scan done", 10))
     local peers = get_json("/v1/peers")
     local names = {}
     for _, p in ipairs(peers) do names[p.name] = p end
@@ -106,30 +85,30 @@ function TestApi:test_peers_are_exactly_what_the_policy_keeps()
     lu.assertStrContains(out, "404")
     lu.assertStrContains(out, '"error"')
     -- the CLI on top
-    local ok, text = lab:exec("h1", q(BIN) .. " peers")
+    local ok, text = S.lab:exec("h1", q(BIN) .. " peers")
     lu.assertTrue(ok, text)
     lu.assertStrContains(text, "api-kept")
-    lu.assertStrContains(text, lab:ip("h2", 4) .. ":8000")
+    lu.assertStrContains(text, S.lab:ip("h2", 4) .. ":8000")
     lu.assertStrContains(text, "model gemma")
     lu.assertNotStrContains(text, "api-hidden")
-    local _, js = lab:exec("h1", q(BIN) .. " peers --json")
+    local _, js = S.lab:exec("h1", q(BIN) .. " peers --json")
     lu.assertEquals(#cjson.decode(js), #peers)
 end
 
 function TestApi:test_events_in_order_and_resume_from_an_index()
-    local log = tmp .. "/events.ndjson"
+    local log = S.tmp .. "/events.ndjson"
     local w = bg("h1", "curl -sSN --unix-socket " .. SOCK .. " http://lmdisc/v1/events > " .. q(log))
-    lu.assertNotNil(lab:wait_log(log, '"type":"snapshot"', 10))
-    local cfg = tmp .. "/changer.lua"
+    lu.assertNotNil(S.lab:wait_log(log, '"type":"snapshot"', 10))
+    local cfg = S.tmp .. "/changer.lua"
     write(cfg, [[
 announce { port = 8100, name = "api-changer", txt = { model = "gemma", load = "1" } }
 lmdisc.timer(1, function() lmdisc.set_txt { load = "2" } end)
 ]])
     local changer = bg("h2", q(BIN) .. " agent -c " .. q(cfg))
-    lu.assertNotNil(lab:wait_log(log, '"type":"update".*api%-changer', 15), io.open(log):read("a"))
+    lu.assertNotNil(S.lab:wait_log(log, '"type":"update".*api%-changer', 15), io.open(log):read("a"))
     changer:signal("TERM")
     lu.assertEquals(changer:wait(10), 0)
-    lu.assertNotNil(lab:wait_log(log, '"type":"leave".*api%-changer', 15))
+    lu.assertNotNil(S.lab:wait_log(log, '"type":"leave".*api%-changer', 15))
     local seen, last = {}, nil
     for line in io.lines(log) do
         local ev = cjson.decode(line)
@@ -146,7 +125,7 @@ lmdisc.timer(1, function() lmdisc.set_txt { load = "2" } end)
     -- a client that reconnects with its last index gets only what it missed
     local before = get_json("/v1/health") and last
     announce("h3", "api-missed", "gemma", 8200)
-    lu.assertNotNil(lab:wait_log(agent1, 'join "api%-missed"', 10))
+    lu.assertNotNil(S.lab:wait_log(agent1, 'join "api%-missed"', 10))
     local _, epoch_hdr = curl("-D - -o /dev/null http://lmdisc/v1/peers")
     local missed = curl(("--max-time 2 'http://lmdisc/v1/events?since=%d'"):format(before))
     local got = {}
@@ -173,10 +152,10 @@ function TestApi:test_metrics_parse_and_move()
     lu.assertNotNil(m0["lmdisc_peers_alive"])
     lu.assertEquals(m0["lmdisc_avahi_up"], 1)
     local p = announce("h2", "api-metric", "gemma", 8300)
-    lu.assertNotNil(lab:wait_log(agent1, 'join "api%-metric"', 10))
+    lu.assertNotNil(S.lab:wait_log(agent1, 'join "api%-metric"', 10))
     p:signal("TERM")
     p:wait(10)
-    lu.assertNotNil(lab:wait_log(agent1, 'leave "api%-metric"', 10))
+    lu.assertNotNil(S.lab:wait_log(agent1, 'leave "api%-metric"', 10))
     local m1 = metrics()
     lu.assertEquals(m1["lmdisc_joins_total"], m0["lmdisc_joins_total"] + 1)
     -- >=: the goodbye of a peer the previous test stopped may land after m0
@@ -201,7 +180,7 @@ function TestApi:test_bad_requests_get_4xx_and_the_agent_keeps_serving()
     local body = curl("-X POST http://lmdisc/v1/peers")
     lu.assertEquals(cjson.decode(body).error, "only GET is supported")
     -- garbage on the wire, and a client that connects and says nothing
-    lab:exec("h1", "printf 'NOT HTTP AT ALL\\r\\n\\r\\n' | timeout 3 socat - UNIX-CONNECT:" .. SOCK ..
+    S.lab:exec("h1", "printf 'NOT HTTP AT ALL\\r\\n\\r\\n' | timeout 3 socat - UNIX-CONNECT:" .. SOCK ..
              " >/dev/null 2>&1 || true")
     local idle = bg("h1", "exec 3<>/dev/null; timeout 30 socat -u UNIX-CONNECT:" .. SOCK .. " - ")
     lu.assertEquals(code("http://lmdisc/v1/health"), 200) -- others are served meanwhile
@@ -210,18 +189,18 @@ function TestApi:test_bad_requests_get_4xx_and_the_agent_keeps_serving()
 end
 
 function TestApi:test_cli_without_agent_says_so()
-    local ok, out, code = lab:exec("h3", q(BIN) .. " peers")
+    local ok, out, code = S.lab:exec("h3", q(BIN) .. " peers")
     lu.assertEquals(code, 1)
     lu.assertStrContains(out, "no lmdisc agent is running here")
-    ok, out, code = lab:exec("h3", q(BIN) .. " watch --socket /tmp/nowhere.sock")
+    ok, out, code = S.lab:exec("h3", q(BIN) .. " watch --socket /tmp/nowhere.sock")
     lu.assertEquals(code, 1)
     lu.assertStrContains(out, "/tmp/nowhere.sock")
 end
 
 function TestApi:test_second_agent_on_the_same_socket_is_refused()
-    local cfg = tmp .. "/plain.lua"
+    local cfg = S.tmp .. "/plain.lua"
     write(cfg, "registry { ttl = 60 }\n")
-    local ok, out, code = lab:exec("h1", "timeout 10 " .. q(BIN) .. " agent -c " .. q(cfg))
+    local ok, out, code = S.lab:exec("h1", "timeout 10 " .. q(BIN) .. " agent -c " .. q(cfg))
     lu.assertEquals(code, 1, out)
     lu.assertStrContains(out, "another agent is already serving " .. SOCK)
     lu.assertTrue(agent1:running())

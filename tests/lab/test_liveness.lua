@@ -4,22 +4,10 @@
 -- without; 50 peers joining at once are probed with bounded concurrency;
 -- discover answers at once from a running agent.
 local lu = require "luaunit"
-local Lab = require "lab"
 local cjson = require "cjson"
 
-local BIN = assert(os.getenv("LMDISC_BIN"), "set LMDISC_BIN to the lmdisc binary")
-local q = Lab.shquote
-local lab, tmp
-local procs = {}
-local seq = 0
-
-local function uniq(name) seq = seq + 1; return ("%s_%d"):format(name, seq) end
-
-local function write(file, text)
-    local f = assert(io.open(file, "w"))
-    f:write(text)
-    f:close()
-end
+local S = require("suite").new(3)
+local q, BIN = S.q, S.BIN
 
 local function now()
     local f = io.popen("date +%s.%N")
@@ -28,23 +16,9 @@ local function now()
     return t
 end
 
-local function bg(host, cmd)
-    local p = lab:bg(host, cmd)
-    procs[#procs + 1] = p
-    return p
-end
-
-local function agent(host, text)
-    local cfg = ("%s/%s.lua"):format(tmp, uniq("cfg"))
-    write(cfg, text)
-    local p = bg(host, q(BIN) .. " agent -c " .. q(cfg))
-    lu.assertNotNil(lab:wait_log(p, "agent started", 10), p:output())
-    return p
-end
-
 -- a stand-in for the LM server: accepts TCP connections on port
 local function server(host, port)
-    return bg(host, ("exec socat TCP-LISTEN:%d,fork,reuseaddr EXEC:true"):format(port))
+    return S:bg(host, ("exec socat TCP-LISTEN:%d,fork,reuseaddr EXEC:true"):format(port))
 end
 
 local OBSERVER = [[
@@ -58,7 +32,7 @@ function on_leave(p, r) lmdisc.log.info("HOOK leave %%s %%s", p.name, r) end
 -- Wait for a line in p's log and return the wall time it was logged at
 -- (the agent stamps every line; hosts share the machine's clock).
 local function logged_at(p, pattern, timeout)
-    local line, err = lab:wait_log(p, pattern, timeout or 15)
+    local line, err = S.lab:wait_log(p, pattern, timeout or 15)
     lu.assertNotNil(line, tostring(err) .. "\n" .. p:output())
     local y, mo, d, h, mi, s = line:match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):([%d.]+)Z")
     local t = os.time({year = y, month = mo, day = d, hour = h, min = mi, sec = 0, isdst = false})
@@ -67,35 +41,18 @@ local function logged_at(p, pattern, timeout)
     return t + tonumber(s) + off, line
 end
 
-function setupSuite()
-    lab = Lab.up(3)
-    tmp = os.tmpname()
-    os.remove(tmp)
-    os.execute("mkdir -p " .. q(tmp))
-end
-
-function teardownSuite()
-    if lab then lab:down() end
-    if tmp then os.execute("rm -rf " .. q(tmp)) end
-end
-
 TestLiveness = {}
 
-function TestLiveness:tearDown()
-    for _, p in ipairs(procs) do
-        if p:running() then p:signal("TERM"); p:wait(10) end
-    end
-    procs = {}
-end
+function TestLiveness:tearDown() S:stop_all() end
 
 function TestLiveness:test_local_server_down_withdraws_up_reannounces()
-    local name = uniq("srv")
+    local name = S:uniq("srv")
     local srv = server("h1", 8000)
-    agent("h1", ([[
+    S:agent("h1", ([[
 announce { port = 8000, name = %q, info = "srv" }
 health { tcp = 8000, interval = 0.5, failures = 2 }
 ]]):format(name))
-    local obs = agent("h2", OBSERVER:format(""))
+    local obs = S:agent("h2", OBSERVER:format(""))
     logged_at(obs, "HOOK join " .. name)
     local t0 = now()
     srv:signal("TERM")
@@ -104,69 +61,69 @@ health { tcp = 8000, interval = 0.5, failures = 2 }
     lu.assertTrue(t1 - t0 < 4, ("withdrawn after %.2f s"):format(t1 - t0))
     server("h1", 8000)
     logged_at(obs, "HOOK join " .. name, 10) -- the second one
-    lu.assertNotNil(lab:wait_log(obs, "HOOK join " .. name, 10, 2), obs:output())
+    lu.assertNotNil(S.lab:wait_log(obs, "HOOK join " .. name, 10, 2), obs:output())
 end
 
 function TestLiveness:test_status_mode_keeps_announcing_with_status_down()
-    local name = uniq("stat")
+    local name = S:uniq("stat")
     local srv = server("h1", 8001)
-    agent("h1", ([[
+    S:agent("h1", ([[
 announce { port = 8001, name = %q }
 health { tcp = 8001, interval = 0.5, failures = 2, on_fail = "status" }
 ]]):format(name))
-    local obs = agent("h2", OBSERVER:format(""))
-    lu.assertNotNil(lab:wait_log(obs, "HOOK join " .. name .. " up", 10), obs:output())
+    local obs = S:agent("h2", OBSERVER:format(""))
+    lu.assertNotNil(S.lab:wait_log(obs, "HOOK join " .. name .. " up", 10), obs:output())
     srv:signal("TERM")
-    lu.assertNotNil(lab:wait_log(obs, "HOOK update " .. name .. " down", 10), obs:output())
+    lu.assertNotNil(S.lab:wait_log(obs, "HOOK update " .. name .. " down", 10), obs:output())
     server("h1", 8001)
-    lu.assertNotNil(lab:wait_log(obs, "HOOK update " .. name .. " up", 10), obs:output())
+    lu.assertNotNil(S.lab:wait_log(obs, "HOOK update " .. name .. " up", 10), obs:output())
     lu.assertNil(obs:output():find("HOOK leave " .. name, 1, true))
 end
 
 function TestLiveness:test_crash_detected_within_seconds_with_checks()
-    local name = uniq("crash")
+    local name = S:uniq("crash")
     server("h3", 8002)
-    agent("h3", ('announce { port = 8002, name = %q }\n'):format(name))
-    local obs = agent("h2", OBSERVER:format("checks { tcp = true }"))
+    S:agent("h3", ('announce { port = 8002, name = %q }\n'):format(name))
+    local obs = S:agent("h2", OBSERVER:format("checks { tcp = true }"))
     logged_at(obs, "HOOK join " .. name)
     local t0 = now()
-    lab:crash("h3")
+    S.lab:crash("h3")
     local t1 = logged_at(obs, "HOOK leave " .. name .. " unhealthy", 15)
     lu.assertTrue(t1 - t0 < 5, ("crash noticed after %.2f s"):format(t1 - t0))
-    lab:boot("h3")
+    S.lab:boot("h3")
 end
 
 function TestLiveness:test_crash_detected_within_ttl_without_checks()
-    local name = uniq("ttl")
-    agent("h3", ('announce { port = 8003, name = %q }\nregistry { ttl = 5 }\n'):format(name))
-    local obs = agent("h2", OBSERVER:format(""))
+    local name = S:uniq("ttl")
+    S:agent("h3", ('announce { port = 8003, name = %q }\nregistry { ttl = 5 }\n'):format(name))
+    local obs = S:agent("h2", OBSERVER:format(""))
     -- avahi-browse on the third host, which runs no lmdisc, drops it too
-    local browse = bg("h1", "exec avahi-browse -p _lmserv._tcp")
+    local browse = S:bg("h1", "exec avahi-browse -p _lmserv._tcp")
     logged_at(obs, "HOOK join " .. name)
-    lu.assertNotNil(lab:wait_log(browse, "^%+;.*;" .. name .. ";", 10))
+    lu.assertNotNil(S.lab:wait_log(browse, "^%+;.*;" .. name .. ";", 10))
     local t0 = now()
-    lab:crash("h3")
+    S.lab:crash("h3")
     local t1 = logged_at(obs, "HOOK leave " .. name, 20)
     lu.assertTrue(t1 - t0 < 5 + 2, ("gone after %.2f s with a 5 s ttl"):format(t1 - t0))
-    lu.assertNotNil(lab:wait_log(browse, "^%-;.*;" .. name .. ";", 5), browse:output())
-    lab:boot("h3")
+    lu.assertNotNil(S.lab:wait_log(browse, "^%-;.*;" .. name .. ";", 5), browse:output())
+    S.lab:boot("h3")
 end
 
 function TestLiveness:test_fifty_peers_joining_at_once_are_probed_with_bounded_concurrency()
-    local obs = agent("h1", OBSERVER:format("checks { tcp = true, concurrency = 4, timeout = 1, interval = 1 }"))
+    local obs = S:agent("h1", OBSERVER:format("checks { tcp = true, concurrency = 4, timeout = 1, interval = 1 }"))
     local names = {}
     for i = 1, 50 do
-        names[i] = uniq("b")
-        local p = bg("h2", ("%s announce %d x --name %s"):format(q(BIN), 9000 + i, names[i]))
+        names[i] = S:uniq("b")
+        local p = S:bg("h2", ("%s announce %d x --name %s"):format(q(BIN), 9000 + i, names[i]))
         p.name = names[i]
     end
-    lu.assertNotNil(lab:wait_log(obs, "HOOK join b_", 30, 50), obs:output())
+    lu.assertNotNil(S.lab:wait_log(obs, "HOOK join b_", 30, 50), obs:output())
     -- cut h2 off: every probe now hangs until its timeout, so only the cap
     -- on probes in flight keeps them from piling up
-    lab:cut("h2")
-    lu.assertNotNil(lab:wait_log(obs, "failed 2 check", 20), obs:output())
-    local ok, out = lab:exec("h1", "curl -s --unix-socket /run/lmdisc/agent.sock http://x/metrics")
-    lab:heal("h2")
+    S.lab:cut("h2")
+    lu.assertNotNil(S.lab:wait_log(obs, "failed 2 check", 20), obs:output())
+    local ok, out = S.lab:exec("h1", "curl -s --unix-socket /run/lmdisc/agent.sock http://x/metrics")
+    S.lab:heal("h2")
     local peak = tonumber(out:match("\nlmdisc_checks_in_flight_peak (%S+)"))
     local total = tonumber(out:match("\nlmdisc_checks_total (%S+)"))
     lu.assertNotNil(peak, out)
@@ -176,14 +133,14 @@ function TestLiveness:test_fifty_peers_joining_at_once_are_probed_with_bounded_c
 end
 
 function TestLiveness:test_discover_answers_at_once_from_a_running_agent()
-    local name = uniq("disc")
-    bg("h2", ("%s announce 8004 x --name %s"):format(q(BIN), name))
-    local me = uniq("self")
-    local a = agent("h1", 'announce { port = 8005, name = "' .. me .. '" }\n')
-    lu.assertNotNil(lab:wait_log(a, "initial scan done", 10))
-    lu.assertNotNil(lab:wait_log(a, 'announced "' .. me .. '"', 10))
-    lu.assertNotNil(lab:wait_log(a, 'join "' .. name .. '"', 10), a:output())
-    local _, out = lab:exec("h1", q(BIN) .. " discover --json")
+    local name = S:uniq("disc")
+    S:bg("h2", ("%s announce 8004 x --name %s"):format(q(BIN), name))
+    local me = S:uniq("self")
+    local a = S:agent("h1", 'announce { port = 8005, name = "' .. me .. '" }\n')
+    lu.assertNotNil(S.lab:wait_log(a, "initial scan done", 10))
+    lu.assertNotNil(S.lab:wait_log(a, 'announced "' .. me .. '"', 10))
+    lu.assertNotNil(S.lab:wait_log(a, 'join "' .. name .. '"', 10), a:output())
+    local _, out = S.lab:exec("h1", q(BIN) .. " discover --json")
     local doc = cjson.decode(out)
     lu.assertEquals(doc.source, "agent")
     lu.assertTrue(doc.elapsed < 0.1, "took " .. doc.elapsed .. " s")
@@ -194,7 +151,7 @@ function TestLiveness:test_discover_answers_at_once_from_a_running_agent()
     end
     lu.assertTrue(found, out)
     lu.assertTrue(self, "our own service is listed too, as a network scan lists it")
-    _, out = lab:exec("h1", q(BIN) .. " discover --json --no-agent")
+    _, out = S.lab:exec("h1", q(BIN) .. " discover --json --no-agent")
     lu.assertEquals(cjson.decode(out).source, "network")
 end
 

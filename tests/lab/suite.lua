@@ -1,0 +1,102 @@
+--- Scaffolding shared by the lab suites: one lab per suite (booted in
+-- setupSuite, torn down in teardownSuite even when tests fail), a scratch
+-- directory, processes started by a test and stopped after it, unique
+-- instance names, small file helpers.
+--
+--   local S = require("suite").new(3)       -- defines setupSuite/teardownSuite
+--   function TestX:tearDown() S:stop_all() end
+--   local p = S:bg("h1", cmd)               -- stopped (TERM) after the test
+--   local a = S:agent("h2", config_text)    -- lmdisc agent, waits until started
+local lu = require "luaunit"
+local Lab = require "lab"
+
+local S = {}
+S.__index = S
+
+S.BIN = assert(os.getenv("LMDISC_BIN"), "set LMDISC_BIN to the lmdisc binary")
+S.q = Lab.shquote
+
+function S.write(file, text)
+    local f = assert(io.open(file, "w"))
+    f:write(text)
+    f:close()
+end
+
+function S.read(file)
+    local f = io.open(file)
+    if not f then return "" end
+    local s = f:read("a")
+    f:close()
+    return s
+end
+
+function S.new(hosts)
+    local self = setmetatable({procs = {}, seq = 0}, S)
+    function _G.setupSuite()
+        self.lab = Lab.up(hosts)
+        self.tmp = os.tmpname()
+        os.remove(self.tmp)
+        os.execute("mkdir -p " .. S.q(self.tmp))
+    end
+    function _G.teardownSuite()
+        self:stop_all()
+        if self.lab then self.lab:down() end
+        if self.tmp then os.execute("rm -rf " .. S.q(self.tmp)) end
+    end
+    return self
+end
+
+-- Instance names unique per test: avahi keeps a goodbye'd record for a
+-- second (RFC 6762 10.1), so the next test must not reuse the last one's.
+function S:uniq(name)
+    self.seq = self.seq + 1
+    return ("%s_%d"):format(name, self.seq)
+end
+
+function S:path(name)
+    self.seq = self.seq + 1
+    return ("%s/%d-%s"):format(self.tmp, self.seq, name)
+end
+
+function S:bg(host, cmd)
+    local p = self.lab:bg(host, cmd)
+    self.procs[#self.procs + 1] = p
+    return p
+end
+
+--- Stop what the test started (TERM, then wait), in start order.
+function S:stop_all()
+    for _, p in ipairs(self.procs) do
+        if p:running() then
+            p:signal("TERM")
+            p:wait(10)
+        end
+    end
+    self.procs = {}
+end
+
+--- Start `lmdisc agent` on host with a configuration given as text (or a
+-- path with opts.path) and environment opts.env; waits until it started.
+function S:agent(host, text, opts)
+    opts = opts or {}
+    local cfg = opts.path
+    if not cfg then
+        cfg = self:path("agent.lua")
+        S.write(cfg, text)
+    end
+    local env = {}
+    for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. S.q(v) end
+    table.sort(env)
+    local p = self:bg(host, "env " .. table.concat(env, " ") .. " " .. S.q(S.BIN) .. " agent -c " .. S.q(cfg))
+    lu.assertNotNil(self.lab:wait_log(p, "agent started", 10), p:output())
+    return p
+end
+
+--- `lmdisc announce PORT x --name NAME [args]` on host, waited until established.
+function S:announce(host, port, name, args)
+    local p = self:bg(host, ("%s announce %d x --name %s %s"):format(S.q(S.BIN), port, S.q(name), args or ""))
+    lu.assertNotNil(self.lab:wait_log(p, "^announced", 15), p:output())
+    return p
+end
+
+return S
