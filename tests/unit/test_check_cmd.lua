@@ -66,7 +66,9 @@ function TestCheck:test_runtime_error_and_infinite_loop_at_load()
 end
 
 function TestCheck:test_memory_cap_stops_a_runaway_script()
-    local p = file('local t = {}\nfor i = 1, 1e9 do t[i] = ("x"):rep(64) .. i end\n')
+    -- 1 MiB a step: the 32 MB cap is hit in a few dozen steps, long before
+    -- the deadline could be
+    local p = file('local t = {}\nfor i = 1, 1000 do t[i] = ("x"):rep(1 << 20) .. i end\n')
     local code, out = run("check " .. sh(p))
     lu.assertEquals(code, 1, out)
     lu.assertStrContains(out, "not enough memory")
