@@ -4,6 +4,7 @@
 #include "registry.h"
 #include "util.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -248,7 +249,8 @@ static void touch(lmd_registry *r, struct peer *p, double now, double wall)
 {
     p->node.last_seen = wall;
     p->confirming = false;
-    p->deadline = r->cfg.ttl > 0 ? now + r->cfg.ttl : -1;
+    /* whole seconds: peers seen within the same second share one wake-up */
+    p->deadline = r->cfg.ttl > 0 ? ceil(now + r->cfg.ttl) : -1;
 }
 
 static int join(lmd_registry *r, const struct lmd_instance *in, double now, double wall, size_t at)

@@ -181,7 +181,16 @@ function TestRegistry:test_settle_gathers_ipv4_and_ipv6_into_one_join()
     lu.assertEquals(#ev, 1)
     lu.assertEquals(ev[1].kind, "join")
     lu.assertEquals(ev[1].peer.addresses, {"10.0.0.1", "fd00::1"})
-    lu.assertEquals(r:next_deadline(), 70.01)
+    lu.assertEquals(r:next_deadline(), 71) -- ttl deadlines are whole seconds
+end
+
+function TestRegistry:test_deadlines_within_a_second_share_one_wakeup()
+    local r, ev, confirms = new{ttl = 60}
+    r:seen(inst{name = "a"}, 100.1)
+    r:seen(inst{name = "b"}, 100.7)
+    lu.assertEquals(r:next_deadline(), 161)
+    r:tick(161)
+    lu.assertEquals(confirms, {"a", "b"})
 end
 
 function TestRegistry:test_settle_gathers_changes_and_keeps_the_first_old_state()
