@@ -154,13 +154,9 @@ static void on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_info
     }
     if (kind != LMD_EV_LEAVE)
         lmd_registry_set_verdict(a->reg, peer->name, v.keep, v.info);
-    if (v.emitted >= 0) {
-        unsigned ch = changes;
-        if (v.emitted == LMD_EV_UPDATE && !lmd_streq(v.info, old ? old->info : NULL))
-            ch |= LMD_CH_INFO;
-        emit(a, peer, v.emitted, ch, v.emitted == LMD_EV_LEAVE && kind != LMD_EV_LEAVE ? "filtered" : reason,
+    if (v.emitted >= 0)
+        emit(a, peer, v.emitted, v.changes, v.emitted == LMD_EV_LEAVE && kind != LMD_EV_LEAVE ? "filtered" : reason,
              v.info);
-    }
     lmd_verdict_clear(&v);
 }
 

@@ -149,11 +149,23 @@ void lmd_api_event(lmd_api *api, int kind, const lmd_node_info *peer, unsigned c
         send_to(w, index, kind_name(kind), s);
 }
 
+static void free_request_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    evhttp_request_free(arg);
+}
+
 static void watcher_closed(struct evhttp_connection *conn, void *arg)
 {
     (void)conn;
     struct watcher *w = arg;
     lmd_api *api = w->api;
+    /* libevent 2.1 detaches a request whose client went away in the middle
+     * of a chunked reply and leaves it to us (it would leak otherwise); it
+     * is freed after evhttp is done with this connection's teardown */
+    if (evhttp_request_get_connection(w->req) == NULL)
+        event_base_once(api->base, -1, EV_TIMEOUT, free_request_later, w->req, &(struct timeval){0, 0});
     for (struct watcher **pp = &api->watchers; *pp; pp = &(*pp)->next)
         if (*pp == w) {
             *pp = w->next;

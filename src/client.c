@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -323,6 +324,12 @@ static size_t on_chunk(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+static void watch_interrupted(int sig)
+{
+    (void)sig;
+    _exit(0); /* every event was printed and flushed as it came */
+}
+
 int lmd_cmd_watch(int argc, char **argv)
 {
     struct opts o;
@@ -330,6 +337,8 @@ int lmd_cmd_watch(int argc, char **argv)
     if (rc)
         return rc < 0 ? 0 : rc;
     struct stream s = {.json = o.json, .index = -1};
+    signal(SIGINT, watch_interrupted);
+    signal(SIGTERM, watch_interrupted);
     unsigned delay = 0;
     bool connected_once = false;
     for (;;) {

@@ -31,6 +31,7 @@ extern char **environ;
 
 struct alloc {
     size_t used, limit;
+    unsigned lifted;       /* > 0: C is handing data to Lua; see LIFT */
 };
 
 struct ptimer {
@@ -77,7 +78,7 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         free(ptr);
         return NULL;
     }
-    if (nsize > old && a->limit && a->used + (nsize - old) > a->limit)
+    if (nsize > old && a->limit && !a->lifted && a->used + (nsize - old) > a->limit)
         return NULL; /* Lua raises "not enough memory" in the script */
     void *np = realloc(ptr, nsize);
     if (np)
@@ -89,6 +90,14 @@ static lmd_policy *policy_of(lua_State *L)
 {
     return lua_touserdata(L, lua_upvalueindex(1));
 }
+
+/* The memory cap is for the operator's code: it is lifted while C pushes
+ * data it owns into the VM (a memory error there would leak the C copy, or
+ * abort where no pcall is around) and while the mantle dispatches an event,
+ * and put back by l_guard around every call into user code.  So a policy
+ * that filled its VM fails in its own hooks, and the events still flow. */
+#define LIFT(p) ((p)->alloc.lifted++)
+#define UNLIFT(p) ((p)->alloc.lifted--)
 
 static void deadline_hook(lua_State *L, lua_Debug *ar)
 {
@@ -135,6 +144,8 @@ static int l_guard(lua_State *L)
     lmd_policy *p = policy_of(L);
     luaL_checktype(L, 1, LUA_TFUNCTION);
     double saved = p->deadline_at;
+    unsigned lifted = p->alloc.lifted; /* the cap is for user code, see LIFT */
+    p->alloc.lifted = 0;
     if (saved == 0) {
         p->deadline_at = lmd_now_mono() + p->deadline;
         lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1000);
@@ -145,6 +156,7 @@ static int l_guard(lua_State *L)
         p->deadline_at = 0;
         lua_sethook(L, NULL, 0, 0);
     }
+    p->alloc.lifted = lifted;
     int nres = lua_gettop(L);
     lua_pushboolean(L, status == LUA_OK);
     lua_insert(L, 1);
@@ -159,7 +171,9 @@ static int l_peers(lua_State *L)
     lmd_node_list l = {0};
     if (p->host.peers && p->host.peers(p->host.ud, &l) != 0)
         return luaL_error(L, "out of memory");
+    LIFT(p);
     lmd_lua_push_node_list(L, &l);
+    UNLIFT(p);
     lmd_node_list_free(&l);
     return 1;
 }
@@ -172,7 +186,9 @@ static int l_peers_all(lua_State *L)
     lmd_node_list l = {0};
     if (p->host.peers_all && p->host.peers_all(p->host.ud, &l) != 0)
         return luaL_error(L, "out of memory");
+    LIFT(p);
     lmd_lua_push_node_list(L, &l);
+    UNLIFT(p);
     lmd_node_list_free(&l);
     return 1;
 }
@@ -189,6 +205,7 @@ static int l_self(lua_State *L)
     lmd_policy *p = policy_of(L);
     lmd_node_info n = {0};
     const char *state = "none";
+    LIFT(p);
     if (p->host.self && p->host.self(p->host.ud, &n, &state) == 0) {
         lmd_lua_push_node(L, &n);
         lmd_node_info_clear(&n);
@@ -197,6 +214,7 @@ static int l_self(lua_State *L)
     }
     lua_pushstring(L, state);
     lua_setfield(L, -2, "state");
+    UNLIFT(p);
     return 1;
 }
 
@@ -217,6 +235,7 @@ static int l_set_txt(lua_State *L)
     lmd_node_info_clear(&self);
     char err[320] = "";
     int rc = 0;
+    LIFT(p); /* t is ours until freed below: no memory error in between */
     lua_pushnil(L);
     while (rc == 0 && lua_next(L, 1)) {
         if (lua_type(L, -2) != LUA_TSTRING) {
@@ -239,6 +258,7 @@ static int l_set_txt(lua_State *L)
         }
         lua_pop(L, 1);
     }
+    UNLIFT(p);
     if (rc == 0)
         rc = p->host.set_txt(p->host.ud, &t, err, sizeof err);
     lmd_txt_free(&t);
@@ -286,6 +306,7 @@ static void call_user(lmd_policy *p, const char *what, int fn_ref, int nargs)
 {
     lua_State *L = p->L;
     int first = lua_gettop(L) - nargs + 1; /* the arguments are on top */
+    LIFT(p);
     lua_rawgeti(L, LUA_REGISTRYINDEX, p->P_ref);
     lua_getfield(L, -1, "call");
     lua_insert(L, -2);                /* call, P */
@@ -293,9 +314,20 @@ static void call_user(lmd_policy *p, const char *what, int fn_ref, int nargs)
     lua_rawgeti(L, LUA_REGISTRYINDEX, fn_ref);
     if (nargs)                        /* args, call, P, what, fn -> call, P, what, fn, args */
         lua_rotate(L, first, -nargs);
-    if (docall(L, 3 + nargs, 0) != LUA_OK) {
+    int rc = docall(L, 3 + nargs, 0);
+    UNLIFT(p);
+    if (rc != LUA_OK) {
         lmd_error("policy: %s: %s", what, lua_tostring(L, -1));
         lua_pop(L, 1);
+    }
+}
+
+static void drop_timers(lmd_policy *p, unsigned gen)
+{
+    for (struct ptimer *t = p->timers, *next; t; t = next) {
+        next = t->next;
+        if (t->gen == gen)
+            timer_free(p, t);
     }
 }
 
@@ -384,11 +416,13 @@ static void reap(evutil_socket_t fd, short what, void *arg)
             *pp = c->next;
             p->n_children--;
             if (c->fn_ref != LUA_NOREF) {
+                LIFT(p); /* no pcall around these pushes */
                 lua_pushinteger(p->L, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
                 if (WIFSIGNALED(st))
                     lua_pushstring(p->L, sigabbrev_np(WTERMSIG(st)) ? sigabbrev_np(WTERMSIG(st)) : "?");
                 else
                     lua_pushnil(p->L);
+                UNLIFT(p);
                 call_user(p, "spawn on_exit", c->fn_ref, 2);
                 luaL_unref(p->L, LUA_REGISTRYINDEX, c->fn_ref);
             }
@@ -568,6 +602,12 @@ static int l_spawn(lua_State *L)
     return 1;
 }
 
+static int l_not_in_agent(lua_State *L)
+{
+    return luaL_error(L, "not available in the agent, where it would block the loop or announce a "
+                         "second time: use lmdisc.peers() (the live registry) and announce { ... }");
+}
+
 /* Build the `lmdisc` table scripts see: the module plus the agent's
  * functions, each with the policy as upvalue. */
 static void push_api(lmd_policy *p)
@@ -582,6 +622,12 @@ static void push_api(lmd_policy *p)
     luaL_requiref(L, "lmdisc", luaopen_lmdisc, 0);
     lua_pushlightuserdata(L, p);
     luaL_setfuncs(L, agent_fns, 1);
+    /* these block (discover) or run a second announcer (announce_self): in
+     * the agent, lmdisc.peers() and announce{} do those jobs */
+    lua_pushcfunction(L, l_not_in_agent);
+    lua_setfield(L, -2, "discover_nodes");
+    lua_pushcfunction(L, l_not_in_agent);
+    lua_setfield(L, -2, "announce_self");
     lua_newtable(L); /* REGISTRY, as the original module's */
     lua_pushlightuserdata(L, p);
     lua_pushcclosure(L, l_list_alive, 1);
@@ -757,7 +803,10 @@ static int load_policy(lmd_policy *p, const char *path, char *err, size_t errlen
     lua_State *L = p->L;
     lua_getglobal(L, "require");
     lua_pushliteral(L, "lmdisc.policy");
-    if (docall(L, 1, 1) != LUA_OK) {
+    LIFT(p);
+    int rrc = docall(L, 1, 1);
+    UNLIFT(p);
+    if (rrc != LUA_OK) {
         snprintf(err, errlen, "internal error loading the policy runtime: %s", lua_tostring(L, -1));
         lua_pop(L, 1);
         return LMD_ELUA;
@@ -772,7 +821,10 @@ static int load_policy(lmd_policy *p, const char *path, char *err, size_t errlen
     lua_getfield(L, -1, "_guard");
     lua_remove(L, -2);
     lua_setfield(L, -2, "guard");
-    if (docall(L, 2, 3) != LUA_OK) {
+    LIFT(p);
+    int rc = docall(L, 2, 3);
+    UNLIFT(p);
+    if (rc != LUA_OK) {
         snprintf(err, errlen, "%s", lua_tostring(L, -1));
         lua_pop(L, 1);
         return LMD_ELUA;
@@ -904,7 +956,9 @@ int lmd_policy_event(lmd_policy *p, enum lmd_event_kind kind, const lmd_node_inf
     out->emitted = -1;
     out->keep = false;
     out->info = NULL;
+    out->changes = changes;
     int top = lua_gettop(L);
+    LIFT(p); /* the pushes are outside docall's protection */
     lua_rawgeti(L, LUA_REGISTRYINDEX, p->P_ref);
     lua_getfield(L, -1, "peer_event");
     lua_insert(L, -2);
@@ -919,7 +973,9 @@ int lmd_policy_event(lmd_policy *p, enum lmd_event_kind kind, const lmd_node_inf
         lua_pushstring(L, reason);
     else
         lua_pushnil(L);
-    if (docall(L, 6, 3) != LUA_OK) {
+    int rc = docall(L, 6, 4);
+    UNLIFT(p);
+    if (rc != LUA_OK) {
         char e[128];
         lmd_error("policy: %s event for %s failed: %s", kind_str(kind),
                   lmd_escape_str(peer->name, e, sizeof e), lua_tostring(L, -1));
@@ -929,6 +985,19 @@ int lmd_policy_event(lmd_policy *p, enum lmd_event_kind kind, const lmd_node_inf
         return LMD_ELUA;
     }
     read_verdict(L, top + 1, out);
+    out->changes = changes;
+    if (lua_istable(L, top + 4)) { /* the policy's own list: "info" only if info() changed */
+        out->changes = 0;
+        lua_Integer n = luaL_len(L, top + 4);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, top + 4, i);
+            const char *c = lua_tostring(L, -1);
+            for (unsigned bit = 1; c && bit <= LMD_CH_INFO; bit <<= 1)
+                if (!strcmp(c, lmd_change_name(bit)))
+                    out->changes |= bit;
+            lua_pop(L, 1);
+        }
+    }
     lua_settop(L, top);
     return 0;
 }
@@ -939,35 +1008,42 @@ int lmd_policy_reload(lmd_policy *p, const char *path, const lmd_node_list *peer
 {
     lua_State *L = p->L;
     int top = lua_gettop(L);
+    /* Timers the new file creates while loading belong to the new
+     * generation: dropped if the file is refused, kept if it takes over. */
+    unsigned old_gen = p->gen++;
     /* loading runs at the old limits: a broken file cannot take more */
     if (load_policy(p, path, err, errlen) != 0) {
         lua_settop(L, top);
+        drop_timers(p, p->gen);
+        p->gen = old_gen;
         return LMD_ELUA;
     }
     struct lmd_config c;
     if (read_settings(L, lua_gettop(L), &c) != 0) {
         snprintf(err, errlen, "%s: invalid announce.txt", path);
         lua_settop(L, top);
+        drop_timers(p, p->gen);
+        p->gen = old_gen;
         return LMD_ELUA;
     }
     int newP = lua_gettop(L);
+    LIFT(p);
     lua_getfield(L, newP, "adopt");
     lua_pushvalue(L, newP);
     lua_rawgeti(L, LUA_REGISTRYINDEX, p->P_ref);
     lmd_lua_push_node_list(L, peers);
-    if (docall(L, 3, 1) != LUA_OK) {
+    int arc = docall(L, 3, 1);
+    UNLIFT(p);
+    if (arc != LUA_OK) {
         snprintf(err, errlen, "%s: taking over from the running policy failed: %s", path, lua_tostring(L, -1));
         lmd_config_clear(&c);
         lua_settop(L, top);
+        drop_timers(p, p->gen);
+        p->gen = old_gen;
         return LMD_ELUA;
     }
     /* the new policy owns the peers now; the old one's timers go with it */
-    unsigned old_gen = p->gen++;
-    for (struct ptimer *t = p->timers, *next; t; t = next) {
-        next = t->next;
-        if (t->gen == old_gen)
-            timer_free(p, t);
-    }
+    drop_timers(p, old_gen);
     lua_Integer n = luaL_len(L, -1);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, -1, i);

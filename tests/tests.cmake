@@ -5,12 +5,19 @@
 set(LMD_LUA_PATH "${CMAKE_SOURCE_DIR}/lua/?.lua\;${CMAKE_SOURCE_DIR}/tests/lab/?.lua\;${CMAKE_SOURCE_DIR}/tests/unit/?.lua\;/usr/share/lua/5.4/?.lua\;/usr/share/lua/5.4/?/init.lua\;\;")
 set(LMD_LUA_CPATH "${CMAKE_BINARY_DIR}/lua/?.so\;/usr/lib/x86_64-linux-gnu/lua/5.4/?.so\;\;")
 
+# Labs of this build directory's suites are named LMD_LAB_PREFIX*: the
+# cleanup below removes only those, never another run's or a person's.
+string(MD5 _lmd_dir_hash "${CMAKE_BINARY_DIR}")
+string(SUBSTRING "${_lmd_dir_hash}" 0 3 _lmd_dir_hash)
+set(LMD_LAB_PREFIX "t${_lmd_dir_hash}")
+
 set(LMD_TEST_ENV
   "LUA_PATH=${LMD_LUA_PATH}"
   "LUA_CPATH=${LMD_LUA_CPATH}"
   "LMDISC_BIN=$<TARGET_FILE:lmdisc>"
   "LMDISC_SRC=${CMAKE_SOURCE_DIR}"
-  "LMDISC_BUILD=${CMAKE_BINARY_DIR}")
+  "LMDISC_BUILD=${CMAKE_BINARY_DIR}"
+  "LMD_LAB_PREFIX=${LMD_LAB_PREFIX}")
 if(LMDISC_SANITIZE)
   # lua5.4 itself is not instrumented; the sanitizer runtimes must come first
   # when it loads the instrumented lmdisc.so.
@@ -57,9 +64,9 @@ foreach(suite ${LMD_LAB_SUITES})
   lmd_lua_test(${n} ${suite} lab 300)
 endforeach()
 
-# Whatever a failed or interrupted lab suite left behind is torn down (suites'
-# labs are named t*; a lab someone started by hand is left alone).
-add_test(NAME lab_cleanup COMMAND ${CMAKE_SOURCE_DIR}/tests/lab/lab down-all t)
+# Whatever a failed or interrupted lab suite of this build left behind is
+# torn down.
+add_test(NAME lab_cleanup COMMAND ${CMAKE_SOURCE_DIR}/tests/lab/lab down-all ${LMD_LAB_PREFIX})
 set_tests_properties(lab_cleanup PROPERTIES FIXTURES_CLEANUP lab LABELS lab)
 
 # Example policies: each suite runs the way operators run it (`lmdisc test`,

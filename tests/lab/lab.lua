@@ -46,7 +46,9 @@ Lab.script = script_path()
 
 -- Run a shell command; return ok, combined output, exit code.
 local function sh(cmd)
-  local f = assert(io.popen(cmd .. " 2>&1", "r"))
+  -- a sanitizer build's runtimes (LD_PRELOAD, for lua5.4) must not reach
+  -- the shell tools: they report their own leaks and some of them hang
+  local f = assert(io.popen("unset LD_PRELOAD; " .. cmd .. " 2>&1", "r"))
   local out = f:read("a")
   local ok, how, code = f:close()
   if how == "signal" then code = 128 + code end
@@ -101,8 +103,14 @@ local function my_pid()
   return tonumber(s:match("^(%d+)")) or 0
 end
 
+-- Suites' labs start with $LMD_LAB_PREFIX (CTest gives each build directory
+-- its own, so `lab down-all PREFIX` after a run touches only its labs).
+local PREFIX = os.getenv("LMD_LAB_PREFIX") or "t"
+assert(PREFIX:match("^[a-z0-9]+$") and #PREFIX <= 4, "LMD_LAB_PREFIX: 1-4 of [a-z0-9]")
+
 local function new_id()
-  return "t" .. base36(my_pid(), 4) .. base36(math.random(0, 36 ^ 3 - 1), 3)
+  local rest = 8 - #PREFIX
+  return PREFIX .. base36(my_pid(), rest - 3) .. base36(math.random(0, 36 ^ 3 - 1), 3)
 end
 
 --- Create a lab with hosts h1..hN.  id: [a-z0-9]{1,8}, default unique.

@@ -64,15 +64,30 @@ function S:bg(host, cmd)
     return p
 end
 
---- Stop what the test started (TERM, then wait), in start order.
+local SANITIZER = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"}
+
+--- The sanitizer reports in a process's output, or nil.
+function S.sanitizer_report(p)
+    local out = p:output()
+    for _, marker in ipairs(SANITIZER) do
+        if out:find(marker, 1, true) then return out end
+    end
+end
+
+--- Stop what the test started (TERM, then wait), in start order; a process
+-- that printed a sanitizer report fails the test (the lmdisc binary is
+-- instrumented in a sanitizer build, and its output goes to these logs).
 function S:stop_all()
+    local bad = {}
     for _, p in ipairs(self.procs) do
         if p:running() then
             p:signal("TERM")
             p:wait(10)
         end
+        bad[#bad + 1] = S.sanitizer_report(p)
     end
     self.procs = {}
+    lu.assertEquals(#bad, 0, "sanitizer report:\n" .. table.concat(bad, "\n----\n"))
 end
 
 --- Start `lmdisc agent` on host with a configuration given as text (or a

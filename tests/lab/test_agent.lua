@@ -199,6 +199,51 @@ end
     lu.assertEquals(read(out), "stdin for " .. n2 .. "\n" .. n2 .. "\n")
 end
 
+function TestAgent:test_policy_at_its_memory_cap_does_not_take_the_agent_down()
+    local cfg = path("hog.lua")
+    write(cfg, [[
+policy { memory_mb = 4 }
+hog = {}
+lmdisc.timer(0.1, function()
+  for i = 1, 1e7 do hog[i] = ("x"):rep(100) .. i end
+end)
+function on_join(peer) lmdisc.log.info("HOOK join %s with %d peers", peer.name, #lmdisc.peers()) end
+]])
+    local p1 = agent("h1", cfg)
+    lu.assertNotNil(S.lab:wait_log(p1, "not enough memory", 10), p1:output())
+    local n = uniq("atcap")
+    S:announce("h2", 9300, n)
+    -- the peer is pushed into a VM at its cap: an error in the hook at worst
+    lu.assertNotNil(S.lab:wait_log(p1, 'join "' .. n .. '"', 15), p1:output())
+    lu.assertTrue(p1:running(), p1:output())
+    p1:signal("TERM")
+    lu.assertEquals(p1:wait(10), 0, p1:output())
+end
+
+function TestAgent:test_reload_keeps_the_new_timers_and_drops_a_refused_files()
+    local cfg = path("ticker.lua")
+    local function ticker(tag, tail)
+        write(cfg, ('lmdisc.every(0.2, function() lmdisc.log.info("TICK %s") end)\n%s'):format(tag, tail or ""))
+    end
+    ticker("one")
+    local p1 = agent("h1", cfg)
+    lu.assertNotNil(S.lab:wait_log(p1, "TICK one", 5))
+    ticker("two")
+    p1:signal("HUP")
+    lu.assertNotNil(S.lab:wait_log(p1, "reloaded", 5))
+    lu.assertNotNil(S.lab:wait_log(p1, "TICK two", 5), "the new file's timer runs")
+    ticker("three", 'error("refused at load")\n')
+    p1:signal("HUP")
+    lu.assertNotNil(S.lab:wait_log(p1, "reload failed", 5))
+    -- five more ticks of "two" after the refusal, and never one of "three"
+    local after = select(2, p1:output():gsub("TICK two", "")) + 5
+    lu.assertNotNil(S.lab:wait_log(p1, "TICK two", 5, after), p1:output())
+    local out = p1:output()
+    lu.assertNil(out:find("TICK three", 1, true), "a refused file's timer ran")
+    local tail = out:sub((select(2, out:find("reloaded", 1, true))))
+    lu.assertNil(tail:find("TICK one", 1, true), "the old file's timer survived the reload")
+end
+
 function TestAgent:test_log_lines_escape_peer_data_and_follow_the_level()
     local cfg = path("plain.lua")
     write(cfg, "registry { ttl = 60 }\nfunction on_join(peer) lmdisc.log.info('HOOK %s', peer.name) end\n")

@@ -63,6 +63,26 @@ function teardownSuite()
     suite_teardown()
 end
 
+TestApiLast = {}
+
+-- Runs after TestApi (alphabetical): watchers that come and go leave nothing
+-- behind, and the agent exits 0 with a clean log (a sanitizer build reports
+-- leaks and errors there)
+function TestApiLast:test_agent_exits_cleanly_after_watchers_left()
+    for i = 1, 3 do
+        local w = S:bg("h1", q(BIN) .. " watch")
+        lu.assertNotNil(S.lab:wait_log(w, "snapshot", 10), w:output())
+        w:signal("INT")
+        lu.assertEquals(w:wait(10), 0, "watch exits 0 when interrupted")
+    end
+    curl("--max-time 1 http://lmdisc/v1/events >/dev/null")
+    S:stop_all()
+    agent1:signal("TERM")
+    lu.assertEquals(agent1:wait(20), 0, agent1:output())
+    lu.assertNil(S.sanitizer_report(agent1))
+    agent1 = nil
+end
+
 TestApi = {}
 
 function TestApi:tearDown() S:stop_all() end

@@ -6,13 +6,17 @@ local BUILD = assert(os.getenv("LMDISC_BUILD"), "set LMDISC_BUILD to the build d
 
 local function sh(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 local function run(cmd)
-    local f = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
+    local f = io.popen("unset LD_PRELOAD; " .. cmd .. " 2>&1; echo \"rc=$?\"")
     local out = f:read("a")
     f:close()
     return tonumber(out:match("rc=(%d+)\n?$")), out
 end
 
 local prefix
+-- a sanitizer build installs an instrumented library: link and load it so
+local PRELOAD = os.getenv("LMD_PRELOAD")
+local SAN_CFLAGS = PRELOAD and "-fsanitize=address,undefined" or ""
+local SAN_ENV = PRELOAD and ("LD_PRELOAD=" .. PRELOAD .. " ASAN_OPTIONS=detect_leaks=0 ") or ""
 
 function setupSuite()
     prefix = os.tmpname()
@@ -86,8 +90,8 @@ int main(void)
     local code, out = run(env .. " pkg-config --cflags --libs lmdisc")
     lu.assertEquals(code, 0, out)
     lu.assertStrContains(out, "-llmdisc")
-    code, out = run(("cc -o %s %s $(%s pkg-config --cflags --libs lmdisc)"):format(
-        sh(prefix .. "/try"), sh(src), env))
+    code, out = run(("cc %s -o %s %s $(%s pkg-config --cflags --libs lmdisc)"):format(
+        SAN_CFLAGS, sh(prefix .. "/try"), sh(src), env))
     lu.assertEquals(code, 0, out)
     code, out = run("LD_LIBRARY_PATH=" .. sh(lib) .. " " .. sh(prefix .. "/try"))
     lu.assertEquals(code, 0, out)
@@ -97,7 +101,7 @@ end
 
 function TestInstall:test_stock_lua_finds_the_installed_modules()
     local lib = libdir()
-    local code, out = run(("LUA_PATH=%s LUA_CPATH=%s lua5.4 -e %s"):format(
+    local code, out = run((SAN_ENV .. "LUA_PATH=%s LUA_CPATH=%s lua5.4 -e %s"):format(
         sh(prefix .. "/share/lua/5.4/?.lua;;"), sh(lib .. "/lua/5.4/?.so;;"),
         sh('local l = require "lmdisc"; local t = require "lmdisc.testing"; print(l.version, type(t.load))')))
     lu.assertEquals(code, 0, out)
