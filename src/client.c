@@ -1,11 +1,17 @@
 /* `lmdisc peers` and `lmdisc watch`: clients of a running agent's API over
- * its Unix socket, with libcurl (which speaks HTTP over Unix sockets). */
+ * its Unix socket, with libcurl (which speaks HTTP over Unix sockets).
+ *
+ * libcurl is loaded when one of these commands first needs it, not linked:
+ * it pulls some thirty libraries (TLS, Kerberos, LDAP...) worth ~5 MB of
+ * resident memory into every process that links it, and the agent, which
+ * never makes an HTTP request, must stay small. */
 #include "cli.h"
 #include "json.h"
 #include "log.h"
 #include "util.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
@@ -15,6 +21,38 @@
 #include <unistd.h>
 
 #define DEFAULT_SOCKET "/run/lmdisc/agent.sock"
+
+static struct {
+    CURL *(*easy_init)(void);
+    CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+    CURLcode (*easy_perform)(CURL *);
+    CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+    void (*easy_cleanup)(CURL *);
+    const char *(*easy_strerror)(CURLcode);
+} curl;
+
+/* Resolve libcurl once; false (with a message when loud) if it is missing. */
+static bool curl_load(bool loud)
+{
+    static int state; /* 0 not tried, 1 loaded, -1 failed */
+    if (state)
+        return state > 0;
+    void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (h) {
+        *(void **)&curl.easy_init = dlsym(h, "curl_easy_init");
+        *(void **)&curl.easy_setopt = dlsym(h, "curl_easy_setopt");
+        *(void **)&curl.easy_perform = dlsym(h, "curl_easy_perform");
+        *(void **)&curl.easy_getinfo = dlsym(h, "curl_easy_getinfo");
+        *(void **)&curl.easy_cleanup = dlsym(h, "curl_easy_cleanup");
+        *(void **)&curl.easy_strerror = dlsym(h, "curl_easy_strerror");
+    }
+    state = h && curl.easy_init && curl.easy_setopt && curl.easy_perform && curl.easy_getinfo &&
+                    curl.easy_cleanup && curl.easy_strerror ? 1 : -1;
+    if (state < 0 && loud)
+        fprintf(stderr, "lmdisc: talking to the agent needs libcurl (%s); install Debian's libcurl4\n",
+                dlerror());
+    return state > 0;
+}
 
 struct opts {
     const char *socket;
@@ -57,7 +95,7 @@ static void explain(const char *cmd, CURLcode rc, const char *socket, long statu
                     "lmdisc %s: no lmdisc agent is running here (nothing listens on %s); start one with "
                     "'lmdisc agent -c CONFIG.lua', or give --socket PATH\n", cmd, socket);
     } else if (rc != CURLE_OK) {
-        fprintf(stderr, "lmdisc %s: talking to the agent on %s failed: %s\n", cmd, socket, curl_easy_strerror(rc));
+        fprintf(stderr, "lmdisc %s: talking to the agent on %s failed: %s\n", cmd, socket, curl.easy_strerror(rc));
     } else {
         fprintf(stderr, "lmdisc %s: the agent answered %ld: %s\n", cmd, status, detail);
     }
@@ -93,21 +131,21 @@ json_t *lmd_client_services(const char *type)
     const char *socket = getenv("LMDISC_SOCKET");
     if (!socket || !*socket)
         socket = DEFAULT_SOCKET;
-    if (access(socket, W_OK) != 0)
+    if (access(socket, W_OK) != 0 || !curl_load(false))
         return NULL;
-    CURL *c = curl_easy_init();
+    CURL *c = curl.easy_init();
     if (!c)
         return NULL;
     struct buf b = {0};
-    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket);
-    curl_easy_setopt(c, CURLOPT_URL, "http://localhost/v1/services");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 500L);
+    curl.easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket);
+    curl.easy_setopt(c, CURLOPT_URL, "http://localhost/v1/services");
+    curl.easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl.easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl.easy_setopt(c, CURLOPT_TIMEOUT_MS, 500L);
     long status = 0;
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
+    CURLcode rc = curl.easy_perform(c);
+    curl.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl.easy_cleanup(c);
     json_t *doc = rc == CURLE_OK && status == 200 && b.data ? json_loads(b.data, 0, NULL) : NULL;
     free(b.data);
     if (!doc || !json_is_true(json_object_get(doc, "complete")) ||
@@ -162,19 +200,22 @@ static void endpoint(json_t *node, char *out, size_t len)
 
 static int get(const char *cmd, const char *socket, const char *path, struct buf *b, long *status)
 {
-    CURL *c = curl_easy_init();
+    (void)cmd;
+    if (!curl_load(true))
+        return LMD_EXIT_FAIL;
+    CURL *c = curl.easy_init();
     if (!c)
         return LMD_EXIT_FAIL;
     char url[256];
     snprintf(url, sizeof url, "http://localhost%s", path);
-    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    curl_easy_cleanup(c);
+    curl.easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket);
+    curl.easy_setopt(c, CURLOPT_URL, url);
+    curl.easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl.easy_setopt(c, CURLOPT_WRITEDATA, b);
+    curl.easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    CURLcode rc = curl.easy_perform(c);
+    curl.easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl.easy_cleanup(c);
     if (rc != CURLE_OK || *status != 200) {
         explain(cmd, rc, socket, *status, b->data ? b->data : "");
         return LMD_EXIT_FAIL;
@@ -337,12 +378,14 @@ int lmd_cmd_watch(int argc, char **argv)
     if (rc)
         return rc < 0 ? 0 : rc;
     struct stream s = {.json = o.json, .index = -1};
+    if (!curl_load(true))
+        return LMD_EXIT_FAIL;
     signal(SIGINT, watch_interrupted);
     signal(SIGTERM, watch_interrupted);
     unsigned delay = 0;
     bool connected_once = false;
     for (;;) {
-        CURL *c = curl_easy_init();
+        CURL *c = curl.easy_init();
         if (!c)
             return LMD_EXIT_FAIL;
         char url[256];
@@ -350,16 +393,16 @@ int lmd_cmd_watch(int argc, char **argv)
             snprintf(url, sizeof url, "http://localhost/v1/events?since=%lld&epoch=%s", s.index, s.epoch);
         else
             snprintf(url, sizeof url, "http://localhost/v1/events");
-        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, o.socket);
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_chunk);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
-        curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+        curl.easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, o.socket);
+        curl.easy_setopt(c, CURLOPT_URL, url);
+        curl.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_chunk);
+        curl.easy_setopt(c, CURLOPT_WRITEDATA, &s);
+        curl.easy_setopt(c, CURLOPT_FAILONERROR, 1L);
         s.line.len = 0;
-        CURLcode r = curl_easy_perform(c);
+        CURLcode r = curl.easy_perform(c);
         long status = 0;
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_cleanup(c);
+        curl.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl.easy_cleanup(c);
         if (r == CURLE_OK || r == CURLE_PARTIAL_FILE || r == CURLE_RECV_ERROR || r == CURLE_GOT_NOTHING) {
             connected_once = true;
             delay = 0;
@@ -369,7 +412,7 @@ int lmd_cmd_watch(int argc, char **argv)
             free(s.line.data);
             return LMD_EXIT_FAIL;
         } else if (delay == 0) {
-            fprintf(stderr, "lmdisc watch: lost the agent (%s); retrying\n", curl_easy_strerror(r));
+            fprintf(stderr, "lmdisc watch: lost the agent (%s); retrying\n", curl.easy_strerror(r));
         }
         delay = delay ? (delay < 5 ? delay + 1 : 5) : 1;
         sleep(delay); /* backoff between reconnects; the process has nothing else to do */
