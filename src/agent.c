@@ -394,10 +394,13 @@ static int start_announce(lmd_agent *a)
         snprintf(a->name, sizeof a->name, "%s", a->cfg.announce.name);
     else
         lmd_default_name(a->cfg.announce.port, a->name, sizeof a->name);
-    /* records live as long as the registry's ttl unless set: peers drop a
-     * host that vanished within that time, without any probe */
+    /* Records live half the registry's ttl unless set (30 s by default):
+     * every mDNS cache drops a host that vanished within that time, so a
+     * peer is never kept longer than ttl without the network confirming it;
+     * tests/bench/TTL.md measured 30 s as affordable on a 200-peer LAN. */
     unsigned ttl = a->cfg.announce.ttl ? a->cfg.announce.ttl
-                   : a->cfg.registry.ttl >= 1 ? (unsigned)a->cfg.registry.ttl : 0;
+                   : a->cfg.registry.ttl >= 10 ? (unsigned)(a->cfg.registry.ttl / 2)
+                   : a->cfg.registry.ttl >= 1 ? 5 : 0;
     struct lmd_pub_config pc = {.name = a->name, .type = a->cfg.announce.type, .port = a->cfg.announce.port,
                                 .txt = &a->txt, .ttl = ttl};
     int err;

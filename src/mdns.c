@@ -760,10 +760,18 @@ static void inst_resolve(struct inst *in)
                                                          in->type, in->domain, in->proto, 0,
                                                          resolver_cb, in);
     if (!r && in->pending) {
+        /* e.g. avahi-daemon's objects-per-client-max (1024 by default: about
+         * 500 dual-stack peers); try again later, backing off */
         char e[256];
-        lmd_warn("cannot resolve '%s': %s", lmd_escape_str(in->name, e, sizeof e),
+        lmd_warn("cannot resolve '%s': %s; trying again later", lmd_escape_str(in->name, e, sizeof e),
                  avahi_strerror(avahi_client_errno(m->client)));
         in->pending = false;
+        in->fails++;
+        if (in->retry) {
+            int shift = in->fails < 7 ? (int)in->fails : 7;
+            struct timeval tv = {.tv_sec = 2 << shift, .tv_usec = 0};
+            event_add(in->retry, &tv);
+        }
     } else if (r) {
         in->r = r;
     }

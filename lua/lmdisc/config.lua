@@ -168,7 +168,7 @@ M.sections = {
         expect = "a table { key = \"value\" | number | true }",
         doc = "Extra TXT keys: { key = \"value\" | number | true }; each key=value at most 255 bytes." },
       { name = "ttl", type = "number", min = 1,
-        doc = "TTL of the announced records in seconds; default: avahi's (120 s SRV, 75 min TXT)." },
+        doc = "TTL of the announced records in seconds; default: half the registry's ttl (30 s), so every mDNS cache drops this host that soon after it vanishes (avahi's own defaults are 120 s SRV, 75 min PTR/TXT)." },
     },
   },
   {
