@@ -143,6 +143,21 @@ int lmd_announce_name(lmd_announcement *a, char *buf, size_t len);
 /* Send goodbyes and free the announcement. */
 void lmd_announce_withdraw(lmd_announcement *a);
 
+/* ---- A live registry (the original REGISTRY) ---------------------------- */
+
+typedef struct lmd_registry lmd_registry;
+
+/* Start a registry that a background thread keeps up to date: it browses
+ * type (NULL: LMD_DEFAULT_TYPE), keeps one resolver open per instance, and
+ * drops a peer not confirmed by the network for ttl seconds (<= 0: 60).
+ * Joins are seen when avahi resolves them, leaves on the goodbye. */
+int lmd_registry_start(const char *type, double ttl, lmd_registry **out);
+/* Snapshot of the live peers, sorted by name; free with lmd_node_list_free().
+ * Safe to call from any thread. */
+int lmd_registry_list_alive(lmd_registry *reg, lmd_node_list *out);
+/* Stop the thread and free the registry. */
+void lmd_registry_stop(lmd_registry *reg);
+
 /* ---- Helpers --------------------------------------------------------- */
 
 /* Validate a DNS-SD service type such as "_lmserv._tcp". */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #define ANNOUNCEMENT_MT "lmdisc.announcement"
+#define LIVE_REGISTRY_MT "lmdisc.live_registry"
 
 /* ---- nodes <-> tables ------------------------------------------------ */
 
@@ -299,6 +300,66 @@ static int l_announcement_tostring(lua_State *L)
     return 1;
 }
 
+/* lmdisc.start_registry([type [, ttl]]) -> registry | nil, err
+ * A registry kept live by a background thread, as the original REGISTRY;
+ * reg:list_alive() -> list of peers; reg:stop(). */
+typedef struct {
+    lmd_registry *r;
+} live_ud;
+
+static int l_start_registry(lua_State *L)
+{
+    const char *type = luaL_optstring(L, 1, LMD_DEFAULT_TYPE);
+    double ttl = luaL_optnumber(L, 2, 60);
+    char err[320];
+    if (!lmd_service_type_valid(type, err, sizeof err))
+        return luaL_argerror(L, 1, err);
+    live_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->r = NULL;
+    luaL_setmetatable(L, LIVE_REGISTRY_MT);
+    int rc = lmd_registry_start(type, ttl, &u->r);
+    if (rc)
+        return push_fail(L, lmd_strerror(rc));
+    return 1;
+}
+
+static int l_live_list_alive(lua_State *L)
+{
+    live_ud *u = luaL_checkudata(L, 1, LIVE_REGISTRY_MT);
+    if (!u->r)
+        return luaL_error(L, "registry already stopped");
+    lmd_node_list l;
+    if (lmd_registry_list_alive(u->r, &l) != 0)
+        return luaL_error(L, "out of memory");
+    lmd_lua_push_node_list(L, &l);
+    lmd_node_list_free(&l);
+    return 1;
+}
+
+static int l_live_stop(lua_State *L)
+{
+    live_ud *u = luaL_checkudata(L, 1, LIVE_REGISTRY_MT);
+    lmd_registry_stop(u->r);
+    u->r = NULL;
+    return 0;
+}
+
+/* lmdisc.REGISTRY in a stock lua5.4: started on first use, like importing
+ * the original module's registry */
+static int l_module_index(lua_State *L)
+{
+    if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "REGISTRY") != 0)
+        return 0;
+    lua_pushcfunction(L, l_start_registry);
+    lua_call(L, 0, 2);
+    if (lua_isnil(L, -2))
+        return luaL_error(L, "lmdisc.REGISTRY: %s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, 1, "REGISTRY");
+    return 1;
+}
+
 /* lmdisc.txt_parse("key=value") -> key, value|true | nil, err */
 static int l_txt_parse(lua_State *L)
 {
@@ -413,8 +474,19 @@ int luaopen_lmdisc(lua_State *L)
         {"service_type_check", l_service_type_check},
         {"node_json", l_node_json},
         {"escape", l_escape},
+        {"start_registry", l_start_registry},
         {NULL, NULL},
     };
+    static const luaL_Reg live[] = {
+        {"list_alive", l_live_list_alive}, {"stop", l_live_stop}, {"__gc", l_live_stop},
+        {"__close", l_live_stop}, {NULL, NULL},
+    };
+    if (luaL_newmetatable(L, LIVE_REGISTRY_MT)) {
+        luaL_setfuncs(L, live, 0);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
     static const luaL_Reg ann[] = {
         {"name", l_announcement_name},
         {"withdraw", l_announcement_withdraw},
@@ -438,5 +510,9 @@ int luaopen_lmdisc(lua_State *L)
     lua_setfield(L, -2, "version");
     lua_pushliteral(L, LMD_DEFAULT_TYPE);
     lua_setfield(L, -2, "SERVICE_TYPE");
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, l_module_index);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
     return 1;
 }

@@ -628,6 +628,8 @@ static void push_api(lmd_policy *p)
     lua_setfield(L, -2, "discover_nodes");
     lua_pushcfunction(L, l_not_in_agent);
     lua_setfield(L, -2, "announce_self");
+    lua_pushcfunction(L, l_not_in_agent);
+    lua_setfield(L, -2, "start_registry");
     lua_newtable(L); /* REGISTRY, as the original module's */
     lua_pushlightuserdata(L, p);
     lua_pushcclosure(L, l_list_alive, 1);

@@ -5,6 +5,7 @@
 #include "util.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -35,6 +36,8 @@ struct peer {
 };
 
 struct lmd_registry {
+    pthread_mutex_t *lock;   /* set for a registry another thread keeps (background.c) */
+    void *owner;
     struct lmd_registry_config cfg;
     lmd_registry_event_cb ev;
     lmd_registry_confirm_cb confirm;
@@ -573,4 +576,24 @@ void lmd_registry_foreach(const lmd_registry *r, void (*fn)(void *ud, const lmd_
 {
     for (size_t i = 0; i < r->n; i++)
         fn(ud, &r->peers[i]->node);
+}
+
+void lmd_registry_set_owner(lmd_registry *r, pthread_mutex_t *lock, void *owner)
+{
+    r->lock = lock;
+    r->owner = owner;
+}
+
+void *lmd_registry_owner(const lmd_registry *r) { return r->owner; }
+
+int lmd_registry_list_alive(lmd_registry *r, lmd_node_list *out)
+{
+    if (!r || !out)
+        return LMD_EINVAL;
+    if (r->lock)
+        pthread_mutex_lock(r->lock);
+    int rc = lmd_registry_snapshot(r, true, out);
+    if (r->lock)
+        pthread_mutex_unlock(r->lock);
+    return rc;
 }

@@ -86,4 +86,11 @@ size_t lmd_registry_count(const lmd_registry *r);
 void lmd_registry_foreach(const lmd_registry *r, void (*fn)(void *ud, const lmd_node_info *peer),
                           void *ud);
 
+/* For a registry another thread keeps up to date: the lock it holds while
+ * it changes the registry (taken by lmd_registry_list_alive), and what
+ * owns that thread. */
+#include <pthread.h>
+void lmd_registry_set_owner(lmd_registry *r, pthread_mutex_t *lock, void *owner);
+void *lmd_registry_owner(const lmd_registry *r);
+
 #endif

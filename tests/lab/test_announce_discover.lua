@@ -180,4 +180,47 @@ function TestAnnounceDiscover:test_discover_without_daemon_fails_clearly()
     lu.assertStrContains(out, "avahi-daemon is not running")
 end
 
+-- The Lua module in a stock lua5.4 (and the C API under it): announce_self,
+-- discover_nodes, and the background REGISTRY, named as in the Python module.
+local function lua_cmd(script)
+    local preload = os.getenv("LMD_PRELOAD")
+    local env = preload and ("LD_PRELOAD=" .. q(preload) .. " ASAN_OPTIONS=detect_leaks=0 ") or ""
+    return env .. "LUA_CPATH=" .. q((os.getenv("LMDISC_BUILD") or ".") .. "/lua/?.so;;") ..
+           " lua5.4 -e " .. q(script)
+end
+
+function TestAnnounceDiscover:test_lua_module_announce_self_discover_nodes_and_registry()
+    local reg = S:bg("h3", lua_cmd([[
+local lmdisc = require "lmdisc"
+local seen
+for _ = 1, 150 do
+  for _, p in ipairs(lmdisc.REGISTRY:list_alive()) do
+    if p.name == "from-lua" and not seen then seen = true; print("REG join " .. p.host .. " " .. p.info); io.stdout:flush() end
+  end
+  local still = false
+  for _, p in ipairs(lmdisc.REGISTRY:list_alive()) do still = still or p.name == "from-lua" end
+  if seen and not still then print("REG leave"); io.stdout:flush(); break end
+  os.execute("sleep 0.1")
+end
+]]))
+    local ann = S:bg("h1", lua_cmd([[
+local lmdisc = require "lmdisc"
+local a = assert(lmdisc.announce_self(8600, "info from lua", { name = "from-lua", txt = { k = "v" } }))
+print("ANNOUNCED " .. a:name()); io.stdout:flush()
+os.execute("sleep 30")
+]]))
+    lu.assertNotNil(S.lab:wait_log(ann, "ANNOUNCED from%-lua", 10), ann:output())
+    local _, out = S.lab:exec("h2", lua_cmd([[
+local lmdisc = require "lmdisc"
+local nodes, complete = lmdisc.discover_nodes(10)
+for _, n in ipairs(nodes) do
+  if n.name == "from-lua" then print("FOUND", n.host, n.port, n.info, n.txt.k, #n.addresses, complete) end
+end
+]]))
+    lu.assertStrContains(out, "FOUND	h1.local	8600	info from lua	v	2	true")
+    lu.assertNotNil(S.lab:wait_log(reg, "REG join h1.local info from lua", 15), reg:output())
+    ann:signal("TERM") -- the process dies; avahi withdraws what its client published
+    lu.assertNotNil(S.lab:wait_log(reg, "REG leave", 15), reg:output())
+end
+
 os.exit(lu.LuaUnit.run())
