@@ -560,7 +560,7 @@ static void reload(lmd_agent *a)
         lmd_error("reload failed; the running policy stays in force: %s", err);
         return;
     }
-    struct lmd_registry_config rc2 = {.ttl = 0, .confirm_grace = nc.registry.confirm_grace,
+    struct lmd_registry_config rc2 = {.ttl = 0,
                                       .include_self = true, .settle = LMD_SETTLE};
     lmd_registry_configure(a->reg, &rc2, lmd_now_mono());
     if (nc.log_level >= 0)
@@ -666,7 +666,7 @@ int lmd_agent_run(const char *path, bool log_level_given)
      * gone within ttl.  Re-resolving on a timer was answered from that same
      * cache: it confirmed nothing and woke the agent ~6 times a minute per
      * peer (tests/bench/results.md). */
-    struct lmd_registry_config rc = {.ttl = 0, .confirm_grace = a->cfg.registry.confirm_grace,
+    struct lmd_registry_config rc = {.ttl = 0,
                                      .include_self = true, .settle = LMD_SETTLE};
     struct lmd_browse_callbacks bc = {on_resolved, on_removed, on_settled};
     if (lmd_txt_copy(&a->txt, &a->cfg.announce.txt) != 0 ||

@@ -18,7 +18,6 @@ struct lmd_config {
     struct {
         double ttl;
         bool include_self;
-        double confirm_grace;
     } registry;
     struct {
         double deadline;

@@ -748,10 +748,8 @@ static int read_settings(lua_State *L, int P, struct lmd_config *c)
     if (lua_getfield(L, s, "registry") == LUA_TTABLE) {
         c->registry.ttl = field_num(L, -1, "ttl", 60);
         c->registry.include_self = field_bool(L, -1, "include_self");
-        c->registry.confirm_grace = field_num(L, -1, "confirm_grace", 10);
     } else {
         c->registry.ttl = 60;
-        c->registry.confirm_grace = 10;
     }
     lua_pop(L, 1);
     c->policy.deadline = 0.25;

@@ -176,11 +176,9 @@ M.sections = {
     doc = "How long peers are remembered and which ones are listed.",
     fields = {
       { name = "ttl", type = "number", above = 0, default = 60,
-        doc = "Seconds a peer stays alive without being heard from before it leaves with reason \"expired\"." },
+        doc = "Longest time a peer that stopped answering stays listed: this agent publishes its records with half this TTL (unless announce.ttl), so every mDNS cache drops it that soon; avahi's cache maintenance confirms peers, no timer of ours." },
       { name = "include_self", type = "boolean", default = false,
         doc = "Also report this agent's own announcement as a peer." },
-      { name = "confirm_grace", type = "number", above = 0, default = 10,
-        doc = "Seconds a silent peer is given to re-confirm before it is treated as gone." },
     },
   },
   {

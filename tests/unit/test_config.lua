@@ -43,7 +43,7 @@ function TestConfigDefaults:test_empty_configuration()
   lu.assertNil(s.announce)
   lu.assertNil(s.health)
   lu.assertNil(s.checks)
-  lu.assertEquals(s.registry, { ttl = 60, include_self = false, confirm_grace = 10 })
+  lu.assertEquals(s.registry, { ttl = 60, include_self = false })
   lu.assertEquals(s.policy, { deadline = 0.25, memory_mb = 32 })
   lu.assertEquals(s.api, { socket = "/run/lmdisc/agent.sock", socket_mode = 432, allow_remote = false })
   lu.assertEquals(s.log, { level = "info" })
@@ -64,12 +64,12 @@ end
 
 function TestConfigDefaults:test_registry_policy_api_log()
   local s = settings([[
-registry { ttl = 5, include_self = true, confirm_grace = 2.5 }
+registry { ttl = 5, include_self = true }
 policy { deadline = 1, memory_mb = 64 }
 api { socket = "/tmp/x.sock", socket_mode = 384, listen = "127.0.0.1:7380", allow_remote = true }
 log { level = "debug" }
 ]])
-  lu.assertEquals(s.registry, { ttl = 5, include_self = true, confirm_grace = 2.5 })
+  lu.assertEquals(s.registry, { ttl = 5, include_self = true })
   lu.assertEquals(s.policy, { deadline = 1, memory_mb = 64 })
   lu.assertEquals(s.api, { socket = "/tmp/x.sock", socket_mode = 384, listen = "127.0.0.1:7380", allow_remote = true })
   lu.assertEquals(s.log, { level = "debug" })
@@ -104,7 +104,7 @@ end
 
 function TestConfigDefaults:test_overrides()
   local s = settings("registry { ttl = 5 }", { registry = { include_self = true }, announce = { port = 9000 } })
-  lu.assertEquals(s.registry, { ttl = 5, include_self = true, confirm_grace = 10 })
+  lu.assertEquals(s.registry, { ttl = 5, include_self = true })
   lu.assertEquals(s.announce.port, 9000)
   local err = load_error("", { overrides = { registry = { ttl = -1 } } })
   lu.assertEquals(err, "settings override: registry.ttl must be a number > 0, got number -1")
