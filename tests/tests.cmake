@@ -82,3 +82,11 @@ foreach(suite ${LMD_EXAMPLES})
                        ENVIRONMENT "${LMD_TEST_ENV}")
   lmd_lua_test(unit_example_${ex}_lua ${suite} unit)
 endforeach()
+
+# The benchmark against avahi-browse and python-zeroconf (label bench; not
+# part of the default run: `ctest -L bench`, or tests/bench/run for the full
+# one).  --quick takes about 5 minutes.
+add_test(NAME bench_compare COMMAND ${CMAKE_SOURCE_DIR}/tests/bench/run --quick
+         --id b${LMD_LAB_PREFIX} --out ${CMAKE_BINARY_DIR}/bench-results.md)
+set_tests_properties(bench_compare PROPERTIES LABELS bench TIMEOUT 1200
+                     ENVIRONMENT "LMDISC_BIN=$<TARGET_FILE:lmdisc>")
