@@ -148,7 +148,7 @@ static void on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_info
     lmd_policy_event(a->pol, kind, peer, old, changes, reason, &v);
     if (lmd_log_get_level() <= LMD_LOG_DEBUG) {
         char name[160], inf[160];
-        lmd_debug("policy: %s \"%s\": %s, info %s", kind == LMD_EV_JOIN ? "join" : kind == LMD_EV_UPDATE ? "update" : "leave",
+        lmd_debug("policy: %s \"%s\": %s, info %s", lmd_event_kind_name(kind),
                   lmd_escape_str(peer->name, name, sizeof name), v.keep ? "kept" : "not kept",
                   v.info ? lmd_escape_str(v.info, inf, sizeof inf) : "-");
     }

@@ -61,11 +61,6 @@ struct lmd_api {
     double requests;
 };
 
-static const char *kind_name(int k)
-{
-    return k == LMD_EV_JOIN ? "join" : k == LMD_EV_UPDATE ? "update" : "leave";
-}
-
 /* ---- replies ---------------------------------------------------------- */
 
 static void reply_json(struct evhttp_request *req, int code, const char *reason, json_t *doc)
@@ -131,7 +126,7 @@ void lmd_api_event(lmd_api *api, int kind, const lmd_node_info *peer, unsigned c
             json_array_append_new(ch, json_string(lmd_change_name(bit)));
     uint64_t index = api->index + 1;
     json_t *doc = json_pack("{s:I,s:s,s:s,s:f,s:o,s:o}", "index", (json_int_t)index, "epoch", api->epoch,
-                            "type", kind_name(kind), "time", lmd_now_wall(), "peer", lmd_json_node(peer),
+                            "type", lmd_event_kind_name(kind), "time", lmd_now_wall(), "peer", lmd_json_node(peer),
                             "changes", ch);
     if (doc && reason)
         json_object_set_new(doc, "reason", lmd_json_str(reason));
@@ -146,7 +141,7 @@ void lmd_api_event(lmd_api *api, int kind, const lmd_node_info *peer, unsigned c
     r->kind = kind;
     r->json = s;
     for (struct watcher *w = api->watchers; w; w = w->next)
-        send_to(w, index, kind_name(kind), s);
+        send_to(w, index, lmd_event_kind_name(kind), s);
 }
 
 static void free_request_later(evutil_socket_t fd, short what, void *arg)
@@ -277,7 +272,7 @@ static void handle_events(lmd_api *api, struct evhttp_request *req, const char *
     for (uint64_t i = since + 1; i <= api->index; i++) {
         struct rec *r = &api->ring[i % RING];
         if (r->index == i && r->json)
-            send_to(w, i, kind_name(r->kind), r->json);
+            send_to(w, i, lmd_event_kind_name(r->kind), r->json);
     }
 }
 

@@ -88,6 +88,22 @@ void lmd_lua_push_changes(lua_State *L, unsigned changes)
         }
 }
 
+void lmd_lua_push_event(lua_State *L, int kind, const lmd_node_info *peer, const lmd_node_info *old,
+                        unsigned changes, const char *reason)
+{
+    lua_pushstring(L, lmd_event_kind_name(kind));
+    lmd_lua_push_node(L, peer);
+    if (old)
+        lmd_lua_push_node(L, old);
+    else
+        lua_pushnil(L);
+    lmd_lua_push_changes(L, changes);
+    if (reason)
+        lua_pushstring(L, reason);
+    else
+        lua_pushnil(L);
+}
+
 void lmd_lua_push_node_list(lua_State *L, const lmd_node_list *l)
 {
     lua_createtable(L, (int)l->n, 0);

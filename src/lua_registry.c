@@ -27,11 +27,6 @@ typedef struct {
     int err_ref;            /* first error raised by a callback, rethrown after */
 } reg_ud;
 
-static const char *kind_name(enum lmd_event_kind k)
-{
-    return k == LMD_EV_JOIN ? "join" : k == LMD_EV_UPDATE ? "update" : "leave";
-}
-
 static void call_back(reg_ud *u, int nargs)
 {
     lua_State *L = u->L;
@@ -51,17 +46,7 @@ static void on_event(void *ud, enum lmd_event_kind kind, const lmd_node_info *pe
     if (u->ev_ref == LUA_NOREF)
         return;
     lua_rawgeti(L, LUA_REGISTRYINDEX, u->ev_ref);
-    lua_pushstring(L, kind_name(kind));
-    lmd_lua_push_node(L, peer);
-    if (old)
-        lmd_lua_push_node(L, old);
-    else
-        lua_pushnil(L);
-    lmd_lua_push_changes(L, changes);
-    if (reason)
-        lua_pushstring(L, reason);
-    else
-        lua_pushnil(L);
+    lmd_lua_push_event(L, kind, peer, old, changes, reason);
     call_back(u, 5);
 }
 

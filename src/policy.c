@@ -165,11 +165,12 @@ static int l_guard(lua_State *L)
 
 /* ---- the agent's functions for scripts -------------------------------- */
 
-static int l_peers(lua_State *L)
+/* A list of peers from the host into Lua (the cap lifted: see LIFT). */
+static int push_peers(lua_State *L, int (*get)(void *ud, lmd_node_list *out))
 {
     lmd_policy *p = policy_of(L);
     lmd_node_list l = {0};
-    if (p->host.peers && p->host.peers(p->host.ud, &l) != 0)
+    if (get && get(p->host.ud, &l) != 0)
         return luaL_error(L, "out of memory");
     LIFT(p);
     lmd_lua_push_node_list(L, &l);
@@ -178,20 +179,11 @@ static int l_peers(lua_State *L)
     return 1;
 }
 
+static int l_peers(lua_State *L) { return push_peers(L, policy_of(L)->host.peers); }
+
 /* _peers_all(): every live peer on the network (the mantle applies its own
  * verdicts on top, see lua/lmdisc/policy.lua) */
-static int l_peers_all(lua_State *L)
-{
-    lmd_policy *p = policy_of(L);
-    lmd_node_list l = {0};
-    if (p->host.peers_all && p->host.peers_all(p->host.ud, &l) != 0)
-        return luaL_error(L, "out of memory");
-    LIFT(p);
-    lmd_lua_push_node_list(L, &l);
-    UNLIFT(p);
-    lmd_node_list_free(&l);
-    return 1;
-}
+static int l_peers_all(lua_State *L) { return push_peers(L, policy_of(L)->host.peers_all); }
 
 static int l_list_alive(lua_State *L)
 {
@@ -922,11 +914,6 @@ void lmd_policy_free(lmd_policy *p)
     free(p);
 }
 
-static const char *kind_str(enum lmd_event_kind k)
-{
-    return k == LMD_EV_JOIN ? "join" : k == LMD_EV_UPDATE ? "update" : "leave";
-}
-
 static int kind_from(const char *s)
 {
     if (!s)
@@ -962,22 +949,12 @@ int lmd_policy_event(lmd_policy *p, enum lmd_event_kind kind, const lmd_node_inf
     lua_rawgeti(L, LUA_REGISTRYINDEX, p->P_ref);
     lua_getfield(L, -1, "peer_event");
     lua_insert(L, -2);
-    lua_pushstring(L, kind_str(kind));
-    lmd_lua_push_node(L, peer);
-    if (old)
-        lmd_lua_push_node(L, old);
-    else
-        lua_pushnil(L);
-    lmd_lua_push_changes(L, changes);
-    if (reason)
-        lua_pushstring(L, reason);
-    else
-        lua_pushnil(L);
+    lmd_lua_push_event(L, kind, peer, old, changes, reason);
     int rc = docall(L, 6, 4);
     UNLIFT(p);
     if (rc != LUA_OK) {
         char e[128];
-        lmd_error("policy: %s event for %s failed: %s", kind_str(kind),
+        lmd_error("policy: %s event for %s failed: %s", lmd_event_kind_name(kind),
                   lmd_escape_str(peer->name, e, sizeof e), lua_tostring(L, -1));
         lua_settop(L, top);
         /* keep what we had: a join is not kept, an update stays kept */

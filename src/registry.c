@@ -47,6 +47,11 @@ struct lmd_registry {
     unsigned long seq;
 };
 
+const char *lmd_event_kind_name(int kind)
+{
+    return kind == LMD_EV_JOIN ? "join" : kind == LMD_EV_UPDATE ? "update" : "leave";
+}
+
 const char *lmd_change_name(unsigned bit)
 {
     switch (bit) {

@@ -22,6 +22,8 @@ enum {
     LMD_CH_ADDRS = 1 << 3,
     LMD_CH_INFO = 1 << 4, /* the policy's info() changed */
 };
+/* "join", "update", "leave" */
+const char *lmd_event_kind_name(int kind);
 /* "host,port,txt,addresses,info" style names, for logs and Lua. */
 const char *lmd_change_name(unsigned bit);
 
