@@ -2,8 +2,10 @@
 -- wall clock (lmdisc.now()), so latencies can be computed against the
 -- timestamps of the other tools (all lab hosts share the machine clock).
 --   join NAME TIME / leave NAME REASON TIME / update NAME TIME
--- $REG_TTL (default 60) is registry { ttl }.
+-- $REG_TTL (default 60) is registry { ttl }; $CHECKS turns on checks { tcp = true }.
 registry { ttl = tonumber(os.getenv("REG_TTL") or "60") }
+-- $CHECKS set: probe every peer over TCP (default interval, timeout, failures)
+if os.getenv("CHECKS") then checks { tcp = true } end
 
 local OUT = assert(os.getenv("OUT"), "set OUT")
 
