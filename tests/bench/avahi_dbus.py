@@ -20,11 +20,12 @@ Every event is one line "EVENT UNIX_TIME ..." on stdout, flushed.  SIGTERM /
 SIGINT: free what was created (avahi sends goodbyes) and exit 0.
 """
 import argparse
-import os
 import signal
 import struct
 import sys
 import time
+
+from labguard import refuse_root_netns
 
 AVAHI = "org.freedesktop.Avahi"
 IF_UNSPEC = -1
@@ -33,22 +34,6 @@ PUBLISH_UNIQUE = 1
 CLASS_IN = 1
 TYPE_PTR, TYPE_TXT, TYPE_SRV = 12, 16, 33
 GROUP_STATES = {0: "uncommitted", 1: "registering", 2: "established", 3: "collision", 4: "failure"}
-
-
-def refuse_root_netns():
-    try:
-        me = os.readlink("/proc/self/ns/net")
-        root = None
-        for pid in (1, 2):
-            try:
-                root = os.readlink("/proc/%d/ns/net" % pid)
-                break
-            except OSError:
-                continue
-    except OSError as e:
-        sys.exit("avahi_dbus: cannot check the network namespace: %s" % e)
-    if root is None or me == root:
-        sys.exit("avahi_dbus: refusing to run in the root network namespace (use tests/lab/lab exec)")
 
 
 def emit(*fields):
@@ -155,7 +140,7 @@ def sleep_forever(stop):
 
 
 def main():
-    refuse_root_netns()
+    refuse_root_netns("avahi_dbus", "run")
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("publish")

@@ -22,33 +22,18 @@ Commands:
 """
 import argparse
 import json
-import os
 import signal
 import socket
 import sys
 import threading
 import time
 
+from labguard import refuse_root_netns
+
 SERVICE_TYPE = "_lmserv._tcp.local."
 
 
-def refuse_root_netns():
-    try:
-        me = os.readlink("/proc/self/ns/net")
-        root = None
-        for pid in (1, 2):
-            try:
-                root = os.readlink("/proc/%d/ns/net" % pid)
-                break
-            except OSError:
-                continue
-    except OSError as e:
-        sys.exit("oldpy: cannot check the network namespace: %s" % e)
-    if root is None or me == root:
-        sys.exit("oldpy: refusing to send multicast from the root network namespace (use tests/lab/lab exec)")
-
-
-refuse_root_netns()
+refuse_root_netns("oldpy", "send multicast")
 from zeroconf import ServiceBrowser, ServiceListener, Zeroconf  # noqa: E402
 
 
