@@ -165,10 +165,18 @@ function TestAgent:test_avahi_restart_on_the_agents_host()
     await(rec2, "^join|" .. n1)
     S.lab:avahi_restart("h1")
     lu.assertNotNil(S.lab:wait_log(p1, "lost the connection to avahi%-daemon", 10), p1:output())
+    -- the agent announces again through the new daemon (which probed the name on the network)
+    lu.assertNotNil(S.lab:wait_log(p1, 'announced "' .. n1 .. '"', 20, 2), p1:output())
     lu.assertNotNil(S.lab:wait_log(p1, "back in sync with avahi%-daemon", 20), p1:output())
-    -- the agent announced again: h2 sees h1 come back (h1's daemon did say goodbye)
-    await(rec2, "^leave|" .. n1)
-    lu.assertNotNil(S.lab:wait_log(rec2, "^join|" .. n1, 15, 2), read(rec2))
+    -- h2: the old daemon's goodbye makes n1 leave one second later, and the new announcement
+    -- (at least 1.5 s after the goodbye: host name, then service probing) brings it back. The new
+    -- daemon announces the shared PTR record before it has probed the SRV/TXT, though; when that
+    -- lands inside the goodbye's second (a race of a few ms, seen in CI) it refreshes h2's cache,
+    -- the goodbye is overtaken and h2 rightly never loses n1. Both are correct mDNS.
+    if #lines(rec2, "leave|" .. n1 .. "|") > 0 then
+        lu.assertNotNil(S.lab:wait_log(rec2, "^join|" .. n1, 15, 2), read(rec2))
+    end
+    lu.assertEquals(#lines(rec2, "join|" .. n1 .. "|"), #lines(rec2, "leave|" .. n1 .. "|") + 1, read(rec2))
     -- and h1 did not report its own peers as left and joined again
     lu.assertEquals(#lines(rec1, "leave|"), 0, read(rec1))
     lu.assertEquals(#lines(rec1, "join|" .. n2), 1, read(rec1))
