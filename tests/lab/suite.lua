@@ -22,6 +22,20 @@ function S.write(file, text)
     f:close()
 end
 
+-- Policy text that calls set_txt(TXT) once FLAG exists (polled every
+-- 0.2 s): a test changes the TXT after it has seen the join, where a timer
+-- could fire before the first announcement and fold the change into it.
+-- TXT is a Lua table constructor, e.g. '{ load = "2" }'.
+function S.set_txt_when(flag, txt)
+    return ([[
+local done = false
+lmdisc.every(0.2, function()
+  local f = not done and io.open(%q)
+  if f then f:close(); done = true; assert(lmdisc.set_txt(%s)) end
+end)
+]]):format(flag, txt)
+end
+
 function S.read(file)
     local f = io.open(file)
     if not f then return "" end

@@ -69,16 +69,9 @@ function TestAgent:test_txt_change_is_on_update_and_sigterm_is_on_leave_elsewher
     local cfg = path("bump.lua")
     local n2 = uniq("bumper")
     local go = path("go")
-    -- the TXT changes once the test has seen the join (a timer could fire
-    -- before the first announcement, and the join would carry the new value)
     write(cfg, ([[
 announce { port = 8000, name = %q, info = "gemma Q4_0", txt = { model = "gemma", load = "0.1" } }
-local done = false
-lmdisc.every(0.2, function()
-  local f = not done and io.open(%q)
-  if f then f:close(); done = true; assert(lmdisc.set_txt { load = "0.9" }) end
-end)
-]]):format(n2, go))
+]]):format(n2) .. S.set_txt_when(go, '{ load = "0.9" }'))
     agent("h1", RECORDER, {RECORD_FILE = rec1})
     local p2 = agent("h2", cfg)
     local j = fields(await(rec1, "^join|" .. n2 .. "|"))
@@ -182,7 +175,7 @@ function TestAgent:test_avahi_restart_on_the_agents_host()
     -- lands inside the goodbye's second (a race of a few ms, seen in CI) it refreshes h2's cache,
     -- the goodbye is overtaken and h2 rightly never loses n1. Both are correct mDNS.
     if #lines(rec2, "leave|" .. n1 .. "|") > 0 then
-        lu.assertNotNil(S.lab:wait_log(rec2, "^join|" .. n1, 15, 2), read(rec2))
+        lu.assertNotNil(S.lab:wait_log(rec2, "^join|" .. n1 .. "|", 15, 2), read(rec2))
     end
     lu.assertEquals(#lines(rec2, "join|" .. n1 .. "|"), #lines(rec2, "leave|" .. n1 .. "|") + 1, read(rec2))
     -- and h1 did not report its own peers as left and joined again

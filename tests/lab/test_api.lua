@@ -126,17 +126,9 @@ function TestApi:test_events_in_order_and_resume_from_an_index()
     local w = bg("h1", "curl -sSN --unix-socket " .. SOCK .. " http://lmdisc/v1/events > " .. q(log))
     lu.assertNotNil(S.lab:wait_log(log, '"type":"snapshot"', 10))
     local cfg = S.tmp .. "/changer.lua"
-    local go = S.tmp .. "/go"
-    -- the TXT changes once the join was seen (a timer could fire before the
-    -- first announcement, and the join would carry the new value)
-    write(cfg, ([[
-announce { port = 8100, name = "api-changer", txt = { model = "gemma", load = "1" } }
-local done = false
-lmdisc.every(0.2, function()
-  local f = not done and io.open(%q)
-  if f then f:close(); done = true; lmdisc.set_txt { load = "2" } end
-end)
-]]):format(go))
+    local go = S:path("go")
+    write(cfg, 'announce { port = 8100, name = "api-changer", txt = { model = "gemma", load = "1" } }\n' ..
+        S.set_txt_when(go, '{ load = "2" }'))
     local changer = bg("h2", q(BIN) .. " agent -c " .. q(cfg))
     lu.assertNotNil(S.lab:wait_log(log, '"type":"join".*api%-changer', 15), io.open(log):read("a"))
     write(go, "go")
