@@ -21,6 +21,10 @@
 extern "C" {
 #endif
 
+/* What liblmdisc exports: everything else is built hidden
+ * (-fvisibility=hidden), so this header is the library's whole ABI. */
+#define LMD_API __attribute__((visibility("default")))
+
 #define LMD_VERSION "0.1.0"
 #define LMD_DEFAULT_TYPE "_lmserv._tcp"
 
@@ -38,7 +42,7 @@ enum lmd_error {
     LMD_ENOTFOUND = -10,  /* no such object */
 };
 
-const char *lmd_strerror(int err);
+LMD_API const char *lmd_strerror(int err);
 
 /* ---- TXT records ------------------------------------------------------ */
 
@@ -59,15 +63,15 @@ typedef struct lmd_txt {
 /* Set key to value (replacing an existing key, compared case-insensitively
  * as RFC 6763 says).  On a validation error returns LMD_ETXT and, if err is
  * not NULL, writes a one-line explanation. */
-int lmd_txt_set(lmd_txt *t, const char *key, const void *value, size_t len,
+LMD_API int lmd_txt_set(lmd_txt *t, const char *key, const void *value, size_t len,
                 bool has_value, char *err, size_t errlen);
 /* Parse "key=value" (or bare "key") as given on a command line. */
-int lmd_txt_parse_arg(lmd_txt *t, const char *arg, char *err, size_t errlen);
-const lmd_txt_item *lmd_txt_get(const lmd_txt *t, const char *key);
-int lmd_txt_remove(lmd_txt *t, const char *key);
-int lmd_txt_copy(lmd_txt *dst, const lmd_txt *src);
-bool lmd_txt_equal(const lmd_txt *a, const lmd_txt *b);
-void lmd_txt_free(lmd_txt *t);
+LMD_API int lmd_txt_parse_arg(lmd_txt *t, const char *arg, char *err, size_t errlen);
+LMD_API const lmd_txt_item *lmd_txt_get(const lmd_txt *t, const char *key);
+LMD_API int lmd_txt_remove(lmd_txt *t, const char *key);
+LMD_API int lmd_txt_copy(lmd_txt *dst, const lmd_txt *src);
+LMD_API bool lmd_txt_equal(const lmd_txt *a, const lmd_txt *b);
+LMD_API void lmd_txt_free(lmd_txt *t);
 
 /* ---- Nodes (the original NodeInfo) ----------------------------------- */
 
@@ -103,9 +107,9 @@ typedef struct lmd_node_list {
     lmd_node_info *nodes;
 } lmd_node_list;
 
-void lmd_node_info_clear(lmd_node_info *n);
-int lmd_node_info_copy(lmd_node_info *dst, const lmd_node_info *src);
-void lmd_node_list_free(lmd_node_list *l);
+LMD_API void lmd_node_info_clear(lmd_node_info *n);
+LMD_API int lmd_node_info_copy(lmd_node_info *dst, const lmd_node_info *src);
+LMD_API void lmd_node_list_free(lmd_node_list *l);
 
 /* ---- One-shot discovery ---------------------------------------------- */
 
@@ -120,7 +124,7 @@ typedef struct lmd_discover_opts {
  * several interfaces and over IPv4 and IPv6 into one node, and return as
  * soon as avahi says the network has answered (ALL_FOR_NOW and every
  * resolver finished).  timeout is only the upper bound.  opts may be NULL. */
-int lmd_discover_nodes(double timeout, lmd_discover_opts *opts, lmd_node_list *out);
+LMD_API int lmd_discover_nodes(double timeout, lmd_discover_opts *opts, lmd_node_list *out);
 
 /* ---- Announcing ------------------------------------------------------ */
 
@@ -136,12 +140,12 @@ typedef struct lmd_announcement lmd_announcement;
  * (a thread owned by the announcement), like the original announce_self.
  * Returns once the request is handed to avahi; collisions are resolved by
  * renaming.  Withdraw with lmd_announce_withdraw(). */
-int lmd_announce_self(uint16_t port, const char *info, const lmd_announce_opts *opts,
+LMD_API int lmd_announce_self(uint16_t port, const char *info, const lmd_announce_opts *opts,
                       lmd_announcement **out);
 /* Current (possibly renamed) instance name; copied into buf. */
-int lmd_announce_name(lmd_announcement *a, char *buf, size_t len);
+LMD_API int lmd_announce_name(lmd_announcement *a, char *buf, size_t len);
 /* Send goodbyes and free the announcement. */
-void lmd_announce_withdraw(lmd_announcement *a);
+LMD_API void lmd_announce_withdraw(lmd_announcement *a);
 
 /* ---- A live registry (the original REGISTRY) ---------------------------- */
 
@@ -151,19 +155,19 @@ typedef struct lmd_registry lmd_registry;
  * type (NULL: LMD_DEFAULT_TYPE), keeps one resolver open per instance, and
  * drops a peer not confirmed by the network for ttl seconds (<= 0: 60).
  * Joins are seen when avahi resolves them, leaves on the goodbye. */
-int lmd_registry_start(const char *type, double ttl, lmd_registry **out);
+LMD_API int lmd_registry_start(const char *type, double ttl, lmd_registry **out);
 /* Snapshot of the live peers, sorted by name; free with lmd_node_list_free().
  * Safe to call from any thread. */
-int lmd_registry_list_alive(lmd_registry *reg, lmd_node_list *out);
+LMD_API int lmd_registry_list_alive(lmd_registry *reg, lmd_node_list *out);
 /* Stop the thread and free the registry. */
-void lmd_registry_stop(lmd_registry *reg);
+LMD_API void lmd_registry_stop(lmd_registry *reg);
 
 /* ---- Helpers --------------------------------------------------------- */
 
 /* Validate a DNS-SD service type such as "_lmserv._tcp". */
-bool lmd_service_type_valid(const char *type, char *err, size_t errlen);
+LMD_API bool lmd_service_type_valid(const char *type, char *err, size_t errlen);
 /* Default instance name "<hostname>:<port>". */
-int lmd_default_name(uint16_t port, char *buf, size_t len);
+LMD_API int lmd_default_name(uint16_t port, char *buf, size_t len);
 
 #ifdef __cplusplus
 }

@@ -195,7 +195,7 @@ M.sections = {
     name = "api",
     doc = "The local API used by `lmdisc peers` and `lmdisc watch`.",
     fields = {
-      { name = "socket", type = "string", min_len = 1, default = "/run/lmdisc/agent.sock",
+      { name = "socket", type = "string", min_len = 1, default = lmdisc.API_SOCKET,
         doc = "Path of the Unix socket the API listens on." },
       { name = "socket_mode", type = "integer", min = 0, max = 511, default = 432,
         expect = "an integer from 0 to 511 (file mode, e.g. 432 = 0660)",

@@ -1,11 +1,13 @@
 --- lmdisc.policy: loading a configuration file and running its hooks.
 --
--- The agent (src/policy.c) and the test harness (lmdisc.testing) both go
+-- The agent (src/lua/policy.c, through lmdisc.runner) and the test harness (lmdisc.testing) both go
 -- through this module, so a policy behaves the same under `lmdisc test` as
 -- in production.  What differs is injected: `opts.api` (the `lmdisc` table
--- the script sees) and `opts.guard` (how user code is run and stopped).
+-- the script sees), `opts.guard` (how user code is run and stopped), and in
+-- the agent `opts.peers_all` and `opts.log` (the mantle's own, out of the
+-- script's reach).  The C side calls in only through lmdisc.runner.
 --
---   local P, err, warnings = policy.load(path, { api = ..., guard = ... })
+--   local P, err, warnings = policy.load(path, { api = ..., guard = ..., peers_all = ..., log = ... })
 --   local emitted, keep, info, changes = P:peer_event(kind, peer, old, changes, reason)
 
 local sandbox = require "lmdisc.sandbox"
@@ -97,7 +99,7 @@ end
 -- Peer names come from the network: escape them before they reach a log.
 function Policy:_escape(s)
   s = tostring(s)
-  local esc = self._api.escape
+  local esc = self._escape_fn
   if type(esc) == "function" then
     local ok, r = pcall(esc, s)
     if ok then return r end
@@ -106,7 +108,7 @@ function Policy:_escape(s)
 end
 
 function Policy:_log_error(fmt, ...)
-  local log = type(self._api.log) == "table" and self._api.log.error or nil
+  local log = self._log.error
   if type(log) ~= "function" then log = fallback_log("error") end
   local ok = pcall(log, fmt, ...)
   if not ok then fallback_log("error")(fmt, ...) end
@@ -410,8 +412,10 @@ end
 
 --- Load a configuration.  Returns P, nil, warnings | nil, err.
 -- opts: api (table exposed as `lmdisc`; default: the C module), guard
--- (default M.default_guard), source (text to use instead of reading path),
--- overrides ({section = {field = value}} applied over the file's settings).
+-- (default M.default_guard), peers_all (the agent's every live peer, before
+-- verdicts), log (the logger for hook failures; default: api.log as it is
+-- now), source (text to use instead of reading path), overrides
+-- ({section = {field = value}} applied over the file's settings).
 function M.load(path, opts)
   opts = opts or {}
   assert(type(path) == "string", "policy.load(path, opts): path must be a string")
@@ -421,6 +425,10 @@ function M.load(path, opts)
     api = ok and mod or { log = {} }
   end
   local guard = opts.guard or M.default_guard
+  -- Taken now: what the script later does to its `lmdisc` table can neither
+  -- silence the logging of its failures nor change how names are escaped.
+  local log = copy(opts.log or (type(api.log) == "table" and api.log) or {})
+  local escape_fn = api.escape
 
   local source = opts.source
   if source == nil then
@@ -436,11 +444,11 @@ function M.load(path, opts)
   -- through this policy's own verdicts, so that inside a hook it already
   -- agrees with the event being handled (and, on reload, with the new policy).
   local this = {}
-  if api and api._peers_all then
-    local raw = api
+  if opts.peers_all then
+    local peers_all = opts.peers_all
     local function peers()
       local out = {}
-      for _, peer in ipairs(raw._peers_all()) do
+      for _, peer in ipairs(peers_all()) do
         local st = this.P and this.P._peers[peer.name]
         if st and st.keep then
           peer.info = st.info
@@ -449,8 +457,9 @@ function M.load(path, opts)
       end
       return out
     end
-    api = setmetatable({ peers = peers, REGISTRY = { list_alive = function() return peers() end } },
-                       { __index = raw })
+    api = copy(api)
+    api.peers = peers
+    api.REGISTRY = { list_alive = function() return peers() end }
   end
   local env = sandbox.env(api)
   local collector = config.new_collector("@" .. path)
@@ -486,7 +495,8 @@ function M.load(path, opts)
     stats = new_stats(),
     env = env,
     warnings = warnings,
-    _api = api,
+    _log = log,
+    _escape_fn = escape_fn,
     _guard = guard,
     _hooks = hooks,
     _peers = {}, -- name -> { keep =, info =, info_warned = }

@@ -114,7 +114,7 @@ function Sim:_log(level, fmt, ...)
 end
 
 -- The `lmdisc` table the policy sees.  Same names and behaviour as the
--- agent's (src/policy.c), with the network and the clock simulated.
+-- agent's (src/lua/ns_agent.c), with the network and the clock simulated.
 local function make_api(sim)
   local api = {}
   -- The C module's pure functions, not its network ones: a test must

@@ -32,6 +32,37 @@ function TestCheck:test_good_config()
     os.remove(p)
 end
 
+-- In the agent's own VM (lmdisc check builds it exactly as the agent does):
+-- the `lmdisc` table is a plain table of the public functions, and nothing
+-- reachable from the policy leads to the agent's internals.
+function TestCheck:test_policy_reaches_no_internals_of_the_agent()
+    local p = file([[
+local found = {}
+if getmetatable(lmdisc) ~= nil then found[#found + 1] = "getmetatable(lmdisc)" end
+for _, k in ipairs { "_guard", "guard", "_peers_all", "peers_all", "registry_new", "runner" } do
+  if lmdisc[k] ~= nil then found[#found + 1] = "lmdisc." .. k end
+end
+for k, v in pairs(lmdisc) do
+  if type(v) == "table" and getmetatable(v) ~= nil then found[#found + 1] = "getmetatable(lmdisc." .. k .. ")" end
+  if type(v) ~= "function" and type(v) ~= "table" and type(v) ~= "string" then found[#found + 1] = "lmdisc." .. k end
+end
+if package ~= nil or debug.getregistry or debug.getmetatable or debug.sethook then found[#found + 1] = "debug/package" end
+-- require gives the policy's own table, never the agent's module
+if require("lmdisc") ~= lmdisc then found[#found + 1] = "require 'lmdisc'" end
+assert(#found == 0, "reachable: " .. table.concat(found, ", "))
+-- changing what it can reach changes only its own table
+lmdisc.log.error = function() end
+lmdisc.timer = nil
+-- and the deadline still holds for this very chunk
+while true do end
+]])
+    local code, out = run("check " .. sh(p))
+    lu.assertEquals(code, 1, out)
+    lu.assertNotStrContains(out, "reachable:")
+    lu.assertStrContains(out, "exceeded its deadline")
+    os.remove(p)
+end
+
 function TestCheck:test_syntax_error_with_file_and_line()
     local p = file('announce { port = 8000 }\n\nfunction filter(peer)\n  return peer.txt.model ==\nend\n')
     local code, out = run("check " .. sh(p))

@@ -331,6 +331,53 @@ function TestPolicyGuard:test_deadline_guard_stops_endless_load()
 end
 
 ---------------------------------------------------------------------------
+-- The agent hands the mantle its internals (guard, peers_all, log) apart from
+-- the `lmdisc` table the script sees: nothing the script does to what it can
+-- reach changes how its hooks are run, stopped, or logged.
+TestPolicyInternals = {}
+
+function TestPolicyInternals:test_a_script_cannot_reach_or_replace_the_internals()
+  local g = counting_guard()
+  local internal_logs = {}
+  local internal_log = {}
+  for _, l in ipairs { "debug", "info", "warn", "error" } do
+    internal_log[l] = function(fmt, ...) internal_logs[#internal_logs + 1] = fmt:format(...) end
+  end
+  local all = { peer("a"), peer("b") }
+  local P, api = load(RECORD .. [[
+reached = {}
+local mt = getmetatable(lmdisc)
+if mt then reached[#reached + 1] = "metatable" end
+for _, k in ipairs { "_guard", "guard", "_peers_all", "peers_all", "registry_new" } do
+  if lmdisc[k] ~= nil then reached[#reached + 1] = k end
+end
+-- what a hostile script would try with what it can reach
+lmdisc.log.error = function() end
+lmdisc.log = nil
+lmdisc.escape = function() return "forged" end
+lmdisc.peers = function() return {} end
+function filter(p) if p.name == "b" then error("boom") end return true end
+]], { guard = g.fn, log = internal_log, peers_all = function() return all end })
+  lu.assertEquals(P.env.reached, {})
+  local before = g.n
+  P:peer_event("join", peer("a"))
+  P:peer_event("join", peer("b\27[2J"))
+  P:peer_event("join", peer("b"))
+  lu.assertTrue(g.n > before, "hooks still run through the guard")
+  -- the failure is logged through the mantle's own logger, names escaped by
+  -- the escaper taken at load time
+  lu.assertEquals(#internal_logs, 1, table.concat(internal_logs, "\n"))
+  lu.assertStrContains(internal_logs[1], "filter failed for peer b: ")
+  lu.assertStrContains(internal_logs[1], "boom")
+  lu.assertEquals(messages(api, "error"), {})
+  -- peers() inside the agent follows the policy's verdicts over peers_all,
+  -- whatever the script assigned to its own table afterwards
+  local peers = P.env.lmdisc.REGISTRY.list_alive()
+  lu.assertEquals(#peers, 1)
+  lu.assertEquals(peers[1].name, "a")
+end
+
+---------------------------------------------------------------------------
 TestPolicyAdopt = {}
 
 function TestPolicyAdopt:test_reload_moves_verdicts_to_the_new_policy()

@@ -1,0 +1,71 @@
+--- lmdisc.runner: every Lua function the C core calls, and nothing else.
+--
+-- The agent (src/lua/mantle.c) looks these up by name once per VM, as
+-- lsyncd's core does with its runner; the list there and this table are the
+-- whole C -> mantle contract.  Results come back as tables with named
+-- fields, never as positional values read by stack offset.
+
+local policy = require "lmdisc.policy"
+local config = require "lmdisc.config"
+
+local R = {}
+
+--- The settings of an empty configuration: what C runs with before a file
+-- is loaded (the schema is the only source of defaults).
+function R.defaults()
+  return config.defaults()
+end
+
+--- load(path, api, internals) -> P, nil, warnings | nil, err
+-- api: the `lmdisc` table the policy sees; internals: {guard =, peers_all =,
+-- log =}, which only the mantle sees.
+function R.load(path, api, internals)
+  return policy.load(path, { api = api, guard = internals.guard, peers_all = internals.peers_all,
+    log = internals.log })
+end
+
+--- settings(P) -> the validated settings, defaults filled in
+function R.settings(P)
+  return P.settings
+end
+
+--- peer_event(P, kind, peer, old, changes, reason) -> verdict
+-- verdict: { emitted = "join" | "update" | "leave" | nil, keep = bool,
+--            info = string | nil, changes = { ... } | nil }
+function R.peer_event(P, kind, peer, old, changes, reason)
+  local emitted, keep, info, ch = P:peer_event(kind, peer, old, changes, reason)
+  return { emitted = emitted, keep = keep, info = info, changes = ch }
+end
+
+--- adopt(newP, oldP, peers) -> { verdict + name, ... } for a reload
+function R.adopt(newP, oldP, peers)
+  local out = {}
+  for i, v in ipairs(newP:adopt(oldP, peers)) do
+    out[i] = { emitted = v.kind, keep = v.keep, info = v.info, name = v.peer.name }
+  end
+  return out
+end
+
+--- call(P, what, fn, ...): a user callback (timer, spawn on_exit), run like a hook
+function R.call(P, what, fn, ...)
+  P:call(what, fn, ...)
+end
+
+--- hooks(P) -> names of the hooks the policy defines
+function R.hooks(P)
+  return P:hooks()
+end
+
+--- stats(P) -> { hook_runs =, hook_errors =, hook_time = }
+function R.stats(P)
+  return P.stats
+end
+
+--- warnings(P) -> text, one warning per line, or ""
+function R.warnings(P)
+  local out = {}
+  for _, w in ipairs(P.warnings or {}) do out[#out + 1] = w .. "\n" end
+  return table.concat(out)
+end
+
+return R

@@ -1,0 +1,268 @@
+/* `lmdisc agent` (see agent.h): wiring, signals, reload, and what the API
+ * may ask.  The events themselves are in events.c, what we announce in
+ * self.c, checks in liveness.c. */
+#include "agent/internal.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/util.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---- registry timer: armed only while a deadline exists ---------------- */
+
+void lmd_agent_rearm(lmd_agent *a)
+{
+    if (lmd_timer_at(a->reg_timer, lmd_peers_next_deadline(a->reg)) != 0)
+        lmd_warn("cannot arm the registry timer (out of memory); the next event re-arms it");
+}
+
+static void reg_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lmd_agent *a = arg;
+    lmd_peers_tick(a->reg, lmd_now_mono());
+    lmd_agent_rearm(a);
+}
+
+static void on_mdns_state(void *ud, enum lmd_mdns_state st)
+{
+    (void)ud;
+    if (st == LMD_MDNS_RUNNING)
+        lmd_info("connected to avahi-daemon");
+}
+
+/* ---- what the API may ask ------------------------------------------------ */
+
+static void api_metrics(void *ud, struct lmd_metrics *out)
+{
+    lmd_agent *a = ud;
+    *out = a->counts;
+    lmd_node_list l;
+    if (lmd_peers_snapshot(a->reg, true, &l) == 0) {
+        out->peers_alive = (double)l.n;
+        lmd_node_list_free(&l);
+    }
+    out->services_seen = (double)lmd_peers_count(a->reg);
+    struct lmd_policy_stats ps;
+    lmd_policy_stats(a->pol, &ps);
+    out->hook_runs = ps.hook_runs;
+    out->hook_errors = ps.hook_errors;
+    out->hook_seconds = ps.hook_time;
+    out->lua_memory_bytes = (double)ps.memory;
+    out->avahi_reconnects = a->m ? lmd_mdns_reconnects(a->m) : 0;
+    if (a->checks) {
+        lmd_checks_counts(a->checks, &out->checks_total, &out->checks_failed_total);
+        out->checks_in_flight_peak = lmd_checks_peak(a->checks);
+    }
+    out->self_healthy = a->health ? (a->self_state < 0 ? 0 : a->self_state) : -1;
+    out->avahi_running = a->m && lmd_mdns_state(a->m) == LMD_MDNS_RUNNING;
+}
+
+static int api_services(void *ud, lmd_node_list *out, bool *settled)
+{
+    lmd_agent *a = ud;
+    *settled = a->settled_once;
+    return lmd_peers_snapshot_network(a->reg, out);
+}
+
+/* ---- reload ------------------------------------------------------------ */
+
+static void reload_verdict(void *ud, const lmd_node_info *peer, const struct lmd_verdict *v)
+{
+    lmd_agent *a = ud;
+    lmd_peers_set_verdict(a->reg, peer->name, v->keep, v->info);
+    if (v->emitted >= 0)
+        lmd_agent_emit(a, peer, v->emitted, 0, "filtered", v->info);
+}
+
+/* What a new configuration restarts: the announcement when its name, port,
+ * type or TTL change (TXT and info go out as a TXT update instead). */
+static bool same_announcement(const struct lmd_config *x, const struct lmd_config *y)
+{
+    static const char *const live[] = {"info", NULL};
+    return lmd_config_section_equal(x, y, "announce", live) && x->registry.ttl == y->registry.ttl;
+}
+
+static void reload(lmd_agent *a)
+{
+    lmd_node_list all;
+    if (lmd_peers_snapshot(a->reg, false, &all) != 0) {
+        lmd_error("reload failed (out of memory); the running policy stays in force");
+        return;
+    }
+    struct lmd_config nc;
+    lmd_err err = {0};
+    int rc = lmd_policy_reload(a->pol, a->path, &all, &nc, reload_verdict, a, &err);
+    lmd_node_list_free(&all);
+    if (rc) {
+        lmd_error("reload failed; the running policy stays in force: %s", lmd_err_text(&err));
+        return;
+    }
+    if (nc.log_level >= 0 && !lmd_log_level_explicit())
+        lmd_log_set_level((enum lmd_log_level)nc.log_level);
+    bool restart = !same_announcement(&a->cfg, &nc);
+    bool txt_changed = !lmd_txt_equal(&a->cfg.announce_txt, &nc.announce_txt);
+    if (!lmd_config_section_equal(&a->cfg, &nc, "checks", NULL)) {
+        lmd_checks_free(a->checks);
+        a->checks = NULL;
+    }
+    if (!lmd_config_section_equal(&a->cfg, &nc, "health", NULL)) {
+        lmd_health_free(a->health);
+        a->health = NULL;
+        a->self_state = -1;
+        restart = true;
+    }
+    lmd_config_clear(&a->cfg);
+    a->cfg = nc;
+    if (restart || txt_changed) {
+        lmd_txt_free(&a->txt);
+        if (lmd_txt_copy(&a->txt, &a->cfg.announce_txt) != 0)
+            lmd_error("reload: out of memory; announcing an empty TXT record");
+    }
+    lmd_err e2 = {0};
+    if (lmd_agent_start_checks(a, &e2) != 0)
+        lmd_error("reload: %s", lmd_err_text(&e2));
+    if (restart) {
+        lmd_pub_free(a->pub);
+        a->pub = NULL;
+        if (lmd_agent_start_announce(a) != 0)
+            lmd_error("reload: cannot announce (out of memory)");
+    } else if (txt_changed && a->pub && lmd_pub_set_txt(a->pub, &a->txt) != 0) {
+        lmd_error("reload: the new TXT record could not be announced (logged above)");
+    }
+    lmd_agent_rearm(a);
+    lmd_info("reloaded %s", a->path);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    lmd_agent *a = arg;
+    if (sig == SIGHUP) {
+        lmd_info("SIGHUP: reloading %s", a->path);
+        reload(a);
+        return;
+    }
+    lmd_info("%s: withdrawing and exiting", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    event_base_loopbreak(a->base);
+}
+
+/* ---- life -------------------------------------------------------------- */
+
+static void agent_free(lmd_agent *a)
+{
+    lmd_api_free(a->api);
+    lmd_health_free(a->health);
+    lmd_checks_free(a->checks);
+    lmd_pub_free(a->pub); /* goodbye */
+    lmd_browse_free(a->browse);
+    lmd_mdns_free(a->m);
+    lmd_policy_free(a->pol);
+    lmd_peers_free(a->reg);
+    struct event *evs[] = {a->sig_int, a->sig_term, a->sig_hup, a->reg_timer};
+    for (size_t i = 0; i < LMD_ARRAY_LEN(evs); i++)
+        if (evs[i])
+            event_free(evs[i]);
+    if (a->base)
+        event_base_free(a->base);
+    lmd_txt_free(&a->txt);
+    lmd_config_clear(&a->cfg);
+    free(a->path);
+    free(a);
+}
+
+static int watch_signals(lmd_agent *a)
+{
+    if (!(a->sig_int = evsignal_new(a->base, SIGINT, on_signal, a)) ||
+        !(a->sig_term = evsignal_new(a->base, SIGTERM, on_signal, a)) ||
+        !(a->sig_hup = evsignal_new(a->base, SIGHUP, on_signal, a)) || evsignal_add(a->sig_int, NULL) ||
+        evsignal_add(a->sig_term, NULL) || evsignal_add(a->sig_hup, NULL))
+        return LMD_ENOMEM;
+    return 0;
+}
+
+/* Everything between the configuration and the API: registry, signals,
+ * avahi, checks, the announcement and the browser. */
+static int start(lmd_agent *a, lmd_err *err)
+{
+    /* No re-confirm timers in the agent (ttl 0 here): avahi's own cache
+     * maintenance is the network's confirmation.  It re-queries records at
+     * 80-95% of their TTL and removes them (browser REMOVE, resolver
+     * failure -> "expired") when nobody answers; the agents publish theirs
+     * with half the registry's ttl (self.c), so a silent peer is gone within
+     * ttl.  Re-resolving on a timer was answered from that same cache: it
+     * confirmed nothing and woke the agent ~6 times a minute per peer
+     * (tests/bench/results.md). */
+    struct lmd_peers_config rc = {.ttl = 0, .include_self = true, .settle = LMD_SETTLE};
+    int e = lmd_txt_copy(&a->txt, &a->cfg.announce_txt);
+    if (e == 0)
+        e = lmd_peers_new(&rc, lmd_agent_on_reg_event, NULL, a, &a->reg, err);
+    if (e == 0 && !(a->reg_timer = evtimer_new(a->base, reg_tick, a)))
+        e = LMD_ENOMEM;
+    if (e == 0)
+        e = watch_signals(a);
+    if (e == 0)
+        e = lmd_mdns_new(a->base, on_mdns_state, a, &a->m, err);
+    if (e == 0)
+        e = lmd_agent_start_checks(a, err);
+    if (e == 0)
+        e = lmd_agent_start_announce(a);
+    if (e == 0)
+        e = lmd_browse_new(a->m, a->cfg.announce.type, NULL, &lmd_agent_browse_callbacks, a, &a->browse, err);
+    if (e && err && !err->msg[0])
+        lmd_err_set(err, e, "%s", lmd_strerror(e));
+    return e;
+}
+
+int lmd_agent_run(const char *path, bool log_level_given)
+{
+    lmd_agent *a = calloc(1, sizeof *a);
+    if (!a || !(a->path = lmd_strdup(path)) || !(a->base = event_base_new())) {
+        fprintf(stderr, "lmdisc agent: out of memory\n");
+        if (a)
+            agent_free(a);
+        return 1;
+    }
+    a->cfg.log_level = -1;
+    signal(SIGPIPE, SIG_IGN);
+    struct lmd_policy_host host = {.ud = a, .base = a->base, .peers = lmd_agent_host_peers,
+                                   .peers_all = lmd_agent_host_peers_all, .self = lmd_agent_host_self,
+                                   .set_txt = lmd_agent_host_set_txt};
+    lmd_err err = {0};
+    if (lmd_policy_new(path, &host, &a->cfg, &a->pol, &err) != 0) {
+        fprintf(stderr, "lmdisc agent: %s\n", lmd_err_text(&err));
+        agent_free(a);
+        return 1;
+    }
+    if (!log_level_given && a->cfg.log_level >= 0)
+        lmd_log_set_level((enum lmd_log_level)a->cfg.log_level);
+    const char *w = lmd_policy_warnings(a->pol);
+    if (*w)
+        lmd_warn("%s", w);
+    if (start(a, &err) != 0) {
+        fprintf(stderr, "lmdisc agent: cannot start: %s\n", lmd_err_text(&err));
+        agent_free(a);
+        return 1;
+    }
+    struct lmd_api_config ac = {.socket = a->cfg.api.socket, .socket_mode = a->cfg.api.socket_mode,
+                                .listen = a->cfg.api.listen, .allow_remote = a->cfg.api.allow_remote};
+    struct lmd_api_source as = {.ud = a, .peers = lmd_agent_host_peers, .self = lmd_agent_api_self,
+                                .metrics = api_metrics, .services = api_services, .type = a->cfg.announce.type};
+    if (ac.socket && !*ac.socket)
+        ac.socket = NULL; /* api { socket = "" }: no Unix socket */
+    if (lmd_api_new(a->base, &ac, &as, &a->api, &err) != 0) {
+        fprintf(stderr, "lmdisc agent: %s\n", lmd_err_text(&err));
+        agent_free(a);
+        return 1;
+    }
+    char hooks[256];
+    lmd_policy_hooks(a->pol, hooks, sizeof hooks);
+    lmd_info("agent started with %s (hooks: %s; ttl %g s)", path, *hooks ? hooks : "none", a->cfg.registry.ttl);
+    event_base_dispatch(a->base);
+    agent_free(a);
+    return 0;
+}

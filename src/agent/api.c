@@ -1,0 +1,565 @@
+/* The local HTTP/JSON API on libevent's evhttp (see api.h).
+ *
+ * Nothing here blocks the loop: replies are built from memory, event
+ * streams are chunked replies written as events happen.  A stuck or hostile
+ * client is bounded by header and body limits, an idle timeout, and a cap on
+ * concurrent event streams.  (libevent 2.1 has no connection cap; 2.2's
+ * evhttp_set_max_connections would be the next step.) */
+#include "agent/api.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "registry/peers.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define RING 4096              /* events kept for clients that reconnect */
+#define MAX_STREAMS 64
+#define IDLE_TIMEOUT 10        /* seconds, for ordinary requests */
+#define MAX_HEADERS 8192
+#define MAX_BODY 1024          /* we take no bodies */
+
+struct rec {
+    uint64_t index;
+    int kind;
+    char *json;
+};
+
+struct watcher {
+    struct watcher *next;
+    lmd_api *api;
+    struct evhttp_request *req;
+    struct evhttp_connection *conn;
+    bool sse;
+};
+
+struct lmd_api {
+    struct event_base *base;
+    struct evhttp *http;
+    struct lmd_api_source src;
+    char *socket_path;
+    char epoch[24];
+    uint64_t index;            /* of the last event */
+    struct rec ring[RING];
+    struct watcher *watchers;
+    unsigned n_watchers;
+    double requests;
+};
+
+/* ---- replies ---------------------------------------------------------- */
+
+static void reply_json(struct evhttp_request *req, int code, const char *reason, json_t *doc)
+{
+    struct evbuffer *b = evbuffer_new();
+    char *s = doc ? lmd_json_dump(doc, false) : NULL;
+    json_decref(doc);
+    if (!b || !s) {
+        free(s);
+        if (b)
+            evbuffer_free(b);
+        evhttp_send_error(req, 500, "out of memory");
+        return;
+    }
+    evbuffer_add_printf(b, "%s\n", s);
+    free(s);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_send_reply(req, code, reason, b);
+    evbuffer_free(b);
+}
+
+static void reply_error(struct evhttp_request *req, int code, const char *reason, const char *msg)
+{
+    reply_json(req, code, reason, json_pack("{s:s%}", "error", msg, strlen(msg)));
+}
+
+static void add_index_headers(lmd_api *api, struct evhttp_request *req)
+{
+    char idx[32];
+    snprintf(idx, sizeof idx, "%" PRIu64, api->index);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "X-Lmdisc-Index", idx);
+    evhttp_add_header(h, "X-Lmdisc-Epoch", api->epoch);
+}
+
+/* ---- events ----------------------------------------------------------- */
+
+static void format_line(struct evbuffer *out, bool sse, const char *epoch, uint64_t index,
+                        const char *type, const char *json)
+{
+    if (sse)
+        evbuffer_add_printf(out, "id: %s:%" PRIu64 "\nevent: %s\ndata: %s\n\n", epoch, index, type, json);
+    else
+        evbuffer_add_printf(out, "%s\n", json);
+}
+
+static void send_to(struct watcher *w, uint64_t index, const char *type, const char *json)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        return;
+    format_line(b, w->sse, w->api->epoch, index, type, json);
+    evhttp_send_reply_chunk(w->req, b);
+    evbuffer_free(b);
+}
+
+void lmd_api_event(lmd_api *api, int kind, const lmd_node_info *peer, unsigned changes,
+                   const char *reason)
+{
+    json_t *ch = json_array();
+    for (unsigned bit = 1; bit <= LMD_CH_INFO; bit <<= 1)
+        if (changes & bit)
+            json_array_append_new(ch, json_string(lmd_change_name(bit)));
+    uint64_t index = api->index + 1;
+    json_t *doc = json_pack("{s:I,s:s,s:s,s:f,s:o,s:o}", "index", (json_int_t)index, "epoch", api->epoch,
+                            "type", lmd_event_kind_name(kind), "time", lmd_now_wall(), "peer", lmd_json_node(peer),
+                            "changes", ch);
+    if (doc && reason)
+        json_object_set_new(doc, "reason", lmd_json_str(reason));
+    char *s = doc ? lmd_json_dump(doc, false) : NULL;
+    json_decref(doc);
+    if (!s)
+        return;
+    api->index = index;
+    struct rec *r = &api->ring[index % RING];
+    free(r->json);
+    r->index = index;
+    r->kind = kind;
+    r->json = s;
+    for (struct watcher *w = api->watchers; w; w = w->next)
+        send_to(w, index, lmd_event_kind_name(kind), s);
+}
+
+static void free_request_later(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    evhttp_request_free(arg);
+}
+
+static void watcher_closed(struct evhttp_connection *conn, void *arg)
+{
+    (void)conn;
+    struct watcher *w = arg;
+    lmd_api *api = w->api;
+    /* libevent 2.1 detaches a request whose client went away in the middle
+     * of a chunked reply and leaves it to us (it would leak otherwise); it
+     * is freed after evhttp is done with this connection's teardown */
+    if (evhttp_request_get_connection(w->req) == NULL)
+        event_base_once(api->base, -1, EV_TIMEOUT, free_request_later, w->req, &(struct timeval){0, 0});
+    for (struct watcher **pp = &api->watchers; *pp; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            api->n_watchers--;
+            break;
+        }
+    free(w);
+}
+
+static json_t *peers_json(lmd_api *api)
+{
+    lmd_node_list l = {0};
+    if (api->src.peers && api->src.peers(api->src.ud, &l) != 0)
+        return NULL;
+    json_t *a = lmd_json_node_list(&l);
+    lmd_node_list_free(&l);
+    return a;
+}
+
+static void send_snapshot(lmd_api *api, struct watcher *w, bool reset)
+{
+    json_t *doc = json_pack("{s:s,s:I,s:s,s:b,s:o}", "type", "snapshot", "index", (json_int_t)api->index,
+                            "epoch", api->epoch, "reset", reset, "peers", peers_json(api));
+    char *s = doc ? lmd_json_dump(doc, false) : NULL;
+    json_decref(doc);
+    if (s)
+        send_to(w, api->index, "snapshot", s);
+    free(s);
+}
+
+/* since: resume after this index of this epoch; otherwise a snapshot first. */
+static void handle_events(lmd_api *api, struct evhttp_request *req, const char *query)
+{
+    if (api->n_watchers >= MAX_STREAMS) {
+        reply_error(req, 429, "Too Many Requests", "too many event streams are open; try again later");
+        return;
+    }
+    struct evkeyvalq params;
+    TAILQ_INIT(&params);
+    if (query && evhttp_parse_query_str(query, &params) != 0) {
+        reply_error(req, 400, "Bad Request", "malformed query string");
+        return;
+    }
+    const char *accept = evhttp_find_header(evhttp_request_get_input_headers(req), "Accept");
+    const char *last_id = evhttp_find_header(evhttp_request_get_input_headers(req), "Last-Event-ID");
+    const char *since_s = evhttp_find_header(&params, "since");
+    const char *epoch = evhttp_find_header(&params, "epoch");
+    bool sse = accept && strstr(accept, "text/event-stream");
+    char epoch_buf[32] = "", since_buf[32] = "";
+    /* copies: the query's strings die with evhttp_clear_headers() below */
+    if (epoch) {
+        snprintf(epoch_buf, sizeof epoch_buf, "%s", epoch);
+        epoch = epoch_buf;
+    }
+    if (since_s) {
+        snprintf(since_buf, sizeof since_buf, "%s", since_s);
+        since_s = since_buf;
+    }
+    uint64_t since = 0;
+    bool have_since = false, bad = false;
+    if (last_id && !since_s) { /* SSE reconnect: "epoch:index" */
+        const char *colon = strrchr(last_id, ':');
+        if (colon && (size_t)(colon - last_id) < sizeof epoch_buf) {
+            memcpy(epoch_buf, last_id, (size_t)(colon - last_id));
+            epoch = epoch_buf;
+            since_s = colon + 1;
+        }
+    }
+    if (since_s) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(since_s, &end, 10);
+        bad = errno || end == since_s || *end || since_s[0] == '-';
+        since = v;
+        have_since = !bad;
+    }
+    evhttp_clear_headers(&params);
+    if (bad) {
+        reply_error(req, 400, "Bad Request", "since must be an event index (a non-negative integer)");
+        return;
+    }
+    struct watcher *w = calloc(1, sizeof *w);
+    if (!w) {
+        reply_error(req, 503, "Service Unavailable", "out of memory");
+        return;
+    }
+    w->api = api;
+    w->req = req;
+    w->sse = sse;
+    w->conn = evhttp_request_get_connection(req);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", sse ? "text/event-stream" : "application/x-ndjson");
+    evhttp_add_header(h, "Cache-Control", "no-cache");
+    add_index_headers(api, req);
+    evhttp_send_reply_start(req, 200, "OK");
+    /* a stream is quiet while nothing happens: no idle timeout for it */
+    evhttp_connection_set_timeout(w->conn, 365 * 86400);
+    evhttp_connection_set_closecb(w->conn, watcher_closed, w);
+    w->next = api->watchers;
+    api->watchers = w;
+    api->n_watchers++;
+    uint64_t oldest = api->index >= RING ? api->index - RING + 1 : 1;
+    bool resumable = have_since && (!epoch || !strcmp(epoch, api->epoch)) && since <= api->index &&
+                     since + 1 >= oldest;
+    if (!resumable) {
+        send_snapshot(api, w, have_since);
+        return;
+    }
+    for (uint64_t i = since + 1; i <= api->index; i++) {
+        struct rec *r = &api->ring[i % RING];
+        if (r->index == i && r->json)
+            send_to(w, i, lmd_event_kind_name(r->kind), r->json);
+    }
+}
+
+/* ---- metrics ---------------------------------------------------------- */
+
+static void metric(struct evbuffer *b, const char *name, const char *type, const char *help, double v)
+{
+    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
+}
+
+static void handle_metrics(lmd_api *api, struct evhttp_request *req)
+{
+    struct lmd_metrics m = {0};
+    if (api->src.metrics)
+        api->src.metrics(api->src.ud, &m);
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        evhttp_send_error(req, 500, "out of memory");
+        return;
+    }
+    metric(b, "lmdisc_peers_alive", "gauge", "Peers the policy keeps.", m.peers_alive);
+    metric(b, "lmdisc_services_seen", "gauge", "Services of our type on the network, before the filter.",
+           m.services_seen);
+    metric(b, "lmdisc_joins_total", "counter", "Peers that joined.", m.joins);
+    metric(b, "lmdisc_updates_total", "counter", "Peer updates.", m.updates);
+    evbuffer_add_printf(b, "# HELP lmdisc_leaves_total Peers that left, by reason.\n"
+                           "# TYPE lmdisc_leaves_total counter\n");
+    const struct { const char *r; double v; } leaves[] = {
+        {"goodbye", m.leaves_goodbye}, {"expired", m.leaves_expired}, {"filtered", m.leaves_filtered},
+        {"unhealthy", m.leaves_unhealthy}, {"other", m.leaves_other}};
+    for (size_t i = 0; i < LMD_ARRAY_LEN(leaves); i++)
+        evbuffer_add_printf(b, "lmdisc_leaves_total{reason=\"%s\"} %.17g\n", leaves[i].r, leaves[i].v);
+    metric(b, "lmdisc_hook_runs_total", "counter", "Policy hook calls.", m.hook_runs);
+    metric(b, "lmdisc_hook_errors_total", "counter", "Policy hook calls that failed.", m.hook_errors);
+    metric(b, "lmdisc_hook_seconds_total", "counter", "Time spent in policy hooks.", m.hook_seconds);
+    metric(b, "lmdisc_avahi_reconnects_total", "counter", "Connections to avahi-daemon rebuilt.",
+           m.avahi_reconnects);
+    metric(b, "lmdisc_avahi_up", "gauge", "1 while connected to a running avahi-daemon.", m.avahi_running);
+    metric(b, "lmdisc_lua_memory_bytes", "gauge", "Memory held by the policy's Lua VM.", m.lua_memory_bytes);
+    metric(b, "lmdisc_api_requests_total", "counter", "API requests served.", api->requests);
+    metric(b, "lmdisc_checks_total", "counter", "Peer checks started.", m.checks_total);
+    metric(b, "lmdisc_checks_failed_total", "counter", "Peer checks that failed.", m.checks_failed_total);
+    metric(b, "lmdisc_checks_in_flight_peak", "gauge", "Most peer checks that were in flight at once.",
+           m.checks_in_flight_peak);
+    metric(b, "lmdisc_self_healthy", "gauge", "1 while the local server passes its health check, 0 while it "
+           "fails, -1 without a health check.", m.self_healthy);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4; charset=utf-8");
+    evhttp_send_reply(req, 200, "OK", b);
+    evbuffer_free(b);
+}
+
+/* ---- routing ---------------------------------------------------------- */
+
+static void handle(struct evhttp_request *req, void *arg)
+{
+    lmd_api *api = arg;
+    api->requests++;
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+        reply_error(req, 405, "Method Not Allowed", "only GET is supported");
+        return;
+    }
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
+    size_t plen = 0;
+    char *path = raw ? evhttp_uridecode(raw, 0, &plen) : NULL;
+    if (!path || strlen(path) != plen) { /* NUL bytes in the path */
+        free(path);
+        reply_error(req, 400, "Bad Request", "malformed path");
+        return;
+    }
+    if (!strcmp(path, "/v1/peers") || !strcmp(path, "/v1/peers/")) {
+        json_t *a = peers_json(api);
+        add_index_headers(api, req);
+        if (a)
+            reply_json(req, 200, "OK", a);
+        else
+            reply_error(req, 500, "Internal Server Error", "out of memory");
+    } else if (!strncmp(path, "/v1/peers/", 10)) {
+        lmd_node_list l = {0};
+        const char *name = path + 10;
+        json_t *found = NULL;
+        if (api->src.peers && api->src.peers(api->src.ud, &l) == 0)
+            for (size_t i = 0; i < l.n && !found; i++)
+                if (!strcmp(l.nodes[i].name, name))
+                    found = lmd_json_node(&l.nodes[i]);
+        lmd_node_list_free(&l);
+        if (found) {
+            reply_json(req, 200, "OK", found);
+        } else {
+            char esc[200], msg[300];
+            snprintf(msg, sizeof msg, "no live peer named \"%s\"", lmd_escape_str(name, esc, sizeof esc));
+            reply_error(req, 404, "Not Found", msg);
+        }
+    } else if (!strcmp(path, "/v1/self")) {
+        json_t *s = api->src.self ? api->src.self(api->src.ud) : NULL;
+        reply_json(req, 200, "OK", s ? s : json_pack("{s:b}", "announcing", 0));
+    } else if (!strcmp(path, "/v1/services")) {
+        lmd_node_list l = {0};
+        bool settled = false;
+        if (!api->src.services || api->src.services(api->src.ud, &l, &settled) != 0) {
+            reply_error(req, 500, "Internal Server Error", "out of memory");
+        } else {
+            reply_json(req, 200, "OK", json_pack("{s:s,s:b,s:o}", "type", api->src.type ? api->src.type : LMD_DEFAULT_TYPE,
+                                                 "complete", settled, "nodes", lmd_json_node_list(&l)));
+            lmd_node_list_free(&l);
+        }
+    } else if (!strcmp(path, "/v1/events")) {
+        handle_events(api, req, uri ? evhttp_uri_get_query(uri) : NULL);
+    } else if (!strcmp(path, "/v1/health")) {
+        struct lmd_metrics m = {0};
+        if (api->src.metrics)
+            api->src.metrics(api->src.ud, &m);
+        reply_json(req, m.avahi_running ? 200 : 503, m.avahi_running ? "OK" : "Service Unavailable",
+                   json_pack("{s:s,s:s,s:I}", "status", m.avahi_running ? "ok" : "degraded", "avahi",
+                             m.avahi_running ? "running" : "unavailable", "peers",
+                             (json_int_t)m.peers_alive));
+    } else if (!strcmp(path, "/metrics")) {
+        handle_metrics(api, req);
+    } else {
+        reply_error(req, 404, "Not Found",
+                    "unknown path; try /v1/peers, /v1/peers/NAME, /v1/self, /v1/events, /v1/health, /metrics");
+    }
+    free(path);
+}
+
+/* ---- listening -------------------------------------------------------- */
+
+#define fail(err, ...) lmd_err_set((err), LMD_EIO, __VA_ARGS__)
+
+static int mkdirs(const char *dir)
+{
+    char tmp[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int listen_unix(const char *path, unsigned mode, lmd_err *err)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path)
+        return fail(err, "api.socket path is too long (%zu bytes; at most %zu)", strlen(path),
+                    sizeof sa.sun_path - 1);
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    char dir[sizeof sa.sun_path];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        if (mkdirs(dir) != 0)
+            return fail(err, "cannot create %s for the API socket: %s", dir, strerror(errno));
+    }
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return fail(err, "%s exists and is not a socket; remove it or set api { socket = ... }", path);
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int in_use = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0;
+        if (probe >= 0)
+            close(probe);
+        if (in_use)
+            return fail(err, "another agent is already serving %s; stop it or set api { socket = ... }", path);
+        unlink(path); /* left behind by an agent that died */
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return fail(err, "cannot create a Unix socket: %s", strerror(errno));
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || chmod(path, mode) != 0 || listen(fd, 64) != 0) {
+        int e = errno;
+        close(fd);
+        return fail(err, "cannot listen on %s: %s", path, strerror(e));
+    }
+    return fd;
+}
+
+static bool loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (!strcmp(host, "localhost"))
+        return true;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return false;
+}
+
+static int listen_tcp(lmd_api *api, const char *spec, bool allow_remote, lmd_err *err)
+{
+    char host[128];
+    const char *colon = strrchr(spec, ':');
+    if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof host)
+        return fail(err, "api.listen '%s' must be HOST:PORT, e.g. 127.0.0.1:7717", spec);
+    memcpy(host, spec, (size_t)(colon - spec));
+    host[colon - spec] = '\0';
+    if (host[0] == '[') { /* [::1]:7717 */
+        size_t n = strlen(host);
+        if (host[n - 1] != ']')
+            return fail(err, "api.listen '%s': unbalanced [ ]", spec);
+        memmove(host, host + 1, n - 2);
+        host[n - 2] = '\0';
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 1 || port > 65535)
+        return fail(err, "api.listen '%s': port must be 1-65535", spec);
+    if (!loopback(host) && !allow_remote)
+        return fail(err,
+                    "api.listen '%s' is not a loopback address; the API has no authentication, so "
+                    "serving other hosts needs api { allow_remote = true }", spec);
+    if (!evhttp_bind_socket_with_handle(api->http, host, (ev_uint16_t)port))
+        return fail(err, "cannot listen on %s: %s", spec, strerror(errno));
+    return 0;
+}
+
+int lmd_api_new(struct event_base *base, const struct lmd_api_config *cfg, const struct lmd_api_source *src,
+                lmd_api **out, lmd_err *err)
+{
+    lmd_api *api = *out = calloc(1, sizeof *api);
+    if (!api)
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    api->base = base;
+    api->src = *src;
+    /* a new epoch per agent start: indexes of an earlier run are not ours */
+    snprintf(api->epoch, sizeof api->epoch, "%lx%x", (unsigned long)lmd_now_wall(), (unsigned)getpid());
+    int rc = LMD_ENOMEM;
+    if (!(api->http = evhttp_new(base))) {
+        lmd_err_set(err, rc, "out of memory");
+        goto failed;
+    }
+    evhttp_set_max_headers_size(api->http, MAX_HEADERS);
+    evhttp_set_max_body_size(api->http, MAX_BODY);
+    evhttp_set_timeout(api->http, IDLE_TIMEOUT);
+    evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+                                              EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+                                              EVHTTP_REQ_OPTIONS);
+    evhttp_set_gencb(api->http, handle, api);
+    if (cfg->socket) {
+        int fd = listen_unix(cfg->socket, cfg->socket_mode, err);
+        if (fd < 0) {
+            rc = fd;
+            goto failed;
+        }
+        if (evhttp_accept_socket(api->http, fd) != 0) {
+            close(fd);
+            rc = fail(err, "cannot serve %s", cfg->socket);
+            goto failed;
+        }
+        api->socket_path = lmd_strdup(cfg->socket);
+    }
+    if (cfg->listen && (rc = listen_tcp(api, cfg->listen, cfg->allow_remote, err)) != 0)
+        goto failed;
+    return 0;
+failed:
+    lmd_api_free(api);
+    *out = NULL;
+    return rc;
+}
+
+double lmd_api_requests(const lmd_api *api) { return api->requests; }
+
+void lmd_api_free(lmd_api *api)
+{
+    if (!api)
+        return;
+    for (struct watcher *w = api->watchers, *n; w; w = n) {
+        n = w->next;
+        evhttp_connection_set_closecb(w->conn, NULL, NULL);
+        free(w);
+    }
+    if (api->http)
+        evhttp_free(api->http);
+    if (api->socket_path) {
+        unlink(api->socket_path);
+        free(api->socket_path);
+    }
+    for (size_t i = 0; i < RING; i++)
+        free(api->ring[i].json);
+    free(api);
+}

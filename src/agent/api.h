@@ -1,0 +1,66 @@
+/* The agent's local HTTP/JSON API (the only file that speaks HTTP).
+ *
+ *   GET /v1/peers           live peers as the policy sees them (JSON array)
+ *   GET /v1/peers/NAME      one peer
+ *   GET /v1/self            what this agent announces, and its state
+ *   GET /v1/events          join/update/leave as they happen: NDJSON, or
+ *                           Server-Sent Events with Accept: text/event-stream;
+ *                           ?since=N (or Last-Event-ID) resumes after event N
+ *   GET /v1/services        every service of our type on the network, as a
+ *                           one-shot discover would list it (lmdisc discover
+ *                           answers from here when an agent runs)
+ *   GET /v1/health          200 while connected to avahi-daemon, else 503
+ *   GET /metrics            Prometheus text format
+ *
+ * Served on a Unix socket (mode 0660 by default) and optionally on a TCP
+ * address, loopback unless the configuration allows otherwise. */
+#ifndef LMD_API_H
+#define LMD_API_H
+
+#include "base/error.h"
+#include "lmdisc.h"
+#include <jansson.h>
+
+struct event_base;
+typedef struct lmd_api lmd_api;
+
+struct lmd_metrics {
+    double peers_alive;       /* kept by the policy */
+    double services_seen;     /* on the network, before the filter */
+    double joins, updates;
+    double leaves_goodbye, leaves_expired, leaves_filtered, leaves_unhealthy, leaves_other;
+    double hook_runs, hook_errors, hook_seconds;
+    double avahi_reconnects;
+    double lua_memory_bytes;
+    double checks_total, checks_failed_total, checks_in_flight_peak;
+    double self_healthy;      /* 1 up, 0 down, -1 no health check */
+    bool avahi_running;
+};
+
+struct lmd_api_source {
+    void *ud;
+    int (*peers)(void *ud, lmd_node_list *out);   /* kept peers, policy info */
+    json_t *(*self)(void *ud);                    /* /v1/self document */
+    void (*metrics)(void *ud, struct lmd_metrics *out);
+    /* every service of our type on the network (ours included), and whether
+     * the initial scan is done */
+    int (*services)(void *ud, lmd_node_list *out, bool *settled);
+    const char *type;
+};
+
+struct lmd_api_config {
+    const char *socket;       /* NULL: no Unix socket */
+    unsigned socket_mode;
+    const char *listen;       /* "host:port" or NULL */
+    bool allow_remote;        /* a non-loopback listen address is refused unless set */
+};
+
+int lmd_api_new(struct event_base *base, const struct lmd_api_config *cfg, const struct lmd_api_source *src,
+                lmd_api **out, lmd_err *err);
+/* Record an event (kind: an lmd_event_kind) and send it to every watcher. */
+void lmd_api_event(lmd_api *api, int kind, const lmd_node_info *peer, unsigned changes,
+                   const char *reason);
+double lmd_api_requests(const lmd_api *api);
+void lmd_api_free(lmd_api *api);
+
+#endif

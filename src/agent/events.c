@@ -1,0 +1,193 @@
+/* Registry events through the policy, and what the policy emits out to
+ * the log, the metrics, the checks and the API's watchers. */
+#include "agent/internal.h"
+#include "base/log.h"
+#include "base/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---- mdns -> registry ------------------------------------------------- */
+
+/* ---- registry -> policy -> out ------------------------------------------ */
+
+static void count_event(lmd_agent *a, int kind, const char *reason)
+{
+    struct lmd_metrics *m = &a->counts;
+    if (kind == LMD_EV_JOIN)
+        m->joins++;
+    else if (kind == LMD_EV_UPDATE)
+        m->updates++;
+    else if (lmd_streq(reason, LMD_REASON_GOODBYE))
+        m->leaves_goodbye++;
+    else if (lmd_streq(reason, LMD_REASON_EXPIRED))
+        m->leaves_expired++;
+    else if (lmd_streq(reason, "filtered"))
+        m->leaves_filtered++;
+    else if (lmd_streq(reason, "unhealthy"))
+        m->leaves_unhealthy++;
+    else
+        m->leaves_other++;
+}
+
+static void log_event(const lmd_node_info *peer, int kind, unsigned changes, const char *reason,
+                      const char *info)
+{
+    char name[160], host[160], inf[160];
+    lmd_escape_str(peer->name, name, sizeof name);
+    switch (kind) {
+    case LMD_EV_JOIN:
+        lmd_info("join \"%s\" at %s:%u (%s)", name, lmd_escape_str(peer->host, host, sizeof host),
+                 peer->port, info ? lmd_escape_str(info, inf, sizeof inf) : "-");
+        break;
+    case LMD_EV_UPDATE: {
+        char ch[96] = "";
+        for (unsigned bit = 1; bit <= LMD_CH_INFO; bit <<= 1)
+            if (changes & bit) {
+                size_t used = strlen(ch);
+                snprintf(ch + used, sizeof ch - used, "%s%s", used ? "," : "", lmd_change_name(bit));
+            }
+        lmd_info("update \"%s\" (%s)", name, ch);
+        break;
+    }
+    case LMD_EV_LEAVE:
+        lmd_info("leave \"%s\" (%s)", name, reason ? reason : "?");
+        break;
+    }
+}
+
+void lmd_agent_on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_info *peer,
+                            const lmd_node_info *old, unsigned changes, const char *reason)
+{
+    lmd_agent *a = ud;
+    struct lmd_verdict v;
+    if ((peer->flags & LMD_NODE_OWN) && !a->cfg.registry.include_self) {
+        /* our own service: listed by /v1/services (as discover lists it),
+         * never a peer */
+        if (kind != LMD_EV_LEAVE)
+            lmd_peers_set_verdict(a->reg, peer->name, false, NULL);
+        return;
+    }
+    if (kind != LMD_EV_JOIN && !lmd_peers_healthy(a->reg, peer->name) && a->checks) {
+        /* the policy already saw it leave as unhealthy: keep checking where
+         * it is now, or stop when it is gone from the network */
+        if (kind == LMD_EV_UPDATE)
+            lmd_checks_watch(a->checks, peer);
+        else
+            lmd_checks_forget(a->checks, peer->name);
+        return;
+    }
+    lmd_policy_event(a->pol, kind, peer, old, changes, reason, &v);
+    if (lmd_log_get_level() <= LMD_LOG_DEBUG) {
+        char name[160], inf[160];
+        lmd_debug("policy: %s \"%s\": %s, info %s", lmd_event_kind_name(kind),
+                  lmd_escape_str(peer->name, name, sizeof name), v.keep ? "kept" : "not kept",
+                  v.info ? lmd_escape_str(v.info, inf, sizeof inf) : "-");
+    }
+    if (kind != LMD_EV_LEAVE)
+        lmd_peers_set_verdict(a->reg, peer->name, v.keep, v.info);
+    if (v.emitted >= 0)
+        lmd_agent_emit(a, peer, v.emitted, v.changes, v.emitted == LMD_EV_LEAVE && kind != LMD_EV_LEAVE ? "filtered" : reason,
+             v.info);
+    lmd_verdict_clear(&v);
+}
+
+void lmd_agent_emit(lmd_agent *a, const lmd_node_info *peer, int kind, unsigned changes, const char *reason,
+                 const char *info)
+{
+    log_event(peer, kind, changes, reason, info);
+    count_event(a, kind, reason);
+    if (a->checks) {
+        if (kind != LMD_EV_LEAVE)
+            lmd_checks_watch(a->checks, peer);
+        else if (!lmd_streq(reason, "unhealthy"))
+            lmd_checks_forget(a->checks, peer->name);
+    }
+    if (!a->api)
+        return;
+    lmd_node_info shown;
+    if (lmd_node_info_copy(&shown, peer) != 0)
+        return;
+    if (info) {
+        free(shown.info);
+        shown.info = lmd_strdup(info);
+    }
+    lmd_api_event(a->api, kind, &shown, changes, kind == LMD_EV_LEAVE ? reason : NULL);
+    lmd_node_info_clear(&shown);
+}
+
+static void on_resolved(void *ud, const struct lmd_instance *in)
+{
+    lmd_agent *a = ud;
+    if (lmd_log_get_level() <= LMD_LOG_DEBUG) {
+        char name[160], host[160];
+        lmd_debug("resolved \"%s\" on %s/IPv%d: %s:%u %s", lmd_escape_str(in->name, name, sizeof name),
+                  in->ifname, in->proto, lmd_escape_str(in->host, host, sizeof host), in->port,
+                  in->addr ? in->addr->addr : "-");
+    }
+    if (lmd_peers_seen(a->reg, in, lmd_now_mono(), lmd_now_wall()) != 0)
+        lmd_warn("out of memory: an instance was dropped; it is taken up when avahi reports it again");
+    lmd_agent_rearm(a);
+}
+
+static void on_removed(void *ud, const struct lmd_instance *in, enum lmd_gone why)
+{
+    lmd_agent *a = ud;
+    if (lmd_log_get_level() <= LMD_LOG_DEBUG) {
+        char name[160];
+        lmd_debug("gone \"%s\" on %s/IPv%d (%s)", lmd_escape_str(in->name, name, sizeof name), in->ifname,
+                  in->proto, why == LMD_GONE_GOODBYE ? "goodbye" : "expired");
+    }
+    /* LMD_ENOTFOUND: an instance never taken up (see on_resolved) */
+    (void)lmd_peers_gone_at(a->reg, in, why == LMD_GONE_GOODBYE ? LMD_REASON_GOODBYE : LMD_REASON_EXPIRED,
+                            lmd_now_mono());
+    lmd_agent_rearm(a);
+}
+
+static void on_settled(void *ud)
+{
+    lmd_agent *a = ud;
+    if (!a->settled_once)
+        lmd_info("initial scan done: %zu service(s) on the network", lmd_peers_count(a->reg));
+    else
+        lmd_info("back in sync with avahi-daemon after a reconnect: %zu service(s) on the network",
+                 lmd_peers_count(a->reg));
+    a->settled_once = true;
+}
+
+/* ---- what the policy may ask ------------------------------------------ */
+
+int lmd_agent_host_peers(void *ud, lmd_node_list *out)
+{
+    lmd_agent *a = ud;
+    if (!a->reg) {
+        out->n = 0;
+        out->nodes = NULL;
+        return 0;
+    }
+    return lmd_peers_snapshot(a->reg, true, out);
+}
+
+int lmd_agent_host_peers_all(void *ud, lmd_node_list *out)
+{
+    lmd_agent *a = ud;
+    out->n = 0;
+    out->nodes = NULL;
+    if (!a->reg)
+        return 0;
+    int rc = lmd_peers_snapshot(a->reg, false, out);
+    /* unhealthy peers are not live, and we are not our own peer */
+    size_t k = 0;
+    for (size_t i = 0; rc == 0 && i < out->n; i++) {
+        if (lmd_peers_healthy(a->reg, out->nodes[i].name) &&
+            (a->cfg.registry.include_self || !(out->nodes[i].flags & LMD_NODE_OWN)))
+            out->nodes[k++] = out->nodes[i];
+        else
+            lmd_node_info_clear(&out->nodes[i]);
+    }
+    out->n = k;
+    return rc;
+}
+
+
+const struct lmd_browse_callbacks lmd_agent_browse_callbacks = {on_resolved, on_removed, on_settled};

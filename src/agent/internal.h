@@ -1,0 +1,72 @@
+/* What the files of src/agent/ share: the agent's state and the calls
+ * between agent.c (life, reload), events.c (registry events through the
+ * policy), self.c (what we announce) and liveness.c (checks). */
+#ifndef LMD_AGENT_INTERNAL_H
+#define LMD_AGENT_INTERNAL_H
+
+#include "agent/agent.h"
+#include "agent/api.h"
+#include "agent/health.h"
+#include "base/config.h"
+#include "lua/policy.h"
+#include "mdns/mdns.h"
+#include "registry/peers.h"
+
+#include <jansson.h>
+#include <string.h>
+
+/* IPv4 and IPv6 instances of a service resolve within milliseconds of each
+ * other; 50 ms gathers them into one join at a small cost in latency. */
+#define LMD_SETTLE 0.05
+
+typedef struct lmd_agent {
+    char *path;
+    struct event_base *base;
+    struct lmd_config cfg;
+    lmd_policy *pol;
+    lmd_mdns *m;
+    lmd_pub *pub;
+    lmd_browse *browse;
+    lmd_peers *reg;
+    struct event *sig_int, *sig_term, *sig_hup, *reg_timer;
+    lmd_api *api;
+    lmd_health *health;     /* of the local server, if configured */
+    lmd_checks *checks;     /* of kept peers, if configured */
+    int self_state;         /* health: -1 unknown, 0 down, 1 up */
+    struct lmd_metrics counts;  /* the counters; gauges are filled when asked */
+    lmd_txt txt;            /* what we announce now */
+    char name[128];         /* instance name we asked for */
+    bool settled_once;
+} lmd_agent;
+
+/* health { on_fail = "status" }: announce status=down instead of withdrawing */
+static inline bool lmd_agent_status_mode(const lmd_agent *a)
+{
+    return a->cfg.health.on_fail && !strcmp(a->cfg.health.on_fail, "status");
+}
+
+/* agent.c: arm the registry's timer for its next deadline */
+void lmd_agent_rearm(lmd_agent *a);
+
+/* events.c */
+void lmd_agent_on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_info *peer,
+                            const lmd_node_info *old, unsigned changes, const char *reason);
+/* An event the policy emitted: log, count, checks, API watchers. */
+void lmd_agent_emit(lmd_agent *a, const lmd_node_info *peer, int kind, unsigned changes, const char *reason,
+                    const char *info);
+extern const struct lmd_browse_callbacks lmd_agent_browse_callbacks;
+int lmd_agent_host_peers(void *ud, lmd_node_list *out);
+int lmd_agent_host_peers_all(void *ud, lmd_node_list *out);
+
+/* self.c */
+int lmd_agent_start_announce(lmd_agent *a);
+void lmd_agent_on_pub(void *ud, enum lmd_pub_event ev, const char *name, const char *detail);
+int lmd_agent_host_self(void *ud, lmd_node_info *out, const char **state);
+int lmd_agent_host_set_txt(void *ud, const lmd_txt *txt, char *err, size_t errlen);
+json_t *lmd_agent_api_self(void *ud);
+void lmd_agent_on_self_health(void *ud, bool up, const char *detail);
+
+/* liveness.c: (re)start the checks the configuration asks for */
+int lmd_agent_start_checks(lmd_agent *a, lmd_err *err);
+
+#endif

@@ -1,0 +1,146 @@
+/* What this agent announces: starting (once the local server is healthy),
+ * TXT changes from the policy and the health check, and how it looks to
+ * the policy (self()) and the API (/v1/self). */
+#include "agent/internal.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/txt.h"
+#include "base/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+void lmd_agent_on_pub(void *ud, enum lmd_pub_event ev, const char *name, const char *detail)
+{
+    (void)ud;
+    char e[160];
+    switch (ev) {
+    case LMD_PUB_ESTABLISHED:
+        lmd_info("announced \"%s\"", lmd_escape_str(name, e, sizeof e));
+        break;
+    case LMD_PUB_RENAMED:
+        lmd_warn("name collision: now announcing as \"%s\"", lmd_escape_str(name, e, sizeof e));
+        break;
+    case LMD_PUB_FAILED:
+        lmd_error("announcing failed: %s", detail ? detail : "?");
+        break;
+    }
+}
+
+int lmd_agent_start_announce(lmd_agent *a)
+{
+    if (!a->cfg.announce.given || !a->m || a->pub)
+        return 0;
+    /* with a health check, announce once its first answer is in (a dead
+     * server is not announced; status= is right from the start) */
+    if (a->health && (a->self_state < 0 || (a->self_state == 0 && !lmd_agent_status_mode(a))))
+        return 0;
+    if (a->cfg.announce.name)
+        snprintf(a->name, sizeof a->name, "%s", a->cfg.announce.name);
+    else
+        lmd_default_name(a->cfg.announce.port, a->name, sizeof a->name);
+    /* Records live half the registry's ttl unless set (30 s by default):
+     * every mDNS cache drops a host that vanished within that time, so a
+     * peer is never kept longer than ttl without the network confirming it;
+     * tests/bench/TTL.md measured 30 s as affordable on a 200-peer LAN. */
+    unsigned ttl = a->cfg.announce.ttl ? a->cfg.announce.ttl
+                   : a->cfg.registry.ttl >= 10 ? (unsigned)(a->cfg.registry.ttl / 2)
+                   : a->cfg.registry.ttl >= 1 ? 5 : 0;
+    struct lmd_pub_config pc = {.name = a->name, .type = a->cfg.announce.type, .port = a->cfg.announce.port,
+                                .txt = &a->txt, .ttl = ttl};
+    return lmd_pub_new(a->m, &pc, lmd_agent_on_pub, a, &a->pub, NULL);
+}
+
+int lmd_agent_host_self(void *ud, lmd_node_info *out, const char **state)
+{
+    lmd_agent *a = ud;
+    memset(out, 0, sizeof *out);
+    if (!a->cfg.announce.given)
+        return LMD_ENOTFOUND;
+    out->name = lmd_strdup(a->pub ? lmd_pub_name(a->pub) : a->name);
+    out->type = lmd_strdup(a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE);
+    out->domain = lmd_strdup("local");
+    out->host = lmd_strdup(a->m ? lmd_mdns_host_fqdn(a->m) : NULL);
+    out->port = a->cfg.announce.port;
+    const lmd_txt_item *it = lmd_txt_get(&a->txt, "info");
+    out->info = it && it->has_value ? lmd_strndup(it->value, it->value_len) : NULL;
+    out->flags = LMD_NODE_LOCAL | LMD_NODE_OWN;
+    if (lmd_txt_copy(&out->txt, &a->txt) != 0 || !out->name) {
+        lmd_node_info_clear(out);
+        return LMD_ENOMEM;
+    }
+    *state = !a->m || lmd_mdns_state(a->m) != LMD_MDNS_RUNNING ? "waiting"
+             : a->health && a->self_state == 0 && !lmd_agent_status_mode(a) ? "withdrawn (unhealthy)"
+             : a->pub && lmd_pub_established(a->pub)            ? "established"
+                                                                 : "registering";
+    return 0;
+}
+
+int lmd_agent_host_set_txt(void *ud, const lmd_txt *txt, char *err, size_t errlen)
+{
+    lmd_agent *a = ud;
+    if (lmd_txt_wire_size(txt) > LMD_TXT_RECORD_MAX) {
+        snprintf(err, errlen, "the TXT record would be %zu bytes; keep it under %d", lmd_txt_wire_size(txt),
+                 LMD_TXT_RECORD_MAX);
+        return LMD_ETXT;
+    }
+    lmd_txt copy;
+    if (lmd_txt_copy(&copy, txt) != 0)
+        return LMD_ENOMEM;
+    lmd_txt_free(&a->txt);
+    a->txt = copy;
+    return a->pub ? lmd_pub_set_txt(a->pub, &a->txt) : 0;
+}
+
+json_t *lmd_agent_api_self(void *ud)
+{
+    lmd_agent *a = ud;
+    lmd_node_info n;
+    const char *state;
+    if (lmd_agent_host_self(a, &n, &state) != 0)
+        return json_pack("{s:b,s:s}", "announcing", 0, "state", "observing");
+    json_t *j = lmd_json_node(&n);
+    lmd_node_info_clear(&n);
+    if (j) {
+        json_object_set_new(j, "announcing", json_true());
+        json_object_set_new(j, "state", json_string(state));
+    }
+    return j;
+}
+
+static void set_status_txt(lmd_agent *a, const char *status)
+{
+    lmd_txt t;
+    if (lmd_txt_copy(&t, &a->txt) != 0) {
+        lmd_error("cannot announce status=%s: out of memory", status);
+        return;
+    }
+    char err[160];
+    if (lmd_txt_set(&t, "status", status, strlen(status), true, err, sizeof err) != 0 ||
+        lmd_agent_host_set_txt(a, &t, err, sizeof err) != 0)
+        lmd_error("cannot announce status=%s: %s", status, err);
+    lmd_txt_free(&t);
+}
+
+void lmd_agent_on_self_health(void *ud, bool up, const char *detail)
+{
+    lmd_agent *a = ud;
+    a->self_state = up;
+    if (lmd_agent_status_mode(a)) {
+        lmd_log(up ? LMD_LOG_INFO : LMD_LOG_WARN, "local server %s (%s): announcing status=%s",
+                up ? "is healthy" : "failed its health check", detail, up ? "up" : "down");
+        set_status_txt(a, up ? "up" : "down");
+        lmd_agent_start_announce(a);
+    } else if (up) {
+        lmd_info("local server is healthy (%s): announcing", detail);
+        lmd_agent_start_announce(a);
+    } else if (a->pub) {
+        lmd_warn("local server failed %u health check(s) in a row (%s): withdrawing the announcement",
+                 a->cfg.health.failures, detail);
+        lmd_pub_free(a->pub); /* goodbye */
+        a->pub = NULL;
+    } else {
+        lmd_warn("local server is not healthy (%s): not announcing until it passes", detail);
+    }
+}
+

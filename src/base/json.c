@@ -1,0 +1,101 @@
+#include "base/json.h"
+#include "base/util.h"
+
+#include <stdlib.h>
+
+json_t *lmd_json_bytes(const void *data, size_t len)
+{
+    if (lmd_utf8_valid(data, len))
+        return json_stringn(data, len);
+    char *s = lmd_utf8_sanitize(data, len);
+    json_t *j = s ? json_string(s) : NULL;
+    free(s);
+    return j;
+}
+
+json_t *lmd_json_str(const char *s)
+{
+    return s ? lmd_json_bytes(s, strlen(s)) : json_null();
+}
+
+/* Object keys must be UTF-8 too; TXT keys are printable ASCII already. */
+static int set_key(json_t *obj, const char *key, json_t *val)
+{
+    char *k = lmd_utf8_sanitize(key, strlen(key));
+    int rc = k ? json_object_set_new(obj, k, val) : -1;
+    if (!k)
+        json_decref(val);
+    free(k);
+    return rc;
+}
+
+json_t *lmd_json_node(const lmd_node_info *n)
+{
+    json_t *o = json_object();
+    json_t *addrs = json_array();
+    json_t *txt = json_object();
+    json_t *raw = json_object();
+    if (!o || !addrs || !txt || !raw)
+        goto fail;
+    json_object_set_new(o, "name", lmd_json_str(n->name));
+    json_object_set_new(o, "type", lmd_json_str(n->type));
+    json_object_set_new(o, "domain", lmd_json_str(n->domain));
+    json_object_set_new(o, "host", lmd_json_str(n->host));
+    json_object_set_new(o, "port", json_integer(n->port));
+    json_object_set_new(o, "info", lmd_json_str(n->info));
+    for (size_t i = 0; i < n->n_addrs; i++) {
+        const lmd_addr *a = &n->addrs[i];
+        json_array_append_new(addrs, json_pack("{s:s%,s:i,s:s%}", "address", a->addr, strlen(a->addr),
+                                               "family", a->family, "interface", a->ifname,
+                                               strlen(a->ifname)));
+    }
+    json_object_set_new(o, "addresses", addrs);
+    addrs = NULL;
+    for (size_t i = 0; i < n->txt.n; i++) {
+        const lmd_txt_item *it = &n->txt.items[i];
+        if (!it->has_value) {
+            set_key(txt, it->key, json_true());
+            continue;
+        }
+        set_key(txt, it->key, lmd_json_bytes(it->value, it->value_len));
+        if (!lmd_utf8_valid(it->value, it->value_len)) {
+            char *b = lmd_base64(it->value, it->value_len);
+            if (b)
+                set_key(raw, it->key, json_string(b));
+            free(b);
+        }
+    }
+    json_object_set_new(o, "txt", txt);
+    txt = NULL;
+    if (json_object_size(raw))
+        json_object_set_new(o, "txt_base64", raw);
+    else
+        json_decref(raw);
+    raw = NULL;
+    json_object_set_new(o, "local", json_boolean(n->flags & LMD_NODE_LOCAL));
+    json_object_set_new(o, "self", json_boolean(n->flags & LMD_NODE_OWN));
+    if (n->first_seen > 0)
+        json_object_set_new(o, "first_seen", json_real(n->first_seen));
+    if (n->last_seen > 0)
+        json_object_set_new(o, "last_seen", json_real(n->last_seen));
+    return o;
+fail:
+    json_decref(o);
+    json_decref(addrs);
+    json_decref(txt);
+    json_decref(raw);
+    return NULL;
+}
+
+json_t *lmd_json_node_list(const lmd_node_list *l)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < l->n; i++)
+        json_array_append_new(a, lmd_json_node(&l->nodes[i]));
+    return a;
+}
+
+char *lmd_json_dump(json_t *j, bool pretty)
+{
+    return json_dumps(j, (pretty ? JSON_INDENT(2) : JSON_COMPACT) | JSON_PRESERVE_ORDER);
+}

@@ -1,0 +1,179 @@
+/* `lmdisc announce PORT [INFO]`: one service until SIGINT/SIGTERM, like
+ * avahi-publish. */
+#include "base/log.h"
+#include "base/util.h"
+#include "cmd/cmd.h"
+#include "mdns/mdns.h"
+
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static const char announce_help[] =
+    "Usage: lmdisc announce PORT [INFO] [options]\n"
+    "Announce one service (type _lmserv._tcp) on every interface, IPv4 and IPv6,\n"
+    "until SIGINT or SIGTERM; then withdraw it (goodbye) and exit 0.\n"
+    "\n"
+    "  PORT               the port your server listens on (1-65535)\n"
+    "  INFO               free text, sent as TXT info=INFO (e.g. \"gemma-2b-it Q4_0\")\n"
+    "  -n, --name NAME    instance name (default: <hostname>:<port>); on a collision\n"
+    "                     avahi's alternative name is used (\"NAME #2\")\n"
+    "  -t, --type TYPE    service type (default: _lmserv._tcp)\n"
+    "  -x, --txt KEY=VAL  extra TXT item; repeat for more; a bare KEY is a flag\n"
+    "      --ttl SECONDS  TTL of the records (default: avahi's, 120 s SRV, 75 min\n"
+    "                     TXT); with a short TTL every mDNS cache drops this service\n"
+    "                     about SECONDS after the host vanishes without a goodbye\n"
+    "  -h, --help         show this help\n"
+    "\n"
+    "If avahi-daemon is not running, lmdisc waits for it and announces once it is.\n";
+
+struct announce_run {
+    struct event_base *base;
+    lmd_pub *pub;
+    int rc;
+};
+
+static void announce_event(void *ud, enum lmd_pub_event ev, const char *name, const char *detail)
+{
+    struct announce_run *r = ud;
+    char e[256];
+    switch (ev) {
+    case LMD_PUB_ESTABLISHED:
+        printf("announced \"%s\"\n", lmd_escape_str(name, e, sizeof e));
+        fflush(stdout);
+        break;
+    case LMD_PUB_RENAMED:
+        fprintf(stderr, "lmdisc announce: name collision; now announcing as \"%s\"\n",
+                lmd_escape_str(name, e, sizeof e));
+        break;
+    case LMD_PUB_FAILED:
+        fprintf(stderr, "lmdisc announce: avahi refused the announcement: %s\n", detail);
+        r->rc = LMD_EXIT_FAIL;
+        event_base_loopbreak(r->base);
+        break;
+    }
+}
+
+static void announce_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct announce_run *r = arg;
+    lmd_debug("signal %d: withdrawing", (int)sig);
+    event_base_loopbreak(r->base);
+}
+
+static void announce_state(void *ud, enum lmd_mdns_state st)
+{
+    struct announce_run *r = ud;
+    if (st == LMD_MDNS_FAILED) {
+        r->rc = LMD_EXIT_FAIL;
+        event_base_loopbreak(r->base);
+    }
+}
+
+int lmd_cmd_announce(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"name", required_argument, NULL, 'n'}, {"type", required_argument, NULL, 't'},
+        {"txt", required_argument, NULL, 'x'},  {"help", no_argument, NULL, 'h'},
+        {"ttl", required_argument, NULL, 'T'},  {NULL, 0, NULL, 0},
+    };
+    const char *name = NULL, *type = LMD_DEFAULT_TYPE;
+    unsigned ttl = 0;
+    lmd_txt txt = {0};
+    char err[320];
+    int c, rc = LMD_EXIT_USAGE;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "n:t:x:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n': name = optarg; break;
+        case 't': type = optarg; break;
+        case 'T': {
+            double v;
+            if (lmd_parse_seconds(optarg, &v) != 0 || v < 1 || v != (double)(unsigned)v) {
+                lmd_usage_error("announce", "--ttl '%.40s' must be a whole number of seconds from 1 to 86400", optarg);
+                goto out;
+            }
+            ttl = (unsigned)v;
+            break;
+        }
+        case 'x':
+            if (lmd_txt_parse_arg(&txt, optarg, err, sizeof err) != 0) {
+                lmd_usage_error("announce", "--txt %.60s: %s", optarg, err);
+                goto out;
+            }
+            if (lmd_streq(txt.items[txt.n - 1].key, "info")) {
+                lmd_usage_error("announce", "give info as the INFO argument, not as --txt info=...");
+                goto out;
+            }
+            break;
+        case 'h': fputs(announce_help, stdout); rc = 0; goto out;
+        default:
+            lmd_usage_error("announce", "unknown option '%s'", argv[optind - 1]);
+            goto out;
+        }
+    }
+    int npos = argc - optind;
+    if (npos < 1 || npos > 2) {
+        lmd_usage_error("announce", npos < 1 ? "missing PORT" : "too many arguments ('%s')",
+                        npos > 2 ? argv[optind + 2] : "");
+        goto out;
+    }
+    uint16_t port;
+    if (lmd_parse_port(argv[optind], &port) != 0) {
+        lmd_usage_error("announce", "port '%.40s' is not a number from 1 to 65535", argv[optind]);
+        goto out;
+    }
+    if (npos == 2 &&
+        lmd_txt_set(&txt, "info", argv[optind + 1], strlen(argv[optind + 1]), true, err, sizeof err) != 0) {
+        lmd_usage_error("announce", "INFO: %s", err);
+        goto out;
+    }
+    if (!lmd_service_type_valid(type, err, sizeof err)) {
+        lmd_usage_error("announce", "%s", err);
+        goto out;
+    }
+    char defname[128];
+    if (!name) {
+        lmd_default_name(port, defname, sizeof defname);
+        name = defname;
+    }
+    if (!*name || strlen(name) > 63) {
+        lmd_usage_error("announce", "--name must be 1 to 63 bytes (a DNS label)");
+        goto out;
+    }
+    struct announce_run r = {.rc = 0};
+    struct event *sigint = NULL, *sigterm = NULL;
+    lmd_mdns *m = NULL;
+    rc = LMD_EXIT_FAIL;
+    if (!(r.base = event_base_new()))
+        goto out;
+    sigint = evsignal_new(r.base, SIGINT, announce_signal, &r);
+    sigterm = evsignal_new(r.base, SIGTERM, announce_signal, &r);
+    if (!sigint || !sigterm || evsignal_add(sigint, NULL) || evsignal_add(sigterm, NULL))
+        goto done;
+    lmd_err e = {0};
+    struct lmd_pub_config cfg = {.name = name, .type = type, .port = port, .txt = &txt, .ttl = ttl};
+    if (lmd_mdns_new(r.base, announce_state, &r, &m, &e) != 0 ||
+        lmd_pub_new(m, &cfg, announce_event, &r, &r.pub, &e) != 0) {
+        fprintf(stderr, "lmdisc announce: %s\n", lmd_err_text(&e));
+        goto done;
+    }
+    event_base_dispatch(r.base);
+    rc = r.rc;
+done:
+    lmd_pub_free(r.pub); /* goodbye */
+    lmd_mdns_free(m);
+    if (sigint)
+        event_free(sigint);
+    if (sigterm)
+        event_free(sigterm);
+    event_base_free(r.base);
+out:
+    lmd_txt_free(&txt);
+    return rc;
+}
+

@@ -1,0 +1,73 @@
+/* lmdisc: global options, then one subcommand (cmd_*.c). */
+#include "base/log.h"
+#include "base/util.h"
+#include "cmd/cmd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static const char help[] =
+    "Usage: lmdisc [--log-level LEVEL] COMMAND [ARGS]\n"
+    "LAN discovery for LMServ servers over mDNS/DNS-SD (avahi).\n"
+    "\n"
+    "Commands:\n"
+    "  agent -c CONFIG.lua        run the agent: announce, browse, keep the registry,\n"
+    "                             run the Lua policy\n"
+    "  announce PORT [INFO] ...   announce one service until interrupted\n"
+    "  discover [--timeout S] [--json]\n"
+    "                             scan once; returns as soon as the network answered\n"
+    "  peers [--json]             the running agent's live peers\n"
+    "  watch [--json]             follow the running agent's join/update/leave events\n"
+    "  check CONFIG.lua           validate a configuration\n"
+    "  test POLICY.lua SUITE.lua...  run luaunit suites against a policy, no network\n"
+    "\n"
+    "Options:\n"
+    "  --log-level LEVEL   DEBUG, INFO, WARNING or ERROR (default: $LOGLEVEL or INFO)\n"
+    "  -h, --help          show this help; 'lmdisc COMMAND --help' for a command\n"
+    "  -V, --version       show the version\n";
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+} commands[] = {
+    {"agent", lmd_cmd_agent},       {"announce", lmd_cmd_announce},
+    {"discover", lmd_cmd_discover}, {"check", lmd_cmd_check},
+    {"test", lmd_cmd_test},         {"peers", lmd_cmd_peers},
+    {"watch", lmd_cmd_watch},
+};
+
+int main(int argc, char **argv)
+{
+    if (lmd_log_level_from_env() != 0)
+        return lmd_usage_error(NULL, "LOGLEVEL='%.40s' is not one of DEBUG, INFO, WARNING, ERROR",
+                               getenv("LOGLEVEL"));
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(help, stdout);
+            return 0;
+        }
+        if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+            printf("lmdisc %s\n", LMD_VERSION);
+            return 0;
+        }
+        if (!strncmp(a, "--log-level", 11)) {
+            const char *v = a[11] == '=' ? a + 12 : (a[11] == '\0' && i + 1 < argc ? argv[++i] : NULL);
+            int lvl = lmd_log_parse_level(v);
+            if (a[11] != '=' && a[11] != '\0')
+                return lmd_usage_error(NULL, "unknown option '%s'", a);
+            if (lvl < 0)
+                return lmd_usage_error(NULL, "--log-level needs one of DEBUG, INFO, WARNING, ERROR");
+            lmd_log_set_level_explicit((enum lmd_log_level)lvl);
+            continue;
+        }
+        return lmd_usage_error(NULL, "unknown option '%s'", a);
+    }
+    if (i >= argc)
+        return lmd_usage_error(NULL, "missing COMMAND (one of: agent, announce, discover, peers, watch, check, test)");
+    for (size_t c = 0; c < LMD_ARRAY_LEN(commands); c++)
+        if (!strcmp(argv[i], commands[c].name))
+            return commands[c].fn(argc - i, argv + i);
+    return lmd_usage_error(NULL, "unknown command '%.40s' (one of: agent, announce, discover, peers, watch, check, test)", argv[i]);
+}

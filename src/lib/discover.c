@@ -1,0 +1,93 @@
+/* One-shot discovery: the original discover_nodes(timeout), but returning
+ * as soon as the network has answered instead of always waiting. */
+#include "base/loop.h"
+#include "base/util.h"
+#include "lmdisc.h"
+#include "mdns/mdns.h"
+#include "registry/peers.h"
+
+#include <event2/event.h>
+
+struct disc {
+    struct event_base *base;
+    lmd_peers *reg;
+    lmd_mdns *m;
+    int err;
+    bool settled;
+};
+
+static void on_resolved(void *ud, const struct lmd_instance *in)
+{
+    struct disc *d = ud;
+    if (lmd_peers_seen(d->reg, in, lmd_now_mono(), lmd_now_wall()) != 0)
+        d->err = LMD_ENOMEM;
+}
+
+static void on_removed(void *ud, const struct lmd_instance *in, enum lmd_gone why)
+{
+    struct disc *d = ud;
+    /* LMD_ENOTFOUND: gone before it was resolved, nothing to drop */
+    (void)lmd_peers_gone(d->reg, in, why == LMD_GONE_GOODBYE ? LMD_REASON_GOODBYE : LMD_REASON_EXPIRED);
+}
+
+static void on_settled(void *ud)
+{
+    struct disc *d = ud;
+    d->settled = true;
+    event_base_loopbreak(d->base);
+}
+
+static void on_state(void *ud, enum lmd_mdns_state st)
+{
+    struct disc *d = ud;
+    if (st == LMD_MDNS_WAITING || st == LMD_MDNS_LOST || st == LMD_MDNS_FAILED) {
+        d->err = st == LMD_MDNS_FAILED ? LMD_EAVAHI : LMD_ENODAEMON;
+        event_base_loopbreak(d->base);
+    }
+}
+
+int lmd_discover_nodes(double timeout, lmd_discover_opts *opts, lmd_node_list *out)
+{
+    out->n = 0;
+    out->nodes = NULL;
+    if (timeout <= 0)
+        timeout = 5;
+    if (opts && opts->type && !lmd_service_type_valid(opts->type, NULL, 0))
+        return LMD_EINVAL;
+    struct disc d = {0};
+    struct lmd_peers_config rc = {.ttl = 0, .include_self = true};
+    struct lmd_browse_callbacks cb = {on_resolved, on_removed, on_settled};
+    lmd_browse *b = NULL;
+    int err = LMD_ENOMEM;
+    if (!(d.base = event_base_new()) || (err = lmd_peers_new(&rc, NULL, NULL, NULL, &d.reg, NULL)) != 0 ||
+        (err = lmd_mdns_new(d.base, on_state, &d, &d.m, NULL)) != 0)
+        goto out;
+    if (lmd_mdns_state(d.m) != LMD_MDNS_RUNNING) {
+        /* A one-shot scan does not wait for a daemon that is not there. */
+        err = lmd_mdns_state(d.m) == LMD_MDNS_FAILED ? LMD_EAVAHI : LMD_ENODAEMON;
+        goto out;
+    }
+    err = lmd_browse_new(d.m, opts ? opts->type : NULL, opts ? opts->domain : NULL, &cb, &d, &b, NULL);
+    if (err)
+        goto out;
+    struct timeval tv = lmd_tv(timeout);
+    /* the timeout is only the upper bound; on_settled ends the loop sooner */
+    err = LMD_ENOMEM;
+    if (event_base_loopexit(d.base, &tv) != 0)
+        goto out;
+    event_base_dispatch(d.base);
+    if (d.err) {
+        err = d.err;
+        goto out;
+    }
+    if (opts)
+        opts->complete = d.settled;
+    err = lmd_peers_snapshot(d.reg, false, out);
+out:
+    lmd_browse_free(b);
+    lmd_mdns_free(d.m);
+    lmd_peers_free(d.reg);
+    if (d.base)
+        event_base_free(d.base);
+    return err;
+}

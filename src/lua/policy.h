@@ -1,0 +1,77 @@
+/* The operator's configuration and policy, as the agent uses it.
+ *
+ * One VM per agent (vm.h).  The semantics of filter/info/hooks live in the
+ * mantle (lua/lmdisc/policy.lua, shared with the lmdisc.testing harness),
+ * reached only through the entry points listed in mantle.h; this is the C
+ * side of it.  Nothing here includes a Lua header, so the agent does not. */
+#ifndef LMD_POLICY_H
+#define LMD_POLICY_H
+
+#include "base/config.h"
+#include "base/error.h"
+#include "registry/peers.h"
+
+struct event_base;
+typedef struct lmd_policy lmd_policy;
+
+/* What the policy may ask of its host (the agent).  Any callback may be
+ * NULL, and base NULL means timers and processes are accepted but never run
+ * (as for `lmdisc check`). */
+struct lmd_policy_host {
+    void *ud;
+    struct event_base *base;
+    /* the peers the policy keeps, with their computed info */
+    int (*peers)(void *ud, lmd_node_list *out);
+    /* every live peer on the network, before the policy's verdict */
+    int (*peers_all)(void *ud, lmd_node_list *out);
+    /* what we announce: name, type, port, txt, info; state is a word such
+     * as "established" */
+    int (*self)(void *ud, lmd_node_info *out, const char **state);
+    /* replace the announced TXT (already validated) */
+    int (*set_txt)(void *ud, const lmd_txt *txt, char *err, size_t errlen);
+};
+
+struct lmd_verdict {
+    int emitted;     /* -1: nothing, else an lmd_event_kind */
+    bool keep;
+    char *info;      /* malloc'd or NULL */
+    unsigned changes;  /* of an emitted update, as the policy saw them (LMD_CH_*) */
+};
+
+struct lmd_policy_stats {
+    double hook_runs, hook_errors, hook_time;
+    size_t memory;   /* bytes the VM holds */
+};
+
+/* Load the configuration at path and fill cfg.  On error err says
+ * "FILE:LINE: what". */
+int lmd_policy_new(const char *path, const struct lmd_policy_host *host, struct lmd_config *cfg,
+                   lmd_policy **out, lmd_err *err);
+void lmd_policy_free(lmd_policy *p);
+
+/* A registry event through filter, info and the hooks. */
+int lmd_policy_event(lmd_policy *p, enum lmd_event_kind kind, const lmd_node_info *peer,
+                     const lmd_node_info *old, unsigned changes, const char *reason,
+                     struct lmd_verdict *out);
+void lmd_verdict_clear(struct lmd_verdict *v);
+
+/* Reload (SIGHUP).  A broken file leaves the running policy alone and
+ * returns its error.  A good one takes over: every current peer (all, not
+ * only kept ones) is judged by the new policy, and each verdict is passed to
+ * fn with its event (join/leave for peers whose verdict changed). */
+typedef void (*lmd_policy_verdict_fn)(void *ud, const lmd_node_info *peer, const struct lmd_verdict *v);
+int lmd_policy_reload(lmd_policy *p, const char *path, const lmd_node_list *peers, struct lmd_config *cfg,
+                      lmd_policy_verdict_fn fn, void *ud, lmd_err *err);
+
+void lmd_policy_stats(lmd_policy *p, struct lmd_policy_stats *out);
+/* Names of the hooks the script defines, comma-separated, into buf. */
+void lmd_policy_hooks(lmd_policy *p, char *buf, size_t len);
+/* Warnings from loading (misspelt hooks...), one per line, or "". */
+const char *lmd_policy_warnings(lmd_policy *p);
+
+/* `lmdisc test`: run luaunit suites in a VM like the agent's, with
+ * lmdisc.testing defaulting to the policy at policy_path.  Returns the
+ * process exit code. */
+int lmd_policy_run_tests(const char *policy_path, int nsuites, char **suites);
+
+#endif

@@ -1,0 +1,68 @@
+/* The mantle's validated settings table into struct lmd_config, generically
+ * over the field list in base/config.h.  No defaults here: the schema
+ * (lua/lmdisc/config.lua) filled them in. */
+#include "lua/settings.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "lua/marshal.h"
+
+#include <lauxlib.h>
+#include <stdlib.h>
+
+static void read_field(lua_State *L, int sec, const struct lmd_cfg_field *f, struct lmd_config *c)
+{
+    void *at = (char *)c + f->offset;
+    lua_getfield(L, sec, f->name);
+    switch (f->kind) {
+    case LMD_CFG_STR:
+        *(char **)at = lua_type(L, -1) == LUA_TSTRING ? lmd_strdup(lua_tostring(L, -1)) : NULL;
+        break;
+    case LMD_CFG_NUM: *(double *)at = lua_tonumber(L, -1); break;
+    case LMD_CFG_UINT: *(unsigned *)at = (unsigned)lua_tointeger(L, -1); break;
+    case LMD_CFG_PORT: *(uint16_t *)at = (uint16_t)lua_tointeger(L, -1); break;
+    case LMD_CFG_BOOL: *(bool *)at = lua_toboolean(L, -1); break;
+    }
+    lua_pop(L, 1);
+}
+
+int lmd_lua_read_settings(lua_State *L, int idx, struct lmd_config *c, lmd_err *err)
+{
+    memset(c, 0, sizeof *c);
+    c->log_level = -1;
+    idx = lua_absindex(L, idx);
+    const char *open = NULL; /* the section on the stack */
+    for (size_t i = 0; i < lmd_cfg_nfields; i++) {
+        const struct lmd_cfg_field *f = &lmd_cfg_fields[i];
+        if (!open || strcmp(open, f->section) != 0) {
+            if (open)
+                lua_pop(L, 1);
+            open = f->section;
+            *(bool *)((char *)c + f->given) = lua_getfield(L, idx, f->section) == LUA_TTABLE;
+        }
+        if (lua_istable(L, -1))
+            read_field(L, lua_gettop(L), f, c);
+    }
+    if (open)
+        lua_pop(L, 1);
+    /* derived values */
+    if (lua_getfield(L, idx, "announce") == LUA_TTABLE) {
+        if (lua_getfield(L, -1, "txt") == LUA_TTABLE && lmd_lua_to_txt(L, -1, &c->announce_txt) != 0) {
+            lmd_err_set(err, LMD_ETXT, "invalid announce.txt: %s", lua_tostring(L, -1));
+            lua_pop(L, 3);
+            lmd_config_clear(c);
+            return LMD_ETXT;
+        }
+        lua_pop(L, 1);
+        char why[320];
+        if (c->announce.info &&
+            lmd_txt_set(&c->announce_txt, "info", c->announce.info, strlen(c->announce.info), true, why,
+                        sizeof why) != 0) {
+            lua_pop(L, 1);
+            lmd_config_clear(c);
+            return lmd_err_set(err, LMD_ETXT, "invalid announce.info: %s", why);
+        }
+    }
+    lua_pop(L, 1);
+    c->log_level = lmd_log_parse_level(c->log.level);
+    return 0;
+}

@@ -1,0 +1,96 @@
+/* The only window onto avahi (src/mdns/: client.c, publish.c, browse.c,
+ * records.c, poll.c).  Everything behind it speaks avahi-client over D-Bus to a real avahi-daemon; nothing in front of it sees an avahi type.
+ *
+ * lmd_mdns owns the client connection.  It is created with
+ * AVAHI_CLIENT_NO_FAIL, so it waits for a daemon that is not (yet) there, and
+ * when the daemon goes away it rebuilds the client and every publisher and
+ * browser made from it, by itself.  Browsers keep what they knew across such
+ * an outage and only report instances that did not come back. */
+#ifndef LMD_MDNS_H
+#define LMD_MDNS_H
+
+#include "base/error.h"
+#include "base/instance.h"
+#include "lmdisc.h"
+
+struct event_base;
+
+enum lmd_mdns_state {
+    LMD_MDNS_WAITING,    /* no avahi-daemon (yet); waiting for it */
+    LMD_MDNS_RUNNING,    /* connected, daemon running */
+    LMD_MDNS_LOST,       /* daemon went away; rebuilding */
+    LMD_MDNS_FAILED,     /* unrecoverable (details logged) */
+};
+
+typedef struct lmd_mdns lmd_mdns;
+typedef void (*lmd_mdns_state_cb)(void *ud, enum lmd_mdns_state st);
+
+int lmd_mdns_new(struct event_base *base, lmd_mdns_state_cb cb, void *ud, lmd_mdns **out, lmd_err *err);
+void lmd_mdns_free(lmd_mdns *m);
+enum lmd_mdns_state lmd_mdns_state(const lmd_mdns *m);
+/* Times the connection to avahi-daemon was rebuilt. */
+unsigned lmd_mdns_reconnects(const lmd_mdns *m);
+/* This host's mDNS host name as avahi has it (e.g. "h1.local"), or NULL. */
+const char *lmd_mdns_host_fqdn(lmd_mdns *m);
+
+/* ---- Publishing one service ------------------------------------------ */
+
+typedef struct lmd_pub lmd_pub;
+
+struct lmd_pub_config {
+    const char *name;       /* instance name (required) */
+    const char *type;       /* NULL: LMD_DEFAULT_TYPE */
+    const char *domain;     /* NULL: avahi's default (local) */
+    uint16_t port;
+    const lmd_txt *txt;
+    /* Record TTL in seconds.  0: avahi's defaults (SRV 120 s, PTR/TXT
+     * 75 min), published with avahi_entry_group_add_service.  Otherwise the
+     * PTR, SRV and TXT records are published raw with this TTL, so every
+     * mDNS cache on the LAN drops them about ttl seconds after this host
+     * vanishes without a goodbye. */
+    unsigned ttl;
+};
+
+enum lmd_pub_event {
+    LMD_PUB_ESTABLISHED,    /* name is on the network */
+    LMD_PUB_RENAMED,        /* collision: now published as lmd_pub_name() */
+    LMD_PUB_FAILED,         /* avahi refused (message in detail) */
+};
+typedef void (*lmd_pub_cb)(void *ud, enum lmd_pub_event ev, const char *name, const char *detail);
+
+int lmd_pub_new(lmd_mdns *m, const struct lmd_pub_config *cfg, lmd_pub_cb cb, void *ud, lmd_pub **out,
+                lmd_err *err);
+/* Replace the TXT record.  Sent with avahi's TXT update once the group is
+ * established (updating while probing can be taken as a conflict), without
+ * re-registering; before that it is kept and applied then. */
+int lmd_pub_set_txt(lmd_pub *p, const lmd_txt *txt);
+const char *lmd_pub_name(const lmd_pub *p);
+bool lmd_pub_established(const lmd_pub *p);
+/* Withdraw (avahi sends goodbyes) and free. */
+void lmd_pub_free(lmd_pub *p);
+
+/* ---- Browsing, with one resolver kept open per instance --------------- */
+
+typedef struct lmd_browse lmd_browse;
+
+enum lmd_gone { LMD_GONE_GOODBYE, LMD_GONE_EXPIRED };
+
+struct lmd_browse_callbacks {
+    /* first resolution, and every change avahi reports afterwards */
+    void (*resolved)(void *ud, const struct lmd_instance *in);
+    void (*removed)(void *ud, const struct lmd_instance *in, enum lmd_gone why);
+    /* the network has answered: ALL_FOR_NOW seen and no resolver pending.
+     * Called again after each reconnect. */
+    void (*settled)(void *ud);
+};
+
+int lmd_browse_new(lmd_mdns *m, const char *type, const char *domain, const struct lmd_browse_callbacks *cb,
+                   void *ud, lmd_browse **out, lmd_err *err);
+bool lmd_browse_settled(const lmd_browse *b);
+/* Look the instances of one service up again; resolvers that answer confirm
+ * it (resolved is called even when nothing changed), the others end in
+ * removed(EXPIRED).  Used by the registry's ttl. */
+int lmd_browse_reconfirm(lmd_browse *b, const char *name);
+void lmd_browse_free(lmd_browse *b);
+
+#endif

@@ -1,0 +1,294 @@
+/* Publishing one service (lmd_pub, see mdns.h): an entry group per
+ * service; collisions re-add under avahi_alternative_service_name; with a
+ * TTL of our own the records are added raw. */
+#include "base/log.h"
+#include "base/util.h"
+#include "mdns/internal.h"
+
+#include <avahi-common/alternative.h>
+#include <avahi-common/domain.h>
+#include <avahi-common/error.h>
+#include <avahi-common/malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+struct lmd_pub {
+    struct lmd_pub *next;
+    lmd_mdns *m;
+    AvahiEntryGroup *group;
+    char *name, *type, *domain;
+    uint16_t port;
+    unsigned ttl;
+    lmd_txt txt;
+    bool established;
+    bool txt_dirty;
+    unsigned renames;
+    lmd_pub_cb cb;
+    void *ud;
+};
+
+static void pub_add(struct lmd_pub *p, AvahiEntryGroup *g);
+static void pub_start(struct lmd_pub *p);
+
+static int add_txt_record(struct lmd_pub *p, AvahiEntryGroup *g, const char *full, AvahiPublishFlags extra)
+{
+    uint8_t rd[9000];
+    int n = lmd_mdns_txt_wire(&p->txt, rd, sizeof rd);
+    if (n < 0)
+        return AVAHI_ERR_INVALID_RECORD;
+    return avahi_entry_group_add_record(g, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, AVAHI_PUBLISH_UNIQUE | extra,
+                                        full, AVAHI_DNS_CLASS_IN, AVAHI_DNS_TYPE_TXT, p->ttl, rd, (size_t)n);
+}
+
+static int full_names(struct lmd_pub *p, char *full, char *type_full, char *enum_name)
+{
+    AvahiClient *c = p->m->client;
+    const char *domain = p->domain ? p->domain : avahi_client_get_domain_name(c);
+    if (!domain)
+        return AVAHI_ERR_INVALID_DOMAIN_NAME;
+    int rc = avahi_service_name_join(full, AVAHI_DOMAIN_NAME_MAX, p->name, p->type, domain);
+    if (rc < 0)
+        return rc;
+    snprintf(type_full, AVAHI_DOMAIN_NAME_MAX, "%s.%s", p->type, domain);
+    snprintf(enum_name, AVAHI_DOMAIN_NAME_MAX, "_services._dns-sd._udp.%s", domain);
+    return 0;
+}
+
+/* What avahi_entry_group_add_service does, with our TTL on every record:
+ * the type enumeration PTR, the PTR to the instance (shared), and the
+ * instance's SRV and TXT (unique: probed, so collisions are detected). */
+static int add_raw_service(struct lmd_pub *p, AvahiEntryGroup *g)
+{
+    char full[AVAHI_DOMAIN_NAME_MAX], type_full[AVAHI_DOMAIN_NAME_MAX], enum_name[AVAHI_DOMAIN_NAME_MAX];
+    const char *host = avahi_client_get_host_name_fqdn(p->m->client);
+    int rc = full_names(p, full, type_full, enum_name);
+    if (rc < 0)
+        return rc;
+    if (!host)
+        return AVAHI_ERR_INVALID_HOST_NAME;
+    uint8_t rd[AVAHI_DOMAIN_NAME_MAX + 8];
+    int n;
+    /* SRV first: it is the unique record whose collision renames us */
+    rd[0] = rd[1] = rd[2] = rd[3] = 0; /* priority, weight */
+    rd[4] = (uint8_t)(p->port >> 8);
+    rd[5] = (uint8_t)(p->port & 0xff);
+    if ((n = lmd_mdns_name_wire(host, rd + 6, sizeof rd - 6)) < 0)
+        return AVAHI_ERR_INVALID_HOST_NAME;
+    rc = avahi_entry_group_add_record(g, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, AVAHI_PUBLISH_UNIQUE, full,
+                                      AVAHI_DNS_CLASS_IN, AVAHI_DNS_TYPE_SRV, p->ttl, rd, (size_t)n + 6);
+    if (rc < 0)
+        return rc;
+    if ((rc = add_txt_record(p, g, full, 0)) < 0)
+        return rc;
+    if ((n = lmd_mdns_name_wire(full, rd, sizeof rd)) < 0)
+        return AVAHI_ERR_INVALID_SERVICE_NAME;
+    rc = avahi_entry_group_add_record(g, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, 0, type_full, AVAHI_DNS_CLASS_IN,
+                                      AVAHI_DNS_TYPE_PTR, p->ttl, rd, (size_t)n);
+    if (rc < 0)
+        return rc;
+    if ((n = lmd_mdns_name_wire(type_full, rd, sizeof rd)) < 0)
+        return AVAHI_ERR_INVALID_SERVICE_TYPE;
+    return avahi_entry_group_add_record(g, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, 0, enum_name,
+                                        AVAHI_DNS_CLASS_IN, AVAHI_DNS_TYPE_PTR, p->ttl, rd, (size_t)n);
+}
+
+static void pub_rename(struct lmd_pub *p)
+{
+    char *alt = avahi_alternative_service_name(p->name);
+    if (!alt)
+        return;
+    char eold[256], enew[256];
+    lmd_warn("service name '%s' is taken on the network; publishing as '%s'",
+             lmd_escape_str(p->name, eold, sizeof eold), lmd_escape_str(alt, enew, sizeof enew));
+    free(p->name);
+    p->name = lmd_strdup(alt);
+    avahi_free(alt);
+    p->renames++;
+    if (p->cb)
+        p->cb(p->ud, LMD_PUB_RENAMED, p->name, NULL);
+}
+
+static void group_cb(AvahiEntryGroup *g, AvahiEntryGroupState state, void *ud)
+{
+    struct lmd_pub *p = ud;
+    p->group = g;
+    switch (state) {
+    case AVAHI_ENTRY_GROUP_ESTABLISHED:
+        p->established = true;
+        if (p->txt_dirty)
+            lmd_pub_set_txt(p, NULL);
+        if (p->cb)
+            p->cb(p->ud, LMD_PUB_ESTABLISHED, p->name, NULL);
+        break;
+    case AVAHI_ENTRY_GROUP_COLLISION:
+        p->established = false;
+        pub_rename(p);
+        avahi_entry_group_reset(g);
+        pub_add(p, g);
+        break;
+    case AVAHI_ENTRY_GROUP_FAILURE: {
+        const char *msg = avahi_strerror(avahi_client_errno(avahi_entry_group_get_client(g)));
+        lmd_error("publishing failed: %s", msg);
+        p->established = false;
+        if (p->cb)
+            p->cb(p->ud, LMD_PUB_FAILED, p->name, msg);
+        break;
+    }
+    case AVAHI_ENTRY_GROUP_UNCOMMITED:
+    case AVAHI_ENTRY_GROUP_REGISTERING:
+        break;
+    }
+}
+
+static void pub_add(struct lmd_pub *p, AvahiEntryGroup *g)
+{
+    AvahiStringList *l = lmd_mdns_txt_to_avahi(&p->txt);
+    int rc;
+    /* A local collision (another service on this host has the name) is
+     * reported here rather than through the group state. */
+    for (int tries = 0; tries < 100; tries++) {
+        if (p->ttl)
+            rc = add_raw_service(p, g);
+        else
+            rc = avahi_entry_group_add_service_strlst(g, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, 0, p->name,
+                                                      p->type, p->domain, NULL, p->port, l);
+        if (rc != AVAHI_ERR_COLLISION)
+            break;
+        avahi_entry_group_reset(g); /* a raw set may be half added */
+        pub_rename(p);
+    }
+    avahi_string_list_free(l);
+    p->txt_dirty = false;
+    if (rc == 0)
+        rc = avahi_entry_group_commit(g);
+    if (rc < 0) {
+        char e[256];
+        lmd_error("cannot publish '%s': %s", lmd_escape_str(p->name, e, sizeof e),
+                  avahi_strerror(rc));
+        if (p->cb)
+            p->cb(p->ud, LMD_PUB_FAILED, p->name, avahi_strerror(rc));
+    }
+}
+
+static void pub_start(struct lmd_pub *p)
+{
+    lmd_mdns *m = p->m;
+    if (m->state != LMD_MDNS_RUNNING || !m->client)
+        return;
+    if (!p->group) {
+        AvahiEntryGroup *g = avahi_entry_group_new(m->client, group_cb, p);
+        if (!g) {
+            lmd_error("cannot create avahi entry group: %s",
+                      avahi_strerror(avahi_client_errno(m->client)));
+            return;
+        }
+        p->group = g;
+    }
+    if (avahi_entry_group_is_empty(p->group))
+        pub_add(p, p->group);
+}
+
+int lmd_pub_new(lmd_mdns *m, const struct lmd_pub_config *cfg, lmd_pub_cb cb, void *ud, lmd_pub **out,
+                lmd_err *err)
+{
+    struct lmd_pub *p = *out = calloc(1, sizeof *p);
+    if (!p)
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    p->m = m;
+    p->cb = cb;
+    p->ud = ud;
+    p->port = cfg->port;
+    p->ttl = cfg->ttl;
+    p->name = lmd_strdup(cfg->name);
+    p->type = lmd_strdup(cfg->type ? cfg->type : LMD_DEFAULT_TYPE);
+    p->domain = cfg->domain ? lmd_strdup(cfg->domain) : NULL;
+    if (!p->name || !p->type || (cfg->domain && !p->domain) ||
+        (cfg->txt && lmd_txt_copy(&p->txt, cfg->txt) != 0)) {
+        free(p->name);
+        free(p->type);
+        free(p->domain);
+        free(p);
+        *out = NULL;
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    }
+    p->next = m->pubs;
+    m->pubs = p;
+    pub_start(p);
+    return 0;
+}
+
+int lmd_pub_set_txt(lmd_pub *p, const lmd_txt *txt)
+{
+    if (txt) {
+        lmd_txt copy;
+        if (lmd_txt_copy(&copy, txt) != 0)
+            return LMD_ENOMEM;
+        lmd_txt_free(&p->txt);
+        p->txt = copy;
+    }
+    p->txt_dirty = true;
+    if (!p->established || !p->group)
+        return 0; /* applied when the group is established */
+    int rc;
+    if (p->ttl) {
+        char full[AVAHI_DOMAIN_NAME_MAX], type_full[AVAHI_DOMAIN_NAME_MAX], enum_name[AVAHI_DOMAIN_NAME_MAX];
+        rc = full_names(p, full, type_full, enum_name);
+        if (rc == 0)
+            rc = add_txt_record(p, p->group, full, AVAHI_PUBLISH_UPDATE);
+    } else {
+        AvahiStringList *l = lmd_mdns_txt_to_avahi(&p->txt);
+        rc = avahi_entry_group_update_service_txt_strlst(p->group, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, 0,
+                                                         p->name, p->type, p->domain, l);
+        avahi_string_list_free(l);
+    }
+    if (rc < 0) {
+        lmd_error("cannot update TXT record: %s", avahi_strerror(rc));
+        return LMD_EAVAHI;
+    }
+    p->txt_dirty = false;
+    return 0;
+}
+
+const char *lmd_pub_name(const lmd_pub *p) { return p->name; }
+bool lmd_pub_established(const lmd_pub *p) { return p->established; }
+
+void lmd_pub_free(lmd_pub *p)
+{
+    if (!p)
+        return;
+    for (struct lmd_pub **pp = &p->m->pubs; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    if (p->group)
+        avahi_entry_group_free(p->group); /* the daemon sends goodbyes */
+    free(p->name);
+    free(p->type);
+    free(p->domain);
+    lmd_txt_free(&p->txt);
+    free(p);
+}
+
+void lmd_mdns_pubs_start(lmd_mdns *m)
+{
+    for (struct lmd_pub *p = m->pubs; p; p = p->next)
+        pub_start(p);
+}
+
+void lmd_mdns_pubs_reset(lmd_mdns *m)
+{
+    for (struct lmd_pub *p = m->pubs; p; p = p->next) {
+        if (p->group)
+            avahi_entry_group_reset(p->group);
+        p->established = false;
+    }
+}
+
+void lmd_mdns_pubs_forget(lmd_mdns *m)
+{
+    for (struct lmd_pub *p = m->pubs; p; p = p->next) {
+        p->group = NULL;
+        p->established = false;
+    }
+}

@@ -1,0 +1,581 @@
+/* The peer table (see peers.h).  Peers live in an array sorted by
+ * name; a LAN has hundreds of peers at most and changes are rare, so binary
+ * search and memmove are plenty and keep snapshots in a stable order. */
+#include "registry/peers.h"
+#include "base/util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+struct rinst {
+    int ifindex;
+    char ifname[32];
+    int proto;
+    char *host;
+    uint16_t port;
+    lmd_addr addr;
+    lmd_txt txt;
+    unsigned flags;
+    unsigned long seq; /* when it was last resolved; the newest one speaks for the peer */
+};
+
+struct peer {
+    lmd_node_info node;
+    struct rinst *insts;
+    size_t n_insts;
+    double deadline;   /* monotonic; < 0: none */
+    double hold;       /* end of the settle window; < 0: none */
+    bool joined;       /* its join has been reported */
+    lmd_node_info *pend_old; /* state before the changes being settled */
+    bool confirming;
+    bool kept;
+    bool unhealthy;
+    char *pinfo;       /* policy info, or NULL */
+};
+
+struct lmd_peers {
+    struct lmd_peers_config cfg;
+    lmd_peers_event_cb ev;
+    lmd_peers_confirm_cb confirm;
+    void *ud;
+    struct peer **peers;
+    size_t n, cap;
+    unsigned long seq;
+};
+
+const char *lmd_event_kind_name(int kind)
+{
+    return kind == LMD_EV_JOIN ? "join" : kind == LMD_EV_UPDATE ? "update" : "leave";
+}
+
+const char *lmd_change_name(unsigned bit)
+{
+    switch (bit) {
+    case LMD_CH_HOST: return "host";
+    case LMD_CH_PORT: return "port";
+    case LMD_CH_TXT: return "txt";
+    case LMD_CH_ADDRS: return "addresses";
+    case LMD_CH_INFO: return "info";
+    }
+    return "?";
+}
+
+int lmd_peers_new(const struct lmd_peers_config *cfg, lmd_peers_event_cb ev, lmd_peers_confirm_cb confirm,
+                  void *ud, lmd_peers **out, lmd_err *err)
+{
+    lmd_peers *r = *out = calloc(1, sizeof *r);
+    if (!r)
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    r->ev = ev;
+    r->confirm = confirm;
+    r->ud = ud;
+    lmd_peers_configure(r, cfg, 0);
+    return 0;
+}
+
+static void peer_free(struct peer *p)
+{
+    for (size_t i = 0; i < p->n_insts; i++) {
+        free(p->insts[i].host);
+        lmd_txt_free(&p->insts[i].txt);
+    }
+    free(p->insts);
+    free(p->pinfo);
+    if (p->pend_old) {
+        lmd_node_info_clear(p->pend_old);
+        free(p->pend_old);
+    }
+    lmd_node_info_clear(&p->node);
+    free(p);
+}
+
+void lmd_peers_free(lmd_peers *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        peer_free(r->peers[i]);
+    free(r->peers);
+    free(r);
+}
+
+void lmd_peers_configure(lmd_peers *r, const struct lmd_peers_config *cfg, double now)
+{
+    double old_ttl = r->cfg.ttl;
+    if (cfg)
+        r->cfg = *cfg;
+    if (r->cfg.confirm_grace <= 0)
+        r->cfg.confirm_grace = 10;
+    if (old_ttl == r->cfg.ttl)
+        return;
+    for (size_t i = 0; i < r->n; i++) {
+        r->peers[i]->confirming = false;
+        r->peers[i]->deadline = r->cfg.ttl > 0 ? now + r->cfg.ttl : -1;
+    }
+}
+
+/* Index of name, or where it would go (*found = false). */
+static size_t find(const lmd_peers *r, const char *name, bool *found)
+{
+    size_t lo = 0, hi = r->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(r->peers[mid]->node.name, name);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+static struct peer *lookup(const lmd_peers *r, const char *name)
+{
+    bool found;
+    size_t i = find(r, name, &found);
+    return found ? r->peers[i] : NULL;
+}
+
+static int addr_cmp(const void *a, const void *b)
+{
+    const lmd_addr *x = a, *y = b;
+    if (x->family != y->family)
+        return x->family - y->family;
+    return strcmp(x->addr, y->addr);
+}
+
+/* Recompute the peer's merged view from its instances. */
+static int merge(struct peer *p)
+{
+    lmd_node_info *n = &p->node;
+    const struct rinst *newest = &p->insts[0];
+    for (size_t i = 1; i < p->n_insts; i++)
+        if (p->insts[i].seq > newest->seq)
+            newest = &p->insts[i];
+    char *host = lmd_strdup(newest->host);
+    lmd_txt txt;
+    if ((newest->host && !host) || lmd_txt_copy(&txt, &newest->txt) != 0) {
+        free(host);
+        return LMD_ENOMEM;
+    }
+    const lmd_txt_item *it = lmd_txt_get(&txt, "info");
+    char *info = (it && it->has_value) ? lmd_strndup(it->value, it->value_len) : NULL;
+    lmd_addr *addrs = malloc(p->n_insts * sizeof *addrs);
+    if (!addrs || (it && it->has_value && !info)) {
+        free(host);
+        free(info);
+        free(addrs);
+        lmd_txt_free(&txt);
+        return LMD_ENOMEM;
+    }
+    size_t na = 0;
+    unsigned flags = 0;
+    for (size_t i = 0; i < p->n_insts; i++) {
+        flags |= p->insts[i].flags;
+        bool dup = false;
+        for (size_t j = 0; j < na && !dup; j++)
+            dup = strcmp(addrs[j].addr, p->insts[i].addr.addr) == 0;
+        if (!dup)
+            addrs[na++] = p->insts[i].addr;
+    }
+    qsort(addrs, na, sizeof *addrs, addr_cmp);
+    free(n->host);
+    free(n->info);
+    free(n->addrs);
+    lmd_txt_free(&n->txt);
+    n->host = host;
+    n->port = newest->port;
+    n->txt = txt;
+    n->info = info;
+    n->addrs = addrs;
+    n->n_addrs = na;
+    n->flags = flags;
+    return 0;
+}
+
+static unsigned diff(const lmd_node_info *a, const lmd_node_info *b)
+{
+    unsigned ch = 0;
+    if (!lmd_streq(a->host, b->host))
+        ch |= LMD_CH_HOST;
+    if (a->port != b->port)
+        ch |= LMD_CH_PORT;
+    if (!lmd_txt_equal(&a->txt, &b->txt))
+        ch |= LMD_CH_TXT;
+    if (a->n_addrs != b->n_addrs)
+        ch |= LMD_CH_ADDRS;
+    else
+        for (size_t i = 0; i < a->n_addrs; i++)
+            if (strcmp(a->addrs[i].addr, b->addrs[i].addr) != 0)
+                ch |= LMD_CH_ADDRS;
+    return ch;
+}
+
+static int rinst_fill(struct rinst *ri, const struct lmd_instance *in, unsigned long seq)
+{
+    char *host = lmd_strdup(in->host);
+    lmd_txt txt = {0};
+    if ((in->host && !host) || (in->txt && lmd_txt_copy(&txt, in->txt) != 0)) {
+        free(host);
+        return LMD_ENOMEM;
+    }
+    free(ri->host);
+    lmd_txt_free(&ri->txt);
+    ri->ifindex = in->ifindex;
+    snprintf(ri->ifname, sizeof ri->ifname, "%s", in->ifname ? in->ifname : "");
+    ri->proto = in->proto;
+    ri->host = host;
+    ri->port = in->port;
+    if (in->addr)
+        ri->addr = *in->addr;
+    else
+        memset(&ri->addr, 0, sizeof ri->addr);
+    ri->txt = txt;
+    ri->flags = in->flags;
+    ri->seq = seq;
+    return 0;
+}
+
+static struct rinst *inst_find(struct peer *p, const struct lmd_instance *in)
+{
+    for (size_t i = 0; i < p->n_insts; i++)
+        if (p->insts[i].ifindex == in->ifindex && p->insts[i].proto == in->proto)
+            return &p->insts[i];
+    return NULL;
+}
+
+static void touch(lmd_peers *r, struct peer *p, double now, double wall)
+{
+    p->node.last_seen = wall;
+    p->confirming = false;
+    /* whole seconds: peers seen within the same second share one wake-up */
+    p->deadline = r->cfg.ttl > 0 ? ceil(now + r->cfg.ttl) : -1;
+}
+
+static int join(lmd_peers *r, const struct lmd_instance *in, double now, double wall, size_t at)
+{
+    struct peer *p = calloc(1, sizeof *p);
+    if (!p)
+        return LMD_ENOMEM;
+    p->kept = true;
+    p->insts = calloc(1, sizeof *p->insts);
+    p->node.name = lmd_strdup(in->name);
+    p->node.type = lmd_strdup(in->type);
+    p->node.domain = lmd_strdup(in->domain);
+    if (!p->insts || !p->node.name || !p->node.type || !p->node.domain ||
+        rinst_fill(&p->insts[0], in, ++r->seq) != 0 || (p->n_insts = 1, merge(p) != 0)) {
+        peer_free(p);
+        return LMD_ENOMEM;
+    }
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        struct peer **np = realloc(r->peers, cap * sizeof *np);
+        if (!np) {
+            peer_free(p);
+            return LMD_ENOMEM;
+        }
+        r->peers = np;
+        r->cap = cap;
+    }
+    memmove(&r->peers[at + 1], &r->peers[at], (r->n - at) * sizeof *r->peers);
+    r->peers[at] = p;
+    r->n++;
+    p->node.first_seen = wall;
+    touch(r, p, now, wall);
+    p->hold = -1;
+    if (r->cfg.settle > 0) {
+        /* wait for the other instances (IPv6, other interfaces), which
+         * usually resolve within milliseconds, so that a join is one event */
+        p->hold = now + r->cfg.settle;
+        return 0;
+    }
+    p->joined = true;
+    if (r->ev)
+        r->ev(r->ud, LMD_EV_JOIN, &p->node, NULL, 0, NULL);
+    return 0;
+}
+
+/* A change to a joined peer: report it now, or settle it with the changes
+ * that follow within the window.  Takes old. */
+static void changed(lmd_peers *r, struct peer *p, lmd_node_info *old, double now)
+{
+    if (!p->joined) {
+        lmd_node_info_clear(old);
+        return;
+    }
+    if (r->cfg.settle > 0) {
+        if (p->pend_old) {
+            lmd_node_info_clear(old);
+            return;
+        }
+        p->pend_old = malloc(sizeof *p->pend_old);
+        if (p->pend_old) {
+            *p->pend_old = *old;
+            p->hold = now + r->cfg.settle;
+            return;
+        }
+    }
+    unsigned ch = diff(old, &p->node);
+    if (ch && r->ev)
+        r->ev(r->ud, LMD_EV_UPDATE, &p->node, old, ch, NULL);
+    lmd_node_info_clear(old);
+}
+
+int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, double wall)
+{
+    if (!in->name || !in->type || !in->domain)
+        return LMD_EINVAL;
+    if ((in->flags & LMD_NODE_OWN) && !r->cfg.include_self)
+        return 0;
+    bool found;
+    size_t at = find(r, in->name, &found);
+    if (!found)
+        return join(r, in, now, wall, at);
+    struct peer *p = r->peers[at];
+    lmd_node_info old;
+    if (lmd_node_info_copy(&old, &p->node) != 0)
+        return LMD_ENOMEM;
+    struct rinst *ri = inst_find(p, in);
+    if (!ri) {
+        struct rinst *ni = realloc(p->insts, (p->n_insts + 1) * sizeof *ni);
+        if (!ni) {
+            lmd_node_info_clear(&old);
+            return LMD_ENOMEM;
+        }
+        p->insts = ni;
+        ri = &p->insts[p->n_insts++];
+        memset(ri, 0, sizeof *ri);
+    }
+    int rc = rinst_fill(ri, in, ++r->seq);
+    if (rc == 0)
+        rc = merge(p);
+    touch(r, p, now, wall);
+    if (rc == 0 && diff(&old, &p->node))
+        changed(r, p, &old, now);
+    else
+        lmd_node_info_clear(&old);
+    return rc;
+}
+
+static void leave(lmd_peers *r, size_t at, const char *reason)
+{
+    struct peer *p = r->peers[at];
+    /* reported while still listed (get/healthy answer for it); a peer that
+     * never joined leaves without a word; pending changes die with it */
+    if (p->joined && r->ev)
+        r->ev(r->ud, LMD_EV_LEAVE, &p->node, NULL, 0, reason);
+    bool found;
+    at = find(r, p->node.name, &found); /* the callback may have moved things */
+    if (found && r->peers[at] == p) {
+        memmove(&r->peers[at], &r->peers[at + 1], (r->n - at - 1) * sizeof *r->peers);
+        r->n--;
+    }
+    peer_free(p);
+}
+
+int lmd_peers_gone(lmd_peers *r, const struct lmd_instance *in, const char *reason)
+{
+    return lmd_peers_gone_at(r, in, reason, -1);
+}
+
+int lmd_peers_gone_at(lmd_peers *r, const struct lmd_instance *in, const char *reason,
+                                  double now)
+{
+    bool found;
+    size_t at = find(r, in->name, &found);
+    if (!found)
+        return LMD_ENOTFOUND;
+    struct peer *p = r->peers[at];
+    struct rinst *ri = inst_find(p, in);
+    if (!ri)
+        return LMD_ENOTFOUND;
+    if (p->n_insts == 1) {
+        leave(r, at, reason);
+        return 0;
+    }
+    lmd_node_info old;
+    if (lmd_node_info_copy(&old, &p->node) != 0)
+        return LMD_ENOMEM;
+    free(ri->host);
+    lmd_txt_free(&ri->txt);
+    *ri = p->insts[--p->n_insts];
+    int rc = merge(p);
+    if (rc == 0 && diff(&old, &p->node)) {
+        if (now < 0) { /* no clock given: report at once */
+            double settle = r->cfg.settle;
+            r->cfg.settle = 0;
+            changed(r, p, &old, 0);
+            r->cfg.settle = settle;
+        } else {
+            changed(r, p, &old, now);
+        }
+    } else {
+        lmd_node_info_clear(&old);
+    }
+    return rc;
+}
+
+double lmd_peers_next_deadline(const lmd_peers *r)
+{
+    double next = -1;
+    for (size_t i = 0; i < r->n; i++) {
+        double d = r->peers[i]->deadline, h = r->peers[i]->hold;
+        if (d >= 0 && (next < 0 || d < next))
+            next = d;
+        if (h >= 0 && (next < 0 || h < next))
+            next = h;
+    }
+    return next;
+}
+
+/* End of a settle window: the join, or the changes, as one event. */
+static void settle_one(lmd_peers *r, struct peer *p)
+{
+    p->hold = -1;
+    if (!p->joined) {
+        p->joined = true;
+        if (r->ev)
+            r->ev(r->ud, LMD_EV_JOIN, &p->node, NULL, 0, NULL);
+        return;
+    }
+    lmd_node_info *old = p->pend_old;
+    p->pend_old = NULL;
+    if (!old)
+        return;
+    unsigned ch = diff(old, &p->node);
+    if (ch && r->ev)
+        r->ev(r->ud, LMD_EV_UPDATE, &p->node, old, ch, NULL);
+    lmd_node_info_clear(old);
+    free(old);
+}
+
+void lmd_peers_tick(lmd_peers *r, double now)
+{
+    /* Callbacks may add and remove peers: collect names first. */
+    char **due = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        struct peer *p = r->peers[i];
+        bool held = p->hold >= 0 && p->hold <= now;
+        if (!held && (p->deadline < 0 || p->deadline > now))
+            continue;
+        char **nd = realloc(due, (n + 1) * sizeof *nd);
+        if (!nd)
+            break;
+        due = nd;
+        if (!(due[n] = lmd_strdup(p->node.name)))
+            break;
+        n++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool found;
+        size_t at = find(r, due[i], &found);
+        if (found && r->peers[at]->hold >= 0 && r->peers[at]->hold <= now)
+            settle_one(r, r->peers[at]);
+        at = find(r, due[i], &found);
+        if (found && r->peers[at]->deadline >= 0 && r->peers[at]->deadline <= now) {
+            struct peer *p = r->peers[at];
+            if (p->confirming || !r->confirm) {
+                leave(r, at, LMD_REASON_EXPIRED);
+            } else {
+                p->confirming = true;
+                p->deadline = now + r->cfg.confirm_grace;
+                r->confirm(r->ud, &p->node);
+            }
+        }
+        free(due[i]);
+    }
+    free(due);
+}
+
+int lmd_peers_set_verdict(lmd_peers *r, const char *name, bool kept, const char *info)
+{
+    struct peer *p = lookup(r, name);
+    if (!p)
+        return LMD_ENOTFOUND;
+    char *copy = lmd_strdup(info);
+    if (info && !copy)
+        return LMD_ENOMEM;
+    free(p->pinfo);
+    p->pinfo = copy;
+    p->kept = kept;
+    return 0;
+}
+
+bool lmd_peers_kept(const lmd_peers *r, const char *name)
+{
+    struct peer *p = lookup(r, name);
+    return p && p->kept;
+}
+
+int lmd_peers_set_healthy(lmd_peers *r, const char *name, bool healthy)
+{
+    struct peer *p = lookup(r, name);
+    if (!p)
+        return LMD_ENOTFOUND;
+    p->unhealthy = !healthy;
+    return 0;
+}
+
+bool lmd_peers_healthy(const lmd_peers *r, const char *name)
+{
+    struct peer *p = lookup(r, name);
+    return p && !p->unhealthy;
+}
+
+static int snapshot(const lmd_peers *r, bool kept_only, bool unreported, lmd_node_list *out);
+
+int lmd_peers_snapshot(const lmd_peers *r, bool kept_only, lmd_node_list *out)
+{
+    return snapshot(r, kept_only, false, out);
+}
+
+int lmd_peers_snapshot_network(const lmd_peers *r, lmd_node_list *out)
+{
+    return snapshot(r, false, true, out);
+}
+
+static int snapshot(const lmd_peers *r, bool kept_only, bool unreported, lmd_node_list *out)
+{
+    out->n = 0;
+    out->nodes = r->n ? calloc(r->n, sizeof *out->nodes) : NULL;
+    if (r->n && !out->nodes)
+        return LMD_ENOMEM;
+    for (size_t i = 0; i < r->n; i++) {
+        const struct peer *p = r->peers[i];
+        if ((!p->joined && !unreported) || (kept_only && (!p->kept || p->unhealthy)))
+            continue;
+        lmd_node_info *n = &out->nodes[out->n];
+        if (lmd_node_info_copy(n, &p->node) != 0) {
+            lmd_node_list_free(out);
+            return LMD_ENOMEM;
+        }
+        out->n++;
+        if (kept_only && p->pinfo) {
+            free(n->info);
+            n->info = lmd_strdup(p->pinfo);
+        }
+    }
+    return 0;
+}
+
+const lmd_node_info *lmd_peers_get(const lmd_peers *r, const char *name)
+{
+    struct peer *p = lookup(r, name);
+    return p ? &p->node : NULL;
+}
+
+size_t lmd_peers_count(const lmd_peers *r) { return r->n; }
+
+void lmd_peers_foreach(const lmd_peers *r, void (*fn)(void *ud, const lmd_node_info *peer),
+                          void *ud)
+{
+    for (size_t i = 0; i < r->n; i++)
+        fn(ud, &r->peers[i]->node);
+}

@@ -1,0 +1,92 @@
+/* The peer table: plain data and events.  Knows neither avahi, DNS nor Lua.
+ *
+ * Instances (one service on one interface over one protocol) are merged into
+ * peers keyed by (name, type, domain); a peer leaves when its last instance is
+ * gone.  Every change is reported as one event, in order, through one
+ * callback.  Time is passed in by the caller so tests can drive a clock. */
+#ifndef LMD_PEERS_H
+#define LMD_PEERS_H
+
+#include "base/error.h"
+#include "base/instance.h"
+#include "lmdisc.h"
+
+typedef struct lmd_peers lmd_peers;
+
+enum lmd_event_kind { LMD_EV_JOIN, LMD_EV_UPDATE, LMD_EV_LEAVE };
+
+/* What an update changed (bits). */
+enum {
+    LMD_CH_HOST = 1 << 0,
+    LMD_CH_PORT = 1 << 1,
+    LMD_CH_TXT = 1 << 2,
+    LMD_CH_ADDRS = 1 << 3,
+    LMD_CH_INFO = 1 << 4, /* the policy's info() changed */
+};
+/* "join", "update", "leave" */
+const char *lmd_event_kind_name(int kind);
+/* "host,port,txt,addresses,info" style names, for logs and Lua. */
+const char *lmd_change_name(unsigned bit);
+
+/* Leave reasons are strings so the policy layer can add its own
+ * ("filtered", "unhealthy"). */
+#define LMD_REASON_GOODBYE "goodbye"
+#define LMD_REASON_EXPIRED "expired"
+
+typedef void (*lmd_peers_event_cb)(void *ud, enum lmd_event_kind kind, const lmd_node_info *peer,
+                                      const lmd_node_info *old, unsigned changes,
+                                      const char *reason);
+/* Asked when a peer has not been confirmed for ttl seconds: look it up
+ * again; lmd_peers_seen() confirms it, and if nothing does
+ * within the grace period it leaves as "expired". */
+typedef void (*lmd_peers_confirm_cb)(void *ud, const lmd_node_info *peer);
+
+struct lmd_peers_config {
+    double ttl;             /* seconds; <= 0: never expire on our own */
+    double confirm_grace;   /* seconds allowed for a confirmation (default 10) */
+    bool include_self;      /* keep our own services (marked LMD_NODE_OWN) */
+    double settle;          /* seconds to gather a new peer's instances (and a
+                             * change's follow-ups) into one event; 0: none */
+};
+
+int lmd_peers_new(const struct lmd_peers_config *cfg, lmd_peers_event_cb ev, lmd_peers_confirm_cb confirm,
+                  void *ud, lmd_peers **out, lmd_err *err);
+void lmd_peers_free(lmd_peers *r);
+void lmd_peers_configure(lmd_peers *r, const struct lmd_peers_config *cfg, double now);
+
+/* A resolver reported the instance (first time, a change, or a confirmation).
+ * now: monotonic seconds; wall: epoch seconds. */
+int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, double wall);
+/* The instance is gone; the peer leaves with reason if it was the last. */
+int lmd_peers_gone(lmd_peers *r, const struct lmd_instance *in, const char *reason);
+/* The same, with the time, so that a change it causes can be settled. */
+int lmd_peers_gone_at(lmd_peers *r, const struct lmd_instance *in, const char *reason,
+                                  double now);
+
+/* Monotonic time of the next ttl deadline, or a negative value if none. */
+double lmd_peers_next_deadline(const lmd_peers *r);
+/* Act on every deadline that has passed at now. */
+void lmd_peers_tick(lmd_peers *r, double now);
+
+/* The policy's verdict on a peer: kept or not, and the info it computed
+ * (NULL: the TXT "info").  Used by list_alive(kept_only) and the API. */
+int lmd_peers_set_verdict(lmd_peers *r, const char *name, bool kept, const char *info);
+bool lmd_peers_kept(const lmd_peers *r, const char *name);
+/* Health from peer checks: an unhealthy peer stays in the registry (it is
+ * still on the network) but is not listed as alive. */
+int lmd_peers_set_healthy(lmd_peers *r, const char *name, bool healthy);
+bool lmd_peers_healthy(const lmd_peers *r, const char *name);
+
+/* Snapshot of live peers, sorted by name; kept_only: only those the policy
+ * keeps, with their policy info.  Free with lmd_node_list_free(). */
+int lmd_peers_snapshot(const lmd_peers *r, bool kept_only, lmd_node_list *out);
+/* Every service seen on the network, reported yet or still settling: what a
+ * one-shot discover would list. */
+int lmd_peers_snapshot_network(const lmd_peers *r, lmd_node_list *out);
+const lmd_node_info *lmd_peers_get(const lmd_peers *r, const char *name);
+size_t lmd_peers_count(const lmd_peers *r);
+/* Visit every peer (in name order). */
+void lmd_peers_foreach(const lmd_peers *r, void (*fn)(void *ud, const lmd_node_info *peer),
+                          void *ud);
+
+#endif
