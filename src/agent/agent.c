@@ -74,7 +74,7 @@ static int api_services(void *ud, lmd_node_list *out, bool *settled)
 static void reload_verdict(void *ud, const lmd_node_info *peer, const struct lmd_verdict *v)
 {
     lmd_agent *a = ud;
-    lmd_peers_set_verdict(a->reg, peer->name, v->keep, v->info);
+    lmd_agent_set_verdict(a, peer->name, v->keep, v->info);
     if (v->emitted >= 0)
         lmd_agent_emit(a, peer, v->emitted, 0, "filtered", v->info);
 }

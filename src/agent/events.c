@@ -11,6 +11,15 @@
 
 /* ---- registry -> policy -> out ------------------------------------------ */
 
+void lmd_agent_set_verdict(lmd_agent *a, const char *name, bool keep, const char *info)
+{
+    /* LMD_ENOTFOUND cannot happen here: every caller holds the peer */
+    if (lmd_peers_set_verdict(a->reg, name, keep, info) == LMD_ENOMEM) {
+        char e[160];
+        lmd_error("out of memory: the policy's info for \"%s\" is not kept", lmd_escape_str(name, e, sizeof e));
+    }
+}
+
 static void count_event(lmd_agent *a, int kind, const char *reason)
 {
     struct lmd_metrics *m = &a->counts;
@@ -65,7 +74,7 @@ void lmd_agent_on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_i
         /* our own service: listed by /v1/services (as discover lists it),
          * never a peer */
         if (kind != LMD_EV_LEAVE)
-            lmd_peers_set_verdict(a->reg, peer->name, false, NULL);
+            lmd_agent_set_verdict(a, peer->name, false, NULL);
         return;
     }
     if (kind != LMD_EV_JOIN && !lmd_peers_healthy(a->reg, peer->name) && a->checks) {
@@ -85,7 +94,7 @@ void lmd_agent_on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_i
                   v.info ? lmd_escape_str(v.info, inf, sizeof inf) : "-");
     }
     if (kind != LMD_EV_LEAVE)
-        lmd_peers_set_verdict(a->reg, peer->name, v.keep, v.info);
+        lmd_agent_set_verdict(a, peer->name, v.keep, v.info);
     if (v.emitted >= 0)
         lmd_agent_emit(a, peer, v.emitted, v.changes, v.emitted == LMD_EV_LEAVE && kind != LMD_EV_LEAVE ? "filtered" : reason,
              v.info);

@@ -16,7 +16,7 @@ static void on_peer_health(void *ud, const char *name, bool healthy, const char 
         return;
     char e[160];
     lmd_escape_str(name, e, sizeof e);
-    lmd_peers_set_healthy(a->reg, name, healthy);
+    (void)lmd_peers_set_healthy(a->reg, name, healthy); /* the peer is there: n above */
     struct lmd_verdict v;
     if (!healthy) {
         lmd_warn("peer \"%s\" failed %u check(s) in a row (%s)", e, a->cfg.checks.failures, detail);
@@ -26,7 +26,7 @@ static void on_peer_health(void *ud, const char *name, bool healthy, const char 
     } else {
         lmd_info("peer \"%s\" passes its checks again (%s)", e, detail);
         lmd_policy_event(a->pol, LMD_EV_JOIN, &peer, NULL, 0, NULL, &v);
-        lmd_peers_set_verdict(a->reg, name, v.keep, v.info);
+        lmd_agent_set_verdict(a, name, v.keep, v.info);
         if (v.emitted >= 0)
             lmd_agent_emit(a, &peer, v.emitted, 0, NULL, v.info);
         if (!v.keep)

@@ -3,6 +3,8 @@
  * fd events, timeouts one-shot timers.  Avahi gives timeouts as absolute
  * gettimeofday() times; libevent wants relative ones. */
 #include "mdns/poll.h"
+#include "base/log.h"
+#include "base/loop.h"
 
 #include <avahi-common/malloc.h>
 #include <avahi-common/timeval.h>
@@ -61,8 +63,10 @@ static void watch_update(AvahiWatch *w, AvahiWatchEvent event)
     evutil_socket_t fd = event_get_fd(w->ev);
     event_free(w->ev);
     w->ev = event_new(base, fd, (short)(to_ev(event) | EV_PERSIST), watch_fire, w);
-    if (w->ev)
-        event_add(w->ev, NULL);
+    /* AvahiPoll's update has no way to fail: say so, the watch stays idle
+     * (out of memory only) until avahi updates it again */
+    if (!w->ev || event_add(w->ev, NULL) != 0)
+        lmd_error("cannot watch avahi's D-Bus connection (out of memory)");
 }
 
 static AvahiWatchEvent watch_get_events(AvahiWatch *w) { return w->last; }
@@ -90,8 +94,8 @@ static void timeout_arm(AvahiTimeout *t, const struct timeval *tv)
     AvahiUsec left = -avahi_age(tv);
     if (left < 0)
         left = 0;
-    struct timeval rel = {.tv_sec = (time_t)(left / 1000000), .tv_usec = (suseconds_t)(left % 1000000)};
-    event_add(t->ev, &rel);
+    if (lmd_timer_in(t->ev, (double)left / 1e6) != 0) /* as in watch_update */
+        lmd_error("cannot arm an avahi timeout (out of memory)");
 }
 
 static AvahiTimeout *timeout_new(const AvahiPoll *api, const struct timeval *tv,

@@ -115,8 +115,8 @@ static void group_cb(AvahiEntryGroup *g, AvahiEntryGroupState state, void *ud)
     switch (state) {
     case AVAHI_ENTRY_GROUP_ESTABLISHED:
         p->established = true;
-        if (p->txt_dirty)
-            lmd_pub_set_txt(p, NULL);
+        if (p->txt_dirty) /* a TXT change made while probing; failures are logged there */
+            (void)lmd_pub_set_txt(p, NULL);
         if (p->cb)
             p->cb(p->ud, LMD_PUB_ESTABLISHED, p->name, NULL);
         break;
