@@ -88,6 +88,15 @@ local function check_txt(t)
   return true
 end
 
+-- The machine's memory (the C module's lmdisc.MEMORY_MB, where known).
+local function check_memory(mb)
+  local have = lmdisc.MEMORY_MB
+  if have and mb > have then
+    return nil, ("is %g MiB, more than this machine has (%d MiB)"):format(mb, have)
+  end
+  return true
+end
+
 local function check_info(s)
   local ok, err = lmdisc.txt_check { info = s }
   if not ok then return nil, err end
@@ -152,6 +161,14 @@ end
 M.sections = {
   {
     name = "announce", optional = true,
+    -- info is sent as TXT too: the whole record must fit in one packet
+    check = function(v)
+      local t = deep_copy(v.txt or {})
+      t.info = v.info
+      local ok, err = lmdisc.txt_check(t)
+      if not ok then return nil, "info and txt together: " .. err end
+      return true
+    end,
     doc = "Announce this host's service on the LAN. Leave it out for an agent that only observes.",
     example = 'announce { port = 8000, info = "gemma-2b-it Q4_0", txt = { model = "gemma-2b-it" } }',
     fields = {
@@ -167,15 +184,15 @@ M.sections = {
       { name = "txt", type = "table", default = {}, check = check_txt,
         expect = "a table { key = \"value\" | number | true }",
         doc = "Extra TXT keys: { key = \"value\" | number | true }; each key=value at most 255 bytes." },
-      { name = "ttl", type = "number", min = 1,
-        doc = "TTL of the announced records in seconds; default: half the registry's ttl (30 s), so every mDNS cache drops this host that soon after it vanishes (avahi's own defaults are 120 s SRV, 75 min PTR/TXT)." },
+      { name = "ttl", type = "number", min = 1, max = 4500,
+        doc = "TTL of the announced records in seconds (at most 4500, avahi's longest, or a host that vanished would stay in caches for longer); default: half the registry's ttl (30 s), so every mDNS cache drops this host that soon after it vanishes (avahi's own defaults are 120 s SRV, 75 min PTR/TXT)." },
     },
   },
   {
     name = "registry",
     doc = "How long peers are remembered and which ones are listed.",
     fields = {
-      { name = "ttl", type = "number", above = 0, default = 60,
+      { name = "ttl", type = "number", above = 0, max = 9000, default = 60,
         doc = "Longest time a peer that stopped answering stays listed: this agent publishes its records with half this TTL (unless announce.ttl), so every mDNS cache drops it that soon; avahi's cache maintenance confirms peers, no timer of ours." },
       { name = "include_self", type = "boolean", default = false,
         doc = "Also report this agent's own announcement as a peer." },
@@ -187,15 +204,15 @@ M.sections = {
     fields = {
       { name = "deadline", type = "number", above = 0, max = 10, default = 0.25,
         doc = "Seconds one hook call may run before it is stopped." },
-      { name = "memory_mb", type = "number", min = 1, default = 32,
-        doc = "Memory the policy's Lua state may use, in MiB." },
+      { name = "memory_mb", type = "number", min = 1, max = 65536, default = 32, check = check_memory,
+        doc = "Memory the policy's Lua state may use, in MiB (at most what the machine has)." },
     },
   },
   {
     name = "api",
     doc = "The local API used by `lmdisc peers` and `lmdisc watch`.",
     fields = {
-      { name = "socket", type = "string", min_len = 1, default = lmdisc.API_SOCKET,
+      { name = "socket", type = "string", min_len = 1, max_len = 107, default = lmdisc.API_SOCKET,
         doc = "Path of the Unix socket the API listens on." },
       { name = "socket_mode", type = "integer", min = 0, max = 511, default = 432,
         expect = "an integer from 0 to 511 (file mode, e.g. 432 = 0660)",
@@ -216,11 +233,11 @@ M.sections = {
         doc = "URL to GET; any 2xx answer is healthy." },
       { name = "tcp", type = "integer", min = 1, max = 65535,
         doc = "Local TCP port that must accept connections." },
-      { name = "interval", type = "number", above = 0, default = 2,
+      { name = "interval", type = "number", min = 0.1, max = 3600, default = 2,
         doc = "Seconds between checks." },
-      { name = "timeout", type = "number", above = 0, default = 1,
+      { name = "timeout", type = "number", min = 0.01, max = 60, default = 1,
         doc = "Seconds before one check counts as failed." },
-      { name = "failures", type = "integer", min = 1, default = 3,
+      { name = "failures", type = "integer", min = 1, max = 100, default = 3,
         doc = "Consecutive failures before the service is unhealthy." },
       { name = "on_fail", type = "string", enum = { "withdraw", "status" }, default = "withdraw",
         doc = "withdraw: stop announcing while unhealthy (goodbye), announce again when it passes; status: keep announcing with TXT status=down." },
@@ -236,13 +253,13 @@ M.sections = {
         doc = "Probe by connecting to the peer's port." },
       { name = "http", type = "string", check = check_path, expect = "an HTTP path string like \"/health\"",
         doc = "Probe by GET of this path on the peer's host and port; any 2xx answer passes." },
-      { name = "interval", type = "number", above = 0, default = 1,
+      { name = "interval", type = "number", min = 0.1, max = 3600, default = 1,
         doc = "Seconds between probes of one peer (jittered by 10%; a new peer's first probe comes at a random moment within one interval)." },
-      { name = "timeout", type = "number", above = 0, default = 1,
+      { name = "timeout", type = "number", min = 0.01, max = 60, default = 1,
         doc = "Seconds before one probe counts as failed." },
-      { name = "failures", type = "integer", min = 1, default = 2,
+      { name = "failures", type = "integer", min = 1, max = 100, default = 2,
         doc = "Consecutive failed probes before the peer is unhealthy; with the defaults a vanished peer is noticed within about 4 s." },
-      { name = "concurrency", type = "integer", min = 1, default = 8,
+      { name = "concurrency", type = "integer", min = 1, max = 256, default = 8,
         doc = "Probes in flight at once." },
     },
   },
@@ -252,6 +269,14 @@ M.sections = {
     fields = {
       { name = "level", type = "string", enum = { "debug", "info", "warning", "error" }, default = "info",
         doc = "Least severe level that is written." },
+    },
+  },
+  {
+    name = "watchdog",
+    doc = "The agent's last line of defence: if its event loop stops turning (C code that does not return), it exits so that avahi-daemon withdraws its announcements and the supervisor restarts it.",
+    fields = {
+      { name = "timeout", type = "number", min = 1, max = 300, default = 5,
+        doc = "Seconds the loop may go without turning (at least twice policy.deadline plus one second is used); under systemd, WatchdogSec= is honoured as well." },
     },
   },
 }

@@ -12,6 +12,7 @@
 
 local sandbox = require "lmdisc.sandbox"
 local config = require "lmdisc.config"
+local gsub, match, gmatch, find = sandbox.raw.gsub, sandbox.raw.match, sandbox.raw.gmatch, sandbox.raw.find
 
 local M = {}
 
@@ -38,8 +39,8 @@ local function traceback(msg)
     msg = ("(error object is a %s value)"):format(type(msg))
   end
   local tb = debug.traceback(tostring(msg), 2)
-  tb = tb:gsub("\n%s*%[C%]: in function 'xpcall'.*$", "")
-  return (tb:gsub("\n%s*[^\n]*: in hook '%?'", "")) -- the deadline hook itself
+  tb = gsub(tb, "\n%s*%[C%]: in function 'xpcall'.*$", "")
+  return (gsub(tb, "\n%s*[^\n]*: in hook '%?'", "")) -- the deadline hook itself
 end
 M.traceback = traceback
 
@@ -54,6 +55,9 @@ end
 -- Once the deadline has passed the hook raises at every instruction, so a
 -- pcall inside the policy cannot swallow the stop.  Coroutines the policy
 -- creates are not covered: debug.sethook is per coroutine.
+local lua_guards = 0 -- deadline_guard calls running (the sandbox's in_user_code)
+local lua_stopped = false -- a deadline_guard call passed its deadline (the sandbox's stopped)
+
 function M.deadline_guard(limit)
   local guard
   guard = function(fn, ...)
@@ -65,6 +69,7 @@ function M.deadline_guard(limit)
     local function hook()
       -- Never in the guard's own frame: it must get to restore the hook.
       if os.clock() > stop and debug.getinfo(2, "f").func ~= guard then
+        lua_stopped = true
         -- From now on fire at every instruction: the frame that pcall'ed
         -- the stopped code is stopped at its next instruction, and so on
         -- outwards, so `while true do pcall(f) end` cannot keep running.
@@ -73,7 +78,10 @@ function M.deadline_guard(limit)
       end
     end
     debug.sethook(hook, "", 1000)
+    lua_guards = lua_guards + 1
     local r = table.pack(xpcall(fn, traceback, ...))
+    lua_guards = lua_guards - 1
+    if lua_guards == 0 then lua_stopped = false end
     if prev_hook then debug.sethook(prev_hook, prev_mask, prev_count) else debug.sethook() end
     return table.unpack(r, 1, r.n)
   end
@@ -316,12 +324,11 @@ end
 ---------------------------------------------------------------------------
 -- loading
 
-local function read_file(path)
-  local f, err = io.open(path, "r")
-  if not f then return nil, "cannot read configuration: " .. tostring(err) end
-  local s, rerr = f:read("a")
-  f:close()
-  if not s then return nil, "cannot read configuration " .. path .. ": " .. tostring(rerr) end
+-- The configuration: a regular file of at most 4 MiB (reading /dev/zero or
+-- a FIFO must not take the agent down), read before any user code runs.
+local function read_file(path, api)
+  local s, err = sandbox.fs(api).read_file(path)
+  if not s then return nil, "cannot read configuration: " .. tostring(err) end
   return s
 end
 
@@ -372,14 +379,14 @@ end
 -- configuration's FILE:LINE in front when the message lacks it.
 local function clean_load_error(msg, file)
   msg = tostring(msg)
-  local head = msg:match("^(.-)\nstack traceback:") or msg
-  if head:find(file, 1, true) then return head end
+  local head = match(msg, "^(.-)\nstack traceback:") or msg
+  if find(head, file, 1, true) then return head end
   -- The traceback also lists modules' main chunks and, under a stock lua,
   -- the caller's: take the line whose source is this file (short_src may
   -- have abbreviated a long path to "...tail").
   local line
-  for src, l in msg:gmatch("\n%s*([^\n]-):(%d+): in main chunk") do
-    local tail = src:gsub("^%.%.%.", "")
+  for src, l in gmatch(msg, "\n%s*([^\n]-):(%d+): in main chunk") do
+    local tail = gsub(src, "^%.%.%.", "")
     if tail ~= "" and file:sub(-#tail) == tail then
       line = l
       break
@@ -425,6 +432,8 @@ function M.load(path, opts)
     api = ok and mod or { log = {} }
   end
   local guard = opts.guard or M.default_guard
+  sandbox.in_user_code = opts.in_guard or function() return lua_guards > 0 end
+  sandbox.stopped = opts.stopped or function() return lua_stopped end
   -- Taken now: what the script later does to its `lmdisc` table can neither
   -- silence the logging of its failures nor change how names are escaped.
   local log = copy(opts.log or (type(api.log) == "table" and api.log) or {})
@@ -433,12 +442,14 @@ function M.load(path, opts)
   local source = opts.source
   if source == nil then
     local err
-    source, err = read_file(path)
+    source, err = read_file(path, api)
     if not source then return nil, err end
   end
+  -- A UTF-8 byte order mark, as some editors write it (stock lua5.4 skips it too).
+  if source:sub(1, 3) == "\239\187\191" then source = source:sub(4) end
   -- Like lua.c: a first line starting with '#' (a shebang) is skipped, but
   -- kept as an empty line so line numbers stay true.
-  if source:sub(1, 1) == "#" then source = source:gsub("^[^\n]*", "", 1) end
+  if source:sub(1, 1) == "#" then source = gsub(source, "^[^\n]*", "", 1) end
 
   -- In the agent, lmdisc.peers() is the network's live peers (C) seen
   -- through this policy's own verdicts, so that inside a hook it already

@@ -20,8 +20,8 @@ end
 -- api: the `lmdisc` table the policy sees; internals: {guard =, peers_all =,
 -- log =}, which only the mantle sees.
 function R.load(path, api, internals)
-  return policy.load(path, { api = api, guard = internals.guard, peers_all = internals.peers_all,
-    log = internals.log })
+  return policy.load(path, { api = api, guard = internals.guard, in_guard = internals.in_guard,
+    stopped = internals.stopped, peers_all = internals.peers_all, log = internals.log })
 end
 
 --- settings(P) -> the validated settings, defaults filled in
@@ -37,8 +37,22 @@ function R.peer_event(P, kind, peer, old, changes, reason)
   return { emitted = emitted, keep = keep, info = info, changes = ch }
 end
 
---- adopt(newP, oldP, peers) -> { verdict + name, ... } for a reload
-function R.adopt(newP, oldP, peers)
+--- verdicts(P) -> { name = { keep =, info = } }: what a reload hands over
+-- (the new policy runs in a VM of its own)
+function R.verdicts(P)
+  local out = {}
+  for name, st in pairs(P._peers) do out[name] = { keep = st.keep, info = st.info } end
+  return out
+end
+
+--- adopt(newP, old, peers) -> { verdict + name, ... } for a reload; old:
+-- the running policy's verdicts as R.verdicts gave them
+function R.adopt(newP, old, peers)
+  local oldP = { verdict = function(_, name)
+    local v = old[name]
+    if v then return v.keep, v.info end
+    return false, nil
+  end }
   local out = {}
   for i, v in ipairs(newP:adopt(oldP, peers)) do
     out[i] = { emitted = v.kind, keep = v.keep, info = v.info, name = v.peer.name }
@@ -66,6 +80,30 @@ function R.warnings(P)
   local out = {}
   for _, w in ipairs(P.warnings or {}) do out[#out + 1] = w .. "\n" end
   return table.concat(out)
+end
+
+---------------------------------------------------------------------------
+-- `lmdisc test` (src/lua/testrun.c)
+
+local tests_run = 0
+
+--- Count the tests luaunit runs, so that a suite that ran none fails.
+function R.test_prepare()
+  tests_run = 0
+  local ok, lu = pcall(require, "luaunit")
+  if not ok or type(lu) ~= "table" or type(lu.LuaUnit) ~= "table" then return end
+  local endSuite = lu.LuaUnit.endSuite
+  if type(endSuite) ~= "function" then return end
+  lu.LuaUnit.endSuite = function(self, ...)
+    local r = table.pack(endSuite(self, ...))
+    if type(self.result) == "table" then tests_run = tests_run + (self.result.runCount or 0) end
+    return table.unpack(r, 1, r.n)
+  end
+end
+
+--- Tests luaunit ran since test_prepare().
+function R.test_count()
+  return tests_run
 end
 
 return R

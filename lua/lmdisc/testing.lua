@@ -14,6 +14,12 @@
 local lmdisc = require "lmdisc"
 local policy = require "lmdisc.policy"
 local config = require "lmdisc.config"
+-- The agent's VM controls (guard, limits), present when `lmdisc test` runs
+-- the suite; a stock lua5.4 uses a Lua guard instead.
+local cvm = (function()
+  local ok, m = pcall(require, "lmdisc.vm")
+  return ok and type(m) == "table" and m or nil
+end)()
 
 local M = {}
 
@@ -87,7 +93,13 @@ function Handle:__tostring()
   return ("lmdisc.timer (%s %g s)"):format(self._timer.every and "every" or "after", self._timer.every or self._timer.delay)
 end
 
+M.MAX_TIMERS = 10000 -- as the agent (src/lua/ns_timer.c)
+
 function Sim:_add_timer(delay, every, fn)
+  if #self._timers >= M.MAX_TIMERS then
+    error(("too many timers: %d are pending; cancel some, or use one every() for recurring work"):format(
+      M.MAX_TIMERS), 3)
+  end
   self._seq = self._seq + 1
   local t = { due = self.clock + delay, delay = delay, every = every, fn = fn, seq = self._seq, gen = self._gen }
   self._timers[#self._timers + 1] = t
@@ -119,7 +131,8 @@ local function make_api(sim)
   local api = {}
   -- The C module's pure functions, not its network ones: a test must
   -- never reach avahi.
-  for _, k in ipairs { "txt_check", "txt_parse", "service_type_check", "node_json", "escape", "version", "SERVICE_TYPE" } do
+  for _, k in ipairs { "txt_check", "txt_parse", "service_type_check", "node_json", "escape", "version",
+    "SERVICE_TYPE", "API_SOCKET", "MEMORY_MB", "open_file", "read_file" } do
     api[k] = lmdisc[k]
   end
   for _, k in ipairs { "discover_nodes", "announce_self", "registry_new" } do
@@ -223,6 +236,8 @@ function Sim:_load(path)
   local P, err, warnings = policy.load(path, {
     api = self.api,
     guard = self._guard,
+    in_guard = cvm and cvm.in_guard,
+    stopped = cvm and cvm.stopped,
     overrides = self.overrides,
   })
   if not P then
@@ -240,6 +255,7 @@ function Sim:_load(path)
   self._timers = keep
   local oldP = self.policy
   self.policy, self.settings, self.env, self.warnings, self.path = P, P.settings, P.env, warnings, path
+  if cvm then cvm.set_limits(P.settings.policy.deadline, P.settings.policy.memory_mb) end
   self.txt = self:_compute_txt()
   return true, oldP
 end
@@ -273,7 +289,14 @@ function M.load(path, overrides)
     _txt_changes = {},
     _network = {}, -- name -> peer record as the network describes it
   }, Sim)
-  sim._guard = policy.deadline_guard(function() return sim:_deadline() end)
+  if cvm then
+    -- under `lmdisc test`: the agent's own guard, deadline and memory cap
+    sim._guard = cvm.guard
+    local d = config.defaults().policy
+    cvm.set_limits(d.deadline, d.memory_mb)
+  else
+    sim._guard = policy.deadline_guard(function() return sim:_deadline() end)
+  end
   sim.api = make_api(sim)
   local ok, err = sim:_load(path)
   if not ok then error(("lmdisc.testing: policy %s does not load:\n%s"):format(path, err), 2) end

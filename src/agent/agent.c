@@ -2,6 +2,7 @@
  * may ask.  The events themselves are in events.c, what we announce in
  * self.c, checks in liveness.c. */
 #include "agent/internal.h"
+#include "agent/watchdog.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/util.h"
@@ -148,6 +149,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         return;
     }
     lmd_info("%s: withdrawing and exiting", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    lmd_notify("STOPPING=1");
     event_base_loopbreak(a->base);
 }
 
@@ -218,6 +220,30 @@ static int start(lmd_agent *a, lmd_err *err)
     return e;
 }
 
+/* The loop, one iteration at a time so that the watchdog sees each; an
+ * idle loop blocks in epoll_wait and is woken by nothing of ours. */
+static int run_loop(lmd_agent *a)
+{
+    /* a hook may run up to policy.deadline: the bound leaves it room */
+    double bound = a->cfg.watchdog.timeout;
+    if (bound < 2 * a->cfg.policy.deadline + 1)
+        bound = 2 * a->cfg.policy.deadline + 1;
+    lmd_watchdog *wd;
+    lmd_err err = {0};
+    if (lmd_watchdog_start(bound, &wd, &err) != 0) {
+        lmd_error("%s", lmd_err_text(&err));
+        return 1;
+    }
+    lmd_notify("READY=1");
+    while (!event_base_got_break(a->base)) {
+        if (event_base_loop(a->base, EVLOOP_ONCE) != 0)
+            break; /* nothing left to wait for (1) or a libevent error (-1) */
+        lmd_watchdog_beat(wd);
+    }
+    lmd_watchdog_stop(wd);
+    return 0;
+}
+
 int lmd_agent_run(const char *path, bool log_level_given)
 {
     lmd_agent *a = calloc(1, sizeof *a);
@@ -262,7 +288,7 @@ int lmd_agent_run(const char *path, bool log_level_given)
     char hooks[256];
     lmd_policy_hooks(a->pol, hooks, sizeof hooks);
     lmd_info("agent started with %s (hooks: %s; ttl %g s)", path, *hooks ? hooks : "none", a->cfg.registry.ttl);
-    event_base_dispatch(a->base);
+    int rc = run_loop(a);
     agent_free(a);
-    return 0;
+    return rc;
 }

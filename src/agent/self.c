@@ -79,11 +79,9 @@ int lmd_agent_host_self(void *ud, lmd_node_info *out, const char **state)
 int lmd_agent_host_set_txt(void *ud, const lmd_txt *txt, char *err, size_t errlen)
 {
     lmd_agent *a = ud;
-    if (lmd_txt_wire_size(txt) > LMD_TXT_RECORD_MAX) {
-        snprintf(err, errlen, "the TXT record would be %zu bytes; keep it under %d", lmd_txt_wire_size(txt),
-                 LMD_TXT_RECORD_MAX);
-        return LMD_ETXT;
-    }
+    int rc = lmd_txt_check_record(txt, err, errlen);
+    if (rc)
+        return rc;
     lmd_txt copy;
     if (lmd_txt_copy(&copy, txt) != 0)
         return LMD_ENOMEM;

@@ -28,6 +28,7 @@
     X(S, tcp, BOOL) X(S, http, STR) X(S, interval, NUM) X(S, timeout, NUM) X(S, failures, UINT)               \
         X(S, concurrency, UINT)
 #define LMD_CFG_LOG(X, S) X(S, level, STR)
+#define LMD_CFG_WATCHDOG(X, S) X(S, timeout, NUM)
 
 /* SECTION(name, FIELDS) for every section, in the schema's order */
 #define LMD_CFG_SECTIONS(SECTION)                                                                              \
@@ -37,7 +38,8 @@
     SECTION(api, LMD_CFG_API)                                                                                  \
     SECTION(health, LMD_CFG_HEALTH)                                                                            \
     SECTION(checks, LMD_CFG_CHECKS)                                                                            \
-    SECTION(log, LMD_CFG_LOG)
+    SECTION(log, LMD_CFG_LOG)                                                                                  \
+    SECTION(watchdog, LMD_CFG_WATCHDOG)
 
 #define LMD_CFG_CTYPE_STR char *
 #define LMD_CFG_CTYPE_NUM double

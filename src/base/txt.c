@@ -169,6 +169,17 @@ size_t lmd_txt_wire_size(const lmd_txt *t)
     return total;
 }
 
+int lmd_txt_check_record(const lmd_txt *t, char *err, size_t errlen)
+{
+    size_t n = lmd_txt_wire_size(t);
+    if (n > LMD_TXT_RECORD_MAX)
+        return fail(err, errlen,
+                    "the TXT record would be %zu bytes; at most %d fit in one mDNS packet (avahi would not "
+                    "send it and no peer could resolve the service): shorten or drop some keys",
+                    n, LMD_TXT_RECORD_MAX);
+    return 0;
+}
+
 void lmd_txt_free(lmd_txt *t)
 {
     if (!t)

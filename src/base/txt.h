@@ -13,8 +13,14 @@ int lmd_txt_add_wire_item(lmd_txt *t, const void *raw, size_t len, char *why, si
 /* Bytes the TXT record takes on the wire (sum of length-prefixed items). */
 size_t lmd_txt_wire_size(const lmd_txt *t);
 
-/* A whole TXT record should fit in one packet; RFC 6763 6.2 says keep it
- * under 1300 bytes, and avahi cannot send more than this in any case. */
-#define LMD_TXT_RECORD_MAX 8900
+/* A whole TXT record must fit in one mDNS packet with its name and the
+ * SRV and PTR records: avahi sends nothing bigger than the link's MTU (1500
+ * on Ethernet) and logs "Record too large, cannot send" instead, so a peer
+ * could never resolve us.  1300 bytes of TXT (RFC 6763 6.2) leaves room for
+ * a 63-byte instance name over IPv6; tests/lab/test_wedges.lua checks both
+ * sides of it on the wire. */
+#define LMD_TXT_RECORD_MAX 1300
+/* 0, or LMD_ETXT saying how big the record is and what fits. */
+int lmd_txt_check_record(const lmd_txt *t, char *err, size_t errlen);
 
 #endif

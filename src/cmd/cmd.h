@@ -12,6 +12,63 @@ int lmd_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 int lmd_parse_port(const char *s, uint16_t *port);
 /* A number of seconds, 0 < s <= 86400. */
 int lmd_parse_seconds(const char *s, double *out);
+/* Before a getopt_long loop: no messages of getopt's own, and its state
+ * reset in full (optind = 0: glibc also forgets where it was inside a
+ * cluster such as -jh, which optind = 1 does not), so that a parse
+ * function can run any number of times in one process. */
+void lmd_getopt_reset(void);
+
+/* Parsing a command line is a pure function per command: it fills a struct
+ * and does nothing else (no network, no exit; it prints only --help on
+ * stdout and a usage error on stderr).  Each returns 0 (go on), -1 (--help
+ * was printed: exit 0), LMD_EXIT_USAGE (the usage error was printed) or
+ * LMD_EXIT_FAIL (out of memory, said on stderr).  Whatever it returns, the
+ * struct is then given to its _free.  Strings that are not said to be
+ * malloc'd point into argv (or are constants). */
+
+/* lmdisc [--log-level LEVEL] [--help] [--version] COMMAND ...: applies
+ * --log-level (lmd_log_set_level_explicit) and sets *first_command_arg to
+ * COMMAND's index in argv (argc when there is none: the caller says it is
+ * missing). */
+int lmd_parse_global(int argc, char **argv, int *first_command_arg);
+
+struct lmd_announce_args {
+    char *name;          /* --name, or <hostname>:<port>; malloc'd */
+    const char *type;    /* --type, or LMD_DEFAULT_TYPE */
+    uint16_t port;
+    unsigned ttl;        /* --ttl; 0: avahi's */
+    lmd_txt txt;         /* the --txt items and info=INFO */
+};
+int lmd_announce_parse(int argc, char **argv, struct lmd_announce_args *out);
+void lmd_announce_args_free(struct lmd_announce_args *a);
+
+struct lmd_discover_args {
+    double timeout;      /* seconds, 0 < timeout <= 86400 */
+    bool json, no_agent;
+    const char *type;
+};
+int lmd_discover_parse(int argc, char **argv, struct lmd_discover_args *out);
+void lmd_discover_args_free(struct lmd_discover_args *a);
+
+struct lmd_agent_args {
+    const char *config;
+};
+int lmd_agent_parse(int argc, char **argv, struct lmd_agent_args *out);
+void lmd_agent_args_free(struct lmd_agent_args *a);
+
+struct lmd_check_args {
+    const char *config;
+};
+int lmd_check_parse(int argc, char **argv, struct lmd_check_args *out);
+void lmd_check_args_free(struct lmd_check_args *a);
+
+struct lmd_test_args {
+    const char *policy;
+    int nsuites;
+    char **suites;       /* points into argv */
+};
+int lmd_test_parse(int argc, char **argv, struct lmd_test_args *out);
+void lmd_test_args_free(struct lmd_test_args *a);
 
 int lmd_cmd_agent(int argc, char **argv);
 int lmd_cmd_announce(int argc, char **argv);

@@ -17,18 +17,17 @@ static const char agent_help[] =
     "Signals: TERM/INT withdraw the announcement and exit 0; HUP reloads CONFIG\n"
     "(a broken file leaves the running policy in force).\n";
 
-int lmd_cmd_agent(int argc, char **argv)
+int lmd_agent_parse(int argc, char **argv, struct lmd_agent_args *out)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    const char *cfg = NULL;
+    *out = (struct lmd_agent_args){0};
     int c;
-    opterr = 0;
-    optind = 1;
+    lmd_getopt_reset();
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': cfg = optarg; break;
-        case 'h': fputs(agent_help, stdout); return 0;
+        case 'c': out->config = optarg; break;
+        case 'h': fputs(agent_help, stdout); return -1;
         default:
             return lmd_usage_error("agent", optopt == 'c' ? "-c needs a file" : "unknown option '%s'",
                                    argv[optind - 1]);
@@ -36,8 +35,22 @@ int lmd_cmd_agent(int argc, char **argv)
     }
     if (optind < argc)
         return lmd_usage_error("agent", "unexpected argument '%s' (give the configuration with -c)", argv[optind]);
-    if (!cfg)
+    if (!out->config)
         return lmd_usage_error("agent", "missing -c CONFIG.lua");
-    return lmd_agent_run(cfg, lmd_log_level_explicit());
+    return 0;
 }
 
+void lmd_agent_args_free(struct lmd_agent_args *a)
+{
+    (void)a; /* nothing of its own */
+}
+
+int lmd_cmd_agent(int argc, char **argv)
+{
+    struct lmd_agent_args a;
+    int rc = lmd_agent_parse(argc, argv, &a);
+    lmd_agent_args_free(&a); /* owns nothing: its strings are argv's */
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    return lmd_agent_run(a.config, lmd_log_level_explicit());
+}

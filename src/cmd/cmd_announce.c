@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 
 static const char announce_help[] =
     "Usage: lmdisc announce PORT [INFO] [options]\n"
@@ -73,77 +74,80 @@ static void announce_state(void *ud, enum lmd_mdns_state st)
     }
 }
 
-int lmd_cmd_announce(int argc, char **argv)
+int lmd_announce_parse(int argc, char **argv, struct lmd_announce_args *out)
 {
     static const struct option opts[] = {
         {"name", required_argument, NULL, 'n'}, {"type", required_argument, NULL, 't'},
         {"txt", required_argument, NULL, 'x'},  {"help", no_argument, NULL, 'h'},
         {"ttl", required_argument, NULL, 'T'},  {NULL, 0, NULL, 0},
     };
-    const char *name = NULL, *type = LMD_DEFAULT_TYPE;
-    unsigned ttl = 0;
-    lmd_txt txt = {0};
-    char err[320];
-    int c, rc = LMD_EXIT_USAGE;
-    opterr = 0;
-    optind = 1;
+    *out = (struct lmd_announce_args){.type = LMD_DEFAULT_TYPE};
+    const char *name = NULL;
+    char err[320] = "out of memory";
+    int c;
+    lmd_getopt_reset();
     while ((c = getopt_long(argc, argv, "n:t:x:h", opts, NULL)) != -1) {
         switch (c) {
         case 'n': name = optarg; break;
-        case 't': type = optarg; break;
+        case 't': out->type = optarg; break;
         case 'T': {
             double v;
-            if (lmd_parse_seconds(optarg, &v) != 0 || v < 1 || v != (double)(unsigned)v) {
-                lmd_usage_error("announce", "--ttl '%.40s' must be a whole number of seconds from 1 to 86400", optarg);
-                goto out;
-            }
-            ttl = (unsigned)v;
+            if (lmd_parse_seconds(optarg, &v) != 0 || v < 1 || v != (double)(unsigned)v)
+                return lmd_usage_error("announce",
+                                       "--ttl '%.40s' must be a whole number of seconds from 1 to 86400", optarg);
+            out->ttl = (unsigned)v;
             break;
         }
         case 'x':
-            if (lmd_txt_parse_arg(&txt, optarg, err, sizeof err) != 0) {
-                lmd_usage_error("announce", "--txt %.60s: %s", optarg, err);
-                goto out;
-            }
-            if (lmd_streq(txt.items[txt.n - 1].key, "info")) {
-                lmd_usage_error("announce", "give info as the INFO argument, not as --txt info=...");
-                goto out;
-            }
+            if (lmd_txt_parse_arg(&out->txt, optarg, err, sizeof err) != 0)
+                return lmd_usage_error("announce", "--txt %.60s: %s", optarg, err);
+            /* TXT keys are case-insensitive: --txt INFO=x is info too */
+            if (strcasecmp(out->txt.items[out->txt.n - 1].key, "info") == 0)
+                return lmd_usage_error("announce", "give info as the INFO argument, not as --txt info=...");
             break;
-        case 'h': fputs(announce_help, stdout); rc = 0; goto out;
-        default:
-            lmd_usage_error("announce", "unknown option '%s'", argv[optind - 1]);
-            goto out;
+        case 'h': fputs(announce_help, stdout); return -1;
+        default: return lmd_usage_error("announce", "unknown option '%s'", argv[optind - 1]);
         }
     }
     int npos = argc - optind;
-    if (npos < 1 || npos > 2) {
-        lmd_usage_error("announce", npos < 1 ? "missing PORT" : "too many arguments ('%s')",
-                        npos > 2 ? argv[optind + 2] : "");
-        goto out;
-    }
-    uint16_t port;
-    if (lmd_parse_port(argv[optind], &port) != 0) {
-        lmd_usage_error("announce", "port '%.40s' is not a number from 1 to 65535", argv[optind]);
-        goto out;
-    }
-    if (npos == 2 &&
-        lmd_txt_set(&txt, "info", argv[optind + 1], strlen(argv[optind + 1]), true, err, sizeof err) != 0) {
-        lmd_usage_error("announce", "INFO: %s", err);
-        goto out;
-    }
-    if (!lmd_service_type_valid(type, err, sizeof err)) {
-        lmd_usage_error("announce", "%s", err);
-        goto out;
-    }
+    if (npos < 1 || npos > 2)
+        return lmd_usage_error("announce", npos < 1 ? "missing PORT" : "too many arguments ('%s')",
+                               npos > 2 ? argv[optind + 2] : "");
+    if (lmd_parse_port(argv[optind], &out->port) != 0)
+        return lmd_usage_error("announce", "port '%.40s' is not a number from 1 to 65535", argv[optind]);
+    if (npos == 2 && lmd_txt_set(&out->txt, "info", argv[optind + 1], strlen(argv[optind + 1]), true, err,
+                                 sizeof err) != 0)
+        return lmd_usage_error("announce", "INFO: %s", err);
+    if (!lmd_service_type_valid(out->type, err, sizeof err))
+        return lmd_usage_error("announce", "%s", err);
     char defname[128];
     if (!name) {
-        lmd_default_name(port, defname, sizeof defname);
+        lmd_default_name(out->port, defname, sizeof defname);
         name = defname;
     }
-    if (!*name || strlen(name) > 63) {
-        lmd_usage_error("announce", "--name must be 1 to 63 bytes (a DNS label)");
-        goto out;
+    if (!*name || strlen(name) > 63)
+        return lmd_usage_error("announce", "--name must be 1 to 63 bytes (a DNS label)");
+    if (!(out->name = lmd_strdup(name))) {
+        fputs("lmdisc announce: out of memory\n", stderr);
+        return LMD_EXIT_FAIL;
+    }
+    return 0;
+}
+
+void lmd_announce_args_free(struct lmd_announce_args *a)
+{
+    free(a->name);
+    a->name = NULL;
+    lmd_txt_free(&a->txt);
+}
+
+int lmd_cmd_announce(int argc, char **argv)
+{
+    struct lmd_announce_args a;
+    int rc = lmd_announce_parse(argc, argv, &a);
+    if (rc) {
+        lmd_announce_args_free(&a);
+        return rc < 0 ? 0 : rc;
     }
     struct announce_run r = {.rc = 0};
     struct event *sigint = NULL, *sigterm = NULL;
@@ -156,7 +160,7 @@ int lmd_cmd_announce(int argc, char **argv)
     if (!sigint || !sigterm || evsignal_add(sigint, NULL) || evsignal_add(sigterm, NULL))
         goto done;
     lmd_err e = {0};
-    struct lmd_pub_config cfg = {.name = name, .type = type, .port = port, .txt = &txt, .ttl = ttl};
+    struct lmd_pub_config cfg = {.name = a.name, .type = a.type, .port = a.port, .txt = &a.txt, .ttl = a.ttl};
     if (lmd_mdns_new(r.base, announce_state, &r, &m, &e) != 0 ||
         lmd_pub_new(m, &cfg, announce_event, &r, &r.pub, &e) != 0) {
         fprintf(stderr, "lmdisc announce: %s\n", lmd_err_text(&e));
@@ -173,7 +177,6 @@ done:
         event_free(sigterm);
     event_base_free(r.base);
 out:
-    lmd_txt_free(&txt);
+    lmd_announce_args_free(&a);
     return rc;
 }
-

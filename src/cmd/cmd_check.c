@@ -13,21 +13,38 @@ static int host_none_peers(void *ud, lmd_node_list *out)
     return 0;
 }
 
-int lmd_cmd_check(int argc, char **argv)
+int lmd_check_parse(int argc, char **argv, struct lmd_check_args *out)
 {
+    *out = (struct lmd_check_args){0};
     if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         puts("Usage: lmdisc check CONFIG.lua\n"
              "Load and validate a configuration without touching the network: syntax,\n"
              "unknown keys, wrong types, misspelt hooks.  Exit 0 if it is good.");
-        return 0;
+        return -1;
     }
     if (argc != 2)
         return lmd_usage_error("check", argc < 2 ? "missing CONFIG.lua" : "give one file to check");
+    out->config = argv[1];
+    return 0;
+}
+
+void lmd_check_args_free(struct lmd_check_args *a)
+{
+    (void)a; /* nothing of its own */
+}
+
+int lmd_cmd_check(int argc, char **argv)
+{
+    struct lmd_check_args a;
+    int rc = lmd_check_parse(argc, argv, &a);
+    lmd_check_args_free(&a); /* owns nothing: its strings are argv's */
+    if (rc)
+        return rc < 0 ? 0 : rc;
     struct lmd_policy_host host = {.peers = host_none_peers};
     struct lmd_config cfg;
     lmd_err err = {0};
     lmd_policy *p;
-    if (lmd_policy_new(argv[1], &host, &cfg, &p, &err) != 0) {
+    if (lmd_policy_new(a.config, &host, &cfg, &p, &err) != 0) {
         fprintf(stderr, "%s\n", lmd_err_text(&err));
         return LMD_EXIT_FAIL;
     }
@@ -36,7 +53,7 @@ int lmd_cmd_check(int argc, char **argv)
         fprintf(stderr, "%s", w);
     char hooks[256];
     lmd_policy_hooks(p, hooks, sizeof hooks);
-    printf("%s: OK", argv[1]);
+    printf("%s: OK", a.config);
     if (cfg.announce.given)
         printf("; announces port %u as %s", cfg.announce.port, cfg.announce.type);
     else

@@ -76,42 +76,57 @@ static void print_table(json_t *nodes)
     free(cells);
 }
 
-int lmd_cmd_discover(int argc, char **argv)
+int lmd_discover_parse(int argc, char **argv, struct lmd_discover_args *out)
 {
     static const struct option opts[] = {
         {"timeout", required_argument, NULL, 'T'}, {"json", no_argument, NULL, 'j'},
         {"type", required_argument, NULL, 't'},    {"help", no_argument, NULL, 'h'},
         {"no-agent", no_argument, NULL, 'N'},      {NULL, 0, NULL, 0},
     };
-    double timeout = 5;
-    bool json = false, no_agent = false;
-    const char *type = LMD_DEFAULT_TYPE;
+    *out = (struct lmd_discover_args){.timeout = 5, .type = LMD_DEFAULT_TYPE};
     char err[320];
     int c;
-    opterr = 0;
-    optind = 1;
+    lmd_getopt_reset();
     while ((c = getopt_long(argc, argv, "T:jt:hN", opts, NULL)) != -1) {
         switch (c) {
         case 'T':
-            if (lmd_parse_seconds(optarg, &timeout) != 0)
+            if (lmd_parse_seconds(optarg, &out->timeout) != 0)
                 return lmd_usage_error("discover",
                                        "--timeout '%.40s' is not a number of seconds (0 < s <= 86400)",
                                        optarg);
             break;
-        case 'j': json = true; break;
-        case 't': type = optarg; break;
-        case 'N': no_agent = true; break;
-        case 'h': fputs(discover_help, stdout); return 0;
+        case 'j': out->json = true; break;
+        case 't': out->type = optarg; break;
+        case 'N': out->no_agent = true; break;
+        case 'h': fputs(discover_help, stdout); return -1;
         default: return lmd_usage_error("discover", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
         return lmd_usage_error("discover", "unexpected argument '%s'", argv[optind]);
-    if (!lmd_service_type_valid(type, err, sizeof err))
+    if (!lmd_service_type_valid(out->type, err, sizeof err))
         return lmd_usage_error("discover", "%s", err);
+    return 0;
+}
+
+void lmd_discover_args_free(struct lmd_discover_args *a)
+{
+    (void)a; /* nothing of its own */
+}
+
+int lmd_cmd_discover(int argc, char **argv)
+{
+    struct lmd_discover_args a;
+    int prc = lmd_discover_parse(argc, argv, &a);
+    lmd_discover_args_free(&a); /* owns nothing: its strings are argv's */
+    if (prc)
+        return prc < 0 ? 0 : prc;
+    const double timeout = a.timeout;
+    const bool json = a.json;
+    const char *type = a.type;
 
     double t0 = lmd_now_mono();
-    json_t *doc = no_agent ? NULL : lmd_client_services(type);
+    json_t *doc = a.no_agent ? NULL : lmd_client_services(type);
     const char *source = "agent";
     if (!doc) {
         source = "network";

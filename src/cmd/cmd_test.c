@@ -5,15 +5,34 @@
 #include <stdio.h>
 #include <string.h>
 
-int lmd_cmd_test(int argc, char **argv)
+int lmd_test_parse(int argc, char **argv, struct lmd_test_args *out)
 {
+    *out = (struct lmd_test_args){0};
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         puts("Usage: lmdisc test POLICY.lua SUITE.lua...\n"
              "Run luaunit suites against POLICY with simulated peers and a controllable\n"
              "clock (require \"lmdisc.testing\"; testing.load() loads POLICY).  No network.");
-        return 0;
+        return -1;
     }
     if (argc < 3)
         return lmd_usage_error("test", argc < 2 ? "missing POLICY.lua" : "missing SUITE.lua");
-    return lmd_policy_run_tests(argv[1], argc - 2, argv + 2);
+    out->policy = argv[1];
+    out->nsuites = argc - 2;
+    out->suites = argv + 2;
+    return 0;
+}
+
+void lmd_test_args_free(struct lmd_test_args *a)
+{
+    (void)a; /* nothing of its own */
+}
+
+int lmd_cmd_test(int argc, char **argv)
+{
+    struct lmd_test_args a;
+    int rc = lmd_test_parse(argc, argv, &a);
+    lmd_test_args_free(&a); /* owns nothing: its strings are argv's */
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    return lmd_policy_run_tests(a.policy, a.nsuites, a.suites);
 }

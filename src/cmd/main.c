@@ -36,21 +36,19 @@ static const struct {
     {"watch", lmd_cmd_watch},
 };
 
-int main(int argc, char **argv)
+int lmd_parse_global(int argc, char **argv, int *first_command_arg)
 {
-    if (lmd_log_level_from_env() != 0)
-        return lmd_usage_error(NULL, "LOGLEVEL='%.40s' is not one of DEBUG, INFO, WARNING, ERROR",
-                               getenv("LOGLEVEL"));
     int i = 1;
+    *first_command_arg = argc;
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(help, stdout);
-            return 0;
+            return -1;
         }
         if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
             printf("lmdisc %s\n", LMD_VERSION);
-            return 0;
+            return -1;
         }
         if (!strncmp(a, "--log-level", 11)) {
             const char *v = a[11] == '=' ? a + 12 : (a[11] == '\0' && i + 1 < argc ? argv[++i] : NULL);
@@ -64,6 +62,19 @@ int main(int argc, char **argv)
         }
         return lmd_usage_error(NULL, "unknown option '%s'", a);
     }
+    *first_command_arg = i;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (lmd_log_level_from_env() != 0)
+        return lmd_usage_error(NULL, "LOGLEVEL='%.40s' is not one of DEBUG, INFO, WARNING, ERROR",
+                               getenv("LOGLEVEL"));
+    int i;
+    int rc = lmd_parse_global(argc, argv, &i);
+    if (rc)
+        return rc < 0 ? 0 : rc;
     if (i >= argc)
         return lmd_usage_error(NULL, "missing COMMAND (one of: agent, announce, discover, peers, watch, check, test)");
     for (size_t c = 0; c < LMD_ARRAY_LEN(commands); c++)

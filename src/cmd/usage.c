@@ -3,6 +3,7 @@
 #include "cmd/cmd.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,3 +42,9 @@ int lmd_parse_seconds(const char *s, double *out)
     return 0;
 }
 
+
+void lmd_getopt_reset(void)
+{
+    opterr = 0;
+    optind = 0; /* see cmd.h: 1 would leave glibc inside the last cluster */
+}

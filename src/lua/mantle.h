@@ -14,7 +14,8 @@ enum lmd_mantle_fn {
     LMD_MANTLE_LOAD,         /* (path, api, internals) -> P, nil, warnings | nil, err */
     LMD_MANTLE_SETTINGS,     /* (P) -> settings */
     LMD_MANTLE_PEER_EVENT,   /* (P, kind, peer, old, changes, reason) -> verdict */
-    LMD_MANTLE_ADOPT,        /* (newP, oldP, peers) -> { verdict + name } */
+    LMD_MANTLE_VERDICTS,     /* (P) -> { name = { keep =, info = } } */
+    LMD_MANTLE_ADOPT,        /* (newP, old verdicts, peers) -> { verdict + name } */
     LMD_MANTLE_CALL,         /* (P, what, fn, ...) */
     LMD_MANTLE_HOOKS,        /* (P) -> { names } */
     LMD_MANTLE_STATS,        /* (P) -> { hook_runs, hook_errors, hook_time } */

@@ -43,9 +43,13 @@ void lmd_lua_push_policy_api(lua_State *L, struct lmd_lua_ctx *ctx)
 
 void lmd_lua_push_internals(lua_State *L, struct lmd_lua_ctx *ctx)
 {
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushcfunction(L, lmd_vm_guard);
     lua_setfield(L, -2, "guard");
+    lua_pushcfunction(L, lmd_vm_in_guard);
+    lua_setfield(L, -2, "in_guard");
+    lua_pushcfunction(L, lmd_vm_is_stopped);
+    lua_setfield(L, -2, "stopped");
     lmd_lua_push_peers_all(L, ctx);
     lua_setfield(L, -2, "peers_all");
     lmd_lua_open_log(L); /* the mantle's own: a policy cannot silence it */

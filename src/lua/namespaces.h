@@ -17,7 +17,6 @@ struct lmd_lua_ctx {
     struct lmd_policy_host host;
     struct lmd_timers *timers;       /* ns_timer.c */
     struct lmd_children *children;   /* ns_spawn.c */
-    unsigned gen;                    /* configuration generation; timers belong to one */
     /* run a user callback (registry ref fn_ref, nargs arguments on the
      * stack) the way hooks run: guarded, counted, failures logged */
     void (*call)(struct lmd_lua_ctx *ctx, const char *what, int fn_ref, int nargs);
@@ -34,7 +33,7 @@ int lmd_lua_require_module(lua_State *L);
 /* A fresh `lmdisc` table for one policy: the pure functions, log, and the
  * agent's functions.  A plain table: no metatable, no internals. */
 void lmd_lua_push_policy_api(lua_State *L, struct lmd_lua_ctx *ctx);
-/* What the mantle gets besides that table: {guard =, peers_all =, log =}. */
+/* What the mantle gets besides that table: {guard =, in_guard =, stopped =, peers_all =, log =}. */
 void lmd_lua_push_internals(lua_State *L, struct lmd_lua_ctx *ctx);
 /* A metatable name with methods (and __index = itself), for full userdata. */
 void lmd_lua_new_class(lua_State *L, const char *name, const luaL_Reg *methods);
@@ -52,9 +51,11 @@ void lmd_lua_open_spawn(lua_State *L, struct lmd_lua_ctx *ctx);  /* ns_spawn.c: 
 void lmd_lua_push_peers_all(lua_State *L, struct lmd_lua_ctx *ctx);
 
 /* per-VM state of the timer and spawn namespaces */
-void lmd_lua_timers_drop(struct lmd_lua_ctx *ctx, unsigned gen);  /* the timers of one generation */
 void lmd_lua_timers_free(struct lmd_lua_ctx *ctx);
 int lmd_lua_spawn_init(struct lmd_lua_ctx *ctx, lmd_err *err);     /* watch SIGCHLD on the host's loop */
 void lmd_lua_spawn_free(struct lmd_lua_ctx *ctx);
+/* A reload: the old VM's children are reaped by the new one (their on_exit
+ * callbacks die with the old VM). */
+void lmd_lua_spawn_adopt(struct lmd_lua_ctx *ctx, struct lmd_lua_ctx *from);
 
 #endif

@@ -262,6 +262,22 @@ int lmd_lua_spawn_init(struct lmd_lua_ctx *ctx, lmd_err *err)
     return 0;
 }
 
+void lmd_lua_spawn_adopt(struct lmd_lua_ctx *ctx, struct lmd_lua_ctx *from)
+{
+    struct lmd_children *ch = ctx->children, *old = from->children;
+    if (!ch || !old)
+        return;
+    while (old->list) {
+        struct pchild *c = old->list;
+        old->list = c->next;
+        old->n--;
+        c->fn_ref = LUA_NOREF; /* its callback lived in the old VM */
+        c->next = ch->list;
+        ch->list = c;
+        ch->n++;
+    }
+}
+
 void lmd_lua_spawn_free(struct lmd_lua_ctx *ctx)
 {
     struct lmd_children *ch = ctx->children;

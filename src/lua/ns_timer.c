@@ -20,13 +20,17 @@ struct ptimer {
     struct event *ev;
     int fn_ref, self_ref;
     double interval;            /* > 0: every() */
-    unsigned gen;
     lua_Integer id;
     bool pending;
 };
 
+/* Pending timers per policy: each holds a libevent event outside the VM's
+ * memory cap, and all due together run back to back on the loop. */
+#define MAX_TIMERS 10000
+
 struct lmd_timers {
     struct ptimer *pending;
+    unsigned n;
     lua_Integer next_id;
 };
 
@@ -45,6 +49,7 @@ static void finish(struct ptimer *t)
         t->next->prev = t->prev;
     t->prev = t->next = NULL;
     t->pending = false;
+    ts->n--;
     if (t->ev) {
         event_free(t->ev);
         t->ev = NULL;
@@ -75,9 +80,12 @@ static int add_timer(lua_State *L, bool repeat)
     luaL_checktype(L, 2, LUA_TFUNCTION);
     luaL_argcheck(L, s >= 0 && s <= 31536000, 1, "seconds must be from 0 to one year");
     luaL_argcheck(L, !repeat || s >= 0.01, 1, "every() needs at least 0.01 s");
+    if (ctx->timers->n >= MAX_TIMERS)
+        return luaL_error(L, "too many timers: %d are pending; cancel some, or use one every() for "
+                             "recurring work", MAX_TIMERS);
     struct ptimer *t = lua_newuserdatauv(L, sizeof *t, 0);
     *t = (struct ptimer){.ctx = ctx, .fn_ref = LUA_NOREF, .self_ref = LUA_NOREF, .interval = repeat ? s : 0,
-                         .gen = ctx->gen, .id = ++ctx->timers->next_id};
+                         .id = ++ctx->timers->next_id};
     luaL_setmetatable(L, TIMER_MT);
     if (ctx->host.base) { /* without a loop (lmdisc check) timers never run */
         t->ev = event_new(ctx->host.base, -1, repeat ? EV_PERSIST : 0, timer_fire, t);
@@ -89,6 +97,7 @@ static int add_timer(lua_State *L, bool repeat)
     lua_pushvalue(L, -1);
     t->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     t->pending = true;
+    ctx->timers->n++;
     t->next = ctx->timers->pending;
     if (t->next)
         t->next->prev = t;
@@ -136,15 +145,6 @@ void lmd_lua_open_timer(lua_State *L, struct lmd_lua_ctx *ctx)
     lmd_lua_new_class(L, TIMER_MT, methods);
     lua_pushlightuserdata(L, ctx);
     luaL_setfuncs(L, fns, 1);
-}
-
-void lmd_lua_timers_drop(struct lmd_lua_ctx *ctx, unsigned gen)
-{
-    for (struct ptimer *t = ctx->timers ? ctx->timers->pending : NULL, *next; t; t = next) {
-        next = t->next;
-        if (t->gen == gen)
-            finish(t);
-    }
 }
 
 void lmd_lua_timers_free(struct lmd_lua_ctx *ctx)

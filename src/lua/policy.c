@@ -1,7 +1,8 @@
 /* The agent's policy (see policy.h): a VM (vm.c), the lmdisc.* namespaces a
  * policy sees (namespaces.c), and the mantle reached through runner.lua's
  * entry points (mantle.c).  Knot Resolver's way: callbacks are registry
- * refs, unref'd when their C object dies. */
+ * refs, unref'd when their C object dies.  A reload builds a new VM and
+ * swaps it in only if the new file loads. */
 #include "lua/policy.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -14,39 +15,45 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-struct lmd_policy {
+/* One loaded configuration with a VM of its own: nothing a policy did to
+ * its VM (globals, the tables it could reach, timers) outlives it. */
+struct rt {
     lmd_vm *vm;
     struct lmd_lua_ctx ctx;
     struct lmd_mantle mantle;
-    int P_ref;             /* the running lmdisc.policy object */
+    int P_ref;             /* the lmdisc.policy object */
+};
+
+struct lmd_policy {
+    struct rt *rt;         /* the configuration in force */
     char *warnings;
 };
 
 /* Call what is on the stack (an entry point and nargs arguments) with the
  * cap lifted: the mantle is not user code (vm.h). */
-static int mcall(lmd_policy *p, int nargs, int nres)
+static int mcall(struct rt *r, int nargs, int nres)
 {
-    lmd_vm_lift(p->vm);
-    int rc = lmd_vm_docall(lmd_vm_state(p->vm), nargs, nres);
-    lmd_vm_unlift(p->vm);
+    lmd_vm_lift(r->vm);
+    int rc = lmd_vm_docall(lmd_vm_state(r->vm), nargs, nres);
+    lmd_vm_unlift(r->vm);
     return rc;
 }
 
 /* runner.call(P, what, fn, args...): timers and spawn callbacks */
 static void call_user(struct lmd_lua_ctx *ctx, const char *what, int fn_ref, int nargs)
 {
-    lmd_policy *p = ctx->call_ud;
-    lua_State *L = lmd_vm_state(p->vm);
+    struct rt *r = ctx->call_ud;
+    lua_State *L = lmd_vm_state(r->vm);
     int first = lua_gettop(L) - nargs + 1; /* the arguments are on top */
-    lmd_vm_lift(p->vm);
-    lmd_mantle_push(L, &p->mantle, LMD_MANTLE_CALL);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, p->P_ref);
+    lmd_vm_lift(r->vm);
+    lmd_mantle_push(L, &r->mantle, LMD_MANTLE_CALL);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->P_ref);
     lua_pushstring(L, what);
     lua_rawgeti(L, LUA_REGISTRYINDEX, fn_ref);
     if (nargs) /* args, call, P, what, fn -> call, P, what, fn, args */
         lua_rotate(L, first, -nargs);
-    lmd_vm_unlift(p->vm);
-    if (mcall(p, 3 + nargs, 0) != LUA_OK) {
+    lmd_vm_unlift(r->vm);
+    if (mcall(r, 3 + nargs, 0) != LUA_OK) {
         lmd_error("policy: %s: %s", what, lua_tostring(L, -1));
         lua_pop(L, 1);
     }
@@ -61,20 +68,72 @@ static int build_api(lua_State *L)
     return 2;
 }
 
-/* runner.load(path, api, internals): leaves P on the stack. */
-static int load_policy(lmd_policy *p, const char *path, lmd_err *err)
+/* The entry point fn with P as its argument, one result on the stack. */
+static int ask(struct rt *r, enum lmd_mantle_fn fn)
 {
-    lua_State *L = lmd_vm_state(p->vm);
-    lmd_mantle_push(L, &p->mantle, LMD_MANTLE_LOAD);
+    lua_State *L = lmd_vm_state(r->vm);
+    lmd_mantle_push(L, &r->mantle, fn);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->P_ref);
+    return mcall(r, 1, 1);
+}
+
+static void rt_free(struct rt *r)
+{
+    if (!r)
+        return;
+    if (r->vm) {
+        lmd_lua_timers_free(&r->ctx);
+        lmd_lua_spawn_free(&r->ctx);
+        lmd_vm_free(r->vm);
+    }
+    free(r);
+}
+
+/* package.loaded.lmdisc (the mantle's config.lua reads constants from it),
+ * the entry points, and the schema's limits until the file says otherwise */
+static int setup_vm(struct rt *r, lmd_err *err)
+{
+    lua_State *L = lmd_vm_state(r->vm);
+    lmd_mantle_preload(L);
+    lua_pushcfunction(L, lmd_lua_require_module);
+    if (mcall(r, 0, 0) != LUA_OK) {
+        lmd_err_set(err, LMD_ENOMEM, "cannot open the lmdisc module: %s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return LMD_ENOMEM;
+    }
+    int rc = lmd_mantle_open(L, &r->mantle, err);
+    if (rc)
+        return rc;
+    lmd_mantle_push(L, &r->mantle, LMD_MANTLE_DEFAULTS);
+    if (mcall(r, 0, 1) != LUA_OK) {
+        lmd_err_set(err, LMD_ELUA, "internal error: no default settings: %s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return LMD_ELUA;
+    }
+    struct lmd_config d;
+    rc = lmd_lua_read_settings(L, -1, &d, err);
+    lua_pop(L, 1);
+    if (rc == 0)
+        lmd_vm_set_limits(r->vm, d.policy.deadline, d.policy.memory_mb);
+    lmd_config_clear(&d);
+    return rc;
+}
+
+/* runner.load(path, api, internals), then runner.settings(P) into cfg.
+ * On success P is referenced in r->P_ref. */
+static int load_file(struct rt *r, const char *path, struct lmd_config *cfg, lmd_err *err)
+{
+    lua_State *L = lmd_vm_state(r->vm);
+    lmd_mantle_push(L, &r->mantle, LMD_MANTLE_LOAD);
     lua_pushstring(L, path);
     lua_pushcfunction(L, build_api);
-    lua_pushlightuserdata(L, &p->ctx);
-    if (mcall(p, 1, 2) != LUA_OK) {
+    lua_pushlightuserdata(L, &r->ctx);
+    if (mcall(r, 1, 2) != LUA_OK) {
         lmd_err_set(err, LMD_ENOMEM, "cannot set up the policy's environment: %s", lua_tostring(L, -1));
         lua_pop(L, 3);
         return LMD_ENOMEM;
     }
-    if (mcall(p, 3, 3) != LUA_OK) {
+    if (mcall(r, 3, 3) != LUA_OK) {
         lmd_err_set(err, LMD_ELUA, "%s", lua_tostring(L, -1));
         lua_pop(L, 1);
         return LMD_ELUA;
@@ -86,77 +145,54 @@ static int load_policy(lmd_policy *p, const char *path, lmd_err *err)
         return LMD_ELUA;
     }
     lua_pop(L, 2);
-    return 0;
-}
-
-/* runner.settings(P) of the P on top, into c */
-static int read_settings(lmd_policy *p, struct lmd_config *c, lmd_err *err)
-{
-    lua_State *L = lmd_vm_state(p->vm);
-    lmd_mantle_push(L, &p->mantle, LMD_MANTLE_SETTINGS);
-    lua_pushvalue(L, -2);
-    if (mcall(p, 1, 1) != LUA_OK) {
+    r->P_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (ask(r, LMD_MANTLE_SETTINGS) != LUA_OK) {
         lmd_err_set(err, LMD_ELUA, "internal error reading the settings: %s", lua_tostring(L, -1));
         lua_pop(L, 1);
         return LMD_ELUA;
     }
-    int rc = lmd_lua_read_settings(L, -1, c, err);
+    int rc = lmd_lua_read_settings(L, -1, cfg, err);
     lua_pop(L, 1);
     return rc;
 }
 
-/* runner.<fn>(P) for the running P, leaving one result on the stack. */
-static int ask(lmd_policy *p, enum lmd_mantle_fn fn)
+/* A VM with path loaded, its limits the file's. */
+static int rt_new(const char *path, const struct lmd_policy_host *host, struct lmd_config *cfg, struct rt **out,
+                  lmd_err *err)
 {
-    lua_State *L = lmd_vm_state(p->vm);
-    lmd_mantle_push(L, &p->mantle, fn);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, p->P_ref);
-    return mcall(p, 1, 1);
+    struct rt *r = *out = calloc(1, sizeof *r);
+    if (!r)
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    r->P_ref = LUA_NOREF;
+    r->ctx.host = *host;
+    r->ctx.call = call_user;
+    r->ctx.call_ud = r;
+    int rc = lmd_vm_new(0, 0, &r->vm, err);
+    if (rc == 0) {
+        r->ctx.vm = r->vm;
+        rc = setup_vm(r, err);
+    }
+    if (rc == 0)
+        rc = lmd_lua_spawn_init(&r->ctx, err);
+    if (rc == 0)
+        rc = load_file(r, path, cfg, err);
+    if (rc) {
+        rt_free(r);
+        *out = NULL;
+        return rc;
+    }
+    lmd_vm_set_limits(r->vm, cfg->policy.deadline, cfg->policy.memory_mb);
+    return 0;
 }
 
 static void take_warnings(lmd_policy *p)
 {
-    lua_State *L = lmd_vm_state(p->vm);
+    lua_State *L = lmd_vm_state(p->rt->vm);
     free(p->warnings);
     p->warnings = NULL;
-    if (ask(p, LMD_MANTLE_WARNINGS) == LUA_OK)
+    if (ask(p->rt, LMD_MANTLE_WARNINGS) == LUA_OK)
         p->warnings = lmd_strdup(lua_tostring(L, -1));
     lua_pop(L, 1);
-}
-
-static void apply_limits(lmd_policy *p, const struct lmd_config *c)
-{
-    lmd_vm_set_limits(p->vm, c->policy.deadline, c->policy.memory_mb);
-}
-
-/* package.loaded.lmdisc (the mantle's config.lua reads constants from it),
- * the entry points, and the schema's limits until a file says otherwise */
-static int setup_vm(lmd_policy *p, lmd_err *err)
-{
-    lua_State *L = lmd_vm_state(p->vm);
-    lmd_mantle_preload(L);
-    lua_pushcfunction(L, lmd_lua_require_module);
-    if (mcall(p, 0, 0) != LUA_OK) {
-        lmd_err_set(err, LMD_ENOMEM, "cannot open the lmdisc module: %s", lua_tostring(L, -1));
-        lua_pop(L, 1);
-        return LMD_ENOMEM;
-    }
-    int rc = lmd_mantle_open(L, &p->mantle, err);
-    if (rc)
-        return rc;
-    lmd_mantle_push(L, &p->mantle, LMD_MANTLE_DEFAULTS);
-    if (mcall(p, 0, 1) != LUA_OK) {
-        lmd_err_set(err, LMD_ELUA, "internal error: no default settings: %s", lua_tostring(L, -1));
-        lua_pop(L, 1);
-        return LMD_ELUA;
-    }
-    struct lmd_config d;
-    rc = lmd_lua_read_settings(L, -1, &d, err);
-    lua_pop(L, 1);
-    if (rc == 0)
-        apply_limits(p, &d);
-    lmd_config_clear(&d);
-    return rc;
 }
 
 int lmd_policy_new(const char *path, const struct lmd_policy_host *host, struct lmd_config *cfg,
@@ -165,28 +201,12 @@ int lmd_policy_new(const char *path, const struct lmd_policy_host *host, struct 
     lmd_policy *p = *out = calloc(1, sizeof *p);
     if (!p)
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");
-    p->P_ref = LUA_NOREF;
-    p->ctx.host = *host;
-    p->ctx.call = call_user;
-    p->ctx.call_ud = p;
-    int rc = lmd_vm_new(0, 0, &p->vm, err);
-    if (rc == 0) {
-        p->ctx.vm = p->vm;
-        rc = setup_vm(p, err);
-    }
-    if (rc == 0)
-        rc = lmd_lua_spawn_init(&p->ctx, err);
-    if (rc == 0)
-        rc = load_policy(p, path, err);
-    if (rc == 0 && (rc = read_settings(p, cfg, err)) != 0)
-        lua_pop(lmd_vm_state(p->vm), 1);
+    int rc = rt_new(path, host, cfg, &p->rt, err);
     if (rc) {
-        lmd_policy_free(p);
+        free(p);
         *out = NULL;
         return rc;
     }
-    p->P_ref = luaL_ref(lmd_vm_state(p->vm), LUA_REGISTRYINDEX);
-    apply_limits(p, cfg);
     take_warnings(p);
     return 0;
 }
@@ -195,11 +215,7 @@ void lmd_policy_free(lmd_policy *p)
 {
     if (!p)
         return;
-    if (p->vm) {
-        lmd_lua_timers_free(&p->ctx);
-        lmd_lua_spawn_free(&p->ctx);
-        lmd_vm_free(p->vm);
-    }
+    rt_free(p->rt);
     free(p->warnings);
     free(p);
 }
@@ -250,15 +266,16 @@ int lmd_policy_event(lmd_policy *p, enum lmd_event_kind kind, const lmd_node_inf
                      const lmd_node_info *old, unsigned changes, const char *reason,
                      struct lmd_verdict *out)
 {
-    lua_State *L = lmd_vm_state(p->vm);
+    struct rt *r = p->rt;
+    lua_State *L = lmd_vm_state(r->vm);
     *out = (struct lmd_verdict){.emitted = -1, .changes = changes};
     int top = lua_gettop(L);
-    lmd_vm_lift(p->vm); /* the pushes are outside docall's protection */
-    lmd_mantle_push(L, &p->mantle, LMD_MANTLE_PEER_EVENT);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, p->P_ref);
+    lmd_vm_lift(r->vm); /* the pushes are outside docall's protection */
+    lmd_mantle_push(L, &r->mantle, LMD_MANTLE_PEER_EVENT);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->P_ref);
     lmd_lua_push_event(L, kind, peer, old, changes, reason);
-    lmd_vm_unlift(p->vm);
-    if (mcall(p, 6, 1) != LUA_OK) {
+    lmd_vm_unlift(r->vm);
+    if (mcall(r, 6, 1) != LUA_OK) {
         char e[128];
         lmd_error("policy: %s event for \"%s\" failed: %s", lmd_event_kind_name(kind),
                   lmd_escape_str(peer->name, e, sizeof e), lua_tostring(L, -1));
@@ -272,13 +289,41 @@ int lmd_policy_event(lmd_policy *p, enum lmd_event_kind kind, const lmd_node_inf
     return 0;
 }
 
-/* A refused reload: the new file's timers go, the generation stays. */
-static int refuse(lmd_policy *p, int top, unsigned old_gen, int rc)
+/* The old policy's verdicts {name = {keep =, info =}} copied from its VM
+ * onto the new VM's stack (C strings in between: two VMs share nothing). */
+static int push_old_verdicts(struct rt *old, struct rt *r)
 {
-    lua_settop(lmd_vm_state(p->vm), top);
-    lmd_lua_timers_drop(&p->ctx, p->ctx.gen);
-    p->ctx.gen = old_gen;
-    return rc;
+    lua_State *O = lmd_vm_state(old->vm), *L = lmd_vm_state(r->vm);
+    if (ask(old, LMD_MANTLE_VERDICTS) != LUA_OK || !lua_istable(O, -1)) {
+        lmd_error("reload: the running policy's verdicts could not be read: %s", lua_tostring(O, -1));
+        lua_pop(O, 1);
+        lua_newtable(L);
+        return 0;
+    }
+    lmd_vm_lift(r->vm);
+    lua_newtable(L);
+    lua_pushnil(O);
+    while (lua_next(O, -2)) {
+        if (lua_type(O, -2) == LUA_TSTRING && lua_istable(O, -1)) {
+            lua_createtable(L, 0, 2);
+            lua_getfield(O, -1, "keep");
+            lua_pushboolean(L, lua_toboolean(O, -1));
+            lua_setfield(L, -2, "keep");
+            lua_getfield(O, -2, "info");
+            if (lua_type(O, -1) == LUA_TSTRING) {
+                size_t n;
+                const char *s = lua_tolstring(O, -1, &n);
+                lua_pushlstring(L, s, n);
+                lua_setfield(L, -2, "info");
+            }
+            lua_pop(O, 2);
+            lua_setfield(L, -2, lua_tostring(O, -2));
+        }
+        lua_pop(O, 1);
+    }
+    lua_pop(O, 1);
+    lmd_vm_unlift(r->vm);
+    return 0;
 }
 
 static void pass_verdicts(lua_State *L, const lmd_node_list *peers, lmd_policy_verdict_fn fn, void *ud)
@@ -301,41 +346,34 @@ static void pass_verdicts(lua_State *L, const lmd_node_list *peers, lmd_policy_v
 int lmd_policy_reload(lmd_policy *p, const char *path, const lmd_node_list *peers, struct lmd_config *cfg,
                       lmd_policy_verdict_fn fn, void *ud, lmd_err *err)
 {
-    lua_State *L = lmd_vm_state(p->vm);
-    int top = lua_gettop(L);
-    /* Timers the new file creates while loading belong to the new
-     * generation: dropped if the file is refused, kept if it takes over. */
-    unsigned old_gen = p->ctx.gen++;
-    /* loading runs at the old limits: a broken file cannot take more */
-    int rc = load_policy(p, path, err);
-    if (rc)
-        return refuse(p, top, old_gen, rc);
+    struct rt *r;
     struct lmd_config c;
-    if ((rc = read_settings(p, &c, err)) != 0)
-        return refuse(p, top, old_gen, rc);
-    int newP = lua_gettop(L);
-    lmd_vm_lift(p->vm);
-    lmd_mantle_push(L, &p->mantle, LMD_MANTLE_ADOPT);
-    lua_pushvalue(L, newP);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, p->P_ref);
+    /* a fresh VM: what the running policy did to its own stays there */
+    int rc = rt_new(path, &p->rt->ctx.host, &c, &r, err);
+    if (rc)
+        return rc;
+    lua_State *L = lmd_vm_state(r->vm);
+    lmd_vm_lift(r->vm);
+    lmd_mantle_push(L, &r->mantle, LMD_MANTLE_ADOPT);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->P_ref);
+    push_old_verdicts(p->rt, r);
     lmd_lua_push_node_list(L, peers);
-    lmd_vm_unlift(p->vm);
-    if (mcall(p, 3, 1) != LUA_OK) {
+    lmd_vm_unlift(r->vm);
+    if (mcall(r, 3, 1) != LUA_OK) {
         lmd_err_set(err, LMD_ELUA, "%s: taking over from the running policy failed: %s", path, lua_tostring(L, -1));
         lmd_config_clear(&c);
-        return refuse(p, top, old_gen, LMD_ELUA);
+        rt_free(r);
+        return LMD_ELUA;
     }
-    /* the new policy owns the peers now; the old one's timers go with it */
-    lmd_lua_timers_drop(&p->ctx, old_gen);
+    /* the new policy is in force: the old VM goes, its timers and
+     * callbacks with it; its children are reaped by the new one */
+    lmd_lua_spawn_adopt(&r->ctx, &p->rt->ctx);
+    rt_free(p->rt);
+    p->rt = r;
     pass_verdicts(L, peers, fn, ud);
     lua_pop(L, 1);
-    luaL_unref(L, LUA_REGISTRYINDEX, p->P_ref);
-    p->P_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* pops newP */
-    lua_settop(L, top);
-    apply_limits(p, &c);
     take_warnings(p);
     *cfg = c;
-    lua_gc(L, LUA_GCCOLLECT);
     return 0;
 }
 
@@ -349,10 +387,10 @@ static double field_num(lua_State *L, int idx, const char *k)
 
 void lmd_policy_stats(lmd_policy *p, struct lmd_policy_stats *out)
 {
-    lua_State *L = lmd_vm_state(p->vm);
+    lua_State *L = lmd_vm_state(p->rt->vm);
     memset(out, 0, sizeof *out);
-    out->memory = lmd_vm_memory(p->vm);
-    if (ask(p, LMD_MANTLE_STATS) == LUA_OK && lua_istable(L, -1)) {
+    out->memory = lmd_vm_memory(p->rt->vm);
+    if (ask(p->rt, LMD_MANTLE_STATS) == LUA_OK && lua_istable(L, -1)) {
         out->hook_runs = field_num(L, -1, "hook_runs");
         out->hook_errors = field_num(L, -1, "hook_errors");
         out->hook_time = field_num(L, -1, "hook_time");
@@ -362,9 +400,9 @@ void lmd_policy_stats(lmd_policy *p, struct lmd_policy_stats *out)
 
 void lmd_policy_hooks(lmd_policy *p, char *buf, size_t len)
 {
-    lua_State *L = lmd_vm_state(p->vm);
+    lua_State *L = lmd_vm_state(p->rt->vm);
     buf[0] = '\0';
-    if (ask(p, LMD_MANTLE_HOOKS) == LUA_OK && lua_istable(L, -1)) {
+    if (ask(p->rt, LMD_MANTLE_HOOKS) == LUA_OK && lua_istable(L, -1)) {
         lua_Integer n = luaL_len(L, -1);
         for (lua_Integer i = 1; i <= n; i++) {
             lua_rawgeti(L, -1, i);

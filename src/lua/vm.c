@@ -4,6 +4,7 @@
 
 #include <lauxlib.h>
 #include <lualib.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -13,6 +14,7 @@ struct lmd_vm {
     unsigned lifted;       /* > 0: C is handing data to Lua */
     double deadline;       /* seconds per user call */
     double deadline_at;    /* monotonic; 0: no user call running */
+    bool stopped;          /* the running call passed its deadline: stop everything until it unwinds */
 };
 
 static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -32,18 +34,30 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return np;
 }
 
+#define HOOK_COUNT 1000 /* instructions between clock reads while user code runs */
+
+/* Redis' escalation, made airtight: once the deadline has passed, the hook
+ * fires on every instruction of every thread it reaches and raises each
+ * time, so neither a pcall, an xpcall message handler nor a coroutine
+ * boundary can swallow the stop: each frame that catches it is stopped at
+ * its next instruction, until the guard has unwound. */
 static void deadline_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     lmd_vm *vm = lmd_vm_of(L);
-    if (vm && vm->deadline_at > 0 && lmd_now_mono() > vm->deadline_at) {
-        lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1000); /* keep firing until unwound */
-        char msg[160]; /* lua_pushfstring knows no precision */
-        snprintf(msg, sizeof msg,
-                 "exceeded its deadline of %.3g s and was stopped (raise policy { deadline = ... } if it "
-                 "needs longer)", vm->deadline);
-        luaL_error(L, "%s", msg);
+    if (!vm->stopped && vm->deadline_at > 0 && lmd_now_mono() > vm->deadline_at)
+        vm->stopped = true;
+    if (!vm->stopped) {
+        if (lua_gethookcount(L) != HOOK_COUNT) /* a thread escalated by an earlier stop */
+            lua_sethook(L, deadline_hook, LUA_MASKCOUNT, HOOK_COUNT);
+        return;
     }
+    lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1);
+    char msg[160]; /* lua_pushfstring knows no precision */
+    snprintf(msg, sizeof msg,
+             "exceeded its deadline of %.3g s and was stopped (raise policy { deadline = ... } if it "
+             "needs longer)", vm->deadline);
+    luaL_error(L, "%s", msg);
 }
 
 static int msgh(lua_State *L)
@@ -77,18 +91,43 @@ int lmd_vm_guard(lua_State *L)
     vm->lifted = 0;
     if (saved == 0) {
         vm->deadline_at = lmd_now_mono() + vm->deadline;
-        lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1000);
+        vm->stopped = false;
+        lua_sethook(L, deadline_hook, LUA_MASKCOUNT, HOOK_COUNT);
     }
     int status = lmd_vm_docall(L, lua_gettop(L) - 1, LUA_MULTRET);
+    bool stopped = vm->stopped;
     if (saved == 0) {
         vm->deadline_at = 0;
+        vm->stopped = false;
         lua_sethook(L, NULL, 0, 0);
     }
     vm->lifted = lifted;
+    if (stopped && status == LUA_OK) {
+        /* it swallowed the stop (a coroutine's resume returns it as a value)
+         * and returned: still a failure */
+        lua_settop(L, 0);
+        lua_pushfstring(L, "exceeded its deadline of %f s and was stopped (the stop was caught inside "
+                           "the call, which then returned)", vm->deadline);
+        status = LUA_ERRRUN;
+    }
     int nres = lua_gettop(L);
     lua_pushboolean(L, status == LUA_OK);
     lua_insert(L, 1);
     return nres + 1;
+}
+
+bool lmd_vm_stopped(const lmd_vm *vm) { return vm->stopped; }
+
+int lmd_vm_is_stopped(lua_State *L)
+{
+    lua_pushboolean(L, lmd_vm_of(L)->stopped);
+    return 1;
+}
+
+int lmd_vm_in_guard(lua_State *L)
+{
+    lua_pushboolean(L, lmd_vm_of(L)->deadline_at > 0);
+    return 1;
 }
 
 void lmd_vm_lift(lmd_vm *vm) { vm->lifted++; }

@@ -40,5 +40,12 @@ void lmd_vm_unlift(lmd_vm *vm);
  * that runs user code with the deadline armed and the cap in force.  Nested
  * guards keep the outer deadline.  The mantle runs every hook through it. */
 int lmd_vm_guard(lua_State *L);
+/* in_guard() -> whether user code is running (a guard is armed): the
+ * sandbox bounds C-side work (pattern matching) only then. */
+int lmd_vm_in_guard(lua_State *L);
+/* stopped() -> whether the running call passed its deadline.  An xpcall
+ * message handler runs inside the hook that raised the stop, where Lua
+ * calls no hook: the sandbox skips the policy's handler then. */
+int lmd_vm_is_stopped(lua_State *L);
 
 #endif

@@ -2,6 +2,7 @@
  * service; collisions re-add under avahi_alternative_service_name; with a
  * TTL of our own the records are added raw. */
 #include "base/log.h"
+#include "base/txt.h"
 #include "base/util.h"
 #include "mdns/internal.h"
 
@@ -191,6 +192,10 @@ static void pub_start(struct lmd_pub *p)
 int lmd_pub_new(lmd_mdns *m, const struct lmd_pub_config *cfg, lmd_pub_cb cb, void *ud, lmd_pub **out,
                 lmd_err *err)
 {
+    char why[320];
+    *out = NULL;
+    if (cfg->txt && lmd_txt_check_record(cfg->txt, why, sizeof why) != 0)
+        return lmd_err_set(err, LMD_ETXT, "%s", why);
     struct lmd_pub *p = *out = calloc(1, sizeof *p);
     if (!p)
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");
@@ -219,6 +224,11 @@ int lmd_pub_new(lmd_mdns *m, const struct lmd_pub_config *cfg, lmd_pub_cb cb, vo
 
 int lmd_pub_set_txt(lmd_pub *p, const lmd_txt *txt)
 {
+    char why[320];
+    if (txt && lmd_txt_check_record(txt, why, sizeof why) != 0) {
+        lmd_error("cannot update the TXT record of '%s': %s", p->name, why);
+        return LMD_ETXT;
+    }
     if (txt) {
         lmd_txt copy;
         if (lmd_txt_copy(&copy, txt) != 0)

@@ -44,7 +44,9 @@ for _, k in ipairs { "_guard", "guard", "_peers_all", "peers_all", "registry_new
 end
 for k, v in pairs(lmdisc) do
   if type(v) == "table" and getmetatable(v) ~= nil then found[#found + 1] = "getmetatable(lmdisc." .. k .. ")" end
-  if type(v) ~= "function" and type(v) ~= "table" and type(v) ~= "string" then found[#found + 1] = "lmdisc." .. k end
+  if type(v) ~= "function" and type(v) ~= "table" and type(v) ~= "string" and type(v) ~= "number" then
+    found[#found + 1] = "lmdisc." .. k
+  end
 end
 if package ~= nil or debug.getregistry or debug.getmetatable or debug.sethook then found[#found + 1] = "debug/package" end
 -- require gives the policy's own table, never the agent's module

@@ -107,7 +107,7 @@ function TestConfigDefaults:test_overrides()
   lu.assertEquals(s.registry, { ttl = 5, include_self = true })
   lu.assertEquals(s.announce.port, 9000)
   local err = load_error("", { overrides = { registry = { ttl = -1 } } })
-  lu.assertEquals(err, "settings override: registry.ttl must be a number > 0, got number -1")
+  lu.assertEquals(err, "settings override: registry.ttl must be a number > 0 and <= 9000, got number -1")
   err = load_error("", { overrides = { registy = {} } })
   lu.assertStrContains(err, "unknown section 'registy' (did you mean 'registry'?)")
 end
@@ -146,13 +146,13 @@ function TestConfigErrors:test_wrong_types()
   lu.assertEquals(load_error("announce { port = 80.5 }"),
     "cfg.lua:1: announce.port must be an integer from 1 to 65535, got number 80.5")
   lu.assertEquals(load_error("registry { ttl = 0 }"),
-    "cfg.lua:1: registry.ttl must be a number > 0, got number 0")
+    "cfg.lua:1: registry.ttl must be a number > 0 and <= 9000, got number 0")
   lu.assertEquals(load_error('registry { include_self = "yes" }'),
     'cfg.lua:1: registry.include_self must be a boolean (true or false), got string "yes"')
   lu.assertEquals(load_error("policy { deadline = 11 }"),
     "cfg.lua:1: policy.deadline must be a number > 0 and <= 10, got number 11")
   lu.assertEquals(load_error("policy { memory_mb = 0.5 }"),
-    "cfg.lua:1: policy.memory_mb must be a number >= 1, got number 0.5")
+    "cfg.lua:1: policy.memory_mb must be a number from 1 to 65536, got number 0.5")
   lu.assertEquals(load_error("api { socket_mode = 1000 }"),
     "cfg.lua:1: api.socket_mode must be an integer from 0 to 511 (file mode, e.g. 432 = 0660), got number 1000")
   lu.assertEquals(load_error("announce { port = 1, txt = 'x' }"),
@@ -180,7 +180,7 @@ function TestConfigErrors:test_announce_checks()
     "announce.name must be a string of 1 to 63 bytes")
   lu.assertStrContains(load_error("announce { port = 1, info = string.rep('x', 260) }"), "announce.info: ")
   lu.assertEquals(load_error("announce { port = 1, ttl = 0.5 }"),
-    "cfg.lua:1: announce.ttl must be a number >= 1, got number 0.5")
+    "cfg.lua:1: announce.ttl must be a number from 1 to 4500, got number 0.5")
 end
 
 function TestConfigErrors:test_health_and_checks()

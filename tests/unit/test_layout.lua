@@ -45,6 +45,7 @@ local HOMES = {
     { pattern = "#include <lauxlib.h>", where = "^src/lua/", what = "lauxlib.h" },
     { pattern = "#include <lualib.h>", where = "^src/lua/", what = "lualib.h" },
     { pattern = "#include <curl/", where = "^src/cmd/client%.c$", what = "libcurl" },
+    { pattern = "#include <systemd/", where = "^src/agent/watchdog%.c$", what = "libsystemd" },
     { pattern = "#include <event2/http.h>", where = "^src/agent/[ah][pe][ia]", what = "evhttp (API and checks only)" },
 }
 
