@@ -6,6 +6,8 @@
  * concurrent event streams.  (libevent 2.1 has no connection cap; 2.2's
  * evhttp_set_max_connections would be the next step.) */
 #include "agent/api.h"
+#include "agent/api_params.h"
+#include "agent/conns.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -30,8 +33,13 @@
 
 #define RING 4096              /* events kept for clients that reconnect */
 #define MAX_STREAMS 64
+#define MAX_STREAMS_PER_UID 16 /* so that one local process cannot take them all */
+#define STREAM_BUDGET (1 << 20) /* bytes a stream client may fall behind before it is dropped */
+#define MAX_CONNS 256
+#define REQUEST_DEADLINE 5     /* seconds for a whole request */
 #define IDLE_TIMEOUT 10        /* seconds, for ordinary requests */
-#define MAX_HEADERS 8192
+#define MAX_HEADERS 65536      /* big enough that our handler, not evhttp, refuses long paths */
+#define MAX_PATH 2048
 #define MAX_BODY 1024          /* we take no bodies */
 
 struct rec {
@@ -46,6 +54,9 @@ struct watcher {
     struct evhttp_request *req;
     struct evhttp_connection *conn;
     bool sse;
+    bool dropped;              /* fell behind: being closed */
+    bool has_uid;
+    uid_t uid;
 };
 
 struct lmd_api {
@@ -58,7 +69,8 @@ struct lmd_api {
     struct rec ring[RING];
     struct watcher *watchers;
     unsigned n_watchers;
-    double requests;
+    double requests, streams_dropped;
+    lmd_conns *conns;
 };
 
 /* ---- replies ---------------------------------------------------------- */
@@ -109,6 +121,18 @@ static void format_line(struct evbuffer *out, bool sse, const char *epoch, uint6
 
 static void send_to(struct watcher *w, uint64_t index, const char *type, const char *json)
 {
+    if (w->dropped)
+        return;
+    /* a client that does not read must not grow the agent: past the budget
+     * it is dropped, and resumes with since= where it left off */
+    size_t behind = lmd_conns_pending_output(w->req);
+    if (behind > STREAM_BUDGET) {
+        lmd_debug("API: an event stream client fell %zu bytes behind; closing it (it resumes with since=)", behind);
+        w->dropped = true;
+        w->api->streams_dropped++;
+        lmd_conns_drop(w->req);
+        return;
+    }
     struct evbuffer *b = evbuffer_new();
     if (!b)
         return;
@@ -194,54 +218,26 @@ static void send_snapshot(lmd_api *api, struct watcher *w, bool reset)
 /* since: resume after this index of this epoch; otherwise a snapshot first. */
 static void handle_events(lmd_api *api, struct evhttp_request *req, const char *query)
 {
-    if (api->n_watchers >= MAX_STREAMS) {
-        reply_error(req, 429, "Too Many Requests", "too many event streams are open; try again later");
+    uid_t uid = 0;
+    bool has_uid = lmd_conns_peer_uid(req, &uid);
+    unsigned of_uid = 0;
+    for (struct watcher *x = api->watchers; has_uid && x; x = x->next)
+        of_uid += x->has_uid && x->uid == uid;
+    if (api->n_watchers >= MAX_STREAMS || of_uid >= MAX_STREAMS_PER_UID) {
+        reply_error(req, 429, "Too Many Requests",
+                    of_uid >= MAX_STREAMS_PER_UID ? "too many event streams are open for this user (16); close some"
+                                                  : "too many event streams are open; try again later");
         return;
     }
-    struct evkeyvalq params;
-    TAILQ_INIT(&params);
-    if (query && evhttp_parse_query_str(query, &params) != 0) {
-        reply_error(req, 400, "Bad Request", "malformed query string");
-        return;
-    }
+    struct lmd_resume rs;
+    const char *why;
     const char *accept = evhttp_find_header(evhttp_request_get_input_headers(req), "Accept");
     const char *last_id = evhttp_find_header(evhttp_request_get_input_headers(req), "Last-Event-ID");
-    const char *since_s = evhttp_find_header(&params, "since");
-    const char *epoch = evhttp_find_header(&params, "epoch");
-    bool sse = accept && strstr(accept, "text/event-stream");
-    char epoch_buf[32] = "", since_buf[32] = "";
-    /* copies: the query's strings die with evhttp_clear_headers() below */
-    if (epoch) {
-        snprintf(epoch_buf, sizeof epoch_buf, "%s", epoch);
-        epoch = epoch_buf;
-    }
-    if (since_s) {
-        snprintf(since_buf, sizeof since_buf, "%s", since_s);
-        since_s = since_buf;
-    }
-    uint64_t since = 0;
-    bool have_since = false, bad = false;
-    if (last_id && !since_s) { /* SSE reconnect: "epoch:index" */
-        const char *colon = strrchr(last_id, ':');
-        if (colon && (size_t)(colon - last_id) < sizeof epoch_buf) {
-            memcpy(epoch_buf, last_id, (size_t)(colon - last_id));
-            epoch = epoch_buf;
-            since_s = colon + 1;
-        }
-    }
-    if (since_s) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(since_s, &end, 10);
-        bad = errno || end == since_s || *end || since_s[0] == '-';
-        since = v;
-        have_since = !bad;
-    }
-    evhttp_clear_headers(&params);
-    if (bad) {
-        reply_error(req, 400, "Bad Request", "since must be an event index (a non-negative integer)");
+    if (lmd_api_parse_resume(query, last_id, api->epoch, &rs, &why) != 0) {
+        reply_error(req, 400, "Bad Request", why);
         return;
     }
+    bool sse = accept && strstr(accept, "text/event-stream");
     struct watcher *w = calloc(1, sizeof *w);
     if (!w) {
         reply_error(req, 503, "Service Unavailable", "out of memory");
@@ -250,6 +246,8 @@ static void handle_events(lmd_api *api, struct evhttp_request *req, const char *
     w->api = api;
     w->req = req;
     w->sse = sse;
+    w->has_uid = has_uid;
+    w->uid = uid;
     w->conn = evhttp_request_get_connection(req);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", sse ? "text/event-stream" : "application/x-ndjson");
@@ -259,17 +257,17 @@ static void handle_events(lmd_api *api, struct evhttp_request *req, const char *
     /* a stream is quiet while nothing happens: no idle timeout for it */
     evhttp_connection_set_timeout(w->conn, 365 * 86400);
     evhttp_connection_set_closecb(w->conn, watcher_closed, w);
+    lmd_conns_stream(api->conns, req);
     w->next = api->watchers;
     api->watchers = w;
     api->n_watchers++;
     uint64_t oldest = api->index >= RING ? api->index - RING + 1 : 1;
-    bool resumable = have_since && (!epoch || !strcmp(epoch, api->epoch)) && since <= api->index &&
-                     since + 1 >= oldest;
+    bool resumable = rs.have_since && rs.same_epoch && rs.since <= api->index && rs.since + 1 >= oldest;
     if (!resumable) {
-        send_snapshot(api, w, have_since);
+        send_snapshot(api, w, rs.have_since);
         return;
     }
-    for (uint64_t i = since + 1; i <= api->index; i++) {
+    for (uint64_t i = rs.since + 1; i <= api->index; i++) {
         struct rec *r = &api->ring[i % RING];
         if (r->index == i && r->json)
             send_to(w, i, lmd_event_kind_name(r->kind), r->json);
@@ -313,6 +311,9 @@ static void handle_metrics(lmd_api *api, struct evhttp_request *req)
     metric(b, "lmdisc_avahi_up", "gauge", "1 while connected to a running avahi-daemon.", m.avahi_running);
     metric(b, "lmdisc_lua_memory_bytes", "gauge", "Memory held by the policy's Lua VM.", m.lua_memory_bytes);
     metric(b, "lmdisc_api_requests_total", "counter", "API requests served.", api->requests);
+    metric(b, "lmdisc_api_connections", "gauge", "API connections open.", api->conns ? lmd_conns_count(api->conns) : 0);
+    metric(b, "lmdisc_api_streams_dropped_total", "counter",
+           "Event streams closed because their client fell too far behind.", api->streams_dropped);
     metric(b, "lmdisc_checks_total", "counter", "Peer checks started.", m.checks_total);
     metric(b, "lmdisc_checks_failed_total", "counter", "Peer checks that failed.", m.checks_failed_total);
     metric(b, "lmdisc_checks_in_flight_peak", "gauge", "Most peer checks that were in flight at once.",
@@ -331,6 +332,17 @@ static void handle(struct evhttp_request *req, void *arg)
 {
     lmd_api *api = arg;
     api->requests++;
+    lmd_conns_request(api->conns, req);
+    uid_t uid;
+    if (lmd_conns_peer_uid(req, &uid) && lmd_conns_count_uid(api->conns, uid) > MAX_CONNS / 2) {
+        reply_error(req, 429, "Too Many Requests", "too many connections from this user; close some");
+        return;
+    }
+    const char *uri_s = evhttp_request_get_uri(req);
+    if (uri_s && strlen(uri_s) > MAX_PATH) {
+        reply_error(req, 414, "URI Too Long", "the request path is too long (at most 2048 bytes)");
+        return;
+    }
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
@@ -493,8 +505,10 @@ static int listen_tcp(lmd_api *api, const char *spec, bool allow_remote, lmd_err
         return fail(err,
                     "api.listen '%s' is not a loopback address; the API has no authentication, so "
                     "serving other hosts needs api { allow_remote = true }", spec);
-    if (!evhttp_bind_socket_with_handle(api->http, host, (ev_uint16_t)port))
+    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(api->http, host, (ev_uint16_t)port);
+    if (!bs)
         return fail(err, "cannot listen on %s: %s", spec, strerror(errno));
+    lmd_conns_listener(api->conns, bs);
     return 0;
 }
 
@@ -516,6 +530,15 @@ int lmd_api_new(struct event_base *base, const struct lmd_api_config *cfg, const
     evhttp_set_max_headers_size(api->http, MAX_HEADERS);
     evhttp_set_max_body_size(api->http, MAX_BODY);
     evhttp_set_timeout(api->http, IDLE_TIMEOUT);
+    /* at most MAX_CONNS at once, and never so many that accept would run
+     * out of descriptors (the agent needs some of its own) */
+    struct rlimit nofile;
+    unsigned max = MAX_CONNS;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY && nofile.rlim_cur < MAX_CONNS + 64)
+        max = nofile.rlim_cur > 80 ? (unsigned)nofile.rlim_cur - 64 : 16;
+    struct lmd_conns_limits lim = {.max = max, .request_deadline = REQUEST_DEADLINE};
+    if ((rc = lmd_conns_new(base, api->http, &lim, &api->conns, err)) != 0)
+        goto failed;
     evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
                                               EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
                                               EVHTTP_REQ_OPTIONS);
@@ -526,11 +549,13 @@ int lmd_api_new(struct event_base *base, const struct lmd_api_config *cfg, const
             rc = fd;
             goto failed;
         }
-        if (evhttp_accept_socket(api->http, fd) != 0) {
+        struct evhttp_bound_socket *bs = evhttp_accept_socket_with_handle(api->http, fd);
+        if (!bs) {
             close(fd);
             rc = fail(err, "cannot serve %s", cfg->socket);
             goto failed;
         }
+        lmd_conns_listener(api->conns, bs);
         api->socket_path = lmd_strdup(cfg->socket);
     }
     if (cfg->listen && (rc = listen_tcp(api, cfg->listen, cfg->allow_remote, err)) != 0)
@@ -554,7 +579,8 @@ void lmd_api_free(lmd_api *api)
         free(w);
     }
     if (api->http)
-        evhttp_free(api->http);
+        evhttp_free(api->http); /* closes the connections: before their accounting goes */
+    lmd_conns_free(api->conns);
     if (api->socket_path) {
         unlink(api->socket_path);
         free(api->socket_path);

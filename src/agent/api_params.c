@@ -1,0 +1,59 @@
+/* API request parameters (see api_params.h). */
+#include "agent/api_params.h"
+
+#include <errno.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+static int parse_index(const char *s, size_t len, uint64_t *out)
+{
+    if (len == 0 || len > 20)
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+int lmd_api_parse_resume(const char *query, const char *last_event_id, const char *our_epoch,
+                         struct lmd_resume *out, const char **why)
+{
+    static const char bad_since[] = "since must be an event index (a non-negative integer)";
+    *out = (struct lmd_resume){.same_epoch = true};
+    struct evkeyvalq params;
+    TAILQ_INIT(&params);
+    if (query && evhttp_parse_query_str(query, &params) != 0) {
+        *why = "malformed query string";
+        return -1;
+    }
+    const char *since = evhttp_find_header(&params, "since");
+    const char *epoch = evhttp_find_header(&params, "epoch");
+    int rc = 0;
+    if (since) {
+        rc = parse_index(since, strlen(since), &out->since);
+        out->have_since = rc == 0;
+        out->same_epoch = !epoch || !strcmp(epoch, our_epoch);
+    } else if (last_event_id) { /* SSE reconnect: "epoch:index" */
+        const char *colon = strrchr(last_event_id, ':');
+        if (colon) {
+            rc = parse_index(colon + 1, strlen(colon + 1), &out->since);
+            out->have_since = rc == 0;
+            out->same_epoch = strlen(our_epoch) == (size_t)(colon - last_event_id) &&
+                              !strncmp(last_event_id, our_epoch, (size_t)(colon - last_event_id));
+        }
+    }
+    evhttp_clear_headers(&params);
+    if (rc)
+        *why = bad_since;
+    return rc;
+}

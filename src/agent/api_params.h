@@ -1,0 +1,22 @@
+/* Request parameters of the API, parsed without side effects (and fuzzed:
+ * tests/fuzz). */
+#ifndef LMD_API_PARAMS_H
+#define LMD_API_PARAMS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Where an event stream resumes: ?since=N[&epoch=E], or an SSE client's
+ * Last-Event-ID "E:N".  Without since, a stream starts with a snapshot; a
+ * since of another epoch gets a snapshot with reset. */
+struct lmd_resume {
+    bool have_since;
+    uint64_t since;
+    bool same_epoch;       /* no epoch given, or ours */
+};
+
+/* 0, or -1 with *why saying what was wrong (for a 400). */
+int lmd_api_parse_resume(const char *query, const char *last_event_id, const char *our_epoch,
+                         struct lmd_resume *out, const char **why);
+
+#endif
