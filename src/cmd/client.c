@@ -179,6 +179,8 @@ int lmd_client_stream(const char *cmd, const char *socket, const char *path, lmd
         return LMD_CLIENT_FAILED;
     long status;
     CURLcode r = request(socket, path, 0, sink, ud, &status);
+    if (r == CURLE_HTTP_RETURNED_ERROR && status == 429)
+        return LMD_CLIENT_BUSY;
     if (r == CURLE_OK || r == CURLE_PARTIAL_FILE || r == CURLE_RECV_ERROR || r == CURLE_GOT_NOTHING)
         return LMD_CLIENT_ENDED;
     if (!quiet)

@@ -29,9 +29,10 @@ json_t *lmd_client_services(const char *type);
 
 /* A streamed GET: every chunk goes to sink (curl's write-callback shape). */
 typedef size_t (*lmd_client_sink)(char *p, size_t size, size_t n, void *ud);
-enum { LMD_CLIENT_ENDED, LMD_CLIENT_FAILED };
-/* LMD_CLIENT_ENDED: the agent answered and the stream ended; FAILED: it did
- * not answer (said on stderr unless quiet). */
+enum { LMD_CLIENT_ENDED, LMD_CLIENT_FAILED, LMD_CLIENT_BUSY };
+/* LMD_CLIENT_ENDED: the agent answered and the stream ended; BUSY: it
+ * answered 429 (too many streams; try again later); FAILED: it did not
+ * answer (said on stderr unless quiet). */
 int lmd_client_stream(const char *cmd, const char *socket, const char *path, lmd_client_sink sink, void *ud,
                       bool quiet);
 size_t lmd_buf_append(char *p, size_t size, size_t n, void *ud);

@@ -129,10 +129,15 @@ int lmd_cmd_watch(int argc, char **argv)
         else
             snprintf(path, sizeof path, "/v1/events");
         s.line.len = 0;
-        if (lmd_client_stream("watch", o.socket, path, on_chunk, &s, connected_once) == LMD_CLIENT_ENDED) {
+        int r = lmd_client_stream("watch", o.socket, path, on_chunk, &s, connected_once);
+        if (r == LMD_CLIENT_ENDED) {
             connected_once = true;
             delay = 0;
             fprintf(stderr, "lmdisc watch: the agent closed the stream; reconnecting\n");
+        } else if (r == LMD_CLIENT_BUSY) {
+            /* every stream slot is taken: wait for one, however long */
+            if (delay == 0)
+                fprintf(stderr, "lmdisc watch: the agent has no free event stream (429); waiting for one\n");
         } else if (!connected_once) {
             free(s.line.data);
             return 1;
