@@ -457,11 +457,13 @@ function M.load(path, opts)
   local this = {}
   if opts.peers_all then
     local peers_all = opts.peers_all
-    local function peers()
+    -- peers{ routable = true }: without those draining or down
+    local function peers(opts)
+      local routable_only = type(opts) == "table" and opts.routable
       local out = {}
       for _, peer in ipairs(peers_all()) do
         local st = this.P and this.P._peers[peer.name]
-        if st and st.keep then
+        if st and st.keep and not (routable_only and peer.routable == false) then
           peer.info = st.info
           out[#out + 1] = peer
         end

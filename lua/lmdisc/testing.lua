@@ -147,7 +147,7 @@ local function make_api(sim)
   end
 
   api.now = function() return sim.clock end
-  api.peers = function() return sim:peers() end
+  api.peers = function(opts) return sim:peers(opts) end
   api.REGISTRY = { list_alive = function() return sim:peers() end }
 
   api.timer = function(seconds, fn)
@@ -313,7 +313,15 @@ end
 
 -- Give the policy a fresh copy each time, as the C side builds fresh tables:
 -- what a hook does to its peer table must not leak into the "network".
+-- As the agent computes it: not while TXT status is draining or down.
+local function routable(rec)
+  local st = type(rec.txt) == "table" and rec.txt.status
+  return st ~= "draining" and st ~= "down"
+end
+
 function Sim:_feed(kind, rec, old, changes, reason)
+  rec.routable = routable(rec)
+  if old then old.routable = routable(old) end
   if rec.self and not self.settings.registry.include_self then return nil, false, nil end
   local emitted, keep, info, ch = self.policy:peer_event(kind, deep_copy(rec), deep_copy(old), changes, reason)
   local why = emitted == "leave" and (kind == "leave" and reason or "filtered") or nil
@@ -460,13 +468,16 @@ function Sim:exit(i, code)
 end
 
 --- The kept peers, with their computed info, sorted by name.
-function Sim:peers()
+--- The kept peers; opts.routable: without those draining or down.
+function Sim:peers(opts)
   local out = {}
   if not self.policy then return out end
+  local routable_only = type(opts) == "table" and opts.routable
   for _, name in ipairs(sorted_keys(self._network)) do
     local keep, info = self.policy:verdict(name)
-    if keep then
-      local p = deep_copy(self._network[name])
+    local p = keep and deep_copy(self._network[name])
+    if p then p.routable = routable(p) end
+    if p and not (routable_only and not p.routable) then
       p.info = info
       out[#out + 1] = p
     end

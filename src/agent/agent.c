@@ -158,6 +158,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static void agent_free(lmd_agent *a)
 {
     lmd_api_free(a->api);
+    lmd_agent_services_free(a); /* goodbyes; their streams went with the API */
     lmd_health_free(a->health);
     lmd_checks_free(a->checks);
     lmd_pub_free(a->pub); /* goodbye */
@@ -276,7 +277,7 @@ int lmd_agent_run(const char *path, bool log_level_given)
     }
     struct lmd_api_config ac = {.socket = a->cfg.api.socket, .socket_mode = a->cfg.api.socket_mode,
                                 .listen = a->cfg.api.listen, .allow_remote = a->cfg.api.allow_remote};
-    struct lmd_api_source as = {.ud = a, .peers = lmd_agent_host_peers, .self = lmd_agent_api_self,
+    struct lmd_api_source as = {.ud = a, .reg = &lmd_agent_registry, .peers = lmd_agent_host_peers, .self = lmd_agent_api_self,
                                 .metrics = api_metrics, .services = api_services, .type = a->cfg.announce.type};
     if (ac.socket && !*ac.socket)
         ac.socket = NULL; /* api { socket = "" }: no Unix socket */

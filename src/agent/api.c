@@ -9,6 +9,7 @@
 #include "agent/api_params.h"
 #include "agent/conns.h"
 #include "base/json.h"
+#include "base/node.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "registry/peers.h"
@@ -31,51 +32,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define RING 4096              /* events kept for clients that reconnect */
-#define MAX_STREAMS 64
-#define MAX_STREAMS_PER_UID 16 /* so that one local process cannot take them all */
-#define STREAM_BUDGET (1 << 20) /* bytes a stream client may fall behind before it is dropped */
-#define MAX_CONNS 256
-#define REQUEST_DEADLINE 5     /* seconds for a whole request */
-#define IDLE_TIMEOUT 10        /* seconds, for ordinary requests */
-#define MAX_HEADERS 65536      /* big enough that our handler, not evhttp, refuses long paths */
-#define MAX_PATH 2048
-#define MAX_BODY 1024          /* we take no bodies */
-
-struct rec {
-    uint64_t index;
-    int kind;
-    char *json;
-};
-
-struct watcher {
-    struct watcher *next;
-    lmd_api *api;
-    struct evhttp_request *req;
-    struct evhttp_connection *conn;
-    bool sse;
-    bool dropped;              /* fell behind: being closed */
-    bool has_uid;
-    uid_t uid;
-};
-
-struct lmd_api {
-    struct event_base *base;
-    struct evhttp *http;
-    struct lmd_api_source src;
-    char *socket_path;
-    char epoch[24];
-    uint64_t index;            /* of the last event */
-    struct rec ring[RING];
-    struct watcher *watchers;
-    unsigned n_watchers;
-    double requests, streams_dropped;
-    lmd_conns *conns;
-};
+#include "agent/api_internal.h"
 
 /* ---- replies ---------------------------------------------------------- */
 
-static void reply_json(struct evhttp_request *req, int code, const char *reason, json_t *doc)
+void lmd_api_reply_json(struct evhttp_request *req, int code, const char *reason, json_t *doc)
 {
     struct evbuffer *b = evbuffer_new();
     char *s = doc ? lmd_json_dump(doc, false) : NULL;
@@ -94,9 +55,9 @@ static void reply_json(struct evhttp_request *req, int code, const char *reason,
     evbuffer_free(b);
 }
 
-static void reply_error(struct evhttp_request *req, int code, const char *reason, const char *msg)
+void lmd_api_reply_error(struct evhttp_request *req, int code, const char *reason, const char *msg)
 {
-    reply_json(req, code, reason, json_pack("{s:s%}", "error", msg, strlen(msg)));
+    lmd_api_reply_json(req, code, reason, json_pack("{s:s%}", "error", msg, strlen(msg)));
 }
 
 static void add_index_headers(lmd_api *api, struct evhttp_request *req)
@@ -175,16 +136,21 @@ static void free_request_later(evutil_socket_t fd, short what, void *arg)
     evhttp_request_free(arg);
 }
 
+/* libevent 2.1 detaches a request whose client went away in the middle of
+ * a chunked reply and leaves it to us (it would leak otherwise); it is freed
+ * after evhttp is done with this connection's teardown */
+void lmd_api_release_request(lmd_api *api, struct evhttp_request *req)
+{
+    if (evhttp_request_get_connection(req) == NULL)
+        event_base_once(api->base, -1, EV_TIMEOUT, free_request_later, req, &(struct timeval){0, 0});
+}
+
 static void watcher_closed(struct evhttp_connection *conn, void *arg)
 {
     (void)conn;
     struct watcher *w = arg;
     lmd_api *api = w->api;
-    /* libevent 2.1 detaches a request whose client went away in the middle
-     * of a chunked reply and leaves it to us (it would leak otherwise); it
-     * is freed after evhttp is done with this connection's teardown */
-    if (evhttp_request_get_connection(w->req) == NULL)
-        event_base_once(api->base, -1, EV_TIMEOUT, free_request_later, w->req, &(struct timeval){0, 0});
+    lmd_api_release_request(api, w->req);
     for (struct watcher **pp = &api->watchers; *pp; pp = &(*pp)->next)
         if (*pp == w) {
             *pp = w->next;
@@ -194,11 +160,20 @@ static void watcher_closed(struct evhttp_connection *conn, void *arg)
     free(w);
 }
 
-static json_t *peers_json(lmd_api *api)
+/* The kept peers; routable_only: not those draining or down. */
+static json_t *peers_json(lmd_api *api, bool routable_only)
 {
     lmd_node_list l = {0};
     if (api->src.peers && api->src.peers(api->src.ud, &l) != 0)
         return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        if (!routable_only || lmd_node_routable(&l.nodes[i]))
+            l.nodes[k++] = l.nodes[i];
+        else
+            lmd_node_info_clear(&l.nodes[i]);
+    }
+    l.n = k;
     json_t *a = lmd_json_node_list(&l);
     lmd_node_list_free(&l);
     return a;
@@ -207,7 +182,7 @@ static json_t *peers_json(lmd_api *api)
 static void send_snapshot(lmd_api *api, struct watcher *w, bool reset)
 {
     json_t *doc = json_pack("{s:s,s:I,s:s,s:b,s:o}", "type", "snapshot", "index", (json_int_t)api->index,
-                            "epoch", api->epoch, "reset", reset, "peers", peers_json(api));
+                            "epoch", api->epoch, "reset", reset, "peers", peers_json(api, false));
     char *s = doc ? lmd_json_dump(doc, false) : NULL;
     json_decref(doc);
     if (s)
@@ -224,7 +199,7 @@ static void handle_events(lmd_api *api, struct evhttp_request *req, const char *
     for (struct watcher *x = api->watchers; has_uid && x; x = x->next)
         of_uid += x->has_uid && x->uid == uid;
     if (api->n_watchers >= MAX_STREAMS || of_uid >= MAX_STREAMS_PER_UID) {
-        reply_error(req, 429, "Too Many Requests",
+        lmd_api_reply_error(req, 429, "Too Many Requests",
                     of_uid >= MAX_STREAMS_PER_UID ? "too many event streams are open for this user (16); close some"
                                                   : "too many event streams are open; try again later");
         return;
@@ -234,13 +209,13 @@ static void handle_events(lmd_api *api, struct evhttp_request *req, const char *
     const char *accept = evhttp_find_header(evhttp_request_get_input_headers(req), "Accept");
     const char *last_id = evhttp_find_header(evhttp_request_get_input_headers(req), "Last-Event-ID");
     if (lmd_api_parse_resume(query, last_id, api->epoch, &rs, &why) != 0) {
-        reply_error(req, 400, "Bad Request", why);
+        lmd_api_reply_error(req, 400, "Bad Request", why);
         return;
     }
     bool sse = accept && strstr(accept, "text/event-stream");
     struct watcher *w = calloc(1, sizeof *w);
     if (!w) {
-        reply_error(req, 503, "Service Unavailable", "out of memory");
+        lmd_api_reply_error(req, 503, "Service Unavailable", "out of memory");
         return;
     }
     w->api = api;
@@ -335,18 +310,27 @@ static void handle(struct evhttp_request *req, void *arg)
     lmd_conns_request(api->conns, req);
     uid_t uid;
     if (lmd_conns_peer_uid(req, &uid) && lmd_conns_count_uid(api->conns, uid) > MAX_CONNS / 2) {
-        reply_error(req, 429, "Too Many Requests", "too many connections from this user; close some");
+        lmd_api_reply_error(req, 429, "Too Many Requests", "too many connections from this user; close some");
         return;
     }
     const char *uri_s = evhttp_request_get_uri(req);
     if (uri_s && strlen(uri_s) > MAX_PATH) {
-        reply_error(req, 414, "URI Too Long", "the request path is too long (at most 2048 bytes)");
+        lmd_api_reply_error(req, 414, "URI Too Long", "the request path is too long (at most 2048 bytes)");
         return;
     }
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    const struct evhttp_uri *ruri = evhttp_request_get_evhttp_uri(req);
+    const char *raw_path = ruri ? evhttp_uri_get_path(ruri) : NULL;
+    if (raw_path && cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD &&
+        (!strncmp(raw_path, "/v1/services/", 13) || !strcmp(raw_path, "/v1/self/drain"))) {
+        lmd_api_handle_registration(api, req, raw_path);
+        return;
+    }
     if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-        reply_error(req, 405, "Method Not Allowed", "only GET is supported");
+        lmd_api_reply_error(req, 405, "Method Not Allowed",
+                            "only GET is supported here (registrations: PUT/PATCH/DELETE /v1/services/NAME, "
+                            "POST /v1/self/drain)");
         return;
     }
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
@@ -355,16 +339,18 @@ static void handle(struct evhttp_request *req, void *arg)
     char *path = raw ? evhttp_uridecode(raw, 0, &plen) : NULL;
     if (!path || strlen(path) != plen) { /* NUL bytes in the path */
         free(path);
-        reply_error(req, 400, "Bad Request", "malformed path");
+        lmd_api_reply_error(req, 400, "Bad Request", "malformed path");
         return;
     }
     if (!strcmp(path, "/v1/peers") || !strcmp(path, "/v1/peers/")) {
-        json_t *a = peers_json(api);
+        const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+        bool routable = q && (strstr(q, "routable=1") || strstr(q, "routable=true"));
+        json_t *a = peers_json(api, routable);
         add_index_headers(api, req);
         if (a)
-            reply_json(req, 200, "OK", a);
+            lmd_api_reply_json(req, 200, "OK", a);
         else
-            reply_error(req, 500, "Internal Server Error", "out of memory");
+            lmd_api_reply_error(req, 500, "Internal Server Error", "out of memory");
     } else if (!strncmp(path, "/v1/peers/", 10)) {
         lmd_node_list l = {0};
         const char *name = path + 10;
@@ -375,22 +361,22 @@ static void handle(struct evhttp_request *req, void *arg)
                     found = lmd_json_node(&l.nodes[i]);
         lmd_node_list_free(&l);
         if (found) {
-            reply_json(req, 200, "OK", found);
+            lmd_api_reply_json(req, 200, "OK", found);
         } else {
             char esc[200], msg[300];
             snprintf(msg, sizeof msg, "no live peer named \"%s\"", lmd_escape_str(name, esc, sizeof esc));
-            reply_error(req, 404, "Not Found", msg);
+            lmd_api_reply_error(req, 404, "Not Found", msg);
         }
     } else if (!strcmp(path, "/v1/self")) {
         json_t *s = api->src.self ? api->src.self(api->src.ud) : NULL;
-        reply_json(req, 200, "OK", s ? s : json_pack("{s:b}", "announcing", 0));
+        lmd_api_reply_json(req, 200, "OK", s ? s : json_pack("{s:b}", "announcing", 0));
     } else if (!strcmp(path, "/v1/services")) {
         lmd_node_list l = {0};
         bool settled = false;
         if (!api->src.services || api->src.services(api->src.ud, &l, &settled) != 0) {
-            reply_error(req, 500, "Internal Server Error", "out of memory");
+            lmd_api_reply_error(req, 500, "Internal Server Error", "out of memory");
         } else {
-            reply_json(req, 200, "OK", json_pack("{s:s,s:b,s:o}", "type", api->src.type ? api->src.type : LMD_DEFAULT_TYPE,
+            lmd_api_reply_json(req, 200, "OK", json_pack("{s:s,s:b,s:o}", "type", api->src.type ? api->src.type : LMD_DEFAULT_TYPE,
                                                  "complete", settled, "nodes", lmd_json_node_list(&l)));
             lmd_node_list_free(&l);
         }
@@ -400,14 +386,14 @@ static void handle(struct evhttp_request *req, void *arg)
         struct lmd_metrics m = {0};
         if (api->src.metrics)
             api->src.metrics(api->src.ud, &m);
-        reply_json(req, m.avahi_running ? 200 : 503, m.avahi_running ? "OK" : "Service Unavailable",
+        lmd_api_reply_json(req, m.avahi_running ? 200 : 503, m.avahi_running ? "OK" : "Service Unavailable",
                    json_pack("{s:s,s:s,s:I}", "status", m.avahi_running ? "ok" : "degraded", "avahi",
                              m.avahi_running ? "running" : "unavailable", "peers",
                              (json_int_t)m.peers_alive));
     } else if (!strcmp(path, "/metrics")) {
         handle_metrics(api, req);
     } else {
-        reply_error(req, 404, "Not Found",
+        lmd_api_reply_error(req, 404, "Not Found",
                     "unknown path; try /v1/peers, /v1/peers/NAME, /v1/self, /v1/events, /v1/health, /metrics");
     }
     free(path);
@@ -578,6 +564,7 @@ void lmd_api_free(lmd_api *api)
         evhttp_connection_set_closecb(w->conn, NULL, NULL);
         free(w);
     }
+    lmd_api_streams_free(api);
     if (api->http)
         evhttp_free(api->http); /* closes the connections: before their accounting goes */
     lmd_conns_free(api->conns);

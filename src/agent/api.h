@@ -37,8 +37,42 @@ struct lmd_metrics {
     bool avahi_running;
 };
 
+/* ---- registrations: servers announce themselves through the agent ----
+ * (the Unix socket only; see api_reg.c for the HTTP side) */
+
+struct lmd_service_spec {
+    uint16_t port;
+    const char *info;        /* NULL: none */
+    const lmd_txt *txt;      /* the other keys */
+    double ttl;              /* 0: lives as long as the registering connection */
+};
+
+/* A registration's open connection, over which its state goes out. */
+typedef struct lmd_api_stream lmd_api_stream;
+
+/* What the agent does for the registration API.  Each returns 0, or an
+ * HTTP status (4xx/5xx) with err saying what was wrong. */
+struct lmd_api_registry {
+    int (*add)(void *ud, const char *name, const struct lmd_service_spec *spec, lmd_api_stream *stream,
+               json_t **doc, char *err, size_t errlen);
+    /* the connection of a registration closed (its client is gone): withdraw */
+    void (*closed)(void *ud, lmd_api_stream *stream);
+    /* set: keys to set; remove: keys to drop; info: NULL to keep */
+    int (*patch)(void *ud, const char *name, const lmd_txt *set, const lmd_txt *remove, const char *info,
+                 json_t **doc, char *err, size_t errlen);
+    int (*remove)(void *ud, const char *name, json_t **doc, char *err, size_t errlen);
+    int (*pass)(void *ud, const char *name, json_t **doc, char *err, size_t errlen);
+    int (*drain)(void *ud, double grace, json_t **doc, char *err, size_t errlen);
+};
+
+/* Tell a registration's client a state ("registering", "established",
+ * "renamed", "withdrawn"); end: the last line, the stream closes after it
+ * (and closed() is not called for it). */
+void lmd_api_stream_state(lmd_api_stream *s, const char *state, const char *name, const char *reason, bool end);
+
 struct lmd_api_source {
     void *ud;
+    const struct lmd_api_registry *reg;           /* NULL: no registration API */
     int (*peers)(void *ud, lmd_node_list *out);   /* kept peers, policy info */
     json_t *(*self)(void *ud);                    /* /v1/self document */
     void (*metrics)(void *ud, struct lmd_metrics *out);

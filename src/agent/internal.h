@@ -18,6 +18,9 @@
 /* IPv4 and IPv6 instances of a service resolve within milliseconds of each
  * other; 50 ms gathers them into one join at a small cost in latency. */
 #define LMD_SETTLE 0.05
+/* Seconds a drain announces status=draining before withdrawing, unless the
+ * request says (lmdisc drain --grace). */
+#define LMD_DRAIN_GRACE 30
 
 typedef struct lmd_agent {
     char *path;
@@ -37,6 +40,9 @@ typedef struct lmd_agent {
     lmd_txt txt;            /* what we announce now */
     char name[128];         /* instance name we asked for */
     bool settled_once;
+    struct lmd_svc *svcs;   /* registered through the API (services.c) */
+    bool draining;          /* nothing is announced again */
+    struct event *drain_ev;
 } lmd_agent;
 
 /* health { on_fail = "status" }: announce status=down instead of withdrawing */
@@ -67,6 +73,16 @@ int lmd_agent_host_self(void *ud, lmd_node_info *out, const char **state);
 int lmd_agent_host_set_txt(void *ud, const lmd_txt *txt, char *err, size_t errlen);
 json_t *lmd_agent_api_self(void *ud);
 void lmd_agent_on_self_health(void *ud, bool up, const char *detail);
+
+/* The TTL of our records: announce.ttl, else half the registry's ttl. */
+unsigned lmd_agent_record_ttl(const lmd_agent *a);
+/* Announce TXT status=STATUS on the configured service (failures logged). */
+void lmd_agent_set_status(lmd_agent *a, const char *status);
+
+/* services.c: the registration API, and what /v1/self lists of it */
+extern const struct lmd_api_registry lmd_agent_registry;
+json_t *lmd_agent_services_json(lmd_agent *a);
+void lmd_agent_services_free(lmd_agent *a);
 
 /* liveness.c: (re)start the checks the configuration asks for */
 int lmd_agent_start_checks(lmd_agent *a, lmd_err *err);

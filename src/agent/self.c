@@ -27,9 +27,20 @@ void lmd_agent_on_pub(void *ud, enum lmd_pub_event ev, const char *name, const c
     }
 }
 
+unsigned lmd_agent_record_ttl(const lmd_agent *a)
+{
+    /* Records live half the registry's ttl unless set (30 s by default):
+     * every mDNS cache drops a host that vanished within that time, so a
+     * peer is never kept longer than ttl without the network confirming it;
+     * tests/bench/TTL.md measured 30 s as affordable on a 200-peer LAN. */
+    return a->cfg.announce.ttl ? a->cfg.announce.ttl
+                   : a->cfg.registry.ttl >= 10 ? (unsigned)(a->cfg.registry.ttl / 2)
+                   : a->cfg.registry.ttl >= 1 ? 5 : 0;
+}
+
 int lmd_agent_start_announce(lmd_agent *a)
 {
-    if (!a->cfg.announce.given || !a->m || a->pub)
+    if (!a->cfg.announce.given || !a->m || a->pub || a->draining)
         return 0;
     /* with a health check, announce once its first answer is in (a dead
      * server is not announced; status= is right from the start) */
@@ -39,13 +50,7 @@ int lmd_agent_start_announce(lmd_agent *a)
         snprintf(a->name, sizeof a->name, "%s", a->cfg.announce.name);
     else
         lmd_default_name(a->cfg.announce.port, a->name, sizeof a->name);
-    /* Records live half the registry's ttl unless set (30 s by default):
-     * every mDNS cache drops a host that vanished within that time, so a
-     * peer is never kept longer than ttl without the network confirming it;
-     * tests/bench/TTL.md measured 30 s as affordable on a 200-peer LAN. */
-    unsigned ttl = a->cfg.announce.ttl ? a->cfg.announce.ttl
-                   : a->cfg.registry.ttl >= 10 ? (unsigned)(a->cfg.registry.ttl / 2)
-                   : a->cfg.registry.ttl >= 1 ? 5 : 0;
+    unsigned ttl = lmd_agent_record_ttl(a);
     struct lmd_pub_config pc = {.name = a->name, .type = a->cfg.announce.type, .port = a->cfg.announce.port,
                                 .txt = &a->txt, .ttl = ttl};
     return lmd_pub_new(a->m, &pc, lmd_agent_on_pub, a, &a->pub, NULL);
@@ -96,17 +101,19 @@ json_t *lmd_agent_api_self(void *ud)
     lmd_node_info n;
     const char *state;
     if (lmd_agent_host_self(a, &n, &state) != 0)
-        return json_pack("{s:b,s:s}", "announcing", 0, "state", "observing");
+        return json_pack("{s:b,s:s,s:o}", "announcing", 0, "state", a->draining ? "draining" : "observing", "services",
+                         lmd_agent_services_json(a));
     json_t *j = lmd_json_node(&n);
     lmd_node_info_clear(&n);
     if (j) {
         json_object_set_new(j, "announcing", json_true());
-        json_object_set_new(j, "state", json_string(state));
+        json_object_set_new(j, "state", json_string(a->draining ? "draining" : state));
+        json_object_set_new(j, "services", lmd_agent_services_json(a));
     }
     return j;
 }
 
-static void set_status_txt(lmd_agent *a, const char *status)
+void lmd_agent_set_status(lmd_agent *a, const char *status)
 {
     lmd_txt t;
     if (lmd_txt_copy(&t, &a->txt) != 0) {
@@ -127,7 +134,7 @@ void lmd_agent_on_self_health(void *ud, bool up, const char *detail)
     if (lmd_agent_status_mode(a)) {
         lmd_log(up ? LMD_LOG_INFO : LMD_LOG_WARN, "local server %s (%s): announcing status=%s",
                 up ? "is healthy" : "failed its health check", detail, up ? "up" : "down");
-        set_status_txt(a, up ? "up" : "down");
+        lmd_agent_set_status(a, up ? "up" : "down");
         lmd_agent_start_announce(a);
     } else if (up) {
         lmd_info("local server is healthy (%s): announcing", detail);

@@ -1,4 +1,5 @@
 /* lmd_node_info, the original NodeInfo: copy, clear, lists. */
+#include "base/node.h"
 #include "base/util.h"
 #include "lmdisc.h"
 
@@ -53,4 +54,13 @@ void lmd_node_list_free(lmd_node_list *l)
     free(l->nodes);
     l->nodes = NULL;
     l->n = 0;
+}
+
+bool lmd_node_routable(const lmd_node_info *n)
+{
+    const lmd_txt_item *st = lmd_txt_get(&n->txt, "status");
+    if (!st || !st->has_value)
+        return true;
+    return !((st->value_len == 8 && !memcmp(st->value, "draining", 8)) ||
+             (st->value_len == 4 && !memcmp(st->value, "down", 4)));
 }

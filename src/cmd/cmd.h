@@ -74,6 +74,7 @@ int lmd_cmd_agent(int argc, char **argv);
 int lmd_cmd_announce(int argc, char **argv);
 int lmd_cmd_check(int argc, char **argv);
 int lmd_cmd_discover(int argc, char **argv);
+int lmd_cmd_drain(int argc, char **argv);
 int lmd_cmd_peers(int argc, char **argv);
 int lmd_cmd_test(int argc, char **argv);
 int lmd_cmd_watch(int argc, char **argv);

@@ -18,6 +18,7 @@ static const char help[] =
     "                             scan once; returns as soon as the network answered\n"
     "  peers [--json]             the running agent's live peers\n"
     "  watch [--json]             follow the running agent's join/update/leave events\n"
+    "  drain [--grace S]          announce status=draining, withdraw after S seconds\n"
     "  check CONFIG.lua           validate a configuration\n"
     "  test POLICY.lua SUITE.lua...  run luaunit suites against a policy, no network\n"
     "\n"
@@ -33,7 +34,7 @@ static const struct {
     {"agent", lmd_cmd_agent},       {"announce", lmd_cmd_announce},
     {"discover", lmd_cmd_discover}, {"check", lmd_cmd_check},
     {"test", lmd_cmd_test},         {"peers", lmd_cmd_peers},
-    {"watch", lmd_cmd_watch},
+    {"watch", lmd_cmd_watch},       {"drain", lmd_cmd_drain},
 };
 
 int lmd_parse_global(int argc, char **argv, int *first_command_arg)

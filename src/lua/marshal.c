@@ -1,5 +1,6 @@
 /* lmdisc's data as Lua values and back: nodes, node lists, TXT, events. */
 #include "lua/marshal.h"
+#include "base/node.h"
 #include "base/util.h"
 
 #include <lauxlib.h>
@@ -52,6 +53,8 @@ void lmd_lua_push_node(lua_State *L, const lmd_node_info *n)
         lua_setfield(L, -2, it->key);
     }
     lua_setfield(L, -2, "txt");
+    lua_pushboolean(L, lmd_node_routable(n));
+    lua_setfield(L, -2, "routable");
     lua_pushboolean(L, (n->flags & LMD_NODE_LOCAL) != 0);
     lua_setfield(L, -2, "local");
     lua_pushboolean(L, (n->flags & LMD_NODE_OWN) != 0);

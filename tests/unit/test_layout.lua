@@ -47,7 +47,8 @@ local HOMES = {
     { pattern = "#include <curl/", where = "^src/cmd/client%.c$", what = "libcurl" },
     { pattern = "#include <systemd/", where = "^src/agent/watchdog%.c$", what = "libsystemd" },
     { pattern = "#include <event2/http.h>", what = "evhttp (API and checks only)",
-      files = { "src/agent/api.c", "src/agent/api_params.c", "src/agent/conns.c", "src/agent/health.c" } },
+      files = { "src/agent/api.c", "src/agent/api_internal.h", "src/agent/api_reg.c", "src/agent/api_params.c",
+                "src/agent/conns.c", "src/agent/health.c" } },
 }
 
 function TestLayout:test_each_foreign_api_has_one_home()

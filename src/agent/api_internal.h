@@ -1,0 +1,65 @@
+/* What the files of the API (api.c, api_reg.c) share. */
+#ifndef LMD_API_INTERNAL_H
+#define LMD_API_INTERNAL_H
+
+#include "agent/api.h"
+#include "agent/conns.h"
+
+#include <event2/http.h>
+#include <stdint.h>
+
+#define RING 4096              /* events kept for clients that reconnect */
+#define MAX_STREAMS 64
+#define MAX_STREAMS_PER_UID 16 /* so that one local process cannot take them all */
+#define STREAM_BUDGET (1 << 20) /* bytes a stream client may fall behind before it is dropped */
+#define MAX_CONNS 256
+#define REQUEST_DEADLINE 5     /* seconds for a whole request */
+#define IDLE_TIMEOUT 10        /* seconds, for ordinary requests */
+#define MAX_HEADERS 65536      /* big enough that our handler, not evhttp, refuses long paths */
+#define MAX_PATH 2048
+#define MAX_BODY 8192          /* registrations: a TXT record of 1300 bytes, escaped in JSON */
+
+struct rec {
+    uint64_t index;
+    int kind;
+    char *json;
+};
+
+struct watcher {
+    struct watcher *next;
+    lmd_api *api;
+    struct evhttp_request *req;
+    struct evhttp_connection *conn;
+    bool sse;
+    bool dropped;              /* fell behind: being closed */
+    bool has_uid;
+    uid_t uid;
+};
+
+struct lmd_api {
+    struct event_base *base;
+    struct evhttp *http;
+    struct lmd_api_source src;
+    char *socket_path;
+    char epoch[24];
+    uint64_t index;            /* of the last event */
+    struct rec ring[RING];
+    struct watcher *watchers;
+    unsigned n_watchers;
+    double requests, streams_dropped;
+    lmd_conns *conns;
+    struct lmd_api_stream *streams;  /* registrations bound to their connection */
+};
+
+void lmd_api_reply_json(struct evhttp_request *req, int code, const char *reason, json_t *doc);
+void lmd_api_reply_error(struct evhttp_request *req, int code, const char *reason, const char *msg);
+/* Free a request evhttp left to us once its connection is gone. */
+void lmd_api_release_request(lmd_api *api, struct evhttp_request *req);
+
+/* api_reg.c: PUT/PATCH/DELETE /v1/services/NAME[/pass], POST /v1/self/drain.
+ * raw_path: the path as sent (names are decoded segment by segment). */
+void lmd_api_handle_registration(lmd_api *api, struct evhttp_request *req, const char *raw_path);
+/* Every registration stream ends (at exit): no closed() for them. */
+void lmd_api_streams_free(lmd_api *api);
+
+#endif

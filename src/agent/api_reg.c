@@ -1,0 +1,367 @@
+/* The registration API (see api.h): servers announce themselves through the
+ * agent, on the Unix socket only.
+ *
+ *   PUT /v1/services/NAME          {"port", "info", "txt"}: announced while the
+ *                                  connection stays open; the reply streams
+ *                                  state lines (NDJSON)
+ *   PUT /v1/services/NAME?ttl=S    announced until S passes without a pass
+ *   PUT /v1/services/NAME/pass     the TTL starts again
+ *   PATCH /v1/services/NAME        {"txt": {k: v | true | null}, "info"}
+ *   DELETE /v1/services/NAME       withdraw
+ *   POST /v1/self/drain            {"grace": S}: status=draining, then withdraw */
+#include "agent/api_internal.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/txt.h"
+#include "base/util.h"
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/queue.h>
+
+#define NAME_MAX_BYTES 63   /* a DNS label */
+
+struct lmd_api_stream {
+    struct lmd_api_stream *next;
+    lmd_api *api;
+    struct evhttp_request *req;
+    struct evhttp_connection *conn;
+    bool started;           /* headers and "registering" are out */
+    char pending[8][80];    /* states reported before that: sent right after */
+    unsigned n_pending;
+};
+
+/* ---- input --------------------------------------------------------------- */
+
+/* The request body as JSON (an object), or NULL with *why. */
+static json_t *body_json(struct evhttp_request *req, bool required, const char **why)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = in ? evbuffer_get_length(in) : 0;
+    if (len == 0) {
+        *why = required ? "give a JSON body, e.g. {\"port\": 8000, \"info\": \"gemma-2b-it Q4_0\"}" : NULL;
+        return required ? NULL : json_object();
+    }
+    json_error_t jerr;
+    json_t *doc = json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, &jerr);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        *why = "the body must be a JSON object";
+        return NULL;
+    }
+    return doc;
+}
+
+/* {"k": "v" | number | true | null/false} into set (and remove, where given). */
+static int txt_from_json(json_t *obj, lmd_txt *set, lmd_txt *remove, char *err, size_t errlen)
+{
+    if (!obj)
+        return 0;
+    if (!json_is_object(obj))
+        return lmd_errbuf(err, errlen, 400, "txt must be a JSON object {\"key\": \"value\" | true}");
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v) {
+        int rc = 0;
+        if (json_is_string(v))
+            rc = lmd_txt_set(set, k, json_string_value(v), json_string_length(v), true, err, errlen);
+        else if (json_is_number(v)) {
+            char num[64];
+            if (json_is_integer(v))
+                snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
+            else
+                snprintf(num, sizeof num, "%.17g", json_real_value(v));
+            rc = lmd_txt_set(set, k, num, strlen(num), true, err, errlen);
+        } else if (json_is_true(v))
+            rc = lmd_txt_set(set, k, NULL, 0, false, err, errlen);
+        else if ((json_is_null(v) || json_is_false(v)) && remove)
+            rc = lmd_txt_set(remove, k, NULL, 0, false, err, errlen);
+        else
+            return lmd_errbuf(err, errlen, 400, "TXT value for '%.40s' must be a string, number or true%s", k,
+                              remove ? " (null removes it)" : "");
+        if (rc)
+            return rc == LMD_ENOMEM ? 503 : 400;
+    }
+    return 0;
+}
+
+/* "/v1/services/NAME[/pass]": the name decoded, 1-63 bytes, no NUL. */
+static int service_path(const char *raw, char **name, bool *pass, const char **why)
+{
+    const char *p = raw + strlen("/v1/services/");
+    const char *slash = strchr(p, '/');
+    size_t enc = slash ? (size_t)(slash - p) : strlen(p);
+    *pass = false;
+    if (slash && strcmp(slash, "/pass") != 0) {
+        *why = "unknown path; registrations live at /v1/services/NAME and /v1/services/NAME/pass";
+        return 404;
+    }
+    *pass = slash != NULL;
+    char *e = lmd_strndup(p, enc);
+    size_t len = 0;
+    *name = e ? evhttp_uridecode(e, 0, &len) : NULL;
+    free(e);
+    if (!*name)
+        return 503;
+    if (len == 0 || len > NAME_MAX_BYTES || strlen(*name) != len) {
+        free(*name);
+        *name = NULL;
+        *why = "the service name must be 1 to 63 bytes (a DNS label), URL-encoded in the path";
+        return 400;
+    }
+    return 0;
+}
+
+/* ---- streams ------------------------------------------------------------- */
+
+static void stream_unlink(struct lmd_api_stream *s)
+{
+    for (struct lmd_api_stream **pp = &s->api->streams; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+}
+
+static void stream_closed(struct evhttp_connection *conn, void *arg)
+{
+    (void)conn;
+    struct lmd_api_stream *s = arg;
+    lmd_api *api = s->api;
+    stream_unlink(s);
+    if (api->src.reg && api->src.reg->closed)
+        api->src.reg->closed(api->src.ud, s);
+    lmd_api_release_request(api, s->req);
+    free(s);
+}
+
+static void send_line(struct lmd_api_stream *s, const char *line)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        return;
+    evbuffer_add_printf(b, "%s\n", line);
+    evhttp_send_reply_chunk(s->req, b);
+    evbuffer_free(b);
+}
+
+void lmd_api_stream_state(lmd_api_stream *s, const char *state, const char *name, const char *reason, bool end)
+{
+    json_t *doc = json_pack("{s:s,s:o}", "state", state, "name", lmd_json_str(name));
+    if (doc && reason)
+        json_object_set_new(doc, "reason", json_string(reason));
+    char *line = doc ? lmd_json_dump(doc, false) : NULL;
+    json_decref(doc);
+    if (!s->started) {
+        /* add() is still running: say it right after the headers */
+        if (line && s->n_pending < LMD_ARRAY_LEN(s->pending))
+            snprintf(s->pending[s->n_pending++], sizeof s->pending[0], "%s", line);
+    } else if (line) {
+        send_line(s, line);
+    }
+    free(line);
+    if (!end || !s->started)
+        return;
+    evhttp_connection_set_closecb(s->conn, NULL, NULL);
+    evhttp_send_reply_end(s->req);
+    stream_unlink(s);
+    free(s);
+}
+
+void lmd_api_streams_free(lmd_api *api)
+{
+    while (api->streams) {
+        struct lmd_api_stream *s = api->streams;
+        api->streams = s->next;
+        evhttp_connection_set_closecb(s->conn, NULL, NULL);
+        free(s);
+    }
+}
+
+/* ---- handlers ------------------------------------------------------------ */
+
+static double query_ttl(struct evhttp_request *req, const char **why)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+    struct evkeyvalq params;
+    TAILQ_INIT(&params);
+    double ttl = 0;
+    if (q && evhttp_parse_query_str(q, &params) != 0) {
+        *why = "malformed query string";
+        return -1;
+    }
+    const char *t = evhttp_find_header(&params, "ttl");
+    if (t) {
+        char *end;
+        ttl = strtod(t, &end);
+        if (end == t || *end || !isfinite(ttl) || ttl < 1 || ttl > 86400) {
+            *why = "ttl must be a number of seconds from 1 to 86400";
+            ttl = -1;
+        }
+    }
+    evhttp_clear_headers(&params);
+    return ttl;
+}
+
+static void put_service(lmd_api *api, struct evhttp_request *req, const char *name)
+{
+    const char *why = NULL;
+    char err[320] = "";
+    double ttl = query_ttl(req, &why);
+    json_t *body = ttl >= 0 ? body_json(req, true, &why) : NULL;
+    if (!body) {
+        lmd_api_reply_error(req, 400, "Bad Request", why);
+        return;
+    }
+    json_t *port = json_object_get(body, "port"), *info = json_object_get(body, "info");
+    lmd_txt txt = {0};
+    int status = 0;
+    if (!json_is_integer(port) || json_integer_value(port) < 1 || json_integer_value(port) > 65535)
+        status = lmd_errbuf(err, sizeof err, 400, "port must be an integer from 1 to 65535");
+    else if (info && !json_is_string(info))
+        status = lmd_errbuf(err, sizeof err, 400, "info must be a string");
+    else if (!(status = txt_from_json(json_object_get(body, "txt"), &txt, NULL, err, sizeof err)) &&
+             lmd_txt_get(&txt, "info"))
+        status = lmd_errbuf(err, sizeof err, 400, "give info as \"info\", not inside \"txt\"");
+    struct lmd_service_spec spec = {.port = (uint16_t)json_integer_value(port),
+                                    .info = json_string_value(info), .txt = &txt, .ttl = ttl};
+    struct lmd_api_stream *s = NULL;
+    json_t *doc = NULL;
+    if (!status && ttl == 0 && !(s = calloc(1, sizeof *s)))
+        status = lmd_errbuf(err, sizeof err, 503, "out of memory");
+    if (s) {
+        s->api = api;
+        s->req = req;
+        s->conn = evhttp_request_get_connection(req);
+    }
+    if (!status)
+        status = api->src.reg->add(api->src.ud, name, &spec, s, &doc, err, sizeof err);
+    lmd_txt_free(&txt);
+    json_decref(body);
+    if (status) {
+        free(s);
+        lmd_api_reply_error(req, status, status == 409 ? "Conflict" : status >= 500 ? "Service Unavailable" : "Bad Request",
+                            *err ? err : "cannot register the service");
+        return;
+    }
+    if (!s) { /* ttl: a plain reply */
+        lmd_api_reply_json(req, 201, "Created", doc);
+        return;
+    }
+    json_decref(doc);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/x-ndjson");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-cache");
+    evhttp_send_reply_start(req, 200, "OK");
+    s->started = true;
+    /* a registration is as quiet as an event stream: no idle timeout */
+    evhttp_connection_set_timeout(s->conn, 365 * 86400);
+    evhttp_connection_set_closecb(s->conn, stream_closed, s);
+    lmd_conns_stream(api->conns, req);
+    s->next = api->streams;
+    api->streams = s;
+    char line[160];
+    json_t *reg = json_pack("{s:s,s:o}", "state", "registering", "name", lmd_json_str(name));
+    char *txtline = reg ? lmd_json_dump(reg, false) : NULL;
+    json_decref(reg);
+    snprintf(line, sizeof line, "%s", txtline ? txtline : "{\"state\":\"registering\"}");
+    free(txtline);
+    send_line(s, line);
+    for (unsigned i = 0; i < s->n_pending; i++)
+        send_line(s, s->pending[i]);
+    s->n_pending = 0;
+}
+
+static void patch_service(lmd_api *api, struct evhttp_request *req, const char *name)
+{
+    const char *why = NULL;
+    char err[320] = "";
+    json_t *body = body_json(req, true, &why);
+    if (!body) {
+        lmd_api_reply_error(req, 400, "Bad Request", why);
+        return;
+    }
+    lmd_txt set = {0}, remove = {0};
+    json_t *info = json_object_get(body, "info"), *doc = NULL;
+    int status = txt_from_json(json_object_get(body, "txt"), &set, &remove, err, sizeof err);
+    if (!status && info && !json_is_string(info))
+        status = lmd_errbuf(err, sizeof err, 400, "info must be a string");
+    if (!status)
+        status = api->src.reg->patch(api->src.ud, name, &set, &remove, json_string_value(info), &doc, err, sizeof err);
+    lmd_txt_free(&set);
+    lmd_txt_free(&remove);
+    json_decref(body);
+    if (status)
+        lmd_api_reply_error(req, status, status == 404 ? "Not Found" : "Bad Request", err);
+    else
+        lmd_api_reply_json(req, 200, "OK", doc);
+}
+
+/* 0 with *doc, or status with err: the common shape of the simple calls */
+static void answer(struct evhttp_request *req, int status, json_t *doc, const char *err, int ok)
+{
+    if (status)
+        lmd_api_reply_error(req, status, status == 404 ? "Not Found" : "Bad Request", err);
+    else
+        lmd_api_reply_json(req, ok, ok == 202 ? "Accepted" : "OK", doc);
+}
+
+void lmd_api_handle_registration(lmd_api *api, struct evhttp_request *req, const char *raw_path)
+{
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    uid_t uid;
+    if (!api->src.reg) {
+        lmd_api_reply_error(req, 404, "Not Found", "this agent takes no registrations");
+        return;
+    }
+    if (!lmd_conns_peer_uid(req, &uid)) {
+        lmd_api_reply_error(req, 403, "Forbidden", "registrations are taken on the agent's Unix socket only");
+        return;
+    }
+    char err[320] = "";
+    json_t *doc = NULL;
+    if (!strcmp(raw_path, "/v1/self/drain")) {
+        if (cmd != EVHTTP_REQ_POST) {
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+            lmd_api_reply_error(req, 405, "Method Not Allowed", "use POST /v1/self/drain");
+            return;
+        }
+        const char *why = NULL;
+        json_t *body = body_json(req, false, &why);
+        json_t *g = body ? json_object_get(body, "grace") : NULL;
+        double grace = json_is_number(g) ? json_number_value(g) : -1;
+        int status = !body || (g && (!json_is_number(g) || grace < 0 || grace > 3600))
+                         ? lmd_errbuf(err, sizeof err, 400, "%s", why ? why : "grace must be a number of seconds from 0 to 3600")
+                         : api->src.reg->drain(api->src.ud, grace, &doc, err, sizeof err);
+        json_decref(body);
+        answer(req, status, doc, err, 202);
+        return;
+    }
+    char *name = NULL;
+    bool pass;
+    const char *why = "";
+    int status = service_path(raw_path, &name, &pass, &why);
+    if (status) {
+        lmd_api_reply_error(req, status, status == 404 ? "Not Found" : "Bad Request", status == 503 ? "out of memory" : why);
+        return;
+    }
+    if (pass && cmd == EVHTTP_REQ_PUT) {
+        status = api->src.reg->pass(api->src.ud, name, &doc, err, sizeof err);
+        answer(req, status, doc, err, 200);
+    } else if (!pass && cmd == EVHTTP_REQ_PUT) {
+        put_service(api, req, name);
+    } else if (!pass && cmd == EVHTTP_REQ_PATCH) {
+        patch_service(api, req, name);
+    } else if (!pass && cmd == EVHTTP_REQ_DELETE) {
+        status = api->src.reg->remove(api->src.ud, name, &doc, err, sizeof err);
+        answer(req, status, doc, err, 200);
+    } else {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", pass ? "PUT" : "PUT, PATCH, DELETE");
+        lmd_api_reply_error(req, 405, "Method Not Allowed",
+                            pass ? "use PUT /v1/services/NAME/pass" : "use PUT, PATCH or DELETE on /v1/services/NAME");
+    }
+    free(name);
+}

@@ -1,0 +1,291 @@
+/* Services that servers register through the agent's API (api_reg.c), and
+ * draining: they are announced the way the configured one is (collision
+ * renames, the record TTL, lmdisc.self(), /v1/self), live as long as their
+ * client's connection (or their TTL without a pass), and go with a goodbye. */
+#include "agent/internal.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/txt.h"
+#include "base/util.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+struct lmd_svc {
+    struct lmd_svc *next;
+    lmd_agent *a;
+    char *name;              /* as registered (the path's NAME) */
+    lmd_pub *pub;
+    uint16_t port;
+    lmd_txt txt;             /* info included */
+    lmd_api_stream *stream;  /* NULL: ttl mode */
+    struct event *ttl_ev;
+    double ttl;
+    const char *state;       /* "registering", "established" */
+};
+
+static struct lmd_svc *find(lmd_agent *a, const char *name)
+{
+    for (struct lmd_svc *s = a->svcs; s; s = s->next)
+        if (!strcmp(s->name, name) || (s->pub && !strcmp(lmd_pub_name(s->pub), name)))
+            return s;
+    return NULL;
+}
+
+static void svc_free(lmd_agent *a, struct lmd_svc *s)
+{
+    for (struct lmd_svc **pp = &a->svcs; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    lmd_pub_free(s->pub); /* goodbye */
+    if (s->ttl_ev)
+        event_free(s->ttl_ev);
+    lmd_txt_free(&s->txt);
+    free(s->name);
+    free(s);
+}
+
+/* Withdraw, telling a connected client why (its stream then ends). */
+static void withdraw(lmd_agent *a, struct lmd_svc *s, const char *reason)
+{
+    char e[160];
+    lmd_info("withdrawing registered service \"%s\" (%s)", lmd_escape_str(s->pub ? lmd_pub_name(s->pub) : s->name, e, sizeof e),
+             reason);
+    if (s->stream)
+        lmd_api_stream_state(s->stream, "withdrawn", s->pub ? lmd_pub_name(s->pub) : s->name, reason, true);
+    svc_free(a, s);
+}
+
+static void on_pub(void *ud, enum lmd_pub_event ev, const char *name, const char *detail)
+{
+    struct lmd_svc *s = ud;
+    char e[160];
+    lmd_escape_str(name, e, sizeof e);
+    switch (ev) {
+    case LMD_PUB_ESTABLISHED:
+        s->state = "established";
+        lmd_info("announced registered service \"%s\"", e);
+        break;
+    case LMD_PUB_RENAMED:
+        lmd_warn("name collision: registered service \"%s\" now announced as \"%s\"", s->name, e);
+        break;
+    case LMD_PUB_FAILED:
+        lmd_error("announcing registered service \"%s\" failed: %s", e, detail ? detail : "?");
+        break;
+    }
+    if (s->stream)
+        lmd_api_stream_state(s->stream, ev == LMD_PUB_ESTABLISHED ? "established" : ev == LMD_PUB_RENAMED ? "renamed" : "failed",
+                             name, ev == LMD_PUB_FAILED ? detail : NULL, false);
+}
+
+static void ttl_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct lmd_svc *s = arg;
+    withdraw(s->a, s, "its ttl passed without a pass");
+}
+
+static json_t *svc_json(const struct lmd_svc *s)
+{
+    json_t *doc = json_pack("{s:o,s:s,s:i}", "name", lmd_json_str(s->pub ? lmd_pub_name(s->pub) : s->name), "state",
+                            s->state, "port", s->port);
+    if (doc && s->ttl > 0)
+        json_object_set_new(doc, "ttl", json_real(s->ttl));
+    if (doc && s->name && s->pub && strcmp(s->name, lmd_pub_name(s->pub)))
+        json_object_set_new(doc, "registered_as", lmd_json_str(s->name));
+    lmd_node_info n = {.txt = s->txt};
+    json_t *node = lmd_json_node(&n); /* the txt, rendered the way peers' is */
+    if (doc && node)
+        json_object_set(doc, "txt", json_object_get(node, "txt"));
+    json_decref(node);
+    return doc;
+}
+
+static int svc_add(void *ud, const char *name, const struct lmd_service_spec *spec, lmd_api_stream *stream,
+                   json_t **doc, char *err, size_t errlen)
+{
+    lmd_agent *a = ud;
+    if (a->draining)
+        return lmd_errbuf(err, errlen, 503, "this host is draining: it takes no new services");
+    if (find(a, name) || (a->cfg.announce.given && !strcmp(a->pub ? lmd_pub_name(a->pub) : a->name, name)))
+        return lmd_errbuf(err, errlen, 409, "a service named \"%.63s\" is already announced by this agent; "
+                                            "withdraw it first or choose another name", name);
+    struct lmd_svc *s = calloc(1, sizeof *s);
+    if (!s || !(s->name = lmd_strdup(name)) || lmd_txt_copy(&s->txt, spec->txt) != 0) {
+        if (s) {
+            free(s->name);
+            lmd_txt_free(&s->txt);
+        }
+        free(s);
+        return lmd_errbuf(err, errlen, 503, "out of memory");
+    }
+    s->a = a;
+    s->port = spec->port;
+    s->stream = stream;
+    s->ttl = spec->ttl;
+    s->state = "registering";
+    int rc = spec->info ? lmd_txt_set(&s->txt, "info", spec->info, strlen(spec->info), true, err, errlen) : 0;
+    if (rc == 0)
+        rc = lmd_txt_check_record(&s->txt, err, errlen);
+    if (rc) {
+        svc_free(a, s);
+        return rc == LMD_ENOMEM ? 503 : 400;
+    }
+    if (spec->ttl > 0 && (!(s->ttl_ev = evtimer_new(a->base, ttl_fire, s)) || lmd_timer_in(s->ttl_ev, spec->ttl) != 0)) {
+        svc_free(a, s);
+        return lmd_errbuf(err, errlen, 503, "out of memory");
+    }
+    s->next = a->svcs;
+    a->svcs = s;
+    struct lmd_pub_config pc = {.name = name, .type = a->cfg.announce.type, .port = spec->port, .txt = &s->txt,
+                                .ttl = lmd_agent_record_ttl(a)};
+    lmd_err e = {0};
+    if (lmd_pub_new(a->m, &pc, on_pub, s, &s->pub, &e) != 0) {
+        svc_free(a, s);
+        return lmd_errbuf(err, errlen, e.code == LMD_ETXT ? 400 : 503, "%s", lmd_err_text(&e));
+    }
+    char esc[160];
+    lmd_info("registered service \"%s\" on port %u (%s)", lmd_escape_str(name, esc, sizeof esc), spec->port,
+             stream ? "while its client stays connected" : "with a ttl");
+    *doc = svc_json(s);
+    return 0;
+}
+
+static void svc_closed(void *ud, lmd_api_stream *stream)
+{
+    lmd_agent *a = ud;
+    for (struct lmd_svc *s = a->svcs; s; s = s->next)
+        if (s->stream == stream) {
+            s->stream = NULL; /* gone: nothing more to tell it */
+            withdraw(a, s, "its client's connection closed");
+            return;
+        }
+}
+
+static int svc_patch(void *ud, const char *name, const lmd_txt *set, const lmd_txt *remove, const char *info,
+                     json_t **doc, char *err, size_t errlen)
+{
+    lmd_agent *a = ud;
+    struct lmd_svc *s = find(a, name);
+    if (!s)
+        return lmd_errbuf(err, errlen, 404, "no registered service named \"%.63s\"", name);
+    lmd_txt t;
+    if (lmd_txt_copy(&t, &s->txt) != 0)
+        return lmd_errbuf(err, errlen, 503, "out of memory");
+    int rc = 0;
+    for (size_t i = 0; i < remove->n; i++)
+        (void)lmd_txt_remove(&t, remove->items[i].key); /* LMD_ENOTFOUND: nothing to remove */
+    for (size_t i = 0; rc == 0 && i < set->n; i++)
+        rc = lmd_txt_set(&t, set->items[i].key, set->items[i].value, set->items[i].value_len, set->items[i].has_value,
+                         err, errlen);
+    if (rc == 0 && info)
+        rc = lmd_txt_set(&t, "info", info, strlen(info), true, err, errlen);
+    if (rc == 0)
+        rc = lmd_txt_check_record(&t, err, errlen);
+    if (rc == 0 && s->pub && (rc = lmd_pub_set_txt(s->pub, &t)) != 0)
+        lmd_errbuf(err, errlen, rc, "avahi refused the TXT update (see the agent's log)");
+    if (rc) {
+        lmd_txt_free(&t);
+        return rc == LMD_ENOMEM ? 503 : rc == LMD_EAVAHI ? 503 : 400;
+    }
+    lmd_txt_free(&s->txt);
+    s->txt = t;
+    *doc = svc_json(s);
+    return 0;
+}
+
+static int svc_remove(void *ud, const char *name, json_t **doc, char *err, size_t errlen)
+{
+    lmd_agent *a = ud;
+    struct lmd_svc *s = find(a, name);
+    if (!s)
+        return lmd_errbuf(err, errlen, 404, "no registered service named \"%.63s\"", name);
+    *doc = json_pack("{s:o,s:s}", "name", lmd_json_str(s->pub ? lmd_pub_name(s->pub) : s->name), "state", "withdrawn");
+    withdraw(a, s, "withdrawn by DELETE");
+    return 0;
+}
+
+static int svc_pass(void *ud, const char *name, json_t **doc, char *err, size_t errlen)
+{
+    lmd_agent *a = ud;
+    struct lmd_svc *s = find(a, name);
+    if (!s)
+        return lmd_errbuf(err, errlen, 404, "no registered service named \"%.63s\"", name);
+    if (!s->ttl_ev)
+        return lmd_errbuf(err, errlen, 400, "\"%.63s\" lives as long as its connection; it has no ttl to pass",
+                          name);
+    if (lmd_timer_in(s->ttl_ev, s->ttl) != 0)
+        return lmd_errbuf(err, errlen, 503, "out of memory");
+    *doc = svc_json(s);
+    return 0;
+}
+
+/* ---- draining ------------------------------------------------------------ */
+
+static void drained(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lmd_agent *a = arg;
+    lmd_info("drain: grace period over; withdrawing every service this agent announces");
+    while (a->svcs)
+        withdraw(a, a->svcs, "drained");
+    lmd_pub_free(a->pub); /* goodbye; not announced again while draining */
+    a->pub = NULL;
+}
+
+static int drain(void *ud, double grace, json_t **doc, char *err, size_t errlen)
+{
+    lmd_agent *a = ud;
+    if (grace < 0)
+        grace = LMD_DRAIN_GRACE;
+    if (!a->drain_ev && !(a->drain_ev = evtimer_new(a->base, drained, a)))
+        return lmd_errbuf(err, errlen, 503, "out of memory");
+    if (!a->draining) {
+        a->draining = true;
+        lmd_info("drain: announcing status=draining, withdrawing in %g s", grace);
+        lmd_agent_set_status(a, "draining");
+        for (struct lmd_svc *s = a->svcs; s; s = s->next) {
+            char why[320];
+            lmd_txt t;
+            if (lmd_txt_copy(&t, &s->txt) == 0 && lmd_txt_set(&t, "status", "draining", 8, true, why, sizeof why) == 0 &&
+                (!s->pub || lmd_pub_set_txt(s->pub, &t) == 0)) {
+                lmd_txt_free(&s->txt);
+                s->txt = t;
+            } else {
+                lmd_txt_free(&t);
+                lmd_error("drain: cannot announce status=draining for \"%s\"", s->name);
+            }
+        }
+    }
+    if (lmd_timer_in(a->drain_ev, grace) != 0)
+        return lmd_errbuf(err, errlen, 503, "out of memory");
+    *doc = json_pack("{s:s,s:f}", "state", "draining", "grace", grace);
+    return 0;
+}
+
+const struct lmd_api_registry lmd_agent_registry = {
+    .add = svc_add, .closed = svc_closed, .patch = svc_patch, .remove = svc_remove, .pass = svc_pass, .drain = drain,
+};
+
+json_t *lmd_agent_services_json(lmd_agent *a)
+{
+    json_t *arr = json_array();
+    for (struct lmd_svc *s = a->svcs; arr && s; s = s->next)
+        json_array_append_new(arr, svc_json(s));
+    return arr;
+}
+
+void lmd_agent_services_free(lmd_agent *a)
+{
+    while (a->svcs)
+        svc_free(a, a->svcs);
+    if (a->drain_ev)
+        event_free(a->drain_ev);
+    a->drain_ev = NULL;
+}
