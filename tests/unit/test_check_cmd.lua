@@ -1,25 +1,8 @@
 -- `lmdisc check` and `lmdisc test`: what an operator sees for good and bad
 -- configurations and suites, with the binary, no network.
 local lu = require "luaunit"
-local BIN = assert(os.getenv("LMDISC_BIN"), "set LMDISC_BIN to the lmdisc binary")
-
-local function sh(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function run(args)
-    local f = io.popen(sh(BIN) .. " " .. args .. " 2>&1; echo \"rc=$?\"")
-    local out = f:read("a")
-    f:close()
-    local code = tonumber(out:match("rc=(%d+)\n?$"))
-    return code, out
-end
-
-local function file(text)
-    local path = os.tmpname() .. ".lua"
-    local f = assert(io.open(path, "w"))
-    f:write(text)
-    f:close()
-    return path
-end
+local B = require "bin"
+local sh, run, file = B.sh, B.run, B.file
 
 TestCheck = {}
 

@@ -2,18 +2,10 @@
 -- agent's own guard, deadline and memory cap (tests/unit/containment/), and
 -- what `lmdisc test` says about suites that fail in other ways.  No network.
 local lu = require "luaunit"
-local BIN = assert(os.getenv("LMDISC_BIN"), "set LMDISC_BIN to the lmdisc binary")
+local B = require "bin"
+local sh, run, file = B.sh, B.run, B.file
 local SRC = os.getenv("LMDISC_SRC") or "."
 local DIR = SRC .. "/tests/unit/containment"
-
-local function sh(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function run(args, env)
-    local f = io.popen((env or "") .. " " .. sh(BIN) .. " " .. args .. " 2>&1; echo \"rc=$?\"")
-    local out = f:read("a")
-    f:close()
-    return tonumber(out:match("rc=(%d+)\n?$")), out
-end
 
 local fifo
 
@@ -59,13 +51,6 @@ function TestContainment:test_a_suite_that_never_returns_is_ended()
 end
 
 -- Bounds a file can pass the schema with but the service cannot carry.
-local function file(text)
-    local path = os.tmpname() .. ".lua"
-    local f = assert(io.open(path, "w"))
-    f:write(text)
-    f:close()
-    return path
-end
 
 local function check_refuses(text, says)
     local p = file(text)
