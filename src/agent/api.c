@@ -318,6 +318,16 @@ static void handle(struct evhttp_request *req, void *arg)
         lmd_api_reply_error(req, 414, "URI Too Long", "the request path is too long (at most 2048 bytes)");
         return;
     }
+    /* evhttp takes headers up to MAX_HEADERS so that we, not it, refuse
+     * big ones, with a JSON body like every other error */
+    size_t hbytes = 0;
+    struct evkeyval *kv;
+    TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
+        hbytes += strlen(kv->key) + strlen(kv->value) + 4;
+    if (hbytes > HEADERS_ALLOWED) {
+        lmd_api_reply_error(req, 431, "Request Header Fields Too Large", "the request's headers are over 8 KiB");
+        return;
+    }
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     const struct evhttp_uri *ruri = evhttp_request_get_evhttp_uri(req);
     const char *raw_path = ruri ? evhttp_uri_get_path(ruri) : NULL;

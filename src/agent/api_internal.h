@@ -15,7 +15,8 @@
 #define MAX_CONNS 256
 #define REQUEST_DEADLINE 5     /* seconds for a whole request */
 #define IDLE_TIMEOUT 10        /* seconds, for ordinary requests */
-#define MAX_HEADERS 65536      /* big enough that our handler, not evhttp, refuses long paths */
+#define MAX_HEADERS 65536      /* what evhttp reads: big enough that our handler refuses with JSON */
+#define HEADERS_ALLOWED 8192   /* what we take */
 #define MAX_PATH 2048
 #define MAX_BODY 8192          /* registrations: a TXT record of 1300 bytes, escaped in JSON */
 

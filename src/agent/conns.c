@@ -1,7 +1,9 @@
 /* API connections (see conns.h).  libevent 2.1's evhttp has no connection
  * hooks of its own, but it lets us make each connection's bufferevent
- * (evhttp_set_bevcb): a pass-through filter over the socket, whose free
- * callback tells us when the connection is gone. */
+ * (evhttp_set_bevcb).  We keep a reference to it: when evhttp is done with
+ * the connection it frees the bufferevent, which (our reference holding it)
+ * only clears its callbacks; a sweep, running only while connections exist,
+ * notices that, lets go, and enforces the request deadlines. */
 #include "agent/conns.h"
 #include "base/log.h"
 #include "base/loop.h"
@@ -15,13 +17,13 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
+#define SWEEP 0.5 /* seconds between looks at the connections */
 #define MAX_LISTENERS 4
 
 struct slot {
     struct slot *next;
-    lmd_conns *c;
-    struct bufferevent *bev;  /* the filter evhttp reads and writes */
-    struct event *deadline;
+    struct bufferevent *bev;  /* the connection's; we hold a reference */
+    double waiting_since;     /* for a whole request; < 0: one is being served, or a stream */
     uid_t uid;
     bool uid_known, stream;
 };
@@ -31,20 +33,12 @@ struct lmd_conns {
     struct lmd_conns_limits lim;
     struct slot *slots;
     unsigned n;
+    struct event *sweep;
     struct evconnlistener *listeners[MAX_LISTENERS];
     unsigned n_listeners;
     bool paused;
     double warned;            /* when the cap was last reported */
 };
-
-static enum bufferevent_filter_result pass(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
-                                           enum bufferevent_flush_mode mode, void *ctx)
-{
-    (void)limit;
-    (void)mode;
-    (void)ctx;
-    return evbuffer_add_buffer(dst, src) == 0 ? BEV_OK : BEV_ERROR;
-}
 
 static void pause_listeners(lmd_conns *c, bool pause)
 {
@@ -60,32 +54,44 @@ static void pause_listeners(lmd_conns *c, bool pause)
     }
 }
 
-static void slot_freed(void *arg)
+/* evhttp freed it: only our reference is left, its callbacks are gone */
+static bool released(struct bufferevent *bev)
 {
-    struct slot *s = arg;
-    lmd_conns *c = s->c;
-    for (struct slot **pp = &c->slots; *pp; pp = &(*pp)->next)
-        if (*pp == s) {
-            *pp = s->next;
-            break;
-        }
-    c->n--;
-    if (s->deadline)
-        event_free(s->deadline);
-    free(s);
-    if (c->n < c->lim.max)
-        pause_listeners(c, false);
+    bufferevent_data_cb r, w;
+    bufferevent_event_cb e;
+    void *arg;
+    bufferevent_getcb(bev, &r, &w, &e, &arg);
+    return !r && !w && !e;
 }
 
-static void deadline_fire(evutil_socket_t fd, short what, void *arg)
+static void sweep(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct slot *s = arg;
-    lmd_debug("API: a client sent no whole request within %g s; closing its connection", s->c->lim.request_deadline);
-    /* evhttp closes the connection as on EOF (deferred: not from inside this
-     * timer, which goes with the connection) */
-    bufferevent_trigger_event(s->bev, BEV_EVENT_EOF | BEV_EVENT_READING, BEV_TRIG_DEFER_CALLBACKS);
+    lmd_conns *c = arg;
+    double now = lmd_now_mono();
+    for (struct slot **pp = &c->slots; *pp;) {
+        struct slot *s = *pp;
+        if (released(s->bev)) {
+            *pp = s->next;
+            bufferevent_decref(s->bev); /* closes the socket */
+            free(s);
+            c->n--;
+            continue;
+        }
+        if (!s->stream && s->waiting_since >= 0 && now - s->waiting_since > c->lim.request_deadline) {
+            lmd_debug("API: a client sent no whole request within %g s; closing its connection",
+                      c->lim.request_deadline);
+            s->waiting_since = -1;
+            /* evhttp closes the connection as on EOF */
+            bufferevent_trigger_event(s->bev, BEV_EVENT_EOF | BEV_EVENT_READING, BEV_TRIG_DEFER_CALLBACKS);
+        }
+        pp = &s->next;
+    }
+    if (c->n < c->lim.max)
+        pause_listeners(c, false);
+    if (c->n > 0 && lmd_timer_in(c->sweep, SWEEP) != 0)
+        lmd_warn("API: cannot arm the connection sweep (out of memory)");
 }
 
 static struct bufferevent *new_conn(struct event_base *base, void *arg)
@@ -93,28 +99,21 @@ static struct bufferevent *new_conn(struct event_base *base, void *arg)
     lmd_conns *c = arg;
     /* on failure evhttp makes a plain bufferevent of its own: served, not counted */
     struct slot *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
-    s->c = c;
-    struct bufferevent *u = NULL, *f = NULL;
-    if (!(s->deadline = evtimer_new(base, deadline_fire, s)) ||
-        !(u = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) ||
-        !(f = bufferevent_filter_new(u, pass, pass, BEV_OPT_CLOSE_ON_FREE, slot_freed, s))) {
-        if (u)
-            bufferevent_free(u);
-        if (s->deadline)
-            event_free(s->deadline);
+    struct bufferevent *bev = s ? bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE) : NULL;
+    if (!bev) {
         free(s);
         return NULL;
     }
-    s->bev = f;
+    bufferevent_incref(bev);
+    s->bev = bev;
+    s->waiting_since = lmd_now_mono();
     s->next = c->slots;
     c->slots = s;
-    if (lmd_timer_in(s->deadline, c->lim.request_deadline) != 0)
-        lmd_warn("API: cannot arm a request deadline (out of memory)");
-    if (++c->n >= c->lim.max)
+    if (c->n++ == 0 && lmd_timer_in(c->sweep, SWEEP) != 0)
+        lmd_warn("API: cannot arm the connection sweep (out of memory)");
+    if (c->n >= c->lim.max)
         pause_listeners(c, true);
-    return f;
+    return bev;
 }
 
 int lmd_conns_new(struct event_base *base, struct evhttp *http, const struct lmd_conns_limits *lim,
@@ -126,13 +125,27 @@ int lmd_conns_new(struct event_base *base, struct evhttp *http, const struct lmd
     c->base = base;
     c->lim = *lim;
     c->warned = -1e9;
+    if (!(c->sweep = evtimer_new(base, sweep, c))) {
+        free(c);
+        *out = NULL;
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    }
     evhttp_set_bevcb(http, new_conn, c);
     return 0;
 }
 
 void lmd_conns_free(lmd_conns *c)
 {
-    /* the connections' bufferevents are freed by evhttp_free, before this */
+    if (!c)
+        return;
+    /* evhttp_free, before this, released every connection: our references go */
+    while (c->slots) {
+        struct slot *s = c->slots;
+        c->slots = s->next;
+        bufferevent_decref(s->bev);
+        free(s);
+    }
+    event_free(c->sweep);
     free(c);
 }
 
@@ -157,8 +170,8 @@ static struct slot *slot_of(lmd_conns *c, struct evhttp_request *req)
 static void replied(struct evhttp_request *req, void *arg)
 {
     struct slot *s = slot_of(arg, req);
-    if (s && !s->stream && lmd_timer_in(s->deadline, s->c->lim.request_deadline) != 0)
-        lmd_warn("API: cannot arm a request deadline (out of memory)");
+    if (s && !s->stream)
+        s->waiting_since = lmd_now_mono();
 }
 
 void lmd_conns_request(lmd_conns *c, struct evhttp_request *req)
@@ -166,7 +179,7 @@ void lmd_conns_request(lmd_conns *c, struct evhttp_request *req)
     struct slot *s = slot_of(c, req);
     if (!s)
         return;
-    event_del(s->deadline);
+    s->waiting_since = -1;
     if (!s->uid_known)
         s->uid_known = lmd_conns_peer_uid(req, &s->uid);
     evhttp_request_set_on_complete_cb(req, replied, c);
@@ -177,7 +190,7 @@ void lmd_conns_stream(lmd_conns *c, struct evhttp_request *req)
     struct slot *s = slot_of(c, req);
     if (s) {
         s->stream = true;
-        event_del(s->deadline);
+        s->waiting_since = -1;
     }
 }
 
@@ -210,8 +223,7 @@ size_t lmd_conns_pending_output(struct evhttp_request *req)
     struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
     if (!bev)
         return 0;
-    struct bufferevent *u = bufferevent_get_underlying(bev);
-    return evbuffer_get_length(bufferevent_get_output(bev)) + (u ? evbuffer_get_length(bufferevent_get_output(u)) : 0);
+    return evbuffer_get_length(bufferevent_get_output(bev));
 }
 
 void lmd_conns_drop(struct evhttp_request *req)
