@@ -2,6 +2,7 @@
 #include "base/util.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,27 @@ void lmd_log(enum lmd_log_level lvl, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Code points that change how a terminal shows text without showing
+ * themselves: C1 controls (CSI, OSC...), bidi embeddings, overrides and
+ * isolates, zero-width and invisible characters, line/paragraph separators,
+ * tags.  Written as \u{XXXX}, so that a name cannot hide or reorder what
+ * follows it, or pass for another. */
+static bool invisible(uint32_t cp)
+{
+    return (cp >= 0x80 && cp <= 0x9f) || cp == 0xad || cp == 0x34f || cp == 0x61c || cp == 0x115f ||
+           cp == 0x1160 || cp == 0x17b4 || cp == 0x17b5 || cp == 0x180e || (cp >= 0x200b && cp <= 0x200f) ||
+           (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x206f) || cp == 0x3164 || cp == 0xfeff ||
+           cp == 0xffa0 || (cp >= 0xfff0 && cp <= 0xfffb) || (cp >= 0xe0000 && cp <= 0xe0fff);
+}
+
+static uint32_t decode(const unsigned char *p, size_t n)
+{
+    uint32_t cp = n == 2 ? p[0] & 0x1f : n == 3 ? p[0] & 0x0f : p[0] & 0x07;
+    for (size_t i = 1; i < n; i++)
+        cp = (cp << 6) | (p[i] & 0x3f);
+    return cp;
+}
+
 static char *escape(const void *data, size_t len, char *out, size_t outlen, bool backslash)
 {
     const unsigned char *p = data;
@@ -88,9 +110,13 @@ static char *escape(const void *data, size_t len, char *out, size_t outlen, bool
         char buf[16];
         size_t n;
         size_t u = lmd_utf8_seq_len(p + i, len - i);
-        if (u > 1) {
+        if (u > 1 && invisible(decode(p + i, u))) {
+            n = (size_t)snprintf(buf, sizeof buf, "\\u{%04x}", (unsigned)decode(p + i, u));
+        } else if (u > 1) {
             memcpy(buf, p + i, u);
             n = u;
+        } else if (u == 1 && p[i] == '"' && backslash) {
+            memcpy(buf, "\\\"", n = 2); /* names are quoted in logs and text: unambiguous */
         } else if (u == 1 && p[i] >= 0x20 && p[i] != 0x7f && (p[i] != '\\' || !backslash)) {
             buf[0] = (char)p[i];
             n = 1;

@@ -31,8 +31,12 @@ void lmd_vlog(enum lmd_log_level lvl, const char *fmt, va_list ap);
 #define lmd_error(...) lmd_log(LMD_LOG_ERROR, __VA_ARGS__)
 
 /* Escape bytes for a terminal or a log line: printable UTF-8 passes,
- * control characters become \n, \t, \xNN, invalid UTF-8 bytes \xNN.
- * Always NUL-terminates (truncates with "..." when out is too small). */
+ * control characters become \n, \t, \xNN, invalid UTF-8 bytes \xNN, a
+ * backslash \\, a double quote \", and characters that change how a
+ * terminal shows text without showing themselves (C1 controls, bidi
+ * overrides, zero-width characters) \u{XXXX}.  Always NUL-terminates
+ * (truncates with "..." when out is too small); an escaped character needs
+ * at most 8 bytes of out. */
 char *lmd_escape(const void *data, size_t len, char *out, size_t outlen);
 #define lmd_escape_str(s, out, outlen) lmd_escape((s), (s) ? strlen(s) : 0, (out), (outlen))
 

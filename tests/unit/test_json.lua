@@ -94,6 +94,29 @@ function TestJson:test_missing_info_is_null()
     lu.assertStrContains(text, '"info":null')
 end
 
+-- Every character class that changes what a terminal shows without showing
+-- itself comes out visible, byte by byte, and quotes cannot end a quoted name.
+function TestJson:test_escape_invisible_and_control_characters()
+    local cases = {
+        { "a\194\155[2Jb", "a\\u{009b}[2Jb" },      -- C1 CSI, UTF-8 encoded
+        { "a\194\157]0;x", "a\\u{009d}]0;x" },       -- C1 OSC
+        { "x\226\128\174lave", "x\\u{202e}lave" },   -- right-to-left override
+        { "x\226\129\166y", "x\\u{2066}y" },        -- left-to-right isolate
+        { "z\226\128\139w", "z\\u{200b}w" },        -- zero-width space
+        { "z\226\128\141w", "z\\u{200d}w" },        -- zero-width joiner
+        { "\239\187\191bom", "\\u{feff}bom" },       -- byte order mark / zero-width no-break space
+        { "l\226\128\168s", "l\\u{2028}s" },         -- line separator
+        { "t\243\160\128\129g", "t\\u{e0001}g" },  -- language tag
+        { 'say "hi"', 'say \\"hi\\"' },             -- quotes
+        { "del\127", "del\\x7f" },
+        { "nul\0x", "nul\\x00x" },
+        { "ok \195\169 \228\184\173", "ok \195\169 \228\184\173" }, -- visible UTF-8 passes
+    }
+    for _, c in ipairs(cases) do
+        lu.assertEquals(lmdisc.escape(c[1]), c[2], c[1])
+    end
+end
+
 function TestJson:test_escape_for_terminals()
     lu.assertEquals(lmdisc.escape("a\nb\27[2J\255c\\"), "a\\nb\\x1b[2J\\xffc\\\\")
     lu.assertEquals(lmdisc.escape("café"), "café")
