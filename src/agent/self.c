@@ -106,8 +106,9 @@ json_t *lmd_agent_api_self(void *ud)
     json_t *j = lmd_json_node(&n);
     lmd_node_info_clear(&n);
     if (j) {
-        json_object_set_new(j, "announcing", json_true());
-        json_object_set_new(j, "state", json_string(a->draining ? "draining" : state));
+        /* drained: withdrawn for good */
+        json_object_set_new(j, "announcing", json_boolean(!(a->draining && !a->pub)));
+        json_object_set_new(j, "state", json_string(a->draining ? (a->pub ? "draining" : "drained") : state));
         json_object_set_new(j, "services", lmd_agent_services_json(a));
     }
     return j;
