@@ -32,7 +32,7 @@ tricks.fifo = function() local f = assert(io.open(os.getenv("WEDGE_FIFO"), "r"))
 tricks.fifo_lines = function() for l in io.lines(os.getenv("WEDGE_FIFO")) do end end
 tricks.fifo_dofile = function() dofile(os.getenv("WEDGE_FIFO")) end
 -- memory: the cap holds for the hook's allocations
-tricks.memory = function() local t = {} for i = 1, 1e9 do t[i] = ("x"):rep(1000) .. i end end
+tricks.memory = function() local t = {} for i = 1, 1e6 do t[i] = ("x"):rep(1 << 20) .. i end end
 -- timers past the limit
 tricks.timers = function() for i = 1, 20000 do lmdisc.timer(3600, function() end) end end
 
