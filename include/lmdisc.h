@@ -85,6 +85,8 @@ typedef struct lmd_addr {
 enum {
     LMD_NODE_LOCAL = 1 << 0,   /* published on this host */
     LMD_NODE_OWN = 1 << 1,     /* published by this very process */
+    LMD_NODE_CONFLICT = 1 << 2, /* instances of this name disagree on host or port: shown is the
+                                 * newest, with only its own host's addresses */
 };
 
 typedef struct lmd_node_info {

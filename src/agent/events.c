@@ -86,6 +86,12 @@ void lmd_agent_on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_i
             lmd_checks_forget(a->checks, peer->name);
         return;
     }
+    if (kind != LMD_EV_LEAVE && (peer->flags & LMD_NODE_CONFLICT) && !(old && (old->flags & LMD_NODE_CONFLICT))) {
+        char e[160], h[160];
+        lmd_warn("\"%s\" is answered for by more than one host or port; showing %s:%u, the newest, with only its "
+                 "own addresses (a stale or forged record; signed announcements tell them apart)",
+                 lmd_escape_str(peer->name, e, sizeof e), lmd_escape_str(peer->host, h, sizeof h), peer->port);
+    }
     lmd_policy_event(a->pol, kind, peer, old, changes, reason, &v);
     if (lmd_log_get_level() <= LMD_LOG_DEBUG) {
         char name[160], inf[160];

@@ -74,6 +74,7 @@ json_t *lmd_json_node(const lmd_node_info *n)
         json_decref(raw);
     raw = NULL;
     json_object_set_new(o, "routable", json_boolean(lmd_node_routable(n)));
+    json_object_set_new(o, "conflict", json_boolean(n->flags & LMD_NODE_CONFLICT));
     json_object_set_new(o, "local", json_boolean(n->flags & LMD_NODE_LOCAL));
     json_object_set_new(o, "self", json_boolean(n->flags & LMD_NODE_OWN));
     if (n->first_seen > 0)

@@ -55,6 +55,8 @@ void lmd_lua_push_node(lua_State *L, const lmd_node_info *n)
     lua_setfield(L, -2, "txt");
     lua_pushboolean(L, lmd_node_routable(n));
     lua_setfield(L, -2, "routable");
+    lua_pushboolean(L, (n->flags & LMD_NODE_CONFLICT) != 0);
+    lua_setfield(L, -2, "conflict");
     lua_pushboolean(L, (n->flags & LMD_NODE_LOCAL) != 0);
     lua_setfield(L, -2, "local");
     lua_pushboolean(L, (n->flags & LMD_NODE_OWN) != 0);

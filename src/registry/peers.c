@@ -5,6 +5,7 @@
 #include "base/util.h"
 
 #include <math.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -174,15 +175,27 @@ static int merge(struct peer *p)
         lmd_txt_free(&txt);
         return LMD_ENOMEM;
     }
+    /* One coherent view: host, port, TXT and addresses all from the newest
+     * instance's host.  Another host answering for the same name (a forged
+     * or stale record) must not lend it addresses: a client would reach the
+     * real host on the forger's port, or the forger under the real host's
+     * name.  Such a disagreement is flagged. */
     size_t na = 0;
     unsigned flags = 0;
     for (size_t i = 0; i < p->n_insts; i++) {
-        flags |= p->insts[i].flags;
+        const struct rinst *in = &p->insts[i];
+        bool same = in->port == newest->port && (in->host && newest->host ? !strcasecmp(in->host, newest->host)
+                                                                          : in->host == newest->host);
+        if (!same) {
+            flags |= LMD_NODE_CONFLICT;
+            continue;
+        }
+        flags |= in->flags;
         bool dup = false;
         for (size_t j = 0; j < na && !dup; j++)
-            dup = strcmp(addrs[j].addr, p->insts[i].addr.addr) == 0;
-        if (!dup)
-            addrs[na++] = p->insts[i].addr;
+            dup = strcmp(addrs[j].addr, in->addr.addr) == 0;
+        if (!dup && in->addr.addr[0])
+            addrs[na++] = in->addr;
     }
     qsort(addrs, na, sizeof *addrs, addr_cmp);
     free(n->host);

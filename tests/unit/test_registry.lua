@@ -161,6 +161,34 @@ function TestRegistry:test_errors_in_event_callback_propagate_after_the_registry
     lu.assertEquals(r:count(), 1)
 end
 
+-- A second host answering for the same name (the "chimera" attack: a forged
+-- SRV to evilhost:9999 on one interface) never mixes with the real host's
+-- addresses: the peer is one coherent instance, flagged as in conflict.
+function TestRegistry:test_instances_that_disagree_on_host_never_mix()
+    local r = new()
+    r:seen(inst{proto = 4, address = "10.0.0.2", host = "h2.local"}, 1)
+    r:seen(inst{proto = 6, address = "fd00::2", host = "h2.local"}, 1)
+    local p = r:get("a:8000")
+    lu.assertFalse(p.conflict)
+    lu.assertEquals(p.addresses, {"10.0.0.2", "fd00::2"})
+    -- the forger, newer, on another interface
+    r:seen(inst{proto = 4, ifindex = 3, ifname = "eth1", address = "10.0.0.66", host = "evilhost.local",
+                port = 9999, txt = {info = "EVIL"}}, 2)
+    p = r:get("a:8000")
+    lu.assertTrue(p.conflict)
+    lu.assertEquals(p.host, "evilhost.local")
+    lu.assertEquals(p.port, 9999)
+    lu.assertEquals(p.addresses, {"10.0.0.66"}) -- never h2's addresses with evil's port
+    -- the forged record goes: the real one speaks again, whole
+    r:gone(inst{proto = 4, ifindex = 3, ifname = "eth1", host = "evilhost.local"}, "goodbye", 3)
+    r:seen(inst{proto = 4, address = "10.0.0.2", host = "h2.local"}, 4)
+    p = r:get("a:8000")
+    lu.assertFalse(p.conflict)
+    lu.assertEquals(p.host, "h2.local")
+    lu.assertEquals(p.port, 8000)
+    lu.assertEquals(p.addresses, {"10.0.0.2", "fd00::2"})
+end
+
 function TestRegistry:test_hostile_names_and_txt_are_stored_verbatim()
     local r = new()
     local name = "evil\n\27[31m\255name"
