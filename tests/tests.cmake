@@ -90,3 +90,9 @@ add_test(NAME bench_compare COMMAND ${CMAKE_SOURCE_DIR}/tests/bench/run --quick
          --id b${LMD_LAB_PREFIX} --out ${CMAKE_BINARY_DIR}/bench-results.md)
 set_tests_properties(bench_compare PROPERTIES LABELS bench TIMEOUT 1200
                      ENVIRONMENT "LMDISC_BIN=$<TARGET_FILE:lmdisc>")
+
+# The trust module's signing and verifying, in C (no binary needed).
+add_executable(test_trust_sign tests/unit/trust/test_sign.c)
+target_link_libraries(test_trust_sign PRIVATE lmdisc_core)
+add_test(NAME unit_trust_sign COMMAND test_trust_sign)
+set_tests_properties(unit_trust_sign PROPERTIES LABELS unit TIMEOUT 60)

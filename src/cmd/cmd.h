@@ -78,5 +78,7 @@ int lmd_cmd_drain(int argc, char **argv);
 int lmd_cmd_peers(int argc, char **argv);
 int lmd_cmd_test(int argc, char **argv);
 int lmd_cmd_watch(int argc, char **argv);
+int lmd_cmd_keygen(int argc, char **argv);
+int lmd_cmd_certify(int argc, char **argv);
 
 #endif

@@ -1,6 +1,7 @@
 /* `lmdisc announce PORT [INFO]`: one service until SIGINT/SIGTERM, like
  * avahi-publish. */
 #include "base/log.h"
+#include "base/txt.h"
 #include "base/util.h"
 #include "cmd/cmd.h"
 #include "mdns/mdns.h"
@@ -118,6 +119,9 @@ int lmd_announce_parse(int argc, char **argv, struct lmd_announce_args *out)
     if (npos == 2 && lmd_txt_set(&out->txt, "info", argv[optind + 1], strlen(argv[optind + 1]), true, err,
                                  sizeof err) != 0)
         return lmd_usage_error("announce", "INFO: %s", err);
+    /* every item fits, but all of them must fit in one packet too */
+    if (lmd_txt_check_record(&out->txt, err, sizeof err) != 0)
+        return lmd_usage_error("announce", "%s", err);
     if (!lmd_service_type_valid(out->type, err, sizeof err))
         return lmd_usage_error("announce", "%s", err);
     char defname[128];

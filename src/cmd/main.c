@@ -21,6 +21,8 @@ static const char help[] =
     "  drain [--grace S]          announce status=draining, withdraw after S seconds\n"
     "  check CONFIG.lua           validate a configuration\n"
     "  test POLICY.lua SUITE.lua...  run luaunit suites against a policy, no network\n"
+    "  keygen PREFIX              an Ed25519 key pair for signed announcements\n"
+    "  certify --fleet-key FLEET.key HOST.pub   certify a host key for the fleet\n"
     "\n"
     "Options:\n"
     "  --log-level LEVEL   DEBUG, INFO, WARNING or ERROR (default: $LOGLEVEL or INFO)\n"
@@ -35,6 +37,7 @@ static const struct {
     {"discover", lmd_cmd_discover}, {"check", lmd_cmd_check},
     {"test", lmd_cmd_test},         {"peers", lmd_cmd_peers},
     {"watch", lmd_cmd_watch},       {"drain", lmd_cmd_drain},
+    {"keygen", lmd_cmd_keygen},     {"certify", lmd_cmd_certify},
 };
 
 int lmd_parse_global(int argc, char **argv, int *first_command_arg)
@@ -77,9 +80,9 @@ int main(int argc, char **argv)
     if (rc)
         return rc < 0 ? 0 : rc;
     if (i >= argc)
-        return lmd_usage_error(NULL, "missing COMMAND (one of: agent, announce, discover, peers, watch, check, test)");
+        return lmd_usage_error(NULL, "missing COMMAND (one of: agent, announce, discover, peers, watch, drain, check, test, keygen, certify)");
     for (size_t c = 0; c < LMD_ARRAY_LEN(commands); c++)
         if (!strcmp(argv[i], commands[c].name))
             return commands[c].fn(argc - i, argv + i);
-    return lmd_usage_error(NULL, "unknown command '%.40s' (one of: agent, announce, discover, peers, watch, check, test)", argv[i]);
+    return lmd_usage_error(NULL, "unknown command '%.40s' (one of: agent, announce, discover, peers, watch, drain, check, test, keygen, certify)", argv[i]);
 }

@@ -1,0 +1,59 @@
+/* Shared by the .c files of src/trust/: the only files that see libsodium. */
+#ifndef LMD_TRUST_INTERNAL_H
+#define LMD_TRUST_INTERNAL_H
+
+#include "trust/trust.h"
+
+#include <sodium.h>
+#include <sys/types.h>
+
+struct lmd_trust_secret {
+    unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+    unsigned char sk[crypto_sign_SECRETKEYBYTES]; /* seed || pk, as libsodium wants it */
+};
+
+/* Files we read are one line of a few hundred bytes at most. */
+#define LMD_TRUST_FILE_MAX 4096
+
+/* sodium_init(): idempotent and thread-safe, so every entry point that
+ * needs it just calls this. */
+int lmd_trust_sodium(lmd_err *err);
+
+/* Read a small regular file into buf (NUL-terminated); *mode (may be
+ * NULL) is its st_mode, from the descriptor read (no race with a chmod). */
+int lmd_trust_read_file(const char *path, char *buf, size_t cap, size_t *len, mode_t *mode, lmd_err *err);
+/* write() until done; 0, or -1 with errno set. */
+int lmd_trust_write_all(int fd, const void *data, size_t len);
+/* Create path with exactly mode (O_EXCL|O_NOFOLLOW: never overwrite, never
+ * follow a link) and write text; removed again on failure. */
+int lmd_trust_create_file(const char *path, mode_t mode, const char *text, size_t len, lmd_err *err);
+
+/* Parse "TYPE BASE64" with an optional trailing newline into exactly
+ * outlen bytes.  what names the source in messages; variant is a
+ * sodium_base64_VARIANT_*.  The message never quotes the base64 (it may
+ * be a secret). */
+int lmd_trust_parse_typed(const char *text, size_t len, const char *what, const char *type, const char *kind,
+                          int variant, unsigned char *out, size_t outlen, lmd_err *err);
+
+static inline void lmd_trust_put32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static inline uint32_t lmd_trust_get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The 112 certificate bytes (cert.c). */
+void lmd_trust_cert_bytes(const lmd_trust_cert *c, unsigned char out[LMD_TRUST_CERT_BYTES]);
+
+/* Fill res (may be NULL) with status and a reason "<status name>: ...";
+ * returns status. */
+enum lmd_trust_status lmd_trust_fail(lmd_trust_result *res, enum lmd_trust_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

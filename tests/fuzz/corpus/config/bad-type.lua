@@ -1,0 +1,1 @@
+announce { port = 80, type = "_lmserv._sctp", name = ("n"):rep(64) }

@@ -1,0 +1,3 @@
+function on_join() announce { port = 1 } end
+log("x")
+registry({}, 2)

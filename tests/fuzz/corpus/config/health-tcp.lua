@@ -1,0 +1,2 @@
+announce { port = 1 }
+health { tcp = 65535 }

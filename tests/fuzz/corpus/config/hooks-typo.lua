@@ -1,0 +1,3 @@
+function on_joni(peer) end
+function filtre(peer) end
+filter = 3

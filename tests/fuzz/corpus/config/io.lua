@@ -1,0 +1,7 @@
+print(io.open("/etc/hostname"))
+print(pcall(io.lines, "/etc/passwd"))
+print(io.open("x.txt", "w"))
+print(pcall(require, "luaunit"))
+print(pcall(os.exit))
+print(pcall(load, "return 1", "x", "b"))
+io.write("hello\n")

@@ -1,0 +1,2 @@
+registry { ttl = 5 }
+checks { tcp = true }

@@ -1,0 +1,5 @@
+announce { port = 8000 }
+
+function filter(peer)
+  return peer.txt.model ==
+end

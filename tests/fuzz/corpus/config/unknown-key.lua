@@ -1,0 +1,1 @@
+announce { prot = 8000 }

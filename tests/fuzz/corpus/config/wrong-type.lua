@@ -1,0 +1,2 @@
+announce { port = "8000" }
+registry { ttl = -1 }
