@@ -66,6 +66,7 @@ struct lmd_test_args {
     const char *policy;
     int nsuites;
     char **suites;       /* points into argv */
+    unsigned timeout;     /* seconds per suite; 0: the default */
 };
 int lmd_test_parse(int argc, char **argv, struct lmd_test_args *out);
 void lmd_test_args_free(struct lmd_test_args *a);

@@ -9,10 +9,20 @@ int lmd_test_parse(int argc, char **argv, struct lmd_test_args *out)
 {
     *out = (struct lmd_test_args){0};
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-        puts("Usage: lmdisc test POLICY.lua SUITE.lua...\n"
+        puts("Usage: lmdisc test [--timeout SECONDS] POLICY.lua SUITE.lua...\n"
              "Run luaunit suites against POLICY with simulated peers and a controllable\n"
-             "clock (require \"lmdisc.testing\"; testing.load() loads POLICY).  No network.");
+             "clock (require \"lmdisc.testing\"; testing.load() loads POLICY).  No network.\n"
+             "Policies run under the agent's own guard, deadline and memory cap; each suite\n"
+             "has SECONDS (default 60, or $LMDISC_TEST_TIMEOUT) to finish.");
         return -1;
+    }
+    if (argc >= 2 && !strcmp(argv[1], "--timeout")) {
+        double t;
+        if (argc < 3 || lmd_parse_seconds(argv[2], &t) != 0 || t < 1)
+            return lmd_usage_error("test", "--timeout needs a number of seconds from 1 to 86400");
+        out->timeout = (unsigned)t;
+        argc -= 2;
+        argv += 2;
     }
     if (argc < 3)
         return lmd_usage_error("test", argc < 2 ? "missing POLICY.lua" : "missing SUITE.lua");
@@ -34,5 +44,5 @@ int lmd_cmd_test(int argc, char **argv)
     lmd_test_args_free(&a); /* owns nothing: its strings are argv's */
     if (rc)
         return rc < 0 ? 0 : rc;
-    return lmd_policy_run_tests(a.policy, a.nsuites, a.suites);
+    return lmd_policy_run_tests(a.policy, a.nsuites, a.suites, a.timeout);
 }

@@ -70,8 +70,9 @@ void lmd_policy_hooks(lmd_policy *p, char *buf, size_t len);
 const char *lmd_policy_warnings(lmd_policy *p);
 
 /* `lmdisc test`: run luaunit suites in a VM like the agent's, with
- * lmdisc.testing defaulting to the policy at policy_path.  Returns the
- * process exit code. */
-int lmd_policy_run_tests(const char *policy_path, int nsuites, char **suites);
+ * lmdisc.testing defaulting to the policy at policy_path, each within
+ * timeout seconds (0: $LMDISC_TEST_TIMEOUT, else 60).  Returns the process
+ * exit code. */
+int lmd_policy_run_tests(const char *policy_path, int nsuites, char **suites, unsigned timeout);
 
 #endif

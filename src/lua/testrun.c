@@ -147,12 +147,11 @@ static int run_suite(const char *policy_path, const char *suite, unsigned timeou
     return code != 0;
 }
 
-int lmd_policy_run_tests(const char *policy_path, int nsuites, char **suites)
+int lmd_policy_run_tests(const char *policy_path, int nsuites, char **suites, unsigned timeout)
 {
-    unsigned timeout = TEST_TIMEOUT_DEFAULT;
     const char *t = getenv("LMDISC_TEST_TIMEOUT");
-    if (t && atoi(t) > 0)
-        timeout = (unsigned)atoi(t);
+    if (!timeout)
+        timeout = t && atoi(t) > 0 ? (unsigned)atoi(t) : TEST_TIMEOUT_DEFAULT;
     signal(SIGALRM, on_alarm);
     int failed = 0;
     for (int i = 0; i < nsuites; i++)

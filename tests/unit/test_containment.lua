@@ -48,6 +48,12 @@ function TestContainment:test_a_suite_that_never_returns_is_ended()
     local t0 = os.time()
     suite_fails("endless_suite.lua", "LMDISC_TEST_TIMEOUT=1", "did not finish within its time limit of 1 s")
     lu.assertTrue(os.time() - t0 <= 5)
+    local code, out = run("test --timeout 2 " .. sh(DIR .. "/wedges.lua") .. " " .. sh(DIR .. "/endless_suite.lua"))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, "did not finish within its time limit of 2 s")
+    code, out = run("test --timeout x " .. sh(DIR .. "/wedges.lua") .. " " .. sh(DIR .. "/endless_suite.lua"))
+    lu.assertEquals(code, 2, out)
+    lu.assertStrContains(out, "--timeout needs a number of seconds")
 end
 
 -- Bounds a file can pass the schema with but the service cannot carry.
