@@ -95,7 +95,8 @@ typedef struct lmd_node_info {
     char *domain;           /* e.g. "local" */
     char *host;             /* target host name, e.g. "h1.local" */
     uint16_t port;
-    char *info;             /* TXT "info", NULL if absent (as NodeInfo.info) */
+    char *info;             /* TXT "info", NULL if absent (as NodeInfo.info); NUL-terminated */
+    size_t info_len;        /* its length: a TXT value may hold NUL bytes (0 with info set: strlen) */
     size_t n_addrs;
     lmd_addr *addrs;        /* every address, across interfaces, IPv4 and IPv6 */
     lmd_txt txt;            /* every TXT key */

@@ -75,9 +75,9 @@ static int api_services(void *ud, lmd_node_list *out, bool *settled)
 static void reload_verdict(void *ud, const lmd_node_info *peer, const struct lmd_verdict *v)
 {
     lmd_agent *a = ud;
-    lmd_agent_set_verdict(a, peer->name, v->keep, v->info);
+    lmd_agent_set_verdict(a, peer->name, v->keep, v->info, v->info_len);
     if (v->emitted >= 0)
-        lmd_agent_emit(a, peer, v->emitted, 0, "filtered", v->info);
+        lmd_agent_emit(a, peer, v->emitted, 0, "filtered", v->info, v->info_len);
 }
 
 /* What a new configuration restarts: the announcement when its name, port,

@@ -11,10 +11,10 @@
 
 /* ---- registry -> policy -> out ------------------------------------------ */
 
-void lmd_agent_set_verdict(lmd_agent *a, const char *name, bool keep, const char *info)
+void lmd_agent_set_verdict(lmd_agent *a, const char *name, bool keep, const char *info, size_t info_len)
 {
     /* LMD_ENOTFOUND cannot happen here: every caller holds the peer */
-    if (lmd_peers_set_verdict(a->reg, name, keep, info) == LMD_ENOMEM) {
+    if (lmd_peers_set_verdict(a->reg, name, keep, info, info_len) == LMD_ENOMEM) {
         char e[160];
         lmd_error("out of memory: the policy's info for \"%s\" is not kept", lmd_escape_str(name, e, sizeof e));
     }
@@ -40,14 +40,14 @@ static void count_event(lmd_agent *a, int kind, const char *reason)
 }
 
 static void log_event(const lmd_node_info *peer, int kind, unsigned changes, const char *reason,
-                      const char *info)
+                      const char *info, size_t info_len)
 {
     char name[160], host[160], inf[160];
     lmd_escape_str(peer->name, name, sizeof name);
     switch (kind) {
     case LMD_EV_JOIN:
         lmd_info("join \"%s\" at %s:%u (%s)", name, lmd_escape_str(peer->host, host, sizeof host),
-                 peer->port, info ? lmd_escape_str(info, inf, sizeof inf) : "-");
+                 peer->port, info ? lmd_escape(info, info_len, inf, sizeof inf) : "-");
         break;
     case LMD_EV_UPDATE: {
         char ch[96] = "";
@@ -74,7 +74,7 @@ void lmd_agent_on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_i
         /* our own service: listed by /v1/services (as discover lists it),
          * never a peer */
         if (kind != LMD_EV_LEAVE)
-            lmd_agent_set_verdict(a, peer->name, false, NULL);
+            lmd_agent_set_verdict(a, peer->name, false, NULL, 0);
         return;
     }
     if (kind != LMD_EV_JOIN && !lmd_peers_healthy(a->reg, peer->name) && a->checks) {
@@ -97,20 +97,22 @@ void lmd_agent_on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_i
         char name[160], inf[160];
         lmd_debug("policy: %s \"%s\": %s, info %s", lmd_event_kind_name(kind),
                   lmd_escape_str(peer->name, name, sizeof name), v.keep ? "kept" : "not kept",
-                  v.info ? lmd_escape_str(v.info, inf, sizeof inf) : "-");
+                  v.info ? lmd_escape(v.info, v.info_len, inf, sizeof inf) : "-");
     }
     if (kind != LMD_EV_LEAVE)
-        lmd_agent_set_verdict(a, peer->name, v.keep, v.info);
+        lmd_agent_set_verdict(a, peer->name, v.keep, v.info, v.info_len);
     if (v.emitted >= 0)
         lmd_agent_emit(a, peer, v.emitted, v.changes, v.emitted == LMD_EV_LEAVE && kind != LMD_EV_LEAVE ? "filtered" : reason,
-             v.info);
+             v.info, v.info_len);
     lmd_verdict_clear(&v);
 }
 
 void lmd_agent_emit(lmd_agent *a, const lmd_node_info *peer, int kind, unsigned changes, const char *reason,
-                 const char *info)
+                    const char *info, size_t info_len)
 {
-    log_event(peer, kind, changes, reason, info);
+    if (info && !info_len)
+        info_len = strlen(info);
+    log_event(peer, kind, changes, reason, info, info_len);
     count_event(a, kind, reason);
     if (a->checks) {
         if (kind != LMD_EV_LEAVE)
@@ -125,7 +127,8 @@ void lmd_agent_emit(lmd_agent *a, const lmd_node_info *peer, int kind, unsigned 
         return;
     if (info) {
         free(shown.info);
-        shown.info = lmd_strdup(info);
+        shown.info = lmd_strndup(info, info_len);
+        shown.info_len = info_len;
     }
     lmd_api_event(a->api, kind, &shown, changes, kind == LMD_EV_LEAVE ? reason : NULL);
     lmd_node_info_clear(&shown);

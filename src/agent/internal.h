@@ -59,9 +59,9 @@ void lmd_agent_on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_i
                             const lmd_node_info *old, unsigned changes, const char *reason);
 /* An event the policy emitted: log, count, checks, API watchers. */
 void lmd_agent_emit(lmd_agent *a, const lmd_node_info *peer, int kind, unsigned changes, const char *reason,
-                    const char *info);
+                    const char *info, size_t info_len);
 /* The policy's verdict into the registry (a failure is logged). */
-void lmd_agent_set_verdict(lmd_agent *a, const char *name, bool keep, const char *info);
+void lmd_agent_set_verdict(lmd_agent *a, const char *name, bool keep, const char *info, size_t info_len);
 extern const struct lmd_browse_callbacks lmd_agent_browse_callbacks;
 int lmd_agent_host_peers(void *ud, lmd_node_list *out);
 int lmd_agent_host_peers_all(void *ud, lmd_node_list *out);

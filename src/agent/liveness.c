@@ -22,13 +22,13 @@ static void on_peer_health(void *ud, const char *name, bool healthy, const char 
         lmd_warn("peer \"%s\" failed %u check(s) in a row (%s)", e, a->cfg.checks.failures, detail);
         lmd_policy_event(a->pol, LMD_EV_LEAVE, &peer, NULL, 0, "unhealthy", &v);
         if (v.emitted >= 0)
-            lmd_agent_emit(a, &peer, LMD_EV_LEAVE, 0, "unhealthy", v.info);
+            lmd_agent_emit(a, &peer, LMD_EV_LEAVE, 0, "unhealthy", v.info, v.info_len);
     } else {
         lmd_info("peer \"%s\" passes its checks again (%s)", e, detail);
         lmd_policy_event(a->pol, LMD_EV_JOIN, &peer, NULL, 0, NULL, &v);
-        lmd_agent_set_verdict(a, name, v.keep, v.info);
+        lmd_agent_set_verdict(a, name, v.keep, v.info, v.info_len);
         if (v.emitted >= 0)
-            lmd_agent_emit(a, &peer, v.emitted, 0, NULL, v.info);
+            lmd_agent_emit(a, &peer, v.emitted, 0, NULL, v.info, v.info_len);
         if (!v.keep)
             lmd_checks_forget(a->checks, name);
     }

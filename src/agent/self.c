@@ -69,6 +69,7 @@ int lmd_agent_host_self(void *ud, lmd_node_info *out, const char **state)
     out->port = a->cfg.announce.port;
     const lmd_txt_item *it = lmd_txt_get(&a->txt, "info");
     out->info = it && it->has_value ? lmd_strndup(it->value, it->value_len) : NULL;
+    out->info_len = out->info ? it->value_len : 0;
     out->flags = LMD_NODE_LOCAL | LMD_NODE_OWN;
     if (lmd_txt_copy(&out->txt, &a->txt) != 0 || !out->name) {
         lmd_node_info_clear(out);

@@ -43,7 +43,8 @@ json_t *lmd_json_node(const lmd_node_info *n)
     json_object_set_new(o, "domain", lmd_json_str(n->domain));
     json_object_set_new(o, "host", lmd_json_str(n->host));
     json_object_set_new(o, "port", json_integer(n->port));
-    json_object_set_new(o, "info", lmd_json_str(n->info));
+    json_object_set_new(o, "info", n->info ? lmd_json_bytes(n->info, n->info_len ? n->info_len : strlen(n->info))
+                                           : json_null());
     for (size_t i = 0; i < n->n_addrs; i++) {
         const lmd_addr *a = &n->addrs[i];
         json_array_append_new(addrs, json_pack("{s:s%,s:i,s:s%}", "address", a->addr, strlen(a->addr),

@@ -30,7 +30,8 @@ int lmd_node_info_copy(lmd_node_info *dst, const lmd_node_info *src)
     dst->type = lmd_strdup(src->type);
     dst->domain = lmd_strdup(src->domain);
     dst->host = lmd_strdup(src->host);
-    dst->info = lmd_strdup(src->info);
+    dst->info_len = src->info ? (src->info_len ? src->info_len : strlen(src->info)) : 0;
+    dst->info = src->info ? lmd_strndup(src->info, dst->info_len) : NULL;
     if (src->n_addrs) {
         dst->addrs = lmd_memdup(src->addrs, src->n_addrs * sizeof *src->addrs);
         dst->n_addrs = dst->addrs ? src->n_addrs : 0;

@@ -7,6 +7,7 @@
  * an HTTP request, must stay small. */
 #include "cmd/client.h"
 #include "base/config.h"
+#include "base/log.h"
 #include "base/util.h"
 #include "cmd/cmd.h"
 
@@ -245,3 +246,11 @@ void lmd_client_endpoint(json_t *node, char *out, size_t len)
     snprintf(out, len, fam == 6 ? "[%s]:%ld" : "%s:%ld", pick ? pick : "?", port);
 }
 
+
+const char *lmd_client_info(json_t *node, char *out, size_t len)
+{
+    json_t *in = json_object_get(node, "info");
+    if (!json_is_string(in))
+        return "-";
+    return lmd_escape(json_string_value(in), json_string_length(in), out, len);
+}

@@ -42,6 +42,8 @@ size_t lmd_buf_append(char *p, size_t size, size_t n, void *ud);
 /* Display helpers for node documents: "10.77.0.2:8000" (IPv4 first, IPv6
  * in brackets), and an age such as "12s", "3m". */
 void lmd_client_endpoint(json_t *node, char *out, size_t len);
+/* A node's info escaped for a terminal, every byte of it (a NUL too), or "-". */
+const char *lmd_client_info(json_t *node, char *out, size_t len);
 void lmd_client_age(double secs, char *out, size_t len);
 
 #endif

@@ -48,7 +48,6 @@ static void print_table(json_t *nodes)
     json_t *node;
     json_array_foreach(nodes, i, node) {
         char host[256], addrs[512] = "";
-        const char *info = json_string_value(json_object_get(node, "info"));
         lmd_escape_str(json_string_value(json_object_get(node, "name")), cells[i + 1][0], 512);
         snprintf(cells[i + 1][1], 512, "%s:%lld",
                  lmd_escape_str(json_string_value(json_object_get(node, "host")), host, sizeof host),
@@ -61,10 +60,9 @@ static void print_table(json_t *nodes)
                      json_string_value(json_object_get(a, "address")));
         }
         snprintf(cells[i + 1][2], 512, "%s", addrs);
-        if (info)
-            lmd_escape_str(info, cells[i + 1][3], 512);
-        else
-            snprintf(cells[i + 1][3], 512, "-");
+        const char *info = lmd_client_info(node, cells[i + 1][3], 512);
+        if (info != cells[i + 1][3]) /* "-": no info */
+            snprintf(cells[i + 1][3], 512, "%s", info);
     }
     for (size_t r = 0; r <= n; r++)
         for (int c = 0; c < W; c++)

@@ -49,11 +49,10 @@ int lmd_cmd_peers(int argc, char **argv)
         json_array_foreach(doc, i, n) {
             char name[256], ep[96], ag[16], info[256];
             const char *nm = json_string_value(json_object_get(n, "name"));
-            const char *in = json_string_value(json_object_get(n, "info"));
             lmd_client_endpoint(n, ep, sizeof ep);
             lmd_client_age(now - json_number_value(json_object_get(n, "first_seen")), ag, sizeof ag);
             printf("%-24s  %-28s  %-5s  %s\n", lmd_escape_str(nm, name, sizeof name), ep, ag,
-                   in ? lmd_escape_str(in, info, sizeof info) : "-");
+                   lmd_client_info(n, info, sizeof info));
         }
     }
     json_decref(doc);

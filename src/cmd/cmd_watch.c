@@ -55,15 +55,13 @@ static void print_event(struct stream *s, const char *text)
         json_t *n;
         json_array_foreach(peers, i, n) {
             char name[256], ep[96], info[256];
-            const char *in = json_string_value(json_object_get(n, "info"));
             lmd_client_endpoint(n, ep, sizeof ep);
             printf("%s   %s %s %s\n", ts, lmd_escape_str(json_string_value(json_object_get(n, "name")), name, sizeof name),
-                   ep, in ? lmd_escape_str(in, info, sizeof info) : "-");
+                   ep, lmd_client_info(n, info, sizeof info));
         }
     } else if (type) {
         json_t *peer = json_object_get(ev, "peer");
         char name[256], ep[96], info[256], extra[256] = "";
-        const char *in = json_string_value(json_object_get(peer, "info"));
         lmd_client_endpoint(peer, ep, sizeof ep);
         if (!strcmp(type, "update")) {
             size_t i;
@@ -80,7 +78,7 @@ static void print_event(struct stream *s, const char *text)
         }
         printf("%s %-6s %s %s %s %s\n", ts, type,
                lmd_escape_str(json_string_value(json_object_get(peer, "name")), name, sizeof name), ep,
-               in ? lmd_escape_str(in, info, sizeof info) : "-", extra);
+               lmd_client_info(peer, info, sizeof info), extra);
     }
     fflush(stdout);
     json_decref(ev);

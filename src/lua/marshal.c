@@ -21,7 +21,7 @@ void lmd_lua_push_node(lua_State *L, const lmd_node_info *n)
     lua_pushinteger(L, n->port);
     lua_setfield(L, -2, "port");
     if (n->info) {
-        lua_pushstring(L, n->info);
+        lua_pushlstring(L, n->info, n->info_len ? n->info_len : strlen(n->info));
         lua_setfield(L, -2, "info");
     }
     lua_createtable(L, (int)n->n_addrs, 0);
@@ -163,6 +163,11 @@ int lmd_lua_to_node(lua_State *L, int idx, lmd_node_info *n)
     n->domain = lmd_lua_opt_field_str(L, idx, "domain");
     n->host = lmd_lua_opt_field_str(L, idx, "host");
     n->info = lmd_lua_opt_field_str(L, idx, "info");
+    if (n->info) { /* with its length: the value may hold NUL bytes */
+        lua_getfield(L, idx, "info");
+        n->info_len = lua_rawlen(L, -1);
+        lua_pop(L, 1);
+    }
     lua_getfield(L, idx, "port");
     n->port = (uint16_t)luaL_optinteger(L, -1, 0);
     lua_pop(L, 1);

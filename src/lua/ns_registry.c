@@ -234,8 +234,9 @@ static int l_snapshot(lua_State *L)
 static int l_set_verdict(lua_State *L)
 {
     reg_ud *u = check(L);
-    int rc = lmd_peers_set_verdict(u->r, luaL_checkstring(L, 2), lua_toboolean(L, 3),
-                                      luaL_optstring(L, 4, NULL));
+    size_t len = 0;
+    const char *info = luaL_optlstring(L, 4, NULL, &len);
+    int rc = lmd_peers_set_verdict(u->r, luaL_checkstring(L, 2), lua_toboolean(L, 3), info, len);
     lua_pushboolean(L, rc == 0);
     return 1;
 }

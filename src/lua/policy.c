@@ -238,7 +238,10 @@ static void read_verdict(lua_State *L, int idx, unsigned changes, struct lmd_ver
     lua_getfield(L, idx, "keep");
     out->keep = lua_toboolean(L, -1);
     lua_getfield(L, idx, "info");
-    out->info = lua_isstring(L, -1) ? lmd_strdup(lua_tostring(L, -1)) : NULL;
+    size_t len = 0;
+    const char *info = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+    out->info = info ? lmd_strndup(info, len) : NULL;
+    out->info_len = len;
     lua_pop(L, 3);
     out->changes = changes;
     if (lua_getfield(L, idx, "changes") == LUA_TTABLE) { /* "info" only if info() changed */

@@ -35,6 +35,7 @@ struct lmd_verdict {
     int emitted;     /* -1: nothing, else an lmd_event_kind */
     bool keep;
     char *info;      /* malloc'd or NULL */
+    size_t info_len; /* it may hold NUL bytes */
     unsigned changes;  /* of an emitted update, as the policy saw them (LMD_CH_*) */
 };
 

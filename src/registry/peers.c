@@ -33,6 +33,7 @@ struct peer {
     bool kept;
     bool unhealthy;
     char *pinfo;       /* policy info, or NULL */
+    size_t pinfo_len;
 };
 
 struct lmd_peers {
@@ -206,6 +207,7 @@ static int merge(struct peer *p)
     n->port = newest->port;
     n->txt = txt;
     n->info = info;
+    n->info_len = info ? it->value_len : 0;
     n->addrs = addrs;
     n->n_addrs = na;
     n->flags = flags;
@@ -507,16 +509,18 @@ void lmd_peers_tick(lmd_peers *r, double now)
     free(due);
 }
 
-int lmd_peers_set_verdict(lmd_peers *r, const char *name, bool kept, const char *info)
+int lmd_peers_set_verdict(lmd_peers *r, const char *name, bool kept, const char *info, size_t info_len)
 {
     struct peer *p = lookup(r, name);
     if (!p)
         return LMD_ENOTFOUND;
-    char *copy = lmd_strdup(info);
+    size_t len = info ? (info_len ? info_len : strlen(info)) : 0;
+    char *copy = info ? lmd_strndup(info, len) : NULL;
     if (info && !copy)
         return LMD_ENOMEM;
     free(p->pinfo);
     p->pinfo = copy;
+    p->pinfo_len = len;
     p->kept = kept;
     return 0;
 }
@@ -571,8 +575,9 @@ static int snapshot(const lmd_peers *r, bool kept_only, bool unreported, lmd_nod
         }
         out->n++;
         if (kept_only && p->pinfo) {
+            n->info_len = p->pinfo_len;
             free(n->info);
-            n->info = lmd_strdup(p->pinfo);
+            n->info = lmd_strndup(p->pinfo, p->pinfo_len);
         }
     }
     return 0;

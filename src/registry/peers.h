@@ -70,7 +70,7 @@ void lmd_peers_tick(lmd_peers *r, double now);
 
 /* The policy's verdict on a peer: kept or not, and the info it computed
  * (NULL: the TXT "info").  Used by list_alive(kept_only) and the API. */
-int lmd_peers_set_verdict(lmd_peers *r, const char *name, bool kept, const char *info);
+int lmd_peers_set_verdict(lmd_peers *r, const char *name, bool kept, const char *info, size_t info_len);
 bool lmd_peers_kept(const lmd_peers *r, const char *name);
 /* Health from peer checks: an unhealthy peer stays in the registry (it is
  * still on the network) but is not listed as alive. */

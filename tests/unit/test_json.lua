@@ -117,6 +117,20 @@ function TestJson:test_escape_invisible_and_control_characters()
     end
 end
 
+-- A NUL in TXT info truncates nothing: every byte reaches Lua, the JSON
+-- (U+FFFD there, exact in txt_base64) and the escaped text.
+function TestJson:test_info_with_a_nul_keeps_every_byte()
+    local r = lmdisc.registry_new({}, nil)
+    r:seen({name = "a:1", host = "a.local", port = 1, address = "10.0.0.1", txt = {info = "a\0b\27c"}}, 1)
+    local p = r:get("a:1")
+    lu.assertEquals(p.info, "a\0b\27c")
+    lu.assertEquals(lmdisc.escape(p.info), "a\\x00b\\x1bc")
+    local doc = cjson.decode(lmdisc.node_json(p))
+    lu.assertEquals(doc.info, "a\239\191\189b\27c")
+    lu.assertEquals(doc.txt_base64.info, "YQBiG2M=")
+    r:close()
+end
+
 function TestJson:test_escape_for_terminals()
     lu.assertEquals(lmdisc.escape("a\nb\27[2J\255c\\"), "a\\nb\\x1b[2J\\xffc\\\\")
     lu.assertEquals(lmdisc.escape("café"), "café")
