@@ -88,6 +88,16 @@ local function check_txt(t)
   return true
 end
 
+local function check_fleet(t)
+  if #t == 0 then return nil, "must list at least one fleet public key file" end
+  for k, v in pairs(t) do
+    if type(k) ~= "number" or type(v) ~= "string" or v == "" then
+      return nil, "must be a list of paths of fleet public keys, like { \"/etc/lmdisc/fleet.pub\" }"
+    end
+  end
+  return true
+end
+
 -- The machine's memory (the C module's lmdisc.MEMORY_MB, where known).
 local function check_memory(mb)
   local have = lmdisc.MEMORY_MB
@@ -269,6 +279,24 @@ M.sections = {
     fields = {
       { name = "level", type = "string", enum = { "debug", "info", "warning", "error" }, default = "info",
         doc = "Least severe level that is written." },
+    },
+  },
+  {
+    name = "trust", optional = true,
+    doc = "Signed announcements: this agent signs what it announces with its host key, and admits only peers whose signature a trusted fleet key certifies (see lmdisc keygen, lmdisc certify).",
+    example = 'trust { key = "/etc/lmdisc/host.key", cert = "/etc/lmdisc/host.cert", fleet = { "/etc/lmdisc/fleet.pub" } }',
+    fields = {
+      { name = "key", type = "string", required = true, min_len = 1, example = '"/etc/lmdisc/host.key"',
+        doc = "This host's secret key (lmdisc keygen), mode 0600." },
+      { name = "cert", type = "string", required = true, min_len = 1, example = '"/etc/lmdisc/host.cert"',
+        doc = "This host's certificate from the fleet key (lmdisc certify)." },
+      { name = "fleet", type = "table", required = true, check = check_fleet,
+        expect = "a list of paths { \"/etc/lmdisc/fleet.pub\", ... }",
+        doc = "Fleet public keys whose certificates are trusted; several at once for key rotation." },
+      { name = "require", type = "boolean", default = true,
+        doc = "true: peers that are not trusted are kept out (no hooks, not listed, counted by reason); false: listed with trusted = false." },
+      { name = "validity", type = "number", min = 60, max = 86400, default = 3600,
+        doc = "Seconds a signature is valid; the agent signs again at half of it (a TXT update)." },
     },
   },
   {

@@ -61,13 +61,26 @@ static void api_metrics(void *ud, struct lmd_metrics *out)
     }
     out->self_healthy = a->health ? (a->self_state < 0 ? 0 : a->self_state) : -1;
     out->avahi_running = a->m && lmd_mdns_state(a->m) == LMD_MDNS_RUNNING;
+    out->trust = a->trust != NULL;
 }
 
 static int api_services(void *ud, lmd_node_list *out, bool *settled)
 {
     lmd_agent *a = ud;
     *settled = a->settled_once;
-    return lmd_peers_snapshot_network(a->reg, out);
+    int rc = lmd_peers_snapshot_network(a->reg, out);
+    if (rc || !a->trust || !a->cfg.trust.require)
+        return rc;
+    /* kept out: not listed (our own services are) */
+    size_t k = 0;
+    for (size_t i = 0; i < out->n; i++) {
+        if ((out->nodes[i].flags & (LMD_NODE_TRUSTED | LMD_NODE_OWN)))
+            out->nodes[k++] = out->nodes[i];
+        else
+            lmd_node_info_clear(&out->nodes[i]);
+    }
+    out->n = k;
+    return 0;
 }
 
 /* ---- reload ------------------------------------------------------------ */
@@ -117,8 +130,18 @@ static void reload(lmd_agent *a)
         a->self_state = -1;
         restart = true;
     }
+    bool trust_changed = !lmd_config_section_equal(&a->cfg, &nc, "trust", NULL);
     lmd_config_clear(&a->cfg);
     a->cfg = nc;
+    if (trust_changed) {
+        lmd_err te = {0};
+        lmd_agent_trust_free(a);
+        if (lmd_agent_trust_start(a, &te) != 0) {
+            lmd_error("reload: %s; announcing unsigned", lmd_err_text(&te));
+            lmd_agent_trust_free(a);
+        }
+        restart = true;
+    }
     if (restart || txt_changed) {
         lmd_txt_free(&a->txt);
         if (lmd_txt_copy(&a->txt, &a->cfg.announce_txt) != 0)
@@ -132,7 +155,8 @@ static void reload(lmd_agent *a)
         a->pub = NULL;
         if (lmd_agent_start_announce(a) != 0)
             lmd_error("reload: cannot announce (out of memory)");
-    } else if (txt_changed && a->pub && lmd_pub_set_txt(a->pub, &a->txt) != 0) {
+    } else if (txt_changed && a->pub &&
+               lmd_agent_publish_txt(a, a->pub, lmd_pub_name(a->pub), a->cfg.announce.port, &a->txt) != 0) {
         lmd_error("reload: the new TXT record could not be announced (logged above)");
     }
     lmd_agent_rearm(a);
@@ -159,6 +183,7 @@ static void agent_free(lmd_agent *a)
 {
     lmd_api_free(a->api);
     lmd_agent_services_free(a); /* goodbyes; their streams went with the API */
+    lmd_agent_trust_free(a);
     lmd_health_free(a->health);
     lmd_checks_free(a->checks);
     lmd_pub_free(a->pub); /* goodbye */
@@ -208,6 +233,8 @@ static int start(lmd_agent *a, lmd_err *err)
         e = LMD_ENOMEM;
     if (e == 0)
         e = watch_signals(a);
+    if (e == 0)
+        e = lmd_agent_trust_start(a, err);
     if (e == 0)
         e = lmd_mdns_new(a->base, on_mdns_state, a, &a->m, err);
     if (e == 0)

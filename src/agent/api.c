@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "registry/peers.h"
+#include "trust/trust.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -293,6 +294,13 @@ static void handle_metrics(lmd_api *api, struct evhttp_request *req)
     metric(b, "lmdisc_checks_failed_total", "counter", "Peer checks that failed.", m.checks_failed_total);
     metric(b, "lmdisc_checks_in_flight_peak", "gauge", "Most peer checks that were in flight at once.",
            m.checks_in_flight_peak);
+    if (m.trust) {
+        evbuffer_add_printf(b, "# HELP lmdisc_untrusted_total Peers found untrusted, by reason.\n"
+                               "# TYPE lmdisc_untrusted_total counter\n");
+        for (int st = 1; st < (int)LMD_ARRAY_LEN(m.untrusted) && st <= LMD_TRUST_ERROR; st++)
+            evbuffer_add_printf(b, "lmdisc_untrusted_total{reason=\"%s\"} %.17g\n",
+                                lmd_trust_status_name((enum lmd_trust_status)st), m.untrusted[st]);
+    }
     metric(b, "lmdisc_self_healthy", "gauge", "1 while the local server passes its health check, 0 while it "
            "fails, -1 without a health check.", m.self_healthy);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",

@@ -34,6 +34,8 @@ struct lmd_metrics {
     double lua_memory_bytes;
     double checks_total, checks_failed_total, checks_in_flight_peak;
     double self_healthy;      /* 1 up, 0 down, -1 no health check */
+    double untrusted[16];     /* peers found untrusted, by lmd_trust_status (trust { }) */
+    bool trust;
     bool avahi_running;
 };
 

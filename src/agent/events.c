@@ -3,6 +3,7 @@
 #include "agent/internal.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "trust/trust.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,39 @@
 /* ---- mdns -> registry ------------------------------------------------- */
 
 /* ---- registry -> policy -> out ------------------------------------------ */
+
+/* trust { }: verify the peer's announcement on each join and update.  With
+ * require, the policy sees a peer only while it is trusted: one that stops
+ * being trusted leaves ("untrusted"), one that becomes trusted joins.
+ * Returns false when the event goes no further. */
+static bool judge(lmd_agent *a, const lmd_node_info *peer, enum lmd_event_kind *kind, const char **reason)
+{
+    if (*kind == LMD_EV_LEAVE)
+        return !a->cfg.trust.require || (peer->flags & LMD_NODE_TRUSTED);
+    lmd_trust_result res;
+    int status = lmd_agent_verify(a, peer, &res) == 0 ? 0 : (int)res.status;
+    int before = lmd_peers_set_trust(a->reg, peer->name, status, res.host_id);
+    if (status != 0 && status != before) {
+        char e[160];
+        if (status < (int)LMD_ARRAY_LEN(a->counts.untrusted))
+            a->counts.untrusted[status]++;
+        lmd_log(a->cfg.trust.require ? LMD_LOG_WARN : LMD_LOG_INFO, "peer \"%s\" is not trusted (%s)%s",
+                lmd_escape_str(peer->name, e, sizeof e), res.reason, a->cfg.trust.require ? ": kept out" : "");
+    }
+    if (!a->cfg.trust.require)
+        return true;
+    if (status != 0) {
+        lmd_agent_set_verdict(a, peer->name, false, NULL, 0);
+        if (before != 0)
+            return false; /* never seen by the policy */
+        *kind = LMD_EV_LEAVE;
+        *reason = "untrusted";
+        return true;
+    }
+    if (before != 0)
+        *kind = LMD_EV_JOIN;
+    return true;
+}
 
 void lmd_agent_set_verdict(lmd_agent *a, const char *name, bool keep, const char *info, size_t info_len)
 {
@@ -92,7 +126,10 @@ void lmd_agent_on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_i
                  "own addresses (a stale or forged record; signed announcements tell them apart)",
                  lmd_escape_str(peer->name, e, sizeof e), lmd_escape_str(peer->host, h, sizeof h), peer->port);
     }
-    lmd_policy_event(a->pol, kind, peer, old, changes, reason, &v);
+    const char *why = reason;
+    if (a->trust && !judge(a, peer, &kind, &why))
+        return;
+    lmd_policy_event(a->pol, kind, peer, old, changes, why, &v);
     if (lmd_log_get_level() <= LMD_LOG_DEBUG) {
         char name[160], inf[160];
         lmd_debug("policy: %s \"%s\": %s, info %s", lmd_event_kind_name(kind),
@@ -102,7 +139,7 @@ void lmd_agent_on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_i
     if (kind != LMD_EV_LEAVE)
         lmd_agent_set_verdict(a, peer->name, v.keep, v.info, v.info_len);
     if (v.emitted >= 0)
-        lmd_agent_emit(a, peer, v.emitted, v.changes, v.emitted == LMD_EV_LEAVE && kind != LMD_EV_LEAVE ? "filtered" : reason,
+        lmd_agent_emit(a, peer, v.emitted, v.changes, v.emitted == LMD_EV_LEAVE && kind != LMD_EV_LEAVE ? "filtered" : why,
              v.info, v.info_len);
     lmd_verdict_clear(&v);
 }

@@ -41,6 +41,8 @@ typedef struct lmd_agent {
     char name[128];         /* instance name we asked for */
     bool settled_once;
     struct lmd_svc *svcs;   /* registered through the API (services.c) */
+    struct lmd_agent_trust *trust;  /* trust { }: keys and fleet (trust.c) */
+    char signed_host[256];  /* the SRV target our last signature named */
     bool draining;          /* nothing is announced again */
     struct event *drain_ev;
 } lmd_agent;
@@ -83,6 +85,21 @@ void lmd_agent_set_status(lmd_agent *a, const char *status);
 extern const struct lmd_api_registry lmd_agent_registry;
 json_t *lmd_agent_services_json(lmd_agent *a);
 void lmd_agent_services_free(lmd_agent *a);
+
+/* trust.c: signed announcements (all of it a no-op without trust { }) */
+struct lmd_trust_result;
+int lmd_agent_trust_start(lmd_agent *a, lmd_err *err);
+void lmd_agent_trust_free(lmd_agent *a);
+/* txt as announced for (name, port): a copy, signed when trust is on */
+int lmd_agent_sign_txt(lmd_agent *a, const char *name, uint16_t port, const lmd_txt *txt, lmd_txt *out, char *err,
+                       size_t errlen);
+/* lmd_pub_set_txt of the signed txt (failures logged) */
+int lmd_agent_publish_txt(lmd_agent *a, lmd_pub *pub, const char *name, uint16_t port, const lmd_txt *txt);
+/* 0 when the peer's announcement verifies; res says why not */
+int lmd_agent_verify(lmd_agent *a, const lmd_node_info *peer, struct lmd_trust_result *res);
+/* self.c: sign everything we announce again (the configured service and the registered ones) */
+void lmd_agent_resign_all(lmd_agent *a);
+void lmd_agent_services_resign(lmd_agent *a);
 
 /* liveness.c: (re)start the checks the configuration asks for */
 int lmd_agent_start_checks(lmd_agent *a, lmd_err *err);

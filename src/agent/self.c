@@ -12,14 +12,20 @@
 
 void lmd_agent_on_pub(void *ud, enum lmd_pub_event ev, const char *name, const char *detail)
 {
-    (void)ud;
+    lmd_agent *a = ud;
     char e[160];
+    const char *fqdn = a->m ? lmd_mdns_host_fqdn(a->m) : NULL;
     switch (ev) {
     case LMD_PUB_ESTABLISHED:
         lmd_info("announced \"%s\"", lmd_escape_str(name, e, sizeof e));
+        /* signed before avahi had the host name: sign again with it */
+        if (a->trust && a->pub && fqdn && strcmp(fqdn, a->signed_host) != 0)
+            (void)lmd_agent_publish_txt(a, a->pub, name, a->cfg.announce.port, &a->txt);
         break;
     case LMD_PUB_RENAMED:
         lmd_warn("name collision: now announcing as \"%s\"", lmd_escape_str(name, e, sizeof e));
+        if (a->trust && a->pub) /* the instance name is signed (failures logged) */
+            (void)lmd_agent_publish_txt(a, a->pub, name, a->cfg.announce.port, &a->txt);
         break;
     case LMD_PUB_FAILED:
         lmd_error("announcing failed: %s", detail ? detail : "?");
@@ -51,9 +57,25 @@ int lmd_agent_start_announce(lmd_agent *a)
     else
         lmd_default_name(a->cfg.announce.port, a->name, sizeof a->name);
     unsigned ttl = lmd_agent_record_ttl(a);
+    lmd_txt txt;
+    char err[320];
+    int rc = lmd_agent_sign_txt(a, a->name, a->cfg.announce.port, &a->txt, &txt, err, sizeof err);
+    if (rc) {
+        lmd_error("%s", err);
+        return rc;
+    }
     struct lmd_pub_config pc = {.name = a->name, .type = a->cfg.announce.type, .port = a->cfg.announce.port,
-                                .txt = &a->txt, .ttl = ttl};
-    return lmd_pub_new(a->m, &pc, lmd_agent_on_pub, a, &a->pub, NULL);
+                                .txt = &txt, .ttl = ttl};
+    rc = lmd_pub_new(a->m, &pc, lmd_agent_on_pub, a, &a->pub, NULL);
+    lmd_txt_free(&txt);
+    return rc;
+}
+
+void lmd_agent_resign_all(lmd_agent *a)
+{
+    if (a->pub)
+        (void)lmd_agent_publish_txt(a, a->pub, lmd_pub_name(a->pub), a->cfg.announce.port, &a->txt);
+    lmd_agent_services_resign(a);
 }
 
 int lmd_agent_host_self(void *ud, lmd_node_info *out, const char **state)
@@ -93,7 +115,7 @@ int lmd_agent_host_set_txt(void *ud, const lmd_txt *txt, char *err, size_t errle
         return LMD_ENOMEM;
     lmd_txt_free(&a->txt);
     a->txt = copy;
-    return a->pub ? lmd_pub_set_txt(a->pub, &a->txt) : 0;
+    return a->pub ? lmd_agent_publish_txt(a, a->pub, lmd_pub_name(a->pub), a->cfg.announce.port, &a->txt) : 0;
 }
 
 json_t *lmd_agent_api_self(void *ud)

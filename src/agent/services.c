@@ -72,6 +72,8 @@ static void on_pub(void *ud, enum lmd_pub_event ev, const char *name, const char
         break;
     case LMD_PUB_RENAMED:
         lmd_warn("name collision: registered service \"%s\" now announced as \"%s\"", s->name, e);
+        if (s->a->trust && s->pub) /* the instance name is signed */
+            (void)lmd_agent_publish_txt(s->a, s->pub, name, s->port, &s->txt);
         break;
     case LMD_PUB_FAILED:
         lmd_error("announcing registered service \"%s\" failed: %s", e, detail ? detail : "?");
@@ -142,10 +144,17 @@ static int svc_add(void *ud, const char *name, const struct lmd_service_spec *sp
     }
     s->next = a->svcs;
     a->svcs = s;
-    struct lmd_pub_config pc = {.name = name, .type = a->cfg.announce.type, .port = spec->port, .txt = &s->txt,
+    lmd_txt signed_txt;
+    if (lmd_agent_sign_txt(a, name, spec->port, &s->txt, &signed_txt, err, errlen) != 0) {
+        svc_free(a, s);
+        return 400;
+    }
+    struct lmd_pub_config pc = {.name = name, .type = a->cfg.announce.type, .port = spec->port, .txt = &signed_txt,
                                 .ttl = lmd_agent_record_ttl(a)};
     lmd_err e = {0};
-    if (lmd_pub_new(a->m, &pc, on_pub, s, &s->pub, &e) != 0) {
+    rc = lmd_pub_new(a->m, &pc, on_pub, s, &s->pub, &e);
+    lmd_txt_free(&signed_txt);
+    if (rc != 0) {
         svc_free(a, s);
         return lmd_errbuf(err, errlen, e.code == LMD_ETXT ? 400 : 503, "%s", lmd_err_text(&e));
     }
@@ -187,7 +196,7 @@ static int svc_patch(void *ud, const char *name, const lmd_txt *set, const lmd_t
         rc = lmd_txt_set(&t, "info", info, strlen(info), true, err, errlen);
     if (rc == 0)
         rc = lmd_txt_check_record(&t, err, errlen);
-    if (rc == 0 && s->pub && (rc = lmd_pub_set_txt(s->pub, &t)) != 0)
+    if (rc == 0 && s->pub && (rc = lmd_agent_publish_txt(a, s->pub, lmd_pub_name(s->pub), s->port, &t)) != 0)
         lmd_errbuf(err, errlen, rc, "avahi refused the TXT update (see the agent's log)");
     if (rc) {
         lmd_txt_free(&t);
@@ -254,7 +263,7 @@ static int drain(void *ud, double grace, json_t **doc, char *err, size_t errlen)
             char why[320];
             lmd_txt t;
             if (lmd_txt_copy(&t, &s->txt) == 0 && lmd_txt_set(&t, "status", "draining", 8, true, why, sizeof why) == 0 &&
-                (!s->pub || lmd_pub_set_txt(s->pub, &t) == 0)) {
+                (!s->pub || lmd_agent_publish_txt(a, s->pub, lmd_pub_name(s->pub), s->port, &t) == 0)) {
                 lmd_txt_free(&s->txt);
                 s->txt = t;
             } else {
@@ -288,4 +297,11 @@ void lmd_agent_services_free(lmd_agent *a)
     if (a->drain_ev)
         event_free(a->drain_ev);
     a->drain_ev = NULL;
+}
+
+void lmd_agent_services_resign(lmd_agent *a)
+{
+    for (struct lmd_svc *s = a->svcs; s; s = s->next)
+        if (s->pub)
+            (void)lmd_agent_publish_txt(a, s->pub, lmd_pub_name(s->pub), s->port, &s->txt);
 }

@@ -19,6 +19,9 @@ void lmd_config_clear(struct lmd_config *c)
         if (lmd_cfg_fields[i].kind == LMD_CFG_STR)
             free(*(char **)((char *)c + lmd_cfg_fields[i].offset));
     lmd_txt_free(&c->announce_txt);
+    for (size_t i = 0; i < c->trust_nfleet; i++)
+        free(c->trust_fleet[i]);
+    free(c->trust_fleet);
     memset(c, 0, sizeof *c);
     c->log_level = -1;
 }

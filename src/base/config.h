@@ -29,6 +29,7 @@
         X(S, concurrency, UINT)
 #define LMD_CFG_LOG(X, S) X(S, level, STR)
 #define LMD_CFG_WATCHDOG(X, S) X(S, timeout, NUM)
+#define LMD_CFG_TRUST(X, S) X(S, key, STR) X(S, cert, STR) X(S, require, BOOL) X(S, validity, NUM)
 
 /* SECTION(name, FIELDS) for every section, in the schema's order */
 #define LMD_CFG_SECTIONS(SECTION)                                                                              \
@@ -39,6 +40,7 @@
     SECTION(health, LMD_CFG_HEALTH)                                                                            \
     SECTION(checks, LMD_CFG_CHECKS)                                                                            \
     SECTION(log, LMD_CFG_LOG)                                                                                  \
+    SECTION(trust, LMD_CFG_TRUST)                                                                              \
     SECTION(watchdog, LMD_CFG_WATCHDOG)
 
 #define LMD_CFG_CTYPE_STR char *
@@ -58,6 +60,8 @@ struct lmd_config {
     LMD_CFG_SECTIONS(LMD_CFG_SECTION_)
     /* derived while reading, not fields of their own in the list */
     lmd_txt announce_txt;    /* announce.txt with info= added */
+    char **trust_fleet;      /* trust.fleet: paths of fleet public keys */
+    size_t trust_nfleet;
     int log_level;           /* log.level as an lmd_log_level */
 };
 

@@ -76,6 +76,8 @@ json_t *lmd_json_node(const lmd_node_info *n)
     raw = NULL;
     json_object_set_new(o, "routable", json_boolean(lmd_node_routable(n)));
     json_object_set_new(o, "conflict", json_boolean(n->flags & LMD_NODE_CONFLICT));
+    json_object_set_new(o, "trusted", json_boolean(n->flags & LMD_NODE_TRUSTED));
+    json_object_set_new(o, "signer", n->signer[0] ? json_string(n->signer) : json_null());
     json_object_set_new(o, "local", json_boolean(n->flags & LMD_NODE_LOCAL));
     json_object_set_new(o, "self", json_boolean(n->flags & LMD_NODE_OWN));
     if (n->first_seen > 0)

@@ -24,6 +24,7 @@ int lmd_node_info_copy(lmd_node_info *dst, const lmd_node_info *src)
     memset(dst, 0, sizeof *dst);
     dst->port = src->port;
     dst->flags = src->flags;
+    memcpy(dst->signer, src->signer, sizeof dst->signer);
     dst->first_seen = src->first_seen;
     dst->last_seen = src->last_seen;
     dst->name = lmd_strdup(src->name);

@@ -57,6 +57,12 @@ void lmd_lua_push_node(lua_State *L, const lmd_node_info *n)
     lua_setfield(L, -2, "routable");
     lua_pushboolean(L, (n->flags & LMD_NODE_CONFLICT) != 0);
     lua_setfield(L, -2, "conflict");
+    lua_pushboolean(L, (n->flags & LMD_NODE_TRUSTED) != 0);
+    lua_setfield(L, -2, "trusted");
+    if (n->signer[0]) {
+        lua_pushstring(L, n->signer);
+        lua_setfield(L, -2, "signer");
+    }
     lua_pushboolean(L, (n->flags & LMD_NODE_LOCAL) != 0);
     lua_setfield(L, -2, "local");
     lua_pushboolean(L, (n->flags & LMD_NODE_OWN) != 0);

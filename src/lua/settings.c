@@ -63,6 +63,18 @@ int lmd_lua_read_settings(lua_State *L, int idx, struct lmd_config *c, lmd_err *
         }
     }
     lua_pop(L, 1);
+    if (lua_getfield(L, idx, "trust") == LUA_TTABLE && lua_getfield(L, -1, "fleet") == LUA_TTABLE) {
+        size_t n = (size_t)luaL_len(L, -1);
+        c->trust_fleet = calloc(n ? n : 1, sizeof *c->trust_fleet);
+        for (size_t i = 0; c->trust_fleet && i < n; i++) {
+            lua_rawgeti(L, -1, (lua_Integer)i + 1);
+            if (lua_type(L, -1) == LUA_TSTRING && (c->trust_fleet[c->trust_nfleet] = lmd_strdup(lua_tostring(L, -1))))
+                c->trust_nfleet++;
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
     c->log_level = lmd_log_parse_level(c->log.level);
     return 0;
 }

@@ -33,6 +33,8 @@ struct peer {
     bool kept;
     bool unhealthy;
     char *pinfo;       /* policy info, or NULL */
+    int trust;         /* the agent's verdict: -1 not judged, else its status (0: trusted) */
+    char signer[20];
     size_t pinfo_len;
 };
 
@@ -210,7 +212,8 @@ static int merge(struct peer *p)
     n->info_len = info ? it->value_len : 0;
     n->addrs = addrs;
     n->n_addrs = na;
-    n->flags = flags;
+    n->flags = flags | (p->trust == 0 ? LMD_NODE_TRUSTED : 0);
+    memcpy(n->signer, p->trust == 0 ? p->signer : "", p->trust == 0 ? sizeof n->signer : 1);
     return 0;
 }
 
@@ -279,6 +282,7 @@ static int join(lmd_peers *r, const struct lmd_instance *in, double now, double 
     if (!p)
         return LMD_ENOMEM;
     p->kept = true;
+    p->trust = -1;
     p->insts = calloc(1, sizeof *p->insts);
     p->node.name = lmd_strdup(in->name);
     p->node.type = lmd_strdup(in->type);
@@ -523,6 +527,19 @@ int lmd_peers_set_verdict(lmd_peers *r, const char *name, bool kept, const char 
     p->pinfo_len = len;
     p->kept = kept;
     return 0;
+}
+
+int lmd_peers_set_trust(lmd_peers *r, const char *name, int status, const char *signer)
+{
+    struct peer *p = lookup(r, name);
+    if (!p)
+        return LMD_ENOTFOUND;
+    int before = p->trust;
+    p->trust = status;
+    snprintf(p->signer, sizeof p->signer, "%s", status == 0 && signer ? signer : "");
+    p->node.flags = (p->node.flags & ~(unsigned)LMD_NODE_TRUSTED) | (status == 0 ? LMD_NODE_TRUSTED : 0);
+    memcpy(p->node.signer, p->signer, sizeof p->signer);
+    return before;
 }
 
 bool lmd_peers_kept(const lmd_peers *r, const char *name)

@@ -72,6 +72,10 @@ void lmd_peers_tick(lmd_peers *r, double now);
  * (NULL: the TXT "info").  Used by list_alive(kept_only) and the API. */
 int lmd_peers_set_verdict(lmd_peers *r, const char *name, bool kept, const char *info, size_t info_len);
 bool lmd_peers_kept(const lmd_peers *r, const char *name);
+/* The agent's trust verdict on a peer (status 0: trusted, by signer; else
+ * why not); shown as LMD_NODE_TRUSTED and signer.  Returns the verdict it
+ * had before (-1: none), or LMD_ENOTFOUND. */
+int lmd_peers_set_trust(lmd_peers *r, const char *name, int status, const char *signer);
 /* Health from peer checks: an unhealthy peer stays in the registry (it is
  * still on the network) but is not listed as alive. */
 int lmd_peers_set_healthy(lmd_peers *r, const char *name, bool healthy);
