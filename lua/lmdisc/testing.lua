@@ -34,6 +34,8 @@ M.default_policy = nil
 local PEER_FIELDS = {
   name = true, type = true, domain = true, host = true, port = true, info = true, addresses = true,
   interfaces = true, txt = true, ["local"] = true, self = true, first_seen = true, last_seen = true,
+  -- what the agent decides and the policy reads: a test states them
+  trusted = true, signer = true, conflict = true,
 }
 
 local deep_copy = config.deep_copy
