@@ -241,6 +241,15 @@ static int l_set_verdict(lua_State *L)
     return 1;
 }
 
+/* r:set_trust(name, status, signer) -> the verdict before (-1: none) */
+static int l_set_trust(lua_State *L)
+{
+    reg_ud *u = check(L);
+    int rc = lmd_peers_set_trust(u->r, luaL_checkstring(L, 2), (int)luaL_checkinteger(L, 3), luaL_optstring(L, 4, NULL));
+    lua_pushinteger(L, rc);
+    return 1;
+}
+
 static int l_get(lua_State *L)
 {
     reg_ud *u = check(L);
@@ -276,7 +285,7 @@ int lmd_lua_open_registry(lua_State *L)
     static const luaL_Reg methods[] = {
         {"seen", l_seen},         {"gone", l_gone},       {"tick", l_tick},
         {"next_deadline", l_next_deadline}, {"snapshot", l_snapshot},
-        {"set_verdict", l_set_verdict}, {"get", l_get}, {"count", l_count},
+        {"set_verdict", l_set_verdict}, {"set_trust", l_set_trust}, {"get", l_get}, {"count", l_count},
         {"close", l_close},       {"__gc", l_close},      {"__close", l_close},
         {NULL, NULL},
     };

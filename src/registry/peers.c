@@ -35,6 +35,8 @@ struct peer {
     char *pinfo;       /* policy info, or NULL */
     int trust;         /* the agent's verdict: -1 not judged, else its status (0: trusted) */
     char signer[20];
+    char *prefer_host; /* the last trusted instance's host and port: it speaks for the peer */
+    uint16_t prefer_port;
     size_t pinfo_len;
 };
 
@@ -86,6 +88,7 @@ static void peer_free(struct peer *p)
     }
     free(p->insts);
     free(p->pinfo);
+    free(p->prefer_host);
     if (p->pend_old) {
         lmd_node_info_clear(p->pend_old);
         free(p->pend_old);
@@ -158,10 +161,17 @@ static int addr_cmp(const void *a, const void *b)
 static int merge(struct peer *p)
 {
     lmd_node_info *n = &p->node;
-    const struct rinst *newest = &p->insts[0];
-    for (size_t i = 1; i < p->n_insts; i++)
-        if (p->insts[i].seq > newest->seq)
-            newest = &p->insts[i];
+    /* the newest instance speaks for the peer; with trust, the newest of
+     * the trusted host's, so that a forged newer record cannot take over */
+    const struct rinst *newest = NULL;
+    for (int pass = p->prefer_host ? 0 : 1; pass < 2 && !newest; pass++)
+        for (size_t i = 0; i < p->n_insts; i++) {
+            const struct rinst *in = &p->insts[i];
+            if (pass == 0 && (in->port != p->prefer_port || !in->host || strcasecmp(in->host, p->prefer_host)))
+                continue;
+            if (!newest || in->seq > newest->seq)
+                newest = in;
+        }
     char *host = lmd_strdup(newest->host);
     lmd_txt txt;
     if ((newest->host && !host) || lmd_txt_copy(&txt, &newest->txt) != 0) {
@@ -536,6 +546,14 @@ int lmd_peers_set_trust(lmd_peers *r, const char *name, int status, const char *
         return LMD_ENOTFOUND;
     int before = p->trust;
     p->trust = status;
+    if (status == 0 && p->node.host) {
+        char *h = lmd_strdup(p->node.host);
+        if (h) {
+            free(p->prefer_host);
+            p->prefer_host = h;
+            p->prefer_port = p->node.port;
+        }
+    }
     snprintf(p->signer, sizeof p->signer, "%s", status == 0 && signer ? signer : "");
     p->node.flags = (p->node.flags & ~(unsigned)LMD_NODE_TRUSTED) | (status == 0 ? LMD_NODE_TRUSTED : 0);
     memcpy(p->node.signer, p->signer, sizeof p->signer);

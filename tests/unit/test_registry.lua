@@ -189,6 +189,28 @@ function TestRegistry:test_instances_that_disagree_on_host_never_mix()
     lu.assertEquals(p.addresses, {"10.0.0.2", "fd00::2"})
 end
 
+-- With trust, the instance that was verified keeps speaking for the peer:
+-- a forged newer record from another host is flagged, not shown.
+function TestRegistry:test_the_trusted_instance_keeps_speaking()
+    local r = new()
+    r:seen(inst{proto = 4, address = "10.0.0.2", host = "h2.local"}, 1)
+    lu.assertEquals(r:set_trust("a:8000", 0, "0123456789abcdef"), -1)
+    local p = r:get("a:8000")
+    lu.assertTrue(p.trusted)
+    lu.assertEquals(p.signer, "0123456789abcdef")
+    r:seen(inst{proto = 4, ifindex = 3, ifname = "eth1", address = "10.0.0.66", host = "evilhost.local",
+                port = 9999}, 2)
+    p = r:get("a:8000")
+    lu.assertTrue(p.conflict)
+    lu.assertEquals(p.host, "h2.local")
+    lu.assertEquals(p.port, 8000)
+    lu.assertEquals(p.addresses, {"10.0.0.2"})
+    -- the trusted host gone: the other one speaks (and will not verify)
+    r:gone(inst{proto = 4, address = "10.0.0.2", host = "h2.local"}, "goodbye", 3)
+    p = r:get("a:8000")
+    lu.assertEquals(p.host, "evilhost.local")
+end
+
 function TestRegistry:test_hostile_names_and_txt_are_stored_verbatim()
     local r = new()
     local name = "evil\n\27[31m\255name"
