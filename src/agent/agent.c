@@ -29,6 +29,17 @@ static void reg_tick(evutil_socket_t fd, short what, void *arg)
     lmd_agent_rearm(a);
 }
 
+/* A trusted peer said goodbye: ask the network whether it is really gone
+ * (the registry holds its leave meanwhile). */
+static void on_confirm(void *ud, const lmd_node_info *peer)
+{
+    lmd_agent *a = ud;
+    char e[160];
+    int rc = a->browse ? lmd_browse_lookup(a->browse, peer->name) : LMD_ENODAEMON;
+    lmd_debug("goodbye from trusted \"%s\": asking the network again%s", lmd_escape_str(peer->name, e, sizeof e),
+              rc ? " (cannot: its leave comes after the hold)" : "");
+}
+
 static void on_mdns_state(void *ud, enum lmd_mdns_state st)
 {
     (void)ud;
@@ -129,6 +140,9 @@ static void reload(lmd_agent *a)
         a->health = NULL;
         a->self_state = -1;
         restart = true;
+        struct lmd_peers_config pc = {.ttl = 0, .include_self = true, .settle = LMD_SETTLE,
+                                      .goodbye_hold = a->trust ? LMD_GOODBYE_HOLD : 0};
+        lmd_peers_configure(a->reg, &pc, lmd_now_mono());
     }
     bool trust_changed = !lmd_config_section_equal(&a->cfg, &nc, "trust", NULL);
     lmd_config_clear(&a->cfg);
@@ -225,10 +239,11 @@ static int start(lmd_agent *a, lmd_err *err)
      * ttl.  Re-resolving on a timer was answered from that same cache: it
      * confirmed nothing and woke the agent ~6 times a minute per peer
      * (tests/bench/results.md). */
-    struct lmd_peers_config rc = {.ttl = 0, .include_self = true, .settle = LMD_SETTLE};
+    struct lmd_peers_config rc = {.ttl = 0, .include_self = true, .settle = LMD_SETTLE,
+                                  .goodbye_hold = a->cfg.trust.given ? LMD_GOODBYE_HOLD : 0};
     int e = lmd_txt_copy(&a->txt, &a->cfg.announce_txt);
     if (e == 0)
-        e = lmd_peers_new(&rc, lmd_agent_on_reg_event, NULL, a, &a->reg, err);
+        e = lmd_peers_new(&rc, lmd_agent_on_reg_event, on_confirm, a, &a->reg, err);
     if (e == 0 && !(a->reg_timer = evtimer_new(a->base, reg_tick, a)))
         e = LMD_ENOMEM;
     if (e == 0)

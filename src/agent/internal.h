@@ -21,6 +21,10 @@
 /* Seconds a drain announces status=draining before withdrawing, unless the
  * request says (lmdisc drain --grace). */
 #define LMD_DRAIN_GRACE 30
+/* With trust { }, a trusted peer's goodbye is confirmed by asking the
+ * network again before its leave is reported (a forged goodbye does
+ * nothing): what that takes, at most. */
+#define LMD_GOODBYE_HOLD 2.0
 
 typedef struct lmd_agent {
     char *path;

@@ -96,7 +96,9 @@ static void read_config(lua_State *L, int idx, struct lmd_peers_config *c)
     c->include_self = lua_toboolean(L, -1);
     lua_getfield(L, idx, "settle");
     c->settle = luaL_optnumber(L, -1, 0);
-    lua_pop(L, 4);
+    lua_getfield(L, idx, "goodbye_hold");
+    c->goodbye_hold = luaL_optnumber(L, -1, 0);
+    lua_pop(L, 5);
 }
 
 static int l_registry_new(lua_State *L)

@@ -25,8 +25,16 @@ struct inst {
     bool stale;     /* known before a reconnect, not seen again yet */
 };
 
+/* lmd_browse_lookup: one query for a service the browser no longer lists */
+struct lookup {
+    struct lookup *next;
+    struct lmd_browse *b;
+    AvahiServiceResolver *r;
+};
+
 struct lmd_browse {
     struct lmd_browse *next;
+    struct lookup *lookups;
     lmd_mdns *m;
     char *type, *domain;
     AvahiServiceBrowser *sb;
@@ -38,6 +46,7 @@ struct lmd_browse {
 };
 
 static void inst_resolve(struct inst *in);
+static void lookup_free(struct lookup *l);
 static void retry_later(struct inst *in);
 
 static void fill_instance(struct lmd_instance *out, const struct inst *in, char *ifname)
@@ -220,6 +229,36 @@ static void inst_resolve(struct inst *in)
     }
 }
 
+/* An instance the network reports (browser NEW, or a lookup's answer):
+ * known or added, and resolved unless a resolver is open. */
+static void inst_seen(struct lmd_browse *b, AvahiIfIndex ifindex, AvahiProtocol proto, const char *name,
+                      const char *type, const char *domain)
+{
+    struct inst *in = inst_find(b, ifindex, proto, name);
+    if (!in) {
+        in = calloc(1, sizeof *in);
+        if (!in)
+            return;
+        in->b = b;
+        in->ifindex = ifindex;
+        in->proto = proto;
+        in->name = lmd_strdup(name);
+        in->type = lmd_strdup(type);
+        in->domain = lmd_strdup(domain);
+        in->retry = evtimer_new(b->m->base, resolve_retry_fire, in);
+        if (!in->name || !in->type || !in->domain || !in->retry) {
+            inst_free(b, in); /* not linked yet */
+            return;
+        }
+        in->next = b->insts;
+        b->insts = in;
+    }
+    in->stale = false;
+    in->fails = 0;
+    if (!in->r)
+        inst_resolve(in);
+}
+
 static void browser_cb(AvahiServiceBrowser *sb, AvahiIfIndex ifindex, AvahiProtocol proto,
                        AvahiBrowserEvent event, const char *name, const char *type,
                        const char *domain, AvahiLookupResultFlags flags, void *ud)
@@ -228,32 +267,9 @@ static void browser_cb(AvahiServiceBrowser *sb, AvahiIfIndex ifindex, AvahiProto
     struct lmd_browse *b = ud;
     b->sb = sb;
     switch (event) {
-    case AVAHI_BROWSER_NEW: {
-        struct inst *in = inst_find(b, ifindex, proto, name);
-        if (!in) {
-            in = calloc(1, sizeof *in);
-            if (!in)
-                return;
-            in->b = b;
-            in->ifindex = ifindex;
-            in->proto = proto;
-            in->name = lmd_strdup(name);
-            in->type = lmd_strdup(type);
-            in->domain = lmd_strdup(domain);
-            in->retry = evtimer_new(b->m->base, resolve_retry_fire, in);
-            if (!in->name || !in->type || !in->domain || !in->retry) {
-                inst_free(b, in); /* not linked yet */
-                return;
-            }
-            in->next = b->insts;
-            b->insts = in;
-        }
-        in->stale = false;
-        in->fails = 0;
-        if (!in->r)
-            inst_resolve(in);
+    case AVAHI_BROWSER_NEW:
+        inst_seen(b, ifindex, proto, name, type, domain);
         break;
-    }
     case AVAHI_BROWSER_REMOVE: {
         struct inst *in = inst_find(b, ifindex, proto, name);
         if (!in)
@@ -340,6 +356,8 @@ void lmd_browse_free(lmd_browse *b)
         }
     while (b->insts)
         inst_free(b, b->insts);
+    while (b->lookups)
+        lookup_free(b->lookups);
     if (b->sb)
         avahi_service_browser_free(b->sb);
     free(b->type);
@@ -358,6 +376,11 @@ void lmd_mdns_browses_start(lmd_mdns *m)
 void lmd_mdns_browses_forget(lmd_mdns *m)
 {
     for (struct lmd_browse *b = m->browses; b; b = b->next) {
+        while (b->lookups) { /* their resolvers go with the client */
+            struct lookup *l = b->lookups;
+            b->lookups = l->next;
+            free(l);
+        }
         b->sb = NULL;
         b->all_for_now = false;
         b->settled = false;
@@ -369,4 +392,65 @@ void lmd_mdns_browses_forget(lmd_mdns *m)
                 event_del(in->retry);
         }
     }
+}
+
+static void lookup_free(struct lookup *l)
+{
+    for (struct lookup **pp = &l->b->lookups; *pp; pp = &(*pp)->next)
+        if (*pp == l) {
+            *pp = l->next;
+            break;
+        }
+    if (l->r)
+        avahi_service_resolver_free(l->r);
+    free(l);
+}
+
+static void lookup_cb(AvahiServiceResolver *r, AvahiIfIndex ifindex, AvahiProtocol proto, AvahiResolverEvent event,
+                      const char *name, const char *type, const char *domain, const char *host,
+                      const AvahiAddress *addr, uint16_t port, AvahiStringList *txt, AvahiLookupResultFlags flags,
+                      void *ud)
+{
+    (void)host;
+    (void)addr;
+    (void)port;
+    (void)txt;
+    (void)flags;
+    struct lookup *l = ud;
+    struct lmd_browse *b = l->b;
+    l->r = r;
+    switch (event) {
+    case AVAHI_RESOLVER_FOUND:
+        /* it answered: an instance again, resolved the usual way */
+        inst_seen(b, ifindex, proto, name, type, domain);
+        break;
+    case AVAHI_RESOLVER_FAILURE:
+        break; /* gone indeed: the caller's grace ends it */
+    }
+    lookup_free(l);
+}
+
+int lmd_browse_lookup(lmd_browse *b, const char *name)
+{
+    lmd_mdns *m = b->m;
+    if (!m->client || m->state != LMD_MDNS_RUNNING)
+        return LMD_ENODAEMON;
+    struct lookup *l = calloc(1, sizeof *l);
+    if (!l)
+        return LMD_ENOMEM;
+    l->b = b;
+    l->next = b->lookups;
+    b->lookups = l;
+    AvahiServiceResolver *r = avahi_service_resolver_new(m->client, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, name, b->type,
+                                                         b->domain, AVAHI_PROTO_UNSPEC, 0, lookup_cb, l);
+    if (!r) {
+        /* the callback may have run (and freed l) inside _new() */
+        for (struct lookup *x = b->lookups; x; x = x->next)
+            if (x == l) {
+                lookup_free(l);
+                break;
+            }
+        return LMD_EAVAHI;
+    }
+    return 0;
 }

@@ -91,6 +91,10 @@ bool lmd_browse_settled(const lmd_browse *b);
  * it (resolved is called even when nothing changed), the others end in
  * removed(EXPIRED).  Used by the registry's ttl. */
 int lmd_browse_reconfirm(lmd_browse *b, const char *name);
+/* Ask the network once more for a service the browser no longer lists
+ * (to confirm a goodbye): if it answers, its instances come back through
+ * resolved(). */
+int lmd_browse_lookup(lmd_browse *b, const char *name);
 void lmd_browse_free(lmd_browse *b);
 
 #endif

@@ -1,7 +1,7 @@
 /* The peer table (see peers.h).  Peers live in an array sorted by
  * name; a LAN has hundreds of peers at most and changes are rare, so binary
  * search and memmove are plenty and keep snapshots in a stable order. */
-#include "registry/peers.h"
+#include "registry/internal.h"
 #include "base/util.h"
 
 #include <math.h>
@@ -9,46 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-struct rinst {
-    int ifindex;
-    char ifname[32];
-    int proto;
-    char *host;
-    uint16_t port;
-    lmd_addr addr;
-    lmd_txt txt;
-    unsigned flags;
-    unsigned long seq; /* when it was last resolved; the newest one speaks for the peer */
-};
-
-struct peer {
-    lmd_node_info node;
-    struct rinst *insts;
-    size_t n_insts;
-    double deadline;   /* monotonic; < 0: none */
-    double hold;       /* end of the settle window; < 0: none */
-    bool joined;       /* its join has been reported */
-    lmd_node_info *pend_old; /* state before the changes being settled */
-    bool confirming;
-    bool kept;
-    bool unhealthy;
-    char *pinfo;       /* policy info, or NULL */
-    int trust;         /* the agent's verdict: -1 not judged, else its status (0: trusted) */
-    char signer[20];
-    char *prefer_host; /* the last trusted instance's host and port: it speaks for the peer */
-    uint16_t prefer_port;
-    size_t pinfo_len;
-};
-
-struct lmd_peers {
-    struct lmd_peers_config cfg;
-    lmd_peers_event_cb ev;
-    lmd_peers_confirm_cb confirm;
-    void *ud;
-    struct peer **peers;
-    size_t n, cap;
-    unsigned long seq;
-};
 
 const char *lmd_event_kind_name(int kind)
 {
@@ -123,32 +83,6 @@ void lmd_peers_configure(lmd_peers *r, const struct lmd_peers_config *cfg, doubl
 }
 
 /* Index of name, or where it would go (*found = false). */
-static size_t find(const lmd_peers *r, const char *name, bool *found)
-{
-    size_t lo = 0, hi = r->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(r->peers[mid]->node.name, name);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
-}
-
-static struct peer *lookup(const lmd_peers *r, const char *name)
-{
-    bool found;
-    size_t i = find(r, name, &found);
-    return found ? r->peers[i] : NULL;
-}
-
 static int addr_cmp(const void *a, const void *b)
 {
     const lmd_addr *x = a, *y = b;
@@ -293,6 +227,7 @@ static int join(lmd_peers *r, const struct lmd_instance *in, double now, double 
         return LMD_ENOMEM;
     p->kept = true;
     p->trust = -1;
+    p->held_until = -1;
     p->insts = calloc(1, sizeof *p->insts);
     p->node.name = lmd_strdup(in->name);
     p->node.type = lmd_strdup(in->type);
@@ -363,10 +298,11 @@ int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, doub
     if ((in->flags & LMD_NODE_OWN) && !r->cfg.include_self)
         return 0;
     bool found;
-    size_t at = find(r, in->name, &found);
+    size_t at = lmd_peers_find(r, in->name, &found);
     if (!found)
         return join(r, in, now, wall, at);
     struct peer *p = r->peers[at];
+    p->held_until = -1; /* seen again: the goodbye it was held for was not its */
     lmd_node_info old;
     if (lmd_node_info_copy(&old, &p->node) != 0)
         return LMD_ENOMEM;
@@ -400,7 +336,7 @@ static void leave(lmd_peers *r, size_t at, const char *reason)
     if (p->joined && r->ev)
         r->ev(r->ud, LMD_EV_LEAVE, &p->node, NULL, 0, reason);
     bool found;
-    at = find(r, p->node.name, &found); /* the callback may have moved things */
+    at = lmd_peers_find(r, p->node.name, &found); /* the callback may have moved things */
     if (found && r->peers[at] == p) {
         memmove(&r->peers[at], &r->peers[at + 1], (r->n - at - 1) * sizeof *r->peers);
         r->n--;
@@ -417,7 +353,7 @@ int lmd_peers_gone_at(lmd_peers *r, const struct lmd_instance *in, const char *r
                                   double now)
 {
     bool found;
-    size_t at = find(r, in->name, &found);
+    size_t at = lmd_peers_find(r, in->name, &found);
     if (!found)
         return LMD_ENOTFOUND;
     struct peer *p = r->peers[at];
@@ -425,6 +361,15 @@ int lmd_peers_gone_at(lmd_peers *r, const struct lmd_instance *in, const char *r
     if (!ri)
         return LMD_ENOTFOUND;
     if (p->n_insts == 1) {
+        if (r->cfg.goodbye_hold > 0 && p->trust == 0 && now >= 0 && lmd_streq(reason, LMD_REASON_GOODBYE)) {
+            /* trusted: a goodbye anyone could have forged; ask, and wait */
+            if (p->held_until < 0) {
+                p->held_until = now + r->cfg.goodbye_hold;
+                if (r->confirm)
+                    r->confirm(r->ud, &p->node);
+            }
+            return 0;
+        }
         leave(r, at, reason);
         return 0;
     }
@@ -454,11 +399,13 @@ double lmd_peers_next_deadline(const lmd_peers *r)
 {
     double next = -1;
     for (size_t i = 0; i < r->n; i++) {
-        double d = r->peers[i]->deadline, h = r->peers[i]->hold;
+        double d = r->peers[i]->deadline, h = r->peers[i]->hold, g = r->peers[i]->held_until;
         if (d >= 0 && (next < 0 || d < next))
             next = d;
         if (h >= 0 && (next < 0 || h < next))
             next = h;
+        if (g >= 0 && (next < 0 || g < next))
+            next = g;
     }
     return next;
 }
@@ -492,7 +439,8 @@ void lmd_peers_tick(lmd_peers *r, double now)
     for (size_t i = 0; i < r->n; i++) {
         struct peer *p = r->peers[i];
         bool held = p->hold >= 0 && p->hold <= now;
-        if (!held && (p->deadline < 0 || p->deadline > now))
+        bool gone = p->held_until >= 0 && p->held_until <= now;
+        if (!held && !gone && (p->deadline < 0 || p->deadline > now))
             continue;
         char **nd = realloc(due, (n + 1) * sizeof *nd);
         if (!nd)
@@ -504,10 +452,15 @@ void lmd_peers_tick(lmd_peers *r, double now)
     }
     for (size_t i = 0; i < n; i++) {
         bool found;
-        size_t at = find(r, due[i], &found);
+        size_t at = lmd_peers_find(r, due[i], &found);
         if (found && r->peers[at]->hold >= 0 && r->peers[at]->hold <= now)
             settle_one(r, r->peers[at]);
-        at = find(r, due[i], &found);
+        at = lmd_peers_find(r, due[i], &found);
+        if (found && r->peers[at]->held_until >= 0 && r->peers[at]->held_until <= now) {
+            leave(r, at, LMD_REASON_GOODBYE); /* nobody answered for it: gone */
+            free(due[i]);
+            continue;
+        }
         if (found && r->peers[at]->deadline >= 0 && r->peers[at]->deadline <= now) {
             struct peer *p = r->peers[at];
             if (p->confirming || !r->confirm) {
@@ -521,114 +474,4 @@ void lmd_peers_tick(lmd_peers *r, double now)
         free(due[i]);
     }
     free(due);
-}
-
-int lmd_peers_set_verdict(lmd_peers *r, const char *name, bool kept, const char *info, size_t info_len)
-{
-    struct peer *p = lookup(r, name);
-    if (!p)
-        return LMD_ENOTFOUND;
-    size_t len = info ? (info_len ? info_len : strlen(info)) : 0;
-    char *copy = info ? lmd_strndup(info, len) : NULL;
-    if (info && !copy)
-        return LMD_ENOMEM;
-    free(p->pinfo);
-    p->pinfo = copy;
-    p->pinfo_len = len;
-    p->kept = kept;
-    return 0;
-}
-
-int lmd_peers_set_trust(lmd_peers *r, const char *name, int status, const char *signer)
-{
-    struct peer *p = lookup(r, name);
-    if (!p)
-        return LMD_ENOTFOUND;
-    int before = p->trust;
-    p->trust = status;
-    if (status == 0 && p->node.host) {
-        char *h = lmd_strdup(p->node.host);
-        if (h) {
-            free(p->prefer_host);
-            p->prefer_host = h;
-            p->prefer_port = p->node.port;
-        }
-    }
-    snprintf(p->signer, sizeof p->signer, "%s", status == 0 && signer ? signer : "");
-    p->node.flags = (p->node.flags & ~(unsigned)LMD_NODE_TRUSTED) | (status == 0 ? LMD_NODE_TRUSTED : 0);
-    memcpy(p->node.signer, p->signer, sizeof p->signer);
-    return before;
-}
-
-bool lmd_peers_kept(const lmd_peers *r, const char *name)
-{
-    struct peer *p = lookup(r, name);
-    return p && p->kept;
-}
-
-int lmd_peers_set_healthy(lmd_peers *r, const char *name, bool healthy)
-{
-    struct peer *p = lookup(r, name);
-    if (!p)
-        return LMD_ENOTFOUND;
-    p->unhealthy = !healthy;
-    return 0;
-}
-
-bool lmd_peers_healthy(const lmd_peers *r, const char *name)
-{
-    struct peer *p = lookup(r, name);
-    return p && !p->unhealthy;
-}
-
-static int snapshot(const lmd_peers *r, bool kept_only, bool unreported, lmd_node_list *out);
-
-int lmd_peers_snapshot(const lmd_peers *r, bool kept_only, lmd_node_list *out)
-{
-    return snapshot(r, kept_only, false, out);
-}
-
-int lmd_peers_snapshot_network(const lmd_peers *r, lmd_node_list *out)
-{
-    return snapshot(r, false, true, out);
-}
-
-static int snapshot(const lmd_peers *r, bool kept_only, bool unreported, lmd_node_list *out)
-{
-    out->n = 0;
-    out->nodes = r->n ? calloc(r->n, sizeof *out->nodes) : NULL;
-    if (r->n && !out->nodes)
-        return LMD_ENOMEM;
-    for (size_t i = 0; i < r->n; i++) {
-        const struct peer *p = r->peers[i];
-        if ((!p->joined && !unreported) || (kept_only && (!p->kept || p->unhealthy)))
-            continue;
-        lmd_node_info *n = &out->nodes[out->n];
-        if (lmd_node_info_copy(n, &p->node) != 0) {
-            lmd_node_list_free(out);
-            return LMD_ENOMEM;
-        }
-        out->n++;
-        if (kept_only && p->pinfo) {
-            n->info_len = p->pinfo_len;
-            free(n->info);
-            n->info = lmd_strndup(p->pinfo, p->pinfo_len);
-        }
-    }
-    return 0;
-}
-
-const lmd_node_info *lmd_peers_get(const lmd_peers *r, const char *name)
-{
-    struct peer *p = lookup(r, name);
-    return p ? &p->node : NULL;
-}
-
-size_t lmd_peers_count(const lmd_peers *r) { return r->n; }
-
-void lmd_peers_foreach(const lmd_peers *r, void (*fn)(void *ud, const lmd_node_info *peer),
-                          void *ud)
-{
-    for (size_t i = 0; i < r->n; i++)
-        fn(ud, &r->peers[i]->node);
 }

@@ -47,6 +47,10 @@ struct lmd_peers_config {
     bool include_self;      /* keep our own services (marked LMD_NODE_OWN) */
     double settle;          /* seconds to gather a new peer's instances (and a
                              * change's follow-ups) into one event; 0: none */
+    double goodbye_hold;    /* a trusted peer's last goodbye is held this long
+                             * for the network to confirm it (the confirm
+                             * callback asks); seen again meanwhile, it stays
+                             * (a forged goodbye does nothing); 0: leave at once */
 };
 
 int lmd_peers_new(const struct lmd_peers_config *cfg, lmd_peers_event_cb ev, lmd_peers_confirm_cb confirm,

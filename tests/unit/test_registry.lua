@@ -211,6 +211,35 @@ function TestRegistry:test_the_trusted_instance_keeps_speaking()
     lu.assertEquals(p.host, "evilhost.local")
 end
 
+-- A trusted peer's goodbye is held for the network to confirm: seen again
+-- within the hold (a forged goodbye, the real host still answering), it
+-- never leaves; not seen, it leaves as goodbye when the hold ends.
+function TestRegistry:test_a_trusted_peers_goodbye_is_confirmed_first()
+    local r, ev, confirms = new({goodbye_hold = 2})
+    r:seen(inst{address = "10.0.0.2", host = "h2.local"}, 1)
+    r:set_trust("a:8000", 0, "0123456789abcdef")
+    r:gone(inst{}, "goodbye", 10)
+    lu.assertEquals(confirms, {"a:8000"}) -- asked once
+    lu.assertEquals(#ev, 1) -- the join only
+    lu.assertEquals(r:next_deadline(), 12)
+    r:seen(inst{address = "10.0.0.2", host = "h2.local"}, 11)
+    r:tick(13)
+    lu.assertEquals(#ev, 1, "no leave, no rejoin")
+    lu.assertNotNil(r:get("a:8000"))
+    -- a real goodbye: nobody answers within the hold
+    r:gone(inst{}, "goodbye", 20)
+    r:tick(21.9)
+    lu.assertEquals(#ev, 1)
+    r:tick(22)
+    lu.assertEquals(ev[2].kind, "leave")
+    lu.assertEquals(ev[2].reason, "goodbye")
+    lu.assertNil(r:get("a:8000"))
+    -- an untrusted peer leaves at once
+    r:seen(inst{name = "b:8000"}, 30)
+    r:gone(inst{name = "b:8000"}, "goodbye", 31)
+    lu.assertEquals(ev[#ev].kind, "leave")
+end
+
 function TestRegistry:test_hostile_names_and_txt_are_stored_verbatim()
     local r = new()
     local name = "evil\n\27[31m\255name"

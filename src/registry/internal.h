@@ -1,0 +1,53 @@
+/* What the files of src/registry/ share: the peer table's insides. */
+#ifndef LMD_REGISTRY_INTERNAL_H
+#define LMD_REGISTRY_INTERNAL_H
+
+#include "registry/peers.h"
+
+struct rinst {
+    int ifindex;
+    char ifname[32];
+    int proto;
+    char *host;
+    uint16_t port;
+    lmd_addr addr;
+    lmd_txt txt;
+    unsigned flags;
+    unsigned long seq; /* when it was last resolved; the newest one speaks for the peer */
+};
+
+struct peer {
+    lmd_node_info node;
+    struct rinst *insts;
+    size_t n_insts;
+    double deadline;   /* monotonic; < 0: none */
+    double hold;       /* end of the settle window; < 0: none */
+    double held_until; /* >= 0: its last instance said goodbye; it leaves then unless seen again */
+    bool joined;       /* its join has been reported */
+    lmd_node_info *pend_old; /* state before the changes being settled */
+    bool confirming;
+    bool kept;
+    bool unhealthy;
+    char *pinfo;       /* policy info, or NULL */
+    int trust;         /* the agent's verdict: -1 not judged, else its status (0: trusted) */
+    char signer[20];
+    char *prefer_host; /* the last trusted instance's host and port: it speaks for the peer */
+    uint16_t prefer_port;
+    size_t pinfo_len;
+};
+
+struct lmd_peers {
+    struct lmd_peers_config cfg;
+    lmd_peers_event_cb ev;
+    lmd_peers_confirm_cb confirm;
+    void *ud;
+    struct peer **peers;
+    size_t n, cap;
+    unsigned long seq;
+};
+
+/* Index of name, or where it would go (*found = false). */
+size_t lmd_peers_find(const lmd_peers *r, const char *name, bool *found);
+struct peer *lmd_peers_lookup(const lmd_peers *r, const char *name);
+
+#endif

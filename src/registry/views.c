@@ -1,0 +1,143 @@
+/* The peer table seen from outside (see peers.h): snapshots, lookups, and
+ * the marks the agent sets on peers (verdict, health, trust). */
+#include "registry/internal.h"
+#include "base/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+size_t lmd_peers_find(const lmd_peers *r, const char *name, bool *found)
+{
+    size_t lo = 0, hi = r->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(r->peers[mid]->node.name, name);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+struct peer *lmd_peers_lookup(const lmd_peers *r, const char *name)
+{
+    bool found;
+    size_t i = lmd_peers_find(r, name, &found);
+    return found ? r->peers[i] : NULL;
+}
+
+int lmd_peers_set_verdict(lmd_peers *r, const char *name, bool kept, const char *info, size_t info_len)
+{
+    struct peer *p = lmd_peers_lookup(r, name);
+    if (!p)
+        return LMD_ENOTFOUND;
+    size_t len = info ? (info_len ? info_len : strlen(info)) : 0;
+    char *copy = info ? lmd_strndup(info, len) : NULL;
+    if (info && !copy)
+        return LMD_ENOMEM;
+    free(p->pinfo);
+    p->pinfo = copy;
+    p->pinfo_len = len;
+    p->kept = kept;
+    return 0;
+}
+
+int lmd_peers_set_trust(lmd_peers *r, const char *name, int status, const char *signer)
+{
+    struct peer *p = lmd_peers_lookup(r, name);
+    if (!p)
+        return LMD_ENOTFOUND;
+    int before = p->trust;
+    p->trust = status;
+    if (status == 0 && p->node.host) {
+        char *h = lmd_strdup(p->node.host);
+        if (h) {
+            free(p->prefer_host);
+            p->prefer_host = h;
+            p->prefer_port = p->node.port;
+        }
+    }
+    snprintf(p->signer, sizeof p->signer, "%s", status == 0 && signer ? signer : "");
+    p->node.flags = (p->node.flags & ~(unsigned)LMD_NODE_TRUSTED) | (status == 0 ? LMD_NODE_TRUSTED : 0);
+    memcpy(p->node.signer, p->signer, sizeof p->signer);
+    return before;
+}
+
+bool lmd_peers_kept(const lmd_peers *r, const char *name)
+{
+    struct peer *p = lmd_peers_lookup(r, name);
+    return p && p->kept;
+}
+
+int lmd_peers_set_healthy(lmd_peers *r, const char *name, bool healthy)
+{
+    struct peer *p = lmd_peers_lookup(r, name);
+    if (!p)
+        return LMD_ENOTFOUND;
+    p->unhealthy = !healthy;
+    return 0;
+}
+
+bool lmd_peers_healthy(const lmd_peers *r, const char *name)
+{
+    struct peer *p = lmd_peers_lookup(r, name);
+    return p && !p->unhealthy;
+}
+
+static int snapshot(const lmd_peers *r, bool kept_only, bool unreported, lmd_node_list *out);
+
+int lmd_peers_snapshot(const lmd_peers *r, bool kept_only, lmd_node_list *out)
+{
+    return snapshot(r, kept_only, false, out);
+}
+
+int lmd_peers_snapshot_network(const lmd_peers *r, lmd_node_list *out)
+{
+    return snapshot(r, false, true, out);
+}
+
+static int snapshot(const lmd_peers *r, bool kept_only, bool unreported, lmd_node_list *out)
+{
+    out->n = 0;
+    out->nodes = r->n ? calloc(r->n, sizeof *out->nodes) : NULL;
+    if (r->n && !out->nodes)
+        return LMD_ENOMEM;
+    for (size_t i = 0; i < r->n; i++) {
+        const struct peer *p = r->peers[i];
+        if ((!p->joined && !unreported) || (kept_only && (!p->kept || p->unhealthy)))
+            continue;
+        lmd_node_info *n = &out->nodes[out->n];
+        if (lmd_node_info_copy(n, &p->node) != 0) {
+            lmd_node_list_free(out);
+            return LMD_ENOMEM;
+        }
+        out->n++;
+        if (kept_only && p->pinfo) {
+            n->info_len = p->pinfo_len;
+            free(n->info);
+            n->info = lmd_strndup(p->pinfo, p->pinfo_len);
+        }
+    }
+    return 0;
+}
+
+const lmd_node_info *lmd_peers_get(const lmd_peers *r, const char *name)
+{
+    struct peer *p = lmd_peers_lookup(r, name);
+    return p ? &p->node : NULL;
+}
+
+size_t lmd_peers_count(const lmd_peers *r) { return r->n; }
+
+void lmd_peers_foreach(const lmd_peers *r, void (*fn)(void *ud, const lmd_node_info *peer),
+                          void *ud)
+{
+    for (size_t i = 0; i < r->n; i++)
+        fn(ud, &r->peers[i]->node);
+}
