@@ -243,6 +243,18 @@ static void handle_events(lmd_api *api, struct evhttp_request *req, const char *
         send_snapshot(api, w, rs.have_since);
         return;
     }
+    /* A client dropped for falling behind missed about that much: a replay
+     * that would not fit the budget is a fresh snapshot instead. */
+    size_t replay = 0;
+    for (uint64_t i = rs.since + 1; i <= api->index; i++) {
+        struct rec *r = &api->ring[i % RING];
+        if (r->index == i && r->json)
+            replay += strlen(r->json) + 64;
+    }
+    if (replay > STREAM_BUDGET / 2) {
+        send_snapshot(api, w, true);
+        return;
+    }
     for (uint64_t i = rs.since + 1; i <= api->index; i++) {
         struct rec *r = &api->ring[i % RING];
         if (r->index == i && r->json)

@@ -14,6 +14,7 @@ struct rinst {
     lmd_txt txt;
     unsigned flags;
     unsigned long seq; /* when it was last resolved; the newest one speaks for the peer */
+    double held_until; /* >= 0: said goodbye (trusted peer); dropped then unless seen again */
 };
 
 struct peer {
@@ -22,7 +23,6 @@ struct peer {
     size_t n_insts;
     double deadline;   /* monotonic; < 0: none */
     double hold;       /* end of the settle window; < 0: none */
-    double held_until; /* >= 0: its last instance said goodbye; it leaves then unless seen again */
     bool joined;       /* its join has been reported */
     lmd_node_info *pend_old; /* state before the changes being settled */
     bool confirming;

@@ -201,6 +201,7 @@ static int rinst_fill(struct rinst *ri, const struct lmd_instance *in, unsigned 
     ri->txt = txt;
     ri->flags = in->flags;
     ri->seq = seq;
+    ri->held_until = -1; /* seen: a goodbye held for it was not its own */
     return 0;
 }
 
@@ -227,7 +228,6 @@ static int join(lmd_peers *r, const struct lmd_instance *in, double now, double 
         return LMD_ENOMEM;
     p->kept = true;
     p->trust = -1;
-    p->held_until = -1;
     p->insts = calloc(1, sizeof *p->insts);
     p->node.name = lmd_strdup(in->name);
     p->node.type = lmd_strdup(in->type);
@@ -302,7 +302,6 @@ int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, doub
     if (!found)
         return join(r, in, now, wall, at);
     struct peer *p = r->peers[at];
-    p->held_until = -1; /* seen again: the goodbye it was held for was not its */
     lmd_node_info old;
     if (lmd_node_info_copy(&old, &p->node) != 0)
         return LMD_ENOMEM;
@@ -327,6 +326,8 @@ int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, doub
         lmd_node_info_clear(&old);
     return rc;
 }
+
+static int drop_instance(lmd_peers *r, size_t at, struct rinst *ri, const char *reason, double now);
 
 static void leave(lmd_peers *r, size_t at, const char *reason)
 {
@@ -360,16 +361,26 @@ int lmd_peers_gone_at(lmd_peers *r, const struct lmd_instance *in, const char *r
     struct rinst *ri = inst_find(p, in);
     if (!ri)
         return LMD_ENOTFOUND;
-    if (p->n_insts == 1) {
-        if (r->cfg.goodbye_hold > 0 && p->trust == 0 && now >= 0 && lmd_streq(reason, LMD_REASON_GOODBYE)) {
-            /* trusted: a goodbye anyone could have forged; ask, and wait */
-            if (p->held_until < 0) {
-                p->held_until = now + r->cfg.goodbye_hold;
-                if (r->confirm)
-                    r->confirm(r->ud, &p->node);
-            }
+    if (r->cfg.goodbye_hold > 0 && p->trust == 0 && now >= 0 && lmd_streq(reason, LMD_REASON_GOODBYE)) {
+        /* trusted: a goodbye anyone could have forged; ask, and wait */
+        if (ri->held_until >= 0)
             return 0;
-        }
+        bool asked = false;
+        for (size_t i = 0; i < p->n_insts; i++)
+            asked = asked || p->insts[i].held_until >= 0;
+        ri->held_until = now + r->cfg.goodbye_hold;
+        if (!asked && r->confirm)
+            r->confirm(r->ud, &p->node);
+        return 0;
+    }
+    return drop_instance(r, at, ri, reason, now);
+}
+
+/* The instance is gone: the peer leaves with it if it was the last. */
+static int drop_instance(lmd_peers *r, size_t at, struct rinst *ri, const char *reason, double now)
+{
+    struct peer *p = r->peers[at];
+    if (p->n_insts == 1) {
         leave(r, at, reason);
         return 0;
     }
@@ -399,13 +410,16 @@ double lmd_peers_next_deadline(const lmd_peers *r)
 {
     double next = -1;
     for (size_t i = 0; i < r->n; i++) {
-        double d = r->peers[i]->deadline, h = r->peers[i]->hold, g = r->peers[i]->held_until;
+        double d = r->peers[i]->deadline, h = r->peers[i]->hold;
         if (d >= 0 && (next < 0 || d < next))
             next = d;
         if (h >= 0 && (next < 0 || h < next))
             next = h;
-        if (g >= 0 && (next < 0 || g < next))
-            next = g;
+        for (size_t k = 0; k < r->peers[i]->n_insts; k++) {
+            double g = r->peers[i]->insts[k].held_until;
+            if (g >= 0 && (next < 0 || g < next))
+                next = g;
+        }
     }
     return next;
 }
@@ -439,7 +453,9 @@ void lmd_peers_tick(lmd_peers *r, double now)
     for (size_t i = 0; i < r->n; i++) {
         struct peer *p = r->peers[i];
         bool held = p->hold >= 0 && p->hold <= now;
-        bool gone = p->held_until >= 0 && p->held_until <= now;
+        bool gone = false;
+        for (size_t k = 0; k < p->n_insts; k++)
+            gone = gone || (p->insts[k].held_until >= 0 && p->insts[k].held_until <= now);
         if (!held && !gone && (p->deadline < 0 || p->deadline > now))
             continue;
         char **nd = realloc(due, (n + 1) * sizeof *nd);
@@ -456,8 +472,19 @@ void lmd_peers_tick(lmd_peers *r, double now)
         if (found && r->peers[at]->hold >= 0 && r->peers[at]->hold <= now)
             settle_one(r, r->peers[at]);
         at = lmd_peers_find(r, due[i], &found);
-        if (found && r->peers[at]->held_until >= 0 && r->peers[at]->held_until <= now) {
-            leave(r, at, LMD_REASON_GOODBYE); /* nobody answered for it: gone */
+        /* held goodbyes nobody answered for: gone indeed */
+        for (size_t k = 0; found && k < r->peers[at]->n_insts;) {
+            struct rinst *ri = &r->peers[at]->insts[k];
+            if (ri->held_until < 0 || ri->held_until > now) {
+                k++;
+                continue;
+            }
+            bool last = r->peers[at]->n_insts == 1;
+            drop_instance(r, at, ri, LMD_REASON_GOODBYE, now);
+            if (last)
+                found = false;
+        }
+        if (!found) {
             free(due[i]);
             continue;
         }

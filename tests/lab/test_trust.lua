@@ -129,6 +129,60 @@ function TestTrust:test_require_false_lists_them_as_not_trusted_and_two_fleets_a
     lu.assertTrue(by2[n3].trusted)
 end
 
+-- Goodbyes (TTL 0) that h3 forges for h2's service, the way an attacker on
+-- the LAN would (scapy, inside the lab only): h1 asks the network again, h2
+-- answers, and h1 reports no leave and no rejoin.
+local FORGE = [[
+import sys, time
+from scapy.all import Ether, IP, IPv6, UDP, DNS, DNSRR, sendp, conf, get_if_hwaddr
+conf.verb = 0
+name, count, src4, src6 = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+mac = get_if_hwaddr("eth0")
+ptr = DNSRR(rrname="_lmserv._tcp.local.", type="PTR", ttl=0, rdata=name + "._lmserv._tcp.local.")
+for i in range(count):
+    dns = DNS(id=0, qr=1, aa=1, qd=None, an=ptr)
+    sendp(Ether(src=mac, dst="01:00:5e:00:00:fb") / IP(src=src4, dst="224.0.0.251", ttl=255) /
+          UDP(sport=5353, dport=5353) / dns, iface="eth0")
+    sendp(Ether(src=mac, dst="33:33:00:00:00:fb") / IPv6(src=src6, dst="ff02::fb", hlim=255) /
+          UDP(sport=5353, dport=5353) / dns, iface="eth0")
+    time.sleep(0.05)
+print("forged", count)
+]]
+
+function TestTrust:test_forged_goodbyes_do_not_make_a_trusted_peer_leave()
+    local n2 = S:uniq("victim2")
+    local rec, sock = S:path("h1.rec"), S:path("h1.sock")
+    S:agent("h2", trust("h2", { "fleetA" }) .. ("announce { port = 8002, name = %q }\n"):format(n2))
+    local a1 = S:agent("h1", trust("h1", { "fleetA" }) .. ("api { socket = %q }\n"):format(sock) ..
+        read(os.getenv("LMDISC_SRC") .. "/tests/lab/policies/recorder.lua"),
+        { env = { RECORD_FILE = rec, LOGLEVEL = "DEBUG" } })
+    await(a1, "join \"" .. n2 .. "\"")
+    local script = S:path("forge.py")
+    write(script, FORGE)
+    -- h2's own announcements of its first seconds can refresh h1's cache
+    -- inside a goodbye's second (RFC 6762 10.1): forge until avahi on h1
+    -- takes them (its browser reports the removal), a few bursts at most
+    local taken
+    for _ = 1, 4 do
+        local ok, out, code = S.lab:exec("h3", "/usr/bin/python3 " .. q(script) .. " " .. q(n2) .. " 20 " ..
+            S.lab:ip("h3", 4) .. " " .. S.lab:ip("h3", 6) .. " 2>/dev/null")
+        lu.assertEquals(code, 0, out)
+        lu.assertStrContains(out, "forged 20")
+        taken = S.lab:wait_log(a1, "goodbye from trusted \"" .. n2 .. "\"", 3)
+        if taken then break end
+    end
+    lu.assertNotNil(taken, "avahi on h1 never took the forged goodbyes:\n" .. a1:output())
+    -- ... and the hold (2 s) passes with h2 answering: no leave, no second
+    -- join (an absence: it is watched for the hold and a second more)
+    os.execute("sleep 3")
+    local hooks = read(rec)
+    lu.assertNil(hooks:find("leave|" .. n2, 1, true), hooks)
+    lu.assertNil(hooks:find("update|" .. n2, 1, true), hooks) -- not even an address flap
+    local joins = select(2, hooks:gsub("join|" .. n2:gsub("%p", "%%%0") .. "|", ""))
+    lu.assertEquals(joins, 1, hooks)
+    lu.assertNotNil(peers("h1", sock)[n2])
+end
+
 function TestTrust:test_a_bad_key_file_stops_the_agent_with_a_clear_message()
     local bad = S:path("bad.key")
     write(bad, "lmdisc-ed25519-secret-v1 AAAA\n")

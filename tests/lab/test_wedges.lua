@@ -1,0 +1,303 @@
+-- Policies that try to wedge the agent, on lab hosts. Each wedge runs in
+-- on_join of an agent on h1 when a peer of a given name (announced from h2
+-- with `lmdisc announce`) joins: the hook is stopped or refused with the
+-- right message, the API keeps answering, and SIGTERM still ends the agent
+-- with 0 within a second. A stall in C that the sandbox lets through is
+-- caught by the loop watchdog (exit 3; avahi-daemon withdraws the records,
+-- so another host sees the service leave). The TXT record bound (1300 bytes)
+-- is checked on the wire: exactly 1300 bytes with a 63-byte name resolve
+-- over IPv4 and IPv6, 1301 are refused.
+local lu = require "luaunit"
+local cjson = require "cjson"
+local Lab = require "lab"
+
+local S = require("suite").new(3)
+local q, BIN, write, read = S.q, S.BIN, S.write, S.read
+
+-- a literal string as a Lua pattern
+local function lit(s) return (s:gsub("%p", "%%%0")) end
+
+-- the end of a long text (failure messages stay short)
+local function tail(s, n)
+    n = n or 4000
+    return #s > n and ("..." .. s:sub(-n)) or s
+end
+
+local function fail(msg, p) lu.fail(msg .. "\n--- agent log:\n" .. (p and tail(p:output()) or "")) end
+
+local function await(p, pattern, timeout)
+    local line, err = S.lab:wait_log(p, pattern, timeout or 15)
+    if not line then fail(err, type(p) == "table" and p or nil) end
+    return line
+end
+
+-- The policy: on_join runs the wedge $WEDGE when the peer $WEDGE_PEER joins
+-- (other peers, e.g. the goodbyes of earlier tests, are ignored).
+local WEDGE_POLICY = [[
+policy { deadline = tonumber(os.getenv("DEADLINE")) }
+api { socket = os.getenv("API_SOCKET") }
+local WEDGE, PEER, FIFO = os.getenv("WEDGE"), os.getenv("WEDGE_PEER"), os.getenv("WEDGE_FIFO")
+local wedges = {}
+function wedges.pcall_loop()
+  while true do pcall(function() while true do end end) end
+end
+function wedges.xpcall_looping_handler()
+  -- the stop is raised in the deadline hook: Lua runs the handler there with hooks off
+  xpcall(function() while true do end end, function(m) while true do end end)
+end
+function wedges.xpcall_error_then_looping_handler()
+  -- a plain error: the handler that loops runs before the deadline
+  while true do xpcall(error, function(m) while true do end end, "plain") end
+end
+function wedges.coroutine_loop()
+  -- each resume returns the stop as a value, and the loop goes on
+  while true do coroutine.resume(coroutine.create(function() while true do end end)) end
+end
+function wedges.coroutine_swallows_and_returns()
+  local ok = coroutine.resume(coroutine.create(function() while true do end end))
+  return ok
+end
+function wedges.exponential_pattern()
+  return ("a"):rep(40):find(("a*"):rep(60) .. "b")
+end
+function wedges.fifo_open()
+  local f = assert(io.open(FIFO, "r"))
+  f:read("a")
+end
+function wedges.timers()
+  for i = 1, 20000 do lmdisc.timer(3600, function() end) end
+end
+function wedges.finalizer()
+  setmetatable({}, { __gc = function() while true do end end })
+end
+assert(wedges[WEDGE], "unknown wedge")
+function on_join(peer)
+  if peer.name ~= PEER then return end
+  lmdisc.log.info("WEDGE %s starts", WEDGE)
+  wedges[WEDGE]()
+  lmdisc.log.info("WEDGE %s returned", WEDGE)
+end
+]]
+
+TestWedges = {}
+
+-- Stop what the test started in reverse order, clients before the agents
+-- they talk to, then let the suite look for sanitizer reports.
+function TestWedges:tearDown()
+    for i = #S.procs, 1, -1 do
+        local p = S.procs[i]
+        if p:running() then
+            p:signal("TERM")
+            p:wait(10)
+        end
+    end
+    S:stop_all()
+end
+
+-- Start the wedging agent on h1, announce its trigger from h2, wait for the
+-- hook's failure line; then the API answers and SIGTERM ends it with 0 in 1 s.
+local function wedge(kind, expect, opts)
+    opts = opts or {}
+    local peer = S:uniq("wedge-" .. kind)
+    local sock = S:path("agent.sock")
+    local cfg = S:path("wedge.lua")
+    write(cfg, WEDGE_POLICY)
+    local p1 = S:agent("h1", nil, {path = cfg, env = {WEDGE = kind, WEDGE_PEER = peer, API_SOCKET = sock,
+                                                        DEADLINE = opts.deadline or "0.25",
+                                                        WEDGE_FIFO = opts.fifo or ""}})
+    S:announce("h2", 9000, peer)
+    await(p1, "WEDGE " .. lit(kind) .. " starts")
+    local line = await(p1, "policy: on_join failed for peer " .. lit(peer) .. ": ", 15)
+    for _, e in ipairs(expect) do lu.assertStrContains(line, e) end
+    if not opts.returns then
+        lu.assertNil(p1:output():find("WEDGE " .. kind .. " returned", 1, true), "the wedge returned:\n" .. tail(p1:output()))
+    end
+    lu.assertTrue(p1:running(), "the agent died:\n" .. tail(p1:output()))
+
+    -- the API still answers, and has the peer (a failed hook does not drop it)
+    local t0 = Lab.now()
+    local ok, out, code = S.lab:exec("h1", "LMDISC_SOCKET=" .. q(sock) .. " timeout 5 " .. q(BIN) ..
+                                           " peers --json 2>/dev/null")
+    local dt = Lab.now() - t0
+    lu.assertTrue(ok, ("lmdisc peers failed (%s): %s"):format(code, out))
+    local okj, peers = pcall(cjson.decode, out)
+    lu.assertTrue(okj, "not JSON: " .. out)
+    local names = {}
+    for _, n in ipairs(peers) do names[n.name] = true end
+    lu.assertTrue(names[peer], "the peer is listed: " .. out)
+    lu.assertTrue(dt < 5, ("lmdisc peers took %.2f s"):format(dt))
+    local okh, health = S.lab:exec("h1", "curl -s --max-time 3 --unix-socket " .. q(sock) .. " http://lmdisc/v1/health")
+    lu.assertTrue(okh, "GET /v1/health: " .. health)
+    lu.assertEquals(cjson.decode(health).status, "ok")
+
+    -- SIGTERM: exit 0 within a second
+    t0 = Lab.now()
+    p1:signal("TERM")
+    local rc, err = p1:wait(5)
+    local took = Lab.now() - t0
+    lu.assertEquals(rc, 0, "exit status after SIGTERM (" .. tostring(err) .. "):\n" .. tail(p1:output()))
+    lu.assertTrue(took <= 1.0, ("exited %.2f s after SIGTERM"):format(took))
+    print(("    %s: peers answered in %.2f s, exit 0 %.2f s after SIGTERM"):format(kind, dt, took))
+    lu.assertNil(S.sanitizer_report(p1))
+    return p1, line
+end
+
+local DEADLINE = "exceeded its deadline of 0.25 s and was stopped"
+
+function TestWedges:test_pcall_in_a_loop_is_stopped()
+    wedge("pcall_loop", {DEADLINE})
+end
+
+function TestWedges:test_xpcall_with_a_looping_handler_is_stopped()
+    wedge("xpcall_looping_handler", {DEADLINE})
+end
+
+function TestWedges:test_xpcall_handler_that_loops_on_a_plain_error_is_stopped()
+    wedge("xpcall_error_then_looping_handler", {DEADLINE})
+end
+
+function TestWedges:test_coroutine_that_swallows_the_stop_in_a_loop_is_stopped()
+    wedge("coroutine_loop", {DEADLINE})
+end
+
+function TestWedges:test_coroutine_that_swallows_the_stop_and_returns_still_fails()
+    -- it does return (the coroutine swallowed the stop), but the call still fails
+    wedge("coroutine_swallows_and_returns", {DEADLINE, "the stop was caught inside the call"}, {returns = true})
+end
+
+function TestWedges:test_exponential_pattern_is_refused()
+    wedge("exponential_pattern", {"string.find: a pattern with 60 repetition(s)", "no deadline can stop it"})
+end
+
+function TestWedges:test_fifo_open_is_refused_without_blocking()
+    local fifo = S:path("fifo")
+    lu.assertTrue(os.execute("mkfifo " .. q(fifo)))
+    wedge("fifo_open", {fifo .. ": not a regular file"}, {fifo = fifo})
+end
+
+function TestWedges:test_twenty_thousand_timers_are_refused_past_ten_thousand()
+    -- a deadline that 10000 timer creations cannot hit on a slow (sanitizer) build
+    wedge("timers", {"too many timers: 10000 are pending"}, {deadline = "5"})
+end
+
+function TestWedges:test_finalizer_is_refused()
+    wedge("finalizer", {"__gc (finalizers) is not available"})
+end
+
+-- A stall in C that the pattern bound lets through (6 repetitions, anchored:
+-- ~4e8 estimated steps, really ~1e16): the deadline cannot stop it, the
+-- watchdog ends the agent with 3, and avahi-daemon's goodbyes tell h3.
+function TestWedges:test_watchdog_ends_a_stalled_agent_and_peers_see_it_leave()
+    local TIMEOUT = 2
+    local name1, peer = S:uniq("stalled"), S:uniq("staller")
+    local sock1, sock3 = S:path("h1.sock"), S:path("h3.sock")
+    S:agent("h3", ("registry { ttl = 60 }\napi { socket = %q }\n"):format(sock3))
+    local watch = S:bg("h3", "exec " .. q(BIN) .. " watch --json --socket " .. q(sock3))
+    await(watch, '"type":"snapshot"', 10)
+    local p1 = S:agent("h1", ([[
+policy { deadline = 0.25 }
+watchdog { timeout = %d }
+announce { port = 8400, name = %q }
+api { socket = %q }
+function on_join(peer)
+  if peer.name ~= %q then return end
+  lmdisc.log.info("STALL starts")
+  local r = ("a"):rep(5000):find("^a*a*a*a*a*a*b")
+  lmdisc.log.info("STALL returned %%s", tostring(r))
+end
+]]):format(TIMEOUT, name1, sock1, peer))
+    await(watch, '"type":"join".*"name":"' .. lit(name1) .. '"', 15)
+    S:announce("h2", 9000, peer)
+    await(p1, "STALL starts", 15)
+    local t0 = Lab.now()
+    local line = await(p1, "watchdog: the event loop has not turned for", TIMEOUT + 5)
+    local rc, err = p1:wait(5)
+    local t_exit = Lab.now() - t0
+    lu.assertEquals(rc, 3, "exit status of the stalled agent (" .. tostring(err) .. "):\n" .. tail(p1:output()))
+    local stalled = tonumber(line:match("has not turned for ([%d.]+) s"))
+    lu.assertNotNil(stalled, line)
+    lu.assertTrue(stalled >= TIMEOUT, line)
+    -- noticed within timeout + one check interval (timeout/4), exit with it
+    lu.assertTrue(t_exit <= TIMEOUT + 3, ("exited %.2f s after the stall began"):format(t_exit))
+    lu.assertNil(p1:output():find("STALL returned", 1, true))
+    -- avahi-daemon withdrew h1's records: h3 sees the service leave (goodbye)
+    local leave = await(watch, '"type":"leave".*"name":"' .. lit(name1) .. '"', TIMEOUT + 6)
+    local t_leave = Lab.now() - t0
+    lu.assertTrue(t_leave <= TIMEOUT + 5, ("h3 saw it leave %.2f s after the stall began"):format(t_leave))
+    lu.assertEquals(cjson.decode(leave).reason, "goodbye")
+    print(("    watchdog: exit 3 after %.2f s of stall, h3 saw the leave after %.2f s"):format(t_exit, t_leave))
+end
+
+-- TXT items as --txt arguments for `lmdisc announce`, with info = "i",
+-- totalling `total` bytes of record (each item: length byte + key [+ '=' +
+-- value]); returns the arguments and the expected txt table.
+local function txt_of_size(total)
+    local args, want = {}, {info = "i"}
+    local left = total - (1 + #"info=i")
+    local k = 0
+    while left > 0 do
+        k = k + 1
+        local key = ("k%02d"):format(k)
+        local item = math.min(left, 256) -- at most 255 bytes after the length byte
+        local vlen = item - 1 - #key - 1
+        if vlen < 0 then
+            error("bad split")
+        end
+        local value = (string.char(96 + k)):rep(vlen)
+        args[#args + 1] = "--txt " .. q(key .. "=" .. value)
+        want[key] = value
+        left = left - item
+    end
+    return table.concat(args, " "), want
+end
+
+function TestWedges:test_txt_record_of_1300_bytes_resolves_over_ipv4_and_ipv6_and_1301_is_refused()
+    local name = (S:uniq("txt63-") .. ("x"):rep(63)):sub(1, 63) -- unique, 63 bytes
+    lu.assertEquals(#name, 63)
+    local args, want = txt_of_size(1300)
+    local size = 0
+    for k, v in pairs(want) do size = size + 1 + #k + 1 + #v end
+    lu.assertEquals(size, 1300)
+    local p2 = S:bg("h2", ("exec %s announce 9300 i --name %s %s"):format(q(BIN), q(name), args))
+    await(p2, "^announced", 15)
+    local ok, out = S.lab:exec("h3", q(BIN) .. " discover --json --no-agent --timeout 5 2>/dev/null")
+    lu.assertTrue(ok, out)
+    local doc = cjson.decode(out)
+    local node
+    for _, n in ipairs(doc.nodes) do if n.name == name then node = n end end
+    lu.assertNotNil(node, "not resolved: " .. out)
+    lu.assertEquals(node.txt, want)
+    lu.assertEquals(node.port, 9300)
+    local fams = {}
+    for _, a in ipairs(node.addresses) do fams[a.family] = a.address end
+    lu.assertEquals(fams[4], S.lab:ip("h2", 4), out)
+    lu.assertEquals(fams[6], S.lab:ip("h2", 6), out)
+    lu.assertTrue(doc.complete, out)
+    -- nothing in avahi's log about records it could not send
+    local avahi_log = read(("%s/%s/h2.avahi.log"):format(os.getenv("LMD_LAB_STATE") or "/run/lmdisc-lab", S.lab.id))
+    lu.assertStrContains(avahi_log, "Server startup complete") -- it is avahi's log
+    lu.assertNil(avahi_log:find("too large", 1, true), tail(avahi_log))
+
+    -- one byte more is refused, by the command and by a configuration
+    local args1 = txt_of_size(1301)
+    local ok1, out1, code1 = S.lab:exec("h2", ("timeout 10 %s announce 9301 i --name %s %s"):format(
+        q(BIN), q(S:uniq("over")), args1))
+    lu.assertFalse(ok1)
+    lu.assertTrue(code1 == 1 or code1 == 2, ("exit %s: %s"):format(code1, out1))
+    lu.assertStrContains(out1, "at most 1300 fit in one mDNS packet")
+    local _, want1 = txt_of_size(1301)
+    local items = {}
+    for k, v in pairs(want1) do if k ~= "info" then items[#items + 1] = ("[%q] = %q"):format(k, v) end end
+    local cfg = S:path("big.lua")
+    write(cfg, ("announce { port = 9302, info = %q, txt = { %s } }\n"):format(want1.info, table.concat(items, ", ")))
+    local okc, outc, codec = S.lab:exec("h2", ("timeout 10 %s check %s"):format(q(BIN), q(cfg)))
+    lu.assertFalse(okc)
+    lu.assertEquals(codec, 1, outc)
+    lu.assertStrContains(outc, "at most 1300 fit in one mDNS packet")
+    local okr, outr, coder = S.lab:exec("h2", ("timeout 10 %s agent -c %s"):format(q(BIN), q(cfg)))
+    lu.assertFalse(okr)
+    lu.assertEquals(coder, 1, outr)
+    lu.assertStrContains(outr, "at most 1300 fit in one mDNS packet")
+end
+
+os.exit(lu.LuaUnit.run())
