@@ -87,6 +87,7 @@ enum {
     LMD_NODE_OWN = 1 << 1,     /* published by this very process */
     LMD_NODE_CONFLICT = 1 << 2, /* instances of this name disagree on host or port: shown is the
                                  * newest, with only its own host's addresses */
+    LMD_NODE_TRUSTED = 1 << 3,  /* its announcement is signed by a host key a trusted fleet certified */
 };
 
 typedef struct lmd_node_info {
@@ -101,6 +102,7 @@ typedef struct lmd_node_info {
     lmd_addr *addrs;        /* every address, across interfaces, IPv4 and IPv6 */
     lmd_txt txt;            /* every TXT key */
     unsigned flags;         /* LMD_NODE_* */
+    char signer[20];        /* with LMD_NODE_TRUSTED: the signing host key's id (hex), else "" */
     double first_seen;      /* wall-clock seconds since the epoch */
     double last_seen;
 } lmd_node_info;
