@@ -492,7 +492,9 @@ function Sim:self()
   local a = self.settings and self.settings.announce
   if not a then return nil end
   local txt = deep_copy(self.txt or {})
-  return { name = a.name or M.HOSTNAME, type = a.type, port = a.port, txt = txt, info = txt.info }
+  -- services: what servers registered through the agent's API (sim.services)
+  return { name = a.name or M.HOSTNAME, type = a.type, port = a.port, txt = txt, info = txt.info,
+           services = deep_copy(self.services or {}) }
 end
 
 --- SIGHUP: load path (default: the current file).  On error returns nil, err

@@ -73,6 +73,7 @@ static void api_metrics(void *ud, struct lmd_metrics *out)
     out->self_healthy = a->health ? (a->self_state < 0 ? 0 : a->self_state) : -1;
     out->avahi_running = a->m && lmd_mdns_state(a->m) == LMD_MDNS_RUNNING;
     out->trust = a->trust != NULL;
+    out->services_registered = (double)lmd_agent_services_count(a);
 }
 
 static int api_services(void *ud, lmd_node_list *out, bool *settled)
@@ -300,6 +301,7 @@ int lmd_agent_run(const char *path, bool log_level_given)
     signal(SIGPIPE, SIG_IGN);
     struct lmd_policy_host host = {.ud = a, .base = a->base, .peers = lmd_agent_host_peers,
                                    .peers_all = lmd_agent_host_peers_all, .self = lmd_agent_host_self,
+                                   .services = lmd_agent_host_services,
                                    .set_txt = lmd_agent_host_set_txt};
     lmd_err err = {0};
     if (lmd_policy_new(path, &host, &a->cfg, &a->pol, &err) != 0) {

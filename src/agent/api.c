@@ -299,6 +299,8 @@ static void handle_metrics(lmd_api *api, struct evhttp_request *req)
     metric(b, "lmdisc_avahi_up", "gauge", "1 while connected to a running avahi-daemon.", m.avahi_running);
     metric(b, "lmdisc_lua_memory_bytes", "gauge", "Memory held by the policy's Lua VM.", m.lua_memory_bytes);
     metric(b, "lmdisc_api_requests_total", "counter", "API requests served.", api->requests);
+    metric(b, "lmdisc_services_registered", "gauge", "Services registered through the API and announced.",
+           m.services_registered);
     metric(b, "lmdisc_api_connections", "gauge", "API connections open.", api->conns ? lmd_conns_count(api->conns) : 0);
     metric(b, "lmdisc_api_streams_dropped_total", "counter",
            "Event streams closed because their client fell too far behind.", api->streams_dropped);

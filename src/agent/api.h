@@ -36,6 +36,7 @@ struct lmd_metrics {
     double self_healthy;      /* 1 up, 0 down, -1 no health check */
     double untrusted[16];     /* peers found untrusted, by lmd_trust_status (trust { }) */
     bool trust;
+    double services_registered; /* through the registration API */
     bool avahi_running;
 };
 

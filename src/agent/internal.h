@@ -88,6 +88,8 @@ void lmd_agent_set_status(lmd_agent *a, const char *status);
 /* services.c: the registration API, and what /v1/self lists of it */
 extern const struct lmd_api_registry lmd_agent_registry;
 json_t *lmd_agent_services_json(lmd_agent *a);
+int lmd_agent_host_services(void *ud, lmd_node_list *out);
+size_t lmd_agent_services_count(const lmd_agent *a);
 void lmd_agent_services_free(lmd_agent *a);
 
 /* trust.c: signed announcements (all of it a no-op without trust { }) */

@@ -305,3 +305,41 @@ void lmd_agent_services_resign(lmd_agent *a)
         if (s->pub)
             (void)lmd_agent_publish_txt(a, s->pub, lmd_pub_name(s->pub), s->port, &s->txt);
 }
+
+int lmd_agent_host_services(void *ud, lmd_node_list *out)
+{
+    lmd_agent *a = ud;
+    size_t n = 0;
+    for (struct lmd_svc *s = a->svcs; s; s = s->next)
+        n++;
+    *out = (lmd_node_list){.nodes = n ? calloc(n, sizeof *out->nodes) : NULL};
+    if (n && !out->nodes)
+        return LMD_ENOMEM;
+    for (struct lmd_svc *s = a->svcs; s; s = s->next) {
+        lmd_node_info *node = &out->nodes[out->n];
+        const lmd_txt_item *it = lmd_txt_get(&s->txt, "info");
+        node->name = lmd_strdup(s->pub ? lmd_pub_name(s->pub) : s->name);
+        node->type = lmd_strdup(a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE);
+        node->domain = lmd_strdup("local");
+        node->port = s->port;
+        node->flags = LMD_NODE_LOCAL | LMD_NODE_OWN;
+        if (it && it->has_value) {
+            node->info = lmd_strndup(it->value, it->value_len);
+            node->info_len = it->value_len;
+        }
+        out->n++;
+        if (!node->name || !node->type || !node->domain || lmd_txt_copy(&node->txt, &s->txt) != 0) {
+            lmd_node_list_free(out);
+            return LMD_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+size_t lmd_agent_services_count(const lmd_agent *a)
+{
+    size_t n = 0;
+    for (const struct lmd_svc *s = a->svcs; s; s = s->next)
+        n++;
+    return n;
+}

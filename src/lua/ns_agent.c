@@ -45,6 +45,12 @@ static int l_self(lua_State *L)
     }
     lua_pushstring(L, state);
     lua_setfield(L, -2, "state");
+    lmd_node_list regs = {0};
+    if (ctx->host.services && ctx->host.services(ctx->host.ud, &regs) == 0) {
+        lmd_lua_push_node_list(L, &regs); /* services = { ... }: registered through the API */
+        lua_setfield(L, -2, "services");
+    }
+    lmd_node_list_free(&regs);
     lmd_vm_unlift(ctx->vm);
     return 1;
 }

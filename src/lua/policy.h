@@ -27,6 +27,8 @@ struct lmd_policy_host {
     /* what we announce: name, type, port, txt, info; state is a word such
      * as "established" */
     int (*self)(void *ud, lmd_node_info *out, const char **state);
+    /* the services registered through the API (name, port, txt, info) */
+    int (*services)(void *ud, lmd_node_list *out);
     /* replace the announced TXT (already validated) */
     int (*set_txt)(void *ud, const lmd_txt *txt, char *err, size_t errlen);
 };
