@@ -494,7 +494,7 @@ function Sim:self()
   local txt = deep_copy(self.txt or {})
   -- services: what servers registered through the agent's API (sim.services)
   return { name = a.name or M.HOSTNAME, type = a.type, port = a.port, txt = txt, info = txt.info,
-           services = deep_copy(self.services or {}) }
+           services = self.services and deep_copy(self.services) or nil }
 end
 
 --- SIGHUP: load path (default: the current file).  On error returns nil, err
