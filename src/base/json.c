@@ -103,5 +103,9 @@ json_t *lmd_json_node_list(const lmd_node_list *l)
 
 char *lmd_json_dump(json_t *j, bool pretty)
 {
-    return json_dumps(j, (pretty ? JSON_INDENT(2) : JSON_COMPACT) | JSON_PRESERVE_ORDER);
+    /* ASCII only: every non-ASCII character is written as \uXXXX, so a
+     * lookalike name (Cyrillic "\u0430" for "a"), a bidi override or a
+     * zero-width character is visible in --json and in the API's bytes,
+     * and nothing raw reaches a terminal. Decoders get the same strings. */
+    return json_dumps(j, (pretty ? JSON_INDENT(2) : JSON_COMPACT) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
 }

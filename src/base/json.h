@@ -15,7 +15,7 @@ json_t *lmd_json_bytes(const void *data, size_t len);
 json_t *lmd_json_str(const char *s); /* NULL -> JSON null */
 json_t *lmd_json_node(const lmd_node_info *n);
 json_t *lmd_json_node_list(const lmd_node_list *l);
-/* Serialize compactly (or indented) into a malloc'd string. */
+/* Serialize compactly (or indented), ASCII only, into a malloc'd string. */
 char *lmd_json_dump(json_t *j, bool pretty);
 
 #endif

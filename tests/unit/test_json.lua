@@ -136,4 +136,22 @@ function TestJson:test_escape_for_terminals()
     lu.assertEquals(lmdisc.escape("café"), "café")
 end
 
+function TestJson:test_lookalike_and_invisible_names_are_distinguishable_in_json()
+    -- "paypal" with a Cyrillic a, with a right-to-left override, with a zero-width space
+    local latin = roundtrip{name = "paypal", port = 1}
+    local _, cyr = roundtrip{name = "p\208\176ypal", port = 1}
+    local _, rlo = roundtrip{name = "pay\226\128\174lap", port = 1}
+    local doc, zw = roundtrip{name = "pay\226\128\139pal", port = 1, info = "caf\195\169"}
+    lu.assertEquals(latin.name, "paypal")
+    lu.assertStrContains(cyr, "p\\u0430ypal")
+    lu.assertStrContains(rlo, "pay\\u202Elap")
+    lu.assertStrContains(zw, "pay\\u200bpal")
+    for _, text in ipairs{cyr, rlo, zw} do
+        lu.assertNil(text:find("[\128-\255]"), "raw non-ASCII byte in " .. text)
+    end
+    -- decoders still get the exact strings
+    lu.assertEquals(doc.name, "pay\226\128\139pal")
+    lu.assertEquals(doc.info, "caf\195\169")
+end
+
 os.exit(lu.LuaUnit.run())
