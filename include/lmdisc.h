@@ -90,6 +90,15 @@ enum {
     LMD_NODE_TRUSTED = 1 << 3,  /* its announcement is signed by a host key a trusted fleet certified */
 };
 
+/* An instance record of the same name that disagrees with the one shown
+ * (another host or port: a stale or forged announcement), with
+ * LMD_NODE_CONFLICT. */
+typedef struct lmd_rival {
+    char host[256];         /* its SRV target, "" if none */
+    uint16_t port;
+    lmd_addr addr;          /* the address it resolved to (addr "" if none) */
+} lmd_rival;
+
 typedef struct lmd_node_info {
     char *name;             /* service instance name, e.g. "h1:8000" */
     char *type;             /* e.g. "_lmserv._tcp" */
@@ -105,6 +114,8 @@ typedef struct lmd_node_info {
     char signer[20];        /* with LMD_NODE_TRUSTED: the signing host key's id (hex), else "" */
     double first_seen;      /* wall-clock seconds since the epoch */
     double last_seen;
+    size_t n_rivals;
+    lmd_rival *rivals;      /* with LMD_NODE_CONFLICT: the disagreeing instance records */
 } lmd_node_info;
 
 typedef struct lmd_node_list {

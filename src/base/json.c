@@ -30,6 +30,39 @@ static int set_key(json_t *obj, const char *key, json_t *val)
     return rc;
 }
 
+/* The disagreeing instance records, one entry per host and port with the
+ * addresses each resolved to: [{"host", "port", "addresses": [...]}]. */
+static json_t *rivals_json(const lmd_node_info *n)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < n->n_rivals; i++) {
+        const lmd_rival *r = &n->rivals[i];
+        json_t *e = NULL, *x;
+        size_t k;
+        json_array_foreach(list, k, x)
+        {
+            if (json_integer_value(json_object_get(x, "port")) == r->port &&
+                lmd_streq(json_string_value(json_object_get(x, "host")), r->host[0] ? r->host : NULL)) {
+                e = x;
+                break;
+            }
+        }
+        if (!e) {
+            e = json_pack("{s:o,s:i,s:[]}", "host", lmd_json_str(r->host[0] ? r->host : NULL), "port", r->port,
+                          "addresses");
+            if (!e || json_array_append_new(list, e) != 0)
+                continue;
+        }
+        json_t *addrs = json_object_get(e, "addresses");
+        bool dup = !r->addr.addr[0];
+        for (size_t j = 0; !dup && j < json_array_size(addrs); j++)
+            dup = lmd_streq(json_string_value(json_array_get(addrs, j)), r->addr.addr);
+        if (!dup)
+            json_array_append_new(addrs, lmd_json_str(r->addr.addr));
+    }
+    return list;
+}
+
 json_t *lmd_json_node(const lmd_node_info *n)
 {
     json_t *o = json_object();
@@ -76,6 +109,8 @@ json_t *lmd_json_node(const lmd_node_info *n)
     raw = NULL;
     json_object_set_new(o, "routable", json_boolean(lmd_node_routable(n)));
     json_object_set_new(o, "conflict", json_boolean(n->flags & LMD_NODE_CONFLICT));
+    if (n->n_rivals)
+        json_object_set_new(o, "competing", rivals_json(n));
     json_object_set_new(o, "trusted", json_boolean(n->flags & LMD_NODE_TRUSTED));
     json_object_set_new(o, "signer", n->signer[0] ? json_string(n->signer) : json_null());
     json_object_set_new(o, "local", json_boolean(n->flags & LMD_NODE_LOCAL));

@@ -15,6 +15,7 @@ void lmd_node_info_clear(lmd_node_info *n)
     free(n->host);
     free(n->info);
     free(n->addrs);
+    free(n->rivals);
     lmd_txt_free(&n->txt);
     memset(n, 0, sizeof *n);
 }
@@ -37,10 +38,14 @@ int lmd_node_info_copy(lmd_node_info *dst, const lmd_node_info *src)
         dst->addrs = lmd_memdup(src->addrs, src->n_addrs * sizeof *src->addrs);
         dst->n_addrs = dst->addrs ? src->n_addrs : 0;
     }
+    if (src->n_rivals) {
+        dst->rivals = lmd_memdup(src->rivals, src->n_rivals * sizeof *src->rivals);
+        dst->n_rivals = dst->rivals ? src->n_rivals : 0;
+    }
     int rc = lmd_txt_copy(&dst->txt, &src->txt);
     if (rc || (src->name && !dst->name) || (src->type && !dst->type) ||
         (src->domain && !dst->domain) || (src->host && !dst->host) || (src->info && !dst->info) ||
-        (src->n_addrs && !dst->addrs)) {
+        (src->n_addrs && !dst->addrs) || (src->n_rivals && !dst->rivals)) {
         lmd_node_info_clear(dst);
         return LMD_ENOMEM;
     }

@@ -7,6 +7,56 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* The disagreeing instance records as the JSON has them: one entry per
+ * host and port, {host=, port=, addresses={...}}. */
+static void push_rivals(lua_State *L, const lmd_node_info *n)
+{
+    lua_newtable(L);
+    int groups = 0;
+    for (size_t i = 0; i < n->n_rivals; i++) {
+        const lmd_rival *r = &n->rivals[i];
+        int g = 0;
+        for (int k = 1; k <= groups && !g; k++) {
+            lua_rawgeti(L, -1, k);
+            lua_getfield(L, -1, "port");
+            lua_getfield(L, -2, "host");
+            const char *h = lua_tostring(L, -1);
+            if (lua_tointeger(L, -2) == r->port && strcmp(h ? h : "", r->host) == 0)
+                g = k;
+            lua_pop(L, 3);
+        }
+        if (!g) {
+            lua_createtable(L, 0, 3);
+            if (r->host[0]) {
+                lua_pushstring(L, r->host);
+                lua_setfield(L, -2, "host");
+            }
+            lua_pushinteger(L, r->port);
+            lua_setfield(L, -2, "port");
+            lua_newtable(L);
+            lua_setfield(L, -2, "addresses");
+            g = ++groups;
+            lua_rawseti(L, -2, g);
+        }
+        if (!r->addr.addr[0])
+            continue;
+        lua_rawgeti(L, -1, g);
+        lua_getfield(L, -1, "addresses");
+        bool dup = false;
+        lua_Integer len = luaL_len(L, -1);
+        for (lua_Integer j = 1; j <= len && !dup; j++) {
+            lua_rawgeti(L, -1, j);
+            dup = strcmp(lua_tostring(L, -1), r->addr.addr) == 0;
+            lua_pop(L, 1);
+        }
+        if (!dup) {
+            lua_pushstring(L, r->addr.addr);
+            lua_rawseti(L, -2, len + 1);
+        }
+        lua_pop(L, 2);
+    }
+}
+
 void lmd_lua_push_node(lua_State *L, const lmd_node_info *n)
 {
     lua_createtable(L, 0, 14);
@@ -57,6 +107,10 @@ void lmd_lua_push_node(lua_State *L, const lmd_node_info *n)
     lua_setfield(L, -2, "routable");
     lua_pushboolean(L, (n->flags & LMD_NODE_CONFLICT) != 0);
     lua_setfield(L, -2, "conflict");
+    if (n->n_rivals) {
+        push_rivals(L, n);
+        lua_setfield(L, -2, "competing");
+    }
     lua_pushboolean(L, (n->flags & LMD_NODE_TRUSTED) != 0);
     lua_setfield(L, -2, "trusted");
     if (n->signer[0]) {

@@ -12,6 +12,7 @@
  * An instance is {name=, type=, domain=, ifindex=, ifname=, proto=4|6, host=,
  * port=, address=, txt={}, ["local"]=, self=}. */
 #include "lua/namespaces.h"
+#include "base/json.h"
 #include "base/util.h"
 #include "lua/marshal.h"
 #include "lua/vm.h"
@@ -263,6 +264,24 @@ static int l_get(lua_State *L)
     return 1;
 }
 
+/* r:get_json(name) -> the peer as the API's JSON writes it, or nil */
+static int l_get_json(lua_State *L)
+{
+    reg_ud *u = check(L);
+    const lmd_node_info *n = lmd_peers_get(u->r, luaL_checkstring(L, 2));
+    json_t *j = n ? lmd_json_node(n) : NULL;
+    char *s = j ? lmd_json_dump(j, false) : NULL;
+    json_decref(j);
+    if (n && !s)
+        return luaL_error(L, "cannot encode the peer as JSON");
+    if (s)
+        lua_pushstring(L, s);
+    else
+        lua_pushnil(L);
+    free(s);
+    return 1;
+}
+
 static int l_count(lua_State *L)
 {
     reg_ud *u = check(L);
@@ -287,7 +306,8 @@ int lmd_lua_open_registry(lua_State *L)
     static const luaL_Reg methods[] = {
         {"seen", l_seen},         {"gone", l_gone},       {"tick", l_tick},
         {"next_deadline", l_next_deadline}, {"snapshot", l_snapshot},
-        {"set_verdict", l_set_verdict}, {"set_trust", l_set_trust}, {"get", l_get}, {"count", l_count},
+        {"set_verdict", l_set_verdict}, {"set_trust", l_set_trust}, {"get", l_get}, {"get_json", l_get_json},
+        {"count", l_count},
         {"close", l_close},       {"__gc", l_close},      {"__close", l_close},
         {NULL, NULL},
     };

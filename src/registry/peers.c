@@ -115,10 +115,12 @@ static int merge(struct peer *p)
     const lmd_txt_item *it = lmd_txt_get(&txt, "info");
     char *info = (it && it->has_value) ? lmd_strndup(it->value, it->value_len) : NULL;
     lmd_addr *addrs = malloc(p->n_insts * sizeof *addrs);
-    if (!addrs || (it && it->has_value && !info)) {
+    lmd_rival *rivals = malloc(p->n_insts * sizeof *rivals);
+    if (!addrs || !rivals || (it && it->has_value && !info)) {
         free(host);
         free(info);
         free(addrs);
+        free(rivals);
         lmd_txt_free(&txt);
         return LMD_ENOMEM;
     }
@@ -127,7 +129,7 @@ static int merge(struct peer *p)
      * or stale record) must not lend it addresses: a client would reach the
      * real host on the forger's port, or the forger under the real host's
      * name.  Such a disagreement is flagged. */
-    size_t na = 0;
+    size_t na = 0, nr = 0;
     unsigned flags = 0;
     for (size_t i = 0; i < p->n_insts; i++) {
         const struct rinst *in = &p->insts[i];
@@ -135,6 +137,10 @@ static int merge(struct peer *p)
                                                                           : in->host == newest->host);
         if (!same) {
             flags |= LMD_NODE_CONFLICT;
+            lmd_rival *r = &rivals[nr++];
+            snprintf(r->host, sizeof r->host, "%s", in->host ? in->host : "");
+            r->port = in->port;
+            r->addr = in->addr;
             continue;
         }
         flags |= in->flags;
@@ -148,6 +154,7 @@ static int merge(struct peer *p)
     free(n->host);
     free(n->info);
     free(n->addrs);
+    free(n->rivals);
     lmd_txt_free(&n->txt);
     n->host = host;
     n->port = newest->port;
@@ -156,6 +163,14 @@ static int merge(struct peer *p)
     n->info_len = info ? it->value_len : 0;
     n->addrs = addrs;
     n->n_addrs = na;
+    if (nr) {
+        n->rivals = rivals;
+        n->n_rivals = nr;
+    } else {
+        free(rivals);
+        n->rivals = NULL;
+        n->n_rivals = 0;
+    }
     n->flags = flags | (p->trust == 0 ? LMD_NODE_TRUSTED : 0);
     memcpy(n->signer, p->trust == 0 ? p->signer : "", p->trust == 0 ? sizeof n->signer : 1);
     return 0;

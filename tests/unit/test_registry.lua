@@ -2,6 +2,7 @@
 -- driven with simulated instances and a fake clock.
 local lu = require "luaunit"
 local lmdisc = require "lmdisc"
+local cjson = require "cjson"
 
 local function inst(t)
     t.name = t.name or "a:8000"
@@ -179,11 +180,18 @@ function TestRegistry:test_instances_that_disagree_on_host_never_mix()
     lu.assertEquals(p.host, "evilhost.local")
     lu.assertEquals(p.port, 9999)
     lu.assertEquals(p.addresses, {"10.0.0.66"}) -- never h2's addresses with evil's port
+    -- the competing instance is listed, whole, beside the one shown
+    lu.assertEquals(p.competing, {{host = "h2.local", port = 8000, addresses = {"10.0.0.2", "fd00::2"}}})
+    local doc = cjson.decode(r:get_json("a:8000"))
+    lu.assertTrue(doc.conflict)
+    lu.assertEquals(doc.host, "evilhost.local")
+    lu.assertEquals(doc.competing, {{host = "h2.local", port = 8000, addresses = {"10.0.0.2", "fd00::2"}}})
     -- the forged record goes: the real one speaks again, whole
     r:gone(inst{proto = 4, ifindex = 3, ifname = "eth1", host = "evilhost.local"}, "goodbye", 3)
     r:seen(inst{proto = 4, address = "10.0.0.2", host = "h2.local"}, 4)
     p = r:get("a:8000")
     lu.assertFalse(p.conflict)
+    lu.assertNil(p.competing)
     lu.assertEquals(p.host, "h2.local")
     lu.assertEquals(p.port, 8000)
     lu.assertEquals(p.addresses, {"10.0.0.2", "fd00::2"})
@@ -205,6 +213,7 @@ function TestRegistry:test_the_trusted_instance_keeps_speaking()
     lu.assertEquals(p.host, "h2.local")
     lu.assertEquals(p.port, 8000)
     lu.assertEquals(p.addresses, {"10.0.0.2"})
+    lu.assertEquals(p.competing, {{host = "evilhost.local", port = 9999, addresses = {"10.0.0.66"}}})
     -- the trusted host gone: the other one speaks (and will not verify)
     r:gone(inst{proto = 4, address = "10.0.0.2", host = "h2.local"}, "goodbye", 3)
     p = r:get("a:8000")
