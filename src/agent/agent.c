@@ -31,12 +31,13 @@ static void reg_tick(evutil_socket_t fd, short what, void *arg)
 
 /* A trusted peer said goodbye: ask the network whether it is really gone
  * (the registry holds its leave meanwhile). */
-static void on_confirm(void *ud, const lmd_node_info *peer)
+static void on_confirm(void *ud, const lmd_node_info *peer, int ifindex, int proto)
 {
     lmd_agent *a = ud;
     char e[160];
-    int rc = a->browse ? lmd_browse_lookup(a->browse, peer->name) : LMD_ENODAEMON;
-    lmd_debug("goodbye from trusted \"%s\": asking the network again%s", lmd_escape_str(peer->name, e, sizeof e),
+    int rc = a->browse ? lmd_browse_lookup(a->browse, peer->name, ifindex, proto) : LMD_ENODAEMON;
+    lmd_debug("goodbye from trusted \"%s\"%s: asking the network again%s", lmd_escape_str(peer->name, e, sizeof e),
+              proto == 6 ? " on IPv6" : proto == 4 ? " on IPv4" : "",
               rc ? " (cannot: its leave comes after the hold)" : "");
 }
 

@@ -62,9 +62,11 @@ static void on_removed(void *ud, const struct lmd_instance *in, enum lmd_gone wh
 }
 
 /* called with the lock held (from lmd_peers_tick) */
-static void on_confirm(void *ud, const lmd_node_info *peer)
+static void on_confirm(void *ud, const lmd_node_info *peer, int ifindex, int proto)
 {
     lmd_registry *r = ud;
+    (void)ifindex; /* no trust here: only the ttl asks, for the whole peer */
+    (void)proto;
     /* nothing left to ask: the grace period ends it */
     (void)lmd_browse_reconfirm(r->browse, peer->name);
 }

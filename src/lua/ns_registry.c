@@ -53,14 +53,16 @@ static void on_event(void *ud, enum lmd_event_kind kind, const lmd_node_info *pe
     call_back(u, 5);
 }
 
-static void on_confirm(void *ud, const lmd_node_info *peer)
+static void on_confirm(void *ud, const lmd_node_info *peer, int ifindex, int proto)
 {
     reg_ud *u = ud;
     if (u->confirm_ref == LUA_NOREF)
         return;
     lua_rawgeti(u->L, LUA_REGISTRYINDEX, u->confirm_ref);
     lmd_lua_push_node(u->L, peer);
-    call_back(u, 1);
+    lua_pushinteger(u->L, ifindex);
+    lua_pushinteger(u->L, proto);
+    call_back(u, 3);
 }
 
 static int rethrow(lua_State *L, reg_ud *u, int nresults)

@@ -425,12 +425,15 @@ static void lookup_cb(AvahiServiceResolver *r, AvahiIfIndex ifindex, AvahiProtoc
         inst_seen(b, ifindex, proto, name, type, domain);
         break;
     case AVAHI_RESOLVER_FAILURE:
-        break; /* gone indeed: the caller's grace ends it */
+        /* gone indeed: the caller's grace ends it */
+        lmd_debug("looking up \"%s\" again: %s", name ? name : "?",
+                  avahi_strerror(avahi_client_errno(avahi_service_resolver_get_client(r))));
+        break;
     }
     lookup_free(l);
 }
 
-int lmd_browse_lookup(lmd_browse *b, const char *name)
+int lmd_browse_lookup(lmd_browse *b, const char *name, int ifindex, int proto)
 {
     lmd_mdns *m = b->m;
     if (!m->client || m->state != LMD_MDNS_RUNNING)
@@ -441,8 +444,9 @@ int lmd_browse_lookup(lmd_browse *b, const char *name)
     l->b = b;
     l->next = b->lookups;
     b->lookups = l;
-    AvahiServiceResolver *r = avahi_service_resolver_new(m->client, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, name, b->type,
-                                                         b->domain, AVAHI_PROTO_UNSPEC, 0, lookup_cb, l);
+    AvahiProtocol p = proto == 4 ? AVAHI_PROTO_INET : proto == 6 ? AVAHI_PROTO_INET6 : AVAHI_PROTO_UNSPEC;
+    AvahiServiceResolver *r = avahi_service_resolver_new(m->client, ifindex > 0 ? ifindex : AVAHI_IF_UNSPEC, p, name,
+                                                         b->type, b->domain, p, 0, lookup_cb, l);
     if (!r) {
         /* the callback may have run (and freed l) inside _new() */
         for (struct lookup *x = b->lookups; x; x = x->next)

@@ -93,8 +93,8 @@ bool lmd_browse_settled(const lmd_browse *b);
 int lmd_browse_reconfirm(lmd_browse *b, const char *name);
 /* Ask the network once more for a service the browser no longer lists
  * (to confirm a goodbye): if it answers, its instances come back through
- * resolved(). */
-int lmd_browse_lookup(lmd_browse *b, const char *name);
+ * resolved().  ifindex and proto (4/6) name one instance; 0: any. */
+int lmd_browse_lookup(lmd_browse *b, const char *name, int ifindex, int proto);
 void lmd_browse_free(lmd_browse *b);
 
 #endif

@@ -380,12 +380,12 @@ int lmd_peers_gone_at(lmd_peers *r, const struct lmd_instance *in, const char *r
         /* trusted: a goodbye anyone could have forged; ask, and wait */
         if (ri->held_until >= 0)
             return 0;
-        bool asked = false;
-        for (size_t i = 0; i < p->n_insts; i++)
-            asked = asked || p->insts[i].held_until >= 0;
+        /* each instance asked for on its own interface and protocol: one
+         * lookup for the name answers on one of them only, and may come
+         * back before the browser has reported the others gone */
         ri->held_until = now + r->cfg.goodbye_hold;
-        if (!asked && r->confirm)
-            r->confirm(r->ud, &p->node);
+        if (r->confirm)
+            r->confirm(r->ud, &p->node, ri->ifindex, ri->proto);
         return 0;
     }
     return drop_instance(r, at, ri, reason, now);
@@ -510,7 +510,7 @@ void lmd_peers_tick(lmd_peers *r, double now)
             } else {
                 p->confirming = true;
                 p->deadline = now + r->cfg.confirm_grace;
-                r->confirm(r->ud, &p->node);
+                r->confirm(r->ud, &p->node, 0, 0);
             }
         }
         free(due[i]);

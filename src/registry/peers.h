@@ -38,8 +38,10 @@ typedef void (*lmd_peers_event_cb)(void *ud, enum lmd_event_kind kind, const lmd
                                       const char *reason);
 /* Asked when a peer has not been confirmed for ttl seconds: look it up
  * again; lmd_peers_seen() confirms it, and if nothing does
- * within the grace period it leaves as "expired". */
-typedef void (*lmd_peers_confirm_cb)(void *ud, const lmd_node_info *peer);
+ * within the grace period it leaves as "expired".  Also asked for each
+ * instance of a trusted peer whose goodbye is held (ifindex and proto 4/6
+ * name it; both 0 for the whole peer). */
+typedef void (*lmd_peers_confirm_cb)(void *ud, const lmd_node_info *peer, int ifindex, int proto);
 
 struct lmd_peers_config {
     double ttl;             /* seconds; <= 0: never expire on our own */

@@ -15,12 +15,16 @@ local function inst(t)
 end
 
 local function new(cfg)
-    local events, confirms = {}, {}
+    local events, confirms, asked = {}, {}, {}
     local r = lmdisc.registry_new(cfg or {ttl = 60}, function(kind, peer, old, changes, reason)
         events[#events + 1] = {kind = kind, name = peer.name, peer = peer, old = old,
                                changes = table.concat(changes, ","), reason = reason}
-    end, function(peer) confirms[#confirms + 1] = peer.name end)
-    return r, events, confirms
+    end, function(peer, ifindex, proto)
+        confirms[#confirms + 1] = peer.name
+        local k = peer.name .. "/" .. ifindex .. "/" .. proto
+        asked[k] = (asked[k] or 0) + 1
+    end)
+    return r, events, confirms, asked
 end
 
 TestRegistry = {}
@@ -326,6 +330,27 @@ function TestRegistry:test_leave_drops_pending_address_update()
     local kinds = {}
     for i, e in ipairs(ev) do kinds[i] = e.kind end
     lu.assertEquals(kinds, {"join", "leave"})
+end
+
+-- Goodbyes for a trusted peer on IPv4 and IPv6: each instance is asked for
+-- on its own protocol (one lookup for the name answers on one of them only),
+-- and both answering keeps it whole: no leave, no address change.
+function TestRegistry:test_each_held_instance_is_asked_for_on_its_own()
+    local r, ev, confirms, asked = new({goodbye_hold = 2})
+    r:seen(inst{proto = 4, ifindex = 2, address = "10.0.0.2", host = "h2.local"}, 1)
+    r:seen(inst{proto = 6, ifindex = 2, address = "fd00::2", host = "h2.local"}, 1)
+    r:set_trust("a:8000", 0, "0123456789abcdef")
+    local before = #ev
+    r:gone(inst{proto = 4, ifindex = 2}, "goodbye", 10)
+    r:gone(inst{proto = 6, ifindex = 2}, "goodbye", 10)
+    r:gone(inst{proto = 6, ifindex = 2}, "goodbye", 10.5) -- the same burst again: not asked twice
+    lu.assertEquals(#confirms, 2)
+    lu.assertEquals(asked, {["a:8000/2/4"] = 1, ["a:8000/2/6"] = 1})
+    r:seen(inst{proto = 6, ifindex = 2, address = "fd00::2", host = "h2.local"}, 11)
+    r:seen(inst{proto = 4, ifindex = 2, address = "10.0.0.2", host = "h2.local"}, 11)
+    r:tick(13)
+    lu.assertEquals(#ev, before, "no leave, no update")
+    lu.assertEquals(r:get("a:8000").addresses, {"10.0.0.2", "fd00::2"})
 end
 
 os.exit(lu.LuaUnit.run())
