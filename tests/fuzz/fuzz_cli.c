@@ -149,17 +149,22 @@ static void run_test(int argc, char **argv, const struct args *a)
     check_rc(rc);
     if (rc == 0) {
         FUZZ_CHECK(o.policy && in_argv(a, o.policy));
-        FUZZ_CHECK(o.nsuites >= 1 && o.nsuites == argc - 2);
+        /* [--timeout SECONDS] POLICY SUITE... */
+        bool timeout = !strcmp(argv[1], "--timeout");
+        FUZZ_CHECK(timeout ? o.timeout >= 1 && o.timeout <= 86400 : o.timeout == 0);
+        FUZZ_CHECK(o.nsuites >= 1 && o.nsuites == argc - 2 - (timeout ? 2 : 0));
         for (int i = 0; i < o.nsuites; i++)
             FUZZ_CHECK(in_argv(a, o.suites[i]));
     }
     lmd_test_args_free(&o);
 }
 
-/* lmd_client_parse (src/cmd/client.c) resets getopt with optind = 1, which
- * leaves glibc's position inside the previous command line's last option
- * cluster (regressions/cli/getopt-stale-cluster-uaf): forget it first, as
- * lmd_getopt_reset() does for the other commands. */
+/* Known bug client-getopt: lmd_client_parse (src/cmd/client.c) resets
+ * getopt with optind = 1, which leaves glibc's position inside the previous
+ * command line's last option cluster, in memory that is freed by now
+ * (regressions/cli/getopt-stale-cluster-uaf, client-parse-stale-getopt):
+ * forget it first, as lmd_getopt_reset() does for the other commands,
+ * unless LMD_FUZZ_STRICT is set. */
 static void getopt_forget(void)
 {
     char arg0[] = "x";
@@ -172,7 +177,8 @@ static void getopt_forget(void)
 static void run_client(int argc, char **argv, const struct args *a)
 {
     struct lmd_client_opts o;
-    getopt_forget();
+    if (fuzz_tolerate_known("client-getopt"))
+        getopt_forget();
     int rc = lmd_client_parse(argv[0], argc, argv, &o, "help\n");
     check_rc(rc);
     if (rc == 0)

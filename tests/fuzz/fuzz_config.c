@@ -8,10 +8,10 @@
  * harness that take precedence over the C library's (the executable comes
  * first in the symbol lookup): while a configuration runs, files can be
  * opened only inside the temporary directory (lmdisc's io.open and io.lines
- * go through open(2), loadfile, dofile and require through fopen), and creating a
- * process or a socket aborts: with no loop, neither may ever happen, so
- * either is a finding.  The temporary directory is emptied after every
- * input.
+ * go through open(2); loadfile, dofile and require through fopen), and
+ * creating a process or a socket aborts: with no loop, neither may ever
+ * happen, so either is a finding.  The temporary directory is emptied after
+ * every input.
  *
  * Inputs that never terminate must be stopped by the VM's own deadline
  * (policy { deadline }, 0.25 s while loading); run with -timeout=10 so that
@@ -25,7 +25,6 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
-#include <math.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <sys/socket.h>

@@ -86,8 +86,8 @@ static void take_fixed(struct fuzz_in *in, char *dst, size_t cap)
     dst[len] = '\0';
 }
 
-/* A JSON string member against the C string it came from. */
-static void check_str(json_t *o, const char *key, const char *src)
+/* A JSON string member against the bytes it came from. */
+static void check_bytes(json_t *o, const char *key, const char *src, size_t slen)
 {
     json_t *j = json_object_get(o, key);
     if (!src) {
@@ -98,11 +98,15 @@ static void check_str(json_t *o, const char *key, const char *src)
     const char *s = json_string_value(j);
     size_t len = json_string_length(j);
     FUZZ_CHECK(fuzz_utf8_valid((const uint8_t *)s, len, false));
-    size_t slen = strlen(src);
     if (fuzz_utf8_valid((const uint8_t *)src, slen, false))
         FUZZ_CHECK(len == slen && memcmp(s, src, len) == 0);
     else
         FUZZ_CHECK(strstr(s, "\xef\xbf\xbd") != NULL); /* U+FFFD stands for what was not UTF-8 */
+}
+
+static void check_str(json_t *o, const char *key, const char *src)
+{
+    check_bytes(o, key, src, src ? strlen(src) : 0);
 }
 
 /* ---- the node ----------------------------------------------------------- */
@@ -115,7 +119,18 @@ static void build_node(struct fuzz_in *in, lmd_node_info *n)
     n->domain = take_str(in, 40, true);
     n->host = take_str(in, 255, true);
     n->port = fuzz_u16(in);
+    /* info: any bytes, NUL included, with its length (or 0: up to the NUL) */
     n->info = take_str(in, 300, true);
+    size_t ilen;
+    const uint8_t *ib = fuzz_bytes(in, 300, &ilen);
+    if (n->info && ilen && (fuzz_u8(in) & 1)) {
+        free(n->info);
+        n->info = malloc(ilen + 1);
+        FUZZ_CHECK(n->info != NULL);
+        memcpy(n->info, ib, ilen);
+        n->info[ilen] = '\0';
+        n->info_len = ilen;
+    }
     n->flags = fuzz_u8(in);
     n->first_seen = fuzz_u16(in) * 1000.0 + fuzz_u8(in) / 100.0;
     n->last_seen = n->first_seen + fuzz_u8(in);
@@ -162,7 +177,7 @@ static void check_node_json(const lmd_node_info *n, json_t *o)
     check_str(o, "type", n->type);
     check_str(o, "domain", n->domain);
     check_str(o, "host", n->host);
-    check_str(o, "info", n->info);
+    check_bytes(o, "info", n->info, n->info && n->info_len ? n->info_len : n->info ? strlen(n->info) : 0);
     FUZZ_CHECK(json_integer_value(json_object_get(o, "port")) == n->port);
     FUZZ_CHECK(json_is_boolean(json_object_get(o, "local")));
     FUZZ_CHECK(json_boolean_value(json_object_get(o, "local")) == !!(n->flags & LMD_NODE_LOCAL));

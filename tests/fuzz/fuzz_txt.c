@@ -70,9 +70,7 @@ static void check_txt(const lmd_txt *t)
             char c = it->key[k];
             flipped[k] = (char)(c >= 'a' && c <= 'z' ? c - 32 : c >= 'A' && c <= 'Z' ? c + 32 : c);
         }
-        FUZZ_CHECK(lmd_txt_get(t, flipped) == it);
-        for (size_t j = 0; j < i; j++) /* no key twice */
-            FUZZ_CHECK(strcasecmp(t->items[j].key, it->key) != 0);
+        FUZZ_CHECK(lmd_txt_get(t, flipped) == it); /* so no other item has this key */
     }
     FUZZ_CHECK(lmd_txt_wire_size(t) == wire);
     FUZZ_CHECK(lmd_txt_get(t, NULL) == NULL);
