@@ -80,9 +80,11 @@ json_t *lmd_json_node(const lmd_node_info *n)
                                            : json_null());
     for (size_t i = 0; i < n->n_addrs; i++) {
         const lmd_addr *a = &n->addrs[i];
-        json_array_append_new(addrs, json_pack("{s:s%,s:i,s:s%}", "address", a->addr, strlen(a->addr),
-                                               "family", a->family, "interface", a->ifname,
-                                               strlen(a->ifname)));
+        /* lmd_json_str: an interface name (and so a link-local address's
+         * %ifname) need not be UTF-8; json_pack would refuse it and the
+         * address would silently go missing */
+        json_array_append_new(addrs, json_pack("{s:o,s:i,s:o}", "address", lmd_json_str(a->addr), "family",
+                                               a->family, "interface", lmd_json_str(a->ifname)));
     }
     json_object_set_new(o, "addresses", addrs);
     addrs = NULL;

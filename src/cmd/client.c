@@ -65,8 +65,7 @@ int lmd_client_parse(const char *cmd, int argc, char **argv, struct lmd_client_o
     o->socket = lmd_client_socket();
     o->json = false;
     int c;
-    opterr = 0;
-    optind = 1;
+    lmd_getopt_reset();
     while ((c = getopt_long(argc, argv, "js:h", lo, NULL)) != -1) {
         switch (c) {
         case 'j': o->json = true; break;
