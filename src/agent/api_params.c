@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#define NAME_MAX_BYTES 63 /* a DNS label */
+
 static int parse_index(const char *s, size_t len, uint64_t *out)
 {
     if (len == 0 || len > 20)
@@ -56,4 +58,38 @@ int lmd_api_parse_resume(const char *query, const char *last_event_id, const cha
     if (rc)
         *why = bad_since;
     return rc;
+}
+
+int lmd_api_parse_service_path(const char *raw, char **name, bool *pass, const char **why)
+{
+    static const char prefix[] = "/v1/services/";
+    *name = NULL;
+    *pass = false;
+    if (strncmp(raw, prefix, sizeof prefix - 1) != 0) {
+        *why = "unknown path; registrations live at /v1/services/NAME and /v1/services/NAME/pass";
+        return 404;
+    }
+    const char *p = raw + sizeof prefix - 1;
+    const char *slash = strchr(p, '/');
+    size_t enc = slash ? (size_t)(slash - p) : strlen(p);
+    if (slash && strcmp(slash, "/pass") != 0) {
+        *why = "unknown path; registrations live at /v1/services/NAME and /v1/services/NAME/pass";
+        return 404;
+    }
+    *pass = slash != NULL;
+    char *e = strndup(p, enc);
+    size_t len = 0;
+    *name = e ? evhttp_uridecode(e, 0, &len) : NULL;
+    free(e);
+    if (!*name) {
+        *why = "out of memory";
+        return 503;
+    }
+    if (len == 0 || len > NAME_MAX_BYTES || strlen(*name) != len) {
+        free(*name);
+        *name = NULL;
+        *why = "the service name must be 1 to 63 bytes (a DNS label), URL-encoded in the path";
+        return 400;
+    }
+    return 0;
 }

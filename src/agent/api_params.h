@@ -19,4 +19,10 @@ struct lmd_resume {
 int lmd_api_parse_resume(const char *query, const char *last_event_id, const char *our_epoch,
                          struct lmd_resume *out, const char **why);
 
+/* The path of a registration, "/v1/services/NAME[/pass]" (raw, as
+ * received: NAME URL-encoded): *name the decoded NAME (malloc'd), 1 to 63
+ * bytes and no NUL; *pass whether "/pass" follows.  0, or an HTTP status
+ * (400, 404, 503 out of memory) with *why saying what was wrong. */
+int lmd_api_parse_service_path(const char *raw, char **name, bool *pass, const char **why);
+
 #endif

@@ -10,6 +10,7 @@
  *   DELETE /v1/services/NAME       withdraw
  *   POST /v1/self/drain            {"grace": S}: status=draining, then withdraw */
 #include "agent/api_internal.h"
+#include "agent/api_params.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/txt.h"
@@ -22,7 +23,6 @@
 #include <stdlib.h>
 #include <sys/queue.h>
 
-#define NAME_MAX_BYTES 63   /* a DNS label */
 
 struct lmd_api_stream {
     struct lmd_api_stream *next;
@@ -84,33 +84,6 @@ static int txt_from_json(json_t *obj, lmd_txt *set, lmd_txt *remove, char *err, 
                               remove ? " (null removes it)" : "");
         if (rc)
             return rc == LMD_ENOMEM ? 503 : 400;
-    }
-    return 0;
-}
-
-/* "/v1/services/NAME[/pass]": the name decoded, 1-63 bytes, no NUL. */
-static int service_path(const char *raw, char **name, bool *pass, const char **why)
-{
-    const char *p = raw + strlen("/v1/services/");
-    const char *slash = strchr(p, '/');
-    size_t enc = slash ? (size_t)(slash - p) : strlen(p);
-    *pass = false;
-    if (slash && strcmp(slash, "/pass") != 0) {
-        *why = "unknown path; registrations live at /v1/services/NAME and /v1/services/NAME/pass";
-        return 404;
-    }
-    *pass = slash != NULL;
-    char *e = lmd_strndup(p, enc);
-    size_t len = 0;
-    *name = e ? evhttp_uridecode(e, 0, &len) : NULL;
-    free(e);
-    if (!*name)
-        return 503;
-    if (len == 0 || len > NAME_MAX_BYTES || strlen(*name) != len) {
-        free(*name);
-        *name = NULL;
-        *why = "the service name must be 1 to 63 bytes (a DNS label), URL-encoded in the path";
-        return 400;
     }
     return 0;
 }
@@ -343,7 +316,7 @@ void lmd_api_handle_registration(lmd_api *api, struct evhttp_request *req, const
     char *name = NULL;
     bool pass;
     const char *why = "";
-    int status = service_path(raw_path, &name, &pass, &why);
+    int status = lmd_api_parse_service_path(raw_path, &name, &pass, &why);
     if (status) {
         lmd_api_reply_error(req, status, status == 404 ? "Not Found" : "Bad Request", status == 503 ? "out of memory" : why);
         return;

@@ -1,0 +1,178 @@
+/* The API's request parameters: where an event stream resumes (?since=N,
+ * &epoch=E, an SSE client's Last-Event-ID "E:N") and the registration path
+ * "/v1/services/NAME[/pass]".
+ *
+ * The input is read three ways:
+ *   1. arbitrary bytes as the query string, the Last-Event-ID and the
+ *      agent's epoch: lmd_api_parse_resume must accept or refuse with a
+ *      reason, and what it accepts must agree with a model written here (a
+ *      since is a decimal integer that fits in 64 bits);
+ *   2. a number and an epoch from the input, written the way a client
+ *      writes them (query and header): they must come back exactly;
+ *   3. arbitrary bytes as the path after /v1/services/: a name accepted is
+ *      1 to 63 bytes with no NUL, and URL-encoding it again (as the Python
+ *      client does) gives a path that parses back to the same name. */
+#include "agent/api_params.h"
+#include "fuzz.h"
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <sys/queue.h>
+#include <inttypes.h>
+
+/* A since value the model accepts: 1-20 decimal digits, <= UINT64_MAX. */
+static bool model_index(const char *s, uint64_t *out)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 20)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+static char *dup_bytes(const uint8_t *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (!s)
+        abort();
+    memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
+}
+
+static void check_resume(const char *query, const char *leid, const char *epoch)
+{
+    struct lmd_resume r;
+    const char *why = NULL;
+    int rc = lmd_api_parse_resume(query, leid, epoch, &r, &why);
+    FUZZ_CHECK(rc == 0 || rc == -1);
+    if (rc) {
+        FUZZ_CHECK(why && why[0]);
+        FUZZ_CHECK(!r.have_since);
+        return;
+    }
+    /* accepted: a since given in the query must be the model's number */
+    struct evkeyvalq params;
+    TAILQ_INIT(&params);
+    if (query && evhttp_parse_query_str(query, &params) == 0) {
+        const char *since = evhttp_find_header(&params, "since");
+        uint64_t v;
+        if (since) {
+            FUZZ_CHECK(model_index(since, &v));
+            FUZZ_CHECK(r.have_since && r.since == v);
+            const char *e = evhttp_find_header(&params, "epoch");
+            FUZZ_CHECK(r.same_epoch == (!e || strcmp(e, epoch) == 0));
+        }
+    }
+    evhttp_clear_headers(&params);
+}
+
+static void check_roundtrip(uint64_t v, const char *epoch)
+{
+    char *enc = evhttp_uriencode(epoch, -1, 0);
+    if (!enc)
+        return;
+    size_t qlen = strlen(enc) + 64;
+    char *q = malloc(qlen);
+    if (!q)
+        abort();
+    snprintf(q, qlen, "since=%" PRIu64 "&epoch=%s", v, enc);
+    struct lmd_resume r;
+    const char *why = NULL;
+    FUZZ_CHECK(lmd_api_parse_resume(q, NULL, epoch, &r, &why) == 0);
+    FUZZ_CHECK(r.have_since && r.since == v && r.same_epoch);
+    /* another epoch: the same since, flagged as not ours */
+    snprintf(q, qlen, "since=%" PRIu64 "&epoch=x%s", v, enc);
+    FUZZ_CHECK(lmd_api_parse_resume(q, NULL, epoch, &r, &why) == 0);
+    FUZZ_CHECK(r.have_since && r.since == v && !r.same_epoch);
+    free(q);
+    free(enc);
+    /* the SSE header, as the agent writes event ids */
+    if (!strchr(epoch, ':')) {
+        size_t hlen = strlen(epoch) + 32;
+        char *h = malloc(hlen);
+        if (!h)
+            abort();
+        snprintf(h, hlen, "%s:%" PRIu64, epoch, v);
+        FUZZ_CHECK(lmd_api_parse_resume(NULL, h, epoch, &r, &why) == 0);
+        FUZZ_CHECK(r.have_since && r.since == v && r.same_epoch);
+        free(h);
+    }
+}
+
+static void check_path(const char *tail)
+{
+    size_t plen = strlen(tail) + 32;
+    char *path = malloc(plen);
+    if (!path)
+        abort();
+    snprintf(path, plen, "/v1/services/%s", tail);
+    char *name = NULL;
+    bool pass = false;
+    const char *why = NULL;
+    int st = lmd_api_parse_service_path(path, &name, &pass, &why);
+    free(path);
+    if (st) {
+        FUZZ_CHECK(st == 400 || st == 404 || st == 503);
+        FUZZ_CHECK(name == NULL && why && why[0]);
+        return;
+    }
+    FUZZ_CHECK(name != NULL);
+    size_t n = strlen(name);
+    FUZZ_CHECK(n >= 1 && n <= 63);
+    FUZZ_CHECK(pass == (strchr(tail, '/') != NULL));
+    /* encoded again the way a client does, it is the same name */
+    char *enc = evhttp_uriencode(name, -1, 0);
+    FUZZ_CHECK(enc != NULL);
+    plen = strlen(enc) + 32;
+    path = malloc(plen);
+    if (!path)
+        abort();
+    snprintf(path, plen, "/v1/services/%s%s", enc, pass ? "/pass" : "");
+    char *again = NULL;
+    bool pass2 = false;
+    FUZZ_CHECK(lmd_api_parse_service_path(path, &again, &pass2, &why) == 0);
+    FUZZ_CHECK(strcmp(again, name) == 0 && pass2 == pass);
+    free(again);
+    free(path);
+    free(enc);
+    free(name);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fuzz_silence();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct fuzz_in in = {data, size};
+    size_t ql, ll, el, pl;
+    const uint8_t *q = fuzz_bytes(&in, 512, &ql);
+    const uint8_t *l = fuzz_bytes(&in, 128, &ll);
+    const uint8_t *e = fuzz_bytes(&in, 64, &el);
+    uint64_t v = (uint64_t)fuzz_u16(&in) << 48 | (uint64_t)fuzz_u16(&in) << 32 | (uint64_t)fuzz_u16(&in) << 16 |
+                 fuzz_u16(&in);
+    const uint8_t *p = fuzz_bytes(&in, 512, &pl);
+    char *query = dup_bytes(q, ql), *leid = dup_bytes(l, ll), *epoch = dup_bytes(e, el), *tail = dup_bytes(p, pl);
+    check_resume(ql ? query : NULL, ll ? leid : NULL, epoch);
+    check_roundtrip(v, epoch);
+    check_path(tail);
+    free(query);
+    free(leid);
+    free(epoch);
+    free(tail);
+    return 0;
+}
