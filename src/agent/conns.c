@@ -199,9 +199,15 @@ bool lmd_conns_peer_uid(struct evhttp_request *req, uid_t *uid)
     struct evhttp_connection *conn = evhttp_request_get_connection(req);
     struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    /* Unix sockets only: Linux answers SO_PEERCRED on TCP too, with
+     * uid -1, and a TCP client must never count as a local user */
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 || ss.ss_family != AF_UNIX)
+        return false;
     struct ucred cred;
     socklen_t len = sizeof cred;
-    if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred)
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred)
         return false;
     *uid = cred.uid;
     return true;
