@@ -325,6 +325,7 @@ static void handle_metrics(lmd_api *api, struct evhttp_request *req)
 
 /* ---- routing ---------------------------------------------------------- */
 
+
 static void handle(struct evhttp_request *req, void *arg)
 {
     lmd_api *api = arg;
@@ -353,8 +354,7 @@ static void handle(struct evhttp_request *req, void *arg)
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
     const struct evhttp_uri *ruri = evhttp_request_get_evhttp_uri(req);
     const char *raw_path = ruri ? evhttp_uri_get_path(ruri) : NULL;
-    if (raw_path && cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD &&
-        (!strncmp(raw_path, "/v1/services/", 13) || !strcmp(raw_path, "/v1/self/drain"))) {
+    if (raw_path && (!strncmp(raw_path, "/v1/services/", 13) || !strcmp(raw_path, "/v1/self/drain"))) {
         lmd_api_handle_registration(api, req, raw_path);
         return;
     }
@@ -376,7 +376,7 @@ static void handle(struct evhttp_request *req, void *arg)
     }
     if (!strcmp(path, "/v1/peers") || !strcmp(path, "/v1/peers/")) {
         const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
-        bool routable = q && (strstr(q, "routable=1") || strstr(q, "routable=true"));
+        bool routable = lmd_api_query_flag(q, "routable");
         json_t *a = peers_json(api, routable);
         add_index_headers(api, req);
         if (a)

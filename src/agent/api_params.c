@@ -93,3 +93,17 @@ int lmd_api_parse_service_path(const char *raw, char **name, bool *pass, const c
     }
     return 0;
 }
+
+bool lmd_api_query_flag(const char *query, const char *name)
+{
+    struct evkeyvalq params;
+    TAILQ_INIT(&params);
+    if (!query || evhttp_parse_query_str(query, &params) != 0) {
+        evhttp_clear_headers(&params);
+        return false;
+    }
+    const char *v = evhttp_find_header(&params, name);
+    bool on = v && (!strcmp(v, "1") || !strcmp(v, "true"));
+    evhttp_clear_headers(&params);
+    return on;
+}

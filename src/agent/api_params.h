@@ -25,4 +25,7 @@ int lmd_api_parse_resume(const char *query, const char *last_event_id, const cha
  * (400, 404, 503 out of memory) with *why saying what was wrong. */
 int lmd_api_parse_service_path(const char *raw, char **name, bool *pass, const char **why);
 
+/* Whether the query string has NAME=1 or NAME=true (?routable=1). */
+bool lmd_api_query_flag(const char *query, const char *name);
+
 #endif

@@ -30,7 +30,9 @@ struct lmd_api_stream {
     struct evhttp_request *req;
     struct evhttp_connection *conn;
     bool started;           /* headers and "registering" are out */
-    char pending[8][80];    /* states reported before that: sent right after */
+    /* states reported before that, sent right after: a name is at most 63
+     * bytes, 6 in JSON each (\uXXXX), so a line fits in 512 */
+    char pending[8][512];
     unsigned n_pending;
 };
 
@@ -130,7 +132,7 @@ void lmd_api_stream_state(lmd_api_stream *s, const char *state, const char *name
     json_decref(doc);
     if (!s->started) {
         /* add() is still running: say it right after the headers */
-        if (line && s->n_pending < LMD_ARRAY_LEN(s->pending))
+        if (line && s->n_pending < LMD_ARRAY_LEN(s->pending) && strlen(line) < sizeof s->pending[0])
             snprintf(s->pending[s->n_pending++], sizeof s->pending[0], "%s", line);
     } else if (line) {
         send_line(s, line);
@@ -236,13 +238,11 @@ static void put_service(lmd_api *api, struct evhttp_request *req, const char *na
     lmd_conns_stream(api->conns, req);
     s->next = api->streams;
     api->streams = s;
-    char line[160];
     json_t *reg = json_pack("{s:s,s:o}", "state", "registering", "name", lmd_json_str(name));
     char *txtline = reg ? lmd_json_dump(reg, false) : NULL;
     json_decref(reg);
-    snprintf(line, sizeof line, "%s", txtline ? txtline : "{\"state\":\"registering\"}");
+    send_line(s, txtline ? txtline : "{\"state\":\"registering\"}");
     free(txtline);
-    send_line(s, line);
     for (unsigned i = 0; i < s->n_pending; i++)
         send_line(s, s->pending[i]);
     s->n_pending = 0;
@@ -285,56 +285,61 @@ static void answer(struct evhttp_request *req, int status, json_t *doc, const ch
 void lmd_api_handle_registration(lmd_api *api, struct evhttp_request *req, const char *raw_path)
 {
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    uid_t uid;
     if (!api->src.reg) {
         lmd_api_reply_error(req, 404, "Not Found", "this agent takes no registrations");
         return;
     }
+    bool drain = !strcmp(raw_path, "/v1/self/drain");
+    char *name = NULL;
+    bool pass = false;
+    const char *why = "";
+    int status = drain ? 0 : lmd_api_parse_service_path(raw_path, &name, &pass, &why);
+    if (status) {
+        lmd_api_reply_error(req, status,
+                            status == 404 ? "Not Found" : status == 503 ? "Service Unavailable" : "Bad Request", why);
+        return;
+    }
+    /* the method first (405 wherever it is asked), then who asks */
+    bool allowed = drain ? cmd == EVHTTP_REQ_POST
+                         : pass ? cmd == EVHTTP_REQ_PUT
+                                : (cmd == EVHTTP_REQ_PUT || cmd == EVHTTP_REQ_PATCH || cmd == EVHTTP_REQ_DELETE);
+    if (!allowed) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+                          drain ? "POST" : pass ? "PUT" : "PUT, PATCH, DELETE");
+        lmd_api_reply_error(req, 405, "Method Not Allowed",
+                            drain  ? "use POST /v1/self/drain"
+                            : pass ? "use PUT /v1/services/NAME/pass"
+                                   : "use PUT, PATCH or DELETE on /v1/services/NAME");
+        free(name);
+        return;
+    }
+    uid_t uid;
     if (!lmd_conns_peer_uid(req, &uid)) {
         lmd_api_reply_error(req, 403, "Forbidden", "registrations are taken on the agent's Unix socket only");
+        free(name);
         return;
     }
     char err[320] = "";
     json_t *doc = NULL;
-    if (!strcmp(raw_path, "/v1/self/drain")) {
-        if (cmd != EVHTTP_REQ_POST) {
-            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-            lmd_api_reply_error(req, 405, "Method Not Allowed", "use POST /v1/self/drain");
-            return;
-        }
-        const char *why = NULL;
+    if (drain) {
         json_t *body = body_json(req, false, &why);
         json_t *g = body ? json_object_get(body, "grace") : NULL;
         double grace = json_is_number(g) ? json_number_value(g) : -1;
-        int status = !body || (g && (!json_is_number(g) || grace < 0 || grace > 3600))
-                         ? lmd_errbuf(err, sizeof err, 400, "%s", why ? why : "grace must be a number of seconds from 0 to 3600")
-                         : api->src.reg->drain(api->src.ud, grace, &doc, err, sizeof err);
+        status = !body || (g && (!json_is_number(g) || grace < 0 || grace > 3600))
+                     ? lmd_errbuf(err, sizeof err, 400, "%s", why && *why ? why : "grace must be a number of seconds from 0 to 3600")
+                     : api->src.reg->drain(api->src.ud, grace, &doc, err, sizeof err);
         json_decref(body);
         answer(req, status, doc, err, 202);
-        return;
-    }
-    char *name = NULL;
-    bool pass;
-    const char *why = "";
-    int status = lmd_api_parse_service_path(raw_path, &name, &pass, &why);
-    if (status) {
-        lmd_api_reply_error(req, status, status == 404 ? "Not Found" : "Bad Request", status == 503 ? "out of memory" : why);
-        return;
-    }
-    if (pass && cmd == EVHTTP_REQ_PUT) {
+    } else if (pass) {
         status = api->src.reg->pass(api->src.ud, name, &doc, err, sizeof err);
         answer(req, status, doc, err, 200);
-    } else if (!pass && cmd == EVHTTP_REQ_PUT) {
+    } else if (cmd == EVHTTP_REQ_PUT) {
         put_service(api, req, name);
-    } else if (!pass && cmd == EVHTTP_REQ_PATCH) {
+    } else if (cmd == EVHTTP_REQ_PATCH) {
         patch_service(api, req, name);
-    } else if (!pass && cmd == EVHTTP_REQ_DELETE) {
+    } else {
         status = api->src.reg->remove(api->src.ud, name, &doc, err, sizeof err);
         answer(req, status, doc, err, 200);
-    } else {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", pass ? "PUT" : "PUT, PATCH, DELETE");
-        lmd_api_reply_error(req, 405, "Method Not Allowed",
-                            pass ? "use PUT /v1/services/NAME/pass" : "use PUT, PATCH or DELETE on /v1/services/NAME");
     }
     free(name);
 }

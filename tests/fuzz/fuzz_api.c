@@ -3,7 +3,8 @@
  * "/v1/services/NAME[/pass]".
  *
  * The input is read three ways:
- *   1. arbitrary bytes as the query string, the Last-Event-ID and the
+ *   1. arbitrary bytes as the query string (also for ?routable=1), the
+ *      Last-Event-ID and the
  *      agent's epoch: lmd_api_parse_resume must accept or refuse with a
  *      reason, and what it accepts must agree with a model written here (a
  *      since is a decimal integer that fits in 64 bits);
@@ -72,6 +73,9 @@ static void check_resume(const char *query, const char *leid, const char *epoch)
             const char *e = evhttp_find_header(&params, "epoch");
             FUZZ_CHECK(r.same_epoch == (!e || strcmp(e, epoch) == 0));
         }
+        /* ?routable=1: that parameter exactly, never a longer name's */
+        const char *f = evhttp_find_header(&params, "routable");
+        FUZZ_CHECK(lmd_api_query_flag(query, "routable") == (f && (!strcmp(f, "1") || !strcmp(f, "true"))));
     }
     evhttp_clear_headers(&params);
 }
