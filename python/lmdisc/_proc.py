@@ -118,9 +118,12 @@ def run_discover(binary: str, timeout: float) -> dict:
 
 def _child_setup(parent_pid: int, prctl=_prctl, sig: int = int(signal.SIGTERM)):
     """preexec_fn: SIGTERM when the parent dies (PR_SET_PDEATHSIG), and at once
-    if it died before prctl took effect."""
+    if it died before prctl took effect.  The signal mask is reset first: a
+    server that blocks SIGTERM (to sigwait for it) must not hand that on, or
+    the death signal would stay pending and the child announce forever."""
 
     def setup() -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
         if prctl is not None:
             prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
         if os.getppid() != parent_pid:

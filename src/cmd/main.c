@@ -3,6 +3,7 @@
 #include "base/util.h"
 #include "cmd/cmd.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -72,6 +73,16 @@ int lmd_parse_global(int argc, char **argv, int *first_command_arg)
 
 int main(int argc, char **argv)
 {
+    /* A parent that blocked or ignored the stopping signals (a server that
+     * sigwaits for them) must not hand that on: SIGTERM, from a service
+     * manager or the parent-death signal, always stops lmdisc. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
+    sigprocmask(SIG_UNBLOCK, &stop, NULL);
+    signal(SIGTERM, SIG_DFL);
     if (lmd_log_level_from_env() != 0)
         return lmd_usage_error(NULL, "LOGLEVEL='%.40s' is not one of DEBUG, INFO, WARNING, ERROR",
                                getenv("LOGLEVEL"));
