@@ -159,26 +159,9 @@ static void run_test(int argc, char **argv, const struct args *a)
     lmd_test_args_free(&o);
 }
 
-/* Known bug client-getopt: lmd_client_parse (src/cmd/client.c) resets
- * getopt with optind = 1, which leaves glibc's position inside the previous
- * command line's last option cluster, in memory that is freed by now
- * (regressions/cli/getopt-stale-cluster-uaf, client-parse-stale-getopt):
- * forget it first, as lmd_getopt_reset() does for the other commands,
- * unless LMD_FUZZ_STRICT is set. */
-static void getopt_forget(void)
-{
-    char arg0[] = "x";
-    char *argv[] = {arg0, NULL};
-    opterr = 0;
-    optind = 0;
-    (void)getopt(1, argv, "");
-}
-
 static void run_client(int argc, char **argv, const struct args *a)
 {
     struct lmd_client_opts o;
-    if (fuzz_tolerate_known("client-getopt"))
-        getopt_forget();
     int rc = lmd_client_parse(argv[0], argc, argv, &o, "help\n");
     check_rc(rc);
     if (rc == 0)
