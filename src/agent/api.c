@@ -262,67 +262,6 @@ static void handle_events(lmd_api *api, struct evhttp_request *req, const char *
     }
 }
 
-/* ---- metrics ---------------------------------------------------------- */
-
-static void metric(struct evbuffer *b, const char *name, const char *type, const char *help, double v)
-{
-    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
-}
-
-static void handle_metrics(lmd_api *api, struct evhttp_request *req)
-{
-    struct lmd_metrics m = {0};
-    if (api->src.metrics)
-        api->src.metrics(api->src.ud, &m);
-    struct evbuffer *b = evbuffer_new();
-    if (!b) {
-        evhttp_send_error(req, 500, "out of memory");
-        return;
-    }
-    metric(b, "lmdisc_peers_alive", "gauge", "Peers the policy keeps.", m.peers_alive);
-    metric(b, "lmdisc_services_seen", "gauge", "Services of our type on the network, before the filter.",
-           m.services_seen);
-    metric(b, "lmdisc_joins_total", "counter", "Peers that joined.", m.joins);
-    metric(b, "lmdisc_updates_total", "counter", "Peer updates.", m.updates);
-    evbuffer_add_printf(b, "# HELP lmdisc_leaves_total Peers that left, by reason.\n"
-                           "# TYPE lmdisc_leaves_total counter\n");
-    const struct { const char *r; double v; } leaves[] = {
-        {"goodbye", m.leaves_goodbye}, {"expired", m.leaves_expired}, {"filtered", m.leaves_filtered},
-        {"unhealthy", m.leaves_unhealthy}, {"other", m.leaves_other}};
-    for (size_t i = 0; i < LMD_ARRAY_LEN(leaves); i++)
-        evbuffer_add_printf(b, "lmdisc_leaves_total{reason=\"%s\"} %.17g\n", leaves[i].r, leaves[i].v);
-    metric(b, "lmdisc_hook_runs_total", "counter", "Policy hook calls.", m.hook_runs);
-    metric(b, "lmdisc_hook_errors_total", "counter", "Policy hook calls that failed.", m.hook_errors);
-    metric(b, "lmdisc_hook_seconds_total", "counter", "Time spent in policy hooks.", m.hook_seconds);
-    metric(b, "lmdisc_avahi_reconnects_total", "counter", "Connections to avahi-daemon rebuilt.",
-           m.avahi_reconnects);
-    metric(b, "lmdisc_avahi_up", "gauge", "1 while connected to a running avahi-daemon.", m.avahi_running);
-    metric(b, "lmdisc_lua_memory_bytes", "gauge", "Memory held by the policy's Lua VM.", m.lua_memory_bytes);
-    metric(b, "lmdisc_api_requests_total", "counter", "API requests served.", api->requests);
-    metric(b, "lmdisc_services_registered", "gauge", "Services registered through the API and announced.",
-           m.services_registered);
-    metric(b, "lmdisc_api_connections", "gauge", "API connections open.", api->conns ? lmd_conns_count(api->conns) : 0);
-    metric(b, "lmdisc_api_streams_dropped_total", "counter",
-           "Event streams closed because their client fell too far behind.", api->streams_dropped);
-    metric(b, "lmdisc_checks_total", "counter", "Peer checks started.", m.checks_total);
-    metric(b, "lmdisc_checks_failed_total", "counter", "Peer checks that failed.", m.checks_failed_total);
-    metric(b, "lmdisc_checks_in_flight_peak", "gauge", "Most peer checks that were in flight at once.",
-           m.checks_in_flight_peak);
-    if (m.trust) {
-        evbuffer_add_printf(b, "# HELP lmdisc_untrusted_total Peers found untrusted, by reason.\n"
-                               "# TYPE lmdisc_untrusted_total counter\n");
-        for (int st = 1; st < (int)LMD_ARRAY_LEN(m.untrusted) && st <= LMD_TRUST_ERROR; st++)
-            evbuffer_add_printf(b, "lmdisc_untrusted_total{reason=\"%s\"} %.17g\n",
-                                lmd_trust_status_name((enum lmd_trust_status)st), m.untrusted[st]);
-    }
-    metric(b, "lmdisc_self_healthy", "gauge", "1 while the local server passes its health check, 0 while it "
-           "fails, -1 without a health check.", m.self_healthy);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "text/plain; version=0.0.4; charset=utf-8");
-    evhttp_send_reply(req, 200, "OK", b);
-    evbuffer_free(b);
-}
-
 /* ---- routing ---------------------------------------------------------- */
 
 
@@ -423,7 +362,7 @@ static void handle(struct evhttp_request *req, void *arg)
                              m.avahi_running ? "running" : "unavailable", "peers",
                              (json_int_t)m.peers_alive));
     } else if (!strcmp(path, "/metrics")) {
-        handle_metrics(api, req);
+        lmd_api_handle_metrics(api, req);
     } else {
         lmd_api_reply_error(req, 404, "Not Found",
                     "unknown path; try /v1/peers, /v1/peers/NAME, /v1/self, /v1/events, /v1/health, /metrics");

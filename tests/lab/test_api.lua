@@ -41,7 +41,7 @@ local function metrics()
     local m = {}
     for line in out:gmatch("[^\n]+") do
         if not line:match("^#") then
-            local name, value = line:match("^(%S+) (%S+)$")
+            local name, value = line:match("^(.-) (%S+)$") -- label values may hold spaces
             lu.assertNotNil(name, "unparsable metrics line: " .. line)
             m[name] = tonumber(value)
             lu.assertNotNil(m[name], line)

@@ -418,6 +418,14 @@ function TestRegister:test_3_two_registrations_from_one_host_are_two_peers()
     lu.assertEquals(mine[n2] and mine[n2].state, "established", body)
     lu.assertEquals(mine[n1].port, 9001)
     lu.assertEquals(mine[n2].port, 9002)
+    -- one metrics series per service
+    local m = reg("GET", "/metrics")
+    lu.assertEquals(m.status, 200, m.what)
+    for name, port in pairs({[n1] = 9001, [n2] = 9002}) do
+        lu.assertStrContains(m.body, ('lmdisc_service_announced{name="%s",port="%d",state="established",'
+            .. 'source="registered"} 1\n'):format(name, port), false, m.body)
+    end
+    lu.assertStrContains(m.body, "lmdisc_services_registered 2\n", false, m.body)
     for _, p in ipairs({s1, s2}) do
         local st = stream_states(p)
         lu.assertEquals(st[1].state, "registering", p:output())
@@ -569,6 +577,11 @@ function TestRegister:test_6_drain_marks_services_unroutable_then_withdraws_them
         lu.assertEquals(j[7], "true")
         lu.assertEquals(j[8], "r1")
     end
+    local m = reg("GET", "/metrics")
+    lu.assertStrContains(m.body, ('lmdisc_service_announced{name="%s",port="8100",state="established",'
+        .. 'source="config"} 1\n'):format(conf), false, m.body)
+    lu.assertStrContains(m.body, ('lmdisc_service_announced{name="%s",port="9301",state="established",'
+        .. 'source="registered"} 1\n'):format(regd), false, m.body)
 
     local t0 = Lab.now()
     local ok, out = S.lab:exec("h1", ("%s drain --grace 3 --socket %s"):format(q(BIN), SOCK))

@@ -1,0 +1,121 @@
+/* GET /metrics: Prometheus text format. */
+#include "agent/api_internal.h"
+#include "base/util.h"
+#include "trust/trust.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <jansson.h>
+#include <string.h>
+
+/* A label value: backslash, quote and newline escaped (the format's rules);
+ * names are UTF-8 already (JSON strings). */
+static void label(struct evbuffer *b, const char *key, const char *v)
+{
+    evbuffer_add_printf(b, "%s=\"", key);
+    for (const char *p = v ? v : ""; *p; p++) {
+        if (*p == '\\' || *p == '"')
+            evbuffer_add_printf(b, "\\%c", *p);
+        else if (*p == '\n')
+            evbuffer_add(b, "\\n", 2);
+        else
+            evbuffer_add(b, p, 1);
+    }
+    evbuffer_add(b, "\"", 1);
+}
+
+static void service_line(struct evbuffer *b, json_t *svc, const char *source)
+{
+    evbuffer_add_printf(b, "lmdisc_service_announced{");
+    label(b, "name", json_string_value(json_object_get(svc, "name")));
+    evbuffer_add(b, ",", 1);
+    char port[8];
+    snprintf(port, sizeof port, "%d", (int)json_integer_value(json_object_get(svc, "port")));
+    label(b, "port", port);
+    evbuffer_add(b, ",", 1);
+    label(b, "state", json_string_value(json_object_get(svc, "state")));
+    evbuffer_add(b, ",", 1);
+    label(b, "source", source);
+    const char *state = json_string_value(json_object_get(svc, "state"));
+    evbuffer_add_printf(b, "} %d\n", state && (!strcmp(state, "established") || !strcmp(state, "announced")));
+}
+
+/* One series per service this agent announces, the configured one and every
+ * registered one: 1 while it is established on the network. */
+static void services(lmd_api *api, struct evbuffer *b)
+{
+    json_t *self = api->src.self ? api->src.self(api->src.ud) : NULL;
+    if (!self)
+        return;
+    evbuffer_add_printf(b, "# HELP lmdisc_service_announced A service this agent announces (configured or "
+                           "registered): 1 while established on the network, 0 while registering, renamed or "
+                           "draining.\n# TYPE lmdisc_service_announced gauge\n");
+    if (json_is_true(json_object_get(self, "announcing")) && json_object_get(self, "port"))
+        service_line(b, self, "config");
+    size_t i;
+    json_t *svc;
+    json_array_foreach(json_object_get(self, "services"), i, svc)
+        service_line(b, svc, "registered");
+    json_decref(self);
+}
+
+
+static void metric(struct evbuffer *b, const char *name, const char *type, const char *help, double v)
+{
+    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
+}
+
+void lmd_api_handle_metrics(lmd_api *api, struct evhttp_request *req)
+{
+    struct lmd_metrics m = {0};
+    if (api->src.metrics)
+        api->src.metrics(api->src.ud, &m);
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        evhttp_send_error(req, 500, "out of memory");
+        return;
+    }
+    metric(b, "lmdisc_peers_alive", "gauge", "Peers the policy keeps.", m.peers_alive);
+    metric(b, "lmdisc_services_seen", "gauge", "Services of our type on the network, before the filter.",
+           m.services_seen);
+    metric(b, "lmdisc_joins_total", "counter", "Peers that joined.", m.joins);
+    metric(b, "lmdisc_updates_total", "counter", "Peer updates.", m.updates);
+    evbuffer_add_printf(b, "# HELP lmdisc_leaves_total Peers that left, by reason.\n"
+                           "# TYPE lmdisc_leaves_total counter\n");
+    const struct { const char *r; double v; } leaves[] = {
+        {"goodbye", m.leaves_goodbye}, {"expired", m.leaves_expired}, {"filtered", m.leaves_filtered},
+        {"unhealthy", m.leaves_unhealthy}, {"other", m.leaves_other}};
+    for (size_t i = 0; i < LMD_ARRAY_LEN(leaves); i++)
+        evbuffer_add_printf(b, "lmdisc_leaves_total{reason=\"%s\"} %.17g\n", leaves[i].r, leaves[i].v);
+    metric(b, "lmdisc_hook_runs_total", "counter", "Policy hook calls.", m.hook_runs);
+    metric(b, "lmdisc_hook_errors_total", "counter", "Policy hook calls that failed.", m.hook_errors);
+    metric(b, "lmdisc_hook_seconds_total", "counter", "Time spent in policy hooks.", m.hook_seconds);
+    metric(b, "lmdisc_avahi_reconnects_total", "counter", "Connections to avahi-daemon rebuilt.",
+           m.avahi_reconnects);
+    metric(b, "lmdisc_avahi_up", "gauge", "1 while connected to a running avahi-daemon.", m.avahi_running);
+    metric(b, "lmdisc_lua_memory_bytes", "gauge", "Memory held by the policy's Lua VM.", m.lua_memory_bytes);
+    metric(b, "lmdisc_api_requests_total", "counter", "API requests served.", api->requests);
+    metric(b, "lmdisc_services_registered", "gauge", "Services registered through the API and announced.",
+           m.services_registered);
+    metric(b, "lmdisc_api_connections", "gauge", "API connections open.", api->conns ? lmd_conns_count(api->conns) : 0);
+    metric(b, "lmdisc_api_streams_dropped_total", "counter",
+           "Event streams closed because their client fell too far behind.", api->streams_dropped);
+    metric(b, "lmdisc_checks_total", "counter", "Peer checks started.", m.checks_total);
+    metric(b, "lmdisc_checks_failed_total", "counter", "Peer checks that failed.", m.checks_failed_total);
+    metric(b, "lmdisc_checks_in_flight_peak", "gauge", "Most peer checks that were in flight at once.",
+           m.checks_in_flight_peak);
+    if (m.trust) {
+        evbuffer_add_printf(b, "# HELP lmdisc_untrusted_total Peers found untrusted, by reason.\n"
+                               "# TYPE lmdisc_untrusted_total counter\n");
+        for (int st = 1; st < (int)LMD_ARRAY_LEN(m.untrusted) && st <= LMD_TRUST_ERROR; st++)
+            evbuffer_add_printf(b, "lmdisc_untrusted_total{reason=\"%s\"} %.17g\n",
+                                lmd_trust_status_name((enum lmd_trust_status)st), m.untrusted[st]);
+    }
+    services(api, b);
+    metric(b, "lmdisc_self_healthy", "gauge", "1 while the local server passes its health check, 0 while it "
+           "fails, -1 without a health check.", m.self_healthy);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4; charset=utf-8");
+    evhttp_send_reply(req, 200, "OK", b);
+    evbuffer_free(b);
+}
