@@ -88,12 +88,50 @@ function S.sanitizer_report(p)
     end
 end
 
---- Stop what the test started (TERM, then wait), in start order; a process
--- that printed a sanitizer report fails the test (the lmdisc binary is
--- instrumented in a sanitizer build, and its output goes to these logs).
+--- The end of a long text (a log in a failure message).
+function S.tail(s, n)
+    n = n or 4000
+    return #s > n and ("..." .. s:sub(-n)) or s
+end
+
+--- Wait for the nth (default first) line matching pattern in a process's
+-- log (or a file), at most timeout seconds (default 15); the line, or the
+-- test fails with the end of that log.
+function S:await(p, pattern, timeout, nth)
+    local line, err = self.lab:wait_log(p, pattern, timeout or 15, nth)
+    if not line then
+        local path = type(p) == "table" and p.log or p
+        local text = type(p) == "table" and p:output() or S.read(p)
+        lu.fail(tostring(err) .. "\n--- " .. path .. ":\n" .. S.tail(text))
+    end
+    return line
+end
+
+--- The fields of a "a|b|c" record line.
+function S.fields(line)
+    local f = {}
+    for x in (line .. "|"):gmatch("(.-)|") do f[#f + 1] = x end
+    return f
+end
+
+--- The lines of a file, those starting with prefix if given.
+function S.lines(file, prefix)
+    local out = {}
+    for l in S.read(file):gmatch("[^\n]+") do
+        if not prefix or l:sub(1, #prefix) == prefix then out[#out + 1] = l end
+    end
+    return out
+end
+
+--- Stop what the test started (TERM, then wait), newest first: clients
+-- before the agents they talk to (an agent stopped under its clients is a
+-- test of its own); a process that printed a sanitizer report fails the
+-- test (the lmdisc binary is instrumented in a sanitizer build, and its
+-- output goes to these logs).
 function S:stop_all()
     local bad = {}
-    for _, p in ipairs(self.procs) do
+    for i = #self.procs, 1, -1 do
+        local p = self.procs[i]
         if p:running() then
             p:signal("TERM")
             p:wait(10)

@@ -13,28 +13,12 @@ local RECORDER = SRC .. "/tests/lab/policies/recorder.lua"
 local function uniq(name) return S:uniq(name) end
 local function path(name) return S:path(name) end
 
-local function lines(file, prefix)
-    local out = {}
-    for l in read(file):gmatch("[^\n]+") do
-        if not prefix or l:sub(1, #prefix) == prefix then out[#out + 1] = l end
-    end
-    return out
-end
+local lines, fields = S.lines, S.fields
 
 -- Start an agent on host from a configuration file, with env vars.
 local function agent(host, config, env) return S:agent(host, nil, {path = config, env = env}) end
 
-local function await(file, pattern, timeout)
-    local line, err = S.lab:wait_log(file, pattern, timeout or 15)
-    lu.assertNotNil(line, tostring(err) .. "\n--- " .. file .. ":\n" .. read(file))
-    return line
-end
-
-local function fields(line)
-    local f = {}
-    for x in (line .. "|"):gmatch("(.-)|") do f[#f + 1] = x end
-    return f
-end
+local function await(p, pattern, timeout, nth) return S:await(p, pattern, timeout, nth) end
 
 TestAgent = {}
 

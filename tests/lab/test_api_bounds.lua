@@ -37,20 +37,8 @@ do
 end
 local function py(args) return "exec " .. PY .. " " .. q(CLIENTS) .. " " .. args end
 
--- the end of a long text (failure messages stay short)
-local function tail(s, n)
-    n = n or 4000
-    return #s > n and ("..." .. s:sub(-n)) or s
-end
-
-local function fail_with(msg, p) lu.fail(msg .. (p and ("\n--- agent log:\n" .. tail(p:output())) or "")) end
-
-local function await(p, pattern, timeout, nth)
-    local line, err = S.lab:wait_log(p, pattern, timeout or 15, nth)
-    if not line then fail_with(err .. "\n--- " .. (type(p) == "table" and p.log or p) .. ":\n" ..
-                                   tail(type(p) == "table" and p:output() or read(p))) end
-    return line
-end
+local tail = S.tail
+local function await(p, pattern, timeout, nth) return S:await(p, pattern, timeout, nth) end
 
 -- curl on h1 against sock: stdout, exit code
 local function curl(sock, args, max)
@@ -130,19 +118,7 @@ end
 
 TestApiBounds = {}
 
--- Stop what the test started in reverse order, clients before the agent
--- they talk to (an agent stopped under its clients is a test of its own),
--- then let the suite look for sanitizer reports.
-function TestApiBounds:tearDown()
-    for i = #S.procs, 1, -1 do
-        local p = S.procs[i]
-        if p:running() then
-            p:signal("TERM")
-            p:wait(10)
-        end
-    end
-    S:stop_all()
-end
+function TestApiBounds:tearDown() S:stop_all() end
 
 -- (a) 10 event streams that never read, while ten 5 KB peers are flipped in
 -- and out by the policy (a reload changes the filter: 10 events a time).

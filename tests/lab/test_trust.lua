@@ -51,11 +51,7 @@ local function peers(host, sock)
     return by
 end
 
-local function await(p, pattern, timeout)
-    local line, err = S.lab:wait_log(p, pattern, timeout or 15)
-    lu.assertNotNil(line, tostring(err) .. "\n" .. p:output())
-    return line
-end
+local function await(p, pattern, timeout, nth) return S:await(p, pattern, timeout, nth) end
 
 TestTrust = {}
 

@@ -17,19 +17,8 @@ local q, BIN, write, read = S.q, S.BIN, S.write, S.read
 -- a literal string as a Lua pattern
 local function lit(s) return (s:gsub("%p", "%%%0")) end
 
--- the end of a long text (failure messages stay short)
-local function tail(s, n)
-    n = n or 4000
-    return #s > n and ("..." .. s:sub(-n)) or s
-end
-
-local function fail(msg, p) lu.fail(msg .. "\n--- agent log:\n" .. (p and tail(p:output()) or "")) end
-
-local function await(p, pattern, timeout)
-    local line, err = S.lab:wait_log(p, pattern, timeout or 15)
-    if not line then fail(err, type(p) == "table" and p or nil) end
-    return line
-end
+local tail = S.tail
+local function await(p, pattern, timeout, nth) return S:await(p, pattern, timeout, nth) end
 
 -- The policy: on_join runs the wedge $WEDGE when the peer $WEDGE_PEER joins
 -- (other peers, e.g. the goodbyes of earlier tests, are ignored).
@@ -81,18 +70,7 @@ end
 
 TestWedges = {}
 
--- Stop what the test started in reverse order, clients before the agents
--- they talk to, then let the suite look for sanitizer reports.
-function TestWedges:tearDown()
-    for i = #S.procs, 1, -1 do
-        local p = S.procs[i]
-        if p:running() then
-            p:signal("TERM")
-            p:wait(10)
-        end
-    end
-    S:stop_all()
-end
+function TestWedges:tearDown() S:stop_all() end
 
 -- Start the wedging agent on h1, announce its trigger from h2, wait for the
 -- hook's failure line; then the API answers and SIGTERM ends it with 0 in 1 s.
