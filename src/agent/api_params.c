@@ -1,7 +1,9 @@
 /* API request parameters (see api_params.h). */
 #include "agent/api_params.h"
+#include "base/util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <stdlib.h>
@@ -77,7 +79,7 @@ int lmd_api_parse_service_path(const char *raw, char **name, bool *pass, const c
         return 404;
     }
     *pass = slash != NULL;
-    char *e = strndup(p, enc);
+    char *e = lmd_strndup(p, enc);
     size_t len = 0;
     *name = e ? evhttp_uridecode(e, 0, &len) : NULL;
     free(e);
@@ -106,4 +108,27 @@ bool lmd_api_query_flag(const char *query, const char *name)
     bool on = v && (!strcmp(v, "1") || !strcmp(v, "true"));
     evhttp_clear_headers(&params);
     return on;
+}
+
+double lmd_api_parse_ttl(const char *query, const char **why)
+{
+    struct evkeyvalq params;
+    TAILQ_INIT(&params);
+    if (query && evhttp_parse_query_str(query, &params) != 0) {
+        evhttp_clear_headers(&params);
+        *why = "malformed query string";
+        return -1;
+    }
+    double ttl = 0;
+    const char *t = evhttp_find_header(&params, "ttl");
+    if (t) {
+        char *end;
+        ttl = strtod(t, &end);
+        if (end == t || *end || !isfinite(ttl) || ttl < 1 || ttl > 86400) {
+            *why = "ttl must be a number of seconds from 1 to 86400";
+            ttl = -1;
+        }
+    }
+    evhttp_clear_headers(&params);
+    return ttl;
 }

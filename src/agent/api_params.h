@@ -25,6 +25,10 @@ int lmd_api_parse_resume(const char *query, const char *last_event_id, const cha
  * (400, 404, 503 out of memory) with *why saying what was wrong. */
 int lmd_api_parse_service_path(const char *raw, char **name, bool *pass, const char **why);
 
+/* A registration's ?ttl=S: seconds from 1 to 86400, 0 without one, or -1
+ * with *why saying what was wrong. */
+double lmd_api_parse_ttl(const char *query, const char **why);
+
 /* Whether the query string has NAME=1 or NAME=true (?routable=1). */
 bool lmd_api_query_flag(const char *query, const char *name);
 

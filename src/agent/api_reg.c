@@ -36,6 +36,20 @@ struct lmd_api_stream {
     unsigned n_pending;
 };
 
+/* The reason phrase of a status the registration API sends. */
+static const char *reason(int status)
+{
+    switch (status) {
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 429: return "Too Many Requests";
+    case 503: return "Service Unavailable";
+    default: return status >= 500 ? "Internal Server Error" : "Bad Request";
+    }
+}
+
 /* ---- input --------------------------------------------------------------- */
 
 /* The request body as JSON (an object), or NULL with *why. */
@@ -158,35 +172,12 @@ void lmd_api_streams_free(lmd_api *api)
 
 /* ---- handlers ------------------------------------------------------------ */
 
-static double query_ttl(struct evhttp_request *req, const char **why)
-{
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
-    struct evkeyvalq params;
-    TAILQ_INIT(&params);
-    double ttl = 0;
-    if (q && evhttp_parse_query_str(q, &params) != 0) {
-        *why = "malformed query string";
-        return -1;
-    }
-    const char *t = evhttp_find_header(&params, "ttl");
-    if (t) {
-        char *end;
-        ttl = strtod(t, &end);
-        if (end == t || *end || !isfinite(ttl) || ttl < 1 || ttl > 86400) {
-            *why = "ttl must be a number of seconds from 1 to 86400";
-            ttl = -1;
-        }
-    }
-    evhttp_clear_headers(&params);
-    return ttl;
-}
-
 static void put_service(lmd_api *api, struct evhttp_request *req, const char *name)
 {
     const char *why = NULL;
     char err[320] = "";
-    double ttl = query_ttl(req, &why);
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    double ttl = lmd_api_parse_ttl(uri ? evhttp_uri_get_query(uri) : NULL, &why);
     json_t *body = ttl >= 0 ? body_json(req, true, &why) : NULL;
     if (!body) {
         lmd_api_reply_error(req, 400, "Bad Request", why);
@@ -219,7 +210,7 @@ static void put_service(lmd_api *api, struct evhttp_request *req, const char *na
     json_decref(body);
     if (status) {
         free(s);
-        lmd_api_reply_error(req, status, status == 409 ? "Conflict" : status >= 500 ? "Service Unavailable" : "Bad Request",
+        lmd_api_reply_error(req, status, reason(status),
                             *err ? err : "cannot register the service");
         return;
     }
@@ -268,7 +259,7 @@ static void patch_service(lmd_api *api, struct evhttp_request *req, const char *
     lmd_txt_free(&remove);
     json_decref(body);
     if (status)
-        lmd_api_reply_error(req, status, status == 404 ? "Not Found" : "Bad Request", err);
+        lmd_api_reply_error(req, status, reason(status), err);
     else
         lmd_api_reply_json(req, 200, "OK", doc);
 }
@@ -277,7 +268,7 @@ static void patch_service(lmd_api *api, struct evhttp_request *req, const char *
 static void answer(struct evhttp_request *req, int status, json_t *doc, const char *err, int ok)
 {
     if (status)
-        lmd_api_reply_error(req, status, status == 404 ? "Not Found" : "Bad Request", err);
+        lmd_api_reply_error(req, status, reason(status), err);
     else
         lmd_api_reply_json(req, ok, ok == 202 ? "Accepted" : "OK", doc);
 }
@@ -296,7 +287,7 @@ void lmd_api_handle_registration(lmd_api *api, struct evhttp_request *req, const
     int status = drain ? 0 : lmd_api_parse_service_path(raw_path, &name, &pass, &why);
     if (status) {
         lmd_api_reply_error(req, status,
-                            status == 404 ? "Not Found" : status == 503 ? "Service Unavailable" : "Bad Request", why);
+                            reason(status), why);
         return;
     }
     /* the method first (405 wherever it is asked), then who asks */

@@ -25,6 +25,7 @@
  * network again before its leave is reported (a forged goodbye does
  * nothing): what that takes, at most. */
 #define LMD_GOODBYE_HOLD 2.0
+#define LMD_MAX_REGISTRATIONS 64 /* services registered through the API at once */
 
 typedef struct lmd_agent {
     char *path;

@@ -117,6 +117,11 @@ static int svc_add(void *ud, const char *name, const struct lmd_service_spec *sp
     if (find(a, name) || (a->cfg.announce.given && !strcmp(a->pub ? lmd_pub_name(a->pub) : a->name, name)))
         return lmd_errbuf(err, errlen, 409, "a service named \"%.63s\" is already announced by this agent; "
                                             "withdraw it first or choose another name", name);
+    /* each costs avahi objects (an entry group) that the browser needs too;
+     * ttl registrations hold no connection, so only this count bounds them */
+    if (lmd_agent_services_count(a) >= LMD_MAX_REGISTRATIONS)
+        return lmd_errbuf(err, errlen, 429, "this agent announces %d registered services already, the most it "
+                                            "takes; withdraw some first", LMD_MAX_REGISTRATIONS);
     struct lmd_svc *s = calloc(1, sizeof *s);
     if (!s || !(s->name = lmd_strdup(name)) || lmd_txt_copy(&s->txt, spec->txt) != 0) {
         if (s) {

@@ -73,6 +73,10 @@ static void check_resume(const char *query, const char *leid, const char *epoch)
             const char *e = evhttp_find_header(&params, "epoch");
             FUZZ_CHECK(r.same_epoch == (!e || strcmp(e, epoch) == 0));
         }
+        /* ?ttl=S: 0 without one, else 1..86400 or refused with a reason */
+        const char *why_ttl = NULL;
+        double ttl = lmd_api_parse_ttl(query, &why_ttl);
+        FUZZ_CHECK(ttl == -1 ? (why_ttl && why_ttl[0]) : evhttp_find_header(&params, "ttl") ? (ttl >= 1 && ttl <= 86400) : ttl == 0);
         /* ?routable=1: that parameter exactly, never a longer name's */
         const char *f = evhttp_find_header(&params, "routable");
         FUZZ_CHECK(lmd_api_query_flag(query, "routable") == (f && (!strcmp(f, "1") || !strcmp(f, "true"))));

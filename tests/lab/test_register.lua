@@ -168,26 +168,8 @@ end
 
 -- ---- helpers --------------------------------------------------------------
 
-local function await(file, pattern, timeout)
-    local line, err = S.lab:wait_log(file, pattern, timeout or 15)
-    local path = type(file) == "table" and file.log or file
-    lu.assertNotNil(line, tostring(err) .. "\n--- " .. path .. ":\n" .. read(path))
-    return line
-end
-
-local function fields(line)
-    local f = {}
-    for x in (line .. "|"):gmatch("(.-)|") do f[#f + 1] = x end
-    return f
-end
-
-local function lines(file, prefix)
-    local out = {}
-    for l in read(file):gmatch("[^\n]+") do
-        if not prefix or l:sub(1, #prefix) == prefix then out[#out + 1] = l end
-    end
-    return out
-end
+local function await(p, pattern, timeout, nth) return S:await(p, pattern, timeout, nth) end
+local lines, fields = S.lines, S.fields
 
 --- The observer agent on h2 (optionally announcing env.MY_*); its record file.
 local function observer(env)
@@ -699,6 +681,23 @@ function TestRegister:test_8_get_on_registration_paths_is_405()
     r = reg("GET", "/v1/services/x")
     lu.assertEquals(r.status, 405, r.what)
     lu.assertStrContains(r.allow, "PUT", r.what)
+end
+
+-- 9. Registrations that hold no connection (?ttl) are bounded too: 64 at
+-- once, then 429, and a withdrawn one frees its place.
+function TestRegister:test_9_ttl_registrations_are_capped()
+    local a1 = reg_agent()
+    local base = S:uniq("many")
+    for i = 1, 64 do
+        local r = reg("PUT", ("/v1/services/%s_%d?ttl=120"):format(base, i), {port = 10000 + i})
+        lu.assertEquals(r.status, 201, r.what)
+    end
+    local r = reg("PUT", "/v1/services/" .. base .. "_65?ttl=120", {port = 10065})
+    refused(r, 429, "this agent announces 64 registered services already, the most it takes; withdraw some first")
+    lu.assertEquals(reg("DELETE", "/v1/services/" .. base .. "_1").status, 200)
+    r = reg("PUT", "/v1/services/" .. base .. "_65?ttl=120", {port = 10065})
+    lu.assertEquals(r.status, 201, r.what)
+    lu.assertTrue(a1:running(), a1:output())
 end
 
 os.exit(lu.LuaUnit.run())
