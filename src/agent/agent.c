@@ -29,6 +29,14 @@ static void reg_tick(evutil_socket_t fd, short what, void *arg)
     lmd_agent_rearm(a);
 }
 
+/* The registry's settings: no ttl of its own (see start()), our own
+ * service included, and with trust a goodbye held for confirmation. */
+static struct lmd_peers_config peers_config(const lmd_agent *a)
+{
+    return (struct lmd_peers_config){.ttl = 0, .include_self = true, .settle = LMD_SETTLE,
+                                     .goodbye_hold = a->cfg.trust.given ? LMD_GOODBYE_HOLD : 0};
+}
+
 /* A trusted peer said goodbye: ask the network whether it is really gone
  * (the registry holds its leave meanwhile). */
 static void on_confirm(void *ud, const lmd_node_info *peer, int ifindex, int proto)
@@ -142,9 +150,6 @@ static void reload(lmd_agent *a)
         a->health = NULL;
         a->self_state = -1;
         restart = true;
-        struct lmd_peers_config pc = {.ttl = 0, .include_self = true, .settle = LMD_SETTLE,
-                                      .goodbye_hold = a->trust ? LMD_GOODBYE_HOLD : 0};
-        lmd_peers_configure(a->reg, &pc, lmd_now_mono());
     }
     bool trust_changed = !lmd_config_section_equal(&a->cfg, &nc, "trust", NULL);
     lmd_config_clear(&a->cfg);
@@ -156,6 +161,9 @@ static void reload(lmd_agent *a)
             lmd_error("reload: %s; announcing unsigned", lmd_err_text(&te));
             lmd_agent_trust_free(a);
         }
+        /* trust on or off: goodbyes held for confirmation or not */
+        struct lmd_peers_config pc = peers_config(a);
+        lmd_peers_configure(a->reg, &pc, lmd_now_mono());
         restart = true;
     }
     if (restart || txt_changed) {
@@ -241,8 +249,7 @@ static int start(lmd_agent *a, lmd_err *err)
      * ttl.  Re-resolving on a timer was answered from that same cache: it
      * confirmed nothing and woke the agent ~6 times a minute per peer
      * (tests/bench/results.md). */
-    struct lmd_peers_config rc = {.ttl = 0, .include_self = true, .settle = LMD_SETTLE,
-                                  .goodbye_hold = a->cfg.trust.given ? LMD_GOODBYE_HOLD : 0};
+    struct lmd_peers_config rc = peers_config(a);
     int e = lmd_txt_copy(&a->txt, &a->cfg.announce_txt);
     if (e == 0)
         e = lmd_peers_new(&rc, lmd_agent_on_reg_event, on_confirm, a, &a->reg, err);

@@ -23,6 +23,7 @@ struct inst {
     bool pending;   /* resolver started, no answer yet */
     bool resolved;  /* the owner has been told about it */
     bool stale;     /* known before a reconnect, not seen again yet */
+    bool listed;    /* the browser reports it (not only a lookup's answer) */
 };
 
 /* lmd_browse_lookup: one query for a service the browser no longer lists */
@@ -178,6 +179,11 @@ static void resolver_cb(AvahiServiceResolver *r, AvahiIfIndex ifindex, AvahiProt
         avahi_service_resolver_free(r);
         in->r = NULL;
         report_removed(b, in, LMD_GONE_EXPIRED);
+        if (!in->listed) {
+            /* known from a lookup only: no browser REMOVE will ever end it */
+            inst_free(b, in);
+            break;
+        }
         /* The browser still lists it: try again later, in case it was a
          * passing failure. */
         retry_later(in);
@@ -232,7 +238,7 @@ static void inst_resolve(struct inst *in)
 /* An instance the network reports (browser NEW, or a lookup's answer):
  * known or added, and resolved unless a resolver is open. */
 static void inst_seen(struct lmd_browse *b, AvahiIfIndex ifindex, AvahiProtocol proto, const char *name,
-                      const char *type, const char *domain)
+                      const char *type, const char *domain, bool listed)
 {
     struct inst *in = inst_find(b, ifindex, proto, name);
     if (!in) {
@@ -254,6 +260,7 @@ static void inst_seen(struct lmd_browse *b, AvahiIfIndex ifindex, AvahiProtocol 
         b->insts = in;
     }
     in->stale = false;
+    in->listed = in->listed || listed;
     in->fails = 0;
     if (!in->r)
         inst_resolve(in);
@@ -268,7 +275,7 @@ static void browser_cb(AvahiServiceBrowser *sb, AvahiIfIndex ifindex, AvahiProto
     b->sb = sb;
     switch (event) {
     case AVAHI_BROWSER_NEW:
-        inst_seen(b, ifindex, proto, name, type, domain);
+        inst_seen(b, ifindex, proto, name, type, domain, true);
         break;
     case AVAHI_BROWSER_REMOVE: {
         struct inst *in = inst_find(b, ifindex, proto, name);
@@ -421,8 +428,9 @@ static void lookup_cb(AvahiServiceResolver *r, AvahiIfIndex ifindex, AvahiProtoc
     l->r = r;
     switch (event) {
     case AVAHI_RESOLVER_FOUND:
-        /* it answered: an instance again, resolved the usual way */
-        inst_seen(b, ifindex, proto, name, type, domain);
+        /* it answered: an instance again, resolved the usual way (until the
+         * browser lists it again, a failure to resolve ends it) */
+        inst_seen(b, ifindex, proto, name, type, domain, false);
         break;
     case AVAHI_RESOLVER_FAILURE:
         /* gone indeed: the caller's grace ends it */

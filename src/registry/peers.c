@@ -171,8 +171,12 @@ static int merge(struct peer *p)
         n->rivals = NULL;
         n->n_rivals = 0;
     }
-    n->flags = flags | (p->trust == 0 ? LMD_NODE_TRUSTED : 0);
-    memcpy(n->signer, p->trust == 0 ? p->signer : "", p->trust == 0 ? sizeof n->signer : 1);
+    /* trusted only while the verified host and port speak: a record of
+     * another host shown meanwhile is not, until it is verified itself */
+    bool trusted = p->trust == 0 && (!p->prefer_host || (newest->port == p->prefer_port && newest->host &&
+                                                         !strcasecmp(newest->host, p->prefer_host)));
+    n->flags = flags | (trusted ? LMD_NODE_TRUSTED : 0);
+    snprintf(n->signer, sizeof n->signer, "%s", trusted ? p->signer : "");
     return 0;
 }
 

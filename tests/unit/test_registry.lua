@@ -222,6 +222,8 @@ function TestRegistry:test_the_trusted_instance_keeps_speaking()
     r:gone(inst{proto = 4, address = "10.0.0.2", host = "h2.local"}, "goodbye", 3)
     p = r:get("a:8000")
     lu.assertEquals(p.host, "evilhost.local")
+    lu.assertFalse(p.trusted, "the verified host is gone: the other record is not trusted")
+    lu.assertNil(p.signer)
 end
 
 -- A trusted peer's goodbye is held for the network to confirm: seen again
