@@ -336,7 +336,7 @@ end
 local function hook_warnings(env, before, file)
   local out = {}
   local names = {}
-  for k, v in pairs(env) do
+  for k, v in next, env do -- raw: a __pairs the policy left would run unguarded
     if type(k) == "string" and type(v) == "function" and before[k] ~= v and not IS_HOOK[k] then
       names[#names + 1] = k
     end
@@ -385,7 +385,9 @@ local function clean_load_error(msg, file)
   -- the caller's: take the line whose source is this file (short_src may
   -- have abbreviated a long path to "...tail").
   local line
-  for src, l in gmatch(msg, "\n%s*([^\n]-):(%d+): in main chunk") do
+  -- [ \t]*, not %s*: %s also takes newlines, and a message of many of
+  -- them made this quadratic (it runs outside the policy's deadline)
+  for src, l in gmatch(msg, "\n[ \t]*([^\n]-):(%d+): in main chunk") do
     local tail = gsub(src, "^%.%.%.", "")
     if tail ~= "" and file:sub(-#tail) == tail then
       line = l

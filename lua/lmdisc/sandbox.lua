@@ -221,13 +221,47 @@ end
 
 -- Finalizers would run whenever the collector gets to them: outside any
 -- hook, so outside its deadline, and at the agent's exit.
+-- Metatables the policy set itself: the only ones getmetatable hands out
+-- (the agent's and the C objects' are shared: a __gc or a method added to
+-- one would reach objects the policy never made, and run outside it).
+local user_mts = setmetatable({}, { __mode = "k" })
+
 local function setmetatable_(t, mt)
   if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
     error("setmetatable: __gc (finalizers) is not available in lmdisc policies: a finalizer runs at an "
       .. "unpredictable moment, outside any hook and its deadline; close things explicitly, or with a "
       .. "to-be-closed variable (local x <close> = ...)", 2)
   end
+  if type(mt) == "table" then user_mts[mt] = true end
   return setmetatable(t, mt)
+end
+
+-- Loops inside C functions that allocate nothing see neither the deadline
+-- (no Lua instruction runs) nor the memory cap.
+local function bounded_string(s)
+  s = copy(s)
+  local rep = s.rep
+  s.rep = function(str, n, sep)
+    if type(str) == "string" and (sep == nil or sep == "") and str == "" then
+      -- any count of nothing is nothing; string.rep("", huge) would spin
+      -- (rep still checks n: a count that is not a number fails as before)
+      return rep(str, math.min(tonumber(n) or n, 1), sep)
+    end
+    return rep(str, n, sep)
+  end
+  return s
+end
+local MOVE_MAX = 1 << 24
+local function bounded_table(t)
+  t = copy(t)
+  local move = t.move
+  t.move = function(a1, f, e, tpos, a2)
+    if math.type(f) == "integer" and math.type(e) == "integer" and e >= f and e - f >= MOVE_MAX then
+      error(("table.move: %d elements are more than a policy may move at once (%d)"):format(e - f + 1, MOVE_MAX), 2)
+    end
+    return move(a1, f, e, tpos, a2)
+  end
+  return t
 end
 
 --- Whether the running call passed its deadline (set by policy.load).
@@ -277,8 +311,8 @@ function M.env(api)
   env.xpcall = xpcall_
   env._VERSION = _VERSION
   env._G = env
-  env.string = copy(string)
-  env.table = copy(table)
+  env.string = bounded_string(string)
+  env.table = bounded_table(table)
   env.math = copy(math)
   env.utf8 = copy(utf8)
   env.coroutine = copy(coroutine)
@@ -295,7 +329,9 @@ function M.env(api)
   local string_mt = { __index = env.string }
   env.getmetatable = function(v)
     if type(v) == "string" then return string_mt end
-    return getmetatable(v)
+    local mt = getmetatable(v)
+    if type(mt) == "table" and not user_mts[mt] then return nil end
+    return mt
   end
 
   env.print = function(...)

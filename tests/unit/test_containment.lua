@@ -56,6 +56,35 @@ function TestContainment:test_a_suite_that_never_returns_is_ended()
     lu.assertStrContains(out, "--timeout needs a number of seconds")
 end
 
+-- Ways around the deadline and the memory cap that run outside any Lua
+-- instruction: a finalizer slipped into a shared metatable, C loops that
+-- allocate nothing, a __pairs or an error message the mantle would walk.
+function TestContainment:test_loops_in_c_and_shared_metatables_cannot_wedge_loading()
+    local cases = {
+        { 'getmetatable(io.open("' .. DIR .. '/wedges.lua")).__gc = function() while true do end end',
+          1, "attempt to index a nil value" },
+        { 'local t = lmdisc.timer(100, function() end); getmetatable(t).close = nil', 1, "attempt to index a nil value" },
+        { 'local x = string.rep("", math.maxinteger); assert(x == "")', 0, "OK" },
+        { 'table.move({}, 1, math.maxinteger - 2, 2)', 1, "more than a policy may move at once" },
+        { 'error(("\\n"):rep(200000), 0)', 1, "" },
+        { 'setmetatable(_G, { __pairs = function() while true do end end })', 0, "OK" },
+    }
+    for _, c in ipairs(cases) do
+        local p = file(c[1])
+        local t0 = os.time()
+        local code, out = run("check " .. sh(p), "timeout 20")
+        os.remove(p)
+        lu.assertEquals(code, c[2], c[1] .. "\n" .. out:sub(1, 400))
+        lu.assertStrContains(out, c[3])
+        lu.assertTrue(os.time() - t0 <= 5, c[1])
+    end
+    -- a metatable the policy set itself is still its own
+    local p = file('local mt = {}; local t = setmetatable({}, mt); assert(getmetatable(t) == mt)')
+    local code, out = run("check " .. sh(p), "timeout 20")
+    os.remove(p)
+    lu.assertEquals(code, 0, out)
+end
+
 -- Bounds a file can pass the schema with but the service cannot carry.
 
 local function check_refuses(text, says)
