@@ -13,7 +13,6 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "registry/peers.h"
-#include "trust/trust.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -524,7 +523,6 @@ failed:
     return rc;
 }
 
-double lmd_api_requests(const lmd_api *api) { return api->requests; }
 
 void lmd_api_free(lmd_api *api)
 {

@@ -97,7 +97,6 @@ int lmd_api_new(struct event_base *base, const struct lmd_api_config *cfg, const
 /* Record an event (kind: an lmd_event_kind) and send it to every watcher. */
 void lmd_api_event(lmd_api *api, int kind, const lmd_node_info *peer, unsigned changes,
                    const char *reason);
-double lmd_api_requests(const lmd_api *api);
 void lmd_api_free(lmd_api *api);
 
 #endif

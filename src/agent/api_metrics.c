@@ -37,7 +37,7 @@ static void service_line(struct evbuffer *b, json_t *svc, const char *source)
     evbuffer_add(b, ",", 1);
     label(b, "source", source);
     const char *state = json_string_value(json_object_get(svc, "state"));
-    evbuffer_add_printf(b, "} %d\n", state && (!strcmp(state, "established") || !strcmp(state, "announced")));
+    evbuffer_add_printf(b, "} %d\n", state && !strcmp(state, "established"));
 }
 
 /* One series per service this agent announces, the configured one and every

@@ -128,6 +128,10 @@ static struct probe *probe_start(struct event_base *base, const struct lmd_probe
             goto fail;
         evhttp_connection_set_timeout(p->conn, (int)ceil(t));
         evhttp_connection_set_retries(p->conn, 0);
+        /* the status line is all a check needs: a peer that answers with
+         * endless headers or body is refused, not buffered */
+        evhttp_connection_set_max_headers_size(p->conn, 16384);
+        evhttp_connection_set_max_body_size(p->conn, 65536);
         struct evhttp_request *req = evhttp_request_new(http_done, p);
         if (!req)
             goto fail;
@@ -423,7 +427,6 @@ void lmd_checks_forget(lmd_checks *c, const char *name)
     start_queued(c);
 }
 
-unsigned lmd_checks_in_flight(const lmd_checks *c) { return c->in_flight; }
 unsigned lmd_checks_peak(const lmd_checks *c) { return c->peak; }
 
 void lmd_checks_counts(const lmd_checks *c, double *started, double *failed)

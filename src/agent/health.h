@@ -50,7 +50,6 @@ int lmd_checks_new(struct event_base *base, const struct lmd_checks_config *cfg,
  * not probed together. */
 void lmd_checks_watch(lmd_checks *c, const lmd_node_info *peer);
 void lmd_checks_forget(lmd_checks *c, const char *name);
-unsigned lmd_checks_in_flight(const lmd_checks *c);
 /* The most probes that were in flight at once so far. */
 unsigned lmd_checks_peak(const lmd_checks *c);
 /* Probes started and failed so far. */

@@ -26,15 +26,15 @@ int lmd_cmd_drain(int argc, char **argv)
                                        {NULL, 0, NULL, 0}};
     const char *socket = lmd_client_socket();
     double grace = -1;
+    char *end;
     int c;
-    opterr = 0;
-    optind = 1;
+    lmd_getopt_reset();
     while ((c = getopt_long(argc, argv, "g:s:h", lo, NULL)) != -1) {
         switch (c) {
         case 'g':
-            if (lmd_parse_seconds(optarg, &grace) != 0 && strcmp(optarg, "0") != 0)
+            if (lmd_parse_seconds(optarg, &grace) != 0 && !(strtod(optarg, &end) == 0 && end != optarg && !*end))
                 return lmd_usage_error("drain", "--grace '%.40s' is not a number of seconds (0 to 3600)", optarg);
-            if (!strcmp(optarg, "0"))
+            if (grace < 0) /* "0", "0.0" */
                 grace = 0;
             if (grace > 3600)
                 return lmd_usage_error("drain", "--grace must be at most 3600 seconds");
