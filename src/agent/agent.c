@@ -81,6 +81,11 @@ static void api_metrics(void *ud, struct lmd_metrics *out)
     }
     out->self_healthy = a->health ? (a->self_state < 0 ? 0 : a->self_state) : -1;
     out->avahi_running = a->m && lmd_mdns_state(a->m) == LMD_MDNS_RUNNING;
+    if (a->m) {
+        unsigned open;
+        out->instances_unresolved = lmd_mdns_unresolved(a->m, &open);
+        out->resolvers_open = open;
+    }
     out->trust = a->trust != NULL;
     out->services_registered = (double)lmd_agent_services_count(a);
 }
@@ -88,7 +93,8 @@ static void api_metrics(void *ud, struct lmd_metrics *out)
 static int api_services(void *ud, lmd_node_list *out, bool *settled)
 {
     lmd_agent *a = ud;
-    *settled = a->settled_once;
+    /* complete: the first scan is done and nothing is left unresolved */
+    *settled = a->settled_once && !(a->m && lmd_mdns_unresolved(a->m, NULL));
     int rc = lmd_peers_snapshot_network(a->reg, out);
     if (rc || !a->trust || !a->cfg.trust.require)
         return rc;

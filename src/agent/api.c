@@ -356,10 +356,13 @@ static void handle(struct evhttp_request *req, void *arg)
         struct lmd_metrics m = {0};
         if (api->src.metrics)
             api->src.metrics(api->src.ud, &m);
+        /* degraded: no avahi (503), or a registry that misses services
+         * avahi refuses to follow (200: what it has is still true) */
+        bool whole = m.avahi_running && m.instances_unresolved == 0;
         lmd_api_reply_json(req, m.avahi_running ? 200 : 503, m.avahi_running ? "OK" : "Service Unavailable",
-                   json_pack("{s:s,s:s,s:I}", "status", m.avahi_running ? "ok" : "degraded", "avahi",
+                   json_pack("{s:s,s:s,s:I,s:I}", "status", whole ? "ok" : "degraded", "avahi",
                              m.avahi_running ? "running" : "unavailable", "peers",
-                             (json_int_t)m.peers_alive));
+                             (json_int_t)m.peers_alive, "unresolved", (json_int_t)m.instances_unresolved));
     } else if (!strcmp(path, "/metrics")) {
         lmd_api_handle_metrics(api, req);
     } else {

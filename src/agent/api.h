@@ -38,6 +38,9 @@ struct lmd_metrics {
     bool trust;
     double services_registered; /* through the registration API */
     bool avahi_running;
+    /* instances on the network not followed: avahi refuses more resolvers
+     * (a flood); the registry is incomplete while it is not 0 */
+    double instances_unresolved, resolvers_open;
 };
 
 /* ---- registrations: servers announce themselves through the agent ----

@@ -93,6 +93,11 @@ void lmd_api_handle_metrics(lmd_api *api, struct evhttp_request *req)
     metric(b, "lmdisc_avahi_reconnects_total", "counter", "Connections to avahi-daemon rebuilt.",
            m.avahi_reconnects);
     metric(b, "lmdisc_avahi_up", "gauge", "1 while connected to a running avahi-daemon.", m.avahi_running);
+    metric(b, "lmdisc_instances_unresolved", "gauge",
+           "Service instances on the network not followed: avahi-daemon refuses more resolvers (a flood?).",
+           m.instances_unresolved);
+    metric(b, "lmdisc_resolvers_open", "gauge", "Service resolvers open (one per instance followed).",
+           m.resolvers_open);
     metric(b, "lmdisc_lua_memory_bytes", "gauge", "Memory held by the policy's Lua VM.", m.lua_memory_bytes);
     metric(b, "lmdisc_api_requests_total", "counter", "API requests served.", api->requests);
     metric(b, "lmdisc_services_registered", "gauge", "Services registered through the API and announced.",

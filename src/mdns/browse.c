@@ -1,5 +1,8 @@
 /* Browsing with one resolver kept open per instance (lmd_browse, see
- * mdns.h).  An open resolver is how avahi reports TXT and address changes. */
+ * mdns.h).  An open resolver is how avahi reports TXT and address changes.
+ * Resolvers live in the pool (pool.c, its own thread and avahi clients);
+ * when the pool is full, instances wait and are resolved oldest first as
+ * room frees. */
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/util.h"
@@ -17,20 +20,25 @@ struct inst {
     AvahiIfIndex ifindex;
     AvahiProtocol proto;
     char *name, *type, *domain;
-    AvahiServiceResolver *r;
+    uint64_t rid;   /* the pool's resolver (requested or open), or 0 */
+    char *host;     /* the SRV target its resolver last reported */
     struct event *retry;
     unsigned fails;
+    uint64_t seq;   /* order of arrival (waiting: oldest first) */
+    bool waiting;   /* the pool was full: waits for room */
     bool pending;   /* resolver started, no answer yet */
     bool resolved;  /* the owner has been told about it */
     bool stale;     /* known before a reconnect, not seen again yet */
     bool listed;    /* the browser reports it (not only a lookup's answer) */
+    bool own;       /* the browser says we publish it: avahi tells only the
+                     * client that publishes, and resolvers are on others */
 };
 
 /* lmd_browse_lookup: one query for a service the browser no longer lists */
 struct lookup {
     struct lookup *next;
     struct lmd_browse *b;
-    AvahiServiceResolver *r;
+    uint64_t rid;
 };
 
 struct lmd_browse {
@@ -49,6 +57,9 @@ struct lmd_browse {
 static void inst_resolve(struct inst *in);
 static void lookup_free(struct lookup *l);
 static void retry_later(struct inst *in);
+static void set_waiting(struct inst *in, bool waiting);
+static void inst_seen(struct lmd_browse *b, AvahiIfIndex ifindex, AvahiProtocol proto, const char *name,
+                      const char *type, const char *domain, bool listed);
 
 static void fill_instance(struct lmd_instance *out, const struct inst *in, char *ifname)
 {
@@ -114,13 +125,15 @@ static void inst_free(struct lmd_browse *b, struct inst *in)
             *pp = in->next;
             break;
         }
-    if (in->r)
-        avahi_service_resolver_free(in->r);
+    if (in->rid)
+        lmd_pool_cancel(b->m->pool, in->rid);
+    set_waiting(in, false);
     if (in->retry)
         event_free(in->retry);
     free(in->name);
     free(in->type);
     free(in->domain);
+    free(in->host);
     free(in);
 }
 
@@ -138,46 +151,65 @@ static void format_addr(lmd_addr *a, const AvahiAddress *addr, AvahiIfIndex ifin
     }
 }
 
-static void resolver_cb(AvahiServiceResolver *r, AvahiIfIndex ifindex, AvahiProtocol proto,
-                        AvahiResolverEvent event, const char *name, const char *type,
-                        const char *domain, const char *host, const AvahiAddress *addr,
-                        uint16_t port, AvahiStringList *txt, AvahiLookupResultFlags flags, void *ud)
+/* A message of the pool's about the instance's resolver. */
+static void inst_msg(struct inst *in, const struct lmd_pool_msg *msg)
 {
-    (void)proto;
-    (void)type;
-    (void)domain;
-    struct inst *in = ud;
     struct lmd_browse *b = in->b;
-    in->r = r;
     in->pending = false;
-    switch (event) {
-    case AVAHI_RESOLVER_FOUND: {
+    switch (msg->kind) {
+    case LMD_POOL_FOUND: {
+        if (in->host && strcmp(in->host, msg->host) != 0) {
+            /* The SRV target changed under an open resolver: avahi 0.8
+             * keeps the old target's address (resolve-service.c clears it
+             * only when that address record goes), so this answer pairs
+             * the new host and port with the old host's address, for as
+             * long as the old host lives: a forged SRV made such chimeras.
+             * A fresh resolver looks the new target's address up. */
+            char e[256];
+            lmd_debug("'%s' moved to another host: resolving it afresh", lmd_escape_str(in->name, e, sizeof e));
+            inst_resolve(in);
+            break;
+        }
+        if (!in->host && !(in->host = lmd_strdup(msg->host))) {
+            lmd_pool_cancel(b->m->pool, in->rid); /* out of memory: tried again */
+            in->rid = 0;
+            retry_later(in);
+            break;
+        }
         char ifname[IF_NAMESIZE];
         struct lmd_instance li;
         lmd_addr a;
         lmd_txt t = {0};
         fill_instance(&li, in, ifname);
-        format_addr(&a, addr, ifindex, ifname);
-        lmd_mdns_txt_from_avahi(&t, txt, name);
-        li.host = host;
-        li.port = port;
+        format_addr(&a, &msg->addr, msg->ifindex, ifname);
+        lmd_mdns_txt_from_avahi(&t, msg->txt, msg->name);
+        li.host = msg->host;
+        li.port = msg->port;
         li.addr = &a;
         li.txt = &t;
-        li.flags = ((flags & AVAHI_LOOKUP_RESULT_LOCAL) ? LMD_NODE_LOCAL : 0) |
-                   ((flags & AVAHI_LOOKUP_RESULT_OUR_OWN) ? LMD_NODE_OWN : 0);
+        li.flags = ((msg->flags & AVAHI_LOOKUP_RESULT_LOCAL) ? LMD_NODE_LOCAL : 0) |
+                   ((in->own || (msg->flags & AVAHI_LOOKUP_RESULT_OUR_OWN)) ? LMD_NODE_OWN : 0);
         in->fails = 0;
         in->resolved = true;
+        set_waiting(in, false);
         if (b->cb.resolved)
             b->cb.resolved(b->ud, &li);
         lmd_txt_free(&t);
         break;
     }
-    case AVAHI_RESOLVER_FAILURE: {
+    case LMD_POOL_FULL:
+        in->rid = 0;
+        set_waiting(in, true);
+        break;
+    case LMD_POOL_ROOM:
+    case LMD_POOL_LOST:
+        break;
+    case LMD_POOL_FAILED: {
         char e[256];
-        lmd_debug("resolving '%s' on interface %d failed: %s", lmd_escape_str(name, e, sizeof e),
-                  ifindex, avahi_strerror(avahi_client_errno(avahi_service_resolver_get_client(r))));
-        avahi_service_resolver_free(r);
-        in->r = NULL;
+        lmd_debug("resolving '%s' on interface %d failed: %s", lmd_escape_str(in->name, e, sizeof e),
+                  in->ifindex, msg->text ? msg->text : "out of memory");
+        in->rid = 0;
+        set_waiting(in, false);
         report_removed(b, in, LMD_GONE_EXPIRED);
         if (!in->listed) {
             /* known from a lookup only: no browser REMOVE will ever end it */
@@ -190,15 +222,44 @@ static void resolver_cb(AvahiServiceResolver *r, AvahiIfIndex ifindex, AvahiProt
         break;
     }
     }
-    check_settled(b);
 }
 
-/* Resolve again later, backing off from 4 s to 256 s. */
+/* Resolve again later, backing off from 2 s to 64 s (a full pool is not
+ * such a failure: see set_waiting). */
 static void retry_later(struct inst *in)
 {
     in->fails++;
-    if (in->retry && lmd_timer_in(in->retry, lmd_backoff(in->fails, 4, 256)) != 0)
+    if (in->retry && lmd_timer_in(in->retry, lmd_backoff(in->fails, 2, 64)) != 0)
         lmd_warn("out of memory: '%s' is resolved again when avahi next reports it", in->name);
+}
+
+/* Waiting for room in the pool: counted (lmd_mdns_unresolved), told once a
+ * minute, and asked again when a resolver is released, or every 2 s. */
+static void set_waiting(struct inst *in, bool waiting)
+{
+    lmd_mdns *m = in->b->m;
+    if (in->waiting == waiting)
+        return;
+    in->waiting = waiting;
+    if (!waiting) {
+        m->waiting--;
+        if (!m->waiting && m->told_full) {
+            lmd_info("every service on the network is followed again");
+            m->told_full = 0;
+        }
+        return;
+    }
+    m->waiting++;
+    double now = lmd_now_mono();
+    if (!m->told_full || now - m->told_full >= 60) {
+        unsigned clients, open = lmd_pool_open(m->pool, &clients);
+        lmd_warn("avahi-daemon refuses to follow more services: %u not followed yet (%u followed over %u "
+                 "client(s)); they are taken up as room frees; a flood of services on the network?",
+                 m->waiting, open, clients);
+        m->told_full = now;
+    }
+    if (!evtimer_pending(m->kick, NULL))
+        lmd_timer_in(m->kick, 2);
 }
 
 static void resolve_retry_fire(evutil_socket_t fd, short what, void *arg)
@@ -208,31 +269,96 @@ static void resolve_retry_fire(evutil_socket_t fd, short what, void *arg)
     inst_resolve(arg);
 }
 
+/* Resolve (again), through the pool: its answer comes as a message. */
 static void inst_resolve(struct inst *in)
 {
     lmd_mdns *m = in->b->m;
     if (!m->client || m->state != LMD_MDNS_RUNNING)
         return;
-    if (in->r)
-        avahi_service_resolver_free(in->r);
-    in->r = NULL;
+    if (in->rid)
+        lmd_pool_cancel(m->pool, in->rid);
+    free(in->host); /* a fresh resolver's first answer is whole */
+    in->host = NULL;
+    in->rid = ++m->seq; /* waiting, if it was, until it is answered */
     in->pending = true;
-    /* aprotocol = the protocol the instance came over, so the IPv4 instance
-     * yields the IPv4 address and the IPv6 one the IPv6 address. */
-    AvahiServiceResolver *r = avahi_service_resolver_new(m->client, in->ifindex, in->proto, in->name,
-                                                         in->type, in->domain, in->proto, 0,
-                                                         resolver_cb, in);
-    if (!r && in->pending) {
-        /* e.g. avahi-daemon's objects-per-client-max (1024 by default: about
-         * 500 dual-stack peers); try again later, backing off */
-        char e[256];
-        lmd_warn("cannot resolve '%s': %s; trying again later", lmd_escape_str(in->name, e, sizeof e),
-                 avahi_strerror(avahi_client_errno(m->client)));
+    if (lmd_pool_resolve(m->pool, in->rid, in->ifindex, in->proto, in->name, in->type, in->domain, false) != 0) {
+        in->rid = 0;
         in->pending = false;
         retry_later(in);
-    } else if (r) {
-        in->r = r;
     }
+}
+
+static struct inst *inst_by_rid(lmd_mdns *m, uint64_t rid)
+{
+    for (struct lmd_browse *b = m->browses; b; b = b->next)
+        for (struct inst *in = b->insts; in; in = in->next)
+            if (in->rid == rid)
+                return in;
+    return NULL;
+}
+
+static void lookup_msg(struct lookup *l, const struct lmd_pool_msg *msg);
+
+void lmd_mdns_pool_msg(lmd_mdns *m, const struct lmd_pool_msg *msg)
+{
+    if (msg->gen != m->pool_gen)
+        return; /* from before a reconnect */
+    switch (msg->kind) {
+    case LMD_POOL_ROOM:
+        lmd_mdns_browses_kick(m);
+        return;
+    case LMD_POOL_LOST:
+        if (m->state == LMD_MDNS_RUNNING)
+            lmd_mdns_lost(m, msg->text ? msg->text : "?");
+        return;
+    case LMD_POOL_FOUND:
+    case LMD_POOL_FAILED:
+    case LMD_POOL_FULL:
+        break;
+    }
+    struct inst *in = inst_by_rid(m, msg->rid);
+    if (in) {
+        struct lmd_browse *b = in->b;
+        inst_msg(in, msg);
+        check_settled(b);
+        return;
+    }
+    for (struct lmd_browse *b = m->browses; b; b = b->next)
+        for (struct lookup *l = b->lookups; l; l = l->next)
+            if (l->rid == msg->rid) {
+                lookup_msg(l, msg);
+                return;
+            }
+    /* cancelled meanwhile: nothing to do */
+}
+
+static int by_seq(const void *x, const void *y)
+{
+    const struct inst *a = *(struct inst *const *)x, *b = *(struct inst *const *)y;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* Room in the pool, or the 2 s tick: ask again for the oldest waiting
+ * instances (a few at a time: what does not fit comes back FULL). */
+#define KICK_BATCH 32
+void lmd_mdns_browses_kick(lmd_mdns *m)
+{
+    if (!m->waiting || m->state != LMD_MDNS_RUNNING)
+        return;
+    struct inst **w = calloc(m->waiting, sizeof *w);
+    size_t n = 0;
+    for (struct lmd_browse *b = m->browses; w && b; b = b->next)
+        for (struct inst *in = b->insts; in && n < m->waiting; in = in->next)
+            if (in->waiting && !in->pending)
+                w[n++] = in;
+    if (w) {
+        qsort(w, n, sizeof *w, by_seq);
+        for (size_t i = 0; i < n && i < KICK_BATCH; i++)
+            inst_resolve(w[i]);
+        free(w);
+    }
+    if (m->waiting && !evtimer_pending(m->kick, NULL))
+        lmd_timer_in(m->kick, 2);
 }
 
 /* An instance the network reports (browser NEW, or a lookup's answer):
@@ -252,6 +378,7 @@ static void inst_seen(struct lmd_browse *b, AvahiIfIndex ifindex, AvahiProtocol 
         in->type = lmd_strdup(type);
         in->domain = lmd_strdup(domain);
         in->retry = evtimer_new(b->m->base, resolve_retry_fire, in);
+        in->seq = ++b->m->seq;
         if (!in->name || !in->type || !in->domain || !in->retry) {
             inst_free(b, in); /* not linked yet */
             return;
@@ -262,7 +389,7 @@ static void inst_seen(struct lmd_browse *b, AvahiIfIndex ifindex, AvahiProtocol 
     in->stale = false;
     in->listed = in->listed || listed;
     in->fails = 0;
-    if (!in->r)
+    if (!in->rid && !in->waiting)
         inst_resolve(in);
 }
 
@@ -270,13 +397,16 @@ static void browser_cb(AvahiServiceBrowser *sb, AvahiIfIndex ifindex, AvahiProto
                        AvahiBrowserEvent event, const char *name, const char *type,
                        const char *domain, AvahiLookupResultFlags flags, void *ud)
 {
-    (void)flags;
     struct lmd_browse *b = ud;
     b->sb = sb;
     switch (event) {
-    case AVAHI_BROWSER_NEW:
+    case AVAHI_BROWSER_NEW: {
         inst_seen(b, ifindex, proto, name, type, domain, true);
+        struct inst *in = inst_find(b, ifindex, proto, name);
+        if (in)
+            in->own = (flags & AVAHI_LOOKUP_RESULT_OUR_OWN) != 0;
         break;
+    }
     case AVAHI_BROWSER_REMOVE: {
         struct inst *in = inst_find(b, ifindex, proto, name);
         if (!in)
@@ -383,7 +513,7 @@ void lmd_mdns_browses_start(lmd_mdns *m)
 void lmd_mdns_browses_forget(lmd_mdns *m)
 {
     for (struct lmd_browse *b = m->browses; b; b = b->next) {
-        while (b->lookups) { /* their resolvers go with the client */
+        while (b->lookups) { /* their resolvers go with the pool's reset */
             struct lookup *l = b->lookups;
             b->lookups = l->next;
             free(l);
@@ -392,7 +522,8 @@ void lmd_mdns_browses_forget(lmd_mdns *m)
         b->all_for_now = false;
         b->settled = false;
         for (struct inst *in = b->insts; in; in = in->next) {
-            in->r = NULL;
+            in->rid = 0;     /* the pool is reset */
+            set_waiting(in, false); /* the browser reports it again */
             in->pending = false;
             in->stale = true;
             if (in->retry)
@@ -408,34 +539,27 @@ static void lookup_free(struct lookup *l)
             *pp = l->next;
             break;
         }
-    if (l->r)
-        avahi_service_resolver_free(l->r);
+    if (l->rid)
+        lmd_pool_cancel(l->b->m->pool, l->rid);
     free(l);
 }
 
-static void lookup_cb(AvahiServiceResolver *r, AvahiIfIndex ifindex, AvahiProtocol proto, AvahiResolverEvent event,
-                      const char *name, const char *type, const char *domain, const char *host,
-                      const AvahiAddress *addr, uint16_t port, AvahiStringList *txt, AvahiLookupResultFlags flags,
-                      void *ud)
+static void lookup_msg(struct lookup *l, const struct lmd_pool_msg *msg)
 {
-    (void)host;
-    (void)addr;
-    (void)port;
-    (void)txt;
-    (void)flags;
-    struct lookup *l = ud;
     struct lmd_browse *b = l->b;
-    l->r = r;
-    switch (event) {
-    case AVAHI_RESOLVER_FOUND:
+    l->rid = 0; /* a one-shot resolver: the pool has closed it */
+    switch (msg->kind) {
+    case LMD_POOL_FOUND:
         /* it answered: an instance again, resolved the usual way (until the
          * browser lists it again, a failure to resolve ends it) */
-        inst_seen(b, ifindex, proto, name, type, domain, false);
+        inst_seen(b, msg->ifindex, msg->proto, msg->name, b->type, b->domain ? b->domain : "local", false);
         break;
-    case AVAHI_RESOLVER_FAILURE:
-        /* gone indeed: the caller's grace ends it */
-        lmd_debug("looking up \"%s\" again: %s", name ? name : "?",
-                  avahi_strerror(avahi_client_errno(avahi_service_resolver_get_client(r))));
+    case LMD_POOL_FAILED:
+    case LMD_POOL_FULL:
+    case LMD_POOL_ROOM:
+    case LMD_POOL_LOST:
+        /* gone indeed (or no room to ask): the caller's grace ends it */
+        lmd_debug("looking up a service again: %s", msg->text ? msg->text : "no answer");
         break;
     }
     lookup_free(l);
@@ -450,19 +574,14 @@ int lmd_browse_lookup(lmd_browse *b, const char *name, int ifindex, int proto)
     if (!l)
         return LMD_ENOMEM;
     l->b = b;
+    l->rid = ++m->seq;
+    AvahiProtocol p = proto == 4 ? AVAHI_PROTO_INET : proto == 6 ? AVAHI_PROTO_INET6 : AVAHI_PROTO_UNSPEC;
+    if (lmd_pool_resolve(m->pool, l->rid, ifindex > 0 ? ifindex : AVAHI_IF_UNSPEC, p, name, b->type, b->domain,
+                         true) != 0) {
+        free(l);
+        return LMD_ENOMEM;
+    }
     l->next = b->lookups;
     b->lookups = l;
-    AvahiProtocol p = proto == 4 ? AVAHI_PROTO_INET : proto == 6 ? AVAHI_PROTO_INET6 : AVAHI_PROTO_UNSPEC;
-    AvahiServiceResolver *r = avahi_service_resolver_new(m->client, ifindex > 0 ? ifindex : AVAHI_IF_UNSPEC, p, name,
-                                                         b->type, b->domain, p, 0, lookup_cb, l);
-    if (!r) {
-        /* the callback may have run (and freed l) inside _new() */
-        for (struct lookup *x = b->lookups; x; x = x->next)
-            if (x == l) {
-                lookup_free(l);
-                break;
-            }
-        return LMD_EAVAHI;
-    }
     return 0;
 }

@@ -67,12 +67,28 @@ static void rebuild_fire(evutil_socket_t fd, short what, void *arg)
     /* avahi_client_free() frees every object the client made: forget them */
     lmd_mdns_pubs_forget(m);
     lmd_mdns_browses_forget(m);
+    lmd_pool_reset(m->pool, ++m->pool_gen);
     if (m->client)
         avahi_client_free(m->client);
     m->client = NULL;
     m->reconnects++;
     if (client_open(m) != 0)
         set_state(m, LMD_MDNS_FAILED);
+}
+
+void lmd_mdns_lost(lmd_mdns *m, const char *why)
+{
+    lmd_warn("lost the connection to avahi-daemon (%s); reconnecting", why);
+    set_state(m, LMD_MDNS_LOST);
+    /* not from inside the client's own callback */
+    event_active(m->rebuild, 0, 0);
+}
+
+static void kick_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lmd_mdns_browses_kick(arg);
 }
 
 static void client_cb(AvahiClient *c, AvahiClientState state, void *ud)
@@ -101,10 +117,7 @@ static void client_cb(AvahiClient *c, AvahiClientState state, void *ud)
         break;
     case AVAHI_CLIENT_FAILURE:
         if (avahi_client_errno(c) == AVAHI_ERR_DISCONNECTED) {
-            lmd_warn("lost the connection to avahi-daemon; reconnecting");
-            set_state(m, LMD_MDNS_LOST);
-            /* not from inside the client's own callback */
-            event_active(m->rebuild, 0, 0);
+            lmd_mdns_lost(m, avahi_strerror(AVAHI_ERR_DISCONNECTED));
         } else {
             lmd_error("avahi client failure: %s", avahi_strerror(avahi_client_errno(c)));
             set_state(m, LMD_MDNS_FAILED);
@@ -125,7 +138,10 @@ int lmd_mdns_new(struct event_base *base, lmd_mdns_state_cb cb, void *ud, lmd_md
     lmd_avahi_poll_init(&m->poll, base);
     m->rebuild = event_new(base, -1, 0, rebuild_fire, m);
     m->retry = evtimer_new(base, retry_fire, m);
-    int rc = m->rebuild && m->retry ? client_open(m) : LMD_ENOMEM;
+    m->kick = evtimer_new(base, kick_fire, m);
+    int rc = m->rebuild && m->retry && m->kick ? lmd_pool_new(m, &m->pool) : LMD_ENOMEM;
+    if (!rc)
+        rc = client_open(m);
     if (rc) {
         lmd_mdns_free(m);
         *out = NULL;
@@ -142,16 +158,26 @@ void lmd_mdns_free(lmd_mdns *m)
         lmd_pub_free(m->pubs);
     while (m->browses)
         lmd_browse_free(m->browses);
+    lmd_pool_free(m->pool);
     if (m->client)
         avahi_client_free(m->client);
     if (m->rebuild)
         event_free(m->rebuild);
     if (m->retry)
         event_free(m->retry);
+    if (m->kick)
+        event_free(m->kick);
     free(m);
 }
 
 enum lmd_mdns_state lmd_mdns_state(const lmd_mdns *m) { return m->state; }
+
+unsigned lmd_mdns_unresolved(const lmd_mdns *m, unsigned *resolvers)
+{
+    if (resolvers)
+        *resolvers = m->pool ? lmd_pool_open(m->pool, NULL) : 0;
+    return m->waiting;
+}
 unsigned lmd_mdns_reconnects(const lmd_mdns *m) { return m->reconnects; }
 
 const char *lmd_mdns_host_fqdn(lmd_mdns *m)

@@ -11,6 +11,48 @@
 #include <avahi-client/lookup.h>
 #include <avahi-client/publish.h>
 
+/* The resolver pool (pool.c): at most LMD_MDNS_RESOLVER_CLIENTS clients x
+ * objects-per-client-max (1,024 by default) resolvers, more services than
+ * avahi-daemon caches, on a thread of its own. */
+#define LMD_MDNS_RESOLVER_CLIENTS 32
+
+typedef struct lmd_pool lmd_pool;
+
+enum lmd_pool_kind {
+    LMD_POOL_FOUND,   /* a resolver's answer (the first, or a change) */
+    LMD_POOL_FAILED,  /* it ended (text: why); not open any more */
+    LMD_POOL_FULL,    /* the pool is full: nothing opened; wait for ROOM */
+    LMD_POOL_ROOM,    /* a resolver was released after a FULL */
+    LMD_POOL_LOST,    /* a pool client lost avahi-daemon (text: why) */
+};
+
+/* What the pool thread tells the loop (copies; next must come first). */
+struct lmd_pool_msg {
+    struct lmd_pool_msg *next;
+    enum lmd_pool_kind kind;
+    uint64_t rid, gen;
+    AvahiIfIndex ifindex;
+    AvahiProtocol proto;
+    char *name, *host, *text;
+    AvahiAddress addr;
+    uint16_t port;
+    AvahiStringList *txt;
+    AvahiLookupResultFlags flags;
+};
+
+int lmd_pool_new(lmd_mdns *m, lmd_pool **out);
+void lmd_pool_free(lmd_pool *p);
+/* Open a resolver for the request id rid (unique, never 0); its answers
+ * come back as messages with that rid.  once: close it after the first. */
+int lmd_pool_resolve(lmd_pool *p, uint64_t rid, AvahiIfIndex ifindex, AvahiProtocol proto, const char *name,
+                     const char *type, const char *domain, bool once);
+void lmd_pool_cancel(lmd_pool *p, uint64_t rid);
+/* Close everything (a new avahi connection); later messages carry gen. */
+void lmd_pool_reset(lmd_pool *p, uint64_t gen);
+/* Resolvers open, and over how many clients (any thread). */
+unsigned lmd_pool_open(const lmd_pool *p, unsigned *clients);
+void lmd_pool_msg_free(struct lmd_pool_msg *msg);
+
 struct lmd_mdns {
     struct event_base *base;
     lmd_avahi_poll poll;
@@ -25,7 +67,20 @@ struct lmd_mdns {
     unsigned retries;
     unsigned reconnects;
     bool told_waiting;
+    lmd_pool *pool;
+    uint64_t pool_gen;
+    unsigned waiting;         /* instances waiting for room (browse.c) */
+    double told_full;         /* when that was last logged (0: not now) */
+    uint64_t seq;             /* instances' order of arrival */
+    struct event *kick;       /* room again, or time to try: resolve them */
 };
+
+/* A message of the pool's, on the loop (browse.c). */
+void lmd_mdns_pool_msg(lmd_mdns *m, const struct lmd_pool_msg *msg);
+/* A connection to the daemon broke: rebuild everything (client.c). */
+void lmd_mdns_lost(lmd_mdns *m, const char *why);
+/* Resolve instances that wait for room (browse.c). */
+void lmd_mdns_browses_kick(lmd_mdns *m);
 
 /* the client is running: (re)start every publisher / browser */
 void lmd_mdns_pubs_start(lmd_mdns *m);

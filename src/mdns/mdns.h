@@ -30,6 +30,10 @@ void lmd_mdns_free(lmd_mdns *m);
 enum lmd_mdns_state lmd_mdns_state(const lmd_mdns *m);
 /* Times the connection to avahi-daemon was rebuilt. */
 unsigned lmd_mdns_reconnects(const lmd_mdns *m);
+/* Service instances the network reports that are not followed (resolved)
+ * because avahi-daemon refuses more resolvers: the registry is incomplete
+ * while it is not 0.  resolvers: those open. */
+unsigned lmd_mdns_unresolved(const lmd_mdns *m, unsigned *resolvers);
 /* This host's mDNS host name as avahi has it (e.g. "h1.local"), or NULL. */
 const char *lmd_mdns_host_fqdn(lmd_mdns *m);
 

@@ -1,0 +1,526 @@
+/* The resolver pool: service resolvers on avahi clients of their own, on a
+ * thread of their own.
+ *
+ * Two things a flood of forged services did to the agent, and why this
+ * file exists:
+ * - avahi-daemon caps the objects of one client (objects-per-client-max,
+ *   1,024 by default) and every instance followed costs one open resolver,
+ *   so one client followed at most about 500 dual-stack services, and a
+ *   flood kept real peers out.  Resolvers now live on clients of their own,
+ *   opened as they fill up (at most LMD_MDNS_RESOLVER_CLIENTS), so the main
+ *   client keeps its quota for publishing and browsing, and the agent can
+ *   follow more services than avahi-daemon caches (cache-entries-max, 4,096
+ *   records per interface and protocol by default: about 1,365 services).
+ * - avahi-client makes every resolver with a blocking D-Bus call, and a
+ *   daemon busy with a burst of packets answers it up to a second later
+ *   (measured: 0.92 s): on the agent's loop, the API stalled that long.
+ *   Those calls are made here, on the pool's thread, and its results reach
+ *   the loop as messages (struct lmd_pool_msg), a bounded number per turn.
+ *
+ * The loop side (browse.c) asks with lmd_pool_resolve/cancel/reset and gets
+ * lmd_mdns_pool_msg() calls.  Nothing of avahi crosses between the threads
+ * but copies; the pool thread does not log (messages carry the text). */
+#include "base/util.h"
+#include "mdns/internal.h"
+
+#include <avahi-common/error.h>
+#include <avahi-common/malloc.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define MSGS_PER_TURN 64 /* replies handled per loop turn (the API goes between) */
+
+enum op { OP_RESOLVE, OP_CANCEL, OP_RESET, OP_QUIT };
+
+struct req {
+    struct req *next;
+    enum op op;
+    uint64_t rid;
+    AvahiIfIndex ifindex;
+    AvahiProtocol proto;
+    char *name, *type, *domain;
+    bool once;
+};
+
+/* one resolver open on the pool thread */
+struct res {
+    struct res *next;
+    struct lmd_pool *p;
+    uint64_t rid;
+    AvahiServiceResolver *r;
+    int slot;
+    bool once;
+};
+
+struct rclient {
+    AvahiClient *c;
+    unsigned used;
+    bool full;
+};
+
+struct queue {
+    pthread_mutex_t mu;
+    void *head, **tail; /* struct req / struct lmd_pool_msg, linked by their first member */
+    int efd;
+};
+
+struct lmd_pool {
+    lmd_mdns *m;
+    pthread_t thread;
+    bool started;
+    struct queue in, out;        /* requests to the thread, messages back */
+    struct event *out_ev;        /* loop side: messages to read */
+    /* pool thread only */
+    struct event_base *base;
+    struct event *in_ev;
+    lmd_avahi_poll poll;
+    struct rclient rc[LMD_MDNS_RESOLVER_CLIENTS];
+    unsigned n_rc;
+    struct res *res;
+    bool refused;                /* said FULL since the last release */
+    uint64_t gen;                /* of the last RESET: tags messages */
+    struct req *quit_req;        /* made up front: quitting cannot fail */
+    bool quit;
+    bool dead;                   /* a client failed: all gone until RESET */
+    /* read by the loop */
+    atomic_uint open, clients;
+};
+
+/* ---- queues ----------------------------------------------------------- */
+
+struct link { struct link *next; };
+
+static int queue_init(struct queue *q)
+{
+    q->head = NULL;
+    q->tail = &q->head;
+    q->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (q->efd < 0)
+        return -1;
+    if (pthread_mutex_init(&q->mu, NULL) != 0) {
+        close(q->efd);
+        q->efd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+static void queue_push(struct queue *q, void *item)
+{
+    ((struct link *)item)->next = NULL;
+    pthread_mutex_lock(&q->mu);
+    bool was_empty = !q->head;
+    *q->tail = item;
+    q->tail = (void **)&((struct link *)item)->next;
+    pthread_mutex_unlock(&q->mu);
+    if (was_empty) {
+        uint64_t one = 1;
+        /* EAGAIN only when the counter is full: it is readable anyway */
+        (void)!write(q->efd, &one, sizeof one);
+    }
+}
+
+/* everything queued, in order */
+static void *queue_take(struct queue *q)
+{
+    uint64_t n;
+    (void)!read(q->efd, &n, sizeof n);
+    pthread_mutex_lock(&q->mu);
+    void *all = q->head;
+    q->head = NULL;
+    q->tail = &q->head;
+    pthread_mutex_unlock(&q->mu);
+    return all;
+}
+
+static void req_free(struct req *r)
+{
+    free(r->name);
+    free(r->type);
+    free(r->domain);
+    free(r);
+}
+
+void lmd_pool_msg_free(struct lmd_pool_msg *msg)
+{
+    if (!msg)
+        return;
+    free(msg->name);
+    free(msg->host);
+    free(msg->text);
+    avahi_string_list_free(msg->txt);
+    free(msg);
+}
+
+/* ---- the pool thread -------------------------------------------------- */
+
+static void say(struct lmd_pool *p, enum lmd_pool_kind kind, uint64_t rid, const char *text)
+{
+    struct lmd_pool_msg *msg = calloc(1, sizeof *msg);
+    if (!msg)
+        return; /* the loop side retries waiting instances every 2 s */
+    msg->kind = kind;
+    msg->rid = rid;
+    msg->gen = p->gen;
+    msg->text = text ? lmd_strdup(text) : NULL;
+    queue_push(&p->out, msg);
+}
+
+static void count(struct lmd_pool *p)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < p->n_rc; i++)
+        n += p->rc[i].used;
+    atomic_store(&p->open, n);
+    atomic_store(&p->clients, p->n_rc);
+}
+
+static void res_drop(struct lmd_pool *p, struct res *x)
+{
+    for (struct res **pp = &p->res; *pp; pp = &(*pp)->next)
+        if (*pp == x) {
+            *pp = x->next;
+            break;
+        }
+    if (x->r)
+        avahi_service_resolver_free(x->r);
+    if (x->slot >= 0 && (unsigned)x->slot < p->n_rc) {
+        struct rclient *rc = &p->rc[x->slot];
+        rc->used--;
+        rc->full = false;
+        if (p->refused) {
+            p->refused = false;
+            say(p, LMD_POOL_ROOM, 0, NULL);
+        }
+    }
+    free(x);
+    count(p);
+}
+
+static void close_all(struct lmd_pool *p)
+{
+    while (p->res) {
+        struct res *x = p->res;
+        p->res = x->next;
+        free(x); /* its resolver goes with its client */
+    }
+    for (unsigned i = 0; i < p->n_rc; i++)
+        avahi_client_free(p->rc[i].c);
+    p->n_rc = 0;
+    p->refused = false;
+    count(p);
+}
+
+static void rclient_cb(AvahiClient *c, AvahiClientState state, void *ud)
+{
+    struct lmd_pool *p = ud;
+    if (state != AVAHI_CLIENT_FAILURE)
+        return;
+    for (unsigned i = 0; i < p->n_rc; i++)
+        if (p->rc[i].c == c && !p->dead) {
+            /* the daemon went away (the main client sees it too and resets
+             * the pool) or this connection broke: the loop rebuilds all */
+            p->dead = true;
+            say(p, LMD_POOL_LOST, 0, avahi_strerror(avahi_client_errno(c)));
+        }
+}
+
+static void resolver_cb(AvahiServiceResolver *r, AvahiIfIndex ifindex, AvahiProtocol proto,
+                        AvahiResolverEvent event, const char *name, const char *type, const char *domain,
+                        const char *host, const AvahiAddress *addr, uint16_t port, AvahiStringList *txt,
+                        AvahiLookupResultFlags flags, void *ud)
+{
+    (void)type;
+    (void)domain;
+    struct res *x = ud;
+    struct lmd_pool *p = x->p;
+    x->r = r;
+    struct lmd_pool_msg *msg = calloc(1, sizeof *msg);
+    if (msg) {
+        msg->gen = p->gen;
+        msg->rid = x->rid;
+        msg->ifindex = ifindex;
+        msg->proto = proto;
+        if (event == AVAHI_RESOLVER_FOUND) {
+            msg->kind = LMD_POOL_FOUND;
+            msg->name = lmd_strdup(name ? name : "");
+            msg->host = lmd_strdup(host ? host : "");
+            msg->addr = *addr;
+            msg->port = port;
+            msg->txt = avahi_string_list_copy(txt);
+            msg->flags = flags;
+            if (!msg->name || !msg->host || (txt && !msg->txt)) {
+                lmd_pool_msg_free(msg);
+                msg = NULL;
+            }
+        } else {
+            msg->kind = LMD_POOL_FAILED;
+            msg->text = lmd_strdup(avahi_strerror(avahi_client_errno(avahi_service_resolver_get_client(r))));
+        }
+    }
+    if (!msg) { /* out of memory: as a failure the loop side retries */
+        msg = calloc(1, sizeof *msg);
+        if (msg) {
+            msg->kind = LMD_POOL_FAILED;
+            msg->rid = x->rid;
+            msg->gen = p->gen;
+        }
+    }
+    if (msg)
+        queue_push(&p->out, msg);
+    if (event != AVAHI_RESOLVER_FOUND || x->once)
+        res_drop(p, x);
+}
+
+/* a client with room, opening one if needed: its slot, or -1 */
+static int pick(struct lmd_pool *p, int *error)
+{
+    for (unsigned i = 0; i < p->n_rc; i++)
+        if (!p->rc[i].full)
+            return (int)i;
+    if (p->n_rc == LMD_MDNS_RESOLVER_CLIENTS) {
+        *error = AVAHI_ERR_TOO_MANY_OBJECTS;
+        return -1;
+    }
+    AvahiClient *c = avahi_client_new(&p->poll.api, 0, rclient_cb, p, error);
+    if (!c)
+        return -1;
+    p->rc[p->n_rc] = (struct rclient){.c = c};
+    count(p);
+    return (int)p->n_rc++;
+}
+
+static void do_resolve(struct lmd_pool *p, struct req *q)
+{
+    struct res *x = calloc(1, sizeof *x);
+    if (!x) {
+        say(p, LMD_POOL_FAILED, q->rid, "out of memory");
+        return;
+    }
+    x->p = p;
+    x->rid = q->rid;
+    x->once = q->once;
+    x->slot = -1;
+    int error = 0;
+    /* bounded: each round returns or marks one client full */
+    for (unsigned round = 0; round <= LMD_MDNS_RESOLVER_CLIENTS; round++) {
+        int i = p->dead ? -1 : pick(p, &error);
+        if (i < 0)
+            break;
+        x->slot = i;
+        p->rc[i].used++;
+        x->next = p->res;
+        p->res = x;
+        /* aprotocol = the protocol the instance came over, so the IPv4
+         * instance yields the IPv4 address and the IPv6 one the IPv6 */
+        AvahiServiceResolver *r = avahi_service_resolver_new(p->rc[i].c, q->ifindex, q->proto, q->name, q->type,
+                                                             q->domain, q->proto, 0, resolver_cb, x);
+        if (r) {
+            x->r = r;
+            count(p);
+            return;
+        }
+        error = avahi_client_errno(p->rc[i].c);
+        p->res = x->next;
+        p->rc[i].used--;
+        x->slot = -1;
+        if (error != AVAHI_ERR_TOO_MANY_OBJECTS)
+            break;
+        p->rc[i].full = true; /* until one of its resolvers is released */
+    }
+    free(x);
+    if (error == AVAHI_ERR_TOO_MANY_OBJECTS || error == AVAHI_ERR_TOO_MANY_CLIENTS) {
+        p->refused = true;
+        say(p, LMD_POOL_FULL, q->rid, avahi_strerror(error));
+    } else {
+        say(p, LMD_POOL_FAILED, q->rid, p->dead ? "avahi-daemon connection lost" : avahi_strerror(error));
+    }
+}
+
+static void in_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct lmd_pool *p = arg;
+    for (struct req *q = queue_take(&p->in), *next; q; q = next) {
+        next = q->next;
+        switch (q->op) {
+        case OP_RESOLVE:
+            if (!p->quit)
+                do_resolve(p, q);
+            break;
+        case OP_CANCEL:
+            for (struct res *x = p->res; x; x = x->next)
+                if (x->rid == q->rid) {
+                    res_drop(p, x);
+                    break;
+                }
+            break;
+        case OP_RESET:
+            close_all(p);
+            p->dead = false;
+            p->gen = q->rid;
+            break;
+        case OP_QUIT:
+            p->quit = true;
+            event_base_loopbreak(p->base);
+            break;
+        }
+        req_free(q);
+    }
+}
+
+static void *pool_main(void *arg)
+{
+    struct lmd_pool *p = arg;
+    while (!p->quit && event_base_loop(p->base, EVLOOP_ONCE) >= 0)
+        ;
+    close_all(p);
+    return NULL;
+}
+
+/* ---- the loop side ---------------------------------------------------- */
+
+static void out_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct lmd_pool *p = arg;
+    /* a bounded number a turn; what is left stays queued, and the eventfd
+     * is set again so that the next turn takes it */
+    uint64_t v;
+    (void)!read(p->out.efd, &v, sizeof v);
+    pthread_mutex_lock(&p->out.mu);
+    struct lmd_pool_msg *batch = p->out.head, *last = NULL;
+    unsigned n = 0;
+    for (struct lmd_pool_msg *x = batch; x && n < MSGS_PER_TURN; x = x->next, n++)
+        last = x;
+    if (last) {
+        p->out.head = last->next;
+        if (!p->out.head)
+            p->out.tail = &p->out.head;
+        last->next = NULL;
+    }
+    bool more = p->out.head != NULL;
+    pthread_mutex_unlock(&p->out.mu);
+    if (more) {
+        uint64_t one = 1;
+        (void)!write(p->out.efd, &one, sizeof one);
+    }
+    for (struct lmd_pool_msg *x = last ? batch : NULL, *next; x; x = next) {
+        next = x->next;
+        lmd_mdns_pool_msg(p->m, x);
+        lmd_pool_msg_free(x);
+    }
+}
+
+static void queue_drain(struct queue *q, bool msgs)
+{
+    if (q->efd < 0)
+        return;
+    for (struct link *x = q->head, *next; x; x = next) {
+        next = x->next;
+        if (msgs)
+            lmd_pool_msg_free((struct lmd_pool_msg *)x);
+        else
+            req_free((struct req *)x);
+    }
+    close(q->efd);
+    pthread_mutex_destroy(&q->mu);
+}
+
+int lmd_pool_new(lmd_mdns *m, lmd_pool **out)
+{
+    struct lmd_pool *p = *out = calloc(1, sizeof *p);
+    if (!p)
+        return LMD_ENOMEM;
+    p->m = m;
+    p->in.efd = p->out.efd = -1;
+    if (queue_init(&p->in) || queue_init(&p->out) || !(p->base = event_base_new()))
+        goto fail;
+    lmd_avahi_poll_init(&p->poll, p->base);
+    p->in_ev = event_new(p->base, p->in.efd, EV_READ | EV_PERSIST, in_fire, p);
+    p->out_ev = event_new(m->base, p->out.efd, EV_READ | EV_PERSIST, out_fire, p);
+    p->quit_req = calloc(1, sizeof *p->quit_req);
+    if (!p->quit_req || !p->in_ev || !p->out_ev || event_add(p->in_ev, NULL) || event_add(p->out_ev, NULL))
+        goto fail;
+    p->quit_req->op = OP_QUIT;
+    if (pthread_create(&p->thread, NULL, pool_main, p) != 0)
+        goto fail;
+    p->started = true;
+    return 0;
+fail:
+    lmd_pool_free(p);
+    *out = NULL;
+    return LMD_ENOMEM;
+}
+
+static int send_req(lmd_pool *p, enum op op, uint64_t rid, AvahiIfIndex ifindex, AvahiProtocol proto,
+                    const char *name, const char *type, const char *domain, bool once)
+{
+    struct req *q = calloc(1, sizeof *q);
+    if (!q)
+        return LMD_ENOMEM;
+    *q = (struct req){.op = op, .rid = rid, .ifindex = ifindex, .proto = proto, .once = once};
+    if (name && (!(q->name = lmd_strdup(name)) || !(q->type = lmd_strdup(type)) ||
+                 (domain && !(q->domain = lmd_strdup(domain))))) {
+        req_free(q);
+        return LMD_ENOMEM;
+    }
+    queue_push(&p->in, q);
+    return 0;
+}
+
+int lmd_pool_resolve(lmd_pool *p, uint64_t rid, AvahiIfIndex ifindex, AvahiProtocol proto, const char *name,
+                     const char *type, const char *domain, bool once)
+{
+    return send_req(p, OP_RESOLVE, rid, ifindex, proto, name, type, domain, once);
+}
+
+void lmd_pool_cancel(lmd_pool *p, uint64_t rid)
+{
+    /* out of memory: the resolver stays open until the next reset, and its
+     * messages are dropped (no instance has that rid any more) */
+    (void)send_req(p, OP_CANCEL, rid, 0, 0, NULL, NULL, NULL, false);
+}
+
+void lmd_pool_reset(lmd_pool *p, uint64_t gen)
+{
+    /* out of memory: the old resolvers stay, and a client failure or the
+     * next reset closes them; their messages carry the old generation */
+    (void)send_req(p, OP_RESET, gen, 0, 0, NULL, NULL, NULL, false);
+}
+
+unsigned lmd_pool_open(const lmd_pool *p, unsigned *clients)
+{
+    if (clients)
+        *clients = atomic_load(&((lmd_pool *)p)->clients);
+    return atomic_load(&((lmd_pool *)p)->open);
+}
+
+void lmd_pool_free(lmd_pool *p)
+{
+    if (!p)
+        return;
+    if (p->started) {
+        queue_push(&p->in, p->quit_req);
+        p->quit_req = NULL; /* freed by the thread */
+        pthread_join(p->thread, NULL);
+    }
+    free(p->quit_req);
+    if (p->in_ev)
+        event_free(p->in_ev);
+    if (p->out_ev)
+        event_free(p->out_ev);
+    if (p->base)
+        event_base_free(p->base);
+    queue_drain(&p->in, false);
+    queue_drain(&p->out, true);
+    free(p);
+}

