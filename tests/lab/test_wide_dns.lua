@@ -7,6 +7,7 @@ local Lab = require "lab"
 
 local q = Lab.shquote
 local TOOL = assert(os.getenv("LMD_DNS_UPDATE"), "set LMD_DNS_UPDATE to the lmd-dns-update binary")
+local SRC = os.getenv("LMDISC_SRC") or "."
 
 local function make_class(kind)
     local T = {}
@@ -150,6 +151,25 @@ local function make_class(kind)
         if not ok then error(err, 0) end
         local code, _, out = update("h1", lab:key("h1"), own(1, 8009))
         lu.assertEquals(code, 0, out)
+    end
+
+    function T:test_a_truncated_answer_is_retried_over_tcp()
+        -- on h2, a stand-in that answers UDP truncated and relays TCP to
+        -- the real server: the update must end up applied, over TCP
+        local relay = lab:bg("h2", "exec python3 " .. q(SRC .. "/tests/lab/tools/tc_relay.py") .. " " ..
+            lab:ip("h2", 4) .. " " .. server)
+        local ok, err = lab:wait_log(relay, "^ready", 10)
+        lu.assertNotNil(ok, tostring(err) .. "\n" .. relay:output())
+        local args = own(1, 8011)
+        args.server = lab:ip("h2", 4)
+        local code, res, out = update("h1", lab:key("h1"), args)
+        relay:signal("TERM")
+        relay:wait(5)
+        lu.assertEquals(code, 0, out .. "\n--- relay:\n" .. relay:output())
+        lu.assertEquals(res.tcp, "1", out)
+        lu.assertStrContains(relay:output(), "udp: answered truncated")
+        lu.assertStrContains(relay:output(), "tcp: relayed")
+        lu.assertEquals(dig("h2", "h1._lmserv._tcp." .. zone .. " SRV +short"), "0 0 8011 h1." .. zone .. ".\n")
     end
 
     function T:test_silence_is_retried_then_times_out()
