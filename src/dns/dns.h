@@ -39,7 +39,9 @@ typedef struct lmd_dns_key lmd_dns_key;
 
 /* Read a BIND key file.  Refuses: not a regular file, mode other than 0600,
  * syntax errors (with the line), no or several keys, an algorithm other
- * than hmac-sha1/224/256/384/512, a secret that is not base64. */
+ * than hmac-sha256, hmac-sha512 or hmac-sha1 (what libldns signs with), a
+ * secret that is not base64, a key name of other than letters, digits, '-',
+ * '_' and '.'. */
 int lmd_dns_key_load(const char *path, lmd_dns_key **out, lmd_err *err);
 /* The same from text (no mode check; origin names the text in errors). */
 int lmd_dns_key_parse(const char *text, const char *origin, lmd_dns_key **out, lmd_err *err);

@@ -89,6 +89,8 @@ static void test_key_files(void)
         {"key \"a\" { algorithm hmac-sha256; };", "has no secret"},
         {"key \"a\" { secret \"" SECRET "\"; };", "has no algorithm"},
         {"key \"a\" { algorithm hmac-md5; secret \"" SECRET "\"; };", "'hmac-md5' is not supported"},
+        {"key \"a\" { algorithm hmac-sha224; secret \"" SECRET "\"; };", "'hmac-sha224' is not supported"},
+        {"key \"a\" { algorithm hmac-sha384; secret \"" SECRET "\"; };", "'hmac-sha384' is not supported"},
         {"key \"a\" { algorithm hmac-sha256; secret \"not base64!\"; };", "not base64"},
         {"key \"a\" { algorithm hmac-sha256; secret \"" SECRET "\" };", "';' missing"},
         {"key \"a\" { algorithm hmac-sha256; secret \"" SECRET "\"; }", "';' missing after '}'"},
@@ -98,6 +100,9 @@ static void test_key_files(void)
          "secret \"" SECRET "\"; };",
          ":2: several keys"},
         {"key \"a\" { algorithm hmac-sha256;\n secret \"" SECRET "; };", ":2:"},
+        {"key \"\177.x\" { algorithm hmac-sha256; secret \"" SECRET "\"; };", "only letters, digits"},
+        {"key \"a b\" { algorithm hmac-sha256; secret \"" SECRET "\"; };", "only letters, digits"},
+        {"key \"a..b\" { algorithm hmac-sha256; secret \"" SECRET "\"; };", "not a valid key name"},
     };
     for (size_t i = 0; i < sizeof BAD / sizeof *BAD; i++) {
         memset(&err, 0, sizeof err);
@@ -254,6 +259,35 @@ static void test_update(void)
     lmd_dns_key_free(k);
 }
 
+/* Every algorithm a key file may name signs, and the signature verifies. */
+static void test_every_algorithm_signs(void)
+{
+    static const char *const ALGS[] = {"hmac-sha256", "hmac-sha512", "hmac-sha1"};
+    const char *addrs[] = {"10.77.1.1"};
+    lmd_dns_service svc = {.zone = "sd.lab", .instance = "h1", .type = "_lmserv._tcp", .host = "h1.sd.lab",
+                           .port = 8000, .addrs = addrs, .n_addrs = 1, .ttl = 60};
+    for (size_t i = 0; i < sizeof ALGS / sizeof *ALGS; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "key \"k\" { algorithm %s; secret \"" SECRET "\"; };", ALGS[i]);
+        lmd_dns_key *k = NULL;
+        lmd_dns_msg *m = NULL;
+        lmd_err err = {0};
+        int rc = lmd_dns_key_parse(text, "t", &k, &err);
+        if (rc == 0)
+            rc = lmd_dns_update_build(&svc, LMD_DNS_PUBLISH, k, &m, &err);
+        CHECK(rc == 0, "%s: %s", ALGS[i], err.msg);
+        ldns_pkt *p = rc == 0 ? parse(m) : NULL;
+        if (p) {
+            size_t len;
+            const uint8_t *w = lmd_dns_msg_wire(m, &len);
+            CHECK(ldns_pkt_tsig_verify(p, w, len, "k", SECRET, NULL), "%s does not verify", ALGS[i]);
+        }
+        ldns_pkt_free(p);
+        lmd_dns_msg_free(m);
+        lmd_dns_key_free(k);
+    }
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -262,6 +296,7 @@ int main(void)
     }
     test_key_files();
     test_update();
+    test_every_algorithm_signs();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
