@@ -111,17 +111,36 @@ local function make_class(kind)
     function T:test_mdns_stays_on_its_link()
         seq = seq + 1
         local name = ("wide_%s_%d"):format(kind, seq)
-        local p = lab:bg("h1", "avahi-publish-service -s " .. name .. " _lmserv._tcp 8000")
-        local ok, err = lab:wait_log(p, "Established under name", 15)
-        lu.assertNotNil(ok, err)
-        -- same link (h3): seen; other subnet (h2): not, in the same window
+        local local_name = name .. "_b"
+        local p1 = lab:bg("h1", "avahi-publish-service -s " .. name .. " _lmserv._tcp 8000")
+        local p2 = lab:bg("h2", "avahi-publish-service -s " .. local_name .. " _lmserv._tcp 8001")
+        for _, p in ipairs({ p1, p2 }) do
+            local ok, err = lab:wait_log(p, "Established under name", 15)
+            lu.assertNotNil(ok, err)
+        end
+        -- browse until the control shows up (at most 5 browses of about 1 s)
         local browse = "timeout 15 avahi-browse -t -r -p _lmserv._tcp"
-        local same = lab:check("h3", browse)
-        local other = lab:check("h2", browse)
-        p:signal("TERM")
-        p:wait(5)
-        lu.assertNotNil(same:find("\n=;eth0;IPv[46];" .. name .. ";_lmserv%._tcp;local;h1%.local;[^;]+;8000;"), same)
-        lu.assertNotStrContains(other, name)
+        local function seen(host, inst, from)
+            return ("\n=;eth0;IPv[46];%s;_lmserv%%._tcp;local;%s%%.local;[^;]+;%d;"):format(inst, from,
+                from == "h1" and 8000 or 8001)
+        end
+        local function browse_until(host, pattern)
+            local out
+            for _ = 1, 5 do
+                out = "\n" .. lab:check(host, browse)
+                if out:find(pattern) then break end
+            end
+            return out
+        end
+        -- same link (h3) sees h1's service; h2 sees the one on its own link,
+        -- and in those same browses never h1's
+        local same = browse_until("h3", seen("h3", name, "h1"))
+        local other = browse_until("h2", seen("h2", local_name, "h2"))
+        for _, p in ipairs({ p1, p2 }) do p:signal("TERM"); p:wait(5) end
+        lu.assertNotNil(same:find(seen("h3", name, "h1")), same)
+        lu.assertNotNil(other:find(seen("h2", local_name, "h2")), other)
+        lu.assertNotStrContains(other, name .. ";")
+        lu.assertNotStrContains(same, local_name)
     end
 
     function T:test_owner_update_is_read_from_the_other_subnet()
