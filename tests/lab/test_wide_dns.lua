@@ -172,6 +172,24 @@ local function make_class(kind)
         lu.assertEquals(dig("h2", "h1._lmserv._tcp." .. zone .. " SRV +short"), "0 0 8011 h1." .. zone .. ".\n")
     end
 
+    function T:test_publish_to_the_servers_ipv6_address()
+        local args = own(1, 8012)
+        args.server = lab:dns().server6
+        local code, res, out = update("h1", lab:key("h1"), args)
+        lu.assertEquals(code, 0, out)
+        lu.assertStrContains(res.text, "applied by " .. lab:dns().server6 .. " (UDP)")
+        lu.assertEquals(dig("h2", "h1._lmserv._tcp." .. zone .. " SRV +short"), "0 0 8012 h1." .. zone .. ".\n")
+        -- and over TCP (big)
+        local more = {}
+        for i = 1, 5 do more[#more + 1] = "--txt"; more[#more + 1] = ("k%d=%s"):format(i, ("w"):rep(120)) end
+        args = own(1, 8013, more)
+        args.server = lab:dns().server6
+        code, res, out = update("h1", lab:key("h1"), args)
+        lu.assertEquals(code, 0, out)
+        lu.assertEquals(res.tcp, "1", out)
+        lu.assertEquals(dig("h2", "h1._lmserv._tcp." .. zone .. " SRV +short"), "0 0 8013 h1." .. zone .. ".\n")
+    end
+
     function T:test_silence_is_retried_then_times_out()
         -- an address on subnet 2 that no host has: the router's ARP fails,
         -- nothing answers; UDP is sent again after 1 s, the whole exchange
