@@ -17,7 +17,8 @@ set(LMD_TEST_ENV
   "LMDISC_BIN=$<TARGET_FILE:lmdisc>"
   "LMDISC_SRC=${CMAKE_SOURCE_DIR}"
   "LMDISC_BUILD=${CMAKE_BINARY_DIR}"
-  "LMD_LAB_PREFIX=${LMD_LAB_PREFIX}")
+  "LMD_LAB_PREFIX=${LMD_LAB_PREFIX}"
+  "LMD_DNS_UPDATE=$<TARGET_FILE:lmd-dns-update>")
 if(LMDISC_SANITIZE)
   # lua5.4 itself is not instrumented; the sanitizer runtimes must come first
   # when it loads the instrumented lmdisc.so.
@@ -96,3 +97,12 @@ add_executable(test_trust_sign tests/unit/trust/test_sign.c)
 target_link_libraries(test_trust_sign PRIVATE lmdisc_core)
 add_test(NAME unit_trust_sign COMMAND test_trust_sign)
 set_tests_properties(unit_trust_sign PROPERTIES LABELS unit TIMEOUT 60)
+
+# Wide-area DNS-SD (src/dns/): key files and update messages in C (no
+# network); lmd-dns-update sends one update for the lab suite test_wide_dns.
+add_executable(test_dns tests/unit/dns/test_dns.c)
+target_link_libraries(test_dns PRIVATE lmdisc_dns lmdisc_core)
+add_test(NAME unit_dns COMMAND test_dns)
+set_tests_properties(unit_dns PROPERTIES LABELS unit TIMEOUT 60)
+add_executable(lmd-dns-update tests/lab/tools/dns_update.c)
+target_link_libraries(lmd-dns-update PRIVATE lmdisc_dns lmdisc_core)

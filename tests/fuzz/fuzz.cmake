@@ -30,7 +30,7 @@ endif()
 set(LMDISC_FUZZ_SECONDS 30 CACHE STRING "Seconds each fuzz_NAME test fuzzes")
 set(LMD_FUZZ_SRC_DIR ${CMAKE_CURRENT_LIST_DIR})
 set(LMD_FUZZ_BIN_DIR ${CMAKE_BINARY_DIR}/fuzz)
-set(LMD_FUZZ_NAMES txt json config cli api)
+set(LMD_FUZZ_NAMES txt json config cli api dnskey)
 set(LMD_FUZZ_CFLAGS -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
     -fno-omit-frame-pointer -g)
 # the harnesses themselves: sanitized, but without coverage instrumentation
@@ -52,9 +52,10 @@ add_custom_command(OUTPUT ${LMD_FUZZ_BIN_DIR}/embedded_lua.c
 # renamed, for lmd_parse_global.
 get_target_property(_lmd_core_src lmdisc_core SOURCES)
 get_target_property(_lmd_luabind_src lmdisc_luabind SOURCES)
+get_target_property(_lmd_dns_src lmdisc_dns SOURCES)
 get_target_property(_lmd_bin_src lmdisc SOURCES)
 list(FILTER _lmd_bin_src EXCLUDE REGEX "(^|/)embedded_lua\\.c$|(^|/)src/cmd/main\\.c$")
-add_library(lmd_fuzz_lib STATIC EXCLUDE_FROM_ALL ${_lmd_core_src} ${_lmd_luabind_src} ${_lmd_bin_src}
+add_library(lmd_fuzz_lib STATIC EXCLUDE_FROM_ALL ${_lmd_core_src} ${_lmd_luabind_src} ${_lmd_dns_src} ${_lmd_bin_src}
   ${LMD_FUZZ_BIN_DIR}/embedded_lua.c)
 add_library(lmd_fuzz_main OBJECT EXCLUDE_FROM_ALL src/cmd/main.c)
 target_compile_definitions(lmd_fuzz_main PRIVATE main=lmd_fuzz_unused_main)
@@ -63,7 +64,7 @@ target_compile_definitions(lmd_fuzz_main PRIVATE main=lmd_fuzz_unused_main)
 # object libraries themselves, whose sources are compiled again here.
 set(_lmd_fuzz_incs)
 set(_lmd_fuzz_libs)
-foreach(t lmdisc lmdisc_core lmdisc_luabind)
+foreach(t lmdisc lmdisc_core lmdisc_luabind lmdisc_dns)
   foreach(p INCLUDE_DIRECTORIES INTERFACE_INCLUDE_DIRECTORIES)
     get_target_property(_v ${t} ${p})
     if(_v)

@@ -2,6 +2,7 @@
 --
 --   local Lab = require "lab"
 --   local lab = Lab.up(3)                 -- hosts h1..h3, unique lab id
+--   local wan = Lab.up(3, {subnets = 2, dns = "named"})  -- routed, DNS host
 --   local ok, out, code = lab:exec("h1", "hostname")
 --   local p = lab:bg("h1", "avahi-publish-service -s x _lmserv._tcp 8000")
 --   assert(lab:wait_log(p, "Established under name", 10))
@@ -114,20 +115,28 @@ local function new_id()
 end
 
 --- Create a lab with hosts h1..hN.  id: [a-z0-9]{1,8}, default unique.
-function Lab.up(n, id)
+--- opts (also as the second argument): subnets = S (a routed lab: hN in
+--- subnet ((N-1) mod S)+1, joined by router host "r"), dns = "named" or
+--- "knot" (DNS host "dns" serving sd.lab., one TSIG key per host).
+function Lab.up(n, id, opts)
   assert(math.type(n) == "integer" and n >= 1, "Lab.up: host count must be a positive integer")
+  if type(id) == "table" then id, opts = nil, id end
+  opts = opts or {}
+  local extra = {}
+  if opts.subnets then extra[#extra + 1] = "--subnets"; extra[#extra + 1] = tostring(opts.subnets) end
+  if opts.dns then extra[#extra + 1] = "--dns"; extra[#extra + 1] = opts.dns end
   local tries = id and 1 or 5
   local ok, out
   for _ = 1, tries do
     local lid = id or new_id()
     local t0 = now()
-    ok, out = run("up", lid, tostring(n))
+    ok, out = run("up", lid, tostring(n), table.unpack(extra))
     if ok then
       local ok2, dir = sh("mktemp -d " .. q("/tmp/lmdisc-lab-" .. lid .. ".XXXXXX"))
       if not ok2 then run("down", lid); error("Lab.up: mktemp failed: " .. dir) end
       local self = setmetatable({
         id = lid, n = n, logdir = dir:gsub("%s+$", ""), up_time = now() - t0,
-        hosts = {}, procs = {}, nlog = 0,
+        hosts = {}, procs = {}, nlog = 0, subnets = opts.subnets, dns_kind = opts.dns,
       }, Lab)
       for i = 1, n do self.hosts[i] = "h" .. i end
       return self
@@ -138,8 +147,9 @@ function Lab.up(n, id)
 end
 
 --- Run fn(lab) with a fresh lab; always tears it down.  Returns fn's results.
-function Lab.with(n, fn, id)
-  local lab = Lab.up(n, id)
+--- id_or_opts: a lab id, or the options of Lab.up.
+function Lab.with(n, fn, id_or_opts)
+  local lab = Lab.up(n, id_or_opts)
   local res = table.pack(xpcall(fn, debug.traceback, lab))
   if not res[1] then
     io.stderr:write("lab " .. lab.id .. ": test failed, logs kept in " .. lab.logdir .. "\n")
@@ -257,6 +267,40 @@ function Lab:ip(host, fam)
   if not ok then error(out, 2) end
   return (out:gsub("%s+$", ""))
 end
+
+--- Subnet number of host hN (0 in a flat lab).
+function Lab:subnet(host)
+  local ok, out = run("subnet", self.id, host)
+  if not ok then error(out, 2) end
+  return tonumber(out:match("%d+"))
+end
+
+--- Facts of the DNS host (a routed lab started with dns): kind ("named" or
+--- "knot"), zone ("sd.lab"), server4, server6, dir, keys (directory), log.
+function Lab:dns()
+  if self.dns_info then return self.dns_info end
+  local ok, out = run("dns", self.id)
+  if not ok then error(out, 2) end
+  local t = {}
+  for k, v in out:gmatch("([%w_]+)=([^\n]*)") do t[k] = v end
+  self.dns_info = t
+  return t
+end
+
+--- Path of a TSIG key file (BIND syntax, 0600): "h1".."hN" or "admin".
+function Lab:key(name)
+  return self:dns().keys .. "/" .. name .. ".key"
+end
+
+local function lab_verb(verb)
+  return function(self)
+    local ok, out = run(verb, self.id)
+    if not ok then error(("lab %s %s: %s"):format(verb, self.id, out), 2) end
+    return true
+  end
+end
+Lab.dns_stop = lab_verb("dns-stop")    -- the zone and its journal are kept
+Lab.dns_start = lab_verb("dns-start")  -- returns when the zone is served
 
 local function action(verb)
   return function(self, host)

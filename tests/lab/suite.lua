@@ -44,10 +44,11 @@ function S.read(file)
     return s
 end
 
-function S.new(hosts)
+--- opts: those of Lab.up (subnets, dns) for a routed lab.
+function S.new(hosts, opts)
     local self = setmetatable({procs = {}, seq = 0}, S)
     function _G.setupSuite()
-        self.lab = Lab.up(hosts)
+        self.lab = Lab.up(hosts, opts)
         self.tmp = os.tmpname()
         os.remove(self.tmp)
         os.execute("mkdir -p " .. S.q(self.tmp))

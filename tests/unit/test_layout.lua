@@ -47,6 +47,7 @@ local HOMES = {
     { pattern = "#include <curl/", where = "^src/cmd/client%.c$", what = "libcurl" },
     { pattern = "#include <systemd/", where = "^src/agent/watchdog%.c$", what = "libsystemd" },
     { pattern = "#include <sodium", where = "^src/trust/", what = "libsodium" },
+    { pattern = "#include <ldns", where = "^src/dns/", what = "libldns" },
     { pattern = "#include <event2/http.h>", what = "evhttp (API and checks only)",
       files = { "src/agent/api.c", "src/agent/api_internal.h", "src/agent/api_reg.c", "src/agent/api_params.c", "src/agent/api_metrics.c",
                 "src/agent/conns.c", "src/agent/health.c" } },

@@ -1,0 +1,114 @@
+/* Wide-area DNS-SD over unicast DNS (the only home of libldns).
+ *
+ * What is here so far (issue 10's foundation):
+ *
+ *   - TSIG keys in BIND key-file syntax, as `tsig-keygen` writes them and
+ *     `nsupdate -k` reads them:
+ *         key "h1-key" { algorithm hmac-sha256; secret "base64..."; };
+ *     One key per file; comments (#, //, C style) allowed.  The file must be
+ *     a regular file of mode 0600 exactly: the key lets its holder change
+ *     the zone, so anything else is refused with an error that says so.
+ *   - One RFC 2136 update per service, atomic and TSIG-signed (ldns signs):
+ *     delete the owner's old RRsets (its PTR at the browse name, the SRV
+ *     and TXT of its instance, the A and AAAA of its SRV target), then add
+ *     the new ones (LMD_DNS_PUBLISH), or only delete them (LMD_DNS_WITHDRAW).
+ *     Only per-type deletes are used, so the update fits grants that name
+ *     types (BIND update-policy, Knot update-type; examples/wide-area/).
+ *   - Sending it without blocking on a libevent loop: UDP (retried with
+ *     backoff within the timeout), TCP when the message is over 512 bytes
+ *     or the answer is truncated.  The answer's TSIG is verified against
+ *     the request; the callback gets the rcode and one line of text.
+ *
+ * Nothing here logs; errors follow base/error.h.  No ldns type appears in
+ * this header: callers outside src/dns/ never include ldns. */
+#ifndef LMD_DNS_H
+#define LMD_DNS_H
+
+#include "base/error.h"
+#include "lmdisc.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+
+/* ---- TSIG keys ------------------------------------------------------- */
+
+typedef struct lmd_dns_key lmd_dns_key;
+
+/* Read a BIND key file.  Refuses: not a regular file, mode other than 0600,
+ * syntax errors (with the line), no or several keys, an algorithm other
+ * than hmac-sha256, hmac-sha512 or hmac-sha1 (what libldns signs with), a
+ * secret that is not base64, a key name of other than letters, digits, '-',
+ * '_' and '.'. */
+int lmd_dns_key_load(const char *path, lmd_dns_key **out, lmd_err *err);
+/* The same from text (no mode check; origin names the text in errors). */
+int lmd_dns_key_parse(const char *text, const char *origin, lmd_dns_key **out, lmd_err *err);
+void lmd_dns_key_free(lmd_dns_key *k);
+const char *lmd_dns_key_name(const lmd_dns_key *k);      /* "h1-key" */
+const char *lmd_dns_key_algorithm(const lmd_dns_key *k); /* "hmac-sha256" */
+
+/* ---- updates --------------------------------------------------------- */
+
+/* One service as DNS-SD records in a zone:
+ *   TYPE.ZONE            PTR  INSTANCE.TYPE.ZONE
+ *   INSTANCE.TYPE.ZONE   SRV  0 0 PORT HOST
+ *   INSTANCE.TYPE.ZONE   TXT  the items (an empty TXT has one empty string)
+ *   HOST                 A / AAAA  addrs
+ * INSTANCE is one label of any bytes (dots and spaces included, at most 63);
+ * TYPE ("_lmserv._tcp"), ZONE ("sd.example.org") and HOST
+ * ("h1.sd.example.org") are names in text form (a final dot optional). */
+typedef struct lmd_dns_service {
+    const char *zone;
+    const char *instance;
+    const char *type;
+    const char *host;
+    uint16_t port;
+    const lmd_txt *txt;        /* NULL: no items */
+    const char *const *addrs;  /* IPv4 / IPv6 in text form */
+    size_t n_addrs;
+    uint32_t ttl;              /* of every record added */
+} lmd_dns_service;
+
+enum { LMD_DNS_PUBLISH = 1, LMD_DNS_WITHDRAW = 2 };
+
+/* A signed update message in wire format, ready to send. */
+typedef struct lmd_dns_msg lmd_dns_msg;
+
+/* Build and sign the update (mode: LMD_DNS_PUBLISH or LMD_DNS_WITHDRAW).
+ * The signing time is now; the fudge 300 s. */
+int lmd_dns_update_build(const lmd_dns_service *svc, int mode, const lmd_dns_key *key, lmd_dns_msg **out,
+                         lmd_err *err);
+void lmd_dns_msg_free(lmd_dns_msg *m);
+const uint8_t *lmd_dns_msg_wire(const lmd_dns_msg *m, size_t *len);
+/* The message as text (dig-like; for logs and tests); free() it. */
+char *lmd_dns_msg_text(const lmd_dns_msg *m);
+
+/* ---- sending --------------------------------------------------------- */
+
+typedef struct lmd_dns_result {
+    int rc;           /* 0: the server applied it (NOERROR, answer signed by the key); else LMD_E* */
+    int rcode;        /* the answer's rcode (0 NOERROR, 5 REFUSED, 9 NOTAUTH...), -1 without an answer */
+    int tsig_error;   /* the answer's TSIG error (16 BADSIG, 17 BADKEY, 18 BADTIME), 0 if none */
+    bool tcp;         /* the answer came over TCP */
+    const char *text; /* one line: what happened ("REFUSED by 10.0.0.53", "timed out after 5 s"...) */
+} lmd_dns_result;
+
+typedef void (*lmd_dns_done_cb)(const lmd_dns_result *res, void *arg);
+
+typedef struct lmd_dns_req lmd_dns_req;
+
+/* Send msg (taken over, also on failure) to server (an IPv4 or IPv6
+ * address; port 0 = 53) on base; cb runs once, from the loop, never from
+ * inside this call, after which the request is freed.  timeout_s bounds the
+ * whole exchange.  The request may be cancelled before cb (cb is not called). */
+int lmd_dns_send(struct event_base *base, const char *server, uint16_t port, lmd_dns_msg *msg,
+                 const lmd_dns_key *key, double timeout_s, lmd_dns_done_cb cb, void *arg, lmd_dns_req **out,
+                 lmd_err *err);
+void lmd_dns_req_cancel(lmd_dns_req *r);
+
+/* "NOERROR", "REFUSED", ... for an rcode; "BADKEY"... for a TSIG error. */
+const char *lmd_dns_rcode_name(int rcode);
+
+#endif

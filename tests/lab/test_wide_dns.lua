@@ -1,0 +1,214 @@
+-- src/dns/ against the lab's real DNS servers (named, knotd): one signed
+-- RFC 2136 update per service, sent without blocking on a libevent loop
+-- (tests/lab/tools/dns_update.c: lmd-dns-update), read back with dig from
+-- the other subnet.  h1 is in subnet 1, h2 in subnet 2.
+local lu = require "luaunit"
+local Lab = require "lab"
+
+local q = Lab.shquote
+local TOOL = assert(os.getenv("LMD_DNS_UPDATE"), "set LMD_DNS_UPDATE to the lmd-dns-update binary")
+local SRC = os.getenv("LMDISC_SRC") or "."
+
+local function make_class(kind)
+    local T = {}
+    local lab, tmp, zone, server
+
+    function T.setupClass()
+        lab = Lab.up(2, { subnets = 2, dns = kind })
+        tmp = os.tmpname()
+        os.remove(tmp)
+        os.execute("mkdir -p " .. q(tmp))
+        zone, server = lab:dns().zone, lab:dns().server4
+    end
+
+    function T.teardownClass()
+        if lab then lab:down() end
+        if tmp then os.execute("rm -rf " .. q(tmp)) end
+    end
+
+    -- lmd-dns-update on host: exit code, the parsed result line, output
+    local function update(host, key, args)
+        local cmd = ("timeout 30 %s %s %s %s %s %s %s"):format(q(TOOL), args.server or server, q(key), zone, args.instance or host,
+            (args.host or host) .. "." .. zone, args.port or 8000)
+        for _, a in ipairs(args.extra or {}) do cmd = cmd .. " " .. q(a) end
+        local _, out, code = lab:exec(host, cmd)
+        local res = {}
+        local line = out:match("(rc=[^\n]*)")
+        if line then
+            for k, v in line:gmatch("(%w+)=(%S+)") do res[k] = v end
+            res.text = line:match("text=(.*)$")
+        end
+        return code, res, out
+    end
+
+    local function dig(host, args)
+        local ok, out, code = lab:exec(host, ("timeout 30 dig +time=2 +tries=2 @%s %s"):format(server, args))
+        if not ok then error(("dig %s failed (%s): %s"):format(args, code, out), 2) end
+        return out
+    end
+
+    local function own(n, port, more)
+        local h = "h" .. n
+        local extra = { "--addr", lab:ip(h, 4), "--addr", lab:ip(h, 6), "--txt", "model=gemma", "--txt", "port=" .. port }
+        for _, a in ipairs(more or {}) do extra[#extra + 1] = a end
+        return { port = port, extra = extra }
+    end
+
+    function T:test_publish_is_read_from_the_other_subnet_and_replaces()
+        local code, res, out = update("h1", lab:key("h1"), own(1, 8001))
+        lu.assertEquals(code, 0, out)
+        lu.assertEquals(res.rcode, "NOERROR", out)
+        lu.assertEquals(res.tcp, "0", out)       -- small: UDP
+        lu.assertStrContains(dig("h2", "_lmserv._tcp." .. zone .. " PTR +short"), "h1._lmserv._tcp." .. zone .. ".")
+        lu.assertEquals(dig("h2", "h1._lmserv._tcp." .. zone .. " SRV +short"), "0 0 8001 h1." .. zone .. ".\n")
+        lu.assertEquals(dig("h2", "h1._lmserv._tcp." .. zone .. " TXT +short"), '"model=gemma" "port=8001"\n')
+        lu.assertEquals(dig("h2", "h1." .. zone .. " A +short"), "10.77.1.1\n")
+        lu.assertEquals(dig("h2", "h1." .. zone .. " AAAA +short"), "fd77:0:0:1::1\n")
+        -- again with another port and one address: the old records are gone
+        code, res, out = update("h1", lab:key("h1"), { port = 8002, extra = { "--addr", "10.77.1.1" } })
+        lu.assertEquals(code, 0, out)
+        lu.assertEquals(dig("h2", "h1._lmserv._tcp." .. zone .. " SRV +short"), "0 0 8002 h1." .. zone .. ".\n")
+        lu.assertEquals(dig("h2", "h1._lmserv._tcp." .. zone .. " TXT +short"), '""\n')
+        lu.assertEquals(dig("h2", "h1." .. zone .. " AAAA +short"), "")
+        local ptrs = dig("h2", "_lmserv._tcp." .. zone .. " PTR +short")
+        lu.assertEquals(select(2, ptrs:gsub("h1%._lmserv", "")), 1, ptrs)
+    end
+
+    function T:test_a_big_update_goes_over_tcp()
+        local more = {}
+        for i = 1, 6 do more[#more + 1] = "--txt"; more[#more + 1] = ("k%d=%s"):format(i, ("v"):rep(120)) end
+        local code, res, out = update("h1", lab:key("h1"), own(1, 8003, more))
+        lu.assertEquals(code, 0, out)
+        lu.assertEquals(res.tcp, "1", out)
+        local txt = dig("h2", "+tcp h1._lmserv._tcp." .. zone .. " TXT +short")
+        lu.assertStrContains(txt, '"k6=' .. ("v"):rep(120) .. '"')
+    end
+
+    function T:test_another_hosts_key_is_refused_and_changes_nothing()
+        lu.assertEquals((update("h1", lab:key("h1"), own(1, 8004))), 0)
+        local code, res, out = update("h2", lab:key("h2"), { instance = "h1", host = "h1", port = 9999,
+            extra = { "--addr", "10.77.2.2" } })
+        lu.assertEquals(code, 1, out)
+        if kind == "named" then
+            lu.assertEquals(res.rcode, "REFUSED", out)
+        else
+            lu.assertEquals(res.rcode, "NOTAUTH", out)
+            lu.assertEquals(res.tsig, "BADKEY", out)
+        end
+        lu.assertStrContains(res.text, server)
+        lu.assertEquals(dig("h2", "h1._lmserv._tcp." .. zone .. " SRV +short"), "0 0 8004 h1." .. zone .. ".\n")
+        lu.assertEquals(dig("h2", "h1." .. zone .. " A +short"), "10.77.1.1\n")
+    end
+
+    function T:test_a_wrong_secret_is_badsig()
+        local f = assert(io.open(lab:key("h1")))
+        local text = f:read("a")
+        f:close()
+        local forged = tmp .. "/forged.key"
+        f = assert(io.open(forged, "w"))
+        f:write((text:gsub('secret "[^"]+"', 'secret "' .. ("QUFB"):rep(11) .. '"')))
+        f:close()
+        os.execute("chmod 600 " .. q(forged))
+        local code, res, out = update("h1", forged, own(1, 8005))
+        lu.assertEquals(code, 1, out)
+        lu.assertEquals(res.rcode, "NOTAUTH", out)
+        lu.assertEquals(res.tsig, "BADSIG", out)
+        lu.assertNotEquals(dig("h2", "h1._lmserv._tcp." .. zone .. " SRV +short"), "0 0 8005 h1." .. zone .. ".\n")
+    end
+
+    function T:test_key_file_must_be_0600()
+        local loose = tmp .. "/loose.key"
+        os.execute(("cp %s %s && chmod 644 %s"):format(q(lab:key("h1")), q(loose), q(loose)))
+        local code, _, out = update("h1", loose, own(1, 8006))
+        lu.assertEquals(code, 2, out)
+        lu.assertStrContains(out, "mode 0644, must be 0600 (chmod 600 " .. loose .. ")")
+    end
+
+    function T:test_withdraw_removes_the_records()
+        lu.assertEquals((update("h1", lab:key("h1"), own(1, 8007))), 0)
+        lu.assertEquals(dig("h2", "h1._lmserv._tcp." .. zone .. " SRV +short"), "0 0 8007 h1." .. zone .. ".\n")
+        local code, res, out = update("h1", lab:key("h1"), { extra = { "--withdraw" } })
+        lu.assertEquals(code, 0, out)
+        lu.assertEquals(res.rcode, "NOERROR", out)
+        lu.assertStrContains(dig("h2", "h1._lmserv._tcp." .. zone .. " SRV"), "status: NXDOMAIN")
+        lu.assertStrContains(dig("h2", "h1." .. zone .. " A"), "status: NXDOMAIN")
+        lu.assertNotStrContains(dig("h2", "_lmserv._tcp." .. zone .. " PTR +short"), "h1._lmserv")
+    end
+
+    function T:test_server_down_fails_within_the_timeout()
+        lab:dns_stop()
+        local ok, err = pcall(function()
+            local t0 = Lab.now()
+            local code, res, out = update("h1", lab:key("h1"), own(1, 8008, { "--timeout", "2" }))
+            local took = Lab.now() - t0
+            lu.assertEquals(code, 1, out)
+            lu.assertEquals(res.rcode, "none", out)
+            -- refused port (ICMP) or silence: either way an error, bounded
+            lu.assertNotNil(res.text:find("connection refused", 1, true) or res.text:find("no answer", 1, true), out)
+            lu.assertTrue(took < 3.5, ("took %.1f s"):format(took))
+        end)
+        lab:dns_start()
+        if not ok then error(err, 0) end
+        local code, _, out = update("h1", lab:key("h1"), own(1, 8009))
+        lu.assertEquals(code, 0, out)
+    end
+
+    function T:test_a_truncated_answer_is_retried_over_tcp()
+        -- on h2, a stand-in that answers UDP truncated and relays TCP to
+        -- the real server: the update must end up applied, over TCP
+        local relay = lab:bg("h2", "exec python3 " .. q(SRC .. "/tests/lab/tools/tc_relay.py") .. " " ..
+            lab:ip("h2", 4) .. " " .. server)
+        local ok, err = lab:wait_log(relay, "^ready", 10)
+        lu.assertNotNil(ok, tostring(err) .. "\n" .. relay:output())
+        local args = own(1, 8011)
+        args.server = lab:ip("h2", 4)
+        local code, res, out = update("h1", lab:key("h1"), args)
+        relay:signal("TERM")
+        relay:wait(5)
+        lu.assertEquals(code, 0, out .. "\n--- relay:\n" .. relay:output())
+        lu.assertEquals(res.tcp, "1", out)
+        lu.assertStrContains(relay:output(), "udp: answered truncated")
+        lu.assertStrContains(relay:output(), "tcp: relayed")
+        lu.assertEquals(dig("h2", "h1._lmserv._tcp." .. zone .. " SRV +short"), "0 0 8011 h1." .. zone .. ".\n")
+    end
+
+    function T:test_publish_to_the_servers_ipv6_address()
+        local args = own(1, 8012)
+        args.server = lab:dns().server6
+        local code, res, out = update("h1", lab:key("h1"), args)
+        lu.assertEquals(code, 0, out)
+        lu.assertStrContains(res.text, "applied by " .. lab:dns().server6 .. " (UDP)")
+        lu.assertEquals(dig("h2", "h1._lmserv._tcp." .. zone .. " SRV +short"), "0 0 8012 h1." .. zone .. ".\n")
+        -- and over TCP (big)
+        local more = {}
+        for i = 1, 5 do more[#more + 1] = "--txt"; more[#more + 1] = ("k%d=%s"):format(i, ("w"):rep(120)) end
+        args = own(1, 8013, more)
+        args.server = lab:dns().server6
+        code, res, out = update("h1", lab:key("h1"), args)
+        lu.assertEquals(code, 0, out)
+        lu.assertEquals(res.tcp, "1", out)
+        lu.assertEquals(dig("h2", "h1._lmserv._tcp." .. zone .. " SRV +short"), "0 0 8013 h1." .. zone .. ".\n")
+    end
+
+    function T:test_silence_is_retried_then_times_out()
+        -- an address on subnet 2 that no host has: the router's ARP fails,
+        -- nothing answers; UDP is sent again after 1 s, the whole exchange
+        -- ends at the timeout
+        local args = own(1, 8010, { "--timeout", "2" })
+        args.server = "10.77.2.200"
+        local t0 = Lab.now()
+        local code, res, out = update("h1", lab:key("h1"), args)
+        local took = Lab.now() - t0
+        lu.assertEquals(code, 1, out)
+        lu.assertEquals(res.rc, "-5", out)                       -- LMD_ETIMEDOUT
+        lu.assertStrContains(res.text, "no answer from 10.77.2.200 within 2 s (UDP)")
+        lu.assertTrue(took >= 1.9 and took < 3.5, ("took %.1f s"):format(took))
+    end
+
+    return T
+end
+
+TestWideDnsNamed = make_class("named")
+TestWideDnsKnot = make_class("knot")
+
+os.exit(lu.LuaUnit.run())
