@@ -160,7 +160,7 @@ function TestHostile:test_with_trust_a_forged_instance_is_never_admitted()
     end
     local sock, n2 = S:path("h1.sock"), S:uniq("signed")
     S:agent("h2", trust("h2") .. ("announce { port = 8002, name = %q }\n"):format(n2))
-    local a1 = S:agent("h1", trust("h1") .. ("api { socket = %q }\n"):format(sock))
+    local a1 = S:agent("h1", trust("h1") .. ("api { socket = %q }\n"):format(sock), { env = { LOGLEVEL = "DEBUG" } })
     await(a1, 'join "' .. n2 .. '"')
     local snaps = S:path("snaps")
     local watch = S:bg("h1", ("for i in $(seq 1 70); do curl -s --max-time 2 --unix-socket %s http://lmdisc/v1/peers; " ..
@@ -176,7 +176,7 @@ function TestHostile:test_with_trust_a_forged_instance_is_never_admitted()
         lu.assertTrue(ok, line)
         n = n + 1
         for _, p in ipairs(doc) do
-            lu.assertTrue(p.trusted, line)
+            lu.assertTrue(p.trusted, line .. "\n" .. S.tail(a1:output(), 12000))
             lu.assertEquals(p.port, 8002, line)
             lu.assertEquals(p.host, "h2.local", line)
             lu.assertNotEquals(p.info, "EVIL", line)
