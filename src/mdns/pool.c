@@ -79,6 +79,8 @@ struct lmd_pool {
     /* pool thread only */
     struct event_base *base;
     struct event *in_ev;
+    struct event *work;          /* zero timer: the next resolver to open */
+    struct req *stack;           /* RESOLVE requests not done yet, newest first */
     lmd_avahi_poll poll;
     struct rclient rc[LMD_MDNS_RESOLVER_CLIENTS];
     unsigned n_rc;
@@ -343,26 +345,43 @@ static void do_resolve(struct lmd_pool *p, struct req *q)
     }
 }
 
-static void in_fire(evutil_socket_t fd, short what, void *arg)
+/* Requests are taken as they come, but resolvers are opened one per loop
+ * turn, newest first: avahi-client opens each with a blocking call (about
+ * 1 ms, up to a second while the daemon is busy), and a burst of forged
+ * services must not queue a real peer that arrives after it behind all of
+ * them; between two, the turn delivers the answers of those already open. */
+static void intake(struct lmd_pool *p)
 {
-    (void)fd;
-    (void)what;
-    struct lmd_pool *p = arg;
     for (struct req *q = queue_take(&p->in), *next; q; q = next) {
         next = q->next;
         switch (q->op) {
         case OP_RESOLVE:
-            if (!p->quit)
-                do_resolve(p, q);
-            break;
-        case OP_CANCEL:
-            for (struct res *x = p->res; x; x = x->next)
+            q->next = p->stack;
+            p->stack = q;
+            continue; /* kept */
+        case OP_CANCEL: {
+            bool queued = false;
+            for (struct req **pp = &p->stack; *pp; pp = &(*pp)->next)
+                if ((*pp)->rid == q->rid) {
+                    struct req *x = *pp;
+                    *pp = x->next;
+                    req_free(x);
+                    queued = true;
+                    break;
+                }
+            for (struct res *x = p->res; x && !queued; x = x->next)
                 if (x->rid == q->rid) {
                     res_drop(p, x);
                     break;
                 }
             break;
+        }
         case OP_RESET:
+            while (p->stack) {
+                struct req *x = p->stack;
+                p->stack = x->next;
+                req_free(x);
+            }
             close_all(p);
             p->dead = false;
             p->gen = q->rid;
@@ -374,6 +393,35 @@ static void in_fire(evutil_socket_t fd, short what, void *arg)
         }
         req_free(q);
     }
+    if (p->stack && !p->quit && !evtimer_pending(p->work, NULL)) {
+        static const struct timeval now = {0, 0};
+        evtimer_add(p->work, &now);
+    }
+}
+
+static void in_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    intake(arg);
+}
+
+static void work_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct lmd_pool *p = arg;
+    intake(p); /* what came meanwhile goes on top */
+    struct req *q = p->stack;
+    if (!q || p->quit)
+        return;
+    p->stack = q->next;
+    do_resolve(p, q);
+    req_free(q);
+    if (p->stack && !evtimer_pending(p->work, NULL)) {
+        static const struct timeval now = {0, 0};
+        evtimer_add(p->work, &now);
+    }
 }
 
 static void *pool_main(void *arg)
@@ -381,6 +429,11 @@ static void *pool_main(void *arg)
     struct lmd_pool *p = arg;
     while (!p->quit && event_base_loop(p->base, EVLOOP_ONCE) >= 0)
         ;
+    while (p->stack) {
+        struct req *x = p->stack;
+        p->stack = x->next;
+        req_free(x);
+    }
     close_all(p);
     return NULL;
 }
@@ -446,9 +499,10 @@ int lmd_pool_new(lmd_mdns *m, lmd_pool **out)
         goto fail;
     lmd_avahi_poll_init(&p->poll, p->base);
     p->in_ev = event_new(p->base, p->in.efd, EV_READ | EV_PERSIST, in_fire, p);
+    p->work = evtimer_new(p->base, work_fire, p);
     p->out_ev = event_new(m->base, p->out.efd, EV_READ | EV_PERSIST, out_fire, p);
     p->quit_req = calloc(1, sizeof *p->quit_req);
-    if (!p->quit_req || !p->in_ev || !p->out_ev || event_add(p->in_ev, NULL) || event_add(p->out_ev, NULL))
+    if (!p->quit_req || !p->in_ev || !p->work || !p->out_ev || event_add(p->in_ev, NULL) || event_add(p->out_ev, NULL))
         goto fail;
     p->quit_req->op = OP_QUIT;
     if (pthread_create(&p->thread, NULL, pool_main, p) != 0)
@@ -516,6 +570,8 @@ void lmd_pool_free(lmd_pool *p)
     free(p->quit_req);
     if (p->in_ev)
         event_free(p->in_ev);
+    if (p->work)
+        event_free(p->work);
     if (p->out_ev)
         event_free(p->out_ev);
     if (p->base)

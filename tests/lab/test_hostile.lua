@@ -142,22 +142,26 @@ end
 -- With trust, the forged instance is never admitted, and the real service
 -- (renamed by its avahi after the conflict) stays trusted, with its own
 -- port and addresses.
+local keys -- a fleet key, and host keys of h1 and h2 it certified (made once)
+local function trust(h)
+    if not keys then
+        keys = S:path("keys")
+        assert(os.execute("mkdir -p " .. q(keys)))
+        for _, k in ipairs { "fleet", "h1", "h2" } do
+            local _, out, code = S.lab:exec("h1", q(BIN) .. " keygen " .. q(keys .. "/" .. k))
+            lu.assertEquals(code, 0, out)
+        end
+        for _, host in ipairs { "h1", "h2" } do
+            local _, out, code = S.lab:exec("h1", ("%s certify --fleet-key %s --days 1 %s"):format(q(BIN),
+                q(keys .. "/fleet.key"), q(keys .. "/" .. host .. ".pub")))
+            lu.assertEquals(code, 0, out)
+        end
+    end
+    return ("trust { key = %q, cert = %q, fleet = { %q }, require = true }\n"):format(keys .. "/" .. h .. ".key",
+        keys .. "/" .. h .. ".cert", keys .. "/fleet.pub")
+end
+
 function TestHostile:test_with_trust_a_forged_instance_is_never_admitted()
-    local keys = S:path("keys")
-    assert(os.execute("mkdir -p " .. q(keys)))
-    for _, k in ipairs { "fleet", "h1", "h2" } do
-        local _, out, code = S.lab:exec("h1", q(BIN) .. " keygen " .. q(keys .. "/" .. k))
-        lu.assertEquals(code, 0, out)
-    end
-    for _, h in ipairs { "h1", "h2" } do
-        local _, out, code = S.lab:exec("h1", ("%s certify --fleet-key %s --days 1 %s"):format(q(BIN),
-            q(keys .. "/fleet.key"), q(keys .. "/" .. h .. ".pub")))
-        lu.assertEquals(code, 0, out)
-    end
-    local function trust(h)
-        return ("trust { key = %q, cert = %q, fleet = { %q }, require = true }\n"):format(keys .. "/" .. h .. ".key",
-            keys .. "/" .. h .. ".cert", keys .. "/fleet.pub")
-    end
     local sock, n2 = S:path("h1.sock"), S:uniq("signed")
     S:agent("h2", trust("h2") .. ("announce { port = 8002, name = %q }\n"):format(n2))
     local a1 = S:agent("h1", trust("h1") .. ("api { socket = %q }\n"):format(sock), { env = { LOGLEVEL = "DEBUG" } })
@@ -195,6 +199,44 @@ function TestHostile:test_with_trust_a_forged_instance_is_never_admitted()
     end)
     lu.assertNotNil(listed, api(sock, "/v1/peers") .. "\n" .. S.tail(a1:output()))
     await(a1, 'peer "' .. n2 .. '" is not trusted', 5) -- the forged one, logged and kept out
+end
+
+-- h2's signed announcement, copied byte for byte (TXT with lmd-cert and
+-- lmd-sig) and replayed by h3 under the same name from its own host and
+-- addresses: the signature covers the SRV target and the addresses, so it
+-- is refused, never listed, and the real peer stays trusted.
+function TestHostile:test_with_trust_a_replayed_announcement_is_refused()
+    local sock, n2 = S:path("h1.sock"), S:uniq("replayed")
+    S:agent("h2", trust("h2") .. ("announce { port = 8002, name = %q, info = \"real\" }\n"):format(n2))
+    local a1 = S:agent("h1", trust("h1") .. ("api { socket = %q }\n"):format(sock))
+    await(a1, 'join "' .. n2 .. '"')
+    local real = json(sock, "/v1/peers/" .. n2)
+    lu.assertTrue(real.trusted)
+    local txt = {}
+    for k, v in pairs(real.txt) do txt[#txt + 1] = q(v == true and k or (k .. "=" .. v)) end
+    lu.assertTrue(#txt >= 3) -- info, lmd-cert, lmd-sig
+    local snaps = S:path("snaps")
+    local watch = S:bg("h1", ("for i in $(seq 1 40); do curl -s --max-time 2 --unix-socket %s http://lmdisc/v1/peers; " ..
+        "echo; sleep 0.2; done > %s; echo watch-done"):format(q(sock), q(snaps)))
+    local r = attack(("replay %s evilhost.local. 8002 20 0.25 %s %s %s"):format(q(n2), S.lab:ip("h3", 4),
+        S.lab:ip("h3", 6), table.concat(txt, " ")))
+    await(r, "^replay 20", 30)
+    await(watch, "^watch%-done", 30)
+    await(a1, 'peer "' .. n2 .. '" is not trusted %(', 5)
+    local h2addr = { [S.lab:ip("h2", 4)] = true, [S.lab:ip("h2", 6)] = true }
+    local n = 0
+    for line in read(snaps):gmatch("[^\n]+") do
+        local ok, doc = pcall(cjson.decode, line)
+        lu.assertTrue(ok, line)
+        n = n + 1
+        for _, p in ipairs(doc) do
+            lu.assertTrue(p.trusted, line)
+            lu.assertEquals(p.host, "h2.local", line)
+            for _, a in ipairs(p.addresses) do lu.assertTrue(h2addr[a.address:gsub("%%.*", "")] ~= nil, line) end
+        end
+    end
+    lu.assertTrue(n >= 30, read(snaps))
+    lu.assertStrContains(api(sock, "/metrics"), "lmdisc_untrusted_total{reason=")
 end
 
 -- avahi-daemon on h1 allows 16 objects per client here: the pool holds 32 x
