@@ -259,6 +259,8 @@ static int start(lmd_agent *a, lmd_err *err)
     int e = lmd_txt_copy(&a->txt, &a->cfg.announce_txt);
     if (e == 0)
         e = lmd_peers_new(&rc, lmd_agent_on_reg_event, on_confirm, a, &a->reg, err);
+    if (e == 0)
+        lmd_peers_set_verifier(a->reg, lmd_agent_verify_shown);
     if (e == 0 && !(a->reg_timer = evtimer_new(a->base, reg_tick, a)))
         e = LMD_ENOMEM;
     if (e == 0)

@@ -155,6 +155,16 @@ static void resign_fire(evutil_socket_t fd, short what, void *arg)
                   a->cfg.trust.validity / 2);
 }
 
+int lmd_agent_verify_shown(void *ud, const lmd_node_info *peer, char signer[17])
+{
+    lmd_agent *a = ud;
+    lmd_trust_result res;
+    if (!a->trust || lmd_agent_verify(a, peer, &res) != 0)
+        return 1;
+    snprintf(signer, 17, "%s", res.host_id);
+    return 0;
+}
+
 int lmd_agent_verify(lmd_agent *a, const lmd_node_info *peer, lmd_trust_result *res)
 {
     const char *addrs[64];

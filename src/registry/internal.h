@@ -40,6 +40,7 @@ struct lmd_peers {
     struct lmd_peers_config cfg;
     lmd_peers_event_cb ev;
     lmd_peers_confirm_cb confirm;
+    lmd_peers_verify_cb verify;
     void *ud;
     struct peer **peers;
     size_t n, cap;

@@ -180,6 +180,22 @@ static int merge(struct peer *p)
     return 0;
 }
 
+/* merge(), then the trusted mark from verifying exactly what is shown */
+static int remerge(lmd_peers *r, struct peer *p)
+{
+    int rc = merge(p);
+    if (rc == 0 && r->verify) {
+        char signer[17] = "";
+        bool trusted = r->verify(r->ud, &p->node, signer) == 0;
+        lmd_node_info *n = &p->node;
+        n->flags = (n->flags & ~(unsigned)LMD_NODE_TRUSTED) | (trusted ? LMD_NODE_TRUSTED : 0);
+        snprintf(n->signer, sizeof n->signer, "%s", trusted ? signer : "");
+    }
+    return rc;
+}
+
+void lmd_peers_set_verifier(lmd_peers *r, lmd_peers_verify_cb verify) { r->verify = verify; }
+
 static unsigned diff(const lmd_node_info *a, const lmd_node_info *b)
 {
     unsigned ch = 0;
@@ -252,7 +268,7 @@ static int join(lmd_peers *r, const struct lmd_instance *in, double now, double 
     p->node.type = lmd_strdup(in->type);
     p->node.domain = lmd_strdup(in->domain);
     if (!p->insts || !p->node.name || !p->node.type || !p->node.domain ||
-        rinst_fill(&p->insts[0], in, ++r->seq) != 0 || (p->n_insts = 1, merge(p) != 0)) {
+        rinst_fill(&p->insts[0], in, ++r->seq) != 0 || (p->n_insts = 1, remerge(r, p) != 0)) {
         peer_free(p);
         return LMD_ENOMEM;
     }
@@ -337,7 +353,7 @@ int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, doub
     }
     int rc = rinst_fill(ri, in, ++r->seq);
     if (rc == 0)
-        rc = merge(p);
+        rc = remerge(r, p);
     touch(r, p, now, wall);
     if (rc == 0 && diff(&old, &p->node))
         changed(r, p, &old, now);
@@ -409,7 +425,7 @@ static int drop_instance(lmd_peers *r, size_t at, struct rinst *ri, const char *
     free(ri->host);
     lmd_txt_free(&ri->txt);
     *ri = p->insts[--p->n_insts];
-    int rc = merge(p);
+    int rc = remerge(r, p);
     if (rc == 0 && diff(&old, &p->node)) {
         if (now < 0) { /* no clock given: report at once */
             double settle = r->cfg.settle;

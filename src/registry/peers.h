@@ -42,6 +42,13 @@ typedef void (*lmd_peers_event_cb)(void *ud, enum lmd_event_kind kind, const lmd
  * instance of a trusted peer whose goodbye is held (ifindex and proto 4/6
  * name it; both 0 for the whole peer). */
 typedef void (*lmd_peers_confirm_cb)(void *ud, const lmd_node_info *peer, int ifindex, int proto);
+/* Verifies a peer's announcement as the registry shows it (trust { }): 0
+ * if trusted (signer: the host key's id, 16 hex digits), else a status.
+ * Asked every time what a peer shows changes, before anyone sees it, so
+ * that LMD_NODE_TRUSTED always speaks for exactly the data shown: data
+ * that changed is never shown as trusted on the strength of an earlier
+ * verdict. */
+typedef int (*lmd_peers_verify_cb)(void *ud, const lmd_node_info *peer, char signer[17]);
 
 struct lmd_peers_config {
     double ttl;             /* seconds; <= 0: never expire on our own */
@@ -58,6 +65,7 @@ struct lmd_peers_config {
 int lmd_peers_new(const struct lmd_peers_config *cfg, lmd_peers_event_cb ev, lmd_peers_confirm_cb confirm,
                   void *ud, lmd_peers **out, lmd_err *err);
 void lmd_peers_free(lmd_peers *r);
+void lmd_peers_set_verifier(lmd_peers *r, lmd_peers_verify_cb verify);
 void lmd_peers_configure(lmd_peers *r, const struct lmd_peers_config *cfg, double now);
 
 /* A resolver reported the instance (first time, a change, or a confirmation).

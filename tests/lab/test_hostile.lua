@@ -239,6 +239,45 @@ function TestHostile:test_with_trust_a_replayed_announcement_is_refused()
     lu.assertStrContains(api(sock, "/metrics"), "lmdisc_untrusted_total{reason=")
 end
 
+-- h2's signed TXT with one value changed (info), replayed by h3 for h2's
+-- own name, host and port: only the TXT differs from the real thing, and
+-- the signature no longer verifies.
+function TestHostile:test_with_trust_a_tampered_txt_is_refused()
+    local sock, n2 = S:path("h1.sock"), S:uniq("tampered")
+    S:agent("h2", trust("h2") .. ("announce { port = 8002, name = %q, info = \"real\" }\n"):format(n2))
+    local a1 = S:agent("h1", trust("h1") .. ("api { socket = %q }\n"):format(sock))
+    await(a1, 'join "' .. n2 .. '"')
+    local real = json(sock, "/v1/peers/" .. n2)
+    lu.assertTrue(real.trusted)
+    local txt = {}
+    for k, v in pairs(real.txt) do
+        if k == "info" then v = "TAMPERED" end
+        txt[#txt + 1] = q(v == true and k or (k .. "=" .. v))
+    end
+    local snaps = S:path("snaps")
+    local watch = S:bg("h1", ("for i in $(seq 1 30); do curl -s --max-time 2 --unix-socket %s http://lmdisc/v1/peers; " ..
+        "echo; sleep 0.2; done > %s; echo watch-done"):format(q(sock), q(snaps)))
+    local r = attack(("tamper %s h2.local. 8002 10 0.3 %s %s %s"):format(q(n2), S.lab:ip("h3", 4), S.lab:ip("h3", 6),
+        table.concat(txt, " ")))
+    await(r, "^tamper 10", 30)
+    await(watch, "^watch%-done", 30)
+    await(a1, 'peer "' .. n2 .. '" is not trusted %(bad signature', 5)
+    local n = 0
+    for line in read(snaps):gmatch("[^\n]+") do
+        n = n + 1
+        lu.assertNil(line:find("TAMPERED", 1, true), line)
+    end
+    lu.assertTrue(n >= 20, read(snaps))
+    -- the real service is listed, trusted, with its own TXT (under its
+    -- name, or the one its avahi chose after the conflict)
+    local back = until_(10, function()
+        for _, p in ipairs(json(sock, "/v1/peers")) do
+            if p.name:sub(1, #n2) == n2 and p.trusted and p.txt.info == "real" then return p end
+        end
+    end)
+    lu.assertEquals(type(back), "table", api(sock, "/v1/peers") .. S.tail(a1:output()))
+end
+
 -- avahi-daemon on h1 allows 16 objects per client here: the pool holds 32 x
 -- 16 resolvers, fewer than the flood's 800 instances.  A truncated registry
 -- says so (health, metric, complete = false, one warning), and once the
@@ -258,6 +297,8 @@ function TestHostile:test_a_full_pool_is_told_and_a_waiting_peer_gets_in_as_room
     local ok, err = pcall(function()
         local sock, n2, fake = S:path("h1.sock"), S:uniq("waiting"), S:uniq("fake")
         local a1 = S:agent("h1", ("api { socket = %q }\n"):format(sock))
+        -- the API all along: the flood taken in, then 800 instances gone at once
+        local health_probe = probe(sock, "/v1/health", 300)
         flood(fake, 400, 20)
         local health = until_(20, function()
             local h = json(sock, "/v1/health")
@@ -285,6 +326,9 @@ function TestHostile:test_a_full_pool_is_told_and_a_waiting_peer_gets_in_as_room
         lu.assertEquals(h.unresolved, 0)
         local _, warned = a1:output():gsub("refuses to follow more services", "")
         lu.assertEquals(warned, 1, S.tail(a1:output()))
+        local t = latencies(health_probe)
+        lu.assertTrue(#t >= 200, health_probe:output())
+        lu.assertTrue(t[#t] < API_BOUND, ("slowest answer %.3f s (bound %.1f s)"):format(t[#t], API_BOUND))
     end)
     set_limit(nil)
     if not ok then error(err, 0) end
