@@ -515,9 +515,20 @@ void lmd_peers_tick(lmd_peers *r, double now)
                 continue;
             }
             bool last = r->peers[at]->n_insts == 1;
-            drop_instance(r, at, ri, LMD_REASON_GOODBYE, now);
-            if (last)
+            if (drop_instance(r, at, ri, LMD_REASON_GOODBYE, now) != 0) {
+                /* out of memory: not dropped; tried again in a second,
+                 * not in a loop here */
+                ri->held_until = now + 1;
+                k++;
+                continue;
+            }
+            if (last) {
                 found = false;
+                break;
+            }
+            /* the events may have moved the peers */
+            at = lmd_peers_find(r, due[i], &found);
+            k = 0;
         }
         if (!found) {
             free(due[i]);
