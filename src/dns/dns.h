@@ -69,6 +69,7 @@ typedef struct lmd_dns_service {
     const char *const *addrs;  /* IPv4 / IPv6 in text form */
     size_t n_addrs;
     uint32_t ttl;              /* of every record added */
+    uint32_t lease;            /* > 0: an RFC 9664 update-lease EDNS option (LEASE = KEY-LEASE = lease s) */
 } lmd_dns_service;
 
 enum { LMD_DNS_PUBLISH = 1, LMD_DNS_WITHDRAW = 2 };

@@ -259,6 +259,44 @@ static void test_update(void)
     lmd_dns_key_free(k);
 }
 
+/* RFC 9664: the update-lease option in the OPT record, before the TSIG,
+ * and the message still verifies; a withdraw carries none. */
+static void test_lease(void)
+{
+    lmd_dns_key *k = NULL;
+    lmd_err err = {0};
+    lmd_dns_key_parse(GOOD, "t", &k, &err);
+    const char *addrs[] = {"10.77.1.1"};
+    lmd_dns_service svc = {.zone = "sd.lab", .instance = "h1", .type = "_lmserv._tcp", .host = "h1.sd.lab",
+                           .port = 8000, .addrs = addrs, .n_addrs = 1, .ttl = 60, .lease = 900};
+    for (int mode = LMD_DNS_PUBLISH; mode <= LMD_DNS_WITHDRAW; mode++) {
+        lmd_dns_msg *m = NULL;
+        int rc = lmd_dns_update_build(&svc, mode, k, &m, &err);
+        CHECK(rc == 0, "%s", err.msg);
+        ldns_pkt *p = rc == 0 ? parse(m) : NULL;
+        if (!p) {
+            lmd_dns_msg_free(m);
+            continue;
+        }
+        ldns_edns_option_list *l = ldns_pkt_edns_get_option_list(p);
+        ldns_edns_option *o = l && ldns_edns_option_list_get_count(l) == 1 ? ldns_edns_option_list_get_option(l, 0) : NULL;
+        if (mode == LMD_DNS_PUBLISH) {
+            static const uint8_t WANT[8] = {0, 0, 3, 0x84, 0, 0, 3, 0x84};
+            CHECK(o && ldns_edns_get_code(o) == 2 && ldns_edns_get_size(o) == 8 &&
+                      memcmp(ldns_edns_get_data(o), WANT, 8) == 0, "no update-lease option of 900 s");
+            CHECK(ldns_pkt_tsig(p) != NULL, "TSIG not last");
+        } else {
+            CHECK(!o, "a withdraw with a lease");
+        }
+        size_t len;
+        const uint8_t *w = lmd_dns_msg_wire(m, &len);
+        CHECK(ldns_pkt_tsig_verify(p, w, len, "h1-key", SECRET, NULL), "TSIG does not verify with the lease option");
+        ldns_pkt_free(p);
+        lmd_dns_msg_free(m);
+    }
+    lmd_dns_key_free(k);
+}
+
 /* Every algorithm a key file may name signs, and the signature verifies. */
 static void test_every_algorithm_signs(void)
 {
@@ -297,6 +335,7 @@ int main(void)
     test_key_files();
     test_update();
     test_every_algorithm_signs();
+    test_lease();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
