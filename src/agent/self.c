@@ -115,6 +115,7 @@ int lmd_agent_host_set_txt(void *ud, const lmd_txt *txt, char *err, size_t errle
         return LMD_ENOMEM;
     lmd_txt_free(&a->txt);
     a->txt = copy;
+    lmd_agent_wide_sync(a); /* the TXT in DNS too (wide_area { }) */
     return a->pub ? lmd_agent_publish_txt(a, a->pub, lmd_pub_name(a->pub), a->cfg.announce.port, &a->txt) : 0;
 }
 
@@ -171,5 +172,6 @@ void lmd_agent_on_self_health(void *ud, bool up, const char *detail)
     } else {
         lmd_warn("local server is not healthy (%s): not announcing until it passes", detail);
     }
+    lmd_agent_wide_sync(a);
 }
 
