@@ -215,6 +215,55 @@ log { level = "debug" }
         lu.assertStrContains(p:output(), "could not withdraw")
     end
 
+    function T:test_a_silent_server_cannot_hold_shutdown()
+        -- an address nobody has (the router's ARP fails): updates time out;
+        -- SIGTERM while one is in flight still exits within 2 s
+        local p = agent("h1", { port = 8004, server = "10.77.2.200" })
+        Lab.sleep(0.3)
+        local t0 = Lab.now()
+        p:signal("TERM")
+        local code = p:wait(5)
+        local took = Lab.now() - t0
+        lu.assertEquals(code, 0, p:output())
+        note("SIGTERM to exit with a silent server: %.2f s", took)
+        lu.assertTrue(took < 2, ("took %.2f s"):format(took))
+        lu.assertStrContains(p:output(), "no answer to the withdraw within 1.5 s")
+    end
+
+    function T:test_a_wrong_secret_says_badsig_and_wrong_key()
+        local f = assert(io.open(lab:key("h1")))
+        local text = f:read("a")
+        f:close()
+        local forged = path("forged.key")
+        S.write(forged, (text:gsub('secret "[^"]+"', 'secret "' .. ("QUFB"):rep(11) .. '"')))
+        os.execute("chmod 600 " .. q(forged))
+        local p, sock = agent("h1", { port = 8005, key = forged })
+        local line = await(p, "wide%-area: update of h1%._lmserv%._tcp%.")
+        lu.assertStrContains(line, "BADSIG")
+        lu.assertStrContains(line, "the secret of key h1-key (" .. forged .. ") is not the one the server has")
+        lu.assertTrue(metric(metrics("h1", sock), 'lmdisc_dns_updates_total{result="badsig"}') >= 1)
+        -- a key file of the wrong mode: the agent does not start, and says why
+        os.execute("chmod 644 " .. q(forged))
+        local cfg = path("loose.lua")
+        S.write(cfg, ('announce { port = 8006, name = "h1" }\nwide_area { domain = %q, server = %q, key = %q }\n'
+            .. 'api { socket = %q }\n'):format(zone, server, forged, path("loose.sock")))
+        local ok, out = lab:exec("h1", "timeout 10 " .. q(BIN) .. " agent -c " .. q(cfg))
+        lu.assertFalse(ok, out)
+        lu.assertStrContains(out, "wide_area.key: ")
+        lu.assertStrContains(out, "must be 0600")
+    end
+
+    function T:test_refreshed_at_half_the_lease()
+        local p = agent("h1", { port = 8007, lease = 60 })
+        await(p, "wide%-area: published \"h1\"")
+        local t0 = Lab.now()
+        await(p, "wide%-area: refreshed \"h1\"", 40)
+        local took = Lab.now() - t0
+        note("refreshed %.1f s after the publish (lease 60 s)", took)
+        lu.assertTrue(took >= 26.5 and took <= 33.5, ("refreshed after %.1f s"):format(took))
+        lu.assertEquals(srv("h1"), "0 0 8007 h1." .. zone .. ".\n")
+    end
+
     function T:test_mdns_disabled_runs_without_avahi_and_publishes_in_dns_only()
         lab:avahi_stop("h3")
         local ok, err = pcall(function()
