@@ -26,8 +26,9 @@
  * nothing): what that takes, at most. */
 #define LMD_GOODBYE_HOLD 2.0
 /* A clean stop withdraws the wide-area records, waiting at most this long
- * for the server (SIGTERM to exit within 2 s even with a dead server). */
-#define LMD_WIDE_STOP_BOUND 1.5
+ * for the server (SIGTERM to exit within 2 s even with a silent server; a retry of the
+ * UDP packet goes out at 1 s). */
+#define LMD_WIDE_STOP_BOUND 1.2
 #define LMD_MAX_REGISTRATIONS 64 /* services registered through the API at once */
 
 typedef struct lmd_agent {

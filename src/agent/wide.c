@@ -400,7 +400,7 @@ static void stop_bound(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    (void)arg;
+    *(bool *)arg = true;
 }
 
 void lmd_agent_wide_stop(lmd_agent *a, double bound)
@@ -415,17 +415,22 @@ void lmd_agent_wide_stop(lmd_agent *a, double bound)
     w->req = NULL;
     if (!maybe_there)
         return;
-    /* withdraw, and turn the loop until the answer or the bound */
-    double deadline = lmd_now_mono() + bound;
+    /* withdraw, and turn the loop until the answer or the bound (the
+     * guard's own flag: libevent's clock may fire it a hair before ours) */
+    bool expired = false;
+    struct event *guard = evtimer_new(a->base, stop_bound, &expired);
+    if (!guard || lmd_timer_in(guard, bound) != 0) {
+        lmd_warn("wide-area: cannot time the withdraw (out of memory): the records of \"%s\" stay in %s", w->name,
+                 a->cfg.wide_area.domain);
+        if (guard)
+            event_free(guard);
+        return;
+    }
     send_update(w, LMD_DNS_WITHDRAW);
-    struct event *guard = evtimer_new(a->base, stop_bound, NULL);
-    if (guard)
-        lmd_timer_in(guard, bound);
-    while (w->req && !w->stop_done && lmd_now_mono() < deadline)
+    while (w->req && !w->stop_done && !expired)
         if (event_base_loop(a->base, EVLOOP_ONCE) != 0)
             break;
-    if (guard)
-        event_free(guard);
+    event_free(guard);
     if (w->req && !w->stop_done) {
         lmd_warn("wide-area: no answer to the withdraw within %g s: the records of \"%s\" stay in %s", bound, w->name,
                  a->cfg.wide_area.domain);

@@ -227,7 +227,7 @@ log { level = "debug" }
         lu.assertEquals(code, 0, p:output())
         note("SIGTERM to exit with a silent server: %.2f s", took)
         lu.assertTrue(took < 2, ("took %.2f s"):format(took))
-        lu.assertStrContains(p:output(), "no answer to the withdraw within 1.5 s")
+        lu.assertStrContains(p:output(), "no answer to the withdraw within 1.2 s")
     end
 
     function T:test_a_wrong_secret_says_badsig_and_wrong_key()
