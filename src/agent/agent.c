@@ -197,8 +197,9 @@ static void reload(lmd_agent *a)
     }
     if (wide_changed) {
         lmd_agent_wide_free(a);
+        lmd_agent_wbrowse_free(a);
         lmd_err we = {0};
-        if (lmd_agent_wide_start(a, &we) != 0)
+        if (lmd_agent_wide_start(a, &we) != 0 || lmd_agent_wbrowse_start(a, &we) != 0)
             lmd_error("reload: %s; not publishing in DNS", lmd_err_text(&we));
     } else {
         lmd_agent_wide_sync(a);
@@ -227,6 +228,7 @@ static void agent_free(lmd_agent *a)
 {
     lmd_api_free(a->api);
     lmd_agent_wide_free(a);
+    lmd_agent_wbrowse_free(a);
     lmd_agent_services_free(a); /* goodbyes; their streams went with the API */
     lmd_agent_trust_free(a);
     lmd_health_free(a->health);
@@ -292,6 +294,8 @@ static int start(lmd_agent *a, lmd_err *err)
         e = lmd_agent_start_announce(a);
     if (e == 0)
         e = lmd_agent_wide_start(a, err);
+    if (e == 0)
+        e = lmd_agent_wbrowse_start(a, err);
     if (e == 0 && a->m)
         e = lmd_browse_new(a->m, a->cfg.announce.type, NULL, &lmd_agent_browse_callbacks, a, &a->browse, err);
     if (e && err && !err->msg[0])

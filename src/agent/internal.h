@@ -54,7 +54,8 @@ typedef struct lmd_agent {
     char signed_host[256];  /* the SRV target our last signature named */
     bool draining;          /* nothing is announced again */
     bool drained;           /* the drain's grace is over: withdrawn */
-    struct lmd_agent_wide *wide;    /* wide_area { } (wide.c) */
+    struct lmd_agent_wide *wide;    /* wide_area { }: publishing (wide.c) */
+    struct lmd_agent_wbrowse *wbrowse; /* wide_area { }: browsing (wide_browse.c) */
     struct event *drain_ev;
 } lmd_agent;
 
@@ -124,6 +125,13 @@ void lmd_agent_wide_sync(lmd_agent *a);
 void lmd_agent_wide_stop(lmd_agent *a, double bound);
 void lmd_agent_wide_free(lmd_agent *a);
 void lmd_agent_wide_metrics(const lmd_agent *a, struct lmd_metrics *out);
+/* The instance name published in DNS, or NULL. */
+const char *lmd_agent_wide_name(const lmd_agent *a);
+
+/* wide_browse.c: the domain's services into the registry (no-op without wide_area { }) */
+typedef struct lmd_agent_wbrowse lmd_agent_wbrowse;
+int lmd_agent_wbrowse_start(lmd_agent *a, lmd_err *err);
+void lmd_agent_wbrowse_free(lmd_agent *a);
 
 /* liveness.c: (re)start the checks the configuration asks for */
 int lmd_agent_start_checks(lmd_agent *a, lmd_err *err);

@@ -465,3 +465,8 @@ void lmd_agent_wide_metrics(const lmd_agent *a, struct lmd_metrics *out)
     out->dns_update_seconds = w->last_seconds;
     out->dns_update_bytes = w->last_bytes;
 }
+
+const char *lmd_agent_wide_name(const lmd_agent *a)
+{
+    return a->wide ? a->wide->name : NULL;
+}

@@ -65,13 +65,13 @@ local function make_class(kind)
         local cfg = path(host .. ".lua")
         S.write(cfg, ([[
 announce { port = %d, name = %q, info = "gemma 2b", txt = { model = "gemma" } }
-wide_area { domain = %q, server = %q, key = %q, lease = %d }
+wide_area { domain = %q, server = %q, key = %q, lease = %d, poll = %g }
 api { socket = %q }
 log { level = "debug" }
 %s
 %s
 ]]):format(opts.port or 8000, opts.name or host, zone, opts.server or server, opts.key or lab:key(host),
-            opts.lease or 60, sock, opts.mdns == false and "mdns { enabled = false }" or "", opts.policy or ""))
+            opts.lease or 60, opts.poll or 10, sock, opts.mdns == false and "mdns { enabled = false }" or "", opts.policy or ""))
         local p = lab:bg(host, "exec " .. q(BIN) .. " agent -c " .. q(cfg))
         procs[#procs + 1] = p
         lu.assertNotNil(lab:wait_log(p, "agent started", 10), p:output())
@@ -91,6 +91,18 @@ log { level = "debug" }
 
     local function metric(text, line)
         return tonumber(("\n" .. text):match("\n" .. line:gsub("[%[%]%(%)%.%%%+%-%*%?%^%${}]", "%%%0") .. " (%S+)"))
+    end
+
+    -- the agent's own timestamp (s since midnight UTC) of the first line of
+    -- p's log containing text
+    local function log_time(p, text)
+        for l in p:output():gmatch("[^\n]+") do
+            if l:find(text, 1, true) then
+                local h, m, sec = l:match("^%d+%-%d+%-%d+T(%d+):(%d+):([%d%.]+)Z")
+                if h then return tonumber(h) * 3600 + tonumber(m) * 60 + tonumber(sec) end
+            end
+        end
+        lu.fail("no line with " .. text .. " in " .. p.log .. ":\n" .. S.tail(p:output()))
     end
 
     -- the figures a test measured, for the record
@@ -262,6 +274,52 @@ log { level = "debug" }
         note("refreshed %.1f s after the publish (lease 60 s)", took)
         lu.assertTrue(took >= 26.5 and took <= 33.5, ("refreshed after %.1f s"):format(took))
         lu.assertEquals(srv("h1"), "0 0 8007 h1." .. zone .. ".\n")
+    end
+
+    -- browsing: h2 (subnet 2) sees h1 (subnet 1) through the domain only,
+    -- with the policy's hooks, and sees it leave after h1's SIGTERM
+    local HOOKS = [[
+local function rec(...) local f = io.open(%q, "a"); f:write(table.concat({...}, "|"), "\n"); f:close() end
+function on_join(peer)
+  local a = {}
+  for _, x in ipairs(peer.addresses or {}) do a[#a + 1] = x.addr or tostring(x) end
+  table.sort(a)
+  rec("join", peer.name, peer.domain, peer.host or "", peer.port, peer.txt.model or "", table.concat(a, ","))
+end
+function on_update(peer) rec("update", peer.name, peer.txt.load or "") end
+function on_leave(peer, reason) rec("leave", peer.name, reason) end
+]]
+
+    function T:test_browse_sees_the_other_subnet_through_dns()
+        local rec = path("rec.txt")
+        local flag = path("txt.flag")
+        local p2 = agent("h2", { port = 8010, poll = 1, policy = HOOKS:format(rec) })
+        local p1 = agent("h1", { port = 8011, poll = 1, policy = S.set_txt_when(flag, '{ model = "gemma", load = "5" }') })
+        await(p1, "wide%-area: published \"h1\"")
+        local line = await(rec, "^join|h1|")
+        local join = log_time(p2, 'join "h1"') - log_time(p1, 'wide-area: published "h1"')
+        note("h2 saw h1 join through DNS %.2f s after h1's update was applied (poll 1 s)", join)
+        lu.assertTrue(join <= 1.5, ("join after %.2f s"):format(join))
+        local f = S.fields(line)
+        lu.assertEquals(f[3], zone, line)
+        lu.assertEquals(f[4], "h1." .. zone, line)
+        lu.assertEquals(f[5], "8011", line)
+        lu.assertEquals(f[6], "gemma", line)
+        lu.assertStrContains(f[7], "10.77.1.1", line)
+        lu.assertStrContains(f[7], "fd77:0:0:1::1", line)
+        -- never h2 itself, never over mDNS across the router
+        lu.assertNotStrContains(S.read(rec), "join|h2|")
+        -- a TXT change is an update
+        S.write(flag, "")
+        await(rec, "^update|h1|5")
+        -- SIGTERM: the leave within poll + 0.5 s of the withdraw
+        p1:signal("TERM")
+        lu.assertEquals(p1:wait(5), 0, p1:output())
+        await(rec, "^leave|h1|goodbye", 5)
+        local leave = log_time(p2, 'leave "h1"') - log_time(p1, 'wide-area: withdrew "h1"')
+        note("h2 saw h1 leave %.2f s after h1's withdraw (poll 1 s)", leave)
+        lu.assertTrue(leave <= 1.5, ("leave after %.2f s"):format(leave))
+        lu.assertStrContains(p2:output(), "wide-area browse: reading _lmserv._tcp." .. zone)
     end
 
     function T:test_mdns_disabled_runs_without_avahi_and_publishes_in_dns_only()
