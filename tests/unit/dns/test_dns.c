@@ -297,6 +297,73 @@ static void test_lease(void)
     lmd_dns_key_free(k);
 }
 
+/* Browsing: a query for LABEL.NAME, and an answer read back as plain data
+ * (the instance's raw label from the PTR, SRV port and target, TXT items,
+ * addresses, the SOA serial; records of other types skipped). */
+static void test_query_and_answer(void)
+{
+    lmd_dns_msg *m = NULL;
+    lmd_err err = {0};
+    int rc = lmd_dns_query_build("GPU box.1", "_lmserv._tcp.sd.lab", LMD_DNS_T_SRV, &m, &err);
+    CHECK(rc == 0, "%s", err.msg);
+    ldns_pkt *p = rc == 0 ? parse(m) : NULL;
+    if (p) {
+        char *q = ldns_rdf2str(ldns_rr_owner(ldns_rr_list_rr(ldns_pkt_question(p), 0)));
+        CHECK(q && !strcmp(q, "GPU\\032box\\.1._lmserv._tcp.sd.lab."), "%s", q ? q : "?");
+        CHECK(!ldns_pkt_rd(p) && ldns_pkt_get_opcode(p) == LDNS_PACKET_QUERY, "not a plain query");
+        free(q);
+    }
+    ldns_pkt_free(p);
+    lmd_dns_msg_free(m);
+
+    static const char *const RRS[] = {
+        "_lmserv._tcp.sd.lab. 30 IN PTR GPU\\032box\\.1._lmserv._tcp.sd.lab.",
+        "_lmserv._tcp.sd.lab. 30 IN PTR h2._lmserv._tcp.sd.lab.",
+        "x._lmserv._tcp.sd.lab. 30 IN SRV 0 0 8000 h1.sd.lab.",
+        "x._lmserv._tcp.sd.lab. 30 IN TXT \"model=gemma\" \"gpu\" \"=bad\"",
+        "h1.sd.lab. 30 IN A 10.77.1.1",
+        "h1.sd.lab. 30 IN AAAA fd77:0:0:1::1",
+        "sd.lab. 3600 IN SOA ns.sd.lab. admin.sd.lab. 42 3600 600 86400 30",
+    };
+    ldns_pkt *ans = ldns_pkt_new();
+    ldns_pkt_set_qr(ans, true);
+    for (size_t i = 0; i < sizeof RRS / sizeof *RRS; i++) {
+        ldns_rr *rr = NULL;
+        CHECK(ldns_rr_new_frm_str(&rr, RRS[i], 0, NULL, NULL) == LDNS_STATUS_OK, "%s", RRS[i]);
+        ldns_pkt_push_rr(ans, LDNS_SECTION_ANSWER, rr);
+    }
+    uint8_t *wire = NULL;
+    size_t len = 0;
+    ldns_pkt2wire(&wire, ans, &len);
+    ldns_pkt_free(ans);
+    lmd_dns_rr *rrs = NULL;
+    size_t n = 0;
+    CHECK(lmd_dns_answer_parse(wire, len, LMD_DNS_T_PTR, &rrs, &n, &err) == 0 && n == 2, "%zu PTRs", n);
+    if (n == 2) {
+        CHECK(!strcmp(rrs[0].label, "GPU box.1"), "label %s", rrs[0].label);
+        CHECK(!strcmp(rrs[1].label, "h2") && !strcmp(rrs[1].target, "h2._lmserv._tcp.sd.lab"), "%s %s", rrs[1].label,
+              rrs[1].target);
+    }
+    lmd_dns_rrs_free(rrs, n);
+    CHECK(lmd_dns_answer_parse(wire, len, LMD_DNS_T_SRV, &rrs, &n, &err) == 0 && n == 1 && rrs[0].port == 8000 &&
+              !strcmp(rrs[0].target, "h1.sd.lab"), "SRV");
+    lmd_dns_rrs_free(rrs, n);
+    CHECK(lmd_dns_answer_parse(wire, len, LMD_DNS_T_TXT, &rrs, &n, &err) == 0 && n == 1 && rrs[0].txt.n == 2 &&
+              lmd_txt_get(&rrs[0].txt, "model") && lmd_txt_get(&rrs[0].txt, "gpu"), "TXT");
+    lmd_dns_rrs_free(rrs, n);
+    CHECK(lmd_dns_answer_parse(wire, len, LMD_DNS_T_A, &rrs, &n, &err) == 0 && n == 1 &&
+              !strcmp(rrs[0].addr, "10.77.1.1"), "A");
+    lmd_dns_rrs_free(rrs, n);
+    CHECK(lmd_dns_answer_parse(wire, len, LMD_DNS_T_AAAA, &rrs, &n, &err) == 0 && n == 1 &&
+              !strcmp(rrs[0].addr, "fd77:0:0:1::1"), "AAAA");
+    lmd_dns_rrs_free(rrs, n);
+    CHECK(lmd_dns_answer_parse(wire, len, LMD_DNS_T_SOA, &rrs, &n, &err) == 0 && n == 1 && rrs[0].serial == 42,
+          "SOA");
+    lmd_dns_rrs_free(rrs, n);
+    CHECK(lmd_dns_answer_parse(wire, 5, LMD_DNS_T_SOA, &rrs, &n, &err) != 0, "a truncated answer parsed");
+    free(wire);
+}
+
 /* Every algorithm a key file may name signs, and the signature verifies. */
 static void test_every_algorithm_signs(void)
 {
@@ -336,6 +403,7 @@ int main(void)
     test_update();
     test_every_algorithm_signs();
     test_lease();
+    test_query_and_answer();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
