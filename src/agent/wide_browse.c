@@ -148,11 +148,16 @@ static void report(lmd_agent_wbrowse *b)
         }
     }
     for (size_t i = 0; i < b->n_cur; i++) {
-        const struct found *c = &b->cur[i];
+        const struct found *c = &b->cur[i], *p = find(b->prev, b->n_prev, c->name);
         if (!c->srv)
             continue;
+        /* only what changed: a walk after someone else's update must not
+         * make this source the peer's newest (its host would flip between
+         * NAME.local and NAME.DOMAIN for a peer also seen over mDNS) */
+        bool same = p && p->srv && p->port == c->port && !strcmp(p->host, c->host) && lmd_txt_equal(&p->txt, &c->txt);
         for (int proto = 4; proto <= 6; proto += 2) {
-            if (!(proto == 4 ? c->a4[0] : c->a6[0]))
+            const char *now_addr = proto == 4 ? c->a4 : c->a6, *was = p ? (proto == 4 ? p->a4 : p->a6) : "";
+            if (!now_addr[0] || (same && !strcmp(now_addr, was)))
                 continue;
             lmd_addr addr;
             struct lmd_instance in;

@@ -322,6 +322,62 @@ function on_leave(peer, reason) rec("leave", peer.name, reason) end
         lu.assertStrContains(p2:output(), "wide-area browse: reading _lmserv._tcp." .. zone)
     end
 
+    function T:test_a_peer_on_the_same_link_is_one_peer_from_both_sources()
+        -- h3 shares h1's link: it sees h1 over mDNS and through DNS, and
+        -- reports one join and one leave
+        local rec = path("rec.txt")
+        local p3 = agent("h3", { port = 8012, poll = 1, policy = HOOKS:format(rec) })
+        local p1 = agent("h1", { port = 8013, poll = 1 })
+        await(rec, "^join|h1|")
+        await(p3, "resolved \"h1\"")                       -- mDNS
+        Lab.sleep(2.5)                                      -- more than two polls
+        local joins = select(2, S.read(rec):gsub("join|h1|", ""))
+        lu.assertEquals(joins, 1, S.read(rec))
+        p1:signal("TERM")
+        lu.assertEquals(p1:wait(5), 0, p1:output())
+        await(rec, "^leave|h1|", 10)
+        Lab.sleep(1.5)
+        local text = S.read(rec)
+        lu.assertEquals(select(2, text:gsub("leave|h1|", "")), 1, text)
+        lu.assertEquals(select(2, text:gsub("join|h1|", "")), 1, text)
+        lu.assertNotStrContains(text, "join|h3|")
+    end
+
+    function T:test_server_away_the_browser_keeps_its_peers()
+        local rec = path("rec.txt")
+        local p2 = agent("h2", { port = 8014, poll = 1, policy = HOOKS:format(rec) })
+        agent("h1", { port = 8015, poll = 1 })
+        await(rec, "^join|h1|")
+        lab:dns_stop()
+        local ok, err = pcall(function()
+            await(p2, "wide%-area browse: reading .* failed; keeping the peers", 10)
+            Lab.sleep(2)
+        end)
+        lab:dns_start()
+        if not ok then error(err, 0) end
+        await(p2, "wide%-area browse: reading .* again", 15)
+        Lab.sleep(1.5)
+        local text = S.read(rec)
+        lu.assertEquals(select(2, text:gsub("join|h1|", "")), 1, text)
+        lu.assertNotStrContains(text, "leave|h1|")
+    end
+
+    function T:test_health_status_reaches_the_zone()
+        -- nothing listens on 8016 yet: status=down; then a listener: status=up
+        local p = agent("h1", { port = 8016, policy =
+            'health { tcp = 8016, on_fail = "status", interval = 0.2, failures = 1, timeout = 0.2 }' })
+        await(p, "wide%-area: published \"h1\"")
+        local t = txt("h1")
+        lu.assertStrContains(t, '"status=down"')
+        local l = lab:bg("h1", "exec python3 -c " .. q("import socket,time\ns=socket.socket()\n"
+            .. "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',8016))\ns.listen(8)\n"
+            .. "print('ready',flush=True)\nwhile True:\n  c,_=s.accept(); c.close()"))
+        procs[#procs + 1] = l
+        await(l, "^ready")
+        await(p, "wide%-area: published \"h1\"", 10, 2)
+        lu.assertStrContains(txt("h1"), '"status=up"')
+    end
+
     function T:test_mdns_disabled_runs_without_avahi_and_publishes_in_dns_only()
         lab:avahi_stop("h3")
         local ok, err = pcall(function()
