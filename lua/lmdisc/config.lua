@@ -335,7 +335,7 @@ M.sections = {
   },
   {
     name = "wide_area", optional = true,
-    doc = "Wide-area DNS-SD (RFC 6763 over unicast DNS): publish the announced service into a DNS domain on the site's DNS server with TSIG-signed RFC 2136 updates, so peers beyond the router find it.",
+    doc = "Wide-area DNS-SD (RFC 6763 over unicast DNS): publish the announced service into a DNS domain on the site's DNS server with TSIG-signed RFC 2136 updates, and follow the domain's services as peers, so that hosts beyond the router find each other.",
     example = 'wide_area { domain = "sd.example.org", server = "10.0.0.53", key = "/etc/lmdisc/host.tsig" }',
     fields = {
       { name = "domain", type = "string", required = true, check = check_domain, example = '"sd.example.org"',
@@ -349,7 +349,7 @@ M.sections = {
       { name = "lease", type = "integer", min = 60, max = 86400, default = 900,
         doc = "Seconds the records live without a refresh; the agent refreshes them at about half of it (jittered) and sends it as the RFC 9664 update lease." },
       { name = "poll", type = "number", min = 1, max = 3600, default = 10,
-        doc = "Seconds between checks of the domain for changes (browsing; reserved)." },
+        doc = "Seconds between checks of the domain for changes (its SOA serial; on a change the domain's services are read again and joins, updates and leaves reported)." },
       { name = "host", type = "string", check = check_label, expect = "a DNS label string like \"h1\"",
         doc = "The SRV target is HOST.DOMAIN with the host's A/AAAA; default: this machine's short host name." },
     },
