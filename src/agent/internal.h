@@ -125,8 +125,11 @@ void lmd_agent_wide_sync(lmd_agent *a);
 void lmd_agent_wide_stop(lmd_agent *a, double bound);
 void lmd_agent_wide_free(lmd_agent *a);
 void lmd_agent_wide_metrics(const lmd_agent *a, struct lmd_metrics *out);
-/* The instance name published in DNS, or NULL. */
+/* The instance name published in DNS, or NULL; its SRV target; whether
+ * the zone holds it. */
 const char *lmd_agent_wide_name(const lmd_agent *a);
+const char *lmd_agent_wide_host(const lmd_agent *a);
+bool lmd_agent_wide_published(const lmd_agent *a);
 
 /* wide_browse.c: the domain's services into the registry (no-op without wide_area { }) */
 typedef struct lmd_agent_wbrowse lmd_agent_wbrowse;

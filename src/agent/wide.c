@@ -470,3 +470,13 @@ const char *lmd_agent_wide_name(const lmd_agent *a)
 {
     return a->wide ? a->wide->name : NULL;
 }
+
+bool lmd_agent_wide_published(const lmd_agent *a)
+{
+    return a->wide && a->wide->published;
+}
+
+const char *lmd_agent_wide_host(const lmd_agent *a)
+{
+    return a->wide ? a->wide->host : NULL;
+}

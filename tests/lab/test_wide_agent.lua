@@ -378,6 +378,18 @@ function on_leave(peer, reason) rec("leave", peer.name, reason) end
         lu.assertStrContains(txt("h1"), '"status=up"')
     end
 
+    function T:test_reload_sends_the_new_txt()
+        local p = agent("h1", { port = 8017 })
+        await(p, "wide%-area: published \"h1\"")
+        local cfg = p.cmd:match("agent %-c '([^']+)'") or p.cmd:match("agent %-c (%S+)")
+        local text = S.read(cfg):gsub('model = "gemma"', 'model = "llama"')
+        S.write(cfg, text)
+        p:signal("HUP")
+        await(p, "reloaded")
+        await(p, "wide%-area: published \"h1\"", 10, 2)
+        lu.assertStrContains(txt("h1"), '"model=llama"')
+    end
+
     function T:test_mdns_disabled_runs_without_avahi_and_publishes_in_dns_only()
         lab:avahi_stop("h3")
         local ok, err = pcall(function()
@@ -389,6 +401,11 @@ function on_leave(peer, reason) rec("leave", peer.name, reason) end
             local m = metrics("h3", sock)
             lu.assertEquals(metric(m, "lmdisc_mdns_enabled"), 0, m)
             lu.assertEquals(metric(m, "lmdisc_avahi_up"), 0, m)
+            -- the configured service counts as established: the zone holds it
+            lu.assertStrContains(m, 'lmdisc_service_announced{name="h3",port="8000",state="established",source="config"} 1')
+            local _, self = lab:exec("h3", "curl -s --max-time 5 --unix-socket " .. q(sock) .. " http://agent/v1/self")
+            lu.assertStrContains(self, '"domain":"' .. zone .. '"')
+            lu.assertStrContains(self, '"host":"h3.' .. zone .. '"')
             lu.assertNotStrContains(p:output(), "avahi")
             -- registrations need mDNS: refused with the reason
             local _, out = lab:exec("h3", "curl -s --max-time 5 --unix-socket " .. q(sock) ..
