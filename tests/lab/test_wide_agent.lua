@@ -269,9 +269,16 @@ log { level = "debug" }
         local p = agent("h1", { port = 8007, lease = 60 })
         await(p, "wide%-area: published \"h1\"")
         local t0 = Lab.now()
+        local serial = dig("h2", zone .. " SOA +short"):match("^%S+ %S+ (%d+)")
         await(p, "wide%-area: refreshed \"h1\"", 40)
         local took = Lab.now() - t0
-        note("refreshed %.1f s after the publish (lease 60 s)", took)
+        -- an unchanged refresh does not show in the zone: neither server
+        -- bumps the serial for an update that changes nothing, so no
+        -- browser (queries, IXFR alike) can tell a refreshed peer from a
+        -- crashed one by watching the zone
+        local after = dig("h2", zone .. " SOA +short"):match("^%S+ %S+ (%d+)")
+        note("refreshed %.1f s after the publish (lease 60 s); zone serial %s -> %s", took, serial, after)
+        lu.assertEquals(after, serial)
         lu.assertTrue(took >= 26.5 and took <= 33.5, ("refreshed after %.1f s"):format(took))
         lu.assertEquals(srv("h1"), "0 0 8007 h1." .. zone .. ".\n")
     end
