@@ -51,6 +51,9 @@ struct lmd_metrics {
     bool wide_area;
     double dns_updates[LMD_WIDE_RESULTS];
     double dns_published, dns_update_seconds, dns_update_bytes;
+    /* browsing: polls by outcome (unchanged serial, walked, failed), and
+     * the services of our type the last walk found */
+    double dns_polls[3], dns_services;
 };
 
 /* ---- registrations: servers announce themselves through the agent ----

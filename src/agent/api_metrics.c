@@ -130,6 +130,14 @@ void lmd_api_handle_metrics(lmd_api *api, struct evhttp_request *req)
                m.dns_update_seconds);
         metric(b, "lmdisc_dns_update_bytes", "gauge", "Size of the last applied wide-area update message.",
                m.dns_update_bytes);
+        evbuffer_add_printf(b, "# HELP lmdisc_dns_polls_total Checks of the wide-area domain, by outcome.\n"
+                               "# TYPE lmdisc_dns_polls_total counter\n"
+                               "lmdisc_dns_polls_total{result=\"unchanged\"} %.17g\n"
+                               "lmdisc_dns_polls_total{result=\"read\"} %.17g\n"
+                               "lmdisc_dns_polls_total{result=\"failed\"} %.17g\n",
+                            m.dns_polls[0], m.dns_polls[1], m.dns_polls[2]);
+        metric(b, "lmdisc_dns_services", "gauge", "Services of our type the last read of the domain found.",
+               m.dns_services);
     }
     metric(b, "lmdisc_mdns_enabled", "gauge", "1 unless mdns { enabled = false }.", m.mdns_enabled);
     metric(b, "lmdisc_self_healthy", "gauge", "1 while the local server passes its health check, 0 while it "

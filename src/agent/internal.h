@@ -135,6 +135,7 @@ bool lmd_agent_wide_published(const lmd_agent *a);
 typedef struct lmd_agent_wbrowse lmd_agent_wbrowse;
 int lmd_agent_wbrowse_start(lmd_agent *a, lmd_err *err);
 void lmd_agent_wbrowse_free(lmd_agent *a);
+void lmd_agent_wbrowse_metrics(const lmd_agent *a, struct lmd_metrics *out);
 
 /* liveness.c: (re)start the checks the configuration asks for */
 int lmd_agent_start_checks(lmd_agent *a, lmd_err *err);

@@ -457,7 +457,8 @@ void lmd_agent_wide_free(lmd_agent *a)
 void lmd_agent_wide_metrics(const lmd_agent *a, struct lmd_metrics *out)
 {
     const lmd_agent_wide *w = a->wide;
-    out->wide_area = w != NULL;
+    out->wide_area = a->cfg.wide_area.given;
+    lmd_agent_wbrowse_metrics(a, out);
     if (!w)
         return;
     memcpy(out->dns_updates, w->counts, sizeof w->counts);

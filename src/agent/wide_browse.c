@@ -53,6 +53,7 @@ struct lmd_agent_wbrowse {
     size_t n_cur, n_prev;
     struct q **qs;              /* in flight */
     size_t n_qs, cap_qs;
+    double polls[3];            /* unchanged, read, failed */
 };
 
 static void free_found(struct found *f, size_t n)
@@ -176,6 +177,7 @@ static void report(lmd_agent_wbrowse *b)
 
 static void walk_done(lmd_agent_wbrowse *b)
 {
+    b->polls[b->failed ? 2 : 1]++;
     if (b->failed) {
         if (!b->logged_down)
             lmd_warn("wide-area browse: reading %s from %s failed; keeping the peers known from it and trying "
@@ -239,6 +241,7 @@ static void on_answer(const lmd_dns_result *res, void *arg)
         b->have_serial = n == 1;
         b->serial = n == 1 ? rrs[0].serial : 0;
         if (same) {
+            b->polls[0]++;
             lmd_dns_rrs_free(rrs, n);
             if (lmd_timer_in(b->timer, b->a->cfg.wide_area.poll) != 0)
                 lmd_error("wide-area browse: cannot arm the poll timer (out of memory)");
@@ -322,4 +325,13 @@ void lmd_agent_wbrowse_free(lmd_agent *a)
     free_found(b->prev, b->n_prev);
     free(b);
     a->wbrowse = NULL;
+}
+
+void lmd_agent_wbrowse_metrics(const lmd_agent *a, struct lmd_metrics *out)
+{
+    const lmd_agent_wbrowse *b = a->wbrowse;
+    if (!b)
+        return;
+    memcpy(out->dns_polls, b->polls, sizeof b->polls);
+    out->dns_services = (double)b->n_prev;
 }

@@ -352,7 +352,7 @@ function on_leave(peer, reason) rec("leave", peer.name, reason) end
 
     function T:test_server_away_the_browser_keeps_its_peers()
         local rec = path("rec.txt")
-        local p2 = agent("h2", { port = 8014, poll = 1, policy = HOOKS:format(rec) })
+        local p2, sock2 = agent("h2", { port = 8014, poll = 1, policy = HOOKS:format(rec) })
         agent("h1", { port = 8015, poll = 1 })
         await(rec, "^join|h1|")
         lab:dns_stop()
@@ -364,6 +364,10 @@ function on_leave(peer, reason) rec("leave", peer.name, reason) end
         if not ok then error(err, 0) end
         await(p2, "wide%-area browse: reading .* again", 15)
         Lab.sleep(1.5)
+        local m = metrics("h2", sock2)
+        lu.assertTrue(metric(m, 'lmdisc_dns_polls_total{result="failed"}') >= 1, m)
+        lu.assertTrue(metric(m, 'lmdisc_dns_polls_total{result="unchanged"}') >= 1, m)
+        lu.assertEquals(metric(m, "lmdisc_dns_services"), 2, m) -- h1's and h2's own
         local text = S.read(rec)
         lu.assertEquals(select(2, text:gsub("join|h1|", "")), 1, text)
         lu.assertNotStrContains(text, "leave|h1|")
