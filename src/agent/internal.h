@@ -130,6 +130,9 @@ void lmd_agent_wide_metrics(const lmd_agent *a, struct lmd_metrics *out);
 const char *lmd_agent_wide_name(const lmd_agent *a);
 const char *lmd_agent_wide_host(const lmd_agent *a);
 bool lmd_agent_wide_published(const lmd_agent *a);
+/* The TSIG key (transfers are signed with it), or NULL. */
+struct lmd_dns_key;
+const struct lmd_dns_key *lmd_agent_wide_key(const lmd_agent *a);
 
 /* wide_browse.c: the domain's services into the registry (no-op without wide_area { }) */
 typedef struct lmd_agent_wbrowse lmd_agent_wbrowse;

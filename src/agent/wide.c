@@ -345,10 +345,6 @@ int lmd_agent_wide_start(lmd_agent *a, lmd_err *err)
 {
     if (!a->cfg.wide_area.given)
         return 0;
-    if (!a->cfg.announce.given) {
-        lmd_info("wide-area: no announce { }: nothing to publish in %s", a->cfg.wide_area.domain);
-        return 0;
-    }
     lmd_agent_wide *w = calloc(1, sizeof *w);
     if (!w)
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");
@@ -377,7 +373,7 @@ int lmd_agent_wide_start(lmd_agent *a, lmd_err *err)
         snprintf(w->host, sizeof w->host, "%s.%.*s", short_host, (int)(dl && d[dl - 1] == '.' ? dl - 1 : dl), d);
         if (a->cfg.announce.name)
             snprintf(w->name, sizeof w->name, "%s", a->cfg.announce.name);
-        else
+        else if (a->cfg.announce.given)
             lmd_default_name(a->cfg.announce.port, w->name, sizeof w->name);
         if (!(w->timer = evtimer_new(a->base, on_timer, w)))
             rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
@@ -389,6 +385,11 @@ int lmd_agent_wide_start(lmd_agent *a, lmd_err *err)
     }
     a->wide = w;
     char e[160];
+    if (!a->cfg.announce.given) {
+        /* the key signs transfers; nothing is published */
+        lmd_info("wide-area: no announce { }: nothing to publish in %s", a->cfg.wide_area.domain);
+        return 0;
+    }
     lmd_info("wide-area: publishing \"%s\" in %s through %s with key %s (lease %u s)",
              lmd_escape_str(w->name, e, sizeof e), a->cfg.wide_area.domain, a->cfg.wide_area.server,
              lmd_dns_key_name(w->key), a->cfg.wide_area.lease);
@@ -469,7 +470,7 @@ void lmd_agent_wide_metrics(const lmd_agent *a, struct lmd_metrics *out)
 
 const char *lmd_agent_wide_name(const lmd_agent *a)
 {
-    return a->wide ? a->wide->name : NULL;
+    return a->wide && a->wide->name[0] ? a->wide->name : NULL;
 }
 
 bool lmd_agent_wide_published(const lmd_agent *a)
@@ -480,4 +481,9 @@ bool lmd_agent_wide_published(const lmd_agent *a)
 const char *lmd_agent_wide_host(const lmd_agent *a)
 {
     return a->wide ? a->wide->host : NULL;
+}
+
+const lmd_dns_key *lmd_agent_wide_key(const lmd_agent *a)
+{
+    return a->wide ? a->wide->key : NULL;
 }

@@ -2,9 +2,13 @@
  * our type fed into the registry as a second source next to mDNS.
  *
  * Every wide_area.poll seconds one SOA query; when the serial changed (or
- * the name is no zone apex, or the last walk failed), a walk with plain
- * queries: PTR of TYPE.DOMAIN, then SRV and TXT of each instance, then A
- * and AAAA of each SRV target.  A complete walk is compared with the last:
+ * the last read failed), the domain is read again: a zone transfer (AXFR,
+ * TSIG-signed with wide_area.key, one TCP exchange) where the domain is a
+ * zone apex and the server allows it, else a walk with plain queries: PTR
+ * of TYPE.DOMAIN, then SRV and TXT of each instance, then A and AAAA of
+ * each SRV target.  A transfer refused, not signed, or too big for one
+ * message (64 KiB: a few hundred services) is said once, and queries are
+ * used from then on.  A complete walk is compared with the last:
  * instances seen are reported (lmd_peers_seen: join or update), those gone
  * leave ("goodbye").  A failed walk changes nothing (no leave storm while
  * the server is away; the next poll walks again).
@@ -12,7 +16,7 @@
  * An instance from DNS is registry instance (ifindex 0, ifname "dns",
  * proto 4 for its first A, 6 for its first AAAA): a peer also seen over
  * mDNS is one peer with both, and leaves when the last is gone.
- * Not done: IXFR/AXFR (plain queries only), expiry of records that stopped
+ * Not done: IXFR, transfers over several messages, expiry of records that stopped
  * being refreshed (lease + poll), sweeping stale records. */
 #include "agent/internal.h"
 #include "base/log.h"
@@ -36,6 +40,8 @@ struct found {
     bool srv, txt_ok;
 };
 
+#define T_AXFR 252
+
 struct q {                      /* one query in flight */
     struct lmd_agent_wbrowse *b;
     int type;
@@ -49,6 +55,7 @@ struct lmd_agent_wbrowse {
     char type_zone[1024];
     uint32_t serial;
     bool have_serial, walked, failed, logged_down;
+    bool queries;               /* transfers refused or too big: plain queries */
     struct found *cur, *prev;
     size_t n_cur, n_prev;
     struct q **qs;              /* in flight */
@@ -85,8 +92,10 @@ static void ask(lmd_agent_wbrowse *b, const char *label, const char *name, int t
         return;
     }
     *q = (struct q){.b = b, .type = type, .idx = idx};
-    if (lmd_dns_query_build(label, name, type, &m, &err) != 0 ||
-        lmd_dns_send(a->base, a->cfg.wide_area.server, 0, m, NULL, QUERY_TIMEOUT, on_answer, q, &q->req, &err) != 0) {
+    const lmd_dns_key *key = type == T_AXFR ? lmd_agent_wide_key(a) : NULL;
+    int rc = type == T_AXFR ? lmd_dns_axfr_build(name, key, &m, &err) : lmd_dns_query_build(label, name, type, &m, &err);
+    if (rc != 0 ||
+        lmd_dns_send(a->base, a->cfg.wide_area.server, 0, m, key, QUERY_TIMEOUT, on_answer, q, &q->req, &err) != 0) {
         lmd_debug("wide-area browse: cannot ask for %s: %s", name, lmd_err_text(&err));
         free(q);
         b->failed = true;
@@ -223,6 +232,61 @@ static void on_ptr(lmd_agent_wbrowse *b, const lmd_dns_rr *rrs, size_t n)
     }
 }
 
+/* A whole zone in one message: the services of our type in it. */
+static void from_transfer(lmd_agent_wbrowse *b, const lmd_dns_rr *rrs, size_t n)
+{
+    size_t tl = strlen(b->type_zone), k = 0;
+    struct found *f = calloc(n ? n : 1, sizeof *f);
+    if (!f) {
+        b->failed = true;
+        return;
+    }
+    for (size_t i = 0; i < n && k < MAX_INSTANCES; i++) {
+        size_t ll = strlen(rrs[i].target);
+        if (rrs[i].type != LMD_DNS_T_PTR || strcasecmp(rrs[i].owner, b->type_zone) || ll <= tl ||
+            strcasecmp(rrs[i].target + ll - tl, b->type_zone) || find(f, k, rrs[i].label))
+            continue;
+        snprintf(f[k++].name, sizeof f->name, "%s", rrs[i].label);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const lmd_dns_rr *r = &rrs[i];
+        size_t ol = strlen(r->owner);
+        bool under = ol > tl + 1 && r->owner[ol - tl - 1] == '.' && !strcasecmp(r->owner + ol - tl, b->type_zone);
+        struct found *x = under ? (struct found *)find(f, k, r->owner_label) : NULL;
+        if (x && r->type == LMD_DNS_T_SRV && !x->srv) {
+            x->srv = true;
+            x->port = r->port;
+            snprintf(x->host, sizeof x->host, "%s", r->target);
+        } else if (x && r->type == LMD_DNS_T_TXT && !x->txt_ok) {
+            lmd_txt_free(&x->txt);
+            (void)lmd_txt_copy(&x->txt, &r->txt);
+            x->txt_ok = true;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const lmd_dns_rr *r = &rrs[i];
+        if (r->type != LMD_DNS_T_A && r->type != LMD_DNS_T_AAAA)
+            continue;
+        for (size_t j = 0; j < k; j++) {
+            char *slot = r->type == LMD_DNS_T_A ? f[j].a4 : f[j].a6;
+            if (f[j].srv && !slot[0] && !strcasecmp(f[j].host, r->owner))
+                snprintf(slot, sizeof f[j].a4, "%s", r->addr);
+        }
+    }
+    b->cur = f;
+    b->n_cur = k;
+}
+
+/* Why a transfer cannot be used; the walk with queries instead, from now on. */
+static void to_queries(lmd_agent_wbrowse *b, const char *why)
+{
+    lmd_warn("wide-area browse: no transfer of %s from %s (%s): reading it with queries from now on",
+             b->a->cfg.wide_area.domain, b->a->cfg.wide_area.server, why);
+    b->queries = true;
+    b->failed = false;
+    ask(b, NULL, b->type_zone, LMD_DNS_T_PTR, 0);
+}
+
 static void on_answer(const lmd_dns_result *res, void *arg)
 {
     struct q *q = arg;
@@ -233,6 +297,23 @@ static void on_answer(const lmd_dns_result *res, void *arg)
     lmd_dns_rr *rrs = NULL;
     size_t n = 0;
     lmd_err err = {0};
+    if (type == T_AXFR) {
+        if (res->rc == 0 && res->answer && !lmd_dns_axfr_complete(res->answer, res->answer_len))
+            to_queries(b, "the zone does not fit in one message");
+        else if (res->rc == 0 && res->answer && lmd_dns_answer_parse(res->answer, res->answer_len, 0, &rrs, &n, &err) == 0) {
+            from_transfer(b, rrs, n);
+            lmd_debug("wide-area browse: %s transferred (%zu bytes, %zu records, %zu services)",
+                      b->a->cfg.wide_area.domain, res->answer_len, n, b->n_cur);
+        }
+        else if (res->rcode >= 0) /* the server answered: refused, not signed... */
+            to_queries(b, res->text);
+        else
+            b->failed = true; /* unreachable: the next poll tries again */
+        lmd_dns_rrs_free(rrs, n);
+        if (b->n_qs == 0)
+            walk_done(b);
+        return;
+    }
     if (res->rc != 0 || !res->answer || lmd_dns_answer_parse(res->answer, res->answer_len, type, &rrs, &n, &err) != 0) {
         lmd_debug("wide-area browse: %s", res->rc ? res->text : lmd_err_text(&err));
         b->failed = true;
@@ -248,8 +329,12 @@ static void on_answer(const lmd_dns_result *res, void *arg)
             return;
         }
         b->failed = false;
-        ask(b, NULL, b->type_zone, LMD_DNS_T_PTR, 0);
-    } else if (type == LMD_DNS_T_PTR) {
+        /* a zone apex (n == 1) whose server transfers it: one TCP exchange */
+        if (n == 1 && !b->queries && lmd_agent_wide_key(b->a))
+            ask(b, NULL, b->a->cfg.wide_area.domain, T_AXFR, 0);
+        else
+            ask(b, NULL, b->type_zone, LMD_DNS_T_PTR, 0);
+    } else if (type == LMD_DNS_T_PTR && !b->cur) {
         on_ptr(b, rrs, n);
     } else if (idx < b->n_cur) {
         struct found *f = &b->cur[idx];

@@ -122,10 +122,20 @@ enum { LMD_DNS_T_A = 1, LMD_DNS_T_SOA = 6, LMD_DNS_T_PTR = 12, LMD_DNS_T_TXT = 1
  * and key NULL: rc 0 for NOERROR and NXDOMAIN, and res->answer holds it. */
 int lmd_dns_query_build(const char *label, const char *name, int type, lmd_dns_msg **out, lmd_err *err);
 
+/* A zone transfer (AXFR) of zone, TSIG-signed with key, over TCP.  Sent
+ * with lmd_dns_send and the same key: rc 0 when the answer is NOERROR and
+ * signed by the key; res->answer holds its first message (whether that is
+ * the whole zone: lmd_dns_axfr_complete). */
+int lmd_dns_axfr_build(const char *zone, const lmd_dns_key *key, lmd_dns_msg **out, lmd_err *err);
+/* Whether an AXFR answer message holds the whole zone (SOA first and last). */
+bool lmd_dns_axfr_complete(const uint8_t *wire, size_t len);
+
 /* One record of an answer, as plain data (what the type has). */
 typedef struct lmd_dns_rr {
     int type;
     uint32_t ttl;
+    char owner[1025];    /* as text, no final dot */
+    char owner_label[64];/* the owner's first label, raw */
     char label[64];      /* PTR: the target's first label, raw (the instance name) */
     char target[1025];   /* PTR, SRV: the target name as text, no final dot */
     uint16_t port;       /* SRV */
@@ -135,6 +145,7 @@ typedef struct lmd_dns_rr {
 } lmd_dns_rr;
 
 /* The answer section's records of type (class IN); free with lmd_dns_rrs_free. */
+/* (type 0: of every type this struct describes) */
 int lmd_dns_answer_parse(const uint8_t *wire, size_t len, int type, lmd_dns_rr **out, size_t *n, lmd_err *err);
 void lmd_dns_rrs_free(lmd_dns_rr *rrs, size_t n);
 

@@ -71,6 +71,16 @@ static int rr_fill(const ldns_rr *rr, lmd_dns_rr *o)
     memset(o, 0, sizeof *o);
     o->type = ldns_rr_get_type(rr);
     o->ttl = ldns_rr_ttl(rr);
+    const ldns_rdf *own = ldns_rr_owner(rr);
+    name_text(own, o->owner, sizeof o->owner);
+    if (own && ldns_rdf_size(own) > 1) {
+        const uint8_t *w = ldns_rdf_data(own);
+        size_t n = w[0];
+        if (n + 1 < ldns_rdf_size(own) && n < sizeof o->owner_label) {
+            memcpy(o->owner_label, w + 1, n);
+            o->owner_label[n] = '\0';
+        }
+    }
     switch (o->type) {
     case LDNS_RR_TYPE_PTR: {
         const ldns_rdf *t = ldns_rr_rdf(rr, 0);
@@ -137,7 +147,7 @@ int lmd_dns_answer_parse(const uint8_t *wire, size_t len, int type, lmd_dns_rr *
     size_t k = 0;
     for (size_t i = 0; i < cnt; i++) {
         const ldns_rr *rr = ldns_rr_list_rr(an, i);
-        if ((int)ldns_rr_get_type(rr) == type && ldns_rr_get_class(rr) == LDNS_RR_CLASS_IN &&
+        if ((type == 0 || (int)ldns_rr_get_type(rr) == type) && ldns_rr_get_class(rr) == LDNS_RR_CLASS_IN &&
             rr_fill(rr, &rrs[k]) == 0)
             k++;
         else
@@ -154,4 +164,49 @@ void lmd_dns_rrs_free(lmd_dns_rr *rrs, size_t n)
     for (size_t i = 0; rrs && i < n; i++)
         lmd_txt_free(&rrs[i].txt);
     free(rrs);
+}
+
+int lmd_dns_axfr_build(const char *zone, const lmd_dns_key *key, lmd_dns_msg **out, lmd_err *err)
+{
+    *out = NULL;
+    ldns_rdf *z = ldns_dname_new_frm_str(zone);
+    if (!z)
+        return lmd_err_set(err, LMD_EINVAL, "'%s' is not a valid zone name", zone ? zone : "");
+    ldns_pkt *pkt = ldns_pkt_query_new(z, LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN, 0);
+    lmd_dns_msg *m = calloc(1, sizeof *m);
+    char alg[40];
+    lmd_dns_key_ldns_alg(key, alg, sizeof alg);
+    ldns_status st = LDNS_STATUS_MEM_ERR;
+    if (pkt && m) {
+        ldns_pkt_set_random_id(pkt);
+        st = ldns_pkt_tsig_sign(pkt, key->name, key->secret, 300, alg, NULL);
+    }
+    ldns_rr *tsig = st == LDNS_STATUS_OK ? ldns_pkt_tsig(pkt) : NULL;
+    if (tsig)
+        m->mac = ldns_rdf_clone(ldns_rr_rdf(tsig, 3));
+    if (!m || !m->mac || ldns_pkt2wire(&m->wire, pkt, &m->len) != LDNS_STATUS_OK) {
+        ldns_pkt_free(pkt);
+        if (m)
+            ldns_rdf_deep_free(m->mac);
+        free(m);
+        return lmd_err_set(err, LMD_ENOMEM, "cannot build the transfer request: %s", ldns_get_errorstr_by_id(st));
+    }
+    m->id = ldns_pkt_id(pkt);
+    m->pkt = pkt;
+    m->tcp_only = true;
+    *out = m;
+    return 0;
+}
+
+bool lmd_dns_axfr_complete(const uint8_t *wire, size_t len)
+{
+    ldns_pkt *pkt = NULL;
+    if (ldns_wire2pkt(&pkt, wire, len) != LDNS_STATUS_OK || !pkt)
+        return false;
+    ldns_rr_list *an = ldns_pkt_answer(pkt);
+    size_t n = an ? ldns_rr_list_rr_count(an) : 0;
+    bool whole = n >= 2 && ldns_rr_get_type(ldns_rr_list_rr(an, 0)) == LDNS_RR_TYPE_SOA &&
+                 ldns_rr_get_type(ldns_rr_list_rr(an, n - 1)) == LDNS_RR_TYPE_SOA;
+    ldns_pkt_free(pkt);
+    return whole;
 }

@@ -191,6 +191,8 @@ static void answer(lmd_dns_req *r, const uint8_t *wire, size_t len)
     bool signed_ok = tsig && tsig_error == 0 &&
                      ldns_pkt_tsig_verify(pkt, wire, len, r->key_name, r->key_secret, r->msg->mac);
     ldns_pkt_free(pkt);
+    r->ans = wire; /* a transfer's caller reads it */
+    r->ans_len = len;
     if (rcode == LDNS_RCODE_NOERROR && signed_ok)
         finish(r, 0, rcode, 0, "applied by %s (%s)", r->server, via);
     else if (rcode == LDNS_RCODE_NOERROR)
@@ -297,7 +299,7 @@ static void on_start(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     lmd_dns_req *r = arg;
-    if (r->msg->len > UDP_MAX)
+    if (r->msg->len > UDP_MAX || r->msg->tcp_only)
         tcp_start(r);
     else
         udp_send(r);

@@ -64,13 +64,14 @@ local function make_class(kind)
         local sock = path(host .. ".sock")
         local cfg = path(host .. ".lua")
         S.write(cfg, ([[
-announce { port = %d, name = %q, info = "gemma 2b", txt = { model = "gemma" } }
+%s
 wide_area { domain = %q, server = %q, key = %q, lease = %d, poll = %g }
 api { socket = %q }
 log { level = "debug" }
 %s
 %s
-]]):format(opts.port or 8000, opts.name or host, zone, opts.server or server, opts.key or lab:key(host),
+]]):format(opts.observe and "" or ('announce { port = %d, name = %q, info = "gemma 2b", txt = { model = "gemma" } }')
+            :format(opts.port or 8000, opts.name or host), zone, opts.server or server, opts.key or lab:key(host),
             opts.lease or 60, opts.poll or 10, sock, opts.mdns == false and "mdns { enabled = false }" or "", opts.policy or ""))
         local p = lab:bg(host, "exec " .. q(BIN) .. " agent -c " .. q(cfg))
         procs[#procs + 1] = p
@@ -327,6 +328,31 @@ function on_leave(peer, reason) rec("leave", peer.name, reason) end
         note("h2 saw h1 leave %.2f s after h1's withdraw (poll 1 s)", leave)
         lu.assertTrue(leave <= 1.5, ("leave after %.2f s"):format(leave))
         lu.assertStrContains(p2:output(), "wide-area browse: reading _lmserv._tcp." .. zone)
+        -- read by transfer (the lab's servers transfer to any host key)
+        lu.assertStrContains(p2:output(), "wide-area browse: " .. zone .. " transferred (")
+        lu.assertNotStrContains(p2:output(), "no transfer of")
+    end
+
+    function T:test_a_refused_transfer_falls_back_to_queries()
+        -- an observer (no announce) whose key the server does not accept:
+        -- the transfer is refused (BADSIG), said once, and queries (no key
+        -- needed) still find h1
+        local f = assert(io.open(lab:key("h2")))
+        local text = f:read("a")
+        f:close()
+        local forged = path("forged.key")
+        S.write(forged, (text:gsub('secret "[^"]+"', 'secret "' .. ("QUFB"):rep(11) .. '"')))
+        os.execute("chmod 600 " .. q(forged))
+        local rec = path("rec.txt")
+        local p2 = agent("h2", { observe = true, key = forged, poll = 1, policy = HOOKS:format(rec) })
+        agent("h1", { port = 8018, poll = 1 })
+        local line = await(p2, "wide%-area browse: no transfer of " .. zone:gsub("%.", "%%.") .. " from ")
+        lu.assertStrContains(line, "reading it with queries from now on")
+        line = await(rec, "^join|h1|")
+        lu.assertEquals(S.fields(line)[5], "8018", line)
+        Lab.sleep(2)
+        lu.assertEquals(select(2, p2:output():gsub("no transfer of", "")), 1, p2:output())
+        lu.assertNotStrContains(p2:output(), "wide-area: publishing")
     end
 
     function T:test_a_peer_on_the_same_link_is_one_peer_from_both_sources()
