@@ -144,6 +144,40 @@ local function check_listen(s)
   return true
 end
 
+local function check_domain(s)
+  local d = s:gsub("%.$", "")
+  if #d == 0 or #d > 253 or d:find("%.%.") or d:sub(1, 1) == "." then
+    return nil, ("must be a DNS domain like \"sd.example.org\", got %q"):format(s)
+  end
+  for label in d:gmatch("[^.]+") do
+    if #label > 63 or not label:match("^[%w_]([%w_-]*)$") then
+      return nil, ("must be a DNS domain like \"sd.example.org\" (labels of letters, digits, '-' and '_', at most 63 bytes), got %q"):format(s)
+    end
+  end
+  if d:lower():match("local$") and (d:lower() == "local" or d:lower():match("%.local$")) then
+    return nil, "must not be .local: that is mDNS's domain (mdns { }); give the site's DNS-SD domain, like \"sd.example.org\""
+  end
+  return true
+end
+
+local function check_label(s)
+  if #s > 63 or not s:match("^[%w]([%w-]*)$") then
+    return nil, ("must be one DNS label (letters, digits and '-', at most 63 bytes) like \"h1\", got %q"):format(s)
+  end
+  return true
+end
+
+local function check_ip(s)
+  if s:match("^%d+%.%d+%.%d+%.%d+$") then
+    for n in s:gmatch("%d+") do
+      if tonumber(n) > 255 then return nil, ("must be an IPv4 or IPv6 address like \"10.0.0.53\", got %q"):format(s) end
+    end
+    return true
+  end
+  if s:find(":", 1, true) and s:match("^[%x:.]+$") then return true end
+  return nil, ("must be an IPv4 or IPv6 address like \"10.0.0.53\" (not a host name: the agent does not resolve it), got %q"):format(s)
+end
+
 local function exactly_one(section, a, a_example, b, b_example)
   return function(v)
     local has_a = v[a] ~= nil and v[a] ~= false
@@ -297,6 +331,35 @@ M.sections = {
         doc = "true: peers that are not trusted are kept out (no hooks, not listed, counted by reason); false: listed with trusted = false." },
       { name = "validity", type = "number", min = 60, max = 86400, default = 3600,
         doc = "Seconds a signature is valid; the agent signs again at half of it (a TXT update)." },
+    },
+  },
+  {
+    name = "wide_area", optional = true,
+    doc = "Wide-area DNS-SD (RFC 6763 over unicast DNS): publish the announced service into a DNS domain on the site's DNS server with TSIG-signed RFC 2136 updates, and follow the domain's services as peers, so that hosts beyond the router find each other.",
+    example = 'wide_area { domain = "sd.example.org", server = "10.0.0.53", key = "/etc/lmdisc/host.tsig" }',
+    fields = {
+      { name = "domain", type = "string", required = true, check = check_domain, example = '"sd.example.org"',
+        expect = "a DNS domain string like \"sd.example.org\"",
+        doc = "The DNS-SD domain (a zone on the server, or inside one) the records go into." },
+      { name = "server", type = "string", required = true, check = check_ip, example = '"10.0.0.53"',
+        expect = "an IPv4 or IPv6 address string like \"10.0.0.53\"",
+        doc = "Address of the DNS server that takes the updates (the zone's primary)." },
+      { name = "key", type = "string", required = true, min_len = 1, example = '"/etc/lmdisc/host.tsig"',
+        doc = "TSIG key file in BIND key-file syntax (tsig-keygen; hmac-sha256, hmac-sha512 or hmac-sha1), mode 0600; the server must grant it this host's names." },
+      { name = "lease", type = "integer", min = 60, max = 86400, default = 900,
+        doc = "Seconds the records live without a refresh; the agent refreshes them at about half of it (jittered) and sends it as the RFC 9664 update lease." },
+      { name = "poll", type = "number", min = 1, max = 3600, default = 10,
+        doc = "Seconds between checks of the domain for changes (its SOA serial; on a change the domain's services are read again and joins, updates and leaves reported)." },
+      { name = "host", type = "string", check = check_label, expect = "a DNS label string like \"h1\"",
+        doc = "The SRV target is HOST.DOMAIN with the host's A/AAAA; default: this machine's short host name." },
+    },
+  },
+  {
+    name = "mdns",
+    doc = "Multicast DNS on the local link (avahi-daemon).",
+    fields = {
+      { name = "enabled", type = "boolean", default = true,
+        doc = "false: neither announce nor browse over mDNS, and avahi-daemon is not needed (networks without multicast, with wide_area { })." },
     },
   },
   {
@@ -556,6 +619,11 @@ function Collector:finish(overrides)
           s and (" (did you mean '" .. s .. "'?)") or "")
       end
     end
+  end
+  if settings.mdns and not settings.mdns.enabled and not settings.wide_area and settings.announce then
+    return nil, ("%s: mdns { enabled = false } with announce { } but no wide_area { }: the service would be "
+      .. "announced nowhere; add wide_area { domain = ..., server = ..., key = ... } or enable mDNS"):format(
+      self.at.mdns or self.file)
   end
   if settings.health and not settings.announce then
     return nil, ("%s: health checks our own announced service, but there is no announce { port = ... }; "

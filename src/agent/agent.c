@@ -88,6 +88,8 @@ static void api_metrics(void *ud, struct lmd_metrics *out)
     }
     out->trust = a->trust != NULL;
     out->services_registered = (double)lmd_agent_services_count(a);
+    out->mdns_enabled = a->cfg.mdns.enabled;
+    lmd_agent_wide_metrics(a, out);
 }
 
 static int api_services(void *ud, lmd_node_list *out, bool *settled)
@@ -158,6 +160,10 @@ static void reload(lmd_agent *a)
         restart = true;
     }
     bool trust_changed = !lmd_config_section_equal(&a->cfg, &nc, "trust", NULL);
+    /* a new wide_area { } or announcement: published afresh (records of an
+     * old name or domain stay; no nested loop here to withdraw them) */
+    bool wide_changed = !lmd_config_section_equal(&a->cfg, &nc, "wide_area", NULL) ||
+                        !lmd_config_section_equal(&a->cfg, &nc, "announce", (const char *const[]){"info", NULL});
     lmd_config_clear(&a->cfg);
     a->cfg = nc;
     if (trust_changed) {
@@ -189,6 +195,15 @@ static void reload(lmd_agent *a)
                lmd_agent_publish_txt(a, a->pub, lmd_pub_name(a->pub), a->cfg.announce.port, &a->txt) != 0) {
         lmd_error("reload: the new TXT record could not be announced (logged above)");
     }
+    if (wide_changed) {
+        lmd_agent_wide_free(a);
+        lmd_agent_wbrowse_free(a);
+        lmd_err we = {0};
+        if (lmd_agent_wide_start(a, &we) != 0 || lmd_agent_wbrowse_start(a, &we) != 0)
+            lmd_error("reload: %s; not publishing in DNS", lmd_err_text(&we));
+    } else {
+        lmd_agent_wide_sync(a);
+    }
     lmd_agent_rearm(a);
     lmd_info("reloaded %s", a->path);
 }
@@ -212,6 +227,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static void agent_free(lmd_agent *a)
 {
     lmd_api_free(a->api);
+    lmd_agent_wide_free(a);
+    lmd_agent_wbrowse_free(a);
     lmd_agent_services_free(a); /* goodbyes; their streams went with the API */
     lmd_agent_trust_free(a);
     lmd_health_free(a->health);
@@ -267,13 +284,21 @@ static int start(lmd_agent *a, lmd_err *err)
         e = watch_signals(a);
     if (e == 0)
         e = lmd_agent_trust_start(a, err);
-    if (e == 0)
+    if (e == 0 && a->cfg.mdns.enabled)
         e = lmd_mdns_new(a->base, on_mdns_state, a, &a->m, err);
+    if (!a->cfg.mdns.enabled) {
+        lmd_info("mdns { enabled = false }: neither announcing nor browsing over mDNS");
+        a->settled_once = true; /* nothing to scan */
+    }
     if (e == 0)
         e = lmd_agent_start_checks(a, err);
     if (e == 0)
         e = lmd_agent_start_announce(a);
     if (e == 0)
+        e = lmd_agent_wide_start(a, err);
+    if (e == 0)
+        e = lmd_agent_wbrowse_start(a, err);
+    if (e == 0 && a->m)
         e = lmd_browse_new(a->m, a->cfg.announce.type, NULL, &lmd_agent_browse_callbacks, a, &a->browse, err);
     if (e && err && !err->msg[0])
         lmd_err_set(err, e, "%s", lmd_strerror(e));
@@ -350,6 +375,7 @@ int lmd_agent_run(const char *path, bool log_level_given)
     lmd_policy_hooks(a->pol, hooks, sizeof hooks);
     lmd_info("agent started with %s (hooks: %s; ttl %g s)", path, *hooks ? hooks : "none", a->cfg.registry.ttl);
     int rc = run_loop(a);
+    lmd_agent_wide_stop(a, LMD_WIDE_STOP_BOUND);
     agent_free(a);
     return rc;
 }

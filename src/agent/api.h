@@ -24,6 +24,10 @@
 struct event_base;
 typedef struct lmd_api lmd_api;
 
+/* Results of wide-area DNS updates (lmdisc_dns_updates_total{result}). */
+enum { LMD_WIDE_OK, LMD_WIDE_UNREACHABLE, LMD_WIDE_REFUSED, LMD_WIDE_BADTIME, LMD_WIDE_BADSIG, LMD_WIDE_BADKEY,
+       LMD_WIDE_ERROR, LMD_WIDE_RESULTS };
+
 struct lmd_metrics {
     double peers_alive;       /* kept by the policy */
     double services_seen;     /* on the network, before the filter */
@@ -41,6 +45,15 @@ struct lmd_metrics {
     /* instances on the network not followed: avahi refuses more resolvers
      * (a flood); the registry is incomplete while it is not 0 */
     double instances_unresolved, resolvers_open;
+    bool mdns_enabled;
+    /* wide_area { }: updates by result, whether the zone holds our records,
+     * the last applied update's round trip and size */
+    bool wide_area;
+    double dns_updates[LMD_WIDE_RESULTS];
+    double dns_published, dns_update_seconds, dns_update_bytes;
+    /* browsing: polls by outcome (unchanged serial, walked, failed), and
+     * the services of our type the last walk found */
+    double dns_polls[3], dns_services;
 };
 
 /* ---- registrations: servers announce themselves through the agent ----

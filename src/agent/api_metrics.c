@@ -117,6 +117,29 @@ void lmd_api_handle_metrics(lmd_api *api, struct evhttp_request *req)
                                 lmd_trust_status_name((enum lmd_trust_status)st), m.untrusted[st]);
     }
     services(api, b);
+    if (m.wide_area) {
+        static const char *const RESULT[LMD_WIDE_RESULTS] = {"ok", "unreachable", "refused", "badtime", "badsig",
+                                                             "badkey", "error"};
+        evbuffer_add_printf(b, "# HELP lmdisc_dns_updates_total Wide-area DNS updates sent, by result.\n"
+                               "# TYPE lmdisc_dns_updates_total counter\n");
+        for (int r = 0; r < LMD_WIDE_RESULTS; r++)
+            evbuffer_add_printf(b, "lmdisc_dns_updates_total{result=\"%s\"} %.17g\n", RESULT[r], m.dns_updates[r]);
+        metric(b, "lmdisc_dns_published", "gauge", "1 while the wide-area zone holds this agent's records.",
+               m.dns_published);
+        metric(b, "lmdisc_dns_update_seconds", "gauge", "Round trip of the last applied wide-area update.",
+               m.dns_update_seconds);
+        metric(b, "lmdisc_dns_update_bytes", "gauge", "Size of the last applied wide-area update message.",
+               m.dns_update_bytes);
+        evbuffer_add_printf(b, "# HELP lmdisc_dns_polls_total Checks of the wide-area domain, by outcome.\n"
+                               "# TYPE lmdisc_dns_polls_total counter\n"
+                               "lmdisc_dns_polls_total{result=\"unchanged\"} %.17g\n"
+                               "lmdisc_dns_polls_total{result=\"read\"} %.17g\n"
+                               "lmdisc_dns_polls_total{result=\"failed\"} %.17g\n",
+                            m.dns_polls[0], m.dns_polls[1], m.dns_polls[2]);
+        metric(b, "lmdisc_dns_services", "gauge", "Services of our type the last read of the domain found.",
+               m.dns_services);
+    }
+    metric(b, "lmdisc_mdns_enabled", "gauge", "1 unless mdns { enabled = false }.", m.mdns_enabled);
     metric(b, "lmdisc_self_healthy", "gauge", "1 while the local server passes its health check, 0 while it "
            "fails, -1 without a health check.", m.self_healthy);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",

@@ -25,6 +25,10 @@
  * network again before its leave is reported (a forged goodbye does
  * nothing): what that takes, at most. */
 #define LMD_GOODBYE_HOLD 2.0
+/* A clean stop withdraws the wide-area records, waiting at most this long
+ * for the server (SIGTERM to exit within 2 s even with a silent server; a retry of the
+ * UDP packet goes out at 1 s). */
+#define LMD_WIDE_STOP_BOUND 1.2
 #define LMD_MAX_REGISTRATIONS 64 /* services registered through the API at once */
 
 typedef struct lmd_agent {
@@ -49,6 +53,9 @@ typedef struct lmd_agent {
     struct lmd_agent_trust *trust;  /* trust { }: keys and fleet (trust.c) */
     char signed_host[256];  /* the SRV target our last signature named */
     bool draining;          /* nothing is announced again */
+    bool drained;           /* the drain's grace is over: withdrawn */
+    struct lmd_agent_wide *wide;    /* wide_area { }: publishing (wide.c) */
+    struct lmd_agent_wbrowse *wbrowse; /* wide_area { }: browsing (wide_browse.c) */
     struct event *drain_ev;
 } lmd_agent;
 
@@ -109,6 +116,31 @@ int lmd_agent_verify_shown(void *ud, const lmd_node_info *peer, char signer[17])
 /* self.c: sign everything we announce again (the configured service and the registered ones) */
 void lmd_agent_resign_all(lmd_agent *a);
 void lmd_agent_services_resign(lmd_agent *a);
+
+/* wide.c: wide-area DNS-SD publishing (all of it a no-op without wide_area { }) */
+typedef struct lmd_agent_wide lmd_agent_wide;
+int lmd_agent_wide_start(lmd_agent *a, lmd_err *err);
+/* Publish, change or withdraw as the agent's state says now (announce,
+ * TXT, health, drain); nothing is sent when the zone already agrees. */
+void lmd_agent_wide_sync(lmd_agent *a);
+/* A clean stop: withdraw, turning the loop at most bound seconds. */
+void lmd_agent_wide_stop(lmd_agent *a, double bound);
+void lmd_agent_wide_free(lmd_agent *a);
+void lmd_agent_wide_metrics(const lmd_agent *a, struct lmd_metrics *out);
+/* The instance name published in DNS, or NULL; its SRV target; whether
+ * the zone holds it. */
+const char *lmd_agent_wide_name(const lmd_agent *a);
+const char *lmd_agent_wide_host(const lmd_agent *a);
+bool lmd_agent_wide_published(const lmd_agent *a);
+/* The TSIG key (transfers are signed with it), or NULL. */
+struct lmd_dns_key;
+const struct lmd_dns_key *lmd_agent_wide_key(const lmd_agent *a);
+
+/* wide_browse.c: the domain's services into the registry (no-op without wide_area { }) */
+typedef struct lmd_agent_wbrowse lmd_agent_wbrowse;
+int lmd_agent_wbrowse_start(lmd_agent *a, lmd_err *err);
+void lmd_agent_wbrowse_free(lmd_agent *a);
+void lmd_agent_wbrowse_metrics(const lmd_agent *a, struct lmd_metrics *out);
 
 /* liveness.c: (re)start the checks the configuration asks for */
 int lmd_agent_start_checks(lmd_agent *a, lmd_err *err);

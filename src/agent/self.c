@@ -84,10 +84,13 @@ int lmd_agent_host_self(void *ud, lmd_node_info *out, const char **state)
     memset(out, 0, sizeof *out);
     if (!a->cfg.announce.given)
         return LMD_ENOTFOUND;
-    out->name = lmd_strdup(a->pub ? lmd_pub_name(a->pub) : a->name);
+    const char *wname = lmd_agent_wide_name(a);
+    out->name = lmd_strdup(a->pub ? lmd_pub_name(a->pub) : a->name[0] || !wname ? a->name : wname);
     out->type = lmd_strdup(a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE);
-    out->domain = lmd_strdup("local");
-    out->host = lmd_strdup(a->m ? lmd_mdns_host_fqdn(a->m) : NULL);
+    /* without mDNS, what the wide-area domain holds */
+    bool dns_only = !a->m && a->wide;
+    out->domain = lmd_strdup(dns_only ? a->cfg.wide_area.domain : "local");
+    out->host = lmd_strdup(a->m ? lmd_mdns_host_fqdn(a->m) : lmd_agent_wide_host(a));
     out->port = a->cfg.announce.port;
     const lmd_txt_item *it = lmd_txt_get(&a->txt, "info");
     out->info = it && it->has_value ? lmd_strndup(it->value, it->value_len) : NULL;
@@ -97,7 +100,8 @@ int lmd_agent_host_self(void *ud, lmd_node_info *out, const char **state)
         lmd_node_info_clear(out);
         return LMD_ENOMEM;
     }
-    *state = !a->m || lmd_mdns_state(a->m) != LMD_MDNS_RUNNING ? "waiting"
+    *state = dns_only ? (lmd_agent_wide_published(a) ? "established" : "registering")
+             : !a->m || lmd_mdns_state(a->m) != LMD_MDNS_RUNNING ? "waiting"
              : a->health && a->self_state == 0 && !lmd_agent_status_mode(a) ? "withdrawn (unhealthy)"
              : a->pub && lmd_pub_established(a->pub)            ? "established"
                                                                  : "registering";
@@ -115,6 +119,7 @@ int lmd_agent_host_set_txt(void *ud, const lmd_txt *txt, char *err, size_t errle
         return LMD_ENOMEM;
     lmd_txt_free(&a->txt);
     a->txt = copy;
+    lmd_agent_wide_sync(a); /* the TXT in DNS too (wide_area { }) */
     return a->pub ? lmd_agent_publish_txt(a, a->pub, lmd_pub_name(a->pub), a->cfg.announce.port, &a->txt) : 0;
 }
 
@@ -171,5 +176,6 @@ void lmd_agent_on_self_health(void *ud, bool up, const char *detail)
     } else {
         lmd_warn("local server is not healthy (%s): not announcing until it passes", detail);
     }
+    lmd_agent_wide_sync(a);
 }
 

@@ -114,6 +114,9 @@ static int svc_add(void *ud, const char *name, const struct lmd_service_spec *sp
     lmd_agent *a = ud;
     if (a->draining)
         return lmd_errbuf(err, errlen, 503, "this host is draining: it takes no new services");
+    if (!a->m)
+        return lmd_errbuf(err, errlen, 503, "mdns { enabled = false }: registered services are announced over mDNS "
+                                            "only (wide_area { } publishes the configured announce { } alone)");
     if (find(a, name) || (a->cfg.announce.given && !strcmp(a->pub ? lmd_pub_name(a->pub) : a->name, name)))
         return lmd_errbuf(err, errlen, 409, "a service named \"%.63s\" is already announced by this agent; "
                                             "withdraw it first or choose another name", name);
@@ -247,6 +250,8 @@ static void drained(evutil_socket_t fd, short what, void *arg)
     (void)what;
     lmd_agent *a = arg;
     lmd_info("drain: grace period over; withdrawing every service this agent announces");
+    a->drained = true;
+    lmd_agent_wide_sync(a);
     while (a->svcs)
         withdraw(a, a->svcs, "drained");
     lmd_pub_free(a->pub); /* goodbye; not announced again while draining */

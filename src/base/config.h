@@ -30,6 +30,9 @@
 #define LMD_CFG_LOG(X, S) X(S, level, STR)
 #define LMD_CFG_WATCHDOG(X, S) X(S, timeout, NUM)
 #define LMD_CFG_TRUST(X, S) X(S, key, STR) X(S, cert, STR) X(S, require, BOOL) X(S, validity, NUM)
+#define LMD_CFG_WIDE_AREA(X, S)                                                                                \
+    X(S, domain, STR) X(S, server, STR) X(S, key, STR) X(S, lease, UINT) X(S, poll, NUM) X(S, host, STR)
+#define LMD_CFG_MDNS(X, S) X(S, enabled, BOOL)
 
 /* SECTION(name, FIELDS) for every section, in the schema's order */
 #define LMD_CFG_SECTIONS(SECTION)                                                                              \
@@ -41,6 +44,8 @@
     SECTION(checks, LMD_CFG_CHECKS)                                                                            \
     SECTION(log, LMD_CFG_LOG)                                                                                  \
     SECTION(trust, LMD_CFG_TRUST)                                                                              \
+    SECTION(wide_area, LMD_CFG_WIDE_AREA)                                                                      \
+    SECTION(mdns, LMD_CFG_MDNS)                                                                                \
     SECTION(watchdog, LMD_CFG_WATCHDOG)
 
 #define LMD_CFG_CTYPE_STR char *

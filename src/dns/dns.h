@@ -69,6 +69,7 @@ typedef struct lmd_dns_service {
     const char *const *addrs;  /* IPv4 / IPv6 in text form */
     size_t n_addrs;
     uint32_t ttl;              /* of every record added */
+    uint32_t lease;            /* > 0: an RFC 9664 update-lease EDNS option (LEASE = KEY-LEASE = lease s) */
 } lmd_dns_service;
 
 enum { LMD_DNS_PUBLISH = 1, LMD_DNS_WITHDRAW = 2 };
@@ -93,6 +94,8 @@ typedef struct lmd_dns_result {
     int tsig_error;   /* the answer's TSIG error (16 BADSIG, 17 BADKEY, 18 BADTIME), 0 if none */
     bool tcp;         /* the answer came over TCP */
     const char *text; /* one line: what happened ("REFUSED by 10.0.0.53", "timed out after 5 s"...) */
+    const uint8_t *answer; /* the answer's wire format (valid during the callback), NULL without one */
+    size_t answer_len;
 } lmd_dns_result;
 
 typedef void (*lmd_dns_done_cb)(const lmd_dns_result *res, void *arg);
@@ -100,13 +103,51 @@ typedef void (*lmd_dns_done_cb)(const lmd_dns_result *res, void *arg);
 typedef struct lmd_dns_req lmd_dns_req;
 
 /* Send msg (taken over, also on failure) to server (an IPv4 or IPv6
- * address; port 0 = 53) on base; cb runs once, from the loop, never from
+ * address; port 0 = 53) on base; key NULL for a plain query (the answer is
+ * not verified); cb runs once, from the loop, never from
  * inside this call, after which the request is freed.  timeout_s bounds the
  * whole exchange.  The request may be cancelled before cb (cb is not called). */
 int lmd_dns_send(struct event_base *base, const char *server, uint16_t port, lmd_dns_msg *msg,
                  const lmd_dns_key *key, double timeout_s, lmd_dns_done_cb cb, void *arg, lmd_dns_req **out,
                  lmd_err *err);
 void lmd_dns_req_cancel(lmd_dns_req *r);
+
+/* ---- queries (browsing a domain) ------------------------------------ */
+
+enum { LMD_DNS_T_A = 1, LMD_DNS_T_SOA = 6, LMD_DNS_T_PTR = 12, LMD_DNS_T_TXT = 16, LMD_DNS_T_AAAA = 28,
+       LMD_DNS_T_SRV = 33 };
+
+/* A plain query (no TSIG, no recursion) for LABEL.NAME (label: one label of
+ * raw bytes, an instance name; NULL: NAME alone).  Sent with lmd_dns_send
+ * and key NULL: rc 0 for NOERROR and NXDOMAIN, and res->answer holds it. */
+int lmd_dns_query_build(const char *label, const char *name, int type, lmd_dns_msg **out, lmd_err *err);
+
+/* A zone transfer (AXFR) of zone, TSIG-signed with key, over TCP.  Sent
+ * with lmd_dns_send and the same key: rc 0 when the answer is NOERROR and
+ * signed by the key; res->answer holds its first message (whether that is
+ * the whole zone: lmd_dns_axfr_complete). */
+int lmd_dns_axfr_build(const char *zone, const lmd_dns_key *key, lmd_dns_msg **out, lmd_err *err);
+/* Whether an AXFR answer message holds the whole zone (SOA first and last). */
+bool lmd_dns_axfr_complete(const uint8_t *wire, size_t len);
+
+/* One record of an answer, as plain data (what the type has). */
+typedef struct lmd_dns_rr {
+    int type;
+    uint32_t ttl;
+    char owner[1025];    /* as text, no final dot */
+    char owner_label[64];/* the owner's first label, raw */
+    char label[64];      /* PTR: the target's first label, raw (the instance name) */
+    char target[1025];   /* PTR, SRV: the target name as text, no final dot */
+    uint16_t port;       /* SRV */
+    lmd_txt txt;         /* TXT: the key[=value] items (others skipped) */
+    char addr[64];       /* A, AAAA */
+    uint32_t serial;     /* SOA */
+} lmd_dns_rr;
+
+/* The answer section's records of type (class IN); free with lmd_dns_rrs_free. */
+/* (type 0: of every type this struct describes) */
+int lmd_dns_answer_parse(const uint8_t *wire, size_t len, int type, lmd_dns_rr **out, size_t *n, lmd_err *err);
+void lmd_dns_rrs_free(lmd_dns_rr *rrs, size_t n);
 
 /* "NOERROR", "REFUSED", ... for an rcode; "BADKEY"... for a TSIG error. */
 const char *lmd_dns_rcode_name(int rcode);

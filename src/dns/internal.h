@@ -18,6 +18,7 @@ struct lmd_dns_msg {
     uint16_t id;
     ldns_rdf *mac;       /* the request's TSIG MAC: the answer's signature covers it */
     ldns_pkt *pkt;       /* for lmd_dns_msg_text */
+    bool tcp_only;       /* a zone transfer: TCP from the start */
 };
 
 /* "hmac-sha256." : the algorithm name ldns wants */

@@ -42,6 +42,9 @@ struct lmd_dns_req {
     size_t in_len, in_done;
     lmd_dns_done_cb cb;
     void *arg;
+    bool plain;          /* a query without TSIG */
+    const uint8_t *ans;  /* the answer being reported (finish) */
+    size_t ans_len;
 };
 
 static void on_event(evutil_socket_t fd, short what, void *arg);
@@ -77,11 +80,15 @@ static void finish(lmd_dns_req *r, int rc, int rcode, int tsig_error, const char
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    lmd_dns_result res = {.rc = rc, .rcode = rcode, .tsig_error = tsig_error, .tcp = r->state != S_UDP, .text = text};
+    lmd_dns_result res = {.rc = rc, .rcode = rcode, .tsig_error = tsig_error, .tcp = r->state != S_UDP, .text = text,
+                          .answer = r->ans, .answer_len = r->ans_len};
     lmd_dns_done_cb cb = r->cb;
     void *arg = r->arg;
+    uint8_t *keep = r->in; /* a TCP answer lives in r->in: freed after the callback */
+    r->in = NULL;
     req_free(r);
     cb(&res, arg);
+    free(keep);
 }
 
 /* Wait for `what` on the socket, at most until the attempt's end. */
@@ -168,12 +175,24 @@ static void answer(lmd_dns_req *r, const uint8_t *wire, size_t len)
         return;
     }
     int rcode = ldns_pkt_get_rcode(pkt);
+    const char *via = r->state == S_UDP ? "UDP" : "TCP";
+    if (r->plain) {
+        ldns_pkt_free(pkt);
+        r->ans = wire;
+        r->ans_len = len;
+        if (rcode == LDNS_RCODE_NOERROR || rcode == LDNS_RCODE_NXDOMAIN)
+            finish(r, 0, rcode, 0, "answered by %s (%s)", r->server, via);
+        else
+            finish(r, LMD_EIO, rcode, 0, "%s by %s", lmd_dns_rcode_name(rcode), r->server);
+        return;
+    }
     ldns_rr *tsig = ldns_pkt_tsig(pkt);
     int tsig_error = tsig && ldns_rr_rd_count(tsig) > 5 ? ldns_rdf2native_int16(ldns_rr_rdf(tsig, 5)) : 0;
     bool signed_ok = tsig && tsig_error == 0 &&
                      ldns_pkt_tsig_verify(pkt, wire, len, r->key_name, r->key_secret, r->msg->mac);
     ldns_pkt_free(pkt);
-    const char *via = r->state == S_UDP ? "UDP" : "TCP";
+    r->ans = wire; /* a transfer's caller reads it */
+    r->ans_len = len;
     if (rcode == LDNS_RCODE_NOERROR && signed_ok)
         finish(r, 0, rcode, 0, "applied by %s (%s)", r->server, via);
     else if (rcode == LDNS_RCODE_NOERROR)
@@ -280,7 +299,7 @@ static void on_start(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     lmd_dns_req *r = arg;
-    if (r->msg->len > UDP_MAX)
+    if (r->msg->len > UDP_MAX || r->msg->tcp_only)
         tcp_start(r);
     else
         udp_send(r);
@@ -320,7 +339,8 @@ int lmd_dns_send(struct event_base *base, const char *server, uint16_t port, lmd
         rc = lmd_err_set(err, LMD_EINVAL, "DNS server '%s' is not an IPv4 or IPv6 address", server);
     }
     snprintf(r->server, sizeof r->server, "%s", server);
-    if (!rc && (snprintf(r->key_name, sizeof r->key_name, "%s", key->name) >= (int)sizeof r->key_name ||
+    r->plain = key == NULL;
+    if (!rc && key && (snprintf(r->key_name, sizeof r->key_name, "%s", key->name) >= (int)sizeof r->key_name ||
                 snprintf(r->key_secret, sizeof r->key_secret, "%s", key->secret) >= (int)sizeof r->key_secret))
         rc = lmd_err_set(err, LMD_EINVAL, "TSIG key %s: name or secret too long", key->name);
     if (!rc) {

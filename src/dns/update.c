@@ -141,6 +141,32 @@ static int add_records(struct build *b, const lmd_dns_service *svc, const ldns_r
     return 0;
 }
 
+/* RFC 9664: EDNS option UPDATE-LEASE (2), LEASE and KEY-LEASE, 4 bytes
+ * each, big-endian.  ldns writes the OPT record before the TSIG (which it
+ * signs over).  Servers that do not implement leases ignore the option. */
+#define EDNS_UPDATE_LEASE 2
+
+static int set_lease(ldns_pkt *pkt, uint32_t lease)
+{
+    uint8_t data[8];
+    for (int i = 0; i < 2; i++) {
+        data[4 * i] = (uint8_t)(lease >> 24);
+        data[4 * i + 1] = (uint8_t)(lease >> 16);
+        data[4 * i + 2] = (uint8_t)(lease >> 8);
+        data[4 * i + 3] = (uint8_t)lease;
+    }
+    ldns_edns_option_list *list = ldns_edns_option_list_new();
+    ldns_edns_option *opt = ldns_edns_new_from_data(EDNS_UPDATE_LEASE, sizeof data, data);
+    if (!list || !opt || !ldns_edns_option_list_push(list, opt)) {
+        ldns_edns_deep_free(opt);
+        ldns_edns_option_list_deep_free(list);
+        return -1;
+    }
+    ldns_pkt_set_edns_udp_size(pkt, 1232);
+    ldns_pkt_set_edns_option_list(pkt, list); /* pkt owns it */
+    return 0;
+}
+
 static int sign_and_pack(ldns_pkt *pkt, const lmd_dns_key *key, lmd_dns_msg *m, lmd_err *err)
 {
     char alg[40];
@@ -207,7 +233,10 @@ int lmd_dns_update_build(const lmd_dns_service *svc, int mode, const lmd_dns_key
             rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
         } else {
             ldns_pkt_set_rd(pkt, false); /* ldns sets it; an update asks no recursion */
-            rc = sign_and_pack(pkt, key, m, err);
+            if (mode == LMD_DNS_PUBLISH && svc->lease && set_lease(pkt, svc->lease) != 0)
+                rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
+            if (rc == 0)
+                rc = sign_and_pack(pkt, key, m, err);
         }
     }
     ldns_rdf_deep_free(zone);

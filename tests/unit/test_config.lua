@@ -204,6 +204,45 @@ function TestConfigErrors:test_health_and_checks()
   lu.assertNotNil(load('api { listen = "[::1]:7380" }'))
 end
 
+function TestConfigDefaults:test_wide_area_and_mdns()
+  local s = settings("")
+  lu.assertNil(s.wide_area)
+  lu.assertEquals(s.mdns, { enabled = true })
+  s = settings('wide_area { domain = "sd.lab", server = "10.77.53.53", key = "/k" } mdns { enabled = false }')
+  lu.assertEquals(s.wide_area, { domain = "sd.lab", server = "10.77.53.53", key = "/k", lease = 900, poll = 10 })
+  lu.assertEquals(s.mdns, { enabled = false })
+  s = settings('wide_area { domain = "sd.lab.", server = "fd77:0:0:53::53", key = "/k", lease = 60, poll = 1, host = "h1" }')
+  lu.assertEquals(s.wide_area.host, "h1")
+end
+
+function TestConfigErrors:test_wide_area()
+  lu.assertEquals(load_error('wide_area { server = "10.0.0.53", key = "/k" }'),
+    'cfg.lua:1: wide_area.domain is missing: give a DNS domain string like "sd.example.org", '
+      .. 'e.g. wide_area { domain = "sd.example.org" }')
+  lu.assertEquals(load_error('wide_area { domain = "sd.lab", key = "/k" }'),
+    'cfg.lua:1: wide_area.server is missing: give an IPv4 or IPv6 address string like "10.0.0.53", '
+      .. 'e.g. wide_area { server = "10.0.0.53" }')
+  lu.assertStrContains(load_error('wide_area { domain = "sd.lab", server = "10.0.0.53" }'),
+    "wide_area.key is missing")
+  lu.assertStrContains(load_error('wide_area { domain = "sd..lab", server = "10.0.0.53", key = "/k" }'),
+    'wide_area.domain must be a DNS domain like "sd.example.org", got "sd..lab"')
+  lu.assertStrContains(load_error('wide_area { domain = "local", server = "10.0.0.53", key = "/k" }'),
+    "wide_area.domain must not be .local")
+  lu.assertStrContains(load_error('wide_area { domain = "sd.lab", server = "ns1.lab", key = "/k" }'),
+    'wide_area.server must be an IPv4 or IPv6 address like "10.0.0.53" (not a host name')
+  lu.assertStrContains(load_error('wide_area { domain = "sd.lab", server = "10.0.0.300", key = "/k" }'),
+    "wide_area.server must be an IPv4 or IPv6 address")
+  lu.assertEquals(load_error('wide_area { domain = "sd.lab", server = "10.0.0.53", key = "/k", lease = 10 }'),
+    "cfg.lua:1: wide_area.lease must be an integer from 60 to 86400, got number 10")
+  lu.assertStrContains(load_error('wide_area { domain = "sd.lab", server = "10.0.0.53", key = "/k", pol = 5 }'),
+    "wide_area: unknown key 'pol' (did you mean 'poll'?)")
+  lu.assertStrContains(load_error('wide_area { domain = "sd.lab", server = "10.0.0.53", key = "/k", host = "a.b" }'),
+    "wide_area.host must be one DNS label")
+  lu.assertStrContains(load_error('mdns { enabled = "no" }'), "mdns.enabled must be a boolean (true or false)")
+  lu.assertStrContains(load_error('announce { port = 1 } mdns { enabled = false }'),
+    "mdns { enabled = false } with announce { } but no wide_area { }")
+end
+
 function TestConfigErrors:test_twice()
   lu.assertEquals(load_error("registry { ttl = 5 }\nlog { }\nregistry { ttl = 6 }"),
     "cfg.lua:3: registry given twice (first at cfg.lua:1); merge them into one registry { ... }")

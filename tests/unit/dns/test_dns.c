@@ -259,6 +259,111 @@ static void test_update(void)
     lmd_dns_key_free(k);
 }
 
+/* RFC 9664: the update-lease option in the OPT record, before the TSIG,
+ * and the message still verifies; a withdraw carries none. */
+static void test_lease(void)
+{
+    lmd_dns_key *k = NULL;
+    lmd_err err = {0};
+    lmd_dns_key_parse(GOOD, "t", &k, &err);
+    const char *addrs[] = {"10.77.1.1"};
+    lmd_dns_service svc = {.zone = "sd.lab", .instance = "h1", .type = "_lmserv._tcp", .host = "h1.sd.lab",
+                           .port = 8000, .addrs = addrs, .n_addrs = 1, .ttl = 60, .lease = 900};
+    for (int mode = LMD_DNS_PUBLISH; mode <= LMD_DNS_WITHDRAW; mode++) {
+        lmd_dns_msg *m = NULL;
+        int rc = lmd_dns_update_build(&svc, mode, k, &m, &err);
+        CHECK(rc == 0, "%s", err.msg);
+        ldns_pkt *p = rc == 0 ? parse(m) : NULL;
+        if (!p) {
+            lmd_dns_msg_free(m);
+            continue;
+        }
+        ldns_edns_option_list *l = ldns_pkt_edns_get_option_list(p);
+        ldns_edns_option *o = l && ldns_edns_option_list_get_count(l) == 1 ? ldns_edns_option_list_get_option(l, 0) : NULL;
+        if (mode == LMD_DNS_PUBLISH) {
+            static const uint8_t WANT[8] = {0, 0, 3, 0x84, 0, 0, 3, 0x84};
+            CHECK(o && ldns_edns_get_code(o) == 2 && ldns_edns_get_size(o) == 8 &&
+                      memcmp(ldns_edns_get_data(o), WANT, 8) == 0, "no update-lease option of 900 s");
+            CHECK(ldns_pkt_tsig(p) != NULL, "TSIG not last");
+        } else {
+            CHECK(!o, "a withdraw with a lease");
+        }
+        size_t len;
+        const uint8_t *w = lmd_dns_msg_wire(m, &len);
+        CHECK(ldns_pkt_tsig_verify(p, w, len, "h1-key", SECRET, NULL), "TSIG does not verify with the lease option");
+        ldns_pkt_free(p);
+        lmd_dns_msg_free(m);
+    }
+    lmd_dns_key_free(k);
+}
+
+/* Browsing: a query for LABEL.NAME, and an answer read back as plain data
+ * (the instance's raw label from the PTR, SRV port and target, TXT items,
+ * addresses, the SOA serial; records of other types skipped). */
+static void test_query_and_answer(void)
+{
+    lmd_dns_msg *m = NULL;
+    lmd_err err = {0};
+    int rc = lmd_dns_query_build("GPU box.1", "_lmserv._tcp.sd.lab", LMD_DNS_T_SRV, &m, &err);
+    CHECK(rc == 0, "%s", err.msg);
+    ldns_pkt *p = rc == 0 ? parse(m) : NULL;
+    if (p) {
+        char *q = ldns_rdf2str(ldns_rr_owner(ldns_rr_list_rr(ldns_pkt_question(p), 0)));
+        CHECK(q && !strcmp(q, "GPU\\032box\\.1._lmserv._tcp.sd.lab."), "%s", q ? q : "?");
+        CHECK(!ldns_pkt_rd(p) && ldns_pkt_get_opcode(p) == LDNS_PACKET_QUERY, "not a plain query");
+        free(q);
+    }
+    ldns_pkt_free(p);
+    lmd_dns_msg_free(m);
+
+    static const char *const RRS[] = {
+        "_lmserv._tcp.sd.lab. 30 IN PTR GPU\\032box\\.1._lmserv._tcp.sd.lab.",
+        "_lmserv._tcp.sd.lab. 30 IN PTR h2._lmserv._tcp.sd.lab.",
+        "x._lmserv._tcp.sd.lab. 30 IN SRV 0 0 8000 h1.sd.lab.",
+        "x._lmserv._tcp.sd.lab. 30 IN TXT \"model=gemma\" \"gpu\" \"=bad\"",
+        "h1.sd.lab. 30 IN A 10.77.1.1",
+        "h1.sd.lab. 30 IN AAAA fd77:0:0:1::1",
+        "sd.lab. 3600 IN SOA ns.sd.lab. admin.sd.lab. 42 3600 600 86400 30",
+    };
+    ldns_pkt *ans = ldns_pkt_new();
+    ldns_pkt_set_qr(ans, true);
+    for (size_t i = 0; i < sizeof RRS / sizeof *RRS; i++) {
+        ldns_rr *rr = NULL;
+        CHECK(ldns_rr_new_frm_str(&rr, RRS[i], 0, NULL, NULL) == LDNS_STATUS_OK, "%s", RRS[i]);
+        ldns_pkt_push_rr(ans, LDNS_SECTION_ANSWER, rr);
+    }
+    uint8_t *wire = NULL;
+    size_t len = 0;
+    ldns_pkt2wire(&wire, ans, &len);
+    ldns_pkt_free(ans);
+    lmd_dns_rr *rrs = NULL;
+    size_t n = 0;
+    CHECK(lmd_dns_answer_parse(wire, len, LMD_DNS_T_PTR, &rrs, &n, &err) == 0 && n == 2, "%zu PTRs", n);
+    if (n == 2) {
+        CHECK(!strcmp(rrs[0].label, "GPU box.1"), "label %s", rrs[0].label);
+        CHECK(!strcmp(rrs[1].label, "h2") && !strcmp(rrs[1].target, "h2._lmserv._tcp.sd.lab"), "%s %s", rrs[1].label,
+              rrs[1].target);
+    }
+    lmd_dns_rrs_free(rrs, n);
+    CHECK(lmd_dns_answer_parse(wire, len, LMD_DNS_T_SRV, &rrs, &n, &err) == 0 && n == 1 && rrs[0].port == 8000 &&
+              !strcmp(rrs[0].target, "h1.sd.lab"), "SRV");
+    lmd_dns_rrs_free(rrs, n);
+    CHECK(lmd_dns_answer_parse(wire, len, LMD_DNS_T_TXT, &rrs, &n, &err) == 0 && n == 1 && rrs[0].txt.n == 2 &&
+              lmd_txt_get(&rrs[0].txt, "model") && lmd_txt_get(&rrs[0].txt, "gpu"), "TXT");
+    lmd_dns_rrs_free(rrs, n);
+    CHECK(lmd_dns_answer_parse(wire, len, LMD_DNS_T_A, &rrs, &n, &err) == 0 && n == 1 &&
+              !strcmp(rrs[0].addr, "10.77.1.1"), "A");
+    lmd_dns_rrs_free(rrs, n);
+    CHECK(lmd_dns_answer_parse(wire, len, LMD_DNS_T_AAAA, &rrs, &n, &err) == 0 && n == 1 &&
+              !strcmp(rrs[0].addr, "fd77:0:0:1::1"), "AAAA");
+    lmd_dns_rrs_free(rrs, n);
+    CHECK(lmd_dns_answer_parse(wire, len, LMD_DNS_T_SOA, &rrs, &n, &err) == 0 && n == 1 && rrs[0].serial == 42,
+          "SOA");
+    lmd_dns_rrs_free(rrs, n);
+    CHECK(lmd_dns_answer_parse(wire, 5, LMD_DNS_T_SOA, &rrs, &n, &err) != 0, "a truncated answer parsed");
+    free(wire);
+}
+
 /* Every algorithm a key file may name signs, and the signature verifies. */
 static void test_every_algorithm_signs(void)
 {
@@ -297,6 +402,8 @@ int main(void)
     test_key_files();
     test_update();
     test_every_algorithm_signs();
+    test_lease();
+    test_query_and_answer();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)

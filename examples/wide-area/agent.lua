@@ -1,0 +1,28 @@
+-- An agent that publishes its service in the site's DNS as well as on the
+-- local link, so that peers beyond the router find it (wide-area DNS-SD,
+-- RFC 6763 over unicast DNS; examples/wide-area/README.md says what the DNS
+-- server needs).  What the zone then holds, read by any DNS-SD browser:
+--
+--   _lmserv._tcp.sd.example.org.        PTR  gpu1._lmserv._tcp.sd.example.org.
+--   gpu1._lmserv._tcp.sd.example.org.   SRV  0 0 8000 gpu1.sd.example.org.
+--   gpu1._lmserv._tcp.sd.example.org.   TXT  "info=gemma-2b-it Q4_0" "model=gemma-2b-it"
+--   gpu1.sd.example.org.                A / AAAA  this host's routable addresses
+--
+-- The instance name is the host's name here: the server grants each host's
+-- key HOST._lmserv._tcp.DOMAIN, so announce.name must be what the grant says.
+announce { port = 8000, name = "gpu1", info = "gemma-2b-it Q4_0", txt = { model = "gemma-2b-it" } }
+
+wide_area {
+  domain = "sd.example.org",          -- a zone on the server (or a name inside one)
+  server = "10.0.0.53",               -- the zone's primary: updates go there (an address, not a name)
+  key    = "/etc/lmdisc/host.tsig",   -- tsig-keygen gpu1-key > host.tsig; chmod 600; root-owned
+  lease  = 900,                       -- refreshed every ~450 s; records older than this are stale
+  -- host = "gpu1",                   -- the SRV target's label; default: the short host name
+}
+
+-- Networks without multicast (cloud VPCs, client-isolated Wi-Fi): DNS alone.
+-- mdns { enabled = false }
+
+-- Failed updates are logged and counted (lmdisc_dns_updates_total{result})
+-- and retried; the local-link side never waits for the DNS server.
+health { http = "http://127.0.0.1:8000/health", on_fail = "status" }   -- status=down reaches the zone too

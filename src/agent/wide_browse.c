@@ -1,0 +1,422 @@
+/* Wide-area DNS-SD, the browsing side (issue 10): the domain's services of
+ * our type fed into the registry as a second source next to mDNS.
+ *
+ * Every wide_area.poll seconds one SOA query; when the serial changed (or
+ * the last read failed), the domain is read again: a zone transfer (AXFR,
+ * TSIG-signed with wide_area.key, one TCP exchange) where the domain is a
+ * zone apex and the server allows it, else a walk with plain queries: PTR
+ * of TYPE.DOMAIN, then SRV and TXT of each instance, then A and AAAA of
+ * each SRV target.  A transfer refused, not signed, or too big for one
+ * message (64 KiB: a few hundred services) is said once, and queries are
+ * used from then on.  A complete walk is compared with the last:
+ * instances seen are reported (lmd_peers_seen: join or update), those gone
+ * leave ("goodbye").  A failed walk changes nothing (no leave storm while
+ * the server is away; the next poll walks again).
+ *
+ * An instance from DNS is registry instance (ifindex 0, ifname "dns",
+ * proto 4 for its first A, 6 for its first AAAA): a peer also seen over
+ * mDNS is one peer with both, and leaves when the last is gone.
+ * Not done: IXFR, transfers over several messages, expiry of records that stopped
+ * being refreshed (lease + poll), sweeping stale records. */
+#include "agent/internal.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/util.h"
+#include "dns/dns.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define QUERY_TIMEOUT 3.0
+#define MAX_INSTANCES 4096
+
+struct found {
+    char name[64];
+    char host[1025];
+    uint16_t port;
+    lmd_txt txt;
+    char a4[64], a6[64];
+    bool srv, txt_ok;
+};
+
+#define T_AXFR 252
+
+struct q {                      /* one query in flight */
+    struct lmd_agent_wbrowse *b;
+    int type;
+    size_t idx;                 /* the instance it is for */
+    lmd_dns_req *req;
+};
+
+struct lmd_agent_wbrowse {
+    lmd_agent *a;
+    struct event *timer;
+    char type_zone[1024];
+    uint32_t serial;
+    bool have_serial, walked, failed, logged_down;
+    bool queries;               /* transfers refused or too big: plain queries */
+    struct found *cur, *prev;
+    size_t n_cur, n_prev;
+    struct q **qs;              /* in flight */
+    size_t n_qs, cap_qs;
+    double polls[3];            /* unchanged, read, failed */
+};
+
+static void free_found(struct found *f, size_t n)
+{
+    for (size_t i = 0; f && i < n; i++)
+        lmd_txt_free(&f[i].txt);
+    free(f);
+}
+
+static void on_answer(const lmd_dns_result *res, void *arg);
+
+static void ask(lmd_agent_wbrowse *b, const char *label, const char *name, int type, size_t idx)
+{
+    lmd_agent *a = b->a;
+    struct q *q = calloc(1, sizeof *q);
+    lmd_dns_msg *m = NULL;
+    lmd_err err = {0};
+    if (q && b->n_qs == b->cap_qs) {
+        size_t cap = b->cap_qs ? 2 * b->cap_qs : 16;
+        struct q **qs = realloc(b->qs, cap * sizeof *qs);
+        if (qs) {
+            b->qs = qs;
+            b->cap_qs = cap;
+        }
+    }
+    if (!q || b->n_qs == b->cap_qs) {
+        free(q);
+        b->failed = true;
+        return;
+    }
+    *q = (struct q){.b = b, .type = type, .idx = idx};
+    const lmd_dns_key *key = type == T_AXFR ? lmd_agent_wide_key(a) : NULL;
+    int rc = type == T_AXFR ? lmd_dns_axfr_build(name, key, &m, &err) : lmd_dns_query_build(label, name, type, &m, &err);
+    if (rc != 0 ||
+        lmd_dns_send(a->base, a->cfg.wide_area.server, 0, m, key, QUERY_TIMEOUT, on_answer, q, &q->req, &err) != 0) {
+        lmd_debug("wide-area browse: cannot ask for %s: %s", name, lmd_err_text(&err));
+        free(q);
+        b->failed = true;
+        return;
+    }
+    b->qs[b->n_qs++] = q;
+}
+
+static void forget(lmd_agent_wbrowse *b, struct q *q)
+{
+    for (size_t i = 0; i < b->n_qs; i++)
+        if (b->qs[i] == q) {
+            b->qs[i] = b->qs[--b->n_qs];
+            break;
+        }
+    free(q);
+}
+
+static const struct found *find(const struct found *f, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(f[i].name, name))
+            return &f[i];
+    return NULL;
+}
+
+/* The registry instance of f over proto (4, 6), its address addr. */
+static void instance(const lmd_agent_wbrowse *b, const struct found *f, int proto, lmd_addr *addr,
+                     struct lmd_instance *in)
+{
+    const lmd_agent *a = b->a;
+    memset(addr, 0, sizeof *addr);
+    snprintf(addr->addr, sizeof addr->addr, "%s", proto == 4 ? f->a4 : f->a6);
+    addr->family = proto;
+    snprintf(addr->ifname, sizeof addr->ifname, "dns");
+    const char *own = lmd_agent_wide_name(a);
+    *in = (struct lmd_instance){.ifindex = 0, .ifname = "dns", .proto = proto, .name = f->name,
+                                .type = a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE,
+                                .domain = a->cfg.wide_area.domain, .host = f->host, .port = f->port, .addr = addr,
+                                .txt = &f->txt,
+                                .flags = own && !strcmp(own, f->name) ? LMD_NODE_LOCAL | LMD_NODE_OWN : 0};
+}
+
+/* A complete walk: report what is new or changed, and what is gone. */
+static void report(lmd_agent_wbrowse *b)
+{
+    lmd_agent *a = b->a;
+    double now = lmd_now_mono(), wall = lmd_now_wall();
+    for (size_t i = 0; i < b->n_prev; i++) {
+        const struct found *p = &b->prev[i], *c = find(b->cur, b->n_cur, p->name);
+        for (int proto = 4; proto <= 6; proto += 2) {
+            bool had = proto == 4 ? p->a4[0] : p->a6[0];
+            bool has = c && c->srv && (proto == 4 ? c->a4[0] : c->a6[0]);
+            if (had && !has) {
+                lmd_addr addr;
+                struct lmd_instance in;
+                instance(b, p, proto, &addr, &in);
+                (void)lmd_peers_gone_at(a->reg, &in, LMD_REASON_GOODBYE, now);
+            }
+        }
+    }
+    for (size_t i = 0; i < b->n_cur; i++) {
+        const struct found *c = &b->cur[i], *p = find(b->prev, b->n_prev, c->name);
+        if (!c->srv)
+            continue;
+        /* only what changed: a walk after someone else's update must not
+         * make this source the peer's newest (its host would flip between
+         * NAME.local and NAME.DOMAIN for a peer also seen over mDNS) */
+        bool same = p && p->srv && p->port == c->port && !strcmp(p->host, c->host) && lmd_txt_equal(&p->txt, &c->txt);
+        for (int proto = 4; proto <= 6; proto += 2) {
+            const char *now_addr = proto == 4 ? c->a4 : c->a6, *was = p ? (proto == 4 ? p->a4 : p->a6) : "";
+            if (!now_addr[0] || (same && !strcmp(now_addr, was)))
+                continue;
+            lmd_addr addr;
+            struct lmd_instance in;
+            instance(b, c, proto, &addr, &in);
+            if (lmd_peers_seen(a->reg, &in, now, wall) != 0)
+                lmd_error("out of memory: \"%s\" from %s not recorded", c->name, a->cfg.wide_area.domain);
+        }
+    }
+    lmd_agent_rearm(a);
+    free_found(b->prev, b->n_prev);
+    b->prev = b->cur;
+    b->n_prev = b->n_cur;
+    b->cur = NULL;
+    b->n_cur = 0;
+}
+
+static void walk_done(lmd_agent_wbrowse *b)
+{
+    b->polls[b->failed ? 2 : 1]++;
+    if (b->failed) {
+        if (!b->logged_down)
+            lmd_warn("wide-area browse: reading %s from %s failed; keeping the peers known from it and trying "
+                     "again every %g s", b->type_zone, b->a->cfg.wide_area.server, b->a->cfg.wide_area.poll);
+        b->logged_down = true;
+        b->have_serial = false; /* walk again next time */
+        free_found(b->cur, b->n_cur);
+        b->cur = NULL;
+        b->n_cur = 0;
+    } else {
+        if (b->logged_down)
+            lmd_info("wide-area browse: reading %s again", b->type_zone);
+        b->logged_down = false;
+        b->walked = true;
+        report(b);
+    }
+    if (lmd_timer_in(b->timer, b->a->cfg.wide_area.poll) != 0)
+        lmd_error("wide-area browse: cannot arm the poll timer (out of memory)");
+}
+
+static void on_ptr(lmd_agent_wbrowse *b, const lmd_dns_rr *rrs, size_t n)
+{
+    struct found *f = calloc(n ? n : 1, sizeof *f);
+    if (!f) {
+        b->failed = true;
+        return;
+    }
+    size_t k = 0;
+    size_t tl = strlen(b->type_zone);
+    for (size_t i = 0; i < n && k < MAX_INSTANCES; i++) {
+        /* only INSTANCE.TYPE.ZONE, each instance once */
+        size_t ll = strlen(rrs[i].target);
+        if (ll <= tl || strcasecmp(rrs[i].target + ll - tl, b->type_zone) || find(f, k, rrs[i].label))
+            continue;
+        snprintf(f[k].name, sizeof f[k].name, "%s", rrs[i].label);
+        k++;
+    }
+    b->cur = f;
+    b->n_cur = k;
+    for (size_t i = 0; i < k; i++) {
+        ask(b, f[i].name, b->type_zone, LMD_DNS_T_SRV, i);
+        ask(b, f[i].name, b->type_zone, LMD_DNS_T_TXT, i);
+    }
+}
+
+/* A whole zone in one message: the services of our type in it. */
+static void from_transfer(lmd_agent_wbrowse *b, const lmd_dns_rr *rrs, size_t n)
+{
+    size_t tl = strlen(b->type_zone), k = 0;
+    struct found *f = calloc(n ? n : 1, sizeof *f);
+    if (!f) {
+        b->failed = true;
+        return;
+    }
+    for (size_t i = 0; i < n && k < MAX_INSTANCES; i++) {
+        size_t ll = strlen(rrs[i].target);
+        if (rrs[i].type != LMD_DNS_T_PTR || strcasecmp(rrs[i].owner, b->type_zone) || ll <= tl ||
+            strcasecmp(rrs[i].target + ll - tl, b->type_zone) || find(f, k, rrs[i].label))
+            continue;
+        snprintf(f[k++].name, sizeof f->name, "%s", rrs[i].label);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const lmd_dns_rr *r = &rrs[i];
+        size_t ol = strlen(r->owner);
+        bool under = ol > tl + 1 && r->owner[ol - tl - 1] == '.' && !strcasecmp(r->owner + ol - tl, b->type_zone);
+        struct found *x = under ? (struct found *)find(f, k, r->owner_label) : NULL;
+        if (x && r->type == LMD_DNS_T_SRV && !x->srv) {
+            x->srv = true;
+            x->port = r->port;
+            snprintf(x->host, sizeof x->host, "%s", r->target);
+        } else if (x && r->type == LMD_DNS_T_TXT && !x->txt_ok) {
+            lmd_txt_free(&x->txt);
+            (void)lmd_txt_copy(&x->txt, &r->txt);
+            x->txt_ok = true;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const lmd_dns_rr *r = &rrs[i];
+        if (r->type != LMD_DNS_T_A && r->type != LMD_DNS_T_AAAA)
+            continue;
+        for (size_t j = 0; j < k; j++) {
+            char *slot = r->type == LMD_DNS_T_A ? f[j].a4 : f[j].a6;
+            if (f[j].srv && !slot[0] && !strcasecmp(f[j].host, r->owner))
+                snprintf(slot, sizeof f[j].a4, "%s", r->addr);
+        }
+    }
+    b->cur = f;
+    b->n_cur = k;
+}
+
+/* Why a transfer cannot be used; the walk with queries instead, from now on. */
+static void to_queries(lmd_agent_wbrowse *b, const char *why)
+{
+    lmd_warn("wide-area browse: no transfer of %s from %s (%s): reading it with queries from now on",
+             b->a->cfg.wide_area.domain, b->a->cfg.wide_area.server, why);
+    b->queries = true;
+    b->failed = false;
+    ask(b, NULL, b->type_zone, LMD_DNS_T_PTR, 0);
+}
+
+static void on_answer(const lmd_dns_result *res, void *arg)
+{
+    struct q *q = arg;
+    lmd_agent_wbrowse *b = q->b;
+    int type = q->type;
+    size_t idx = q->idx;
+    forget(b, q);
+    lmd_dns_rr *rrs = NULL;
+    size_t n = 0;
+    lmd_err err = {0};
+    if (type == T_AXFR) {
+        if (res->rc == 0 && res->answer && !lmd_dns_axfr_complete(res->answer, res->answer_len))
+            to_queries(b, "the zone does not fit in one message");
+        else if (res->rc == 0 && res->answer && lmd_dns_answer_parse(res->answer, res->answer_len, 0, &rrs, &n, &err) == 0) {
+            from_transfer(b, rrs, n);
+            lmd_debug("wide-area browse: %s transferred (%zu bytes, %zu records, %zu services)",
+                      b->a->cfg.wide_area.domain, res->answer_len, n, b->n_cur);
+        }
+        else if (res->rcode >= 0) /* the server answered: refused, not signed... */
+            to_queries(b, res->text);
+        else
+            b->failed = true; /* unreachable: the next poll tries again */
+        lmd_dns_rrs_free(rrs, n);
+        if (b->n_qs == 0)
+            walk_done(b);
+        return;
+    }
+    if (res->rc != 0 || !res->answer || lmd_dns_answer_parse(res->answer, res->answer_len, type, &rrs, &n, &err) != 0) {
+        lmd_debug("wide-area browse: %s", res->rc ? res->text : lmd_err_text(&err));
+        b->failed = true;
+    } else if (type == LMD_DNS_T_SOA) {
+        bool same = n == 1 && b->have_serial && rrs[0].serial == b->serial && b->walked;
+        b->have_serial = n == 1;
+        b->serial = n == 1 ? rrs[0].serial : 0;
+        if (same) {
+            b->polls[0]++;
+            lmd_dns_rrs_free(rrs, n);
+            if (lmd_timer_in(b->timer, b->a->cfg.wide_area.poll) != 0)
+                lmd_error("wide-area browse: cannot arm the poll timer (out of memory)");
+            return;
+        }
+        b->failed = false;
+        /* a zone apex (n == 1) whose server transfers it: one TCP exchange */
+        if (n == 1 && !b->queries && lmd_agent_wide_key(b->a))
+            ask(b, NULL, b->a->cfg.wide_area.domain, T_AXFR, 0);
+        else
+            ask(b, NULL, b->type_zone, LMD_DNS_T_PTR, 0);
+    } else if (type == LMD_DNS_T_PTR && !b->cur) {
+        on_ptr(b, rrs, n);
+    } else if (idx < b->n_cur) {
+        struct found *f = &b->cur[idx];
+        if (type == LMD_DNS_T_SRV && n >= 1) {
+            f->srv = true;
+            f->port = rrs[0].port;
+            snprintf(f->host, sizeof f->host, "%s", rrs[0].target);
+            ask(b, NULL, f->host, LMD_DNS_T_A, idx);
+            ask(b, NULL, f->host, LMD_DNS_T_AAAA, idx);
+        } else if (type == LMD_DNS_T_TXT && n >= 1) {
+            lmd_txt_free(&f->txt);
+            f->txt = rrs[0].txt;
+            rrs[0].txt = (lmd_txt){0};
+            f->txt_ok = true;
+        } else if (type == LMD_DNS_T_A && n >= 1) {
+            snprintf(f->a4, sizeof f->a4, "%s", rrs[0].addr);
+        } else if (type == LMD_DNS_T_AAAA && n >= 1) {
+            snprintf(f->a6, sizeof f->a6, "%s", rrs[0].addr);
+        }
+    }
+    lmd_dns_rrs_free(rrs, n);
+    if (b->n_qs == 0)
+        walk_done(b);
+}
+
+static void on_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lmd_agent_wbrowse *b = arg;
+    if (b->n_qs)
+        return; /* a walk still going (bounded by its queries' timeouts) */
+    b->failed = false;
+    ask(b, NULL, b->a->cfg.wide_area.domain, LMD_DNS_T_SOA, 0);
+    if (b->n_qs == 0)
+        walk_done(b);
+}
+
+int lmd_agent_wbrowse_start(lmd_agent *a, lmd_err *err)
+{
+    if (!a->cfg.wide_area.given)
+        return 0;
+    lmd_agent_wbrowse *b = calloc(1, sizeof *b);
+    if (!b || !(b->timer = evtimer_new(a->base, on_poll, b))) {
+        free(b);
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    }
+    b->a = a;
+    const char *d = a->cfg.wide_area.domain;
+    size_t dl = strlen(d);
+    snprintf(b->type_zone, sizeof b->type_zone, "%s.%.*s", a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE,
+             (int)(dl && d[dl - 1] == '.' ? dl - 1 : dl), d);
+    a->wbrowse = b;
+    lmd_info("wide-area browse: reading %s from %s every %g s", b->type_zone, a->cfg.wide_area.server,
+             a->cfg.wide_area.poll);
+    if (lmd_timer_in(b->timer, 0) != 0)
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    return 0;
+}
+
+void lmd_agent_wbrowse_free(lmd_agent *a)
+{
+    lmd_agent_wbrowse *b = a->wbrowse;
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n_qs; i++) {
+        lmd_dns_req_cancel(b->qs[i]->req);
+        free(b->qs[i]);
+    }
+    free(b->qs);
+    event_free(b->timer);
+    free_found(b->cur, b->n_cur);
+    free_found(b->prev, b->n_prev);
+    free(b);
+    a->wbrowse = NULL;
+}
+
+void lmd_agent_wbrowse_metrics(const lmd_agent *a, struct lmd_metrics *out)
+{
+    const lmd_agent_wbrowse *b = a->wbrowse;
+    if (!b)
+        return;
+    memcpy(out->dns_polls, b->polls, sizeof b->polls);
+    out->dns_services = (double)b->n_prev;
+}

@@ -1,0 +1,212 @@
+/* Plain DNS queries for browsing a DNS-SD domain, and their answers as
+ * plain data (see dns.h).  ldns builds and parses. */
+#include "dns/internal.h"
+#include "base/txt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* LABEL.NAME, the label raw bytes (an instance name), or NAME alone. */
+static ldns_rdf *qname(const char *label, const char *name)
+{
+    ldns_rdf *base = ldns_dname_new_frm_str(name);
+    if (!base || !label)
+        return base;
+    size_t n = strlen(label);
+    ldns_rdf *d = NULL;
+    if (n >= 1 && n <= 63) {
+        uint8_t wire[65];
+        wire[0] = (uint8_t)n;
+        memcpy(wire + 1, label, n);
+        wire[n + 1] = 0;
+        d = ldns_dname_new_frm_data((uint16_t)(n + 2), wire);
+        if (d && ldns_dname_cat(d, base) != LDNS_STATUS_OK) {
+            ldns_rdf_deep_free(d);
+            d = NULL;
+        }
+    }
+    ldns_rdf_deep_free(base);
+    return d;
+}
+
+int lmd_dns_query_build(const char *label, const char *name, int type, lmd_dns_msg **out, lmd_err *err)
+{
+    *out = NULL;
+    ldns_rdf *q = qname(label, name);
+    if (!q)
+        return lmd_err_set(err, LMD_EINVAL, "'%s' is not a valid name to query", name ? name : "");
+    ldns_pkt *pkt = ldns_pkt_query_new(q, (ldns_rr_type)type, LDNS_RR_CLASS_IN, 0); /* takes q; no RD */
+    lmd_dns_msg *m = calloc(1, sizeof *m);
+    if (!pkt || !m) {
+        ldns_pkt_free(pkt);
+        free(m);
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    }
+    ldns_pkt_set_random_id(pkt);
+    if (ldns_pkt2wire(&m->wire, pkt, &m->len) != LDNS_STATUS_OK) {
+        ldns_pkt_free(pkt);
+        free(m);
+        return lmd_err_set(err, LMD_ENOMEM, "cannot write the query");
+    }
+    m->id = ldns_pkt_id(pkt);
+    m->pkt = pkt;
+    *out = m;
+    return 0;
+}
+
+/* A name as text without the final dot. */
+static void name_text(const ldns_rdf *d, char *buf, size_t len)
+{
+    char *s = d ? ldns_rdf2str(d) : NULL;
+    size_t n = s ? strlen(s) : 0;
+    if (n > 1 && s[n - 1] == '.')
+        s[--n] = '\0';
+    snprintf(buf, len, "%s", s ? s : "");
+    free(s);
+}
+
+static int rr_fill(const ldns_rr *rr, lmd_dns_rr *o)
+{
+    memset(o, 0, sizeof *o);
+    o->type = ldns_rr_get_type(rr);
+    o->ttl = ldns_rr_ttl(rr);
+    const ldns_rdf *own = ldns_rr_owner(rr);
+    name_text(own, o->owner, sizeof o->owner);
+    if (own && ldns_rdf_size(own) > 1) {
+        const uint8_t *w = ldns_rdf_data(own);
+        size_t n = w[0];
+        if (n + 1 < ldns_rdf_size(own) && n < sizeof o->owner_label) {
+            memcpy(o->owner_label, w + 1, n);
+            o->owner_label[n] = '\0';
+        }
+    }
+    switch (o->type) {
+    case LDNS_RR_TYPE_PTR: {
+        const ldns_rdf *t = ldns_rr_rdf(rr, 0);
+        if (!t || ldns_rdf_get_type(t) != LDNS_RDF_TYPE_DNAME)
+            return -1;
+        const uint8_t *w = ldns_rdf_data(t);
+        size_t n = w[0];
+        if (n == 0 || n + 1 > ldns_rdf_size(t))
+            return -1;
+        memcpy(o->label, w + 1, n); /* the instance: the first label, raw */
+        o->label[n] = '\0';
+        if (memchr(o->label, '\0', n))
+            return -1;
+        name_text(t, o->target, sizeof o->target);
+        return 0;
+    }
+    case LDNS_RR_TYPE_SRV:
+        if (ldns_rr_rd_count(rr) != 4)
+            return -1;
+        o->port = ldns_rdf2native_int16(ldns_rr_rdf(rr, 2));
+        name_text(ldns_rr_rdf(rr, 3), o->target, sizeof o->target);
+        return 0;
+    case LDNS_RR_TYPE_TXT:
+        for (size_t i = 0; i < ldns_rr_rd_count(rr); i++) {
+            const ldns_rdf *s = ldns_rr_rdf(rr, i);
+            const uint8_t *w = ldns_rdf_data(s);
+            size_t n = ldns_rdf_size(s) ? w[0] : 0;
+            char why[160];
+            if (n && n + 1 <= ldns_rdf_size(s) && lmd_txt_add_wire_item(&o->txt, w + 1, n, why, sizeof why) != 0)
+                continue; /* an item that is not key[=value]: skipped, as over mDNS */
+        }
+        return 0;
+    case LDNS_RR_TYPE_A:
+    case LDNS_RR_TYPE_AAAA: {
+        char *s = ldns_rdf2str(ldns_rr_rdf(rr, 0));
+        snprintf(o->addr, sizeof o->addr, "%s", s ? s : "");
+        free(s);
+        return s ? 0 : -1;
+    }
+    case LDNS_RR_TYPE_SOA:
+        if (ldns_rr_rd_count(rr) < 3)
+            return -1;
+        o->serial = ldns_rdf2native_int32(ldns_rr_rdf(rr, 2));
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+int lmd_dns_answer_parse(const uint8_t *wire, size_t len, int type, lmd_dns_rr **out, size_t *n, lmd_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    ldns_pkt *pkt = NULL;
+    if (ldns_wire2pkt(&pkt, wire, len) != LDNS_STATUS_OK || !pkt)
+        return lmd_err_set(err, LMD_EINVAL, "the answer does not parse");
+    ldns_rr_list *an = ldns_pkt_answer(pkt);
+    size_t cnt = an ? ldns_rr_list_rr_count(an) : 0;
+    lmd_dns_rr *rrs = calloc(cnt ? cnt : 1, sizeof *rrs);
+    if (!rrs) {
+        ldns_pkt_free(pkt);
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        const ldns_rr *rr = ldns_rr_list_rr(an, i);
+        if ((type == 0 || (int)ldns_rr_get_type(rr) == type) && ldns_rr_get_class(rr) == LDNS_RR_CLASS_IN &&
+            rr_fill(rr, &rrs[k]) == 0)
+            k++;
+        else
+            lmd_txt_free(&rrs[k].txt);
+    }
+    ldns_pkt_free(pkt);
+    *out = rrs;
+    *n = k;
+    return 0;
+}
+
+void lmd_dns_rrs_free(lmd_dns_rr *rrs, size_t n)
+{
+    for (size_t i = 0; rrs && i < n; i++)
+        lmd_txt_free(&rrs[i].txt);
+    free(rrs);
+}
+
+int lmd_dns_axfr_build(const char *zone, const lmd_dns_key *key, lmd_dns_msg **out, lmd_err *err)
+{
+    *out = NULL;
+    ldns_rdf *z = ldns_dname_new_frm_str(zone);
+    if (!z)
+        return lmd_err_set(err, LMD_EINVAL, "'%s' is not a valid zone name", zone ? zone : "");
+    ldns_pkt *pkt = ldns_pkt_query_new(z, LDNS_RR_TYPE_AXFR, LDNS_RR_CLASS_IN, 0);
+    lmd_dns_msg *m = calloc(1, sizeof *m);
+    char alg[40];
+    lmd_dns_key_ldns_alg(key, alg, sizeof alg);
+    ldns_status st = LDNS_STATUS_MEM_ERR;
+    if (pkt && m) {
+        ldns_pkt_set_random_id(pkt);
+        st = ldns_pkt_tsig_sign(pkt, key->name, key->secret, 300, alg, NULL);
+    }
+    ldns_rr *tsig = st == LDNS_STATUS_OK ? ldns_pkt_tsig(pkt) : NULL;
+    if (tsig)
+        m->mac = ldns_rdf_clone(ldns_rr_rdf(tsig, 3));
+    if (!m || !m->mac || ldns_pkt2wire(&m->wire, pkt, &m->len) != LDNS_STATUS_OK) {
+        ldns_pkt_free(pkt);
+        if (m)
+            ldns_rdf_deep_free(m->mac);
+        free(m);
+        return lmd_err_set(err, LMD_ENOMEM, "cannot build the transfer request: %s", ldns_get_errorstr_by_id(st));
+    }
+    m->id = ldns_pkt_id(pkt);
+    m->pkt = pkt;
+    m->tcp_only = true;
+    *out = m;
+    return 0;
+}
+
+bool lmd_dns_axfr_complete(const uint8_t *wire, size_t len)
+{
+    ldns_pkt *pkt = NULL;
+    if (ldns_wire2pkt(&pkt, wire, len) != LDNS_STATUS_OK || !pkt)
+        return false;
+    ldns_rr_list *an = ldns_pkt_answer(pkt);
+    size_t n = an ? ldns_rr_list_rr_count(an) : 0;
+    bool whole = n >= 2 && ldns_rr_get_type(ldns_rr_list_rr(an, 0)) == LDNS_RR_TYPE_SOA &&
+                 ldns_rr_get_type(ldns_rr_list_rr(an, n - 1)) == LDNS_RR_TYPE_SOA;
+    ldns_pkt_free(pkt);
+    return whole;
+}

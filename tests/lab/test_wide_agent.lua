@@ -1,0 +1,470 @@
+-- The agent's wide-area publishing (issue 10, src/agent/wide.c) against the
+-- lab's real DNS servers, named and knotd: a routed lab, h1 and h3 in subnet
+-- 1, h2 in subnet 2, the DNS host behind the router.  What the agent writes
+-- is read with dig from the other subnet, as any DNS-SD browser would.
+local lu = require "luaunit"
+local Lab = require "lab"
+local S = require "suite"
+
+local q = Lab.shquote
+local TOOL = assert(os.getenv("LMD_DNS_UPDATE"), "set LMD_DNS_UPDATE to the lmd-dns-update binary")
+local BIN = S.BIN
+
+local function make_class(kind)
+    local T = {}
+    local lab, tmp, zone, server
+    local procs, seq = {}, 0
+
+    function T.setupClass()
+        lab = Lab.up(3, { subnets = 2, dns = kind })
+        tmp = os.tmpname()
+        os.remove(tmp)
+        os.execute("mkdir -p " .. q(tmp))
+        zone, server = lab:dns().zone, lab:dns().server4
+    end
+
+    function T.teardownClass()
+        for _, p in ipairs(procs) do
+            if p:running() then p:signal("KILL"); p:wait(5) end
+        end
+        if lab then lab:down() end
+        if tmp then os.execute("rm -rf " .. q(tmp)) end
+    end
+
+    -- what a test started is stopped after it; a sanitizer report fails it
+    function T:tearDown()
+        local bad = {}
+        for i = #procs, 1, -1 do
+            local p = procs[i]
+            if p:running() then p:signal("TERM"); p:wait(10) end
+            bad[#bad + 1] = S.sanitizer_report(p)
+        end
+        procs = {}
+        lu.assertEquals(#bad, 0, "sanitizer report:\n" .. table.concat(bad, "\n----\n"))
+    end
+
+    local function path(name)
+        seq = seq + 1
+        return ("%s/%d-%s"):format(tmp, seq, name)
+    end
+
+    local function dig(host, args)
+        local ok, out, code = lab:exec(host, ("timeout 30 dig +time=2 +tries=2 @%s %s"):format(server, args))
+        if not ok then error(("dig %s failed (%s): %s"):format(args, code, out), 2) end
+        return out
+    end
+
+    local function srv(name) return dig("h2", name .. "._lmserv._tcp." .. zone .. " SRV +short") end
+    local function txt(name) return dig("h2", name .. "._lmserv._tcp." .. zone .. " TXT +short") end
+
+    -- `lmdisc agent` on host: announce { name = NAME }, wide_area with KEY
+    -- (default the host's own); returns the process, its API socket
+    local function agent(host, opts)
+        opts = opts or {}
+        local sock = path(host .. ".sock")
+        local cfg = path(host .. ".lua")
+        S.write(cfg, ([[
+%s
+wide_area { domain = %q, server = %q, key = %q, lease = %d, poll = %g }
+api { socket = %q }
+log { level = "debug" }
+%s
+%s
+]]):format(opts.observe and "" or ('announce { port = %d, name = %q, info = "gemma 2b", txt = { model = "gemma" } }')
+            :format(opts.port or 8000, opts.name or host), zone, opts.server or server, opts.key or lab:key(host),
+            opts.lease or 60, opts.poll or 10, sock, opts.mdns == false and "mdns { enabled = false }" or "", opts.policy or ""))
+        local p = lab:bg(host, "exec " .. q(BIN) .. " agent -c " .. q(cfg))
+        procs[#procs + 1] = p
+        lu.assertNotNil(lab:wait_log(p, "agent started", 10), p:output())
+        return p, sock
+    end
+
+    local function await(p, pattern, timeout, nth)
+        local line, err = lab:wait_log(p, pattern, timeout or 15, nth)
+        if not line then lu.fail(tostring(err) .. "\n--- " .. p.log .. ":\n" .. S.tail(p:output())) end
+        return line
+    end
+
+    local function metrics(host, sock)
+        local _, out = lab:exec(host, "curl -s --max-time 5 --unix-socket " .. q(sock) .. " http://agent/metrics")
+        return out
+    end
+
+    local function metric(text, line)
+        return tonumber(("\n" .. text):match("\n" .. line:gsub("[%[%]%(%)%.%%%+%-%*%?%^%${}]", "%%%0") .. " (%S+)"))
+    end
+
+    -- the agent's own timestamp (s since midnight UTC) of the first line of
+    -- p's log containing text
+    local function log_time(p, text)
+        for l in p:output():gmatch("[^\n]+") do
+            if l:find(text, 1, true) then
+                local h, m, sec = l:match("^%d+%-%d+%-%d+T(%d+):(%d+):([%d%.]+)Z")
+                if h then return tonumber(h) * 3600 + tonumber(m) * 60 + tonumber(sec) end
+            end
+        end
+        lu.fail("no line with " .. text .. " in " .. p.log .. ":\n" .. S.tail(p:output()))
+    end
+
+    -- the figures a test measured, for the record
+    local function note(fmt, ...) io.stderr:write(("[%s] "):format(kind) .. fmt:format(...) .. "\n") end
+
+    function T:test_publishes_replaces_a_crashed_runs_records_and_withdraws_on_sigterm()
+        -- what a crashed earlier run left: another port, address and TXT
+        local _, out, code = lab:exec("h1", ("timeout 30 %s %s %s %s h1 h1.%s 9999 --addr 10.77.1.99 --txt stale=1")
+            :format(q(TOOL), server, q(lab:key("h1")), zone, zone))
+        lu.assertEquals(code, 0, out)
+        lu.assertEquals(srv("h1"), "0 0 9999 h1." .. zone .. ".\n")
+
+        local flag = path("txt.flag")
+        local p, sock = agent("h1", { policy = S.set_txt_when(flag, '{ model = "gemma", load = "7" }') })
+        local line = await(p, "wide%-area: published \"h1\"")
+        note("first publish: %s", line:match("%((.-)%)$") or line)
+        -- RFC 6763 as read from the other subnet: PTR -> SRV -> TXT, A/AAAA
+        lu.assertEquals(dig("h2", "_lmserv._tcp." .. zone .. " PTR +short"), "h1._lmserv._tcp." .. zone .. ".\n")
+        lu.assertEquals(srv("h1"), "0 0 8000 h1." .. zone .. ".\n")
+        local t = txt("h1")
+        lu.assertStrContains(t, '"info=gemma 2b"')
+        lu.assertStrContains(t, '"model=gemma"')
+        lu.assertNotStrContains(t, "stale")
+        lu.assertEquals(dig("h2", "h1." .. zone .. " A +short"), "10.77.1.1\n")
+        lu.assertEquals(dig("h2", "h1." .. zone .. " AAAA +short"), "fd77:0:0:1::1\n")
+        local full = dig("h2", "h1._lmserv._tcp." .. zone .. " SRV")
+        lu.assertStrContains(full, "status: NOERROR")
+        lu.assertStrContains(full, "flags: qr aa") -- answered by the authority
+        local m = metrics("h1", sock)
+        lu.assertEquals(metric(m, 'lmdisc_dns_updates_total{result="ok"}'), 1, m)
+        lu.assertEquals(metric(m, "lmdisc_dns_published"), 1, m)
+        note("update: %g s, %g bytes", metric(m, "lmdisc_dns_update_seconds"), metric(m, "lmdisc_dns_update_bytes"))
+
+        -- set_txt goes out as an update
+        local t0 = Lab.now()
+        S.write(flag, "")
+        line = await(p, "wide%-area: published \"h1\"", 10, 2)
+        note("TXT change reached the zone %.2f s after the flag (policy polls every 0.2 s): %s", Lab.now() - t0,
+            line:match("%((.-)%)$") or line)
+        lu.assertStrContains(txt("h1"), '"load=7"')
+        lu.assertEquals(srv("h1"), "0 0 8000 h1." .. zone .. ".\n")
+
+        -- SIGTERM: the records are gone, the agent too, within 2 s
+        t0 = Lab.now()
+        p:signal("TERM")
+        lu.assertEquals(p:wait(5), 0, p:output())
+        local took = Lab.now() - t0
+        note("SIGTERM to exit with the withdraw: %.2f s", took)
+        lu.assertTrue(took < 2, ("took %.2f s"):format(took))
+        lu.assertStrContains(p:output(), 'wide-area: withdrew "h1" from ' .. zone)
+        lu.assertStrContains(dig("h2", "h1._lmserv._tcp." .. zone .. " SRV"), "status: NXDOMAIN")
+        lu.assertStrContains(dig("h2", "h1." .. zone .. " A"), "status: NXDOMAIN")
+        lu.assertNotStrContains(dig("h2", "_lmserv._tcp." .. zone .. " PTR +short"), "h1._lmserv")
+    end
+
+    function T:test_another_hosts_key_is_refused_and_says_which_name_and_why()
+        local p, sock = agent("h2", { key = lab:key("h3") })
+        local line = await(p, "wide%-area: update of h2%._lmserv%._tcp%." .. zone:gsub("%.", "%%.") .. " refused")
+        lu.assertStrContains(line, "h3-key")
+        lu.assertStrContains(line, "no grant")
+        lu.assertStrContains(line, "h2._lmserv._tcp." .. zone .. " SRV TXT")
+        lu.assertStrContains(line, "h2." .. zone .. " A AAAA")
+        if kind == "named" then lu.assertStrContains(line, "REFUSED") else lu.assertStrContains(line, "BADKEY") end
+        lu.assertStrContains(srv("h2"), "")
+        lu.assertStrContains(dig("h2", "h2._lmserv._tcp." .. zone .. " SRV"), "status: NXDOMAIN")
+        -- counted, and the mDNS side announced all the same
+        await(p, "^.*announced \"h2\"")
+        local m = metrics("h2", sock)
+        lu.assertTrue(metric(m, ('lmdisc_dns_updates_total{result="%s"}'):format(kind == "named" and "refused" or "badkey")) >= 1, m)
+        lu.assertEquals(metric(m, "lmdisc_dns_published"), 0, m)
+        lu.assertStrContains(m, 'lmdisc_service_announced{name="h2",port="8000",state="established",source="config"} 1')
+        -- a clean stop with nothing in the zone is quick
+        local t0 = Lab.now()
+        p:signal("TERM")
+        lu.assertEquals(p:wait(5), 0, p:output())
+        lu.assertTrue(Lab.now() - t0 < 2)
+    end
+
+    function T:test_server_down_and_back_the_agent_retries_and_mdns_is_unaffected()
+        local flag = path("txt.flag")
+        local p, sock = agent("h1", { port = 8001, policy = S.set_txt_when(flag, '{ model = "gemma", load = "9" }') })
+        await(p, "wide%-area: published \"h1\"")
+        await(p, "announced \"h1\"") -- over mDNS too
+        lab:dns_stop()
+        local ok, err = pcall(function()
+            S.write(flag, "")
+            local line = await(p, "wide%-area: DNS server " .. server:gsub("%.", "%%.") .. " unreachable", 15)
+            lu.assertStrContains(line, "mDNS unaffected")
+            -- h3, on h1's link, still sees h1 over mDNS, with the new TXT
+            local out
+            for _ = 1, 10 do
+                out = select(2, lab:exec("h3", "timeout 10 avahi-browse -rpt _lmserv._tcp"))
+                if out:find('"load=9"', 1, true) then break end
+                Lab.sleep(0.5)
+            end
+            lu.assertStrContains(out, '"load=9"', out)
+            local m = metrics("h1", sock)
+            lu.assertTrue(metric(m, 'lmdisc_dns_updates_total{result="unreachable"}') >= 1, m)
+            lu.assertStrContains(m, 'state="established",source="config"} 1')
+        end)
+        local t0 = Lab.now()
+        lab:dns_start()
+        if not ok then error(err, 0) end
+        local line = await(p, "wide%-area: published \"h1\".*server back", 40)
+        note("republished %.1f s after the server was started again: %s", Lab.now() - t0, line)
+        lu.assertStrContains(txt("h1"), '"load=9"')
+        lu.assertEquals(srv("h1"), "0 0 8001 h1." .. zone .. ".\n")
+    end
+
+    function T:test_sigterm_with_a_dead_server_is_bounded()
+        local p = agent("h1", { port = 8002 })
+        await(p, "wide%-area: published \"h1\"")
+        lab:dns_stop()
+        local t0 = Lab.now()
+        p:signal("TERM")
+        local code = p:wait(5)
+        local took = Lab.now() - t0
+        lab:dns_start()
+        lu.assertEquals(code, 0, p:output())
+        note("SIGTERM to exit with the server down: %.2f s", took)
+        lu.assertTrue(took < 2, ("took %.2f s"):format(took))
+        lu.assertStrContains(p:output(), "could not withdraw")
+    end
+
+    function T:test_a_silent_server_cannot_hold_shutdown()
+        -- an address nobody has (the router's ARP fails): updates time out;
+        -- SIGTERM while one is in flight still exits within 2 s
+        local p = agent("h1", { port = 8004, server = "10.77.2.200" })
+        Lab.sleep(0.3)
+        local t0 = Lab.now()
+        p:signal("TERM")
+        local code = p:wait(5)
+        local took = Lab.now() - t0
+        lu.assertEquals(code, 0, p:output())
+        note("SIGTERM to exit with a silent server: %.2f s", took)
+        lu.assertTrue(took < 2, ("took %.2f s"):format(took))
+        lu.assertStrContains(p:output(), "no answer to the withdraw within 1.2 s")
+    end
+
+    function T:test_a_wrong_secret_says_badsig_and_wrong_key()
+        local f = assert(io.open(lab:key("h1")))
+        local text = f:read("a")
+        f:close()
+        local forged = path("forged.key")
+        S.write(forged, (text:gsub('secret "[^"]+"', 'secret "' .. ("QUFB"):rep(11) .. '"')))
+        os.execute("chmod 600 " .. q(forged))
+        local p, sock = agent("h1", { port = 8005, key = forged })
+        local line = await(p, "wide%-area: update of h1%._lmserv%._tcp%.")
+        lu.assertStrContains(line, "BADSIG")
+        lu.assertStrContains(line, "the secret of key h1-key (" .. forged .. ") is not the one the server has")
+        lu.assertTrue(metric(metrics("h1", sock), 'lmdisc_dns_updates_total{result="badsig"}') >= 1)
+        -- a key file of the wrong mode: the agent does not start, and says why
+        os.execute("chmod 644 " .. q(forged))
+        local cfg = path("loose.lua")
+        S.write(cfg, ('announce { port = 8006, name = "h1" }\nwide_area { domain = %q, server = %q, key = %q }\n'
+            .. 'api { socket = %q }\n'):format(zone, server, forged, path("loose.sock")))
+        local ok, out = lab:exec("h1", "timeout 10 " .. q(BIN) .. " agent -c " .. q(cfg))
+        lu.assertFalse(ok, out)
+        lu.assertStrContains(out, "wide_area.key: ")
+        lu.assertStrContains(out, "must be 0600")
+    end
+
+    function T:test_refreshed_at_half_the_lease()
+        local p = agent("h1", { port = 8007, lease = 60 })
+        await(p, "wide%-area: published \"h1\"")
+        local t0 = Lab.now()
+        local serial = dig("h2", zone .. " SOA +short"):match("^%S+ %S+ (%d+)")
+        await(p, "wide%-area: refreshed \"h1\"", 40)
+        local took = Lab.now() - t0
+        -- an unchanged refresh does not show in the zone: neither server
+        -- bumps the serial for an update that changes nothing, so no
+        -- browser (queries, IXFR alike) can tell a refreshed peer from a
+        -- crashed one by watching the zone
+        local after = dig("h2", zone .. " SOA +short"):match("^%S+ %S+ (%d+)")
+        note("refreshed %.1f s after the publish (lease 60 s); zone serial %s -> %s", took, serial, after)
+        lu.assertEquals(after, serial)
+        lu.assertTrue(took >= 26.5 and took <= 33.5, ("refreshed after %.1f s"):format(took))
+        lu.assertEquals(srv("h1"), "0 0 8007 h1." .. zone .. ".\n")
+    end
+
+    -- browsing: h2 (subnet 2) sees h1 (subnet 1) through the domain only,
+    -- with the policy's hooks, and sees it leave after h1's SIGTERM
+    local HOOKS = [[
+local function rec(...) local f = io.open(%q, "a"); f:write(table.concat({...}, "|"), "\n"); f:close() end
+function on_join(peer)
+  local a = {}
+  for _, x in ipairs(peer.addresses or {}) do a[#a + 1] = x.addr or tostring(x) end
+  table.sort(a)
+  rec("join", peer.name, peer.domain, peer.host or "", peer.port, peer.txt.model or "", table.concat(a, ","))
+end
+function on_update(peer) rec("update", peer.name, peer.txt.load or "") end
+function on_leave(peer, reason) rec("leave", peer.name, reason) end
+]]
+
+    function T:test_browse_sees_the_other_subnet_through_dns()
+        local rec = path("rec.txt")
+        local flag = path("txt.flag")
+        local p2 = agent("h2", { port = 8010, poll = 1, policy = HOOKS:format(rec) })
+        local p1 = agent("h1", { port = 8011, poll = 1, policy = S.set_txt_when(flag, '{ model = "gemma", load = "5" }') })
+        await(p1, "wide%-area: published \"h1\"")
+        local line = await(rec, "^join|h1|")
+        local join = log_time(p2, 'join "h1"') - log_time(p1, 'wide-area: published "h1"')
+        note("h2 saw h1 join through DNS %.2f s after h1's update was applied (poll 1 s)", join)
+        lu.assertTrue(join <= 1.5, ("join after %.2f s"):format(join))
+        local f = S.fields(line)
+        lu.assertEquals(f[3], zone, line)
+        lu.assertEquals(f[4], "h1." .. zone, line)
+        lu.assertEquals(f[5], "8011", line)
+        lu.assertEquals(f[6], "gemma", line)
+        lu.assertStrContains(f[7], "10.77.1.1", line)
+        lu.assertStrContains(f[7], "fd77:0:0:1::1", line)
+        -- never h2 itself, never over mDNS across the router
+        lu.assertNotStrContains(S.read(rec), "join|h2|")
+        -- a TXT change is an update
+        S.write(flag, "")
+        await(rec, "^update|h1|5")
+        -- SIGTERM: the leave within poll + 0.5 s of the withdraw
+        p1:signal("TERM")
+        lu.assertEquals(p1:wait(5), 0, p1:output())
+        await(rec, "^leave|h1|goodbye", 5)
+        local leave = log_time(p2, 'leave "h1"') - log_time(p1, 'wide-area: withdrew "h1"')
+        note("h2 saw h1 leave %.2f s after h1's withdraw (poll 1 s)", leave)
+        lu.assertTrue(leave <= 1.5, ("leave after %.2f s"):format(leave))
+        lu.assertStrContains(p2:output(), "wide-area browse: reading _lmserv._tcp." .. zone)
+        -- read by transfer (the lab's servers transfer to any host key)
+        lu.assertStrContains(p2:output(), "wide-area browse: " .. zone .. " transferred (")
+        lu.assertNotStrContains(p2:output(), "no transfer of")
+    end
+
+    function T:test_a_refused_transfer_falls_back_to_queries()
+        -- an observer (no announce) whose key the server does not accept:
+        -- the transfer is refused (BADSIG), said once, and queries (no key
+        -- needed) still find h1
+        local f = assert(io.open(lab:key("h2")))
+        local text = f:read("a")
+        f:close()
+        local forged = path("forged.key")
+        S.write(forged, (text:gsub('secret "[^"]+"', 'secret "' .. ("QUFB"):rep(11) .. '"')))
+        os.execute("chmod 600 " .. q(forged))
+        local rec = path("rec.txt")
+        local p2 = agent("h2", { observe = true, key = forged, poll = 1, policy = HOOKS:format(rec) })
+        agent("h1", { port = 8018, poll = 1 })
+        local line = await(p2, "wide%-area browse: no transfer of " .. zone:gsub("%.", "%%.") .. " from ")
+        lu.assertStrContains(line, "reading it with queries from now on")
+        line = await(rec, "^join|h1|")
+        lu.assertEquals(S.fields(line)[5], "8018", line)
+        Lab.sleep(2)
+        lu.assertEquals(select(2, p2:output():gsub("no transfer of", "")), 1, p2:output())
+        lu.assertNotStrContains(p2:output(), "wide-area: publishing")
+    end
+
+    function T:test_a_peer_on_the_same_link_is_one_peer_from_both_sources()
+        -- h3 shares h1's link: it sees h1 over mDNS and through DNS, and
+        -- reports one join and one leave
+        local rec = path("rec.txt")
+        local p3 = agent("h3", { port = 8012, poll = 1, policy = HOOKS:format(rec) })
+        local p1 = agent("h1", { port = 8013, poll = 1 })
+        await(rec, "^join|h1|")
+        await(p3, "resolved \"h1\"")                       -- mDNS
+        Lab.sleep(2.5)                                      -- more than two polls
+        local joins = select(2, S.read(rec):gsub("join|h1|", ""))
+        lu.assertEquals(joins, 1, S.read(rec))
+        p1:signal("TERM")
+        lu.assertEquals(p1:wait(5), 0, p1:output())
+        await(rec, "^leave|h1|", 10)
+        Lab.sleep(1.5)
+        local text = S.read(rec)
+        lu.assertEquals(select(2, text:gsub("leave|h1|", "")), 1, text)
+        lu.assertEquals(select(2, text:gsub("join|h1|", "")), 1, text)
+        lu.assertNotStrContains(text, "join|h3|")
+    end
+
+    function T:test_server_away_the_browser_keeps_its_peers()
+        local rec = path("rec.txt")
+        local p2, sock2 = agent("h2", { port = 8014, poll = 1, policy = HOOKS:format(rec) })
+        agent("h1", { port = 8015, poll = 1 })
+        await(rec, "^join|h1|")
+        lab:dns_stop()
+        local ok, err = pcall(function()
+            await(p2, "wide%-area browse: reading .* failed; keeping the peers", 10)
+            Lab.sleep(2)
+        end)
+        lab:dns_start()
+        if not ok then error(err, 0) end
+        await(p2, "wide%-area browse: reading .* again", 15)
+        Lab.sleep(1.5)
+        local m = metrics("h2", sock2)
+        lu.assertTrue(metric(m, 'lmdisc_dns_polls_total{result="failed"}') >= 1, m)
+        lu.assertTrue(metric(m, 'lmdisc_dns_polls_total{result="unchanged"}') >= 1, m)
+        lu.assertEquals(metric(m, "lmdisc_dns_services"), 2, m) -- h1's and h2's own
+        local text = S.read(rec)
+        lu.assertEquals(select(2, text:gsub("join|h1|", "")), 1, text)
+        lu.assertNotStrContains(text, "leave|h1|")
+    end
+
+    function T:test_health_status_reaches_the_zone()
+        -- nothing listens on 8016 yet: status=down; then a listener: status=up
+        local p = agent("h1", { port = 8016, policy =
+            'health { tcp = 8016, on_fail = "status", interval = 0.2, failures = 1, timeout = 0.2 }' })
+        await(p, "wide%-area: published \"h1\"")
+        local t = txt("h1")
+        lu.assertStrContains(t, '"status=down"')
+        local l = lab:bg("h1", "exec python3 -c " .. q("import socket,time\ns=socket.socket()\n"
+            .. "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',8016))\ns.listen(8)\n"
+            .. "print('ready',flush=True)\nwhile True:\n  c,_=s.accept(); c.close()"))
+        procs[#procs + 1] = l
+        await(l, "^ready")
+        await(p, "wide%-area: published \"h1\"", 10, 2)
+        lu.assertStrContains(txt("h1"), '"status=up"')
+    end
+
+    function T:test_reload_sends_the_new_txt()
+        local p = agent("h1", { port = 8017 })
+        await(p, "wide%-area: published \"h1\"")
+        local cfg = p.cmd:match("agent %-c '([^']+)'") or p.cmd:match("agent %-c (%S+)")
+        local text = S.read(cfg):gsub('model = "gemma"', 'model = "llama"')
+        S.write(cfg, text)
+        p:signal("HUP")
+        await(p, "reloaded")
+        await(p, "wide%-area: published \"h1\"", 10, 2)
+        lu.assertStrContains(txt("h1"), '"model=llama"')
+    end
+
+    function T:test_mdns_disabled_runs_without_avahi_and_publishes_in_dns_only()
+        lab:avahi_stop("h3")
+        local ok, err = pcall(function()
+            local p, sock = agent("h3", { mdns = false })
+            await(p, "wide%-area: published \"h3\"")
+            lu.assertStrContains(p:output(), "mdns { enabled = false }: neither announcing nor browsing over mDNS")
+            lu.assertEquals(srv("h3"), "0 0 8000 h3." .. zone .. ".\n")
+            lu.assertEquals(dig("h2", "h3." .. zone .. " A +short"), "10.77.1.3\n")
+            local m = metrics("h3", sock)
+            lu.assertEquals(metric(m, "lmdisc_mdns_enabled"), 0, m)
+            lu.assertEquals(metric(m, "lmdisc_avahi_up"), 0, m)
+            -- the configured service counts as established: the zone holds it
+            lu.assertStrContains(m, 'lmdisc_service_announced{name="h3",port="8000",state="established",source="config"} 1')
+            local _, self = lab:exec("h3", "curl -s --max-time 5 --unix-socket " .. q(sock) .. " http://agent/v1/self")
+            lu.assertStrContains(self, '"domain":"' .. zone .. '"')
+            lu.assertStrContains(self, '"host":"h3.' .. zone .. '"')
+            lu.assertNotStrContains(p:output(), "avahi")
+            -- registrations need mDNS: refused with the reason
+            local _, out = lab:exec("h3", "curl -s --max-time 5 --unix-socket " .. q(sock) ..
+                " -X PUT -H 'Content-Type: application/json' --data-binary '{\"port\":9000,\"ttl\":30}' http://agent/v1/services/x")
+            lu.assertStrContains(out, "mdns { enabled = false }")
+            p:signal("TERM")
+            lu.assertEquals(p:wait(5), 0, p:output())
+            lu.assertStrContains(dig("h2", "h3._lmserv._tcp." .. zone .. " SRV"), "status: NXDOMAIN")
+        end)
+        lab:avahi_start("h3")
+        if not ok then error(err, 0) end
+        -- with avahi running, an mDNS-less agent announces nothing on the link
+        local p = agent("h3", { mdns = false, port = 8003 })
+        await(p, "wide%-area: published \"h3\"")
+        local _, out = lab:exec("h1", "timeout 3 avahi-browse -rpt _lmserv._tcp")
+        lu.assertNotStrContains(out, "h3", out)
+    end
+
+    return T
+end
+
+TestWideAgentNamed = make_class("named")
+TestWideAgentKnot = make_class("knot")
+
+os.exit(lu.LuaUnit.run())
