@@ -98,18 +98,9 @@ static int api_services(void *ud, lmd_node_list *out, bool *settled)
     /* complete: the first scan is done and nothing is left unresolved */
     *settled = a->settled_once && !(a->m && lmd_mdns_unresolved(a->m, NULL));
     int rc = lmd_peers_snapshot_network(a->reg, out);
-    if (rc || !a->trust || !a->cfg.trust.require)
-        return rc;
-    /* kept out: not listed (our own services are) */
-    size_t k = 0;
-    for (size_t i = 0; i < out->n; i++) {
-        if ((out->nodes[i].flags & (LMD_NODE_TRUSTED | LMD_NODE_OWN)))
-            out->nodes[k++] = out->nodes[i];
-        else
-            lmd_node_info_clear(&out->nodes[i]);
-    }
-    out->n = k;
-    return 0;
+    if (rc == 0)
+        lmd_agent_drop_untrusted(a, out);
+    return rc;
 }
 
 /* ---- reload ------------------------------------------------------------ */

@@ -212,22 +212,19 @@ static void on_settled(void *ud)
 
 /* ---- what the policy may ask ------------------------------------------ */
 
-/* With trust { require = true }, nothing untrusted is ever listed, whatever
- * path its data took into the registry: the flag is the merged view's own
- * (registry/peers.c merge), not the last event's. */
-static void drop_untrusted(lmd_agent *a, lmd_node_list *l)
+/* With trust { require = true }, nothing untrusted is ever listed (our
+ * own services are), whatever path its data took into the registry: the
+ * flag is the one the registry verified for exactly what it shows. */
+void lmd_agent_drop_untrusted(lmd_agent *a, lmd_node_list *l)
 {
     if (!a->trust || !a->cfg.trust.require)
         return;
     size_t k = 0;
     for (size_t i = 0; i < l->n; i++) {
-        if (l->nodes[i].flags & (LMD_NODE_TRUSTED | LMD_NODE_OWN)) {
+        if (l->nodes[i].flags & (LMD_NODE_TRUSTED | LMD_NODE_OWN))
             l->nodes[k++] = l->nodes[i];
-        } else {
-            char e[160];
-            lmd_debug("\"%s\" is not trusted now: not listed", lmd_escape_str(l->nodes[i].name, e, sizeof e));
+        else
             lmd_node_info_clear(&l->nodes[i]);
-        }
     }
     l->n = k;
 }
@@ -242,7 +239,7 @@ int lmd_agent_host_peers(void *ud, lmd_node_list *out)
     }
     int rc = lmd_peers_snapshot(a->reg, true, out);
     if (rc == 0)
-        drop_untrusted(a, out);
+        lmd_agent_drop_untrusted(a, out);
     return rc;
 }
 
@@ -255,7 +252,7 @@ int lmd_agent_host_peers_all(void *ud, lmd_node_list *out)
         return 0;
     int rc = lmd_peers_snapshot(a->reg, false, out);
     if (rc == 0)
-        drop_untrusted(a, out);
+        lmd_agent_drop_untrusted(a, out);
     /* unhealthy peers are not live, and we are not our own peer */
     size_t k = 0;
     for (size_t i = 0; rc == 0 && i < out->n; i++) {

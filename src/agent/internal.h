@@ -111,6 +111,8 @@ int lmd_agent_sign_txt(lmd_agent *a, const char *name, uint16_t port, const lmd_
 int lmd_agent_publish_txt(lmd_agent *a, lmd_pub *pub, const char *name, uint16_t port, const lmd_txt *txt);
 /* 0 when the peer's announcement verifies; res says why not */
 int lmd_agent_verify(lmd_agent *a, const lmd_node_info *peer, struct lmd_trust_result *res);
+/* with trust { require = true }: the untrusted out of a list (events.c) */
+void lmd_agent_drop_untrusted(lmd_agent *a, lmd_node_list *l);
 /* the registry's verifier (lmd_peers_verify_cb): what a peer shows, checked */
 int lmd_agent_verify_shown(void *ud, const lmd_node_info *peer, char signer[17]);
 /* self.c: sign everything we announce again (the configured service and the registered ones) */

@@ -1,15 +1,12 @@
 /* TSIG key files in BIND syntax (see dns.h). */
 #include "dns/internal.h"
+#include "base/file.h"
 
 #include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define KEY_FILE_MAX 8192
 
@@ -217,47 +214,22 @@ int lmd_dns_key_parse(const char *text, const char *origin, lmd_dns_key **out, l
 int lmd_dns_key_load(const char *path, lmd_dns_key **out, lmd_err *err)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0)
-        return lmd_err_set(err, LMD_EIO, "%s: cannot open the TSIG key: %s", path, strerror(errno));
-    struct stat st;
-    int rc = 0;
-    if (fstat(fd, &st) != 0)
-        rc = lmd_err_set(err, LMD_EIO, "%s: %s", path, strerror(errno));
-    else if (!S_ISREG(st.st_mode))
-        rc = lmd_err_set(err, LMD_EIO, "%s: not a regular file", path);
-    else if ((st.st_mode & 07777) != 0600)
+    char *buf = malloc(KEY_FILE_MAX);
+    if (!buf)
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    size_t n = 0;
+    mode_t mode = 0;
+    int rc = lmd_read_small_file(path, buf, KEY_FILE_MAX, &n, &mode, err);
+    if (rc == 0 && (mode & 07777) != 0600)
         rc = lmd_err_set(err, LMD_EINVAL,
                          "%s: mode %04o, must be 0600 (chmod 600 %s): a TSIG key lets whoever reads it change the zone",
-                         path, (unsigned)(st.st_mode & 07777), path);
-    else if (st.st_size >= KEY_FILE_MAX)
-        rc = lmd_err_set(err, LMD_EINVAL, "%s: %lld bytes is too big for a TSIG key file", path, (long long)st.st_size);
-    char *buf = rc ? NULL : malloc(KEY_FILE_MAX);
-    if (!rc && !buf)
-        rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
-    size_t n = 0;
-    while (!rc && n < KEY_FILE_MAX - 1) {
-        ssize_t r = read(fd, buf + n, KEY_FILE_MAX - 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            rc = lmd_err_set(err, LMD_EIO, "%s: %s", path, strerror(errno));
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    if (!rc) {
-        buf[n] = '\0';
-        if (strlen(buf) != n)
-            rc = lmd_err_set(err, LMD_EINVAL, "%s: a NUL byte in a TSIG key file", path);
-        else
-            rc = lmd_dns_key_parse(buf, path, out, err);
-    }
-    if (buf) {
-        memset(buf, 0, KEY_FILE_MAX);
-        free(buf);
-    }
+                         path, (unsigned)(mode & 07777), path);
+    else if (rc == 0 && strlen(buf) != n)
+        rc = lmd_err_set(err, LMD_EINVAL, "%s: a NUL byte in a TSIG key file", path);
+    else if (rc == 0)
+        rc = lmd_dns_key_parse(buf, path, out, err);
+    memset(buf, 0, KEY_FILE_MAX);
+    free(buf);
     return rc;
 }
 

@@ -1,6 +1,7 @@
 /* Fleet certificates: a host key signed by a fleet key for a period of
  * time (see trust.h for the bytes). */
 #include "trust/internal.h"
+#include "base/file.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -174,7 +175,7 @@ int lmd_trust_cert_load(const char *path, lmd_trust_cert *out, lmd_err *err)
     size_t len;
     int rc = lmd_trust_sodium(err);
     if (rc == 0)
-        rc = lmd_trust_read_file(path, buf, sizeof buf, &len, NULL, err);
+        rc = lmd_read_small_file(path, buf, sizeof buf, &len, NULL, err);
     if (rc == 0)
         rc = lmd_trust_parse_typed(buf, len, path, LMD_TRUST_CERT_TYPE, "certificate",
                                    sodium_base64_VARIANT_ORIGINAL_NO_PADDING, b, sizeof b, err);

@@ -19,9 +19,6 @@ struct lmd_trust_secret {
  * needs it just calls this. */
 int lmd_trust_sodium(lmd_err *err);
 
-/* Read a small regular file into buf (NUL-terminated); *mode (may be
- * NULL) is its st_mode, from the descriptor read (no race with a chmod). */
-int lmd_trust_read_file(const char *path, char *buf, size_t cap, size_t *len, mode_t *mode, lmd_err *err);
 /* write() until done; 0, or -1 with errno set. */
 int lmd_trust_write_all(int fd, const void *data, size_t len);
 /* Create path with exactly mode (O_EXCL|O_NOFOLLOW: never overwrite, never

@@ -1,5 +1,6 @@
 /* Key files and the fleet list (see trust.h for the formats). */
 #include "trust/internal.h"
+#include "base/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,42 +15,6 @@ int lmd_trust_sodium(lmd_err *err)
     if (sodium_init() < 0)
         return lmd_err_set(err, LMD_EIO, "libsodium could not initialise (no entropy source?)");
     return 0;
-}
-
-int lmd_trust_read_file(const char *path, char *buf, size_t cap, size_t *len, mode_t *mode, lmd_err *err)
-{
-    /* O_NONBLOCK: a FIFO in place of a key must not hang us before the
-     * S_ISREG check; regular files ignore it. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0)
-        return lmd_err_set(err, LMD_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st = {0};
-    int rc = 0;
-    /* fstat on what we opened: no window between checking and reading. */
-    if (fstat(fd, &st) != 0)
-        rc = lmd_err_set(err, LMD_EIO, "%s: %s", path, strerror(errno));
-    else if (!S_ISREG(st.st_mode))
-        rc = lmd_err_set(err, LMD_EIO, "%s: not a regular file", path);
-    else if ((size_t)st.st_size >= cap)
-        rc = lmd_err_set(err, LMD_EIO, "%s: %lld bytes is too big for an lmdisc key or certificate (one line)",
-                         path, (long long)st.st_size);
-    size_t n = 0;
-    while (rc == 0 && n < cap - 1) {
-        ssize_t r = read(fd, buf + n, cap - 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            rc = lmd_err_set(err, LMD_EIO, "%s: %s", path, strerror(errno));
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    buf[n] = '\0';
-    *len = n;
-    if (mode)
-        *mode = st.st_mode;
-    return rc;
 }
 
 int lmd_trust_write_all(int fd, const void *data, size_t len)
@@ -181,7 +146,7 @@ int lmd_trust_secret_load(const char *path, lmd_trust_secret **out, lmd_err *err
     size_t len;
     lmd_trust_secret *k = NULL;
     mode_t mode = 0;
-    int rc = lmd_trust_read_file(path, buf, sizeof buf, &len, &mode, err);
+    int rc = lmd_read_small_file(path, buf, sizeof buf, &len, &mode, err);
     /* A public key or a certificate given by mistake is readable by all,
      * rightly: say what it is rather than to chmod it. */
     if (rc == 0 && (mode & 077) && !starts_with_word(buf, len, LMD_TRUST_PUBLIC_TYPE) &&
@@ -241,7 +206,7 @@ int lmd_trust_pubkey_load(const char *path, lmd_trust_pubkey *out, lmd_err *err)
 {
     char buf[LMD_TRUST_FILE_MAX];
     size_t len;
-    int rc = lmd_trust_read_file(path, buf, sizeof buf, &len, NULL, err);
+    int rc = lmd_read_small_file(path, buf, sizeof buf, &len, NULL, err);
     if (rc == 0)
         rc = lmd_trust_pubkey_parse(buf, len, path, out, err);
     /* Someone may have given us their secret key by mistake. */
