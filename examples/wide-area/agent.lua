@@ -5,7 +5,7 @@
 --
 --   _lmserv._tcp.sd.example.org.        PTR  gpu1._lmserv._tcp.sd.example.org.
 --   gpu1._lmserv._tcp.sd.example.org.   SRV  0 0 8000 gpu1.sd.example.org.
---   gpu1._lmserv._tcp.sd.example.org.   TXT  "info=gemma-2b-it Q4_0" "model=gemma-2b-it"
+--   gpu1._lmserv._tcp.sd.example.org.   TXT  "info=gemma-2b-it Q4_0" "model=gemma-2b-it" "lmd-live=5f3a09c2/900"
 --   gpu1.sd.example.org.                A / AAAA  this host's routable addresses
 --
 -- The instance name is the host's name here: the server grants each host's
@@ -16,7 +16,9 @@ wide_area {
   domain = "sd.example.org",          -- a zone on the server (or a name inside one)
   server = "10.0.0.53",               -- the zone's primary: updates go there (an address, not a name)
   key    = "/etc/lmdisc/host.tsig",   -- tsig-keygen gpu1-key > host.tsig; chmod 600; root-owned
-  lease  = 900,                       -- refreshed every ~450 s; records older than this are stale
+  lease  = 900,                       -- refreshed every ~450 s (lmd-live=SEQ/LEASE, SEQ new each time);
+                                      -- peers drop it as expired 900 s after its last refresh
+  -- sweep_key = "/etc/lmdisc/sweeper.tsig",  -- on a few hosts: remove expired services' records
   -- host = "gpu1",                   -- the SRV target's label; default: the short host name
 }
 

@@ -54,6 +54,8 @@ struct lmd_metrics {
     /* browsing: polls by outcome (unchanged serial, walked, failed), and
      * the services of our type the last walk found */
     double dns_polls[3], dns_services;
+    double dns_sweeps[3], dns_expired;          /* swept, kept, failed; leaves by lease */
+    double dns_queries, dns_bytes_out, dns_bytes_in; /* what browsing the domain cost */
 };
 
 /* ---- registrations: servers announce themselves through the agent ----

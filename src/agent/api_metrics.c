@@ -136,8 +136,25 @@ void lmd_api_handle_metrics(lmd_api *api, struct evhttp_request *req)
                                "lmdisc_dns_polls_total{result=\"read\"} %.17g\n"
                                "lmdisc_dns_polls_total{result=\"failed\"} %.17g\n",
                             m.dns_polls[0], m.dns_polls[1], m.dns_polls[2]);
-        metric(b, "lmdisc_dns_services", "gauge", "Services of our type the last read of the domain found.",
+        metric(b, "lmdisc_dns_services", "gauge", "Services of our type the last read of the domain found (not expired).",
                m.dns_services);
+        metric(b, "lmdisc_dns_expired_total", "counter",
+               "Wide-area services that left because their records were not refreshed within their lease.",
+               m.dns_expired);
+        evbuffer_add_printf(b, "# HELP lmdisc_dns_sweeps_total Compare-and-delete updates of expired services' "
+                               "records, by result (kept: refreshed or removed meanwhile).\n"
+                               "# TYPE lmdisc_dns_sweeps_total counter\n"
+                               "lmdisc_dns_sweeps_total{result=\"swept\"} %.17g\n"
+                               "lmdisc_dns_sweeps_total{result=\"kept\"} %.17g\n"
+                               "lmdisc_dns_sweeps_total{result=\"failed\"} %.17g\n",
+                            m.dns_sweeps[0], m.dns_sweeps[1], m.dns_sweeps[2]);
+        metric(b, "lmdisc_dns_queries_total", "counter",
+               "DNS messages sent to read the wide-area domain (SOA polls, transfers, queries).", m.dns_queries);
+        evbuffer_add_printf(b, "# HELP lmdisc_dns_read_bytes_total Bytes of those messages, by direction.\n"
+                               "# TYPE lmdisc_dns_read_bytes_total counter\n"
+                               "lmdisc_dns_read_bytes_total{direction=\"sent\"} %.17g\n"
+                               "lmdisc_dns_read_bytes_total{direction=\"received\"} %.17g\n",
+                            m.dns_bytes_out, m.dns_bytes_in);
     }
     metric(b, "lmdisc_mdns_enabled", "gauge", "1 unless mdns { enabled = false }.", m.mdns_enabled);
     metric(b, "lmdisc_self_healthy", "gauge", "1 while the local server passes its health check, 0 while it "

@@ -58,6 +58,7 @@ struct lmd_agent_wide {
     double counts[LMD_WIDE_RESULTS];
     double last_seconds;    /* the last applied update's round trip */
     double last_bytes;
+    uint32_t seq;           /* of lmd-live: random start (a restart is a change too) */
 };
 
 /* This host's routable addresses: up, not loopback, not link-local. */
@@ -144,16 +145,34 @@ static void send_update(lmd_agent_wide *w, int mode)
     unsigned ttl = lmd_agent_record_ttl(a);
     if (ttl == 0 || ttl > a->cfg.wide_area.lease)
         ttl = a->cfg.wide_area.lease;
+    /* every update carries lmd-live=SEQ/LEASE, SEQ new each time: observers
+     * see a refresh as a change (serial and TXT), and expire the service
+     * lease seconds after the last one they saw (wide_browse.c) */
+    lmd_txt txt = {0};
+    char live[32];
+    snprintf(live, sizeof live, "%08x/%u", ++w->seq, a->cfg.wide_area.lease);
+    if (mode == LMD_DNS_PUBLISH &&
+        (lmd_txt_copy(&txt, &a->txt) != 0 ||
+         lmd_txt_set(&txt, LMD_DNS_LIVE_KEY, live, strlen(live), true, NULL, 0) != 0)) {
+        lmd_txt_free(&txt);
+        w->counts[LMD_WIDE_ERROR]++;
+        lmd_error("wide-area: out of memory building the update for \"%s\"; trying again in %g s", w->name,
+                  RETRY_MAX);
+        arm(w, RETRY_MAX);
+        return;
+    }
     lmd_dns_service svc = {.zone = a->cfg.wide_area.domain, .instance = w->name,
                            .type = a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE,
-                           .host = w->host, .port = a->cfg.announce.port, .txt = &a->txt, .addrs = ap,
+                           .host = w->host, .port = a->cfg.announce.port, .txt = &txt, .addrs = ap,
                            .n_addrs = n, .ttl = ttl, .lease = a->cfg.wide_area.lease};
     lmd_dns_msg *msg = NULL;
     lmd_err err = {0};
     free(w->req_content);
     w->req_content = mode == LMD_DNS_PUBLISH ? content_key(w, addrs, n) : NULL;
     size_t bytes = 0;
-    if (lmd_dns_update_build(&svc, mode, w->key, &msg, &err) != 0 || !lmd_dns_msg_wire(msg, &bytes) ||
+    int built = lmd_dns_update_build(&svc, mode, w->key, &msg, &err);
+    lmd_txt_free(&txt);
+    if (built != 0 || !lmd_dns_msg_wire(msg, &bytes) ||
         lmd_dns_send(a->base, a->cfg.wide_area.server, 0, msg, w->key, UPDATE_TIMEOUT, on_done, w, &w->req, &err) !=
             0) {
         w->counts[LMD_WIDE_ERROR]++;
@@ -349,6 +368,7 @@ int lmd_agent_wide_start(lmd_agent *a, lmd_err *err)
     if (!w)
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");
     w->a = a;
+    w->seq = arc4random();
     lmd_err kerr = {0};
     int rc = lmd_dns_key_load(a->cfg.wide_area.key, &w->key, &kerr);
     if (rc)

@@ -16,8 +16,20 @@
  * An instance from DNS is registry instance (ifindex 0, ifname "dns",
  * proto 4 for its first A, 6 for its first AAAA): a peer also seen over
  * mDNS is one peer with both, and leaves when the last is gone.
- * Not done: IXFR, transfers over several messages, expiry of records that stopped
- * being refreshed (lease + poll), sweeping stale records. */
+ *
+ * Liveness: every update an agent sends carries "lmd-live=SEQ/LEASE" in the
+ * TXT (wide.c), SEQ new each time, so a refresh changes the zone (its
+ * serial) and the instance.  An instance whose TXT has not changed for
+ * LEASE seconds on this agent's monotonic clock since it was first seen
+ * changing (or first seen at all) leaves with reason "expired": its
+ * publisher stopped refreshing (crashed, cut off).  No clock is shared with
+ * anyone.  Records without lmd-live (written by hand) never expire.  An
+ * expired instance stays out until its records change.  With
+ * wide_area.sweep_key, the agent then removes the stale records with a
+ * compare-and-delete update: only if the TXT is still exactly the stale one
+ * (an RFC 2136 prerequisite), so a refresh that got there first is kept.
+ * The lmd-live item is stripped before the registry sees the TXT.
+ * Not done: IXFR, transfers over several messages. */
 #include "agent/internal.h"
 #include "base/log.h"
 #include "base/loop.h"
@@ -28,45 +40,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define QUERY_TIMEOUT 3.0
 #define MAX_INSTANCES 4096
 
-struct found {
-    char name[64];
-    char host[1025];
-    uint16_t port;
-    lmd_txt txt;
-    char a4[64], a6[64];
-    bool srv, txt_ok;
-};
-
-#define T_AXFR 252
-
-struct q {                      /* one query in flight */
-    struct lmd_agent_wbrowse *b;
-    int type;
-    size_t idx;                 /* the instance it is for */
-    lmd_dns_req *req;
-};
-
-struct lmd_agent_wbrowse {
-    lmd_agent *a;
-    struct event *timer;
-    char type_zone[1024];
-    uint32_t serial;
-    bool have_serial, walked, failed, logged_down;
-    bool queries;               /* transfers refused or too big: plain queries */
-    struct found *cur, *prev;
-    size_t n_cur, n_prev;
-    struct q **qs;              /* in flight */
-    size_t n_qs, cap_qs;
-    double polls[3];            /* unchanged, read, failed */
-};
+#include "agent/wide_browse.h"
 
 static void free_found(struct found *f, size_t n)
 {
-    for (size_t i = 0; f && i < n; i++)
+    for (size_t i = 0; f && i < n; i++) {
         lmd_txt_free(&f[i].txt);
+        lmd_txt_free(&f[i].full);
+    }
     free(f);
 }
 
@@ -94,6 +77,12 @@ static void ask(lmd_agent_wbrowse *b, const char *label, const char *name, int t
     *q = (struct q){.b = b, .type = type, .idx = idx};
     const lmd_dns_key *key = type == T_AXFR ? lmd_agent_wide_key(a) : NULL;
     int rc = type == T_AXFR ? lmd_dns_axfr_build(name, key, &m, &err) : lmd_dns_query_build(label, name, type, &m, &err);
+    size_t len = 0;
+    if (rc == 0) {
+        (void)lmd_dns_msg_wire(m, &len);
+        b->sent++;
+        b->bytes_out += (double)len;
+    }
     if (rc != 0 ||
         lmd_dns_send(a->base, a->cfg.wide_area.server, 0, m, key, QUERY_TIMEOUT, on_answer, q, &q->req, &err) != 0) {
         lmd_debug("wide-area browse: cannot ask for %s: %s", name, lmd_err_text(&err));
@@ -114,7 +103,7 @@ static void forget(lmd_agent_wbrowse *b, struct q *q)
     free(q);
 }
 
-static const struct found *find(const struct found *f, size_t n, const char *name)
+const struct found *lmd_wb_find(const struct found *f, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
         if (!strcmp(f[i].name, name))
@@ -123,7 +112,7 @@ static const struct found *find(const struct found *f, size_t n, const char *nam
 }
 
 /* The registry instance of f over proto (4, 6), its address addr. */
-static void instance(const lmd_agent_wbrowse *b, const struct found *f, int proto, lmd_addr *addr,
+void lmd_wb_instance(const lmd_agent_wbrowse *b, const struct found *f, int proto, lmd_addr *addr,
                      struct lmd_instance *in)
 {
     const lmd_agent *a = b->a;
@@ -144,34 +133,39 @@ static void report(lmd_agent_wbrowse *b)
 {
     lmd_agent *a = b->a;
     double now = lmd_now_mono(), wall = lmd_now_wall();
+    lmd_wb_carry(b);
     for (size_t i = 0; i < b->n_prev; i++) {
-        const struct found *p = &b->prev[i], *c = find(b->cur, b->n_cur, p->name);
+        const struct found *p = &b->prev[i], *c = lmd_wb_find(b->cur, b->n_cur, p->name);
+        if (p->expired)
+            continue; /* left already */
         for (int proto = 4; proto <= 6; proto += 2) {
             bool had = proto == 4 ? p->a4[0] : p->a6[0];
             bool has = c && c->srv && (proto == 4 ? c->a4[0] : c->a6[0]);
             if (had && !has) {
                 lmd_addr addr;
                 struct lmd_instance in;
-                instance(b, p, proto, &addr, &in);
+                lmd_wb_instance(b, p, proto, &addr, &in);
                 (void)lmd_peers_gone_at(a->reg, &in, LMD_REASON_GOODBYE, now);
             }
         }
     }
     for (size_t i = 0; i < b->n_cur; i++) {
-        const struct found *c = &b->cur[i], *p = find(b->prev, b->n_prev, c->name);
-        if (!c->srv)
+        const struct found *c = &b->cur[i], *p = lmd_wb_find(b->prev, b->n_prev, c->name);
+        if (!c->srv || c->expired)
             continue;
         /* only what changed: a walk after someone else's update must not
          * make this source the peer's newest (its host would flip between
-         * NAME.local and NAME.DOMAIN for a peer also seen over mDNS) */
-        bool same = p && p->srv && p->port == c->port && !strcmp(p->host, c->host) && lmd_txt_equal(&p->txt, &c->txt);
+         * NAME.local and NAME.DOMAIN for a peer also seen over mDNS); a
+         * refresh (lmd-live alone changed) is not a change to report */
+        bool same = p && p->srv && !p->expired && p->port == c->port && !strcmp(p->host, c->host) &&
+                    lmd_txt_equal(&p->txt, &c->txt);
         for (int proto = 4; proto <= 6; proto += 2) {
             const char *now_addr = proto == 4 ? c->a4 : c->a6, *was = p ? (proto == 4 ? p->a4 : p->a6) : "";
             if (!now_addr[0] || (same && !strcmp(now_addr, was)))
                 continue;
             lmd_addr addr;
             struct lmd_instance in;
-            instance(b, c, proto, &addr, &in);
+            lmd_wb_instance(b, c, proto, &addr, &in);
             if (lmd_peers_seen(a->reg, &in, now, wall) != 0)
                 lmd_error("out of memory: \"%s\" from %s not recorded", c->name, a->cfg.wide_area.domain);
         }
@@ -182,6 +176,7 @@ static void report(lmd_agent_wbrowse *b)
     b->n_prev = b->n_cur;
     b->cur = NULL;
     b->n_cur = 0;
+    lmd_wb_arm_expiry(b);
 }
 
 static void walk_done(lmd_agent_wbrowse *b)
@@ -219,7 +214,7 @@ static void on_ptr(lmd_agent_wbrowse *b, const lmd_dns_rr *rrs, size_t n)
     for (size_t i = 0; i < n && k < MAX_INSTANCES; i++) {
         /* only INSTANCE.TYPE.ZONE, each instance once */
         size_t ll = strlen(rrs[i].target);
-        if (ll <= tl || strcasecmp(rrs[i].target + ll - tl, b->type_zone) || find(f, k, rrs[i].label))
+        if (ll <= tl || strcasecmp(rrs[i].target + ll - tl, b->type_zone) || lmd_wb_find(f, k, rrs[i].label))
             continue;
         snprintf(f[k].name, sizeof f[k].name, "%s", rrs[i].label);
         k++;
@@ -244,7 +239,7 @@ static void from_transfer(lmd_agent_wbrowse *b, const lmd_dns_rr *rrs, size_t n)
     for (size_t i = 0; i < n && k < MAX_INSTANCES; i++) {
         size_t ll = strlen(rrs[i].target);
         if (rrs[i].type != LMD_DNS_T_PTR || strcasecmp(rrs[i].owner, b->type_zone) || ll <= tl ||
-            strcasecmp(rrs[i].target + ll - tl, b->type_zone) || find(f, k, rrs[i].label))
+            strcasecmp(rrs[i].target + ll - tl, b->type_zone) || lmd_wb_find(f, k, rrs[i].label))
             continue;
         snprintf(f[k++].name, sizeof f->name, "%s", rrs[i].label);
     }
@@ -252,14 +247,15 @@ static void from_transfer(lmd_agent_wbrowse *b, const lmd_dns_rr *rrs, size_t n)
         const lmd_dns_rr *r = &rrs[i];
         size_t ol = strlen(r->owner);
         bool under = ol > tl + 1 && r->owner[ol - tl - 1] == '.' && !strcasecmp(r->owner + ol - tl, b->type_zone);
-        struct found *x = under ? (struct found *)find(f, k, r->owner_label) : NULL;
+        struct found *x = under ? (struct found *)lmd_wb_find(f, k, r->owner_label) : NULL;
         if (x && r->type == LMD_DNS_T_SRV && !x->srv) {
             x->srv = true;
             x->port = r->port;
             snprintf(x->host, sizeof x->host, "%s", r->target);
         } else if (x && r->type == LMD_DNS_T_TXT && !x->txt_ok) {
-            lmd_txt_free(&x->txt);
-            (void)lmd_txt_copy(&x->txt, &r->txt);
+            lmd_txt_free(&x->full);
+            (void)lmd_txt_copy(&x->full, &r->txt);
+            lmd_wb_take_txt(x);
             x->txt_ok = true;
         }
     }
@@ -294,6 +290,7 @@ static void on_answer(const lmd_dns_result *res, void *arg)
     int type = q->type;
     size_t idx = q->idx;
     forget(b, q);
+    b->bytes_in += (double)res->answer_len;
     lmd_dns_rr *rrs = NULL;
     size_t n = 0;
     lmd_err err = {0};
@@ -345,9 +342,10 @@ static void on_answer(const lmd_dns_result *res, void *arg)
             ask(b, NULL, f->host, LMD_DNS_T_A, idx);
             ask(b, NULL, f->host, LMD_DNS_T_AAAA, idx);
         } else if (type == LMD_DNS_T_TXT && n >= 1) {
-            lmd_txt_free(&f->txt);
-            f->txt = rrs[0].txt;
+            lmd_txt_free(&f->full);
+            f->full = rrs[0].txt;
             rrs[0].txt = (lmd_txt){0};
+            lmd_wb_take_txt(f);
             f->txt_ok = true;
         } else if (type == LMD_DNS_T_A && n >= 1) {
             snprintf(f->a4, sizeof f->a4, "%s", rrs[0].addr);
@@ -383,13 +381,21 @@ int lmd_agent_wbrowse_start(lmd_agent *a, lmd_err *err)
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");
     }
     b->a = a;
+    int rc = lmd_wb_live_start(b, err);
+    if (rc) {
+        event_free(b->timer);
+        free(b);
+        return rc;
+    }
     const char *d = a->cfg.wide_area.domain;
     size_t dl = strlen(d);
     snprintf(b->type_zone, sizeof b->type_zone, "%s.%.*s", a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE,
              (int)(dl && d[dl - 1] == '.' ? dl - 1 : dl), d);
     a->wbrowse = b;
-    lmd_info("wide-area browse: reading %s from %s every %g s", b->type_zone, a->cfg.wide_area.server,
-             a->cfg.wide_area.poll);
+    lmd_info("wide-area browse: reading %s from %s every %g s; %s", b->type_zone, a->cfg.wide_area.server,
+             a->cfg.wide_area.poll,
+             b->sweep_key ? "removing the records of services whose lease ran out (sweep key)"
+                          : "records of services whose lease ran out stay in the zone (no wide_area.sweep_key)");
     if (lmd_timer_in(b->timer, 0) != 0)
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");
     return 0;
@@ -405,6 +411,7 @@ void lmd_agent_wbrowse_free(lmd_agent *a)
         free(b->qs[i]);
     }
     free(b->qs);
+    lmd_wb_live_free(b);
     event_free(b->timer);
     free_found(b->cur, b->n_cur);
     free_found(b->prev, b->n_prev);
@@ -418,5 +425,13 @@ void lmd_agent_wbrowse_metrics(const lmd_agent *a, struct lmd_metrics *out)
     if (!b)
         return;
     memcpy(out->dns_polls, b->polls, sizeof b->polls);
-    out->dns_services = (double)b->n_prev;
+    memcpy(out->dns_sweeps, b->swept, sizeof b->swept);
+    out->dns_expired = b->expired;
+    out->dns_queries = b->sent;
+    out->dns_bytes_out = b->bytes_out;
+    out->dns_bytes_in = b->bytes_in;
+    size_t live = 0;
+    for (size_t i = 0; i < b->n_prev; i++)
+        live += b->prev[i].srv && !b->prev[i].expired;
+    out->dns_services = (double)live;
 }

@@ -74,6 +74,11 @@ typedef struct lmd_dns_service {
 
 enum { LMD_DNS_PUBLISH = 1, LMD_DNS_WITHDRAW = 2 };
 
+/* The TXT item an agent adds to what it publishes: "lmd-live=SEQ/LEASE",
+ * SEQ (8 hex digits) new at every update, LEASE its lease in seconds.  Not
+ * part of the peer's information (browsers strip it). */
+#define LMD_DNS_LIVE_KEY "lmd-live"
+
 /* A signed update message in wire format, ready to send. */
 typedef struct lmd_dns_msg lmd_dns_msg;
 
@@ -81,6 +86,13 @@ typedef struct lmd_dns_msg lmd_dns_msg;
  * The signing time is now; the fudge 300 s. */
 int lmd_dns_update_build(const lmd_dns_service *svc, int mode, const lmd_dns_key *key, lmd_dns_msg **out,
                          lmd_err *err);
+/* A compare-and-delete of a stale service (a crashed host's, whose records
+ * stopped being refreshed): delete its PTR, SRV and TXT (and the A/AAAA of
+ * svc->host when host is not NULL), on the RFC 2136 prerequisite that its
+ * TXT RRset is still exactly svc->txt.  A refresh that got there first
+ * changed the TXT (the agent's lmd-live item counts refreshes): the server
+ * answers NXRRSET (8) and deletes nothing.  Port, addrs and ttl unused. */
+int lmd_dns_sweep_build(const lmd_dns_service *svc, const lmd_dns_key *key, lmd_dns_msg **out, lmd_err *err);
 void lmd_dns_msg_free(lmd_dns_msg *m);
 const uint8_t *lmd_dns_msg_wire(const lmd_dns_msg *m, size_t *len);
 /* The message as text (dig-like; for logs and tests); free() it. */

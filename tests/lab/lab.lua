@@ -287,7 +287,7 @@ function Lab:dns()
   return t
 end
 
---- Path of a TSIG key file (BIND syntax, 0600): "h1".."hN" or "admin".
+--- Path of a TSIG key file (BIND syntax, 0600): "h1".."hN", "sweeper" or "admin".
 function Lab:key(name)
   return self:dns().keys .. "/" .. name .. ".key"
 end

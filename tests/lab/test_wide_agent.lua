@@ -65,14 +65,14 @@ local function make_class(kind)
         local cfg = path(host .. ".lua")
         S.write(cfg, ([[
 %s
-wide_area { domain = %q, server = %q, key = %q, lease = %d, poll = %g }
+wide_area { domain = %q, server = %q, key = %q, lease = %d, poll = %g%s }
 api { socket = %q }
 log { level = "debug" }
 %s
 %s
 ]]):format(opts.observe and "" or ('announce { port = %d, name = %q, info = "gemma 2b", txt = { model = "gemma" } }')
             :format(opts.port or 8000, opts.name or host), zone, opts.server or server, opts.key or lab:key(host),
-            opts.lease or 60, opts.poll or 10, sock, opts.mdns == false and "mdns { enabled = false }" or "", opts.policy or ""))
+            opts.lease or 60, opts.poll or 10, opts.sweep_key and (", sweep_key = %q"):format(opts.sweep_key) or "", sock, opts.mdns == false and "mdns { enabled = false }" or "", opts.policy or ""))
         local p = lab:bg(host, "exec " .. q(BIN) .. " agent -c " .. q(cfg))
         procs[#procs + 1] = p
         lu.assertNotNil(lab:wait_log(p, "agent started", 10), p:output())
@@ -267,20 +267,25 @@ log { level = "debug" }
     end
 
     function T:test_refreshed_at_half_the_lease()
-        local p = agent("h1", { port = 8007, lease = 60 })
+        local p = agent("h1", { port = 8007, lease = 20 })
         await(p, "wide%-area: published \"h1\"")
         local t0 = Lab.now()
         local serial = dig("h2", zone .. " SOA +short"):match("^%S+ %S+ (%d+)")
-        await(p, "wide%-area: refreshed \"h1\"", 40)
+        local live = txt("h1"):match('"lmd%-live=(%x+)/20"')
+        lu.assertNotNil(live, txt("h1"))
+        await(p, "wide%-area: refreshed \"h1\"", 20)
         local took = Lab.now() - t0
-        -- an unchanged refresh does not show in the zone: neither server
-        -- bumps the serial for an update that changes nothing, so no
-        -- browser (queries, IXFR alike) can tell a refreshed peer from a
-        -- crashed one by watching the zone
+        -- an unchanged update would not show in the zone (neither server
+        -- bumps the serial for it): the refresh's new lmd-live SEQ does, so
+        -- browsers tell a refreshed peer from a crashed one
         local after = dig("h2", zone .. " SOA +short"):match("^%S+ %S+ (%d+)")
-        note("refreshed %.1f s after the publish (lease 60 s); zone serial %s -> %s", took, serial, after)
-        lu.assertEquals(after, serial)
-        lu.assertTrue(took >= 26.5 and took <= 33.5, ("refreshed after %.1f s"):format(took))
+        local live2 = txt("h1"):match('"lmd%-live=(%x+)/20"')
+        note("refreshed %.1f s after the publish (lease 20 s); zone serial %s -> %s, lmd-live %s -> %s", took,
+            serial, after, live, live2)
+        lu.assertNotEquals(after, serial)
+        lu.assertNotNil(live2)
+        lu.assertNotEquals(live2, live)
+        lu.assertTrue(took >= 8.5 and took <= 11.5, ("refreshed after %.1f s"):format(took))
         lu.assertEquals(srv("h1"), "0 0 8007 h1." .. zone .. ".\n")
     end
 
@@ -413,6 +418,92 @@ function on_leave(peer, reason) rec("leave", peer.name, reason) end
         await(l, "^ready")
         await(p, "wide%-area: published \"h1\"", 10, 2)
         lu.assertStrContains(txt("h1"), '"status=up"')
+    end
+
+    -- liveness: a crashed publisher (SIGKILL, no withdraw) leaves with
+    -- reason expired within lease + poll on the observer's own clock, and
+    -- an observer with the sweeper key removes its stale records
+    function T:test_a_crashed_peer_expires_within_lease_plus_poll_and_is_swept()
+        local rec = path("rec.txt")
+        local p2, sock2 = agent("h2", { observe = true, poll = 1, sweep_key = lab:key("sweeper"),
+            policy = HOOKS:format(rec) })
+        local p1 = agent("h1", { port = 8020, lease = 10, poll = 1 })
+        await(rec, "^join|h1|")
+        Lab.sleep(2 + math.random() * 4)  -- anywhere between two refreshes
+        local t0 = Lab.now()
+        p1:signal("KILL")
+        p1:wait(5)
+        await(rec, "^leave|h1|expired", 16)
+        local took = Lab.now() - t0
+        note("crashed h1 (lease 10 s, poll 1 s) expired %.2f s after the SIGKILL", took)
+        lu.assertTrue(took <= 11.5, ("expired %.2f s after the crash"):format(took))
+        lu.assertTrue(took >= 3, ("expired %.2f s after the crash, before its lease could have run out"):format(took))
+        await(p2, "wide%-area browse: removed the stale records of \"h1\"", 5)
+        lu.assertEquals(srv("h1"), "")
+        lu.assertEquals(txt("h1"), "")
+        lu.assertNotStrContains(dig("h2", "_lmserv._tcp." .. zone .. " PTR +short"), "h1._lmserv")
+        lu.assertEquals(dig("h2", "h1." .. zone .. " A +short"), "")
+        local m = metrics("h2", sock2)
+        lu.assertEquals(metric(m, 'lmdisc_dns_sweeps_total{result="swept"}'), 1, m)
+        lu.assertEquals(metric(m, "lmdisc_dns_expired_total"), 1, m)
+        lu.assertEquals(select(2, S.read(rec):gsub("leave|h1|", "")), 1, S.read(rec))
+    end
+
+    -- the compare-and-delete is refused for a TXT that a refresh changed:
+    -- the refresh is never lost, whoever wins the race
+    function T:test_a_refresh_racing_the_sweep_survives()
+        local p1 = agent("h1", { port = 8021, lease = 10 })
+        await(p1, "wide%-area: published \"h1\"")
+        local function items()
+            local t, args = txt("h1"), {}
+            for item in t:gmatch('"([^"]*)"') do args[#args + 1] = "--txt " .. q(item) end
+            lu.assertTrue(#args >= 2, t)
+            return table.concat(args, " ")
+        end
+        local stale = items()
+        await(p1, "wide%-area: refreshed \"h1\"", 10)
+        local function sweep(txtargs)
+            local _, out = lab:exec("h2", ("%s %s %s %s h1 h1.%s 0 --sweep %s"):format(q(TOOL), server,
+                q(lab:key("sweeper")), zone, zone, txtargs))
+            return out
+        end
+        local out = sweep(stale)
+        lu.assertStrContains(out, "rcode=NXRRSET", out)
+        lu.assertEquals(srv("h1"), "0 0 8021 h1." .. zone .. ".\n")
+        -- the same with the TXT the zone holds (h1 stopped: no refresh in between)
+        p1:signal("STOP")
+        local ok, err = pcall(function()
+            out = sweep(items())
+            lu.assertStrContains(out, "rc=0 rcode=NOERROR", out)
+            lu.assertEquals(srv("h1"), "")
+        end)
+        p1:signal("CONT")
+        if not ok then error(err, 0) end
+        -- and h1's next refresh puts everything back
+        await(p1, "wide%-area: refreshed \"h1\"", 10, 2)
+        lu.assertEquals(srv("h1"), "0 0 8021 h1." .. zone .. ".\n")
+    end
+
+    -- a host key (grants for its own names only) cannot sweep another's
+    -- records: the sweep fails, says what grant is missing, the records stay
+    function T:test_a_sweep_without_the_grant_is_refused_and_says_so()
+        local rec = path("rec.txt")
+        local p2 = agent("h2", { observe = true, poll = 1, sweep_key = lab:key("h2"), policy = HOOKS:format(rec) })
+        local p1 = agent("h1", { port = 8022, lease = 10, poll = 1 })
+        await(rec, "^join|h1|")
+        p1:signal("KILL")
+        p1:wait(5)
+        await(rec, "^leave|h1|expired", 16)
+        local line = await(p2, "wide%-area browse: could not remove the stale records of \"h1\"", 5)
+        lu.assertStrContains(line, "grant")
+        lu.assertEquals(srv("h1"), "0 0 8022 h1." .. zone .. ".\n")
+        -- still expired: the unchanged stale records do not bring it back
+        Lab.sleep(2.5)
+        lu.assertEquals(select(2, S.read(rec):gsub("join|h1|", "")), 1, S.read(rec))
+        -- what the crash left goes with h1's own key (the next tests' h1 is new)
+        local _, out = lab:exec("h1", ("%s %s %s %s h1 h1.%s 0 --withdraw"):format(q(TOOL), server, q(lab:key("h1")),
+            zone, zone))
+        lu.assertStrContains(out, "rc=0", out)
     end
 
     function T:test_reload_sends_the_new_txt()

@@ -2,8 +2,12 @@
  * suites (test_wide_dns.lua).  Not installed.
  *
  *   lmd-dns-update SERVER KEYFILE ZONE INSTANCE HOST PORT
- *                  [--withdraw] [--txt K=V]... [--addr IP]... [--ttl S]
+ *                  [--withdraw | --sweep] [--txt K=V]... [--addr IP]... [--ttl S]
  *                  [--timeout S] [--print]
+ *
+ * --sweep: the compare-and-delete of a stale service (lmd_dns_sweep_build):
+ * the --txt items are the TXT it must still have, in order; HOST "-"
+ * leaves the addresses alone.
  *
  * Prints one line "rc=N rcode=NAME tsig=NAME tcp=0|1 ms=N text=..." and
  * exits 0 when the server applied the update, 1 when it did not, 2 on
@@ -36,8 +40,8 @@ static void on_done(const lmd_dns_result *res, void *arg)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: lmd-dns-update SERVER KEYFILE ZONE INSTANCE HOST PORT [--withdraw] [--txt K=V]... "
-                    "[--addr IP]... [--ttl S] [--timeout S] [--print]\n");
+    fprintf(stderr, "usage: lmd-dns-update SERVER KEYFILE ZONE INSTANCE HOST PORT [--withdraw | --sweep] "
+                    "[--txt K=V]... [--addr IP]... [--ttl S] [--timeout S] [--print]\n");
     return 2;
 }
 
@@ -57,6 +61,8 @@ int main(int argc, char **argv)
         bool more = i + 1 < argc;
         if (strcmp(argv[i], "--withdraw") == 0) {
             mode = LMD_DNS_WITHDRAW;
+        } else if (strcmp(argv[i], "--sweep") == 0) {
+            mode = 0;
         } else if (strcmp(argv[i], "--print") == 0) {
             print = true;
         } else if (strcmp(argv[i], "--txt") == 0 && more) {
@@ -77,10 +83,13 @@ int main(int argc, char **argv)
     }
     svc.addrs = addrs;
     svc.txt = &txt;
+    if (strcmp(svc.host, "-") == 0)
+        svc.host = NULL;
     lmd_err err = {0};
     lmd_dns_key *key = NULL;
     lmd_dns_msg *msg = NULL;
-    if (lmd_dns_key_load(keyfile, &key, &err) != 0 || lmd_dns_update_build(&svc, mode, key, &msg, &err) != 0) {
+    if (lmd_dns_key_load(keyfile, &key, &err) != 0 ||
+        (mode ? lmd_dns_update_build(&svc, mode, key, &msg, &err) : lmd_dns_sweep_build(&svc, key, &msg, &err)) != 0) {
         fprintf(stderr, "lmd-dns-update: %s\n", lmd_err_text(&err));
         lmd_dns_key_free(key);
         lmd_txt_free(&txt);

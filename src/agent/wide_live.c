@@ -1,0 +1,199 @@
+/* Wide-area liveness (issue 10): which services of the domain stopped
+ * being refreshed, and removing their records.  See wide_browse.c's head
+ * for the scheme (lmd-live, the observer's own clock, compare-and-delete). */
+#include "agent/wide_browse.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* f->full's lmd-live into f->live and f->lease; f->txt = the rest. */
+void lmd_wb_take_txt(struct found *f)
+{
+    lmd_txt_free(&f->txt);
+    f->live[0] = '\0';
+    f->lease = 0;
+    if (lmd_txt_copy(&f->txt, &f->full) != 0)
+        return;
+    const lmd_txt_item *it = lmd_txt_get(&f->full, LMD_DNS_LIVE_KEY);
+    if (it && it->has_value && it->value_len < sizeof f->live) {
+        unsigned seq = 0, lease = 0;
+        char end;
+        snprintf(f->live, sizeof f->live, "%s", (const char *)it->value);
+        if (sscanf(f->live, "%8x/%u%c", &seq, &lease, &end) == 2 && lease > 0)
+            f->lease = lease < 10 ? 10 : lease > 86400 ? 86400 : lease;
+    }
+    (void)lmd_txt_remove(&f->txt, LMD_DNS_LIVE_KEY);
+}
+
+void lmd_wb_carry(lmd_agent_wbrowse *b)
+{
+    double now = lmd_now_mono();
+    /* liveness: an instance unchanged since the last walk keeps its clock
+     * (and its expiry); anything changed (a refresh is a change) starts it */
+    for (size_t i = 0; i < b->n_cur; i++) {
+        struct found *c = &b->cur[i];
+        const struct found *p = lmd_wb_find(b->prev, b->n_prev, c->name);
+        bool same = p && p->srv == c->srv && p->port == c->port && !strcmp(p->host, c->host) &&
+                    !strcmp(p->live, c->live) && lmd_txt_equal(&p->full, &c->full) && !strcmp(p->a4, c->a4) &&
+                    !strcmp(p->a6, c->a6);
+        c->changed_at = same ? p->changed_at : now;
+        c->expired = same && p->expired;
+    }
+}
+
+void lmd_wb_arm_expiry(lmd_agent_wbrowse *b)
+{
+    double first = -1;
+    for (size_t i = 0; i < b->n_prev; i++) {
+        const struct found *f = &b->prev[i];
+        if (f->srv && f->lease && !f->expired && (first < 0 || f->changed_at + f->lease < first))
+            first = f->changed_at + f->lease;
+    }
+    if (first < 0) {
+        event_del(b->expiry);
+        return;
+    }
+    double in = first - lmd_now_mono();
+    if (lmd_timer_in(b->expiry, in > 0 ? in : 0) != 0)
+        lmd_error("wide-area browse: cannot arm the expiry timer (out of memory)");
+}
+
+static void forget_sweep(lmd_agent_wbrowse *b, struct sweep *sw)
+{
+    for (size_t i = 0; i < b->n_sweeps; i++)
+        if (b->sweeps[i] == sw) {
+            b->sweeps[i] = b->sweeps[--b->n_sweeps];
+            break;
+        }
+    free(sw);
+}
+
+static void on_swept(const lmd_dns_result *res, void *arg)
+{
+    struct sweep *sw = arg;
+    lmd_agent_wbrowse *b = sw->b;
+    char e[160];
+    lmd_escape_str(sw->name, e, sizeof e);
+    if (res->rc == 0) {
+        b->swept[0]++;
+        lmd_info("wide-area browse: removed the stale records of \"%s\" from %s", e, b->a->cfg.wide_area.domain);
+    } else if (res->rcode == 8 || res->rcode == 3) { /* NXRRSET, NXDOMAIN: the prerequisite failed */
+        b->swept[1]++;
+        lmd_info("wide-area browse: the records of \"%s\" changed or went before they could be removed (%s): "
+                 "kept", e, res->text);
+    } else {
+        b->swept[2]++;
+        lmd_warn("wide-area browse: could not remove the stale records of \"%s\" from %s: %s%s", e,
+                 b->a->cfg.wide_area.domain, res->text,
+                 res->rcode == 5 || res->rcode == 9 || res->tsig_error == 17
+                     ? " (the sweep key needs a grant to delete PTR, SRV and TXT under the service type and A, "
+                       "AAAA in the domain: examples/wide-area/README.md)"
+                     : "");
+    }
+    forget_sweep(b, sw);
+}
+
+/* The compare-and-delete of f's stale records (wide_area.sweep_key). */
+static void sweep(lmd_agent_wbrowse *b, const struct found *f)
+{
+    lmd_agent *a = b->a;
+    struct sweep *sw = calloc(1, sizeof *sw);
+    struct sweep **more = sw ? realloc(b->sweeps, (b->n_sweeps + 1) * sizeof *more) : NULL;
+    if (!more) {
+        free(sw);
+        lmd_error("wide-area browse: out of memory: the stale records of \"%s\" stay", f->name);
+        return;
+    }
+    b->sweeps = more;
+    *sw = (struct sweep){.b = b};
+    snprintf(sw->name, sizeof sw->name, "%s", f->name);
+    /* the host's addresses go too unless a live instance points there */
+    bool shared = false;
+    for (size_t i = 0; i < b->n_prev; i++)
+        if (&b->prev[i] != f && !b->prev[i].expired && !strcasecmp(b->prev[i].host, f->host))
+            shared = true;
+    lmd_dns_service svc = {.zone = a->cfg.wide_area.domain, .instance = f->name,
+                           .type = a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE,
+                           .host = shared ? NULL : f->host, .txt = &f->full};
+    lmd_dns_msg *m = NULL;
+    lmd_err err = {0};
+    if (lmd_dns_sweep_build(&svc, b->sweep_key, &m, &err) != 0 ||
+        lmd_dns_send(a->base, a->cfg.wide_area.server, 0, m, b->sweep_key, QUERY_TIMEOUT, on_swept, sw, &sw->req,
+                     &err) != 0) {
+        b->swept[2]++;
+        lmd_warn("wide-area browse: cannot remove the stale records of \"%s\": %s", f->name, lmd_err_text(&err));
+        free(sw);
+        return;
+    }
+    b->sweeps[b->n_sweeps++] = sw;
+}
+
+/* Instances whose lease ran out since they last changed: they leave. */
+static void on_expiry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lmd_agent_wbrowse *b = arg;
+    lmd_agent *a = b->a;
+    double now = lmd_now_mono();
+    for (size_t i = 0; i < b->n_prev; i++) {
+        struct found *f = &b->prev[i];
+        if (!f->srv || !f->lease || f->expired || f->changed_at + f->lease > now + 0.001)
+            continue;
+        f->expired = true;
+        b->expired++;
+        char e[160];
+        lmd_info("wide-area browse: \"%s\" expired: its records in %s were not refreshed for %u s (its lease)%s",
+                 lmd_escape_str(f->name, e, sizeof e), a->cfg.wide_area.domain, f->lease,
+                 b->sweep_key ? "; removing them" : "");
+        for (int proto = 4; proto <= 6; proto += 2) {
+            if (!(proto == 4 ? f->a4[0] : f->a6[0]))
+                continue;
+            lmd_addr addr;
+            struct lmd_instance in;
+            lmd_wb_instance(b, f, proto, &addr, &in);
+            (void)lmd_peers_gone_at(a->reg, &in, LMD_REASON_EXPIRED, now);
+        }
+        if (b->sweep_key)
+            sweep(b, f);
+    }
+    lmd_agent_rearm(a);
+    lmd_wb_arm_expiry(b);
+}
+
+
+int lmd_wb_live_start(lmd_agent_wbrowse *b, lmd_err *err)
+{
+    lmd_agent *a = b->a;
+    if (!(b->expiry = evtimer_new(a->base, on_expiry, b)))
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    if (a->cfg.wide_area.sweep_key) {
+        lmd_err kerr = {0};
+        int rc = lmd_dns_key_load(a->cfg.wide_area.sweep_key, &b->sweep_key, &kerr);
+        if (rc) {
+            event_free(b->expiry);
+            b->expiry = NULL;
+            return lmd_err_set(err, rc, "wide_area.sweep_key: %s", lmd_err_text(&kerr));
+        }
+    }
+    return 0;
+}
+
+void lmd_wb_live_free(lmd_agent_wbrowse *b)
+{
+    for (size_t i = 0; i < b->n_sweeps; i++) {
+        lmd_dns_req_cancel(b->sweeps[i]->req);
+        free(b->sweeps[i]);
+    }
+    free(b->sweeps);
+    b->sweeps = NULL;
+    b->n_sweeps = 0;
+    lmd_dns_key_free(b->sweep_key);
+    b->sweep_key = NULL;
+    if (b->expiry)
+        event_free(b->expiry);
+    b->expiry = NULL;
+}
