@@ -230,6 +230,35 @@ local function make_class(kind)
         lu.assertNil(node(doc, "byhand"), cjson.encode(doc))
     end
 
+    function T:test_agent_without_wide_area_server_uses_the_soa_mname()
+        seq = seq + 1
+        local cfg = ("%s/%d-agent.lua"):format(tmp, seq)
+        S.write(cfg, ([[
+announce { port = 8300, name = "h3", info = "agent, no server" }
+wide_area { domain = %q, key = %q, lease = 60, poll = 1 }
+mdns { enabled = false }
+api { socket = %q }
+]]):format(zone, lab:key("h3"), ("%s/%d-agent.sock"):format(tmp, seq)))
+        local p = lab:bg("h3", "exec " .. q(BIN) .. " agent -c " .. q(cfg), "agent")
+        procs[#procs + 1] = p
+        local line = await(p, "wide%-area: " .. zone:gsub("%.", "%%.") .. "'s server is ")
+        lu.assertStrContains(line, server .. ", the primary (SOA MNAME ns." .. zone .. ") of its zone")
+        await(p, "wide%-area: published \"h3\"")
+        local doc = discover_json("h2")
+        local n = node(doc, "h3")
+        lu.assertNotNil(n, cjson.encode(doc))
+        lu.assertEquals(n.port, 8300)
+        lu.assertEquals(n.info, "agent, no server")
+        -- SIGHUP with the same file keeps the server found, and publishing
+        p:signal("HUP")
+        await(p, "reloaded")
+        lu.assertEquals(select(2, p:output():gsub("asking the resolvers", "")), 1, p:output())
+        p:signal("TERM")
+        lu.assertEquals(p:wait(5), 0, p:output())
+        lu.assertStrContains(p:output(), 'wide-area: withdrew "h3" from ' .. zone)
+        lu.assertNil(node(discover_json("h2"), "h3"))
+    end
+
     return T
 end
 
