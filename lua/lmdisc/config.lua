@@ -341,9 +341,9 @@ M.sections = {
       { name = "domain", type = "string", required = true, check = check_domain, example = '"sd.example.org"',
         expect = "a DNS domain string like \"sd.example.org\"",
         doc = "The DNS-SD domain (a zone on the server, or inside one) the records go into." },
-      { name = "server", type = "string", required = true, check = check_ip, example = '"10.0.0.53"',
+      { name = "server", type = "string", check = check_ip, example = '"10.0.0.53"',
         expect = "an IPv4 or IPv6 address string like \"10.0.0.53\"",
-        doc = "Address of the DNS server that takes the updates (the zone's primary)." },
+        doc = "Address of the DNS server that takes the updates (the zone's primary); default: the primary named by the SOA record (MNAME) of the domain's zone, asked of the resolvers in /etc/resolv.conf when the agent starts." },
       { name = "key", type = "string", required = true, min_len = 1, example = '"/etc/lmdisc/host.tsig"',
         doc = "TSIG key file in BIND key-file syntax (tsig-keygen; hmac-sha256, hmac-sha512 or hmac-sha1), mode 0600; the server must grant it this host's names." },
       { name = "lease", type = "integer", min = 10, max = 86400, default = 900,
@@ -624,7 +624,7 @@ function Collector:finish(overrides)
   end
   if settings.mdns and not settings.mdns.enabled and not settings.wide_area and settings.announce then
     return nil, ("%s: mdns { enabled = false } with announce { } but no wide_area { }: the service would be "
-      .. "announced nowhere; add wide_area { domain = ..., server = ..., key = ... } or enable mDNS"):format(
+      .. "announced nowhere; add wide_area { domain = ..., key = ... } or enable mDNS"):format(
       self.at.mdns or self.file)
   end
   if settings.health and not settings.announce then

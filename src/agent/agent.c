@@ -151,6 +151,7 @@ static void reload(lmd_agent *a)
         restart = true;
     }
     bool trust_changed = !lmd_config_section_equal(&a->cfg, &nc, "trust", NULL);
+    lmd_agent_wfind_keep(a, &nc); /* no server: still the one found */
     /* a new wide_area { } or announcement: published afresh (records of an
      * old name or domain stay; no nested loop here to withdraw them) */
     bool wide_changed = !lmd_config_section_equal(&a->cfg, &nc, "wide_area", NULL) ||
@@ -190,7 +191,7 @@ static void reload(lmd_agent *a)
         lmd_agent_wide_free(a);
         lmd_agent_wbrowse_free(a);
         lmd_err we = {0};
-        if (lmd_agent_wide_start(a, &we) != 0 || lmd_agent_wbrowse_start(a, &we) != 0)
+        if (lmd_agent_wide_begin(a, &we) != 0)
             lmd_error("reload: %s; not publishing in DNS", lmd_err_text(&we));
     } else {
         lmd_agent_wide_sync(a);
@@ -218,6 +219,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static void agent_free(lmd_agent *a)
 {
     lmd_api_free(a->api);
+    lmd_agent_wfind_free(a);
     lmd_agent_wide_free(a);
     lmd_agent_wbrowse_free(a);
     lmd_agent_services_free(a); /* goodbyes; their streams went with the API */
@@ -286,9 +288,7 @@ static int start(lmd_agent *a, lmd_err *err)
     if (e == 0)
         e = lmd_agent_start_announce(a);
     if (e == 0)
-        e = lmd_agent_wide_start(a, err);
-    if (e == 0)
-        e = lmd_agent_wbrowse_start(a, err);
+        e = lmd_agent_wide_begin(a, err);
     if (e == 0 && a->m)
         e = lmd_browse_new(a->m, a->cfg.announce.type, NULL, &lmd_agent_browse_callbacks, a, &a->browse, err);
     if (e && err && !err->msg[0])

@@ -56,6 +56,7 @@ typedef struct lmd_agent {
     bool drained;           /* the drain's grace is over: withdrawn */
     struct lmd_agent_wide *wide;    /* wide_area { }: publishing (wide.c) */
     struct lmd_agent_wbrowse *wbrowse; /* wide_area { }: browsing (wide_browse.c) */
+    struct lmd_agent_wfind *wfind;  /* wide_area { } without server: finding it (wide_server.c) */
     struct event *drain_ev;
 } lmd_agent;
 
@@ -118,6 +119,14 @@ int lmd_agent_verify_shown(void *ud, const lmd_node_info *peer, char signer[17])
 /* self.c: sign everything we announce again (the configured service and the registered ones) */
 void lmd_agent_resign_all(lmd_agent *a);
 void lmd_agent_services_resign(lmd_agent *a);
+
+/* wide_server.c: start wide-area publishing and browsing, at once with
+ * wide_area.server, else once the SOA MNAME of the domain's zone is found;
+ * reload: a new configuration without a server keeps the one found for the
+ * same domain (nc gets it). */
+int lmd_agent_wide_begin(lmd_agent *a, lmd_err *err);
+void lmd_agent_wfind_free(lmd_agent *a);
+void lmd_agent_wfind_keep(const lmd_agent *a, struct lmd_config *nc);
 
 /* wide.c: wide-area DNS-SD publishing (all of it a no-op without wide_area { }) */
 typedef struct lmd_agent_wide lmd_agent_wide;

@@ -17,6 +17,13 @@ int lmd_parse_seconds(const char *s, double *out);
  * cluster such as -jh, which optind = 1 does not), so that a parse
  * function can run any number of times in one process. */
 void lmd_getopt_reset(void);
+/* A DNS domain as text ("sd.example.org", a final dot allowed): labels of
+ * letters, digits, '-' and '_', 1-63 bytes each, 253 in all. */
+bool lmd_domain_valid(const char *d);
+/* An IPv4 or IPv6 address in text form. */
+bool lmd_ip_valid(const char *s);
+/* The missing value of the option getopt_long returned ':' for. */
+int lmd_missing_value(const char *cmd, int argc, char **argv);
 
 /* Parsing a command line is a pure function per command: it fills a struct
  * and does nothing else (no network, no exit; it prints only --help on
@@ -38,6 +45,12 @@ struct lmd_announce_args {
     uint16_t port;
     unsigned ttl;        /* --ttl; 0: avahi's */
     lmd_txt txt;         /* the --txt items and info=INFO */
+    /* --domain: published in DNS (TSIG-signed RFC 2136 updates) instead of mDNS */
+    const char *domain;  /* --domain DOMAIN, NULL: mDNS */
+    const char *server;  /* --server ADDR; NULL: the SOA MNAME of DOMAIN's zone */
+    const char *key;     /* --key FILE (required with --domain) */
+    const char *host;    /* --host LABEL; NULL: the short host name */
+    unsigned lease;      /* --lease SECONDS, 60-86400 (default 900) */
 };
 int lmd_announce_parse(int argc, char **argv, struct lmd_announce_args *out);
 void lmd_announce_args_free(struct lmd_announce_args *a);
@@ -46,6 +59,9 @@ struct lmd_discover_args {
     double timeout;      /* seconds, 0 < timeout <= 86400 */
     bool json, no_agent;
     const char *type;
+    const char *domain;  /* --domain DOMAIN: read from DNS instead of mDNS */
+    const char *server;  /* --server ADDR; NULL: the SOA MNAME of DOMAIN's zone */
+    const char *key;     /* --key FILE: TSIG-sign the queries */
 };
 int lmd_discover_parse(int argc, char **argv, struct lmd_discover_args *out);
 void lmd_discover_args_free(struct lmd_discover_args *a);
@@ -70,6 +86,13 @@ struct lmd_test_args {
 };
 int lmd_test_parse(int argc, char **argv, struct lmd_test_args *out);
 void lmd_test_args_free(struct lmd_test_args *a);
+
+/* cmd_dns.c: discover --domain and announce --domain (src/dns/) */
+struct json_t;
+/* The services as discover's JSON document ({type, domain, complete,
+ * nodes}), or NULL with the error said on stderr and *exit_code set. */
+struct json_t *lmd_discover_dns(const struct lmd_discover_args *a, int *exit_code);
+int lmd_announce_dns(const struct lmd_announce_args *a);
 
 int lmd_cmd_agent(int argc, char **argv);
 int lmd_cmd_announce(int argc, char **argv);

@@ -29,6 +29,24 @@ static const char announce_help[] =
     "                     about SECONDS after the host vanishes without a goodbye\n"
     "  -h, --help         show this help\n"
     "\n"
+    "Wide-area DNS-SD: publish in a DNS domain instead of mDNS (the mDNS options\n"
+    "above but --ttl do not apply; avahi is not needed):\n"
+    "  -d, --domain DOMAIN  publish PTR, SRV, TXT and this host's routable A/AAAA\n"
+    "                     in DOMAIN with one TSIG-signed RFC 2136 update; refresh\n"
+    "                     it every lease/2; withdraw it on SIGINT/SIGTERM\n"
+    "  -k, --key FILE     the TSIG key (BIND key file, mode 0600) the server grants\n"
+    "                     this host's names (required with --domain)\n"
+    "  -s, --server ADDR  the DNS server taking the update (IPv4 or IPv6 address);\n"
+    "                     default: the primary (SOA MNAME) of the domain's zone,\n"
+    "                     found through /etc/resolv.conf\n"
+    "  -l, --lease SECONDS  how long the records live without a refresh\n"
+    "                     (60-86400, default 900)\n"
+    "      --host LABEL   the SRV target is LABEL.DOMAIN (default: the short host\n"
+    "                     name)\n"
+    "Records: TYPE.DOMAIN PTR NAME.TYPE.DOMAIN; NAME.TYPE.DOMAIN SRV 0 0 PORT\n"
+    "HOST.DOMAIN and TXT; HOST.DOMAIN A/AAAA (TTL: --ttl, default 60, at most the\n"
+    "lease).  Exits 1 with one line saying why when the first update fails.\n"
+    "\n"
     "If avahi-daemon is not running, lmdisc waits for it and announces once it is.\n";
 
 struct announce_run {
@@ -80,14 +98,18 @@ int lmd_announce_parse(int argc, char **argv, struct lmd_announce_args *out)
     static const struct option opts[] = {
         {"name", required_argument, NULL, 'n'}, {"type", required_argument, NULL, 't'},
         {"txt", required_argument, NULL, 'x'},  {"help", no_argument, NULL, 'h'},
-        {"ttl", required_argument, NULL, 'T'},  {NULL, 0, NULL, 0},
+        {"ttl", required_argument, NULL, 'T'},  {"domain", required_argument, NULL, 'd'},
+        {"key", required_argument, NULL, 'k'},  {"server", required_argument, NULL, 's'},
+        {"lease", required_argument, NULL, 'l'}, {"host", required_argument, NULL, 'H'},
+        {NULL, 0, NULL, 0},
     };
-    *out = (struct lmd_announce_args){.type = LMD_DEFAULT_TYPE};
+    *out = (struct lmd_announce_args){.type = LMD_DEFAULT_TYPE, .lease = 900};
+    bool lease_given = false;
     const char *name = NULL;
     char err[320] = "out of memory";
     int c;
     lmd_getopt_reset();
-    while ((c = getopt_long(argc, argv, "n:t:x:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":n:t:x:hd:k:s:l:", opts, NULL)) != -1) {
         switch (c) {
         case 'n': name = optarg; break;
         case 't': out->type = optarg; break;
@@ -106,10 +128,50 @@ int lmd_announce_parse(int argc, char **argv, struct lmd_announce_args *out)
             if (strcasecmp(out->txt.items[out->txt.n - 1].key, "info") == 0)
                 return lmd_usage_error("announce", "give info as the INFO argument, not as --txt info=...");
             break;
+        case 'd':
+            if (!lmd_domain_valid(optarg))
+                return lmd_usage_error("announce", "--domain '%.80s' is not a DNS domain (like sd.example.org)",
+                                       optarg);
+            out->domain = optarg;
+            break;
+        case 'k':
+            if (!*optarg)
+                return lmd_usage_error("announce", "--key needs a file name");
+            out->key = optarg;
+            break;
+        case 's':
+            if (!lmd_ip_valid(optarg))
+                return lmd_usage_error("announce", "--server '%.80s' is not an IPv4 or IPv6 address", optarg);
+            out->server = optarg;
+            break;
+        case 'l': {
+            double v;
+            if (lmd_parse_seconds(optarg, &v) != 0 || v < 60 || v != (double)(unsigned)v)
+                return lmd_usage_error("announce",
+                                       "--lease '%.40s' must be a whole number of seconds from 60 to 86400", optarg);
+            out->lease = (unsigned)v;
+            lease_given = true;
+            break;
+        }
+        case 'H': {
+            size_t n = strlen(optarg);
+            if (n == 0 || n > 63 || strspn(optarg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != n)
+                return lmd_usage_error("announce", "--host '%.80s' must be one DNS label (letters, digits, '-')",
+                                       optarg);
+            out->host = optarg;
+            break;
+        }
+        case ':': return lmd_missing_value("announce", argc, argv);
         case 'h': fputs(announce_help, stdout); return -1;
         default: return lmd_usage_error("announce", "unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (out->domain && !out->key)
+        return lmd_usage_error("announce", "--domain needs --key FILE: the TSIG key the DNS server grants this "
+                                           "host's names (tsig-keygen; examples/wide-area/README.md)");
+    if (!out->domain && (out->key || out->server || lease_given || out->host))
+        return lmd_usage_error("announce", "%s is for DNS: give --domain DOMAIN too",
+                               out->key ? "--key" : out->server ? "--server" : lease_given ? "--lease" : "--host");
     int npos = argc - optind;
     if (npos < 1 || npos > 2)
         return lmd_usage_error("announce", npos < 1 ? "missing PORT" : "too many arguments ('%s')",
@@ -152,6 +214,11 @@ int lmd_cmd_announce(int argc, char **argv)
     if (rc) {
         lmd_announce_args_free(&a);
         return rc < 0 ? 0 : rc;
+    }
+    if (a.domain) {
+        rc = lmd_announce_dns(&a);
+        lmd_announce_args_free(&a);
+        return rc;
     }
     struct announce_run r = {.rc = 0};
     struct event *sigint = NULL, *sigterm = NULL;

@@ -20,10 +20,19 @@ static const char discover_help[] =
     "  -j, --json             print one JSON document\n"
     "  -t, --type TYPE        service type (default: _lmserv._tcp)\n"
     "  -N, --no-agent         ask the network even when an agent runs here\n"
+    "  -d, --domain DOMAIN    read the services of DOMAIN from DNS instead (wide-area\n"
+    "                         DNS-SD: PTR, SRV, TXT, A/AAAA); no mDNS, no agent\n"
+    "  -s, --server ADDR      with --domain: the DNS server to ask (IPv4 or IPv6\n"
+    "                         address); default: the primary (SOA MNAME) of the\n"
+    "                         domain's zone, found through /etc/resolv.conf\n"
+    "  -k, --key FILE         with --domain: TSIG-sign the queries with this key\n"
+    "                         (BIND key file, mode 0600); answers must be signed\n"
     "  -h, --help             show this help\n"
     "\n"
     "When an lmdisc agent runs on this host and browses TYPE, its registry answers\n"
     "at once (\"source\": \"agent\"); otherwise the network does (\"source\": \"network\").\n"
+    "With --domain the DNS server answers (\"source\": \"dns\", \"domain\": DOMAIN); addresses\n"
+    "have \"interface\": \"dns\".\n"
     "\n"
     "JSON: {\"type\", \"source\", \"complete\", \"elapsed\", \"nodes\": [{name, type, domain, host, port,\n"
     "info, addresses: [{address, family, interface}], txt: {key: value}, txt_base64,\n"
@@ -79,13 +88,15 @@ int lmd_discover_parse(int argc, char **argv, struct lmd_discover_args *out)
     static const struct option opts[] = {
         {"timeout", required_argument, NULL, 'T'}, {"json", no_argument, NULL, 'j'},
         {"type", required_argument, NULL, 't'},    {"help", no_argument, NULL, 'h'},
-        {"no-agent", no_argument, NULL, 'N'},      {NULL, 0, NULL, 0},
+        {"no-agent", no_argument, NULL, 'N'},      {"domain", required_argument, NULL, 'd'},
+        {"server", required_argument, NULL, 's'},  {"key", required_argument, NULL, 'k'},
+        {NULL, 0, NULL, 0},
     };
     *out = (struct lmd_discover_args){.timeout = 5, .type = LMD_DEFAULT_TYPE};
     char err[320];
     int c;
     lmd_getopt_reset();
-    while ((c = getopt_long(argc, argv, "T:jt:hN", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":T:jt:hNd:s:k:", opts, NULL)) != -1) {
         switch (c) {
         case 'T':
             if (lmd_parse_seconds(optarg, &out->timeout) != 0)
@@ -96,6 +107,23 @@ int lmd_discover_parse(int argc, char **argv, struct lmd_discover_args *out)
         case 'j': out->json = true; break;
         case 't': out->type = optarg; break;
         case 'N': out->no_agent = true; break;
+        case 'd':
+            if (!lmd_domain_valid(optarg))
+                return lmd_usage_error("discover", "--domain '%.80s' is not a DNS domain (like sd.example.org)",
+                                       optarg);
+            out->domain = optarg;
+            break;
+        case 's':
+            if (!lmd_ip_valid(optarg))
+                return lmd_usage_error("discover", "--server '%.80s' is not an IPv4 or IPv6 address", optarg);
+            out->server = optarg;
+            break;
+        case 'k':
+            if (!*optarg)
+                return lmd_usage_error("discover", "--key needs a file name");
+            out->key = optarg;
+            break;
+        case ':': return lmd_missing_value("discover", argc, argv);
         case 'h': fputs(discover_help, stdout); return -1;
         default: return lmd_usage_error("discover", "unknown option '%s'", argv[optind - 1]);
         }
@@ -104,6 +132,9 @@ int lmd_discover_parse(int argc, char **argv, struct lmd_discover_args *out)
         return lmd_usage_error("discover", "unexpected argument '%s'", argv[optind]);
     if (!lmd_service_type_valid(out->type, err, sizeof err))
         return lmd_usage_error("discover", "%s", err);
+    if (!out->domain && (out->server || out->key))
+        return lmd_usage_error("discover", "%s is for DNS: give --domain DOMAIN too",
+                               out->server ? "--server" : "--key");
     return 0;
 }
 
@@ -124,9 +155,14 @@ int lmd_cmd_discover(int argc, char **argv)
     const char *type = a.type;
 
     double t0 = lmd_now_mono();
-    json_t *doc = a.no_agent ? NULL : lmd_client_services(type);
+    json_t *doc = a.no_agent || a.domain ? NULL : lmd_client_services(type);
     const char *source = "agent";
-    if (!doc) {
+    if (a.domain) {
+        source = "dns";
+        int code;
+        if (!(doc = lmd_discover_dns(&a, &code)))
+            return code;
+    } else if (!doc) {
         source = "network";
         lmd_discover_opts o = {.type = type};
         lmd_node_list l;
@@ -161,7 +197,8 @@ int lmd_cmd_discover(int argc, char **argv)
     } else if (json_array_size(nodes)) {
         print_table(nodes);
     } else {
-        fprintf(stderr, "lmdisc discover: no %s services found\n", type);
+        fprintf(stderr, "lmdisc discover: no %s services found%s%s\n", type, a.domain ? " in " : "",
+                a.domain ? a.domain : "");
     }
     json_decref(doc);
     return rc;

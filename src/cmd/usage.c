@@ -2,12 +2,14 @@
  * one line saying what was wrong and how to fix it; runtime failures exit 1. */
 #include "cmd/cmd.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int lmd_usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -47,4 +49,41 @@ void lmd_getopt_reset(void)
 {
     opterr = 0;
     optind = 0; /* see cmd.h: 1 would leave glibc inside the last cluster */
+}
+
+bool lmd_domain_valid(const char *d)
+{
+    size_t n = d ? strlen(d) : 0;
+    if (n && d[n - 1] == '.')
+        n--;
+    if (n == 0 || n > 253)
+        return false;
+    size_t label = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = d[i];
+        if (c == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                   c == '_') {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return label > 0;
+}
+
+bool lmd_ip_valid(const char *s)
+{
+    unsigned char bin[16];
+    return s && (inet_pton(AF_INET, s, bin) == 1 || inet_pton(AF_INET6, s, bin) == 1);
+}
+
+int lmd_missing_value(const char *cmd, int argc, char **argv)
+{
+    const char *opt = optind - 1 < argc && optind >= 1 ? argv[optind - 1] : "?";
+    return lmd_usage_error(cmd, "option '%s' needs a value", opt);
 }

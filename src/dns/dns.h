@@ -164,4 +164,73 @@ void lmd_dns_rrs_free(lmd_dns_rr *rrs, size_t n);
 /* "NOERROR", "REFUSED", ... for an rcode; "BADKEY"... for a TSIG error. */
 const char *lmd_dns_rcode_name(int rcode);
 
+/* ---- one-shot browsing of a domain (walk.c) -------------------------- */
+
+/* One service instance read from DNS: INSTANCE.TYPE.DOMAIN's SRV and TXT,
+ * and the A/AAAA of its SRV target. */
+#define LMD_DNS_WALK_ADDRS 8
+typedef struct lmd_dns_found {
+    char name[64];               /* the instance label, raw */
+    char host[1025];             /* the SRV target as text, no final dot ("" without SRV) */
+    uint16_t port;
+    lmd_txt txt;
+    bool srv, txt_ok;            /* the SRV / TXT record was there */
+    size_t n_addrs;
+    char addrs[LMD_DNS_WALK_ADDRS][64]; /* IPv4 first, then IPv6 */
+} lmd_dns_found;
+
+typedef struct lmd_dns_walk_result {
+    int rc;                      /* 0: every query answered; else the first failure (LMD_E*) */
+    const char *text;            /* rc != 0: one line on what failed */
+    const lmd_dns_found *found;  /* the instances with an SRV record, in PTR order (valid in the callback) */
+    size_t n;
+} lmd_dns_walk_result;
+
+typedef void (*lmd_dns_walk_cb)(const lmd_dns_walk_result *res, void *arg);
+typedef struct lmd_dns_walk lmd_dns_walk;
+
+/* Read the services of type (e.g. "_lmserv._tcp") in domain from server,
+ * once, with plain queries sent at once (RFC 6763: PTR of TYPE.DOMAIN,
+ * then SRV and TXT of each instance, then A and AAAA of each SRV target).
+ * key: NULL for unsigned queries, else each query is TSIG-signed and each
+ * answer must be signed by it.  cb runs once from the loop as soon as the
+ * last answer came (or the first failure, or timeout_s for the whole walk),
+ * then the walk is freed; lmd_dns_walk_cancel before that: no callback. */
+int lmd_dns_walk_start(struct event_base *base, const char *server, const char *domain, const char *type,
+                       const lmd_dns_key *key, double timeout_s, lmd_dns_walk_cb cb, void *arg, lmd_dns_walk **out,
+                       lmd_err *err);
+void lmd_dns_walk_cancel(lmd_dns_walk *w);
+
+/* ---- the domain's primary server (server.c) ------------------------- */
+
+/* Where the updates of domain go when no server is given: the MNAME of the
+ * SOA of the zone that holds domain, asked of the system's resolvers
+ * (nameserver lines of resolv_conf; NULL: /etc/resolv.conf) with recursive
+ * queries (the SOA in the answer, or in the authority section of a
+ * negative answer; else the parent name is asked, up to the root), then
+ * MNAME's A (else AAAA).  cb gets rc 0 and the address, or an error and one
+ * line; it runs once from the loop, then the search is freed (cancel
+ * before that: no callback). */
+typedef void (*lmd_dns_server_cb)(int rc, const char *addr, const char *mname, const char *text, void *arg);
+typedef struct lmd_dns_find lmd_dns_find;
+int lmd_dns_find_server(struct event_base *base, const char *domain, const char *resolv_conf, double timeout_s,
+                        lmd_dns_server_cb cb, void *arg, lmd_dns_find **out, lmd_err *err);
+void lmd_dns_find_cancel(lmd_dns_find *f);
+
+/* ---- naming what a host publishes (host.c) -------------------------- */
+
+/* This host's routable addresses (up, not loopback, not link-local), IPv4
+ * first, as text; returns how many (at most max). */
+size_t lmd_dns_routable_addrs(char out[][64], size_t max);
+/* This machine's short host name when it is a DNS label (letters, digits,
+ * '-'), else -1. */
+int lmd_dns_short_host(char *buf, size_t len);
+/* A label as DNS writes it (dig, zone files): '.' and '\\' escaped, bytes
+ * outside printable ASCII and the space as \DDD. */
+void lmd_dns_label_text(const char *label, char *out, size_t len);
+/* What an update's failure means for the names it changes, in one line
+ * (no trailing period): why the server said no and what fixes it. */
+void lmd_dns_update_explain(const lmd_dns_result *res, const lmd_dns_service *svc, const char *key_name,
+                            const char *key_path, char *out, size_t len);
+
 #endif

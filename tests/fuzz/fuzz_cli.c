@@ -91,6 +91,11 @@ static void run_announce(int argc, char **argv, const struct args *a)
         FUZZ_CHECK(o.type && lmd_service_type_valid(o.type, NULL, 0));
         FUZZ_CHECK(!strcmp(o.type, LMD_DEFAULT_TYPE) || in_argv(a, o.type));
         FUZZ_CHECK(o.ttl <= 86400);
+        /* DNS: a valid domain with a key; its options only with it */
+        FUZZ_CHECK(!o.domain || (lmd_domain_valid(o.domain) && o.key && *o.key));
+        FUZZ_CHECK(o.domain || (!o.key && !o.server && !o.host));
+        FUZZ_CHECK(!o.server || lmd_ip_valid(o.server));
+        FUZZ_CHECK(o.lease >= 60 && o.lease <= 86400);
         /* the record fits in one packet: lmd_pub_new would refuse it */
         size_t wire = lmd_txt_wire_size(&o.txt);
         txt_size[wire / 64 < sizeof txt_size ? wire / 64 : sizeof txt_size - 1]++;
@@ -118,6 +123,9 @@ static void run_discover(int argc, char **argv, const struct args *a)
         FUZZ_CHECK(isfinite(o.timeout) && o.timeout > 0 && o.timeout <= 86400);
         FUZZ_CHECK(o.type && lmd_service_type_valid(o.type, NULL, 0));
         FUZZ_CHECK(!strcmp(o.type, LMD_DEFAULT_TYPE) || in_argv(a, o.type));
+        FUZZ_CHECK(!o.domain || lmd_domain_valid(o.domain));
+        FUZZ_CHECK(o.domain || (!o.key && !o.server));
+        FUZZ_CHECK(!o.server || lmd_ip_valid(o.server));
     }
     lmd_discover_args_free(&o);
 }

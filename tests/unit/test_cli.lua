@@ -86,4 +86,74 @@ function TestCli:test_log_level()
     lu.assertStrContains(text, "rc=2")
 end
 
+-- wide-area DNS-SD options: every misuse stops before anything is sent (no
+-- test here may reach the network: none gets past the checks)
+local function keyfile(mode)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write('key "h1-key" {\n\talgorithm hmac-sha256;\n\tsecret "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0";\n};\n')
+    f:close()
+    os.execute(("chmod %s %s"):format(mode, sh(path)))
+    return path
+end
+
+function TestCli:test_discover_domain_options()
+    assert_usage("option '--domain' needs a value", "discover", "--domain")
+    assert_usage("option '--server' needs a value", "discover", "--domain", "sd.example.org", "--server")
+    assert_usage("option '--key' needs a value", "discover", "--domain", "sd.example.org", "--key")
+    for _, d in ipairs({"", "a..b", "-x y", "sd.example.org..", ("l"):rep(64) .. ".org", "semi;colon"}) do
+        assert_usage("is not a DNS domain", "discover", "--domain", d)
+    end
+    assert_usage("--server 'ns.example.org' is not an IPv4 or IPv6 address", "discover", "--domain",
+        "sd.example.org", "--server", "ns.example.org")
+    assert_usage("--server is for DNS: give --domain DOMAIN too", "discover", "--server", "10.0.0.53")
+    assert_usage("--key is for DNS: give --domain DOMAIN too", "discover", "--key", "/nonexistent")
+    local k = keyfile("644")
+    local text = assert_usage("mode 0644, must be 0600", "discover", "--domain", "sd.example.org", "--server",
+        "192.0.2.1", "--key", k)
+    lu.assertStrContains(text, "--key " .. k)
+    os.remove(k)
+    assert_usage("--key /nonexistent", "discover", "--domain", "sd.example.org", "--server", "192.0.2.1",
+        "--key", "/nonexistent")
+    local code, help = run("discover", "--help")
+    lu.assertEquals(code, 0)
+    lu.assertStrContains(help, "--domain DOMAIN")
+    lu.assertStrContains(help, "SOA MNAME")
+end
+
+function TestCli:test_announce_domain_options()
+    assert_usage("option '--domain' needs a value", "announce", "80", "--domain")
+    assert_usage("--domain needs --key FILE", "announce", "80", "--domain", "sd.example.org")
+    assert_usage("is not a DNS domain", "announce", "80", "--domain", "bad domain", "--key", "/k")
+    assert_usage("--key is for DNS: give --domain DOMAIN too", "announce", "80", "--key", "/k")
+    assert_usage("--lease is for DNS", "announce", "80", "--lease", "600")
+    assert_usage("--host is for DNS", "announce", "80", "--host", "h1")
+    assert_usage("--server is for DNS", "announce", "80", "--server", "10.0.0.53")
+    for _, l in ipairs({"59", "86401", "1.5", "x", "0"}) do
+        assert_usage("--lease '" .. l .. "' must be a whole number of seconds from 60 to 86400", "announce", "80",
+            "--domain", "sd.example.org", "--key", "/k", "--lease", l)
+    end
+    assert_usage("--host 'a.b' must be one DNS label", "announce", "80", "--domain", "sd.example.org", "--key",
+        "/k", "--host", "a.b")
+    assert_usage("is not an IPv4 or IPv6 address", "announce", "80", "--domain", "sd.example.org", "--key", "/k",
+        "--server", "999.1.1.1")
+    for _, mode in ipairs({"644", "640", "400", "604"}) do
+        local k = keyfile(mode)
+        assert_usage(("mode 0%s, must be 0600 (chmod 600 %s)"):format(mode, k), "announce", "80", "--domain",
+            "sd.example.org", "--key", k, "--server", "192.0.2.1")
+        os.remove(k)
+    end
+    local k = keyfile("600")
+    local f = assert(io.open(k, "w"))
+    f:write("not a key\n")
+    f:close()
+    assert_usage("only a key statement may be in a TSIG key file", "announce", "80", "--domain", "sd.example.org",
+        "--key", k, "--server", "192.0.2.1")
+    os.remove(k)
+    local code, help = run("announce", "--help")
+    lu.assertEquals(code, 0)
+    lu.assertStrContains(help, "--domain DOMAIN")
+    lu.assertStrContains(help, "--key FILE")
+end
+
 os.exit(lu.LuaUnit.run())

@@ -219,9 +219,9 @@ function TestConfigErrors:test_wide_area()
   lu.assertEquals(load_error('wide_area { server = "10.0.0.53", key = "/k" }'),
     'cfg.lua:1: wide_area.domain is missing: give a DNS domain string like "sd.example.org", '
       .. 'e.g. wide_area { domain = "sd.example.org" }')
-  lu.assertEquals(load_error('wide_area { domain = "sd.lab", key = "/k" }'),
-    'cfg.lua:1: wide_area.server is missing: give an IPv4 or IPv6 address string like "10.0.0.53", '
-      .. 'e.g. wide_area { server = "10.0.0.53" }')
+  -- no server: the SOA MNAME of the domain's zone, found when the agent starts
+  lu.assertEquals(settings('wide_area { domain = "sd.lab", key = "/k" }').wide_area,
+    { domain = "sd.lab", key = "/k", lease = 900, poll = 10 })
   lu.assertStrContains(load_error('wide_area { domain = "sd.lab", server = "10.0.0.53" }'),
     "wide_area.key is missing")
   lu.assertStrContains(load_error('wide_area { domain = "sd..lab", server = "10.0.0.53", key = "/k" }'),

@@ -1,0 +1,307 @@
+/* One read of a DNS-SD domain's services of a type (see dns.h): PTR, then
+ * SRV and TXT of each instance, then A and AAAA of each SRV target, every
+ * query sent as soon as what it needs is known, all of them in flight at
+ * once on the caller's loop (lmd_dns_send).  The walk ends with the last
+ * answer: nothing waits for a timeout that an answer already made moot. */
+#include "dns/internal.h"
+
+#include "base/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_INSTANCES 4096
+
+struct item {
+    lmd_dns_found f;
+    char v4[LMD_DNS_WALK_ADDRS][64], v6[LMD_DNS_WALK_ADDRS][64];
+    size_t n4, n6;
+};
+
+struct q {
+    lmd_dns_walk *w;
+    int type;
+    size_t idx;             /* the instance it is for (SRV, TXT, A, AAAA) */
+    lmd_dns_req *req;
+    size_t slot;            /* in w->qs */
+};
+
+struct lmd_dns_walk {
+    struct event_base *base;
+    char server[64];
+    char domain[1025];
+    char type_zone[1025];
+    const lmd_dns_key *key;
+    double deadline;
+    lmd_dns_walk_cb cb;
+    void *arg;
+    struct item *items;
+    size_t n_items;
+    struct q **qs;
+    size_t n_qs, cap_qs;
+    int rc;
+    char text[512];
+};
+
+static void on_answer(const lmd_dns_result *res, void *arg);
+
+static void walk_free(lmd_dns_walk *w)
+{
+    for (size_t i = 0; i < w->n_qs; i++) {
+        lmd_dns_req_cancel(w->qs[i]->req);
+        free(w->qs[i]);
+    }
+    free(w->qs);
+    for (size_t i = 0; i < w->n_items; i++)
+        lmd_txt_free(&w->items[i].f.txt);
+    free(w->items);
+    free(w);
+}
+
+void lmd_dns_walk_cancel(lmd_dns_walk *w)
+{
+    if (w)
+        walk_free(w);
+}
+
+/* A query for LABEL.NAME of type, TSIG-signed when the walk has a key. */
+static int build(const lmd_dns_walk *w, const char *label, const char *name, int type, lmd_dns_msg **out,
+                 lmd_err *err)
+{
+    int rc = lmd_dns_query_build(label, name, type, out, err);
+    if (rc || !w->key)
+        return rc;
+    lmd_dns_msg *m = *out;
+    char alg[40];
+    lmd_dns_key_ldns_alg(w->key, alg, sizeof alg);
+    ldns_status st = ldns_pkt_tsig_sign(m->pkt, w->key->name, w->key->secret, 300, alg, NULL);
+    ldns_rr *tsig = st == LDNS_STATUS_OK ? ldns_pkt_tsig(m->pkt) : NULL;
+    free(m->wire);
+    m->wire = NULL;
+    if (!tsig || !(m->mac = ldns_rdf_clone(ldns_rr_rdf(tsig, 3))) ||
+        ldns_pkt2wire(&m->wire, m->pkt, &m->len) != LDNS_STATUS_OK) {
+        lmd_dns_msg_free(m);
+        *out = NULL;
+        return lmd_err_set(err, LMD_EINVAL, "cannot sign the query with key %s: %s", w->key->name,
+                           ldns_get_errorstr_by_id(st));
+    }
+    return 0;
+}
+
+static void fail(lmd_dns_walk *w, int rc, const char *fmt, const char *what, const char *why)
+{
+    if (w->rc)
+        return;
+    w->rc = rc;
+    snprintf(w->text, sizeof w->text, fmt, what, why);
+}
+
+static void ask(lmd_dns_walk *w, const char *label, const char *name, int type, size_t idx)
+{
+    if (w->rc)
+        return;
+    double left = w->deadline - lmd_now_mono();
+    if (left <= 0.01) {
+        fail(w, LMD_ETIMEDOUT, "no answer for %s from %s in time", name, w->server);
+        return;
+    }
+    if (w->n_qs == w->cap_qs) {
+        size_t cap = w->cap_qs ? 2 * w->cap_qs : 16;
+        struct q **qs = realloc(w->qs, cap * sizeof *qs);
+        if (!qs) {
+            fail(w, LMD_ENOMEM, "%s%s", "out of memory", "");
+            return;
+        }
+        w->qs = qs;
+        w->cap_qs = cap;
+    }
+    struct q *q = calloc(1, sizeof *q);
+    lmd_dns_msg *m = NULL;
+    lmd_err err = {0};
+    if (!q) {
+        fail(w, LMD_ENOMEM, "%s%s", "out of memory", "");
+        return;
+    }
+    *q = (struct q){.w = w, .type = type, .idx = idx, .slot = w->n_qs};
+    if (build(w, label, name, type, &m, &err) != 0 ||
+        lmd_dns_send(w->base, w->server, 0, m, w->key, left, on_answer, q, &q->req, &err) != 0) {
+        free(q);
+        fail(w, err.code ? err.code : LMD_EIO, "cannot ask for %s: %s", name, lmd_err_text(&err));
+        return;
+    }
+    w->qs[w->n_qs++] = q;
+}
+
+static void forget(lmd_dns_walk *w, struct q *q)
+{
+    size_t s = q->slot;
+    w->qs[s] = w->qs[--w->n_qs];
+    w->qs[s]->slot = s;
+    free(q);
+}
+
+static void report(lmd_dns_walk *w)
+{
+    size_t k = 0;
+    lmd_dns_found *out = calloc(w->n_items ? w->n_items : 1, sizeof *out);
+    if (!out && !w->rc)
+        fail(w, LMD_ENOMEM, "%s%s", "out of memory", "");
+    for (size_t i = 0; out && !w->rc && i < w->n_items; i++) {
+        struct item *it = &w->items[i];
+        if (!it->f.srv)
+            continue;
+        it->f.n_addrs = 0;
+        for (size_t j = 0; j < it->n4 && it->f.n_addrs < LMD_DNS_WALK_ADDRS; j++)
+            memcpy(it->f.addrs[it->f.n_addrs++], it->v4[j], 64);
+        for (size_t j = 0; j < it->n6 && it->f.n_addrs < LMD_DNS_WALK_ADDRS; j++)
+            memcpy(it->f.addrs[it->f.n_addrs++], it->v6[j], 64);
+        out[k++] = it->f; /* shallow: the txt stays the item's */
+    }
+    lmd_dns_walk_result res = {.rc = w->rc, .text = w->rc ? w->text : "", .found = w->rc ? NULL : out,
+                               .n = w->rc ? 0 : k};
+    lmd_dns_walk_cb cb = w->cb;
+    void *arg = w->arg;
+    /* the callback sees the items' TXT: free the walk after it */
+    for (size_t i = 0; i < w->n_qs; i++) {
+        lmd_dns_req_cancel(w->qs[i]->req);
+        free(w->qs[i]);
+    }
+    w->n_qs = 0;
+    cb(&res, arg);
+    free(out);
+    walk_free(w);
+}
+
+static void on_ptr(lmd_dns_walk *w, const lmd_dns_rr *rrs, size_t n)
+{
+    w->items = calloc(n ? n : 1, sizeof *w->items);
+    if (!w->items) {
+        fail(w, LMD_ENOMEM, "%s%s", "out of memory", "");
+        return;
+    }
+    size_t tl = strlen(w->type_zone);
+    for (size_t i = 0; i < n && w->n_items < MAX_INSTANCES; i++) {
+        size_t ll = strlen(rrs[i].target);
+        bool dup = false;
+        for (size_t j = 0; j < w->n_items; j++)
+            dup = dup || !strcmp(w->items[j].f.name, rrs[i].label);
+        /* only INSTANCE.TYPE.DOMAIN, each instance once */
+        if (dup || ll <= tl + 1 || rrs[i].target[ll - tl - 1] != '.' ||
+            strcasecmp(rrs[i].target + ll - tl, w->type_zone) != 0)
+            continue;
+        snprintf(w->items[w->n_items++].f.name, sizeof w->items->f.name, "%s", rrs[i].label);
+    }
+    for (size_t i = 0; i < w->n_items; i++) {
+        ask(w, w->items[i].f.name, w->type_zone, LMD_DNS_T_SRV, i);
+        ask(w, w->items[i].f.name, w->type_zone, LMD_DNS_T_TXT, i);
+    }
+}
+
+static void on_rrs(lmd_dns_walk *w, const struct q *q, lmd_dns_rr *rrs, size_t n)
+{
+    struct item *it = q->type == LMD_DNS_T_PTR ? NULL : &w->items[q->idx];
+    switch (q->type) {
+    case LMD_DNS_T_PTR:
+        on_ptr(w, rrs, n);
+        break;
+    case LMD_DNS_T_SRV:
+        if (n == 0 || !rrs[0].target[0] || !strcmp(rrs[0].target, "."))
+            break; /* gone since the PTR, or "no such service" (RFC 2782) */
+        it->f.srv = true;
+        it->f.port = rrs[0].port;
+        snprintf(it->f.host, sizeof it->f.host, "%s", rrs[0].target);
+        ask(w, NULL, it->f.host, LMD_DNS_T_A, q->idx);
+        ask(w, NULL, it->f.host, LMD_DNS_T_AAAA, q->idx);
+        break;
+    case LMD_DNS_T_TXT:
+        if (n) {
+            it->f.txt_ok = true;
+            it->f.txt = rrs[0].txt; /* taken over */
+            memset(&rrs[0].txt, 0, sizeof rrs[0].txt);
+        }
+        break;
+    case LMD_DNS_T_A:
+    case LMD_DNS_T_AAAA:
+        for (size_t i = 0; i < n; i++) {
+            bool v4 = q->type == LMD_DNS_T_A;
+            size_t *cnt = v4 ? &it->n4 : &it->n6;
+            if (*cnt < LMD_DNS_WALK_ADDRS)
+                memcpy((v4 ? it->v4 : it->v6)[(*cnt)++], rrs[i].addr, 64);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+static void on_answer(const lmd_dns_result *res, void *arg)
+{
+    struct q *q = arg;
+    lmd_dns_walk *w = q->w;
+    q->req = NULL;
+    struct q mine = *q;
+    forget(w, q);
+    /* NXDOMAIN is an answer: nothing there (signed queries report it as a failure) */
+    bool empty = res->rcode == 3 && res->answer;
+    if (res->rc != 0 && !empty) {
+        const char *what = mine.type == LMD_DNS_T_PTR ? "the service list" : mine.type == LMD_DNS_T_SRV ? "SRV"
+                           : mine.type == LMD_DNS_T_TXT ? "TXT" : "an address";
+        char why[600];
+        snprintf(why, sizeof why, "%s: %s", what, res->text);
+        fail(w, res->rc, "reading %s failed (%s)", w->type_zone, why);
+    } else if (!w->rc && !empty) {
+        lmd_dns_rr *rrs = NULL;
+        size_t n = 0;
+        lmd_err err = {0};
+        if (lmd_dns_answer_parse(res->answer, res->answer_len, mine.type, &rrs, &n, &err) != 0)
+            fail(w, LMD_EIO, "reading %s failed (%s)", w->type_zone, lmd_err_text(&err));
+        else
+            on_rrs(w, &mine, rrs, n);
+        lmd_dns_rrs_free(rrs, n);
+    } else if (!w->rc && mine.type == LMD_DNS_T_PTR) {
+        on_ptr(w, NULL, 0);
+    }
+    if (w->n_qs == 0 || w->rc)
+        report(w);
+}
+
+int lmd_dns_walk_start(struct event_base *base, const char *server, const char *domain, const char *type,
+                       const lmd_dns_key *key, double timeout_s, lmd_dns_walk_cb cb, void *arg, lmd_dns_walk **out,
+                       lmd_err *err)
+{
+    if (out)
+        *out = NULL;
+    if (!server || !domain || !type)
+        return lmd_err_set(err, LMD_EINVAL, "server, domain and type needed");
+    lmd_dns_walk *w = calloc(1, sizeof *w);
+    if (!w)
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    size_t dl = strlen(domain);
+    while (dl > 1 && domain[dl - 1] == '.')
+        dl--;
+    if (strlen(server) >= sizeof w->server || dl + strlen(type) + 2 > sizeof w->type_zone) {
+        free(w);
+        return lmd_err_set(err, LMD_EINVAL, "server, domain or type too long");
+    }
+    *w = (lmd_dns_walk){.base = base, .key = key, .cb = cb, .arg = arg,
+                        .deadline = lmd_now_mono() + (timeout_s > 0 ? timeout_s : 5.0)};
+    memcpy(w->server, server, strlen(server) + 1);
+    memcpy(w->domain, domain, dl);
+    w->domain[dl] = '\0';
+    memcpy(w->type_zone, type, strlen(type));
+    w->type_zone[strlen(type)] = '.';
+    memcpy(w->type_zone + strlen(type) + 1, domain, dl);
+    w->type_zone[strlen(type) + 1 + dl] = '\0';
+    ask(w, NULL, w->type_zone, LMD_DNS_T_PTR, 0);
+    if (w->rc) {
+        lmd_err_set(err, w->rc, "%s", w->text);
+        int rc = w->rc;
+        walk_free(w);
+        return rc;
+    }
+    if (out)
+        *out = w;
+    return 0;
+}
