@@ -128,7 +128,8 @@ int lmd_dns_query_build(const char *label, const char *name, int type, lmd_dns_m
 /* A zone transfer (AXFR) of zone, TSIG-signed with key, over TCP.  Sent
  * with lmd_dns_send and the same key: rc 0 when the answer is NOERROR and
  * signed by the key; res->answer holds its first message (whether that is
- * the whole zone: lmd_dns_axfr_complete). */
+ * the whole zone: lmd_dns_axfr_complete).  A zone over several messages:
+ * lmd_dns_xfr_build and lmd_dns_xfr_send below. */
 int lmd_dns_axfr_build(const char *zone, const lmd_dns_key *key, lmd_dns_msg **out, lmd_err *err);
 /* Whether an AXFR answer message holds the whole zone (SOA first and last). */
 bool lmd_dns_axfr_complete(const uint8_t *wire, size_t len);
@@ -195,7 +196,7 @@ void lmd_dns_xfr_free(lmd_dns_xfr *x);
 /* Bounds on one transfer (the reader refuses past them, the send ends). */
 #define LMD_DNS_XFR_MAX_BYTES (64u << 20)  /* 64 MiB of messages */
 #define LMD_DNS_XFR_MAX_MESSAGES 65536u
-#define LMD_DNS_XFR_MAX_RRS 200000u        /* kept records (about 2.4 KB each) */
+#define LMD_DNS_XFR_MAX_RRS 100000u        /* kept records: 2,280 bytes each, so up to ~230 MB */
 
 /* Reading an answer message by message (what lmd_dns_xfr_send does with
  * what it receives; also for tests).  req is the request as built (its id,
