@@ -18,7 +18,8 @@ set(LMD_TEST_ENV
   "LMDISC_SRC=${CMAKE_SOURCE_DIR}"
   "LMDISC_BUILD=${CMAKE_BINARY_DIR}"
   "LMD_LAB_PREFIX=${LMD_LAB_PREFIX}"
-  "LMD_DNS_UPDATE=$<TARGET_FILE:lmd-dns-update>")
+  "LMD_DNS_UPDATE=$<TARGET_FILE:lmd-dns-update>"
+  "LMD_DNS_XFR=$<TARGET_FILE:lmd-dns-xfr>")
 if(LMDISC_SANITIZE)
   # lua5.4 itself is not instrumented; the sanitizer runtimes must come first
   # when it loads the instrumented lmdisc.so.
@@ -104,5 +105,13 @@ add_executable(test_dns tests/unit/dns/test_dns.c)
 target_link_libraries(test_dns PRIVATE lmdisc_dns lmdisc_core)
 add_test(NAME unit_dns COMMAND test_dns)
 set_tests_properties(unit_dns PROPERTIES LABELS unit TIMEOUT 60)
+# zone transfers (src/dns/xfr.c): answer message sequences read by the reader
+add_executable(test_dns_xfr tests/unit/dns/test_xfr.c)
+target_link_libraries(test_dns_xfr PRIVATE lmdisc_dns lmdisc_core)
+add_test(NAME unit_dns_xfr COMMAND test_dns_xfr)
+set_tests_properties(unit_dns_xfr PROPERTIES LABELS unit TIMEOUT 60)
 add_executable(lmd-dns-update tests/lab/tools/dns_update.c)
 target_link_libraries(lmd-dns-update PRIVATE lmdisc_dns lmdisc_core)
+# lmd-dns-xfr: one zone transfer (AXFR / IXFR) read to its end, for the same suite
+add_executable(lmd-dns-xfr tests/lab/tools/dns_xfr.c)
+target_link_libraries(lmd-dns-xfr PRIVATE lmdisc_dns lmdisc_core)

@@ -18,6 +18,9 @@
  *     backoff within the timeout), TCP when the message is over 512 bytes
  *     or the answer is truncated.  The answer's TSIG is verified against
  *     the request; the callback gets the rcode and one line of text.
+ *   - Zone transfers read to their end over several messages (AXFR, and
+ *     IXFR from a serial: up to date, the whole zone, or the differences),
+ *     every message's TSIG verified, bounded in bytes, messages and time.
  *
  * Nothing here logs; errors follow base/error.h.  No ldns type appears in
  * this header: callers outside src/dns/ never include ldns. */
@@ -137,7 +140,8 @@ int lmd_dns_query_build(const char *label, const char *name, int type, lmd_dns_m
 /* A zone transfer (AXFR) of zone, TSIG-signed with key, over TCP.  Sent
  * with lmd_dns_send and the same key: rc 0 when the answer is NOERROR and
  * signed by the key; res->answer holds its first message (whether that is
- * the whole zone: lmd_dns_axfr_complete). */
+ * the whole zone: lmd_dns_axfr_complete).  A zone over several messages:
+ * lmd_dns_xfr_build and lmd_dns_xfr_send below. */
 int lmd_dns_axfr_build(const char *zone, const lmd_dns_key *key, lmd_dns_msg **out, lmd_err *err);
 /* Whether an AXFR answer message holds the whole zone (SOA first and last). */
 bool lmd_dns_axfr_complete(const uint8_t *wire, size_t len);
@@ -160,6 +164,110 @@ typedef struct lmd_dns_rr {
 /* (type 0: of every type this struct describes) */
 int lmd_dns_answer_parse(const uint8_t *wire, size_t len, int type, lmd_dns_rr **out, size_t *n, lmd_err *err);
 void lmd_dns_rrs_free(lmd_dns_rr *rrs, size_t n);
+
+/* ---- zone transfers over several messages (AXFR, IXFR) -------------- */
+
+/* A transfer request for zone over TCP, TSIG-signed with key (NULL: not
+ * signed, and the answer not verified).  ixfr false: AXFR (RFC 5936) --
+ * serial unused.  ixfr true: IXFR (RFC 1995) from serial, the zone's serial
+ * the caller holds (it goes in the authority section as our SOA).  Send it
+ * with lmd_dns_xfr_send (lmd_dns_send reads only one message). */
+int lmd_dns_xfr_build(const char *zone, const lmd_dns_key *key, uint32_t serial, bool ixfr, lmd_dns_msg **out,
+                      lmd_err *err);
+
+enum { LMD_DNS_XFR_UPTODATE = 1, /* IXFR: the server has our serial: nothing changed */
+       LMD_DNS_XFR_FULL = 2,     /* the whole zone (AXFR, or an IXFR the server answered AXFR-style) */
+       LMD_DNS_XFR_DIFF = 3 };   /* IXFR: the changes since our serial, in order */
+
+/* One step of an IXFR answer: from serial `from` to serial `to`, the
+ * records deleted, then the records added (SOAs not included). */
+typedef struct lmd_dns_xfr_diff {
+    uint32_t from, to;
+    lmd_dns_rr *deleted, *added;
+    size_t n_deleted, n_added;
+} lmd_dns_xfr_diff;
+
+/* A transfer's answer as plain data.  Only the records lmd_dns_rr
+ * describes (PTR SRV TXT A AAAA) are kept, class IN; the others (NS,
+ * unknown types...) are counted in `records` and skipped.  No SOA is in
+ * rrs or the diffs: the zone's serial is `serial`. */
+typedef struct lmd_dns_xfr {
+    int kind;                 /* LMD_DNS_XFR_* */
+    uint32_t serial;          /* the zone's serial now (UPTODATE: ours) */
+    lmd_dns_rr *rrs;          /* FULL: the zone, in the server's order */
+    size_t n_rrs;
+    lmd_dns_xfr_diff *diffs;  /* DIFF: the steps, oldest first */
+    size_t n_diffs;
+    size_t messages;          /* how it came: DNS messages, */
+    size_t bytes;             /* their bytes (no TCP length prefixes), */
+    size_t records;           /* answer records, SOAs included */
+} lmd_dns_xfr;
+
+void lmd_dns_xfr_free(lmd_dns_xfr *x);
+
+/* Bounds on one transfer (the reader refuses past them, the send ends). */
+#define LMD_DNS_XFR_MAX_BYTES (64u << 20)  /* 64 MiB of messages */
+#define LMD_DNS_XFR_MAX_MESSAGES 65536u
+#define LMD_DNS_XFR_MAX_RRS 100000u        /* kept records: 2,280 bytes each, so up to ~230 MB */
+
+/* Reading an answer message by message (what lmd_dns_xfr_send does with
+ * what it receives; also for tests).  req is the request as built (its id,
+ * zone, type, serial and TSIG MAC: the reader copies them); key as given
+ * to lmd_dns_xfr_build, NULL: no TSIG check.  With a key, every message
+ * must be signed by it (RFC 8945 5.3.1: the first one's MAC covers the
+ * request's, each next one's the previous one's; BIND and Knot sign every
+ * message, so unsigned intermediate messages are refused).  Refused, with
+ * the message's number and what was wrong: a message that does not parse,
+ * that is not an answer to req (id, QR, opcode, question), TC set, an rcode
+ * other than NOERROR (with the TSIG error if any), a missing or wrong
+ * signature, a record not of class IN or not in the zone, a first record
+ * that is not the zone's SOA, a closing SOA with another serial, an IXFR
+ * step that does not continue the previous one (or the first not from our
+ * serial), records after the closing SOA, and the bounds above. */
+typedef struct lmd_dns_xfr_reader lmd_dns_xfr_reader;
+
+int lmd_dns_xfr_reader_new(const lmd_dns_msg *req, const lmd_dns_key *key, lmd_dns_xfr_reader **out, lmd_err *err);
+/* Lower the bounds (0: keep the default). */
+void lmd_dns_xfr_reader_limits(lmd_dns_xfr_reader *rd, size_t max_bytes, size_t max_messages, size_t max_rrs);
+/* One message: 1 the answer is complete (lmd_dns_xfr_reader_take), 0 more
+ * messages are needed, < 0 refused (err says why; the reader stays
+ * refusing).  rcode / tsig_error (may be NULL): of the message that ended
+ * it when that was an rcode other than NOERROR, else 0. */
+int lmd_dns_xfr_reader_add(lmd_dns_xfr_reader *rd, const uint8_t *wire, size_t len, int *rcode, int *tsig_error,
+                           lmd_err *err);
+/* The complete answer, once; the caller frees it.  NULL before. */
+lmd_dns_xfr *lmd_dns_xfr_reader_take(lmd_dns_xfr_reader *rd);
+void lmd_dns_xfr_reader_free(lmd_dns_xfr_reader *rd);
+
+typedef struct lmd_dns_xfr_result {
+    int rc;           /* 0: complete and verified; else LMD_E* */
+    int rcode;        /* the rcode that refused it, 0 if none, -1 without an answer */
+    int tsig_error;   /* its TSIG error (16 BADSIG...), 0 if none */
+    const char *text; /* one line, naming the server: "AXFR of sd.lab from 10.0.0.53: 3 messages, ..." */
+    lmd_dns_xfr *xfr; /* rc 0: the answer, now the callback's (lmd_dns_xfr_free); else NULL */
+    size_t messages;  /* read so far (also on failure) */
+    size_t bytes;
+} lmd_dns_xfr_result;
+
+typedef void (*lmd_dns_xfr_cb)(const lmd_dns_xfr_result *res, void *arg);
+
+/* Send a transfer request built by lmd_dns_xfr_build (msg taken over, also
+ * on failure) to server (IPv4 or IPv6 address; port 0 = 53) over TCP on
+ * base, without blocking, and read every message of the answer with a
+ * reader (above) until the closing SOA.  timeout_s bounds the whole
+ * transfer (connect included; default 30 s); the bytes and messages too
+ * (LMD_DNS_XFR_MAX_*).  A server that closes or goes silent mid-transfer,
+ * sends garbage or anything the reader refuses ends it: rc < 0 and a text
+ * naming the server, the message and what was wrong.  cb runs once, from
+ * the loop, never from inside this call; the request is freed after it.
+ * lmd_dns_req_cancel does not apply: cancel with lmd_dns_xfr_cancel
+ * (before cb; cb is then not called). */
+typedef struct lmd_dns_xfr_req lmd_dns_xfr_req;
+
+int lmd_dns_xfr_send(struct event_base *base, const char *server, uint16_t port, lmd_dns_msg *msg,
+                     const lmd_dns_key *key, double timeout_s, lmd_dns_xfr_cb cb, void *arg, lmd_dns_xfr_req **out,
+                     lmd_err *err);
+void lmd_dns_xfr_cancel(lmd_dns_xfr_req *r);
 
 /* "NOERROR", "REFUSED", ... for an rcode; "BADKEY"... for a TSIG error. */
 const char *lmd_dns_rcode_name(int rcode);

@@ -19,9 +19,19 @@ struct lmd_dns_msg {
     ldns_rdf *mac;       /* the request's TSIG MAC: the answer's signature covers it */
     ldns_pkt *pkt;       /* for lmd_dns_msg_text */
     bool tcp_only;       /* a zone transfer: TCP from the start */
+    int xfr_type;        /* lmd_dns_xfr_build: LDNS_RR_TYPE_AXFR or _IXFR, else 0 */
+    uint32_t xfr_serial; /* IXFR: ours */
 };
 
 /* "hmac-sha256." : the algorithm name ldns wants */
 void lmd_dns_key_ldns_alg(const lmd_dns_key *k, char *buf, size_t len);
+
+/* One record as plain data (query.c); -1 for a type lmd_dns_rr does not
+ * describe or malformed rdata (o->txt may need lmd_txt_free then). */
+int lmd_dns_rr_fill(const ldns_rr *rr, lmd_dns_rr *o);
+
+/* What xfr_send.c reads of a transfer reader (xfr.c). */
+void lmd_dns_xfr_reader_counts(const lmd_dns_xfr_reader *rd, size_t *messages, size_t *bytes);
+const char *lmd_dns_xfr_reader_zone(const lmd_dns_xfr_reader *rd); /* "sd.lab" */
 
 #endif

@@ -66,7 +66,7 @@ static void name_text(const ldns_rdf *d, char *buf, size_t len)
     free(s);
 }
 
-static int rr_fill(const ldns_rr *rr, lmd_dns_rr *o)
+int lmd_dns_rr_fill(const ldns_rr *rr, lmd_dns_rr *o)
 {
     memset(o, 0, sizeof *o);
     o->type = ldns_rr_get_type(rr);
@@ -148,7 +148,7 @@ int lmd_dns_answer_parse(const uint8_t *wire, size_t len, int type, lmd_dns_rr *
     for (size_t i = 0; i < cnt; i++) {
         const ldns_rr *rr = ldns_rr_list_rr(an, i);
         if ((type == 0 || (int)ldns_rr_get_type(rr) == type) && ldns_rr_get_class(rr) == LDNS_RR_CLASS_IN &&
-            rr_fill(rr, &rrs[k]) == 0)
+            lmd_dns_rr_fill(rr, &rrs[k]) == 0)
             k++;
         else
             lmd_txt_free(&rrs[k].txt);
