@@ -2,13 +2,14 @@
  * our type fed into the registry as a second source next to mDNS.
  *
  * Every wide_area.poll seconds one SOA query; when the serial changed (or
- * the last read failed), the domain is read again: a zone transfer (AXFR,
- * TSIG-signed with wide_area.key, one TCP exchange) where the domain is a
- * zone apex and the server allows it, else a walk with plain queries: PTR
- * of TYPE.DOMAIN, then SRV and TXT of each instance, then A and AAAA of
- * each SRV target.  A transfer refused, not signed, or too big for one
- * message (64 KiB: a few hundred services) is said once, and queries are
- * used from then on.  A complete walk is compared with the last:
+ * the last read failed), the domain is read again: by zone transfer where
+ * the domain is a zone apex and the server allows it (TSIG-signed with
+ * wide_area.key, over TCP, every message verified; IXFR from the serial of
+ * the copy kept in wide_zone.c, so that only what changed crosses the
+ * network; AXFR the first time, or when the copy was lost), else by a walk
+ * with plain queries: PTR of TYPE.DOMAIN, then SRV and TXT of each
+ * instance, then A and AAAA of each SRV target.  A transfer refused or not
+ * signed by our key is said once, and queries are used from then on.  A complete walk is compared with the last:
  * instances seen are reported (lmd_peers_seen: join or update), those gone
  * leave ("goodbye").  A failed walk changes nothing (no leave storm while
  * the server is away; the next poll walks again).
@@ -28,9 +29,9 @@
  * wide_area.sweep_key, the agent then removes the stale records with a
  * compare-and-delete update: only if the TXT is still exactly the stale one
  * (an RFC 2136 prerequisite), so a refresh that got there first is kept.
- * The lmd-live item is stripped before the registry sees the TXT.
- * Not done: IXFR, transfers over several messages. */
-#include "agent/internal.h"
+ * The lmd-live item is stripped before the registry sees the TXT
+ * (wide_live.c). */
+#include "agent/wide_browse.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/util.h"
@@ -40,9 +41,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define MAX_INSTANCES 4096
-
-#include "agent/wide_browse.h"
 
 static void free_found(struct found *f, size_t n)
 {
@@ -75,8 +73,8 @@ static void ask(lmd_agent_wbrowse *b, const char *label, const char *name, int t
         return;
     }
     *q = (struct q){.b = b, .type = type, .idx = idx};
-    const lmd_dns_key *key = type == T_AXFR ? lmd_agent_wide_key(a) : NULL;
-    int rc = type == T_AXFR ? lmd_dns_axfr_build(name, key, &m, &err) : lmd_dns_query_build(label, name, type, &m, &err);
+    const lmd_dns_key *key = NULL;
+    int rc = lmd_dns_query_build(label, name, type, &m, &err);
     size_t len = 0;
     if (rc == 0) {
         (void)lmd_dns_msg_wire(m, &len);
@@ -227,52 +225,6 @@ static void on_ptr(lmd_agent_wbrowse *b, const lmd_dns_rr *rrs, size_t n)
     }
 }
 
-/* A whole zone in one message: the services of our type in it. */
-static void from_transfer(lmd_agent_wbrowse *b, const lmd_dns_rr *rrs, size_t n)
-{
-    size_t tl = strlen(b->type_zone), k = 0;
-    struct found *f = calloc(n ? n : 1, sizeof *f);
-    if (!f) {
-        b->failed = true;
-        return;
-    }
-    for (size_t i = 0; i < n && k < MAX_INSTANCES; i++) {
-        size_t ll = strlen(rrs[i].target);
-        if (rrs[i].type != LMD_DNS_T_PTR || strcasecmp(rrs[i].owner, b->type_zone) || ll <= tl ||
-            strcasecmp(rrs[i].target + ll - tl, b->type_zone) || lmd_wb_find(f, k, rrs[i].label))
-            continue;
-        snprintf(f[k++].name, sizeof f->name, "%s", rrs[i].label);
-    }
-    for (size_t i = 0; i < n; i++) {
-        const lmd_dns_rr *r = &rrs[i];
-        size_t ol = strlen(r->owner);
-        bool under = ol > tl + 1 && r->owner[ol - tl - 1] == '.' && !strcasecmp(r->owner + ol - tl, b->type_zone);
-        struct found *x = under ? (struct found *)lmd_wb_find(f, k, r->owner_label) : NULL;
-        if (x && r->type == LMD_DNS_T_SRV && !x->srv) {
-            x->srv = true;
-            x->port = r->port;
-            snprintf(x->host, sizeof x->host, "%s", r->target);
-        } else if (x && r->type == LMD_DNS_T_TXT && !x->txt_ok) {
-            lmd_txt_free(&x->full);
-            (void)lmd_txt_copy(&x->full, &r->txt);
-            lmd_wb_take_txt(x);
-            x->txt_ok = true;
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        const lmd_dns_rr *r = &rrs[i];
-        if (r->type != LMD_DNS_T_A && r->type != LMD_DNS_T_AAAA)
-            continue;
-        for (size_t j = 0; j < k; j++) {
-            char *slot = r->type == LMD_DNS_T_A ? f[j].a4 : f[j].a6;
-            if (f[j].srv && !slot[0] && !strcasecmp(f[j].host, r->owner))
-                snprintf(slot, sizeof f[j].a4, "%s", r->addr);
-        }
-    }
-    b->cur = f;
-    b->n_cur = k;
-}
-
 /* Why a transfer cannot be used; the walk with queries instead, from now on. */
 static void to_queries(lmd_agent_wbrowse *b, const char *why)
 {
@@ -281,6 +233,62 @@ static void to_queries(lmd_agent_wbrowse *b, const char *why)
     b->queries = true;
     b->failed = false;
     ask(b, NULL, b->type_zone, LMD_DNS_T_PTR, 0);
+}
+
+static void on_transfer(const lmd_dns_xfr_result *res, void *arg)
+{
+    lmd_agent_wbrowse *b = arg;
+    const char *domain = b->a->cfg.wide_area.domain;
+    b->xreq = NULL;
+    b->bytes_in += (double)res->bytes;
+    lmd_dns_xfr *x = res->xfr;
+    if (res->rc == 0 && x) {
+        bool ixfr = b->zone.have;
+        if (lmd_wb_zone_take(&b->zone, b->type_zone, x) != 0) {
+            /* a diff that does not fit our copy (or no memory): whole next time */
+            lmd_warn("wide-area browse: the changes to %s from %s did not fit this agent's copy of it: reading it "
+                     "whole next time", domain, b->a->cfg.wide_area.server);
+            b->failed = true;
+        } else if (lmd_wb_zone_services(&b->zone, b->type_zone, &b->cur, &b->n_cur) != 0) {
+            b->failed = true;
+        } else {
+            size_t changes = 0;
+            for (size_t i = 0; i < x->n_diffs; i++)
+                changes += x->diffs[i].n_deleted + x->diffs[i].n_added;
+            lmd_debug("wide-area browse: %s transferred (%s to serial %u: %s, %zu messages, %zu bytes, %zu "
+                      "records; %zu services)", domain, ixfr ? "IXFR" : "AXFR", (unsigned)x->serial,
+                      x->kind == LMD_DNS_XFR_DIFF ? "changes" : x->kind == LMD_DNS_XFR_FULL ? "whole zone" : "up to date",
+                      x->messages, x->bytes, x->kind == LMD_DNS_XFR_DIFF ? changes : x->n_rrs, b->n_cur);
+        }
+        lmd_dns_xfr_free(x);
+    } else if (res->rcode > 0 || res->tsig_error) {
+        /* the server answered: refused, not signed by our key... */
+        to_queries(b, res->text);
+    } else {
+        /* unreachable, cut off, garbage: the next poll tries again, whole */
+        lmd_debug("wide-area browse: %s", res->text);
+        lmd_wb_zone_clear(&b->zone);
+        b->failed = true;
+    }
+    if (b->n_qs == 0 && !b->xreq)
+        walk_done(b);
+}
+
+static void transfer(lmd_agent_wbrowse *b)
+{
+    lmd_agent *a = b->a;
+    lmd_dns_msg *m = NULL;
+    lmd_err err = {0};
+    size_t len = 0;
+    const lmd_dns_key *key = lmd_agent_wide_key(a);
+    if (lmd_dns_xfr_build(a->cfg.wide_area.domain, key, b->zone.serial, b->zone.have, &m, &err) != 0 ||
+        !lmd_dns_msg_wire(m, &len) ||
+        (b->sent++, b->bytes_out += (double)len,
+         lmd_dns_xfr_send(a->base, a->cfg.wide_area.server, 0, m, key, XFR_TIMEOUT, on_transfer, b, &b->xreq, &err)) !=
+            0) {
+        lmd_debug("wide-area browse: cannot ask for %s: %s", a->cfg.wide_area.domain, lmd_err_text(&err));
+        b->failed = true;
+    }
 }
 
 static void on_answer(const lmd_dns_result *res, void *arg)
@@ -294,23 +302,6 @@ static void on_answer(const lmd_dns_result *res, void *arg)
     lmd_dns_rr *rrs = NULL;
     size_t n = 0;
     lmd_err err = {0};
-    if (type == T_AXFR) {
-        if (res->rc == 0 && res->answer && !lmd_dns_axfr_complete(res->answer, res->answer_len))
-            to_queries(b, "the zone does not fit in one message");
-        else if (res->rc == 0 && res->answer && lmd_dns_answer_parse(res->answer, res->answer_len, 0, &rrs, &n, &err) == 0) {
-            from_transfer(b, rrs, n);
-            lmd_debug("wide-area browse: %s transferred (%zu bytes, %zu records, %zu services)",
-                      b->a->cfg.wide_area.domain, res->answer_len, n, b->n_cur);
-        }
-        else if (res->rcode >= 0) /* the server answered: refused, not signed... */
-            to_queries(b, res->text);
-        else
-            b->failed = true; /* unreachable: the next poll tries again */
-        lmd_dns_rrs_free(rrs, n);
-        if (b->n_qs == 0)
-            walk_done(b);
-        return;
-    }
     if (res->rc != 0 || !res->answer || lmd_dns_answer_parse(res->answer, res->answer_len, type, &rrs, &n, &err) != 0) {
         lmd_debug("wide-area browse: %s", res->rc ? res->text : lmd_err_text(&err));
         b->failed = true;
@@ -326,9 +317,10 @@ static void on_answer(const lmd_dns_result *res, void *arg)
             return;
         }
         b->failed = false;
-        /* a zone apex (n == 1) whose server transfers it: one TCP exchange */
+        /* a zone apex (n == 1) whose server transfers it: IXFR from the
+         * copy's serial, or the whole zone (AXFR), over TCP */
         if (n == 1 && !b->queries && lmd_agent_wide_key(b->a))
-            ask(b, NULL, b->a->cfg.wide_area.domain, T_AXFR, 0);
+            transfer(b);
         else
             ask(b, NULL, b->type_zone, LMD_DNS_T_PTR, 0);
     } else if (type == LMD_DNS_T_PTR && !b->cur) {
@@ -354,7 +346,7 @@ static void on_answer(const lmd_dns_result *res, void *arg)
         }
     }
     lmd_dns_rrs_free(rrs, n);
-    if (b->n_qs == 0)
+    if (b->n_qs == 0 && !b->xreq)
         walk_done(b);
 }
 
@@ -363,11 +355,11 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     lmd_agent_wbrowse *b = arg;
-    if (b->n_qs)
-        return; /* a walk still going (bounded by its queries' timeouts) */
+    if (b->n_qs || b->xreq)
+        return; /* a walk still going (bounded by its queries' and transfer's timeouts) */
     b->failed = false;
     ask(b, NULL, b->a->cfg.wide_area.domain, LMD_DNS_T_SOA, 0);
-    if (b->n_qs == 0)
+    if (b->n_qs == 0 && !b->xreq)
         walk_done(b);
 }
 
@@ -410,6 +402,8 @@ void lmd_agent_wbrowse_free(lmd_agent *a)
         lmd_dns_req_cancel(b->qs[i]->req);
         free(b->qs[i]);
     }
+    lmd_dns_xfr_cancel(b->xreq);
+    lmd_wb_zone_clear(&b->zone);
     free(b->qs);
     lmd_wb_live_free(b);
     event_free(b->timer);

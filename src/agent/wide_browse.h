@@ -9,6 +9,8 @@
 #include <event2/event.h>
 
 #define QUERY_TIMEOUT 3.0
+#define XFR_TIMEOUT 30.0
+#define MAX_INSTANCES 16384 /* services of our type one agent follows in a domain */
 
 struct found {
     char name[64];
@@ -24,13 +26,27 @@ struct found {
     bool srv, txt_ok;
 };
 
+struct zrec {                   /* one record of the zone copy (wide_zone.c) */
+    uint16_t type, port;
+    char *owner, *target;
+    char owner_label[64], label[64];
+    lmd_txt txt;
+    char addr[46];
+};
+
+struct wzone {                  /* the domain as the last transfer said */
+    struct zrec *r;
+    size_t n, cap;
+    uint32_t serial;
+    bool have;
+};
+
 struct sweep {                  /* one compare-and-delete in flight */
     struct lmd_agent_wbrowse *b;
     char name[64];
     lmd_dns_req *req;
 };
 
-#define T_AXFR 252
 
 struct q {                      /* one query in flight */
     struct lmd_agent_wbrowse *b;
@@ -58,6 +74,8 @@ struct lmd_agent_wbrowse {
     double swept[3];            /* swept, kept (refreshed or gone meanwhile), failed */
     double expired;
     double sent, bytes_out, bytes_in;
+    struct wzone zone;          /* for IXFR */
+    lmd_dns_xfr_req *xreq;      /* the transfer in flight */
 };
 
 
@@ -66,6 +84,13 @@ const struct found *lmd_wb_find(const struct found *f, size_t n, const char *nam
 /* The registry instance of f over proto (4, 6), its address addr. */
 void lmd_wb_instance(const lmd_agent_wbrowse *b, const struct found *f, int proto, lmd_addr *addr,
                      struct lmd_instance *in);
+
+/* wide_zone.c: the copy of the domain, for IXFR */
+void lmd_wb_zone_clear(struct wzone *zn);
+/* Apply a transfer (whole zone, diff, up to date) to the copy; -1: the copy
+ * is gone (out of memory, or the diff did not fit it): read it whole. */
+int lmd_wb_zone_take(struct wzone *zn, const char *type_zone, const lmd_dns_xfr *x);
+int lmd_wb_zone_services(const struct wzone *zn, const char *type_zone, struct found **out, size_t *n);
 
 /* wide_live.c */
 void lmd_wb_take_txt(struct found *f);

@@ -137,14 +137,6 @@ enum { LMD_DNS_T_A = 1, LMD_DNS_T_SOA = 6, LMD_DNS_T_PTR = 12, LMD_DNS_T_TXT = 1
  * and key NULL: rc 0 for NOERROR and NXDOMAIN, and res->answer holds it. */
 int lmd_dns_query_build(const char *label, const char *name, int type, lmd_dns_msg **out, lmd_err *err);
 
-/* A zone transfer (AXFR) of zone, TSIG-signed with key, over TCP.  Sent
- * with lmd_dns_send and the same key: rc 0 when the answer is NOERROR and
- * signed by the key; res->answer holds its first message (whether that is
- * the whole zone: lmd_dns_axfr_complete).  A zone over several messages:
- * lmd_dns_xfr_build and lmd_dns_xfr_send below. */
-int lmd_dns_axfr_build(const char *zone, const lmd_dns_key *key, lmd_dns_msg **out, lmd_err *err);
-/* Whether an AXFR answer message holds the whole zone (SOA first and last). */
-bool lmd_dns_axfr_complete(const uint8_t *wire, size_t len);
 
 /* One record of an answer, as plain data (what the type has). */
 typedef struct lmd_dns_rr {

@@ -250,13 +250,13 @@ static void on_answer(const lmd_dns_result *res, void *arg)
                            : mine.type == LMD_DNS_T_TXT ? "TXT" : "an address";
         char why[600];
         snprintf(why, sizeof why, "%s: %s", what, res->text);
-        fail(w, res->rc, "reading %s failed (%s)", w->type_zone, why);
+        fail(w, res->rc, "reading %.250s failed (%.240s)", w->type_zone, why);
     } else if (!w->rc && !empty) {
         lmd_dns_rr *rrs = NULL;
         size_t n = 0;
         lmd_err err = {0};
         if (lmd_dns_answer_parse(res->answer, res->answer_len, mine.type, &rrs, &n, &err) != 0)
-            fail(w, LMD_EIO, "reading %s failed (%s)", w->type_zone, lmd_err_text(&err));
+            fail(w, LMD_EIO, "reading %.250s failed (%.240s)", w->type_zone, lmd_err_text(&err));
         else
             on_rrs(w, &mine, rrs, n);
         lmd_dns_rrs_free(rrs, n);

@@ -81,7 +81,10 @@ log { level = "debug" }
 
     local function await(p, pattern, timeout, nth)
         local line, err = lab:wait_log(p, pattern, timeout or 15, nth)
-        if not line then lu.fail(tostring(err) .. "\n--- " .. p.log .. ":\n" .. S.tail(p:output())) end
+        if not line then
+            lu.fail(tostring(err) .. "\n--- " .. (type(p) == "table" and p.log .. ":\n" .. S.tail(p:output())
+                or p .. ":\n" .. S.read(p)))
+        end
         return line
     end
 
@@ -504,6 +507,71 @@ function on_leave(peer, reason) rec("leave", peer.name, reason) end
         local _, out = lab:exec("h1", ("%s %s %s %s h1 h1.%s 0 --withdraw"):format(q(TOOL), server, q(lab:key("h1")),
             zone, zone))
         lu.assertStrContains(out, "rc=0", out)
+    end
+
+    -- a fleet of 500 services (PTR set over BIND's default per-type limit of
+    -- 100, a zone over one 64 KiB message): the agent reads it whole once
+    -- (AXFR over several TCP messages), then only what changed (IXFR)
+    function T:test_500_services_read_whole_once_then_only_changes()
+        local function nsupdate(lines)
+            local f = path("batch.nsu")
+            S.write(f, ("server %s\nzone %s\n"):format(server, zone) .. table.concat(lines, "\n") .. "\nsend\n")
+            local ok, out = lab:exec("h3", ("nsupdate -t 20 -k %s %s"):format(q(lab:key("admin")), q(f)))
+            lu.assertTrue(ok, out)
+        end
+        local function svc(k, model, verb)
+            local inst = ("f%03d._lmserv._tcp.%s."):format(k, zone)
+            return {
+                ("update %s _lmserv._tcp.%s. 60 PTR %s"):format(verb, zone, inst),
+                ("update %s %s 60 SRV 0 0 %d f%03d.%s."):format(verb, inst, 9000 + k, k, zone),
+                ("update %s %s 60 TXT \"model=%s\""):format(verb, inst, model),
+                ("update %s f%03d.%s. 60 A 10.77.9.%d"):format(verb, k, zone, k % 250 + 1),
+            }
+        end
+        local batch = {}
+        for k = 1, 500 do
+            for _, l in ipairs(svc(k, "m" .. k, "add")) do batch[#batch + 1] = l end
+            if #batch >= 400 then nsupdate(batch); batch = {} end
+        end
+        local rec = path("rec.txt")
+        local ok, err = pcall(function()
+            local p2, sock2 = agent("h2", { observe = true, poll = 1, policy = HOOKS:format(rec) })
+            local line = await(p2, "wide%-area browse: " .. zone:gsub("%.", "%%.") .. " transferred %(AXFR", 20)
+            local msgs = tonumber(line:match("(%d+) messages"))
+            note("500 services: %s", line:match("%((.*)%)"))
+            lu.assertTrue(msgs > 1, line)
+            lu.assertStrContains(line, "500 services")
+            local m = metrics("h2", sock2)
+            lu.assertEquals(metric(m, "lmdisc_dns_services"), 500, m)
+            local joins = 0
+            for _ = 1, 100 do
+                joins = select(2, S.read(rec):gsub("join|f%d+|", ""))
+                if joins >= 500 then break end
+                Lab.sleep(0.1)
+            end
+            lu.assertEquals(joins, 500)
+            local before = metric(m, 'lmdisc_dns_read_bytes_total{direction="received"}')
+            -- one service changes its TXT: an IXFR of that change, one update event
+            nsupdate({ ("update delete f007._lmserv._tcp.%s. TXT"):format(zone),
+                ("update add f007._lmserv._tcp.%s. 60 TXT \"model=m7\" \"load=9\""):format(zone) })
+            line = await(p2, "transferred %(IXFR", 10)
+            note("one change: %s", line:match("%((.*)%)"))
+            lu.assertStrContains(line, "changes, 1 messages")
+            await(rec, "^update|f007|9", 5)
+            m = metrics("h2", sock2)
+            local cost = metric(m, 'lmdisc_dns_read_bytes_total{direction="received"}') - before
+            note("bytes received for one change among 500 services: %d", cost)
+            lu.assertTrue(cost < 2000, ("%d bytes for one change"):format(cost))
+            lu.assertEquals(select(2, S.read(rec):gsub("update|", "")), 1, S.read(rec))
+        end)
+        -- the next tests' zone holds none of these
+        batch = {}
+        for k = 1, 500 do
+            for _, l in ipairs(svc(k, "m" .. k, "delete")) do batch[#batch + 1] = l end
+            if #batch >= 400 then nsupdate(batch); batch = {} end
+        end
+        nsupdate({ ("update delete f007._lmserv._tcp.%s. TXT"):format(zone) })
+        if not ok then error(err, 0) end
     end
 
     function T:test_reload_sends_the_new_txt()
