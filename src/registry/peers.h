@@ -22,10 +22,12 @@ enum {
     LMD_CH_TXT = 1 << 2,
     LMD_CH_ADDRS = 1 << 3,
     LMD_CH_INFO = 1 << 4, /* the policy's info() changed */
+    LMD_CH_SOURCES = 1 << 5, /* seen through another set of sources (mDNS, DNS) */
+    LMD_CH_LAST = LMD_CH_SOURCES,
 };
 /* "join", "update", "leave" */
 const char *lmd_event_kind_name(int kind);
-/* "host,port,txt,addresses,info" style names, for logs and Lua. */
+/* "host,port,txt,addresses,info,sources" style names, for logs and Lua. */
 const char *lmd_change_name(unsigned bit);
 
 /* Leave reasons are strings so the policy layer can add its own
