@@ -414,6 +414,7 @@ function Sim:update(name, fields)
   if not deep_equal(old.addresses, rec.addresses) or not deep_equal(old.interfaces, rec.interfaces) then
     changes[#changes + 1] = "addresses"
   end
+  if not deep_equal(old.sources, rec.sources) then changes[#changes + 1] = "sources" end
   return self:_feed("update", rec, old, changes)
 end
 

@@ -11,7 +11,8 @@
 
 static const char peers_help[] =
     "Usage: lmdisc peers [--json] [--socket PATH]\n"
-    "List the live peers of the agent running on this host, as its policy sees them.\n"
+    "List the live peers of the agent running on this host, as its policy sees them,\n"
+    "with the sources each is seen through (mdns, dns).\n"
     "  -j, --json         print the agent's JSON (as GET /v1/peers)\n"
     "  -s, --socket PATH  the agent's API socket (default $LMDISC_SOCKET or " LMD_API_SOCKET ")\n";
 
