@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+static void settle_one(lmd_peers *r, struct peer *p);
 
 const char *lmd_event_kind_name(int kind)
 {
@@ -193,9 +194,10 @@ static int join(lmd_peers *r, const struct lmd_instance *in, double now, double 
     p->node.first_seen = wall;
     touch(r, p, now, wall);
     p->hold = -1;
-    if (r->cfg.settle > 0) {
-        /* wait for the other instances (IPv6, other interfaces), which
-         * usually resolve within milliseconds, so that a join is one event */
+    if (r->cfg.settle > 0 && !in->complete) {
+        /* wait for the other instances (IPv6, other interfaces) the source
+         * is still resolving, so that a join is one event: until the last
+         * is resolved (lmd_peers_seen), at most the settle window */
         p->hold = now + r->cfg.settle;
         return 0;
     }
@@ -264,6 +266,9 @@ int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, doub
         changed(r, p, &old, now);
     else
         lmd_node_info_clear(&old);
+    /* a new peer's last pending instance: its join, now, with them all */
+    if (rc == 0 && !p->joined && p->hold >= 0 && in->complete)
+        settle_one(r, p);
     return rc;
 }
 

@@ -428,4 +428,43 @@ function TestRegistry:test_another_host_in_dns_is_still_a_conflict()
     lu.assertTrue(r:get("a:8000").conflict)
 end
 
+-- No fixed wait: mDNS marks an instance complete when no other instance of
+-- its name that avahi reported is still resolving.  A new peer joins the
+-- moment its last pending instance resolves, with every address; settle is
+-- only the bound on waiting for one that never answers.
+function TestRegistry:test_a_join_is_reported_when_no_instance_is_pending()
+    local r, ev = new{ttl = 60, settle = 0.05}
+    r:seen(inst{proto = 4}, 10)                   -- IPv6 one still resolving
+    lu.assertEquals(#ev, 0)
+    r:seen(inst{proto = 6, complete = true}, 10.002)
+    lu.assertEquals(#ev, 1, "joined at once, no window")
+    lu.assertEquals(ev[1].kind, "join")
+    lu.assertEquals(ev[1].peer.addresses, {"10.0.0.1", "fd00::1"})
+    lu.assertEquals(#r:snapshot(), 1)
+    lu.assertEquals(r:next_deadline(), 71)      -- no settle deadline left
+    r:tick(10.05)
+    lu.assertEquals(#ev, 1, "one join, not join + update")
+end
+
+function TestRegistry:test_a_lone_complete_instance_joins_at_once_and_a_later_address_is_an_update()
+    local r, ev = new{ttl = 60, settle = 0.05}
+    r:seen(inst{proto = 4, complete = true}, 10)
+    lu.assertEquals(#ev, 1)
+    lu.assertEquals(ev[1].peer.addresses, {"10.0.0.1"})
+    r:seen(inst{proto = 6, complete = true}, 10.2)
+    r:tick(10.25)
+    lu.assertEquals(#ev, 2)
+    lu.assertEquals(ev[2].kind, "update")
+    lu.assertEquals(ev[2].changes, "addresses")
+end
+
+function TestRegistry:test_an_instance_that_never_resolves_delays_a_join_by_the_window_at_most()
+    local r, ev = new{ttl = 60, settle = 0.05}
+    r:seen(inst{proto = 4}, 10)                   -- its sibling never answers
+    lu.assertAlmostEquals(r:next_deadline(), 10.05, 1e-9)
+    r:tick(10.05)
+    lu.assertEquals(#ev, 1)
+    lu.assertEquals(ev[1].kind, "join")
+end
+
 os.exit(lu.LuaUnit.run())
