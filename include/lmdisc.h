@@ -88,6 +88,9 @@ enum {
     LMD_NODE_CONFLICT = 1 << 2, /* instances of this name disagree on host or port: shown is the
                                  * newest, with only its own host's addresses */
     LMD_NODE_TRUSTED = 1 << 3,  /* its announcement is signed by a host key a trusted fleet certified */
+    /* The sources it is currently seen through (a peer has at least one): */
+    LMD_NODE_MDNS = 1 << 4,     /* mDNS, on one of our links */
+    LMD_NODE_DNS = 1 << 5,      /* a wide-area DNS-SD domain */
 };
 
 /* An instance record of the same name that disagrees with the one shown
@@ -108,7 +111,8 @@ typedef struct lmd_node_info {
     char *info;             /* TXT "info", NULL if absent (as NodeInfo.info); NUL-terminated */
     size_t info_len;        /* its length: a TXT value may hold NUL bytes (0 with info set: strlen) */
     size_t n_addrs;
-    lmd_addr *addrs;        /* every address, across interfaces, IPv4 and IPv6 */
+    lmd_addr *addrs;        /* every address, across interfaces, IPv4 and IPv6; the nearest first:
+                             * those seen over mDNS, then those from DNS (ifname "dns") */
     lmd_txt txt;            /* every TXT key */
     unsigned flags;         /* LMD_NODE_* */
     char signer[20];        /* with LMD_NODE_TRUSTED: the signing host key's id (hex), else "" */

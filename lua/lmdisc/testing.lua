@@ -36,6 +36,7 @@ local PEER_FIELDS = {
   interfaces = true, txt = true, ["local"] = true, self = true, first_seen = true, last_seen = true,
   -- what the agent decides and the policy reads: a test states them
   trusted = true, signer = true, conflict = true,
+  sources = true, -- {"mdns"} unless given: {"dns"}, {"mdns", "dns"}
 }
 
 local deep_copy = config.deep_copy
@@ -373,6 +374,7 @@ function Sim:join(fields)
   if not rec.port then error("sim:join: give a port (or a name like \"a:8000\")", 2) end
   rec.addresses = rec.addresses or {}
   rec.interfaces = rec.interfaces or { "eth0" }
+  rec.sources = rec.sources or { "mdns" }
   if rec["local"] == nil then rec["local"] = false end
   if rec.self == nil then rec.self = false end
   rec.first_seen = rec.first_seen or self.clock
@@ -412,6 +414,7 @@ function Sim:update(name, fields)
   if not deep_equal(old.addresses, rec.addresses) or not deep_equal(old.interfaces, rec.interfaces) then
     changes[#changes + 1] = "addresses"
   end
+  if not deep_equal(old.sources, rec.sources) then changes[#changes + 1] = "sources" end
   return self:_feed("update", rec, old, changes)
 end
 

@@ -31,7 +31,7 @@ class Event(NamedTuple):
     ``kind`` is ``"join"``, ``"update"`` or ``"leave"``; ``node`` the peer
     (:class:`~lmdisc.Node`; for a leave, as it was last seen); ``changes`` what
     changed in an update (``"host"``, ``"port"``, ``"txt"``, ``"addresses"``,
-    ``"info"``); ``reason`` why a peer left (``"goodbye"``, ``"expired"``,
+    ``"info"``, ``"sources"``); ``reason`` why a peer left (``"goodbye"``, ``"expired"``,
     ``"filtered"``, ``"unhealthy"``, ...), or ``"snapshot"`` for the joins that
     report the peers already alive when watching starts, or ``"reset"`` for
     the events that reconcile after the agent restarted (its event history
@@ -60,6 +60,8 @@ def _changes(old: Node, new: Node) -> tuple[str, ...]:
         ch.append("addresses")
     if old.info != new.info:
         ch.append("info")
+    if old.sources != new.sources:
+        ch.append("sources")
     return tuple(ch)
 
 

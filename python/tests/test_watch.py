@@ -71,7 +71,7 @@ class WatchTest(AgentCase):
 
     def test_a_reset_snapshot_is_reconciled_with_what_was_known(self):
         a, b, c = node("a:1"), node("b:1"), node("c:1")
-        b2 = dict(b, port=2, addresses=[])
+        b2 = dict(b, port=2, addresses=[], sources=["mdns", "dns"])
         self.agent.event_script = [
             {"lines": [snap(3, [a, b])], "then": "drop"},
             {"lines": [snap(1, [b2, c], epoch="e2", reset=True), ev(2, "join", node("d:1"), epoch="e2")],
@@ -82,7 +82,7 @@ class WatchTest(AgentCase):
         self.assertEqual([(e.kind, e.node.name, e.reason) for e in got],
                          [("leave", "a:1", "reset"), ("update", "b:1", "reset"), ("join", "c:1", "reset"),
                           ("join", "d:1", None)])
-        self.assertEqual(got[1].changes, ("port", "addresses"))
+        self.assertEqual(got[1].changes, ("port", "addresses", "sources"))
         self.assertEqual(self.agent.find("GET", "/v1/events")[1].query, {"since": "3", "epoch": "e1"})
 
     def test_since_resumes_from_an_index(self):

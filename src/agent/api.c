@@ -106,7 +106,7 @@ void lmd_api_event(lmd_api *api, int kind, const lmd_node_info *peer, unsigned c
                    const char *reason)
 {
     json_t *ch = json_array();
-    for (unsigned bit = 1; bit <= LMD_CH_INFO; bit <<= 1)
+    for (unsigned bit = 1; bit <= LMD_CH_LAST; bit <<= 1)
         if (changes & bit)
             json_array_append_new(ch, json_string(lmd_change_name(bit)));
     uint64_t index = api->index + 1;

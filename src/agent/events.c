@@ -85,7 +85,7 @@ static void log_event(const lmd_node_info *peer, int kind, unsigned changes, con
         break;
     case LMD_EV_UPDATE: {
         char ch[96] = "";
-        for (unsigned bit = 1; bit <= LMD_CH_INFO; bit <<= 1)
+        for (unsigned bit = 1; bit <= LMD_CH_LAST; bit <<= 1)
             if (changes & bit) {
                 size_t used = strlen(ch);
                 snprintf(ch + used, sizeof ch - used, "%s%s", used ? "," : "", lmd_change_name(bit));

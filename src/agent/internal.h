@@ -16,7 +16,10 @@
 #include <string.h>
 
 /* IPv4 and IPv6 instances of a service resolve within milliseconds of each
- * other; 50 ms gathers them into one join at a small cost in latency. */
+ * other.  A new peer joins as soon as the instances avahi has reported for
+ * it are resolved (one join with both addresses, no wait); this is only the
+ * bound on waiting for one that does not answer.  Changes to a joined peer
+ * are gathered over it into one update. */
 #define LMD_SETTLE 0.05
 /* Seconds a drain announces status=draining before withdrawing, unless the
  * request says (lmdisc drain --grace). */

@@ -164,6 +164,9 @@ static void report(lmd_agent_wbrowse *b)
             lmd_addr addr;
             struct lmd_instance in;
             lmd_wb_instance(b, c, proto, &addr, &in);
+            /* both addresses come in this loop: a new peer joins with both,
+             * at once (no settle window) */
+            in.complete = !(proto == 4 && c->a6[0]);
             if (lmd_peers_seen(a->reg, &in, now, wall) != 0)
                 lmd_error("out of memory: \"%s\" from %s not recorded", c->name, a->cfg.wide_area.domain);
         }

@@ -16,6 +16,11 @@ struct lmd_instance {
     const lmd_addr *addr;
     const lmd_txt *txt;
     unsigned flags;         /* LMD_NODE_LOCAL / LMD_NODE_OWN */
+    /* No other instance of this name that the source has reported is still
+     * being resolved: the registry reports a new peer at once rather than
+     * waiting its settle window for more (mDNS sets it; a source that does
+     * not know leaves it false). */
+    bool complete;
 };
 
 #endif

@@ -117,6 +117,12 @@ json_t *lmd_json_node(const lmd_node_info *n)
     json_object_set_new(o, "signer", n->signer[0] ? json_string(n->signer) : json_null());
     json_object_set_new(o, "local", json_boolean(n->flags & LMD_NODE_LOCAL));
     json_object_set_new(o, "self", json_boolean(n->flags & LMD_NODE_OWN));
+    json_t *src = json_array();
+    if (src && (n->flags & LMD_NODE_MDNS))
+        json_array_append_new(src, json_string("mdns"));
+    if (src && (n->flags & LMD_NODE_DNS))
+        json_array_append_new(src, json_string("dns"));
+    json_object_set_new(o, "sources", src);
     if (n->first_seen > 0)
         json_object_set_new(o, "first_seen", json_real(n->first_seen));
     if (n->last_seen > 0)

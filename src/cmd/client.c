@@ -224,6 +224,19 @@ void lmd_client_age(double secs, char *out, size_t len)
         snprintf(out, len, "%.0fd", secs / 86400);
 }
 
+const char *lmd_client_sources(json_t *node, char *out, size_t len)
+{
+    size_t i, used = 0;
+    json_t *s;
+    out[0] = 0;
+    json_array_foreach(json_object_get(node, "sources"), i, s) {
+        const char *v = json_string_value(s);
+        if (v && (!strcmp(v, "mdns") || !strcmp(v, "dns")) && used < len) /* ours: never terminal bytes */
+            used += (size_t)snprintf(out + used, len - used, "%s%s", used ? "," : "", v);
+    }
+    return out[0] ? out : "-";
+}
+
 /* "10.77.0.2:8000", preferring IPv4; IPv6 in brackets */
 void lmd_client_endpoint(json_t *node, char *out, size_t len)
 {

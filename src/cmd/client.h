@@ -45,5 +45,7 @@ void lmd_client_endpoint(json_t *node, char *out, size_t len);
 /* A node's info escaped for a terminal, every byte of it (a NUL too), or "-". */
 const char *lmd_client_info(json_t *node, char *out, size_t len);
 void lmd_client_age(double secs, char *out, size_t len);
+/* A node's "sources" as "mdns,dns", or "-" when it has none. */
+const char *lmd_client_sources(json_t *node, char *out, size_t len);
 
 #endif

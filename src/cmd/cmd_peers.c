@@ -11,7 +11,8 @@
 
 static const char peers_help[] =
     "Usage: lmdisc peers [--json] [--socket PATH]\n"
-    "List the live peers of the agent running on this host, as its policy sees them.\n"
+    "List the live peers of the agent running on this host, as its policy sees them,\n"
+    "with the sources each is seen through (mdns, dns).\n"
     "  -j, --json         print the agent's JSON (as GET /v1/peers)\n"
     "  -s, --socket PATH  the agent's API socket (default $LMDISC_SOCKET or " LMD_API_SOCKET ")\n";
 
@@ -43,16 +44,16 @@ int lmd_cmd_peers(int argc, char **argv)
         fprintf(stderr, "lmdisc peers: no live peers\n");
     } else {
         double now = lmd_now_wall();
-        printf("%-24s  %-28s  %-5s  %s\n", "NAME", "ADDRESS:PORT", "AGE", "INFO");
+        printf("%-24s  %-28s  %-5s  %-8s  %s\n", "NAME", "ADDRESS:PORT", "AGE", "SOURCES", "INFO");
         size_t i;
         json_t *n;
         json_array_foreach(doc, i, n) {
-            char name[256], ep[96], ag[16], info[256];
+            char name[256], ep[96], ag[16], src[16], info[256];
             const char *nm = json_string_value(json_object_get(n, "name"));
             lmd_client_endpoint(n, ep, sizeof ep);
             lmd_client_age(now - json_number_value(json_object_get(n, "first_seen")), ag, sizeof ag);
-            printf("%-24s  %-28s  %-5s  %s\n", lmd_escape_str(nm, name, sizeof name), ep, ag,
-                   lmd_client_info(n, info, sizeof info));
+            printf("%-24s  %-28s  %-5s  %-8s  %s\n", lmd_escape_str(nm, name, sizeof name), ep, ag,
+                   lmd_client_sources(n, src, sizeof src), lmd_client_info(n, info, sizeof info));
         }
     }
     json_decref(doc);

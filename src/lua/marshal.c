@@ -59,7 +59,7 @@ static void push_rivals(lua_State *L, const lmd_node_info *n)
 
 void lmd_lua_push_node(lua_State *L, const lmd_node_info *n)
 {
-    lua_createtable(L, 0, 14);
+    lua_createtable(L, 0, 15);
     lua_pushstring(L, n->name);
     lua_setfield(L, -2, "name");
     lua_pushstring(L, n->type);
@@ -121,6 +121,17 @@ void lmd_lua_push_node(lua_State *L, const lmd_node_info *n)
     lua_setfield(L, -2, "local");
     lua_pushboolean(L, (n->flags & LMD_NODE_OWN) != 0);
     lua_setfield(L, -2, "self");
+    lua_createtable(L, 2, 0);
+    int ns = 0;
+    if (n->flags & LMD_NODE_MDNS) {
+        lua_pushliteral(L, "mdns");
+        lua_rawseti(L, -2, ++ns);
+    }
+    if (n->flags & LMD_NODE_DNS) {
+        lua_pushliteral(L, "dns");
+        lua_rawseti(L, -2, ++ns);
+    }
+    lua_setfield(L, -2, "sources");
     if (n->first_seen > 0) {
         lua_pushnumber(L, n->first_seen);
         lua_setfield(L, -2, "first_seen");
@@ -135,7 +146,7 @@ void lmd_lua_push_changes(lua_State *L, unsigned changes)
 {
     lua_newtable(L);
     int n = 0;
-    for (unsigned bit = 1; bit <= LMD_CH_INFO; bit <<= 1)
+    for (unsigned bit = 1; bit <= LMD_CH_LAST; bit <<= 1)
         if (changes & bit) {
             lua_pushstring(L, lmd_change_name(bit));
             lua_rawseti(L, -2, ++n);
@@ -252,6 +263,17 @@ int lmd_lua_to_node(lua_State *L, int idx, lmd_node_info *n)
     lua_getfield(L, idx, "self");
     n->flags |= lua_toboolean(L, -1) ? LMD_NODE_OWN : 0;
     lua_pop(L, 2);
+    lua_getfield(L, idx, "sources");
+    if (lua_istable(L, -1)) {
+        lua_Integer ns = luaL_len(L, -1);
+        for (lua_Integer i = 1; i <= ns; i++) {
+            lua_rawgeti(L, -1, i);
+            const char *s = lua_tostring(L, -1);
+            n->flags |= s && !strcmp(s, "mdns") ? LMD_NODE_MDNS : s && !strcmp(s, "dns") ? LMD_NODE_DNS : 0;
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
     lua_getfield(L, idx, "txt");
     int rc = 0;
     if (lua_istable(L, -1) && (rc = lmd_lua_to_txt(L, -1, &n->txt)) != 0) {

@@ -10,7 +10,7 @@
  *   r:get(name)  r:count()
  *
  * An instance is {name=, type=, domain=, ifindex=, ifname=, proto=4|6, host=,
- * port=, address=, txt={}, ["local"]=, self=}. */
+ * port=, address=, txt={}, ["local"]=, self=, complete=}. */
 #include "lua/namespaces.h"
 #include "base/json.h"
 #include "base/util.h"
@@ -158,6 +158,8 @@ static void read_instance(lua_State *L, int idx, struct lmd_instance *in, lmd_ad
     in->flags |= lua_toboolean(L, -1) ? LMD_NODE_LOCAL : 0;
     lua_getfield(L, idx, "self");
     in->flags |= lua_toboolean(L, -1) ? LMD_NODE_OWN : 0;
+    lua_getfield(L, idx, "complete");
+    in->complete = lua_toboolean(L, -1);
     /* the values stay on the stack: a number given as a string field is
      * converted in its stack slot, and the pointers must outlive this */
     if (addr) {

@@ -250,7 +250,7 @@ static void read_verdict(lua_State *L, int idx, unsigned changes, struct lmd_ver
         for (lua_Integer i = 1; i <= n; i++) {
             lua_rawgeti(L, -1, i);
             const char *c = lua_tostring(L, -1);
-            for (unsigned bit = 1; c && bit <= LMD_CH_INFO; bit <<= 1)
+            for (unsigned bit = 1; c && bit <= LMD_CH_LAST; bit <<= 1)
                 if (!strcmp(c, lmd_change_name(bit)))
                     out->changes |= bit;
             lua_pop(L, 1);

@@ -58,7 +58,7 @@ for _, h in ipairs({
   {"filter(peer)", "Return true to keep the peer. An error keeps the previous verdict (a new peer is not kept)."},
   {"info(peer)", "Return the string that is the peer's info (default: its TXT info)."},
   {"on_join(peer)", "A peer the policy keeps has appeared."},
-  {"on_update(peer, old, changes)", "A kept peer changed; changes lists \"host\", \"port\", \"txt\", \"addresses\", \"info\"."},
+  {"on_update(peer, old, changes)", "A kept peer changed; changes lists \"host\", \"port\", \"txt\", \"addresses\", \"info\", \"sources\"."},
   {"on_leave(peer, reason)", "A kept peer is gone: \"goodbye\", \"expired\", \"filtered\", \"unhealthy\"."},
 }) do
   w(".TP")
@@ -66,8 +66,10 @@ for _, h in ipairs({
   w(esc(h[2]))
 end
 w(".PP")
-w("A peer is a table with name, type, domain, host, port, info, addresses, interfaces, txt, local, self, "
-  .. "first_seen and last_seen. Hooks run under a deadline and a memory cap (see POLICY); an error is logged "
+w("A peer is a table with name, type, domain, host, port, info, addresses (the nearest first: those seen "
+  .. "over mDNS, then those from a wide-area DNS domain), interfaces, txt, local, self, sources (what it is "
+  .. "currently seen through: {\"mdns\"}, {\"dns\"} or {\"mdns\", \"dns\"}), routable, trusted, signer, "
+  .. "conflict, first_seen and last_seen. Hooks run under a deadline and a memory cap (see POLICY); an error is logged "
   .. "with its traceback and the agent goes on.")
 w(".SH FUNCTIONS")
 w("lmdisc.log.debug/info/warn/error(fmt, ...), lmdisc.peers(), lmdisc.REGISTRY:list_alive(), lmdisc.self(), "

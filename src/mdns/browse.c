@@ -151,6 +151,19 @@ static void format_addr(lmd_addr *a, const AvahiAddress *addr, AvahiIfIndex ifin
     }
 }
 
+/* Whether another instance of the same service that the browser has
+ * reported (the IPv6 one of an IPv4 one, another interface's) is still
+ * being resolved: the registry then waits for it, so that a dual-stack
+ * peer joins once, with both addresses, and joins the moment the last one
+ * is resolved rather than after a fixed window. */
+static bool sibling_pending(const struct inst *in)
+{
+    for (const struct inst *x = in->b->insts; x; x = x->next)
+        if (x != in && x->pending && !strcmp(x->name, in->name))
+            return true;
+    return false;
+}
+
 /* A message of the pool's about the instance's resolver. */
 static void inst_msg(struct inst *in, const struct lmd_pool_msg *msg)
 {
@@ -189,6 +202,7 @@ static void inst_msg(struct inst *in, const struct lmd_pool_msg *msg)
         li.txt = &t;
         li.flags = ((msg->flags & AVAHI_LOOKUP_RESULT_LOCAL) ? LMD_NODE_LOCAL : 0) |
                    ((in->own || (msg->flags & AVAHI_LOOKUP_RESULT_OUR_OWN)) ? LMD_NODE_OWN : 0);
+        li.complete = !sibling_pending(in);
         in->fails = 0;
         in->resolved = true;
         set_waiting(in, false);

@@ -50,5 +50,7 @@ struct lmd_peers {
 /* Index of name, or where it would go (*found = false). */
 size_t lmd_peers_find(const lmd_peers *r, const char *name, bool *found);
 struct peer *lmd_peers_lookup(const lmd_peers *r, const char *name);
+/* Recompute the peer's merged view (node) from its instances (merge.c). */
+int lmd_peers_merge(struct peer *p);
 
 #endif

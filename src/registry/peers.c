@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+static void settle_one(lmd_peers *r, struct peer *p);
 
 const char *lmd_event_kind_name(int kind)
 {
@@ -23,6 +24,7 @@ const char *lmd_change_name(unsigned bit)
     case LMD_CH_TXT: return "txt";
     case LMD_CH_ADDRS: return "addresses";
     case LMD_CH_INFO: return "info";
+    case LMD_CH_SOURCES: return "sources";
     }
     return "?";
 }
@@ -82,108 +84,10 @@ void lmd_peers_configure(lmd_peers *r, const struct lmd_peers_config *cfg, doubl
     }
 }
 
-/* Index of name, or where it would go (*found = false). */
-static int addr_cmp(const void *a, const void *b)
-{
-    const lmd_addr *x = a, *y = b;
-    if (x->family != y->family)
-        return x->family - y->family;
-    return strcmp(x->addr, y->addr);
-}
-
-/* Recompute the peer's merged view from its instances. */
-static int merge(struct peer *p)
-{
-    lmd_node_info *n = &p->node;
-    /* the newest instance speaks for the peer; with trust, the newest of
-     * the trusted host's, so that a forged newer record cannot take over */
-    const struct rinst *newest = NULL;
-    for (int pass = p->prefer_host ? 0 : 1; pass < 2 && !newest; pass++)
-        for (size_t i = 0; i < p->n_insts; i++) {
-            const struct rinst *in = &p->insts[i];
-            if (pass == 0 && (in->port != p->prefer_port || !in->host || strcasecmp(in->host, p->prefer_host)))
-                continue;
-            if (!newest || in->seq > newest->seq)
-                newest = in;
-        }
-    char *host = lmd_strdup(newest->host);
-    lmd_txt txt;
-    if ((newest->host && !host) || lmd_txt_copy(&txt, &newest->txt) != 0) {
-        free(host);
-        return LMD_ENOMEM;
-    }
-    const lmd_txt_item *it = lmd_txt_get(&txt, "info");
-    char *info = (it && it->has_value) ? lmd_strndup(it->value, it->value_len) : NULL;
-    lmd_addr *addrs = malloc(p->n_insts * sizeof *addrs);
-    lmd_rival *rivals = malloc(p->n_insts * sizeof *rivals);
-    if (!addrs || !rivals || (it && it->has_value && !info)) {
-        free(host);
-        free(info);
-        free(addrs);
-        free(rivals);
-        lmd_txt_free(&txt);
-        return LMD_ENOMEM;
-    }
-    /* One coherent view: host, port, TXT and addresses all from the newest
-     * instance's host.  Another host answering for the same name (a forged
-     * or stale record) must not lend it addresses: a client would reach the
-     * real host on the forger's port, or the forger under the real host's
-     * name.  Such a disagreement is flagged. */
-    size_t na = 0, nr = 0;
-    unsigned flags = 0;
-    for (size_t i = 0; i < p->n_insts; i++) {
-        const struct rinst *in = &p->insts[i];
-        bool same = in->port == newest->port && (in->host && newest->host ? !strcasecmp(in->host, newest->host)
-                                                                          : in->host == newest->host);
-        if (!same) {
-            flags |= LMD_NODE_CONFLICT;
-            lmd_rival *r = &rivals[nr++];
-            snprintf(r->host, sizeof r->host, "%s", in->host ? in->host : "");
-            r->port = in->port;
-            r->addr = in->addr;
-            continue;
-        }
-        flags |= in->flags;
-        bool dup = false;
-        for (size_t j = 0; j < na && !dup; j++)
-            dup = strcmp(addrs[j].addr, in->addr.addr) == 0;
-        if (!dup && in->addr.addr[0])
-            addrs[na++] = in->addr;
-    }
-    qsort(addrs, na, sizeof *addrs, addr_cmp);
-    free(n->host);
-    free(n->info);
-    free(n->addrs);
-    free(n->rivals);
-    lmd_txt_free(&n->txt);
-    n->host = host;
-    n->port = newest->port;
-    n->txt = txt;
-    n->info = info;
-    n->info_len = info ? it->value_len : 0;
-    n->addrs = addrs;
-    n->n_addrs = na;
-    if (nr) {
-        n->rivals = rivals;
-        n->n_rivals = nr;
-    } else {
-        free(rivals);
-        n->rivals = NULL;
-        n->n_rivals = 0;
-    }
-    /* trusted only while the verified host and port speak: a record of
-     * another host shown meanwhile is not, until it is verified itself */
-    bool trusted = p->trust == 0 && (!p->prefer_host || (newest->port == p->prefer_port && newest->host &&
-                                                         !strcasecmp(newest->host, p->prefer_host)));
-    n->flags = flags | (trusted ? LMD_NODE_TRUSTED : 0);
-    snprintf(n->signer, sizeof n->signer, "%s", trusted ? p->signer : "");
-    return 0;
-}
-
 /* merge(), then the trusted mark from verifying exactly what is shown */
 static int remerge(lmd_peers *r, struct peer *p)
 {
-    int rc = merge(p);
+    int rc = lmd_peers_merge(p);
     if (rc == 0 && r->verify) {
         char signer[17] = "";
         bool trusted = r->verify(r->ud, &p->node, signer) == 0;
@@ -205,6 +109,8 @@ static unsigned diff(const lmd_node_info *a, const lmd_node_info *b)
         ch |= LMD_CH_PORT;
     if (!lmd_txt_equal(&a->txt, &b->txt))
         ch |= LMD_CH_TXT;
+    if ((a->flags ^ b->flags) & (LMD_NODE_MDNS | LMD_NODE_DNS))
+        ch |= LMD_CH_SOURCES;
     if (a->n_addrs != b->n_addrs)
         ch |= LMD_CH_ADDRS;
     else
@@ -288,9 +194,10 @@ static int join(lmd_peers *r, const struct lmd_instance *in, double now, double 
     p->node.first_seen = wall;
     touch(r, p, now, wall);
     p->hold = -1;
-    if (r->cfg.settle > 0) {
-        /* wait for the other instances (IPv6, other interfaces), which
-         * usually resolve within milliseconds, so that a join is one event */
+    if (r->cfg.settle > 0 && !in->complete) {
+        /* wait for the other instances (IPv6, other interfaces) the source
+         * is still resolving, so that a join is one event: until the last
+         * is resolved (lmd_peers_seen), at most the settle window */
         p->hold = now + r->cfg.settle;
         return 0;
     }
@@ -359,6 +266,9 @@ int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, doub
         changed(r, p, &old, now);
     else
         lmd_node_info_clear(&old);
+    /* a new peer's last pending instance: its join, now, with them all */
+    if (rc == 0 && !p->joined && p->hold >= 0 && in->complete)
+        settle_one(r, p);
     return rc;
 }
 

@@ -22,10 +22,12 @@ enum {
     LMD_CH_TXT = 1 << 2,
     LMD_CH_ADDRS = 1 << 3,
     LMD_CH_INFO = 1 << 4, /* the policy's info() changed */
+    LMD_CH_SOURCES = 1 << 5, /* seen through another set of sources (mDNS, DNS) */
+    LMD_CH_LAST = LMD_CH_SOURCES,
 };
 /* "join", "update", "leave" */
 const char *lmd_event_kind_name(int kind);
-/* "host,port,txt,addresses,info" style names, for logs and Lua. */
+/* "host,port,txt,addresses,info,sources" style names, for logs and Lua. */
 const char *lmd_change_name(unsigned bit);
 
 /* Leave reasons are strings so the policy layer can add its own
@@ -54,8 +56,11 @@ struct lmd_peers_config {
     double ttl;             /* seconds; <= 0: never expire on our own */
     double confirm_grace;   /* seconds allowed for a confirmation (default 10) */
     bool include_self;      /* keep our own services (marked LMD_NODE_OWN) */
-    double settle;          /* seconds to gather a new peer's instances (and a
-                             * change's follow-ups) into one event; 0: none */
+    double settle;          /* at most this many seconds to gather a new peer's
+                             * instances into one join (it is reported as soon
+                             * as an instance comes marked complete: nothing
+                             * else pending), and a change's follow-ups into
+                             * one update; 0: none */
     double goodbye_hold;    /* a trusted peer's last goodbye is held this long
                              * for the network to confirm it (the confirm
                              * callback asks); seen again meanwhile, it stays

@@ -366,14 +366,50 @@ function on_leave(peer, reason) rec("leave", peer.name, reason) end
     function T:test_a_peer_on_the_same_link_is_one_peer_from_both_sources()
         -- h3 shares h1's link: it sees h1 over mDNS and through DNS, and
         -- reports one join and one leave
-        local rec = path("rec.txt")
-        local p3 = agent("h3", { port = 8012, poll = 1, policy = HOOKS:format(rec) })
+        -- sources: {"mdns", "dns"} in the JSON and the policy's peer, then
+        -- {"mdns"} once h1's records are withdrawn from the domain
+        local cjson = require "cjson"
+        local rec, srcs = path("rec.txt"), path("sources.txt")
+        local p3, sock3 = agent("h3", { port = 8012, poll = 1, policy = HOOKS:format(rec) .. ([[
+local hooks_update = on_update
+function on_update(peer, old, changes)
+  hooks_update(peer)
+  if peer.name == "h1" then
+    local f = io.open(%q, "a"); f:write(table.concat(peer.sources, ","), "\n"); f:close()
+  end
+end
+]]):format(srcs) })
         local p1 = agent("h1", { port = 8013, poll = 1 })
         await(rec, "^join|h1|")
         await(p3, "resolved \"h1\"")                       -- mDNS
         Lab.sleep(2.5)                                      -- more than two polls
         local joins = select(2, S.read(rec):gsub("join|h1|", ""))
         lu.assertEquals(joins, 1, S.read(rec))
+        local function h1_json(want)
+            local doc
+            for _ = 1, 40 do
+                local _, out = lab:exec("h3", "curl -s --max-time 5 --unix-socket " .. q(sock3) .. " http://agent/v1/peers/h1")
+                local ok, d = pcall(cjson.decode, out)
+                doc = ok and d or out
+                if ok and type(d) == "table" and table.concat(d.sources or {}, ",") == want then break end
+                Lab.sleep(0.25)
+            end
+            return doc
+        end
+        local doc = h1_json("mdns,dns")
+        lu.assertEquals(doc.sources, { "mdns", "dns" }, cjson.encode(doc))
+        lu.assertFalse(doc.conflict, cjson.encode(doc))
+        lu.assertEquals(doc.host, "h1.local", "the nearer instance speaks")
+        lu.assertNotEquals(doc.addresses[1].interface, "dns", "the nearest addresses first")
+        lu.assertEquals(await(srcs, "^mdns,dns$"), "mdns,dns")
+        -- the DNS side gone (withdrawn; h1 refreshes only at half its 60 s lease)
+        local _, out, code = lab:exec("h1", ("timeout 30 %s %s %s %s h1 h1.%s 8013 --withdraw")
+            :format(q(TOOL), server, q(lab:key("h1")), zone, zone))
+        lu.assertEquals(code, 0, out)
+        doc = h1_json("mdns")
+        lu.assertEquals(doc.sources, { "mdns" }, type(doc) == "table" and cjson.encode(doc) or doc)
+        lu.assertEquals(await(srcs, "^mdns$"), "mdns")
+        lu.assertNotStrContains(S.read(rec), "leave|h1|")
         p1:signal("TERM")
         lu.assertEquals(p1:wait(5), 0, p1:output())
         await(rec, "^leave|h1|", 10)

@@ -355,4 +355,116 @@ function TestRegistry:test_each_held_instance_is_asked_for_on_its_own()
     lu.assertEquals(r:get("a:8000").addresses, {"10.0.0.2", "fd00::2"})
 end
 
+-- A server seen over mDNS and in a wide-area DNS domain (instances on
+-- ifindex 0, ifname "dns", from src/agent/wide_browse.c) is one peer with
+-- both sources, its host names differing by nature (h1.local, h1.DOMAIN);
+-- the nearest addresses (mDNS, on our link) come first.
+local function dns(t)
+    t.ifindex, t.ifname = 0, "dns"
+    t.host = t.host or "a.sd.example.org"
+    return inst(t)
+end
+
+function TestRegistry:test_sources_mdns_and_dns_make_one_peer_nearest_addresses_first()
+    local r, ev = new()
+    r:seen(inst{proto = 4, address = "10.0.0.1"}, 1)
+    r:seen(inst{proto = 6, address = "fd00::1"}, 1)
+    local p = r:get("a:8000")
+    lu.assertEquals(p.sources, {"mdns"})
+    lu.assertEquals(ev[1].peer.sources, {"mdns"})
+    r:seen(dns{proto = 4, address = "192.0.2.1"}, 2)
+    r:seen(dns{proto = 6, address = "2001:db8::1"}, 2)
+    r:seen(dns{proto = 4, address = "192.0.2.1"}, 3) -- a later walk that changed nothing
+    p = r:get("a:8000")
+    lu.assertEquals(p.sources, {"mdns", "dns"})
+    lu.assertFalse(p.conflict, "h1.local and h1.DOMAIN on one port are one server")
+    lu.assertNil(p.competing)
+    lu.assertEquals(p.addresses, {"10.0.0.1", "fd00::1", "192.0.2.1", "2001:db8::1"})
+    lu.assertEquals(p.interfaces, {"eth0", "dns"})
+    local doc = cjson.decode(r:get_json("a:8000"))
+    lu.assertEquals(doc.sources, {"mdns", "dns"})
+    lu.assertEquals(doc.addresses[1].address, "10.0.0.1")
+    lu.assertEquals(doc.addresses[3], {address = "192.0.2.1", family = 4, interface = "dns"})
+    local kinds = {}
+    for i, e in ipairs(ev) do kinds[i] = e.kind .. ":" .. e.changes end
+    lu.assertEquals(kinds, {"join:", "update:addresses", "update:addresses,sources", "update:addresses"})
+    lu.assertEquals(ev[3].old.sources, {"mdns"})
+    -- the DNS side gone: still the peer, over mDNS only
+    r:gone(dns{proto = 4}, "goodbye")
+    r:gone(dns{proto = 6}, "goodbye")
+    p = r:get("a:8000")
+    lu.assertEquals(p.sources, {"mdns"})
+    lu.assertEquals(p.addresses, {"10.0.0.1", "fd00::1"})
+    lu.assertEquals(ev[#ev].changes, "addresses,sources")
+    -- and the other way round: the mDNS side gone, DNS stays
+    r:seen(dns{proto = 4, address = "192.0.2.1"}, 4)
+    r:gone(inst{proto = 4}, "goodbye")
+    r:gone(inst{proto = 6}, "goodbye")
+    lu.assertEquals(r:get("a:8000").sources, {"dns"})
+    lu.assertEquals(cjson.decode(r:get_json("a:8000")).sources, {"dns"})
+    lu.assertEquals(r:count(), 1)
+end
+
+function TestRegistry:test_an_address_seen_over_both_sources_is_listed_once_as_the_nearest()
+    local r = new()
+    r:seen(dns{proto = 4, address = "10.0.0.1"}, 1)
+    r:seen(inst{proto = 4, address = "10.0.0.1"}, 2)
+    r:seen(inst{proto = 6, address = "fd00::1"}, 2)
+    local doc = cjson.decode(r:get_json("a:8000"))
+    lu.assertEquals(doc.addresses, {{address = "10.0.0.1", family = 4, interface = "eth0"},
+                                    {address = "fd00::1", family = 6, interface = "eth0"}})
+    lu.assertEquals(doc.sources, {"mdns", "dns"})
+end
+
+function TestRegistry:test_another_host_in_dns_is_still_a_conflict()
+    local r = new()
+    r:seen(inst{proto = 4, address = "10.0.0.1"}, 1)
+    r:seen(dns{proto = 4, address = "192.0.2.66", host = "evil.sd.example.org"}, 2)
+    local p = r:get("a:8000")
+    lu.assertTrue(p.conflict)
+    lu.assertEquals(p.sources, {"mdns", "dns"})
+    lu.assertEquals(#p.addresses, 1)
+    r:seen(dns{proto = 4, address = "192.0.2.66", port = 9999}, 3) -- same label, another port
+    lu.assertTrue(r:get("a:8000").conflict)
+end
+
+-- No fixed wait: mDNS marks an instance complete when no other instance of
+-- its name that avahi reported is still resolving.  A new peer joins the
+-- moment its last pending instance resolves, with every address; settle is
+-- only the bound on waiting for one that never answers.
+function TestRegistry:test_a_join_is_reported_when_no_instance_is_pending()
+    local r, ev = new{ttl = 60, settle = 0.05}
+    r:seen(inst{proto = 4}, 10)                   -- IPv6 one still resolving
+    lu.assertEquals(#ev, 0)
+    r:seen(inst{proto = 6, complete = true}, 10.002)
+    lu.assertEquals(#ev, 1, "joined at once, no window")
+    lu.assertEquals(ev[1].kind, "join")
+    lu.assertEquals(ev[1].peer.addresses, {"10.0.0.1", "fd00::1"})
+    lu.assertEquals(#r:snapshot(), 1)
+    lu.assertEquals(r:next_deadline(), 71)      -- no settle deadline left
+    r:tick(10.05)
+    lu.assertEquals(#ev, 1, "one join, not join + update")
+end
+
+function TestRegistry:test_a_lone_complete_instance_joins_at_once_and_a_later_address_is_an_update()
+    local r, ev = new{ttl = 60, settle = 0.05}
+    r:seen(inst{proto = 4, complete = true}, 10)
+    lu.assertEquals(#ev, 1)
+    lu.assertEquals(ev[1].peer.addresses, {"10.0.0.1"})
+    r:seen(inst{proto = 6, complete = true}, 10.2)
+    r:tick(10.25)
+    lu.assertEquals(#ev, 2)
+    lu.assertEquals(ev[2].kind, "update")
+    lu.assertEquals(ev[2].changes, "addresses")
+end
+
+function TestRegistry:test_an_instance_that_never_resolves_delays_a_join_by_the_window_at_most()
+    local r, ev = new{ttl = 60, settle = 0.05}
+    r:seen(inst{proto = 4}, 10)                   -- its sibling never answers
+    lu.assertAlmostEquals(r:next_deadline(), 10.05, 1e-9)
+    r:tick(10.05)
+    lu.assertEquals(#ev, 1)
+    lu.assertEquals(ev[1].kind, "join")
+end
+
 os.exit(lu.LuaUnit.run())

@@ -258,6 +258,7 @@ function TestSimPeers:test_join_fills_defaults()
   lu.assertEquals(p.last_seen, testing.EPOCH + 3)
   lu.assertFalse(p["local"])
   lu.assertFalse(p.self)
+  lu.assertEquals(p.sources, { "mdns" })
   lu.assertErrorMsgContains("already on the network", sim.join, sim, { name = "a:8000" })
   lu.assertErrorMsgContains("give a port", sim.join, sim, { name = "noport" })
   lu.assertErrorMsgContains("unknown peer field 'adresses' (did you mean 'addresses'?)",
@@ -286,6 +287,15 @@ function on_leave(p) during_leave = #lmdisc.REGISTRY:list_alive() end
   -- what the policy gets is a copy
   sim.api.peers()[1].txt.keep = "mutated"
   lu.assertEquals(sim:peers()[1].txt.keep, "yes")
+end
+
+function TestSimPeers:test_sources_are_stated_and_their_change_is_an_update()
+  local sim = sim_of([[function on_update(p, old, changes) last = { changes = changes, old = old, new = p } end]])
+  sim:join { name = "a:1", addresses = { "10.0.0.1" } }
+  sim:update("a:1", { sources = { "mdns", "dns" }, addresses = { "10.0.0.1", "192.0.2.1" } })
+  lu.assertEquals(sim.env.last.changes, { "addresses", "sources" })
+  lu.assertEquals(sim.env.last.old.sources, { "mdns" })
+  lu.assertEquals(sim:peers()[1].sources, { "mdns", "dns" })
 end
 
 function TestSimPeers:test_update_merges_and_computes_changes()

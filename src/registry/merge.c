@@ -1,0 +1,159 @@
+/* One peer's view from its instances (see peers.h): which instance speaks
+ * for it, which agree with it (their addresses are the peer's, the nearest
+ * first) and which compete (a conflict), and the sources it is seen
+ * through. */
+#include "registry/internal.h"
+#include "base/util.h"
+
+#include <strings.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Instances and addresses from wide-area DNS-SD (src/agent/wide_browse.c)
+ * are on no interface: ifindex 0, ifname "dns".  Every other one is mDNS. */
+static bool from_dns(int ifindex, const char *ifname) { return ifindex == 0 && !strcmp(ifname, "dns"); }
+
+/* The nearest addresses first: mDNS (on our link) before DNS, then IPv4
+ * before IPv6, then in text order. */
+static int addr_cmp(const void *a, const void *b)
+{
+    const lmd_addr *x = a, *y = b;
+    bool dx = from_dns(x->ifindex, x->ifname), dy = from_dns(y->ifindex, y->ifname);
+    if (dx != dy)
+        return dx - dy;
+    if (x->family != y->family)
+        return x->family - y->family;
+    int c = strcmp(x->addr, y->addr);
+    return c ? c : strcmp(x->ifname, y->ifname);
+}
+
+/* The host's first label: "h1" of "h1.local" and of "h1.sd.example.org". */
+static bool same_first_label(const char *a, const char *b)
+{
+    size_t la = strcspn(a, "."), lb = strcspn(b, ".");
+    return la == lb && la > 0 && !strncasecmp(a, b, la);
+}
+
+/* Whether two instances of a name speak for the same server.  Over one
+ * source, the same host and port.  Across sources the host names differ by
+ * nature (h1.local over mDNS, h1.DOMAIN in DNS, as wide.c publishes it):
+ * the same port and the same host label.  A forger on the link can claim
+ * that over mDNS alone just as well, so this opens nothing new. */
+static bool same_server(const struct rinst *a, const struct rinst *b)
+{
+    if (a->port != b->port)
+        return false;
+    if (!a->host || !b->host)
+        return a->host == b->host;
+    if (!strcasecmp(a->host, b->host))
+        return true;
+    return from_dns(a->ifindex, a->ifname) != from_dns(b->ifindex, b->ifname) && same_first_label(a->host, b->host);
+}
+
+/* Recompute the peer's merged view from its instances. */
+int lmd_peers_merge(struct peer *p)
+{
+    lmd_node_info *n = &p->node;
+    /* the newest instance speaks for the peer; with trust, the newest of
+     * the trusted host's, so that a forged newer record cannot take over */
+    const struct rinst *newest = NULL;
+    for (int pass = p->prefer_host ? 0 : 1; pass < 2 && !newest; pass++)
+        for (size_t i = 0; i < p->n_insts; i++) {
+            const struct rinst *in = &p->insts[i];
+            if (pass == 0 && (in->port != p->prefer_port || !in->host || strcasecmp(in->host, p->prefer_host)))
+                continue;
+            if (!newest || in->seq > newest->seq)
+                newest = in;
+        }
+    /* the same server over mDNS speaks rather than its DNS record: the
+     * nearest host name, and TXT changes seen on the link at once */
+    const struct rinst *near = NULL;
+    for (size_t i = 0; from_dns(newest->ifindex, newest->ifname) && i < p->n_insts; i++) {
+        const struct rinst *in = &p->insts[i];
+        if (!from_dns(in->ifindex, in->ifname) && same_server(in, newest) && (!near || in->seq > near->seq))
+            near = in;
+    }
+    if (near)
+        newest = near;
+    char *host = lmd_strdup(newest->host);
+    lmd_txt txt;
+    if ((newest->host && !host) || lmd_txt_copy(&txt, &newest->txt) != 0) {
+        free(host);
+        return LMD_ENOMEM;
+    }
+    const lmd_txt_item *it = lmd_txt_get(&txt, "info");
+    char *info = (it && it->has_value) ? lmd_strndup(it->value, it->value_len) : NULL;
+    lmd_addr *addrs = malloc(p->n_insts * sizeof *addrs);
+    lmd_rival *rivals = malloc(p->n_insts * sizeof *rivals);
+    if (!addrs || !rivals || (it && it->has_value && !info)) {
+        free(host);
+        free(info);
+        free(addrs);
+        free(rivals);
+        lmd_txt_free(&txt);
+        return LMD_ENOMEM;
+    }
+    /* One coherent view: host, port, TXT and addresses all from the newest
+     * instance's host.  Another host answering for the same name (a forged
+     * or stale record) must not lend it addresses: a client would reach the
+     * real host on the forger's port, or the forger under the real host's
+     * name.  Such a disagreement is flagged. */
+    size_t na = 0, nr = 0;
+    unsigned flags = 0;
+    for (size_t i = 0; i < p->n_insts; i++) {
+        const struct rinst *in = &p->insts[i];
+        /* the sources it is seen through: every instance counts */
+        flags |= from_dns(in->ifindex, in->ifname) ? LMD_NODE_DNS : LMD_NODE_MDNS;
+        if (!same_server(in, newest)) {
+            flags |= LMD_NODE_CONFLICT;
+            lmd_rival *r = &rivals[nr++];
+            snprintf(r->host, sizeof r->host, "%s", in->host ? in->host : "");
+            r->port = in->port;
+            r->addr = in->addr;
+            continue;
+        }
+        flags |= in->flags;
+        if (in->addr.addr[0])
+            addrs[na++] = in->addr;
+    }
+    /* sorted first, so that of an address seen over both sources the mDNS
+     * one (with its interface) is kept */
+    qsort(addrs, na, sizeof *addrs, addr_cmp);
+    size_t nu = 0;
+    for (size_t i = 0; i < na; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < nu && !dup; j++)
+            dup = strcmp(addrs[j].addr, addrs[i].addr) == 0;
+        if (!dup)
+            addrs[nu++] = addrs[i];
+    }
+    na = nu;
+    free(n->host);
+    free(n->info);
+    free(n->addrs);
+    free(n->rivals);
+    lmd_txt_free(&n->txt);
+    n->host = host;
+    n->port = newest->port;
+    n->txt = txt;
+    n->info = info;
+    n->info_len = info ? it->value_len : 0;
+    n->addrs = addrs;
+    n->n_addrs = na;
+    if (nr) {
+        n->rivals = rivals;
+        n->n_rivals = nr;
+    } else {
+        free(rivals);
+        n->rivals = NULL;
+        n->n_rivals = 0;
+    }
+    /* trusted only while the verified host and port speak: a record of
+     * another host shown meanwhile is not, until it is verified itself */
+    bool trusted = p->trust == 0 && (!p->prefer_host || (newest->port == p->prefer_port && newest->host &&
+                                                         !strcasecmp(newest->host, p->prefer_host)));
+    n->flags = flags | (trusted ? LMD_NODE_TRUSTED : 0);
+    snprintf(n->signer, sizeof n->signer, "%s", trusted ? p->signer : "");
+    return 0;
+}
+
