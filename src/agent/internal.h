@@ -111,6 +111,12 @@ void lmd_agent_trust_free(lmd_agent *a);
 /* txt as announced for (name, port): a copy, signed when trust is on */
 int lmd_agent_sign_txt(lmd_agent *a, const char *name, uint16_t port, const lmd_txt *txt, lmd_txt *out, char *err,
                        size_t errlen);
+/* The same for another domain and host (wide-area DNS-SD: DOMAIN and
+ * HOST.DOMAIN); domain and host NULL: "local" and avahi's host name. */
+int lmd_agent_sign_txt_as(lmd_agent *a, const char *name, uint16_t port, const lmd_txt *txt, const char *domain,
+                          const char *host, lmd_txt *out, char *err, size_t errlen);
+/* wide.c: sign again and send (the trust signature's half-life) */
+void lmd_agent_wide_resign(lmd_agent *a);
 /* lmd_pub_set_txt of the signed txt (failures logged) */
 int lmd_agent_publish_txt(lmd_agent *a, lmd_pub *pub, const char *name, uint16_t port, const lmd_txt *txt);
 /* 0 when the peer's announcement verifies; res says why not */

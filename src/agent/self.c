@@ -76,6 +76,7 @@ void lmd_agent_resign_all(lmd_agent *a)
     if (a->pub)
         (void)lmd_agent_publish_txt(a, a->pub, lmd_pub_name(a->pub), a->cfg.announce.port, &a->txt);
     lmd_agent_services_resign(a);
+    lmd_agent_wide_resign(a);
 }
 
 int lmd_agent_host_self(void *ud, lmd_node_info *out, const char **state)

@@ -91,14 +91,9 @@ void lmd_agent_trust_free(lmd_agent *a)
     a->trust = NULL;
 }
 
-int lmd_agent_sign_txt(lmd_agent *a, const char *name, uint16_t port, const lmd_txt *txt, lmd_txt *out, char *err,
-                       size_t errlen)
+/* The host name the mDNS announcement names (what is signed for it). */
+static void mdns_host(lmd_agent *a, char *host, size_t len)
 {
-    int rc = lmd_txt_copy(out, txt);
-    if (rc || !a->trust)
-        return rc;
-    lmd_trust_txt_strip(out); /* never sign a peer's keys along */
-    char host[256];
     const char *fqdn = a->m ? lmd_mdns_host_fqdn(a->m) : NULL;
     if (!fqdn) { /* not connected yet: avahi's name is the host name */
         char hn[200];
@@ -108,18 +103,38 @@ int lmd_agent_sign_txt(lmd_agent *a, const char *name, uint16_t port, const lmd_
         char *dot = strchr(hn, '.');
         if (dot)
             *dot = '\0';
-        snprintf(host, sizeof host, "%s.local", hn);
+        snprintf(host, len, "%s.local", hn);
     } else {
-        snprintf(host, sizeof host, "%s", fqdn);
+        snprintf(host, len, "%s", fqdn);
     }
     snprintf(a->signed_host, sizeof a->signed_host, "%s", host);
+}
+
+int lmd_agent_sign_txt(lmd_agent *a, const char *name, uint16_t port, const lmd_txt *txt, lmd_txt *out, char *err,
+                       size_t errlen)
+{
+    return lmd_agent_sign_txt_as(a, name, port, txt, NULL, NULL, out, err, errlen);
+}
+
+int lmd_agent_sign_txt_as(lmd_agent *a, const char *name, uint16_t port, const lmd_txt *txt, const char *domain,
+                          const char *dhost, lmd_txt *out, char *err, size_t errlen)
+{
+    int rc = lmd_txt_copy(out, txt);
+    if (rc || !a->trust)
+        return rc;
+    lmd_trust_txt_strip(out); /* never sign a peer's keys along */
+    char host[256];
+    if (dhost)
+        snprintf(host, sizeof host, "%s", dhost);
+    else
+        mdns_host(a, host, sizeof host);
     char addrs[LMD_TRUST_SIG_ADDRS_MAX][INET6_ADDRSTRLEN];
     const char *ptrs[LMD_TRUST_SIG_ADDRS_MAX];
     size_t n = own_addresses(addrs, LMD_TRUST_SIG_ADDRS_MAX);
     for (size_t i = 0; i < n; i++)
         ptrs[i] = addrs[i];
     lmd_trust_announcement ann = {.name = name, .type = a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE,
-                                  .domain = "local", .port = port, .host = host, .txt = out};
+                                  .domain = domain ? domain : "local", .port = port, .host = host, .txt = out};
     lmd_err e = {0};
     rc = lmd_trust_sign(a->trust->key, &a->trust->cert, &ann, ptrs, n,
                         (uint32_t)(time(NULL) + (time_t)a->cfg.trust.validity), out, &e);

@@ -16,7 +16,8 @@
  *
  * What is published is what mDNS announces: a->txt, the name asked for
  * (announce.name or HOST:PORT; never avahi's "NAME #2", which is mDNS's own
- * collision), unsigned (trust { } signatures name the .local host).
+ * collision); with trust { }, signed for the domain and HOST.DOMAIN (and
+ * signed again with the mDNS side, at half the signature's validity).
  * Services registered through the API are not published here. */
 #include "agent/internal.h"
 #include "base/log.h"
@@ -149,14 +150,17 @@ static void send_update(lmd_agent_wide *w, int mode)
      * see a refresh as a change (serial and TXT), and expire the service
      * lease seconds after the last one they saw (wide_browse.c) */
     lmd_txt txt = {0};
-    char live[32];
+    char live[32], why[320] = "out of memory";
     snprintf(live, sizeof live, "%08x/%u", ++w->seq, a->cfg.wide_area.lease);
+    /* with trust { }: signed for this domain and host (the mDNS one names
+     * NAME.local); lmd-live after signing: browsers strip it */
     if (mode == LMD_DNS_PUBLISH &&
-        (lmd_txt_copy(&txt, &a->txt) != 0 ||
+        (lmd_agent_sign_txt_as(a, w->name, a->cfg.announce.port, &a->txt, a->cfg.wide_area.domain, w->host, &txt,
+                               why, sizeof why) != 0 ||
          lmd_txt_set(&txt, LMD_DNS_LIVE_KEY, live, strlen(live), true, NULL, 0) != 0)) {
         lmd_txt_free(&txt);
         w->counts[LMD_WIDE_ERROR]++;
-        lmd_error("wide-area: out of memory building the update for \"%s\"; trying again in %g s", w->name,
+        lmd_error("wide-area: cannot build the update for \"%s\" (%s); trying again in %g s", w->name, why,
                   RETRY_MAX);
         arm(w, RETRY_MAX);
         return;
@@ -216,6 +220,12 @@ void lmd_agent_wide_sync(lmd_agent *a)
 {
     if (a->wide)
         sync_state(a->wide, false);
+}
+
+void lmd_agent_wide_resign(lmd_agent *a)
+{
+    if (a->wide && a->trust && a->wide->published)
+        sync_state(a->wide, true);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)

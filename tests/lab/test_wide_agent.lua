@@ -610,6 +610,51 @@ end
         if not ok then error(err, 0) end
     end
 
+    -- trust { } over DNS: what h1 publishes in the domain is signed for the
+    -- domain and its DNS host; h2 (another subnet, require = true) trusts
+    -- it, and drops a service an admin wrote by hand (no signature)
+    function T:test_signed_announcements_reach_the_other_subnet_and_forgeries_do_not()
+        local keys = path("keys")
+        os.execute("mkdir -p " .. q(keys))
+        local function run(cmd)
+            local ok, out = lab:exec("h1", cmd)
+            lu.assertTrue(ok, out)
+        end
+        run(q(BIN) .. " keygen " .. q(keys .. "/fleet"))
+        for _, h in ipairs { "h1", "h2" } do
+            run(q(BIN) .. " keygen " .. q(keys .. "/" .. h))
+            run(("%s certify --fleet-key %s --days 1 %s"):format(q(BIN), q(keys .. "/fleet.key"),
+                q(keys .. "/" .. h .. ".pub")))
+        end
+        local function trust(h)
+            return ("trust { key = %q, cert = %q, fleet = { %q }, require = true }\n"):format(keys .. "/" .. h .. ".key",
+                keys .. "/" .. h .. ".cert", keys .. "/fleet.pub")
+        end
+        local rec = path("rec.txt")
+        local p2, sock2 = agent("h2", { observe = true, poll = 1, policy = trust("h2") .. HOOKS:format(rec) })
+        local p1 = agent("h1", { port = 8023, poll = 1, policy = trust("h1") })
+        await(p1, "wide%-area: published \"h1\"")
+        lu.assertStrContains(txt("h1"), '"lmd-sig=')
+        await(rec, "^join|h1|")
+        local _, out = lab:exec("h2", "curl -s --max-time 5 --unix-socket " .. q(sock2) .. " http://agent/v1/peers/h1")
+        lu.assertStrContains(out, '"trusted":true')
+        lu.assertStrContains(out, '"sources":["dns"]')
+        -- a hand-written service: plain DNS-SD, no signature: not a peer here
+        local _, up = lab:exec("h3", ("%s %s %s %s forged forged.%s 9999 --txt model=evil --addr 10.77.1.3"):format(
+            q(TOOL), server, q(lab:key("admin")), zone, zone))
+        lu.assertStrContains(up, "rc=0", up)
+        local ok, err = pcall(function()
+            await(p2, "peer \"forged\" is not trusted .*: kept out", 10)
+            Lab.sleep(1.5)
+            lu.assertNotStrContains(S.read(rec), "join|forged|")
+            local _, peers = lab:exec("h2", "curl -s --max-time 5 --unix-socket " .. q(sock2) .. " http://agent/v1/peers")
+            lu.assertNotStrContains(peers, "forged")
+        end)
+        lab:exec("h3", ("%s %s %s %s forged forged.%s 9999 --withdraw"):format(q(TOOL), server, q(lab:key("admin")),
+            zone, zone))
+        if not ok then error(err, 0) end
+    end
+
     function T:test_reload_sends_the_new_txt()
         local p = agent("h1", { port = 8017 })
         await(p, "wide%-area: published \"h1\"")
