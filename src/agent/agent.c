@@ -204,6 +204,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     lmd_agent *a = arg;
+    if (sig == SIGHUP && a->exiting) {
+        lmd_info("SIGHUP while exiting: not reloading");
+        return;
+    }
     if (sig == SIGHUP) {
         lmd_info("SIGHUP: reloading %s", a->path);
         reload(a);
@@ -366,6 +370,9 @@ int lmd_agent_run(const char *path, bool log_level_given)
     lmd_policy_hooks(a->pol, hooks, sizeof hooks);
     lmd_info("agent started with %s (hooks: %s; ttl %g s)", path, *hooks ? hooks : "none", a->cfg.registry.ttl);
     int rc = run_loop(a);
+    /* the withdraw turns the loop again: a SIGHUP then must not reload
+     * (and free what the withdraw uses) */
+    a->exiting = true;
     lmd_agent_wide_stop(a, LMD_WIDE_STOP_BOUND);
     agent_free(a);
     return rc;

@@ -58,6 +58,7 @@ typedef struct lmd_agent {
     bool draining;          /* nothing is announced again */
     bool drained;           /* the drain's grace is over: withdrawn */
     struct lmd_agent_wide *wide;    /* wide_area { }: publishing (wide.c) */
+    bool exiting;                   /* past the main loop: withdrawing, no reload */
     struct lmd_agent_wbrowse *wbrowse; /* wide_area { }: browsing (wide_browse.c) */
     struct lmd_agent_wfind *wfind;  /* wide_area { } without server: finding it (wide_server.c) */
     struct event *drain_ev;

@@ -25,11 +25,7 @@
 #include "base/util.h"
 #include "dns/dns.h"
 
-#include <arpa/inet.h>
 #include <event2/event.h>
-#include <ifaddrs.h>
-#include <net/if.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -49,6 +45,7 @@ struct lmd_agent_wide {
     double req_started;
     size_t req_bytes;
     bool pending;           /* something changed while an update was in flight */
+    bool pending_force;     /* ... that must be sent even if the content is the same */
     struct event *timer;    /* refresh or retry */
     bool published;         /* the zone holds our records, as of the last answer */
     bool stopping, stop_done;
@@ -62,35 +59,6 @@ struct lmd_agent_wide {
     uint32_t seq;           /* of lmd-live: random start (a restart is a change too) */
 };
 
-/* This host's routable addresses: up, not loopback, not link-local. */
-static size_t routable_addrs(char out[][INET6_ADDRSTRLEN], size_t max)
-{
-    struct ifaddrs *ifa = NULL;
-    size_t n = 0;
-    if (getifaddrs(&ifa) != 0)
-        return 0;
-    for (int fam = 0; fam < 2; fam++) { /* IPv4 first */
-        for (struct ifaddrs *i = ifa; i && n < max; i = i->ifa_next) {
-            if (!i->ifa_addr || !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK))
-                continue;
-            if (fam == 0 && i->ifa_addr->sa_family == AF_INET) {
-                const struct in_addr *in = &((const struct sockaddr_in *)i->ifa_addr)->sin_addr;
-                uint32_t h = ntohl(in->s_addr);
-                if ((h >> 24) == 127 || (h >> 16) == 0xa9fe) /* loopback, 169.254/16 */
-                    continue;
-                inet_ntop(AF_INET, in, out[n++], INET6_ADDRSTRLEN);
-            } else if (fam == 1 && i->ifa_addr->sa_family == AF_INET6) {
-                const struct in6_addr *in6 = &((const struct sockaddr_in6 *)i->ifa_addr)->sin6_addr;
-                if (IN6_IS_ADDR_LINKLOCAL(in6) || IN6_IS_ADDR_LOOPBACK(in6) || IN6_IS_ADDR_V4MAPPED(in6))
-                    continue;
-                inet_ntop(AF_INET6, in6, out[n++], INET6_ADDRSTRLEN);
-            }
-        }
-    }
-    freeifaddrs(ifa);
-    return n;
-}
-
 /* Whether the configured service is to be in the zone now: as for mDNS
  * (announce { } given, healthy or status mode, not drained). */
 static bool wanted(const lmd_agent *a)
@@ -103,10 +71,10 @@ static bool wanted(const lmd_agent *a)
 }
 
 /* What an update would publish, as one string (to tell a change). */
-static char *content_key(const lmd_agent_wide *w, char addrs[][INET6_ADDRSTRLEN], size_t n)
+static char *content_key(const lmd_agent_wide *w, char addrs[][64], size_t n)
 {
     const lmd_agent *a = w->a;
-    size_t len = strlen(w->name) + 64 + n * INET6_ADDRSTRLEN;
+    size_t len = strlen(w->name) + 64 + n * 64;
     for (size_t i = 0; i < a->txt.n; i++)
         len += strlen(a->txt.items[i].key) + a->txt.items[i].value_len + 4;
     char *s = malloc(len), *p = s;
@@ -138,8 +106,8 @@ static void arm(lmd_agent_wide *w, double secs)
 static void send_update(lmd_agent_wide *w, int mode)
 {
     lmd_agent *a = w->a;
-    char addrs[MAX_ADDRS][INET6_ADDRSTRLEN];
-    size_t n = mode == LMD_DNS_PUBLISH ? routable_addrs(addrs, MAX_ADDRS) : 0;
+    char addrs[MAX_ADDRS][64];
+    size_t n = mode == LMD_DNS_PUBLISH ? lmd_dns_routable_addrs(addrs, MAX_ADDRS) : 0;
     const char *ap[MAX_ADDRS];
     for (size_t i = 0; i < n; i++)
         ap[i] = addrs[i];
@@ -202,11 +170,12 @@ static void sync_state(lmd_agent_wide *w, bool force)
         return;
     if (w->req) {
         w->pending = true;
+        w->pending_force |= force; /* a re-signing is not a content change */
         return;
     }
     if (wanted(w->a)) {
-        char addrs[MAX_ADDRS][INET6_ADDRSTRLEN];
-        char *now = content_key(w, addrs, routable_addrs(addrs, MAX_ADDRS));
+        char addrs[MAX_ADDRS][64];
+        char *now = content_key(w, addrs, lmd_dns_routable_addrs(addrs, MAX_ADDRS));
         bool same = now && w->published && w->sent && !strcmp(now, w->sent);
         free(now);
         if (!same || force)
@@ -254,60 +223,21 @@ static int classify(const lmd_dns_result *res)
     return LMD_WIDE_ERROR;
 }
 
-/* The instance label as DNS writes it (dig, zone files): '.' and '\\'
- * escaped, bytes outside printable ASCII and the space as \DDD. */
-static void dns_label(const char *label, char *out, size_t len)
-{
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)label; *p && o + 5 < len; p++) {
-        if (*p == '.' || *p == '\\')
-            o += (size_t)snprintf(out + o, len - o, "\\%c", *p);
-        else if (*p <= ' ' || *p >= 127)
-            o += (size_t)snprintf(out + o, len - o, "\\%03u", *p);
-        else
-            out[o++] = (char)*p;
-    }
-    out[o] = '\0';
-}
-
-/* One line on why an update failed and what fixes it. */
+/* One line on why an update failed and what fixes it (src/dns/host.c
+ * words it, as for lmdisc announce --domain). */
 static void log_failure(lmd_agent_wide *w, int result, const lmd_dns_result *res, double again)
 {
     const lmd_agent *a = w->a;
-    const char *zone = a->cfg.wide_area.domain, *key = lmd_dns_key_name(w->key);
-    const char *type = a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE;
-    char inst[4 * 64 + 1];
-    dns_label(w->name, inst, sizeof inst);
-    switch (result) {
-    case LMD_WIDE_UNREACHABLE:
+    if (result == LMD_WIDE_UNREACHABLE) {
         lmd_warn("wide-area: DNS server %s unreachable (%s); trying again in %g s (mDNS unaffected)",
                  a->cfg.wide_area.server, res->text, again);
-        break;
-    case LMD_WIDE_REFUSED:
-        lmd_error("wide-area: update of %s.%s.%s refused (%s): key %s has no grant for these names; the zone's "
-                  "update-policy must let it change %s.%s PTR, %s.%s.%s SRV TXT and %s A AAAA "
-                  "(examples/wide-area/README.md); trying again in %g s",
-                  inst, type, zone, res->text, key, type, zone, inst, type, zone, w->host, again);
-        break;
-    case LMD_WIDE_BADTIME:
-        lmd_error("wide-area: update of %s.%s.%s refused (%s): this host's clock and the server's differ by more "
-                  "than the TSIG window (300 s): fix the clock (NTP); trying again in %g s",
-                  inst, type, zone, res->text, again);
-        break;
-    case LMD_WIDE_BADSIG:
-        lmd_error("wide-area: update of %s.%s.%s refused (%s): the secret of key %s (%s) is not the one the "
-                  "server has: wrong key file?; trying again in %g s",
-                  inst, type, zone, res->text, key, a->cfg.wide_area.key, again);
-        break;
-    case LMD_WIDE_BADKEY:
-        lmd_error("wide-area: update of %s.%s.%s refused (%s): the server does not know key %s, or (Knot) the key "
-                  "has no grant for these names (%s.%s PTR, %s.%s.%s SRV TXT, %s A AAAA); trying again in %g s",
-                  inst, type, zone, res->text, key, type, zone, inst, type, zone, w->host, again);
-        break;
-    default:
-        lmd_error("wide-area: update of %s.%s.%s failed: %s; trying again in %g s", inst, type, zone, res->text,
-                  again);
+        return;
     }
+    lmd_dns_service svc = {.zone = a->cfg.wide_area.domain, .instance = w->name,
+                           .type = a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE, .host = w->host};
+    char why[1024];
+    lmd_dns_update_explain(res, &svc, lmd_dns_key_name(w->key), a->cfg.wide_area.key, why, sizeof why);
+    lmd_error("wide-area: %s; trying again in %g s", why, again);
 }
 
 static void on_done(const lmd_dns_result *res, void *arg)
@@ -365,8 +295,9 @@ static void on_done(const lmd_dns_result *res, void *arg)
         event_del(w->timer);
     }
     if (w->pending) {
-        w->pending = false;
-        sync_state(w, false);
+        bool force = w->pending_force;
+        w->pending = w->pending_force = false;
+        sync_state(w, force);
     }
 }
 
@@ -387,13 +318,7 @@ int lmd_agent_wide_start(lmd_agent *a, lmd_err *err)
     if (rc == 0 && a->cfg.wide_area.host) {
         snprintf(short_host, sizeof short_host, "%s", a->cfg.wide_area.host);
     } else if (rc == 0) {
-        if (gethostname(short_host, sizeof short_host - 1) != 0)
-            short_host[0] = '\0';
-        short_host[strcspn(short_host, ".")] = '\0';
-        for (char *p = short_host; *p; p++)
-            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'))
-                short_host[0] = '\0';
-        if (!short_host[0])
+        if (lmd_dns_short_host(short_host, sizeof short_host) != 0)
             rc = lmd_err_set(err, LMD_EINVAL,
                              "wide_area: this machine's host name is not a DNS label; set wide_area { host = \"...\" }");
     }

@@ -53,7 +53,54 @@ static void free_found(struct found *f, size_t n)
 
 static void on_answer(const lmd_dns_result *res, void *arg);
 
+/* Send one query now; at most MAX_INFLIGHT at once (each is a socket):
+ * SRV, TXT, A and AAAA of instance idx wait in b->later beyond that. */
+static void send_query(lmd_agent_wbrowse *b, const char *label, const char *name, int type, size_t idx);
+
 static void ask(lmd_agent_wbrowse *b, const char *label, const char *name, int type, size_t idx)
+{
+    bool per_instance = type == LMD_DNS_T_SRV || type == LMD_DNS_T_TXT || type == LMD_DNS_T_A ||
+                        type == LMD_DNS_T_AAAA;
+    if (!per_instance || b->n_qs < MAX_INFLIGHT) {
+        send_query(b, label, name, type, idx);
+        return;
+    }
+    if (b->n_later == b->cap_later) {
+        size_t cap = b->cap_later ? 2 * b->cap_later : 64;
+        struct later *more = realloc(b->later, cap * sizeof *more);
+        if (!more) {
+            b->failed = true;
+            return;
+        }
+        b->later = more;
+        b->cap_later = cap;
+    }
+    b->later[b->n_later++] = (struct later){.type = type, .idx = idx};
+}
+
+/* The next waiting queries, as answers make room. */
+static void ask_later(lmd_agent_wbrowse *b)
+{
+    if (b->failed)
+        b->n_later = 0; /* the walk is lost anyway: end it */
+    while (b->n_later && b->n_qs < MAX_INFLIGHT) {
+        struct later l = b->later[--b->n_later];
+        if (l.idx >= b->n_cur)
+            continue;
+        const struct found *f = &b->cur[l.idx];
+        if (l.type == LMD_DNS_T_SRV || l.type == LMD_DNS_T_TXT)
+            send_query(b, f->name, b->type_zone, l.type, l.idx);
+        else
+            send_query(b, NULL, f->host, l.type, l.idx);
+    }
+}
+
+static bool walking(const lmd_agent_wbrowse *b)
+{
+    return b->n_qs || b->n_later || b->xreq;
+}
+
+static void send_query(lmd_agent_wbrowse *b, const char *label, const char *name, int type, size_t idx)
 {
     lmd_agent *a = b->a;
     struct q *q = calloc(1, sizeof *q);
@@ -101,12 +148,53 @@ static void forget(lmd_agent_wbrowse *b, struct q *q)
     free(q);
 }
 
+static int by_name(const void *x, const void *y)
+{
+    return strcmp(((const struct found *)x)->name, ((const struct found *)y)->name);
+}
+
 const struct found *lmd_wb_find(const struct found *f, size_t n, const char *name)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(f[i].name, name))
-            return &f[i];
-    return NULL;
+    struct found key;
+    snprintf(key.name, sizeof key.name, "%s", name);
+    return n ? bsearch(&key, f, n, sizeof *f, by_name) : NULL;
+}
+
+void lmd_wb_sort(struct found *f, size_t *n)
+{
+    if (*n < 2)
+        return;
+    qsort(f, *n, sizeof *f, by_name);
+    size_t k = 1;
+    for (size_t i = 1; i < *n; i++) {
+        if (!strcmp(f[i].name, f[k - 1].name)) {
+            lmd_txt_free(&f[i].txt);
+            lmd_txt_free(&f[i].full);
+            continue;
+        }
+        if (k != i)
+            f[k] = f[i];
+        k++;
+    }
+    *n = k;
+}
+
+bool lmd_wb_instance_name(const char *name, const char *type_zone)
+{
+    size_t nl = strlen(name), tl = strlen(type_zone);
+    if (nl <= tl + 1 || name[nl - tl - 1] != '.' || strcasecmp(name + nl - tl, type_zone))
+        return false;
+    /* the part before .TYPE.ZONE is one label: no unescaped dot, no NUL */
+    for (size_t i = 0; i < nl - tl - 1; i++) {
+        if (name[i] == '.')
+            return false;
+        if (name[i] == '\\') {
+            if (!strncmp(name + i + 1, "000", 3))
+                return false;
+            i += name[i + 1] >= '0' && name[i + 1] <= '9' ? 3 : 1;
+        }
+    }
+    return true;
 }
 
 /* The registry instance of f over proto (4, 6), its address addr. */
@@ -211,15 +299,14 @@ static void on_ptr(lmd_agent_wbrowse *b, const lmd_dns_rr *rrs, size_t n)
         return;
     }
     size_t k = 0;
-    size_t tl = strlen(b->type_zone);
     for (size_t i = 0; i < n && k < MAX_INSTANCES; i++) {
-        /* only INSTANCE.TYPE.ZONE, each instance once */
-        size_t ll = strlen(rrs[i].target);
-        if (ll <= tl || strcasecmp(rrs[i].target + ll - tl, b->type_zone) || lmd_wb_find(f, k, rrs[i].label))
+        /* only INSTANCE.TYPE.ZONE (each instance once: lmd_wb_sort) */
+        if (!lmd_wb_instance_name(rrs[i].target, b->type_zone))
             continue;
         snprintf(f[k].name, sizeof f[k].name, "%s", rrs[i].label);
         k++;
     }
+    lmd_wb_sort(f, &k);
     b->cur = f;
     b->n_cur = k;
     for (size_t i = 0; i < k; i++) {
@@ -252,7 +339,7 @@ static void on_transfer(const lmd_dns_xfr_result *res, void *arg)
             lmd_warn("wide-area browse: the changes to %s from %s did not fit this agent's copy of it: reading it "
                      "whole next time", domain, b->a->cfg.wide_area.server);
             b->failed = true;
-        } else if (lmd_wb_zone_services(&b->zone, b->type_zone, &b->cur, &b->n_cur) != 0) {
+        } else if (lmd_wb_zone_services(&b->zone, &b->cur, &b->n_cur) != 0) {
             b->failed = true;
         } else {
             size_t changes = 0;
@@ -264,8 +351,11 @@ static void on_transfer(const lmd_dns_xfr_result *res, void *arg)
                       x->messages, x->bytes, x->kind == LMD_DNS_XFR_DIFF ? changes : x->n_rrs, b->n_cur);
         }
         lmd_dns_xfr_free(x);
-    } else if (res->rcode > 0 || res->tsig_error) {
-        /* the server answered: refused, not signed by our key... */
+    } else if (res->rcode == 5 || res->rcode == 9 || res->tsig_error == 16 || res->tsig_error == 17) {
+        /* the server will not transfer it to this key: REFUSED, NOTAUTH,
+         * BADSIG, BADKEY (a SERVFAIL while it loads, BADTIME, a failed
+         * IXFR are tried again, whole) */
+        lmd_wb_zone_clear(&b->zone);
         to_queries(b, res->text);
     } else {
         /* unreachable, cut off, garbage: the next poll tries again, whole */
@@ -273,7 +363,8 @@ static void on_transfer(const lmd_dns_xfr_result *res, void *arg)
         lmd_wb_zone_clear(&b->zone);
         b->failed = true;
     }
-    if (b->n_qs == 0 && !b->xreq)
+    ask_later(b);
+    if (!walking(b))
         walk_done(b);
 }
 
@@ -342,14 +433,19 @@ static void on_answer(const lmd_dns_result *res, void *arg)
             rrs[0].txt = (lmd_txt){0};
             lmd_wb_take_txt(f);
             f->txt_ok = true;
-        } else if (type == LMD_DNS_T_A && n >= 1) {
-            snprintf(f->a4, sizeof f->a4, "%s", rrs[0].addr);
-        } else if (type == LMD_DNS_T_AAAA && n >= 1) {
-            snprintf(f->a6, sizeof f->a6, "%s", rrs[0].addr);
+        } else if ((type == LMD_DNS_T_A || type == LMD_DNS_T_AAAA) && n >= 1) {
+            /* of several, the same one every time (servers rotate them) */
+            size_t lo = 0;
+            for (size_t i = 1; i < n; i++)
+                if (strcmp(rrs[i].addr, rrs[lo].addr) < 0)
+                    lo = i;
+            char *slot = type == LMD_DNS_T_A ? f->a4 : f->a6;
+            snprintf(slot, sizeof f->a4, "%s", rrs[lo].addr);
         }
     }
     lmd_dns_rrs_free(rrs, n);
-    if (b->n_qs == 0 && !b->xreq)
+    ask_later(b);
+    if (!walking(b))
         walk_done(b);
 }
 
@@ -358,11 +454,12 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     lmd_agent_wbrowse *b = arg;
-    if (b->n_qs || b->xreq)
+    if (walking(b))
         return; /* a walk still going (bounded by its queries' and transfer's timeouts) */
     b->failed = false;
     ask(b, NULL, b->a->cfg.wide_area.domain, LMD_DNS_T_SOA, 0);
-    if (b->n_qs == 0 && !b->xreq)
+    ask_later(b);
+    if (!walking(b))
         walk_done(b);
 }
 
@@ -408,6 +505,7 @@ void lmd_agent_wbrowse_free(lmd_agent *a)
     lmd_dns_xfr_cancel(b->xreq);
     lmd_wb_zone_clear(&b->zone);
     free(b->qs);
+    free(b->later);
     lmd_wb_live_free(b);
     event_free(b->timer);
     free_found(b->cur, b->n_cur);

@@ -11,6 +11,8 @@
 #define QUERY_TIMEOUT 3.0
 #define XFR_TIMEOUT 30.0
 #define MAX_INSTANCES 16384 /* services of our type one agent follows in a domain */
+#define MAX_INFLIGHT 64     /* queries at once (each a socket) */
+#define MAX_ZONE_RECORDS 200000 /* the kept copy of the domain */
 
 struct found {
     char name[64];
@@ -55,6 +57,11 @@ struct q {                      /* one query in flight */
     lmd_dns_req *req;
 };
 
+struct later {                  /* a query waiting for room (MAX_INFLIGHT) */
+    int type;
+    size_t idx;
+};
+
 struct lmd_agent_wbrowse {
     lmd_agent *a;
     struct event *timer;
@@ -66,6 +73,8 @@ struct lmd_agent_wbrowse {
     size_t n_cur, n_prev;
     struct q **qs;              /* in flight */
     size_t n_qs, cap_qs;
+    struct later *later;        /* waiting */
+    size_t n_later, cap_later;
     double polls[3];            /* unchanged, read, failed */
     struct event *expiry;       /* at the earliest lease end */
     lmd_dns_key *sweep_key;     /* wide_area.sweep_key, NULL: no sweeping */
@@ -80,7 +89,11 @@ struct lmd_agent_wbrowse {
 
 
 /* wide_browse.c */
+/* f sorted by name (lmd_wb_sort: duplicates dropped) */
 const struct found *lmd_wb_find(const struct found *f, size_t n, const char *name);
+void lmd_wb_sort(struct found *f, size_t *n);
+/* Whether name (text) is INSTANCE.TYPE_ZONE, INSTANCE one label without NUL. */
+bool lmd_wb_instance_name(const char *name, const char *type_zone);
 /* The registry instance of f over proto (4, 6), its address addr. */
 void lmd_wb_instance(const lmd_agent_wbrowse *b, const struct found *f, int proto, lmd_addr *addr,
                      struct lmd_instance *in);
@@ -90,7 +103,7 @@ void lmd_wb_zone_clear(struct wzone *zn);
 /* Apply a transfer (whole zone, diff, up to date) to the copy; -1: the copy
  * is gone (out of memory, or the diff did not fit it): read it whole. */
 int lmd_wb_zone_take(struct wzone *zn, const char *type_zone, const lmd_dns_xfr *x);
-int lmd_wb_zone_services(const struct wzone *zn, const char *type_zone, struct found **out, size_t *n);
+int lmd_wb_zone_services(const struct wzone *zn, struct found **out, size_t *n);
 
 /* wide_live.c */
 void lmd_wb_take_txt(struct found *f);

@@ -36,12 +36,25 @@ void lmd_wb_carry(lmd_agent_wbrowse *b)
     for (size_t i = 0; i < b->n_cur; i++) {
         struct found *c = &b->cur[i];
         const struct found *p = lmd_wb_find(b->prev, b->n_prev, c->name);
-        bool same = p && p->srv == c->srv && p->port == c->port && !strcmp(p->host, c->host) &&
-                    !strcmp(p->live, c->live) && lmd_txt_equal(&p->full, &c->full) && !strcmp(p->a4, c->a4) &&
-                    !strcmp(p->a6, c->a6);
+        /* what the publisher writes on each refresh (its TXT with lmd-live),
+         * not the addresses: of several, which one a reader shows is not
+         * the publisher's doing */
+        bool same = p && p->srv == c->srv && p->port == c->port && !strcasecmp(p->host, c->host) &&
+                    !strcmp(p->live, c->live) && lmd_txt_equal(&p->full, &c->full);
         c->changed_at = same ? p->changed_at : now;
         c->expired = same && p->expired;
     }
+}
+
+/* When f, unchanged since changed_at, has stopped being refreshed.  Its
+ * publisher refreshes every 0.45 to 0.55 lease, and we see each refresh
+ * within our poll (and a transfer's time): with a poll that is long for the
+ * lease, the gap between two refreshes we see is longer than the lease,
+ * and a live peer must not expire in it.  Always within lease + poll. */
+static double deadline(const lmd_agent_wbrowse *b, const struct found *f)
+{
+    double seen_gap = 0.55 * f->lease + b->a->cfg.wide_area.poll + 2;
+    return f->changed_at + (seen_gap > f->lease ? seen_gap : f->lease);
 }
 
 void lmd_wb_arm_expiry(lmd_agent_wbrowse *b)
@@ -49,8 +62,8 @@ void lmd_wb_arm_expiry(lmd_agent_wbrowse *b)
     double first = -1;
     for (size_t i = 0; i < b->n_prev; i++) {
         const struct found *f = &b->prev[i];
-        if (f->srv && f->lease && !f->expired && (first < 0 || f->changed_at + f->lease < first))
-            first = f->changed_at + f->lease;
+        if (f->srv && f->lease && !f->expired && (first < 0 || deadline(b, f) < first))
+            first = deadline(b, f);
     }
     if (first < 0) {
         event_del(b->expiry);
@@ -110,14 +123,15 @@ static void sweep(lmd_agent_wbrowse *b, const struct found *f)
     b->sweeps = more;
     *sw = (struct sweep){.b = b};
     snprintf(sw->name, sizeof sw->name, "%s", f->name);
-    /* the host's addresses go too unless a live instance points there */
-    bool shared = false;
-    for (size_t i = 0; i < b->n_prev; i++)
-        if (&b->prev[i] != f && !b->prev[i].expired && !strcasecmp(b->prev[i].host, f->host))
-            shared = true;
+    /* PTR, SRV and TXT only: the SRV target's addresses are left alone.
+     * The target is whatever the stale record names (another host's name,
+     * a name outside the zone), and nothing proves it was the publisher's:
+     * a sweeper with its broad grant must not delete it.  Addresses no SRV
+     * points at are not read by any browser; the host replaces them when
+     * it publishes again. */
     lmd_dns_service svc = {.zone = a->cfg.wide_area.domain, .instance = f->name,
                            .type = a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE,
-                           .host = shared ? NULL : f->host, .txt = &f->full};
+                           .host = NULL, .txt = &f->full};
     lmd_dns_msg *m = NULL;
     lmd_err err = {0};
     if (lmd_dns_sweep_build(&svc, b->sweep_key, &m, &err) != 0 ||
@@ -141,7 +155,7 @@ static void on_expiry(evutil_socket_t fd, short what, void *arg)
     double now = lmd_now_mono();
     for (size_t i = 0; i < b->n_prev; i++) {
         struct found *f = &b->prev[i];
-        if (!f->srv || !f->lease || f->expired || f->changed_at + f->lease > now + 0.001)
+        if (!f->srv || !f->lease || f->expired || deadline(b, f) > now + 0.001)
             continue;
         f->expired = true;
         b->expired++;

@@ -17,13 +17,12 @@
 
 static bool wanted(const char *type_zone, const lmd_dns_rr *r)
 {
-    size_t tl = strlen(type_zone), ol = strlen(r->owner);
     switch (r->type) {
     case LMD_DNS_T_PTR:
-        return !strcasecmp(r->owner, type_zone);
+        return !strcasecmp(r->owner, type_zone) && lmd_wb_instance_name(r->target, type_zone);
     case LMD_DNS_T_SRV:
-    case LMD_DNS_T_TXT:
-        return ol > tl + 1 && r->owner[ol - tl - 1] == '.' && !strcasecmp(r->owner + ol - tl, type_zone);
+    case LMD_DNS_T_TXT: /* exactly INSTANCE.TYPE.ZONE: not a name below another instance */
+        return lmd_wb_instance_name(r->owner, type_zone);
     case LMD_DNS_T_A:
     case LMD_DNS_T_AAAA:
         return true;
@@ -57,6 +56,8 @@ static bool same(const struct zrec *z, const lmd_dns_rr *r)
 
 static int add(struct wzone *zn, const lmd_dns_rr *r)
 {
+    if (zn->n >= MAX_ZONE_RECORDS)
+        return -1;
     if (zn->n == zn->cap) {
         size_t cap = zn->cap ? 2 * zn->cap : 64;
         struct zrec *more = realloc(zn->r, cap * sizeof *more);
@@ -129,24 +130,30 @@ int lmd_wb_zone_take(struct wzone *zn, const char *type_zone, const lmd_dns_xfr 
     return 0;
 }
 
-/* The services of our type in the copy (as from_transfer did for a whole
- * zone in one message). */
-int lmd_wb_zone_services(const struct wzone *zn, const char *type_zone, struct found **out, size_t *n_out)
+static int host_cmp(const void *x, const void *y)
 {
-    size_t tl = strlen(type_zone), k = 0, n = 0;
+    const struct found *a = *(const struct found *const *)x, *b = *(const struct found *const *)y;
+    return strcasecmp(a->host, b->host);
+}
+
+/* The services of our type in the copy (PTR, then SRV and TXT by name,
+ * then A and AAAA by host: sorted, so a large domain costs n log n). */
+int lmd_wb_zone_services(const struct wzone *zn, struct found **out, size_t *n_out)
+{
+    size_t k = 0, n = 0;
     for (size_t i = 0; i < zn->n; i++)
         n += zn->r[i].type == LMD_DNS_T_PTR;
     struct found *f = calloc(n ? n : 1, sizeof *f);
-    if (!f)
+    struct found **by_host = calloc(n ? n : 1, sizeof *by_host);
+    if (!f || !by_host) {
+        free(f);
+        free(by_host);
         return -1;
-    for (size_t i = 0; i < zn->n && k < MAX_INSTANCES; i++) {
-        const struct zrec *r = &zn->r[i];
-        size_t ll = r->target ? strlen(r->target) : 0;
-        if (r->type != LMD_DNS_T_PTR || ll <= tl || strcasecmp(r->target + ll - tl, type_zone) ||
-            lmd_wb_find(f, k, r->label))
-            continue;
-        snprintf(f[k++].name, sizeof f->name, "%s", r->label);
     }
+    for (size_t i = 0; i < zn->n && k < MAX_INSTANCES; i++)
+        if (zn->r[i].type == LMD_DNS_T_PTR)
+            snprintf(f[k++].name, sizeof f->name, "%s", zn->r[i].label);
+    lmd_wb_sort(f, &k);
     for (size_t i = 0; i < zn->n; i++) {
         const struct zrec *r = &zn->r[i];
         if (r->type != LMD_DNS_T_SRV && r->type != LMD_DNS_T_TXT)
@@ -164,16 +171,34 @@ int lmd_wb_zone_services(const struct wzone *zn, const char *type_zone, struct f
             }
         }
     }
+    size_t nh = 0;
+    for (size_t j = 0; j < k; j++)
+        if (f[j].srv)
+            by_host[nh++] = &f[j];
+    qsort(by_host, nh, sizeof *by_host, host_cmp);
     for (size_t i = 0; i < zn->n; i++) {
         const struct zrec *r = &zn->r[i];
         if (r->type != LMD_DNS_T_A && r->type != LMD_DNS_T_AAAA)
             continue;
-        for (size_t j = 0; j < k; j++) {
-            char *slot = r->type == LMD_DNS_T_A ? f[j].a4 : f[j].a6;
-            if (f[j].srv && !slot[0] && !strcasecmp(f[j].host, r->owner))
-                snprintf(slot, sizeof f[j].a4, "%s", r->addr);
+        struct found key = {0}, *kp = &key;
+        snprintf(key.host, sizeof key.host, "%s", r->owner);
+        struct found **hit = nh ? bsearch(&kp, by_host, nh, sizeof *by_host, host_cmp) : NULL;
+        if (!hit)
+            continue;
+        size_t lo = (size_t)(hit - by_host), hi = lo;
+        while (lo > 0 && !strcasecmp(by_host[lo - 1]->host, r->owner))
+            lo--;
+        while (hi + 1 < nh && !strcasecmp(by_host[hi + 1]->host, r->owner))
+            hi++;
+        for (size_t j = lo; j <= hi; j++) {
+            /* of several addresses the same one every time: the copy's
+             * order moves with every change */
+            char *slot = r->type == LMD_DNS_T_A ? by_host[j]->a4 : by_host[j]->a6;
+            if (!slot[0] || strcmp(r->addr, slot) < 0)
+                snprintf(slot, sizeof by_host[j]->a4, "%s", r->addr);
         }
     }
+    free(by_host);
     *out = f;
     *n_out = k;
     return 0;

@@ -34,4 +34,9 @@ int lmd_dns_rr_fill(const ldns_rr *rr, lmd_dns_rr *o);
 void lmd_dns_xfr_reader_counts(const lmd_dns_xfr_reader *rd, size_t *messages, size_t *bytes);
 const char *lmd_dns_xfr_reader_zone(const lmd_dns_xfr_reader *rd); /* "sd.lab" */
 
+/* server (an IPv4 or IPv6 address in text) and port as a socket address
+ * (send.c; xfr_send.c too). */
+int lmd_dns_server_addr(const char *server, uint16_t port, struct sockaddr_storage *addr, socklen_t *alen,
+                        lmd_err *err);
+
 #endif

@@ -305,6 +305,26 @@ static void on_start(evutil_socket_t fd, short what, void *arg)
         udp_send(r);
 }
 
+int lmd_dns_server_addr(const char *server, uint16_t port, struct sockaddr_storage *addr, socklen_t *alen,
+                        lmd_err *err)
+{
+    struct sockaddr_in *a4 = (struct sockaddr_in *)addr;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)addr;
+    memset(addr, 0, sizeof *addr);
+    if (server && inet_pton(AF_INET, server, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+        *alen = sizeof *a4;
+    } else if (server && inet_pton(AF_INET6, server, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+        *alen = sizeof *a6;
+    } else {
+        return lmd_err_set(err, LMD_EINVAL, "DNS server '%s' is not an IPv4 or IPv6 address", server ? server : "");
+    }
+    return 0;
+}
+
 int lmd_dns_send(struct event_base *base, const char *server, uint16_t port, lmd_dns_msg *msg,
                  const lmd_dns_key *key, double timeout_s, lmd_dns_done_cb cb, void *arg, lmd_dns_req **out,
                  lmd_err *err)
@@ -324,21 +344,8 @@ int lmd_dns_send(struct event_base *base, const char *server, uint16_t port, lmd
     r->timeout = timeout_s > 0 ? timeout_s : 5.0;
     r->deadline = lmd_now_mono() + r->timeout;
     port = port ? port : 53;
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&r->addr;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&r->addr;
-    int rc = 0;
-    if (inet_pton(AF_INET, server, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons(port);
-        r->alen = sizeof *a4;
-    } else if (inet_pton(AF_INET6, server, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons(port);
-        r->alen = sizeof *a6;
-    } else {
-        rc = lmd_err_set(err, LMD_EINVAL, "DNS server '%s' is not an IPv4 or IPv6 address", server);
-    }
-    snprintf(r->server, sizeof r->server, "%s", server);
+    int rc = lmd_dns_server_addr(server, port, &r->addr, &r->alen, err);
+    snprintf(r->server, sizeof r->server, "%s", server ? server : "");
     r->plain = key == NULL;
     if (!rc && key && (snprintf(r->key_name, sizeof r->key_name, "%s", key->name) >= (int)sizeof r->key_name ||
                 snprintf(r->key_secret, sizeof r->key_secret, "%s", key->secret) >= (int)sizeof r->key_secret))

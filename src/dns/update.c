@@ -185,76 +185,7 @@ static int sign_and_pack(ldns_pkt *pkt, const lmd_dns_key *key, lmd_dns_msg *m, 
     return 0;
 }
 
-int lmd_dns_update_build(const lmd_dns_service *svc, int mode, const lmd_dns_key *key, lmd_dns_msg **out,
-                         lmd_err *err)
-{
-    *out = NULL;
-    if (mode != LMD_DNS_PUBLISH && mode != LMD_DNS_WITHDRAW)
-        return lmd_err_set(err, LMD_EINVAL, "update mode must be publish or withdraw");
-    char tz[1024];
-    if (!svc->type || !svc->zone || snprintf(tz, sizeof tz, "%s.%s", svc->type, svc->zone) >= (int)sizeof tz)
-        return lmd_err_set(err, LMD_EINVAL, "service type and zone needed");
-    ldns_rdf *zone = dname(svc->zone), *type_zone = dname(tz), *host = dname(svc->host);
-    ldns_rdf *inst = type_zone && svc->instance ? instance_dname(svc->instance, type_zone) : NULL;
-    struct build b = {.up = ldns_rr_list_new()};
-    lmd_dns_msg *m = calloc(1, sizeof *m);
-    ldns_pkt *pkt = NULL;
-    int rc = 0;
-    if (!zone || !type_zone)
-        rc = lmd_err_set(err, LMD_EINVAL, "'%s' is not a valid service type and zone", tz);
-    else if (!host)
-        rc = lmd_err_set(err, LMD_EINVAL, "'%s' is not a valid host name", svc->host ? svc->host : "");
-    else if (!inst)
-        rc = lmd_err_set(err, LMD_EINVAL, "instance name must be 1 to 63 bytes");
-    else if (!ldns_dname_is_subdomain(host, zone))
-        rc = lmd_err_set(err, LMD_EINVAL, "host %s is not in zone %s", svc->host, svc->zone);
-    else if (!b.up || !m)
-        rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
-    if (rc == 0) {
-        /* the owner's old records first: its PTR, its instance's SRV and
-         * TXT, its SRV target's addresses (whatever an earlier run left) */
-        ldns_rr *old_ptr = rr_new(type_zone, LDNS_RR_TYPE_PTR, LDNS_RR_CLASS_NONE, 0);
-        push_rdf(&b, old_ptr, ldns_rdf_clone(inst));
-        push(&b, old_ptr);
-        delete_rrset(&b, inst, LDNS_RR_TYPE_SRV);
-        delete_rrset(&b, inst, LDNS_RR_TYPE_TXT);
-        delete_rrset(&b, host, LDNS_RR_TYPE_A);
-        delete_rrset(&b, host, LDNS_RR_TYPE_AAAA);
-        if (mode == LMD_DNS_PUBLISH)
-            rc = add_records(&b, svc, type_zone, inst, host, err);
-    }
-    if (rc == 0 && b.oom)
-        rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
-    if (rc == 0) {
-        /* zone section: the zone, class IN; the update section: b.up */
-        pkt = ldns_update_pkt_new(zone, LDNS_RR_CLASS_IN, NULL, b.up, NULL);
-        zone = NULL; /* owned by pkt now */
-        if (!pkt) {
-            rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
-        } else {
-            ldns_pkt_set_rd(pkt, false); /* ldns sets it; an update asks no recursion */
-            if (mode == LMD_DNS_PUBLISH && svc->lease && set_lease(pkt, svc->lease) != 0)
-                rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
-            if (rc == 0)
-                rc = sign_and_pack(pkt, key, m, err);
-        }
-    }
-    ldns_rdf_deep_free(zone);
-    ldns_rdf_deep_free(type_zone);
-    ldns_rdf_deep_free(host);
-    ldns_rdf_deep_free(inst);
-    ldns_rr_list_deep_free(b.up);
-    if (rc) {
-        ldns_pkt_free(pkt);
-        if (m)
-            m->pkt = NULL;
-        lmd_dns_msg_free(m);
-        return rc;
-    }
-    m->pkt = pkt;
-    *out = m;
-    return 0;
-}
+#define SWEEP 3 /* with LMD_DNS_PUBLISH and LMD_DNS_WITHDRAW: lmd_dns_sweep_build */
 
 /* RFC 2136 2.4.2, "RRset exists (value dependent)": the TXT RRset at inst
  * is exactly txt (class IN, ttl 0). */
@@ -269,52 +200,63 @@ static int txt_prereq(struct build *b, ldns_rr_list *pre, const ldns_rdf *inst, 
     return 0;
 }
 
-int lmd_dns_sweep_build(const lmd_dns_service *svc, const lmd_dns_key *key, lmd_dns_msg **out, lmd_err *err)
+static int build_update(const lmd_dns_service *svc, int mode, const lmd_dns_key *key, lmd_dns_msg **out,
+                        lmd_err *err)
 {
     *out = NULL;
     char tz[1024];
     if (!svc->type || !svc->zone || snprintf(tz, sizeof tz, "%s.%s", svc->type, svc->zone) >= (int)sizeof tz)
         return lmd_err_set(err, LMD_EINVAL, "service type and zone needed");
-    ldns_rdf *zone = dname(svc->zone), *type_zone = dname(tz), *host = svc->host ? dname(svc->host) : NULL;
+    /* a sweep may leave the host's addresses alone (host NULL) */
+    bool want_host = mode != SWEEP || svc->host;
+    ldns_rdf *zone = dname(svc->zone), *type_zone = dname(tz), *host = want_host ? dname(svc->host) : NULL;
     ldns_rdf *inst = type_zone && svc->instance ? instance_dname(svc->instance, type_zone) : NULL;
     struct build b = {.up = ldns_rr_list_new()};
-    ldns_rr_list *pre = ldns_rr_list_new();
+    ldns_rr_list *pre = mode == SWEEP ? ldns_rr_list_new() : NULL;
     lmd_dns_msg *m = calloc(1, sizeof *m);
     ldns_pkt *pkt = NULL;
     int rc = 0;
     if (!zone || !type_zone)
         rc = lmd_err_set(err, LMD_EINVAL, "'%s' is not a valid service type and zone", tz);
-    else if (svc->host && !host)
-        rc = lmd_err_set(err, LMD_EINVAL, "'%s' is not a valid host name", svc->host);
+    else if (want_host && !host)
+        rc = lmd_err_set(err, LMD_EINVAL, "'%s' is not a valid host name", svc->host ? svc->host : "");
     else if (!inst)
         rc = lmd_err_set(err, LMD_EINVAL, "instance name must be 1 to 63 bytes");
     else if (host && !ldns_dname_is_subdomain(host, zone))
         rc = lmd_err_set(err, LMD_EINVAL, "host %s is not in zone %s", svc->host, svc->zone);
-    else if (!b.up || !pre || !m)
+    else if (!b.up || !m || (mode == SWEEP && !pre))
         rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
-    if (rc == 0)
+    if (rc == 0 && mode == SWEEP)
         rc = txt_prereq(&b, pre, inst, svc->txt, err);
     if (rc == 0) {
-        ldns_rr *ptr = rr_new(type_zone, LDNS_RR_TYPE_PTR, LDNS_RR_CLASS_NONE, 0);
-        push_rdf(&b, ptr, ldns_rdf_clone(inst));
-        push(&b, ptr);
+        /* the owner's old records first: its PTR, its instance's SRV and
+         * TXT, its SRV target's addresses (whatever an earlier run left) */
+        ldns_rr *old_ptr = rr_new(type_zone, LDNS_RR_TYPE_PTR, LDNS_RR_CLASS_NONE, 0);
+        push_rdf(&b, old_ptr, ldns_rdf_clone(inst));
+        push(&b, old_ptr);
         delete_rrset(&b, inst, LDNS_RR_TYPE_SRV);
         delete_rrset(&b, inst, LDNS_RR_TYPE_TXT);
         if (host) {
             delete_rrset(&b, host, LDNS_RR_TYPE_A);
             delete_rrset(&b, host, LDNS_RR_TYPE_AAAA);
         }
-        if (b.oom)
-            rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
+        if (mode == LMD_DNS_PUBLISH)
+            rc = add_records(&b, svc, type_zone, inst, host, err);
     }
+    if (rc == 0 && b.oom)
+        rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
     if (rc == 0) {
+        /* zone section: the zone, class IN; prerequisites: pre; the update section: b.up */
         pkt = ldns_update_pkt_new(zone, LDNS_RR_CLASS_IN, pre, b.up, NULL);
         zone = NULL; /* owned by pkt now */
         if (!pkt) {
             rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
         } else {
-            ldns_pkt_set_rd(pkt, false);
-            rc = sign_and_pack(pkt, key, m, err);
+            ldns_pkt_set_rd(pkt, false); /* ldns sets it; an update asks no recursion */
+            if (mode == LMD_DNS_PUBLISH && svc->lease && set_lease(pkt, svc->lease) != 0)
+                rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
+            if (rc == 0)
+                rc = sign_and_pack(pkt, key, m, err);
         }
     }
     ldns_rdf_deep_free(zone);
@@ -333,6 +275,20 @@ int lmd_dns_sweep_build(const lmd_dns_service *svc, const lmd_dns_key *key, lmd_
     m->pkt = pkt;
     *out = m;
     return 0;
+}
+
+int lmd_dns_update_build(const lmd_dns_service *svc, int mode, const lmd_dns_key *key, lmd_dns_msg **out,
+                         lmd_err *err)
+{
+    *out = NULL;
+    if (mode != LMD_DNS_PUBLISH && mode != LMD_DNS_WITHDRAW)
+        return lmd_err_set(err, LMD_EINVAL, "update mode must be publish or withdraw");
+    return build_update(svc, mode, key, out, err);
+}
+
+int lmd_dns_sweep_build(const lmd_dns_service *svc, const lmd_dns_key *key, lmd_dns_msg **out, lmd_err *err)
+{
+    return build_update(svc, SWEEP, key, out, err);
 }
 
 void lmd_dns_msg_free(lmd_dns_msg *m)

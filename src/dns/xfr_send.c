@@ -251,20 +251,8 @@ int lmd_dns_xfr_send(struct event_base *base, const char *server, uint16_t port,
     r->timeout = timeout_s > 0 ? timeout_s : 30.0;
     port = port ? port : 53;
     int rc = lmd_dns_xfr_reader_new(msg, key, &r->rd, err);
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&r->addr;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&r->addr;
-    if (rc) {
-    } else if (server && inet_pton(AF_INET, server, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons(port);
-        r->alen = sizeof *a4;
-    } else if (server && inet_pton(AF_INET6, server, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons(port);
-        r->alen = sizeof *a6;
-    } else {
-        rc = lmd_err_set(err, LMD_EINVAL, "DNS server '%s' is not an IPv4 or IPv6 address", server ? server : "");
-    }
+    if (!rc)
+        rc = lmd_dns_server_addr(server, port, &r->addr, &r->alen, err);
     if (!rc) {
         snprintf(r->server, sizeof r->server, "%s", server);
         snprintf(r->what, sizeof r->what, "%s of %s from %s", msg->xfr_type == LDNS_RR_TYPE_IXFR ? "IXFR" : "AXFR",

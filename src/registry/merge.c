@@ -34,20 +34,26 @@ static bool same_first_label(const char *a, const char *b)
     return la == lb && la > 0 && !strncasecmp(a, b, la);
 }
 
-/* Whether two instances of a name speak for the same server.  Over one
- * source, the same host and port.  Across sources the host names differ by
- * nature (h1.local over mDNS, h1.DOMAIN in DNS, as wide.c publishes it):
- * the same port and the same host label.  A forger on the link can claim
- * that over mDNS alone just as well, so this opens nothing new. */
-static bool same_server(const struct rinst *a, const struct rinst *b)
+/* Whether instance `in` speaks for the same server as `newest` (the one
+ * that speaks for peer p).  Over one source, the same host and port.
+ * Across sources the host names differ by nature (h1.local over mDNS,
+ * h1.DOMAIN in DNS, as wide.c publishes it): the same port and the same
+ * host label -- but once p's host is verified (trust), not for an mDNS
+ * instance joining a peer the zone speaks for: anyone on the link can
+ * claim that label, and would lend the verified peer its addresses (and
+ * make it fail verification).  The zone's records are written by keys. */
+static bool same_server(const struct peer *p, const struct rinst *in, const struct rinst *newest)
 {
-    if (a->port != b->port)
+    if (in->port != newest->port)
         return false;
-    if (!a->host || !b->host)
-        return a->host == b->host;
-    if (!strcasecmp(a->host, b->host))
+    if (!in->host || !newest->host)
+        return in->host == newest->host;
+    if (!strcasecmp(in->host, newest->host))
         return true;
-    return from_dns(a->ifindex, a->ifname) != from_dns(b->ifindex, b->ifname) && same_first_label(a->host, b->host);
+    bool in_dns = from_dns(in->ifindex, in->ifname);
+    if (in_dns == from_dns(newest->ifindex, newest->ifname) || (p->prefer_host && !in_dns))
+        return false;
+    return same_first_label(in->host, newest->host);
 }
 
 /* Recompute the peer's merged view from its instances. */
@@ -70,7 +76,7 @@ int lmd_peers_merge(struct peer *p)
     const struct rinst *near = NULL;
     for (size_t i = 0; from_dns(newest->ifindex, newest->ifname) && i < p->n_insts; i++) {
         const struct rinst *in = &p->insts[i];
-        if (!from_dns(in->ifindex, in->ifname) && same_server(in, newest) && (!near || in->seq > near->seq))
+        if (!from_dns(in->ifindex, in->ifname) && same_server(p, in, newest) && (!near || in->seq > near->seq))
             near = in;
     }
     if (near)
@@ -104,7 +110,7 @@ int lmd_peers_merge(struct peer *p)
         const struct rinst *in = &p->insts[i];
         /* the sources it is seen through: every instance counts */
         flags |= from_dns(in->ifindex, in->ifname) ? LMD_NODE_DNS : LMD_NODE_MDNS;
-        if (!same_server(in, newest)) {
+        if (!same_server(p, in, newest)) {
             flags |= LMD_NODE_CONFLICT;
             lmd_rival *r = &rivals[nr++];
             snprintf(r->host, sizeof r->host, "%s", in->host ? in->host : "");

@@ -39,6 +39,16 @@ static inline void fuzz_silence(void)
         stderr = null;
 }
 
+/* The LLVMFuzzerInitialize of a harness that needs nothing but silence. */
+#define FUZZ_INIT_SILENCED()                                                                                         \
+    int LLVMFuzzerInitialize(int *argc, char ***argv)                                                                \
+    {                                                                                                                \
+        (void)argc;                                                                                                  \
+        (void)argv;                                                                                                  \
+        fuzz_silence();                                                                                              \
+        return 0;                                                                                                    \
+    }
+
 /* An invariant did not hold: say which, on the real stderr, and abort()
  * (libFuzzer saves the input as a crash). */
 static inline void fuzz_fail(const char *file, int line, const char *what)

@@ -156,13 +156,7 @@ static void check_path(const char *tail)
     free(name);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_silence();
-    return 0;
-}
+FUZZ_INIT_SILENCED()
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -10,13 +10,7 @@
 
 static const char *const ALGS[] = {"hmac-sha1", "hmac-sha256", "hmac-sha512"};
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_silence();
-    return 0;
-}
+FUZZ_INIT_SILENCED()
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -447,13 +447,7 @@ static void fuzz_escape(const uint8_t *data, size_t size)
     FUZZ_CHECK(o[0] == '\0');
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_silence();
-    return 0;
-}
+FUZZ_INIT_SILENCED()
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

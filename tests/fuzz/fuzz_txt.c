@@ -261,13 +261,7 @@ static void fuzz_set(const uint8_t *data, size_t size)
     lmd_txt_free(&t);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_silence();
-    return 0;
-}
+FUZZ_INIT_SILENCED()
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -18,13 +18,7 @@
 #include "dns/dns.h"
 #include "fuzz.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_silence();
-    return 0;
-}
+FUZZ_INIT_SILENCED()
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -44,6 +44,40 @@ function S.read(file)
     return s
 end
 
+--- A luaunit class's lab (the wide-area suites: one class per DNS server):
+-- installs T.setupClass (Lab.up(hosts, opts), a scratch directory, then
+-- ready(lab, tmp) so the class can keep them in upvalues), T.teardownClass
+-- and T:tearDown (every process in procs stopped, TERM then KILL at class
+-- end; a sanitizer report fails the test).  procs: the class's table of
+-- started processes, emptied in place.
+function S.class_lab(T, hosts, opts, procs, ready)
+    local lab, tmp
+    function T.setupClass()
+        lab = Lab.up(hosts, opts)
+        tmp = os.tmpname()
+        os.remove(tmp)
+        os.execute("mkdir -p " .. S.q(tmp))
+        ready(lab, tmp)
+    end
+    function T.teardownClass()
+        for _, p in ipairs(procs) do
+            if p:running() then p:signal("KILL"); p:wait(5) end
+        end
+        if lab then lab:down() end
+        if tmp then os.execute("rm -rf " .. S.q(tmp)) end
+    end
+    function T.tearDown()
+        local bad = {}
+        for i = #procs, 1, -1 do
+            local p = procs[i]
+            if p:running() then p:signal("TERM"); p:wait(10) end
+            bad[#bad + 1] = S.sanitizer_report(p)
+            procs[i] = nil
+        end
+        lu.assertEquals(#bad, 0, "sanitizer report:\n" .. table.concat(bad, "\n----\n"))
+    end
+end
+
 --- opts: those of Lab.up (subnets, dns) for a routed lab.
 function S.new(hosts, opts)
     local self = setmetatable({procs = {}, seq = 0}, S)

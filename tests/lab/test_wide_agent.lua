@@ -15,33 +15,10 @@ local function make_class(kind)
     local lab, tmp, zone, server
     local procs, seq = {}, 0
 
-    function T.setupClass()
-        lab = Lab.up(3, { subnets = 2, dns = kind })
-        tmp = os.tmpname()
-        os.remove(tmp)
-        os.execute("mkdir -p " .. q(tmp))
+    S.class_lab(T, 3, { subnets = 2, dns = kind }, procs, function(l, t)
+        lab, tmp = l, t
         zone, server = lab:dns().zone, lab:dns().server4
-    end
-
-    function T.teardownClass()
-        for _, p in ipairs(procs) do
-            if p:running() then p:signal("KILL"); p:wait(5) end
-        end
-        if lab then lab:down() end
-        if tmp then os.execute("rm -rf " .. q(tmp)) end
-    end
-
-    -- what a test started is stopped after it; a sanitizer report fails it
-    function T:tearDown()
-        local bad = {}
-        for i = #procs, 1, -1 do
-            local p = procs[i]
-            if p:running() then p:signal("TERM"); p:wait(10) end
-            bad[#bad + 1] = S.sanitizer_report(p)
-        end
-        procs = {}
-        lu.assertEquals(#bad, 0, "sanitizer report:\n" .. table.concat(bad, "\n----\n"))
-    end
+    end)
 
     local function path(name)
         seq = seq + 1
@@ -481,7 +458,8 @@ end
         lu.assertEquals(srv("h1"), "")
         lu.assertEquals(txt("h1"), "")
         lu.assertNotStrContains(dig("h2", "_lmserv._tcp." .. zone .. " PTR +short"), "h1._lmserv")
-        lu.assertEquals(dig("h2", "h1." .. zone .. " A +short"), "")
+        -- the SRV target's addresses are not the sweeper's to judge: they stay
+        lu.assertEquals(dig("h2", "h1." .. zone .. " A +short"), "10.77.1.1\n")
         local m = metrics("h2", sock2)
         lu.assertEquals(metric(m, 'lmdisc_dns_sweeps_total{result="swept"}'), 1, m)
         lu.assertEquals(metric(m, "lmdisc_dns_expired_total"), 1, m)

@@ -17,32 +17,10 @@ local function make_class(kind)
     local lab, tmp, zone, server
     local procs, seq = {}, 0
 
-    function T.setupClass()
-        lab = Lab.up(3, { subnets = 2, dns = kind })
-        tmp = os.tmpname()
-        os.remove(tmp)
-        os.execute("mkdir -p " .. q(tmp))
+    S.class_lab(T, 3, { subnets = 2, dns = kind }, procs, function(l, t)
+        lab, tmp = l, t
         zone, server = lab:dns().zone, lab:dns().server4
-    end
-
-    function T.teardownClass()
-        for _, p in ipairs(procs) do
-            if p:running() then p:signal("KILL"); p:wait(5) end
-        end
-        if lab then lab:down() end
-        if tmp then os.execute("rm -rf " .. q(tmp)) end
-    end
-
-    function T:tearDown()
-        local bad = {}
-        for i = #procs, 1, -1 do
-            local p = procs[i]
-            if p:running() then p:signal("TERM"); p:wait(10) end
-            bad[#bad + 1] = S.sanitizer_report(p)
-        end
-        procs = {}
-        lu.assertEquals(#bad, 0, "sanitizer report:\n" .. table.concat(bad, "\n----\n"))
-    end
+    end)
 
     local function note(fmt, ...) io.stderr:write(("[%s] "):format(kind) .. fmt:format(...) .. "\n") end
 

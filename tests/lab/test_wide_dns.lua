@@ -6,6 +6,7 @@
 -- tests/lab/tools/dns_xfr.c (lmd-dns-xfr).
 local lu = require "luaunit"
 local Lab = require "lab"
+local S = require "suite"
 
 local q = Lab.shquote
 local TOOL = assert(os.getenv("LMD_DNS_UPDATE"), "set LMD_DNS_UPDATE to the lmd-dns-update binary")
@@ -16,18 +17,10 @@ local function make_class(kind)
     local T = {}
     local lab, tmp, zone, server
 
-    function T.setupClass()
-        lab = Lab.up(2, { subnets = 2, dns = kind })
-        tmp = os.tmpname()
-        os.remove(tmp)
-        os.execute("mkdir -p " .. q(tmp))
+    S.class_lab(T, 2, { subnets = 2, dns = kind }, {}, function(l, t)
+        lab, tmp = l, t
         zone, server = lab:dns().zone, lab:dns().server4
-    end
-
-    function T.teardownClass()
-        if lab then lab:down() end
-        if tmp then os.execute("rm -rf " .. q(tmp)) end
-    end
+    end)
 
     -- lmd-dns-update on host: exit code, the parsed result line, output
     local function update(host, key, args)

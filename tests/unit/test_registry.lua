@@ -428,6 +428,32 @@ function TestRegistry:test_another_host_in_dns_is_still_a_conflict()
     lu.assertTrue(r:get("a:8000").conflict)
 end
 
+-- A peer verified through the zone (trust) is not joined by an mDNS
+-- record of the same label and port: anyone on the link can announce one.
+-- It stays a rival, lends no addresses, and the zone's record speaks.
+function TestRegistry:test_a_link_record_cannot_join_a_peer_verified_in_dns()
+    local r = new()
+    r:seen(dns{proto = 4, address = "192.0.2.1"}, 1)
+    r:set_trust("a:8000", 0, "0123456789abcdef")
+    r:seen(inst{proto = 4, address = "10.0.0.66", host = "a.local"}, 2)
+    local p = r:get("a:8000")
+    lu.assertEquals(p.host, "a.sd.example.org")
+    lu.assertTrue(p.trusted)
+    lu.assertTrue(p.conflict)
+    lu.assertEquals(p.addresses, {"192.0.2.1"})
+    lu.assertEquals(p.competing, {{host = "a.local", port = 8000, addresses = {"10.0.0.66"}}})
+    -- the other way round, a DNS record may join a peer verified on the link
+    local r2 = new()
+    r2:seen(inst{proto = 4, address = "10.0.0.1", host = "a.local"}, 1)
+    r2:set_trust("a:8000", 0, "0123456789abcdef")
+    r2:seen(dns{proto = 4, address = "192.0.2.1"}, 2)
+    p = r2:get("a:8000")
+    lu.assertEquals(p.host, "a.local")
+    lu.assertTrue(p.trusted)
+    lu.assertFalse(p.conflict)
+    lu.assertEquals(p.addresses, {"10.0.0.1", "192.0.2.1"})
+end
+
 -- No fixed wait: mDNS marks an instance complete when no other instance of
 -- its name that avahi reported is still resolving.  A new peer joins the
 -- moment its last pending instance resolves, with every address; settle is
