@@ -108,6 +108,7 @@ typedef struct lmd_dns_result {
     int rcode;        /* the answer's rcode (0 NOERROR, 5 REFUSED, 9 NOTAUTH...), -1 without an answer */
     int tsig_error;   /* the answer's TSIG error (16 BADSIG, 17 BADKEY, 18 BADTIME), 0 if none */
     bool tcp;         /* the answer came over TCP */
+    bool verified;    /* with a key: the answer's TSIG verified (whatever its rcode); plain queries: true */
     const char *text; /* one line: what happened ("REFUSED by 10.0.0.53", "timed out after 5 s"...) */
     const uint8_t *answer; /* the answer's wire format (valid during the callback), NULL without one */
     size_t answer_len;

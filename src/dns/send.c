@@ -43,6 +43,7 @@ struct lmd_dns_req {
     lmd_dns_done_cb cb;
     void *arg;
     bool plain;          /* a query without TSIG */
+    bool verified;       /* the answer is signed by the key (or plain was asked for) */
     const uint8_t *ans;  /* the answer being reported (finish) */
     size_t ans_len;
 };
@@ -81,7 +82,7 @@ static void finish(lmd_dns_req *r, int rc, int rcode, int tsig_error, const char
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     lmd_dns_result res = {.rc = rc, .rcode = rcode, .tsig_error = tsig_error, .tcp = r->state != S_UDP, .text = text,
-                          .answer = r->ans, .answer_len = r->ans_len};
+                          .answer = r->ans, .answer_len = r->ans_len, .verified = r->verified};
     lmd_dns_done_cb cb = r->cb;
     void *arg = r->arg;
     uint8_t *keep = r->in; /* a TCP answer lives in r->in: freed after the callback */
@@ -177,6 +178,7 @@ static void answer(lmd_dns_req *r, const uint8_t *wire, size_t len)
     int rcode = ldns_pkt_get_rcode(pkt);
     const char *via = r->state == S_UDP ? "UDP" : "TCP";
     if (r->plain) {
+        r->verified = true;
         ldns_pkt_free(pkt);
         r->ans = wire;
         r->ans_len = len;
@@ -191,6 +193,7 @@ static void answer(lmd_dns_req *r, const uint8_t *wire, size_t len)
     bool signed_ok = tsig && tsig_error == 0 &&
                      ldns_pkt_tsig_verify(pkt, wire, len, r->key_name, r->key_secret, r->msg->mac);
     ldns_pkt_free(pkt);
+    r->verified = signed_ok;
     r->ans = wire; /* a transfer's caller reads it */
     r->ans_len = len;
     if (rcode == LDNS_RCODE_NOERROR && signed_ok)

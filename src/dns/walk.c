@@ -244,7 +244,7 @@ static void on_answer(const lmd_dns_result *res, void *arg)
     struct q mine = *q;
     forget(w, q);
     /* NXDOMAIN is an answer: nothing there (signed queries report it as a failure) */
-    bool empty = res->rcode == 3 && res->answer;
+    bool empty = res->rcode == 3 && res->answer && res->verified; /* a forged NXDOMAIN must not hide a service */
     if (res->rc != 0 && !empty) {
         const char *what = mine.type == LMD_DNS_T_PTR ? "the service list" : mine.type == LMD_DNS_T_SRV ? "SRV"
                            : mine.type == LMD_DNS_T_TXT ? "TXT" : "an address";
