@@ -679,6 +679,39 @@ end
         lu.assertNotStrContains(out, "h3", out)
     end
 
+    -- a host whose link carries no multicast (a cloud VPC, client-isolated
+    -- Wi-Fi): with mdns { enabled = false } it still finds everyone,
+    -- same subnet and other subnet alike, through the domain
+    function T:test_a_host_without_multicast_finds_everyone_through_dns()
+        local block = "ip rule add to 224.0.0.0/4 prohibit pref 50 && ip -6 rule add to ff02::fb/128 prohibit pref 50"
+        local unblock = "ip rule del pref 50; ip -6 rule del pref 50"
+        local send = "python3 -c " .. q("import socket\n"
+            .. "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.sendto(b'x', ('224.0.0.251', 5353))")
+        local before, bout = lab:exec("h3", send)
+        lu.assertTrue(before, "sending to 224.0.0.251 failed before blocking it: " .. bout)
+        local ok0, out0 = lab:exec("h3", block)
+        lu.assertTrue(ok0, out0)
+        local ok, err = pcall(function()
+            -- multicast really is gone from h3
+            local sent, out = lab:exec("h3", send)
+            lu.assertFalse(sent, "h3 could still send to 224.0.0.251: " .. out)
+            lu.assertStrContains(out, "PermissionError")
+            local rec = path("rec.txt")
+            local p3, sock3 = agent("h3", { observe = true, mdns = false, poll = 1, policy = HOOKS:format(rec) })
+            agent("h1", { port = 8030, poll = 1 })
+            agent("h2", { port = 8031, poll = 1 })
+            await(rec, "^join|h1|")
+            await(rec, "^join|h2|")
+            for _, h in ipairs { "h1", "h2" } do
+                local _, doc = lab:exec("h3", "curl -s --max-time 5 --unix-socket " .. q(sock3) .. " http://agent/v1/peers/" .. h)
+                lu.assertStrContains(doc, '"sources":["dns"]')
+            end
+            lu.assertNotStrContains(p3:output(), "avahi")
+        end)
+        lab:exec("h3", unblock)
+        if not ok then error(err, 0) end
+    end
+
     return T
 end
 
