@@ -15,23 +15,7 @@ import threading
 listen, upstream = sys.argv[1], sys.argv[2]
 
 
-def log(msg):
-    print(msg, flush=True)
-
-
-def read_exact(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise EOFError("closed")
-        data += chunk
-    return data
-
-
-def read_msg(sock):
-    n = int.from_bytes(read_exact(sock, 2), "big")
-    return read_exact(sock, n)
+from dnswire import log, read_exact, read_msg  # noqa: E402  (tests/lab/tools)
 
 
 def serve_udp(sock):
