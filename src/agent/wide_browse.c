@@ -179,24 +179,6 @@ void lmd_wb_sort(struct found *f, size_t *n)
     *n = k;
 }
 
-bool lmd_wb_instance_name(const char *name, const char *type_zone)
-{
-    size_t nl = strlen(name), tl = strlen(type_zone);
-    if (nl <= tl + 1 || name[nl - tl - 1] != '.' || strcasecmp(name + nl - tl, type_zone))
-        return false;
-    /* the part before .TYPE.ZONE is one label: no unescaped dot, no NUL */
-    for (size_t i = 0; i < nl - tl - 1; i++) {
-        if (name[i] == '.')
-            return false;
-        if (name[i] == '\\') {
-            if (!strncmp(name + i + 1, "000", 3))
-                return false;
-            i += name[i + 1] >= '0' && name[i + 1] <= '9' ? 3 : 1;
-        }
-    }
-    return true;
-}
-
 /* The registry instance of f over proto (4, 6), its address addr. */
 void lmd_wb_instance(const lmd_agent_wbrowse *b, const struct found *f, int proto, lmd_addr *addr,
                      struct lmd_instance *in)
@@ -301,7 +283,7 @@ static void on_ptr(lmd_agent_wbrowse *b, const lmd_dns_rr *rrs, size_t n)
     size_t k = 0;
     for (size_t i = 0; i < n && k < MAX_INSTANCES; i++) {
         /* only INSTANCE.TYPE.ZONE (each instance once: lmd_wb_sort) */
-        if (!lmd_wb_instance_name(rrs[i].target, b->type_zone))
+        if (!lmd_dns_instance_name(rrs[i].target, b->type_zone))
             continue;
         snprintf(f[k].name, sizeof f[k].name, "%s", rrs[i].label);
         k++;

@@ -92,8 +92,6 @@ struct lmd_agent_wbrowse {
 /* f sorted by name (lmd_wb_sort: duplicates dropped) */
 const struct found *lmd_wb_find(const struct found *f, size_t n, const char *name);
 void lmd_wb_sort(struct found *f, size_t *n);
-/* Whether name (text) is INSTANCE.TYPE_ZONE, INSTANCE one label without NUL. */
-bool lmd_wb_instance_name(const char *name, const char *type_zone);
 /* The registry instance of f over proto (4, 6), its address addr. */
 void lmd_wb_instance(const lmd_agent_wbrowse *b, const struct found *f, int proto, lmd_addr *addr,
                      struct lmd_instance *in);

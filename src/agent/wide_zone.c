@@ -19,10 +19,10 @@ static bool wanted(const char *type_zone, const lmd_dns_rr *r)
 {
     switch (r->type) {
     case LMD_DNS_T_PTR:
-        return !strcasecmp(r->owner, type_zone) && lmd_wb_instance_name(r->target, type_zone);
+        return !strcasecmp(r->owner, type_zone) && lmd_dns_instance_name(r->target, type_zone);
     case LMD_DNS_T_SRV:
     case LMD_DNS_T_TXT: /* exactly INSTANCE.TYPE.ZONE: not a name below another instance */
-        return lmd_wb_instance_name(r->owner, type_zone);
+        return lmd_dns_instance_name(r->owner, type_zone);
     case LMD_DNS_T_A:
     case LMD_DNS_T_AAAA:
         return true;

@@ -326,6 +326,9 @@ size_t lmd_dns_routable_addrs(char out[][64], size_t max);
 /* This machine's short host name when it is a DNS label (letters, digits,
  * '-'), else -1. */
 int lmd_dns_short_host(char *buf, size_t len);
+/* Whether name (text, as lmd_dns_rr has it) is INSTANCE.TYPE_ZONE with
+ * INSTANCE one label without NUL: not a name below another instance. */
+bool lmd_dns_instance_name(const char *name, const char *type_zone);
 /* A label as DNS writes it (dig, zone files): '.' and '\\' escaped, bytes
  * outside printable ASCII and the space as \DDD. */
 void lmd_dns_label_text(const char *label, char *out, size_t len);

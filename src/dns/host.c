@@ -97,3 +97,21 @@ void lmd_dns_update_explain(const lmd_dns_result *res, const lmd_dns_service *sv
     else
         snprintf(out, len, "update of %s.%s.%s failed: %s", inst, type, zone, res->text);
 }
+
+bool lmd_dns_instance_name(const char *name, const char *type_zone)
+{
+    size_t nl = strlen(name), tl = strlen(type_zone);
+    if (nl <= tl + 1 || name[nl - tl - 1] != '.' || strcasecmp(name + nl - tl, type_zone))
+        return false;
+    /* the part before .TYPE.ZONE is one label: no unescaped dot, no NUL */
+    for (size_t i = 0; i < nl - tl - 1; i++) {
+        if (name[i] == '.')
+            return false;
+        if (name[i] == '\\') {
+            if (!strncmp(name + i + 1, "000", 3))
+                return false;
+            i += name[i + 1] >= '0' && name[i + 1] <= '9' ? 3 : 1;
+        }
+    }
+    return true;
+}

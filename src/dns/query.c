@@ -55,8 +55,7 @@ int lmd_dns_query_build(const char *label, const char *name, int type, lmd_dns_m
     return 0;
 }
 
-/* A name as text without the final dot. */
-static void name_text(const ldns_rdf *d, char *buf, size_t len)
+void lmd_dns_name_text(const ldns_rdf *d, char *buf, size_t len)
 {
     char *s = d ? ldns_rdf2str(d) : NULL;
     size_t n = s ? strlen(s) : 0;
@@ -72,7 +71,7 @@ int lmd_dns_rr_fill(const ldns_rr *rr, lmd_dns_rr *o)
     o->type = ldns_rr_get_type(rr);
     o->ttl = ldns_rr_ttl(rr);
     const ldns_rdf *own = ldns_rr_owner(rr);
-    name_text(own, o->owner, sizeof o->owner);
+    lmd_dns_name_text(own, o->owner, sizeof o->owner);
     if (own && ldns_rdf_size(own) > 1) {
         const uint8_t *w = ldns_rdf_data(own);
         size_t n = w[0];
@@ -94,14 +93,14 @@ int lmd_dns_rr_fill(const ldns_rr *rr, lmd_dns_rr *o)
         o->label[n] = '\0';
         if (memchr(o->label, '\0', n))
             return -1;
-        name_text(t, o->target, sizeof o->target);
+        lmd_dns_name_text(t, o->target, sizeof o->target);
         return 0;
     }
     case LDNS_RR_TYPE_SRV:
         if (ldns_rr_rd_count(rr) != 4)
             return -1;
         o->port = ldns_rdf2native_int16(ldns_rr_rdf(rr, 2));
-        name_text(ldns_rr_rdf(rr, 3), o->target, sizeof o->target);
+        lmd_dns_name_text(ldns_rr_rdf(rr, 3), o->target, sizeof o->target);
         return 0;
     case LDNS_RR_TYPE_TXT:
         for (size_t i = 0; i < ldns_rr_rd_count(rr); i++) {

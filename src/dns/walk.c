@@ -181,15 +181,12 @@ static void on_ptr(lmd_dns_walk *w, const lmd_dns_rr *rrs, size_t n)
         fail(w, LMD_ENOMEM, "%s%s", "out of memory", "");
         return;
     }
-    size_t tl = strlen(w->type_zone);
     for (size_t i = 0; i < n && w->n_items < MAX_INSTANCES; i++) {
-        size_t ll = strlen(rrs[i].target);
         bool dup = false;
         for (size_t j = 0; j < w->n_items; j++)
             dup = dup || !strcmp(w->items[j].f.name, rrs[i].label);
         /* only INSTANCE.TYPE.DOMAIN, each instance once */
-        if (dup || ll <= tl + 1 || rrs[i].target[ll - tl - 1] != '.' ||
-            strcasecmp(rrs[i].target + ll - tl, w->type_zone) != 0)
+        if (dup || !lmd_dns_instance_name(rrs[i].target, w->type_zone))
             continue;
         snprintf(w->items[w->n_items++].f.name, sizeof w->items->f.name, "%s", rrs[i].label);
     }

@@ -151,16 +151,6 @@ void lmd_dns_xfr_reader_free(lmd_dns_xfr_reader *rd)
     free(rd);
 }
 
-static void dname_text(const ldns_rdf *d, char *buf, size_t len)
-{
-    char *s = d ? ldns_rdf2str(d) : NULL;
-    size_t n = s ? strlen(s) : 0;
-    if (n > 1 && s[n - 1] == '.')
-        s[--n] = '\0';
-    snprintf(buf, len, "%s", s ? s : "?");
-    free(s);
-}
-
 int lmd_dns_xfr_reader_new(const lmd_dns_msg *req, const lmd_dns_key *key, lmd_dns_xfr_reader **out, lmd_err *err)
 {
     *out = NULL;
@@ -195,7 +185,7 @@ int lmd_dns_xfr_reader_new(const lmd_dns_msg *req, const lmd_dns_key *key, lmd_d
         lmd_dns_xfr_reader_free(rd);
         return lmd_err_set(err, LMD_ENOMEM, "cannot read the transfer (out of memory or key too long)");
     }
-    dname_text(rd->zone, rd->zone_text, sizeof rd->zone_text);
+    lmd_dns_name_text(rd->zone, rd->zone_text, sizeof rd->zone_text);
     *out = rd;
     return 0;
 }
@@ -277,7 +267,7 @@ static int record(lmd_dns_xfr_reader *rd, const ldns_rr *rr, bool only, lmd_err 
     if (ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN)
         return refuse(rd, err, LMD_EIO, "a record of class %d, not IN", (int)ldns_rr_get_class(rr));
     if (!owner || (ldns_dname_compare(owner, rd->zone) != 0 && !ldns_dname_is_subdomain(owner, rd->zone))) {
-        dname_text(owner, name, sizeof name);
+        lmd_dns_name_text(owner, name, sizeof name);
         return refuse(rd, err, LMD_EIO, "%s is not in zone %s", name, rd->zone_text);
     }
     x->records++;
@@ -287,7 +277,7 @@ static int record(lmd_dns_xfr_reader *rd, const ldns_rr *rr, bool only, lmd_err 
         if (ldns_rr_rd_count(rr) < 3 || !ldns_rr_rdf(rr, 2) || ldns_rdf_size(ldns_rr_rdf(rr, 2)) != 4)
             return refuse(rd, err, LMD_EIO, "a malformed SOA");
         if (ldns_dname_compare(owner, rd->zone) != 0) {
-            dname_text(owner, name, sizeof name);
+            lmd_dns_name_text(owner, name, sizeof name);
             return refuse(rd, err, LMD_EIO, "a SOA for %s inside zone %s", name, rd->zone_text);
         }
         s = ldns_rdf2native_int32(ldns_rr_rdf(rr, 2));

@@ -67,6 +67,26 @@ end
 
 TestHostile = {}
 
+-- /v1/peers on h1 every 0.2 s, count times, while an attack runs.  The
+-- returned function waits for the last one and returns every snapshot as
+-- {line = raw text, doc = decoded} (a line that is not JSON fails), and the
+-- raw text for messages.
+local function watch_peers(sock, count)
+    local snaps = S:path("snaps")
+    local w = S:bg("h1", ("for i in $(seq 1 %d); do curl -s --max-time 2 --unix-socket %s http://lmdisc/v1/peers; " ..
+        "echo; sleep 0.2; done > %s; echo watch-done"):format(count, q(sock), q(snaps)))
+    return function()
+        await(w, "^watch%-done", 30)
+        local all = {}
+        for line in read(snaps):gmatch("[^\n]+") do
+            local ok, doc = pcall(cjson.decode, line)
+            lu.assertTrue(ok, line)
+            all[#all + 1] = { line = line, doc = doc }
+        end
+        return all, read(snaps)
+    end
+end
+
 function TestHostile:tearDown() S:stop_all() end
 
 local keys -- a fleet key, and host keys of h1 and h2 it certified (made once)
@@ -148,21 +168,17 @@ function TestHostile:test_a_forged_instance_never_mixes_with_the_real_one()
     local a1 = S:agent("h1", ("api { socket = %q }\n"):format(sock))
     S:announce("h2", 8002, n2)
     await(a1, 'join "' .. n2 .. '"')
-    local snaps = S:path("snaps")
-    local watch = S:bg("h1", ("for i in $(seq 1 70); do curl -s --max-time 2 --unix-socket %s http://lmdisc/v1/peers; " ..
-        "echo; sleep 0.2; done > %s; echo watch-done"):format(q(sock), q(snaps)))
+    local snapshots = watch_peers(sock, 70)
     local c = attack(("chimera %s evilhost.local. 9999 EVIL 40 0.25 %s %s"):format(q(n2), S.lab:ip("h3", 4),
         S.lab:ip("h3", 6)))
     await(c, "^chimera 40", 30)
-    await(watch, "^watch%-done", 30)
+    local snaps, text = snapshots()
     local real = { [S.lab:ip("h2", 4)] = true, [S.lab:ip("h2", 6)] = true }
     local evil = { [S.lab:ip("h3", 4)] = true, [S.lab:ip("h3", 6)] = true }
-    local seen_evil, n = false, 0
-    for line in read(snaps):gmatch("[^\n]+") do
-        local ok, doc = pcall(cjson.decode, line)
-        lu.assertTrue(ok, line)
-        n = n + 1
-        for _, p in ipairs(doc) do
+    local seen_evil = false
+    for _, snap in ipairs(snaps) do
+        local line = snap.line
+        for _, p in ipairs(snap.doc) do
             if p.name == n2 then
                 local want = p.port == 9999 and evil or real
                 lu.assertEquals(p.host, p.port == 9999 and "evilhost.local" or "h2.local", line)
@@ -174,7 +190,7 @@ function TestHostile:test_a_forged_instance_never_mixes_with_the_real_one()
             end
         end
     end
-    lu.assertTrue(n >= 50, read(snaps))
+    lu.assertTrue(#snaps >= 50, text)
     -- the attack did land (without trust, nothing tells the forged instance
     -- from the real one: see test_trust.lua and the chimera with trust)
     lu.assertTrue(seen_evil, "the forged instance never showed:\n" .. S.tail(a1:output()))
@@ -188,20 +204,15 @@ function TestHostile:test_with_trust_a_forged_instance_is_never_admitted()
     S:agent("h2", trust("h2") .. ("announce { port = 8002, name = %q }\n"):format(n2))
     local a1 = S:agent("h1", trust("h1") .. ("api { socket = %q }\n"):format(sock), { env = { LOGLEVEL = "DEBUG" } })
     await(a1, 'join "' .. n2 .. '"')
-    local snaps = S:path("snaps")
-    local watch = S:bg("h1", ("for i in $(seq 1 70); do curl -s --max-time 2 --unix-socket %s http://lmdisc/v1/peers; " ..
-        "echo; sleep 0.2; done > %s; echo watch-done"):format(q(sock), q(snaps)))
+    local snapshots = watch_peers(sock, 70)
     local c = attack(("chimera %s evilhost.local. 9999 EVIL 40 0.25 %s %s"):format(q(n2), S.lab:ip("h3", 4),
         S.lab:ip("h3", 6)))
     await(c, "^chimera 40", 30)
-    await(watch, "^watch%-done", 30)
+    local snaps, text = snapshots()
     local real = { [S.lab:ip("h2", 4)] = true, [S.lab:ip("h2", 6)] = true }
-    local n = 0
-    for line in read(snaps):gmatch("[^\n]+") do
-        local ok, doc = pcall(cjson.decode, line)
-        lu.assertTrue(ok, line)
-        n = n + 1
-        for _, p in ipairs(doc) do
+    for _, snap in ipairs(snaps) do
+        local line = snap.line
+        for _, p in ipairs(snap.doc) do
             lu.assertTrue(p.trusted, line .. "\n" .. S.tail(a1:output(), 12000))
             lu.assertEquals(p.port, 8002, line)
             lu.assertEquals(p.host, "h2.local", line)
@@ -211,7 +222,7 @@ function TestHostile:test_with_trust_a_forged_instance_is_never_admitted()
             end
         end
     end
-    lu.assertTrue(n >= 50, read(snaps))
+    lu.assertTrue(#snaps >= 50, text)
     -- the real service is listed, trusted, at the end (under its name, or
     -- the one its avahi chose after the conflict)
     local listed = until_(10, function()
@@ -237,27 +248,22 @@ function TestHostile:test_with_trust_a_replayed_announcement_is_refused()
     local txt = {}
     for k, v in pairs(real.txt) do txt[#txt + 1] = q(v == true and k or (k .. "=" .. v)) end
     lu.assertTrue(#txt >= 3) -- info, lmd-cert, lmd-sig
-    local snaps = S:path("snaps")
-    local watch = S:bg("h1", ("for i in $(seq 1 40); do curl -s --max-time 2 --unix-socket %s http://lmdisc/v1/peers; " ..
-        "echo; sleep 0.2; done > %s; echo watch-done"):format(q(sock), q(snaps)))
+    local snapshots = watch_peers(sock, 40)
     local r = attack(("replay %s evilhost.local. 8002 20 0.25 %s %s %s"):format(q(n2), S.lab:ip("h3", 4),
         S.lab:ip("h3", 6), table.concat(txt, " ")))
     await(r, "^replay 20", 30)
-    await(watch, "^watch%-done", 30)
+    local snaps, text = snapshots()
     await(a1, 'peer "' .. n2 .. '" is not trusted %(', 5)
     local h2addr = { [S.lab:ip("h2", 4)] = true, [S.lab:ip("h2", 6)] = true }
-    local n = 0
-    for line in read(snaps):gmatch("[^\n]+") do
-        local ok, doc = pcall(cjson.decode, line)
-        lu.assertTrue(ok, line)
-        n = n + 1
-        for _, p in ipairs(doc) do
+    for _, snap in ipairs(snaps) do
+        local line = snap.line
+        for _, p in ipairs(snap.doc) do
             lu.assertTrue(p.trusted, line)
             lu.assertEquals(p.host, "h2.local", line)
             for _, a in ipairs(p.addresses) do lu.assertTrue(h2addr[a.address:gsub("%%.*", "")] ~= nil, line) end
         end
     end
-    lu.assertTrue(n >= 30, read(snaps))
+    lu.assertTrue(#snaps >= 30, text)
     lu.assertStrContains(api(sock, "/metrics"), "lmdisc_untrusted_total{reason=")
 end
 
@@ -276,20 +282,16 @@ function TestHostile:test_with_trust_a_tampered_txt_is_refused()
         if k == "info" then v = "TAMPERED" end
         txt[#txt + 1] = q(v == true and k or (k .. "=" .. v))
     end
-    local snaps = S:path("snaps")
-    local watch = S:bg("h1", ("for i in $(seq 1 30); do curl -s --max-time 2 --unix-socket %s http://lmdisc/v1/peers; " ..
-        "echo; sleep 0.2; done > %s; echo watch-done"):format(q(sock), q(snaps)))
+    local snapshots = watch_peers(sock, 30)
     local r = attack(("tamper %s h2.local. 8002 10 0.3 %s %s %s"):format(q(n2), S.lab:ip("h3", 4), S.lab:ip("h3", 6),
         table.concat(txt, " ")))
     await(r, "^tamper 10", 30)
-    await(watch, "^watch%-done", 30)
+    local snaps, text = snapshots()
     await(a1, 'peer "' .. n2 .. '" is not trusted %(bad signature', 5)
-    local n = 0
-    for line in read(snaps):gmatch("[^\n]+") do
-        n = n + 1
-        lu.assertNil(line:find("TAMPERED", 1, true), line)
+    for _, snap in ipairs(snaps) do
+        lu.assertNil(snap.line:find("TAMPERED", 1, true), snap.line)
     end
-    lu.assertTrue(n >= 20, read(snaps))
+    lu.assertTrue(#snaps >= 20, text)
     -- the real service is listed, trusted, with its own TXT (under its
     -- name, or the one its avahi chose after the conflict)
     local back = until_(10, function()
