@@ -343,18 +343,20 @@ function on_leave(peer, reason) rec("leave", peer.name, reason) end
     function T:test_a_peer_on_the_same_link_is_one_peer_from_both_sources()
         -- h3 shares h1's link: it sees h1 over mDNS and through DNS, and
         -- reports one join and one leave
-        -- sources: {"mdns", "dns"} in the JSON and the policy's peer, then
+        -- sources: {"mdns", "dns"} in the JSON and the policy's peer (at the
+        -- join when both sources answered before it, else at an update), then
         -- {"mdns"} once h1's records are withdrawn from the domain
         local cjson = require "cjson"
         local rec, srcs = path("rec.txt"), path("sources.txt")
         local p3, sock3 = agent("h3", { port = 8012, poll = 1, policy = HOOKS:format(rec) .. ([[
-local hooks_update = on_update
-function on_update(peer, old, changes)
-  hooks_update(peer)
+local function sources(peer)
   if peer.name == "h1" then
     local f = io.open(%q, "a"); f:write(table.concat(peer.sources, ","), "\n"); f:close()
   end
 end
+local hooks_join, hooks_update = on_join, on_update
+function on_join(peer) hooks_join(peer); sources(peer) end
+function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
 ]]):format(srcs) })
         local p1 = agent("h1", { port = 8013, poll = 1 })
         await(rec, "^join|h1|")
