@@ -22,6 +22,13 @@ wide_area {
   -- host = "gpu1",                   -- the SRV target's label; default: the short host name
 }
 
+-- Servers on this host that register through the agent's API (Python:
+-- announce_self(8001, info, name="gpu1-llama")) are published in the domain
+-- too, each under its own name: grant the host's key each such name
+-- (bind/named.conf.local, knot/knot.conf).  Their state in the zone is in
+-- GET /v1/self ("dns": {"state": "published"}).
+api { socket = "/run/lmdisc/agent.sock" }
+
 -- Networks without multicast (cloud VPCs, client-isolated Wi-Fi): DNS alone.
 -- mdns { enabled = false }
 

@@ -152,8 +152,8 @@ static void reload(lmd_agent *a)
     }
     bool trust_changed = !lmd_config_section_equal(&a->cfg, &nc, "trust", NULL);
     lmd_agent_wfind_keep(a, &nc); /* no server: still the one found */
-    /* a new wide_area { } or announcement: published afresh (records of an
-     * old name or domain stay; no nested loop here to withdraw them) */
+    /* a new wide_area { } or announcement: published afresh; what the old
+     * one published under another name or domain is withdrawn */
     bool wide_changed = !lmd_config_section_equal(&a->cfg, &nc, "wide_area", NULL) ||
                         !lmd_config_section_equal(&a->cfg, &nc, "announce", (const char *const[]){"info", NULL});
     lmd_config_clear(&a->cfg);
@@ -188,7 +188,7 @@ static void reload(lmd_agent *a)
         lmd_error("reload: the new TXT record could not be announced (logged above)");
     }
     if (wide_changed) {
-        lmd_agent_wide_free(a);
+        lmd_agent_wide_retire(a);
         lmd_agent_wbrowse_free(a);
         lmd_err we = {0};
         if (lmd_agent_wide_begin(a, &we) != 0)

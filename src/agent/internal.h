@@ -58,6 +58,7 @@ typedef struct lmd_agent {
     bool draining;          /* nothing is announced again */
     bool drained;           /* the drain's grace is over: withdrawn */
     struct lmd_agent_wide *wide;    /* wide_area { }: publishing (wide.c) */
+    struct lmd_agent_wide *wide_retired; /* replaced by a reload: withdrawing what it left */
     bool exiting;                   /* past the main loop: withdrawing, no reload */
     struct lmd_agent_wbrowse *wbrowse; /* wide_area { }: browsing (wide_browse.c) */
     struct lmd_agent_wfind *wfind;  /* wide_area { } without server: finding it (wide_server.c) */
@@ -104,6 +105,12 @@ json_t *lmd_agent_services_json(lmd_agent *a);
 int lmd_agent_host_services(void *ud, lmd_node_list *out);
 size_t lmd_agent_services_count(const lmd_agent *a);
 void lmd_agent_services_free(lmd_agent *a);
+/* Every registered service to wide.c (lmd_agent_wide_service): a new
+ * wide_area { } publishes those registered before it. */
+void lmd_agent_services_to_wide(lmd_agent *a);
+/* wide.c: the registered service NAME is in the zone for the first time
+ * (a client of an agent without mDNS is told "established"). */
+void lmd_agent_services_dns_published(lmd_agent *a, const char *name);
 
 /* trust.c: signed announcements (all of it a no-op without trust { }) */
 struct lmd_trust_result;
@@ -147,6 +154,21 @@ void lmd_agent_wide_sync(lmd_agent *a);
 /* A clean stop: withdraw, turning the loop at most bound seconds. */
 void lmd_agent_wide_stop(lmd_agent *a, double bound);
 void lmd_agent_wide_free(lmd_agent *a);
+/* A reload replaces wide_area { } or the announcement (a->cfg is the new
+ * configuration): the old publisher withdraws what the new one will not
+ * publish (another domain, another name), in the background, bounded by
+ * the update timeout; a->wide is NULL after. */
+void lmd_agent_wide_retire(lmd_agent *a);
+/* A registered service, new or changed (its TXT), into the zone; gone:
+ * withdrawn from it.  No-ops without wide_area { }. */
+void lmd_agent_wide_service(lmd_agent *a, const char *name, uint16_t port, const lmd_txt *txt);
+void lmd_agent_wide_service_gone(lmd_agent *a, const char *name);
+/* What /v1/self says of a registered service in the zone: {"domain",
+ * "state": "published" | "publishing" | "failing", "error"}; NULL without
+ * wide_area { }. */
+json_t *lmd_agent_wide_service_json(const lmd_agent *a, const char *name);
+/* Whether NAME is one of the services this agent publishes in the zone. */
+bool lmd_agent_wide_owns(const lmd_agent *a, const char *name);
 void lmd_agent_wide_metrics(const lmd_agent *a, struct lmd_metrics *out);
 /* The instance name published in DNS, or NULL; its SRV target; whether
  * the zone holds it. */

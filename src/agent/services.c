@@ -24,6 +24,7 @@ struct lmd_svc {
     struct event *ttl_ev;
     double ttl;
     const char *state;       /* "registering", "established" */
+    bool registered;         /* past svc_add: given to wide.c */
 };
 
 static struct lmd_svc *find(lmd_agent *a, const char *name)
@@ -42,6 +43,8 @@ static void svc_free(lmd_agent *a, struct lmd_svc *s)
             break;
         }
     lmd_pub_free(s->pub); /* goodbye */
+    if (s->registered)
+        lmd_agent_wide_service_gone(a, s->name); /* and out of the zone */
     if (s->ttl_ev)
         event_free(s->ttl_ev);
     lmd_txt_free(&s->txt);
@@ -96,6 +99,11 @@ static json_t *svc_json(const struct lmd_svc *s)
 {
     json_t *doc = json_pack("{s:o,s:s,s:i}", "name", lmd_json_str(s->pub ? lmd_pub_name(s->pub) : s->name), "state",
                             s->state, "port", s->port);
+    json_t *dns = lmd_agent_wide_service_json(s->a, s->name); /* wide_area { }: its state in the zone */
+    if (doc && dns)
+        json_object_set_new(doc, "dns", dns);
+    else
+        json_decref(dns);
     if (doc && s->ttl > 0)
         json_object_set_new(doc, "ttl", json_real(s->ttl));
     if (doc && s->name && s->pub && strcmp(s->name, lmd_pub_name(s->pub)))
@@ -114,9 +122,9 @@ static int svc_add(void *ud, const char *name, const struct lmd_service_spec *sp
     lmd_agent *a = ud;
     if (a->draining)
         return lmd_errbuf(err, errlen, 503, "this host is draining: it takes no new services");
-    if (!a->m)
-        return lmd_errbuf(err, errlen, 503, "mdns { enabled = false }: registered services are announced over mDNS "
-                                            "only (wide_area { } publishes the configured announce { } alone)");
+    if (!a->m && !a->cfg.wide_area.given)
+        return lmd_errbuf(err, errlen, 503, "mdns { enabled = false } and no wide_area { }: this agent announces "
+                                            "nothing anywhere; enable one of them");
     if (find(a, name) || (a->cfg.announce.given && !strcmp(a->pub ? lmd_pub_name(a->pub) : a->name, name)))
         return lmd_errbuf(err, errlen, 409, "a service named \"%.63s\" is already announced by this agent; "
                                             "withdraw it first or choose another name", name);
@@ -160,12 +168,14 @@ static int svc_add(void *ud, const char *name, const struct lmd_service_spec *sp
     struct lmd_pub_config pc = {.name = name, .type = a->cfg.announce.type, .port = spec->port, .txt = &signed_txt,
                                 .ttl = lmd_agent_record_ttl(a)};
     lmd_err e = {0};
-    rc = lmd_pub_new(a->m, &pc, on_pub, s, &s->pub, &e);
+    rc = a->m ? lmd_pub_new(a->m, &pc, on_pub, s, &s->pub, &e) : 0; /* without mDNS: in the zone only */
     lmd_txt_free(&signed_txt);
     if (rc != 0) {
         svc_free(a, s);
         return lmd_errbuf(err, errlen, e.code == LMD_ETXT ? 400 : 503, "%s", lmd_err_text(&e));
     }
+    s->registered = true;
+    lmd_agent_wide_service(a, name, spec->port, &s->txt); /* wide_area { }: in the zone too */
     char esc[160];
     lmd_info("registered service \"%s\" on port %u (%s)", lmd_escape_str(name, esc, sizeof esc), spec->port,
              stream ? "while its client stays connected" : "with a ttl");
@@ -212,6 +222,7 @@ static int svc_patch(void *ud, const char *name, const lmd_txt *set, const lmd_t
     }
     lmd_txt_free(&s->txt);
     s->txt = t;
+    lmd_agent_wide_service(a, s->name, s->port, &s->txt);
     *doc = svc_json(s);
     return 0;
 }
@@ -276,6 +287,7 @@ static int drain(void *ud, double grace, json_t **doc, char *err, size_t errlen)
                 (!s->pub || lmd_agent_publish_txt(a, s->pub, lmd_pub_name(s->pub), s->port, &t) == 0)) {
                 lmd_txt_free(&s->txt);
                 s->txt = t;
+                lmd_agent_wide_service(a, s->name, s->port, &s->txt);
             } else {
                 lmd_txt_free(&t);
                 lmd_error("drain: cannot announce status=draining for \"%s\"", s->name);
@@ -344,6 +356,28 @@ int lmd_agent_host_services(void *ud, lmd_node_list *out)
         }
     }
     return 0;
+}
+
+void lmd_agent_services_to_wide(lmd_agent *a)
+{
+    for (struct lmd_svc *s = a->svcs; s; s = s->next)
+        if (s->registered)
+            lmd_agent_wide_service(a, s->name, s->port, &s->txt);
+}
+
+void lmd_agent_services_dns_published(lmd_agent *a, const char *name)
+{
+    for (struct lmd_svc *s = a->svcs; s; s = s->next)
+        if (s->registered && !strcmp(s->name, name) && !s->pub) {
+            /* no mDNS: the zone is where it is established */
+            s->state = "established";
+            char e[160];
+            lmd_info("announced registered service \"%s\" in %s", lmd_escape_str(name, e, sizeof e),
+                     a->cfg.wide_area.domain);
+            if (s->stream)
+                lmd_api_stream_state(s->stream, "established", s->name, NULL, false);
+            return;
+        }
 }
 
 size_t lmd_agent_services_count(const lmd_agent *a)

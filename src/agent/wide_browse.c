@@ -188,12 +188,11 @@ void lmd_wb_instance(const lmd_agent_wbrowse *b, const struct found *f, int prot
     snprintf(addr->addr, sizeof addr->addr, "%s", proto == 4 ? f->a4 : f->a6);
     addr->family = proto;
     snprintf(addr->ifname, sizeof addr->ifname, "dns");
-    const char *own = lmd_agent_wide_name(a);
     *in = (struct lmd_instance){.ifindex = 0, .ifname = "dns", .proto = proto, .name = f->name,
                                 .type = a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE,
                                 .domain = a->cfg.wide_area.domain, .host = f->host, .port = f->port, .addr = addr,
                                 .txt = &f->txt,
-                                .flags = own && !strcmp(own, f->name) ? LMD_NODE_LOCAL | LMD_NODE_OWN : 0};
+                                .flags = lmd_agent_wide_owns(a, f->name) ? LMD_NODE_LOCAL | LMD_NODE_OWN : 0};
 }
 
 /* A complete walk: report what is new or changed, and what is gone. */

@@ -86,7 +86,9 @@ enum { LMD_DNS_PUBLISH = 1, LMD_DNS_WITHDRAW = 2 };
 typedef struct lmd_dns_msg lmd_dns_msg;
 
 /* Build and sign the update (mode: LMD_DNS_PUBLISH or LMD_DNS_WITHDRAW).
- * The signing time is now; the fudge 300 s. */
+ * Both delete the instance's PTR, SRV and TXT and svc->host's A and AAAA;
+ * a withdraw with host NULL leaves the addresses (another service of the
+ * host stays).  The signing time is now; the fudge 300 s. */
 int lmd_dns_update_build(const lmd_dns_service *svc, int mode, const lmd_dns_key *key, lmd_dns_msg **out,
                          lmd_err *err);
 /* A compare-and-delete of a stale service (a crashed host's, whose records

@@ -207,8 +207,9 @@ static int build_update(const lmd_dns_service *svc, int mode, const lmd_dns_key 
     char tz[1024];
     if (!svc->type || !svc->zone || snprintf(tz, sizeof tz, "%s.%s", svc->type, svc->zone) >= (int)sizeof tz)
         return lmd_err_set(err, LMD_EINVAL, "service type and zone needed");
-    /* a sweep may leave the host's addresses alone (host NULL) */
-    bool want_host = mode != SWEEP || svc->host;
+    /* a sweep or a withdraw may leave the host's addresses alone (host
+     * NULL: another service of the host stays) */
+    bool want_host = mode == LMD_DNS_PUBLISH || svc->host;
     ldns_rdf *zone = dname(svc->zone), *type_zone = dname(tz), *host = want_host ? dname(svc->host) : NULL;
     ldns_rdf *inst = type_zone && svc->instance ? instance_dname(svc->instance, type_zone) : NULL;
     struct build b = {.up = ldns_rr_list_new()};

@@ -664,10 +664,21 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
             lu.assertStrContains(self, '"domain":"' .. zone .. '"')
             lu.assertStrContains(self, '"host":"h3.' .. zone .. '"')
             lu.assertNotStrContains(p:output(), "avahi")
-            -- registrations need mDNS: refused with the reason
-            local _, out = lab:exec("h3", "curl -s --max-time 5 --unix-socket " .. q(sock) ..
-                " -X PUT -H 'Content-Type: application/json' --data-binary '{\"port\":9000,\"ttl\":30}' http://agent/v1/services/x")
-            lu.assertStrContains(out, "mdns { enabled = false }")
+            -- a registration is established in the zone (no mDNS to probe):
+            -- its client's stream says so, and it goes with the connection
+            local c = lab:bg("h3", "exec curl -sS -N --max-time 60 --unix-socket " .. q(sock) .. " -X PUT -H "
+                .. "'Content-Type: application/json' --data-binary '{\"port\":9000,\"info\":\"dns only\"}' "
+                .. "http://agent/v1/services/h3-svc")
+            procs[#procs + 1] = c
+            await(c, '"state":"established"')
+            lu.assertEquals(srv("h3-svc"), "0 0 9000 h3." .. zone .. ".\n")
+            lu.assertStrContains(txt("h3-svc"), '"info=dns only"')
+            await(p, 'announced registered service "h3%-svc" in ' .. zone:gsub("%p", "%%%0"))
+            c:signal("TERM")
+            await(p, 'wide%-area: withdrew "h3%-svc"')
+            lu.assertStrContains(dig("h2", "h3-svc._lmserv._tcp." .. zone .. " SRV"), "status: NXDOMAIN")
+            lu.assertEquals(srv("h3"), "0 0 8000 h3." .. zone .. ".\n")
+            lu.assertEquals(dig("h2", "h3." .. zone .. " A +short"), "10.77.1.3\n", "the host's address stays")
             p:signal("TERM")
             lu.assertEquals(p:wait(5), 0, p:output())
             lu.assertStrContains(dig("h2", "h3._lmserv._tcp." .. zone .. " SRV"), "status: NXDOMAIN")
@@ -679,6 +690,169 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
         await(p, "wide%-area: published \"h3\"")
         local _, out = lab:exec("h1", "timeout 3 avahi-browse -rpt _lmserv._tcp")
         lu.assertNotStrContains(out, "h3", out)
+    end
+
+    -- a Python server registering through its agent (PUT /v1/services/NAME)
+    -- is published in the domain too, under the name it registered, with
+    -- the host's key: seen across the router, changed, withdrawn; a name the
+    -- key has no grant for is refused there (said in the log and in
+    -- /v1/self) and stays on mDNS
+    function T:test_registered_services_reach_the_other_subnet_through_dns()
+        local cjson = require "cjson"
+        local rec = path("rec.txt")
+        agent("h2", { observe = true, poll = 1, policy = HOOKS:format(rec) })
+        local p1, sock1 = agent("h1", { port = 8040, poll = 1 })
+        local function api(method, where, body)
+            local _, out = lab:exec("h1", ("curl -sS --max-time 5 --unix-socket %s -X %s -H 'Content-Type: "
+                .. "application/json'%s http://agent%s"):format(q(sock1), method,
+                body and " --data-binary " .. q(cjson.encode(body)) or "", where))
+            local ok, doc = pcall(cjson.decode, out)
+            lu.assertTrue(ok, method .. " " .. where .. ": " .. out)
+            return doc, out
+        end
+        local function self_service(name)
+            for _, sv in ipairs(api("GET", "/v1/self").services or {}) do
+                if sv.name == name then return sv end
+            end
+        end
+        local doc, out = api("PUT", "/v1/services/h1-svc?ttl=60", { port = 9300, info = "registered",
+            txt = { model = "llama" } })
+        lu.assertEquals(doc.name, "h1-svc", out)
+        local line = await(rec, "^join|h1%-svc|")
+        lu.assertEquals(line, ("join|h1-svc|%s|h1.%s|9300|llama|10.77.1.1,fd77:0:0:1::1"):format(zone, zone))
+        lu.assertEquals(srv("h1-svc"), "0 0 9300 h1." .. zone .. ".\n")
+        lu.assertStrContains(txt("h1-svc"), '"info=registered"')
+        local sv = self_service("h1-svc")
+        lu.assertEquals(sv.dns, { domain = zone, state = "published" }, cjson.encode(sv))
+        -- no grant for this name: refused in the zone, said once with the
+        -- grant that is missing, announced over mDNS all the same
+        doc, out = api("PUT", "/v1/services/other?ttl=60", { port = 9301 })
+        lu.assertEquals(doc.name, "other", out)
+        line = await(p1, "wide%-area: .*other%._lmserv")
+        lu.assertStrContains(line, "grant")
+        for _ = 1, 40 do
+            sv = self_service("other")
+            if sv and sv.dns and sv.dns.state == "failing" then break end
+            Lab.sleep(0.25)
+        end
+        lu.assertEquals(sv.dns.state, "failing", cjson.encode(sv))
+        lu.assertStrContains(sv.dns.error, "grant", cjson.encode(sv))
+        local _, seen = lab:exec("h3", "timeout 10 avahi-browse -rpt _lmserv._tcp")
+        lu.assertStrContains(seen, ";other;", seen)
+        -- a TXT change is an update across the router
+        api("PATCH", "/v1/services/h1-svc", { txt = { load = "7" } })
+        await(rec, "^update|h1%-svc|7")
+        -- withdrawn: gone from the zone and across the router; the host's
+        -- own service and its address stay
+        api("DELETE", "/v1/services/h1-svc")
+        await(rec, "^leave|h1%-svc|")
+        lu.assertStrContains(dig("h2", "h1-svc._lmserv._tcp." .. zone .. " SRV"), "status: NXDOMAIN")
+        lu.assertEquals(srv("h1"), "0 0 8040 h1." .. zone .. ".\n")
+        lu.assertEquals(dig("h2", "h1." .. zone .. " A +short"), "10.77.1.1\n")
+        lu.assertNotStrContains(S.read(rec), "leave|h1|")
+        -- SIGTERM withdraws everything, within the bound
+        api("PUT", "/v1/services/h1-svc?ttl=60", { port = 9302 })
+        await(rec, "^join|h1%-svc|", 15, 2)
+        p1:signal("TERM")
+        lu.assertEquals(p1:wait(5), 0, p1:output())
+        lu.assertStrContains(dig("h2", "h1-svc._lmserv._tcp." .. zone .. " SRV"), "status: NXDOMAIN")
+        lu.assertStrContains(dig("h2", "h1._lmserv._tcp." .. zone .. " SRV"), "status: NXDOMAIN")
+        lu.assertEquals(dig("h2", "h1." .. zone .. " A +short"), "")
+    end
+
+    -- an abusive local client: registrations in a loop while the server is
+    -- silent cost at most 8 updates (sockets) at a time, not one each; a
+    -- registration withdrawn before its turn is never sent; and against a
+    -- real server, registering and withdrawing one name in a loop ends with
+    -- the zone holding the last word
+    function T:test_a_client_churning_registrations_neither_floods_nor_loses_the_last_word()
+        local cjson = require "cjson"
+        -- the agent's sockets to the DNS server (an avahi-less count: the
+        -- agent's own mDNS resolvers come and go with the registrations)
+        local function dns_sockets(dest)
+            local _, out = lab:exec("h1", "ss -Hanu dst " .. dest .. " | wc -l")
+            return tonumber(out:match("%d+"))
+        end
+        local function churn(host, sock, lines)
+            local script = {}
+            for _, l in ipairs(lines) do
+                local method, where, body = l[1], l[2], l[3]
+                script[#script + 1] = ("curl -sS -o /dev/null --max-time 5 --unix-socket %s -X %s -H "
+                    .. "'Content-Type: application/json'%s http://agent%s"):format(q(sock), method,
+                    body and " --data-binary " .. q(cjson.encode(body)) or "", where)
+            end
+            local ok, out = lab:exec(host, table.concat(script, " && "))
+            lu.assertTrue(ok, out)
+        end
+        -- a silent server (an address nobody has): each update waits 5 s
+        local p, sock = agent("h1", { port = 8043, server = "10.77.2.200" })
+        local lines = {}
+        for i = 1, 60 do lines[#lines + 1] = { "PUT", ("/v1/services/c%02d?ttl=60"):format(i), { port = 9400 + i } } end
+        local t0 = Lab.now()
+        churn("h1", sock, lines)
+        local most = dns_sockets("10.77.2.200")
+        note("60 registrations in %.1f s against a silent server: %d updates in flight", Lab.now() - t0, most)
+        -- 8 updates, and the browser's SOA query
+        lu.assertTrue(most >= 8 and most <= 8 + 1, ("%d sockets to the server"):format(most))
+        lines = {}
+        for i = 1, 60 do lines[#lines + 1] = { "DELETE", ("/v1/services/c%02d"):format(i) } end
+        churn("h1", sock, lines)
+        local _, self = lab:exec("h1", "curl -s --max-time 5 --unix-socket " .. q(sock) .. " http://agent/v1/self")
+        lu.assertStrContains(self, '"services":[]')
+        p:signal("TERM")
+        lu.assertEquals(p:wait(5), 0, p:output())
+        -- one name, registered and withdrawn 30 times, then registered:
+        -- the zone ends with the last registration
+        local p1, sock1 = agent("h1", { port = 8044, poll = 1 })
+        await(p1, 'wide%-area: published "h1"')
+        lines = {}
+        for i = 1, 30 do
+            lines[#lines + 1] = { "PUT", "/v1/services/h1-svc?ttl=60", { port = 9500 + i } }
+            lines[#lines + 1] = { "DELETE", "/v1/services/h1-svc" }
+        end
+        lines[#lines + 1] = { "PUT", "/v1/services/h1-svc?ttl=60", { port = 9599 } }
+        churn("h1", sock1, lines)
+        local deadline = Lab.now() + 15
+        while srv("h1-svc") ~= "0 0 9599 h1." .. zone .. ".\n" and Lab.now() < deadline do Lab.sleep(0.2) end
+        lu.assertEquals(srv("h1-svc"), "0 0 9599 h1." .. zone .. ".\n", p1:output())
+        Lab.sleep(1) -- nothing still under way takes it back out
+        lu.assertEquals(srv("h1-svc"), "0 0 9599 h1." .. zone .. ".\n", p1:output())
+        lu.assertEquals(srv("h1"), "0 0 8044 h1." .. zone .. ".\n")
+        churn("h1", sock1, { { "DELETE", "/v1/services/h1-svc" } })
+        deadline = Lab.now() + 10
+        while not dig("h2", "h1-svc._lmserv._tcp." .. zone .. " SRV"):find("NXDOMAIN") and Lab.now() < deadline do
+            Lab.sleep(0.2)
+        end
+        lu.assertStrContains(dig("h2", "h1-svc._lmserv._tcp." .. zone .. " SRV"), "status: NXDOMAIN")
+    end
+
+    -- a reload that renames the service withdraws the old name's records
+    -- (they would otherwise stay until a lease ran out); one that only
+    -- changes the lease keeps them (the next update replaces them)
+    function T:test_a_reload_to_another_name_withdraws_the_old_records()
+        local rec = path("rec.txt")
+        agent("h2", { observe = true, poll = 1, policy = HOOKS:format(rec) })
+        local p = agent("h1", { port = 8041, poll = 1 })
+        await(rec, "^join|h1|")
+        local cfg = p.cmd:match("agent %-c '([^']+)'") or p.cmd:match("agent %-c (%S+)")
+        S.write(cfg, (S.read(cfg):gsub('name = "h1"', 'name = "h1-svc"')))
+        p:signal("HUP")
+        await(p, "reloaded")
+        await(p, 'wide%-area: withdrew "h1" from')
+        await(rec, "^join|h1%-svc|")
+        await(rec, "^leave|h1|")
+        lu.assertStrContains(dig("h2", "h1._lmserv._tcp." .. zone .. " SRV"), "status: NXDOMAIN")
+        lu.assertEquals(srv("h1-svc"), "0 0 8041 h1." .. zone .. ".\n")
+        lu.assertEquals(dig("h2", "h1." .. zone .. " A +short"), "10.77.1.1\n", "the host's address stays")
+        lu.assertEquals(dig("h2", "_lmserv._tcp." .. zone .. " PTR +short"), "h1-svc._lmserv._tcp." .. zone .. ".\n")
+        -- the lease only: nothing withdrawn
+        S.write(cfg, (S.read(cfg):gsub("lease = 60", "lease = 40")))
+        p:signal("HUP")
+        await(p, "reloaded", 15, 2)
+        await(p, 'wide%-area: published "h1%-svc"', 15, 2)
+        lu.assertNotStrContains(p:output(), 'withdrew "h1-svc"')
+        lu.assertEquals(srv("h1-svc"), "0 0 8041 h1." .. zone .. ".\n")
+        lu.assertNotStrContains(S.read(rec), "leave|h1-svc|")
     end
 
     -- a host whose link carries no multicast (a cloud VPC, client-isolated

@@ -200,6 +200,27 @@ static void test_update(void)
               ldns_rr_list_rr_count(ldns_pkt_authority(p)));
     ldns_pkt_free(p);
     lmd_dns_msg_free(m);
+    /* withdraw without the host: another service of the host stays, so its
+     * A/AAAA stay (PTR, SRV, TXT deletes only) */
+    const char *host = svc.host;
+    svc.host = NULL;
+    rc = lmd_dns_update_build(&svc, LMD_DNS_WITHDRAW, k, &m, &err);
+    CHECK(rc == 0, "%s", err.msg);
+    p = rc == 0 ? parse(m) : NULL;
+    if (p) {
+        CHECK(ldns_rr_list_rr_count(ldns_pkt_authority(p)) == 3, "%zu records",
+              ldns_rr_list_rr_count(ldns_pkt_authority(p)));
+        for (size_t i = 0; i < ldns_rr_list_rr_count(ldns_pkt_authority(p)); i++) {
+            ldns_rr_type t = ldns_rr_get_type(ldns_rr_list_rr(ldns_pkt_authority(p), i));
+            CHECK(t != LDNS_RR_TYPE_A && t != LDNS_RR_TYPE_AAAA, "record %zu deletes an address", i);
+        }
+    }
+    ldns_pkt_free(p);
+    lmd_dns_msg_free(m);
+    /* a publish needs the host (the SRV target) */
+    rc = lmd_dns_update_build(&svc, LMD_DNS_PUBLISH, k, &m, &err);
+    CHECK(rc != 0 && !m && strstr(err.msg, "not a valid host name"), "publish without a host: %d %s", rc, err.msg);
+    svc.host = host;
     svc.n_addrs = 0;
     rc = lmd_dns_update_build(&svc, LMD_DNS_PUBLISH, k, &m, &err);
     p = rc == 0 ? parse(m) : NULL;

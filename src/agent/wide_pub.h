@@ -1,0 +1,74 @@
+/* What wide.c (one service's updates) and wide_set.c (the services of
+ * wide_area { }: start, registered services, stop, reload) share. */
+#ifndef LMD_AGENT_WIDE_PUB_H
+#define LMD_AGENT_WIDE_PUB_H
+
+#include "agent/internal.h"
+#include "dns/dns.h"
+
+#define MAX_ADDRS 8
+#define RETRY_FIRST 1.0
+#define RETRY_MAX 60.0
+#define UPDATE_TIMEOUT 5.0
+#define MAX_IN_FLIGHT 8 /* updates at a time; more wait their turn */
+#define GONE_TRIES 5 /* a withdrawn registered service: withdraw attempts before its records are left to expire */
+
+/* One service in the zone (the configured one, or one registered). */
+struct wpub {
+    struct wpub *next;
+    lmd_agent_wide *w;
+    char name[128];         /* the instance */
+    bool registered;        /* through the API: port and txt are ours */
+    uint16_t port;
+    lmd_txt txt;
+    bool gone;              /* registered, then withdrawn: withdraw, then free */
+    lmd_dns_req *req;       /* the update in flight */
+    int req_mode;
+    double req_started;
+    size_t req_bytes;
+    bool pending;           /* something changed while an update was in flight */
+    bool pending_force;     /* ... that must be sent even if the content is the same */
+    uint64_t queued;        /* waiting for room among the updates in flight: its place (0: not) */
+    bool queued_force;
+    struct event *timer;    /* refresh or retry */
+    bool published;         /* the zone holds our records, as of the last answer */
+    char *sent;             /* what the zone holds (content key), NULL when withdrawn */
+    char *req_content;      /* what the update in flight sends */
+    unsigned fails;
+    int last_result;        /* of the last update, to log a recovery */
+    char why[1024];         /* the last failure, one line (/v1/self) */
+    uint32_t seq;           /* of lmd-live: random start (a restart is a change too) */
+};
+
+struct lmd_agent_wide {
+    lmd_agent *a;
+    lmd_dns_key *key;
+    char *domain, *server, *type; /* copies: a retired one outlives its configuration */
+    unsigned lease;
+    char host[256];         /* the SRV target: HOST.DOMAIN */
+    struct wpub *pubs;      /* the configured service first, when announce { } is given */
+    bool stopping;          /* withdrawing everything: nothing more is sent */
+    lmd_agent_wide *next_retired; /* a->wide_retired */
+    uint64_t queue_seq;
+    double counts[LMD_WIDE_RESULTS];
+    double last_seconds;    /* the last applied update's round trip */
+    double last_bytes;
+};
+
+/* wide.c */
+struct wpub *lmd_wp_new(lmd_agent_wide *w, const char *name);
+void lmd_wp_free(struct wpub *p);
+void lmd_wp_unlink(struct wpub *p);
+/* the configured service's publication, or NULL */
+struct wpub *lmd_wp_config(const lmd_agent_wide *w);
+/* whether the service is to be in the zone now */
+bool lmd_wp_wanted(const struct wpub *p);
+/* send one update (LMD_DNS_PUBLISH, or LMD_DNS_WITHDRAW with or without the host's addresses) */
+void lmd_wp_send(struct wpub *p, int mode, bool with_host);
+/* publish or withdraw as the agent's state says; force: even if the zone agrees */
+void lmd_wp_sync(struct wpub *p, bool force);
+
+/* wide_set.c: a retired (or stopping) publisher with no update in flight is freed */
+void lmd_wp_retired_check(lmd_agent_wide *w);
+
+#endif
