@@ -760,6 +760,52 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
         lu.assertEquals(dig("h2", "h1." .. zone .. " A +short"), "")
     end
 
+    -- the real user: a Python server calls announce_self() next to its
+    -- agent; a Python client in the other subnet finds it with
+    -- discover_nodes() through its own agent; the server's exit withdraws it
+    -- from the zone
+    function T:test_a_python_server_registering_through_its_agent_is_found_across_the_router()
+        local env = "PYTHONPATH=" .. q((os.getenv("LMDISC_SRC") or ".") .. "/python") .. " LMDISC_BIN=" .. q(BIN)
+        local _, sock2 = agent("h2", { observe = true, poll = 1 })
+        local _, sock1 = agent("h1", { port = 8045, poll = 1 })
+        local server = path("server.py")
+        S.write(server, [[
+import signal, sys, threading
+from lmdisc import announce_self
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+ann = announce_self(9310, info="llama-3-8b Q4_K_M", name="h1-svc")
+print("established" if ann.wait_established(15) else "not established: " + ann.state, flush=True)
+stop.wait(60)
+]])
+        local py = lab:bg("h1", "exec env " .. env .. " LMDISC_SOCKET=" .. q(sock1) .. " python3 " .. q(server))
+        procs[#procs + 1] = py
+        await(py, "established")
+        local client = "env " .. env .. " LMDISC_SOCKET=" .. q(sock2) .. " python3 -c " .. q([[
+import json
+from lmdisc import discover_nodes
+print(json.dumps(sorted([n.host, n.port, n.info] for n in discover_nodes(5) if n.port == 9310)))]])
+        local found
+        for _ = 1, 40 do
+            local ok, out = lab:exec("h2", client)
+            lu.assertTrue(ok, out)
+            found = out
+            if out:find("9310") then break end
+            Lab.sleep(0.25)
+        end
+        lu.assertStrContains(found, '"llama-3-8b Q4_K_M"')
+        lu.assertTrue((found:find('"10.77.1.1"', 1, true) or found:find('"fd77:0:0:1::1"', 1, true)) ~= nil, found)
+        py:signal("TERM")
+        lu.assertEquals(py:wait(10), 0, py:output())
+        for _ = 1, 40 do
+            found = select(2, lab:exec("h2", client))
+            if not found:find("9310") then break end
+            Lab.sleep(0.25)
+        end
+        lu.assertEquals(found, "[]\n")
+        lu.assertStrContains(dig("h2", "h1-svc._lmserv._tcp." .. zone .. " SRV"), "status: NXDOMAIN")
+    end
+
     -- an abusive local client: registrations in a loop while the server is
     -- silent cost at most 8 updates (sockets) at a time, not one each; a
     -- registration withdrawn before its turn is never sent; and against a
