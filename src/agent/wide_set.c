@@ -231,7 +231,9 @@ static bool still_published(const struct wpub *p, const void *arg)
     const struct retire_ctx *c = arg;
     if (!c->same_domain)
         return false;
-    return p->registered ? true : c->cfg->announce.given && !strcmp(c->name, p->name);
+    /* a registered service stays registered across a reload, unless it was
+     * withdrawn (its withdraw was under way) */
+    return p->registered ? !p->gone : c->cfg->announce.given && !strcmp(c->name, p->name);
 }
 
 void lmd_agent_wide_retire(lmd_agent *a)
