@@ -43,10 +43,13 @@ struct wzone {                  /* the domain as the last transfer said */
     bool have;
 };
 
-struct sweep {                  /* one compare-and-delete in flight */
+struct sweep {                  /* one compare-and-delete, in flight or waiting */
     struct lmd_agent_wbrowse *b;
     char name[64];
-    lmd_dns_req *req;
+    lmd_txt full;               /* the stale TXT: the prerequisite */
+    lmd_dns_req *req;           /* NULL: waiting (for room, or to try again) */
+    unsigned tries;
+    double not_before;          /* monotonic: no try before */
 };
 
 
@@ -78,8 +81,9 @@ struct lmd_agent_wbrowse {
     double polls[3];            /* unchanged, read, failed */
     struct event *expiry;       /* at the earliest lease end */
     lmd_dns_key *sweep_key;     /* wide_area.sweep_key, NULL: no sweeping */
-    struct sweep **sweeps;
+    struct sweep **sweeps;      /* at most MAX_SWEEPS; MAX_SWEEPS_IN_FLIGHT sent at a time */
     size_t n_sweeps;
+    struct event *sweep_timer;  /* the next try of a waiting one */
     double swept[3];            /* swept, kept (refreshed or gone meanwhile), failed */
     double expired;
     double sent, bytes_out, bytes_in;

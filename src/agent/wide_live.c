@@ -74,6 +74,16 @@ void lmd_wb_arm_expiry(lmd_agent_wbrowse *b)
         lmd_error("wide-area browse: cannot arm the expiry timer (out of memory)");
 }
 
+/* Sweeps: a whole rack expiring at once must not take a socket each, nor
+ * an unreachable server lose them.  At most MAX_SWEEPS_IN_FLIGHT are sent
+ * at a time, the rest wait; one that found no server (or a SERVFAIL) is
+ * tried again (SWEEP_TRIES in all, 5 s doubling), which is safe because
+ * the prerequisite is the stale TXT: a refresh meanwhile makes it NXRRSET.
+ * At most MAX_SWEEPS wait; beyond, the records stay (counted failed). */
+#define MAX_SWEEPS_IN_FLIGHT 8
+#define MAX_SWEEPS 4096
+#define SWEEP_TRIES 4
+
 static void forget_sweep(lmd_agent_wbrowse *b, struct sweep *sw)
 {
     for (size_t i = 0; i < b->n_sweeps; i++)
@@ -81,22 +91,35 @@ static void forget_sweep(lmd_agent_wbrowse *b, struct sweep *sw)
             b->sweeps[i] = b->sweeps[--b->n_sweeps];
             break;
         }
+    lmd_dns_req_cancel(sw->req);
+    lmd_txt_free(&sw->full);
     free(sw);
 }
+
+static void pump(lmd_agent_wbrowse *b);
 
 static void on_swept(const lmd_dns_result *res, void *arg)
 {
     struct sweep *sw = arg;
     lmd_agent_wbrowse *b = sw->b;
+    sw->req = NULL;
     char e[160];
     lmd_escape_str(sw->name, e, sizeof e);
+    bool again = false;
     if (res->rc == 0) {
         b->swept[0]++;
-        lmd_info("wide-area browse: removed the stale records of \"%s\" from %s", e, b->a->cfg.wide_area.domain);
+        lmd_info("wide-area browse: removed the stale records of \"%s\" from %s%s", e, b->a->cfg.wide_area.domain,
+                 sw->tries > 1 ? " (server back)" : "");
     } else if (res->rcode == 8 || res->rcode == 3) { /* NXRRSET, NXDOMAIN: the prerequisite failed */
         b->swept[1]++;
         lmd_info("wide-area browse: the records of \"%s\" changed or went before they could be removed (%s): "
                  "kept", e, res->text);
+    } else if ((res->rcode < 0 || res->rcode == 2) && sw->tries < SWEEP_TRIES) { /* no answer, SERVFAIL */
+        double wait = lmd_backoff(sw->tries, 5, 60);
+        sw->not_before = lmd_now_mono() + wait;
+        again = true;
+        lmd_warn("wide-area browse: could not remove the stale records of \"%s\" from %s: %s; trying again in %g s",
+                 e, b->a->cfg.wide_area.domain, res->text, wait);
     } else {
         b->swept[2]++;
         lmd_warn("wide-area browse: could not remove the stale records of \"%s\" from %s: %s%s", e,
@@ -104,44 +127,102 @@ static void on_swept(const lmd_dns_result *res, void *arg)
                  res->rcode == 5 || res->rcode == 9 || res->tsig_error == 17
                      ? " (the sweep key needs a grant to delete PTR, SRV and TXT under the service type and A, "
                        "AAAA in the domain: examples/wide-area/README.md)"
-                     : "");
+                     : sw->tries >= SWEEP_TRIES ? " (the last try; they stay)" : "");
     }
-    forget_sweep(b, sw);
+    if (!again)
+        forget_sweep(b, sw);
+    pump(b);
 }
 
-/* The compare-and-delete of f's stale records (wide_area.sweep_key). */
-static void sweep(lmd_agent_wbrowse *b, const struct found *f)
+/* Send one; false (and counted failed) when it cannot be sent. */
+static bool send_sweep(lmd_agent_wbrowse *b, struct sweep *sw)
 {
     lmd_agent *a = b->a;
-    struct sweep *sw = calloc(1, sizeof *sw);
-    struct sweep **more = sw ? realloc(b->sweeps, (b->n_sweeps + 1) * sizeof *more) : NULL;
-    if (!more) {
-        free(sw);
-        lmd_error("wide-area browse: out of memory: the stale records of \"%s\" stay", f->name);
-        return;
-    }
-    b->sweeps = more;
-    *sw = (struct sweep){.b = b};
-    snprintf(sw->name, sizeof sw->name, "%s", f->name);
     /* PTR, SRV and TXT only: the SRV target's addresses are left alone.
      * The target is whatever the stale record names (another host's name,
      * a name outside the zone), and nothing proves it was the publisher's:
      * a sweeper with its broad grant must not delete it.  Addresses no SRV
      * points at are not read by any browser; the host replaces them when
      * it publishes again. */
-    lmd_dns_service svc = {.zone = a->cfg.wide_area.domain, .instance = f->name,
+    lmd_dns_service svc = {.zone = a->cfg.wide_area.domain, .instance = sw->name,
                            .type = a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE,
-                           .host = NULL, .txt = &f->full};
+                           .host = NULL, .txt = &sw->full};
     lmd_dns_msg *m = NULL;
     lmd_err err = {0};
+    sw->tries++;
     if (lmd_dns_sweep_build(&svc, b->sweep_key, &m, &err) != 0 ||
         lmd_dns_send(a->base, a->cfg.wide_area.server, 0, m, b->sweep_key, QUERY_TIMEOUT, on_swept, sw, &sw->req,
                      &err) != 0) {
         b->swept[2]++;
-        lmd_warn("wide-area browse: cannot remove the stale records of \"%s\": %s", f->name, lmd_err_text(&err));
-        free(sw);
+        char e[160];
+        lmd_warn("wide-area browse: cannot remove the stale records of \"%s\": %s",
+                 lmd_escape_str(sw->name, e, sizeof e), lmd_err_text(&err));
+        return false;
+    }
+    return true;
+}
+
+/* Send what waits and may go, while there is room; arm the timer for the
+ * next one that waits to try again. */
+static void pump(lmd_agent_wbrowse *b)
+{
+    double now = lmd_now_mono(), next = -1;
+    size_t busy = 0;
+    for (size_t i = 0; i < b->n_sweeps; i++)
+        busy += b->sweeps[i]->req != NULL;
+    for (size_t i = 0; i < b->n_sweeps;) {
+        struct sweep *sw = b->sweeps[i];
+        if (sw->req) {
+            i++;
+        } else if (sw->not_before > now) {
+            if (next < 0 || sw->not_before < next)
+                next = sw->not_before;
+            i++;
+        } else if (busy < MAX_SWEEPS_IN_FLIGHT) {
+            if (send_sweep(b, sw)) {
+                busy++;
+                i++;
+            } else {
+                forget_sweep(b, sw); /* moves the last one to i */
+            }
+        } else {
+            i++; /* waits for room: pumped again when a sweep ends */
+        }
+    }
+    if (next < 0)
+        event_del(b->sweep_timer);
+    else if (lmd_timer_in(b->sweep_timer, next - now) != 0)
+        lmd_error("wide-area browse: cannot arm the sweep timer (out of memory)");
+}
+
+static void on_sweep_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pump(arg);
+}
+
+/* The compare-and-delete of f's stale records (wide_area.sweep_key). */
+static void sweep(lmd_agent_wbrowse *b, const struct found *f)
+{
+    if (b->n_sweeps >= MAX_SWEEPS) {
+        b->swept[2]++;
+        lmd_warn("wide-area browse: %d removals of stale records wait already: those of \"%s\" stay", MAX_SWEEPS,
+                 f->name);
         return;
     }
+    struct sweep *sw = calloc(1, sizeof *sw);
+    struct sweep **more = sw ? realloc(b->sweeps, (b->n_sweeps + 1) * sizeof *more) : NULL;
+    if (more)
+        b->sweeps = more;
+    if (!more || lmd_txt_copy(&sw->full, &f->full) != 0) {
+        free(sw);
+        b->swept[2]++;
+        lmd_error("wide-area browse: out of memory: the stale records of \"%s\" stay", f->name);
+        return;
+    }
+    sw->b = b;
+    snprintf(sw->name, sizeof sw->name, "%s", f->name);
     b->sweeps[b->n_sweeps++] = sw;
 }
 
@@ -174,6 +255,8 @@ static void on_expiry(evutil_socket_t fd, short what, void *arg)
         if (b->sweep_key)
             sweep(b, f);
     }
+    if (b->sweep_key)
+        pump(b);
     lmd_agent_rearm(a);
     lmd_wb_arm_expiry(b);
 }
@@ -182,14 +265,15 @@ static void on_expiry(evutil_socket_t fd, short what, void *arg)
 int lmd_wb_live_start(lmd_agent_wbrowse *b, lmd_err *err)
 {
     lmd_agent *a = b->a;
-    if (!(b->expiry = evtimer_new(a->base, on_expiry, b)))
+    if (!(b->expiry = evtimer_new(a->base, on_expiry, b)) || !(b->sweep_timer = evtimer_new(a->base, on_sweep_timer, b))) {
+        lmd_wb_live_free(b);
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    }
     if (a->cfg.wide_area.sweep_key) {
         lmd_err kerr = {0};
         int rc = lmd_dns_key_load(a->cfg.wide_area.sweep_key, &b->sweep_key, &kerr);
         if (rc) {
-            event_free(b->expiry);
-            b->expiry = NULL;
+            lmd_wb_live_free(b);
             return lmd_err_set(err, rc, "wide_area.sweep_key: %s", lmd_err_text(&kerr));
         }
     }
@@ -198,10 +282,8 @@ int lmd_wb_live_start(lmd_agent_wbrowse *b, lmd_err *err)
 
 void lmd_wb_live_free(lmd_agent_wbrowse *b)
 {
-    for (size_t i = 0; i < b->n_sweeps; i++) {
-        lmd_dns_req_cancel(b->sweeps[i]->req);
-        free(b->sweeps[i]);
-    }
+    while (b->n_sweeps)
+        forget_sweep(b, b->sweeps[0]);
     free(b->sweeps);
     b->sweeps = NULL;
     b->n_sweeps = 0;
@@ -210,4 +292,7 @@ void lmd_wb_live_free(lmd_agent_wbrowse *b)
     if (b->expiry)
         event_free(b->expiry);
     b->expiry = NULL;
+    if (b->sweep_timer)
+        event_free(b->sweep_timer);
+    b->sweep_timer = NULL;
 }

@@ -301,6 +301,8 @@ local function lab_verb(verb)
 end
 Lab.dns_stop = lab_verb("dns-stop")    -- the zone and its journal are kept
 Lab.dns_start = lab_verb("dns-start")  -- returns when the zone is served
+Lab.dns_pause = lab_verb("dns-pause")  -- silent, not refusing (SIGSTOP)
+Lab.dns_resume = lab_verb("dns-resume")
 
 local function action(verb)
   return function(self, host)

@@ -468,6 +468,82 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
         lu.assertEquals(select(2, S.read(rec):gsub("leave|h1|", "")), 1, S.read(rec))
     end
 
+    -- the server is down when the lease runs out: the peer leaves all the
+    -- same (the observer's own clock), the sweep finds no server, and it is
+    -- tried again until the server is back
+    function T:test_a_sweep_that_finds_no_server_is_tried_again()
+        local rec = path("rec.txt")
+        local p2, sock2 = agent("h2", { observe = true, poll = 1, sweep_key = lab:key("sweeper"),
+            policy = HOOKS:format(rec) })
+        local p1 = agent("h1", { port = 8022, lease = 10, poll = 1 })
+        await(rec, "^join|h1|")
+        p1:signal("KILL")
+        p1:wait(5)
+        lab:dns_stop()
+        local ok, err = pcall(function()
+            await(rec, "^leave|h1|expired", 16)
+            local line = await(p2, "could not remove the stale records of \"h1\".*trying again in", 10)
+            note("%s", line:match("could not.*"))
+        end)
+        lab:dns_start()
+        if not ok then error(err, 0) end
+        await(p2, "wide%-area browse: removed the stale records of \"h1\" from .*%(server back%)", 30)
+        lu.assertEquals(srv("h1"), "")
+        local m = metrics("h2", sock2)
+        lu.assertEquals(metric(m, 'lmdisc_dns_sweeps_total{result="swept"}'), 1, m)
+        lu.assertEquals(metric(m, 'lmdisc_dns_sweeps_total{result="failed"}'), 0, m)
+        lu.assertEquals(select(2, S.read(rec):gsub("leave|h1|", "")), 1, S.read(rec))
+    end
+
+    -- a whole rack expires at once while the server hangs (stops answering
+    -- without refusing): at most 8 sweeps are in flight (sockets), the
+    -- rest wait, those that timed out are tried again, and all are swept
+    -- once the server answers again
+    function T:test_a_rack_expiring_at_once_is_swept_8_at_a_time()
+        local N = 24
+        local cmds = {}
+        for i = 1, N do
+            cmds[#cmds + 1] = ("timeout 30 %s %s %s %s x%02d h1.%s %d --addr 10.77.1.1 --txt lmd-live=%08x/10")
+                :format(q(TOOL), server, q(lab:key("admin")), zone, i, zone, 9000 + i, i)
+        end
+        local ok, out = lab:exec("h1", table.concat(cmds, " && "))
+        lu.assertTrue(ok, out)
+        local rec = path("rec.txt")
+        local p2, sock2 = agent("h2", { observe = true, poll = 1, sweep_key = lab:key("sweeper"),
+            policy = HOOKS:format(rec) })
+        for i = 1, N do await(rec, ("^join|x%02d|"):format(i)) end
+        lab:dns_pause()
+        local most, err = 0, nil
+        ok, err = pcall(function()
+            await(rec, "^leave|x%d%d|expired", 16)
+            -- sweeps time out after 3 s: sample while the first ones wait
+            local t = Lab.now()
+            while Lab.now() < t + 2.5 do
+                local _, n = lab:exec("h2", "ss -Hanu dst " .. server .. " | wc -l")
+                most = math.max(most, tonumber(n:match("%d+")) or 0)
+                Lab.sleep(0.1)
+            end
+            await(p2, "could not remove the stale records of .*trying again in", 10)
+        end)
+        lab:dns_resume()
+        if not ok then error(err, 0) end
+        note("%d services expired at once, server hung: at most %d sockets to it (8 sweeps and the SOA poll)", N, most)
+        lu.assertTrue(most >= 8 and most <= 9, ("%d sockets to the server"):format(most))
+        -- swept, or "kept" (NXDOMAIN): the hung server, back, first ran the
+        -- tries that had timed out (their answers went nowhere), so a later
+        -- try found the records gone
+        local m, done
+        for _ = 1, 160 do
+            m = metrics("h2", sock2)
+            done = metric(m, 'lmdisc_dns_sweeps_total{result="swept"}') + metric(m, 'lmdisc_dns_sweeps_total{result="kept"}')
+            if done == N then break end
+            Lab.sleep(0.25)
+        end
+        lu.assertEquals(done, N, m)
+        lu.assertEquals(metric(m, 'lmdisc_dns_sweeps_total{result="failed"}'), 0, m)
+        lu.assertEquals(dig("h2", "_lmserv._tcp." .. zone .. " PTR +short"), "")
+    end
+
     -- the compare-and-delete is refused for a TXT that a refresh changed:
     -- the refresh is never lost, whoever wins the race
     function T:test_a_refresh_racing_the_sweep_survives()
