@@ -1,8 +1,10 @@
 /* One read of a DNS-SD domain's services of a type (see dns.h): PTR, then
  * SRV and TXT of each instance, then A and AAAA of each SRV target, every
- * query sent as soon as what it needs is known, all of them in flight at
- * once on the caller's loop (lmd_dns_send).  The walk ends with the last
- * answer: nothing waits for a timeout that an answer already made moot. */
+ * query sent as soon as what it needs is known, on the caller's loop
+ * (lmd_dns_send), at most MAX_IN_FLIGHT at a time (each is a socket: a
+ * domain of thousands of services must not run out of descriptors), the
+ * rest in order as answers come.  The walk ends with the last answer:
+ * nothing waits for a timeout that an answer already made moot. */
 #include "dns/internal.h"
 
 #include "base/util.h"
@@ -13,6 +15,7 @@
 #include <strings.h>
 
 #define MAX_INSTANCES 4096
+#define MAX_IN_FLIGHT 64
 
 struct item {
     lmd_dns_found f;
@@ -28,6 +31,11 @@ struct q {
     size_t slot;            /* in w->qs */
 };
 
+struct later {              /* a query waiting for room: SRV, TXT, A or AAAA of an item */
+    int type;
+    size_t idx;
+};
+
 struct lmd_dns_walk {
     struct event_base *base;
     char server[64];
@@ -41,6 +49,8 @@ struct lmd_dns_walk {
     size_t n_items;
     struct q **qs;
     size_t n_qs, cap_qs;
+    struct later *later;
+    size_t n_later, cap_later, next_later;
     int rc;
     char text[512];
 };
@@ -54,6 +64,7 @@ static void walk_free(lmd_dns_walk *w)
         free(w->qs[i]);
     }
     free(w->qs);
+    free(w->later);
     for (size_t i = 0; i < w->n_items; i++)
         lmd_txt_free(&w->items[i].f.txt);
     free(w->items);
@@ -98,7 +109,41 @@ static void fail(lmd_dns_walk *w, int rc, const char *fmt, const char *what, con
     snprintf(w->text, sizeof w->text, fmt, what, why);
 }
 
-static void ask(lmd_dns_walk *w, const char *label, const char *name, int type, size_t idx)
+static void send_query(lmd_dns_walk *w, const char *label, const char *name, int type, size_t idx);
+
+/* SRV, TXT, A, AAAA of item idx: sent now, or when there is room. */
+static void ask(lmd_dns_walk *w, int type, size_t idx)
+{
+    if (w->rc)
+        return;
+    if (w->n_qs < MAX_IN_FLIGHT) {
+        bool addr = type == LMD_DNS_T_A || type == LMD_DNS_T_AAAA;
+        send_query(w, addr ? NULL : w->items[idx].f.name, addr ? w->items[idx].f.host : w->type_zone, type, idx);
+        return;
+    }
+    if (w->n_later == w->cap_later) {
+        size_t cap = w->cap_later ? 2 * w->cap_later : 64;
+        struct later *l = realloc(w->later, cap * sizeof *l);
+        if (!l) {
+            fail(w, LMD_ENOMEM, "%s%s", "out of memory", "");
+            return;
+        }
+        w->later = l;
+        w->cap_later = cap;
+    }
+    w->later[w->n_later++] = (struct later){.type = type, .idx = idx};
+}
+
+/* The waiting ones, in order, while there is room. */
+static void ask_later(lmd_dns_walk *w)
+{
+    while (!w->rc && w->next_later < w->n_later && w->n_qs < MAX_IN_FLIGHT) {
+        struct later l = w->later[w->next_later++];
+        ask(w, l.type, l.idx);
+    }
+}
+
+static void send_query(lmd_dns_walk *w, const char *label, const char *name, int type, size_t idx)
 {
     if (w->rc)
         return;
@@ -191,8 +236,8 @@ static void on_ptr(lmd_dns_walk *w, const lmd_dns_rr *rrs, size_t n)
         snprintf(w->items[w->n_items++].f.name, sizeof w->items->f.name, "%s", rrs[i].label);
     }
     for (size_t i = 0; i < w->n_items; i++) {
-        ask(w, w->items[i].f.name, w->type_zone, LMD_DNS_T_SRV, i);
-        ask(w, w->items[i].f.name, w->type_zone, LMD_DNS_T_TXT, i);
+        ask(w, LMD_DNS_T_SRV, i);
+        ask(w, LMD_DNS_T_TXT, i);
     }
 }
 
@@ -209,8 +254,8 @@ static void on_rrs(lmd_dns_walk *w, const struct q *q, lmd_dns_rr *rrs, size_t n
         it->f.srv = true;
         it->f.port = rrs[0].port;
         snprintf(it->f.host, sizeof it->f.host, "%s", rrs[0].target);
-        ask(w, NULL, it->f.host, LMD_DNS_T_A, q->idx);
-        ask(w, NULL, it->f.host, LMD_DNS_T_AAAA, q->idx);
+        ask(w, LMD_DNS_T_A, q->idx);
+        ask(w, LMD_DNS_T_AAAA, q->idx);
         break;
     case LMD_DNS_T_TXT:
         if (n) {
@@ -260,7 +305,8 @@ static void on_answer(const lmd_dns_result *res, void *arg)
     } else if (!w->rc && mine.type == LMD_DNS_T_PTR) {
         on_ptr(w, NULL, 0);
     }
-    if (w->n_qs == 0 || w->rc)
+    ask_later(w);
+    if ((w->n_qs == 0 && w->next_later == w->n_later) || w->rc)
         report(w);
 }
 
@@ -291,7 +337,7 @@ int lmd_dns_walk_start(struct event_base *base, const char *server, const char *
     w->type_zone[strlen(type)] = '.';
     memcpy(w->type_zone + strlen(type) + 1, domain, dl);
     w->type_zone[strlen(type) + 1 + dl] = '\0';
-    ask(w, NULL, w->type_zone, LMD_DNS_T_PTR, 0);
+    send_query(w, NULL, w->type_zone, LMD_DNS_T_PTR, 0);
     if (w->rc) {
         lmd_err_set(err, w->rc, "%s", w->text);
         int rc = w->rc;

@@ -208,6 +208,46 @@ local function make_class(kind)
         lu.assertNil(node(doc, "byhand"), cjson.encode(doc))
     end
 
+    -- a domain of 300 services read by a process allowed 100 descriptors:
+    -- the walk's 1,200 queries go at most 64 at a time, so it answers
+    -- (sending them all at once ran out of descriptors)
+    function T:test_a_large_domain_is_read_64_queries_at_a_time()
+        local lines = {}
+        local function send()
+            seq = seq + 1
+            local f = ("%s/%d.nsupdate"):format(tmp, seq)
+            S.write(f, ("server %s\nzone %s\n%s\nsend\n"):format(server, zone, table.concat(lines, "\n")))
+            local ok, out = lab:exec("h3", ("timeout 60 nsupdate -t 20 -k %s %s"):format(q(lab:key("admin")), q(f)))
+            lu.assertTrue(ok, out)
+            lines = {}
+        end
+        for k = 1, 300 do
+            local inst = ("big%03d._lmserv._tcp.%s."):format(k, zone)
+            lines[#lines + 1] = ("update add _lmserv._tcp.%s. 60 PTR %s"):format(zone, inst)
+            lines[#lines + 1] = ("update add %s 60 SRV 0 0 %d big%03d.%s."):format(inst, 9000 + k, k, zone)
+            lines[#lines + 1] = ("update add %s 60 TXT \"model=m%d\""):format(inst, k)
+            lines[#lines + 1] = ("update add big%03d.%s. 60 A 10.77.9.%d"):format(k, zone, k % 250 + 1)
+            if #lines >= 400 then send() end
+        end
+        if #lines > 0 then send() end
+        local t0 = Lab.now()
+        local _, out, code = lab:exec("h1", ("ulimit -n 100 && timeout 30 %s discover --domain %s --server %s --json")
+            :format(q(BIN), zone, server))
+        local took = Lab.now() - t0
+        no_sanitizer(out)
+        lu.assertEquals(code, 0, out)
+        local ok, doc = pcall(cjson.decode, out)
+        lu.assertTrue(ok, out)
+        local n = 0
+        for _, nd in ipairs(doc.nodes) do if nd.name:match("^big%d+$") then n = n + 1 end end
+        lu.assertEquals(n, 300)
+        local b = node(doc, "big123")
+        lu.assertEquals(b.port, 9123)
+        lu.assertEquals(b.txt.model, "m123")
+        lu.assertEquals(b.addresses[1].address, "10.77.9.124")
+        note("discover --domain read 300 services (1,201 queries, 64 at a time, 100 descriptors) in %.2f s", took)
+    end
+
     function T:test_agent_without_wide_area_server_uses_the_soa_mname()
         seq = seq + 1
         local cfg = ("%s/%d-agent.lua"):format(tmp, seq)
