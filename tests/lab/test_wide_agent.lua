@@ -813,6 +813,7 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
         end
         lu.assertEquals(sv.dns.state, "failing", cjson.encode(sv))
         lu.assertStrContains(sv.dns.error, "grant", cjson.encode(sv))
+        await(p1, 'announced registered service "other"$') -- over mDNS: established
         local _, seen = lab:exec("h3", "timeout 10 avahi-browse -rpt _lmserv._tcp")
         lu.assertStrContains(seen, ";other;", seen)
         -- a TXT change is an update across the router
