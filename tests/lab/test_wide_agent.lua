@@ -441,12 +441,18 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
     -- liveness: a crashed publisher (SIGKILL, no withdraw) leaves with
     -- reason expired within lease + poll on the observer's own clock, and
     -- an observer with the sweeper key removes its stale records
-    function T:test_a_crashed_peer_expires_within_lease_plus_poll_and_is_swept()
+    -- h2 watches the domain with the sweeper key; h1 (lease 10 s) has joined
+    local function sweeper_watching_h1(port)
         local rec = path("rec.txt")
         local p2, sock2 = agent("h2", { observe = true, poll = 1, sweep_key = lab:key("sweeper"),
             policy = HOOKS:format(rec) })
-        local p1 = agent("h1", { port = 8020, lease = 10, poll = 1 })
+        local p1 = agent("h1", { port = port, lease = 10, poll = 1 })
         await(rec, "^join|h1|")
+        return p1, p2, sock2, rec
+    end
+
+    function T:test_a_crashed_peer_expires_within_lease_plus_poll_and_is_swept()
+        local p1, p2, sock2, rec = sweeper_watching_h1(8020)
         Lab.sleep(2 + math.random() * 4)  -- anywhere between two refreshes
         local t0 = Lab.now()
         p1:signal("KILL")
@@ -472,11 +478,7 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
     -- same (the observer's own clock), the sweep finds no server, and it is
     -- tried again until the server is back
     function T:test_a_sweep_that_finds_no_server_is_tried_again()
-        local rec = path("rec.txt")
-        local p2, sock2 = agent("h2", { observe = true, poll = 1, sweep_key = lab:key("sweeper"),
-            policy = HOOKS:format(rec) })
-        local p1 = agent("h1", { port = 8022, lease = 10, poll = 1 })
-        await(rec, "^join|h1|")
+        local p1, p2, sock2, rec = sweeper_watching_h1(8022)
         p1:signal("KILL")
         p1:wait(5)
         lab:dns_stop()
