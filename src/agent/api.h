@@ -51,6 +51,7 @@ struct lmd_metrics {
     bool wide_area;
     double dns_updates[LMD_WIDE_RESULTS];
     double dns_published, dns_update_seconds, dns_update_bytes;
+    double dns_services_published, dns_services_failing; /* the configured one and those registered */
     /* browsing: polls by outcome (unchanged serial, walked, failed), and
      * the services of our type the last walk found */
     double dns_polls[3], dns_services;

@@ -126,6 +126,12 @@ void lmd_api_handle_metrics(lmd_api *api, struct evhttp_request *req)
             evbuffer_add_printf(b, "lmdisc_dns_updates_total{result=\"%s\"} %.17g\n", RESULT[r], m.dns_updates[r]);
         metric(b, "lmdisc_dns_published", "gauge", "1 while the wide-area zone holds this agent's records.",
                m.dns_published);
+        metric(b, "lmdisc_dns_services_published", "gauge",
+               "Services of this agent (configured and registered) the wide-area zone holds.",
+               m.dns_services_published);
+        metric(b, "lmdisc_dns_services_failing", "gauge",
+               "Services of this agent whose last wide-area update failed (a missing grant, an unreachable server).",
+               m.dns_services_failing);
         metric(b, "lmdisc_dns_update_seconds", "gauge", "Round trip of the last applied wide-area update.",
                m.dns_update_seconds);
         metric(b, "lmdisc_dns_update_bytes", "gauge", "Size of the last applied wide-area update message.",

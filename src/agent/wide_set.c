@@ -306,6 +306,12 @@ void lmd_agent_wide_metrics(const lmd_agent *a, struct lmd_metrics *out)
         return;
     memcpy(out->dns_updates, w->counts, sizeof w->counts);
     out->dns_published = lmd_wp_config(w) && lmd_wp_config(w)->published;
+    out->dns_services_published = out->dns_services_failing = 0;
+    for (const struct wpub *p = w->pubs; p; p = p->next)
+        if (!p->gone) {
+            out->dns_services_published += p->published;
+            out->dns_services_failing += p->fails > 0;
+        }
     out->dns_update_seconds = w->last_seconds;
     out->dns_update_bytes = w->last_bytes;
 }

@@ -815,6 +815,9 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
         end
         lu.assertEquals(sv.dns.state, "failing", cjson.encode(sv))
         lu.assertStrContains(sv.dns.error, "grant", cjson.encode(sv))
+        local m = metrics("h1", sock1)
+        lu.assertEquals(metric(m, "lmdisc_dns_services_published"), 2, m) -- h1 and h1-svc
+        lu.assertEquals(metric(m, "lmdisc_dns_services_failing"), 1, m)   -- other
         await(p1, 'announced registered service "other"$') -- over mDNS: established
         local _, seen = lab:exec("h3", "timeout 10 avahi-browse -rpt _lmserv._tcp")
         lu.assertStrContains(seen, ";other;", seen)
