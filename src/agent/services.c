@@ -125,7 +125,11 @@ static int svc_add(void *ud, const char *name, const struct lmd_service_spec *sp
     if (!a->m && !a->cfg.wide_area.given)
         return lmd_errbuf(err, errlen, 503, "mdns { enabled = false } and no wide_area { }: this agent announces "
                                             "nothing anywhere; enable one of them");
-    if (find(a, name) || (a->cfg.announce.given && !strcmp(a->pub ? lmd_pub_name(a->pub) : a->name, name)))
+    /* the configured service's name: as announced over mDNS (after a
+     * collision rename) and as published in the zone (never renamed) */
+    const char *wname = lmd_agent_wide_name(a);
+    if (find(a, name) || (a->cfg.announce.given && !strcmp(a->pub ? lmd_pub_name(a->pub) : a->name, name)) ||
+        (wname && !strcmp(wname, name)))
         return lmd_errbuf(err, errlen, 409, "a service named \"%.63s\" is already announced by this agent; "
                                             "withdraw it first or choose another name", name);
     /* each costs avahi objects (an entry group) that the browser needs too;

@@ -25,7 +25,7 @@
  * domain and HOST.DOMAIN (and signed again with the mDNS side, at half the
  * signature's validity).  A registered service's name needs a grant of its
  * own for the host's key (examples/wide-area/); without one the update is
- * refused, said once per failure streak with the grant that is missing,
+ * refused, said at each try (backoff to a minute) with the missing grant,
  * and the service stays on mDNS. */
 #include "agent/wide_pub.h"
 #include "base/log.h"
@@ -384,14 +384,12 @@ static void done_one(struct wpub *p, const lmd_dns_result *res)
             return;
         }
         log_failure(p, result, res, again);
-        p->last_result = result;
         arm(p, again);
         return;
     }
     bool recovered = p->fails > 0;
     p->fails = 0;
     p->why[0] = '\0';
-    p->last_result = LMD_WIDE_OK;
     w->last_seconds = took;
     w->last_bytes = (double)p->req_bytes;
     bool first = !p->published;

@@ -110,11 +110,14 @@ static void on_swept(const lmd_dns_result *res, void *arg)
         b->swept[0]++;
         lmd_info("wide-area browse: removed the stale records of \"%s\" from %s%s", e, b->a->cfg.wide_area.domain,
                  sw->tries > 1 ? " (server back)" : "");
-    } else if (res->rcode == 8 || res->rcode == 3) { /* NXRRSET, NXDOMAIN: the prerequisite failed */
+    } else if ((res->rcode == 8 || res->rcode == 3) && res->verified) {
+        /* NXRRSET, NXDOMAIN signed by the server: the prerequisite failed
+         * (an unsigned one may be forged: tried again below) */
         b->swept[1]++;
         lmd_info("wide-area browse: the records of \"%s\" changed or went before they could be removed (%s): "
                  "kept", e, res->text);
-    } else if ((res->rcode < 0 || res->rcode == 2) && sw->tries < SWEEP_TRIES) { /* no answer, SERVFAIL */
+    } else if ((res->rcode < 0 || res->rcode == 2 || !res->verified) && sw->tries < SWEEP_TRIES) {
+        /* no answer, SERVFAIL, or an answer not signed by the server */
         double wait = lmd_backoff(sw->tries, 5, 60);
         sw->not_before = lmd_now_mono() + wait;
         again = true;

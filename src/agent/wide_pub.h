@@ -35,7 +35,6 @@ struct wpub {
     char *sent;             /* what the zone holds (content key), NULL when withdrawn */
     char *req_content;      /* what the update in flight sends */
     unsigned fails;
-    int last_result;        /* of the last update, to log a recovery */
     char why[1024];         /* the last failure, one line (/v1/self) */
     uint32_t seq;           /* of lmd-live: random start (a restart is a change too) */
 };

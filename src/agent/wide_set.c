@@ -244,7 +244,9 @@ void lmd_agent_wide_retire(lmd_agent *a)
     a->wide = NULL;
     struct retire_ctx c = {.cfg = &a->cfg};
     config_name(&a->cfg, c.name, sizeof c.name);
-    c.same_domain = a->cfg.wide_area.given && same_domain(a->cfg.wide_area.domain, w->domain);
+    /* the same domain and service type: the same names */
+    c.same_domain = a->cfg.wide_area.given && same_domain(a->cfg.wide_area.domain, w->domain) &&
+                    !strcasecmp(a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE, w->type);
     char host[256] = "";
     lmd_err err = {0};
     bool same_host = c.same_domain && host_of(&a->cfg, host, sizeof host, &err) == 0 && !strcasecmp(host, w->host) &&

@@ -103,15 +103,20 @@ bool lmd_dns_instance_name(const char *name, const char *type_zone)
     size_t nl = strlen(name), tl = strlen(type_zone);
     if (nl <= tl + 1 || name[nl - tl - 1] != '.' || strcasecmp(name + nl - tl, type_zone))
         return false;
-    /* the part before .TYPE.ZONE is one label: no unescaped dot, no NUL */
-    for (size_t i = 0; i < nl - tl - 1; i++) {
+    /* the part before .TYPE.ZONE is one label: no unescaped dot, no NUL,
+     * and the dot before TYPE.ZONE not escaped ("x\\._lmserv" is one label
+     * "x._lmserv" under _tcp.ZONE, not an instance) */
+    size_t end = nl - tl - 1, i = 0;
+    while (i < end) {
         if (name[i] == '.')
             return false;
         if (name[i] == '\\') {
             if (!strncmp(name + i + 1, "000", 3))
                 return false;
-            i += name[i + 1] >= '0' && name[i + 1] <= '9' ? 3 : 1;
+            i += name[i + 1] >= '0' && name[i + 1] <= '9' ? 4 : 2;
+        } else {
+            i++;
         }
     }
-    return true;
+    return i == end;
 }

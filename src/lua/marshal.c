@@ -7,6 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* addresses a node table from Lua may give (a peer has a few; a table of
+ * millions is not one) */
+#define MAX_NODE_ADDRS 256
+
 /* The disagreeing instance records as the JSON has them: one entry per
  * host and port, {host=, port=, addresses={...}}. */
 static void push_rivals(lua_State *L, const lmd_node_info *n)
@@ -244,7 +248,11 @@ int lmd_lua_to_node(lua_State *L, int idx, lmd_node_info *n)
     lua_pop(L, 1);
     lua_getfield(L, idx, "addresses");
     if (lua_istable(L, -1)) {
-        size_t na = (size_t)luaL_len(L, -1);
+        /* raw: a __len returning 2^62 must not make a loop in C, where the
+         * VM's instruction limit cannot stop it */
+        size_t na = lua_rawlen(L, -1);
+        if (na > MAX_NODE_ADDRS)
+            na = MAX_NODE_ADDRS;
         n->addrs = calloc(na ? na : 1, sizeof *n->addrs);
         for (size_t i = 0; n->addrs && i < na; i++) {
             lua_rawgeti(L, -1, (lua_Integer)i + 1);
@@ -265,8 +273,7 @@ int lmd_lua_to_node(lua_State *L, int idx, lmd_node_info *n)
     lua_pop(L, 2);
     lua_getfield(L, idx, "sources");
     if (lua_istable(L, -1)) {
-        lua_Integer ns = luaL_len(L, -1);
-        for (lua_Integer i = 1; i <= ns; i++) {
+        for (lua_Integer i = 1; i <= 2; i++) { /* "mdns", "dns": two at most (raw: no __len) */
             lua_rawgeti(L, -1, i);
             const char *s = lua_tostring(L, -1);
             n->flags |= s && !strcmp(s, "mdns") ? LMD_NODE_MDNS : s && !strcmp(s, "dns") ? LMD_NODE_DNS : 0;

@@ -31,8 +31,10 @@ struct peer {
     char *pinfo;       /* policy info, or NULL */
     int trust;         /* the agent's verdict: -1 not judged, else its status (0: trusted) */
     char signer[20];
-    char *prefer_host; /* the last trusted instance's host and port: it speaks for the peer */
+    char *prefer_host; /* the last trusted instance's host, port and source: it speaks for the peer */
     uint16_t prefer_port;
+    bool prefer_dns;
+    bool speaker_dns;  /* the instance speaking now is from DNS (lmd_peers_merge) */
     size_t pinfo_len;
 };
 

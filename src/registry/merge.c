@@ -48,12 +48,24 @@ static bool same_server(const struct peer *p, const struct rinst *in, const stru
         return false;
     if (!in->host || !newest->host)
         return in->host == newest->host;
+    bool in_dns = from_dns(in->ifindex, in->ifname), newest_dns = from_dns(newest->ifindex, newest->ifname);
+    /* checked before the host: an mDNS record may name the zone's host
+     * (h1.DOMAIN) as well as h1.local */
+    if (p->prefer_host && p->prefer_dns && !in_dns)
+        return false;
     if (!strcasecmp(in->host, newest->host))
         return true;
-    bool in_dns = from_dns(in->ifindex, in->ifname);
-    if (in_dns == from_dns(newest->ifindex, newest->ifname) || (p->prefer_host && !in_dns))
+    if (in_dns == newest_dns)
         return false;
     return same_first_label(in->host, newest->host);
+}
+
+/* Whether in is the verified instance's: its host, port and source (an
+ * mDNS record naming the zone's host is not the zone's record). */
+static bool preferred(const struct peer *p, const struct rinst *in)
+{
+    return p->prefer_host && in->port == p->prefer_port && in->host && !strcasecmp(in->host, p->prefer_host) &&
+           from_dns(in->ifindex, in->ifname) == p->prefer_dns;
 }
 
 /* Recompute the peer's merged view from its instances. */
@@ -66,7 +78,7 @@ int lmd_peers_merge(struct peer *p)
     for (int pass = p->prefer_host ? 0 : 1; pass < 2 && !newest; pass++)
         for (size_t i = 0; i < p->n_insts; i++) {
             const struct rinst *in = &p->insts[i];
-            if (pass == 0 && (in->port != p->prefer_port || !in->host || strcasecmp(in->host, p->prefer_host)))
+            if (pass == 0 && !preferred(p, in))
                 continue;
             if (!newest || in->seq > newest->seq)
                 newest = in;
@@ -108,7 +120,8 @@ int lmd_peers_merge(struct peer *p)
     unsigned flags = 0;
     for (size_t i = 0; i < p->n_insts; i++) {
         const struct rinst *in = &p->insts[i];
-        /* the sources it is seen through: every instance counts */
+        /* the sources the name is seen through: every instance counts (a
+         * rival too: its disagreement is flagged as a conflict) */
         flags |= from_dns(in->ifindex, in->ifname) ? LMD_NODE_DNS : LMD_NODE_MDNS;
         if (!same_server(p, in, newest)) {
             flags |= LMD_NODE_CONFLICT;
@@ -156,8 +169,8 @@ int lmd_peers_merge(struct peer *p)
     }
     /* trusted only while the verified host and port speak: a record of
      * another host shown meanwhile is not, until it is verified itself */
-    bool trusted = p->trust == 0 && (!p->prefer_host || (newest->port == p->prefer_port && newest->host &&
-                                                         !strcasecmp(newest->host, p->prefer_host)));
+    bool trusted = p->trust == 0 && (!p->prefer_host || preferred(p, newest));
+    p->speaker_dns = from_dns(newest->ifindex, newest->ifname);
     n->flags = flags | (trusted ? LMD_NODE_TRUSTED : 0);
     snprintf(n->signer, sizeof n->signer, "%s", trusted ? p->signer : "");
     return 0;

@@ -61,6 +61,7 @@ int lmd_peers_set_trust(lmd_peers *r, const char *name, int status, const char *
             free(p->prefer_host);
             p->prefer_host = h;
             p->prefer_port = p->node.port;
+            p->prefer_dns = p->speaker_dns;
         }
     }
     snprintf(p->signer, sizeof p->signer, "%s", status == 0 && signer ? signer : "");

@@ -89,6 +89,15 @@ log { level = "debug" }
     -- the figures a test measured, for the record
     local function note(fmt, ...) io.stderr:write(("[%s] "):format(kind) .. fmt:format(...) .. "\n") end
 
+    -- fn() while the DNS server is stopped ("stop") or hung ("pause"); the
+    -- server is back after it whatever fn did (then fn's error is raised)
+    local function server_away(how, fn)
+        if how == "pause" then lab:dns_pause() else lab:dns_stop() end
+        local ok, err = pcall(fn)
+        if how == "pause" then lab:dns_resume() else lab:dns_start() end
+        if not ok then error(err, 0) end
+    end
+
     function T:test_publishes_replaces_a_crashed_runs_records_and_withdraws_on_sigterm()
         -- what a crashed earlier run left: another port, address and TXT
         local _, out, code = lab:exec("h1", ("timeout 30 %s %s %s %s h1 h1.%s 9999 --addr 10.77.1.99 --txt stale=1")
@@ -167,8 +176,8 @@ log { level = "debug" }
         local p, sock = agent("h1", { port = 8001, policy = S.set_txt_when(flag, '{ model = "gemma", load = "9" }') })
         await(p, "wide%-area: published \"h1\"")
         await(p, "announced \"h1\"") -- over mDNS too
-        lab:dns_stop()
-        local ok, err = pcall(function()
+        local t0
+        server_away("stop", function()
             S.write(flag, "")
             local line = await(p, "wide%-area: DNS server " .. server:gsub("%.", "%%.") .. " unreachable", 15)
             lu.assertStrContains(line, "mDNS unaffected")
@@ -183,10 +192,8 @@ log { level = "debug" }
             local m = metrics("h1", sock)
             lu.assertTrue(metric(m, 'lmdisc_dns_updates_total{result="unreachable"}') >= 1, m)
             lu.assertStrContains(m, 'state="established",source="config"} 1')
+            t0 = Lab.now()
         end)
-        local t0 = Lab.now()
-        lab:dns_start()
-        if not ok then error(err, 0) end
         local line = await(p, "wide%-area: published \"h1\".*server back", 40)
         note("republished %.1f s after the server was started again: %s", Lab.now() - t0, line)
         lu.assertStrContains(txt("h1"), '"load=9"')
@@ -404,13 +411,10 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
         local p2, sock2 = agent("h2", { port = 8014, poll = 1, policy = HOOKS:format(rec) })
         agent("h1", { port = 8015, poll = 1 })
         await(rec, "^join|h1|")
-        lab:dns_stop()
-        local ok, err = pcall(function()
+        server_away("stop", function()
             await(p2, "wide%-area browse: reading .* failed; keeping the peers", 10)
             Lab.sleep(2)
         end)
-        lab:dns_start()
-        if not ok then error(err, 0) end
         await(p2, "wide%-area browse: reading .* again", 15)
         Lab.sleep(1.5)
         local m = metrics("h2", sock2)
@@ -481,14 +485,11 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
         local p1, p2, sock2, rec = sweeper_watching_h1(8022)
         p1:signal("KILL")
         p1:wait(5)
-        lab:dns_stop()
-        local ok, err = pcall(function()
+        server_away("stop", function()
             await(rec, "^leave|h1|expired", 16)
             local line = await(p2, "could not remove the stale records of \"h1\".*trying again in", 10)
             note("%s", line:match("could not.*"))
         end)
-        lab:dns_start()
-        if not ok then error(err, 0) end
         await(p2, "wide%-area browse: removed the stale records of \"h1\" from .*%(server back%)", 30)
         lu.assertEquals(srv("h1"), "")
         local m = metrics("h2", sock2)
@@ -514,9 +515,8 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
         local p2, sock2 = agent("h2", { observe = true, poll = 1, sweep_key = lab:key("sweeper"),
             policy = HOOKS:format(rec) })
         for i = 1, N do await(rec, ("^join|x%02d|"):format(i)) end
-        lab:dns_pause()
-        local most, err = 0, nil
-        ok, err = pcall(function()
+        local most = 0
+        server_away("pause", function()
             await(rec, "^leave|x%d%d|expired", 16)
             -- sweeps time out after 3 s: sample while the first ones wait
             local t = Lab.now()
@@ -527,8 +527,6 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
             end
             await(p2, "could not remove the stale records of .*trying again in", 10)
         end)
-        lab:dns_resume()
-        if not ok then error(err, 0) end
         note("%d services expired at once, server hung: at most %d sockets to it (8 sweeps and the SOA poll)", N, most)
         lu.assertTrue(most >= 8 and most <= 9, ("%d sockets to the server"):format(most))
         -- swept, or "kept" (NXDOMAIN): the hung server, back, first ran the

@@ -131,6 +131,19 @@ function TestJson:test_info_with_a_nul_keeps_every_byte()
     r:close()
 end
 
+-- A table's __len is not its length for the C side: a policy's node with
+-- sources and addresses claiming 2^62 entries is read raw, at once (a loop
+-- in C is out of reach of the VM's instruction limit).
+function TestJson:test_a_lying_len_does_not_make_a_loop_in_c()
+    local huge = { __len = function() return 1 << 62 end }
+    local node = { name = "a:1", host = "a.local", port = 1,
+                   addresses = setmetatable({ "10.0.0.1" }, huge),
+                   sources = setmetatable({ "mdns", "dns", "dns" }, huge) }
+    local doc = cjson.decode(lmdisc.node_json(node)) -- (a loop of 2^62 would not return)
+    lu.assertEquals(#doc.addresses, 1)
+    lu.assertEquals(doc.sources, { "mdns", "dns" })
+end
+
 function TestJson:test_escape_for_terminals()
     lu.assertEquals(lmdisc.escape("a\nb\27[2J\255c\\"), "a\\nb\\x1b[2J\\xffc\\\\")
     lu.assertEquals(lmdisc.escape("café"), "café")

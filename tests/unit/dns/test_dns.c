@@ -403,6 +403,30 @@ static void test_every_algorithm_signs(void)
     }
 }
 
+/* An instance is one label below TYPE.ZONE: an escaped dot is part of a
+ * label, so "x\._lmserv._tcp.sd.lab" is the label "x._lmserv" under
+ * _tcp.sd.lab, not an instance of _lmserv._tcp. */
+static void test_instance_name(void)
+{
+    static const struct {
+        const char *name;
+        bool ok;
+    } cases[] = {
+        {"h1._lmserv._tcp.sd.lab", true},
+        {"GPU\\032box\\0321\\.a._lmserv._tcp.sd.lab", true},
+        {"a\\\\._lmserv._tcp.sd.lab", true},      /* "a\\" then the separator */
+        {"x\\._lmserv._tcp.sd.lab", false},       /* the separator escaped */
+        {"x\\046_lmserv._tcp.sd.lab", false},     /* the same as \DDD: no separator */
+        {"a.b._lmserv._tcp.sd.lab", false},
+        {"a\\000b._lmserv._tcp.sd.lab", false},
+        {"_lmserv._tcp.sd.lab", false},
+        {"h1._other._tcp.sd.lab", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        CHECK(lmd_dns_instance_name(cases[i].name, "_lmserv._tcp.sd.lab") == cases[i].ok, "%s: want %d",
+              cases[i].name, cases[i].ok);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -414,6 +438,7 @@ int main(void)
     test_every_algorithm_signs();
     test_lease();
     test_query_and_answer();
+    test_instance_name();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
