@@ -316,7 +316,9 @@ static void on_transfer(const lmd_dns_xfr_result *res, void *arg)
     if (res->rc == 0 && x) {
         bool ixfr = b->zone.have;
         if (lmd_wb_zone_take(&b->zone, b->type_zone, x) != 0) {
-            /* a diff that does not fit our copy (or no memory): whole next time */
+            /* a diff that does not fit our copy (or no memory): whole next
+             * time (a zone past the copy's size is past a transfer's too:
+             * then read by queries) */
             lmd_warn("wide-area browse: the changes to %s from %s did not fit this agent's copy of it: reading it "
                      "whole next time", domain, b->a->cfg.wide_area.server);
             b->failed = true;
@@ -332,10 +334,12 @@ static void on_transfer(const lmd_dns_xfr_result *res, void *arg)
                       x->messages, x->bytes, x->kind == LMD_DNS_XFR_DIFF ? changes : x->n_rrs, b->n_cur);
         }
         lmd_dns_xfr_free(x);
-    } else if (res->rcode == 5 || res->rcode == 9 || res->tsig_error == 16 || res->tsig_error == 17) {
+    } else if (res->rcode == 5 || res->rcode == 9 || res->tsig_error == 16 || res->tsig_error == 17 ||
+               res->too_big) {
         /* the server will not transfer it to this key: REFUSED, NOTAUTH,
-         * BADSIG, BADKEY (a SERVFAIL while it loads, BADTIME, a failed
-         * IXFR are tried again, whole) */
+         * BADSIG, BADKEY; or it is past what a transfer may be (reading it
+         * whole at every change would be worse).  A SERVFAIL while it
+         * loads, BADTIME, a failed IXFR are tried again, whole. */
         lmd_wb_zone_clear(&b->zone);
         to_queries(b, res->text);
     } else {

@@ -12,7 +12,7 @@
 #define XFR_TIMEOUT 30.0
 #define MAX_INSTANCES 16384 /* services of our type one agent follows in a domain */
 #define MAX_INFLIGHT 64     /* queries at once (each a socket) */
-#define MAX_ZONE_RECORDS 200000 /* the kept copy of the domain */
+#define MAX_ZONE_RECORDS LMD_DNS_XFR_MAX_RRS /* the kept copy of the domain: what one transfer may bring */
 
 struct found {
     char name[64];

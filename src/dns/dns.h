@@ -242,6 +242,7 @@ typedef struct lmd_dns_xfr_result {
     lmd_dns_xfr *xfr; /* rc 0: the answer, now the callback's (lmd_dns_xfr_free); else NULL */
     size_t messages;  /* read so far (also on failure) */
     size_t bytes;
+    bool too_big;     /* refused past LMD_DNS_XFR_MAX_*: the zone is too big to transfer */
 } lmd_dns_xfr_result;
 
 typedef void (*lmd_dns_xfr_cb)(const lmd_dns_xfr_result *res, void *arg);

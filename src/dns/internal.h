@@ -36,6 +36,7 @@ int lmd_dns_rr_fill(const ldns_rr *rr, lmd_dns_rr *o);
 /* What xfr_send.c reads of a transfer reader (xfr.c). */
 void lmd_dns_xfr_reader_counts(const lmd_dns_xfr_reader *rd, size_t *messages, size_t *bytes);
 const char *lmd_dns_xfr_reader_zone(const lmd_dns_xfr_reader *rd); /* "sd.lab" */
+bool lmd_dns_xfr_reader_too_big(const lmd_dns_xfr_reader *rd);      /* refused for a LMD_DNS_XFR_MAX_* */
 
 /* server (an IPv4 or IPv6 address in text) and port as a socket address
  * (send.c; xfr_send.c too). */

@@ -132,6 +132,7 @@ struct lmd_dns_xfr_reader {
     ldns_rdf *key_dname, *alg_dname;
     ldns_rdf *mac;           /* what the next message's MAC covers: the request's, then the previous one's */
     size_t max_bytes, max_messages, max_rrs;
+    bool too_big;           /* refused for a limit above */
     size_t messages, bytes, kept;
     enum rstate st;
     uint32_t serial;         /* the first SOA's: the zone's version now */
@@ -223,11 +224,18 @@ static int refuse(lmd_dns_xfr_reader *rd, lmd_err *err, int code, const char *fm
     return lmd_err_set(err, code, "message %zu: %s", rd->messages, text);
 }
 
+/* A limit passed: refused, and marked (the zone is to be read otherwise). */
+static int too_big(lmd_dns_xfr_reader *rd, lmd_err *err, const char *what, size_t max)
+{
+    rd->too_big = true;
+    return refuse(rd, err, LMD_EIO, "more than %zu %s: too big a transfer", max, what);
+}
+
 /* Keep rr (a type lmd_dns_rr describes) at the end of arr. */
 static int keep(lmd_dns_xfr_reader *rd, lmd_dns_rr **arr, size_t *n, const ldns_rr *rr, lmd_err *err)
 {
     if (rd->kept >= rd->max_rrs)
-        return refuse(rd, err, LMD_EIO, "more than %zu records: too big a zone", rd->max_rrs);
+        return too_big(rd, err, "records", rd->max_rrs);
     if (grow((void **)arr, *n, sizeof **arr) != 0)
         return refuse(rd, err, LMD_ENOMEM, "out of memory");
     if (lmd_dns_rr_fill(rr, &(*arr)[*n]) == 0) {
@@ -390,9 +398,9 @@ int lmd_dns_xfr_reader_add(lmd_dns_xfr_reader *rd, const uint8_t *wire, size_t l
     if (rd->st == R_DONE)
         return refuse(rd, err, LMD_EIO, "a message after the closing SOA");
     if (rd->messages > rd->max_messages)
-        return refuse(rd, err, LMD_EIO, "more than %zu messages: too big a transfer", rd->max_messages);
+        return too_big(rd, err, "messages", rd->max_messages);
     if (rd->bytes > rd->max_bytes)
-        return refuse(rd, err, LMD_EIO, "more than %zu bytes: too big a transfer", rd->max_bytes);
+        return too_big(rd, err, "bytes", rd->max_bytes);
     ldns_pkt *pkt = NULL;
     ldns_status st = ldns_wire2pkt(&pkt, wire, len);
     if (st != LDNS_STATUS_OK || !pkt) {
@@ -448,6 +456,11 @@ void lmd_dns_xfr_reader_counts(const lmd_dns_xfr_reader *rd, size_t *messages, s
 {
     *messages = rd ? rd->messages : 0;
     *bytes = rd ? rd->bytes : 0;
+}
+
+bool lmd_dns_xfr_reader_too_big(const lmd_dns_xfr_reader *rd)
+{
+    return rd && rd->too_big;
 }
 
 const char *lmd_dns_xfr_reader_zone(const lmd_dns_xfr_reader *rd)

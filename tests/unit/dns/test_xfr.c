@@ -4,6 +4,7 @@
  * covers the request's MAC, each next one the previous MAC), then fed to
  * the reader message by message. */
 #include "dns/dns.h"
+#include "dns/internal.h"
 
 #include <ldns/ldns.h>
 
@@ -375,6 +376,7 @@ static void test_refused(void)
     ldns_pkt_set_id(r.srv.req, (uint16_t)(ldns_pkt_id(r.srv.req) + 1));
     MSG(&r, SOA(5), SOA(5));
     expect_refused(&r, "not an answer to this transfer");
+    CHECK(!lmd_dns_xfr_reader_too_big(r.rd), "not a limit: not too big");
     run_end(&r);
 
     /* the bounds */
@@ -384,17 +386,20 @@ static void test_refused(void)
     MSG(&r, A1);
     MSG(&r, SOA(5));
     expect_refused(&r, "message 3: more than 2 messages");
+    CHECK(lmd_dns_xfr_reader_too_big(r.rd), "a limit: too big");
     run_end(&r);
     run_start(&r, false, 0, true);
     lmd_dns_xfr_reader_limits(r.rd, 0, 0, 2);
     MSG(&r, SOA(5), A1, A2, AAAA1, SOA(5));
     expect_refused(&r, "message 1: more than 2 records");
+    CHECK(lmd_dns_xfr_reader_too_big(r.rd), "a limit: too big");
     run_end(&r);
     run_start(&r, false, 0, true);
     lmd_dns_xfr_reader_limits(r.rd, 300, 0, 0);
     MSG(&r, SOA(5), A1);
     MSG(&r, A2, AAAA1, TXT1);
     expect_refused(&r, "message 2: more than 300 bytes");
+    CHECK(lmd_dns_xfr_reader_too_big(r.rd), "a limit: too big");
     run_end(&r);
 
     /* truncated sequence: never complete, nothing to take */
