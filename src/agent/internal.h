@@ -87,6 +87,9 @@ int lmd_agent_host_peers(void *ud, lmd_node_list *out);
 int lmd_agent_host_peers_all(void *ud, lmd_node_list *out);
 
 /* self.c */
+/* The configured service's instance name: announce.name, else HOST:PORT
+ * ("" without announce { }); mDNS may rename it, the zone never does. */
+void lmd_agent_config_name(const struct lmd_config *cfg, char *out, size_t len);
 int lmd_agent_start_announce(lmd_agent *a);
 void lmd_agent_on_pub(void *ud, enum lmd_pub_event ev, const char *name, const char *detail);
 int lmd_agent_host_self(void *ud, lmd_node_info *out, const char **state);

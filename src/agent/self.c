@@ -44,6 +44,16 @@ unsigned lmd_agent_record_ttl(const lmd_agent *a)
                    : a->cfg.registry.ttl >= 1 ? 5 : 0;
 }
 
+void lmd_agent_config_name(const struct lmd_config *cfg, char *out, size_t len)
+{
+    if (cfg->announce.name)
+        snprintf(out, len, "%s", cfg->announce.name);
+    else if (cfg->announce.given)
+        lmd_default_name(cfg->announce.port, out, len);
+    else if (len)
+        *out = '\0';
+}
+
 int lmd_agent_start_announce(lmd_agent *a)
 {
     if (!a->cfg.announce.given || !a->m || a->pub || a->draining)
@@ -52,10 +62,7 @@ int lmd_agent_start_announce(lmd_agent *a)
      * server is not announced; status= is right from the start) */
     if (a->health && (a->self_state < 0 || (a->self_state == 0 && !lmd_agent_status_mode(a))))
         return 0;
-    if (a->cfg.announce.name)
-        snprintf(a->name, sizeof a->name, "%s", a->cfg.announce.name);
-    else
-        lmd_default_name(a->cfg.announce.port, a->name, sizeof a->name);
+    lmd_agent_config_name(&a->cfg, a->name, sizeof a->name);
     unsigned ttl = lmd_agent_record_ttl(a);
     lmd_txt txt;
     char err[320];

@@ -195,6 +195,7 @@ void lmd_wp_send(struct wpub *p, int mode, bool with_host)
         lmd_warn("wide-area: this host has no routable address: %s is published without A/AAAA records", w->host);
     p->req_bytes = bytes;
     p->req_mode = mode;
+    p->req_host = mode == LMD_DNS_WITHDRAW && svc.host;
     p->req_started = lmd_now_mono();
 }
 
@@ -412,6 +413,11 @@ static void done_one(struct wpub *p, const lmd_dns_result *res)
     } else {
         lmd_info("wide-area: withdrew \"%s\" from %s (%.1f ms)", e, w->domain, took * 1000);
         event_del(p->timer);
+        /* it deleted the host's addresses: a service published (or
+         * registered) while it was under way lost them; write them again */
+        for (struct wpub *q = w->pubs; q && p->req_host; q = q->next)
+            if (q != p && lmd_wp_wanted(q) && (q->published || q->req))
+                lmd_wp_sync(q, true);
         if (p->gone) {
             lmd_wp_unlink(p);
             lmd_wp_free(p);

@@ -106,6 +106,8 @@ static void on_swept(const lmd_dns_result *res, void *arg)
     char e[160];
     lmd_escape_str(sw->name, e, sizeof e);
     bool again = false;
+    /* no grant: REFUSED, NOTAUTH, BADKEY (unsigned by nature: final all the same) */
+    bool refused = res->rcode == 5 || res->rcode == 9 || res->tsig_error == 17;
     if (res->rc == 0) {
         b->swept[0]++;
         lmd_info("wide-area browse: removed the stale records of \"%s\" from %s%s", e, b->a->cfg.wide_area.domain,
@@ -116,7 +118,7 @@ static void on_swept(const lmd_dns_result *res, void *arg)
         b->swept[1]++;
         lmd_info("wide-area browse: the records of \"%s\" changed or went before they could be removed (%s): "
                  "kept", e, res->text);
-    } else if ((res->rcode < 0 || res->rcode == 2 || !res->verified) && sw->tries < SWEEP_TRIES) {
+    } else if ((res->rcode < 0 || res->rcode == 2 || (!res->verified && !refused)) && sw->tries < SWEEP_TRIES) {
         /* no answer, SERVFAIL, or an answer not signed by the server */
         double wait = lmd_backoff(sw->tries, 5, 60);
         sw->not_before = lmd_now_mono() + wait;
@@ -127,7 +129,7 @@ static void on_swept(const lmd_dns_result *res, void *arg)
         b->swept[2]++;
         lmd_warn("wide-area browse: could not remove the stale records of \"%s\" from %s: %s%s", e,
                  b->a->cfg.wide_area.domain, res->text,
-                 res->rcode == 5 || res->rcode == 9 || res->tsig_error == 17
+                 refused
                      ? " (the sweep key needs a grant to delete PTR, SRV and TXT under the service type and A, "
                        "AAAA in the domain: examples/wide-area/README.md)"
                      : sw->tries >= SWEEP_TRIES ? " (the last try; they stay)" : "");

@@ -24,6 +24,7 @@ struct wpub {
     bool gone;              /* registered, then withdrawn: withdraw, then free */
     lmd_dns_req *req;       /* the update in flight */
     int req_mode;
+    bool req_host;          /* the update in flight is a withdraw that deletes the host's addresses */
     double req_started;
     size_t req_bytes;
     bool pending;           /* something changed while an update was in flight */

@@ -31,17 +31,6 @@ static int host_of(const struct lmd_config *cfg, char *out, size_t len, lmd_err 
     return 0;
 }
 
-/* The instance name the configured service is published under. */
-static void config_name(const struct lmd_config *cfg, char *out, size_t len)
-{
-    if (cfg->announce.name)
-        snprintf(out, len, "%s", cfg->announce.name);
-    else if (cfg->announce.given)
-        lmd_default_name(cfg->announce.port, out, len);
-    else
-        *out = '\0';
-}
-
 static void wide_free(lmd_agent_wide *w)
 {
     while (w->pubs) {
@@ -75,7 +64,7 @@ int lmd_agent_wide_start(lmd_agent *a, lmd_err *err)
     if (rc == 0)
         rc = host_of(&a->cfg, w->host, sizeof w->host, err);
     char name[128];
-    config_name(&a->cfg, name, sizeof name);
+    lmd_agent_config_name(&a->cfg, name, sizeof name);
     if (rc == 0 && a->cfg.announce.given && !(w->pubs = lmd_wp_new(w, name)))
         rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
     if (rc) {
@@ -243,7 +232,7 @@ void lmd_agent_wide_retire(lmd_agent *a)
         return;
     a->wide = NULL;
     struct retire_ctx c = {.cfg = &a->cfg};
-    config_name(&a->cfg, c.name, sizeof c.name);
+    lmd_agent_config_name(&a->cfg, c.name, sizeof c.name);
     /* the same domain and service type: the same names */
     c.same_domain = a->cfg.wide_area.given && same_domain(a->cfg.wide_area.domain, w->domain) &&
                     !strcasecmp(a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE, w->type);
