@@ -2,7 +2,7 @@
  * may ask.  The events themselves are in events.c, what we announce in
  * self.c, checks in liveness.c. */
 #include "agent/internal.h"
-#include "agent/watchdog.h"
+#include "check/watchdog.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/util.h"

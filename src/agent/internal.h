@@ -5,8 +5,8 @@
 #define LMD_AGENT_INTERNAL_H
 
 #include "agent/agent.h"
-#include "agent/api.h"
-#include "agent/health.h"
+#include "api/api.h"
+#include "check/health.h"
 #include "base/config.h"
 #include "lua/policy.h"
 #include "mdns/mdns.h"

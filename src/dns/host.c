@@ -1,6 +1,6 @@
 /* Naming what a host publishes in DNS (see dns.h): its routable
  * addresses, its short host name, labels as DNS writes them, and what a
- * failed update means.  The same rules as the agent's src/agent/wide.c, for
+ * failed update means.  The same rules as the agent's src/wide/publish.c, for
  * `lmdisc announce --domain` and whatever else publishes. */
 #include "dns/internal.h"
 

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Instances and addresses from wide-area DNS-SD (src/agent/wide_browse.c)
+/* Instances and addresses from wide-area DNS-SD (src/wide/browse.c)
  * are on no interface: ifindex 0, ifname "dns".  Every other one is mDNS. */
 static bool from_dns(int ifindex, const char *ifname) { return ifindex == 0 && !strcmp(ifname, "dns"); }
 

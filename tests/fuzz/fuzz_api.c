@@ -13,7 +13,7 @@
  *   3. arbitrary bytes as the path after /v1/services/: a name accepted is
  *      1 to 63 bytes with no NUL, and URL-encoding it again (as the Python
  *      client does) gives a path that parses back to the same name. */
-#include "agent/api_params.h"
+#include "api/params.h"
 #include "fuzz.h"
 
 #include <event2/http.h>

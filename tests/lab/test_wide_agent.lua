@@ -1,4 +1,4 @@
--- The agent's wide-area publishing (issue 10, src/agent/wide.c) against the
+-- The agent's wide-area publishing (issue 10, src/wide/publish.c) against the
 -- lab's real DNS servers, named and knotd: a routed lab, h1 and h3 in subnet
 -- 1, h2 in subnet 2, the DNS host behind the router.  What the agent writes
 -- is read with dig from the other subnet, as any DNS-SD browser would.

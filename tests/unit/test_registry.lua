@@ -356,7 +356,7 @@ function TestRegistry:test_each_held_instance_is_asked_for_on_its_own()
 end
 
 -- A server seen over mDNS and in a wide-area DNS domain (instances on
--- ifindex 0, ifname "dns", from src/agent/wide_browse.c) is one peer with
+-- ifindex 0, ifname "dns", from src/wide/browse.c) is one peer with
 -- both sources, its host names differing by nature (h1.local, h1.DOMAIN);
 -- the nearest addresses (mDNS, on our link) come first.
 local function dns(t)

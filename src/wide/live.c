@@ -1,7 +1,7 @@
 /* Wide-area liveness (issue 10): which services of the domain stopped
  * being refreshed, and removing their records.  See wide_browse.c's head
  * for the scheme (lmd-live, the observer's own clock, compare-and-delete). */
-#include "agent/wide_browse.h"
+#include "wide/browse.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/util.h"

@@ -1,6 +1,6 @@
 /* Liveness checks (see health.h): TCP connects with bufferevents, HTTP GETs
  * with evhttp, each bounded by its own timer, all on the agent's loop. */
-#include "agent/health.h"
+#include "check/health.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/util.h"

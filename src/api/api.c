@@ -5,9 +5,9 @@
  * client is bounded by header and body limits, an idle timeout, and a cap on
  * concurrent event streams.  (libevent 2.1 has no connection cap; 2.2's
  * evhttp_set_max_connections would be the next step.) */
-#include "agent/api.h"
-#include "agent/api_params.h"
-#include "agent/conns.h"
+#include "api/api.h"
+#include "api/params.h"
+#include "api/conns.h"
 #include "base/json.h"
 #include "base/node.h"
 #include "base/log.h"
@@ -32,7 +32,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "agent/api_internal.h"
+#include "api/internal.h"
 
 /* ---- replies ---------------------------------------------------------- */
 

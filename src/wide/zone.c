@@ -9,7 +9,7 @@
  * and adds the new ones; a deletion of something we do not hold means our
  * copy is not the server's: the copy is dropped and the next read is a
  * whole transfer. */
-#include "agent/wide_browse.h"
+#include "wide/browse.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * the connection it frees the bufferevent, which (our reference holding it)
  * only clears its callbacks; a sweep, running only while connections exist,
  * notices that, lets go, and enforces the request deadlines. */
-#include "agent/conns.h"
+#include "api/conns.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/util.h"

@@ -1,5 +1,5 @@
 /* API request parameters (see api_params.h). */
-#include "agent/api_params.h"
+#include "api/params.h"
 #include "base/util.h"
 
 #include <errno.h>

@@ -27,7 +27,7 @@
  * own for the host's key (examples/wide-area/); without one the update is
  * refused, said at each try (backoff to a minute) with the missing grant,
  * and the service stays on mDNS. */
-#include "agent/wide_pub.h"
+#include "wide/publish.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/util.h"

@@ -4,7 +4,7 @@
  * reload that moves to another domain or name retires the old set, which
  * withdraws in the background what the new one will not publish; what
  * the rest of the agent reads of it. */
-#include "agent/wide_pub.h"
+#include "wide/publish.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/loop.h"

@@ -1,5 +1,5 @@
 /* The loop watchdog (see watchdog.h). */
-#include "agent/watchdog.h"
+#include "check/watchdog.h"
 #include "base/log.h"
 #include "base/util.h"
 

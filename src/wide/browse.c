@@ -31,7 +31,7 @@
  * (an RFC 2136 prerequisite), so a refresh that got there first is kept.
  * The lmd-live item is stripped before the registry sees the TXT
  * (wide_live.c). */
-#include "agent/wide_browse.h"
+#include "wide/browse.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/util.h"

@@ -1,5 +1,5 @@
 /* GET /metrics: Prometheus text format. */
-#include "agent/api_internal.h"
+#include "api/internal.h"
 #include "base/util.h"
 #include "trust/trust.h"
 

@@ -2,8 +2,8 @@
 #ifndef LMD_API_INTERNAL_H
 #define LMD_API_INTERNAL_H
 
-#include "agent/api.h"
-#include "agent/conns.h"
+#include "api/api.h"
+#include "api/conns.h"
 
 #include <event2/http.h>
 #include <stdint.h>

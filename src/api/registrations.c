@@ -9,8 +9,8 @@
  *   PATCH /v1/services/NAME        {"txt": {k: v | true | null}, "info"}
  *   DELETE /v1/services/NAME       withdraw
  *   POST /v1/self/drain            {"grace": S}: status=draining, then withdraw */
-#include "agent/api_internal.h"
-#include "agent/api_params.h"
+#include "api/internal.h"
+#include "api/params.h"
 #include "base/json.h"
 #include "base/log.h"
 #include "base/txt.h"
