@@ -129,6 +129,11 @@ add_executable(test_dns_xfr tests/unit/dns/test_xfr.c)
 target_link_libraries(test_dns_xfr PRIVATE lmdisc_dns lmdisc_core)
 add_test(NAME unit_dns_xfr COMMAND test_dns_xfr)
 set_tests_properties(unit_dns_xfr PROPERTIES LABELS unit TIMEOUT 60)
+# a reader's copy of a domain (src/dns/zone.c): whole transfers, diffs, resets
+add_executable(test_dns_zone tests/unit/dns/test_zone.c)
+target_link_libraries(test_dns_zone PRIVATE lmdisc_dns lmdisc_core)
+add_test(NAME unit_dns_zone COMMAND test_dns_zone)
+set_tests_properties(unit_dns_zone PROPERTIES LABELS unit TIMEOUT 60)
 add_executable(lmd-dns-update tests/lab/tools/dns_update.c)
 target_link_libraries(lmd-dns-update PRIVATE lmdisc_dns lmdisc_core)
 # lmd-dns-xfr: one zone transfer (AXFR / IXFR) read to its end, for the same suite

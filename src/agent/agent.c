@@ -31,7 +31,7 @@ static void reg_tick(evutil_socket_t fd, short what, void *arg)
 
 /* The registry's settings: no ttl of its own (see start()), our own
  * service included, and with trust a goodbye held for confirmation. */
-static struct lmd_peers_config peers_config(const lmd_agent *a)
+struct lmd_peers_config lmd_agent_peers_config(const lmd_agent *a)
 {
     return (struct lmd_peers_config){.ttl = 0, .include_self = true, .settle = LMD_SETTLE,
                                      .goodbye_hold = a->cfg.trust.given ? LMD_GOODBYE_HOLD : 0};
@@ -47,13 +47,6 @@ static void on_confirm(void *ud, const lmd_node_info *peer, int ifindex, int pro
     lmd_debug("goodbye from trusted \"%s\"%s: asking the network again%s", lmd_escape_str(peer->name, e, sizeof e),
               proto == 6 ? " on IPv6" : proto == 4 ? " on IPv4" : "",
               rc ? " (cannot: its leave comes after the hold)" : "");
-}
-
-static void on_mdns_state(void *ud, enum lmd_mdns_state st)
-{
-    (void)ud;
-    if (st == LMD_MDNS_RUNNING)
-        lmd_info("connected to avahi-daemon");
 }
 
 /* ---- what the API may ask ------------------------------------------------ */
@@ -89,7 +82,7 @@ static void api_metrics(void *ud, struct lmd_metrics *out)
     out->trust = a->trust != NULL;
     out->services_registered = (double)lmd_agent_services_count(a);
     out->mdns_enabled = a->cfg.mdns.enabled;
-    lmd_agent_wide_metrics(a, out);
+    lmd_wide_metrics(a->wide, out);
 }
 
 static int api_services(void *ud, lmd_node_list *out, bool *settled)
@@ -113,14 +106,6 @@ static void reload_verdict(void *ud, const lmd_node_info *peer, const struct lmd
         lmd_agent_emit(a, peer, v->emitted, 0, "filtered", v->info, v->info_len);
 }
 
-/* What a new configuration restarts: the announcement when its name, port,
- * type or TTL change (TXT and info go out as a TXT update instead). */
-static bool same_announcement(const struct lmd_config *x, const struct lmd_config *y)
-{
-    static const char *const live[] = {"info", NULL};
-    return lmd_config_section_equal(x, y, "announce", live) && x->registry.ttl == y->registry.ttl;
-}
-
 static void reload(lmd_agent *a)
 {
     lmd_node_list all;
@@ -138,64 +123,16 @@ static void reload(lmd_agent *a)
     }
     if (nc.log_level >= 0 && !lmd_log_level_explicit())
         lmd_log_set_level((enum lmd_log_level)nc.log_level);
-    bool restart = !same_announcement(&a->cfg, &nc);
-    bool txt_changed = !lmd_txt_equal(&a->cfg.announce_txt, &nc.announce_txt);
-    if (!lmd_config_section_equal(&a->cfg, &nc, "checks", NULL)) {
-        lmd_checks_free(a->checks);
-        a->checks = NULL;
-    }
-    if (!lmd_config_section_equal(&a->cfg, &nc, "health", NULL)) {
-        lmd_health_free(a->health);
-        a->health = NULL;
-        a->self_state = -1;
-        restart = true;
-    }
-    bool trust_changed = !lmd_config_section_equal(&a->cfg, &nc, "trust", NULL);
-    lmd_agent_wfind_keep(a, &nc); /* no server: still the one found */
-    /* a new wide_area { } or announcement: published afresh; what the old
-     * one published under another name or domain is withdrawn */
-    bool wide_changed = !lmd_config_section_equal(&a->cfg, &nc, "wide_area", NULL) ||
-                        !lmd_config_section_equal(&a->cfg, &nc, "announce", (const char *const[]){"info", NULL});
-    lmd_config_clear(&a->cfg);
+    /* a->cfg stays where it is (components keep pointers to it) */
+    struct lmd_config old = a->cfg;
     a->cfg = nc;
-    if (trust_changed) {
-        lmd_err te = {0};
-        lmd_agent_trust_free(a);
-        if (lmd_agent_trust_start(a, &te) != 0) {
-            lmd_error("reload: %s; announcing unsigned", lmd_err_text(&te));
-            lmd_agent_trust_free(a);
-        }
-        /* trust on or off: goodbyes held for confirmation or not */
-        struct lmd_peers_config pc = peers_config(a);
-        lmd_peers_configure(a->reg, &pc, lmd_now_mono());
-        restart = true;
+    for (size_t i = 0; i < lmd_agent_ncomponents; i++) {
+        const struct lmd_agent_component *c = &lmd_agent_components[i];
+        lmd_err ce = {0};
+        if (c->reload && c->reload(a, &old, &ce) != 0)
+            lmd_error("reload: %s: %s", c->name, lmd_err_text(&ce));
     }
-    if (restart || txt_changed) {
-        lmd_txt_free(&a->txt);
-        if (lmd_txt_copy(&a->txt, &a->cfg.announce_txt) != 0)
-            lmd_error("reload: out of memory; announcing an empty TXT record");
-    }
-    lmd_err e2 = {0};
-    if (lmd_agent_start_checks(a, &e2) != 0)
-        lmd_error("reload: %s", lmd_err_text(&e2));
-    if (restart) {
-        lmd_pub_free(a->pub);
-        a->pub = NULL;
-        if (lmd_agent_start_announce(a) != 0)
-            lmd_error("reload: cannot announce (out of memory)");
-    } else if (txt_changed && a->pub &&
-               lmd_agent_publish_txt(a, a->pub, lmd_pub_name(a->pub), a->cfg.announce.port, &a->txt) != 0) {
-        lmd_error("reload: the new TXT record could not be announced (logged above)");
-    }
-    if (wide_changed) {
-        lmd_agent_wide_retire(a);
-        lmd_agent_wbrowse_free(a);
-        lmd_err we = {0};
-        if (lmd_agent_wide_begin(a, &we) != 0)
-            lmd_error("reload: %s; not publishing in DNS", lmd_err_text(&we));
-    } else {
-        lmd_agent_wide_sync(a);
-    }
+    lmd_config_clear(&old);
     lmd_agent_rearm(a);
     lmd_info("reloaded %s", a->path);
 }
@@ -223,16 +160,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static void agent_free(lmd_agent *a)
 {
     lmd_api_free(a->api);
-    lmd_agent_wfind_free(a);
-    lmd_agent_wide_free(a);
-    lmd_agent_wbrowse_free(a);
-    lmd_agent_services_free(a); /* goodbyes; their streams went with the API */
-    lmd_agent_trust_free(a);
-    lmd_health_free(a->health);
-    lmd_checks_free(a->checks);
-    lmd_pub_free(a->pub); /* goodbye */
-    lmd_browse_free(a->browse);
-    lmd_mdns_free(a->m);
+    for (size_t i = lmd_agent_ncomponents; i-- > 0;)
+        lmd_agent_components[i].free(a);
     lmd_policy_free(a->pol);
     lmd_peers_free(a->reg);
     struct event *evs[] = {a->sig_int, a->sig_term, a->sig_hup, a->reg_timer};
@@ -269,7 +198,7 @@ static int start(lmd_agent *a, lmd_err *err)
      * ttl.  Re-resolving on a timer was answered from that same cache: it
      * confirmed nothing and woke the agent ~6 times a minute per peer
      * (tests/bench/results.md). */
-    struct lmd_peers_config rc = peers_config(a);
+    struct lmd_peers_config rc = lmd_agent_peers_config(a);
     int e = lmd_txt_copy(&a->txt, &a->cfg.announce_txt);
     if (e == 0)
         e = lmd_peers_new(&rc, lmd_agent_on_reg_event, on_confirm, a, &a->reg, err);
@@ -279,22 +208,9 @@ static int start(lmd_agent *a, lmd_err *err)
         e = LMD_ENOMEM;
     if (e == 0)
         e = watch_signals(a);
-    if (e == 0)
-        e = lmd_agent_trust_start(a, err);
-    if (e == 0 && a->cfg.mdns.enabled)
-        e = lmd_mdns_new(a->base, on_mdns_state, a, &a->m, err);
-    if (!a->cfg.mdns.enabled) {
-        lmd_info("mdns { enabled = false }: neither announcing nor browsing over mDNS");
-        a->settled_once = true; /* nothing to scan */
-    }
-    if (e == 0)
-        e = lmd_agent_start_checks(a, err);
-    if (e == 0)
-        e = lmd_agent_start_announce(a);
-    if (e == 0)
-        e = lmd_agent_wide_begin(a, err);
-    if (e == 0 && a->m)
-        e = lmd_browse_new(a->m, a->cfg.announce.type, NULL, &lmd_agent_browse_callbacks, a, &a->browse, err);
+    for (size_t i = 0; e == 0 && i < lmd_agent_ncomponents; i++)
+        if (lmd_agent_components[i].start)
+            e = lmd_agent_components[i].start(a, err);
     if (e && err && !err->msg[0])
         lmd_err_set(err, e, "%s", lmd_strerror(e));
     return e;
@@ -373,7 +289,7 @@ int lmd_agent_run(const char *path, bool log_level_given)
     /* the withdraw turns the loop again: a SIGHUP then must not reload
      * (and free what the withdraw uses) */
     a->exiting = true;
-    lmd_agent_wide_stop(a, LMD_WIDE_STOP_BOUND);
+    lmd_wide_stop(a->wide, LMD_WIDE_STOP_BOUND);
     agent_free(a);
     return rc;
 }

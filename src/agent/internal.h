@@ -11,6 +11,7 @@
 #include "lua/policy.h"
 #include "mdns/mdns.h"
 #include "registry/peers.h"
+#include "wide/wide.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -57,11 +58,8 @@ typedef struct lmd_agent {
     char signed_host[256];  /* the SRV target our last signature named */
     bool draining;          /* nothing is announced again */
     bool drained;           /* the drain's grace is over: withdrawn */
-    struct lmd_agent_wide *wide;    /* wide_area { }: publishing (wide.c) */
-    struct lmd_agent_wide *wide_retired; /* replaced by a reload: withdrawing what it left */
-    bool exiting;                   /* past the main loop: withdrawing, no reload */
-    struct lmd_agent_wbrowse *wbrowse; /* wide_area { }: browsing (wide_browse.c) */
-    struct lmd_agent_wfind *wfind;  /* wide_area { } without server: finding it (wide_server.c) */
+    lmd_wide *wide;         /* wide_area { }: publishing and browsing (src/wide/) */
+    bool exiting;           /* past the main loop: withdrawing, no reload */
     struct event *drain_ev;
 } lmd_agent;
 
@@ -87,9 +85,6 @@ int lmd_agent_host_peers(void *ud, lmd_node_list *out);
 int lmd_agent_host_peers_all(void *ud, lmd_node_list *out);
 
 /* self.c */
-/* The configured service's instance name: announce.name, else HOST:PORT
- * ("" without announce { }); mDNS may rename it, the zone never does. */
-void lmd_agent_config_name(const struct lmd_config *cfg, char *out, size_t len);
 int lmd_agent_start_announce(lmd_agent *a);
 void lmd_agent_on_pub(void *ud, enum lmd_pub_event ev, const char *name, const char *detail);
 int lmd_agent_host_self(void *ud, lmd_node_info *out, const char **state);
@@ -97,8 +92,6 @@ int lmd_agent_host_set_txt(void *ud, const lmd_txt *txt, char *err, size_t errle
 json_t *lmd_agent_api_self(void *ud);
 void lmd_agent_on_self_health(void *ud, bool up, const char *detail);
 
-/* The TTL of our records: announce.ttl, else half the registry's ttl. */
-unsigned lmd_agent_record_ttl(const lmd_agent *a);
 /* Announce TXT status=STATUS on the configured service (failures logged). */
 void lmd_agent_set_status(lmd_agent *a, const char *status);
 
@@ -108,12 +101,9 @@ json_t *lmd_agent_services_json(lmd_agent *a);
 int lmd_agent_host_services(void *ud, lmd_node_list *out);
 size_t lmd_agent_services_count(const lmd_agent *a);
 void lmd_agent_services_free(lmd_agent *a);
-/* Every registered service to wide.c (lmd_agent_wide_service): a new
- * wide_area { } publishes those registered before it. */
-void lmd_agent_services_to_wide(lmd_agent *a);
-/* wide.c: the registered service NAME is in the zone for the first time
- * (a client of an agent without mDNS is told "established"). */
-void lmd_agent_services_dns_published(lmd_agent *a, const char *name);
+/* The wide-area host's registered and published (struct lmd_wide_host). */
+size_t lmd_agent_services_to_wide(void *ud, lmd_wide *w);
+void lmd_agent_services_dns_published(void *ud, const char *name);
 
 /* trust.c: signed announcements (all of it a no-op without trust { }) */
 struct lmd_trust_result;
@@ -126,8 +116,6 @@ int lmd_agent_sign_txt(lmd_agent *a, const char *name, uint16_t port, const lmd_
  * HOST.DOMAIN); domain and host NULL: "local" and avahi's host name. */
 int lmd_agent_sign_txt_as(lmd_agent *a, const char *name, uint16_t port, const lmd_txt *txt, const char *domain,
                           const char *host, lmd_txt *out, char *err, size_t errlen);
-/* wide.c: sign again and send (the trust signature's half-life) */
-void lmd_agent_wide_resign(lmd_agent *a);
 /* lmd_pub_set_txt of the signed txt (failures logged) */
 int lmd_agent_publish_txt(lmd_agent *a, lmd_pub *pub, const char *name, uint16_t port, const lmd_txt *txt);
 /* 0 when the peer's announcement verifies; res says why not */
@@ -140,55 +128,22 @@ int lmd_agent_verify_shown(void *ud, const lmd_node_info *peer, char signer[17])
 void lmd_agent_resign_all(lmd_agent *a);
 void lmd_agent_services_resign(lmd_agent *a);
 
-/* wide_server.c: start wide-area publishing and browsing, at once with
- * wide_area.server, else once the SOA MNAME of the domain's zone is found;
- * reload: a new configuration without a server keeps the one found for the
- * same domain (nc gets it). */
-int lmd_agent_wide_begin(lmd_agent *a, lmd_err *err);
-void lmd_agent_wfind_free(lmd_agent *a);
-void lmd_agent_wfind_keep(const lmd_agent *a, struct lmd_config *nc);
-
-/* wide.c: wide-area DNS-SD publishing (all of it a no-op without wide_area { }) */
-typedef struct lmd_agent_wide lmd_agent_wide;
-int lmd_agent_wide_start(lmd_agent *a, lmd_err *err);
-/* Publish, change or withdraw as the agent's state says now (announce,
- * TXT, health, drain); nothing is sent when the zone already agrees. */
-void lmd_agent_wide_sync(lmd_agent *a);
-/* A clean stop: withdraw, turning the loop at most bound seconds. */
-void lmd_agent_wide_stop(lmd_agent *a, double bound);
-void lmd_agent_wide_free(lmd_agent *a);
-/* A reload replaces wide_area { } or the announcement (a->cfg is the new
- * configuration): the old publisher withdraws what the new one will not
- * publish (another domain, another name), in the background, bounded by
- * the update timeout; a->wide is NULL after. */
-void lmd_agent_wide_retire(lmd_agent *a);
-/* A registered service, new or changed (its TXT), into the zone; gone:
- * withdrawn from it.  No-ops without wide_area { }. */
-void lmd_agent_wide_service(lmd_agent *a, const char *name, uint16_t port, const lmd_txt *txt);
-void lmd_agent_wide_service_gone(lmd_agent *a, const char *name);
-/* What /v1/self says of a registered service in the zone: {"domain",
- * "state": "published" | "publishing" | "failing", "error"}; NULL without
- * wide_area { }. */
-json_t *lmd_agent_wide_service_json(const lmd_agent *a, const char *name);
-/* Whether NAME is one of the services this agent publishes in the zone. */
-bool lmd_agent_wide_owns(const lmd_agent *a, const char *name);
-void lmd_agent_wide_metrics(const lmd_agent *a, struct lmd_metrics *out);
-/* The instance name published in DNS, or NULL; its SRV target; whether
- * the zone holds it. */
-const char *lmd_agent_wide_name(const lmd_agent *a);
-const char *lmd_agent_wide_host(const lmd_agent *a);
-bool lmd_agent_wide_published(const lmd_agent *a);
-/* The TSIG key (transfers are signed with it), or NULL. */
-struct lmd_dns_key;
-const struct lmd_dns_key *lmd_agent_wide_key(const lmd_agent *a);
-
-/* wide_browse.c: the domain's services into the registry (no-op without wide_area { }) */
-typedef struct lmd_agent_wbrowse lmd_agent_wbrowse;
-int lmd_agent_wbrowse_start(lmd_agent *a, lmd_err *err);
-void lmd_agent_wbrowse_free(lmd_agent *a);
-void lmd_agent_wbrowse_metrics(const lmd_agent *a, struct lmd_metrics *out);
-
 /* liveness.c: (re)start the checks the configuration asks for */
 int lmd_agent_start_checks(lmd_agent *a, lmd_err *err);
+
+/* components.c: the parts of the agent with a life of their own, in the
+ * order they start (and the reverse of the order they are freed in).  A
+ * reload hands each the configuration it replaced (a->cfg is the new one
+ * by then): each compares its own sections and restarts what changed. */
+struct lmd_agent_component {
+    const char *name;
+    int (*start)(lmd_agent *a, lmd_err *err);
+    int (*reload)(lmd_agent *a, const struct lmd_config *old, lmd_err *err);
+    void (*free)(lmd_agent *a);
+};
+extern const struct lmd_agent_component lmd_agent_components[];
+extern const size_t lmd_agent_ncomponents;
+/* The registry's settings (the goodbye hold depends on trust { }). */
+struct lmd_peers_config lmd_agent_peers_config(const lmd_agent *a);
 
 #endif

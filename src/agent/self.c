@@ -33,27 +33,6 @@ void lmd_agent_on_pub(void *ud, enum lmd_pub_event ev, const char *name, const c
     }
 }
 
-unsigned lmd_agent_record_ttl(const lmd_agent *a)
-{
-    /* Records live half the registry's ttl unless set (30 s by default):
-     * every mDNS cache drops a host that vanished within that time, so a
-     * peer is never kept longer than ttl without the network confirming it;
-     * tests/bench/TTL.md measured 30 s as affordable on a 200-peer LAN. */
-    return a->cfg.announce.ttl ? a->cfg.announce.ttl
-                   : a->cfg.registry.ttl >= 10 ? (unsigned)(a->cfg.registry.ttl / 2)
-                   : a->cfg.registry.ttl >= 1 ? 5 : 0;
-}
-
-void lmd_agent_config_name(const struct lmd_config *cfg, char *out, size_t len)
-{
-    if (cfg->announce.name)
-        snprintf(out, len, "%s", cfg->announce.name);
-    else if (cfg->announce.given)
-        lmd_default_name(cfg->announce.port, out, len);
-    else if (len)
-        *out = '\0';
-}
-
 int lmd_agent_start_announce(lmd_agent *a)
 {
     if (!a->cfg.announce.given || !a->m || a->pub || a->draining)
@@ -62,8 +41,8 @@ int lmd_agent_start_announce(lmd_agent *a)
      * server is not announced; status= is right from the start) */
     if (a->health && (a->self_state < 0 || (a->self_state == 0 && !lmd_agent_status_mode(a))))
         return 0;
-    lmd_agent_config_name(&a->cfg, a->name, sizeof a->name);
-    unsigned ttl = lmd_agent_record_ttl(a);
+    lmd_config_name(&a->cfg, a->name, sizeof a->name);
+    unsigned ttl = lmd_config_record_ttl(&a->cfg);
     lmd_txt txt;
     char err[320];
     int rc = lmd_agent_sign_txt(a, a->name, a->cfg.announce.port, &a->txt, &txt, err, sizeof err);
@@ -83,7 +62,8 @@ void lmd_agent_resign_all(lmd_agent *a)
     if (a->pub)
         (void)lmd_agent_publish_txt(a, a->pub, lmd_pub_name(a->pub), a->cfg.announce.port, &a->txt);
     lmd_agent_services_resign(a);
-    lmd_agent_wide_resign(a);
+    if (a->trust)
+        lmd_wide_resign(a->wide);
 }
 
 int lmd_agent_host_self(void *ud, lmd_node_info *out, const char **state)
@@ -92,13 +72,13 @@ int lmd_agent_host_self(void *ud, lmd_node_info *out, const char **state)
     memset(out, 0, sizeof *out);
     if (!a->cfg.announce.given)
         return LMD_ENOTFOUND;
-    const char *wname = lmd_agent_wide_name(a);
+    const char *wname = lmd_wide_name(a->wide);
     out->name = lmd_strdup(a->pub ? lmd_pub_name(a->pub) : a->name[0] || !wname ? a->name : wname);
     out->type = lmd_strdup(a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE);
     /* without mDNS, what the wide-area domain holds */
-    bool dns_only = !a->m && a->wide;
+    bool dns_only = !a->m && lmd_wide_host_name(a->wide);
     out->domain = lmd_strdup(dns_only ? a->cfg.wide_area.domain : "local");
-    out->host = lmd_strdup(a->m ? lmd_mdns_host_fqdn(a->m) : lmd_agent_wide_host(a));
+    out->host = lmd_strdup(a->m ? lmd_mdns_host_fqdn(a->m) : lmd_wide_host_name(a->wide));
     out->port = a->cfg.announce.port;
     const lmd_txt_item *it = lmd_txt_get(&a->txt, "info");
     out->info = it && it->has_value ? lmd_strndup(it->value, it->value_len) : NULL;
@@ -108,7 +88,7 @@ int lmd_agent_host_self(void *ud, lmd_node_info *out, const char **state)
         lmd_node_info_clear(out);
         return LMD_ENOMEM;
     }
-    *state = dns_only ? (lmd_agent_wide_published(a) ? "established" : "registering")
+    *state = dns_only ? (lmd_wide_published(a->wide) ? "established" : "registering")
              : !a->m || lmd_mdns_state(a->m) != LMD_MDNS_RUNNING ? "waiting"
              : a->health && a->self_state == 0 && !lmd_agent_status_mode(a) ? "withdrawn (unhealthy)"
              : a->pub && lmd_pub_established(a->pub)            ? "established"
@@ -127,7 +107,7 @@ int lmd_agent_host_set_txt(void *ud, const lmd_txt *txt, char *err, size_t errle
         return LMD_ENOMEM;
     lmd_txt_free(&a->txt);
     a->txt = copy;
-    lmd_agent_wide_sync(a); /* the TXT in DNS too (wide_area { }) */
+    lmd_wide_sync(a->wide); /* the TXT in DNS too (wide_area { }) */
     return a->pub ? lmd_agent_publish_txt(a, a->pub, lmd_pub_name(a->pub), a->cfg.announce.port, &a->txt) : 0;
 }
 
@@ -184,6 +164,6 @@ void lmd_agent_on_self_health(void *ud, bool up, const char *detail)
     } else {
         lmd_warn("local server is not healthy (%s): not announcing until it passes", detail);
     }
-    lmd_agent_wide_sync(a);
+    lmd_wide_sync(a->wide);
 }
 

@@ -24,7 +24,7 @@ struct lmd_svc {
     struct event *ttl_ev;
     double ttl;
     const char *state;       /* "registering", "established" */
-    bool registered;         /* past svc_add: given to wide.c */
+    bool registered;         /* past svc_add: given to src/wide */
 };
 
 static struct lmd_svc *find(lmd_agent *a, const char *name)
@@ -44,7 +44,7 @@ static void svc_free(lmd_agent *a, struct lmd_svc *s)
         }
     lmd_pub_free(s->pub); /* goodbye */
     if (s->registered)
-        lmd_agent_wide_service_gone(a, s->name); /* and out of the zone */
+        lmd_wide_service_gone(a->wide, s->name); /* and out of the zone */
     if (s->ttl_ev)
         event_free(s->ttl_ev);
     lmd_txt_free(&s->txt);
@@ -99,7 +99,7 @@ static json_t *svc_json(const struct lmd_svc *s)
 {
     json_t *doc = json_pack("{s:o,s:s,s:i}", "name", lmd_json_str(s->pub ? lmd_pub_name(s->pub) : s->name), "state",
                             s->state, "port", s->port);
-    json_t *dns = lmd_agent_wide_service_json(s->a, s->name); /* wide_area { }: its state in the zone */
+    json_t *dns = lmd_wide_service_json(s->a->wide, s->name); /* wide_area { }: its state in the zone */
     if (doc && dns)
         json_object_set_new(doc, "dns", dns);
     else
@@ -127,7 +127,7 @@ static int svc_add(void *ud, const char *name, const struct lmd_service_spec *sp
                                             "nothing anywhere; enable one of them");
     /* the configured service's name: as announced over mDNS (after a
      * collision rename) and as published in the zone (never renamed) */
-    const char *wname = lmd_agent_wide_name(a);
+    const char *wname = lmd_wide_name(a->wide);
     if (find(a, name) || (a->cfg.announce.given && !strcmp(a->pub ? lmd_pub_name(a->pub) : a->name, name)) ||
         (wname && !strcmp(wname, name)))
         return lmd_errbuf(err, errlen, 409, "a service named \"%.63s\" is already announced by this agent; "
@@ -170,7 +170,7 @@ static int svc_add(void *ud, const char *name, const struct lmd_service_spec *sp
         return 400;
     }
     struct lmd_pub_config pc = {.name = name, .type = a->cfg.announce.type, .port = spec->port, .txt = &signed_txt,
-                                .ttl = lmd_agent_record_ttl(a)};
+                                .ttl = lmd_config_record_ttl(&a->cfg)};
     lmd_err e = {0};
     rc = a->m ? lmd_pub_new(a->m, &pc, on_pub, s, &s->pub, &e) : 0; /* without mDNS: in the zone only */
     lmd_txt_free(&signed_txt);
@@ -179,7 +179,7 @@ static int svc_add(void *ud, const char *name, const struct lmd_service_spec *sp
         return lmd_errbuf(err, errlen, e.code == LMD_ETXT ? 400 : 503, "%s", lmd_err_text(&e));
     }
     s->registered = true;
-    lmd_agent_wide_service(a, name, spec->port, &s->txt); /* wide_area { }: in the zone too */
+    lmd_wide_service(a->wide, name, spec->port, &s->txt); /* wide_area { }: in the zone too */
     char esc[160];
     lmd_info("registered service \"%s\" on port %u (%s)", lmd_escape_str(name, esc, sizeof esc), spec->port,
              stream ? "while its client stays connected" : "with a ttl");
@@ -226,7 +226,7 @@ static int svc_patch(void *ud, const char *name, const lmd_txt *set, const lmd_t
     }
     lmd_txt_free(&s->txt);
     s->txt = t;
-    lmd_agent_wide_service(a, s->name, s->port, &s->txt);
+    lmd_wide_service(a->wide, s->name, s->port, &s->txt);
     *doc = svc_json(s);
     return 0;
 }
@@ -266,7 +266,7 @@ static void drained(evutil_socket_t fd, short what, void *arg)
     lmd_agent *a = arg;
     lmd_info("drain: grace period over; withdrawing every service this agent announces");
     a->drained = true;
-    lmd_agent_wide_sync(a);
+    lmd_wide_sync(a->wide);
     while (a->svcs)
         withdraw(a, a->svcs, "drained");
     lmd_pub_free(a->pub); /* goodbye; not announced again while draining */
@@ -291,7 +291,7 @@ static int drain(void *ud, double grace, json_t **doc, char *err, size_t errlen)
                 (!s->pub || lmd_agent_publish_txt(a, s->pub, lmd_pub_name(s->pub), s->port, &t) == 0)) {
                 lmd_txt_free(&s->txt);
                 s->txt = t;
-                lmd_agent_wide_service(a, s->name, s->port, &s->txt);
+                lmd_wide_service(a->wide, s->name, s->port, &s->txt);
             } else {
                 lmd_txt_free(&t);
                 lmd_error("drain: cannot announce status=draining for \"%s\"", s->name);
@@ -362,15 +362,18 @@ int lmd_agent_host_services(void *ud, lmd_node_list *out)
     return 0;
 }
 
-void lmd_agent_services_to_wide(lmd_agent *a)
+size_t lmd_agent_services_to_wide(void *ud, lmd_wide *w)
 {
-    for (struct lmd_svc *s = a->svcs; s; s = s->next)
+    lmd_agent *a = ud;
+    for (struct lmd_svc *s = a->svcs; s && w; s = s->next)
         if (s->registered)
-            lmd_agent_wide_service(a, s->name, s->port, &s->txt);
+            lmd_wide_service(w, s->name, s->port, &s->txt);
+    return lmd_agent_services_count(a);
 }
 
-void lmd_agent_services_dns_published(lmd_agent *a, const char *name)
+void lmd_agent_services_dns_published(void *ud, const char *name)
 {
+    lmd_agent *a = ud;
     for (struct lmd_svc *s = a->svcs; s; s = s->next)
         if (s->registered && !strcmp(s->name, name) && !s->pub) {
             /* no mDNS: the zone is where it is established */

@@ -84,6 +84,12 @@ extern const struct lmd_cfg_field lmd_cfg_fields[];
 extern const size_t lmd_cfg_nfields;
 
 void lmd_config_clear(struct lmd_config *c);
+
+/* The configured service's instance name: announce.name, else HOST:PORT
+ * ("" without announce { }); mDNS may rename it, the zone never does. */
+void lmd_config_name(const struct lmd_config *cfg, char *out, size_t len);
+/* The TTL of our records: announce.ttl, else half the registry's ttl. */
+unsigned lmd_config_record_ttl(const struct lmd_config *cfg);
 /* Whether two configurations agree on a section: given or not, and every
  * field but those named in ignore (NULL-terminated; may be NULL). */
 bool lmd_config_section_equal(const struct lmd_config *a, const struct lmd_config *b, const char *section,

@@ -273,6 +273,9 @@ const char *lmd_dns_rcode_name(int rcode);
 /* One service instance read from DNS: INSTANCE.TYPE.DOMAIN's SRV and TXT,
  * and the A/AAAA of its SRV target. */
 #define LMD_DNS_WALK_ADDRS 8
+/* Services of one type one reader follows in a domain (a walk, the
+ * agent's copy of the zone). */
+#define LMD_DNS_MAX_INSTANCES 16384
 typedef struct lmd_dns_found {
     char name[64];               /* the instance label, raw */
     char host[1025];             /* the SRV target as text, no final dot ("" without SRV) */
@@ -288,9 +291,13 @@ typedef struct lmd_dns_walk_result {
     const char *text;            /* rc != 0: one line on what failed */
     const lmd_dns_found *found;  /* the instances with an SRV record, in PTR order (valid in the callback) */
     size_t n;
+    size_t queries;              /* what the walk sent and read: messages, bytes */
+    double bytes_out, bytes_in;
 } lmd_dns_walk_result;
 
 typedef void (*lmd_dns_walk_cb)(const lmd_dns_walk_result *res, void *arg);
+/* A list of lmd_dns_found that the caller owns (each one's txt too). */
+void lmd_dns_found_free(lmd_dns_found *f, size_t n);
 typedef struct lmd_dns_walk lmd_dns_walk;
 
 /* Read the services of type (e.g. "_lmserv._tcp") in domain from server,
@@ -304,6 +311,37 @@ int lmd_dns_walk_start(struct event_base *base, const char *server, const char *
                        const lmd_dns_key *key, double timeout_s, lmd_dns_walk_cb cb, void *arg, lmd_dns_walk **out,
                        lmd_err *err);
 void lmd_dns_walk_cancel(lmd_dns_walk *w);
+
+/* ---- a reader's copy of a domain, for IXFR (zone.c) ------------------ */
+
+/* Only what reading services needs is kept, compactly (lmd_dns_rr is
+ * 2 KiB a record): PTR records at TYPE.DOMAIN, SRV and TXT records of its
+ * instances, and every A and AAAA (SRV targets may be anywhere). */
+struct lmd_dns_zrec {
+    uint16_t type, port;
+    char *owner, *target;
+    char owner_label[64], label[64];
+    lmd_txt txt;
+    char addr[46];
+};
+
+typedef struct lmd_dns_zone {
+    struct lmd_dns_zrec *r;
+    size_t n, cap;
+    uint32_t serial;             /* of the last transfer taken */
+    bool have;                   /* a copy is held: the next transfer may be an IXFR from serial */
+} lmd_dns_zone;
+
+void lmd_dns_zone_clear(lmd_dns_zone *zn);
+/* Apply a transfer (whole zone, diff, up to date) for the services of
+ * TYPE_ZONE (TYPE.DOMAIN) to the copy: 0, or a negative code and the copy
+ * is gone (out of memory, a diff that deletes what the copy does not hold,
+ * a diff or "up to date" with no copy): read it whole next time. */
+int lmd_dns_zone_take(lmd_dns_zone *zn, const char *type_zone, const lmd_dns_xfr *x);
+/* The services in the copy, sorted by name, each once, with the lowest
+ * IPv4 and IPv6 address of its SRV target (of several, the same one every
+ * time); free with lmd_dns_found_free. */
+int lmd_dns_zone_services(const lmd_dns_zone *zn, lmd_dns_found **out, size_t *n);
 
 /* ---- the domain's primary server (server.c) ------------------------- */
 

@@ -14,7 +14,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define MAX_INSTANCES 4096
 #define MAX_IN_FLIGHT 64
 
 struct item {
@@ -53,6 +52,8 @@ struct lmd_dns_walk {
     size_t n_later, cap_later, next_later;
     int rc;
     char text[512];
+    size_t queries;
+    double bytes_out, bytes_in;
 };
 
 static void on_answer(const lmd_dns_result *res, void *arg);
@@ -170,8 +171,10 @@ static void send_query(lmd_dns_walk *w, const char *label, const char *name, int
         return;
     }
     *q = (struct q){.w = w, .type = type, .idx = idx, .slot = w->n_qs};
-    if (build(w, label, name, type, &m, &err) != 0 ||
-        lmd_dns_send(w->base, w->server, 0, m, w->key, left, on_answer, q, &q->req, &err) != 0) {
+    size_t len = 0;
+    if (build(w, label, name, type, &m, &err) != 0 || !lmd_dns_msg_wire(m, &len) ||
+        (w->queries++, w->bytes_out += (double)len,
+         lmd_dns_send(w->base, w->server, 0, m, w->key, left, on_answer, q, &q->req, &err)) != 0) {
         free(q);
         fail(w, err.code ? err.code : LMD_EIO, "cannot ask for %s: %s", name, lmd_err_text(&err));
         return;
@@ -205,7 +208,8 @@ static void report(lmd_dns_walk *w)
         out[k++] = it->f; /* shallow: the txt stays the item's */
     }
     lmd_dns_walk_result res = {.rc = w->rc, .text = w->rc ? w->text : "", .found = w->rc ? NULL : out,
-                               .n = w->rc ? 0 : k};
+                               .n = w->rc ? 0 : k, .queries = w->queries, .bytes_out = w->bytes_out,
+                               .bytes_in = w->bytes_in};
     lmd_dns_walk_cb cb = w->cb;
     void *arg = w->arg;
     /* the callback sees the items' TXT: free the walk after it */
@@ -226,7 +230,7 @@ static void on_ptr(lmd_dns_walk *w, const lmd_dns_rr *rrs, size_t n)
         fail(w, LMD_ENOMEM, "%s%s", "out of memory", "");
         return;
     }
-    for (size_t i = 0; i < n && w->n_items < MAX_INSTANCES; i++) {
+    for (size_t i = 0; i < n && w->n_items < LMD_DNS_MAX_INSTANCES; i++) {
         bool dup = false;
         for (size_t j = 0; j < w->n_items; j++)
             dup = dup || !strcmp(w->items[j].f.name, rrs[i].label);
@@ -285,6 +289,7 @@ static void on_answer(const lmd_dns_result *res, void *arg)
     q->req = NULL;
     struct q mine = *q;
     forget(w, q);
+    w->bytes_in += (double)res->answer_len;
     /* NXDOMAIN is an answer: nothing there (signed queries report it as a failure) */
     bool empty = res->rcode == 3 && res->answer && res->verified; /* a forged NXDOMAIN must not hide a service */
     if (res->rc != 0 && !empty) {

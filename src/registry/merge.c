@@ -37,7 +37,7 @@ static bool same_first_label(const char *a, const char *b)
 /* Whether instance `in` speaks for the same server as `newest` (the one
  * that speaks for peer p).  Over one source, the same host and port.
  * Across sources the host names differ by nature (h1.local over mDNS,
- * h1.DOMAIN in DNS, as wide.c publishes it): the same port and the same
+ * h1.DOMAIN in DNS, as src/wide/publish.c publishes it): the same port and the same
  * host label -- but once p's host is verified (trust), not for an mDNS
  * instance joining a peer the zone speaks for: anyone on the link can
  * claim that label, and would lend the verified peer its addresses (and

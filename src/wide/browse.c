@@ -5,7 +5,7 @@
  * the last read failed), the domain is read again: by zone transfer where
  * the domain is a zone apex and the server allows it (TSIG-signed with
  * wide_area.key, over TCP, every message verified; IXFR from the serial of
- * the copy kept in wide_zone.c, so that only what changed crosses the
+ * the copy kept in src/dns/zone.c, so that only what changed crosses the
  * network; AXFR the first time, or when the copy was lost), else by a walk
  * with plain queries: PTR of TYPE.DOMAIN, then SRV and TXT of each
  * instance, then A and AAAA of each SRV target.  A transfer refused or not
@@ -19,7 +19,7 @@
  * mDNS is one peer with both, and leaves when the last is gone.
  *
  * Liveness: every update an agent sends carries "lmd-live=SEQ/LEASE" in the
- * TXT (wide.c), SEQ new each time, so a refresh changes the zone (its
+ * TXT (publish.c), SEQ new each time, so a refresh changes the zone (its
  * serial) and the instance.  An instance whose TXT has not changed for
  * LEASE seconds on this agent's monotonic clock since it was first seen
  * changing (or first seen at all) leaves with reason "expired": its
@@ -30,7 +30,7 @@
  * compare-and-delete update: only if the TXT is still exactly the stale one
  * (an RFC 2136 prerequisite), so a refresh that got there first is kept.
  * The lmd-live item is stripped before the registry sees the TXT
- * (wide_live.c). */
+ * (live.c). */
 #include "wide/browse.h"
 #include "base/log.h"
 #include "base/loop.h"
@@ -40,9 +40,10 @@
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 
-static void free_found(struct found *f, size_t n)
+static void free_found(struct lmd_wfound *f, size_t n)
 {
     for (size_t i = 0; f && i < n; i++) {
         lmd_txt_free(&f[i].txt);
@@ -51,116 +52,24 @@ static void free_found(struct found *f, size_t n)
     free(f);
 }
 
-static void on_answer(const lmd_dns_result *res, void *arg);
-
-/* Send one query now; at most MAX_INFLIGHT at once (each is a socket):
- * SRV, TXT, A and AAAA of instance idx wait in b->later beyond that. */
-static void send_query(lmd_agent_wbrowse *b, const char *label, const char *name, int type, size_t idx);
-
-static void ask(lmd_agent_wbrowse *b, const char *label, const char *name, int type, size_t idx)
+static bool walking(const lmd_wide_browse *b)
 {
-    bool per_instance = type == LMD_DNS_T_SRV || type == LMD_DNS_T_TXT || type == LMD_DNS_T_A ||
-                        type == LMD_DNS_T_AAAA;
-    if (!per_instance || b->n_qs < MAX_INFLIGHT) {
-        send_query(b, label, name, type, idx);
-        return;
-    }
-    if (b->n_later == b->cap_later) {
-        size_t cap = b->cap_later ? 2 * b->cap_later : 64;
-        struct later *more = realloc(b->later, cap * sizeof *more);
-        if (!more) {
-            b->failed = true;
-            return;
-        }
-        b->later = more;
-        b->cap_later = cap;
-    }
-    b->later[b->n_later++] = (struct later){.type = type, .idx = idx};
-}
-
-/* The next waiting queries, as answers make room. */
-static void ask_later(lmd_agent_wbrowse *b)
-{
-    if (b->failed)
-        b->n_later = 0; /* the walk is lost anyway: end it */
-    while (b->n_later && b->n_qs < MAX_INFLIGHT) {
-        struct later l = b->later[--b->n_later];
-        if (l.idx >= b->n_cur)
-            continue;
-        const struct found *f = &b->cur[l.idx];
-        if (l.type == LMD_DNS_T_SRV || l.type == LMD_DNS_T_TXT)
-            send_query(b, f->name, b->type_zone, l.type, l.idx);
-        else
-            send_query(b, NULL, f->host, l.type, l.idx);
-    }
-}
-
-static bool walking(const lmd_agent_wbrowse *b)
-{
-    return b->n_qs || b->n_later || b->xreq;
-}
-
-static void send_query(lmd_agent_wbrowse *b, const char *label, const char *name, int type, size_t idx)
-{
-    lmd_agent *a = b->a;
-    struct q *q = calloc(1, sizeof *q);
-    lmd_dns_msg *m = NULL;
-    lmd_err err = {0};
-    if (q && b->n_qs == b->cap_qs) {
-        size_t cap = b->cap_qs ? 2 * b->cap_qs : 16;
-        struct q **qs = realloc(b->qs, cap * sizeof *qs);
-        if (qs) {
-            b->qs = qs;
-            b->cap_qs = cap;
-        }
-    }
-    if (!q || b->n_qs == b->cap_qs) {
-        free(q);
-        b->failed = true;
-        return;
-    }
-    *q = (struct q){.b = b, .type = type, .idx = idx};
-    const lmd_dns_key *key = NULL;
-    int rc = lmd_dns_query_build(label, name, type, &m, &err);
-    size_t len = 0;
-    if (rc == 0) {
-        (void)lmd_dns_msg_wire(m, &len);
-        b->sent++;
-        b->bytes_out += (double)len;
-    }
-    if (rc != 0 ||
-        lmd_dns_send(a->base, a->cfg.wide_area.server, 0, m, key, QUERY_TIMEOUT, on_answer, q, &q->req, &err) != 0) {
-        lmd_debug("wide-area browse: cannot ask for %s: %s", name, lmd_err_text(&err));
-        free(q);
-        b->failed = true;
-        return;
-    }
-    b->qs[b->n_qs++] = q;
-}
-
-static void forget(lmd_agent_wbrowse *b, struct q *q)
-{
-    for (size_t i = 0; i < b->n_qs; i++)
-        if (b->qs[i] == q) {
-            b->qs[i] = b->qs[--b->n_qs];
-            break;
-        }
-    free(q);
+    return b->soa || b->walk || b->xreq;
 }
 
 static int by_name(const void *x, const void *y)
 {
-    return strcmp(((const struct found *)x)->name, ((const struct found *)y)->name);
+    return strcmp(((const struct lmd_wfound *)x)->name, ((const struct lmd_wfound *)y)->name);
 }
 
-const struct found *lmd_wb_find(const struct found *f, size_t n, const char *name)
+const struct lmd_wfound *lmd_wb_find(const struct lmd_wfound *f, size_t n, const char *name)
 {
-    struct found key;
+    struct lmd_wfound key;
     snprintf(key.name, sizeof key.name, "%s", name);
     return n ? bsearch(&key, f, n, sizeof *f, by_name) : NULL;
 }
 
-void lmd_wb_sort(struct found *f, size_t *n)
+void lmd_wb_sort(struct lmd_wfound *f, size_t *n)
 {
     if (*n < 2)
         return;
@@ -180,29 +89,29 @@ void lmd_wb_sort(struct found *f, size_t *n)
 }
 
 /* The registry instance of f over proto (4, 6), its address addr. */
-void lmd_wb_instance(const lmd_agent_wbrowse *b, const struct found *f, int proto, lmd_addr *addr,
+void lmd_wb_instance(const lmd_wide_browse *b, const struct lmd_wfound *f, int proto, lmd_addr *addr,
                      struct lmd_instance *in)
 {
-    const lmd_agent *a = b->a;
+    const lmd_wide *wd = b->wd;
     memset(addr, 0, sizeof *addr);
     snprintf(addr->addr, sizeof addr->addr, "%s", proto == 4 ? f->a4 : f->a6);
     addr->family = proto;
     snprintf(addr->ifname, sizeof addr->ifname, "dns");
     *in = (struct lmd_instance){.ifindex = 0, .ifname = "dns", .proto = proto, .name = f->name,
-                                .type = a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE,
-                                .domain = a->cfg.wide_area.domain, .host = f->host, .port = f->port, .addr = addr,
+                                .type = lmd_wide_type(wd->cfg),
+                                .domain = wd->cfg->wide_area.domain, .host = f->host, .port = f->port, .addr = addr,
                                 .txt = &f->txt,
-                                .flags = lmd_agent_wide_owns(a, f->name) ? LMD_NODE_LOCAL | LMD_NODE_OWN : 0};
+                                .flags = lmd_wide_owns(wd, f->name) ? LMD_NODE_LOCAL | LMD_NODE_OWN : 0};
 }
 
 /* A complete walk: report what is new or changed, and what is gone. */
-static void report(lmd_agent_wbrowse *b)
+static void report(lmd_wide_browse *b)
 {
-    lmd_agent *a = b->a;
+    lmd_wide *wd = b->wd;
     double now = lmd_now_mono(), wall = lmd_now_wall();
     lmd_wb_carry(b);
     for (size_t i = 0; i < b->n_prev; i++) {
-        const struct found *p = &b->prev[i], *c = lmd_wb_find(b->cur, b->n_cur, p->name);
+        const struct lmd_wfound *p = &b->prev[i], *c = lmd_wb_find(b->cur, b->n_cur, p->name);
         if (p->expired)
             continue; /* left already */
         for (int proto = 4; proto <= 6; proto += 2) {
@@ -212,12 +121,12 @@ static void report(lmd_agent_wbrowse *b)
                 lmd_addr addr;
                 struct lmd_instance in;
                 lmd_wb_instance(b, p, proto, &addr, &in);
-                (void)lmd_peers_gone_at(a->reg, &in, LMD_REASON_GOODBYE, now);
+                (void)lmd_peers_gone_at(wd->reg, &in, LMD_REASON_GOODBYE, now);
             }
         }
     }
     for (size_t i = 0; i < b->n_cur; i++) {
-        const struct found *c = &b->cur[i], *p = lmd_wb_find(b->prev, b->n_prev, c->name);
+        const struct lmd_wfound *c = &b->cur[i], *p = lmd_wb_find(b->prev, b->n_prev, c->name);
         if (!c->srv || c->expired)
             continue;
         /* only what changed: a walk after someone else's update must not
@@ -236,11 +145,11 @@ static void report(lmd_agent_wbrowse *b)
             /* both addresses come in this loop: a new peer joins with both,
              * at once (no settle window) */
             in.complete = !(proto == 4 && c->a6[0]);
-            if (lmd_peers_seen(a->reg, &in, now, wall) != 0)
-                lmd_error("out of memory: \"%s\" from %s not recorded", c->name, a->cfg.wide_area.domain);
+            if (lmd_peers_seen(wd->reg, &in, now, wall) != 0)
+                lmd_error("out of memory: \"%s\" from %s not recorded", c->name, wd->cfg->wide_area.domain);
         }
     }
-    lmd_agent_rearm(a);
+    lmd_wide_registry_changed(wd);
     free_found(b->prev, b->n_prev);
     b->prev = b->cur;
     b->n_prev = b->n_cur;
@@ -249,13 +158,13 @@ static void report(lmd_agent_wbrowse *b)
     lmd_wb_arm_expiry(b);
 }
 
-static void walk_done(lmd_agent_wbrowse *b)
+static void walk_done(lmd_wide_browse *b)
 {
     b->polls[b->failed ? 2 : 1]++;
     if (b->failed) {
         if (!b->logged_down)
             lmd_warn("wide-area browse: reading %s from %s failed; keeping the peers known from it and trying "
-                     "again every %g s", b->type_zone, b->a->cfg.wide_area.server, b->a->cfg.wide_area.poll);
+                     "again every %g s", b->type_zone, b->wd->server, b->wd->cfg->wide_area.poll);
         b->logged_down = true;
         b->have_serial = false; /* walk again next time */
         free_found(b->cur, b->n_cur);
@@ -268,61 +177,107 @@ static void walk_done(lmd_agent_wbrowse *b)
         b->walked = true;
         report(b);
     }
-    if (lmd_timer_in(b->timer, b->a->cfg.wide_area.poll) != 0)
+    if (lmd_timer_in(b->timer, b->wd->cfg->wide_area.poll) != 0)
         lmd_error("wide-area browse: cannot arm the poll timer (out of memory)");
 }
 
-static void on_ptr(lmd_agent_wbrowse *b, const lmd_dns_rr *rrs, size_t n)
+/* Of several addresses of a family, the same one every time (servers
+ * rotate them): the lowest. */
+static void lowest(char slot[64], const lmd_dns_found *f, bool v4)
 {
-    struct found *f = calloc(n ? n : 1, sizeof *f);
-    if (!f) {
-        b->failed = true;
-        return;
-    }
+    slot[0] = '\0';
+    for (size_t i = 0; i < f->n_addrs; i++)
+        if ((strchr(f->addrs[i], ':') == NULL) == v4 && (!slot[0] || strcmp(f->addrs[i], slot) < 0))
+            snprintf(slot, 64, "%s", f->addrs[i]);
+}
+
+/* What a walk or the zone copy found, as this walk's instances (b->cur). */
+int lmd_wb_take_found(lmd_wide_browse *b, const lmd_dns_found *in, size_t n)
+{
+    struct lmd_wfound *f = calloc(n ? n : 1, sizeof *f);
+    if (!f)
+        return LMD_ENOMEM;
     size_t k = 0;
-    for (size_t i = 0; i < n && k < MAX_INSTANCES; i++) {
-        /* only INSTANCE.TYPE.ZONE (each instance once: lmd_wb_sort) */
-        if (!lmd_dns_instance_name(rrs[i].target, b->type_zone))
-            continue;
-        snprintf(f[k].name, sizeof f[k].name, "%s", rrs[i].label);
-        k++;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const lmd_dns_found *w = &in[i];
+        struct lmd_wfound *c = &f[k++];
+        snprintf(c->name, sizeof c->name, "%s", w->name);
+        snprintf(c->host, sizeof c->host, "%s", w->host);
+        c->port = w->port;
+        c->srv = w->srv;
+        lowest(c->a4, w, true);
+        lowest(c->a6, w, false);
+        if (w->txt_ok) {
+            if (lmd_txt_copy(&c->full, &w->txt) != 0)
+                rc = LMD_ENOMEM;
+            lmd_wb_take_txt(c);
+            c->txt_ok = true;
+        }
     }
     lmd_wb_sort(f, &k);
+    free_found(b->cur, b->n_cur);
     b->cur = f;
     b->n_cur = k;
-    for (size_t i = 0; i < k; i++) {
-        ask(b, f[i].name, b->type_zone, LMD_DNS_T_SRV, i);
-        ask(b, f[i].name, b->type_zone, LMD_DNS_T_TXT, i);
+    return rc;
+}
+
+static void on_walked(const lmd_dns_walk_result *res, void *arg)
+{
+    lmd_wide_browse *b = arg;
+    b->walk = NULL;
+    b->sent += (double)res->queries;
+    b->bytes_out += res->bytes_out;
+    b->bytes_in += res->bytes_in;
+    if (res->rc != 0 || lmd_wb_take_found(b, res->found, res->n) != 0) {
+        lmd_debug("wide-area browse: %s", res->rc ? res->text : "out of memory");
+        b->failed = true;
+    }
+    walk_done(b);
+}
+
+/* The domain read with queries (src/dns/walk.c). */
+static void read_by_queries(lmd_wide_browse *b)
+{
+    lmd_wide *wd = b->wd;
+    lmd_err err = {0};
+    if (lmd_dns_walk_start(wd->base, wd->server, wd->cfg->wide_area.domain, lmd_wide_type(wd->cfg), NULL,
+                           LMD_WB_XFR_TIMEOUT, on_walked, b, &b->walk, &err) != 0) {
+        lmd_debug("wide-area browse: cannot read %s: %s", b->type_zone, lmd_err_text(&err));
+        b->failed = true;
     }
 }
 
 /* Why a transfer cannot be used; the walk with queries instead, from now on. */
-static void to_queries(lmd_agent_wbrowse *b, const char *why)
+static void to_queries(lmd_wide_browse *b, const char *why)
 {
     lmd_warn("wide-area browse: no transfer of %s from %s (%s): reading it with queries from now on",
-             b->a->cfg.wide_area.domain, b->a->cfg.wide_area.server, why);
+             b->wd->cfg->wide_area.domain, b->wd->server, why);
     b->queries = true;
     b->failed = false;
-    ask(b, NULL, b->type_zone, LMD_DNS_T_PTR, 0);
+    read_by_queries(b);
 }
 
 static void on_transfer(const lmd_dns_xfr_result *res, void *arg)
 {
-    lmd_agent_wbrowse *b = arg;
-    const char *domain = b->a->cfg.wide_area.domain;
+    lmd_wide_browse *b = arg;
+    const char *domain = b->wd->cfg->wide_area.domain;
     b->xreq = NULL;
     b->bytes_in += (double)res->bytes;
     lmd_dns_xfr *x = res->xfr;
+    lmd_dns_found *found = NULL;
+    size_t n_found = 0;
     if (res->rc == 0 && x) {
         bool ixfr = b->zone.have;
-        if (lmd_wb_zone_take(&b->zone, b->type_zone, x) != 0) {
+        if (lmd_dns_zone_take(&b->zone, b->type_zone, x) != 0) {
             /* a diff that does not fit our copy (or no memory): whole next
              * time (a zone past the copy's size is past a transfer's too:
              * then read by queries) */
             lmd_warn("wide-area browse: the changes to %s from %s did not fit this agent's copy of it: reading it "
-                     "whole next time", domain, b->a->cfg.wide_area.server);
+                     "whole next time", domain, b->wd->server);
             b->failed = true;
-        } else if (lmd_wb_zone_services(&b->zone, &b->cur, &b->n_cur) != 0) {
+        } else if (lmd_dns_zone_services(&b->zone, &found, &n_found) != 0 ||
+                   lmd_wb_take_found(b, found, n_found) != 0) {
             b->failed = true;
         } else {
             size_t changes = 0;
@@ -334,143 +289,130 @@ static void on_transfer(const lmd_dns_xfr_result *res, void *arg)
                       x->messages, x->bytes, x->kind == LMD_DNS_XFR_DIFF ? changes : x->n_rrs, b->n_cur);
         }
         lmd_dns_xfr_free(x);
+        lmd_dns_found_free(found, n_found);
     } else if (res->rcode == 5 || res->rcode == 9 || res->tsig_error == 16 || res->tsig_error == 17 ||
                res->too_big) {
         /* the server will not transfer it to this key: REFUSED, NOTAUTH,
          * BADSIG, BADKEY; or it is past what a transfer may be (reading it
          * whole at every change would be worse).  A SERVFAIL while it
          * loads, BADTIME, a failed IXFR are tried again, whole. */
-        lmd_wb_zone_clear(&b->zone);
+        lmd_dns_zone_clear(&b->zone);
         to_queries(b, res->text);
     } else {
         /* unreachable, cut off, garbage: the next poll tries again, whole */
         lmd_debug("wide-area browse: %s", res->text);
-        lmd_wb_zone_clear(&b->zone);
+        lmd_dns_zone_clear(&b->zone);
         b->failed = true;
     }
-    ask_later(b);
     if (!walking(b))
         walk_done(b);
 }
 
-static void transfer(lmd_agent_wbrowse *b)
+static void transfer(lmd_wide_browse *b)
 {
-    lmd_agent *a = b->a;
+    lmd_wide *wd = b->wd;
     lmd_dns_msg *m = NULL;
     lmd_err err = {0};
     size_t len = 0;
-    const lmd_dns_key *key = lmd_agent_wide_key(a);
-    if (lmd_dns_xfr_build(a->cfg.wide_area.domain, key, b->zone.serial, b->zone.have, &m, &err) != 0 ||
+    const lmd_dns_key *key = lmd_wide_key(wd);
+    if (lmd_dns_xfr_build(wd->cfg->wide_area.domain, key, b->zone.serial, b->zone.have, &m, &err) != 0 ||
         !lmd_dns_msg_wire(m, &len) ||
         (b->sent++, b->bytes_out += (double)len,
-         lmd_dns_xfr_send(a->base, a->cfg.wide_area.server, 0, m, key, XFR_TIMEOUT, on_transfer, b, &b->xreq, &err)) !=
+         lmd_dns_xfr_send(wd->base, wd->server, 0, m, key, LMD_WB_XFR_TIMEOUT, on_transfer, b, &b->xreq, &err)) !=
             0) {
-        lmd_debug("wide-area browse: cannot ask for %s: %s", a->cfg.wide_area.domain, lmd_err_text(&err));
+        lmd_debug("wide-area browse: cannot ask for %s: %s", wd->cfg->wide_area.domain, lmd_err_text(&err));
         b->failed = true;
     }
 }
 
-static void on_answer(const lmd_dns_result *res, void *arg)
+static void on_soa(const lmd_dns_result *res, void *arg)
 {
-    struct q *q = arg;
-    lmd_agent_wbrowse *b = q->b;
-    int type = q->type;
-    size_t idx = q->idx;
-    forget(b, q);
+    lmd_wide_browse *b = arg;
+    b->soa = NULL;
     b->bytes_in += (double)res->answer_len;
     lmd_dns_rr *rrs = NULL;
     size_t n = 0;
     lmd_err err = {0};
-    if (res->rc != 0 || !res->answer || lmd_dns_answer_parse(res->answer, res->answer_len, type, &rrs, &n, &err) != 0) {
+    if (res->rc != 0 || !res->answer ||
+        lmd_dns_answer_parse(res->answer, res->answer_len, LMD_DNS_T_SOA, &rrs, &n, &err) != 0) {
         lmd_debug("wide-area browse: %s", res->rc ? res->text : lmd_err_text(&err));
         b->failed = true;
-    } else if (type == LMD_DNS_T_SOA) {
+    } else {
         bool same = n == 1 && b->have_serial && rrs[0].serial == b->serial && b->walked;
         b->have_serial = n == 1;
         b->serial = n == 1 ? rrs[0].serial : 0;
         if (same) {
             b->polls[0]++;
             lmd_dns_rrs_free(rrs, n);
-            if (lmd_timer_in(b->timer, b->a->cfg.wide_area.poll) != 0)
+            if (lmd_timer_in(b->timer, b->wd->cfg->wide_area.poll) != 0)
                 lmd_error("wide-area browse: cannot arm the poll timer (out of memory)");
             return;
         }
         b->failed = false;
         /* a zone apex (n == 1) whose server transfers it: IXFR from the
          * copy's serial, or the whole zone (AXFR), over TCP */
-        if (n == 1 && !b->queries && lmd_agent_wide_key(b->a))
+        if (n == 1 && !b->queries && lmd_wide_key(b->wd))
             transfer(b);
         else
-            ask(b, NULL, b->type_zone, LMD_DNS_T_PTR, 0);
-    } else if (type == LMD_DNS_T_PTR && !b->cur) {
-        on_ptr(b, rrs, n);
-    } else if (idx < b->n_cur) {
-        struct found *f = &b->cur[idx];
-        if (type == LMD_DNS_T_SRV && n >= 1) {
-            f->srv = true;
-            f->port = rrs[0].port;
-            snprintf(f->host, sizeof f->host, "%s", rrs[0].target);
-            ask(b, NULL, f->host, LMD_DNS_T_A, idx);
-            ask(b, NULL, f->host, LMD_DNS_T_AAAA, idx);
-        } else if (type == LMD_DNS_T_TXT && n >= 1) {
-            lmd_txt_free(&f->full);
-            f->full = rrs[0].txt;
-            rrs[0].txt = (lmd_txt){0};
-            lmd_wb_take_txt(f);
-            f->txt_ok = true;
-        } else if ((type == LMD_DNS_T_A || type == LMD_DNS_T_AAAA) && n >= 1) {
-            /* of several, the same one every time (servers rotate them) */
-            size_t lo = 0;
-            for (size_t i = 1; i < n; i++)
-                if (strcmp(rrs[i].addr, rrs[lo].addr) < 0)
-                    lo = i;
-            char *slot = type == LMD_DNS_T_A ? f->a4 : f->a6;
-            snprintf(slot, sizeof f->a4, "%s", rrs[lo].addr);
-        }
+            read_by_queries(b);
     }
     lmd_dns_rrs_free(rrs, n);
-    ask_later(b);
     if (!walking(b))
         walk_done(b);
+}
+
+/* One SOA query: has the domain changed? */
+static void ask_soa(lmd_wide_browse *b)
+{
+    lmd_wide *wd = b->wd;
+    lmd_dns_msg *m = NULL;
+    lmd_err err = {0};
+    size_t len = 0;
+    if (lmd_dns_query_build(NULL, wd->cfg->wide_area.domain, LMD_DNS_T_SOA, &m, &err) != 0 ||
+        !lmd_dns_msg_wire(m, &len) ||
+        (b->sent++, b->bytes_out += (double)len,
+         lmd_dns_send(wd->base, wd->server, 0, m, NULL, LMD_WB_QUERY_TIMEOUT, on_soa, b, &b->soa, &err)) != 0) {
+        lmd_debug("wide-area browse: cannot ask for %s: %s", wd->cfg->wide_area.domain, lmd_err_text(&err));
+        b->failed = true;
+    }
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    lmd_agent_wbrowse *b = arg;
+    lmd_wide_browse *b = arg;
     if (walking(b))
         return; /* a walk still going (bounded by its queries' and transfer's timeouts) */
     b->failed = false;
-    ask(b, NULL, b->a->cfg.wide_area.domain, LMD_DNS_T_SOA, 0);
-    ask_later(b);
+    ask_soa(b);
     if (!walking(b))
         walk_done(b);
 }
 
-int lmd_agent_wbrowse_start(lmd_agent *a, lmd_err *err)
+int lmd_wide_browse_start(lmd_wide *wd, lmd_err *err)
 {
-    if (!a->cfg.wide_area.given)
+    if (!wd->cfg->wide_area.given)
         return 0;
-    lmd_agent_wbrowse *b = calloc(1, sizeof *b);
-    if (!b || !(b->timer = evtimer_new(a->base, on_poll, b))) {
+    lmd_wide_browse *b = calloc(1, sizeof *b);
+    if (!b || !(b->timer = evtimer_new(wd->base, on_poll, b))) {
         free(b);
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");
     }
-    b->a = a;
+    b->wd = wd;
     int rc = lmd_wb_live_start(b, err);
     if (rc) {
         event_free(b->timer);
         free(b);
         return rc;
     }
-    const char *d = a->cfg.wide_area.domain;
+    const char *d = wd->cfg->wide_area.domain;
     size_t dl = strlen(d);
-    snprintf(b->type_zone, sizeof b->type_zone, "%s.%.*s", a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE,
+    snprintf(b->type_zone, sizeof b->type_zone, "%s.%.*s", lmd_wide_type(wd->cfg),
              (int)(dl && d[dl - 1] == '.' ? dl - 1 : dl), d);
-    a->wbrowse = b;
-    lmd_info("wide-area browse: reading %s from %s every %g s; %s", b->type_zone, a->cfg.wide_area.server,
-             a->cfg.wide_area.poll,
+    wd->browse = b;
+    lmd_info("wide-area browse: reading %s from %s every %g s; %s", b->type_zone, wd->server,
+             wd->cfg->wide_area.poll,
              b->sweep_key ? "removing the records of services whose lease ran out (sweep key)"
                           : "records of services whose lease ran out stay in the zone (no wide_area.sweep_key)");
     if (lmd_timer_in(b->timer, 0) != 0)
@@ -478,30 +420,26 @@ int lmd_agent_wbrowse_start(lmd_agent *a, lmd_err *err)
     return 0;
 }
 
-void lmd_agent_wbrowse_free(lmd_agent *a)
+void lmd_wide_browse_free(lmd_wide *wd)
 {
-    lmd_agent_wbrowse *b = a->wbrowse;
+    lmd_wide_browse *b = wd->browse;
     if (!b)
         return;
-    for (size_t i = 0; i < b->n_qs; i++) {
-        lmd_dns_req_cancel(b->qs[i]->req);
-        free(b->qs[i]);
-    }
+    lmd_dns_req_cancel(b->soa);
+    lmd_dns_walk_cancel(b->walk);
     lmd_dns_xfr_cancel(b->xreq);
-    lmd_wb_zone_clear(&b->zone);
-    free(b->qs);
-    free(b->later);
+    lmd_dns_zone_clear(&b->zone);
     lmd_wb_live_free(b);
     event_free(b->timer);
     free_found(b->cur, b->n_cur);
     free_found(b->prev, b->n_prev);
     free(b);
-    a->wbrowse = NULL;
+    wd->browse = NULL;
 }
 
-void lmd_agent_wbrowse_metrics(const lmd_agent *a, struct lmd_metrics *out)
+void lmd_wide_browse_metrics(const lmd_wide *wd, struct lmd_metrics *out)
 {
-    const lmd_agent_wbrowse *b = a->wbrowse;
+    const lmd_wide_browse *b = wd->browse;
     if (!b)
         return;
     memcpy(out->dns_polls, b->polls, sizeof b->polls);

@@ -1,20 +1,16 @@
-/* Wide-area browsing's state, shared by wide_browse.c (reading the domain)
- * and wide_live.c (liveness: expiry by lease, sweeping stale records). */
-#ifndef LMD_AGENT_WIDE_BROWSE_H
-#define LMD_AGENT_WIDE_BROWSE_H
+/* Wide-area browsing's state, shared by browse.c (reading the domain)
+ * and live.c (liveness: expiry by lease, sweeping stale records). */
+#ifndef LMD_WIDE_BROWSE_H
+#define LMD_WIDE_BROWSE_H
 
-#include "agent/internal.h"
-#include "dns/dns.h"
+#include "wide/internal.h"
 
 #include <event2/event.h>
 
-#define QUERY_TIMEOUT 3.0
-#define XFR_TIMEOUT 30.0
-#define MAX_INSTANCES 16384 /* services of our type one agent follows in a domain */
-#define MAX_INFLIGHT 64     /* queries at once (each a socket) */
-#define MAX_ZONE_RECORDS LMD_DNS_XFR_MAX_RRS /* the kept copy of the domain: what one transfer may bring */
+#define LMD_WB_QUERY_TIMEOUT 3.0
+#define LMD_WB_XFR_TIMEOUT 30.0
 
-struct found {
+struct lmd_wfound {
     char name[64];
     char host[1025];
     uint16_t port;
@@ -28,23 +24,8 @@ struct found {
     bool srv, txt_ok;
 };
 
-struct zrec {                   /* one record of the zone copy (wide_zone.c) */
-    uint16_t type, port;
-    char *owner, *target;
-    char owner_label[64], label[64];
-    lmd_txt txt;
-    char addr[46];
-};
-
-struct wzone {                  /* the domain as the last transfer said */
-    struct zrec *r;
-    size_t n, cap;
-    uint32_t serial;
-    bool have;
-};
-
-struct sweep {                  /* one compare-and-delete, in flight or waiting */
-    struct lmd_agent_wbrowse *b;
+struct lmd_wsweep {                  /* one compare-and-delete, in flight or waiting */
+    struct lmd_wide_browse *b;
     char name[64];
     lmd_txt full;               /* the stale TXT: the prerequisite */
     lmd_dns_req *req;           /* NULL: waiting (for room, or to try again) */
@@ -53,65 +34,47 @@ struct sweep {                  /* one compare-and-delete, in flight or waiting 
 };
 
 
-struct q {                      /* one query in flight */
-    struct lmd_agent_wbrowse *b;
-    int type;
-    size_t idx;                 /* the instance it is for */
-    lmd_dns_req *req;
-};
-
-struct later {                  /* a query waiting for room (MAX_INFLIGHT) */
-    int type;
-    size_t idx;
-};
-
-struct lmd_agent_wbrowse {
-    lmd_agent *a;
+struct lmd_wide_browse {
+    lmd_wide *wd;
     struct event *timer;
     char type_zone[1024];
     uint32_t serial;
     bool have_serial, walked, failed, logged_down;
     bool queries;               /* transfers refused or too big: plain queries */
-    struct found *cur, *prev;
+    struct lmd_wfound *cur, *prev;
     size_t n_cur, n_prev;
-    struct q **qs;              /* in flight */
-    size_t n_qs, cap_qs;
-    struct later *later;        /* waiting */
-    size_t n_later, cap_later;
+    lmd_dns_req *soa;                /* the SOA query in flight */
+    lmd_dns_walk *walk;              /* reading the domain by queries (src/dns/walk.c) */
     double polls[3];            /* unchanged, read, failed */
     struct event *expiry;       /* at the earliest lease end */
     lmd_dns_key *sweep_key;     /* wide_area.sweep_key, NULL: no sweeping */
-    struct sweep **sweeps;      /* at most MAX_SWEEPS; MAX_SWEEPS_IN_FLIGHT sent at a time */
+    struct lmd_wsweep **sweeps;      /* at most MAX_SWEEPS; MAX_SWEEPS_IN_FLIGHT sent at a time */
     size_t n_sweeps;
     struct event *sweep_timer;  /* the next try of a waiting one */
     double swept[3];            /* swept, kept (refreshed or gone meanwhile), failed */
     double expired;
     double sent, bytes_out, bytes_in;
-    struct wzone zone;          /* for IXFR */
+    lmd_dns_zone zone;              /* for IXFR (src/dns/zone.c) */
     lmd_dns_xfr_req *xreq;      /* the transfer in flight */
 };
 
 
-/* wide_browse.c */
+/* browse.c */
 /* f sorted by name (lmd_wb_sort: duplicates dropped) */
-const struct found *lmd_wb_find(const struct found *f, size_t n, const char *name);
-void lmd_wb_sort(struct found *f, size_t *n);
+const struct lmd_wfound *lmd_wb_find(const struct lmd_wfound *f, size_t n, const char *name);
+void lmd_wb_sort(struct lmd_wfound *f, size_t *n);
 /* The registry instance of f over proto (4, 6), its address addr. */
-void lmd_wb_instance(const lmd_agent_wbrowse *b, const struct found *f, int proto, lmd_addr *addr,
+void lmd_wb_instance(const lmd_wide_browse *b, const struct lmd_wfound *f, int proto, lmd_addr *addr,
                      struct lmd_instance *in);
 
-/* wide_zone.c: the copy of the domain, for IXFR */
-void lmd_wb_zone_clear(struct wzone *zn);
-/* Apply a transfer (whole zone, diff, up to date) to the copy; -1: the copy
- * is gone (out of memory, or the diff did not fit it): read it whole. */
-int lmd_wb_zone_take(struct wzone *zn, const char *type_zone, const lmd_dns_xfr *x);
-int lmd_wb_zone_services(const struct wzone *zn, struct found **out, size_t *n);
+/* browse.c: instances read (a walk or the zone copy) into wfound, sorted */
+int lmd_wb_take_found(lmd_wide_browse *b, const lmd_dns_found *in, size_t n);
 
-/* wide_live.c */
-void lmd_wb_take_txt(struct found *f);
-void lmd_wb_carry(lmd_agent_wbrowse *b);     /* each cur entry's clock, from prev */
-void lmd_wb_arm_expiry(lmd_agent_wbrowse *b); /* at prev's earliest lease end */
-int lmd_wb_live_start(lmd_agent_wbrowse *b, lmd_err *err);
-void lmd_wb_live_free(lmd_agent_wbrowse *b);
+/* live.c */
+void lmd_wb_take_txt(struct lmd_wfound *f);
+void lmd_wb_carry(lmd_wide_browse *b);     /* each cur entry's clock, from prev */
+void lmd_wb_arm_expiry(lmd_wide_browse *b); /* at prev's earliest lease end */
+int lmd_wb_live_start(lmd_wide_browse *b, lmd_err *err);
+void lmd_wb_live_free(lmd_wide_browse *b);
 
 #endif

@@ -8,9 +8,10 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* f->full's lmd-live into f->live and f->lease; f->txt = the rest. */
-void lmd_wb_take_txt(struct found *f)
+void lmd_wb_take_txt(struct lmd_wfound *f)
 {
     lmd_txt_free(&f->txt);
     f->live[0] = '\0';
@@ -28,14 +29,14 @@ void lmd_wb_take_txt(struct found *f)
     (void)lmd_txt_remove(&f->txt, LMD_DNS_LIVE_KEY);
 }
 
-void lmd_wb_carry(lmd_agent_wbrowse *b)
+void lmd_wb_carry(lmd_wide_browse *b)
 {
     double now = lmd_now_mono();
     /* liveness: an instance unchanged since the last walk keeps its clock
      * (and its expiry); anything changed (a refresh is a change) starts it */
     for (size_t i = 0; i < b->n_cur; i++) {
-        struct found *c = &b->cur[i];
-        const struct found *p = lmd_wb_find(b->prev, b->n_prev, c->name);
+        struct lmd_wfound *c = &b->cur[i];
+        const struct lmd_wfound *p = lmd_wb_find(b->prev, b->n_prev, c->name);
         /* what the publisher writes on each refresh (its TXT with lmd-live),
          * not the addresses: of several, which one a reader shows is not
          * the publisher's doing */
@@ -51,17 +52,17 @@ void lmd_wb_carry(lmd_agent_wbrowse *b)
  * within our poll (and a transfer's time): with a poll that is long for the
  * lease, the gap between two refreshes we see is longer than the lease,
  * and a live peer must not expire in it.  Always within lease + poll. */
-static double deadline(const lmd_agent_wbrowse *b, const struct found *f)
+static double deadline(const lmd_wide_browse *b, const struct lmd_wfound *f)
 {
-    double seen_gap = 0.55 * f->lease + b->a->cfg.wide_area.poll + 2;
+    double seen_gap = 0.55 * f->lease + b->wd->cfg->wide_area.poll + 2;
     return f->changed_at + (seen_gap > f->lease ? seen_gap : f->lease);
 }
 
-void lmd_wb_arm_expiry(lmd_agent_wbrowse *b)
+void lmd_wb_arm_expiry(lmd_wide_browse *b)
 {
     double first = -1;
     for (size_t i = 0; i < b->n_prev; i++) {
-        const struct found *f = &b->prev[i];
+        const struct lmd_wfound *f = &b->prev[i];
         if (f->srv && f->lease && !f->expired && (first < 0 || deadline(b, f) < first))
             first = deadline(b, f);
     }
@@ -84,7 +85,7 @@ void lmd_wb_arm_expiry(lmd_agent_wbrowse *b)
 #define MAX_SWEEPS 4096
 #define SWEEP_TRIES 4
 
-static void forget_sweep(lmd_agent_wbrowse *b, struct sweep *sw)
+static void forget_sweep(lmd_wide_browse *b, struct lmd_wsweep *sw)
 {
     for (size_t i = 0; i < b->n_sweeps; i++)
         if (b->sweeps[i] == sw) {
@@ -96,12 +97,12 @@ static void forget_sweep(lmd_agent_wbrowse *b, struct sweep *sw)
     free(sw);
 }
 
-static void pump(lmd_agent_wbrowse *b);
+static void pump(lmd_wide_browse *b);
 
 static void on_swept(const lmd_dns_result *res, void *arg)
 {
-    struct sweep *sw = arg;
-    lmd_agent_wbrowse *b = sw->b;
+    struct lmd_wsweep *sw = arg;
+    lmd_wide_browse *b = sw->b;
     sw->req = NULL;
     char e[160];
     lmd_escape_str(sw->name, e, sizeof e);
@@ -110,7 +111,7 @@ static void on_swept(const lmd_dns_result *res, void *arg)
     bool refused = res->rcode == 5 || res->rcode == 9 || res->tsig_error == 17;
     if (res->rc == 0) {
         b->swept[0]++;
-        lmd_info("wide-area browse: removed the stale records of \"%s\" from %s%s", e, b->a->cfg.wide_area.domain,
+        lmd_info("wide-area browse: removed the stale records of \"%s\" from %s%s", e, b->wd->cfg->wide_area.domain,
                  sw->tries > 1 ? " (server back)" : "");
     } else if ((res->rcode == 8 || res->rcode == 3) && res->verified) {
         /* NXRRSET, NXDOMAIN signed by the server: the prerequisite failed
@@ -124,11 +125,11 @@ static void on_swept(const lmd_dns_result *res, void *arg)
         sw->not_before = lmd_now_mono() + wait;
         again = true;
         lmd_warn("wide-area browse: could not remove the stale records of \"%s\" from %s: %s; trying again in %g s",
-                 e, b->a->cfg.wide_area.domain, res->text, wait);
+                 e, b->wd->cfg->wide_area.domain, res->text, wait);
     } else {
         b->swept[2]++;
         lmd_warn("wide-area browse: could not remove the stale records of \"%s\" from %s: %s%s", e,
-                 b->a->cfg.wide_area.domain, res->text,
+                 b->wd->cfg->wide_area.domain, res->text,
                  refused
                      ? " (the sweep key needs a grant to delete PTR, SRV and TXT under the service type and A, "
                        "AAAA in the domain: examples/wide-area/README.md)"
@@ -140,23 +141,23 @@ static void on_swept(const lmd_dns_result *res, void *arg)
 }
 
 /* Send one; false (and counted failed) when it cannot be sent. */
-static bool send_sweep(lmd_agent_wbrowse *b, struct sweep *sw)
+static bool send_sweep(lmd_wide_browse *b, struct lmd_wsweep *sw)
 {
-    lmd_agent *a = b->a;
+    lmd_wide *wd = b->wd;
     /* PTR, SRV and TXT only: the SRV target's addresses are left alone.
      * The target is whatever the stale record names (another host's name,
      * a name outside the zone), and nothing proves it was the publisher's:
      * a sweeper with its broad grant must not delete it.  Addresses no SRV
      * points at are not read by any browser; the host replaces them when
      * it publishes again. */
-    lmd_dns_service svc = {.zone = a->cfg.wide_area.domain, .instance = sw->name,
-                           .type = a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE,
+    lmd_dns_service svc = {.zone = wd->cfg->wide_area.domain, .instance = sw->name,
+                           .type = lmd_wide_type(wd->cfg),
                            .host = NULL, .txt = &sw->full};
     lmd_dns_msg *m = NULL;
     lmd_err err = {0};
     sw->tries++;
     if (lmd_dns_sweep_build(&svc, b->sweep_key, &m, &err) != 0 ||
-        lmd_dns_send(a->base, a->cfg.wide_area.server, 0, m, b->sweep_key, QUERY_TIMEOUT, on_swept, sw, &sw->req,
+        lmd_dns_send(wd->base, wd->server, 0, m, b->sweep_key, LMD_WB_QUERY_TIMEOUT, on_swept, sw, &sw->req,
                      &err) != 0) {
         b->swept[2]++;
         char e[160];
@@ -169,14 +170,14 @@ static bool send_sweep(lmd_agent_wbrowse *b, struct sweep *sw)
 
 /* Send what waits and may go, while there is room; arm the timer for the
  * next one that waits to try again. */
-static void pump(lmd_agent_wbrowse *b)
+static void pump(lmd_wide_browse *b)
 {
     double now = lmd_now_mono(), next = -1;
     size_t busy = 0;
     for (size_t i = 0; i < b->n_sweeps; i++)
         busy += b->sweeps[i]->req != NULL;
     for (size_t i = 0; i < b->n_sweeps;) {
-        struct sweep *sw = b->sweeps[i];
+        struct lmd_wsweep *sw = b->sweeps[i];
         if (sw->req) {
             i++;
         } else if (sw->not_before > now) {
@@ -208,7 +209,7 @@ static void on_sweep_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The compare-and-delete of f's stale records (wide_area.sweep_key). */
-static void sweep(lmd_agent_wbrowse *b, const struct found *f)
+static void sweep(lmd_wide_browse *b, const struct lmd_wfound *f)
 {
     if (b->n_sweeps >= MAX_SWEEPS) {
         b->swept[2]++;
@@ -216,8 +217,8 @@ static void sweep(lmd_agent_wbrowse *b, const struct found *f)
                  f->name);
         return;
     }
-    struct sweep *sw = calloc(1, sizeof *sw);
-    struct sweep **more = sw ? realloc(b->sweeps, (b->n_sweeps + 1) * sizeof *more) : NULL;
+    struct lmd_wsweep *sw = calloc(1, sizeof *sw);
+    struct lmd_wsweep **more = sw ? realloc(b->sweeps, (b->n_sweeps + 1) * sizeof *more) : NULL;
     if (more)
         b->sweeps = more;
     if (!more || lmd_txt_copy(&sw->full, &f->full) != 0) {
@@ -236,18 +237,18 @@ static void on_expiry(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    lmd_agent_wbrowse *b = arg;
-    lmd_agent *a = b->a;
+    lmd_wide_browse *b = arg;
+    lmd_wide *wd = b->wd;
     double now = lmd_now_mono();
     for (size_t i = 0; i < b->n_prev; i++) {
-        struct found *f = &b->prev[i];
+        struct lmd_wfound *f = &b->prev[i];
         if (!f->srv || !f->lease || f->expired || deadline(b, f) > now + 0.001)
             continue;
         f->expired = true;
         b->expired++;
         char e[160];
         lmd_info("wide-area browse: \"%s\" expired: its records in %s were not refreshed for %u s (its lease)%s",
-                 lmd_escape_str(f->name, e, sizeof e), a->cfg.wide_area.domain, f->lease,
+                 lmd_escape_str(f->name, e, sizeof e), wd->cfg->wide_area.domain, f->lease,
                  b->sweep_key ? "; removing them" : "");
         for (int proto = 4; proto <= 6; proto += 2) {
             if (!(proto == 4 ? f->a4[0] : f->a6[0]))
@@ -255,28 +256,28 @@ static void on_expiry(evutil_socket_t fd, short what, void *arg)
             lmd_addr addr;
             struct lmd_instance in;
             lmd_wb_instance(b, f, proto, &addr, &in);
-            (void)lmd_peers_gone_at(a->reg, &in, LMD_REASON_EXPIRED, now);
+            (void)lmd_peers_gone_at(wd->reg, &in, LMD_REASON_EXPIRED, now);
         }
         if (b->sweep_key)
             sweep(b, f);
     }
     if (b->sweep_key)
         pump(b);
-    lmd_agent_rearm(a);
+    lmd_wide_registry_changed(wd);
     lmd_wb_arm_expiry(b);
 }
 
 
-int lmd_wb_live_start(lmd_agent_wbrowse *b, lmd_err *err)
+int lmd_wb_live_start(lmd_wide_browse *b, lmd_err *err)
 {
-    lmd_agent *a = b->a;
-    if (!(b->expiry = evtimer_new(a->base, on_expiry, b)) || !(b->sweep_timer = evtimer_new(a->base, on_sweep_timer, b))) {
+    lmd_wide *wd = b->wd;
+    if (!(b->expiry = evtimer_new(wd->base, on_expiry, b)) || !(b->sweep_timer = evtimer_new(wd->base, on_sweep_timer, b))) {
         lmd_wb_live_free(b);
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");
     }
-    if (a->cfg.wide_area.sweep_key) {
+    if (wd->cfg->wide_area.sweep_key) {
         lmd_err kerr = {0};
-        int rc = lmd_dns_key_load(a->cfg.wide_area.sweep_key, &b->sweep_key, &kerr);
+        int rc = lmd_dns_key_load(wd->cfg->wide_area.sweep_key, &b->sweep_key, &kerr);
         if (rc) {
             lmd_wb_live_free(b);
             return lmd_err_set(err, rc, "wide_area.sweep_key: %s", lmd_err_text(&kerr));
@@ -285,7 +286,7 @@ int lmd_wb_live_start(lmd_agent_wbrowse *b, lmd_err *err)
     return 0;
 }
 
-void lmd_wb_live_free(lmd_agent_wbrowse *b)
+void lmd_wb_live_free(lmd_wide_browse *b)
 {
     while (b->n_sweeps)
         forget_sweep(b, b->sweeps[0]);

@@ -15,9 +15,9 @@
  *     again with backoff (1 s doubling to a minute, at most a quarter of the
  *     lease), whatever the error: a grant or a clock can be fixed while we
  *     run.  Nothing here touches the mDNS side.
- *   - A clean stop withdraws everything, bounded (lmd_agent_wide_stop); a
+ *   - A clean stop withdraws everything, bounded (lmd_wide_stop); a
  *     reload that moves to another domain or name withdraws what the new
- *     configuration no longer publishes (lmd_agent_wide_retire).
+ *     configuration no longer publishes (lmd_wide_reload).
  *
  * What is published is what mDNS announces: the TXT, the name asked for
  * (announce.name or HOST:PORT, a registered service's NAME; never avahi's
@@ -35,52 +35,47 @@
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-struct wpub *lmd_wp_config(const lmd_agent_wide *w)
+struct lmd_wpub *lmd_wp_config(const lmd_wide_set *w)
 {
     return w->pubs && !w->pubs->registered ? w->pubs : NULL;
 }
 
-static uint16_t pub_port(const struct wpub *p)
+static uint16_t pub_port(const struct lmd_wpub *p)
 {
-    return p->registered ? p->port : p->w->a->cfg.announce.port;
+    return p->registered ? p->port : p->w->wd->cfg->announce.port;
 }
 
-static const lmd_txt *pub_txt(const struct wpub *p)
+static const lmd_txt *pub_txt(const struct lmd_wpub *p)
 {
-    return p->registered ? &p->txt : &p->w->a->txt;
+    const lmd_wide *wd = p->w->wd;
+    return p->registered ? &p->txt : wd->host.self_txt(wd->host.ud);
 }
 
 /* Whether the service is to be in the zone now: as for mDNS (announce { }
  * given, healthy or status mode, not drained; a registered one until it is
  * withdrawn). */
-bool lmd_wp_wanted(const struct wpub *p)
+bool lmd_wp_wanted(const struct lmd_wpub *p)
 {
-    const lmd_agent *a = p->w->a;
-    if (p->w->stopping || p->gone || a->drained)
+    const lmd_wide *wd = p->w->wd;
+    if (p->w->stopping || p->gone || wd->host.drained(wd->host.ud))
         return false;
-    if (p->registered)
-        return true;
-    if (!a->cfg.announce.given)
-        return false;
-    if (!a->health)
-        return true;
-    return a->self_state == 1 || (a->self_state == 0 && lmd_agent_status_mode(a));
+    return p->registered || wd->host.self_wanted(wd->host.ud);
 }
 
 /* Whether another of our services keeps the host's addresses in the zone. */
-static bool others_hold_host(const struct wpub *p)
+static bool others_hold_host(const struct lmd_wpub *p)
 {
-    for (const struct wpub *q = p->w->pubs; q; q = q->next)
+    for (const struct lmd_wpub *q = p->w->pubs; q; q = q->next)
         if (q != p && (lmd_wp_wanted(q) || (q->req && q->req_mode == LMD_DNS_PUBLISH)))
             return true;
     return false;
 }
 
 /* What an update would publish, as one string (to tell a change). */
-static char *content_key(const struct wpub *p, char addrs[][64], size_t n)
+static char *content_key(const struct lmd_wpub *p, char addrs[][64], size_t n)
 {
-    const lmd_agent *a = p->w->a;
     const lmd_txt *t = pub_txt(p);
     size_t len = strlen(p->name) + 64 + n * 64;
     for (size_t i = 0; i < t->n; i++)
@@ -88,7 +83,7 @@ static char *content_key(const struct wpub *p, char addrs[][64], size_t n)
     char *s = malloc(len), *o = s;
     if (!s)
         return NULL;
-    o += sprintf(o, "%s|%u|%u|", p->name, pub_port(p), lmd_agent_record_ttl(a));
+    o += sprintf(o, "%s|%u|%u|", p->name, pub_port(p), lmd_config_record_ttl(p->w->wd->cfg));
     for (size_t i = 0; i < t->n; i++) {
         const lmd_txt_item *it = &t->items[i];
         o += sprintf(o, "%s%s", it->key, it->has_value ? "=" : "");
@@ -104,13 +99,13 @@ static char *content_key(const struct wpub *p, char addrs[][64], size_t n)
 
 static void on_done(const lmd_dns_result *res, void *arg);
 
-static void arm(struct wpub *p, double secs)
+static void arm(struct lmd_wpub *p, double secs)
 {
     if (lmd_timer_in(p->timer, secs) != 0)
         lmd_error("wide-area: cannot arm the refresh timer (out of memory)");
 }
 
-void lmd_wp_free(struct wpub *p)
+void lmd_wp_free(struct lmd_wpub *p)
 {
     lmd_dns_req_cancel(p->req);
     if (p->timer)
@@ -121,52 +116,52 @@ void lmd_wp_free(struct wpub *p)
     free(p);
 }
 
-void lmd_wp_unlink(struct wpub *p)
+void lmd_wp_unlink(struct lmd_wpub *p)
 {
-    for (struct wpub **pp = &p->w->pubs; *pp; pp = &(*pp)->next)
+    for (struct lmd_wpub **pp = &p->w->pubs; *pp; pp = &(*pp)->next)
         if (*pp == p) {
             *pp = p->next;
             return;
         }
 }
 
-static double retry_in(const struct wpub *p)
+static double retry_in(const struct lmd_wpub *p)
 {
-    double again = lmd_backoff(p->fails, RETRY_FIRST, RETRY_MAX);
+    double again = lmd_backoff(p->fails, LMD_WP_RETRY_FIRST, LMD_WP_RETRY_MAX);
     return again > p->w->lease / 4.0 ? p->w->lease / 4.0 : again;
 }
 
 /* Send one update: publish what the service is now, or withdraw it (with
  * the host's addresses when with_host). */
-void lmd_wp_send(struct wpub *p, int mode, bool with_host)
+void lmd_wp_send(struct lmd_wpub *p, int mode, bool with_host)
 {
-    lmd_agent_wide *w = p->w;
-    lmd_agent *a = w->a;
-    char addrs[MAX_ADDRS][64];
-    size_t n = mode == LMD_DNS_PUBLISH ? lmd_dns_routable_addrs(addrs, MAX_ADDRS) : 0;
-    const char *ap[MAX_ADDRS];
+    lmd_wide_set *w = p->w;
+    lmd_wide *wd = w->wd;
+    char addrs[LMD_WP_MAX_ADDRS][64];
+    size_t n = mode == LMD_DNS_PUBLISH ? lmd_dns_routable_addrs(addrs, LMD_WP_MAX_ADDRS) : 0;
+    const char *ap[LMD_WP_MAX_ADDRS];
     for (size_t i = 0; i < n; i++)
         ap[i] = addrs[i];
-    unsigned ttl = lmd_agent_record_ttl(a);
+    unsigned ttl = lmd_config_record_ttl(wd->cfg);
     if (ttl == 0 || ttl > w->lease)
         ttl = w->lease;
     /* every update carries lmd-live=SEQ/LEASE, SEQ new each time: observers
      * see a refresh as a change (serial and TXT), and expire the service
-     * lease seconds after the last one they saw (wide_live.c) */
+     * lease seconds after the last one they saw (live.c) */
     lmd_txt txt = {0};
     char live[32], why[320] = "out of memory", e[160];
     snprintf(live, sizeof live, "%08x/%u", ++p->seq, w->lease);
     /* with trust { }: signed for this domain and host (the mDNS one names
      * NAME.local); lmd-live after signing: browsers strip it */
     if (mode == LMD_DNS_PUBLISH &&
-        (lmd_agent_sign_txt_as(a, p->name, pub_port(p), pub_txt(p), w->domain, w->host, &txt, why, sizeof why) != 0 ||
+        (wd->host.sign_txt(wd->host.ud, p->name, pub_port(p), pub_txt(p), w->domain, w->host, &txt, why, sizeof why) != 0 ||
          lmd_txt_set(&txt, LMD_DNS_LIVE_KEY, live, strlen(live), true, NULL, 0) != 0)) {
         lmd_txt_free(&txt);
         w->counts[LMD_WIDE_ERROR]++;
         snprintf(p->why, sizeof p->why, "cannot build the update: %s", why);
         lmd_error("wide-area: cannot build the update for \"%s\" (%s); trying again in %g s",
-                  lmd_escape(p->name, strlen(p->name), e, sizeof e), why, RETRY_MAX);
-        arm(p, RETRY_MAX);
+                  lmd_escape(p->name, strlen(p->name), e, sizeof e), why, LMD_WP_RETRY_MAX);
+        arm(p, LMD_WP_RETRY_MAX);
         return;
     }
     lmd_dns_service svc = {.zone = w->domain, .instance = p->name, .type = w->type,
@@ -180,10 +175,10 @@ void lmd_wp_send(struct wpub *p, int mode, bool with_host)
     int built = lmd_dns_update_build(&svc, mode, w->key, &msg, &err);
     lmd_txt_free(&txt);
     if (built != 0 || !lmd_dns_msg_wire(msg, &bytes) ||
-        lmd_dns_send(a->base, w->server, 0, msg, w->key, UPDATE_TIMEOUT, on_done, p, &p->req, &err) != 0) {
+        lmd_dns_send(wd->base, w->server, 0, msg, w->key, LMD_WP_UPDATE_TIMEOUT, on_done, p, &p->req, &err) != 0) {
         w->counts[LMD_WIDE_ERROR]++;
         p->fails++;
-        double again = lmd_backoff(p->fails, RETRY_FIRST, RETRY_MAX);
+        double again = lmd_backoff(p->fails, LMD_WP_RETRY_FIRST, LMD_WP_RETRY_MAX);
         snprintf(p->why, sizeof p->why, "cannot build the update: %s", lmd_err_text(&err));
         lmd_error("wide-area: cannot build the update for \"%s\": %s; trying again in %g s",
                   lmd_escape(p->name, strlen(p->name), e, sizeof e), lmd_err_text(&err), again);
@@ -201,21 +196,21 @@ void lmd_wp_send(struct wpub *p, int mode, bool with_host)
 
 /* Publish or withdraw as the agent's state says; force: send even when
  * the zone already holds it (a refresh, a retry). */
-static size_t in_flight(const lmd_agent_wide *w)
+static size_t in_flight(const lmd_wide_set *w)
 {
     size_t n = 0;
-    for (const struct wpub *p = w->pubs; p; p = p->next)
+    for (const struct lmd_wpub *p = w->pubs; p; p = p->next)
         n += p->req != NULL;
     return n;
 }
 
-/* Send, or queue behind the updates in flight (at most MAX_IN_FLIGHT: a
+/* Send, or queue behind the updates in flight (at most LMD_WP_MAX_IN_FLIGHT: a
  * local client registering and withdrawing in a loop costs the server
  * that many updates at a time, and the agent that many sockets). */
-static void send_or_queue(struct wpub *p, int mode, bool with_host, bool force)
+static void send_or_queue(struct lmd_wpub *p, int mode, bool with_host, bool force)
 {
-    lmd_agent_wide *w = p->w;
-    if (in_flight(w) >= MAX_IN_FLIGHT) {
+    lmd_wide_set *w = p->w;
+    if (in_flight(w) >= LMD_WP_MAX_IN_FLIGHT) {
         if (!p->queued)
             p->queued = ++w->queue_seq;
         p->queued_force |= force;
@@ -224,7 +219,7 @@ static void send_or_queue(struct wpub *p, int mode, bool with_host, bool force)
     lmd_wp_send(p, mode, with_host);
 }
 
-void lmd_wp_sync(struct wpub *p, bool force)
+void lmd_wp_sync(struct lmd_wpub *p, bool force)
 {
     if (p->w->stopping)
         return;
@@ -243,8 +238,8 @@ void lmd_wp_sync(struct wpub *p, bool force)
         return;
     }
     if (lmd_wp_wanted(p)) {
-        char addrs[MAX_ADDRS][64];
-        char *now = content_key(p, addrs, lmd_dns_routable_addrs(addrs, MAX_ADDRS));
+        char addrs[LMD_WP_MAX_ADDRS][64];
+        char *now = content_key(p, addrs, lmd_dns_routable_addrs(addrs, LMD_WP_MAX_ADDRS));
         bool same = now && p->published && p->sent && !strcmp(now, p->sent);
         free(now);
         if (!same || force)
@@ -258,11 +253,11 @@ void lmd_wp_sync(struct wpub *p, bool force)
 }
 
 /* Start the oldest queued updates while there is room. */
-static void dequeue(lmd_agent_wide *w)
+static void dequeue(lmd_wide_set *w)
 {
-    while (!w->stopping && in_flight(w) < MAX_IN_FLIGHT) {
-        struct wpub *first = NULL;
-        for (struct wpub *p = w->pubs; p; p = p->next)
+    while (!w->stopping && in_flight(w) < LMD_WP_MAX_IN_FLIGHT) {
+        struct lmd_wpub *first = NULL;
+        for (struct lmd_wpub *p = w->pubs; p; p = p->next)
             if (p->queued && (!first || p->queued < first->queued))
                 first = p;
         if (!first)
@@ -274,21 +269,21 @@ static void dequeue(lmd_agent_wide *w)
     }
 }
 
-void lmd_agent_wide_sync(lmd_agent *a)
+void lmd_wide_sync(lmd_wide *wd)
 {
-    if (!a->wide)
+    if (!wd || !wd->set)
         return;
-    for (struct wpub *p = a->wide->pubs, *next; p; p = next) {
+    for (struct lmd_wpub *p = wd->set->pubs, *next; p; p = next) {
         next = p->next; /* sync_pub may free p */
         lmd_wp_sync(p, false);
     }
 }
 
-void lmd_agent_wide_resign(lmd_agent *a)
+void lmd_wide_resign(lmd_wide *wd)
 {
-    if (!a->wide || !a->trust)
+    if (!wd || !wd->set)
         return;
-    for (struct wpub *p = a->wide->pubs, *next; p; p = next) {
+    for (struct lmd_wpub *p = wd->set->pubs, *next; p; p = next) {
         next = p->next;
         if (p->published && lmd_wp_wanted(p))
             lmd_wp_sync(p, true);
@@ -299,7 +294,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct wpub *p = arg;
+    struct lmd_wpub *p = arg;
     /* a retry of a withdraw is forced only while something may be there */
     lmd_wp_sync(p, lmd_wp_wanted(p) || p->published || p->fails > 0);
 }
@@ -323,9 +318,9 @@ static int classify(const lmd_dns_result *res)
 
 /* One line on why an update failed and what fixes it (src/dns/host.c
  * words it, as for lmdisc announce --domain); kept for /v1/self. */
-static void log_failure(struct wpub *p, int result, const lmd_dns_result *res, double again)
+static void log_failure(struct lmd_wpub *p, int result, const lmd_dns_result *res, double again)
 {
-    const lmd_agent_wide *w = p->w;
+    const lmd_wide_set *w = p->w;
     if (result == LMD_WIDE_UNREACHABLE) {
         snprintf(p->why, sizeof p->why, "DNS server %s unreachable (%s)", w->server, res->text);
         lmd_warn("wide-area: %s; trying again in %g s (mDNS unaffected)", p->why, again);
@@ -333,18 +328,18 @@ static void log_failure(struct wpub *p, int result, const lmd_dns_result *res, d
     }
     lmd_dns_service svc = {.zone = w->domain, .instance = p->name, .type = w->type, .host = w->host};
     char why[1024];
-    lmd_dns_update_explain(res, &svc, lmd_dns_key_name(w->key), w->a->cfg.wide_area.key, why, sizeof why);
+    lmd_dns_update_explain(res, &svc, lmd_dns_key_name(w->key), w->wd->cfg->wide_area.key, why, sizeof why);
     snprintf(p->why, sizeof p->why, "%s", why);
     lmd_error("wide-area: %s; trying again in %g s", why, again);
 }
 
 
-static void done_one(struct wpub *p, const lmd_dns_result *res);
+static void done_one(struct lmd_wpub *p, const lmd_dns_result *res);
 
 static void on_done(const lmd_dns_result *res, void *arg)
 {
-    struct wpub *p = arg;
-    lmd_agent_wide *w = p->w;
+    struct lmd_wpub *p = arg;
+    lmd_wide_set *w = p->w;
     p->req = NULL;
     if (w->stopping) {
         done_one(p, res);
@@ -355,10 +350,10 @@ static void on_done(const lmd_dns_result *res, void *arg)
     dequeue(w);
 }
 
-static void done_one(struct wpub *p, const lmd_dns_result *res)
+static void done_one(struct lmd_wpub *p, const lmd_dns_result *res)
 {
-    lmd_agent_wide *w = p->w;
-    lmd_agent *a = w->a;
+    lmd_wide_set *w = p->w;
+    lmd_wide *wd = w->wd;
     int result = classify(res);
     w->counts[result]++;
     double took = lmd_now_mono() - p->req_started;
@@ -376,7 +371,7 @@ static void done_one(struct wpub *p, const lmd_dns_result *res)
     if (result != LMD_WIDE_OK) {
         p->fails++;
         double again = retry_in(p);
-        if (p->gone && p->fails >= GONE_TRIES) {
+        if (p->gone && p->fails >= LMD_WP_GONE_TRIES) {
             lmd_warn("wide-area: could not withdraw \"%s\" from %s after %u tries (%s): readers expire its records "
                      "a lease after its last refresh",
                      e, w->domain, p->fails, res->text);
@@ -409,13 +404,13 @@ static void done_one(struct wpub *p, const lmd_dns_result *res)
         /* refresh at half the lease, jittered +-10% */
         arm(p, w->lease / 2.0 * (0.9 + 0.2 * ((double)arc4random() / UINT32_MAX)));
         if (first && p->registered)
-            lmd_agent_services_dns_published(a, p->name);
+            wd->host.published(wd->host.ud, p->name);
     } else {
         lmd_info("wide-area: withdrew \"%s\" from %s (%.1f ms)", e, w->domain, took * 1000);
         event_del(p->timer);
         /* it deleted the host's addresses: a service published (or
          * registered) while it was under way lost them; write them again */
-        for (struct wpub *q = w->pubs; q && p->req_host; q = q->next)
+        for (struct lmd_wpub *q = w->pubs; q && p->req_host; q = q->next)
             if (q != p && lmd_wp_wanted(q) && (q->published || q->req))
                 lmd_wp_sync(q, true);
         if (p->gone) {
@@ -431,15 +426,15 @@ static void done_one(struct wpub *p, const lmd_dns_result *res)
     }
 }
 
-struct wpub *lmd_wp_new(lmd_agent_wide *w, const char *name)
+struct lmd_wpub *lmd_wp_new(lmd_wide_set *w, const char *name)
 {
-    struct wpub *p = calloc(1, sizeof *p);
+    struct lmd_wpub *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->w = w;
     p->seq = arc4random();
     snprintf(p->name, sizeof p->name, "%s", name);
-    if (!(p->timer = evtimer_new(w->a->base, on_timer, p))) {
+    if (!(p->timer = evtimer_new(w->wd->base, on_timer, p))) {
         free(p);
         return NULL;
     }

@@ -1,22 +1,21 @@
-/* What wide.c (one service's updates) and wide_set.c (the services of
+/* What publish.c (one service's updates) and set.c (the services of
  * wide_area { }: start, registered services, stop, reload) share. */
-#ifndef LMD_AGENT_WIDE_PUB_H
-#define LMD_AGENT_WIDE_PUB_H
+#ifndef LMD_WIDE_PUBLISH_H
+#define LMD_WIDE_PUBLISH_H
 
-#include "agent/internal.h"
-#include "dns/dns.h"
+#include "wide/internal.h"
 
-#define MAX_ADDRS 8
-#define RETRY_FIRST 1.0
-#define RETRY_MAX 60.0
-#define UPDATE_TIMEOUT 5.0
-#define MAX_IN_FLIGHT 8 /* updates at a time; more wait their turn */
-#define GONE_TRIES 5 /* a withdrawn registered service: withdraw attempts before its records are left to expire */
+#define LMD_WP_MAX_ADDRS 8
+#define LMD_WP_RETRY_FIRST 1.0
+#define LMD_WP_RETRY_MAX 60.0
+#define LMD_WP_UPDATE_TIMEOUT 5.0
+#define LMD_WP_MAX_IN_FLIGHT 8 /* updates at a time; more wait their turn */
+#define LMD_WP_GONE_TRIES 5 /* a withdrawn registered service: withdraw attempts before its records are left to expire */
 
 /* One service in the zone (the configured one, or one registered). */
-struct wpub {
-    struct wpub *next;
-    lmd_agent_wide *w;
+struct lmd_wpub {
+    struct lmd_wpub *next;
+    lmd_wide_set *w;
     char name[128];         /* the instance */
     bool registered;        /* through the API: port and txt are ours */
     uint16_t port;
@@ -40,35 +39,35 @@ struct wpub {
     uint32_t seq;           /* of lmd-live: random start (a restart is a change too) */
 };
 
-struct lmd_agent_wide {
-    lmd_agent *a;
+struct lmd_wide_set {
+    lmd_wide *wd;
     lmd_dns_key *key;
     char *domain, *server, *type; /* copies: a retired one outlives its configuration */
     unsigned lease;
     char host[256];         /* the SRV target: HOST.DOMAIN */
-    struct wpub *pubs;      /* the configured service first, when announce { } is given */
+    struct lmd_wpub *pubs;      /* the configured service first, when announce { } is given */
     bool stopping;          /* withdrawing everything: nothing more is sent */
-    lmd_agent_wide *next_retired; /* a->wide_retired */
+    lmd_wide_set *next_retired; /* wd->retired */
     uint64_t queue_seq;
     double counts[LMD_WIDE_RESULTS];
     double last_seconds;    /* the last applied update's round trip */
     double last_bytes;
 };
 
-/* wide.c */
-struct wpub *lmd_wp_new(lmd_agent_wide *w, const char *name);
-void lmd_wp_free(struct wpub *p);
-void lmd_wp_unlink(struct wpub *p);
+/* publish.c */
+struct lmd_wpub *lmd_wp_new(lmd_wide_set *w, const char *name);
+void lmd_wp_free(struct lmd_wpub *p);
+void lmd_wp_unlink(struct lmd_wpub *p);
 /* the configured service's publication, or NULL */
-struct wpub *lmd_wp_config(const lmd_agent_wide *w);
+struct lmd_wpub *lmd_wp_config(const lmd_wide_set *w);
 /* whether the service is to be in the zone now */
-bool lmd_wp_wanted(const struct wpub *p);
+bool lmd_wp_wanted(const struct lmd_wpub *p);
 /* send one update (LMD_DNS_PUBLISH, or LMD_DNS_WITHDRAW with or without the host's addresses) */
-void lmd_wp_send(struct wpub *p, int mode, bool with_host);
+void lmd_wp_send(struct lmd_wpub *p, int mode, bool with_host);
 /* publish or withdraw as the agent's state says; force: even if the zone agrees */
-void lmd_wp_sync(struct wpub *p, bool force);
+void lmd_wp_sync(struct lmd_wpub *p, bool force);
 
-/* wide_set.c: a retired (or stopping) publisher with no update in flight is freed */
-void lmd_wp_retired_check(lmd_agent_wide *w);
+/* set.c: a retired (or stopping) publisher with no update in flight is freed */
+void lmd_wp_retired_check(lmd_wide_set *w);
 
 #endif

@@ -1,4 +1,4 @@
-/* Wide-area DNS-SD publishing, the set of services (wide.c sends each
+/* Wide-area DNS-SD publishing, the set of services (publish.c sends each
  * one's updates): the configured announce { } and the services registered
  * through the API; a clean stop withdraws them all within a bound; a
  * reload that moves to another domain or name retires the old set, which
@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 
 /* HOST.DOMAIN of a configuration: wide_area.host, else this machine's
@@ -31,10 +32,10 @@ static int host_of(const struct lmd_config *cfg, char *out, size_t len, lmd_err 
     return 0;
 }
 
-static void wide_free(lmd_agent_wide *w)
+static void wide_free(lmd_wide_set *w)
 {
     while (w->pubs) {
-        struct wpub *p = w->pubs;
+        struct lmd_wpub *p = w->pubs;
         w->pubs = p->next;
         lmd_wp_free(p);
     }
@@ -45,64 +46,69 @@ static void wide_free(lmd_agent_wide *w)
     free(w);
 }
 
-int lmd_agent_wide_start(lmd_agent *a, lmd_err *err)
+static int set_start(lmd_wide *wd, lmd_err *err)
 {
-    if (!a->cfg.wide_area.given)
-        return 0;
-    lmd_agent_wide *w = calloc(1, sizeof *w);
+    const struct lmd_config *cfg = wd->cfg;
+    lmd_wide_set *w = calloc(1, sizeof *w);
     if (!w)
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");
-    w->a = a;
-    w->lease = a->cfg.wide_area.lease;
-    w->domain = lmd_strdup(a->cfg.wide_area.domain);
-    w->server = lmd_strdup(a->cfg.wide_area.server);
-    w->type = lmd_strdup(a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE);
+    w->wd = wd;
+    w->lease = cfg->wide_area.lease;
+    w->domain = lmd_strdup(cfg->wide_area.domain);
+    w->server = lmd_strdup(wd->server);
+    w->type = lmd_strdup(lmd_wide_type(cfg));
     lmd_err kerr = {0};
     int rc = !w->domain || !w->server || !w->type ? lmd_err_set(err, LMD_ENOMEM, "out of memory") : 0;
-    if (rc == 0 && (rc = lmd_dns_key_load(a->cfg.wide_area.key, &w->key, &kerr)) != 0)
+    if (rc == 0 && (rc = lmd_dns_key_load(cfg->wide_area.key, &w->key, &kerr)) != 0)
         lmd_err_set(err, rc, "wide_area.key: %s", lmd_err_text(&kerr));
     if (rc == 0)
-        rc = host_of(&a->cfg, w->host, sizeof w->host, err);
+        rc = host_of(cfg, w->host, sizeof w->host, err);
     char name[128];
-    lmd_agent_config_name(&a->cfg, name, sizeof name);
-    if (rc == 0 && a->cfg.announce.given && !(w->pubs = lmd_wp_new(w, name)))
+    lmd_config_name(cfg, name, sizeof name);
+    if (rc == 0 && cfg->announce.given && !(w->pubs = lmd_wp_new(w, name)))
         rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
     if (rc) {
         wide_free(w);
         return rc;
     }
-    a->wide = w;
+    wd->set = w;
     char e[160];
-    if (a->cfg.announce.given)
+    if (cfg->announce.given)
         lmd_info("wide-area: publishing \"%s\" in %s through %s with key %s (lease %u s)",
                  lmd_escape(name, strlen(name), e, sizeof e), w->domain, w->server, lmd_dns_key_name(w->key), w->lease);
-    else if (!a->svcs) /* the key signs transfers */
+    else if (!wd->host.registered(wd->host.ud, NULL)) /* the key signs transfers */
         lmd_info("wide-area: no announce { }: nothing to publish in %s but services registered through the API",
                  w->domain);
-    lmd_agent_services_to_wide(a); /* those registered before (a reload, a server found late) */
-    lmd_agent_wide_sync(a);
+    wd->host.registered(wd->host.ud, wd); /* those registered before (a reload, a server found late) */
+    lmd_wide_sync(wd);
     return 0;
+}
+
+int lmd_wide_start(lmd_wide *wd, lmd_err *err)
+{
+    int rc = set_start(wd, err);
+    return rc ? rc : lmd_wide_browse_start(wd, err);
 }
 
 /* ---- registered services -------------------------------------------------- */
 
 /* gone: also one withdrawn whose withdraw is still under way */
-static struct wpub *find_registered(const lmd_agent_wide *w, const char *name, bool gone)
+static struct lmd_wpub *find_registered(const lmd_wide_set *w, const char *name, bool gone)
 {
-    for (struct wpub *p = w->pubs; p; p = p->next)
+    for (struct lmd_wpub *p = w->pubs; p; p = p->next)
         if (p->registered && (gone || !p->gone) && !strcmp(p->name, name))
             return p;
     return NULL;
 }
 
-void lmd_agent_wide_service(lmd_agent *a, const char *name, uint16_t port, const lmd_txt *txt)
+void lmd_wide_service(lmd_wide *wd, const char *name, uint16_t port, const lmd_txt *txt)
 {
-    lmd_agent_wide *w = a->wide;
+    lmd_wide_set *w = wd ? wd->set : NULL;
     if (!w || w->stopping)
         return;
     /* registered again while its withdraw is under way: the same one, so
      * the publish goes after the withdraw (one update per name at a time) */
-    struct wpub *p = find_registered(w, name, true);
+    struct lmd_wpub *p = find_registered(w, name, true);
     lmd_txt copy;
     if (lmd_txt_copy(&copy, txt) != 0 || (!p && !(p = lmd_wp_new(w, name)))) {
         if (!p)
@@ -112,7 +118,7 @@ void lmd_agent_wide_service(lmd_agent *a, const char *name, uint16_t port, const
     }
     if (!p->registered) { /* new: after the configured one */
         p->registered = true;
-        struct wpub **pp = &w->pubs;
+        struct lmd_wpub **pp = &w->pubs;
         while (*pp)
             pp = &(*pp)->next;
         *pp = p;
@@ -124,10 +130,10 @@ void lmd_agent_wide_service(lmd_agent *a, const char *name, uint16_t port, const
     lmd_wp_sync(p, false);
 }
 
-void lmd_agent_wide_service_gone(lmd_agent *a, const char *name)
+void lmd_wide_service_gone(lmd_wide *wd, const char *name)
 {
-    struct wpub *p = a->wide ? find_registered(a->wide, name, false) : NULL;
-    if (!p || a->wide->stopping)
+    struct lmd_wpub *p = wd && wd->set ? find_registered(wd->set, name, false) : NULL;
+    if (!p || wd->set->stopping)
         return;
     p->gone = true;
     bool unsure = p->fails > 0; /* a failed publish may have been applied */
@@ -135,13 +141,13 @@ void lmd_agent_wide_service_gone(lmd_agent *a, const char *name)
     lmd_wp_sync(p, unsure); /* withdraws, or frees what was never sent */
 }
 
-json_t *lmd_agent_wide_service_json(const lmd_agent *a, const char *name)
+json_t *lmd_wide_service_json(const lmd_wide *wd, const char *name)
 {
-    const struct wpub *p = a->wide ? find_registered(a->wide, name, false) : NULL;
-    if (!a->wide)
+    if (!wd || !wd->set)
         return NULL;
+    const struct lmd_wpub *p = find_registered(wd->set, name, false);
     const char *state = !p ? "not published" : p->published ? "published" : p->fails ? "failing" : "publishing";
-    json_t *j = json_pack("{s:s,s:s}", "domain", a->wide->domain, "state", state);
+    json_t *j = json_pack("{s:s,s:s}", "domain", wd->set->domain, "state", state);
     if (j && p && p->why[0])
         json_object_set_new(j, "error", lmd_json_str(p->why));
     return j;
@@ -159,12 +165,12 @@ static void stop_bound(evutil_socket_t fd, short what, void *arg)
 /* Withdraw the services of w that may be in the zone (keep: those not to
  * withdraw, or NULL), with the host's addresses when with_host.  Nothing
  * more is sent for w after this.  Returns the updates sent. */
-static size_t withdraw_all(lmd_agent_wide *w, bool (*keep)(const struct wpub *, const void *), const void *ctx,
+static size_t withdraw_all(lmd_wide_set *w, bool (*keep)(const struct lmd_wpub *, const void *), const void *ctx,
                            bool with_host)
 {
     w->stopping = true;
     size_t sent = 0;
-    for (struct wpub *p = w->pubs; p; p = p->next) {
+    for (struct lmd_wpub *p = w->pubs; p; p = p->next) {
         event_del(p->timer);
         bool maybe_there = p->published || (p->req && p->req_mode == LMD_DNS_PUBLISH) || p->fails > 0;
         lmd_dns_req_cancel(p->req);
@@ -177,21 +183,21 @@ static size_t withdraw_all(lmd_agent_wide *w, bool (*keep)(const struct wpub *, 
     return sent;
 }
 
-static bool any_req(const lmd_agent_wide *w)
+static bool any_req(const lmd_wide_set *w)
 {
-    for (const struct wpub *p = w->pubs; p; p = p->next)
+    for (const struct lmd_wpub *p = w->pubs; p; p = p->next)
         if (p->req)
             return true;
     return false;
 }
 
 /* A retired one with no update left in flight is freed. */
-void lmd_wp_retired_check(lmd_agent_wide *w)
+void lmd_wp_retired_check(lmd_wide_set *w)
 {
-    lmd_agent *a = w->a;
-    if (a->wide == w || any_req(w))
+    lmd_wide *wd = w->wd;
+    if (wd->set == w || any_req(w))
         return;
-    for (lmd_agent_wide **pp = &a->wide_retired; *pp; pp = &(*pp)->next_retired)
+    for (lmd_wide_set **pp = &wd->retired; *pp; pp = &(*pp)->next_retired)
         if (*pp == w) {
             *pp = w->next_retired;
             wide_free(w);
@@ -215,7 +221,7 @@ static bool same_domain(const char *x, const char *y)
 
 /* Kept: the new configuration publishes the same name in the same domain
  * (its first update replaces the records). */
-static bool still_published(const struct wpub *p, const void *arg)
+static bool still_published(const struct lmd_wpub *p, const void *arg)
 {
     const struct retire_ctx *c = arg;
     if (!c->same_domain)
@@ -225,23 +231,27 @@ static bool still_published(const struct wpub *p, const void *arg)
     return p->registered ? !p->gone : c->cfg->announce.given && !strcmp(c->name, p->name);
 }
 
-void lmd_agent_wide_retire(lmd_agent *a)
+/* A reload replaces the publisher: the old one withdraws, in the
+ * background, what the new configuration (wd->cfg by now) will not
+ * publish. */
+static void retire(lmd_wide *wd)
 {
-    lmd_agent_wide *w = a->wide;
+    lmd_wide_set *w = wd->set;
     if (!w)
         return;
-    a->wide = NULL;
-    struct retire_ctx c = {.cfg = &a->cfg};
-    lmd_agent_config_name(&a->cfg, c.name, sizeof c.name);
+    wd->set = NULL;
+    const struct lmd_config *cfg = wd->cfg;
+    struct retire_ctx c = {.cfg = cfg};
+    lmd_config_name(cfg, c.name, sizeof c.name);
     /* the same domain and service type: the same names */
-    c.same_domain = a->cfg.wide_area.given && same_domain(a->cfg.wide_area.domain, w->domain) &&
-                    !strcasecmp(a->cfg.announce.type ? a->cfg.announce.type : LMD_DEFAULT_TYPE, w->type);
+    c.same_domain = cfg->wide_area.given && same_domain(cfg->wide_area.domain, w->domain) &&
+                    !strcasecmp(lmd_wide_type(cfg), w->type);
     char host[256] = "";
     lmd_err err = {0};
-    bool same_host = c.same_domain && host_of(&a->cfg, host, sizeof host, &err) == 0 && !strcasecmp(host, w->host) &&
-                     (a->cfg.announce.given || a->svcs);
-    w->next_retired = a->wide_retired;
-    a->wide_retired = w;
+    bool same_host = c.same_domain && host_of(cfg, host, sizeof host, &err) == 0 && !strcasecmp(host, w->host) &&
+                     (cfg->announce.given || wd->host.registered(wd->host.ud, NULL));
+    w->next_retired = wd->retired;
+    wd->retired = w;
     size_t n = withdraw_all(w, still_published, &c, !same_host);
     if (n)
         lmd_info("wide-area: reload: withdrawing %zu service(s) the new configuration does not publish in %s", n,
@@ -249,56 +259,135 @@ void lmd_agent_wide_retire(lmd_agent *a)
     lmd_wp_retired_check(w);
 }
 
-void lmd_agent_wide_stop(lmd_agent *a, double bound)
+void lmd_wide_stop(lmd_wide *wd, double bound)
 {
-    lmd_agent_wide *w = a->wide;
-    if ((!w || w->stopping) && !a->wide_retired)
+    if (!wd)
         return;
-    if (w && !w->stopping && withdraw_all(w, NULL, NULL, true) == 0 && !a->wide_retired)
+    lmd_wide_set *w = wd->set;
+    if ((!w || w->stopping) && !wd->retired)
+        return;
+    if (w && !w->stopping && withdraw_all(w, NULL, NULL, true) == 0 && !wd->retired)
         return;
     /* turn the loop until every answer or the bound (the guard's own
      * flag: libevent's clock may fire it a hair before ours) */
     bool expired = false;
-    struct event *guard = evtimer_new(a->base, stop_bound, &expired);
+    struct event *guard = evtimer_new(wd->base, stop_bound, &expired);
     if (!guard || lmd_timer_in(guard, bound) != 0) {
         lmd_warn("wide-area: cannot time the withdraw (out of memory): our records stay in the zone");
         if (guard)
             event_free(guard);
         return;
     }
-    while (((a->wide && any_req(a->wide)) || a->wide_retired) && !expired)
-        if (event_base_loop(a->base, EVLOOP_ONCE) != 0)
+    while (((wd->set && any_req(wd->set)) || wd->retired) && !expired)
+        if (event_base_loop(wd->base, EVLOOP_ONCE) != 0)
             break;
     event_free(guard);
-    if (a->wide && any_req(a->wide))
-        lmd_warn("wide-area: no answer to the withdraw within %g s: our records stay in %s", bound, a->wide->domain);
+    if (wd->set && any_req(wd->set))
+        lmd_warn("wide-area: no answer to the withdraw within %g s: our records stay in %s", bound, wd->set->domain);
 }
 
-void lmd_agent_wide_free(lmd_agent *a)
+static void sets_free(lmd_wide *wd)
 {
-    if (a->wide)
-        wide_free(a->wide);
-    a->wide = NULL;
-    while (a->wide_retired) {
-        lmd_agent_wide *w = a->wide_retired;
-        a->wide_retired = w->next_retired;
+    if (wd->set)
+        wide_free(wd->set);
+    wd->set = NULL;
+    while (wd->retired) {
+        lmd_wide_set *w = wd->retired;
+        wd->retired = w->next_retired;
         wide_free(w);
     }
 }
 
+/* ---- the whole: life and reload ------------------------------------------ */
+
+/* Publishing and browsing, at once with a server, else once it is found. */
+static int begin(lmd_wide *wd, lmd_err *err)
+{
+    if (!wd->cfg->wide_area.given)
+        return 0;
+    return wd->server ? lmd_wide_start(wd, err) : lmd_wide_find_start(wd, err);
+}
+
+/* wide_area.server, or NULL to find it */
+static int take_server(lmd_wide *wd, const char *server)
+{
+    char *s = server ? lmd_strdup(server) : NULL;
+    if (server && !s)
+        return LMD_ENOMEM;
+    free(wd->server);
+    wd->server = s;
+    wd->server_found = false;
+    return 0;
+}
+
+int lmd_wide_new(struct event_base *base, const struct lmd_config *cfg, lmd_peers *reg,
+                 const struct lmd_wide_host *host, lmd_wide **out, lmd_err *err)
+{
+    *out = NULL;
+    lmd_wide *wd = calloc(1, sizeof *wd);
+    if (!wd)
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    *wd = (lmd_wide){.base = base, .cfg = cfg, .reg = reg, .host = *host};
+    int rc = take_server(wd, cfg->wide_area.given ? cfg->wide_area.server : NULL);
+    if (rc != 0)
+        rc = lmd_err_set(err, rc, "out of memory");
+    if (rc == 0)
+        rc = begin(wd, err);
+    if (rc != 0) {
+        lmd_wide_free(wd);
+        return rc;
+    }
+    *out = wd;
+    return 0;
+}
+
+int lmd_wide_reload(lmd_wide *wd, const struct lmd_config *old, lmd_err *err)
+{
+    const struct lmd_config *nc = wd->cfg;
+    /* a new wide_area { } or announcement: published afresh; what the old
+     * one published under another name or domain is withdrawn */
+    if (lmd_config_section_equal(old, nc, "wide_area", NULL) &&
+        lmd_config_section_equal(old, nc, "announce", (const char *const[]){"info", NULL})) {
+        lmd_wide_sync(wd);
+        return 0;
+    }
+    retire(wd);
+    lmd_wide_browse_free(wd);
+    lmd_wide_find_free(wd);
+    /* no server configured: still the one found for the same domain */
+    bool keep = wd->server_found && nc->wide_area.given && !nc->wide_area.server && old->wide_area.given &&
+                lmd_streq(nc->wide_area.domain, old->wide_area.domain);
+    if (!keep && take_server(wd, nc->wide_area.given ? nc->wide_area.server : NULL) != 0)
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    return begin(wd, err);
+}
+
+void lmd_wide_free(lmd_wide *wd)
+{
+    if (!wd)
+        return;
+    lmd_wide_find_free(wd);
+    sets_free(wd);
+    lmd_wide_browse_free(wd);
+    free(wd->server);
+    free(wd);
+}
+
 /* ---- what others read of it ------------------------------------------- */
 
-void lmd_agent_wide_metrics(const lmd_agent *a, struct lmd_metrics *out)
+void lmd_wide_metrics(const lmd_wide *wd, struct lmd_metrics *out)
 {
-    const lmd_agent_wide *w = a->wide;
-    out->wide_area = a->cfg.wide_area.given;
-    lmd_agent_wbrowse_metrics(a, out);
+    out->wide_area = wd && wd->cfg->wide_area.given;
+    if (!wd)
+        return;
+    const lmd_wide_set *w = wd->set;
+    lmd_wide_browse_metrics(wd, out);
     if (!w)
         return;
     memcpy(out->dns_updates, w->counts, sizeof w->counts);
     out->dns_published = lmd_wp_config(w) && lmd_wp_config(w)->published;
     out->dns_services_published = out->dns_services_failing = 0;
-    for (const struct wpub *p = w->pubs; p; p = p->next)
+    for (const struct lmd_wpub *p = w->pubs; p; p = p->next)
         if (!p->gone) {
             out->dns_services_published += p->published;
             out->dns_services_failing += p->fails > 0;
@@ -307,32 +396,32 @@ void lmd_agent_wide_metrics(const lmd_agent *a, struct lmd_metrics *out)
     out->dns_update_bytes = w->last_bytes;
 }
 
-const char *lmd_agent_wide_name(const lmd_agent *a)
+const char *lmd_wide_name(const lmd_wide *wd)
 {
-    const struct wpub *p = a->wide ? lmd_wp_config(a->wide) : NULL;
+    const struct lmd_wpub *p = wd && wd->set ? lmd_wp_config(wd->set) : NULL;
     return p && p->name[0] ? p->name : NULL;
 }
 
-bool lmd_agent_wide_owns(const lmd_agent *a, const char *name)
+bool lmd_wide_owns(const lmd_wide *wd, const char *name)
 {
-    for (const struct wpub *p = a->wide ? a->wide->pubs : NULL; p; p = p->next)
+    for (const struct lmd_wpub *p = wd && wd->set ? wd->set->pubs : NULL; p; p = p->next)
         if (!strcmp(p->name, name))
             return true;
     return false;
 }
 
-bool lmd_agent_wide_published(const lmd_agent *a)
+bool lmd_wide_published(const lmd_wide *wd)
 {
-    const struct wpub *p = a->wide ? lmd_wp_config(a->wide) : NULL;
+    const struct lmd_wpub *p = wd && wd->set ? lmd_wp_config(wd->set) : NULL;
     return p && p->published;
 }
 
-const char *lmd_agent_wide_host(const lmd_agent *a)
+const char *lmd_wide_host_name(const lmd_wide *wd)
 {
-    return a->wide ? a->wide->host : NULL;
+    return wd && wd->set ? wd->set->host : NULL;
 }
 
-const lmd_dns_key *lmd_agent_wide_key(const lmd_agent *a)
+const lmd_dns_key *lmd_wide_key(const lmd_wide *wd)
 {
-    return a->wide ? a->wide->key : NULL;
+    return wd->set ? wd->set->key : NULL;
 }
