@@ -308,21 +308,33 @@ static void on_transfer(const lmd_dns_xfr_result *res, void *arg)
         walk_done(b);
 }
 
+/* m goes out: counted (metrics); false when it cannot be put on the wire */
+static bool counted(lmd_wide_browse *b, const lmd_dns_msg *m)
+{
+    size_t len = 0;
+    if (!lmd_dns_msg_wire(m, &len))
+        return false;
+    b->sent++;
+    b->bytes_out += (double)len;
+    return true;
+}
+
+static void cannot_ask(lmd_wide_browse *b, const lmd_err *err)
+{
+    lmd_debug("wide-area browse: cannot ask for %s: %s", b->wd->cfg->wide_area.domain, lmd_err_text(err));
+    b->failed = true;
+}
+
 static void transfer(lmd_wide_browse *b)
 {
     lmd_wide *wd = b->wd;
     lmd_dns_msg *m = NULL;
     lmd_err err = {0};
-    size_t len = 0;
     const lmd_dns_key *key = lmd_wide_key(wd);
     if (lmd_dns_xfr_build(wd->cfg->wide_area.domain, key, b->zone.serial, b->zone.have, &m, &err) != 0 ||
-        !lmd_dns_msg_wire(m, &len) ||
-        (b->sent++, b->bytes_out += (double)len,
-         lmd_dns_xfr_send(wd->base, wd->server, 0, m, key, LMD_WB_XFR_TIMEOUT, on_transfer, b, &b->xreq, &err)) !=
-            0) {
-        lmd_debug("wide-area browse: cannot ask for %s: %s", wd->cfg->wide_area.domain, lmd_err_text(&err));
-        b->failed = true;
-    }
+        !counted(b, m) ||
+        lmd_dns_xfr_send(wd->base, wd->server, 0, m, key, LMD_WB_XFR_TIMEOUT, on_transfer, b, &b->xreq, &err) != 0)
+        cannot_ask(b, &err);
 }
 
 static void on_soa(const lmd_dns_result *res, void *arg)
@@ -367,14 +379,9 @@ static void ask_soa(lmd_wide_browse *b)
     lmd_wide *wd = b->wd;
     lmd_dns_msg *m = NULL;
     lmd_err err = {0};
-    size_t len = 0;
-    if (lmd_dns_query_build(NULL, wd->cfg->wide_area.domain, LMD_DNS_T_SOA, &m, &err) != 0 ||
-        !lmd_dns_msg_wire(m, &len) ||
-        (b->sent++, b->bytes_out += (double)len,
-         lmd_dns_send(wd->base, wd->server, 0, m, NULL, LMD_WB_QUERY_TIMEOUT, on_soa, b, &b->soa, &err)) != 0) {
-        lmd_debug("wide-area browse: cannot ask for %s: %s", wd->cfg->wide_area.domain, lmd_err_text(&err));
-        b->failed = true;
-    }
+    if (lmd_dns_query_build(NULL, wd->cfg->wide_area.domain, LMD_DNS_T_SOA, &m, &err) != 0 || !counted(b, m) ||
+        lmd_dns_send(wd->base, wd->server, 0, m, NULL, LMD_WB_QUERY_TIMEOUT, on_soa, b, &b->soa, &err) != 0)
+        cannot_ask(b, &err);
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg)
