@@ -1,5 +1,5 @@
 -- Example /etc/lmdisc/agent.lua: announce this server and keep a registry of
--- the peers that serve the same model.  See lmdisc-config(5).
+-- the peers that serve the same model.  See lmdisc.conf(5).
 local MODEL = "gemma-2b-it"
 
 announce { port = 8000, info = MODEL .. " Q4_0", txt = { model = MODEL, quant = "Q4_0" } }

@@ -1,6 +1,6 @@
 -- The agent's limits, spelled out (each is also the default or close to it).
--- `lmdisc check examples/hardened.lua` validates it; README, "What a policy
--- cannot do to the agent", says what each one stops.
+-- `lmdisc check examples/hardened.lua` validates it; docs/guide/agent-and-policies.md,
+-- "What a policy cannot do to the agent", says what each one stops.
 announce { port = 8000, info = "gemma-2b-it Q4_0", txt = { model = "gemma-2b-it" } }
 registry { ttl = 60 }            -- published records live 30 s: a host that lost power is gone that soon
 

@@ -47,7 +47,8 @@ TestInstall = {}
 function TestInstall:test_files_are_where_users_look()
     for _, f in ipairs({"bin/lmdisc", "include/lmdisc.h", "share/lua/5.4/lmdisc/policy.lua",
                         "share/lua/5.4/lmdisc/testing.lua", "share/man/man1/lmdisc.1",
-                        "share/man/man5/lmdisc-config.5", "share/doc/lmdisc/examples/agent.lua",
+                        "share/man/man5/lmdisc.conf.5", "share/man/man5/lmdisc-config.5",
+                        "share/man/man7/lmdisc-api.7", "share/doc/lmdisc/examples/agent.lua",
                         "share/doc/lmdisc/examples/lmdisc.service"}) do
         lu.assertTrue(exists(f), f .. " is not installed")
     end

@@ -1,5 +1,6 @@
--- Generate lmdisc-config(5) from lua/lmdisc/config.lua's schema, so the
--- reference can never disagree with what `lmdisc check` accepts.
+-- Generate lmdisc.conf(5) from lua/lmdisc/config.lua's schema, so the
+-- reference can never disagree with what `lmdisc check` accepts (and
+-- tests/unit/test_docs.lua checks that every section and field is in it).
 -- Usage: lua5.4 config-man.lua OUT VERSION LUA_DIR MODULE_DIR
 local out_path, version = arg[1], arg[2] or ""
 package.path = arg[3] .. "/?.lua;" .. package.path
@@ -13,9 +14,9 @@ end
 
 local o = {}
 local function w(s) o[#o + 1] = s end
-w(('.TH LMDISC-CONFIG 5 "" "lmdisc %s" "File Formats"'):format(version))
+w(('.TH LMDISC.CONF 5 "" "lmdisc %s" "File Formats"'):format(version))
 w(".SH NAME")
-w("lmdisc-config \\- configuration and policy file of lmdisc agent")
+w("lmdisc.conf \\- configuration and policy file of the lmdisc agent (agent.lua)")
 w(".SH SYNOPSIS")
 w(".nf")
 for line in ([[
@@ -75,8 +76,13 @@ w(".SH FUNCTIONS")
 w("lmdisc.log.debug/info/warn/error(fmt, ...), lmdisc.peers(), lmdisc.REGISTRY:list_alive(), lmdisc.self(), "
   .. "lmdisc.set_txt{key = value | false}, lmdisc.timer(seconds, fn), lmdisc.every(seconds, fn), "
   .. "lmdisc.spawn(argv, {env =, stdin =, on_exit = fn(code, signal)}), lmdisc.now(), lmdisc.escape(bytes).")
+w(".SH FILES")
+w(".TP")
+w("\\fI/etc/lmdisc/agent.lua\\fR")
+w("The configuration the Debian package installs and its systemd unit runs (\\fBlmdisc agent -c\\fR); "
+  .. "\\fBsystemctl reload lmdisc\\fR makes the agent read it again (SIGHUP).")
 w(".SH SEE ALSO")
-w("\\fBlmdisc\\fR(1), \\fBavahi-daemon\\fR(8)")
+w("\\fBlmdisc\\fR(1), \\fBlmdisc-api\\fR(7), \\fBavahi-daemon\\fR(8)")
 local f = assert(io.open(out_path, "w"))
 f:write(table.concat(o, "\n"), "\n")
 f:close()
