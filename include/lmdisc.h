@@ -40,6 +40,10 @@ enum lmd_error {
     LMD_EIO = -8,         /* I/O error */
     LMD_ELUA = -9,        /* error in a Lua script */
     LMD_ENOTFOUND = -10,  /* no such object */
+    LMD_EEXIST = -11,     /* already there (a name taken) */
+    LMD_ELIMIT = -12,     /* a limit is reached */
+    LMD_EUNAVAIL = -13,   /* not available now (draining, nothing to announce with) */
+    LMD_EPERM = -14,      /* not allowed to this caller */
 };
 
 LMD_API const char *lmd_strerror(int err);

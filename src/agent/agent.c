@@ -132,6 +132,9 @@ static void reload(lmd_agent *a)
         if (c->reload && c->reload(a, &old, &ce) != 0)
             lmd_error("reload: %s: %s", c->name, lmd_err_text(&ce));
     }
+    for (const char *const *sec = lmd_agent_restart_sections; *sec; sec++)
+        if (!lmd_config_section_equal(&old, &a->cfg, *sec, NULL))
+            lmd_warn("reload: %s { } changed: it takes effect when the agent restarts", *sec);
     lmd_config_clear(&old);
     lmd_agent_rearm(a);
     lmd_info("reloaded %s", a->path);

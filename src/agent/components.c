@@ -213,3 +213,7 @@ const struct lmd_agent_component lmd_agent_components[] = {
     {"browse", browse_start, NULL, browse_free},
 };
 const size_t lmd_agent_ncomponents = LMD_ARRAY_LEN(lmd_agent_components);
+
+/* Sections no component reloads: they take effect at the next start (the
+ * API's sockets, the avahi client, the loop watchdog). */
+const char *const lmd_agent_restart_sections[] = {"api", "mdns", "watchdog", NULL};

@@ -143,6 +143,7 @@ struct lmd_agent_component {
 };
 extern const struct lmd_agent_component lmd_agent_components[];
 extern const size_t lmd_agent_ncomponents;
+extern const char *const lmd_agent_restart_sections[];
 /* The registry's settings (the goodbye hold depends on trust { }). */
 struct lmd_peers_config lmd_agent_peers_config(const lmd_agent *a);
 

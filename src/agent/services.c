@@ -117,25 +117,25 @@ static json_t *svc_json(const struct lmd_svc *s)
 }
 
 static int svc_add(void *ud, const char *name, const struct lmd_service_spec *spec, lmd_api_stream *stream,
-                   json_t **doc, char *err, size_t errlen)
+                   json_t **doc, lmd_err *err)
 {
     lmd_agent *a = ud;
     if (a->draining)
-        return lmd_errbuf(err, errlen, 503, "this host is draining: it takes no new services");
+        return lmd_err_set(err, LMD_EUNAVAIL, "this host is draining: it takes no new services");
     if (!a->m && !a->cfg.wide_area.given)
-        return lmd_errbuf(err, errlen, 503, "mdns { enabled = false } and no wide_area { }: this agent announces "
+        return lmd_err_set(err, LMD_EUNAVAIL, "mdns { enabled = false } and no wide_area { }: this agent announces "
                                             "nothing anywhere; enable one of them");
     /* the configured service's name: as announced over mDNS (after a
      * collision rename) and as published in the zone (never renamed) */
     const char *wname = lmd_wide_name(a->wide);
     if (find(a, name) || (a->cfg.announce.given && !strcmp(a->pub ? lmd_pub_name(a->pub) : a->name, name)) ||
         (wname && !strcmp(wname, name)))
-        return lmd_errbuf(err, errlen, 409, "a service named \"%.63s\" is already announced by this agent; "
+        return lmd_err_set(err, LMD_EEXIST, "a service named \"%.63s\" is already announced by this agent; "
                                             "withdraw it first or choose another name", name);
     /* each costs avahi objects (an entry group) that the browser needs too;
      * ttl registrations hold no connection, so only this count bounds them */
     if (lmd_agent_services_count(a) >= LMD_MAX_REGISTRATIONS)
-        return lmd_errbuf(err, errlen, 429, "this agent announces %d registered services already, the most it "
+        return lmd_err_set(err, LMD_ELIMIT, "this agent announces %d registered services already, the most it "
                                             "takes; withdraw some first", LMD_MAX_REGISTRATIONS);
     struct lmd_svc *s = calloc(1, sizeof *s);
     if (!s || !(s->name = lmd_strdup(name)) || lmd_txt_copy(&s->txt, spec->txt) != 0) {
@@ -144,30 +144,30 @@ static int svc_add(void *ud, const char *name, const struct lmd_service_spec *sp
             lmd_txt_free(&s->txt);
         }
         free(s);
-        return lmd_errbuf(err, errlen, 503, "out of memory");
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
     }
     s->a = a;
     s->port = spec->port;
     s->stream = stream;
     s->ttl = spec->ttl;
     s->state = "registering";
-    int rc = spec->info ? lmd_txt_set(&s->txt, "info", spec->info, strlen(spec->info), true, err, errlen) : 0;
+    int rc = spec->info ? lmd_txt_set(&s->txt, "info", spec->info, strlen(spec->info), true, err->msg, sizeof err->msg) : 0;
     if (rc == 0)
-        rc = lmd_txt_check_record(&s->txt, err, errlen);
+        rc = lmd_txt_check_record(&s->txt, err->msg, sizeof err->msg);
     if (rc) {
         svc_free(a, s);
-        return rc == LMD_ENOMEM ? 503 : 400;
+        return err->code = rc;
     }
     if (spec->ttl > 0 && (!(s->ttl_ev = evtimer_new(a->base, ttl_fire, s)) || lmd_timer_in(s->ttl_ev, spec->ttl) != 0)) {
         svc_free(a, s);
-        return lmd_errbuf(err, errlen, 503, "out of memory");
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
     }
     s->next = a->svcs;
     a->svcs = s;
     lmd_txt signed_txt;
-    if (lmd_agent_sign_txt(a, name, spec->port, &s->txt, &signed_txt, err, errlen) != 0) {
+    if (lmd_agent_sign_txt(a, name, spec->port, &s->txt, &signed_txt, err->msg, sizeof err->msg) != 0) {
         svc_free(a, s);
-        return 400;
+        return err->code = LMD_EINVAL;
     }
     struct lmd_pub_config pc = {.name = name, .type = a->cfg.announce.type, .port = spec->port, .txt = &signed_txt,
                                 .ttl = lmd_config_record_ttl(&a->cfg)};
@@ -176,7 +176,7 @@ static int svc_add(void *ud, const char *name, const struct lmd_service_spec *sp
     lmd_txt_free(&signed_txt);
     if (rc != 0) {
         svc_free(a, s);
-        return lmd_errbuf(err, errlen, e.code == LMD_ETXT ? 400 : 503, "%s", lmd_err_text(&e));
+        return lmd_err_set(err, e.code, "%s", lmd_err_text(&e));
     }
     s->registered = true;
     lmd_wide_service(a->wide, name, spec->port, &s->txt); /* wide_area { }: in the zone too */
@@ -199,30 +199,30 @@ static void svc_closed(void *ud, lmd_api_stream *stream)
 }
 
 static int svc_patch(void *ud, const char *name, const lmd_txt *set, const lmd_txt *remove, const char *info,
-                     json_t **doc, char *err, size_t errlen)
+                     json_t **doc, lmd_err *err)
 {
     lmd_agent *a = ud;
     struct lmd_svc *s = find(a, name);
     if (!s)
-        return lmd_errbuf(err, errlen, 404, "no registered service named \"%.63s\"", name);
+        return lmd_err_set(err, LMD_ENOTFOUND, "no registered service named \"%.63s\"", name);
     lmd_txt t;
     if (lmd_txt_copy(&t, &s->txt) != 0)
-        return lmd_errbuf(err, errlen, 503, "out of memory");
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
     int rc = 0;
     for (size_t i = 0; i < remove->n; i++)
         (void)lmd_txt_remove(&t, remove->items[i].key); /* LMD_ENOTFOUND: nothing to remove */
     for (size_t i = 0; rc == 0 && i < set->n; i++)
         rc = lmd_txt_set(&t, set->items[i].key, set->items[i].value, set->items[i].value_len, set->items[i].has_value,
-                         err, errlen);
+                         err->msg, sizeof err->msg);
     if (rc == 0 && info)
-        rc = lmd_txt_set(&t, "info", info, strlen(info), true, err, errlen);
+        rc = lmd_txt_set(&t, "info", info, strlen(info), true, err->msg, sizeof err->msg);
     if (rc == 0)
-        rc = lmd_txt_check_record(&t, err, errlen);
+        rc = lmd_txt_check_record(&t, err->msg, sizeof err->msg);
     if (rc == 0 && s->pub && (rc = lmd_agent_publish_txt(a, s->pub, lmd_pub_name(s->pub), s->port, &t)) != 0)
-        lmd_errbuf(err, errlen, rc, "avahi refused the TXT update (see the agent's log)");
+        lmd_err_set(err, rc, "avahi refused the TXT update (see the agent's log)");
     if (rc) {
         lmd_txt_free(&t);
-        return rc == LMD_ENOMEM ? 503 : rc == LMD_EAVAHI ? 503 : 400;
+        return err->code = rc;
     }
     lmd_txt_free(&s->txt);
     s->txt = t;
@@ -231,28 +231,28 @@ static int svc_patch(void *ud, const char *name, const lmd_txt *set, const lmd_t
     return 0;
 }
 
-static int svc_remove(void *ud, const char *name, json_t **doc, char *err, size_t errlen)
+static int svc_remove(void *ud, const char *name, json_t **doc, lmd_err *err)
 {
     lmd_agent *a = ud;
     struct lmd_svc *s = find(a, name);
     if (!s)
-        return lmd_errbuf(err, errlen, 404, "no registered service named \"%.63s\"", name);
+        return lmd_err_set(err, LMD_ENOTFOUND, "no registered service named \"%.63s\"", name);
     *doc = json_pack("{s:o,s:s}", "name", lmd_json_str(s->pub ? lmd_pub_name(s->pub) : s->name), "state", "withdrawn");
     withdraw(a, s, "withdrawn by DELETE");
     return 0;
 }
 
-static int svc_pass(void *ud, const char *name, json_t **doc, char *err, size_t errlen)
+static int svc_pass(void *ud, const char *name, json_t **doc, lmd_err *err)
 {
     lmd_agent *a = ud;
     struct lmd_svc *s = find(a, name);
     if (!s)
-        return lmd_errbuf(err, errlen, 404, "no registered service named \"%.63s\"", name);
+        return lmd_err_set(err, LMD_ENOTFOUND, "no registered service named \"%.63s\"", name);
     if (!s->ttl_ev)
-        return lmd_errbuf(err, errlen, 400, "\"%.63s\" lives as long as its connection; it has no ttl to pass",
+        return lmd_err_set(err, LMD_EINVAL, "\"%.63s\" lives as long as its connection; it has no ttl to pass",
                           name);
     if (lmd_timer_in(s->ttl_ev, s->ttl) != 0)
-        return lmd_errbuf(err, errlen, 503, "out of memory");
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
     *doc = svc_json(s);
     return 0;
 }
@@ -273,13 +273,13 @@ static void drained(evutil_socket_t fd, short what, void *arg)
     a->pub = NULL;
 }
 
-static int drain(void *ud, double grace, json_t **doc, char *err, size_t errlen)
+static int drain(void *ud, double grace, json_t **doc, lmd_err *err)
 {
     lmd_agent *a = ud;
     if (grace < 0)
         grace = LMD_DRAIN_GRACE;
     if (!a->drain_ev && !(a->drain_ev = evtimer_new(a->base, drained, a)))
-        return lmd_errbuf(err, errlen, 503, "out of memory");
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
     if (!a->draining) {
         a->draining = true;
         lmd_info("drain: announcing status=draining, withdrawing in %g s", grace);
@@ -299,7 +299,7 @@ static int drain(void *ud, double grace, json_t **doc, char *err, size_t errlen)
         }
     }
     if (lmd_timer_in(a->drain_ev, grace) != 0)
-        return lmd_errbuf(err, errlen, 503, "out of memory");
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
     *doc = json_pack("{s:s,s:f}", "state", "draining", "grace", grace);
     return 0;
 }

@@ -384,10 +384,10 @@ static int mkdirs(const char *dir)
         if (*p == '/') {
             *p = '\0';
             if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-                return -1;
+                return LMD_EIO;
             *p = '/';
         }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? LMD_EIO : 0;
 }
 
 static int listen_unix(const char *path, unsigned mode, lmd_err *err)

@@ -74,17 +74,20 @@ typedef struct lmd_api_stream lmd_api_stream;
 
 /* What the agent does for the registration API.  Each returns 0, or an
  * HTTP status (4xx/5xx) with err saying what was wrong. */
+/* The registration callbacks return 0 or a negative LMD_E* code with err
+ * filled (base/error.h); the API answers with the HTTP status of the code
+ * (lmd_api_status). */
 struct lmd_api_registry {
     int (*add)(void *ud, const char *name, const struct lmd_service_spec *spec, lmd_api_stream *stream,
-               json_t **doc, char *err, size_t errlen);
+               json_t **doc, lmd_err *err);
     /* the connection of a registration closed (its client is gone): withdraw */
     void (*closed)(void *ud, lmd_api_stream *stream);
     /* set: keys to set; remove: keys to drop; info: NULL to keep */
     int (*patch)(void *ud, const char *name, const lmd_txt *set, const lmd_txt *remove, const char *info,
-                 json_t **doc, char *err, size_t errlen);
-    int (*remove)(void *ud, const char *name, json_t **doc, char *err, size_t errlen);
-    int (*pass)(void *ud, const char *name, json_t **doc, char *err, size_t errlen);
-    int (*drain)(void *ud, double grace, json_t **doc, char *err, size_t errlen);
+                 json_t **doc, lmd_err *err);
+    int (*remove)(void *ud, const char *name, json_t **doc, lmd_err *err);
+    int (*pass)(void *ud, const char *name, json_t **doc, lmd_err *err);
+    int (*drain)(void *ud, double grace, json_t **doc, lmd_err *err);
 };
 
 /* Tell a registration's client a state ("registering", "established",
@@ -117,5 +120,7 @@ int lmd_api_new(struct event_base *base, const struct lmd_api_config *cfg, const
 void lmd_api_event(lmd_api *api, int kind, const lmd_node_info *peer, unsigned changes,
                    const char *reason);
 void lmd_api_free(lmd_api *api);
+/* The HTTP status that answers an LMD_E* code. */
+int lmd_api_status(int code);
 
 #endif

@@ -1,5 +1,6 @@
 /* API request parameters (see api_params.h). */
 #include "api/params.h"
+#include "base/error.h"
 #include "base/util.h"
 
 #include <errno.h>
@@ -15,14 +16,14 @@
 static int parse_index(const char *s, size_t len, uint64_t *out)
 {
     if (len == 0 || len > 20)
-        return -1;
+        return LMD_EINVAL;
     uint64_t v = 0;
     for (size_t i = 0; i < len; i++) {
         if (s[i] < '0' || s[i] > '9')
-            return -1;
+            return LMD_EINVAL;
         uint64_t d = (uint64_t)(s[i] - '0');
         if (v > (UINT64_MAX - d) / 10)
-            return -1;
+            return LMD_EINVAL;
         v = v * 10 + d;
     }
     *out = v;
@@ -38,7 +39,7 @@ int lmd_api_parse_resume(const char *query, const char *last_event_id, const cha
     TAILQ_INIT(&params);
     if (query && evhttp_parse_query_str(query, &params) != 0) {
         *why = "malformed query string";
-        return -1;
+        return LMD_EINVAL;
     }
     const char *since = evhttp_find_header(&params, "since");
     const char *epoch = evhttp_find_header(&params, "epoch");

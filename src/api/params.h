@@ -15,7 +15,7 @@ struct lmd_resume {
     bool same_epoch;       /* no epoch given, or ours */
 };
 
-/* 0, or -1 with *why saying what was wrong (for a 400). */
+/* 0, or LMD_EINVAL with *why saying what was wrong (for a 400). */
 int lmd_api_parse_resume(const char *query, const char *last_event_id, const char *our_epoch,
                          struct lmd_resume *out, const char **why);
 

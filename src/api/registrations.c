@@ -50,6 +50,29 @@ static const char *reason(int status)
     }
 }
 
+int lmd_api_status(int code)
+{
+    switch (code) {
+    case 0: return 0;
+    case LMD_EINVAL:
+    case LMD_ETXT: return 400;
+    case LMD_EPERM: return 403;
+    case LMD_ENOTFOUND: return 404;
+    case LMD_EEXIST: return 409;
+    case LMD_ELIMIT: return 429;
+    default: return 503; /* out of memory, draining, avahi away... */
+    }
+}
+
+/* A registration callback's answer: its HTTP status (0: done) and, on a
+ * failure, its message in buf. */
+static int called(int code, const lmd_err *e, char *buf, size_t len)
+{
+    if (code != 0)
+        snprintf(buf, len, "%s", lmd_err_text(e));
+    return lmd_api_status(code);
+}
+
 /* ---- input --------------------------------------------------------------- */
 
 /* The request body as JSON (an object), or NULL with *why. */
@@ -176,6 +199,7 @@ static void put_service(lmd_api *api, struct evhttp_request *req, const char *na
 {
     const char *why = NULL;
     char err[320] = "";
+    lmd_err e = {0};
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     double ttl = lmd_api_parse_ttl(uri ? evhttp_uri_get_query(uri) : NULL, &why);
     json_t *body = ttl >= 0 ? body_json(req, true, &why) : NULL;
@@ -205,7 +229,7 @@ static void put_service(lmd_api *api, struct evhttp_request *req, const char *na
         s->conn = evhttp_request_get_connection(req);
     }
     if (!status)
-        status = api->src.reg->add(api->src.ud, name, &spec, s, &doc, err, sizeof err);
+        status = called(api->src.reg->add(api->src.ud, name, &spec, s, &doc, &e), &e, err, sizeof err);
     lmd_txt_free(&txt);
     json_decref(body);
     if (status) {
@@ -243,6 +267,7 @@ static void patch_service(lmd_api *api, struct evhttp_request *req, const char *
 {
     const char *why = NULL;
     char err[320] = "";
+    lmd_err e = {0};
     json_t *body = body_json(req, true, &why);
     if (!body) {
         lmd_api_reply_error(req, 400, "Bad Request", why);
@@ -254,7 +279,8 @@ static void patch_service(lmd_api *api, struct evhttp_request *req, const char *
     if (!status && info && !json_is_string(info))
         status = lmd_errbuf(err, sizeof err, 400, "info must be a string");
     if (!status)
-        status = api->src.reg->patch(api->src.ud, name, &set, &remove, json_string_value(info), &doc, err, sizeof err);
+        status = called(api->src.reg->patch(api->src.ud, name, &set, &remove, json_string_value(info), &doc, &e), &e, err,
+                        sizeof err);
     lmd_txt_free(&set);
     lmd_txt_free(&remove);
     json_decref(body);
@@ -311,6 +337,7 @@ void lmd_api_handle_registration(lmd_api *api, struct evhttp_request *req, const
         return;
     }
     char err[320] = "";
+    lmd_err e = {0};
     json_t *doc = NULL;
     if (drain) {
         json_t *body = body_json(req, false, &why);
@@ -318,18 +345,18 @@ void lmd_api_handle_registration(lmd_api *api, struct evhttp_request *req, const
         double grace = json_is_number(g) ? json_number_value(g) : -1;
         status = !body || (g && (!json_is_number(g) || grace < 0 || grace > 3600))
                      ? lmd_errbuf(err, sizeof err, 400, "%s", why && *why ? why : "grace must be a number of seconds from 0 to 3600")
-                     : api->src.reg->drain(api->src.ud, grace, &doc, err, sizeof err);
+                     : called(api->src.reg->drain(api->src.ud, grace, &doc, &e), &e, err, sizeof err);
         json_decref(body);
         answer(req, status, doc, err, 202);
     } else if (pass) {
-        status = api->src.reg->pass(api->src.ud, name, &doc, err, sizeof err);
+        status = called(api->src.reg->pass(api->src.ud, name, &doc, &e), &e, err, sizeof err);
         answer(req, status, doc, err, 200);
     } else if (cmd == EVHTTP_REQ_PUT) {
         put_service(api, req, name);
     } else if (cmd == EVHTTP_REQ_PATCH) {
         patch_service(api, req, name);
     } else {
-        status = api->src.reg->remove(api->src.ud, name, &doc, err, sizeof err);
+        status = called(api->src.reg->remove(api->src.ud, name, &doc, &e), &e, err, sizeof err);
         answer(req, status, doc, err, 200);
     }
     free(name);

@@ -18,6 +18,10 @@ const char *lmd_strerror(int err)
     case LMD_EIO: return "input/output error";
     case LMD_ELUA: return "error in Lua script";
     case LMD_ENOTFOUND: return "not found";
+    case LMD_EEXIST: return "already exists";
+    case LMD_ELIMIT: return "limit reached";
+    case LMD_EUNAVAIL: return "not available now";
+    case LMD_EPERM: return "not allowed";
     }
     return "unknown error";
 }
