@@ -1,6 +1,6 @@
 --- lmdisc.policy: loading a configuration file and running its hooks.
 --
--- The agent (src/lua/policy.c, through lmdisc.runner) and the test harness (lmdisc.testing) both go
+-- The agent (src/policy/policy.c, through lmdisc.runner) and the test harness (lmdisc.testing) both go
 -- through this module, so a policy behaves the same under `lmdisc test` as
 -- in production.  What differs is injected: `opts.api` (the `lmdisc` table
 -- the script sees), `opts.guard` (how user code is run and stopped), and in

@@ -1,6 +1,6 @@
 --- lmdisc.runner: every Lua function the C core calls, and nothing else.
 --
--- The agent (src/lua/mantle.c) looks these up by name once per VM, as
+-- The agent (src/policy/mantle.c) looks these up by name once per VM, as
 -- lsyncd's core does with its runner; the list there and this table are the
 -- whole C -> mantle contract.  Results come back as tables with named
 -- fields, never as positional values read by stack offset.
@@ -83,7 +83,7 @@ function R.warnings(P)
 end
 
 ---------------------------------------------------------------------------
--- `lmdisc test` (src/lua/testrun.c)
+-- `lmdisc test` (src/policy/testrun.c)
 
 local tests_run = 0
 

@@ -8,7 +8,7 @@
 #include "agent/api.h"
 #include "agent/health.h"
 #include "base/config.h"
-#include "lua/policy.h"
+#include "policy/policy.h"
 #include "mdns/mdns.h"
 #include "registry/peers.h"
 

@@ -5,7 +5,7 @@
 #ifndef LMD_LUA_NAMESPACES_H
 #define LMD_LUA_NAMESPACES_H
 
-#include "lua/policy.h"
+#include "lua/host.h"
 #include "lua/vm.h"
 
 #include <lauxlib.h>

@@ -2,8 +2,8 @@
  * lua/lmdisc/runner.lua (see there for arguments and results).  They are
  * looked up once per VM; a missing one is an error at start, not a crash
  * later. */
-#ifndef LMD_LUA_MANTLE_H
-#define LMD_LUA_MANTLE_H
+#ifndef LMD_POLICY_MANTLE_H
+#define LMD_POLICY_MANTLE_H
 
 #include "base/error.h"
 

@@ -1,6 +1,6 @@
 /* The entry points of lua/lmdisc/runner.lua (see mantle.h). */
-#include "lua/mantle.h"
-#include "lua/embedded.h"
+#include "policy/mantle.h"
+#include "policy/embedded.h"
 #include "lua/vm.h"
 
 #include <lauxlib.h>

@@ -1,7 +1,7 @@
 /* The mantle's validated settings table into struct lmd_config, generically
  * over the field list in base/config.h.  No defaults here: the schema
  * (lua/lmdisc/config.lua) filled them in. */
-#include "lua/settings.h"
+#include "policy/settings.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "lua/marshal.h"

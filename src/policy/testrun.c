@@ -4,9 +4,9 @@
  * uses); each suite has a wall-clock limit; a suite fails on an error, on
  * os.exit with a failure code, on running no test, and on its time limit. */
 #include "base/util.h"
-#include "lua/mantle.h"
+#include "policy/mantle.h"
 #include "lua/namespaces.h"
-#include "lua/policy.h"
+#include "policy/policy.h"
 #include "lua/vm.h"
 
 #include <lauxlib.h>
