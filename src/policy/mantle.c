@@ -7,9 +7,9 @@
 #include <stdio.h>
 
 static const char *const names[LMD_MANTLE_N] = {
-    [LMD_MANTLE_DEFAULTS] = "defaults", [LMD_MANTLE_LOAD] = "load",   [LMD_MANTLE_SETTINGS] = "settings",
-    [LMD_MANTLE_PEER_EVENT] = "peer_event", [LMD_MANTLE_VERDICTS] = "verdicts", [LMD_MANTLE_ADOPT] = "adopt", [LMD_MANTLE_CALL] = "call",
-    [LMD_MANTLE_HOOKS] = "hooks",      [LMD_MANTLE_STATS] = "stats", [LMD_MANTLE_WARNINGS] = "warnings",
+#define NAME_(id, name) [LMD_MANTLE_##id] = #name,
+    LMD_MANTLE_FNS(NAME_)
+#undef NAME_
 };
 
 static int embedded_loader(lua_State *L)

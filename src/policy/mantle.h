@@ -1,7 +1,8 @@
 /* The C -> mantle contract: the only Lua functions C calls, all in
- * lua/lmdisc/runner.lua (see there for arguments and results).  They are
- * looked up once per VM; a missing one is an error at start, not a crash
- * later. */
+ * lua/lmdisc/runner.lua (see there for arguments and results), the agent's
+ * (policy.c) and `lmdisc test`'s (testrun.c).  They are looked up once per
+ * VM; a missing one is an error at start, not a crash later.  Nothing else
+ * in C names a function of the mantle (tests/unit/test_contract.lua). */
 #ifndef LMD_POLICY_MANTLE_H
 #define LMD_POLICY_MANTLE_H
 
@@ -9,17 +10,25 @@
 
 #include <lua.h>
 
+/* X(ID, name): LMD_MANTLE_ID calls runner.name */
+#define LMD_MANTLE_FNS(X)                                                                                      \
+    X(DEFAULTS, defaults)         /* () -> settings of an empty configuration */                               \
+    X(LOAD, load)                 /* (path, api, internals) -> P, nil, warnings | nil, err */                  \
+    X(SETTINGS, settings)         /* (P) -> settings */                                                        \
+    X(PEER_EVENT, peer_event)     /* (P, kind, peer, old, changes, reason) -> verdict */                       \
+    X(VERDICTS, verdicts)         /* (P) -> { name = { keep =, info = } } */                                   \
+    X(ADOPT, adopt)               /* (newP, old verdicts, peers) -> { verdict + name } */                      \
+    X(CALL, call)                 /* (P, what, fn, ...) */                                                     \
+    X(HOOKS, hooks)               /* (P) -> { names } */                                                       \
+    X(STATS, stats)               /* (P) -> { hook_runs, hook_errors, hook_time } */                           \
+    X(WARNINGS, warnings)         /* (P) -> text */                                                            \
+    X(TEST_PREPARE, test_prepare) /* () : count the tests luaunit runs from now on (lmdisc test) */            \
+    X(TEST_COUNT, test_count)     /* () -> tests luaunit ran since test_prepare (lmdisc test) */
+
 enum lmd_mantle_fn {
-    LMD_MANTLE_DEFAULTS,     /* () -> settings of an empty configuration */
-    LMD_MANTLE_LOAD,         /* (path, api, internals) -> P, nil, warnings | nil, err */
-    LMD_MANTLE_SETTINGS,     /* (P) -> settings */
-    LMD_MANTLE_PEER_EVENT,   /* (P, kind, peer, old, changes, reason) -> verdict */
-    LMD_MANTLE_VERDICTS,     /* (P) -> { name = { keep =, info = } } */
-    LMD_MANTLE_ADOPT,        /* (newP, old verdicts, peers) -> { verdict + name } */
-    LMD_MANTLE_CALL,         /* (P, what, fn, ...) */
-    LMD_MANTLE_HOOKS,        /* (P) -> { names } */
-    LMD_MANTLE_STATS,        /* (P) -> { hook_runs, hook_errors, hook_time } */
-    LMD_MANTLE_WARNINGS,     /* (P) -> text */
+#define LMD_MANTLE_ENUM_(id, name) LMD_MANTLE_##id,
+    LMD_MANTLE_FNS(LMD_MANTLE_ENUM_)
+#undef LMD_MANTLE_ENUM_
     LMD_MANTLE_N
 };
 
