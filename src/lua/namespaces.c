@@ -17,6 +17,7 @@ void lmd_lua_new_class(lua_State *L, const char *name, const luaL_Reg *methods)
 int lmd_lua_open_module(lua_State *L)
 {
     lmd_lua_open_core(L);
+    lmd_lua_open_contract(L);
     lmd_lua_open_log(L);
     lua_setfield(L, -2, "log");
     lmd_lua_open_registry(L);

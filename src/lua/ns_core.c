@@ -3,6 +3,7 @@
  * node, escaping, constants. */
 #include "lua/namespaces.h"
 #include "base/config.h"
+#include "base/limits.h"
 #include "base/json.h"
 #include "base/txt.h"
 #include "base/log.h"
@@ -172,11 +173,11 @@ static int l_open_file(lua_State *L)
 }
 
 /* lmdisc.read_file(path [, max]) -> text | nil, err: a whole regular file,
- * refused when larger than max bytes (default 4 MiB). */
+ * refused when larger than max bytes (default LMD_FILE_MAX, 4 MiB). */
 static int l_read_file(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    lua_Integer max = luaL_optinteger(L, 2, 4 << 20);
+    lua_Integer max = luaL_optinteger(L, 2, LMD_FILE_MAX);
     luaL_argcheck(L, max >= 0, 2, "max must be >= 0");
     int fd = open_regular(path, O_RDONLY);
     if (fd < 0)

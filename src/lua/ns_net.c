@@ -3,6 +3,7 @@
  * module's names.  Not in the agent's policies, which must not block the
  * loop or announce a second time. */
 #include "lua/namespaces.h"
+#include "base/limits.h"
 #include "base/util.h"
 #include "lua/marshal.h"
 
@@ -125,7 +126,7 @@ typedef struct {
 static int l_start_registry(lua_State *L)
 {
     const char *type = luaL_optstring(L, 1, LMD_DEFAULT_TYPE);
-    double ttl = luaL_optnumber(L, 2, 60);
+    double ttl = luaL_optnumber(L, 2, LMD_REGISTRY_TTL);
     char err[320];
     if (!lmd_service_type_valid(type, err, sizeof err))
         return luaL_argerror(L, 1, err);
