@@ -515,22 +515,23 @@ function Sim:reload(path)
   return true
 end
 
---- Events of one kind (or all), as a list of names: handy in assertions.
-function Sim:event_names(kind)
+-- field of each entry of list whose key is want (of every entry if want is nil)
+local function pick(list, key, want, field)
   local out = {}
-  for _, e in ipairs(self.events) do
-    if kind == nil or e.kind == kind then out[#out + 1] = e.name end
+  for _, e in ipairs(list) do
+    if want == nil or e[key] == want then out[#out + 1] = e[field] end
   end
   return out
 end
 
+--- Events of one kind (or all), as a list of names: handy in assertions.
+function Sim:event_names(kind)
+  return pick(self.events, "kind", kind, "name")
+end
+
 --- Log messages (of one level, or all), as a list of strings.
 function Sim:messages(level)
-  local out = {}
-  for _, l in ipairs(self.logs) do
-    if level == nil or l.level == level then out[#out + 1] = l.message end
-  end
-  return out
+  return pick(self.logs, "level", level, "message")
 end
 
 M.Sim = Sim

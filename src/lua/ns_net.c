@@ -152,11 +152,13 @@ static int l_live_list_alive(lua_State *L)
     return 1;
 }
 
+/* reg:stop(), also __gc and __close: once */
 static int l_live_stop(lua_State *L)
 {
     live_ud *u = luaL_checkudata(L, 1, LIVE_REGISTRY_MT);
-    lmd_registry_stop(u->r);
+    lmd_registry *r = u->r;
     u->r = NULL;
+    lmd_registry_stop(r);
     return 0;
 }
 
@@ -179,10 +181,8 @@ static int l_module_index(lua_State *L)
 void lmd_lua_open_net(lua_State *L)
 {
     static const luaL_Reg fns[] = {
-        {"discover_nodes", l_discover_nodes},
-        {"announce_self", l_announce_self},
-        {"start_registry", l_start_registry},
-        {NULL, NULL},
+        {"discover_nodes", l_discover_nodes}, {"announce_self", l_announce_self},
+        {"start_registry", l_start_registry}, {NULL, NULL},
     };
     static const luaL_Reg live[] = {
         {"list_alive", l_live_list_alive}, {"stop", l_live_stop}, {"__gc", l_live_stop},
