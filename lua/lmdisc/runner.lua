@@ -1,7 +1,7 @@
 --- lmdisc.runner: every Lua function the C core calls, and nothing else.
 --
 -- C (src/policy/mantle.c) looks these up by name once per VM, as lsyncd's
--- core does with its runner; the list there (enum lmd_mantle_fn in
+-- core does with its runner; the list there (LMD_MANTLE_FNS in
 -- src/policy/mantle.h) and this table are the whole C -> mantle contract,
 -- for the agent and `lmdisc test` alike, and tests/unit/test_contract.lua
 -- keeps them equal.  Results come back as tables with named fields, never

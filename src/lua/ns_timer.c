@@ -14,6 +14,8 @@
 #include <stdlib.h>
 
 #define TIMER_MT "lmdisc.timer"
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 struct ptimer {
     struct ptimer *prev, *next; /* in the pending list */
@@ -76,7 +78,7 @@ static int add_timer(lua_State *L, bool repeat)
     double s = luaL_checknumber(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
     luaL_argcheck(L, s >= 0 && s <= LMD_TIMER_MAX, 1, "seconds must be from 0 to one year");
-    luaL_argcheck(L, !repeat || s >= LMD_EVERY_MIN, 1, "every() needs at least 0.01 s");
+    luaL_argcheck(L, !repeat || s >= LMD_EVERY_MIN, 1, "every() needs at least " STR(LMD_EVERY_MIN) " s");
     if (ctx->timers->n >= LMD_MAX_TIMERS) /* base/limits.h */
         return luaL_error(L, "too many timers: %d are pending; cancel some, or use one every() for "
                              "recurring work", LMD_MAX_TIMERS);
