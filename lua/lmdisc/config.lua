@@ -198,9 +198,17 @@ end
 -- Field keys: name, type ("integer" | "number" | "string" | "boolean" |
 -- "table"), doc (one line), default, required, min / max (inclusive),
 -- above (exclusive lower bound), min_len / max_len (bytes), enum (list),
--- check (function(value) -> true | nil, reason), example (for messages).
+-- check (function(value) -> true | nil, reason), example (for messages),
+-- c: how C reads the field: nil, through its field list (lmd_cfg_fields in
+-- src/base/config.h, with a kind that fits the type); "derived", by hand
+-- into a value of its own (src/policy/settings.c); false, not at all (the
+-- field is the mantle's alone).  tests/unit/test_contract.lua holds the
+-- schema and the C field list to each other.
 -- Section keys: name, doc, optional (nil in settings when not given),
 -- fields (ordered), check (whole-section), example.
+
+-- registry { ttl }'s default; announce { ttl } defaults to half of it
+local REGISTRY_TTL = 60
 
 M.sections = {
   {
@@ -225,18 +233,18 @@ M.sections = {
       { name = "type", type = "string", default = lmdisc.SERVICE_TYPE, check = check_service_type,
         expect = "a service type string like \"_lmserv._tcp\"",
         doc = "DNS-SD service type, _name._tcp or _name._udp." },
-      { name = "txt", type = "table", default = {}, check = check_txt,
+      { name = "txt", type = "table", default = {}, check = check_txt, c = "derived",
         expect = "a table { key = \"value\" | number | true }",
         doc = "Extra TXT keys: { key = \"value\" | number | true }; each key=value at most 255 bytes." },
       { name = "ttl", type = "number", min = 1, max = 4500,
-        doc = "TTL of the announced records in seconds (at most 4500, avahi's longest, or a host that vanished would stay in caches for longer); default: half the registry's ttl (30 s), so every mDNS cache drops this host that soon after it vanishes (avahi's own defaults are 120 s SRV, 75 min PTR/TXT)." },
+        doc = "TTL of the announced records in seconds (at most 4500, avahi's longest, or a host that vanished would stay in caches for longer); default: half the registry's ttl (" .. REGISTRY_TTL // 2 .. " s), so every mDNS cache drops this host that soon after it vanishes (avahi's own defaults are 120 s SRV, 75 min PTR/TXT)." },
     },
   },
   {
     name = "registry",
     doc = "How long peers are remembered and which ones are listed.",
     fields = {
-      { name = "ttl", type = "number", above = 0, max = 9000, default = 60,
+      { name = "ttl", type = "number", above = 0, max = 9000, default = REGISTRY_TTL,
         doc = "Longest time a peer that stopped answering stays listed: this agent publishes its records with half this TTL (unless announce.ttl), so every mDNS cache drops it that soon; avahi's cache maintenance confirms peers, no timer of ours." },
       { name = "include_self", type = "boolean", default = false,
         doc = "Also report this agent's own announcement as a peer." },
@@ -256,7 +264,7 @@ M.sections = {
     name = "api",
     doc = "The local API used by `lmdisc peers` and `lmdisc watch`.",
     fields = {
-      { name = "socket", type = "string", min_len = 1, max_len = 107, default = lmdisc.API_SOCKET,
+      { name = "socket", type = "string", min_len = 1, max_len = lmdisc.SOCKET_PATH_MAX, default = lmdisc.API_SOCKET,
         doc = "Path of the Unix socket the API listens on." },
       { name = "socket_mode", type = "integer", min = 0, max = 511, default = 432,
         expect = "an integer from 0 to 511 (file mode, e.g. 432 = 0660)",
@@ -324,7 +332,7 @@ M.sections = {
         doc = "This host's secret key (lmdisc keygen), mode 0600." },
       { name = "cert", type = "string", required = true, min_len = 1, example = '"/etc/lmdisc/host.cert"',
         doc = "This host's certificate from the fleet key (lmdisc certify)." },
-      { name = "fleet", type = "table", required = true, check = check_fleet,
+      { name = "fleet", type = "table", required = true, check = check_fleet, c = "derived",
         expect = "a list of paths { \"/etc/lmdisc/fleet.pub\", ... }",
         doc = "Fleet public keys whose certificates are trusted; several at once for key rotation." },
       { name = "require", type = "boolean", default = true,

@@ -1,6 +1,6 @@
 --- lmdisc.policy: loading a configuration file and running its hooks.
 --
--- The agent (src/lua/policy.c, through lmdisc.runner) and the test harness (lmdisc.testing) both go
+-- The agent (src/policy/policy.c, through lmdisc.runner) and the test harness (lmdisc.testing) both go
 -- through this module, so a policy behaves the same under `lmdisc test` as
 -- in production.  What differs is injected: `opts.api` (the `lmdisc` table
 -- the script sees), `opts.guard` (how user code is run and stopped), and in
@@ -10,6 +10,7 @@
 --   local P, err, warnings = policy.load(path, { api = ..., guard = ..., peers_all = ..., log = ... })
 --   local emitted, keep, info, changes = P:peer_event(kind, peer, old, changes, reason)
 
+local lmdisc = require "lmdisc"
 local sandbox = require "lmdisc.sandbox"
 local config = require "lmdisc.config"
 local gsub, match, gmatch, find = sandbox.raw.gsub, sandbox.raw.match, sandbox.raw.gmatch, sandbox.raw.find
@@ -63,8 +64,7 @@ function M.deadline_guard(limit)
   guard = function(fn, ...)
     local secs = type(limit) == "function" and limit() or limit
     local stop = os.clock() + secs
-    local msg = ("stopped: policy code ran longer than its deadline of %g s "
-      .. "(raise it with policy { deadline = ... } or do less per call)"):format(secs)
+    local msg = lmdisc.deadline_message(secs) -- worded as the agent's guard words it
     local prev_hook, prev_mask, prev_count = debug.gethook()
     local function hook()
       -- Never in the guard's own frame: it must get to restore the hook.

@@ -1,9 +1,11 @@
 --- lmdisc.runner: every Lua function the C core calls, and nothing else.
 --
--- The agent (src/lua/mantle.c) looks these up by name once per VM, as
--- lsyncd's core does with its runner; the list there and this table are the
--- whole C -> mantle contract.  Results come back as tables with named
--- fields, never as positional values read by stack offset.
+-- C (src/policy/mantle.c) looks these up by name once per VM, as lsyncd's
+-- core does with its runner; the list there (LMD_MANTLE_FNS in
+-- src/policy/mantle.h) and this table are the whole C -> mantle contract,
+-- for the agent and `lmdisc test` alike, and tests/unit/test_contract.lua
+-- keeps them equal.  Results come back as tables with named fields, never
+-- as positional values read by stack offset.
 
 local policy = require "lmdisc.policy"
 local config = require "lmdisc.config"
@@ -83,7 +85,7 @@ function R.warnings(P)
 end
 
 ---------------------------------------------------------------------------
--- `lmdisc test` (src/lua/testrun.c)
+-- `lmdisc test` (src/policy/testrun.c)
 
 local tests_run = 0
 

@@ -9,6 +9,8 @@
 -- own Lua code relies on.  Everything it gets is therefore either a copy or
 -- a wrapper, and every refusal says what to use instead.
 
+local lmdisc = require "lmdisc"
+
 local M = {}
 
 -- The string library's pattern functions as Lua made them: the mantle's own
@@ -278,7 +280,7 @@ local function xpcall_(f, handler, ...)
   end, ...)
 end
 
-local FILE_MAX = 4 * 1024 * 1024
+local FILE_MAX = lmdisc.FILE_MAX -- the agent's (base/limits.h)
 
 --- What policies may open: regular files only, read whole at most FILE_MAX
 -- bytes.  Uses the C module's open_file/read_file where there is one.

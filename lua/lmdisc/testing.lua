@@ -96,7 +96,8 @@ function Handle:__tostring()
   return ("lmdisc.timer (%s %g s)"):format(self._timer.every and "every" or "after", self._timer.every or self._timer.delay)
 end
 
-M.MAX_TIMERS = 10000 -- as the agent (src/lua/ns_timer.c)
+--- Timers a policy may have pending at once: the agent's limit (base/limits.h).
+M.MAX_TIMERS = lmdisc.MAX_TIMERS
 
 function Sim:_add_timer(delay, every, fn)
   if #self._timers >= M.MAX_TIMERS then
@@ -153,20 +154,22 @@ local function make_api(sim)
   api.peers = function(opts) return sim:peers(opts) end
   api.REGISTRY = { list_alive = function() return sim:peers() end }
 
-  api.timer = function(seconds, fn)
-    if type(seconds) ~= "number" or seconds < 0 or seconds ~= seconds then
-      argerror(1, "timer", "seconds must be a number >= 0, got " .. config.describe(seconds))
+  -- timer and every, within the agent's bounds (lmdisc.TIMER_MAX, lmdisc.EVERY_MIN);
+  -- called as a tail call, so that argerror's level is still the policy's
+  local function add_timer(fname, seconds, fn, every)
+    if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 or (every and seconds == 0) then
+      argerror(1, fname, ("seconds must be a number %s 0, got %s"):format(every and ">" or ">=",
+        config.describe(seconds)))
     end
-    if type(fn) ~= "function" then argerror(2, "timer", "function expected, got " .. type(fn)) end
-    return sim:_add_timer(seconds, nil, fn)
-  end
-  api.every = function(seconds, fn)
-    if type(seconds) ~= "number" or not (seconds > 0) then
-      argerror(1, "every", "seconds must be a number > 0, got " .. config.describe(seconds))
+    if seconds > lmdisc.TIMER_MAX then argerror(1, fname, "seconds must be from 0 to one year") end
+    if every and seconds < lmdisc.EVERY_MIN then
+      argerror(1, fname, ("every() needs at least %g s"):format(lmdisc.EVERY_MIN))
     end
-    if type(fn) ~= "function" then argerror(2, "every", "function expected, got " .. type(fn)) end
-    return sim:_add_timer(seconds, seconds, fn)
+    if type(fn) ~= "function" then argerror(2, fname, "function expected, got " .. type(fn)) end
+    return sim:_add_timer(seconds, every and seconds or nil, fn)
   end
+  api.timer = function(seconds, fn) return add_timer("timer", seconds, fn, false) end
+  api.every = function(seconds, fn) return add_timer("every", seconds, fn, true) end
 
   api.spawn = function(argv, opts)
     if not is_list_of_strings(argv) then
@@ -316,11 +319,8 @@ end
 
 -- Give the policy a fresh copy each time, as the C side builds fresh tables:
 -- what a hook does to its peer table must not leak into the "network".
--- As the agent computes it: not while TXT status is draining or down.
-local function routable(rec)
-  local st = type(rec.txt) == "table" and rec.txt.status
-  return st ~= "draining" and st ~= "down"
-end
+-- routable as the agent computes it (its own rule, lmdisc.routable).
+local routable = lmdisc.routable
 
 function Sim:_feed(kind, rec, old, changes, reason)
   rec.routable = routable(rec)
@@ -407,14 +407,12 @@ function Sim:update(name, fields)
   if fields.info ~= nil then rec.txt.info = fields.info or nil end
   rec.info = type(rec.txt.info) == "string" and rec.txt.info or nil
   rec.last_seen = self.clock
+  -- what the agent's registry reports as changed (lmdisc.CHANGES: each
+  -- change is the field of its name; info's is the policy's to find)
   local changes = {}
-  for _, k in ipairs { "host", "port", "txt" } do
-    if not deep_equal(old[k], rec[k]) then changes[#changes + 1] = k end
+  for _, k in ipairs(lmdisc.CHANGES) do
+    if lmdisc.CHANGES[k] == "registry" and not deep_equal(old[k], rec[k]) then changes[#changes + 1] = k end
   end
-  if not deep_equal(old.addresses, rec.addresses) or not deep_equal(old.interfaces, rec.interfaces) then
-    changes[#changes + 1] = "addresses"
-  end
-  if not deep_equal(old.sources, rec.sources) then changes[#changes + 1] = "sources" end
   return self:_feed("update", rec, old, changes)
 end
 
@@ -517,22 +515,23 @@ function Sim:reload(path)
   return true
 end
 
---- Events of one kind (or all), as a list of names: handy in assertions.
-function Sim:event_names(kind)
+-- field of each entry of list whose key is want (of every entry if want is nil)
+local function pick(list, key, want, field)
   local out = {}
-  for _, e in ipairs(self.events) do
-    if kind == nil or e.kind == kind then out[#out + 1] = e.name end
+  for _, e in ipairs(list) do
+    if want == nil or e[key] == want then out[#out + 1] = e[field] end
   end
   return out
 end
 
+--- Events of one kind (or all), as a list of names: handy in assertions.
+function Sim:event_names(kind)
+  return pick(self.events, "kind", kind, "name")
+end
+
 --- Log messages (of one level, or all), as a list of strings.
 function Sim:messages(level)
-  local out = {}
-  for _, l in ipairs(self.logs) do
-    if level == nil or l.level == level then out[#out + 1] = l.message end
-  end
-  return out
+  return pick(self.logs, "level", level, "message")
 end
 
 M.Sim = Sim

@@ -48,21 +48,23 @@ class Event(NamedTuple):
     time: float | None = None
 
 
+#: What counts as a change of a peer, in the agent's order; each change is
+#: named after the Node field whose difference it is. A copy of the agent's
+#: one definition (LMD_CHANGES in src/registry/peers.h, lmdisc.CHANGES in
+#: Lua): tests/unit/test_contract.lua holds this copy and _changes to it.
+_CHANGES = ("host", "port", "txt", "addresses", "info", "sources")
+
+
+def _same(change: str, old: Node, new: Node) -> bool:
+    if change == "txt":  # with the exact bytes of the values that are not UTF-8
+        return old.txt == new.txt and old.txt_base64 == new.txt_base64
+    if change == "addresses":  # in whatever order the agent lists them
+        return sorted(old.addresses) == sorted(new.addresses)
+    return getattr(old, change) == getattr(new, change)
+
+
 def _changes(old: Node, new: Node) -> tuple[str, ...]:
-    ch = []
-    if old.host != new.host:
-        ch.append("host")
-    if old.port != new.port:
-        ch.append("port")
-    if old.txt != new.txt or old.txt_base64 != new.txt_base64:
-        ch.append("txt")
-    if sorted(old.addresses) != sorted(new.addresses):
-        ch.append("addresses")
-    if old.info != new.info:
-        ch.append("info")
-    if old.sources != new.sources:
-        ch.append("sources")
-    return tuple(ch)
+    return tuple(c for c in _CHANGES if not _same(c, old, new))
 
 
 class EventStream:

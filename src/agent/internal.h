@@ -8,7 +8,8 @@
 #include "api/api.h"
 #include "check/health.h"
 #include "base/config.h"
-#include "lua/policy.h"
+#include "base/limits.h" /* LMD_SETTLE */
+#include "policy/policy.h"
 #include "mdns/mdns.h"
 #include "registry/peers.h"
 #include "wide/wide.h"
@@ -16,12 +17,6 @@
 #include <jansson.h>
 #include <string.h>
 
-/* IPv4 and IPv6 instances of a service resolve within milliseconds of each
- * other.  A new peer joins as soon as the instances avahi has reported for
- * it are resolved (one join with both addresses, no wait); this is only the
- * bound on waiting for one that does not answer.  Changes to a joined peer
- * are gathered over it into one update. */
-#define LMD_SETTLE 0.05
 /* Seconds a drain announces status=draining before withdrawing, unless the
  * request says (lmdisc drain --grace). */
 #define LMD_DRAIN_GRACE 30

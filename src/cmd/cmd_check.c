@@ -1,6 +1,6 @@
 /* `lmdisc check CONFIG.lua`: load and validate, touching no network. */
 #include "cmd/cmd.h"
-#include "lua/policy.h"
+#include "policy/policy.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* `lmdisc test POLICY SUITE...`: luaunit suites against a policy. */
 #include "cmd/cmd.h"
-#include "lua/policy.h"
+#include "policy/policy.h"
 
 #include <stdio.h>
 #include <string.h>

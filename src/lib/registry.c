@@ -2,6 +2,7 @@
  * embed liblmdisc.  A thread owns a small loop (mdns -> peer table) and
  * keeps the table live; callers read it with lmd_registry_list_alive() from
  * any thread, under the handle's lock. */
+#include "base/limits.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/util.h"
@@ -93,7 +94,7 @@ int lmd_registry_start(const char *type, double ttl, lmd_registry **out)
     if (!r)
         return LMD_ENOMEM;
     pthread_mutex_init(&r->lock, NULL);
-    struct lmd_peers_config pc = {.ttl = ttl > 0 ? ttl : 60, .settle = 0.05};
+    struct lmd_peers_config pc = {.ttl = ttl > 0 ? ttl : LMD_REGISTRY_TTL, .settle = LMD_SETTLE};
     struct lmd_browse_callbacks cb = {.resolved = on_resolved, .removed = on_removed};
     int err = lmd_loop_thread_init(&r->loop, NULL, NULL);
     if (err == 0 && !(r->tick = evtimer_new(r->loop.base, on_tick, r)))

@@ -17,6 +17,7 @@ void lmd_lua_new_class(lua_State *L, const char *name, const luaL_Reg *methods)
 int lmd_lua_open_module(lua_State *L)
 {
     lmd_lua_open_core(L);
+    lmd_lua_open_contract(L);
     lmd_lua_open_log(L);
     lua_setfield(L, -2, "log");
     lmd_lua_open_registry(L);
@@ -43,13 +44,10 @@ void lmd_lua_push_policy_api(lua_State *L, struct lmd_lua_ctx *ctx)
 
 void lmd_lua_push_internals(lua_State *L, struct lmd_lua_ctx *ctx)
 {
-    lua_createtable(L, 0, 4);
-    lua_pushcfunction(L, lmd_vm_guard);
-    lua_setfield(L, -2, "guard");
-    lua_pushcfunction(L, lmd_vm_in_guard);
-    lua_setfield(L, -2, "in_guard");
-    lua_pushcfunction(L, lmd_vm_is_stopped);
-    lua_setfield(L, -2, "stopped");
+    static const luaL_Reg vm[] = {
+        {"guard", lmd_vm_guard}, {"in_guard", lmd_vm_in_guard}, {"stopped", lmd_vm_is_stopped}, {NULL, NULL}};
+    lua_createtable(L, 0, 5);
+    luaL_setfuncs(L, vm, 0);
     lmd_lua_push_peers_all(L, ctx);
     lua_setfield(L, -2, "peers_all");
     lmd_lua_open_log(L); /* the mantle's own: a policy cannot silence it */

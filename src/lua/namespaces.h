@@ -5,7 +5,7 @@
 #ifndef LMD_LUA_NAMESPACES_H
 #define LMD_LUA_NAMESPACES_H
 
-#include "lua/policy.h"
+#include "lua/host.h"
 #include "lua/vm.h"
 
 #include <lauxlib.h>
@@ -41,6 +41,8 @@ void lmd_lua_new_class(lua_State *L, const char *name, const luaL_Reg *methods);
 /* ---- the namespaces ---------------------------------------------------- */
 
 int lmd_lua_open_core(lua_State *L);                       /* ns_core.c: pure functions, constants */
+/* ns_contract.c: what C and the mantle share (limits, rules), into the table on top */
+void lmd_lua_open_contract(lua_State *L);
 int lmd_lua_open_log(lua_State *L);                        /* ns_log.c: lmdisc.log */
 void lmd_lua_open_net(lua_State *L);                       /* ns_net.c: discover_nodes, announce_self, REGISTRY */
 int lmd_lua_open_registry(lua_State *L);                   /* ns_registry.c: registry_new (tests) */

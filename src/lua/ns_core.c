@@ -3,6 +3,7 @@
  * node, escaping, constants. */
 #include "lua/namespaces.h"
 #include "base/config.h"
+#include "base/limits.h"
 #include "base/json.h"
 #include "base/txt.h"
 #include "base/log.h"
@@ -172,11 +173,11 @@ static int l_open_file(lua_State *L)
 }
 
 /* lmdisc.read_file(path [, max]) -> text | nil, err: a whole regular file,
- * refused when larger than max bytes (default 4 MiB). */
+ * refused when larger than max bytes (default LMD_FILE_MAX, 4 MiB). */
 static int l_read_file(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    lua_Integer max = luaL_optinteger(L, 2, 4 << 20);
+    lua_Integer max = luaL_optinteger(L, 2, LMD_FILE_MAX);
     luaL_argcheck(L, max >= 0, 2, "max must be >= 0");
     int fd = open_regular(path, O_RDONLY);
     if (fd < 0)
@@ -208,22 +209,17 @@ static int l_read_file(lua_State *L)
 int lmd_lua_open_core(lua_State *L)
 {
     static const luaL_Reg fns[] = {
-        {"txt_parse", l_txt_parse},
-        {"txt_check", l_txt_check},
-        {"service_type_check", l_service_type_check},
-        {"node_json", l_node_json},
-        {"escape", l_escape},
-        {"open_file", l_open_file},
-        {"read_file", l_read_file},
+        {"txt_parse", l_txt_parse}, {"txt_check", l_txt_check}, {"service_type_check", l_service_type_check},
+        {"node_json", l_node_json}, {"escape", l_escape}, {"open_file", l_open_file}, {"read_file", l_read_file},
         {NULL, NULL},
     };
+    static const char *const strings[][2] = {
+        {"version", LMD_VERSION}, {"SERVICE_TYPE", LMD_DEFAULT_TYPE}, {"API_SOCKET", LMD_API_SOCKET}};
     luaL_newlib(L, fns);
-    lua_pushliteral(L, LMD_VERSION);
-    lua_setfield(L, -2, "version");
-    lua_pushliteral(L, LMD_DEFAULT_TYPE);
-    lua_setfield(L, -2, "SERVICE_TYPE");
-    lua_pushliteral(L, LMD_API_SOCKET);
-    lua_setfield(L, -2, "API_SOCKET");
+    for (size_t i = 0; i < LMD_ARRAY_LEN(strings); i++) {
+        lua_pushstring(L, strings[i][1]);
+        lua_setfield(L, -2, strings[i][0]);
+    }
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     if (pages > 0 && page > 0) { /* the schema's bound for policy.memory_mb */
         lua_pushinteger(L, (lua_Integer)((double)pages * (double)page / 1048576.0));

@@ -3,6 +3,7 @@
  * module's names.  Not in the agent's policies, which must not block the
  * loop or announce a second time. */
 #include "lua/namespaces.h"
+#include "base/limits.h"
 #include "base/util.h"
 #include "lua/marshal.h"
 
@@ -125,7 +126,7 @@ typedef struct {
 static int l_start_registry(lua_State *L)
 {
     const char *type = luaL_optstring(L, 1, LMD_DEFAULT_TYPE);
-    double ttl = luaL_optnumber(L, 2, 60);
+    double ttl = luaL_optnumber(L, 2, LMD_REGISTRY_TTL);
     char err[320];
     if (!lmd_service_type_valid(type, err, sizeof err))
         return luaL_argerror(L, 1, err);
@@ -151,11 +152,13 @@ static int l_live_list_alive(lua_State *L)
     return 1;
 }
 
+/* reg:stop(), also __gc and __close: once */
 static int l_live_stop(lua_State *L)
 {
     live_ud *u = luaL_checkudata(L, 1, LIVE_REGISTRY_MT);
-    lmd_registry_stop(u->r);
+    lmd_registry *r = u->r;
     u->r = NULL;
+    lmd_registry_stop(r);
     return 0;
 }
 
@@ -178,10 +181,8 @@ static int l_module_index(lua_State *L)
 void lmd_lua_open_net(lua_State *L)
 {
     static const luaL_Reg fns[] = {
-        {"discover_nodes", l_discover_nodes},
-        {"announce_self", l_announce_self},
-        {"start_registry", l_start_registry},
-        {NULL, NULL},
+        {"discover_nodes", l_discover_nodes}, {"announce_self", l_announce_self},
+        {"start_registry", l_start_registry}, {NULL, NULL},
     };
     static const luaL_Reg live[] = {
         {"list_alive", l_live_list_alive}, {"stop", l_live_stop}, {"__gc", l_live_stop},

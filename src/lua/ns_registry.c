@@ -130,11 +130,20 @@ static int l_registry_new(lua_State *L)
     return 1;
 }
 
+/* An instance argument and what it points into (free with inst_arg_free). */
+struct inst_arg {
+    struct lmd_instance in;
+    lmd_addr a;
+    lmd_txt t;
+};
+
 /* Fields of an instance table, kept alive on the Lua stack while used. */
-static void read_instance(lua_State *L, int idx, struct lmd_instance *in, lmd_addr *a, lmd_txt *t)
+static void read_instance(lua_State *L, int idx, struct inst_arg *x)
 {
-    memset(in, 0, sizeof *in);
-    memset(a, 0, sizeof *a);
+    struct lmd_instance *in = &x->in;
+    lmd_addr *a = &x->a;
+    lmd_txt *t = &x->t;
+    memset(x, 0, sizeof *x);
     luaL_checktype(L, idx, LUA_TTABLE);
     lua_getfield(L, idx, "name");
     in->name = luaL_checkstring(L, -1);
@@ -183,12 +192,10 @@ static int l_seen(lua_State *L)
     reg_ud *u = check(L);
     double now = luaL_checknumber(L, 3);
     double wall = luaL_optnumber(L, 4, now);
-    struct lmd_instance in;
-    lmd_addr a;
-    lmd_txt t = {0};
-    read_instance(L, 2, &in, &a, &t);
-    int rc = lmd_peers_seen(u->r, &in, now, wall);
-    lmd_txt_free(&t);
+    struct inst_arg x;
+    read_instance(L, 2, &x);
+    int rc = lmd_peers_seen(u->r, &x.in, now, wall);
+    lmd_txt_free(&x.t);
     if (rc)
         return luaL_error(L, "%s", lmd_strerror(rc));
     return rethrow(L, u, 0);
@@ -199,12 +206,10 @@ static int l_gone(lua_State *L)
     reg_ud *u = check(L);
     const char *reason = luaL_optstring(L, 3, LMD_REASON_GOODBYE);
     double now = luaL_optnumber(L, 4, -1);
-    struct lmd_instance in;
-    lmd_addr a;
-    lmd_txt t = {0};
-    read_instance(L, 2, &in, &a, &t);
-    int rc = lmd_peers_gone_at(u->r, &in, reason, now);
-    lmd_txt_free(&t);
+    struct inst_arg x;
+    read_instance(L, 2, &x);
+    int rc = lmd_peers_gone_at(u->r, &x.in, reason, now);
+    lmd_txt_free(&x.t);
     lua_pushboolean(L, rc == 0);
     return rethrow(L, u, 1);
 }

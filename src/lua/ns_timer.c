@@ -6,6 +6,7 @@
  * the Lua registry while pending, so a script may drop the handle and the
  * timer still fires; libevent keeps the pending ones in its timer heap. */
 #include "lua/namespaces.h"
+#include "base/limits.h"
 #include "base/loop.h"
 
 #include <event2/event.h>
@@ -13,6 +14,8 @@
 #include <stdlib.h>
 
 #define TIMER_MT "lmdisc.timer"
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 struct ptimer {
     struct ptimer *prev, *next; /* in the pending list */
@@ -23,10 +26,6 @@ struct ptimer {
     lua_Integer id;
     bool pending;
 };
-
-/* Pending timers per policy: each holds a libevent event outside the VM's
- * memory cap, and all due together run back to back on the loop. */
-#define MAX_TIMERS 10000
 
 struct lmd_timers {
     struct ptimer *pending;
@@ -78,11 +77,11 @@ static int add_timer(lua_State *L, bool repeat)
     struct lmd_lua_ctx *ctx = lua_touserdata(L, lua_upvalueindex(1));
     double s = luaL_checknumber(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
-    luaL_argcheck(L, s >= 0 && s <= 31536000, 1, "seconds must be from 0 to one year");
-    luaL_argcheck(L, !repeat || s >= 0.01, 1, "every() needs at least 0.01 s");
-    if (ctx->timers->n >= MAX_TIMERS)
+    luaL_argcheck(L, s >= 0 && s <= LMD_TIMER_MAX, 1, "seconds must be from 0 to one year");
+    luaL_argcheck(L, !repeat || s >= LMD_EVERY_MIN, 1, "every() needs at least " STR(LMD_EVERY_MIN) " s");
+    if (ctx->timers->n >= LMD_MAX_TIMERS) /* base/limits.h */
         return luaL_error(L, "too many timers: %d are pending; cancel some, or use one every() for "
-                             "recurring work", MAX_TIMERS);
+                             "recurring work", LMD_MAX_TIMERS);
     struct ptimer *t = lua_newuserdatauv(L, sizeof *t, 0);
     *t = (struct ptimer){.ctx = ctx, .fn_ref = LUA_NOREF, .self_ref = LUA_NOREF, .interval = repeat ? s : 0,
                          .id = ++ctx->timers->next_id};

@@ -53,11 +53,16 @@ static void deadline_hook(lua_State *L, lua_Debug *ar)
         return;
     }
     lua_sethook(L, deadline_hook, LUA_MASKCOUNT, 1);
-    char msg[160]; /* lua_pushfstring knows no precision */
-    snprintf(msg, sizeof msg,
-             "exceeded its deadline of %.3g s and was stopped (raise policy { deadline = ... } if it "
-             "needs longer)", vm->deadline);
+    char msg[LMD_VM_DEADLINE_MSG_MAX];
+    lmd_vm_deadline_message(msg, sizeof msg, vm->deadline);
     luaL_error(L, "%s", msg);
+}
+
+void lmd_vm_deadline_message(char *buf, size_t len, double deadline)
+{
+    /* snprintf: lua_pushfstring knows no %g */
+    snprintf(buf, len, "exceeded its deadline of %g s and was stopped (raise policy { deadline = ... } if it "
+                       "needs longer)", deadline);
 }
 
 static int msgh(lua_State *L)
@@ -104,10 +109,11 @@ int lmd_vm_guard(lua_State *L)
     vm->lifted = lifted;
     if (stopped && status == LUA_OK) {
         /* it swallowed the stop (a coroutine's resume returns it as a value)
-         * and returned: still a failure */
+         * and returned: still a failure, with the same message */
+        char msg[LMD_VM_DEADLINE_MSG_MAX];
+        lmd_vm_deadline_message(msg, sizeof msg, vm->deadline);
         lua_settop(L, 0);
-        lua_pushfstring(L, "exceeded its deadline of %f s and was stopped (the stop was caught inside "
-                           "the call, which then returned)", vm->deadline);
+        lua_pushstring(L, msg);
         status = LUA_ERRRUN;
     }
     int nres = lua_gettop(L);
@@ -115,8 +121,6 @@ int lmd_vm_guard(lua_State *L)
     lua_insert(L, 1);
     return nres + 1;
 }
-
-bool lmd_vm_stopped(const lmd_vm *vm) { return vm->stopped; }
 
 int lmd_vm_is_stopped(lua_State *L)
 {

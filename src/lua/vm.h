@@ -43,6 +43,12 @@ int lmd_vm_guard(lua_State *L);
 /* in_guard() -> whether user code is running (a guard is armed): the
  * sandbox bounds C-side work (pattern matching) only then. */
 int lmd_vm_in_guard(lua_State *L);
+/* What a call stopped at its deadline fails with: the one wording of the
+ * C guard (whether the stop unwound the call or the call swallowed it and
+ * returned) and of lmdisc.policy's guard for a stock lua5.4
+ * (lmdisc.deadline_message). */
+#define LMD_VM_DEADLINE_MSG_MAX 160
+void lmd_vm_deadline_message(char *buf, size_t len, double deadline);
 /* stopped() -> whether the running call passed its deadline.  An xpcall
  * message handler runs inside the hook that raised the stop, where Lua
  * calls no hook: the sandbox skips the policy's handler then. */

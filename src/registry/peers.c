@@ -16,17 +16,37 @@ const char *lmd_event_kind_name(int kind)
     return kind == LMD_EV_JOIN ? "join" : kind == LMD_EV_UPDATE ? "update" : "leave";
 }
 
+static const struct {
+    const char *name;
+    bool by_policy;
+} change_defs[LMD_CH_COUNT] = {
+#define LMD_CH_DEF_(id, name, by) [LMD_CH_##id##_INDEX] = {#name, LMD_CH_BY_##by##_},
+#define LMD_CH_BY_REGISTRY_ false
+#define LMD_CH_BY_POLICY_ true
+    LMD_CHANGES(LMD_CH_DEF_)
+#undef LMD_CH_DEF_
+#undef LMD_CH_BY_REGISTRY_
+#undef LMD_CH_BY_POLICY_
+};
+
+static int change_index(unsigned bit)
+{
+    for (int i = 0; i < LMD_CH_COUNT; i++)
+        if (bit == 1u << i)
+            return i;
+    return -1;
+}
+
 const char *lmd_change_name(unsigned bit)
 {
-    switch (bit) {
-    case LMD_CH_HOST: return "host";
-    case LMD_CH_PORT: return "port";
-    case LMD_CH_TXT: return "txt";
-    case LMD_CH_ADDRS: return "addresses";
-    case LMD_CH_INFO: return "info";
-    case LMD_CH_SOURCES: return "sources";
-    }
-    return "?";
+    int i = change_index(bit);
+    return i < 0 ? "?" : change_defs[i].name;
+}
+
+bool lmd_change_by_policy(unsigned bit)
+{
+    int i = change_index(bit);
+    return i >= 0 && change_defs[i].by_policy;
 }
 
 int lmd_peers_new(const struct lmd_peers_config *cfg, lmd_peers_event_cb ev, lmd_peers_confirm_cb confirm,

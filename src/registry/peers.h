@@ -15,20 +15,42 @@ typedef struct lmd_peers lmd_peers;
 
 enum lmd_event_kind { LMD_EV_JOIN, LMD_EV_UPDATE, LMD_EV_LEAVE };
 
+/* What counts as a change of a peer: the one definition.  Each kind of
+ * change has a bit (LMD_CH_ID), a name (in events, logs, Lua and JSON) which
+ * is also the peer field (as Lua and JSON name it) whose difference it
+ * reports, and who finds it: the REGISTRY by comparing that field (diff() in
+ * peers.c), or the POLICY (info() gave another info).  The Lua half reads it
+ * as lmdisc.CHANGES (lmdisc.testing's simulated registry);
+ * python/lmdisc/events.py keeps a copy that tests/unit/test_contract.lua
+ * holds to it.  In this order. */
+#define LMD_CHANGES(X)                                                                                         \
+    X(HOST, host, REGISTRY)                                                                                    \
+    X(PORT, port, REGISTRY)                                                                                    \
+    X(TXT, txt, REGISTRY)                                                                                      \
+    X(ADDRS, addresses, REGISTRY)                                                                              \
+    X(INFO, info, POLICY)                                                                                      \
+    X(SOURCES, sources, REGISTRY) /* seen through another set of sources (mDNS, DNS) */
+
+enum {
+#define LMD_CH_INDEX_(id, name, by) LMD_CH_##id##_INDEX,
+    LMD_CHANGES(LMD_CH_INDEX_)
+#undef LMD_CH_INDEX_
+    LMD_CH_COUNT
+};
 /* What an update changed (bits). */
 enum {
-    LMD_CH_HOST = 1 << 0,
-    LMD_CH_PORT = 1 << 1,
-    LMD_CH_TXT = 1 << 2,
-    LMD_CH_ADDRS = 1 << 3,
-    LMD_CH_INFO = 1 << 4, /* the policy's info() changed */
-    LMD_CH_SOURCES = 1 << 5, /* seen through another set of sources (mDNS, DNS) */
-    LMD_CH_LAST = LMD_CH_SOURCES,
+#define LMD_CH_BIT_(id, name, by) LMD_CH_##id = 1 << LMD_CH_##id##_INDEX,
+    LMD_CHANGES(LMD_CH_BIT_)
+#undef LMD_CH_BIT_
+    LMD_CH_LAST = 1 << (LMD_CH_COUNT - 1),
 };
 /* "join", "update", "leave" */
 const char *lmd_event_kind_name(int kind);
-/* "host,port,txt,addresses,info,sources" style names, for logs and Lua. */
+/* A change's name ("host", "addresses", ...), for logs and Lua; "?" for
+ * anything but one LMD_CH_* bit. */
 const char *lmd_change_name(unsigned bit);
+/* Whether the policy finds that change (info), not the registry. */
+bool lmd_change_by_policy(unsigned bit);
 
 /* Leave reasons are strings so the policy layer can add its own
  * ("filtered", "unhealthy"). */

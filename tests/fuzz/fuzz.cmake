@@ -43,8 +43,8 @@ set(LMD_FUZZ_OPTIONS -timeout=10 -rss_limit_mb=2048 -print_final_stats=1)
 # binary's own command.
 add_custom_command(OUTPUT ${LMD_FUZZ_BIN_DIR}/embedded_lua.c
   COMMAND ${CMAKE_COMMAND} -DOUT=${LMD_FUZZ_BIN_DIR}/embedded_lua.c -DBASE=${CMAKE_SOURCE_DIR}/lua
-          "-DFILES=${LMD_MANTLE_ARG}" -P ${CMAKE_SOURCE_DIR}/src/lua/embed_lua.cmake
-  DEPENDS ${LMD_MANTLE_FILES} ${CMAKE_SOURCE_DIR}/src/lua/embed_lua.cmake
+          "-DFILES=${LMD_MANTLE_ARG}" -P ${CMAKE_SOURCE_DIR}/src/policy/embed_lua.cmake
+  DEPENDS ${LMD_MANTLE_FILES} ${CMAKE_SOURCE_DIR}/src/policy/embed_lua.cmake
   COMMENT "Embedding the Lua mantle (fuzz build)" VERBATIM)
 
 # Every source of the lmdisc binary and its libraries, but main() (the

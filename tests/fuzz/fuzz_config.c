@@ -20,7 +20,7 @@
 #include "base/txt.h"
 #include "base/util.h"
 #include "fuzz.h"
-#include "lua/policy.h"
+#include "policy/policy.h"
 
 #include <dirent.h>
 #include <dlfcn.h>

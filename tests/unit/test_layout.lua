@@ -41,9 +41,9 @@ end
 -- Each foreign API has one home.
 local HOMES = {
     { pattern = "#include <avahi-", where = "^src/mdns/", what = "avahi headers" },
-    { pattern = "#include <lua.h>", where = "^src/lua/", what = "lua.h" },
-    { pattern = "#include <lauxlib.h>", where = "^src/lua/", what = "lauxlib.h" },
-    { pattern = "#include <lualib.h>", where = "^src/lua/", what = "lualib.h" },
+    { pattern = "#include <lua.h>", where = "^src/lua/", also = "^src/policy/", what = "lua.h" },
+    { pattern = "#include <lauxlib.h>", where = "^src/lua/", also = "^src/policy/", what = "lauxlib.h" },
+    { pattern = "#include <lualib.h>", where = "^src/lua/", also = "^src/policy/", what = "lualib.h" },
     { pattern = "#include <curl/", where = "^src/cmd/client%.c$", what = "libcurl" },
     { pattern = "#include <systemd/", where = "^src/check/watchdog%.c$", what = "libsystemd" },
     { pattern = "#include <sodium", where = "^src/trust/", what = "libsodium" },
@@ -56,7 +56,7 @@ function TestLayout:test_each_foreign_api_has_one_home()
     for _, f in ipairs(FILES) do
         local text = read(f)
         for _, h in ipairs(HOMES) do
-            local wheres = type(h.where) == "table" and h.where or { h.where }
+            local wheres = type(h.where) == "table" and h.where or { h.where, h.also }
             local home = false
             for _, w in ipairs(wheres) do home = home or f:find(w) ~= nil end
             for _, allowed in ipairs(h.files or {}) do home = home or f == allowed end

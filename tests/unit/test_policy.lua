@@ -318,8 +318,8 @@ function on_leave() while true do pcall(function() while true do end end) end en
   P:peer_event("leave", peer("a"), nil, nil, "goodbye")
   lu.assertEquals(P.stats.hook_errors, 2)
   local errs = messages(api, "error")
-  lu.assertStrContains(errs[1], "ran longer than its deadline of 0.05 s")
-  lu.assertStrContains(errs[2], "ran longer than its deadline of 0.05 s")
+  lu.assertStrContains(errs[1], "exceeded its deadline of 0.05 s")
+  lu.assertStrContains(errs[2], "exceeded its deadline of 0.05 s")
   lu.assertNil(debug.gethook()) -- the hook is removed afterwards
 end
 
@@ -327,7 +327,7 @@ function TestPolicyGuard:test_deadline_guard_stops_endless_load()
   local P, err = policy.load("pol.lua", { source = "log { }\nwhile true do end", api = fake_api(),
     guard = policy.deadline_guard(0.05) })
   lu.assertNil(P)
-  lu.assertStrContains(err, "pol.lua:2: stopped: policy code ran longer than its deadline of 0.05 s")
+  lu.assertStrContains(err, "pol.lua:2: exceeded its deadline of 0.05 s")
 end
 
 ---------------------------------------------------------------------------

@@ -134,7 +134,7 @@ end
 function TestSimClock:test_endless_callback_is_stopped_by_the_deadline()
   local sim = sim_of("lmdisc.timer(1, function() while true do end end)", { policy = { deadline = 0.05 } })
   sim:advance(1)
-  lu.assertStrContains(sim:messages("error")[1], "ran longer than its deadline of 0.05 s")
+  lu.assertStrContains(sim:messages("error")[1], "exceeded its deadline of 0.05 s")
 end
 
 ---------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 /* The validated settings table (from the mantle) into struct lmd_config. */
-#ifndef LMD_LUA_SETTINGS_H
-#define LMD_LUA_SETTINGS_H
+#ifndef LMD_POLICY_SETTINGS_H
+#define LMD_POLICY_SETTINGS_H
 
 #include "base/config.h"
 #include "base/error.h"

@@ -1,12 +1,13 @@
 /* The mantle's validated settings table into struct lmd_config, generically
  * over the field list in base/config.h.  No defaults here: the schema
  * (lua/lmdisc/config.lua) filled them in. */
-#include "lua/settings.h"
+#include "policy/settings.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "lua/marshal.h"
 
 #include <lauxlib.h>
+#include <math.h>
 #include <stdlib.h>
 
 static void read_field(lua_State *L, int sec, const struct lmd_cfg_field *f, struct lmd_config *c)
@@ -18,7 +19,9 @@ static void read_field(lua_State *L, int sec, const struct lmd_cfg_field *f, str
         *(char **)at = lua_type(L, -1) == LUA_TSTRING ? lmd_strdup(lua_tostring(L, -1)) : NULL;
         break;
     case LMD_CFG_NUM: *(double *)at = lua_tonumber(L, -1); break;
-    case LMD_CFG_UINT: *(unsigned *)at = (unsigned)lua_tointeger(L, -1); break;
+    case LMD_CFG_UINT: /* the schema may allow a number (announce.ttl = 30.5): the nearest whole one */
+        *(unsigned *)at = (unsigned)lround(lua_tonumber(L, -1));
+        break;
     case LMD_CFG_PORT: *(uint16_t *)at = (uint16_t)lua_tointeger(L, -1); break;
     case LMD_CFG_BOOL: *(bool *)at = lua_toboolean(L, -1); break;
     }

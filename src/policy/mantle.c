@@ -1,15 +1,15 @@
 /* The entry points of lua/lmdisc/runner.lua (see mantle.h). */
-#include "lua/mantle.h"
-#include "lua/embedded.h"
+#include "policy/mantle.h"
+#include "policy/embedded.h"
 #include "lua/vm.h"
 
 #include <lauxlib.h>
 #include <stdio.h>
 
 static const char *const names[LMD_MANTLE_N] = {
-    [LMD_MANTLE_DEFAULTS] = "defaults", [LMD_MANTLE_LOAD] = "load",   [LMD_MANTLE_SETTINGS] = "settings",
-    [LMD_MANTLE_PEER_EVENT] = "peer_event", [LMD_MANTLE_VERDICTS] = "verdicts", [LMD_MANTLE_ADOPT] = "adopt", [LMD_MANTLE_CALL] = "call",
-    [LMD_MANTLE_HOOKS] = "hooks",      [LMD_MANTLE_STATS] = "stats", [LMD_MANTLE_WARNINGS] = "warnings",
+#define NAME_(id, name) [LMD_MANTLE_##id] = #name,
+    LMD_MANTLE_FNS(NAME_)
+#undef NAME_
 };
 
 static int embedded_loader(lua_State *L)

@@ -3,13 +3,13 @@
  * entry points (mantle.c).  Knot Resolver's way: callbacks are registry
  * refs, unref'd when their C object dies.  A reload builds a new VM and
  * swaps it in only if the new file loads. */
-#include "lua/policy.h"
+#include "policy/policy.h"
 #include "base/log.h"
 #include "base/util.h"
-#include "lua/mantle.h"
+#include "policy/mantle.h"
 #include "lua/marshal.h"
 #include "lua/namespaces.h"
-#include "lua/settings.h"
+#include "policy/settings.h"
 
 #include <lauxlib.h>
 #include <stdio.h>

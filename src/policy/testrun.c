@@ -4,9 +4,9 @@
  * uses); each suite has a wall-clock limit; a suite fails on an error, on
  * os.exit with a failure code, on running no test, and on its time limit. */
 #include "base/util.h"
-#include "lua/mantle.h"
+#include "policy/mantle.h"
 #include "lua/namespaces.h"
-#include "lua/policy.h"
+#include "policy/policy.h"
 #include "lua/vm.h"
 
 #include <lauxlib.h>
@@ -54,8 +54,9 @@ static void on_alarm(int sig)
     _exit(1);
 }
 
-/* package.loaded.lmdisc, lmdisc.vm, the mantle, os.exit, arg: the suite's VM */
-static int prepare(lua_State *L, const char *policy_path, const char *suite)
+/* package.loaded.lmdisc, lmdisc.vm, the mantle, os.exit, arg: the suite's
+ * VM.  On error pushes a message. */
+static int prepare(lua_State *L, struct lmd_mantle *m, const char *policy_path, const char *suite)
 {
     lmd_mantle_preload(L);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
@@ -65,14 +66,14 @@ static int prepare(lua_State *L, const char *policy_path, const char *suite)
     lua_pushcfunction(L, lmd_lua_require_module); /* package.loaded.lmdisc, as in the agent */
     if (lmd_vm_docall(L, 0, 0) != LUA_OK)
         return -1;
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "lmdisc.runner");
-    if (lmd_vm_docall(L, 1, 1) != LUA_OK)
+    lmd_err err = {0};
+    if (lmd_mantle_open(L, m, &err) != 0) {
+        lua_pushstring(L, lmd_err_text(&err));
         return -1;
-    lua_getfield(L, -1, "test_prepare");
+    }
+    lmd_mantle_push(L, m, LMD_MANTLE_TEST_PREPARE);
     if (lmd_vm_docall(L, 0, 0) != LUA_OK)
         return -1;
-    lua_setfield(L, LUA_REGISTRYINDEX, "lmdisc.test_runner");
     /* lmdisc.testing loads this policy by default */
     lua_getglobal(L, "os");
     lua_pushcfunction(L, l_test_exit);
@@ -91,12 +92,11 @@ static int prepare(lua_State *L, const char *policy_path, const char *suite)
     return 0;
 }
 
-static lua_Integer tests_run(lua_State *L)
+static lua_Integer tests_run(lua_State *L, const struct lmd_mantle *m)
 {
-    lua_getfield(L, LUA_REGISTRYINDEX, "lmdisc.test_runner");
-    lua_getfield(L, -1, "test_count");
+    lmd_mantle_push(L, m, LMD_MANTLE_TEST_COUNT);
     lua_Integer n = lmd_vm_docall(L, 0, 1) == LUA_OK ? lua_tointeger(L, -1) : 0;
-    lua_pop(L, 2);
+    lua_pop(L, 1);
     return n;
 }
 
@@ -111,7 +111,8 @@ static int run_suite(const char *policy_path, const char *suite, unsigned timeou
     }
     lua_State *L = lmd_vm_state(vm);
     lmd_vm_lift(vm); /* the suite itself is not capped; the policy's calls are (the guard) */
-    if (prepare(L, policy_path, suite) != 0) {
+    struct lmd_mantle m;
+    if (prepare(L, &m, policy_path, suite) != 0) {
         fprintf(stderr, "lmdisc test: cannot set up the test VM: %s\n", lua_tostring(L, -1));
         lmd_vm_free(vm);
         return 1;
@@ -137,7 +138,7 @@ static int run_suite(const char *policy_path, const char *suite, unsigned timeou
         }
         lua_pop(L, 1);
     }
-    if (code == 0 && tests_run(L) == 0) {
+    if (code == 0 && tests_run(L, &m) == 0) {
         fprintf(stderr, "lmdisc test: %s ran no test (luaunit runs functions named test* in tables named "
                         "Test*; end the suite with os.exit(lu.LuaUnit.run()))\n", suite);
         code = 1;

@@ -1,7 +1,7 @@
 /* The Lua half of lmdisc (lua/lmdisc/, the mantle), compiled into the
  * binary by embed_lua.cmake. */
-#ifndef LMD_EMBEDDED_H
-#define LMD_EMBEDDED_H
+#ifndef LMD_POLICY_EMBEDDED_H
+#define LMD_POLICY_EMBEDDED_H
 
 #include <stddef.h>
 

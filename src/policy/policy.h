@@ -4,34 +4,15 @@
  * mantle (lua/lmdisc/policy.lua, shared with the lmdisc.testing harness),
  * reached only through the entry points listed in mantle.h; this is the C
  * side of it.  Nothing here includes a Lua header, so the agent does not. */
-#ifndef LMD_POLICY_H
-#define LMD_POLICY_H
+#ifndef LMD_POLICY_POLICY_H
+#define LMD_POLICY_POLICY_H
 
 #include "base/config.h"
 #include "base/error.h"
+#include "lua/host.h"
 #include "registry/peers.h"
 
-struct event_base;
 typedef struct lmd_policy lmd_policy;
-
-/* What the policy may ask of its host (the agent).  Any callback may be
- * NULL, and base NULL means timers and processes are accepted but never run
- * (as for `lmdisc check`). */
-struct lmd_policy_host {
-    void *ud;
-    struct event_base *base;
-    /* the peers the policy keeps, with their computed info */
-    int (*peers)(void *ud, lmd_node_list *out);
-    /* every live peer on the network, before the policy's verdict */
-    int (*peers_all)(void *ud, lmd_node_list *out);
-    /* what we announce: name, type, port, txt, info; state is a word such
-     * as "established" */
-    int (*self)(void *ud, lmd_node_info *out, const char **state);
-    /* the services registered through the API (name, port, txt, info) */
-    int (*services)(void *ud, lmd_node_list *out);
-    /* replace the announced TXT (already validated) */
-    int (*set_txt)(void *ud, const lmd_txt *txt, char *err, size_t errlen);
-};
 
 struct lmd_verdict {
     int emitted;     /* -1: nothing, else an lmd_event_kind */
