@@ -1,9 +1,11 @@
 /* The agent process (lmdisc agent): one process, one loop, data flowing
  * one way:
  *
- *   avahi -> src/mdns/ --instances--> src/registry/ --events--> src/lua/ (policy)
- *                                                   \--snapshot/events--> api.c
+ *   avahi -> src/mdns/ ---instances--> src/registry/ --events--> src/policy/ (the Lua VM)
+ *   DNS   -> src/wide/ -/                             \--snapshot/events--> src/api/
  *
+ * Its parts are components (internal.h) that start, reload and are freed
+ * in the order of one table (components.c).
  * SIGTERM/SIGINT withdraw the announcement and exit 0; SIGHUP reloads the
  * configuration, keeping the registry. */
 #ifndef LMD_AGENT_H

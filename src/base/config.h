@@ -1,7 +1,7 @@
 /* The agent's settings as plain data.
  *
  * lua/lmdisc/config.lua (the schema) is the only source of defaults and of
- * validation; C reads the filled-in, validated settings table (src/lua/
+ * validation; C reads the filled-in, validated settings table (src/policy/
  * settings.c) into this struct and knows nothing of defaults.  Each field is
  * listed once, below: its section, name and kind.  Adding a setting is one
  * line in the schema and one line here.
