@@ -108,8 +108,11 @@ static void reload_verdict(void *ud, const lmd_node_info *peer, const struct lmd
 
 static void reload(lmd_agent *a)
 {
+    /* what the policy may see, as on every other path: not our own
+     * service (without include_self), nothing untrusted under require,
+     * nothing it saw leave as unhealthy */
     lmd_node_list all;
-    if (lmd_peers_snapshot(a->reg, false, &all) != 0) {
+    if (lmd_agent_host_peers_all(a, &all) != 0) {
         lmd_error("reload failed (out of memory); the running policy stays in force");
         return;
     }

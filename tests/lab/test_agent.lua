@@ -111,6 +111,33 @@ function on_leave(peer, reason) local f = io.open(%q, "a"); f:write("leave|", pe
     await(rec1, "^leave|" .. n3 .. "|goodbye") -- the old hooks still run
 end
 
+-- A reload hands the new policy only what it may see: never our own
+-- service (without include_self), as on every other path.
+function TestAgent:test_reload_never_joins_our_own_service()
+    local rec1 = path("self-h1.rec")
+    local cfg = path("self.lua")
+    local me = uniq("me")
+    write(cfg, ([[
+announce { port = 8000, name = %q, info = "gemma Q4_0", txt = { model = "gemma" } }
+function on_join(peer) local f = io.open(%q, "a"); f:write("join|", peer.name, "\n"); f:close() end
+]]):format(me, rec1))
+    local p1 = agent("h1", cfg)
+    local n2, n3 = uniq("o2"), uniq("o3")
+    agent("h2", RECORDER, {RECORD_FILE = path("y"), MY_MODEL = "gemma", MY_NAME = n2})
+    await(rec1, "^join|" .. n2)
+    lu.assertNotNil(S.lab:wait_log(p1, "initial scan done", 10))
+    -- our own service is on the link, where the agent's browser sees it
+    -- as it saw n2: the reload below could join it
+    lu.assertNotNil(S.lab:wait_log(p1, 'announced "' .. me .. '"', 10), p1:output())
+    p1:signal("HUP")
+    lu.assertNotNil(S.lab:wait_log(p1, "reloaded", 5), p1:output())
+    -- an ordinary event after the reload reaches the new policy ...
+    agent("h3", RECORDER, {RECORD_FILE = path("z"), MY_MODEL = "gemma", MY_NAME = n3})
+    await(rec1, "^join|" .. n3)
+    -- ... and neither the reload nor anything since joined ourselves
+    lu.assertEquals(#lines(rec1, "join|" .. me), 0, read(rec1))
+end
+
 function TestAgent:test_hook_errors_deadline_and_os_exit_do_not_stop_the_agent()
     local rec1 = path("h1.rec")
     local cfg = path("hostile.lua")
