@@ -17,15 +17,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* LMD_VERSION ("MAJOR.MINOR.PATCH") and LMD_VERSION_MAJOR/MINOR/PATCH, the
+ * version this header belongs to, generated from the build's one version. */
+#include "lmdisc_version.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* What liblmdisc exports: everything else is built hidden
- * (-fvisibility=hidden), so this header is the library's whole ABI. */
+ * (-fvisibility=hidden), so this header is the library's whole ABI.  Other
+ * compilers than GCC and Clang get plain declarations. */
+#if defined(__GNUC__) || defined(__clang__)
 #define LMD_API __attribute__((visibility("default")))
+#else
+#define LMD_API
+#endif
 
-#define LMD_VERSION "0.1.0"
 #define LMD_DEFAULT_TYPE "_lmserv._tcp"
 
 enum lmd_error {
@@ -43,6 +51,9 @@ enum lmd_error {
 };
 
 LMD_API const char *lmd_strerror(int err);
+/* The version of the library loaded at run time (LMD_VERSION is the one the
+ * program was compiled against). */
+LMD_API const char *lmd_version(void);
 
 /* ---- TXT records ------------------------------------------------------ */
 
