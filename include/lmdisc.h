@@ -9,6 +9,30 @@
  * All functions return 0 on success or a negative LMD_E* code; lmd_strerror()
  * turns a code into text.  Strings are NUL-terminated UTF-8 as far as the
  * network allows; TXT values are byte strings with an explicit length.
+ *
+ * ABI rules.  liblmdisc.so.0 keeps its ABI: a program built against this
+ * header runs with any later liblmdisc.so.0.  So that the structs below can
+ * still grow:
+ * - Functions are only added, never removed or changed.
+ * - Option structs (lmd_discover_opts, lmd_announce_opts), which the caller
+ *   allocates, begin with size: sizeof the struct the caller was compiled
+ *   with, set by LMD_DISCOVER_OPTS_INIT / LMD_ANNOUNCE_OPTS_INIT.  Fields are
+ *   only appended, each at or past the former sizeof.  The library reads the
+ *   fields size covers and takes later ones as zero (an older program, a
+ *   newer library); bytes past the fields it knows must be zero, else the
+ *   call fails with LMD_EINVAL rather than ignore what was asked (a newer
+ *   program, an older library: check lmd_version()).  size 0, as in a zeroed
+ *   struct, stands for this first layout: such a caller never sees a field
+ *   added later.
+ * - Structs the library fills, which programs index in arrays (lmd_node_info,
+ *   lmd_addr, lmd_rival), keep their size for good: each ends in reserved
+ *   space, zeroed by the library, from which a later version takes new
+ *   fields whose zero means "not known".
+ * - lmd_txt, lmd_txt_item and lmd_node_list are frozen as they are: a
+ *   counted array and an RFC 6763 key/value pair have nothing to add.
+ * - Constants (LMD_E*, LMD_NODE_*) keep their values; new ones are added.
+ * The assertions at the end of this header, tests/abi/ (layout and exported
+ * symbols against committed lists) and debian/liblmdisc0.symbols hold this.
  */
 #ifndef LMDISC_H
 #define LMDISC_H
@@ -17,15 +41,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* LMD_VERSION ("MAJOR.MINOR.PATCH") and LMD_VERSION_MAJOR/MINOR/PATCH, the
+ * version this header belongs to, generated from the build's one version. */
+#include "lmdisc_version.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* What liblmdisc exports: everything else is built hidden
- * (-fvisibility=hidden), so this header is the library's whole ABI. */
+ * (-fvisibility=hidden), so this header is the library's whole ABI.  Other
+ * compilers than GCC and Clang get plain declarations. */
+#if defined(__GNUC__) || defined(__clang__)
 #define LMD_API __attribute__((visibility("default")))
+#else
+#define LMD_API
+#endif
 
-#define LMD_VERSION "0.1.0"
 #define LMD_DEFAULT_TYPE "_lmserv._tcp"
 
 enum lmd_error {
@@ -47,6 +79,9 @@ enum lmd_error {
 };
 
 LMD_API const char *lmd_strerror(int err);
+/* The version of the library loaded at run time (LMD_VERSION is the one the
+ * program was compiled against). */
+LMD_API const char *lmd_version(void);
 
 /* ---- TXT records ------------------------------------------------------ */
 
@@ -84,6 +119,7 @@ typedef struct lmd_addr {
     int family;             /* 4 or 6 */
     int ifindex;
     char ifname[32];
+    int32_t reserved[6];    /* zero (see "ABI rules" above) */
 } lmd_addr;
 
 enum {
@@ -104,6 +140,7 @@ typedef struct lmd_rival {
     char host[256];         /* its SRV target, "" if none */
     uint16_t port;
     lmd_addr addr;          /* the address it resolved to (addr "" if none) */
+    int32_t reserved[31];   /* zero */
 } lmd_rival;
 
 typedef struct lmd_node_info {
@@ -124,6 +161,7 @@ typedef struct lmd_node_info {
     double last_seen;
     size_t n_rivals;
     lmd_rival *rivals;      /* with LMD_NODE_CONFLICT: the disagreeing instance records */
+    uint64_t reserved[14];  /* zero; a later field takes one slot (a pointer, size_t, double...) */
 } lmd_node_info;
 
 typedef struct lmd_node_list {
@@ -138,25 +176,33 @@ LMD_API void lmd_node_list_free(lmd_node_list *l);
 /* ---- One-shot discovery ---------------------------------------------- */
 
 typedef struct lmd_discover_opts {
-    double timeout;         /* upper bound in seconds (<= 0: 5) */
+    size_t size;            /* LMD_DISCOVER_OPTS_INIT sets it (0: this layout) */
+    double timeout;         /* upper bound in seconds when the timeout argument is <= 0
+                             * (both <= 0: 5) */
     const char *type;       /* NULL: LMD_DEFAULT_TYPE */
     const char *domain;     /* NULL: "local" */
     bool complete;          /* out: true if the network answered before timeout */
 } lmd_discover_opts;
 
+#define LMD_DISCOVER_OPTS_INIT {.size = sizeof(lmd_discover_opts)}
+
 /* Browse, resolve every instance, merge instances of one service seen on
  * several interfaces and over IPv4 and IPv6 into one node, and return as
  * soon as avahi says the network has answered (ALL_FOR_NOW and every
- * resolver finished).  timeout is only the upper bound.  opts may be NULL. */
+ * resolver finished).  timeout is only the upper bound: the argument when it
+ * is > 0, else opts->timeout when > 0, else 5 seconds.  opts may be NULL. */
 LMD_API int lmd_discover_nodes(double timeout, lmd_discover_opts *opts, lmd_node_list *out);
 
 /* ---- Announcing ------------------------------------------------------ */
 
 typedef struct lmd_announce_opts {
+    size_t size;            /* LMD_ANNOUNCE_OPTS_INIT sets it (0: this layout) */
     const char *name;       /* NULL: "<hostname>:<port>" */
     const char *type;       /* NULL: LMD_DEFAULT_TYPE */
     const lmd_txt *txt;     /* extra TXT keys (info is added from the info argument) */
 } lmd_announce_opts;
+
+#define LMD_ANNOUNCE_OPTS_INIT {.size = sizeof(lmd_announce_opts)}
 
 typedef struct lmd_announcement lmd_announcement;
 
@@ -192,6 +238,31 @@ LMD_API void lmd_registry_stop(lmd_registry *reg);
 LMD_API bool lmd_service_type_valid(const char *type, char *err, size_t errlen);
 /* Default instance name "<hostname>:<port>". */
 LMD_API int lmd_default_name(uint16_t port, char *buf, size_t len);
+
+/* ---- The layout promised above ----------------------------------------
+ * A compiler that lays these structs out otherwise (packing flags, another
+ * ABI) stops here instead of corrupting memory.  The full layout, every
+ * offset, is in tests/abi/. */
+#if defined(__cplusplus) && __cplusplus >= 201103L
+#define LMD_ABI_ASSERT(c, m) static_assert(c, m)
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define LMD_ABI_ASSERT(c, m) _Static_assert(c, m)
+#endif
+#ifdef LMD_ABI_ASSERT
+LMD_ABI_ASSERT(sizeof(lmd_addr) == 128, "lmd_addr is 128 bytes");
+LMD_ABI_ASSERT(sizeof(lmd_rival) == 512 && offsetof(lmd_rival, addr) == 260, "lmd_rival is 512 bytes");
+LMD_ABI_ASSERT(offsetof(lmd_discover_opts, size) == 0 && offsetof(lmd_announce_opts, size) == 0,
+               "option structs begin with their size");
+#if UINTPTR_MAX == UINT64_MAX && SIZE_MAX == UINT64_MAX
+LMD_ABI_ASSERT(sizeof(lmd_node_info) == 256 && offsetof(lmd_node_info, reserved) == 144,
+               "lmd_node_info is 256 bytes (64-bit)");
+LMD_ABI_ASSERT(sizeof(lmd_txt_item) == 32 && sizeof(lmd_txt) == 16 && sizeof(lmd_node_list) == 16,
+               "lmd_txt_item, lmd_txt and lmd_node_list are frozen (64-bit)");
+LMD_ABI_ASSERT(sizeof(lmd_discover_opts) == 40 && sizeof(lmd_announce_opts) == 32,
+               "the first layout of the option structs (64-bit)");
+#endif
+#undef LMD_ABI_ASSERT
+#endif
 
 #ifdef __cplusplus
 }

@@ -5,6 +5,7 @@
  * IPv6, and survives avahi-daemon restarts. */
 #include "base/loop.h"
 #include "base/util.h"
+#include "lib/abi.h"
 #include "lmdisc.h"
 #include "mdns/mdns.h"
 
@@ -52,12 +53,15 @@ int lmd_announce_self(uint16_t port, const char *info, const lmd_announce_opts *
                       lmd_announcement **out)
 {
     *out = NULL;
-    const char *type = opts && opts->type ? opts->type : LMD_DEFAULT_TYPE;
+    lmd_announce_opts o;
+    if (lmd_lib_opts_read(&o, sizeof o, LMD_LIB_ANNOUNCE_OPTS_FIRST, opts) != 0)
+        return LMD_EINVAL;
+    const char *type = o.type ? o.type : LMD_DEFAULT_TYPE;
     if (port == 0 || !lmd_service_type_valid(type, NULL, 0))
         return LMD_EINVAL;
     lmd_txt txt = {0};
     int err = 0;
-    if (opts && opts->txt && (err = lmd_txt_copy(&txt, opts->txt)) != 0)
+    if (o.txt && (err = lmd_txt_copy(&txt, o.txt)) != 0)
         return err;
     if (info && (err = lmd_txt_set(&txt, "info", info, strlen(info), true, NULL, 0)) != 0) {
         lmd_txt_free(&txt);
@@ -69,8 +73,8 @@ int lmd_announce_self(uint16_t port, const char *info, const lmd_announce_opts *
         return LMD_ENOMEM;
     }
     pthread_mutex_init(&a->mu, NULL);
-    if (opts && opts->name)
-        snprintf(a->name, sizeof a->name, "%s", opts->name);
+    if (o.name)
+        snprintf(a->name, sizeof a->name, "%s", o.name);
     else
         lmd_default_name(port, a->name, sizeof a->name);
     struct lmd_pub_config cfg = {.name = a->name, .type = type, .port = port, .txt = &txt};

@@ -2,6 +2,7 @@
  * as soon as the network has answered instead of always waiting. */
 #include "base/loop.h"
 #include "base/util.h"
+#include "lib/abi.h"
 #include "lmdisc.h"
 #include "mdns/mdns.h"
 #include "registry/peers.h"
@@ -46,13 +47,24 @@ static void on_state(void *ud, enum lmd_mdns_state st)
     }
 }
 
+/* The one upper bound: the argument when > 0, else the option when > 0,
+ * else 5 seconds (NaN counts as not given). */
+static double discover_bound(double timeout, const lmd_discover_opts *o)
+{
+    if (timeout > 0)
+        return timeout;
+    return o->timeout > 0 ? o->timeout : 5;
+}
+
 int lmd_discover_nodes(double timeout, lmd_discover_opts *opts, lmd_node_list *out)
 {
     out->n = 0;
     out->nodes = NULL;
-    if (timeout <= 0)
-        timeout = 5;
-    if (opts && opts->type && !lmd_service_type_valid(opts->type, NULL, 0))
+    lmd_discover_opts o;
+    if (lmd_lib_opts_read(&o, sizeof o, LMD_LIB_DISCOVER_OPTS_FIRST, opts) != 0)
+        return LMD_EINVAL;
+    timeout = discover_bound(timeout, &o);
+    if (o.type && !lmd_service_type_valid(o.type, NULL, 0))
         return LMD_EINVAL;
     struct disc d = {0};
     struct lmd_peers_config rc = {.ttl = 0, .include_self = true};
@@ -67,7 +79,7 @@ int lmd_discover_nodes(double timeout, lmd_discover_opts *opts, lmd_node_list *o
         err = lmd_mdns_state(d.m) == LMD_MDNS_FAILED ? LMD_EAVAHI : LMD_ENODAEMON;
         goto out;
     }
-    err = lmd_browse_new(d.m, opts ? opts->type : NULL, opts ? opts->domain : NULL, &cb, &d, &b, NULL);
+    err = lmd_browse_new(d.m, o.type, o.domain, &cb, &d, &b, NULL);
     if (err)
         goto out;
     struct timeval tv = lmd_tv(timeout);
@@ -80,7 +92,7 @@ int lmd_discover_nodes(double timeout, lmd_discover_opts *opts, lmd_node_list *o
         err = d.err;
         goto out;
     }
-    if (opts)
+    if (opts) /* complete is in the first layout: every caller's struct has it */
         opts->complete = d.settled;
     err = lmd_peers_snapshot(d.reg, false, out);
 out:

@@ -461,6 +461,10 @@ static void browse_start(struct lmd_browse *b)
 int lmd_browse_new(lmd_mdns *m, const char *type, const char *domain, const struct lmd_browse_callbacks *cb,
                    void *ud, lmd_browse **out, lmd_err *err)
 {
+    *out = NULL;
+    /* the first browser starts the resolver pool */
+    if (lmd_mdns_pool(m) != 0)
+        return lmd_err_set(err, LMD_ENOMEM, "cannot start the resolver pool: out of memory");
     struct lmd_browse *b = *out = calloc(1, sizeof *b);
     if (!b)
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");

@@ -67,7 +67,9 @@ static void rebuild_fire(evutil_socket_t fd, short what, void *arg)
     /* avahi_client_free() frees every object the client made: forget them */
     lmd_mdns_pubs_forget(m);
     lmd_mdns_browses_forget(m);
-    lmd_pool_reset(m->pool, ++m->pool_gen);
+    ++m->pool_gen;
+    if (m->pool)
+        lmd_pool_reset(m->pool, m->pool_gen);
     if (m->client)
         avahi_client_free(m->client);
     m->client = NULL;
@@ -139,9 +141,9 @@ int lmd_mdns_new(struct event_base *base, lmd_mdns_state_cb cb, void *ud, lmd_md
     m->rebuild = event_new(base, -1, 0, rebuild_fire, m);
     m->retry = evtimer_new(base, retry_fire, m);
     m->kick = evtimer_new(base, kick_fire, m);
-    int rc = m->rebuild && m->retry && m->kick ? lmd_pool_new(m, &m->pool) : LMD_ENOMEM;
-    if (!rc)
-        rc = client_open(m);
+    /* the resolver pool and its thread wait for the first browser
+     * (lmd_mdns_pool): a process that only announces never starts them */
+    int rc = m->rebuild && m->retry && m->kick ? client_open(m) : LMD_ENOMEM;
     if (rc) {
         lmd_mdns_free(m);
         *out = NULL;
@@ -168,6 +170,11 @@ void lmd_mdns_free(lmd_mdns *m)
     if (m->kick)
         event_free(m->kick);
     free(m);
+}
+
+int lmd_mdns_pool(lmd_mdns *m)
+{
+    return m->pool ? 0 : lmd_pool_new(m, m->pool_gen, &m->pool);
 }
 
 enum lmd_mdns_state lmd_mdns_state(const lmd_mdns *m) { return m->state; }

@@ -40,7 +40,8 @@ struct lmd_pool_msg {
     AvahiLookupResultFlags flags;
 };
 
-int lmd_pool_new(lmd_mdns *m, lmd_pool **out);
+/* A pool whose messages carry gen until the next reset; starts its thread. */
+int lmd_pool_new(lmd_mdns *m, uint64_t gen, lmd_pool **out);
 void lmd_pool_free(lmd_pool *p);
 /* Open a resolver for the request id rid (unique, never 0); its answers
  * come back as messages with that rid.  once: close it after the first. */
@@ -67,7 +68,7 @@ struct lmd_mdns {
     unsigned retries;
     unsigned reconnects;
     bool told_waiting;
-    lmd_pool *pool;
+    lmd_pool *pool;           /* NULL until the first browser (lmd_mdns_pool) */
     uint64_t pool_gen;
     unsigned waiting;         /* instances waiting for room (browse.c) */
     double told_full;         /* when that was last logged (0: not now) */
@@ -75,6 +76,9 @@ struct lmd_mdns {
     struct event *kick;       /* room again, or time to try: resolve them */
 };
 
+/* Start the resolver pool (its thread, its clients) if not yet done: only
+ * browsing needs it (client.c). */
+int lmd_mdns_pool(lmd_mdns *m);
 /* A message of the pool's, on the loop (browse.c). */
 void lmd_mdns_pool_msg(lmd_mdns *m, const struct lmd_pool_msg *msg);
 /* A connection to the daemon broke: rebuild everything (client.c). */

@@ -88,6 +88,9 @@ struct lmd_browse_callbacks {
     void (*settled)(void *ud);
 };
 
+/* The first browser of an lmd_mdns starts its resolver pool (pool.c: a
+ * thread and avahi clients of its own), kept until lmd_mdns_free(); an
+ * lmd_mdns that only publishes has neither. */
 int lmd_browse_new(lmd_mdns *m, const char *type, const char *domain, const struct lmd_browse_callbacks *cb,
                    void *ud, lmd_browse **out, lmd_err *err);
 bool lmd_browse_settled(const lmd_browse *b);

@@ -1,5 +1,6 @@
 /* The resolver pool: service resolvers on avahi clients of their own, on a
- * thread of their own.
+ * thread of their own, started by an lmd_mdns's first browser (client.c,
+ * lmd_mdns_pool): publishing alone needs none of it.
  *
  * Two things a flood of forged services did to the agent, and why this
  * file exists:
@@ -488,12 +489,13 @@ static void queue_drain(struct queue *q, bool msgs)
     pthread_mutex_destroy(&q->mu);
 }
 
-int lmd_pool_new(lmd_mdns *m, lmd_pool **out)
+int lmd_pool_new(lmd_mdns *m, uint64_t gen, lmd_pool **out)
 {
     struct lmd_pool *p = *out = calloc(1, sizeof *p);
     if (!p)
         return LMD_ENOMEM;
     p->m = m;
+    p->gen = gen; /* set before the thread starts: its own from here on */
     p->in.efd = p->out.efd = -1;
     if (queue_init(&p->in) || queue_init(&p->out) || !(p->base = event_base_new()))
         goto fail;
@@ -508,6 +510,8 @@ int lmd_pool_new(lmd_mdns *m, lmd_pool **out)
     if (pthread_create(&p->thread, NULL, pool_main, p) != 0)
         goto fail;
     p->started = true;
+    /* seen in /proc/PID/task/TID/comm and by debuggers (at most 15 bytes) */
+    (void)pthread_setname_np(p->thread, "lmd-resolvers");
     return 0;
 fail:
     lmd_pool_free(p);
