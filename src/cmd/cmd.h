@@ -5,7 +5,15 @@
 
 #include "lmdisc.h"
 
-enum { LMD_EXIT_FAIL = 1, LMD_EXIT_USAGE = 2 };
+/* What a command returns: its exit status.  A parse function (below) also
+ * returns LMD_EXIT_HELP: --help or --version was printed, exit 0. */
+enum { LMD_EXIT_HELP = -1, LMD_EXIT_FAIL = 1, LMD_EXIT_USAGE = 2 };
+
+/* The exit status of a parse that said stop (rc != 0). */
+static inline int lmd_exit_status(int rc)
+{
+    return rc == LMD_EXIT_HELP ? 0 : rc;
+}
 
 /* Print "lmdisc CMD: <message>" and a --help hint; returns LMD_EXIT_USAGE. */
 int lmd_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -27,8 +35,8 @@ int lmd_missing_value(const char *cmd, int argc, char **argv);
 
 /* Parsing a command line is a pure function per command: it fills a struct
  * and does nothing else (no network, no exit; it prints only --help on
- * stdout and a usage error on stderr).  Each returns 0 (go on), -1 (--help
- * was printed: exit 0), LMD_EXIT_USAGE (the usage error was printed) or
+ * stdout and a usage error on stderr).  Each returns 0 (go on), LMD_EXIT_HELP
+ * (--help was printed: exit 0), LMD_EXIT_USAGE (the usage error was printed) or
  * LMD_EXIT_FAIL (out of memory, said on stderr).  Whatever it returns, the
  * struct is then given to its _free.  Strings that are not said to be
  * malloc'd point into argv (or are constants). */

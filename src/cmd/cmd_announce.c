@@ -162,7 +162,7 @@ int lmd_announce_parse(int argc, char **argv, struct lmd_announce_args *out)
             break;
         }
         case ':': return lmd_missing_value("announce", argc, argv);
-        case 'h': fputs(announce_help, stdout); return -1;
+        case 'h': fputs(announce_help, stdout); return LMD_EXIT_HELP;
         default: return lmd_usage_error("announce", "unknown option '%s'", argv[optind - 1]);
         }
     }
@@ -213,7 +213,7 @@ int lmd_cmd_announce(int argc, char **argv)
     int rc = lmd_announce_parse(argc, argv, &a);
     if (rc) {
         lmd_announce_args_free(&a);
-        return rc < 0 ? 0 : rc;
+        return lmd_exit_status(rc);
     }
     if (a.domain) {
         rc = lmd_announce_dns(&a);

@@ -20,7 +20,7 @@ int lmd_check_parse(int argc, char **argv, struct lmd_check_args *out)
         puts("Usage: lmdisc check CONFIG.lua\n"
              "Load and validate a configuration without touching the network: syntax,\n"
              "unknown keys, wrong types, misspelt hooks.  Exit 0 if it is good.");
-        return -1;
+        return LMD_EXIT_HELP;
     }
     if (argc != 2)
         return lmd_usage_error("check", argc < 2 ? "missing CONFIG.lua" : "give one file to check");
@@ -39,7 +39,7 @@ int lmd_cmd_check(int argc, char **argv)
     int rc = lmd_check_parse(argc, argv, &a);
     lmd_check_args_free(&a); /* owns nothing: its strings are argv's */
     if (rc)
-        return rc < 0 ? 0 : rc;
+        return lmd_exit_status(rc);
     struct lmd_policy_host host = {.peers = host_none_peers};
     struct lmd_config cfg;
     lmd_err err = {0};

@@ -124,7 +124,7 @@ int lmd_discover_parse(int argc, char **argv, struct lmd_discover_args *out)
             out->key = optarg;
             break;
         case ':': return lmd_missing_value("discover", argc, argv);
-        case 'h': fputs(discover_help, stdout); return -1;
+        case 'h': fputs(discover_help, stdout); return LMD_EXIT_HELP;
         default: return lmd_usage_error("discover", "unknown option '%s'", argv[optind - 1]);
         }
     }
@@ -149,7 +149,7 @@ int lmd_cmd_discover(int argc, char **argv)
     int prc = lmd_discover_parse(argc, argv, &a);
     lmd_discover_args_free(&a); /* owns nothing: its strings are argv's */
     if (prc)
-        return prc < 0 ? 0 : prc;
+        return lmd_exit_status(prc);
     const double timeout = a.timeout;
     const bool json = a.json;
     const char *type = a.type;

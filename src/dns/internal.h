@@ -30,8 +30,9 @@ void lmd_dns_key_ldns_alg(const lmd_dns_key *k, char *buf, size_t len);
 /* A name as text without the final dot ("" for none; query.c). */
 void lmd_dns_name_text(const ldns_rdf *d, char *buf, size_t len);
 
-/* One record as plain data (query.c); -1 for a type lmd_dns_rr does not
- * describe or malformed rdata (o->txt may need lmd_txt_free then). */
+/* One record as plain data (query.c); LMD_ENOTFOUND for a type lmd_dns_rr
+ * does not describe, LMD_EINVAL for malformed rdata (o->txt may need
+ * lmd_txt_free then). */
 int lmd_dns_rr_fill(const ldns_rr *rr, lmd_dns_rr *o);
 
 /* What xfr_send.c reads of a transfer reader (xfr.c). */

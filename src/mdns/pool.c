@@ -104,11 +104,11 @@ static int queue_init(struct queue *q)
     q->tail = &q->head;
     q->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (q->efd < 0)
-        return -1;
+        return LMD_EIO;
     if (pthread_mutex_init(&q->mu, NULL) != 0) {
         close(q->efd);
         q->efd = -1;
-        return -1;
+        return LMD_EIO;
     }
     return 0;
 }
@@ -280,7 +280,8 @@ static void resolver_cb(AvahiServiceResolver *r, AvahiIfIndex ifindex, AvahiProt
         res_drop(p, x);
 }
 
-/* a client with room, opening one if needed: its slot, or -1 */
+/* a client with room, opening one if needed: its slot, or LMD_EAVAHI
+ * (*error: avahi's) */
 static int pick(struct lmd_pool *p, int *error)
 {
     for (unsigned i = 0; i < p->n_rc; i++)
@@ -288,11 +289,11 @@ static int pick(struct lmd_pool *p, int *error)
             return (int)i;
     if (p->n_rc == LMD_MDNS_RESOLVER_CLIENTS) {
         *error = AVAHI_ERR_TOO_MANY_OBJECTS;
-        return -1;
+        return LMD_EAVAHI;
     }
     AvahiClient *c = avahi_client_new(&p->poll.api, 0, rclient_cb, p, error);
     if (!c)
-        return -1;
+        return LMD_EAVAHI;
     p->rc[p->n_rc] = (struct rclient){.c = c};
     count(p);
     return (int)p->n_rc++;
@@ -312,7 +313,7 @@ static void do_resolve(struct lmd_pool *p, struct req *q)
     int error = 0;
     /* bounded: each round returns or marks one client full */
     for (unsigned round = 0; round <= LMD_MDNS_RESOLVER_CLIENTS; round++) {
-        int i = p->dead ? -1 : pick(p, &error);
+        int i = p->dead ? LMD_EAVAHI : pick(p, &error);
         if (i < 0)
             break;
         x->slot = i;
