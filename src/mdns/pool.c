@@ -20,6 +20,7 @@
  * The loop side (browse.c) asks with lmd_pool_resolve/cancel/reset and gets
  * lmd_mdns_pool_msg() calls.  Nothing of avahi crosses between the threads
  * but copies; the pool thread does not log (messages carry the text). */
+#include "base/loop.h"
 #include "base/util.h"
 #include "mdns/internal.h"
 
@@ -185,11 +186,7 @@ static void count(struct lmd_pool *p)
 
 static void res_drop(struct lmd_pool *p, struct res *x)
 {
-    for (struct res **pp = &p->res; *pp; pp = &(*pp)->next)
-        if (*pp == x) {
-            *pp = x->next;
-            break;
-        }
+    LMD_LIST_UNLINK(&p->res, x);
     if (x->r)
         avahi_service_resolver_free(x->r);
     if (x->slot >= 0 && (unsigned)x->slot < p->n_rc) {
@@ -569,12 +566,9 @@ void lmd_pool_free(lmd_pool *p)
         pthread_join(p->thread, NULL);
     }
     free(p->quit_req);
-    if (p->in_ev)
-        event_free(p->in_ev);
-    if (p->work)
-        event_free(p->work);
-    if (p->out_ev)
-        event_free(p->out_ev);
+    lmd_event_free(p->in_ev);
+    lmd_event_free(p->work);
+    lmd_event_free(p->out_ev);
     if (p->base)
         event_base_free(p->base);
     queue_drain(&p->in, false);
