@@ -30,6 +30,11 @@ void lmd_getopt_reset(void);
 bool lmd_domain_valid(const char *d);
 /* An IPv4 or IPv6 address in text form. */
 bool lmd_ip_valid(const char *s);
+/* announce's and discover's options for DNS: opt 'd' --domain, 's'
+ * --server, 'k' --key.  0 with arg stored, or LMD_EXIT_USAGE after saying
+ * what is wrong with it. */
+int lmd_parse_dns_option(const char *cmd, int opt, const char *arg, const char **domain, const char **server,
+                         const char **key);
 /* The missing value of the option getopt_long returned ':' for. */
 int lmd_missing_value(const char *cmd, int argc, char **argv);
 
@@ -72,19 +77,19 @@ struct lmd_discover_args {
     const char *key;     /* --key FILE: TSIG-sign the queries */
 };
 int lmd_discover_parse(int argc, char **argv, struct lmd_discover_args *out);
-void lmd_discover_args_free(struct lmd_discover_args *a);
+static inline void lmd_discover_args_free(struct lmd_discover_args *a) { (void)a; } /* owns nothing */
 
 struct lmd_agent_args {
     const char *config;
 };
 int lmd_agent_parse(int argc, char **argv, struct lmd_agent_args *out);
-void lmd_agent_args_free(struct lmd_agent_args *a);
+static inline void lmd_agent_args_free(struct lmd_agent_args *a) { (void)a; } /* owns nothing */
 
 struct lmd_check_args {
     const char *config;
 };
 int lmd_check_parse(int argc, char **argv, struct lmd_check_args *out);
-void lmd_check_args_free(struct lmd_check_args *a);
+static inline void lmd_check_args_free(struct lmd_check_args *a) { (void)a; } /* owns nothing */
 
 struct lmd_test_args {
     const char *policy;
@@ -93,7 +98,7 @@ struct lmd_test_args {
     unsigned timeout;     /* seconds per suite; 0: the default */
 };
 int lmd_test_parse(int argc, char **argv, struct lmd_test_args *out);
-void lmd_test_args_free(struct lmd_test_args *a);
+static inline void lmd_test_args_free(struct lmd_test_args *a) { (void)a; } /* owns nothing */
 
 /* cmd_dns.c: discover --domain and announce --domain (src/dns/) */
 struct json_t;

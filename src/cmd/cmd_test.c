@@ -32,17 +32,9 @@ int lmd_test_parse(int argc, char **argv, struct lmd_test_args *out)
     return 0;
 }
 
-void lmd_test_args_free(struct lmd_test_args *a)
-{
-    (void)a; /* nothing of its own */
-}
-
 int lmd_cmd_test(int argc, char **argv)
 {
     struct lmd_test_args a;
-    int rc = lmd_test_parse(argc, argv, &a);
-    lmd_test_args_free(&a); /* owns nothing: its strings are argv's */
-    if (rc)
-        return lmd_exit_status(rc);
-    return lmd_policy_run_tests(a.policy, a.nsuites, a.suites, a.timeout);
+    int rc = lmd_test_parse(argc, argv, &a); /* a owns nothing: its strings are argv's */
+    return rc ? lmd_exit_status(rc) : lmd_policy_run_tests(a.policy, a.nsuites, a.suites, a.timeout);
 }
