@@ -134,6 +134,12 @@ add_executable(test_dns_zone tests/unit/dns/test_zone.c)
 target_link_libraries(test_dns_zone PRIVATE lmdisc_dns lmdisc_core)
 add_test(NAME unit_dns_zone COMMAND test_dns_zone)
 set_tests_properties(unit_dns_zone PROPERTIES LABELS unit TIMEOUT 60)
+# the DNS-over-TCP client of updates and transfers (src/dns/tcp.c), over
+# socketpairs and Unix sockets
+add_executable(test_dns_tcp tests/unit/dns/test_tcp.c)
+target_link_libraries(test_dns_tcp PRIVATE lmdisc_dns lmdisc_core)
+add_test(NAME unit_dns_tcp COMMAND test_dns_tcp)
+set_tests_properties(unit_dns_tcp PROPERTIES LABELS unit TIMEOUT 60)
 add_executable(lmd-dns-update tests/lab/tools/dns_update.c)
 target_link_libraries(lmd-dns-update PRIVATE lmdisc_dns lmdisc_core)
 # lmd-dns-xfr: one zone transfer (AXFR / IXFR) read to its end, for the same suite

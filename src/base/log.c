@@ -1,5 +1,6 @@
 #include "base/log.h"
 #include "base/util.h"
+#include "lmdisc.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -30,11 +31,11 @@ int lmd_log_parse_level(const char *s)
         {"warn", LMD_LOG_WARN},   {"error", LMD_LOG_ERROR}, {"off", LMD_LOG_OFF},
     };
     if (!s)
-        return -1;
+        return LMD_EINVAL;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcasecmp(s, names[i].name) == 0)
             return (int)names[i].lvl;
-    return -1;
+    return LMD_EINVAL;
 }
 
 int lmd_log_level_from_env(void)
@@ -44,7 +45,7 @@ int lmd_log_level_from_env(void)
         return 0;
     int lvl = lmd_log_parse_level(s);
     if (lvl < 0)
-        return -1;
+        return lvl;
     current = (enum lmd_log_level)lvl;
     explicit_level = true;
     return 0;
@@ -52,7 +53,8 @@ int lmd_log_level_from_env(void)
 
 void lmd_vlog(enum lmd_log_level lvl, const char *fmt, va_list ap)
 {
-    static const char *tag[] = {"debug", "info", "warning", "error"};
+    static const char *const tag[] = {"debug", "info", "warning", "error"};
+    _Static_assert(sizeof tag / sizeof tag[0] == LMD_LOG_OFF, "a tag for each level below LMD_LOG_OFF");
     if (lvl < current || lvl >= LMD_LOG_OFF)
         return;
     char msg[2048];

@@ -16,10 +16,11 @@ enum lmd_log_level lmd_log_get_level(void);
  * override it. */
 void lmd_log_set_level_explicit(enum lmd_log_level lvl);
 bool lmd_log_level_explicit(void);
-/* Parse DEBUG, INFO, WARNING/WARN, ERROR (any case); -1 if unknown. */
+/* Parse DEBUG, INFO, WARNING/WARN, ERROR, OFF (any case): the level, or
+ * LMD_EINVAL if unknown. */
 int lmd_log_parse_level(const char *s);
-/* Apply $LOGLEVEL, as the original Python module did; returns -1 and leaves
- * the level alone if it is set to something unknown. */
+/* Apply $LOGLEVEL, as the original Python module did; returns LMD_EINVAL
+ * and leaves the level alone if it is set to something unknown. */
 int lmd_log_level_from_env(void);
 
 void lmd_log(enum lmd_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -30,6 +30,26 @@ int lmd_timer_at(struct event *ev, double mono)
     return lmd_timer_in(ev, mono - lmd_now_mono());
 }
 
+_Static_assert(_Generic((event_callback_fn)0, void (*)(int, short, void *): 1, default: 0),
+               "lmd_soon's callback is libevent's event_callback_fn");
+
+struct event *lmd_soon(struct event_base *base, void (*cb)(int fd, short what, void *arg), void *arg)
+{
+    struct event *ev = evtimer_new(base, cb, arg);
+    static const struct timeval now = {0, 0};
+    if (ev && evtimer_add(ev, &now) != 0) {
+        event_free(ev);
+        ev = NULL;
+    }
+    return ev;
+}
+
+void lmd_event_free(struct event *ev)
+{
+    if (ev)
+        event_free(ev);
+}
+
 double lmd_backoff(unsigned fails, double first, double max)
 {
     double d = first * ldexp(1.0, (int)(fails > 30 ? 30 : (fails ? fails - 1 : 0)));

@@ -16,6 +16,12 @@ struct timeval lmd_tv(double secs);
 int lmd_timer_in(struct event *ev, double secs);
 /* Arm a timer for a monotonic time (lmd_now_mono()); mono < 0 disarms it. */
 int lmd_timer_at(struct event *ev, double mono);
+/* A timer that fires once, at the loop's next turn: what runs "from the
+ * loop, never from inside this call".  NULL when libevent fails.  (cb is
+ * libevent's event_callback_fn: evutil_socket_t is an int here.) */
+struct event *lmd_soon(struct event_base *base, void (*cb)(int fd, short what, void *arg), void *arg);
+/* event_free that takes NULL (as free does). */
+void lmd_event_free(struct event *ev);
 /* Exponential backoff: first * 2^(fails - 1), at most max (fails >= 1). */
 double lmd_backoff(unsigned fails, double first, double max);
 

@@ -1,4 +1,6 @@
-/* DNS-SD names: service types (RFC 6763, RFC 6335) and default instance names. */
+/* DNS-SD names: service types (RFC 6763, RFC 6335) and default instance
+ * names; this machine's short host name (names.h). */
+#include "base/names.h"
 #include "base/error.h"
 #include "lmdisc.h"
 
@@ -43,15 +45,26 @@ bool lmd_service_type_valid(const char *type, char *err, size_t errlen)
     return true;
 }
 
+int lmd_short_hostname(char *buf, size_t len)
+{
+    char host[256] = "";
+    int rc = 0;
+    if (gethostname(host, sizeof host - 1) != 0)
+        host[0] = '\0';
+    host[sizeof host - 1] = '\0';
+    host[strcspn(host, ".")] = '\0';
+    if (!host[0]) {
+        snprintf(host, sizeof host, "%s", LMD_HOST_FALLBACK);
+        rc = LMD_ENOTFOUND;
+    }
+    int w = snprintf(buf, len, "%s", host);
+    return w < 0 || (size_t)w >= len ? LMD_EINVAL : rc;
+}
+
 int lmd_default_name(uint16_t port, char *buf, size_t len)
 {
     char host[256];
-    if (gethostname(host, sizeof host) != 0)
-        snprintf(host, sizeof host, "lmserv");
-    host[sizeof host - 1] = '\0';
-    char *dot = strchr(host, '.');
-    if (dot)
-        *dot = '\0';
+    lmd_short_hostname(host, sizeof host); /* the machine's, else the fallback */
     /* DNS labels are at most 63 bytes; keep the port visible. */
     int w = snprintf(buf, len, "%.*s:%u", 56, host, (unsigned)port);
     return (w < 0 || (size_t)w >= len) ? LMD_EINVAL : 0;

@@ -9,20 +9,18 @@
 #include <stdlib.h>
 #include <strings.h>
 
-#define fail(err, errlen, ...) lmd_errbuf((err), (errlen), LMD_ETXT, __VA_ARGS__)
-
-int lmd_txt_key_check(const void *key, size_t len, char *err, size_t errlen)
+int lmd_txt_key_check(const void *key, size_t len, lmd_err *err)
 {
     const unsigned char *k = key;
     if (len == 0)
-        return fail(err, errlen, "TXT key is empty; write key=value with a non-empty key");
+        return lmd_err_set(err, LMD_ETXT, "TXT key is empty; write key=value with a non-empty key");
     for (size_t i = 0; i < len; i++) {
         if (k[i] == '=')
-            return fail(err, errlen, "TXT key may not contain '='");
+            return lmd_err_set(err, LMD_ETXT, "TXT key may not contain '='");
         if (k[i] < 0x20 || k[i] > 0x7e)
-            return fail(err, errlen,
-                        "TXT key has byte 0x%02x at offset %zu; keys are printable ASCII (0x20-0x7e)",
-                        k[i], i);
+            return lmd_err_set(err, LMD_ETXT,
+                               "TXT key has byte 0x%02x at offset %zu; keys are printable ASCII (0x20-0x7e)", k[i],
+                               i);
     }
     return 0;
 }
@@ -35,19 +33,19 @@ static lmd_txt_item *find(const lmd_txt *t, const char *key, size_t klen)
     return NULL;
 }
 
-int lmd_txt_set(lmd_txt *t, const char *key, const void *value, size_t len, bool has_value,
-                char *err, size_t errlen)
+/* lmd_txt_set with an lmd_err (what the public one wraps). */
+static int set_item(lmd_txt *t, const char *key, const void *value, size_t len, bool has_value, lmd_err *err)
 {
     size_t klen = key ? strlen(key) : 0;
-    int rc = lmd_txt_key_check(key, klen, err, errlen);
+    int rc = lmd_txt_key_check(key, klen, err);
     if (rc)
         return rc;
     size_t total = klen + (has_value ? 1 + len : 0);
     if (total > LMD_TXT_ITEM_MAX)
-        return fail(err, errlen,
-                    "TXT item '%.*s=...' is %zu bytes; each item (key, '=' and value) must be at "
-                    "most %d bytes: shorten the value",
-                    (int)(klen > 40 ? 40 : klen), key, total, LMD_TXT_ITEM_MAX);
+        return lmd_err_set(err, LMD_ETXT,
+                           "TXT item '%.*s=...' is %zu bytes; each item (key, '=' and value) must be at "
+                           "most %d bytes: shorten the value",
+                           (int)(klen > 40 ? 40 : klen), key, total, LMD_TXT_ITEM_MAX);
     unsigned char *v = NULL;
     if (has_value) {
         v = malloc(len + 1);
@@ -80,6 +78,16 @@ int lmd_txt_set(lmd_txt *t, const char *key, const void *value, size_t len, bool
     return 0;
 }
 
+int lmd_txt_set(lmd_txt *t, const char *key, const void *value, size_t len, bool has_value, char *err,
+                size_t errlen)
+{
+    lmd_err e = {0};
+    int rc = set_item(t, key, value, len, has_value, &e);
+    if (rc && e.msg[0]) /* (out of memory leaves err as it was) */
+        lmd_errbuf(err, errlen, rc, "%s", e.msg);
+    return rc;
+}
+
 int lmd_txt_parse_arg(lmd_txt *t, const char *arg, char *err, size_t errlen)
 {
     const char *eq = strchr(arg, '=');
@@ -93,12 +101,12 @@ int lmd_txt_parse_arg(lmd_txt *t, const char *arg, char *err, size_t errlen)
     return rc;
 }
 
-int lmd_txt_add_wire_item(lmd_txt *t, const void *raw, size_t len, char *why, size_t whylen)
+int lmd_txt_add_wire_item(lmd_txt *t, const void *raw, size_t len, lmd_err *why)
 {
     const unsigned char *p = raw;
     const unsigned char *eq = memchr(p, '=', len);
     size_t klen = eq ? (size_t)(eq - p) : len;
-    int rc = lmd_txt_key_check(p, klen, why, whylen);
+    int rc = lmd_txt_key_check(p, klen, why);
     if (rc)
         return rc;
     char *key = lmd_strndup(p, klen);
@@ -107,9 +115,9 @@ int lmd_txt_add_wire_item(lmd_txt *t, const void *raw, size_t len, char *why, si
     /* RFC 6763 6.4: all but the first occurrence of a key are ignored. */
     if (find(t, key, klen)) {
         free(key);
-        return fail(why, whylen, "duplicate TXT key ignored");
+        return lmd_err_set(why, LMD_ETXT, "duplicate TXT key ignored");
     }
-    rc = lmd_txt_set(t, key, eq ? eq + 1 : NULL, eq ? len - klen - 1 : 0, eq != NULL, why, whylen);
+    rc = set_item(t, key, eq ? eq + 1 : NULL, eq ? len - klen - 1 : 0, eq != NULL, why);
     free(key);
     return rc;
 }
@@ -138,7 +146,7 @@ int lmd_txt_copy(lmd_txt *dst, const lmd_txt *src)
     dst->items = NULL;
     for (size_t i = 0; i < src->n; i++) {
         const lmd_txt_item *it = &src->items[i];
-        int rc = lmd_txt_set(dst, it->key, it->value, it->value_len, it->has_value, NULL, 0);
+        int rc = set_item(dst, it->key, it->value, it->value_len, it->has_value, NULL);
         if (rc) {
             lmd_txt_free(dst);
             return rc;
@@ -173,10 +181,10 @@ int lmd_txt_check_record(const lmd_txt *t, char *err, size_t errlen)
 {
     size_t n = lmd_txt_wire_size(t);
     if (n > LMD_TXT_RECORD_MAX)
-        return fail(err, errlen,
-                    "the TXT record would be %zu bytes; at most %d fit in one mDNS packet (avahi would not "
-                    "send it and no peer could resolve the service): shorten or drop some keys",
-                    n, LMD_TXT_RECORD_MAX);
+        return lmd_errbuf(err, errlen, LMD_ETXT,
+                          "the TXT record would be %zu bytes; at most %d fit in one mDNS packet (avahi would not "
+                          "send it and no peer could resolve the service): shorten or drop some keys",
+                          n, LMD_TXT_RECORD_MAX);
     return 0;
 }
 

@@ -2,14 +2,16 @@
 #ifndef LMD_TXT_H
 #define LMD_TXT_H
 
+#include "base/error.h"
 #include "lmdisc.h"
 
-/* Check a key: non-empty printable ASCII without '='. */
-int lmd_txt_key_check(const void *key, size_t len, char *err, size_t errlen);
+/* Check a key: non-empty printable ASCII without '='; LMD_ETXT and why. */
+int lmd_txt_key_check(const void *key, size_t len, lmd_err *err);
 /* Add one item as received from the network ("key=value" bytes).  Returns
- * LMD_ETXT with a reason for items RFC 6763 says to ignore (empty key,
- * duplicate key, bad key bytes); the caller logs and goes on. */
-int lmd_txt_add_wire_item(lmd_txt *t, const void *raw, size_t len, char *why, size_t whylen);
+ * LMD_ETXT with a reason in why (may be NULL) for items RFC 6763 says to
+ * ignore (empty key, duplicate key, bad key bytes); the caller logs and
+ * goes on. */
+int lmd_txt_add_wire_item(lmd_txt *t, const void *raw, size_t len, lmd_err *why);
 /* Bytes the TXT record takes on the wire (sum of length-prefixed items). */
 size_t lmd_txt_wire_size(const lmd_txt *t);
 
@@ -20,7 +22,9 @@ size_t lmd_txt_wire_size(const lmd_txt *t);
  * a 63-byte instance name over IPv6; tests/lab/test_wedges.lua checks both
  * sides of it on the wire. */
 #define LMD_TXT_RECORD_MAX 1300
-/* 0, or LMD_ETXT saying how big the record is and what fits. */
+/* 0, or LMD_ETXT saying how big the record is and what fits.  (Still a
+ * (char *, size_t) pair: its callers in src/agent and src/lua pass theirs
+ * on; it takes an lmd_err when they do.) */
 int lmd_txt_check_record(const lmd_txt *t, char *err, size_t errlen);
 
 #endif

@@ -29,4 +29,16 @@ bool lmd_streq(const char *a, const char *b);
 
 #define LMD_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Take x out of the singly linked list whose head pointer is at head (a
+ * struct T **, the nodes linked through their next); nothing when x is not
+ * in it. */
+#define LMD_LIST_UNLINK(head, x)                                                                                     \
+    do {                                                                                                             \
+        for (__typeof__(head) lmd_pp_ = (head); *lmd_pp_; lmd_pp_ = &(*lmd_pp_)->next)                               \
+            if (*lmd_pp_ == (x)) {                                                                                   \
+                *lmd_pp_ = (x)->next;                                                                                \
+                break;                                                                                               \
+            }                                                                                                        \
+    } while (0)
+
 #endif

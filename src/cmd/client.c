@@ -70,7 +70,7 @@ int lmd_client_parse(const char *cmd, int argc, char **argv, struct lmd_client_o
         switch (c) {
         case 'j': o->json = true; break;
         case 's': o->socket = optarg; break;
-        case 'h': fputs(help, stdout); return -1;
+        case 'h': fputs(help, stdout); return LMD_EXIT_HELP;
         default: return lmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         }
     }

@@ -5,7 +5,15 @@
 
 #include "lmdisc.h"
 
-enum { LMD_EXIT_FAIL = 1, LMD_EXIT_USAGE = 2 };
+/* What a command returns: its exit status.  A parse function (below) also
+ * returns LMD_EXIT_HELP: --help or --version was printed, exit 0. */
+enum { LMD_EXIT_HELP = -1, LMD_EXIT_FAIL = 1, LMD_EXIT_USAGE = 2 };
+
+/* The exit status of a parse that said stop (rc != 0). */
+static inline int lmd_exit_status(int rc)
+{
+    return rc == LMD_EXIT_HELP ? 0 : rc;
+}
 
 /* Print "lmdisc CMD: <message>" and a --help hint; returns LMD_EXIT_USAGE. */
 int lmd_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -22,13 +30,18 @@ void lmd_getopt_reset(void);
 bool lmd_domain_valid(const char *d);
 /* An IPv4 or IPv6 address in text form. */
 bool lmd_ip_valid(const char *s);
+/* announce's and discover's options for DNS: opt 'd' --domain, 's'
+ * --server, 'k' --key.  0 with arg stored, or LMD_EXIT_USAGE after saying
+ * what is wrong with it. */
+int lmd_parse_dns_option(const char *cmd, int opt, const char *arg, const char **domain, const char **server,
+                         const char **key);
 /* The missing value of the option getopt_long returned ':' for. */
 int lmd_missing_value(const char *cmd, int argc, char **argv);
 
 /* Parsing a command line is a pure function per command: it fills a struct
  * and does nothing else (no network, no exit; it prints only --help on
- * stdout and a usage error on stderr).  Each returns 0 (go on), -1 (--help
- * was printed: exit 0), LMD_EXIT_USAGE (the usage error was printed) or
+ * stdout and a usage error on stderr).  Each returns 0 (go on), LMD_EXIT_HELP
+ * (--help was printed: exit 0), LMD_EXIT_USAGE (the usage error was printed) or
  * LMD_EXIT_FAIL (out of memory, said on stderr).  Whatever it returns, the
  * struct is then given to its _free.  Strings that are not said to be
  * malloc'd point into argv (or are constants). */
@@ -64,19 +77,19 @@ struct lmd_discover_args {
     const char *key;     /* --key FILE: TSIG-sign the queries */
 };
 int lmd_discover_parse(int argc, char **argv, struct lmd_discover_args *out);
-void lmd_discover_args_free(struct lmd_discover_args *a);
+static inline void lmd_discover_args_free(struct lmd_discover_args *a) { (void)a; } /* owns nothing */
 
 struct lmd_agent_args {
     const char *config;
 };
 int lmd_agent_parse(int argc, char **argv, struct lmd_agent_args *out);
-void lmd_agent_args_free(struct lmd_agent_args *a);
+static inline void lmd_agent_args_free(struct lmd_agent_args *a) { (void)a; } /* owns nothing */
 
 struct lmd_check_args {
     const char *config;
 };
 int lmd_check_parse(int argc, char **argv, struct lmd_check_args *out);
-void lmd_check_args_free(struct lmd_check_args *a);
+static inline void lmd_check_args_free(struct lmd_check_args *a) { (void)a; } /* owns nothing */
 
 struct lmd_test_args {
     const char *policy;
@@ -85,7 +98,7 @@ struct lmd_test_args {
     unsigned timeout;     /* seconds per suite; 0: the default */
 };
 int lmd_test_parse(int argc, char **argv, struct lmd_test_args *out);
-void lmd_test_args_free(struct lmd_test_args *a);
+static inline void lmd_test_args_free(struct lmd_test_args *a) { (void)a; } /* owns nothing */
 
 /* cmd_dns.c: discover --domain and announce --domain (src/dns/) */
 struct json_t;

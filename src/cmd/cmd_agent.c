@@ -27,7 +27,7 @@ int lmd_agent_parse(int argc, char **argv, struct lmd_agent_args *out)
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': out->config = optarg; break;
-        case 'h': fputs(agent_help, stdout); return -1;
+        case 'h': fputs(agent_help, stdout); return LMD_EXIT_HELP;
         default:
             return lmd_usage_error("agent", optopt == 'c' ? "-c needs a file" : "unknown option '%s'",
                                    argv[optind - 1]);
@@ -40,17 +40,9 @@ int lmd_agent_parse(int argc, char **argv, struct lmd_agent_args *out)
     return 0;
 }
 
-void lmd_agent_args_free(struct lmd_agent_args *a)
-{
-    (void)a; /* nothing of its own */
-}
-
 int lmd_cmd_agent(int argc, char **argv)
 {
     struct lmd_agent_args a;
-    int rc = lmd_agent_parse(argc, argv, &a);
-    lmd_agent_args_free(&a); /* owns nothing: its strings are argv's */
-    if (rc)
-        return rc < 0 ? 0 : rc;
-    return lmd_agent_run(a.config, lmd_log_level_explicit());
+    int rc = lmd_agent_parse(argc, argv, &a); /* a owns nothing: its strings are argv's */
+    return rc ? lmd_exit_status(rc) : lmd_agent_run(a.config, lmd_log_level_explicit());
 }

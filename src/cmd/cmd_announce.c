@@ -1,6 +1,7 @@
 /* `lmdisc announce PORT [INFO]`: one service until SIGINT/SIGTERM, like
  * avahi-publish. */
 #include "base/log.h"
+#include "base/loop.h"
 #include "base/txt.h"
 #include "base/util.h"
 #include "cmd/cmd.h"
@@ -93,6 +94,17 @@ static void announce_state(void *ud, enum lmd_mdns_state st)
     }
 }
 
+/* A whole number of seconds from min to 86400 (--ttl, --lease). */
+static int whole_seconds(const char *opt, const char *arg, unsigned min, unsigned *out)
+{
+    double v;
+    if (lmd_parse_seconds(arg, &v) != 0 || v < min || v != (double)(unsigned)v)
+        return lmd_usage_error("announce", "%s '%.40s' must be a whole number of seconds from %u to 86400", opt, arg,
+                               min);
+    *out = (unsigned)v;
+    return 0;
+}
+
 int lmd_announce_parse(int argc, char **argv, struct lmd_announce_args *out)
 {
     static const struct option opts[] = {
@@ -113,14 +125,10 @@ int lmd_announce_parse(int argc, char **argv, struct lmd_announce_args *out)
         switch (c) {
         case 'n': name = optarg; break;
         case 't': out->type = optarg; break;
-        case 'T': {
-            double v;
-            if (lmd_parse_seconds(optarg, &v) != 0 || v < 1 || v != (double)(unsigned)v)
-                return lmd_usage_error("announce",
-                                       "--ttl '%.40s' must be a whole number of seconds from 1 to 86400", optarg);
-            out->ttl = (unsigned)v;
+        case 'T':
+            if (whole_seconds("--ttl", optarg, 1, &out->ttl) != 0)
+                return LMD_EXIT_USAGE;
             break;
-        }
         case 'x':
             if (lmd_txt_parse_arg(&out->txt, optarg, err, sizeof err) != 0)
                 return lmd_usage_error("announce", "--txt %.60s: %s", optarg, err);
@@ -128,31 +136,15 @@ int lmd_announce_parse(int argc, char **argv, struct lmd_announce_args *out)
             if (strcasecmp(out->txt.items[out->txt.n - 1].key, "info") == 0)
                 return lmd_usage_error("announce", "give info as the INFO argument, not as --txt info=...");
             break;
-        case 'd':
-            if (!lmd_domain_valid(optarg))
-                return lmd_usage_error("announce", "--domain '%.80s' is not a DNS domain (like sd.example.org)",
-                                       optarg);
-            out->domain = optarg;
+        case 'd': case 's': case 'k': /* --domain, --server, --key */
+            if (lmd_parse_dns_option("announce", c, optarg, &out->domain, &out->server, &out->key) != 0)
+                return LMD_EXIT_USAGE;
             break;
-        case 'k':
-            if (!*optarg)
-                return lmd_usage_error("announce", "--key needs a file name");
-            out->key = optarg;
-            break;
-        case 's':
-            if (!lmd_ip_valid(optarg))
-                return lmd_usage_error("announce", "--server '%.80s' is not an IPv4 or IPv6 address", optarg);
-            out->server = optarg;
-            break;
-        case 'l': {
-            double v;
-            if (lmd_parse_seconds(optarg, &v) != 0 || v < 60 || v != (double)(unsigned)v)
-                return lmd_usage_error("announce",
-                                       "--lease '%.40s' must be a whole number of seconds from 60 to 86400", optarg);
-            out->lease = (unsigned)v;
+        case 'l':
+            if (whole_seconds("--lease", optarg, 60, &out->lease) != 0)
+                return LMD_EXIT_USAGE;
             lease_given = true;
             break;
-        }
         case 'H': {
             size_t n = strlen(optarg);
             if (n == 0 || n > 63 || strspn(optarg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != n)
@@ -162,7 +154,7 @@ int lmd_announce_parse(int argc, char **argv, struct lmd_announce_args *out)
             break;
         }
         case ':': return lmd_missing_value("announce", argc, argv);
-        case 'h': fputs(announce_help, stdout); return -1;
+        case 'h': fputs(announce_help, stdout); return LMD_EXIT_HELP;
         default: return lmd_usage_error("announce", "unknown option '%s'", argv[optind - 1]);
         }
     }
@@ -213,7 +205,7 @@ int lmd_cmd_announce(int argc, char **argv)
     int rc = lmd_announce_parse(argc, argv, &a);
     if (rc) {
         lmd_announce_args_free(&a);
-        return rc < 0 ? 0 : rc;
+        return lmd_exit_status(rc);
     }
     if (a.domain) {
         rc = lmd_announce_dns(&a);
@@ -242,10 +234,8 @@ int lmd_cmd_announce(int argc, char **argv)
 done:
     lmd_pub_free(r.pub); /* goodbye */
     lmd_mdns_free(m);
-    if (sigint)
-        event_free(sigint);
-    if (sigterm)
-        event_free(sigterm);
+    lmd_event_free(sigint);
+    lmd_event_free(sigterm);
     event_base_free(r.base);
 out:
     lmd_announce_args_free(&a);

@@ -103,7 +103,7 @@ static int certify_parse(int argc, char **argv, struct certify_args *a)
                                        UINT32_MAX);
             a->at_given = true;
             break;
-        case 'h': fputs(certify_help, stdout); return -1;
+        case 'h': fputs(certify_help, stdout); return LMD_EXIT_HELP;
         case ':': return lmd_usage_error("certify", "option '%s' needs a value", argv[optind - 1]);
         default: return lmd_usage_error("certify", "unknown option '%s'", argv[optind - 1]);
         }
@@ -210,5 +210,5 @@ int lmd_cmd_certify(int argc, char **argv)
     if (rc == 0)
         rc = a.check ? certify_check(&a) : certify_issue(&a);
     free(a.pubs);
-    return rc < 0 ? 0 : rc;
+    return lmd_exit_status(rc);
 }

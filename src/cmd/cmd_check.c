@@ -20,7 +20,7 @@ int lmd_check_parse(int argc, char **argv, struct lmd_check_args *out)
         puts("Usage: lmdisc check CONFIG.lua\n"
              "Load and validate a configuration without touching the network: syntax,\n"
              "unknown keys, wrong types, misspelt hooks.  Exit 0 if it is good.");
-        return -1;
+        return LMD_EXIT_HELP;
     }
     if (argc != 2)
         return lmd_usage_error("check", argc < 2 ? "missing CONFIG.lua" : "give one file to check");
@@ -28,23 +28,14 @@ int lmd_check_parse(int argc, char **argv, struct lmd_check_args *out)
     return 0;
 }
 
-void lmd_check_args_free(struct lmd_check_args *a)
+/* Load the configuration at path as the agent would, and say what it does. */
+static int check_config(const char *path)
 {
-    (void)a; /* nothing of its own */
-}
-
-int lmd_cmd_check(int argc, char **argv)
-{
-    struct lmd_check_args a;
-    int rc = lmd_check_parse(argc, argv, &a);
-    lmd_check_args_free(&a); /* owns nothing: its strings are argv's */
-    if (rc)
-        return rc < 0 ? 0 : rc;
     struct lmd_policy_host host = {.peers = host_none_peers};
     struct lmd_config cfg;
     lmd_err err = {0};
     lmd_policy *p;
-    if (lmd_policy_new(a.config, &host, &cfg, &p, &err) != 0) {
+    if (lmd_policy_new(path, &host, &cfg, &p, &err) != 0) {
         fprintf(stderr, "%s\n", lmd_err_text(&err));
         return LMD_EXIT_FAIL;
     }
@@ -53,7 +44,7 @@ int lmd_cmd_check(int argc, char **argv)
         fprintf(stderr, "%s", w);
     char hooks[256];
     lmd_policy_hooks(p, hooks, sizeof hooks);
-    printf("%s: OK", a.config);
+    printf("%s: OK", path);
     if (cfg.announce.given)
         printf("; announces port %u as %s", cfg.announce.port, cfg.announce.type);
     else
@@ -62,5 +53,12 @@ int lmd_cmd_check(int argc, char **argv)
     lmd_config_clear(&cfg);
     lmd_policy_free(p);
     return 0;
+}
+
+int lmd_cmd_check(int argc, char **argv)
+{
+    struct lmd_check_args a;
+    int rc = lmd_check_parse(argc, argv, &a); /* a owns nothing: its strings are argv's */
+    return rc ? lmd_exit_status(rc) : check_config(a.config);
 }
 

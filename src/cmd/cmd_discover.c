@@ -107,24 +107,12 @@ int lmd_discover_parse(int argc, char **argv, struct lmd_discover_args *out)
         case 'j': out->json = true; break;
         case 't': out->type = optarg; break;
         case 'N': out->no_agent = true; break;
-        case 'd':
-            if (!lmd_domain_valid(optarg))
-                return lmd_usage_error("discover", "--domain '%.80s' is not a DNS domain (like sd.example.org)",
-                                       optarg);
-            out->domain = optarg;
-            break;
-        case 's':
-            if (!lmd_ip_valid(optarg))
-                return lmd_usage_error("discover", "--server '%.80s' is not an IPv4 or IPv6 address", optarg);
-            out->server = optarg;
-            break;
-        case 'k':
-            if (!*optarg)
-                return lmd_usage_error("discover", "--key needs a file name");
-            out->key = optarg;
+        case 'd': case 's': case 'k': /* --domain, --server, --key */
+            if (lmd_parse_dns_option("discover", c, optarg, &out->domain, &out->server, &out->key) != 0)
+                return LMD_EXIT_USAGE;
             break;
         case ':': return lmd_missing_value("discover", argc, argv);
-        case 'h': fputs(discover_help, stdout); return -1;
+        case 'h': fputs(discover_help, stdout); return LMD_EXIT_HELP;
         default: return lmd_usage_error("discover", "unknown option '%s'", argv[optind - 1]);
         }
     }
@@ -138,18 +126,12 @@ int lmd_discover_parse(int argc, char **argv, struct lmd_discover_args *out)
     return 0;
 }
 
-void lmd_discover_args_free(struct lmd_discover_args *a)
-{
-    (void)a; /* nothing of its own */
-}
-
 int lmd_cmd_discover(int argc, char **argv)
 {
     struct lmd_discover_args a;
-    int prc = lmd_discover_parse(argc, argv, &a);
-    lmd_discover_args_free(&a); /* owns nothing: its strings are argv's */
+    int prc = lmd_discover_parse(argc, argv, &a); /* a owns nothing: its strings are argv's */
     if (prc)
-        return prc < 0 ? 0 : prc;
+        return lmd_exit_status(prc);
     const double timeout = a.timeout;
     const bool json = a.json;
     const char *type = a.type;

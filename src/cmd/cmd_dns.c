@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,25 @@
 #define WITHDRAW_BOUND 1.5 /* SIGTERM to exit: under 2 s */
 #define RETRY_FIRST 1.0
 #define RETRY_MAX 60.0
+
+#define NO_SERVER "cannot find the DNS server of %s: %s; give --server ADDR"
+
+/* A run that cannot go on: "lmdisc CMD: ..." on stderr, and its loop (if
+ * there is one yet) stops. */
+static void give_up(struct event_base *base, const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void give_up(struct event_base *base, const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "lmdisc %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    if (base)
+        event_base_loopbreak(base);
+}
 
 /* A key file's problems are the user's to fix before anything is sent. */
 static int load_key(const char *cmd, const char *path, lmd_dns_key **out)
@@ -112,9 +132,8 @@ static void start_walk(struct drun *r, const char *server)
     double left = r->deadline - lmd_now_mono();
     if (lmd_dns_walk_start(r->base, server, r->a->domain, r->a->type, r->key, left > 0.1 ? left : 0.1, on_walk, r,
                            &r->walk, &err) != 0) {
-        fprintf(stderr, "lmdisc discover: %s\n", lmd_err_text(&err));
         r->failed = true;
-        event_base_loopbreak(r->base);
+        give_up(r->base, "discover", "%s", lmd_err_text(&err));
     }
 }
 
@@ -123,10 +142,8 @@ static void on_found_d(int rc, const char *addr, const char *mname, const char *
     struct drun *r = arg;
     r->find = NULL;
     if (rc != 0) {
-        fprintf(stderr, "lmdisc discover: cannot find the DNS server of %s: %s; give --server ADDR\n", r->a->domain,
-                text);
         r->failed = true;
-        event_base_loopbreak(r->base);
+        give_up(r->base, "discover", NO_SERVER, r->a->domain, text);
         return;
     }
     lmd_debug("%s's primary server: %s (%s)", r->a->domain, mname ? mname : "?", addr);
@@ -151,8 +168,7 @@ json_t *lmd_discover_dns(const struct lmd_discover_args *a, int *exit_code)
         start_walk(&r, a->server);
     else if (lmd_dns_find_server(r.base, a->domain, NULL, a->timeout < FIND_TIMEOUT ? a->timeout : FIND_TIMEOUT,
                                  on_found_d, &r, &r.find, &err) != 0) {
-        fprintf(stderr, "lmdisc discover: cannot find the DNS server of %s: %s; give --server ADDR\n", a->domain,
-                lmd_err_text(&err));
+        give_up(NULL, "discover", NO_SERVER, a->domain, lmd_err_text(&err));
         r.failed = true;
     }
     if (!r.failed)
@@ -251,9 +267,8 @@ static void on_update(const lmd_dns_result *res, void *arg)
         service(r, &svc, NULL, 0);
         lmd_dns_update_explain(res, &svc, lmd_dns_key_name(r->key), r->a->key, why, sizeof why);
         if (!r->ever) { /* the first publish: nothing is there, say why and stop */
-            fprintf(stderr, "lmdisc announce: %s\n", why);
             r->rc = LMD_EXIT_FAIL;
-            event_base_loopbreak(r->base);
+            give_up(r->base, "announce", "%s", why);
             return;
         }
         r->fails++;
@@ -296,9 +311,8 @@ static void publish_first(struct arun *r)
 {
     lmd_err err = {0};
     if (send_update(r, LMD_DNS_PUBLISH, UPDATE_TIMEOUT, &err) != 0) {
-        fprintf(stderr, "lmdisc announce: %s\n", lmd_err_text(&err));
         r->rc = LMD_EXIT_FAIL;
-        event_base_loopbreak(r->base);
+        give_up(r->base, "announce", "%s", lmd_err_text(&err));
     }
 }
 
@@ -307,10 +321,8 @@ static void on_found_a(int rc, const char *addr, const char *mname, const char *
     struct arun *r = arg;
     r->find = NULL;
     if (rc != 0) {
-        fprintf(stderr, "lmdisc announce: cannot find the DNS server of %s: %s; give --server ADDR\n", r->zone,
-                text);
         r->rc = LMD_EXIT_FAIL;
-        event_base_loopbreak(r->base);
+        give_up(r->base, "announce", NO_SERVER, r->zone, text);
         return;
     }
     lmd_debug("%s's primary server: %s (%s)", r->zone, mname ? mname : "?", addr);
@@ -338,10 +350,9 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
         return;
     }
     if (send_update(r, LMD_DNS_WITHDRAW, WITHDRAW_BOUND, &err) != 0) {
-        fprintf(stderr, "lmdisc announce: cannot withdraw: %s; the records stay until they are removed\n",
-                lmd_err_text(&err));
         r->rc = LMD_EXIT_FAIL;
-        event_base_loopbreak(r->base);
+        give_up(r->base, "announce", "cannot withdraw: %s; the records stay until they are removed",
+                lmd_err_text(&err));
     }
 }
 
@@ -377,8 +388,7 @@ int lmd_announce_dns(const struct lmd_announce_args *a)
         snprintf(r.server, sizeof r.server, "%s", a->server);
         publish_first(&r);
     } else if (lmd_dns_find_server(r.base, r.zone, NULL, FIND_TIMEOUT, on_found_a, &r, &r.find, &err) != 0) {
-        fprintf(stderr, "lmdisc announce: cannot find the DNS server of %s: %s; give --server ADDR\n", r.zone,
-                lmd_err_text(&err));
+        give_up(NULL, "announce", NO_SERVER, r.zone, lmd_err_text(&err));
         r.rc = LMD_EXIT_FAIL;
         goto done;
     }
@@ -387,12 +397,9 @@ int lmd_announce_dns(const struct lmd_announce_args *a)
 done:
     lmd_dns_find_cancel(r.find);
     lmd_dns_req_cancel(r.req);
-    if (r.timer)
-        event_free(r.timer);
-    if (sigint)
-        event_free(sigint);
-    if (sigterm)
-        event_free(sigterm);
+    lmd_event_free(r.timer);
+    lmd_event_free(sigint);
+    lmd_event_free(sigterm);
     if (r.base)
         event_base_free(r.base);
     lmd_dns_key_free(r.key);

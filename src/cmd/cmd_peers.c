@@ -21,7 +21,7 @@ int lmd_cmd_peers(int argc, char **argv)
     struct lmd_client_opts o;
     int rc = lmd_client_parse("peers", argc, argv, &o, peers_help);
     if (rc)
-        return rc < 0 ? 0 : rc;
+        return lmd_exit_status(rc);
     struct lmd_buf b = {0};
     if ((rc = lmd_client_get("peers", o.socket, "/v1/peers", &b)) != 0) {
         free(b.data);

@@ -14,7 +14,7 @@ int lmd_test_parse(int argc, char **argv, struct lmd_test_args *out)
              "clock (require \"lmdisc.testing\"; testing.load() loads POLICY).  No network.\n"
              "Policies run under the agent's own guard, deadline and memory cap; each suite\n"
              "has SECONDS (default 60, or $LMDISC_TEST_TIMEOUT) to finish.");
-        return -1;
+        return LMD_EXIT_HELP;
     }
     if (argc >= 2 && !strcmp(argv[1], "--timeout")) {
         double t;
@@ -32,17 +32,9 @@ int lmd_test_parse(int argc, char **argv, struct lmd_test_args *out)
     return 0;
 }
 
-void lmd_test_args_free(struct lmd_test_args *a)
-{
-    (void)a; /* nothing of its own */
-}
-
 int lmd_cmd_test(int argc, char **argv)
 {
     struct lmd_test_args a;
-    int rc = lmd_test_parse(argc, argv, &a);
-    lmd_test_args_free(&a); /* owns nothing: its strings are argv's */
-    if (rc)
-        return rc < 0 ? 0 : rc;
-    return lmd_policy_run_tests(a.policy, a.nsuites, a.suites, a.timeout);
+    int rc = lmd_test_parse(argc, argv, &a); /* a owns nothing: its strings are argv's */
+    return rc ? lmd_exit_status(rc) : lmd_policy_run_tests(a.policy, a.nsuites, a.suites, a.timeout);
 }

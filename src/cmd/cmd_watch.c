@@ -114,7 +114,7 @@ int lmd_cmd_watch(int argc, char **argv)
     struct lmd_client_opts o;
     int rc = lmd_client_parse("watch", argc, argv, &o, watch_help);
     if (rc)
-        return rc < 0 ? 0 : rc;
+        return lmd_exit_status(rc);
     struct stream s = {.json = o.json, .index = -1};
     signal(SIGINT, watch_interrupted);
     signal(SIGTERM, watch_interrupted);

@@ -51,11 +51,11 @@ int lmd_parse_global(int argc, char **argv, int *first_command_arg)
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(help, stdout);
-            return -1;
+            return LMD_EXIT_HELP;
         }
         if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
             printf("lmdisc %s\n", LMD_VERSION);
-            return -1;
+            return LMD_EXIT_HELP;
         }
         if (!strncmp(a, "--log-level", 11)) {
             const char *v = a[11] == '=' ? a + 12 : (a[11] == '\0' && i + 1 < argc ? argv[++i] : NULL);
@@ -91,7 +91,7 @@ int main(int argc, char **argv)
     int i;
     int rc = lmd_parse_global(argc, argv, &i);
     if (rc)
-        return rc < 0 ? 0 : rc;
+        return lmd_exit_status(rc);
     if (i >= argc)
         return lmd_usage_error(NULL, "missing COMMAND (one of: agent, announce, discover, peers, watch, drain, check, test, keygen, certify)");
     for (size_t c = 0; c < LMD_ARRAY_LEN(commands); c++)

@@ -82,6 +82,19 @@ bool lmd_ip_valid(const char *s)
     return s && (inet_pton(AF_INET, s, bin) == 1 || inet_pton(AF_INET6, s, bin) == 1);
 }
 
+int lmd_parse_dns_option(const char *cmd, int opt, const char *arg, const char **domain, const char **server,
+                         const char **key)
+{
+    if (opt == 'd' && !lmd_domain_valid(arg))
+        return lmd_usage_error(cmd, "--domain '%.80s' is not a DNS domain (like sd.example.org)", arg);
+    if (opt == 's' && !lmd_ip_valid(arg))
+        return lmd_usage_error(cmd, "--server '%.80s' is not an IPv4 or IPv6 address", arg);
+    if (opt == 'k' && !*arg)
+        return lmd_usage_error(cmd, "--key needs a file name");
+    *(opt == 'd' ? domain : opt == 's' ? server : key) = arg;
+    return 0;
+}
+
 int lmd_missing_value(const char *cmd, int argc, char **argv)
 {
     const char *opt = optind - 1 < argc && optind >= 1 ? argv[optind - 1] : "?";

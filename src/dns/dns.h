@@ -364,8 +364,9 @@ void lmd_dns_find_cancel(lmd_dns_find *f);
 /* This host's routable addresses (up, not loopback, not link-local), IPv4
  * first, as text; returns how many (at most max). */
 size_t lmd_dns_routable_addrs(char out[][64], size_t max);
-/* This machine's short host name when it is a DNS label (letters, digits,
- * '-'), else -1. */
+/* This machine's short host name (lmd_short_hostname) when it is a DNS
+ * label (letters, digits, '-'; at most 63): 0, else LMD_ENOTFOUND (the
+ * machine has no name: its fallback is no name to publish) or LMD_EINVAL. */
 int lmd_dns_short_host(char *buf, size_t len);
 /* Whether name (text, as lmd_dns_rr has it) is INSTANCE.TYPE_ZONE with
  * INSTANCE one label without NUL: not a name below another instance. */

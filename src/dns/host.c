@@ -4,13 +4,14 @@
  * `lmdisc announce --domain` and whatever else publishes. */
 #include "dns/internal.h"
 
+#include "base/names.h"
+
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 size_t lmd_dns_routable_addrs(char out[][64], size_t max)
 {
@@ -42,17 +43,16 @@ size_t lmd_dns_routable_addrs(char out[][64], size_t max)
 
 int lmd_dns_short_host(char *buf, size_t len)
 {
-    char h[256] = "";
-    if (gethostname(h, sizeof h - 1) != 0)
-        return -1;
-    h[strcspn(h, ".")] = '\0';
-    if (!h[0] || strlen(h) > 63 || strlen(h) >= len)
-        return -1;
-    for (const char *p = h; *p; p++)
+    char h[256];
+    int rc = lmd_short_hostname(h, sizeof h); /* the fallback is no name to publish: refused */
+    if (rc == 0 && (strlen(h) > 63 || strlen(h) >= len))
+        rc = LMD_EINVAL;
+    for (const char *p = h; rc == 0 && *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-'))
-            return -1;
-    snprintf(buf, len, "%s", h);
-    return 0;
+            rc = LMD_EINVAL;
+    if (rc == 0)
+        snprintf(buf, len, "%s", h);
+    return rc;
 }
 
 void lmd_dns_label_text(const char *label, char *out, size_t len)

@@ -84,21 +84,21 @@ int lmd_dns_rr_fill(const ldns_rr *rr, lmd_dns_rr *o)
     case LDNS_RR_TYPE_PTR: {
         const ldns_rdf *t = ldns_rr_rdf(rr, 0);
         if (!t || ldns_rdf_get_type(t) != LDNS_RDF_TYPE_DNAME)
-            return -1;
+            return LMD_EINVAL;
         const uint8_t *w = ldns_rdf_data(t);
         size_t n = w[0];
         if (n == 0 || n + 1 > ldns_rdf_size(t))
-            return -1;
+            return LMD_EINVAL;
         memcpy(o->label, w + 1, n); /* the instance: the first label, raw */
         o->label[n] = '\0';
         if (memchr(o->label, '\0', n))
-            return -1;
+            return LMD_EINVAL;
         lmd_dns_name_text(t, o->target, sizeof o->target);
         return 0;
     }
     case LDNS_RR_TYPE_SRV:
         if (ldns_rr_rd_count(rr) != 4)
-            return -1;
+            return LMD_EINVAL;
         o->port = ldns_rdf2native_int16(ldns_rr_rdf(rr, 2));
         lmd_dns_name_text(ldns_rr_rdf(rr, 3), o->target, sizeof o->target);
         return 0;
@@ -107,8 +107,7 @@ int lmd_dns_rr_fill(const ldns_rr *rr, lmd_dns_rr *o)
             const ldns_rdf *s = ldns_rr_rdf(rr, i);
             const uint8_t *w = ldns_rdf_data(s);
             size_t n = ldns_rdf_size(s) ? w[0] : 0;
-            char why[160];
-            if (n && n + 1 <= ldns_rdf_size(s) && lmd_txt_add_wire_item(&o->txt, w + 1, n, why, sizeof why) != 0)
+            if (n && n + 1 <= ldns_rdf_size(s) && lmd_txt_add_wire_item(&o->txt, w + 1, n, NULL) != 0)
                 continue; /* an item that is not key[=value]: skipped, as over mDNS */
         }
         return 0;
@@ -117,15 +116,15 @@ int lmd_dns_rr_fill(const ldns_rr *rr, lmd_dns_rr *o)
         char *s = ldns_rdf2str(ldns_rr_rdf(rr, 0));
         snprintf(o->addr, sizeof o->addr, "%s", s ? s : "");
         free(s);
-        return s ? 0 : -1;
+        return s ? 0 : LMD_EINVAL;
     }
     case LDNS_RR_TYPE_SOA:
         if (ldns_rr_rd_count(rr) < 3)
-            return -1;
+            return LMD_EINVAL;
         o->serial = ldns_rdf2native_int32(ldns_rr_rdf(rr, 2));
         return 0;
     default:
-        return -1;
+        return LMD_ENOTFOUND;
     }
 }
 

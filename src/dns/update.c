@@ -160,7 +160,7 @@ static int set_lease(ldns_pkt *pkt, uint32_t lease)
     if (!list || !opt || !ldns_edns_option_list_push(list, opt)) {
         ldns_edns_deep_free(opt);
         ldns_edns_option_list_deep_free(list);
-        return -1;
+        return LMD_ENOMEM;
     }
     ldns_pkt_set_edns_udp_size(pkt, 1232);
     ldns_pkt_set_edns_option_list(pkt, list); /* pkt owns it */
@@ -317,6 +317,7 @@ const char *lmd_dns_rcode_name(int rcode)
 {
     static const char *const TSIG[] = {"BADSIG", "BADKEY", "BADTIME", "BADMODE", "BADNAME", "BADALG", "BADTRUNC",
                                        "BADCOOKIE"};
+    _Static_assert(sizeof TSIG / sizeof TSIG[0] == 23 - 16 + 1, "a name for each TSIG error from 16 to 23");
     if (rcode >= 16 && rcode <= 23)
         return TSIG[rcode - 16];
     ldns_lookup_table *t = ldns_lookup_by_id(ldns_rcodes, rcode);

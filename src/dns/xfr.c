@@ -112,7 +112,7 @@ static int grow(void **arr, size_t n, size_t size)
     size_t cap = n < 16 ? 16 : n * 2;
     void *p = realloc(*arr, cap * size);
     if (!p)
-        return -1;
+        return LMD_ENOMEM;
     *arr = p;
     return 0;
 }

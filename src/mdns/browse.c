@@ -120,16 +120,11 @@ static struct inst *inst_find(struct lmd_browse *b, AvahiIfIndex ifindex, AvahiP
 
 static void inst_free(struct lmd_browse *b, struct inst *in)
 {
-    for (struct inst **pp = &b->insts; *pp; pp = &(*pp)->next)
-        if (*pp == in) {
-            *pp = in->next;
-            break;
-        }
+    LMD_LIST_UNLINK(&b->insts, in);
     if (in->rid)
         lmd_pool_cancel(b->m->pool, in->rid);
     set_waiting(in, false);
-    if (in->retry)
-        event_free(in->retry);
+    lmd_event_free(in->retry);
     free(in->name);
     free(in->type);
     free(in->domain);
@@ -504,11 +499,7 @@ void lmd_browse_free(lmd_browse *b)
 {
     if (!b)
         return;
-    for (struct lmd_browse **pp = &b->m->browses; *pp; pp = &(*pp)->next)
-        if (*pp == b) {
-            *pp = b->next;
-            break;
-        }
+    LMD_LIST_UNLINK(&b->m->browses, b);
     while (b->insts)
         inst_free(b, b->insts);
     while (b->lookups)
@@ -552,11 +543,7 @@ void lmd_mdns_browses_forget(lmd_mdns *m)
 
 static void lookup_free(struct lookup *l)
 {
-    for (struct lookup **pp = &l->b->lookups; *pp; pp = &(*pp)->next)
-        if (*pp == l) {
-            *pp = l->next;
-            break;
-        }
+    LMD_LIST_UNLINK(&l->b->lookups, l);
     if (l->rid)
         lmd_pool_cancel(l->b->m->pool, l->rid);
     free(l);

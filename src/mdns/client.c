@@ -163,12 +163,9 @@ void lmd_mdns_free(lmd_mdns *m)
     lmd_pool_free(m->pool);
     if (m->client)
         avahi_client_free(m->client);
-    if (m->rebuild)
-        event_free(m->rebuild);
-    if (m->retry)
-        event_free(m->retry);
-    if (m->kick)
-        event_free(m->kick);
+    lmd_event_free(m->rebuild);
+    lmd_event_free(m->retry);
+    lmd_event_free(m->kick);
     free(m);
 }
 

@@ -101,7 +101,8 @@ void lmd_mdns_browses_forget(lmd_mdns *m);
 AvahiStringList *lmd_mdns_txt_to_avahi(const lmd_txt *t);
 void lmd_mdns_txt_from_avahi(lmd_txt *t, AvahiStringList *l, const char *who);
 /* An escaped domain name ("a\\.b._lmserv._tcp.local") in DNS wire format;
- * bytes written, or -1. */
+ * bytes written, or LMD_EINVAL (not a name, or past cap).  The same for a
+ * TXT record. */
 int lmd_mdns_name_wire(const char *escaped, uint8_t *out, size_t cap);
 int lmd_mdns_txt_wire(const lmd_txt *t, uint8_t *out, size_t cap);
 

@@ -5,6 +5,7 @@
 #include "mdns/poll.h"
 #include "base/log.h"
 #include "base/loop.h"
+#include "lmdisc.h"
 
 #include <avahi-common/malloc.h>
 #include <avahi-common/timeval.h>
@@ -12,6 +13,8 @@
 #include <stdlib.h>
 
 struct AvahiWatch {
+    struct event_base *base;
+    int fd;
     struct event *ev;
     AvahiWatchEvent last;
     AvahiWatchCallback cb;
@@ -38,45 +41,43 @@ static void watch_fire(evutil_socket_t fd, short what, void *arg)
     w->cb(w, fd, w->last, w->ud);
 }
 
+static void watch_free(AvahiWatch *w)
+{
+    lmd_event_free(w->ev);
+    free(w);
+}
+
+/* (Re)make w's event: persistent, for what avahi wants to hear of. */
+static int watch_arm(AvahiWatch *w, AvahiWatchEvent event)
+{
+    lmd_event_free(w->ev);
+    w->ev = event_new(w->base, w->fd, (short)(to_ev(event) | EV_PERSIST), watch_fire, w);
+    return w->ev && event_add(w->ev, NULL) == 0 ? 0 : LMD_ENOMEM;
+}
+
 static AvahiWatch *watch_new(const AvahiPoll *api, int fd, AvahiWatchEvent event,
                              AvahiWatchCallback cb, void *ud)
 {
     const struct lmd_avahi_poll *p = api->userdata;
     AvahiWatch *w = calloc(1, sizeof *w);
-    if (!w)
-        return NULL;
-    w->cb = cb;
-    w->ud = ud;
-    w->ev = event_new(p->base, fd, (short)(to_ev(event) | EV_PERSIST), watch_fire, w);
-    if (!w->ev || event_add(w->ev, NULL) != 0) {
-        if (w->ev)
-            event_free(w->ev);
-        free(w);
-        return NULL;
+    if (w)
+        *w = (AvahiWatch){.base = p->base, .fd = fd, .cb = cb, .ud = ud};
+    if (w && watch_arm(w, event) != 0) {
+        watch_free(w);
+        w = NULL;
     }
     return w;
 }
 
 static void watch_update(AvahiWatch *w, AvahiWatchEvent event)
 {
-    struct event_base *base = event_get_base(w->ev);
-    evutil_socket_t fd = event_get_fd(w->ev);
-    event_free(w->ev);
-    w->ev = event_new(base, fd, (short)(to_ev(event) | EV_PERSIST), watch_fire, w);
     /* AvahiPoll's update has no way to fail: say so, the watch stays idle
      * (out of memory only) until avahi updates it again */
-    if (!w->ev || event_add(w->ev, NULL) != 0)
+    if (watch_arm(w, event) != 0)
         lmd_error("cannot watch avahi's D-Bus connection (out of memory)");
 }
 
 static AvahiWatchEvent watch_get_events(AvahiWatch *w) { return w->last; }
-
-static void watch_free(AvahiWatch *w)
-{
-    if (w->ev)
-        event_free(w->ev);
-    free(w);
-}
 
 static void timeout_fire(evutil_socket_t fd, short what, void *arg)
 {

@@ -21,6 +21,7 @@
  * The loop side (browse.c) asks with lmd_pool_resolve/cancel/reset and gets
  * lmd_mdns_pool_msg() calls.  Nothing of avahi crosses between the threads
  * but copies; the pool thread does not log (messages carry the text). */
+#include "base/loop.h"
 #include "base/util.h"
 #include "mdns/internal.h"
 
@@ -105,11 +106,11 @@ static int queue_init(struct queue *q)
     q->tail = &q->head;
     q->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (q->efd < 0)
-        return -1;
+        return LMD_EIO;
     if (pthread_mutex_init(&q->mu, NULL) != 0) {
         close(q->efd);
         q->efd = -1;
-        return -1;
+        return LMD_EIO;
     }
     return 0;
 }
@@ -186,11 +187,7 @@ static void count(struct lmd_pool *p)
 
 static void res_drop(struct lmd_pool *p, struct res *x)
 {
-    for (struct res **pp = &p->res; *pp; pp = &(*pp)->next)
-        if (*pp == x) {
-            *pp = x->next;
-            break;
-        }
+    LMD_LIST_UNLINK(&p->res, x);
     if (x->r)
         avahi_service_resolver_free(x->r);
     if (x->slot >= 0 && (unsigned)x->slot < p->n_rc) {
@@ -281,7 +278,8 @@ static void resolver_cb(AvahiServiceResolver *r, AvahiIfIndex ifindex, AvahiProt
         res_drop(p, x);
 }
 
-/* a client with room, opening one if needed: its slot, or -1 */
+/* a client with room, opening one if needed: its slot, or LMD_EAVAHI
+ * (*error: avahi's) */
 static int pick(struct lmd_pool *p, int *error)
 {
     for (unsigned i = 0; i < p->n_rc; i++)
@@ -289,11 +287,11 @@ static int pick(struct lmd_pool *p, int *error)
             return (int)i;
     if (p->n_rc == LMD_MDNS_RESOLVER_CLIENTS) {
         *error = AVAHI_ERR_TOO_MANY_OBJECTS;
-        return -1;
+        return LMD_EAVAHI;
     }
     AvahiClient *c = avahi_client_new(&p->poll.api, 0, rclient_cb, p, error);
     if (!c)
-        return -1;
+        return LMD_EAVAHI;
     p->rc[p->n_rc] = (struct rclient){.c = c};
     count(p);
     return (int)p->n_rc++;
@@ -313,7 +311,7 @@ static void do_resolve(struct lmd_pool *p, struct req *q)
     int error = 0;
     /* bounded: each round returns or marks one client full */
     for (unsigned round = 0; round <= LMD_MDNS_RESOLVER_CLIENTS; round++) {
-        int i = p->dead ? -1 : pick(p, &error);
+        int i = p->dead ? LMD_EAVAHI : pick(p, &error);
         if (i < 0)
             break;
         x->slot = i;
@@ -572,12 +570,9 @@ void lmd_pool_free(lmd_pool *p)
         pthread_join(p->thread, NULL);
     }
     free(p->quit_req);
-    if (p->in_ev)
-        event_free(p->in_ev);
-    if (p->work)
-        event_free(p->work);
-    if (p->out_ev)
-        event_free(p->out_ev);
+    lmd_event_free(p->in_ev);
+    lmd_event_free(p->work);
+    lmd_event_free(p->out_ev);
     if (p->base)
         event_base_free(p->base);
     queue_drain(&p->in, false);

@@ -266,11 +266,7 @@ void lmd_pub_free(lmd_pub *p)
 {
     if (!p)
         return;
-    for (struct lmd_pub **pp = &p->m->pubs; *pp; pp = &(*pp)->next)
-        if (*pp == p) {
-            *pp = p->next;
-            break;
-        }
+    LMD_LIST_UNLINK(&p->m->pubs, p);
     if (p->group)
         avahi_entry_group_free(p->group); /* the daemon sends goodbyes */
     free(p->name);

@@ -23,15 +23,14 @@ AvahiStringList *lmd_mdns_txt_to_avahi(const lmd_txt *t)
 void lmd_mdns_txt_from_avahi(lmd_txt *t, AvahiStringList *l, const char *who)
 {
     for (; l; l = avahi_string_list_get_next(l)) {
-        char why[160];
-        int rc = lmd_txt_add_wire_item(t, avahi_string_list_get_text(l),
-                                       avahi_string_list_get_size(l), why, sizeof why);
+        lmd_err why = {0};
+        int rc = lmd_txt_add_wire_item(t, avahi_string_list_get_text(l), avahi_string_list_get_size(l), &why);
         if (rc == LMD_ETXT) {
             char esc[128], ewho[128];
             lmd_debug("ignoring TXT item '%s' from %s: %s",
                       lmd_escape(avahi_string_list_get_text(l), avahi_string_list_get_size(l), esc,
                                  sizeof esc),
-                      lmd_escape_str(who, ewho, sizeof ewho), why);
+                      lmd_escape_str(who, ewho, sizeof ewho), lmd_err_text(&why));
         }
     }
 }
@@ -44,12 +43,12 @@ int lmd_mdns_name_wire(const char *escaped, uint8_t *out, size_t cap)
     while (*p) {
         char label[AVAHI_LABEL_MAX];
         if (!avahi_unescape_label(&p, label, sizeof label))
-            return -1;
+            return LMD_EINVAL;
         size_t n = strlen(label);
         if (n == 0)
             break;
         if (o + 1 + n + 1 > cap)
-            return -1;
+            return LMD_EINVAL;
         out[o++] = (uint8_t)n;
         memcpy(out + o, label, n);
         o += n;
@@ -65,7 +64,7 @@ int lmd_mdns_txt_wire(const lmd_txt *t, uint8_t *out, size_t cap)
         const lmd_txt_item *it = &t->items[i];
         size_t k = strlen(it->key), n = k + (it->has_value ? 1 + it->value_len : 0);
         if (n > 255 || o + 1 + n > cap)
-            return -1;
+            return LMD_EINVAL;
         out[o++] = (uint8_t)n;
         memcpy(out + o, it->key, k);
         o += k;

@@ -4,7 +4,7 @@
 
 #include "registry/peers.h"
 
-struct rinst {
+struct lmd_rinst {
     int ifindex;
     char ifname[32];
     int proto;
@@ -17,9 +17,9 @@ struct rinst {
     double held_until; /* >= 0: said goodbye (trusted peer); dropped then unless seen again */
 };
 
-struct peer {
+struct lmd_peer {
     lmd_node_info node;
-    struct rinst *insts;
+    struct lmd_rinst *insts;
     size_t n_insts;
     double deadline;   /* monotonic; < 0: none */
     double hold;       /* end of the settle window; < 0: none */
@@ -44,15 +44,15 @@ struct lmd_peers {
     lmd_peers_confirm_cb confirm;
     lmd_peers_verify_cb verify;
     void *ud;
-    struct peer **peers;
+    struct lmd_peer **peers;
     size_t n, cap;
     unsigned long seq;
 };
 
 /* Index of name, or where it would go (*found = false). */
 size_t lmd_peers_find(const lmd_peers *r, const char *name, bool *found);
-struct peer *lmd_peers_lookup(const lmd_peers *r, const char *name);
+struct lmd_peer *lmd_peers_lookup(const lmd_peers *r, const char *name);
 /* Recompute the peer's merged view (node) from its instances (merge.c). */
-int lmd_peers_merge(struct peer *p);
+int lmd_peers_merge(struct lmd_peer *p);
 
 #endif

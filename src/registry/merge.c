@@ -42,7 +42,7 @@ static bool same_first_label(const char *a, const char *b)
  * instance joining a peer the zone speaks for: anyone on the link can
  * claim that label, and would lend the verified peer its addresses (and
  * make it fail verification).  The zone's records are written by keys. */
-static bool same_server(const struct peer *p, const struct rinst *in, const struct rinst *newest)
+static bool same_server(const struct lmd_peer *p, const struct lmd_rinst *in, const struct lmd_rinst *newest)
 {
     if (in->port != newest->port)
         return false;
@@ -62,22 +62,22 @@ static bool same_server(const struct peer *p, const struct rinst *in, const stru
 
 /* Whether in is the verified instance's: its host, port and source (an
  * mDNS record naming the zone's host is not the zone's record). */
-static bool preferred(const struct peer *p, const struct rinst *in)
+static bool preferred(const struct lmd_peer *p, const struct lmd_rinst *in)
 {
     return p->prefer_host && in->port == p->prefer_port && in->host && !strcasecmp(in->host, p->prefer_host) &&
            from_dns(in->ifindex, in->ifname) == p->prefer_dns;
 }
 
 /* Recompute the peer's merged view from its instances. */
-int lmd_peers_merge(struct peer *p)
+int lmd_peers_merge(struct lmd_peer *p)
 {
     lmd_node_info *n = &p->node;
     /* the newest instance speaks for the peer; with trust, the newest of
      * the trusted host's, so that a forged newer record cannot take over */
-    const struct rinst *newest = NULL;
+    const struct lmd_rinst *newest = NULL;
     for (int pass = p->prefer_host ? 0 : 1; pass < 2 && !newest; pass++)
         for (size_t i = 0; i < p->n_insts; i++) {
-            const struct rinst *in = &p->insts[i];
+            const struct lmd_rinst *in = &p->insts[i];
             if (pass == 0 && !preferred(p, in))
                 continue;
             if (!newest || in->seq > newest->seq)
@@ -85,9 +85,9 @@ int lmd_peers_merge(struct peer *p)
         }
     /* the same server over mDNS speaks rather than its DNS record: the
      * nearest host name, and TXT changes seen on the link at once */
-    const struct rinst *near = NULL;
+    const struct lmd_rinst *near = NULL;
     for (size_t i = 0; from_dns(newest->ifindex, newest->ifname) && i < p->n_insts; i++) {
-        const struct rinst *in = &p->insts[i];
+        const struct lmd_rinst *in = &p->insts[i];
         if (!from_dns(in->ifindex, in->ifname) && same_server(p, in, newest) && (!near || in->seq > near->seq))
             near = in;
     }
@@ -119,7 +119,7 @@ int lmd_peers_merge(struct peer *p)
     size_t na = 0, nr = 0;
     unsigned flags = 0;
     for (size_t i = 0; i < p->n_insts; i++) {
-        const struct rinst *in = &p->insts[i];
+        const struct lmd_rinst *in = &p->insts[i];
         /* the sources the name is seen through: every instance counts (a
          * rival too: its disagreement is flagged as a conflict) */
         flags |= from_dns(in->ifindex, in->ifname) ? LMD_NODE_DNS : LMD_NODE_MDNS;

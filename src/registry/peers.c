@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static void settle_one(lmd_peers *r, struct peer *p);
+static void settle_one(lmd_peers *r, struct lmd_peer *p);
 
 const char *lmd_event_kind_name(int kind)
 {
@@ -62,7 +62,7 @@ int lmd_peers_new(const struct lmd_peers_config *cfg, lmd_peers_event_cb ev, lmd
     return 0;
 }
 
-static void peer_free(struct peer *p)
+static void peer_free(struct lmd_peer *p)
 {
     for (size_t i = 0; i < p->n_insts; i++) {
         free(p->insts[i].host);
@@ -105,7 +105,7 @@ void lmd_peers_configure(lmd_peers *r, const struct lmd_peers_config *cfg, doubl
 }
 
 /* merge(), then the trusted mark from verifying exactly what is shown */
-static int remerge(lmd_peers *r, struct peer *p)
+static int remerge(lmd_peers *r, struct lmd_peer *p)
 {
     int rc = lmd_peers_merge(p);
     if (rc == 0 && r->verify) {
@@ -140,7 +140,7 @@ static unsigned diff(const lmd_node_info *a, const lmd_node_info *b)
     return ch;
 }
 
-static int rinst_fill(struct rinst *ri, const struct lmd_instance *in, unsigned long seq)
+static int rinst_fill(struct lmd_rinst *ri, const struct lmd_instance *in, unsigned long seq)
 {
     char *host = lmd_strdup(in->host);
     lmd_txt txt = {0};
@@ -166,7 +166,7 @@ static int rinst_fill(struct rinst *ri, const struct lmd_instance *in, unsigned 
     return 0;
 }
 
-static struct rinst *inst_find(struct peer *p, const struct lmd_instance *in)
+static struct lmd_rinst *inst_find(struct lmd_peer *p, const struct lmd_instance *in)
 {
     for (size_t i = 0; i < p->n_insts; i++)
         if (p->insts[i].ifindex == in->ifindex && p->insts[i].proto == in->proto)
@@ -174,7 +174,7 @@ static struct rinst *inst_find(struct peer *p, const struct lmd_instance *in)
     return NULL;
 }
 
-static void touch(lmd_peers *r, struct peer *p, double now, double wall)
+static void touch(lmd_peers *r, struct lmd_peer *p, double now, double wall)
 {
     p->node.last_seen = wall;
     p->confirming = false;
@@ -184,7 +184,7 @@ static void touch(lmd_peers *r, struct peer *p, double now, double wall)
 
 static int join(lmd_peers *r, const struct lmd_instance *in, double now, double wall, size_t at)
 {
-    struct peer *p = calloc(1, sizeof *p);
+    struct lmd_peer *p = calloc(1, sizeof *p);
     if (!p)
         return LMD_ENOMEM;
     p->kept = true;
@@ -200,7 +200,7 @@ static int join(lmd_peers *r, const struct lmd_instance *in, double now, double 
     }
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 16;
-        struct peer **np = realloc(r->peers, cap * sizeof *np);
+        struct lmd_peer **np = realloc(r->peers, cap * sizeof *np);
         if (!np) {
             peer_free(p);
             return LMD_ENOMEM;
@@ -229,7 +229,7 @@ static int join(lmd_peers *r, const struct lmd_instance *in, double now, double 
 
 /* A change to a joined peer: report it now, or settle it with the changes
  * that follow within the window.  Takes old. */
-static void changed(lmd_peers *r, struct peer *p, lmd_node_info *old, double now)
+static void changed(lmd_peers *r, struct lmd_peer *p, lmd_node_info *old, double now)
 {
     if (!p->joined) {
         lmd_node_info_clear(old);
@@ -263,13 +263,13 @@ int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, doub
     size_t at = lmd_peers_find(r, in->name, &found);
     if (!found)
         return join(r, in, now, wall, at);
-    struct peer *p = r->peers[at];
+    struct lmd_peer *p = r->peers[at];
     lmd_node_info old;
     if (lmd_node_info_copy(&old, &p->node) != 0)
         return LMD_ENOMEM;
-    struct rinst *ri = inst_find(p, in);
+    struct lmd_rinst *ri = inst_find(p, in);
     if (!ri) {
-        struct rinst *ni = realloc(p->insts, (p->n_insts + 1) * sizeof *ni);
+        struct lmd_rinst *ni = realloc(p->insts, (p->n_insts + 1) * sizeof *ni);
         if (!ni) {
             lmd_node_info_clear(&old);
             return LMD_ENOMEM;
@@ -292,11 +292,11 @@ int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, doub
     return rc;
 }
 
-static int drop_instance(lmd_peers *r, size_t at, struct rinst *ri, const char *reason, double now);
+static int drop_instance(lmd_peers *r, size_t at, struct lmd_rinst *ri, const char *reason, double now);
 
 static void leave(lmd_peers *r, size_t at, const char *reason)
 {
-    struct peer *p = r->peers[at];
+    struct lmd_peer *p = r->peers[at];
     /* reported while still listed (get/healthy answer for it); a peer that
      * never joined leaves without a word; pending changes die with it */
     if (p->joined && r->ev)
@@ -322,8 +322,8 @@ int lmd_peers_gone_at(lmd_peers *r, const struct lmd_instance *in, const char *r
     size_t at = lmd_peers_find(r, in->name, &found);
     if (!found)
         return LMD_ENOTFOUND;
-    struct peer *p = r->peers[at];
-    struct rinst *ri = inst_find(p, in);
+    struct lmd_peer *p = r->peers[at];
+    struct lmd_rinst *ri = inst_find(p, in);
     if (!ri)
         return LMD_ENOTFOUND;
     if (r->cfg.goodbye_hold > 0 && p->trust == 0 && now >= 0 && lmd_streq(reason, LMD_REASON_GOODBYE)) {
@@ -342,9 +342,9 @@ int lmd_peers_gone_at(lmd_peers *r, const struct lmd_instance *in, const char *r
 }
 
 /* The instance is gone: the peer leaves with it if it was the last. */
-static int drop_instance(lmd_peers *r, size_t at, struct rinst *ri, const char *reason, double now)
+static int drop_instance(lmd_peers *r, size_t at, struct lmd_rinst *ri, const char *reason, double now)
 {
-    struct peer *p = r->peers[at];
+    struct lmd_peer *p = r->peers[at];
     if (p->n_insts == 1) {
         leave(r, at, reason);
         return 0;
@@ -390,7 +390,7 @@ double lmd_peers_next_deadline(const lmd_peers *r)
 }
 
 /* End of a settle window: the join, or the changes, as one event. */
-static void settle_one(lmd_peers *r, struct peer *p)
+static void settle_one(lmd_peers *r, struct lmd_peer *p)
 {
     p->hold = -1;
     if (!p->joined) {
@@ -416,7 +416,7 @@ void lmd_peers_tick(lmd_peers *r, double now)
     char **due = NULL;
     size_t n = 0;
     for (size_t i = 0; i < r->n; i++) {
-        struct peer *p = r->peers[i];
+        struct lmd_peer *p = r->peers[i];
         bool held = p->hold >= 0 && p->hold <= now;
         bool gone = false;
         for (size_t k = 0; k < p->n_insts; k++)
@@ -439,7 +439,7 @@ void lmd_peers_tick(lmd_peers *r, double now)
         at = lmd_peers_find(r, due[i], &found);
         /* held goodbyes nobody answered for: gone indeed */
         for (size_t k = 0; found && k < r->peers[at]->n_insts;) {
-            struct rinst *ri = &r->peers[at]->insts[k];
+            struct lmd_rinst *ri = &r->peers[at]->insts[k];
             if (ri->held_until < 0 || ri->held_until > now) {
                 k++;
                 continue;
@@ -465,7 +465,7 @@ void lmd_peers_tick(lmd_peers *r, double now)
             continue;
         }
         if (found && r->peers[at]->deadline >= 0 && r->peers[at]->deadline <= now) {
-            struct peer *p = r->peers[at];
+            struct lmd_peer *p = r->peers[at];
             if (p->confirming || !r->confirm) {
                 leave(r, at, LMD_REASON_EXPIRED);
             } else {

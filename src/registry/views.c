@@ -25,7 +25,7 @@ size_t lmd_peers_find(const lmd_peers *r, const char *name, bool *found)
     return lo;
 }
 
-struct peer *lmd_peers_lookup(const lmd_peers *r, const char *name)
+struct lmd_peer *lmd_peers_lookup(const lmd_peers *r, const char *name)
 {
     bool found;
     size_t i = lmd_peers_find(r, name, &found);
@@ -34,7 +34,7 @@ struct peer *lmd_peers_lookup(const lmd_peers *r, const char *name)
 
 int lmd_peers_set_verdict(lmd_peers *r, const char *name, bool kept, const char *info, size_t info_len)
 {
-    struct peer *p = lmd_peers_lookup(r, name);
+    struct lmd_peer *p = lmd_peers_lookup(r, name);
     if (!p)
         return LMD_ENOTFOUND;
     size_t len = info ? (info_len ? info_len : strlen(info)) : 0;
@@ -50,7 +50,7 @@ int lmd_peers_set_verdict(lmd_peers *r, const char *name, bool kept, const char 
 
 int lmd_peers_set_trust(lmd_peers *r, const char *name, int status, const char *signer)
 {
-    struct peer *p = lmd_peers_lookup(r, name);
+    struct lmd_peer *p = lmd_peers_lookup(r, name);
     if (!p)
         return LMD_ENOTFOUND;
     int before = p->trust;
@@ -72,13 +72,13 @@ int lmd_peers_set_trust(lmd_peers *r, const char *name, int status, const char *
 
 bool lmd_peers_kept(const lmd_peers *r, const char *name)
 {
-    struct peer *p = lmd_peers_lookup(r, name);
+    struct lmd_peer *p = lmd_peers_lookup(r, name);
     return p && p->kept;
 }
 
 int lmd_peers_set_healthy(lmd_peers *r, const char *name, bool healthy)
 {
-    struct peer *p = lmd_peers_lookup(r, name);
+    struct lmd_peer *p = lmd_peers_lookup(r, name);
     if (!p)
         return LMD_ENOTFOUND;
     p->unhealthy = !healthy;
@@ -87,7 +87,7 @@ int lmd_peers_set_healthy(lmd_peers *r, const char *name, bool healthy)
 
 bool lmd_peers_healthy(const lmd_peers *r, const char *name)
 {
-    struct peer *p = lmd_peers_lookup(r, name);
+    struct lmd_peer *p = lmd_peers_lookup(r, name);
     return p && !p->unhealthy;
 }
 
@@ -110,7 +110,7 @@ static int snapshot(const lmd_peers *r, bool kept_only, bool unreported, lmd_nod
     if (r->n && !out->nodes)
         return LMD_ENOMEM;
     for (size_t i = 0; i < r->n; i++) {
-        const struct peer *p = r->peers[i];
+        const struct lmd_peer *p = r->peers[i];
         if ((!p->joined && !unreported) || (kept_only && (!p->kept || p->unhealthy)))
             continue;
         lmd_node_info *n = &out->nodes[out->n];
@@ -130,7 +130,7 @@ static int snapshot(const lmd_peers *r, bool kept_only, bool unreported, lmd_nod
 
 const lmd_node_info *lmd_peers_get(const lmd_peers *r, const char *name)
 {
-    struct peer *p = lmd_peers_lookup(r, name);
+    struct lmd_peer *p = lmd_peers_lookup(r, name);
     return p ? &p->node : NULL;
 }
 

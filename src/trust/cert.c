@@ -16,6 +16,8 @@
 #define CERT_BODY (LMD_TRUST_KEY_BYTES + 4 + 4 + LMD_TRUST_ID_BYTES)
 
 _Static_assert(CERT_BODY + LMD_TRUST_SIG_BYTES == LMD_TRUST_CERT_BYTES, "certificate layout");
+/* the body's offsets as written below: host key, not_before at 32, not_after at 36, fleet id at 40 */
+_Static_assert(LMD_TRUST_KEY_BYTES == 32 && CERT_BODY == 40 + LMD_TRUST_ID_BYTES, "certificate body offsets");
 _Static_assert(sodium_base64_ENCODED_LEN(LMD_TRUST_CERT_BYTES, sodium_base64_VARIANT_ORIGINAL_NO_PADDING) ==
                    LMD_TRUST_CERT_COMPACT + 1,
                "compact certificate length");

@@ -19,7 +19,7 @@ struct lmd_trust_secret {
  * needs it just calls this. */
 int lmd_trust_sodium(lmd_err *err);
 
-/* write() until done; 0, or -1 with errno set. */
+/* write() until done; 0, or LMD_EIO with errno set. */
 int lmd_trust_write_all(int fd, const void *data, size_t len);
 /* Create path with exactly mode (O_EXCL|O_NOFOLLOW: never overwrite, never
  * follow a link) and write text; removed again on failure. */

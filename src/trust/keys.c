@@ -27,7 +27,7 @@ int lmd_trust_write_all(int fd, const void *data, size_t len)
         if (w <= 0) {
             if (w == 0)
                 errno = EIO;
-            return -1;
+            return LMD_EIO;
         }
         p += w;
         len -= (size_t)w;

@@ -75,7 +75,7 @@ __attribute__((section("__libfuzzer_extra_counters"), used)) static uint8_t txt_
 
 static void check_rc(int rc)
 {
-    FUZZ_CHECK(rc == 0 || rc == -1 || rc == LMD_EXIT_USAGE || rc == LMD_EXIT_FAIL);
+    FUZZ_CHECK(rc == 0 || rc == LMD_EXIT_HELP || rc == LMD_EXIT_USAGE || rc == LMD_EXIT_FAIL);
 }
 
 /* ---- each command ----------------------------------------------------- */
@@ -102,7 +102,7 @@ static void run_announce(int argc, char **argv, const struct args *a)
         FUZZ_CHECK(lmd_txt_check_record(&o.txt, NULL, 0) == 0);
         for (size_t i = 0; i < o.txt.n; i++) {
             const lmd_txt_item *it = &o.txt.items[i];
-            FUZZ_CHECK(lmd_txt_key_check(it->key, strlen(it->key), NULL, 0) == 0);
+            FUZZ_CHECK(lmd_txt_key_check(it->key, strlen(it->key), NULL) == 0);
             FUZZ_CHECK(strlen(it->key) + (it->has_value ? 1 + it->value_len : 0) <= LMD_TXT_ITEM_MAX);
             /* info comes only from the INFO argument, which is set as
              * exactly "info": a key that reads as info in any case (TXT

@@ -208,7 +208,7 @@ static void check_config(const struct lmd_config *c)
         /* what lmd_pub_new will be given: valid items, info included */
         for (size_t i = 0; i < c->announce_txt.n; i++) {
             const lmd_txt_item *it = &c->announce_txt.items[i];
-            FUZZ_CHECK(lmd_txt_key_check(it->key, strlen(it->key), NULL, 0) == 0);
+            FUZZ_CHECK(lmd_txt_key_check(it->key, strlen(it->key), NULL) == 0);
             FUZZ_CHECK(strlen(it->key) + (it->has_value ? 1 + it->value_len : 0) <= LMD_TXT_ITEM_MAX);
         }
         /* and the whole record fits in a packet (lmd_pub_new refuses more) */

@@ -166,7 +166,7 @@ static void build_node(struct fuzz_in *in, lmd_node_info *n)
             len += vlen;
         }
         if (len <= 255)
-            (void)lmd_txt_add_wire_item(&n->txt, item, len, NULL, 0); /* refusals are fine here */
+            (void)lmd_txt_add_wire_item(&n->txt, item, len, NULL); /* refusals are fine here */
     }
 }
 

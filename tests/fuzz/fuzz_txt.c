@@ -52,7 +52,7 @@ static void check_txt(const lmd_txt *t)
     for (size_t i = 0; i < t->n; i++) {
         const lmd_txt_item *it = &t->items[i];
         size_t klen = strlen(it->key);
-        FUZZ_CHECK(lmd_txt_key_check(it->key, klen, NULL, 0) == 0);
+        FUZZ_CHECK(lmd_txt_key_check(it->key, klen, NULL) == 0);
         FUZZ_CHECK(model_key_ok((const uint8_t *)it->key, klen));
         if (it->has_value) {
             FUZZ_CHECK(it->value != NULL);
@@ -122,9 +122,9 @@ static void check_wire_roundtrip(const lmd_txt *t)
     }
     FUZZ_CHECK(o == size);
     lmd_txt back = {0};
-    char why[ERRLEN];
+    lmd_err why = {0};
     for (size_t p = 0; p < size; p += 1 + wire[p])
-        FUZZ_CHECK(lmd_txt_add_wire_item(&back, wire + p + 1, wire[p], why, sizeof why) == 0);
+        FUZZ_CHECK(lmd_txt_add_wire_item(&back, wire + p + 1, wire[p], &why) == 0);
     FUZZ_CHECK(lmd_txt_equal(&back, t) && lmd_txt_equal(t, &back));
     lmd_txt_free(&back);
     free(wire);
@@ -150,12 +150,13 @@ static void fuzz_wire(const uint8_t *data, size_t size)
         size_t klen = eq ? (size_t)(eq - item) : len;
         bool expect = model_key_ok(item, klen) && !model_has_key(&t, item, klen);
         size_t before = t.n;
-        char why[ERRLEN];
-        memset(why, 0x55, sizeof why);
-        why[0] = '\0';
-        int rc = lmd_txt_add_wire_item(&t, item, len, why, sizeof why);
+        lmd_err why;
+        memset(&why, 0x55, sizeof why);
+        why.msg[0] = '\0';
+        int rc = lmd_txt_add_wire_item(&t, item, len, &why);
         FUZZ_CHECK(rc == 0 || rc == LMD_ETXT || rc == LMD_ENOMEM);
-        check_err(rc, why);
+        check_err(rc, why.msg);
+        FUZZ_CHECK(rc != LMD_ETXT || why.code == LMD_ETXT);
         if (rc != LMD_ENOMEM)
             FUZZ_CHECK((rc == 0) == expect);
         if (rc == 0) {

@@ -3,12 +3,16 @@
  * would, and its signature verified with the key. */
 #include "dns/dns.h"
 
+#include "base/names.h"
+
 #include <ldns/ldns.h>
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../check.h"
@@ -427,6 +431,54 @@ static void test_instance_name(void)
               cases[i].name, cases[i].ok);
 }
 
+/* The short host name: one function (base/names.c), one fallback; what
+ * DNS publishes is it when it is a label, nothing else. */
+static void short_names(const char *set, const char *want, int want_rc, int want_dns)
+{
+    char got[256] = "", dns[64] = "";
+    if (set && sethostname(set, strlen(set)) != 0) {
+        CHECK(0, "sethostname(%s)", set);
+        return;
+    }
+    int rc = lmd_short_hostname(got, sizeof got);
+    CHECK(rc == want_rc && strcmp(got, want) == 0, "%s: %s (%d), want %s (%d)", set, got, rc, want, want_rc);
+    rc = lmd_dns_short_host(dns, sizeof dns);
+    CHECK(rc == want_dns && (rc || strcmp(dns, want) == 0), "%s for DNS: %s (%d), want %d", set, dns, rc, want_dns);
+    char name[80], expect[80];
+    CHECK(lmd_default_name(8080, name, sizeof name) == 0, "a default name");
+    snprintf(expect, sizeof expect, "%.56s:8080", want);
+    CHECK(strcmp(name, expect) == 0, "%s: default name %s, want %s", set, name, expect);
+}
+
+static void test_short_host(void)
+{
+    char h[256] = "", want[256];
+    CHECK(gethostname(h, sizeof h - 1) == 0, "gethostname");
+    snprintf(want, sizeof want, "%.*s", (int)strcspn(h, "."), h);
+    if (want[0])
+        short_names(NULL, want, 0, strspn(want, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") ==
+                                        strlen(want) && strlen(want) <= 63 ? 0 : LMD_EINVAL);
+    char tiny[2];
+    CHECK(lmd_short_hostname(tiny, sizeof tiny) == LMD_EINVAL || !want[0] || strlen(want) < 2, "too small a buffer");
+    /* other names, in a UTS namespace of a child (as root; else skipped) */
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (unshare(CLONE_NEWUTS) != 0)
+            _exit(77);
+        short_names("gpu-1.sd.example.org", "gpu-1", 0, 0);
+        short_names("gpu_1", "gpu_1", 0, LMD_EINVAL);                   /* not a DNS label */
+        short_names("", LMD_HOST_FALLBACK, LMD_ENOTFOUND, LMD_ENOTFOUND); /* no name */
+        short_names(".x", LMD_HOST_FALLBACK, LMD_ENOTFOUND, LMD_ENOTFOUND);
+        _exit(failures ? 1 : 0);
+    }
+    int st = 0;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st), "the child ran");
+    if (WEXITSTATUS(st) == 77)
+        printf("short host names: no UTS namespace (not root): the machine's name only\n");
+    else
+        CHECK(WEXITSTATUS(st) == 0, "the short names of other host names (see above)");
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -439,6 +491,7 @@ int main(void)
     test_lease();
     test_query_and_answer();
     test_instance_name();
+    test_short_host();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
