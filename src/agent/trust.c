@@ -3,6 +3,7 @@
  * on every change of a signed field; peers are verified on every join and
  * update, and with require = true only trusted ones reach the policy. */
 #include "agent/internal.h"
+#include "base/names.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/util.h"
@@ -97,12 +98,7 @@ static void mdns_host(lmd_agent *a, char *host, size_t len)
     const char *fqdn = a->m ? lmd_mdns_host_fqdn(a->m) : NULL;
     if (!fqdn) { /* not connected yet: avahi's name is the host name */
         char hn[200];
-        if (gethostname(hn, sizeof hn) != 0)
-            snprintf(hn, sizeof hn, "localhost");
-        hn[sizeof hn - 1] = '\0';
-        char *dot = strchr(hn, '.');
-        if (dot)
-            *dot = '\0';
+        (void)lmd_short_hostname(hn, sizeof hn); /* LMD_ENOTFOUND: "localhost" */
         snprintf(host, len, "%s.local", hn);
     } else {
         snprintf(host, len, "%s", fqdn);
