@@ -14,7 +14,9 @@ local function run(cmd)
     local f = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
     local out = f:read("a")
     f:close()
-    return tonumber(out:match("rc=(%d+)\n?$")), out
+    local code = tonumber(out:match("rc=(%d+)\n?$"))
+    require("sanitizer").check(cmd, out, code, 2)
+    return code, out
 end
 
 local function make_keys()
