@@ -319,6 +319,8 @@ function on_leave(peer, reason) rec("leave", peer.name, reason) end
         local p1 = agent("h1", { port = 8011, poll = 1, policy = S.set_txt_when(flag, '{ model = "gemma", load = "5" }') })
         await(p1, "wide%-area: published \"h1\"")
         local line = await(rec, "^join|h1|")
+        -- the agent logs an event after its hooks ran: wait for the line
+        await(p2, 'join "h1"', 5)
         local join = log_time(p2, 'join "h1"') - log_time(p1, 'wide-area: published "h1"')
         note("h2 saw h1 join through DNS %.2f s after h1's update was applied (poll 1 s)", join)
         lu.assertTrue(join <= 1.5, ("join after %.2f s"):format(join))
@@ -338,6 +340,7 @@ function on_leave(peer, reason) rec("leave", peer.name, reason) end
         p1:signal("TERM")
         lu.assertEquals(p1:wait(5), 0, p1:output())
         await(rec, "^leave|h1|goodbye", 5)
+        await(p2, 'leave "h1"', 5)
         local leave = log_time(p2, 'leave "h1"') - log_time(p1, 'wide-area: withdrew "h1"')
         note("h2 saw h1 leave %.2f s after h1's withdraw (poll 1 s)", leave)
         lu.assertTrue(leave <= 1.5, ("leave after %.2f s"):format(leave))
