@@ -18,6 +18,11 @@ from .fakebin import FakeBin
 from .util import Case, pid_gone, wait_until
 
 REAL_BIN = os.environ.get("LMDISC_BIN")  # set by CTest: the real binary, used for --help only
+# what tests/lab/sanitizer.lua looks for, and the sanitizers' exit code in
+# the test environment (tests/tests.cmake)
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "ERROR: UndefinedBehaviorSanitizer",
+                     "Sanitizer:DEADLYSIGNAL", "runtime error:")
+SANITIZER_EXIT = 86
 
 
 class FallbackCase(Case):
@@ -245,6 +250,12 @@ class RealBinaryContractTest(unittest.TestCase):
 
     def help(self, command):
         cp = subprocess.run([REAL_BIN, command, "--help"], capture_output=True, timeout=10, stdin=subprocess.DEVNULL)
+        # in the sanitizer build the binary is instrumented: a report fails
+        # the test whatever the exit code (tests/lab/sanitizer.lua)
+        output = cp.stdout.decode(errors="replace") + cp.stderr.decode(errors="replace")
+        for marker in SANITIZER_MARKERS:
+            self.assertNotIn(marker, output, output)
+        self.assertNotEqual(cp.returncode, SANITIZER_EXIT, output)
         self.assertEqual(cp.returncode, 0, cp.stderr)
         return cp.stdout.decode()
 

@@ -12,7 +12,7 @@ target_include_directories(lmd-abi-layout PRIVATE include)
 add_executable(test_abi_opts tests/abi/test_opts.c)
 target_link_libraries(test_abi_opts PRIVATE lmdisc_core)
 add_test(NAME unit_abi_opts COMMAND test_abi_opts)
-set_tests_properties(unit_abi_opts PROPERTIES LABELS unit TIMEOUT 60)
+set_tests_properties(unit_abi_opts PROPERTIES LABELS unit TIMEOUT 60 ENVIRONMENT "${LMD_SANITIZER_ENV}")
 
 # lmd-lib-probe: liblmdisc.so as a program uses it, for the lab suite
 # tests/lab/test_lib.lua.

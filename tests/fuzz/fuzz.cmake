@@ -18,6 +18,9 @@
 #                          it, and the input is kept in fuzz/artifacts/NAME/
 #   fuzz_NAME_regressions  replays the inputs in regressions/NAME/ once each,
 #                          strictly: known bugs not fixed yet fail it (fuzz.h)
+#   fuzz_config_fence_WHAT a configuration that reaches WHAT (system, popen,
+#                          fork, execve, socket, dlopen...) through the
+#                          harness's self-test: the fence must stop it
 if(NOT LMDISC_FUZZ)
   return()
 endif()
@@ -129,4 +132,25 @@ foreach(name ${LMD_FUZZ_NAMES})
     set_tests_properties(fuzz_${name}_regressions PROPERTIES LABELS fuzz TIMEOUT 300
       ENVIRONMENT LMD_FUZZ_STRICT=1)
   endif()
+endforeach()
+
+# The config fuzzer's fence fires: each configuration opens
+# "lmd-fence-selftest-WHAT", and with LMD_FUZZ_FENCE_SELFTEST set the
+# harness does WHAT from inside that io.open (fuzz_config.c).  Passes only
+# when the fence's report is printed (the harness aborts then); a WHAT that
+# got through prints "was NOT stopped" and fails.  The kernel's side (the
+# seccomp filter) must stop all but "dlopen", which the harness's dlopen
+# symbol stops first ("dlopen-kernel" goes past it to glibc's own).
+foreach(what system popen fork execve socket dlopen dlopen-kernel mmap-exec)
+  set(_cfg ${LMD_FUZZ_BIN_DIR}/fence/${what}.lua)
+  file(WRITE ${_cfg} "-- fuzz_config fence self-test: reach ${what}\nio.open(\"lmd-fence-selftest-${what}\")\n")
+  if(what STREQUAL "dlopen")
+    set(_expect "a configuration being checked reached dlopen\\(\\)")
+  else()
+    set(_expect "stopped by the seccomp filter")
+  endif()
+  add_test(NAME fuzz_config_fence_${what} COMMAND fuzz_config ${LMD_FUZZ_OPTIONS} ${_cfg})
+  set_tests_properties(fuzz_config_fence_${what} PROPERTIES LABELS fuzz TIMEOUT 60
+    ENVIRONMENT LMD_FUZZ_FENCE_SELFTEST=1
+    PASS_REGULAR_EXPRESSION "${_expect}" FAIL_REGULAR_EXPRESSION "was NOT stopped")
 endforeach()

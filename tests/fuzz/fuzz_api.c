@@ -5,9 +5,10 @@
  * The input is read three ways:
  *   1. arbitrary bytes as the query string (also for ?routable=1), the
  *      Last-Event-ID and the
- *      agent's epoch: lmd_api_parse_resume must accept or refuse with a
- *      reason, and what it accepts must agree with a model written here (a
- *      since is a decimal integer that fits in 64 bits);
+ *      agent's epoch: lmd_api_parse_resume must accept exactly what a model
+ *      written here accepts (a since, from the query or after the last colon
+ *      of a Last-Event-ID, is a decimal integer that fits in 64 bits), refuse
+ *      the rest with a reason, and give the model's index and epoch verdict;
  *   2. a number and an epoch from the input, written the way a client
  *      writes them (query and header): they must come back exactly;
  *   3. arbitrary bytes as the path after /v1/services/: a name accepted is
@@ -50,21 +51,64 @@ static char *dup_bytes(const uint8_t *p, size_t n)
     return s;
 }
 
+/* Whether the model accepts: a query libevent can parse, whose since (if
+ * any) is an index; without one, a Last-Event-ID with a colon must end in
+ * an index (one without a colon is no resume point: ignored). */
+static bool model_accepts(const char *query, const char *leid)
+{
+    struct evkeyvalq params;
+    TAILQ_INIT(&params);
+    bool ok = true;
+    uint64_t v;
+    if (query && evhttp_parse_query_str(query, &params) != 0) {
+        ok = false;
+    } else {
+        const char *since = query ? evhttp_find_header(&params, "since") : NULL;
+        const char *colon = leid ? strrchr(leid, ':') : NULL;
+        if (since)
+            ok = model_index(since, &v);
+        else if (colon)
+            ok = model_index(colon + 1, &v);
+    }
+    evhttp_clear_headers(&params);
+    return ok;
+}
+
 static void check_resume(const char *query, const char *leid, const char *epoch)
 {
     struct lmd_resume r;
     const char *why = NULL;
     int rc = lmd_api_parse_resume(query, leid, epoch, &r, &why);
     FUZZ_CHECK(rc == 0 || rc == -1);
+    FUZZ_CHECK((rc == 0) == model_accepts(query, leid));
     if (rc) {
         FUZZ_CHECK(why && why[0]);
         FUZZ_CHECK(!r.have_since);
         return;
     }
-    /* accepted: a since given in the query must be the model's number */
+    /* accepted: a since given in the query must be the model's number;
+     * without one, an SSE client's Last-Event-ID "EPOCH:N" (the last colon
+     * splits it) gives N, of our epoch when EPOCH is ours exactly */
     struct evkeyvalq params;
     TAILQ_INIT(&params);
-    if (query && evhttp_parse_query_str(query, &params) == 0) {
+    bool query_since = false;
+    if (query) {
+        FUZZ_CHECK(evhttp_parse_query_str(query, &params) == 0); /* a malformed one is refused */
+        query_since = evhttp_find_header(&params, "since") != NULL;
+    }
+    if (!query_since) {
+        const char *colon = leid ? strrchr(leid, ':') : NULL;
+        uint64_t v;
+        if (colon) {
+            FUZZ_CHECK(model_index(colon + 1, &v));
+            FUZZ_CHECK(r.have_since && r.since == v);
+            size_t elen = (size_t)(colon - leid);
+            FUZZ_CHECK(r.same_epoch == (strlen(epoch) == elen && memcmp(leid, epoch, elen) == 0));
+        } else {
+            FUZZ_CHECK(!r.have_since && r.same_epoch); /* a fresh stream */
+        }
+    }
+    if (query) {
         const char *since = evhttp_find_header(&params, "since");
         uint64_t v;
         if (since) {

@@ -359,11 +359,15 @@ static long unescape(const char *s, uint8_t *out, size_t cap)
 }
 
 /* Characters that change how a terminal shows text without showing
- * themselves: C1 controls, bidi embeddings, overrides and isolates. */
+ * themselves: C1 controls, bidi embeddings, overrides and isolates,
+ * zero-width ones, the soft hyphen (U+00AD), the word joiner and the
+ * invisible operators (U+2060-2064), and the tag characters (U+E0000-E007F,
+ * which spell hidden text after an emoji). */
 static bool hidden_char(uint32_t cp)
 {
-    return (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) ||
-           (cp >= 0x200b && cp <= 0x200f) || cp == 0x2028 || cp == 0x2029 || cp == 0xfeff;
+    return (cp >= 0x80 && cp <= 0x9f) || cp == 0xad || (cp >= 0x202a && cp <= 0x202e) ||
+           (cp >= 0x2060 && cp <= 0x2064) || (cp >= 0x2066 && cp <= 0x2069) || (cp >= 0x200b && cp <= 0x200f) ||
+           cp == 0x2028 || cp == 0x2029 || cp == 0xfeff || (cp >= 0xe0000 && cp <= 0xe007f);
 }
 
 static void check_escaped(const char *out, size_t outlen)

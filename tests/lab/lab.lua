@@ -18,6 +18,8 @@
 -- Logs of lab:bg() go to a per-lab directory under /tmp (lab.logdir), which
 -- down() removes unless LMD_LAB_KEEP_LOGS=1.
 
+local San = require "sanitizer"
+
 local Lab = {}
 Lab.__index = Lab
 
@@ -161,8 +163,13 @@ function Lab.with(n, fn, id_or_opts)
 end
 
 --- Run cmd (a bash command string) on host: ok, output (stdout+stderr), exit code.
+--- Raises when the output holds a sanitizer report or the command exited
+--- with the sanitizers' exit code (tests/lab/sanitizer.lua), whatever the
+--- test expected of it.
 function Lab:exec(host, cmd)
-  return run("exec", self.id, host, "bash", "-c", cmd)
+  local ok, out, code = run("exec", self.id, host, "bash", "-c", cmd)
+  San.check(("%s: `%s`"):format(host, cmd), out, code, 2)
+  return ok, out, code
 end
 
 --- Like exec but raises on failure; returns the output.
@@ -235,6 +242,12 @@ function Proc:wait(timeout_s)
 end
 
 function Proc:output() return read_file(self.log) or "" end
+
+--- A message when the process printed a sanitizer report or exited with the
+--- sanitizers' exit code, else nil (it may still be running).
+function Proc:sanitizer_problem()
+  return San.problem(("%s: `%s` (log %s)"):format(self.host, self.cmd, self.log), self:output(), self:status())
+end
 
 --- Block until a line matching the Lua pattern appears in the log of proc
 --- (or file path).  Returns the line, or nil, message after timeout_s.

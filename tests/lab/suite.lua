@@ -67,14 +67,12 @@ function S.class_lab(T, hosts, opts, procs, ready)
         if tmp then os.execute("rm -rf " .. S.q(tmp)) end
     end
     function T.tearDown()
-        local bad = {}
         for i = #procs, 1, -1 do
             local p = procs[i]
             if p:running() then p:signal("TERM"); p:wait(10) end
-            bad[#bad + 1] = S.sanitizer_report(p)
             procs[i] = nil
         end
-        lu.assertEquals(#bad, 0, "sanitizer report:\n" .. table.concat(bad, "\n----\n"))
+        S.assert_no_sanitizer_report(lab)
     end
 end
 
@@ -113,14 +111,28 @@ function S:bg(host, cmd)
     return p
 end
 
-local SANITIZER = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"}
-
---- The sanitizer reports in a process's output, or nil.
+--- The sanitizer report in a process's output (or its exit with the
+-- sanitizers' code, tests/lab/sanitizer.lua), as a message; nil if none.
 function S.sanitizer_report(p)
-    local out = p:output()
-    for _, marker in ipairs(SANITIZER) do
-        if out:find(marker, 1, true) then return out end
+    return p:sanitizer_problem()
+end
+
+--- Fail the test when any process started in lab so far (by S:bg,
+-- S:agent, or lab:bg directly, stopped or still running) printed a
+-- sanitizer report or exited with the sanitizers' code.  Each process is
+-- reported once.
+function S.assert_no_sanitizer_report(lab)
+    local bad = {}
+    for _, p in ipairs(lab and lab.procs or {}) do
+        if not p.sanitizer_reported then
+            local m = p:sanitizer_problem()
+            if m then
+                p.sanitizer_reported = true
+                bad[#bad + 1] = m
+            end
+        end
     end
+    lu.assertEquals(#bad, 0, "sanitizer report:\n" .. table.concat(bad, "\n----\n"))
 end
 
 --- The end of a long text (a log in a failure message).
@@ -160,21 +172,20 @@ end
 
 --- Stop what the test started (TERM, then wait), newest first: clients
 -- before the agents they talk to (an agent stopped under its clients is a
--- test of its own); a process that printed a sanitizer report fails the
--- test (the lmdisc binary is instrumented in a sanitizer build, and its
--- output goes to these logs).
+-- test of its own); a process of the lab that printed a sanitizer report
+-- fails the test (the lmdisc binary is instrumented in a sanitizer build,
+-- and its output goes to these logs), also one the test started with
+-- lab:bg itself.
 function S:stop_all()
-    local bad = {}
     for i = #self.procs, 1, -1 do
         local p = self.procs[i]
         if p:running() then
             p:signal("TERM")
             p:wait(10)
         end
-        bad[#bad + 1] = S.sanitizer_report(p)
     end
     self.procs = {}
-    lu.assertEquals(#bad, 0, "sanitizer report:\n" .. table.concat(bad, "\n----\n"))
+    S.assert_no_sanitizer_report(self.lab)
 end
 
 --- Start `lmdisc agent` on host with a configuration given as text (or a

@@ -40,8 +40,10 @@ function TestAgent:test_hooks_receive_the_right_peers_and_data()
     lu.assertStrContains(join[7], "listed=1")
     lu.assertStrContains(join[7], S.lab:ip("h2", 4))
     lu.assertStrContains(join[7], S.lab:ip("h2", 6))
-    -- h3 serves llama: filtered out, never joined; h2 never sees itself
+    -- h3 serves llama: filtered out, never joined (once the filter has
+    -- seen it, and said no); h2 never sees itself
     lu.assertNotNil(S.lab:wait_log(p1, "initial scan done", 10))
+    await(rec1, "^filter|" .. n3 .. "|.*|false$")
     lu.assertEquals(#lines(rec1, "join|" .. n3), 0, read(rec1))
     lu.assertEquals(#lines(rec1, "join|"), 1, read(rec1))
     await(rec2, "^join|" .. n3 .. "|")
@@ -266,7 +268,11 @@ end
 
 function TestAgent:test_log_lines_escape_peer_data_and_follow_the_level()
     local cfg = path("plain.lua")
-    write(cfg, "registry { ttl = 60 }\nfunction on_join(peer) lmdisc.log.info('HOOK %s', peer.name) end\n")
+    -- an info line, then an error line, for each join: the error line shows
+    -- the LOGLEVEL=ERROR agent ran the hook, and that the info line before
+    -- it would have been written by then
+    write(cfg, "registry { ttl = 60 }\nfunction on_join(peer) lmdisc.log.info('HOOK %s', peer.name); " ..
+        "lmdisc.log.error('HOOKED %s', peer.name) end\n")
     local quiet = S:bg("h1", "LOGLEVEL=ERROR " .. q(BIN) .. " agent -c " .. q(cfg))
     local loud = S:bg("h3", q(BIN) .. " --log-level DEBUG agent -c " .. q(cfg))
     lu.assertNotNil(S.lab:wait_log(loud, "agent started", 10), loud:output())
@@ -281,8 +287,12 @@ function TestAgent:test_log_lines_escape_peer_data_and_follow_the_level()
     lu.assertStrContains(out, "lmdisc debug:")
     -- every line is one event with a timestamp
     for l in out:gmatch("[^\n]+") do lu.assertStrMatches(l, "%d%d%d%d%-%d%d%-%d%dT.*") end
-    -- LOGLEVEL=ERROR: nothing below error
+    -- LOGLEVEL=ERROR: nothing below error, from an agent that is running
+    -- and saw the peer
+    await(quiet, "HOOKED evil", 15)
+    lu.assertTrue(quiet:running(), quiet:output())
     lu.assertNil(quiet:output():find("info:", 1, true), quiet:output())
+    lu.assertNil(quiet:output():find("HOOK evil", 1, true), quiet:output())
 end
 
 os.exit(lu.LuaUnit.run())

@@ -223,6 +223,9 @@ function TestHostile:test_with_trust_a_forged_instance_is_never_admitted()
         end
     end
     lu.assertTrue(#snaps >= 50, text)
+    -- the loop above had something to check: the real service, listed
+    -- before the attack began (the watch starts first)
+    lu.assertStrContains(snaps[1].line, '"name":"' .. n2 .. '"', false, snaps[1].line)
     -- the real service is listed, trusted, at the end (under its name, or
     -- the one its avahi chose after the conflict)
     local listed = until_(10, function()
@@ -231,7 +234,8 @@ function TestHostile:test_with_trust_a_forged_instance_is_never_admitted()
         end
     end)
     lu.assertNotNil(listed, api(sock, "/v1/peers") .. "\n" .. S.tail(a1:output()))
-    await(a1, 'peer "' .. n2 .. '" is not trusted', 5) -- the forged one, logged and kept out
+    -- the forged one (TXT info=EVIL, no signature), logged and kept out
+    await(a1, 'peer "' .. n2 .. '" is not trusted %(unsigned', 5)
 end
 
 -- h2's signed announcement, copied byte for byte (TXT with lmd-cert and
@@ -253,8 +257,16 @@ function TestHostile:test_with_trust_a_replayed_announcement_is_refused()
         S.lab:ip("h3", 6), table.concat(txt, " ")))
     await(r, "^replay 20", 30)
     local snaps, text = snapshots()
-    await(a1, 'peer "' .. n2 .. '" is not trusted %(', 5)
+    -- the agent saw the replay, and refused it for the reason it must: the
+    -- signature covers the SRV target and the addresses
+    await(a1, 'peer "' .. n2 .. '" is not trusted %(bad signature', 5)
     local h2addr = { [S.lab:ip("h2", 4)] = true, [S.lab:ip("h2", 6)] = true }
+    local function real_listed(doc)
+        for _, p in ipairs(doc) do
+            if p.name:sub(1, #n2) == n2 and p.trusted and p.host == "h2.local" and p.port == 8002 then return true end
+        end
+        return false
+    end
     for _, snap in ipairs(snaps) do
         local line = snap.line
         for _, p in ipairs(snap.doc) do
@@ -264,7 +276,14 @@ function TestHostile:test_with_trust_a_replayed_announcement_is_refused()
         end
     end
     lu.assertTrue(#snaps >= 30, text)
-    lu.assertStrContains(api(sock, "/metrics"), "lmdisc_untrusted_total{reason=")
+    -- what the loop above checked was there: the real peer, before the
+    -- replay began (the watch starts first) and again at the end (under its
+    -- name, or the one its avahi chose after the conflict)
+    lu.assertTrue(real_listed(snaps[1].doc), "the first snapshot lacks the real peer:\n" .. snaps[1].line)
+    local back = until_(10, function() return real_listed(json(sock, "/v1/peers")) end)
+    lu.assertTrue(back, api(sock, "/v1/peers") .. "\n" .. S.tail(a1:output()))
+    local m = api(sock, "/metrics")
+    lu.assertStrMatches(m, '.*\nlmdisc_untrusted_total{reason="bad signature"} [1-9]%d*\n.*', nil, nil, m)
 end
 
 -- h2's signed TXT with one value changed (info), replayed by h3 for h2's
@@ -292,6 +311,8 @@ function TestHostile:test_with_trust_a_tampered_txt_is_refused()
         lu.assertNil(snap.line:find("TAMPERED", 1, true), snap.line)
     end
     lu.assertTrue(#snaps >= 20, text)
+    -- the snapshots did list the real one (the watch starts before the attack)
+    lu.assertStrContains(snaps[1].line, '"info":"real"', false, snaps[1].line)
     -- the real service is listed, trusted, with its own TXT (under its
     -- name, or the one its avahi chose after the conflict)
     local back = until_(10, function()

@@ -121,6 +121,18 @@ function TestLiveness:test_fifty_peers_joining_at_once_are_probed_with_bounded_c
         S:bg("h2", ("%s announce 9000 x --name %s"):format(q(BIN), S:uniq("b")))
     end
     lu.assertNotNil(S.lab:wait_log(obs, "HOOK join b_", 30, 50), obs:output())
+    -- healthy, all of them: no check failed once every peer was probed
+    local function checks_total()
+        local _, m = S.lab:exec("h1", "curl -s --max-time 5 --unix-socket /run/lmdisc/agent.sock http://x/metrics")
+        return tonumber(m:match("\nlmdisc_checks_total (%S+)")) or 0, m
+    end
+    local probed, m = 0, ""
+    for _ = 1, 60 do -- a probe of a healthy peer takes milliseconds; 15 s at most
+        probed, m = checks_total()
+        if probed >= 50 then break end
+        require("lab").sleep(0.25)
+    end
+    lu.assertTrue(probed >= 50, "not every peer was probed yet: " .. m)
     lu.assertNil(obs:output():find("peer \"b_[^\"]*\" failed 1 check"), obs:output())
     -- cut h2 off: every probe now hangs until its timeout, so only the cap
     -- on probes in flight keeps them from piling up; each peer's next probe

@@ -14,7 +14,9 @@ local function run(cmd)
     local f = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
     local out = f:read("a")
     f:close()
-    return tonumber(out:match("rc=(%d+)\n?$")), out
+    local code = tonumber(out:match("rc=(%d+)\n?$"))
+    require("sanitizer").check(cmd, out, code, 2)
+    return code, out
 end
 
 local function make_keys()
@@ -149,9 +151,12 @@ function TestTrust:test_forged_goodbyes_do_not_make_a_trusted_peer_leave()
     local n2 = S:uniq("victim2")
     local rec, sock = S:path("h1.rec"), S:path("h1.sock")
     S:agent("h2", trust("h2", { "fleetA" }) .. ("announce { port = 8002, name = %q }\n"):format(n2))
+    -- the mark (recorder.lua): proof on the agent's own clock that the
+    -- hold is over, 2.5 s after the last forged goodbye at the latest
+    local flag = S:path("hold.flag")
     local a1 = S:agent("h1", trust("h1", { "fleetA" }) .. ("api { socket = %q }\n"):format(sock) ..
         read(os.getenv("LMDISC_SRC") .. "/tests/lab/policies/recorder.lua"),
-        { env = { RECORD_FILE = rec, LOGLEVEL = "DEBUG" } })
+        { env = { RECORD_FILE = rec, LOGLEVEL = "DEBUG", MARK_FLAG = flag, MARK_AFTER = "2.5" } })
     await(a1, "join \"" .. n2 .. "\"")
     local script = S:path("forge.py")
     write(script, FORGE)
@@ -168,9 +173,14 @@ function TestTrust:test_forged_goodbyes_do_not_make_a_trusted_peer_leave()
         if taken then break end
     end
     lu.assertNotNil(taken, "avahi on h1 never took the forged goodbyes:\n" .. a1:output())
-    -- ... and the hold (2 s) passes with h2 answering: no leave, no second
-    -- join (an absence: it is watched for the hold and a second more)
-    os.execute("sleep 3")
+    -- ... and the hold (2 s, LMD_GOODBYE_HOLD) passes with h2 answering: no
+    -- leave, no second join.  The last burst has been sent (exec returned),
+    -- so every hold it started ends within 2 s; the agent marks 2.5 s after
+    -- this flag on its own clock, after the registry's tick that would have
+    -- dropped the peer (timers run in deadline order), and a leave hook
+    -- writes to the same file before the mark.
+    write(flag, "go")
+    await(rec, "^mark|", 15)
     local hooks = read(rec)
     lu.assertNil(hooks:find("leave|" .. n2, 1, true), hooks .. "\n" .. a1:output())
     lu.assertNil(hooks:find("update|" .. n2, 1, true), hooks) -- not even an address flap

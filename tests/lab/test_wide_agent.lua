@@ -74,6 +74,28 @@ log { level = "debug" }
         return tonumber(("\n" .. text):match("\n" .. line:gsub("[%[%]%(%)%.%%%+%-%*%?%^%${}]", "%%%0") .. " (%S+)"))
     end
 
+    -- the checks of the domain the agent behind sock has made (any result)
+    local function polls(host, sock)
+        local m = metrics(host, sock)
+        local n = 0
+        for v in m:gmatch('\nlmdisc_dns_polls_total{result="[^"]*"} (%S+)') do n = n + tonumber(v) end
+        return n, m
+    end
+
+    -- wait until that agent has checked the domain k more times: positive
+    -- evidence that what a poll would have brought has come (no sleep
+    -- standing in for it); at most timeout s
+    local function await_polls(host, sock, k, timeout)
+        local n0 = polls(host, sock)
+        local deadline = Lab.now() + (timeout or 15)
+        local n, m = n0, ""
+        repeat
+            Lab.sleep(0.2)
+            n, m = polls(host, sock)
+        until n >= n0 + k or Lab.now() > deadline
+        lu.assertTrue(n >= n0 + k, ("%d more polls, %d awaited:\n%s"):format(n - n0, k, m))
+    end
+
     -- the agent's own timestamp (s since midnight UTC) of the first line of
     -- p's log containing text
     local function log_time(p, text)
@@ -156,7 +178,7 @@ log { level = "debug" }
         lu.assertStrContains(line, "h2._lmserv._tcp." .. zone .. " SRV TXT")
         lu.assertStrContains(line, "h2." .. zone .. " A AAAA")
         if kind == "named" then lu.assertStrContains(line, "REFUSED") else lu.assertStrContains(line, "BADKEY") end
-        lu.assertStrContains(srv("h2"), "")
+        lu.assertEquals(srv("h2"), "") -- nothing of h2's in the zone
         lu.assertStrContains(dig("h2", "h2._lmserv._tcp." .. zone .. " SRV"), "status: NXDOMAIN")
         -- counted, and the mDNS side announced all the same
         await(p, "^.*announced \"h2\"")
@@ -297,6 +319,8 @@ function on_leave(peer, reason) rec("leave", peer.name, reason) end
         local p1 = agent("h1", { port = 8011, poll = 1, policy = S.set_txt_when(flag, '{ model = "gemma", load = "5" }') })
         await(p1, "wide%-area: published \"h1\"")
         local line = await(rec, "^join|h1|")
+        -- the agent logs an event after its hooks ran: wait for the line
+        await(p2, 'join "h1"', 5)
         local join = log_time(p2, 'join "h1"') - log_time(p1, 'wide-area: published "h1"')
         note("h2 saw h1 join through DNS %.2f s after h1's update was applied (poll 1 s)", join)
         lu.assertTrue(join <= 1.5, ("join after %.2f s"):format(join))
@@ -316,6 +340,7 @@ function on_leave(peer, reason) rec("leave", peer.name, reason) end
         p1:signal("TERM")
         lu.assertEquals(p1:wait(5), 0, p1:output())
         await(rec, "^leave|h1|goodbye", 5)
+        await(p2, 'leave "h1"', 5)
         local leave = log_time(p2, 'leave "h1"') - log_time(p1, 'wide-area: withdrew "h1"')
         note("h2 saw h1 leave %.2f s after h1's withdraw (poll 1 s)", leave)
         lu.assertTrue(leave <= 1.5, ("leave after %.2f s"):format(leave))
@@ -336,13 +361,13 @@ function on_leave(peer, reason) rec("leave", peer.name, reason) end
         S.write(forged, (text:gsub('secret "[^"]+"', 'secret "' .. ("QUFB"):rep(11) .. '"')))
         os.execute("chmod 600 " .. q(forged))
         local rec = path("rec.txt")
-        local p2 = agent("h2", { observe = true, key = forged, poll = 1, policy = HOOKS:format(rec) })
+        local p2, sock2 = agent("h2", { observe = true, key = forged, poll = 1, policy = HOOKS:format(rec) })
         agent("h1", { port = 8018, poll = 1 })
         local line = await(p2, "wide%-area browse: no transfer of " .. zone:gsub("%.", "%%.") .. " from ")
         lu.assertStrContains(line, "reading it with queries from now on")
         line = await(rec, "^join|h1|")
         lu.assertEquals(S.fields(line)[5], "8018", line)
-        Lab.sleep(2)
+        await_polls("h2", sock2, 2) -- two more reads: still said once
         lu.assertEquals(select(2, p2:output():gsub("no transfer of", "")), 1, p2:output())
         lu.assertNotStrContains(p2:output(), "wide-area: publishing")
     end
@@ -368,7 +393,7 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
         local p1 = agent("h1", { port = 8013, poll = 1 })
         await(rec, "^join|h1|")
         await(p3, "resolved \"h1\"")                       -- mDNS
-        Lab.sleep(2.5)                                      -- more than two polls
+        await_polls("h3", sock3, 2)                         -- and two reads of the domain
         local joins = select(2, S.read(rec):gsub("join|h1|", ""))
         lu.assertEquals(joins, 1, S.read(rec))
         local function h1_json(want)
@@ -399,7 +424,7 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
         p1:signal("TERM")
         lu.assertEquals(p1:wait(5), 0, p1:output())
         await(rec, "^leave|h1|", 10)
-        Lab.sleep(1.5)
+        await_polls("h3", sock3, 2) -- a second leave (through DNS) would have come by now
         local text = S.read(rec)
         lu.assertEquals(select(2, text:gsub("leave|h1|", "")), 1, text)
         lu.assertEquals(select(2, text:gsub("join|h1|", "")), 1, text)
@@ -413,10 +438,10 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
         await(rec, "^join|h1|")
         server_away("stop", function()
             await(p2, "wide%-area browse: reading .* failed; keeping the peers", 10)
-            Lab.sleep(2)
+            await_polls("h2", sock2, 2) -- two more failed reads, peers kept
         end)
         await(p2, "wide%-area browse: reading .* again", 15)
-        Lab.sleep(1.5)
+        await_polls("h2", sock2, 2)
         local m = metrics("h2", sock2)
         lu.assertTrue(metric(m, 'lmdisc_dns_polls_total{result="failed"}') >= 1, m)
         lu.assertTrue(metric(m, 'lmdisc_dns_polls_total{result="unchanged"}') >= 1, m)
@@ -583,7 +608,7 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
     -- records: the sweep fails, says what grant is missing, the records stay
     function T:test_a_sweep_without_the_grant_is_refused_and_says_so()
         local rec = path("rec.txt")
-        local p2 = agent("h2", { observe = true, poll = 1, sweep_key = lab:key("h2"), policy = HOOKS:format(rec) })
+        local p2, sock2 = agent("h2", { observe = true, poll = 1, sweep_key = lab:key("h2"), policy = HOOKS:format(rec) })
         local p1 = agent("h1", { port = 8022, lease = 10, poll = 1 })
         await(rec, "^join|h1|")
         p1:signal("KILL")
@@ -593,7 +618,7 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
         lu.assertStrContains(line, "grant")
         lu.assertEquals(srv("h1"), "0 0 8022 h1." .. zone .. ".\n")
         -- still expired: the unchanged stale records do not bring it back
-        Lab.sleep(2.5)
+        await_polls("h2", sock2, 2)
         lu.assertEquals(select(2, S.read(rec):gsub("join|h1|", "")), 1, S.read(rec))
         -- what the crash left goes with h1's own key (the next tests' h1 is new)
         local _, out = lab:exec("h1", ("%s %s %s %s h1 h1.%s 0 --withdraw"):format(q(TOOL), server, q(lab:key("h1")),
@@ -701,7 +726,7 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
         lu.assertStrContains(up, "rc=0", up)
         local ok, err = pcall(function()
             await(p2, "peer \"forged\" is not trusted .*: kept out", 10)
-            Lab.sleep(1.5)
+            await_polls("h2", sock2, 1) -- read again: still kept out
             lu.assertNotStrContains(S.read(rec), "join|forged|")
             local _, peers = lab:exec("h2", "curl -s --max-time 5 --unix-socket " .. q(sock2) .. " http://agent/v1/peers")
             lu.assertNotStrContains(peers, "forged")
@@ -761,11 +786,24 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
         end)
         lab:avahi_start("h3")
         if not ok then error(err, 0) end
-        -- with avahi running, an mDNS-less agent announces nothing on the link
+        -- with avahi running, an mDNS-less agent announces nothing on the
+        -- link: h1's browses (each must succeed) see a control service that
+        -- h3's avahi-daemon published after the agent started, and in those
+        -- same browses never the agent's "h3" on port 8003
         local p = agent("h3", { mdns = false, port = 8003 })
         await(p, "wide%-area: published \"h3\"")
-        local _, out = lab:exec("h1", "timeout 3 avahi-browse -rpt _lmserv._tcp")
-        lu.assertNotStrContains(out, "h3", out)
+        local control = lab:bg("h3", "exec avahi-publish-service -s mdns-control _lmserv._tcp 8013")
+        procs[#procs + 1] = control
+        await(control, "Established under name")
+        local out
+        for _ = 1, 5 do -- about 1 s each, until the control shows
+            out = "\n" .. lab:check("h1", "timeout 15 avahi-browse -rpt _lmserv._tcp")
+            if out:find("\n=;eth0;IPv[46];mdns%-control;_lmserv%._tcp;local;h3%.local;[^;]+;8013;") then break end
+        end
+        lu.assertStrMatches(out, ".*\n=;eth0;IPv[46];mdns%-control;_lmserv%._tcp;local;h3%.local;[^;]+;8013;.*",
+            nil, nil, "h1 never saw h3's control service:" .. out)
+        lu.assertNil(out:find("\n[=+];[^;]*;IPv[46];h3;", 1), out)
+        lu.assertNil(out:find(";8003;", 1, true), out)
     end
 
     -- a Python server registering through its agent (PUT /v1/services/NAME)

@@ -30,10 +30,10 @@ local function make_class(kind)
         return out
     end
 
+    -- (lab:exec itself fails the test on a sanitizer report; this names
+    -- the command's output in the message)
     local function no_sanitizer(out)
-        for _, m in ipairs({"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"}) do
-            lu.assertNotStrContains(out, m)
-        end
+        lu.assertNil(require("sanitizer").report(out), out)
     end
 
     -- `lmdisc announce PORT INFO --domain` on host in the background

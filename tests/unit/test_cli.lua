@@ -1,6 +1,7 @@
 -- Argument parsing: every misuse gets one clear line, a --help hint and a
 -- non-zero exit, before anything touches the network.
 local lu = require "luaunit"
+local San = require "sanitizer"
 local BIN = assert(os.getenv("LMDISC_BIN"), "set LMDISC_BIN to the lmdisc binary")
 
 local function sh(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
@@ -15,6 +16,7 @@ local function run(...)
     local text = f:read("a")
     f:close()
     os.remove(out)
+    San.check("lmdisc " .. table.concat(args, " "), text, code, 2)
     return code, text
 end
 
@@ -79,11 +81,9 @@ end
 
 function TestCli:test_log_level()
     assert_usage("--log-level needs one of", "--log-level", "loud", "discover")
-    local f = io.popen("LOGLEVEL=chatty " .. sh(BIN) .. " --version 2>&1; echo \"rc=$?\"")
-    local text = f:read("a")
-    f:close()
+    local code, text = require("bin").sh_run("LOGLEVEL=chatty " .. sh(BIN) .. " --version")
     lu.assertStrContains(text, "LOGLEVEL='chatty' is not one of")
-    lu.assertStrContains(text, "rc=2")
+    lu.assertEquals(code, 2, text)
 end
 
 -- wide-area DNS-SD options: every misuse stops before anything is sent (no

@@ -1,6 +1,7 @@
 -- TXT encoding/decoding and validation (RFC 6763 section 6), through lmdisc.so.
 local lu = require "luaunit"
 local lmdisc = require "lmdisc"
+local cjson = require "cjson"
 
 TestTxt = {}
 
@@ -47,12 +48,36 @@ function TestTxt:test_item_limit_is_255_bytes_exactly()
     lu.assertStrContains(err, "at most 255")
 end
 
+-- base64 (RFC 4648) back to bytes, for txt_base64
+local function unbase64(s)
+    local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    local bits, out = s:gsub("=", ""):gsub(".", function(c)
+        local i = alphabet:find(c, 1, true) - 1
+        local b = ""
+        for k = 5, 0, -1 do b = b .. ((i >> k) & 1) end
+        return b
+    end), {}
+    for i = 1, #bits - 7, 8 do out[#out + 1] = string.char(tonumber(bits:sub(i, i + 7), 2)) end
+    return table.concat(out)
+end
+
 function TestTxt:test_binary_values_are_kept_exactly()
+    -- NUL, bytes that are not UTF-8, '=' and a newline: the record (a table:
+    -- Lua strings hold any byte) is valid, and the node's JSON gives every
+    -- byte back through txt_base64
     local bytes = "\0\1\255\254=\n"
-    local _, v = lmdisc.txt_parse("bin=" .. bytes)
-    -- the C string argument stops at NUL, so check via a table
     lu.assertIsTrue(lmdisc.txt_check({bin = bytes}))
-    lu.assertEquals(v, "")
+    local doc = cjson.decode(lmdisc.node_json({name = "n", txt = {bin = bytes, text = "plain"}}))
+    lu.assertEquals(unbase64(doc.txt_base64.bin), bytes)
+    lu.assertEquals(#unbase64(doc.txt_base64.bin), 6)
+    lu.assertEquals(doc.txt.text, "plain")
+end
+
+function TestTxt:test_parse_takes_a_c_string_that_ends_at_nul()
+    -- txt_parse reads "key=value" as a C string: a NUL ends it (binary
+    -- values go through tables, above)
+    local k, v = lmdisc.txt_parse("bin=ab\0cd")
+    lu.assertEquals({k, v}, {"bin", "ab"})
 end
 
 function TestTxt:test_check_table()
@@ -69,10 +94,18 @@ function TestTxt:test_check_table()
 end
 
 function TestTxt:test_keys_compare_case_insensitively()
-    -- RFC 6763 6.4: keys are case-insensitive, so Model and model are one key
-    local node = {name = "n", txt = {Model = "a"}}
-    local j = lmdisc.node_json(node)
-    lu.assertStrContains(j, '"Model":"a"')
+    -- RFC 6763 6.4: keys are case-insensitive, so Model and model are one
+    -- key: a record given both holds one of them, once
+    local node = {name = "n", txt = {Model = "a", model = "b", other = "c"}}
+    local doc = cjson.decode(lmdisc.node_json(node))
+    local keys = {}
+    for k, v in pairs(doc.txt) do keys[#keys + 1] = k:lower() .. "=" .. v end
+    table.sort(keys)
+    lu.assertEquals(#keys, 2, lmdisc.node_json(node))
+    lu.assertEquals(keys[2], "other=c")
+    lu.assertStrMatches(keys[1], "model=[ab]")
+    -- and a record with only Model= says Model
+    lu.assertEquals(cjson.decode(lmdisc.node_json({name = "n", txt = {Model = "a"}})).txt, {Model = "a"})
 end
 
 function TestTxt:test_service_type_validation()

@@ -1,6 +1,7 @@
 -- Lab policy: record every hook call as one line in $RECORD_FILE:
 --   kind|name|host|port|info|txt(sorted k=v;)|extra
--- Optional: $KEEP_MODEL keeps only peers whose TXT model equals it;
+-- Optional: $KEEP_MODEL keeps only peers whose TXT model equals it (and
+-- records each verdict as filter|...|true or false);
 -- $MY_MODEL is announced as $MY_NAME (default <host>:<port>) on $MY_PORT
 -- (default 8000).
 local FILE = assert(os.getenv("RECORD_FILE"), "set RECORD_FILE")
@@ -30,7 +31,38 @@ local function record(kind, peer, extra)
 end
 
 if KEEP then
-  function filter(peer) return peer.txt.model == KEEP end
+  -- each verdict is recorded too ("filter|...|true"/"false"): a test that
+  -- asserts a filtered peer never reached a hook first waits for the
+  -- filter to have seen it
+  function filter(peer)
+    local keep = peer.txt.model == KEEP
+    record("filter", peer, tostring(keep))
+    return keep
+  end
+end
+
+-- $MARK_FLAG: once that file exists (looked for every 0.1 s), the line
+-- "mark|$MARK_AFTER" is recorded $MARK_AFTER seconds later on the agent's
+-- own clock.  The agent's timers run in deadline order, so a test that
+-- sees the mark knows the agent's loop has got past every deadline of its
+-- own that was due before it (a held goodbye's, say): what did not happen
+-- by then did not happen.
+local MARK_FLAG = os.getenv("MARK_FLAG")
+if MARK_FLAG then
+  local after = tonumber(os.getenv("MARK_AFTER") or "0")
+  local armed = false
+  lmdisc.every(0.1, function()
+    local f = not armed and io.open(MARK_FLAG)
+    if f then
+      f:close()
+      armed = true
+      lmdisc.timer(after, function()
+        local o = assert(io.open(FILE, "a"))
+        o:write("mark|", tostring(after), "\n")
+        o:close()
+      end)
+    end
+  end)
 end
 
 function info(peer) return "model:" .. tostring(peer.txt.model) end

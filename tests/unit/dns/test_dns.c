@@ -194,7 +194,7 @@ static void test_update(void)
     }
     lmd_dns_msg_free(m);
 
-    /* withdraw: the deletes alone; an empty TXT is one empty string */
+    /* withdraw: the deletes alone */
     svc.txt = NULL;
     rc = lmd_dns_update_build(&svc, LMD_DNS_WITHDRAW, k, &m, &err);
     CHECK(rc == 0, "%s", err.msg);
@@ -224,9 +224,12 @@ static void test_update(void)
     /* a publish needs the host (the SRV target) */
     rc = lmd_dns_update_build(&svc, LMD_DNS_PUBLISH, k, &m, &err);
     CHECK(rc != 0 && !m && strstr(err.msg, "not a valid host name"), "publish without a host: %d %s", rc, err.msg);
+    /* a publish without TXT items (and without addresses): the TXT is one
+     * empty string (RFC 6763 6.1) */
     svc.host = host;
     svc.n_addrs = 0;
     rc = lmd_dns_update_build(&svc, LMD_DNS_PUBLISH, k, &m, &err);
+    CHECK(rc == 0 && m, "publish with an empty TXT: %d %s", rc, err.msg);
     p = rc == 0 ? parse(m) : NULL;
     if (p) {
         char *s = rr_text(p, 7);
