@@ -52,7 +52,7 @@ class TypicalUsageTest(Case):
                                                        node("h2:8000", info="llama-3 8B", v4="10.77.0.2")]})
         self.assertEqual(self.run_snippet(self.child_env(PATH=fake.bindir)), EXPECTED)
         (ann,) = fake.starts("announce")
-        self.assertEqual(ann["argv"], ["announce", "8000", "gemma-2b-it Q4_0"])
+        self.assertEqual(ann["argv"], ["announce", "8000", "gemma-2b-it Q4_0", "--ttl", "30"])
         self.assertTrue(fake.terminated(ann["pid"]), "the announce child outlived the script")
 
 
