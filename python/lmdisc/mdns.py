@@ -219,6 +219,7 @@ class Announcement:
         self._binary: str | None = None
         self._no_binary_warned = False
         self._n_established = 0
+        self._announced_by: str | None = None  # the mode of the last "established" (logged on a change)
         self._listeners: list[Callable[["Announcement"], None]] = []
         self._pid = os.getpid()  # the owner: a forked child neither withdraws nor changes it
 
@@ -258,6 +259,10 @@ class Announcement:
             if state != self.state:
                 log.debug("announcement %r: %s -> %s%s", self.name, self.state, state,
                           f" ({reason})" if reason else "")
+            if state == "established" and (self.state != "established" or self._announced_by != self.mode):
+                self._announced_by = self.mode
+                log.info("%r is announced %s", self.name, "through the lmdisc agent" if self.mode == "agent"
+                         else "by an lmdisc announce child" if self.mode == "process" else "")
             self.state = state
             if state == "established":
                 self._n_established += 1
