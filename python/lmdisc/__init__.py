@@ -15,6 +15,9 @@ without one it runs the ``lmdisc`` binary (``$LMDISC_BIN``, else ``lmdisc`` on
 ``PATH``); with neither it raises :class:`LmdiscUnavailable`, whose message says
 what to install or start.
 
+asyncio: :mod:`lmdisc.aio` (``async with aio.announce(...)``, ``await
+aio.discover()``, ``async for ev in aio.watch()``).
+
 Old names: :func:`announce_self`, :func:`discover_nodes`, :class:`NodeInfo`,
 :data:`REGISTRY` (``REGISTRY.list_alive()``). New: :func:`discover` and
 ``REGISTRY.nodes()`` (:class:`Node` with every field), :class:`Announcement`
@@ -31,6 +34,15 @@ from .node import Address, Node, NodeInfo
 from .registry import REGISTRY
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    if name == "aio":  # the asyncio API, imported on first use (it imports asyncio)
+        import importlib
+
+        return importlib.import_module(".aio", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "announce_self", "discover_nodes", "NodeInfo", "REGISTRY",
