@@ -35,12 +35,18 @@ __all__ = ["announce_self", "discover_nodes", "discover", "set_txt", "drain", "A
 #: The service type, as the old module spelled it. lmdisc announces and browses
 #: ``_lmserv._tcp`` (in the ``local`` domain); other types are set in the agent's configuration.
 _SERVICE_TYPE = "_lmserv._tcp.local."
-#: First delay before re-registering after the agent's connection dropped (doubles up to _RETRY_MAX_S).
+#: Backoffs (doubling up to _RETRY_MAX_S): before asking the agent again when it answered 409, 429
+#: or 5xx or dropped a registration at once, and before starting again an lmdisc announce child that
+#: exited by itself. An agent that goes away and comes back is not waited for: its socket is watched.
 _RETRY_INITIAL_S = 0.5
 _RETRY_MAX_S = 30.0
 #: Without an agent, how long announce_self() waits for the `lmdisc announce` child to either
 #: announce or refuse its arguments before returning.
 _FALLBACK_SETTLE_S = 0.5
+#: A registration the agent dropped sooner than this, before it was established, is not tried
+#: again at once but after a backoff (_RETRY_INITIAL_S doubling to _RETRY_MAX_S; the child announces
+#: meanwhile): an agent that accepts and drops registrations must not make a busy loop.
+_SHORT_LIVED_S = 1.0
 #: Without an agent, drain(grace=None) withdraws this process's announcements after this many seconds.
 _DEFAULT_DRAIN_GRACE_S = 30.0
 #: How often discover() asks the agent again while its answer is not complete yet.
@@ -505,16 +511,21 @@ class Announcement:
                     conn.abort()
                 return
             if conn is not None:
-                before = self._n_established
+                before, since = self._n_established, time.monotonic()
                 outcome = self._follow_agent(conn, resp)
                 conn = resp = None
                 if self._closing.is_set() or outcome in ("withdrawn", "closing"):
                     return
-                if self._n_established > before:
-                    agent_delay = _RETRY_INITIAL_S
                 self._set("registering")
                 self._ensure_watch()  # armed before the agent is found absent: no event is missed
-                got = self._try_agent()  # it may only have dropped this connection
+                if self._n_established > before:
+                    agent_delay = _RETRY_INITIAL_S
+                    got = self._try_agent()  # it may only have dropped this connection
+                elif time.monotonic() - since < _SHORT_LIVED_S:
+                    # taken and dropped at once (an agent shutting down, or failing): not again at once
+                    got = "retry"
+                else:
+                    got = self._try_agent()
                 if isinstance(got, tuple):
                     log.info("registered %r with the lmdisc agent again", self.requested_name)
                     conn, resp = got
@@ -573,6 +584,8 @@ class Announcement:
             if self._closing.is_set():
                 return
             due = agent_at is not None and time.monotonic() >= agent_at
+            if due:
+                agent_at = None  # asked once more now; from here on the socket's events tell
             if not event and not due:
                 continue
             # the socket changed (or an agent asked us to come back later): is the agent there?

@@ -206,6 +206,21 @@ class FallbackTest(FailoverCase):
         self.assertTrue(agent2.wait_for(lambda: len(agent2.registrations) == 1, 3))
         self.assertEqual(agent2.registrations[0].request.body["txt"], {"load": "2"})
 
+    def test_an_agent_that_drops_every_registration_at_once_is_no_busy_loop(self):
+        a = lmdisc.announce_self(8000, name="box")
+        self.assertTrue(a.wait_established(5))
+        self.agent.drop_registrations = True
+        self.agent.registrations[0].drop()
+        # the child announces meanwhile; the agent is asked again after 0.5 s, 1 s, 2 s ...
+        self.assertTrue(self.fake.wait_for(lambda: self.children(), 5))
+        self.kill_later(self.children()[0]["pid"])
+        threading.Event().wait(2.0)
+        puts = len(self.agent.find("PUT"))
+        self.assertLessEqual(puts, 5, f"{puts} registrations in 2 s")
+        self.agent.drop_registrations = False
+        self.assertTrue(self.agent.wait_for(lambda: any(not s.closed.is_set() for s in self.agent.registrations), 10))
+        self.assertTrue(wait_until(lambda: a.mode == "agent" and a.state == "established", 5))
+
     def test_starting_without_an_agent_moves_to_the_agent_when_it_comes(self):
         self.agent.stop()
         a = lmdisc.announce_self(8000, name="box")
