@@ -76,7 +76,7 @@ class EventStream:
     have built; ``index`` and ``epoch`` the position in the agent's event log.
     """
 
-    def __init__(self, since: int | None = None, epoch: str | None = None, snapshot: bool = True):
+    def __init__(self, since: int | None = None, epoch: str | None = None, snapshot: bool = True) -> None:
         self.index = since
         self.epoch = epoch
         self.peers: dict[str, Node] = {}
