@@ -13,7 +13,9 @@ Standard library only. With an lmdisc agent on the host it talks HTTP/JSON to
 the agent's Unix socket (``$LMDISC_SOCKET``, else ``/run/lmdisc/agent.sock``);
 without one it runs the ``lmdisc`` binary (``$LMDISC_BIN``, else ``lmdisc`` on
 ``PATH``); with neither it raises :class:`LmdiscUnavailable`, whose message says
-what to install or start.
+what to install or start. An announcement outlives the agent's restarts and
+stops (an ``lmdisc announce`` child takes over until the agent's socket is
+back), and ``REGISTRY.list_alive()`` keeps answering meanwhile.
 
 asyncio: :mod:`lmdisc.aio` (``async with aio.announce(...)``, ``await
 aio.discover()``, ``async for ev in aio.watch()``).

@@ -5,6 +5,8 @@ The module keeps the old ``lmserv.discovery.mdns`` names. With an lmdisc agent o
 the host (its socket at ``$LMDISC_SOCKET``, else ``/run/lmdisc/agent.sock``) every
 call goes to the agent; without one, to the ``lmdisc`` binary (``$LMDISC_BIN``,
 else ``lmdisc`` on ``PATH``); with neither, :class:`~lmdisc.LmdiscUnavailable`.
+An announcement moves between the two as the agent goes and comes back (see
+:class:`Announcement`).
 """
 
 from __future__ import annotations
@@ -815,8 +817,9 @@ def announce_self(port: int, info: str = "", *, name: str | None = None,
     announced too, each on its own.
 
     With an agent the service is registered through it and stays while the
-    registration connection is open (it re-registers by itself if the agent
-    restarts); without one an ``lmdisc announce`` child does the announcing.
+    registration connection is open; without one an ``lmdisc announce`` child
+    does the announcing. It moves from one to the other as the agent goes
+    away and comes back (see :class:`Announcement`).
     Returns without waiting for avahi to establish the name; use
     :meth:`Announcement.wait_established` to wait.
 
