@@ -115,7 +115,7 @@ class _Registry:
             if isinstance(e, AgentError) and e.status < 500 and e.status != 429:
                 raise
             log.info("registry: the lmdisc agent did not answer (%s); using what is known", e)
-            return self._without_agent(None)
+            return self._without_agent(None, e)
         return peers
 
     def close(self) -> None:
@@ -146,11 +146,13 @@ class _Registry:
         with self._lock:
             return [n for n, _ in self._nodes.values()]
 
-    def _without_agent(self, no_agent: NoAgent | None) -> list[Node]:
+    def _without_agent(self, no_agent: NoAgent | None, error: LmdiscError | None = None) -> list[Node]:
         with self._lock:
             seen = self._agent_seen
         if not self._ensure_thread():
             if not seen:
+                if error is not None:
+                    raise error
                 raise _proc.unavailable(no_agent)
             return self._cached()  # the agent's last answer, expiring
         if not seen:

@@ -268,6 +268,13 @@ class RegistryOutageTest(FailoverCase):
         self.agent.fail[("GET", "/v1/peers")] = (503, "starting")
         self.assertEqual(REGISTRY.list_alive(), self.peers())
 
+    def test_a_5xx_before_any_answer_without_a_binary_is_the_agents_error(self):
+        os.environ["PATH"] = self.empty_bin
+        self.agent.fail[("GET", "/v1/peers")] = (503, "starting")
+        with self.assertRaises(lmdisc.AgentError) as cm:
+            REGISTRY.list_alive()
+        self.assertEqual(cm.exception.status, 503)
+
     def test_the_rescan_thread_stops_once_the_agent_is_back(self):
         self.fake.set_discover({"complete": True, "nodes": [node("h9:8000", v4="10.77.0.9")]})
         self.assertEqual(REGISTRY.list_alive(), self.peers())
