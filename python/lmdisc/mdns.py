@@ -451,14 +451,20 @@ class Announcement:
     def _try_agent(self) -> Any:
         """One registration attempt: (conn, resp); None if there is no agent
         (or it failed in a way worth trying again); "retry" when the agent
-        asks to be asked later; raises AgentError when it refuses for good."""
+        asks to be asked later (429, 5xx); "taken" when another connection
+        holds the name (409: it is announced, by someone else); "old" for an
+        agent without the registration API; raises AgentError when it
+        refuses for good."""
         try:
             return self._register()
         except NoAgent as e:
             log.debug("no lmdisc agent (%s)", e)
             return None
         except AgentError as e:
-            if e.status in (409, 429) or e.status >= 500:
+            if e.status == 409:  # another connection holds the name on this host's avahi: no child either
+                log.warning("registering %r with the lmdisc agent: %s; trying again later", self.requested_name, e)
+                return "taken"
+            if e.status == 429 or e.status >= 500:
                 log.warning("registering %r with the lmdisc agent: %s; trying again later", self.requested_name, e)
                 return "retry"
             if e.status in (404, 405):
@@ -533,12 +539,15 @@ class Announcement:
                     conn, resp = got
                     self._close_watch()
                     continue
-                log.warning("lost the lmdisc agent at %s; announcing %r with lmdisc announce until it is back",
-                            _agent.socket_path(), self.requested_name)
-                if got == "retry":
+                if got in ("retry", "taken"):
                     agent_at = time.monotonic() + _jitter(agent_delay)
                     agent_delay = min(agent_delay * 2, _RETRY_MAX_S)
-                restart_at = time.monotonic()
+                if got != "taken":
+                    log.warning("lost the lmdisc agent at %s; announcing %r with lmdisc announce until it is back",
+                                _agent.socket_path(), self.requested_name)
+                    restart_at = time.monotonic()
+                else:
+                    self._set("registering", mode=None)
 
             # no agent: a child announces while we wait for the agent's socket
             watch = self._ensure_watch()
@@ -603,10 +612,13 @@ class Announcement:
                 restart_at = None
                 self._close_watch()  # not needed until the agent goes away again
                 continue
-            if got == "retry":
+            if got in ("retry", "taken"):
                 agent_at = time.monotonic() + _jitter(agent_delay)
                 agent_delay = min(agent_delay * 2, _RETRY_MAX_S)
-            restart_at = time.monotonic()  # the child is stopped: announce with a new one
+            if got != "taken":
+                restart_at = time.monotonic()  # the child is stopped: announce with a new one
+            else:
+                self._set("registering", mode=None)
 
     # ---- public -----------------------------------------------------------
 

@@ -221,6 +221,19 @@ class FallbackTest(FailoverCase):
         self.assertTrue(self.agent.wait_for(lambda: any(not s.closed.is_set() for s in self.agent.registrations), 10))
         self.assertTrue(wait_until(lambda: a.mode == "agent" and a.state == "established", 5))
 
+    def test_a_name_another_connection_holds_starts_no_child(self):
+        a = lmdisc.announce_self(8000, name="box")
+        self.assertTrue(a.wait_established(5))
+        # the agent still holds the name for a connection it has not seen close: 409
+        self.agent.reject["box"] = (409, 'the name "box" is registered by another connection')
+        self.agent.registrations[0].drop()
+        self.assertTrue(self.agent.wait_for(lambda: len(self.agent.find("PUT")) == 2, 5))
+        self.assertTrue(wait_until(lambda: a.mode is None and a.state == "registering", 2), repr(a))
+        del self.agent.reject["box"]
+        self.assertTrue(self.agent.wait_for(lambda: any(not s.closed.is_set() for s in self.agent.registrations), 5))
+        self.assertTrue(wait_until(lambda: a.mode == "agent" and a.state == "established", 5))
+        self.assertEqual(self.children(), [], "a child would collide with the name the agent announces")
+
     def test_starting_without_an_agent_moves_to_the_agent_when_it_comes(self):
         self.agent.stop()
         a = lmdisc.announce_self(8000, name="box")
