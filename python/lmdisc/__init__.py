@@ -13,7 +13,12 @@ Standard library only. With an lmdisc agent on the host it talks HTTP/JSON to
 the agent's Unix socket (``$LMDISC_SOCKET``, else ``/run/lmdisc/agent.sock``);
 without one it runs the ``lmdisc`` binary (``$LMDISC_BIN``, else ``lmdisc`` on
 ``PATH``); with neither it raises :class:`LmdiscUnavailable`, whose message says
-what to install or start.
+what to install or start. An announcement outlives the agent's restarts and
+stops (an ``lmdisc announce`` child takes over until the agent's socket is
+back), and ``REGISTRY.list_alive()`` keeps answering meanwhile.
+
+asyncio: :mod:`lmdisc.aio` (``async with aio.announce(...)``, ``await
+aio.discover()``, ``async for ev in aio.watch()``).
 
 Old names: :func:`announce_self`, :func:`discover_nodes`, :class:`NodeInfo`,
 :data:`REGISTRY` (``REGISTRY.list_alive()``). New: :func:`discover` and
@@ -31,6 +36,15 @@ from .node import Address, Node, NodeInfo
 from .registry import REGISTRY
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    if name == "aio":  # the asyncio API, imported on first use (it imports asyncio)
+        import importlib
+
+        return importlib.import_module(".aio", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "announce_self", "discover_nodes", "NodeInfo", "REGISTRY",

@@ -33,7 +33,7 @@ class AgentError(LmdiscError):
     the request that failed.
     """
 
-    def __init__(self, status: int, message: str, method: str | None = None, path: str | None = None):
+    def __init__(self, status: int, message: str, method: str | None = None, path: str | None = None) -> None:
         self.status = status
         self.message = message
         self.method = method

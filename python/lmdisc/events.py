@@ -6,13 +6,14 @@ from __future__ import annotations
 import collections
 import http.client
 import json
+import os
 import random
 import socket
 import threading
 from typing import Any, Iterator, NamedTuple
 from urllib.parse import quote
 
-from . import _agent
+from . import _agent, _watch
 from ._agent import NoAgent
 from ._log import log
 from .errors import AgentError, LmdiscError, LmdiscUnavailable
@@ -77,7 +78,7 @@ class EventStream:
     have built; ``index`` and ``epoch`` the position in the agent's event log.
     """
 
-    def __init__(self, since: int | None = None, epoch: str | None = None, snapshot: bool = True):
+    def __init__(self, since: int | None = None, epoch: str | None = None, snapshot: bool = True) -> None:
         self.index = since
         self.epoch = epoch
         self.peers: dict[str, Node] = {}
@@ -92,6 +93,7 @@ class EventStream:
         self._delay = _RETRY_INITIAL_S
         self._wait_next = 0.0        # seconds to wait before the next connection attempt
         self._outage_logged = False
+        self._sockwatch: _watch.SocketWatch | None = None
         try:
             self._connect()
         except NoAgent as e:
@@ -111,6 +113,7 @@ class EventStream:
                 return self._pending.popleft()
             if self._closed.is_set():
                 self._drop()
+                self._close_sockwatch()
                 raise StopIteration
             if self._resp is None:
                 if self._wait_next > 0 and self._closed.wait(self._wait_next):
@@ -119,9 +122,9 @@ class EventStream:
                     self._connect()
                 except NoAgent as e:
                     if not self._outage_logged:
-                        log.warning("watch: no lmdisc agent at %s (%s); trying again", e.path, e.reason)
+                        log.warning("watch: no lmdisc agent at %s (%s); waiting for it", e.path, e.reason)
                         self._outage_logged = True
-                    self._backoff()
+                    self._await_agent()
                 except LmdiscError as e:
                     log.warning("watch: %s; trying again", e)
                     self._backoff()
@@ -138,6 +141,9 @@ class EventStream:
     def close(self) -> None:
         """Stop watching: ends the iteration (also one blocked in another thread) and closes the connection."""
         self._closed.set()
+        w = self._sockwatch
+        if w is not None:
+            w.wake()
         with self._lock:
             conn = self._conn
         if conn is not None and conn.raw_sock is not None:
@@ -152,15 +158,50 @@ class EventStream:
     def __exit__(self, *exc: Any) -> None:
         self.close()
         self._drop()
+        self._close_sockwatch()
 
     def __del__(self) -> None:
         try:
             self.close()
             self._drop()
+            self._close_sockwatch()
         except Exception:
             pass
 
     # ---- connection -----------------------------------------------------
+
+    def _await_agent(self) -> None:
+        """After a failed connection: wait until the agent's socket comes back
+        (inotify on its directory; :meth:`close` ends the wait), then try to
+        connect a few times over 0.6 s (it listens a moment after the socket
+        appears). At most ``_RETRY_MAX_S`` without an event, as a safety net."""
+        self._wait_next = 0.0
+        w = self._sockwatch
+        if w is None:
+            self._sockwatch = _watch.SocketWatch(_agent.socket_path())
+            if self._closed.is_set():
+                self._sockwatch.wake()
+            return  # armed now: the next attempt at once sees a socket that came meanwhile
+        if not w.wait(_RETRY_MAX_S) or self._closed.is_set():
+            return
+        path = _agent.socket_path()
+
+        def attempt() -> bool | None:
+            try:
+                self._connect()
+            except NoAgent:
+                return None
+            return True
+
+        def give_up() -> bool:
+            return self._closed.is_set() or not os.path.exists(path)
+
+        _watch.connect_soon(attempt, give_up, tries=1 if w.polling else None)
+
+    def _close_sockwatch(self) -> None:
+        w, self._sockwatch = self._sockwatch, None
+        if w is not None:
+            w.close()
 
     def _backoff(self) -> None:
         self._wait_next = self._delay * random.uniform(0.8, 1.2)
@@ -208,6 +249,7 @@ class EventStream:
         if self._outage_logged:
             log.info("watch: connected to the lmdisc agent again")
             self._outage_logged = False
+        self._close_sockwatch()
         log.debug("watch: GET %s", path)
 
     def _drop(self) -> None:
@@ -313,9 +355,11 @@ def watch(since: "int | Event | None" = None, *, epoch: str | None = None, snaps
     connection is lost it reconnects with ``?since=INDEX&epoch=EPOCH`` and
     yields only what it missed; if the agent restarted meanwhile it yields the
     leaves, joins and updates (reason ``"reset"``) that turn what it had into
-    what is there now. Reconnects and ``429 Too Many Requests`` answers are
-    retried with exponential backoff (0.2 s doubling to 30 s), never in a
-    busy loop. ``since`` (an index, or an Event to resume after, with its
+    what is there now. While the agent is gone (stopped, restarting) it
+    waits for the agent's socket to come back (inotify on its directory) and
+    reconnects within a second of it; a dropped stream and ``429 Too Many
+    Requests`` answers are retried with exponential backoff (0.2 s doubling
+    to 30 s), never in a busy loop. ``since`` (an index, or an Event to resume after, with its
     epoch) starts after that event instead of with a snapshot.
 
     Needs the agent: raises :class:`~lmdisc.LmdiscUnavailable` if there is

@@ -5,6 +5,8 @@ The module keeps the old ``lmserv.discovery.mdns`` names. With an lmdisc agent o
 the host (its socket at ``$LMDISC_SOCKET``, else ``/run/lmdisc/agent.sock``) every
 call goes to the agent; without one, to the ``lmdisc`` binary (``$LMDISC_BIN``,
 else ``lmdisc`` on ``PATH``); with neither, :class:`~lmdisc.LmdiscUnavailable`.
+An announcement moves between the two as the agent goes and comes back (see
+:class:`Announcement`).
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import os
 import random
 import re
 import socket
+import subprocess
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote
 
-from . import _agent, _proc
+from . import _agent, _proc, _watch
 from ._agent import NoAgent
 from ._log import log
 from .errors import AgentError, LmdiscError
@@ -34,12 +37,18 @@ __all__ = ["announce_self", "discover_nodes", "discover", "set_txt", "drain", "A
 #: The service type, as the old module spelled it. lmdisc announces and browses
 #: ``_lmserv._tcp`` (in the ``local`` domain); other types are set in the agent's configuration.
 _SERVICE_TYPE = "_lmserv._tcp.local."
-#: First delay before re-registering after the agent's connection dropped (doubles up to _RETRY_MAX_S).
+#: Backoffs (doubling up to _RETRY_MAX_S): before asking the agent again when it answered 409, 429
+#: or 5xx or dropped a registration at once, and before starting again an lmdisc announce child that
+#: exited by itself. An agent that goes away and comes back is not waited for: its socket is watched.
 _RETRY_INITIAL_S = 0.5
 _RETRY_MAX_S = 30.0
 #: Without an agent, how long announce_self() waits for the `lmdisc announce` child to either
 #: announce or refuse its arguments before returning.
 _FALLBACK_SETTLE_S = 0.5
+#: A registration the agent dropped sooner than this, before it was established, is not tried
+#: again at once but after a backoff (_RETRY_INITIAL_S doubling to _RETRY_MAX_S; the child announces
+#: meanwhile): an agent that accepts and drops registrations must not make a busy loop.
+_SHORT_LIVED_S = 1.0
 #: Without an agent, drain(grace=None) withdraws this process's announcements after this many seconds.
 _DEFAULT_DRAIN_GRACE_S = 30.0
 #: How often discover() asks the agent again while its answer is not complete yet.
@@ -117,29 +126,89 @@ def _check_txt(txt: Any) -> dict:
     return out
 
 
+class _Child:
+    """One ``lmdisc announce`` child and the thread reading its output."""
+
+    def __init__(self, proc: subprocess.Popen, ann: "Announcement") -> None:
+        self.proc = proc
+        self.tail: collections.deque = collections.deque(maxlen=3)
+        self.rc: int | None = None
+        self.done = threading.Event()
+        self.restart = False  # set_txt() stopped it to start it again with the new TXT
+        self.established = False
+        self._ann = ann
+        self.thread = threading.Thread(target=self._follow, name=f"lmdisc-announce-out-{proc.pid}", daemon=True)
+        self.thread.start()
+
+    def _follow(self) -> None:
+        ann = self._ann
+        try:
+            for raw in self.proc.stdout:  # type: ignore[union-attr]
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                m = re.match(r'^announced "(.*)"$', line)
+                if m:
+                    ann._child_state(self, "established", m.group(1))
+                    continue
+                m = re.search(r'now announcing as "(.*)"$', line)
+                if m:
+                    ann._child_state(self, "renamed", m.group(1))
+                    continue
+                _proc.relay(line, "lmdisc announce")
+                if line.strip():
+                    self.tail.append(line)
+        except (OSError, ValueError):  # pragma: no cover - the pipe closed under us
+            pass
+        finally:
+            try:
+                self.proc.stdout.close()  # type: ignore[union-attr]
+            except OSError:  # pragma: no cover
+                pass
+            self.rc = self.proc.wait()
+            self.done.set()
+            ann._wake()
+
+    def running(self) -> bool:
+        return not self.done.is_set()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """SIGTERM (it withdraws, avahi sends goodbyes), SIGKILL if it lingers; waits for the reader."""
+        _proc.terminate(self.proc, timeout)
+        self.thread.join(timeout)
+
+
 class Announcement:
     """One service announced by this process, for as long as the process lives.
 
-    Made by :func:`announce_self`. With an agent it holds the agent's
-    registration connection (``PUT /v1/services/NAME``) open in a daemon
-    thread: the agent withdraws the service the moment that connection closes,
-    also when the process dies, however it dies. If the connection drops (the
-    agent restarts), it registers again in the background, with backoff.
-    Without an agent it keeps an ``lmdisc announce PORT INFO`` child bound to
-    the process (SIGTERM to the child when the process dies, even by SIGKILL;
-    terminated at interpreter exit) and starts it again if it exits.
+    Made by :func:`announce_self`. It is announced whatever the agent does:
+
+    - With an agent it holds the agent's registration connection
+      (``PUT /v1/services/NAME``) open in a daemon thread: the agent withdraws
+      the service the moment that connection closes, also when the process
+      dies, however it dies.
+    - When the agent goes away (stopped, restarting, crashed: its socket is
+      gone or refuses connections) it announces at once with an ``lmdisc
+      announce`` child instead (records with a TTL of half
+      ``lmdisc.registry._DEFAULT_TTL_S``, as the agent publishes them). The
+      child is bound to the process (SIGTERM to it when the process dies,
+      even by SIGKILL; terminated at interpreter exit) and started again if
+      it exits.
+    - It watches the agent's socket (inotify on its directory) and moves
+      back to the agent within a second of the socket reappearing: the child
+      withdraws, then the service is registered with the agent again.
 
     Attributes: ``name`` (the name on the network; changes after a collision),
     ``requested_name``, ``port``, ``info``, ``txt`` (the TXT items besides
     ``info``), ``state`` (``"registering"``, ``"established"``, ``"renamed"``,
     ``"withdrawn"`` or ``"failed"``), ``reason`` (why it was withdrawn or
-    failed) and ``mode`` (``"agent"`` or ``"process"``).
+    failed) and ``mode`` (who announces it now: ``"agent"`` or
+    ``"process"``; ``None`` while neither can, e.g. the agent is gone and
+    there is no ``lmdisc`` binary to fall back to).
 
     Usable as a context manager: ``with announce_self(8000) as a: ...``
     withdraws on exit.
     """
 
-    def __init__(self, port: int, info: str, name: str | None, txt: dict):
+    def __init__(self, port: int, info: str, name: str | None, txt: dict) -> None:
         self.port = port
         self.info = info
         self.requested_name = name or default_name(port)
@@ -153,10 +222,13 @@ class Announcement:
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._conn: _agent.UnixHTTPConnection | None = None
-        self._proc = None
+        self._child: _Child | None = None
+        self._watch: _watch.SocketWatch | None = None
         self._binary: str | None = None
-        self._restart = False
+        self._no_binary_warned = False
         self._n_established = 0
+        self._announced_by: str | None = None  # the mode of the last "established" (logged on a change)
+        self._listeners: list[Callable[["Announcement"], None]] = []
         self._pid = os.getpid()  # the owner: a forked child neither withdraws nor changes it
 
     def __repr__(self) -> str:
@@ -174,9 +246,15 @@ class Announcement:
         """True until the announcement is withdrawn (by :meth:`withdraw` or by the agent) or failed."""
         return not self._closing.is_set() and self.state not in ("withdrawn", "failed")
 
+    @property
+    def _proc(self) -> subprocess.Popen | None:
+        """The running ``lmdisc announce`` child, if one announces now."""
+        c = self._child
+        return c.proc if c is not None else None
+
     # ---- state ----------------------------------------------------------
 
-    def _set(self, state: str, name: Any = None, reason: str | None = None) -> None:
+    def _set(self, state: str, name: Any = None, reason: str | None = None, mode: Any = _MISSING) -> None:
         with self._cond:
             if self.state in ("withdrawn", "failed"):
                 return
@@ -184,17 +262,39 @@ class Announcement:
                 if name != self.name:
                     log.info("announcement %r is now named %r", self.name, name)
                 self.name = name
+            if mode is not _MISSING:
+                self.mode = mode
             if state != self.state:
                 log.debug("announcement %r: %s -> %s%s", self.name, self.state, state,
                           f" ({reason})" if reason else "")
+            if state == "established" and (self.state != "established" or self._announced_by != self.mode):
+                self._announced_by = self.mode
+                log.info("%r is announced %s", self.name, "through the lmdisc agent" if self.mode == "agent"
+                         else "by an lmdisc announce child" if self.mode == "process" else "")
             self.state = state
             if state == "established":
                 self._n_established += 1
             if reason is not None:
                 self.reason = reason
             self._cond.notify_all()
+            listeners = list(self._listeners)
+        for fn in listeners:
+            try:
+                fn(self)
+            except Exception:  # pragma: no cover - a listener's bug must not stop the announcement
+                log.exception("announcement listener")
         if state in ("withdrawn", "failed"):
             _forget(self)
+
+    def _add_listener(self, fn: Callable[["Announcement"], None]) -> None:
+        """Call ``fn(self)`` after every state change (from lmdisc's threads)."""
+        with self._cond:
+            self._listeners.append(fn)
+
+    def _remove_listener(self, fn: Callable[["Announcement"], None]) -> None:
+        with self._cond:
+            if fn in self._listeners:
+                self._listeners.remove(fn)
 
     def wait_state(self, *states: str, timeout: float | None = None) -> bool:
         """Wait until ``state`` is one of ``states``; False if ``timeout`` seconds passed first."""
@@ -208,6 +308,11 @@ class Announcement:
         with self._cond:
             self._cond.wait_for(lambda: self.state in ("established", "withdrawn", "failed"), timeout)
             return self.state == "established"
+
+    def _wake(self) -> None:
+        w = self._watch
+        if w is not None:
+            w.wake()
 
     # ---- with the agent ---------------------------------------------------
 
@@ -271,140 +376,261 @@ class Announcement:
                 return "withdrawn"
             self._set(msg["state"], name=msg.get("name"))
 
-    def _agent_loop(self, conn: _agent.UnixHTTPConnection | None, resp: http.client.HTTPResponse | None) -> None:
-        delay = _RETRY_INITIAL_S
-        while True:
-            if conn is not None and resp is not None:
-                before = self._n_established
-                outcome = self._read_states(resp)
+    def _follow_agent(self, conn: _agent.UnixHTTPConnection, resp: http.client.HTTPResponse) -> str:
+        with self._cond:
+            if self._closing.is_set():
                 conn.abort()
-                with self._cond:
-                    self._conn = None
-                if self._closing.is_set() or outcome == "withdrawn":
-                    break
-                if self._n_established > before:
-                    delay = _RETRY_INITIAL_S
-                log.warning("lost the connection to the lmdisc agent; registering %r again", self.requested_name)
-                self._set("registering")
-                conn = resp = None
-            if self._closing.wait(_jitter(delay)):
-                break
-            delay = min(delay * 2, _RETRY_MAX_S)
-            try:
-                conn, resp = self._register()
-            except NoAgent as e:
-                log.debug("no lmdisc agent yet (%s); will try again in %.1f s", e, delay)
-                continue
-            except AgentError as e:
-                if e.status in (409, 429) or e.status >= 500:
-                    log.warning("registering %r again: %s; will try again in %.1f s", self.requested_name, e, delay)
-                    continue
-                log.error("the lmdisc agent refuses %r now: %s", self.requested_name, e.message)
-                self._set("failed", reason=e.message)
-                break
-            except LmdiscError as e:
-                log.warning("%s; will try again in %.1f s", e, delay)
-                continue
-            with self._cond:
-                if self._closing.is_set():
-                    conn.abort()
-                    break
-                self._conn = conn
-            log.info("registered %r with the lmdisc agent again", self.requested_name)
+                return "closing"
+            self._conn = conn
+        self._set(self.state if self.state in ("established", "renamed") else "registering", mode="agent")
+        outcome = self._read_states(resp)
+        conn.abort()
+        with self._cond:
+            self._conn = None
+        return outcome
 
     # ---- without an agent: an `lmdisc announce` child ---------------------
 
     def _argv(self) -> list[str]:
+        from . import registry  # its TTL: the records live half of it, as the agent publishes them
+
+        ttl = max(1, int(float(registry._DEFAULT_TTL_S) / 2))
         with self._cond:
             opts = ["--name", self.requested_name] if self._explicit_name else []
             for k, v in self.txt.items():
                 opts += ["--txt", k if v is True else f"{k}={v}"]
+            opts += ["--ttl", str(ttl)]
             binary, pos = self._binary or "lmdisc", [str(self.port), self.info]
         if self.info.startswith("-"):  # not an option: options first, then "--"
             return [binary, "announce", *opts, "--", *pos]
         return [binary, "announce", *pos, *opts]
 
-    def _start_process(self, binary: str) -> None:
-        self.mode = "process"
+    def _child_state(self, child: _Child, state: str, name: str) -> None:
+        if state == "established":
+            child.established = True
+        if self._child is child:
+            self._set(state, name=name)
+
+    def _spawn(self, binary: str) -> _Child:
+        """Start the child (LmdiscError if it cannot be run)."""
         self._binary = binary
         argv = self._argv()
         log.debug("running %s", " ".join(argv))
-        self._proc = _proc.spawn_bound(argv)
-        self._set("registering")
-        self._thread = threading.Thread(target=self._process_loop, args=(self._proc,),
-                                        name=f"lmdisc-announce-{self.port}", daemon=True)
-        self._thread.start()
+        proc = _proc.spawn_bound(argv)
+        child = _Child(proc, self)
         with self._cond:
-            self._cond.wait_for(lambda: self.state in ("established", "failed"), _FALLBACK_SETTLE_S)
-        if self.state == "failed":
-            raise LmdiscError(self.reason or "lmdisc announce failed")
+            closing = self._closing.is_set()
+            if not closing:
+                self._child = child
+                self._cond.notify_all()
+        if closing:
+            child.stop()
+            return child
+        self._set("registering", mode="process")
+        return child
 
-    def _follow_child(self, proc) -> collections.deque:
-        tail: collections.deque = collections.deque(maxlen=3)
-        for raw in proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            m = re.match(r'^announced "(.*)"$', line)
-            if m:
-                self._set("established", name=m.group(1))
-                continue
-            m = re.search(r'now announcing as "(.*)"$', line)
-            if m:
-                self._set("renamed", name=m.group(1))
-                continue
-            _proc.relay(line, "lmdisc announce")
-            if line.strip():
-                tail.append(line)
-        proc.stdout.close()
-        return tail
+    def _stop_child(self) -> None:
+        """Stop the child (it withdraws the name); nothing announces until the next step."""
+        with self._cond:
+            child, self._child = self._child, None
+            self._cond.notify_all()
+        if child is not None:
+            child.stop()
+            if not self._closing.is_set():
+                self._set("registering", mode=None)
 
-    def _process_loop(self, proc) -> None:
-        delay = _RETRY_INITIAL_S
-        while True:
-            before = self._n_established
-            tail = self._follow_child(proc)
-            rc = proc.wait()
+    # ---- the supervisor: agent, else a child, back to the agent ----------
+
+    def _ensure_watch(self) -> _watch.SocketWatch:
+        if self._watch is None:
+            self._watch = _watch.SocketWatch(_agent.socket_path())
             if self._closing.is_set():
-                break
-            if self._n_established > before:
-                delay = _RETRY_INITIAL_S
-            with self._cond:
-                restart, self._restart = self._restart, False
-            if not restart:
-                detail = tail[-1] if tail else f"exit status {rc}"
-                if rc == 2:  # wrong use: starting it again would not help
+                self._watch.wake()
+        return self._watch
+
+    def _try_agent(self) -> Any:
+        """One registration attempt: (conn, resp); None if there is no agent
+        (or it failed in a way worth trying again); "retry" when the agent
+        asks to be asked later (429, 5xx); "taken" when another connection
+        holds the name (409: it is announced, by someone else); "old" for an
+        agent without the registration API; raises AgentError when it
+        refuses for good."""
+        try:
+            return self._register()
+        except NoAgent as e:
+            log.debug("no lmdisc agent (%s)", e)
+            return None
+        except AgentError as e:
+            if e.status == 409:  # another connection holds the name on this host's avahi: no child either
+                log.warning("registering %r with the lmdisc agent: %s; trying again later", self.requested_name, e)
+                return "taken"
+            if e.status == 429 or e.status >= 500:
+                log.warning("registering %r with the lmdisc agent: %s; trying again later", self.requested_name, e)
+                return "retry"
+            if e.status in (404, 405):
+                log.warning("the lmdisc agent has no registration API (HTTP %d): %r stays announced by "
+                            "lmdisc announce (upgrade the lmdisc package)", e.status, self.requested_name)
+                return "old"
+            raise
+        except LmdiscError as e:
+            log.warning("%s", e)
+            return None
+
+    def _agent_listens(self, watch: _watch.SocketWatch) -> bool:
+        """Whether the agent accepts connections, tried a few times over 0.6 s
+        while its socket exists (it is bound before the agent listens)."""
+        path = _agent.socket_path()
+
+        def probe() -> bool | None:
+            try:
+                _agent.connect(timeout=1.0).close()
+                return True
+            except (NoAgent, LmdiscError):
+                return None
+
+        def give_up() -> bool:
+            return self._closing.is_set() or not os.path.exists(path)
+
+        return bool(_watch.connect_soon(probe, give_up, tries=1 if watch.polling else None))
+
+    def _run(self, conn: Any, resp: Any) -> None:
+        try:
+            self._supervise(conn, resp)
+        except AgentError as e:
+            log.error("the lmdisc agent refuses %r now: %s", self.requested_name, e.message)
+            self._set("failed", reason=e.message)
+        except Exception as e:  # pragma: no cover - a bug: say so, do not die silently
+            log.exception("announcing %r", self.requested_name)
+            self._set("failed", reason=repr(e))
+        finally:
+            self._stop_child()
+            w, self._watch = self._watch, None
+            if w is not None:
+                w.close()
+
+    def _supervise(self, conn: Any, resp: Any) -> None:
+        delay = _RETRY_INITIAL_S       # before starting a child that exited by itself again
+        agent_delay = _RETRY_INITIAL_S  # before asking an agent that said "later" again
+        restart_at: float | None = None
+        agent_at: float | None = None   # when to ask the agent again without an event
+        while True:
+            if self._closing.is_set():
+                if conn is not None:
+                    conn.abort()
+                return
+            if conn is not None:
+                before, since = self._n_established, time.monotonic()
+                outcome = self._follow_agent(conn, resp)
+                conn = resp = None
+                if self._closing.is_set() or outcome in ("withdrawn", "closing"):
+                    return
+                self._set("registering")
+                self._ensure_watch()  # armed before the agent is found absent: no event is missed
+                if self._n_established > before:
+                    agent_delay = _RETRY_INITIAL_S
+                    got = self._try_agent()  # it may only have dropped this connection
+                elif time.monotonic() - since < _SHORT_LIVED_S:
+                    # taken and dropped at once (an agent shutting down, or failing): not again at once
+                    got = "retry"
+                else:
+                    got = self._try_agent()
+                if isinstance(got, tuple):
+                    log.info("registered %r with the lmdisc agent again", self.requested_name)
+                    conn, resp = got
+                    self._close_watch()
+                    continue
+                if got in ("retry", "taken"):
+                    agent_at = time.monotonic() + _jitter(agent_delay)
+                    agent_delay = min(agent_delay * 2, _RETRY_MAX_S)
+                if got != "taken":
+                    log.warning("lost the lmdisc agent at %s; announcing %r with lmdisc announce until it is back",
+                                _agent.socket_path(), self.requested_name)
+                    restart_at = time.monotonic()
+                else:
+                    self._set("registering", mode=None)
+
+            # no agent: a child announces while we wait for the agent's socket
+            watch = self._ensure_watch()
+            child = self._child
+            if child is not None and not child.running():
+                with self._cond:
+                    if self._child is child:
+                        self._child = None
+                if child.restart:
+                    restart_at = time.monotonic()
+                elif child.rc == 2:  # wrong use: starting it again would not help
+                    detail = child.tail[-1] if child.tail else "exit status 2"
                     log.error("lmdisc announce refused to announce %r: %s", self.requested_name, detail)
                     self._set("failed", reason=f"lmdisc announce: {detail}")
-                    break
-                log.warning("lmdisc announce exited (%s); starting it again in %.1f s", detail, delay)
-                self._set("registering")
-                if self._closing.wait(_jitter(delay)):
-                    break
-                delay = min(delay * 2, _RETRY_MAX_S)
+                    return
+                else:
+                    if child.established:  # it had worked: a new failure starts the backoff again
+                        delay = _RETRY_INITIAL_S
+                    detail = child.tail[-1] if child.tail else f"exit status {child.rc}"
+                    log.warning("lmdisc announce exited (%s); starting it again in %.1f s", detail, delay)
+                    self._set("registering")
+                    restart_at = time.monotonic() + _jitter(delay)
+                    delay = min(delay * 2, _RETRY_MAX_S)
+                child = None
+            if child is None and restart_at is not None and time.monotonic() >= restart_at:
+                restart_at = None
+                binary = _proc.find_binary()
+                if binary is None:
+                    if not self._no_binary_warned:
+                        self._no_binary_warned = True
+                        log.warning("no lmdisc binary to announce %r with until the lmdisc agent is back "
+                                    "(install the lmdisc package, or set LMDISC_BIN)", self.requested_name)
+                    self._set("registering", mode=None)
+                else:
+                    try:
+                        child = self._spawn(binary)
+                    except LmdiscError as e:
+                        log.error("%s", e)
+                        self._set("failed", reason=str(e))
+                        return
+                    continue  # look at it at once (it may have failed already)
+            deadlines = [t for t in (restart_at, agent_at) if t is not None]
+            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            event = watch.wait(timeout)
+            if self._closing.is_set():
+                return
+            due = agent_at is not None and time.monotonic() >= agent_at
+            if due:
+                agent_at = None  # asked once more now; from here on the socket's events tell
+            if not event and not due:
+                continue
+            # the socket changed (or an agent asked us to come back later): is the agent there?
+            if not self._agent_listens(watch):
+                continue
+            agent_at = None
+            self._stop_child()  # first: the agent cannot announce the name while the child holds it
+            got = self._try_agent()
+            if isinstance(got, tuple):
+                log.info("the lmdisc agent is back: %r is registered with it again", self.requested_name)
+                conn, resp = got
+                delay = _RETRY_INITIAL_S
+                restart_at = None
+                self._close_watch()  # not needed until the agent goes away again
+                continue
+            if got in ("retry", "taken"):
+                agent_at = time.monotonic() + _jitter(agent_delay)
+                agent_delay = min(agent_delay * 2, _RETRY_MAX_S)
+            if got != "taken":
+                restart_at = time.monotonic()  # the child is stopped: announce with a new one
             else:
-                self._set("registering")
-            try:
-                proc = _proc.spawn_bound(self._argv())
-            except LmdiscError as e:
-                log.error("%s", e)
-                self._set("failed", reason=str(e))
-                break
-            with self._cond:
-                closing = self._closing.is_set()
-                if not closing:
-                    self._proc = proc
-                    self._cond.notify_all()
-            if closing:
-                _proc.terminate(proc)
-                break
+                self._set("registering", mode=None)
 
     # ---- public -----------------------------------------------------------
 
     def _start(self) -> None:
+        """The first attempt, in the caller's thread: errors are raised to it."""
+        self._ensure_watch()
         try:
             conn, resp = self._register()
         except NoAgent as e:
             binary = _proc.find_binary()
             if binary is None:
+                self._close_watch()
                 raise _proc.unavailable(e) from None
             log.info("no lmdisc agent at %s (%s): announcing %r with %s announce", e.path, e.reason,
                      self.requested_name, binary)
@@ -414,19 +640,45 @@ class Announcement:
             if e.status in (404, 405):
                 binary = _proc.find_binary()
                 if binary is None:
+                    self._close_watch()
                     raise AgentError(e.status, f"{e.message} (this agent is older than the registration API: "
                                      "upgrade the lmdisc package)", e.method, e.path) from None
                 log.warning("the lmdisc agent has no registration API (HTTP %d); announcing %r with %s announce",
                             e.status, self.requested_name, binary)
                 self._start_process(binary)
                 return
+            self._close_watch()
             raise
-        self.mode = "agent"
-        self._conn = conn
-        self._set("registering")
-        self._thread = threading.Thread(target=self._agent_loop, args=(conn, resp),
+        except BaseException:
+            self._close_watch()
+            raise
+        self._close_watch()  # armed only while there is no agent
+        self._set("registering", mode="agent")
+        self._thread = threading.Thread(target=self._run, args=(conn, resp),
                                         name=f"lmdisc-announce-{self.port}", daemon=True)
         self._thread.start()
+
+    def _close_watch(self) -> None:
+        w, self._watch = self._watch, None
+        if w is not None:
+            w.close()
+
+    def _start_process(self, binary: str) -> None:
+        try:
+            child = self._spawn(binary)
+        except BaseException:
+            self._close_watch()
+            raise
+        self._thread = threading.Thread(target=self._run, args=(None, None),
+                                        name=f"lmdisc-announce-{self.port}", daemon=True)
+        self._thread.start()
+        with self._cond:
+            self._cond.wait_for(lambda: self.state in ("established", "failed") or not child.running(),
+                                _FALLBACK_SETTLE_S)
+        if not child.running() and child.rc == 2:
+            self.wait_state("failed", timeout=_FALLBACK_SETTLE_S)
+        if self.state == "failed":
+            raise LmdiscError(self.reason or "lmdisc announce failed")
 
     def withdraw(self, timeout: float = 5.0) -> None:
         """Stop announcing. With an agent, closes the registration connection
@@ -442,16 +694,17 @@ class Announcement:
             if self._closing.is_set():
                 return
             self._closing.set()
-            conn, proc = self._conn, self._proc
+            conn, child = self._conn, self._child
             self._cond.notify_all()
         log.info("withdrawing %r", self.name)
+        self._wake()
         if conn is not None and conn.raw_sock is not None:
             try:
                 conn.raw_sock.shutdown(socket.SHUT_RDWR)  # the reading thread sees EOF and closes it
             except OSError:
                 pass
-        if proc is not None:
-            _proc.terminate(proc, timeout=min(timeout, 3.0))
+        if child is not None:
+            _proc.terminate(child.proc, timeout=min(timeout, 3.0))
         t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join(timeout)
@@ -460,6 +713,12 @@ class Announcement:
                 self.state = "withdrawn"
                 self.reason = "withdrawn by the caller"
             self._cond.notify_all()
+            listeners = list(self._listeners)
+        for fn in listeners:
+            try:
+                fn(self)
+            except Exception:  # pragma: no cover
+                log.exception("announcement listener")
         _forget(self)
 
     def _patch(self, body: dict) -> Any:
@@ -519,15 +778,15 @@ class Announcement:
                     self.txt[k] = v
             if info is not _MISSING:
                 self.info = info
-            proc = self._proc
-            running = self.mode == "process" and proc is not None and proc.poll() is None
+            child = self._child
+            running = self.mode == "process" and child is not None and child.running()
             if running:
-                self._restart = True  # the child's exit is ours: start it again at once
+                child.restart = True  # the child's exit is ours: start it again at once
         if running:
             log.info("starting lmdisc announce again with the new TXT of %r", self.name)
-            _proc.terminate(proc)
+            _proc.terminate(child.proc)
             with self._cond:  # return once the child with the new TXT runs
-                self._cond.wait_for(lambda: self._proc is not proc or not self.active, 5.0)
+                self._cond.wait_for(lambda: self._child not in (None, child) or not self.active, 5.0)
         if isinstance(doc, dict) and isinstance(doc.get("txt"), dict):
             return dict(doc["txt"])
         with self._cond:
@@ -570,8 +829,9 @@ def announce_self(port: int, info: str = "", *, name: str | None = None,
     announced too, each on its own.
 
     With an agent the service is registered through it and stays while the
-    registration connection is open (it re-registers by itself if the agent
-    restarts); without one an ``lmdisc announce`` child does the announcing.
+    registration connection is open; without one an ``lmdisc announce`` child
+    does the announcing. It moves from one to the other as the agent goes
+    away and comes back (see :class:`Announcement`).
     Returns without waiting for avahi to establish the name; use
     :meth:`Announcement.wait_established` to wait.
 

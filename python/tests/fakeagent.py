@@ -203,7 +203,9 @@ class _Handler(BaseHTTPRequestHandler):
             fake.registrations.append(stream)
             fake.cond.notify_all()
         stream.send({"state": "registering", "name": name})
-        if fake.auto_establish:
+        if fake.drop_registrations:
+            stream.drop()
+        elif fake.auto_establish:
             stream.send({"state": "established", "name": name})
         self._start_stream()
         self._hold(stream)
@@ -262,6 +264,7 @@ class FakeAgent:
         self.reject: dict = {}          # registration name -> (status, error)
         self.registration_api = True
         self.auto_establish = True
+        self.drop_registrations = False  # take each registration and drop it at once
         self.txt: dict = {}             # registration name -> TXT as patched
         self.registrations: list[Stream] = []
         self.event_streams: list[Stream] = []

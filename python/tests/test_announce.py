@@ -204,7 +204,7 @@ class AnnounceTest(AgentCase):
         a = lmdisc.announce_self(8000, info="x")
         self.assertEqual(a.mode, "process")
         self.assertTrue(a.wait_established(5))
-        self.assertEqual(fake.starts("announce")[0]["argv"], ["announce", "8000", "x"])
+        self.assertEqual(fake.starts("announce")[0]["argv"], ["announce", "8000", "x", "--ttl", "30"])
 
     def test_an_agent_without_the_registration_api_and_no_binary_says_upgrade(self):
         self.agent.registration_api = False

@@ -74,7 +74,8 @@ class AnnounceFallbackTest(FallbackCase):
         a = lmdisc.announce_self(8000, info="gemma-2b-it Q4_0", txt={"model": "gemma", "gpu": True})
         pid = self.announce_child()
         self.assertEqual(self.fake.starts("announce")[0]["argv"],
-                         ["announce", "8000", "gemma-2b-it Q4_0", "--txt", "model=gemma", "--txt", "gpu"])
+                         ["announce", "8000", "gemma-2b-it Q4_0", "--txt", "model=gemma", "--txt", "gpu",
+                          "--ttl", "30"])
         self.assertTrue(a.wait_established(5))
         self.assertEqual((a.mode, a.name), ("process", "fakehost:8000"))
         self.assertIs(lmdisc.announce_self(8000, info="gemma-2b-it Q4_0", txt={"model": "gemma", "gpu": True}), a)
@@ -86,7 +87,7 @@ class AnnounceFallbackTest(FallbackCase):
     def test_a_name_is_passed_with_name(self):
         a = lmdisc.announce_self(8000, name="box")
         self.announce_child()
-        self.assertEqual(self.fake.starts("announce")[0]["argv"], ["announce", "8000", "", "--name", "box"])
+        self.assertEqual(self.fake.starts("announce")[0]["argv"], ["announce", "8000", "", "--name", "box", "--ttl", "30"])
         self.assertTrue(a.wait_established(5))
         self.assertEqual(a.name, "box")
 
@@ -94,7 +95,7 @@ class AnnounceFallbackTest(FallbackCase):
         lmdisc.announce_self(8000, info="-x 4-bit", txt={"k": "v"})
         self.announce_child()
         self.assertEqual(self.fake.starts("announce")[0]["argv"],
-                         ["announce", "--txt", "k=v", "--", "8000", "-x 4-bit"])
+                         ["announce", "--txt", "k=v", "--ttl", "30", "--", "8000", "-x 4-bit"])
 
     def test_a_loglevel_the_binary_refuses_is_not_passed_on(self):
         os.environ["LOGLEVEL"] = "CRITICAL"
@@ -111,7 +112,7 @@ class AnnounceFallbackTest(FallbackCase):
         self.assertTrue(self.fake.terminated(first))
         self.assertTrue(self.fake.wait_for(lambda: len(self.fake.starts("announce")) == 2))
         self.announce_child()
-        self.assertEqual(self.fake.starts("announce")[1]["argv"], ["announce", "8000", "x", "--txt", "load=3"])
+        self.assertEqual(self.fake.starts("announce")[1]["argv"], ["announce", "8000", "x", "--txt", "load=3", "--ttl", "30"])
         self.assertTrue(a.wait_established(5))
 
     def test_a_refused_announcement_raises_its_message(self):
@@ -137,7 +138,7 @@ class AnnounceFallbackTest(FallbackCase):
         # the child announcing status=draining was started before drain() returned
         child = a._proc
         self.kill_later(child.pid)
-        self.assertEqual(child.args[1:], ["announce", "8000", "x", "--txt", "status=draining"])
+        self.assertEqual(child.args[1:], ["announce", "8000", "x", "--txt", "status=draining", "--ttl", "30"])
         self.assertTrue(a.wait_state("withdrawn", timeout=5))
         self.assertIsNotNone(child.poll(), "the draining child still runs after the grace period")
 
@@ -262,7 +263,7 @@ class RealBinaryContractTest(unittest.TestCase):
     def test_announce_takes_port_info_name_and_txt(self):
         text = self.help("announce")
         self.assertIn("Usage: lmdisc announce PORT [INFO]", text)
-        for opt in ("--name", "--txt"):
+        for opt in ("--name", "--txt", "--ttl SECONDS"):
             self.assertIn(opt, text)
 
     def test_discover_takes_json_and_timeout(self):
