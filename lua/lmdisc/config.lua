@@ -79,12 +79,33 @@ M.deep_copy = deep_copy
 ---------------------------------------------------------------------------
 -- checks used by the schema: return true | nil, reason
 
+-- The key of t that is lmdisc's own (lmdisc.TXT_RESERVED: "lmd-", any
+-- case), and the one wording of its refusal (the same as C's, base/txt.c).
+local function reserved_txt_key(t)
+  local prefix = lmdisc.TXT_RESERVED
+  local keys = {}
+  for k in pairs(t) do
+    if type(k) == "string" and k:sub(1, #prefix):lower() == prefix then keys[#keys + 1] = k end
+  end
+  table.sort(keys)
+  return keys[1]
+end
+
+function M.reserved_txt_error(t)
+  local k = reserved_txt_key(t)
+  if not k then return nil end
+  return ("the TXT key '%s' is reserved: keys beginning with '%s' are lmdisc's own (signatures, liveness); "
+    .. "choose another name"):format(k, lmdisc.TXT_RESERVED)
+end
+
 local function check_txt(t)
   local ok, err = lmdisc.txt_check(t)
   if not ok then return nil, err end
   if t.info ~= nil then
     return nil, "the TXT key 'info' is set with info = ..., not inside txt (announce { info = \"...\", txt = { ... } })"
   end
+  local reserved = M.reserved_txt_error(t)
+  if reserved then return nil, reserved end
   return true
 end
 
@@ -235,9 +256,9 @@ M.sections = {
         doc = "DNS-SD service type, _name._tcp or _name._udp." },
       { name = "txt", type = "table", default = {}, check = check_txt, c = "derived",
         expect = "a table { key = \"value\" | number | true }",
-        doc = "Extra TXT keys: { key = \"value\" | number | true }; each key=value at most 255 bytes." },
-      { name = "ttl", type = "number", min = 1, max = 4500,
-        doc = "TTL of the announced records in seconds (at most 4500, avahi's longest, or a host that vanished would stay in caches for longer); default: half the registry's ttl (" .. REGISTRY_TTL // 2 .. " s), so every mDNS cache drops this host that soon after it vanishes (avahi's own defaults are 120 s SRV, 75 min PTR/TXT)." },
+        doc = "Extra TXT keys: { key = \"value\" | number | true }; each key=value at most 255 bytes; keys beginning with lmd- are lmdisc's own and refused." },
+      { name = "ttl", type = "number", min = 1, max = lmdisc.RECORD_TTL_MAX,
+        doc = "TTL of the announced records in seconds (at most " .. lmdisc.RECORD_TTL_MAX .. ", avahi's longest, or a host that vanished would stay in caches for longer); default: half the registry's ttl (" .. REGISTRY_TTL // 2 .. " s), so every mDNS cache drops this host that soon after it vanishes (avahi's own defaults are 120 s SRV, 75 min PTR/TXT)." },
     },
   },
   {

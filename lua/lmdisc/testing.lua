@@ -219,6 +219,9 @@ local function make_api(sim)
     end
     local ok, err = lmdisc.txt_check(full)
     if not ok then return nil, "set_txt: " .. err end
+    -- lmd-* keys are the agent's own (src/agent/self.c refuses them too)
+    err = config.reserved_txt_error(full)
+    if err then return nil, "set_txt: " .. err end
     sim._txt_changes = pending
     sim.txt = sim:_compute_txt()
     return true

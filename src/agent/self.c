@@ -99,6 +99,14 @@ int lmd_agent_host_self(void *ud, lmd_node_info *out, const char **state)
 int lmd_agent_host_set_txt(void *ud, const lmd_txt *txt, char *err, size_t errlen)
 {
     lmd_agent *a = ud;
+    /* lmd-* keys are the agent's own (the signature, liveness): whatever
+     * runs the policy, a policy never sets them (the configuration cannot
+     * either, so our own TXT never holds one) */
+    const char *reserved = lmd_txt_reserved_key(txt);
+    if (reserved) {
+        lmd_err e = {0};
+        return lmd_errbuf(err, errlen, lmd_txt_reserved_error(reserved, &e), "%s", lmd_err_text(&e));
+    }
     int rc = lmd_txt_check_record(txt, err, errlen);
     if (rc)
         return rc;

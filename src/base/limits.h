@@ -29,6 +29,12 @@
  * (lmdisc.REGISTRY_TTL). */
 #define LMD_REGISTRY_TTL 60
 
+/* The longest TTL our records get (announce { ttl }, `lmdisc announce
+ * --ttl`): avahi's longest (75 min, PTR and TXT), or a host that vanished
+ * would stay in caches for longer (lmdisc.RECORD_TTL_MAX; the schema's
+ * bound). */
+#define LMD_RECORD_TTL_MAX 4500
+
 /* IPv4 and IPv6 instances of a service resolve within milliseconds of each
  * other.  A new peer joins as soon as the instances avahi has reported for
  * it are resolved (one join with both addresses, no wait); this is only the

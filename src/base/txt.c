@@ -1,6 +1,7 @@
 /* TXT records (RFC 6763 section 6): validation, editing, comparison.
  * Knows nothing of avahi: src/mdns/ converts to and from AvahiStringList. */
 #include "base/error.h"
+#include "base/log.h"
 #include "base/txt.h"
 #include "base/util.h"
 
@@ -23,6 +24,27 @@ int lmd_txt_key_check(const void *key, size_t len, lmd_err *err)
                                i);
     }
     return 0;
+}
+
+bool lmd_txt_key_reserved(const char *key)
+{
+    return key && strncasecmp(key, LMD_TXT_RESERVED, strlen(LMD_TXT_RESERVED)) == 0;
+}
+
+const char *lmd_txt_reserved_key(const lmd_txt *t)
+{
+    for (size_t i = 0; t && i < t->n; i++)
+        if (lmd_txt_key_reserved(t->items[i].key))
+            return t->items[i].key;
+    return NULL;
+}
+
+int lmd_txt_reserved_error(const char *key, lmd_err *err)
+{
+    char esc[64];
+    return lmd_err_set(err, LMD_ETXT, "the TXT key '%s' is reserved: keys beginning with '%s' are lmdisc's own "
+                                      "(signatures, liveness); choose another name",
+                       lmd_escape_str(key, esc, sizeof esc), LMD_TXT_RESERVED);
 }
 
 static lmd_txt_item *find(const lmd_txt *t, const char *key, size_t klen)

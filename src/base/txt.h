@@ -7,6 +7,18 @@
 
 /* Check a key: non-empty printable ASCII without '='; LMD_ETXT and why. */
 int lmd_txt_key_check(const void *key, size_t len, lmd_err *err);
+/* TXT keys beginning with "lmd-" (any case: TXT keys are case-insensitive)
+ * are lmdisc's own: lmd-sig and lmd-cert (trust { }), lmd-live (wide_area
+ * { }), and any it adds later.  The agent writes them; clients of the API,
+ * policies (set_txt), the configuration (announce.txt) and the command line
+ * (--txt) may not, or a client could forge or break what a peer verifies
+ * (exported to the Lua half as lmdisc.TXT_RESERVED). */
+#define LMD_TXT_RESERVED "lmd-"
+bool lmd_txt_key_reserved(const char *key);
+/* The first reserved key of t, or NULL. */
+const char *lmd_txt_reserved_key(const lmd_txt *t);
+/* 0, or LMD_ETXT with err saying that key is reserved (the one wording). */
+int lmd_txt_reserved_error(const char *key, lmd_err *err);
 /* Add one item as received from the network ("key=value" bytes).  Returns
  * LMD_ETXT with a reason in why (may be NULL) for items RFC 6763 says to
  * ignore (empty key, duplicate key, bad key bytes); the caller logs and

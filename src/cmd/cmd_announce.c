@@ -1,5 +1,6 @@
 /* `lmdisc announce PORT [INFO]`: one service until SIGINT/SIGTERM, like
  * avahi-publish. */
+#include "base/limits.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/txt.h"
@@ -14,6 +15,9 @@
 #include <stdlib.h>
 #include <strings.h>
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 static const char announce_help[] =
     "Usage: lmdisc announce PORT [INFO] [options]\n"
     "Announce one service (type _lmserv._tcp) on every interface, IPv4 and IPv6,\n"
@@ -25,9 +29,11 @@ static const char announce_help[] =
     "                     avahi's alternative name is used (\"NAME #2\")\n"
     "  -t, --type TYPE    service type (default: _lmserv._tcp)\n"
     "  -x, --txt KEY=VAL  extra TXT item; repeat for more; a bare KEY is a flag\n"
-    "      --ttl SECONDS  TTL of the records (default: avahi's, 120 s SRV, 75 min\n"
-    "                     TXT); with a short TTL every mDNS cache drops this service\n"
-    "                     about SECONDS after the host vanishes without a goodbye\n"
+    "                     (keys beginning with " LMD_TXT_RESERVED " are lmdisc's own)\n"
+    "      --ttl SECONDS  TTL of the records, 1 to " STR(LMD_RECORD_TTL_MAX) " (default: avahi's, 120 s\n"
+    "                     SRV, 75 min TXT); with a short TTL every mDNS cache drops\n"
+    "                     this service about SECONDS after the host vanishes without\n"
+    "                     a goodbye\n"
     "  -h, --help         show this help\n"
     "\n"
     "Wide-area DNS-SD: publish in a DNS domain instead of mDNS (the mDNS options\n"
@@ -94,13 +100,13 @@ static void announce_state(void *ud, enum lmd_mdns_state st)
     }
 }
 
-/* A whole number of seconds from min to 86400 (--ttl, --lease). */
-static int whole_seconds(const char *opt, const char *arg, unsigned min, unsigned *out)
+/* A whole number of seconds from min to max (--ttl, --lease). */
+static int whole_seconds(const char *opt, const char *arg, unsigned min, unsigned max, unsigned *out)
 {
     double v;
-    if (lmd_parse_seconds(arg, &v) != 0 || v < min || v != (double)(unsigned)v)
-        return lmd_usage_error("announce", "%s '%.40s' must be a whole number of seconds from %u to 86400", opt, arg,
-                               min);
+    if (lmd_parse_seconds(arg, &v) != 0 || v < min || v > max || v != (double)(unsigned)v)
+        return lmd_usage_error("announce", "%s '%.40s' must be a whole number of seconds from %u to %u", opt, arg,
+                               min, max);
     *out = (unsigned)v;
     return 0;
 }
@@ -126,7 +132,8 @@ int lmd_announce_parse(int argc, char **argv, struct lmd_announce_args *out)
         case 'n': name = optarg; break;
         case 't': out->type = optarg; break;
         case 'T':
-            if (whole_seconds("--ttl", optarg, 1, &out->ttl) != 0)
+            /* the configuration's bound (announce { ttl }): one limit */
+            if (whole_seconds("--ttl", optarg, 1, LMD_RECORD_TTL_MAX, &out->ttl) != 0)
                 return LMD_EXIT_USAGE;
             break;
         case 'x':
@@ -135,13 +142,18 @@ int lmd_announce_parse(int argc, char **argv, struct lmd_announce_args *out)
             /* TXT keys are case-insensitive: --txt INFO=x is info too */
             if (strcasecmp(out->txt.items[out->txt.n - 1].key, "info") == 0)
                 return lmd_usage_error("announce", "give info as the INFO argument, not as --txt info=...");
+            if (lmd_txt_key_reserved(out->txt.items[out->txt.n - 1].key)) {
+                lmd_err e = {0};
+                lmd_txt_reserved_error(out->txt.items[out->txt.n - 1].key, &e);
+                return lmd_usage_error("announce", "--txt %.60s: %s", optarg, lmd_err_text(&e));
+            }
             break;
         case 'd': case 's': case 'k': /* --domain, --server, --key */
             if (lmd_parse_dns_option("announce", c, optarg, &out->domain, &out->server, &out->key) != 0)
                 return LMD_EXIT_USAGE;
             break;
         case 'l':
-            if (whole_seconds("--lease", optarg, 60, &out->lease) != 0)
+            if (whole_seconds("--lease", optarg, 60, 86400, &out->lease) != 0)
                 return LMD_EXIT_USAGE;
             lease_given = true;
             break;

@@ -4,6 +4,8 @@
  *   MAX_TIMERS, TIMER_MAX,
  *   EVERY_MIN, FILE_MAX        limits (base/limits.h)
  *   REGISTRY_TTL               the library's default ttl (the schema's, held to it by a test)
+ *   RECORD_TTL_MAX             the longest TTL of our records (announce { ttl }, announce --ttl)
+ *   TXT_RESERVED               the prefix of TXT keys that are lmdisc's own ("lmd-", base/txt.h)
  *   SOCKET_PATH_MAX            the longest path a Unix socket can have
  *   CHANGES                    what counts as a change of a peer (registry/peers.h):
  *                              {"host", ..., host = "registry", info = "policy", ...}
@@ -18,6 +20,7 @@
 #include "base/config.h"
 #include "base/limits.h"
 #include "base/node.h"
+#include "base/txt.h"
 #include "base/util.h"
 #include "lua/marshal.h"
 #include "registry/peers.h"
@@ -99,6 +102,7 @@ void lmd_lua_open_contract(lua_State *L)
         {"TIMER_MAX", LMD_TIMER_MAX},
         {"FILE_MAX", LMD_FILE_MAX},
         {"REGISTRY_TTL", LMD_REGISTRY_TTL},
+        {"RECORD_TTL_MAX", LMD_RECORD_TTL_MAX},
         {"SOCKET_PATH_MAX", sizeof(((struct sockaddr_un *)0)->sun_path) - 1},
     };
     luaL_setfuncs(L, fns, 0);
@@ -106,6 +110,8 @@ void lmd_lua_open_contract(lua_State *L)
         lua_pushinteger(L, limits[i].value);
         lua_setfield(L, -2, limits[i].name);
     }
+    lua_pushstring(L, LMD_TXT_RESERVED);
+    lua_setfield(L, -2, "TXT_RESERVED");
     lua_pushnumber(L, LMD_EVERY_MIN);
     lua_setfield(L, -2, "EVERY_MIN");
     push_changes(L);

@@ -56,6 +56,16 @@ function TestCheck:test_syntax_error_with_file_and_line()
     os.remove(p)
 end
 
+-- lmd-* TXT keys are the agent's own (signatures, liveness): refused with
+-- the line of the announce { } that sets one
+function TestCheck:test_reserved_txt_key_with_file_and_line()
+    local p = file('registry { ttl = 60 }\n\nannounce { port = 8000, txt = { ["lmd-cert"] = "x" } }\n')
+    local code, out = run("check " .. sh(p))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, p .. ":3: announce.txt: the TXT key 'lmd-cert' is reserved")
+    os.remove(p)
+end
+
 function TestCheck:test_unknown_key_and_wrong_type()
     local p = file('registry { ttl = 60 }\nannounce { prot = 8000 }\n')
     local code, out = run("check " .. sh(p))

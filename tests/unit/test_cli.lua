@@ -69,6 +69,20 @@ function TestCli:test_announce_options()
     assert_usage("give info as the INFO argument", "announce", "80", "--txt", "info=x")
     assert_usage("--name must be 1 to 63 bytes", "announce", "80", "--name", string.rep("n", 64))
     assert_usage("at most 255 bytes", "announce", "80", string.rep("i", 260))
+    -- the configuration's bounds (announce { ttl }: lmdisc.RECORD_TTL_MAX)
+    -- and its reserved keys; a bad option after them keeps a binary that
+    -- accepts them from announcing anything
+    for _, t in ipairs({"4501", "86400", "0", "1.5"}) do
+        assert_usage("--ttl '" .. t .. "' must be a whole number of seconds from 1 to 4500", "announce", "80",
+            "--ttl", t, "--bogus")
+    end
+    assert_usage("unknown option '--bogus'", "announce", "80", "--ttl", "4500", "--bogus")
+    for _, k in ipairs({"lmd-x=1", "lmd-sig=AAAA", "LMD-Live=1/60", "lmd-flag"}) do
+        local text = assert_usage("--txt " .. k .. ": the TXT key '" .. k:match("^[^=]+") .. "' is reserved",
+            "announce", "80", "--txt", k, "--bogus")
+        lu.assertStrContains(text, "keys beginning with 'lmd-' are lmdisc's own")
+    end
+    assert_usage("unknown option '--bogus'", "announce", "80", "--txt", "lmdx=1", "--bogus")
 end
 
 function TestCli:test_discover_options()

@@ -173,6 +173,16 @@ function TestConfigErrors:test_announce_checks()
     "at most 255 bytes")
   lu.assertStrContains(load_error("announce { port = 1, txt = { info = 'x' } }"),
     "the TXT key 'info' is set with info = ..., not inside txt")
+  -- lmd-* keys are the agent's own (signatures, liveness), in any case
+  lu.assertEquals(load_error("announce { port = 1,\n  txt = { model = 'm', ['lmd-sig'] = 'forged' } }"),
+    "cfg.lua:1: announce.txt: the TXT key 'lmd-sig' is reserved: keys beginning with 'lmd-' are lmdisc's own "
+    .. "(signatures, liveness); choose another name")
+  lu.assertStrContains(load_error("announce { port = 1, txt = { ['LMD-Live'] = true } }"),
+    "cfg.lua:1: announce.txt: the TXT key 'LMD-Live' is reserved")
+  lu.assertEquals(settings("announce { port = 1, txt = { lmdx = 'y', ['lmd'] = 'z' } }").announce.txt,
+    { lmdx = "y", lmd = "z" })
+  lu.assertEquals(load_error("announce { port = 1, ttl = 4501 }"),
+    "cfg.lua:1: announce.ttl must be a number from 1 to 4500, got number 4501")
   lu.assertStrContains(load_error("announce { port = 1, type = 'lmserv' }"),
     "cfg.lua:1: announce.type: service type 'lmserv' is invalid")
   lu.assertStrContains(load_error("announce { port = 1, name = '' }"), "announce.name must be a string of 1 to 63 bytes")

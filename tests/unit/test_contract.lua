@@ -176,6 +176,10 @@ function TestLimits:test_the_lua_half_uses_the_limits_c_exports()
     lu.assertEquals(lmdisc.FILE_MAX, 4 * 1024 * 1024)
     lu.assertEquals(config.section.api.field.socket.max_len, lmdisc.SOCKET_PATH_MAX)
     lu.assertEquals(lmdisc.SOCKET_PATH_MAX, 107)
+    -- `lmdisc announce --ttl` takes the same bound (tests/unit/test_cli.lua)
+    lu.assertEquals(config.section.announce.field.ttl.max, lmdisc.RECORD_TTL_MAX)
+    lu.assertEquals(lmdisc.RECORD_TTL_MAX, 4500)
+    lu.assertEquals(lmdisc.TXT_RESERVED, "lmd-")
 end
 
 -- The schema is the only source of defaults; the library, which has no

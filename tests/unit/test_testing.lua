@@ -226,6 +226,13 @@ function TestSimTxt:test_set_txt_validation()
   ok, err = sim.api.set_txt { t = {} }
   lu.assertNil(ok)
   lu.assertStrContains(err, "must be a string, number or true")
+  -- lmd-* keys are the agent's own, in any case; with other keys, none is applied
+  ok, err = sim.api.set_txt { load = "1", ["lmd-live"] = "1/60" }
+  lu.assertNil(ok)
+  lu.assertStrContains(err, "set_txt: the TXT key 'lmd-live' is reserved: keys beginning with 'lmd-' are lmdisc's own")
+  ok, err = sim.api.set_txt { ["Lmd-Sig"] = "x" }
+  lu.assertNil(ok)
+  lu.assertStrContains(err, "the TXT key 'Lmd-Sig' is reserved")
   lu.assertEquals(sim.txt, before) -- nothing half-applied
   lu.assertErrorMsgContains("bad argument #1 to 'set_txt' (table expected, got string)", sim.api.set_txt, "k=v")
 end
