@@ -105,7 +105,8 @@ int lmd_agent_host_set_txt(void *ud, const lmd_txt *txt, char *err, size_t errle
     const char *reserved = lmd_txt_reserved_key(txt);
     if (reserved) {
         lmd_err e = {0};
-        return lmd_errbuf(err, errlen, lmd_txt_reserved_error(reserved, &e), "%s", lmd_err_text(&e));
+        int code = lmd_txt_reserved_error(reserved, &e);
+        return lmd_errbuf(err, errlen, code, "%s", lmd_err_text(&e));
     }
     int rc = lmd_txt_check_record(txt, err, errlen);
     if (rc)

@@ -1,7 +1,12 @@
 /* Services that servers register through the agent's API (api_reg.c), and
  * draining: they are announced the way the configured one is (collision
  * renames, the record TTL, lmdisc.self(), /v1/self), live as long as their
- * client's connection (or their TTL without a pass), and go with a goodbye. */
+ * client's connection (or their TTL without a pass), and go with a goodbye.
+ *
+ * A registration belongs to the uid that made it: only that uid and the
+ * admins (root, the agent's own user) change or withdraw it.  Names are
+ * compared as DNS and mDNS compare them, without ASCII case: "GPU1" is
+ * taken when "gpu1" is. */
 #include "agent/internal.h"
 #include "base/json.h"
 #include "base/log.h"
@@ -12,11 +17,13 @@
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 
 struct lmd_svc {
     struct lmd_svc *next;
     lmd_agent *a;
     char *name;              /* as registered (the path's NAME) */
+    uid_t owner;             /* who registered it */
     lmd_pub *pub;
     uint16_t port;
     lmd_txt txt;             /* info included */
@@ -27,12 +34,44 @@ struct lmd_svc {
     bool registered;         /* past svc_add: given to src/wide */
 };
 
+/* One instance name: DNS labels compare without ASCII case (RFC 4343),
+ * and so does mDNS (RFC 6762 16). */
+static bool same_name(const char *x, const char *y)
+{
+    return x && y && strcasecmp(x, y) == 0;
+}
+
 static struct lmd_svc *find(lmd_agent *a, const char *name)
 {
     for (struct lmd_svc *s = a->svcs; s; s = s->next)
-        if (!strcmp(s->name, name) || (s->pub && !strcmp(lmd_pub_name(s->pub), name)))
+        if (same_name(s->name, name) || (s->pub && same_name(lmd_pub_name(s->pub), name)))
             return s;
     return NULL;
+}
+
+/* The registration named name, if who may change it: 0 with *out, or
+ * LMD_ENOTFOUND / LMD_EPERM with err saying so. */
+static int find_owned(lmd_agent *a, const struct lmd_api_caller *who, const char *name, const char *verb,
+                      struct lmd_svc **out, lmd_err *err)
+{
+    struct lmd_svc *s = *out = find(a, name);
+    if (!s)
+        return lmd_err_set(err, LMD_ENOTFOUND, "no registered service named \"%.63s\"", name);
+    if (who->admin || who->uid == s->owner)
+        return 0;
+    *out = NULL;
+    return lmd_err_set(err, LMD_EPERM, "\"%.63s\" was registered by uid %u: only that user, root and the agent's "
+                                       "user may %s it (you are uid %u)", s->name, (unsigned)s->owner, verb,
+                       (unsigned)who->uid);
+}
+
+/* The TXT a registration would announce: no lmd-* key (LMD_ETXT). */
+static int check_txt(const lmd_txt *t, lmd_err *err)
+{
+    const char *reserved = lmd_txt_reserved_key(t);
+    if (reserved)
+        return lmd_txt_reserved_error(reserved, err);
+    return lmd_txt_check_record(t, err->msg, sizeof err->msg);
 }
 
 static void svc_free(lmd_agent *a, struct lmd_svc *s)
@@ -97,8 +136,8 @@ static void ttl_fire(evutil_socket_t fd, short what, void *arg)
 
 static json_t *svc_json(const struct lmd_svc *s)
 {
-    json_t *doc = json_pack("{s:o,s:s,s:i}", "name", lmd_json_str(s->pub ? lmd_pub_name(s->pub) : s->name), "state",
-                            s->state, "port", s->port);
+    json_t *doc = json_pack("{s:o,s:s,s:i,s:I}", "name", lmd_json_str(s->pub ? lmd_pub_name(s->pub) : s->name),
+                            "state", s->state, "port", s->port, "uid", (json_int_t)s->owner);
     json_t *dns = lmd_wide_service_json(s->a->wide, s->name); /* wide_area { }: its state in the zone */
     if (doc && dns)
         json_object_set_new(doc, "dns", dns);
@@ -116,8 +155,8 @@ static json_t *svc_json(const struct lmd_svc *s)
     return doc;
 }
 
-static int svc_add(void *ud, const char *name, const struct lmd_service_spec *spec, lmd_api_stream *stream,
-                   json_t **doc, lmd_err *err)
+static int svc_add(void *ud, const struct lmd_api_caller *who, const char *name, const struct lmd_service_spec *spec,
+                   lmd_api_stream *stream, json_t **doc, lmd_err *err)
 {
     lmd_agent *a = ud;
     if (a->draining)
@@ -128,8 +167,10 @@ static int svc_add(void *ud, const char *name, const struct lmd_service_spec *sp
     /* the configured service's name: as announced over mDNS (after a
      * collision rename) and as published in the zone (never renamed) */
     const char *wname = lmd_wide_name(a->wide);
-    if (find(a, name) || (a->cfg.announce.given && !strcmp(a->pub ? lmd_pub_name(a->pub) : a->name, name)) ||
-        (wname && !strcmp(wname, name)))
+    char configured[sizeof a->name];
+    lmd_config_name(&a->cfg, configured, sizeof configured); /* "" without announce { } */
+    if (find(a, name) || (a->pub && same_name(lmd_pub_name(a->pub), name)) || same_name(configured, name) ||
+        same_name(wname, name))
         return lmd_err_set(err, LMD_EEXIST, "a service named \"%.63s\" is already announced by this agent; "
                                             "withdraw it first or choose another name", name);
     /* each costs avahi objects (an entry group) that the browser needs too;
@@ -147,13 +188,14 @@ static int svc_add(void *ud, const char *name, const struct lmd_service_spec *sp
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");
     }
     s->a = a;
+    s->owner = who->uid;
     s->port = spec->port;
     s->stream = stream;
     s->ttl = spec->ttl;
     s->state = "registering";
     int rc = spec->info ? lmd_txt_set(&s->txt, "info", spec->info, strlen(spec->info), true, err->msg, sizeof err->msg) : 0;
     if (rc == 0)
-        rc = lmd_txt_check_record(&s->txt, err->msg, sizeof err->msg);
+        rc = check_txt(&s->txt, err);
     if (rc) {
         svc_free(a, s);
         return err->code = rc;
@@ -198,17 +240,17 @@ static void svc_closed(void *ud, lmd_api_stream *stream)
         }
 }
 
-static int svc_patch(void *ud, const char *name, const lmd_txt *set, const lmd_txt *remove, const char *info,
-                     json_t **doc, lmd_err *err)
+static int svc_patch(void *ud, const struct lmd_api_caller *who, const char *name, const lmd_txt *set,
+                     const lmd_txt *remove, const char *info, json_t **doc, lmd_err *err)
 {
     lmd_agent *a = ud;
-    struct lmd_svc *s = find(a, name);
-    if (!s)
-        return lmd_err_set(err, LMD_ENOTFOUND, "no registered service named \"%.63s\"", name);
+    struct lmd_svc *s;
+    int rc = find_owned(a, who, name, "change", &s, err);
+    if (rc)
+        return rc;
     lmd_txt t;
     if (lmd_txt_copy(&t, &s->txt) != 0)
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");
-    int rc = 0;
     for (size_t i = 0; i < remove->n; i++)
         (void)lmd_txt_remove(&t, remove->items[i].key); /* LMD_ENOTFOUND: nothing to remove */
     for (size_t i = 0; rc == 0 && i < set->n; i++)
@@ -217,7 +259,7 @@ static int svc_patch(void *ud, const char *name, const lmd_txt *set, const lmd_t
     if (rc == 0 && info)
         rc = lmd_txt_set(&t, "info", info, strlen(info), true, err->msg, sizeof err->msg);
     if (rc == 0)
-        rc = lmd_txt_check_record(&t, err->msg, sizeof err->msg);
+        rc = check_txt(&t, err);
     if (rc == 0 && s->pub && (rc = lmd_agent_publish_txt(a, s->pub, lmd_pub_name(s->pub), s->port, &t)) != 0)
         lmd_err_set(err, rc, "avahi refused the TXT update (see the agent's log)");
     if (rc) {
@@ -231,23 +273,25 @@ static int svc_patch(void *ud, const char *name, const lmd_txt *set, const lmd_t
     return 0;
 }
 
-static int svc_remove(void *ud, const char *name, json_t **doc, lmd_err *err)
+static int svc_remove(void *ud, const struct lmd_api_caller *who, const char *name, json_t **doc, lmd_err *err)
 {
     lmd_agent *a = ud;
-    struct lmd_svc *s = find(a, name);
-    if (!s)
-        return lmd_err_set(err, LMD_ENOTFOUND, "no registered service named \"%.63s\"", name);
+    struct lmd_svc *s;
+    int rc = find_owned(a, who, name, "withdraw", &s, err);
+    if (rc)
+        return rc;
     *doc = json_pack("{s:o,s:s}", "name", lmd_json_str(s->pub ? lmd_pub_name(s->pub) : s->name), "state", "withdrawn");
     withdraw(a, s, "withdrawn by DELETE");
     return 0;
 }
 
-static int svc_pass(void *ud, const char *name, json_t **doc, lmd_err *err)
+static int svc_pass(void *ud, const struct lmd_api_caller *who, const char *name, json_t **doc, lmd_err *err)
 {
     lmd_agent *a = ud;
-    struct lmd_svc *s = find(a, name);
-    if (!s)
-        return lmd_err_set(err, LMD_ENOTFOUND, "no registered service named \"%.63s\"", name);
+    struct lmd_svc *s;
+    int rc = find_owned(a, who, name, "pass", &s, err);
+    if (rc)
+        return rc;
     if (!s->ttl_ev)
         return lmd_err_set(err, LMD_EINVAL, "\"%.63s\" lives as long as its connection; it has no ttl to pass",
                           name);
@@ -375,7 +419,7 @@ void lmd_agent_services_dns_published(void *ud, const char *name)
 {
     lmd_agent *a = ud;
     for (struct lmd_svc *s = a->svcs; s; s = s->next)
-        if (s->registered && !strcmp(s->name, name) && !s->pub) {
+        if (s->registered && same_name(s->name, name) && !s->pub) {
             /* no mDNS: the zone is where it is established */
             s->state = "established";
             char e[160];

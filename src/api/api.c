@@ -25,6 +25,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -325,10 +326,16 @@ static void handle(struct evhttp_request *req, void *arg)
         lmd_node_list l = {0};
         const char *name = path + 10;
         json_t *found = NULL;
-        if (api->src.peers && api->src.peers(api->src.ud, &l) == 0)
+        /* instance names compare without ASCII case, as DNS and mDNS do;
+         * the exact spelling first, should two peers differ only in case */
+        if (api->src.peers && api->src.peers(api->src.ud, &l) == 0) {
             for (size_t i = 0; i < l.n && !found; i++)
                 if (!strcmp(l.nodes[i].name, name))
                     found = lmd_json_node(&l.nodes[i]);
+            for (size_t i = 0; i < l.n && !found; i++)
+                if (!strcasecmp(l.nodes[i].name, name))
+                    found = lmd_json_node(&l.nodes[i]);
+        }
         lmd_node_list_free(&l);
         if (found) {
             lmd_api_reply_json(req, 200, "OK", found);

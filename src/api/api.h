@@ -20,6 +20,7 @@
 #include "base/error.h"
 #include "lmdisc.h"
 #include <jansson.h>
+#include <sys/types.h>
 
 struct event_base;
 typedef struct lmd_api lmd_api;
@@ -72,21 +73,30 @@ struct lmd_service_spec {
 /* A registration's open connection, over which its state goes out. */
 typedef struct lmd_api_stream lmd_api_stream;
 
-/* What the agent does for the registration API.  Each returns 0, or an
- * HTTP status (4xx/5xx) with err saying what was wrong. */
+/* Who asks: the registration API is served on the Unix socket only, where
+ * the kernel tells the peer's uid (SO_PEERCRED).  A registration belongs to
+ * the uid that made it: another uid's PATCH, DELETE or pass is refused
+ * (LMD_EPERM, 403) unless it is an admin.  Admins are root and the agent's
+ * own user, who can stop or signal the agent anyway; only they may drain
+ * the host (and cancel a drain), which the API checks itself. */
+struct lmd_api_caller {
+    uid_t uid;
+    bool admin;
+};
+
 /* The registration callbacks return 0 or a negative LMD_E* code with err
  * filled (base/error.h); the API answers with the HTTP status of the code
  * (lmd_api_status). */
 struct lmd_api_registry {
-    int (*add)(void *ud, const char *name, const struct lmd_service_spec *spec, lmd_api_stream *stream,
-               json_t **doc, lmd_err *err);
+    int (*add)(void *ud, const struct lmd_api_caller *who, const char *name, const struct lmd_service_spec *spec,
+               lmd_api_stream *stream, json_t **doc, lmd_err *err);
     /* the connection of a registration closed (its client is gone): withdraw */
     void (*closed)(void *ud, lmd_api_stream *stream);
     /* set: keys to set; remove: keys to drop; info: NULL to keep */
-    int (*patch)(void *ud, const char *name, const lmd_txt *set, const lmd_txt *remove, const char *info,
-                 json_t **doc, lmd_err *err);
-    int (*remove)(void *ud, const char *name, json_t **doc, lmd_err *err);
-    int (*pass)(void *ud, const char *name, json_t **doc, lmd_err *err);
+    int (*patch)(void *ud, const struct lmd_api_caller *who, const char *name, const lmd_txt *set,
+                 const lmd_txt *remove, const char *info, json_t **doc, lmd_err *err);
+    int (*remove)(void *ud, const struct lmd_api_caller *who, const char *name, json_t **doc, lmd_err *err);
+    int (*pass)(void *ud, const struct lmd_api_caller *who, const char *name, json_t **doc, lmd_err *err);
     int (*drain)(void *ud, double grace, json_t **doc, lmd_err *err);
 };
 

@@ -8,7 +8,10 @@
  *   PUT /v1/services/NAME/pass     the TTL starts again
  *   PATCH /v1/services/NAME        {"txt": {k: v | true | null}, "info"}
  *   DELETE /v1/services/NAME       withdraw
- *   POST /v1/self/drain            {"grace": S}: status=draining, then withdraw */
+ *   POST /v1/self/drain            {"grace": S}: status=draining, then withdraw
+ *
+ * Who asks is the Unix socket peer's uid (api.h, struct lmd_api_caller): a
+ * registration is its uid's; draining is for admins. */
 #include "api/internal.h"
 #include "api/params.h"
 #include "base/json.h"
@@ -22,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/queue.h>
+#include <unistd.h>
 
 
 struct lmd_api_stream {
@@ -71,6 +75,12 @@ static int called(int code, const lmd_err *e, char *buf, size_t len)
     if (code != 0)
         snprintf(buf, len, "%s", lmd_err_text(e));
     return lmd_api_status(code);
+}
+
+/* Root or the user the agent runs as. */
+static bool uid_admin(uid_t uid)
+{
+    return uid == 0 || uid == geteuid();
 }
 
 /* ---- input --------------------------------------------------------------- */
@@ -195,7 +205,7 @@ void lmd_api_streams_free(lmd_api *api)
 
 /* ---- handlers ------------------------------------------------------------ */
 
-static void put_service(lmd_api *api, struct evhttp_request *req, const char *name)
+static void put_service(lmd_api *api, struct evhttp_request *req, const struct lmd_api_caller *who, const char *name)
 {
     const char *why = NULL;
     char err[320] = "";
@@ -229,7 +239,7 @@ static void put_service(lmd_api *api, struct evhttp_request *req, const char *na
         s->conn = evhttp_request_get_connection(req);
     }
     if (!status)
-        status = called(api->src.reg->add(api->src.ud, name, &spec, s, &doc, &e), &e, err, sizeof err);
+        status = called(api->src.reg->add(api->src.ud, who, name, &spec, s, &doc, &e), &e, err, sizeof err);
     lmd_txt_free(&txt);
     json_decref(body);
     if (status) {
@@ -263,7 +273,8 @@ static void put_service(lmd_api *api, struct evhttp_request *req, const char *na
     s->n_pending = 0;
 }
 
-static void patch_service(lmd_api *api, struct evhttp_request *req, const char *name)
+static void patch_service(lmd_api *api, struct evhttp_request *req, const struct lmd_api_caller *who,
+                          const char *name)
 {
     const char *why = NULL;
     char err[320] = "";
@@ -279,8 +290,8 @@ static void patch_service(lmd_api *api, struct evhttp_request *req, const char *
     if (!status && info && !json_is_string(info))
         status = lmd_errbuf(err, sizeof err, 400, "info must be a string");
     if (!status)
-        status = called(api->src.reg->patch(api->src.ud, name, &set, &remove, json_string_value(info), &doc, &e), &e, err,
-                        sizeof err);
+        status = called(api->src.reg->patch(api->src.ud, who, name, &set, &remove, json_string_value(info), &doc, &e),
+                        &e, err, sizeof err);
     lmd_txt_free(&set);
     lmd_txt_free(&remove);
     json_decref(body);
@@ -336,6 +347,16 @@ void lmd_api_handle_registration(lmd_api *api, struct evhttp_request *req, const
         free(name);
         return;
     }
+    struct lmd_api_caller who = {.uid = uid, .admin = uid_admin(uid)};
+    /* the whole host: for those who could stop the agent anyway (any
+     * method on the drain route, a cancel included) */
+    if (drain && !who.admin) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "draining this host is for root and the agent's user (uid %u); uid %u may not",
+                 (unsigned)geteuid(), (unsigned)uid);
+        lmd_api_reply_error(req, 403, "Forbidden", msg);
+        return;
+    }
     char err[320] = "";
     lmd_err e = {0};
     json_t *doc = NULL;
@@ -349,14 +370,14 @@ void lmd_api_handle_registration(lmd_api *api, struct evhttp_request *req, const
         json_decref(body);
         answer(req, status, doc, err, 202);
     } else if (pass) {
-        status = called(api->src.reg->pass(api->src.ud, name, &doc, &e), &e, err, sizeof err);
+        status = called(api->src.reg->pass(api->src.ud, &who, name, &doc, &e), &e, err, sizeof err);
         answer(req, status, doc, err, 200);
     } else if (cmd == EVHTTP_REQ_PUT) {
-        put_service(api, req, name);
+        put_service(api, req, &who, name);
     } else if (cmd == EVHTTP_REQ_PATCH) {
-        patch_service(api, req, name);
+        patch_service(api, req, &who, name);
     } else {
-        status = called(api->src.reg->remove(api->src.ud, name, &doc, &e), &e, err, sizeof err);
+        status = called(api->src.reg->remove(api->src.ud, &who, name, &doc, &e), &e, err, sizeof err);
         answer(req, status, doc, err, 200);
     }
     free(name);
