@@ -270,11 +270,6 @@ static void handle(struct evhttp_request *req, void *arg)
     lmd_api *api = arg;
     api->requests++;
     lmd_conns_request(api->conns, req);
-    uid_t uid;
-    if (lmd_conns_peer_uid(req, &uid) && lmd_conns_count_uid(api->conns, uid) > MAX_CONNS / 2) {
-        lmd_api_reply_error(req, 429, "Too Many Requests", "too many connections from this user; close some");
-        return;
-    }
     const char *uri_s = evhttp_request_get_uri(req);
     if (uri_s && strlen(uri_s) > MAX_PATH) {
         lmd_api_reply_error(req, 414, "URI Too Long", "the request path is too long (at most 2048 bytes)");
@@ -502,7 +497,7 @@ int lmd_api_new(struct event_base *base, const struct lmd_api_config *cfg, const
     unsigned max = MAX_CONNS;
     if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY && nofile.rlim_cur < MAX_CONNS + 64)
         max = nofile.rlim_cur > 80 ? (unsigned)nofile.rlim_cur - 64 : 16;
-    struct lmd_conns_limits lim = {.max = max, .request_deadline = REQUEST_DEADLINE};
+    struct lmd_conns_limits lim = {.max = max, .per_client = MAX_CONNS_PER_CLIENT, .request_deadline = REQUEST_DEADLINE};
     if ((rc = lmd_conns_new(base, api->http, &lim, &api->conns, err)) != 0)
         goto failed;
     evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |

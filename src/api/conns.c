@@ -3,7 +3,16 @@
  * (evhttp_set_bevcb).  We keep a reference to it: when evhttp is done with
  * the connection it frees the bufferevent, which (our reference holding it)
  * only clears its callbacks; a sweep, running only while connections exist,
- * notices that, lets go, and enforces the request deadlines. */
+ * notices that, lets go, and enforces the request deadlines.
+ *
+ * Who a connection is from (the uid of a Unix socket peer, the address of
+ * a TCP one) is known at accept, before any byte of a request: evhttp gives
+ * the new bufferevent its socket right after making it, so an event made
+ * active then (identify) runs before the connection is read.  Each client
+ * holds at most lim.per_client connections; past that its new ones are
+ * closed at once, so that one client's half-open connections never take the
+ * slots another needs.  Admins (root, the agent's own user) have no share:
+ * they can stop the agent anyway. */
 #include "api/conns.h"
 #include "base/log.h"
 #include "base/loop.h"
@@ -14,18 +23,30 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/listener.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define SWEEP 0.5 /* seconds between looks at the connections */
 #define MAX_LISTENERS 4
+
+/* Who a connection is from: a uid (AF_UNIX) or an address (AF_INET, IPv4
+ * in IPv6 as IPv4); family 0: not known (not limited). */
+struct client {
+    int family;
+    uid_t uid;
+    unsigned char addr[16];
+};
 
 struct slot {
     struct slot *next;
     struct bufferevent *bev;  /* the connection's; we hold a reference */
     double waiting_since;     /* for a whole request; < 0: one is being served, or a stream */
-    uid_t uid;
-    bool uid_known, stream;
+    struct client from;
+    bool identified, stream;
 };
 
 struct lmd_conns {
@@ -34,10 +55,13 @@ struct lmd_conns {
     struct slot *slots;
     unsigned n;
     struct event *sweep;
+    struct event *identify;   /* active while new connections wait to be identified */
     struct evconnlistener *listeners[MAX_LISTENERS];
     unsigned n_listeners;
     bool paused;
     double warned;            /* when the cap was last reported */
+    double warned_client;     /* when a client over its share was last reported */
+    double refused;           /* connections closed at accept: a client over its share */
 };
 
 static void pause_listeners(lmd_conns *c, bool pause)
@@ -94,6 +118,107 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
         lmd_warn("API: cannot arm the connection sweep (out of memory)");
 }
 
+static bool client_of(evutil_socket_t fd, struct client *out)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    memset(out, 0, sizeof *out);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+        return false;
+    if (ss.ss_family == AF_UNIX) {
+        struct ucred cred;
+        socklen_t len = sizeof cred;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred)
+            return false;
+        out->family = AF_UNIX;
+        out->uid = cred.uid;
+        return true;
+    }
+    sl = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+        return false;
+    if (ss.ss_family == AF_INET) {
+        out->family = AF_INET;
+        memcpy(out->addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a6 = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        out->family = IN6_IS_ADDR_V4MAPPED(a6) ? AF_INET : AF_INET6;
+        memcpy(out->addr, out->family == AF_INET ? a6->s6_addr + 12 : a6->s6_addr, out->family == AF_INET ? 4 : 16);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+static bool same_client(const struct client *x, const struct client *y)
+{
+    return x->family && x->family == y->family && x->uid == y->uid && !memcmp(x->addr, y->addr, sizeof x->addr);
+}
+
+static const char *client_text(const struct client *cl, char *buf, size_t len)
+{
+    if (cl->family == AF_UNIX)
+        snprintf(buf, len, "uid %u", (unsigned)cl->uid);
+    else if (!inet_ntop(cl->family, cl->addr, buf, (socklen_t)len))
+        snprintf(buf, len, "a client");
+    return buf;
+}
+
+/* Close a connection that nothing was read from, at once: evhttp frees it
+ * as on EOF, and its socket closes then (our reference goes now). */
+static void refuse(lmd_conns *c, struct slot **pp)
+{
+    struct slot *s = *pp;
+    *pp = s->next;
+    c->n--;
+    c->refused++;
+    bufferevent_trigger_event(s->bev, BEV_EVENT_EOF | BEV_EVENT_READING, BEV_TRIG_DEFER_CALLBACKS);
+    bufferevent_decref(s->bev);
+    free(s);
+}
+
+/* Who the new connections are from; those of a client already holding its
+ * share are closed. */
+static void identify(evutil_socket_t fd_unused, short what, void *arg)
+{
+    (void)fd_unused;
+    (void)what;
+    lmd_conns *c = arg;
+    for (struct slot **pp = &c->slots; *pp;) {
+        struct slot *s = *pp;
+        evutil_socket_t fd = s->identified ? -1 : bufferevent_getfd(s->bev);
+        if (fd < 0) {
+            pp = &s->next;
+            continue;
+        }
+        s->identified = true;
+        if (!client_of(fd, &s->from)) {
+            pp = &s->next;
+            continue;
+        }
+        if (s->from.family == AF_UNIX && lmd_conns_uid_admin(s->from.uid)) {
+            pp = &s->next;
+            continue;
+        }
+        unsigned held = 0;
+        for (struct slot *o = c->slots; o; o = o->next)
+            held += o != s && o->identified && same_client(&o->from, &s->from);
+        if (held < c->lim.per_client) {
+            pp = &s->next;
+            continue;
+        }
+        if (lmd_now_mono() - c->warned_client > 60) {
+            char who[INET6_ADDRSTRLEN + 16];
+            c->warned_client = lmd_now_mono();
+            lmd_warn("API: %s has %u connections open, the most one client may; its new ones are closed at once "
+                     "(said once a minute)", client_text(&s->from, who, sizeof who), held);
+        }
+        refuse(c, pp);
+    }
+    if (c->n < c->lim.max)
+        pause_listeners(c, false);
+}
+
 static struct bufferevent *new_conn(struct event_base *base, void *arg)
 {
     lmd_conns *c = arg;
@@ -111,6 +236,9 @@ static struct bufferevent *new_conn(struct event_base *base, void *arg)
     c->slots = s;
     if (c->n++ == 0 && lmd_timer_in(c->sweep, SWEEP) != 0)
         lmd_warn("API: cannot arm the connection sweep (out of memory)");
+    /* evhttp sets the socket when this returns: identify runs after that,
+     * before the loop reads anything from it */
+    event_active(c->identify, EV_TIMEOUT, 0);
     if (c->n >= c->lim.max)
         pause_listeners(c, true);
     return bev;
@@ -125,7 +253,10 @@ int lmd_conns_new(struct event_base *base, struct evhttp *http, const struct lmd
     c->base = base;
     c->lim = *lim;
     c->warned = -1e9;
-    if (!(c->sweep = evtimer_new(base, sweep, c))) {
+    c->warned_client = -1e9;
+    if (!(c->sweep = evtimer_new(base, sweep, c)) || !(c->identify = event_new(base, -1, 0, identify, c))) {
+        if (c->sweep)
+            event_free(c->sweep);
         free(c);
         *out = NULL;
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");
@@ -146,6 +277,7 @@ void lmd_conns_free(lmd_conns *c)
         free(s);
     }
     event_free(c->sweep);
+    event_free(c->identify);
     free(c);
 }
 
@@ -180,8 +312,8 @@ void lmd_conns_request(lmd_conns *c, struct evhttp_request *req)
     if (!s)
         return;
     s->waiting_since = -1;
-    if (!s->uid_known)
-        s->uid_known = lmd_conns_peer_uid(req, &s->uid);
+    if (!s->identified) /* (identify saw no socket yet: look again) */
+        event_active(c->identify, EV_TIMEOUT, 0);
     evhttp_request_set_on_complete_cb(req, replied, c);
 }
 
@@ -201,27 +333,21 @@ bool lmd_conns_peer_uid(struct evhttp_request *req, uid_t *uid)
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
     /* Unix sockets only: Linux answers SO_PEERCRED on TCP too, with
      * uid -1, and a TCP client must never count as a local user */
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 || ss.ss_family != AF_UNIX)
+    struct client cl;
+    if (fd < 0 || !client_of(fd, &cl) || cl.family != AF_UNIX)
         return false;
-    struct ucred cred;
-    socklen_t len = sizeof cred;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred)
-        return false;
-    *uid = cred.uid;
+    *uid = cl.uid;
     return true;
 }
 
-unsigned lmd_conns_count_uid(lmd_conns *c, uid_t uid)
+bool lmd_conns_uid_admin(uid_t uid)
 {
-    unsigned n = 0;
-    for (struct slot *s = c->slots; s; s = s->next)
-        n += s->uid_known && s->uid == uid;
-    return n;
+    return uid == 0 || uid == geteuid();
 }
 
 unsigned lmd_conns_count(const lmd_conns *c) { return c->n; }
+
+double lmd_conns_refused(const lmd_conns *c) { return c->refused; }
 
 size_t lmd_conns_pending_output(struct evhttp_request *req)
 {

@@ -13,6 +13,7 @@
 #define MAX_STREAMS_PER_UID 16 /* so that one local process cannot take them all */
 #define STREAM_BUDGET (1 << 20) /* bytes a stream client may fall behind before it is dropped */
 #define MAX_CONNS 256
+#define MAX_CONNS_PER_CLIENT (MAX_CONNS / 2) /* one uid, or one TCP address: others keep half */
 #define REQUEST_DEADLINE 5     /* seconds for a whole request */
 #define IDLE_TIMEOUT 10        /* seconds, for ordinary requests */
 #define MAX_HEADERS 65536      /* what evhttp reads: big enough that our handler refuses with JSON */

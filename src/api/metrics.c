@@ -103,6 +103,9 @@ void lmd_api_handle_metrics(lmd_api *api, struct evhttp_request *req)
     metric(b, "lmdisc_services_registered", "gauge", "Services registered through the API and announced.",
            m.services_registered);
     metric(b, "lmdisc_api_connections", "gauge", "API connections open.", api->conns ? lmd_conns_count(api->conns) : 0);
+    metric(b, "lmdisc_api_connections_refused_total", "counter",
+           "API connections closed at accept: their client (a uid, a TCP address) held its share already.",
+           api->conns ? lmd_conns_refused(api->conns) : 0);
     metric(b, "lmdisc_api_streams_dropped_total", "counter",
            "Event streams closed because their client fell too far behind.", api->streams_dropped);
     metric(b, "lmdisc_checks_total", "counter", "Peer checks started.", m.checks_total);

@@ -77,12 +77,6 @@ static int called(int code, const lmd_err *e, char *buf, size_t len)
     return lmd_api_status(code);
 }
 
-/* Root or the user the agent runs as. */
-static bool uid_admin(uid_t uid)
-{
-    return uid == 0 || uid == geteuid();
-}
-
 /* ---- input --------------------------------------------------------------- */
 
 /* The request body as JSON (an object), or NULL with *why. */
@@ -347,7 +341,7 @@ void lmd_api_handle_registration(lmd_api *api, struct evhttp_request *req, const
         free(name);
         return;
     }
-    struct lmd_api_caller who = {.uid = uid, .admin = uid_admin(uid)};
+    struct lmd_api_caller who = {.uid = uid, .admin = lmd_conns_uid_admin(uid)};
     /* the whole host: for those who could stop the agent anyway (any
      * method on the drain route, a cancel included) */
     if (drain && !who.admin) {

@@ -21,9 +21,16 @@ in time and count and stops by itself.
       N event streams held open (reading) until SECONDS pass (or a signal);
       prints "STREAM i STATUS" for each as it is answered, then "HELD k",
       and "CLOSED" for each that the agent closes.
+  half-open SOCK N SECONDS
+      N connections that each send the start of a request and then nothing
+      (connecting for at most a third of SECONDS, retrying while the listen
+      backlog is full, until a second passes without a new one); prints "OPEN connected=C of=N", then holds them until
+      SECONDS pass, printing "ALIVE k" (those the agent has not closed) twice
+      a second.  SOCK may be tcp:HOST:PORT.
 """
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -315,10 +322,63 @@ def streams(path, n, seconds):
         st.close()
 
 
+def half_open(path, n, seconds):
+    """n connections whose request never completes, held."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < n + 64:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 64) if hard != resource.RLIM_INFINITY else n + 64, hard))
+    t0 = time.monotonic()
+    part = b"GET /v1/health HTTP/1.1\r\nHost: lmdisc\r\n"  # no blank line: never a whole request
+    alive = []
+    progress = t0  # the last connect that succeeded: a second without one ends the connecting
+    while len(alive) < n and time.monotonic() - t0 < seconds / 3 and time.monotonic() - progress < 1:
+        if path.startswith("tcp:"):
+            host, port = path[4:].rsplit(":", 1)
+            try:
+                s = socket.create_connection((host, int(port)), timeout=0.2)
+            except OSError:  # the backlog is full: the SYN waits
+                continue
+            s.setblocking(False)
+        else:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.setblocking(False)
+            try:
+                s.connect(path)
+            except (BlockingIOError, InterruptedError):  # AF_UNIX: the listen backlog is full
+                s.close()
+                time.sleep(0.001)
+                continue
+        try:
+            s.send(part)
+        except OSError:
+            pass  # closed already: counted below
+        alive.append(s)
+        progress = time.monotonic()
+    print("OPEN connected=%d of=%d" % (len(alive), n), flush=True)
+    next_report = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        r, _, _ = select.select(alive, [], [], 0.1) if alive else ([], [], [])
+        for s in r:
+            try:
+                data = s.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                alive.remove(s)
+                s.close()
+        if time.monotonic() >= next_report:
+            print("ALIVE %d" % len(alive), flush=True)
+            next_report += 0.5
+        if not alive:
+            time.sleep(0.1)
+    for s in alive:
+        s.close()
+
+
 def main(argv):
     mode = argv[1]
     # whatever happens, this process ends: SECONDS (or DEADLINE) plus a margin
-    limit = {"slow-streams": 6, "slowloris": 4, "flood": 4, "streams": 4}.get(mode)
+    limit = {"slow-streams": 6, "slowloris": 4, "flood": 4, "streams": 4, "half-open": 4}.get(mode)
     if limit:
         signal.alarm(int(float(argv[limit])) + 60)
     if mode == "slow-streams":
@@ -329,6 +389,8 @@ def main(argv):
         flood(argv[2], int(argv[3]), float(argv[4]), argv[5])
     elif mode == "streams":
         streams(argv[2], int(argv[3]), float(argv[4]))
+    elif mode == "half-open":
+        half_open(argv[2], int(argv[3]), float(argv[4]))
     else:
         raise SystemExit("unknown mode " + mode)
 

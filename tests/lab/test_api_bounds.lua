@@ -5,7 +5,9 @@
 -- a flood of connections against an agent with few descriptors neither
 -- stops it nor floods its log; stream slots are capped per uid (16) and in
 -- all (64), and `lmdisc watch` waits through 429 and connects once a slot
--- frees; every reply reaches its client; errors have JSON bodies.
+-- frees; one uid's (or one TCP address's) half-open connections are capped
+-- from accept, so another's requests are served at once; every reply reaches
+-- its client; errors have JSON bodies.
 -- Client programs: api_clients.py (python3, run on the lab host).
 local lu = require "luaunit"
 local cjson = require "cjson"
@@ -377,6 +379,76 @@ function TestApiBounds:test_stream_slots_per_uid_and_in_all_and_watch_waits_for_
     print(("    watch connected %.2f s / %.2f s after a slot freed"):format(dt1, dt2))
     lu.assertTrue(dt1 <= 7 and dt2 <= 7, ("watch took %.2f / %.2f s to take a free slot"):format(dt1, dt2))
     lu.assertTrue(w2:running(), w2:output())
+    lu.assertTrue(p:running(), tail(p:output()))
+end
+
+-- (d2) Half-open connections count from accept: one uid's 1,000 connections
+-- that never finish a request hold at most its share (128 of 256), and
+-- another uid's /v1/health is answered within 100 ms meanwhile.  The same
+-- per address over TCP.
+local FLOODER, PROBER = 4242, 4343
+
+-- 20 health requests on host, each timed by curl: {code, seconds} each.
+local function probes(host, pre, url, extra)
+    local _, out = S.lab:exec(host, ("for i in $(seq 20); do %s curl -s -o /dev/null --max-time 2 %s "
+        .. "-w '%%{http_code} %%{time_total}\n' %s; done"):format(pre or "", extra or "", q(url)))
+    local r = {}
+    for code, t in out:gmatch("(%d+) ([%d.]+)") do r[#r + 1] = {tonumber(code), tonumber(t)} end
+    lu.assertEquals(#r, 20, out)
+    return r, out
+end
+
+local function as(uid) return ("setpriv --reuid=%d --regid=%d --clear-groups"):format(uid, uid) end
+
+-- The flood on host, and once it is connected the probes: their results.
+local function half_open_flood(host, pre, where, p, probe)
+    local fl = S:bg(host, ("exec %s %s %s half-open %s 1000 15"):format(pre, PY, q(CLIENTS), q(where)))
+    local open = await(fl, "^OPEN ", 15)
+    local r, out = probe()
+    -- every attempt was taken (the agent accepts, and closes what is over
+    -- the share at once), and the flood held exactly its share meanwhile
+    local why = ("%s\n--- probes:\n%s--- agent:\n%s"):format(fl:output(), out, tail(p:output()))
+    lu.assertEquals(open, "OPEN connected=1000 of=1000", why)
+    lu.assertNotNil(S.lab:wait_log(fl, "^ALIVE 128$", 3), why)
+    lu.assertTrue(fl:running(), why)
+    return r, out
+end
+
+local function assert_fast(r, out, what)
+    local worst = 0
+    for i, x in ipairs(r) do
+        lu.assertEquals(x[1], 200, ("%s: request %d\n%s"):format(what, i, out))
+        worst = math.max(worst, x[2])
+    end
+    lu.assertTrue(worst <= 0.1, ("%s: the slowest /v1/health took %.3f s\n%s"):format(what, worst, out))
+    return worst
+end
+
+function TestApiBounds:test_one_uids_half_open_connections_leave_another_uids_health_fast()
+    local p, sock = agent(nil, {api = ", socket_mode = 438"}) -- 0666: other uids connect too
+    local r, out = half_open_flood("h1", as(FLOODER), sock, p, function()
+        return probes("h1", as(PROBER), "http://lmdisc/v1/health", "--unix-socket " .. q(sock))
+    end)
+    local worst = assert_fast(r, out, "uid " .. PROBER .. " beside uid " .. FLOODER .. "'s 1,000 half-open connections")
+    print(("    uid %d: 1,000 half-open connections, 128 held; uid %d's slowest of 20 /v1/health: %.1f ms"):format(
+        FLOODER, PROBER, worst * 1000))
+    lu.assertStrContains(p:output(), ("API: uid %d has 128 connections open, the most one client may"):format(FLOODER))
+    -- the other 872 were closed at accept, and counted
+    lu.assertEquals(metrics(sock).lmdisc_api_connections_refused_total, 1000 - 128)
+    lu.assertTrue(p:running(), tail(p:output()))
+end
+
+function TestApiBounds:test_one_addresses_half_open_connections_leave_another_addresses_health_fast()
+    local listen = S.lab:ip("h1", 4) .. ":7741"
+    local p = agent(nil, {api = (", listen = %q, allow_remote = true"):format(listen)})
+    local r, out = half_open_flood("h1", "", "tcp:" .. listen, p, function() -- from h1's address
+        return probes("h2", nil, "http://" .. listen .. "/v1/health")
+    end)
+    local worst = assert_fast(r, out, "h2 beside h1's 1,000 half-open TCP connections")
+    print(("    h1: 1,000 half-open TCP connections, 128 held; h2's slowest of 20 /v1/health: %.1f ms"):format(
+        worst * 1000))
+    lu.assertStrContains(p:output(), ("API: %s has 128 connections open, the most one client may"):format(
+        S.lab:ip("h1", 4)))
     lu.assertTrue(p:running(), tail(p:output()))
 end
 
