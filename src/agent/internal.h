@@ -103,6 +103,9 @@ void lmd_agent_services_dns_published(void *ud, const char *name);
 /* trust.c: signed announcements (all of it a no-op without trust { }) */
 struct lmd_trust_result;
 int lmd_agent_trust_start(lmd_agent *a, lmd_err *err);
+/* What trust_start refuses (the files, the key and its certificate), with
+ * nothing started: the start checks (preflight.c). */
+int lmd_agent_trust_check(const struct lmd_config *cfg, lmd_err *err);
 void lmd_agent_trust_free(lmd_agent *a);
 /* txt as announced for (name, port): a copy, signed when trust is on */
 int lmd_agent_sign_txt(lmd_agent *a, const char *name, uint16_t port, const lmd_txt *txt, lmd_txt *out, char *err,
