@@ -56,6 +56,7 @@ typedef struct lmd_agent {
     lmd_wide *wide;         /* wide_area { }: publishing and browsing (src/wide/) */
     bool exiting;           /* past the main loop: withdrawing, no reload */
     struct event *drain_ev;
+    char *undrain;          /* status= before the drain ("": none), given back if it is cancelled */
 } lmd_agent;
 
 /* health { on_fail = "status" }: announce status=down instead of withdrawing */

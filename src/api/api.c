@@ -300,7 +300,7 @@ static void handle(struct evhttp_request *req, void *arg)
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
         lmd_api_reply_error(req, 405, "Method Not Allowed",
                             "only GET is supported here (registrations: PUT/PATCH/DELETE /v1/services/NAME, "
-                            "POST /v1/self/drain)");
+                            "POST and DELETE /v1/self/drain)");
         return;
     }
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);

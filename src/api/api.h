@@ -88,6 +88,8 @@ struct lmd_api_registry {
     int (*remove)(void *ud, const char *name, json_t **doc, lmd_err *err);
     int (*pass)(void *ud, const char *name, json_t **doc, lmd_err *err);
     int (*drain)(void *ud, double grace, json_t **doc, lmd_err *err);
+    /* cancel a drain: {"cancelled": false} when there is none */
+    int (*undrain)(void *ud, json_t **doc, lmd_err *err);
 };
 
 /* Tell a registration's client a state ("registering", "established",

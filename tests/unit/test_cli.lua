@@ -160,4 +160,14 @@ function TestCli:test_announce_domain_options()
     lu.assertStrContains(help, "--key FILE")
 end
 
+-- drain: --cancel takes no --grace; neither needs anything else
+function TestCli:test_drain_options()
+    assert_usage("--cancel takes no --grace", "drain", "--cancel", "--grace", "3")
+    assert_usage("--grace 'x' is not a number of seconds", "drain", "--grace", "x")
+    assert_usage("unexpected argument 'now'", "drain", "--cancel", "now")
+    local code, help = run("drain", "--help")
+    lu.assertEquals(code, 0)
+    lu.assertStrContains(help, "--cancel")
+end
+
 os.exit(lu.LuaUnit.run())
