@@ -312,7 +312,9 @@ static void handle(struct evhttp_request *req, void *arg)
         lmd_api_reply_error(req, 400, "Bad Request", "malformed path");
         return;
     }
-    if (!strcmp(path, "/v1/peers") || !strcmp(path, "/v1/peers/")) {
+    if (!strcmp(path, "/") || !strcmp(path, "/index.html")) {
+        lmd_api_handle_fleet(req);
+    } else if (!strcmp(path, "/v1/peers") || !strcmp(path, "/v1/peers/")) {
         const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
         bool routable = lmd_api_query_flag(q, "routable");
         json_t *a = peers_json(api, routable);
@@ -367,7 +369,8 @@ static void handle(struct evhttp_request *req, void *arg)
         lmd_api_handle_metrics(api, req);
     } else {
         lmd_api_reply_error(req, 404, "Not Found",
-                    "unknown path; try /v1/peers, /v1/peers/NAME, /v1/self, /v1/events, /v1/health, /metrics");
+                    "unknown path; try / (the fleet page), /v1/peers, /v1/peers/NAME, /v1/self, /v1/events, /v1/health, "
+                            "/metrics");
     }
     free(path);
 }
