@@ -369,8 +369,8 @@ static void handle(struct evhttp_request *req, void *arg)
         lmd_api_handle_metrics(api, req);
     } else {
         lmd_api_reply_error(req, 404, "Not Found",
-                    "unknown path; try / (the fleet page), /v1/peers, /v1/peers/NAME, /v1/self, /v1/events, /v1/health, "
-                            "/metrics");
+                            "unknown path; try / (the fleet page), /v1/peers, /v1/peers/NAME, /v1/self,"
+                            " /v1/events, /v1/health, /metrics");
     }
     free(path);
 }

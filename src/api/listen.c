@@ -65,8 +65,8 @@ static int check_socket(const char *path, lmd_err *err)
                            sizeof sa.sun_path - 1);
     struct stat st;
     if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
-        return lmd_err_set(err, LMD_EINVAL, "api.socket %s exists and is not a socket; remove it or set api { socket = ... }",
-                           path);
+        return lmd_err_set(err, LMD_EINVAL,
+                           "api.socket %s exists and is not a socket; remove it or set api { socket = ... }", path);
     char dir[sizeof sa.sun_path];
     snprintf(dir, sizeof dir, "%s", path);
     for (;;) {

@@ -51,6 +51,6 @@ int lmd_secret_mode_check(const char *path, mode_t mode, const char *what, const
     return lmd_err_set(err, LMD_EINVAL,
                        "%s: mode %04o lets %s this %s%s%s; make it 0600 (chmod 600 %s), or 0640 with the agent's "
                        "group (chown root:lmdisc %s; chmod 640 %s)",
-                       path, m, (m & 0007) ? "users outside its owner and group read or change" : "its group change", what,
-                       why && *why ? ": " : "", why ? why : "", path, path, path);
+                       path, m, (m & 0007) ? "users outside its owner and group read or change" : "its group change",
+                       what, why && *why ? ": " : "", why ? why : "", path, path, path);
 }

@@ -324,7 +324,8 @@ int lmd_wide_check(const struct lmd_config *cfg, lmd_err *err)
 {
     if (!cfg->wide_area.given)
         return 0;
-    const char *const keys[][2] = {{"wide_area.key", cfg->wide_area.key}, {"wide_area.sweep_key", cfg->wide_area.sweep_key}};
+    const char *const keys[][2] = {{"wide_area.key", cfg->wide_area.key},
+                                   {"wide_area.sweep_key", cfg->wide_area.sweep_key}};
     for (size_t i = 0; i < LMD_ARRAY_LEN(keys); i++) {
         lmd_dns_key *k = NULL;
         lmd_err kerr = {0};
