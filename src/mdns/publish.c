@@ -167,14 +167,17 @@ static void watch_stop(struct lmd_pub *p)
     p->watch = NULL;
 }
 
-/* Whether an SRV rdata is ours: our port and our host (DNS names compare
- * without regard to ASCII case). */
-static bool srv_is_ours(const struct lmd_pub *p, const uint8_t *rd, size_t len)
+/* Whether an SRV rdata names this host (any port; DNS names compare
+ * without regard to ASCII case).  Such a record that is not a local entry
+ * is an earlier announcement of this host's still in the cache (a goodbye
+ * keeps it a second: a restarted agent sees its previous self), or ours
+ * echoed back: not another host's claim on the name. */
+static bool srv_is_this_host(const struct lmd_pub *p, const uint8_t *rd, size_t len)
 {
     const char *host = avahi_client_get_host_name_fqdn(p->m->client);
     uint8_t mine[AVAHI_DOMAIN_NAME_MAX + 8];
     int n = host ? lmd_mdns_name_wire(host, mine, sizeof mine) : -1;
-    if (n < 0 || len != (size_t)n + 6 || rd[4] != (uint8_t)(p->port >> 8) || rd[5] != (uint8_t)(p->port & 0xff))
+    if (n < 0 || len != (size_t)n + 6)
         return false;
     for (int i = 0; i < n; i++)
         if (tolower(rd[6 + i]) != tolower(mine[i]))
@@ -200,10 +203,10 @@ static void watch_cb(AvahiRecordBrowser *b, AvahiIfIndex ifindex, AvahiProtocol 
         return;
     switch (ev) {
     case AVAHI_BROWSER_NEW: {
-        /* another host's record of this name: taken, unless it is ours
-         * (echoed back) or this host's (a local clash fails the add) */
+        /* another host's record of this name: taken; this host's are
+         * not (a local clash fails the add; see srv_is_this_host) */
         if (p->established || (flags & (AVAHI_LOOKUP_RESULT_LOCAL | AVAHI_LOOKUP_RESULT_OUR_OWN)) || size < 7 ||
-            srv_is_ours(p, rdata, size))
+            srv_is_this_host(p, rdata, size))
             break;
         char e[256];
         lmd_debug("'%s' is announced by another host already: not probing for it",

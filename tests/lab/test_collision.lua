@@ -59,4 +59,19 @@ function TestCollision:test_a_registration_of_a_taken_name_is_renamed()
     end)
 end
 
+-- An agent restarted at once sees its previous self's records, still in
+-- its avahi-daemon's cache for a second after the goodbye: they name this
+-- host, so they are not another host's claim, and it keeps its name.
+function TestCollision:test_an_agent_restarted_at_once_keeps_its_name()
+    local name = S:uniq("restarted")
+    local text = ("announce { port = 9003, name = %q }\nregistry { ttl = 60 }\n"):format(name)
+    for port = 9003, 9005 do -- the same name, on another port each time
+        local a = S:agent("h1", (text:gsub("9003", tostring(port))))
+        local line = S:await(a, "announced", 15)
+        lu.assertEquals(line:match('announced "(.*)"$'), name, a:output())
+        a:signal("TERM")
+        lu.assertEquals(a:wait(10), 0, a:output())
+    end
+end
+
 os.exit(lu.LuaUnit.run())
