@@ -2,13 +2,23 @@
 -- and reload nginx when it changes.  This host only observes (no announce).
 --
 -- In nginx:
---   upstream lmserv { include /tmp/lmdisc-upstream.conf; }
+--   upstream lmserv { include /var/lib/lmdisc/upstream.conf; }
 --   server { listen 80; location / { proxy_pass http://lmserv; } }
+--
+-- Under the Debian service (lmdisc.service: user lmdisc, a read-only file
+-- system but /var/lib/lmdisc and /run/lmdisc, a private /tmp) the file goes
+-- in /var/lib/lmdisc, where nginx can read it; the agent's user may not
+-- signal nginx, so set reload = false there and let systemd reload nginx
+-- when the file changes: copy lmdisc-nginx-reload.path and .service (next to
+-- this file) to /etc/systemd/system and `systemctl enable --now
+-- lmdisc-nginx-reload.path`.  An agent run as root can reload nginx itself.
 --
 -- Settings: a global table, so that a test (or a file that dofile()s this
 -- one) can point them elsewhere after loading.
 UPSTREAM = {
-  file = "/tmp/lmdisc-upstream.conf",
+  file = "/var/lib/lmdisc/upstream.conf",
+  -- the command that reloads nginx once the file is in place; false: none
+  -- (a systemd path unit does it)
   reload = { "nginx", "-s", "reload" },
   -- Changes within this many seconds are written and reloaded together:
   -- twenty peers answering the first browse cause one reload, not twenty.
@@ -77,6 +87,7 @@ local function done()
 end
 
 local function reload_nginx()
+  if not UPSTREAM.reload then return done() end
   local pid, err = lmdisc.spawn(UPSTREAM.reload, {
     on_exit = function(code)
       if code == 0 then

@@ -94,6 +94,26 @@ function TestUpstream:test_burst_of_joins_causes_one_reload()
   lu.assertEquals(#sim.spawned, 2)
 end
 
+-- Under the Debian service a systemd path unit reloads nginx (reload = false):
+-- the file is still written and installed, nothing else is spawned, and the
+-- next change is written as usual.
+function TestUpstream:test_reload_false_installs_the_file_only()
+  local sim = self.sim
+  sim.env.UPSTREAM.reload = false
+  self:settle()
+  lu.assertEquals(servers(self.file), { "server 127.0.0.1:1 down;" })
+  sim:join { name = "a:8000", addresses = { "10.0.0.1" } }
+  self:settle()
+  lu.assertEquals(servers(self.file), { "server 10.0.0.1:8000;" })
+  lu.assertEquals(count_argv0(sim, "mv"), 2)
+  lu.assertEquals(#sim.spawned, 2)
+end
+
+function TestUpstream:test_the_default_file_is_one_the_debian_service_may_write()
+  local fresh = testing.load(AGENT)
+  lu.assertStrMatches(fresh.env.UPSTREAM.file, "^/var/lib/lmdisc/[^/]+$")
+end
+
 function TestUpstream:test_the_file_is_installed_with_mv_from_the_same_directory()
   local sim = self.sim
   sim:advance(1)

@@ -15,7 +15,7 @@ announce { port = 8000, name = "gpu1", info = "gemma-2b-it Q4_0", txt = { model 
 wide_area {
   domain = "sd.example.org",          -- a zone on the server (or a name inside one)
   server = "10.0.0.53",               -- the zone's primary: updates go there (an address, not a name)
-  key    = "/etc/lmdisc/host.tsig",   -- tsig-keygen gpu1-key > host.tsig; chmod 600; root-owned
+  key    = "/etc/lmdisc/host.tsig",   -- tsig-keygen gpu1-key > host.tsig; chown root:lmdisc; chmod 640
   lease  = 900,                       -- refreshed every ~450 s (lmd-live=SEQ/LEASE, SEQ new each time);
                                       -- peers drop it as expired 900 s after its last refresh
   -- sweep_key = "/etc/lmdisc/sweeper.tsig",  -- on a few hosts: remove expired services' records

@@ -350,7 +350,7 @@ M.sections = {
     example = 'trust { key = "/etc/lmdisc/host.key", cert = "/etc/lmdisc/host.cert", fleet = { "/etc/lmdisc/fleet.pub" } }',
     fields = {
       { name = "key", type = "string", required = true, min_len = 1, example = '"/etc/lmdisc/host.key"',
-        doc = "This host's secret key (lmdisc keygen), mode 0600." },
+        doc = "This host's secret key (lmdisc keygen), mode 0600, or 0640 with the agent's group (root:lmdisc under the Debian service); refused when others may read it." },
       { name = "cert", type = "string", required = true, min_len = 1, example = '"/etc/lmdisc/host.cert"',
         doc = "This host's certificate from the fleet key (lmdisc certify)." },
       { name = "fleet", type = "table", required = true, check = check_fleet, c = "derived",
@@ -374,7 +374,7 @@ M.sections = {
         expect = "an IPv4 or IPv6 address string like \"10.0.0.53\"",
         doc = "Address of the DNS server that takes the updates (the zone's primary); default: the primary named by the SOA record (MNAME) of the domain's zone, asked of the resolvers in /etc/resolv.conf when the agent starts." },
       { name = "key", type = "string", required = true, min_len = 1, example = '"/etc/lmdisc/host.tsig"',
-        doc = "TSIG key file in BIND key-file syntax (tsig-keygen; hmac-sha256, hmac-sha512 or hmac-sha1), mode 0600; the server must grant it this host's names." },
+        doc = "TSIG key file in BIND key-file syntax (tsig-keygen; hmac-sha256, hmac-sha512 or hmac-sha1), mode 0600, or 0640 with the agent's group (root:lmdisc under the Debian service); refused when others may read it; the server must grant it this host's names." },
       { name = "lease", type = "integer", min = 10, max = 86400, default = 900,
         doc = "Seconds the records live without a refresh; the agent refreshes them at about half of it (jittered), announces it in the TXT item lmd-live=SEQ/LEASE (SEQ new at every update) and sends it as the RFC 9664 update lease. Other agents drop the service as expired when its records have not changed for LEASE seconds on their own clock (so at most lease + poll after a crash)." },
       { name = "poll", type = "number", min = 1, max = 3600, default = 10,

@@ -507,6 +507,7 @@ function M.load(path, opts)
   local P = setmetatable({
     path = path,
     settings = settings,
+    at = collector.at, -- section name -> "FILE:LINE" of its directive
     stats = new_stats(),
     env = env,
     warnings = warnings,

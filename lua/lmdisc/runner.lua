@@ -31,6 +31,13 @@ function R.settings(P)
   return P.settings
 end
 
+--- where(P, section) -> "FILE:LINE" of the directive that gave section, or
+-- the file alone when the configuration leaves it out (the start checks,
+-- in the agent and `lmdisc check`, say where a setting came from)
+function R.where(P, section)
+  return P.at and P.at[section] or P.path
+end
+
 --- peer_event(P, kind, peer, old, changes, reason) -> verdict
 -- verdict: { emitted = "join" | "update" | "leave" | nil, keep = bool,
 --            info = string | nil, changes = { ... } | nil }

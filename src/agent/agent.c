@@ -246,6 +246,12 @@ static int run_loop(lmd_agent *a)
     return 0;
 }
 
+static void report_start(void *ud, const char *line)
+{
+    (void)ud;
+    fprintf(stderr, "lmdisc agent: cannot start: %s\n", line);
+}
+
 int lmd_agent_run(const char *path, bool log_level_given)
 {
     lmd_agent *a = calloc(1, sizeof *a);
@@ -272,6 +278,10 @@ int lmd_agent_run(const char *path, bool log_level_given)
     const char *w = lmd_policy_warnings(a->pol);
     if (*w)
         lmd_warn("%s", w);
+    if (lmd_agent_preflight(&a->cfg, a->pol, report_start, NULL) != 0) {
+        agent_free(a);
+        return 1;
+    }
     if (start(a, &err) != 0) {
         fprintf(stderr, "lmdisc agent: cannot start: %s\n", lmd_err_text(&err));
         agent_free(a);

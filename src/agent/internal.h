@@ -56,6 +56,7 @@ typedef struct lmd_agent {
     lmd_wide *wide;         /* wide_area { }: publishing and browsing (src/wide/) */
     bool exiting;           /* past the main loop: withdrawing, no reload */
     struct event *drain_ev;
+    char *undrain;          /* status= before the drain ("": none), given back if it is cancelled */
 } lmd_agent;
 
 /* health { on_fail = "status" }: announce status=down instead of withdrawing */
@@ -103,6 +104,9 @@ void lmd_agent_services_dns_published(void *ud, const char *name);
 /* trust.c: signed announcements (all of it a no-op without trust { }) */
 struct lmd_trust_result;
 int lmd_agent_trust_start(lmd_agent *a, lmd_err *err);
+/* What trust_start refuses (the files, the key and its certificate), with
+ * nothing started: the start checks (preflight.c). */
+int lmd_agent_trust_check(const struct lmd_config *cfg, lmd_err *err);
 void lmd_agent_trust_free(lmd_agent *a);
 /* txt as announced for (name, port): a copy, signed when trust is on */
 int lmd_agent_sign_txt(lmd_agent *a, const char *name, uint16_t port, const lmd_txt *txt, lmd_txt *out, char *err,

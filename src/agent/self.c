@@ -160,7 +160,8 @@ void lmd_agent_on_self_health(void *ud, bool up, const char *detail)
     if (lmd_agent_status_mode(a)) {
         lmd_log(up ? LMD_LOG_INFO : LMD_LOG_WARN, "local server %s (%s): announcing status=%s",
                 up ? "is healthy" : "failed its health check", detail, up ? "up" : "down");
-        lmd_agent_set_status(a, up ? "up" : "down");
+        if (!a->draining) /* status=draining stays; a cancelled drain gives this one back */
+            lmd_agent_set_status(a, up ? "up" : "down");
         lmd_agent_start_announce(a);
     } else if (up) {
         lmd_info("local server is healthy (%s): announcing", detail);

@@ -32,6 +32,7 @@ struct lmd_svc {
     double ttl;
     const char *state;       /* "registering", "established" */
     bool registered;         /* past svc_add: given to src/wide */
+    char *undrain;           /* its status= before a drain ("": none), given back if it is cancelled */
 };
 
 /* One instance name: DNS labels compare without ASCII case (RFC 4343),
@@ -87,6 +88,7 @@ static void svc_free(lmd_agent *a, struct lmd_svc *s)
     if (s->ttl_ev)
         event_free(s->ttl_ev);
     lmd_txt_free(&s->txt);
+    free(s->undrain);
     free(s->name);
     free(s);
 }
@@ -303,6 +305,27 @@ static int svc_pass(void *ud, const struct lmd_api_caller *who, const char *name
 
 /* ---- draining ------------------------------------------------------------ */
 
+/* txt's status= value, "" without one (NULL: out of memory) */
+static char *status_of(const lmd_txt *txt)
+{
+    const lmd_txt_item *it = lmd_txt_get(txt, "status");
+    return it && it->has_value ? lmd_strndup(it->value, it->value_len) : lmd_strdup("");
+}
+
+/* txt with status= as it was (was: "" none, NULL leave it), into out */
+static int with_status(const lmd_txt *txt, const char *was, lmd_txt *out)
+{
+    char why[320];
+    int rc = lmd_txt_copy(out, txt);
+    if (rc == 0 && was && !*was)
+        (void)lmd_txt_remove(out, "status"); /* LMD_ENOTFOUND: none to remove */
+    else if (rc == 0 && was)
+        rc = lmd_txt_set(out, "status", was, strlen(was), true, why, sizeof why);
+    if (rc)
+        lmd_txt_free(out);
+    return rc;
+}
+
 static void drained(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -327,10 +350,14 @@ static int drain(void *ud, double grace, json_t **doc, lmd_err *err)
     if (!a->draining) {
         a->draining = true;
         lmd_info("drain: announcing status=draining, withdrawing in %g s", grace);
+        free(a->undrain);
+        a->undrain = status_of(&a->txt);
         lmd_agent_set_status(a, "draining");
         for (struct lmd_svc *s = a->svcs; s; s = s->next) {
             char why[320];
             lmd_txt t;
+            free(s->undrain);
+            s->undrain = status_of(&s->txt);
             if (lmd_txt_copy(&t, &s->txt) == 0 && lmd_txt_set(&t, "status", "draining", 8, true, why, sizeof why) == 0 &&
                 (!s->pub || lmd_agent_publish_txt(a, s->pub, lmd_pub_name(s->pub), s->port, &t) == 0)) {
                 lmd_txt_free(&s->txt);
@@ -348,8 +375,53 @@ static int drain(void *ud, double grace, json_t **doc, lmd_err *err)
     return 0;
 }
 
+/* The drain undone: during its grace, each service gets back the status it
+ * had (the configured one: what its health check says, in status mode);
+ * after it, the configured service is announced again (registered ones
+ * were withdrawn with their clients told "drained": they register again). */
+static int undrain(void *ud, json_t **doc, lmd_err *err)
+{
+    lmd_agent *a = ud;
+    if (!a->draining) {
+        *doc = json_pack("{s:b,s:s}", "cancelled", 0, "state", "not draining");
+        return *doc ? 0 : lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    }
+    bool withdrawn = a->drained;
+    if (a->drain_ev)
+        event_del(a->drain_ev);
+    a->draining = a->drained = false;
+    const char *was = a->undrain;
+    if (a->health && lmd_agent_status_mode(a) && a->self_state >= 0)
+        was = a->self_state ? "up" : "down";
+    lmd_txt t;
+    char why[320];
+    if (with_status(&a->txt, was, &t) != 0 || lmd_agent_host_set_txt(a, &t, why, sizeof why) != 0)
+        lmd_error("drain cancelled: cannot announce this host's status again");
+    lmd_txt_free(&t);
+    for (struct lmd_svc *s = a->svcs; s; s = s->next) {
+        if (with_status(&s->txt, s->undrain, &t) == 0 &&
+            (!s->pub || lmd_agent_publish_txt(a, s->pub, lmd_pub_name(s->pub), s->port, &t) == 0)) {
+            lmd_txt_free(&s->txt);
+            s->txt = t;
+            lmd_wide_service(a->wide, s->name, s->port, &s->txt);
+        } else {
+            lmd_txt_free(&t);
+            lmd_error("drain cancelled: cannot announce \"%s\" without status=draining", s->name);
+        }
+    }
+    free(a->undrain);
+    a->undrain = NULL;
+    if (withdrawn && lmd_agent_start_announce(a) != 0)
+        lmd_error("drain cancelled: cannot announce again (logged above)");
+    lmd_wide_sync(a->wide);
+    lmd_info("drain cancelled%s", withdrawn ? ": announcing again" : " during its grace: announcing as before");
+    *doc = json_pack("{s:b,s:s}", "cancelled", 1, "state", withdrawn ? "announcing again" : "announcing");
+    return *doc ? 0 : lmd_err_set(err, LMD_ENOMEM, "out of memory");
+}
+
 const struct lmd_api_registry lmd_agent_registry = {
     .add = svc_add, .closed = svc_closed, .patch = svc_patch, .remove = svc_remove, .pass = svc_pass, .drain = drain,
+    .undrain = undrain,
 };
 
 json_t *lmd_agent_services_json(lmd_agent *a)
@@ -367,6 +439,8 @@ void lmd_agent_services_free(lmd_agent *a)
     if (a->drain_ev)
         event_free(a->drain_ev);
     a->drain_ev = NULL;
+    free(a->undrain);
+    a->undrain = NULL;
 }
 
 void lmd_agent_services_resign(lmd_agent *a)

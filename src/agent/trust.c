@@ -48,6 +48,37 @@ static size_t own_addresses(char (*out)[INET6_ADDRSTRLEN], size_t max)
 
 static void resign_fire(evutil_socket_t fd, short what, void *arg);
 
+/* The files trust { } names, each read and checked, and the certificate
+ * checked to be the key's: what the agent needs before it signs anything. */
+static int trust_load(const struct lmd_config *cfg, struct lmd_agent_trust *t, lmd_err *err)
+{
+    lmd_err e = {0};
+    int rc = lmd_trust_secret_load(cfg->trust.key, &t->key, &e);
+    if (rc)
+        return lmd_err_set(err, rc, "trust.key: %s", lmd_err_text(&e));
+    if ((rc = lmd_trust_cert_load(cfg->trust.cert, &t->cert, &e)) != 0)
+        return lmd_err_set(err, rc, "trust.cert: %s", lmd_err_text(&e));
+    if ((rc = lmd_trust_fleet_load((const char *const *)cfg->trust_fleet, cfg->trust_nfleet, &t->fleet, &e)) != 0)
+        return lmd_err_set(err, rc, "trust.fleet: %s", lmd_err_text(&e));
+    lmd_trust_pubkey mine;
+    lmd_trust_secret_pubkey(t->key, &mine);
+    if (memcmp(mine.pk, t->cert.host_pk, sizeof mine.pk) != 0)
+        return lmd_err_set(err, LMD_EINVAL, "trust: %s is not a certificate for the key in %s; certify this host's "
+                                            ".pub with lmdisc certify", cfg->trust.cert, cfg->trust.key);
+    return 0;
+}
+
+int lmd_agent_trust_check(const struct lmd_config *cfg, lmd_err *err)
+{
+    if (!cfg->trust.given)
+        return 0;
+    struct lmd_agent_trust t = {0};
+    int rc = trust_load(cfg, &t, err);
+    lmd_trust_secret_free(t.key);
+    lmd_trust_fleet_free(t.fleet);
+    return rc;
+}
+
 int lmd_agent_trust_start(lmd_agent *a, lmd_err *err)
 {
     if (!a->cfg.trust.given)
@@ -55,18 +86,9 @@ int lmd_agent_trust_start(lmd_agent *a, lmd_err *err)
     struct lmd_agent_trust *t = a->trust = calloc(1, sizeof *t);
     if (!t)
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");
-    int rc = lmd_trust_secret_load(a->cfg.trust.key, &t->key, err);
-    if (rc == 0)
-        rc = lmd_trust_cert_load(a->cfg.trust.cert, &t->cert, err);
-    if (rc == 0)
-        rc = lmd_trust_fleet_load((const char *const *)a->cfg.trust_fleet, a->cfg.trust_nfleet, &t->fleet, err);
+    int rc = trust_load(&a->cfg, t, err);
     if (rc)
         return rc;
-    lmd_trust_pubkey mine;
-    lmd_trust_secret_pubkey(t->key, &mine);
-    if (memcmp(mine.pk, t->cert.host_pk, sizeof mine.pk) != 0)
-        return lmd_err_set(err, LMD_EINVAL, "trust: %s is not a certificate for the key in %s; certify this host's "
-                                            ".pub with lmdisc certify", a->cfg.trust.cert, a->cfg.trust.key);
     lmd_trust_result res;
     if (lmd_trust_cert_check(t->fleet, &t->cert, (int64_t)time(NULL), &res) != 0)
         lmd_warn("trust: this host's own certificate does not pass its fleet keys (%s); peers will not trust it",

@@ -296,7 +296,7 @@ static void handle(struct evhttp_request *req, void *arg)
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
         lmd_api_reply_error(req, 405, "Method Not Allowed",
                             "only GET is supported here (registrations: PUT/PATCH/DELETE /v1/services/NAME, "
-                            "POST /v1/self/drain)");
+                            "POST and DELETE /v1/self/drain)");
         return;
     }
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
@@ -308,7 +308,9 @@ static void handle(struct evhttp_request *req, void *arg)
         lmd_api_reply_error(req, 400, "Bad Request", "malformed path");
         return;
     }
-    if (!strcmp(path, "/v1/peers") || !strcmp(path, "/v1/peers/")) {
+    if (!strcmp(path, "/") || !strcmp(path, "/index.html")) {
+        lmd_api_handle_fleet(req);
+    } else if (!strcmp(path, "/v1/peers") || !strcmp(path, "/v1/peers/")) {
         const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
         bool routable = lmd_api_query_flag(q, "routable");
         json_t *a = peers_json(api, routable);
@@ -369,7 +371,8 @@ static void handle(struct evhttp_request *req, void *arg)
         lmd_api_handle_metrics(api, req);
     } else {
         lmd_api_reply_error(req, 404, "Not Found",
-                    "unknown path; try /v1/peers, /v1/peers/NAME, /v1/self, /v1/events, /v1/health, /metrics");
+                            "unknown path; try / (the fleet page), /v1/peers, /v1/peers/NAME, /v1/self,"
+                            " /v1/events, /v1/health, /metrics");
     }
     free(path);
 }
@@ -430,42 +433,13 @@ static int listen_unix(const char *path, unsigned mode, lmd_err *err)
     return fd;
 }
 
-static bool loopback(const char *host)
-{
-    struct in_addr a4;
-    struct in6_addr a6;
-    if (!strcmp(host, "localhost"))
-        return true;
-    if (inet_pton(AF_INET, host, &a4) == 1)
-        return (ntohl(a4.s_addr) >> 24) == 127;
-    if (inet_pton(AF_INET6, host, &a6) == 1)
-        return IN6_IS_ADDR_LOOPBACK(&a6);
-    return false;
-}
-
 static int listen_tcp(lmd_api *api, const char *spec, bool allow_remote, lmd_err *err)
 {
     char host[128];
-    const char *colon = strrchr(spec, ':');
-    if (!colon || colon == spec || (size_t)(colon - spec) >= sizeof host)
-        return fail(err, "api.listen '%s' must be HOST:PORT, e.g. 127.0.0.1:7717", spec);
-    memcpy(host, spec, (size_t)(colon - spec));
-    host[colon - spec] = '\0';
-    if (host[0] == '[') { /* [::1]:7717 */
-        size_t n = strlen(host);
-        if (host[n - 1] != ']')
-            return fail(err, "api.listen '%s': unbalanced [ ]", spec);
-        memmove(host, host + 1, n - 2);
-        host[n - 2] = '\0';
-    }
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 1 || port > 65535)
-        return fail(err, "api.listen '%s': port must be 1-65535", spec);
-    if (!loopback(host) && !allow_remote)
-        return fail(err,
-                    "api.listen '%s' is not a loopback address; the API has no authentication, so "
-                    "serving other hosts needs api { allow_remote = true }", spec);
+    uint16_t port;
+    int rc = lmd_api_parse_listen(spec, allow_remote, host, sizeof host, &port, err);
+    if (rc)
+        return rc;
     struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(api->http, host, (ev_uint16_t)port);
     if (!bs)
         return fail(err, "cannot listen on %s: %s", spec, strerror(errno));

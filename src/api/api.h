@@ -98,6 +98,8 @@ struct lmd_api_registry {
     int (*remove)(void *ud, const struct lmd_api_caller *who, const char *name, json_t **doc, lmd_err *err);
     int (*pass)(void *ud, const struct lmd_api_caller *who, const char *name, json_t **doc, lmd_err *err);
     int (*drain)(void *ud, double grace, json_t **doc, lmd_err *err);
+    /* cancel a drain: {"cancelled": false} when there is none */
+    int (*undrain)(void *ud, json_t **doc, lmd_err *err);
 };
 
 /* Tell a registration's client a state ("registering", "established",
@@ -126,6 +128,15 @@ struct lmd_api_config {
 
 int lmd_api_new(struct event_base *base, const struct lmd_api_config *cfg, const struct lmd_api_source *src,
                 lmd_api **out, lmd_err *err);
+/* What lmd_api_new would refuse, checked without listening (listen.c): a
+ * socket path too long, taken by something else or in a directory this
+ * process may not create it in; a listen address that is not HOST:PORT, or
+ * not loopback without allow_remote.  0, or an error saying which. */
+int lmd_api_check(const struct lmd_api_config *cfg, lmd_err *err);
+/* api.listen "HOST:PORT" ("[::1]:7717") into host and port, by the rule
+ * above (a non-loopback HOST needs allow_remote). */
+int lmd_api_parse_listen(const char *spec, bool allow_remote, char *host, size_t hostlen, uint16_t *port,
+                         lmd_err *err);
 /* Record an event (kind: an lmd_event_kind) and send it to every watcher. */
 void lmd_api_event(lmd_api *api, int kind, const lmd_node_info *peer, unsigned changes,
                    const char *reason);

@@ -55,6 +55,8 @@ struct lmd_api {
 
 void lmd_api_reply_json(struct evhttp_request *req, int code, const char *reason, json_t *doc);
 void lmd_api_reply_error(struct evhttp_request *req, int code, const char *reason, const char *msg);
+/* fleet.c: GET /, the fleet page */
+void lmd_api_handle_fleet(struct evhttp_request *req);
 /* api_metrics.c: GET /v1/metrics */
 void lmd_api_handle_metrics(lmd_api *api, struct evhttp_request *req);
 /* Free a request evhttp left to us once its connection is gone. */

@@ -9,9 +9,10 @@
  *   PATCH /v1/services/NAME        {"txt": {k: v | true | null}, "info"}
  *   DELETE /v1/services/NAME       withdraw
  *   POST /v1/self/drain            {"grace": S}: status=draining, then withdraw
+ *   DELETE /v1/self/drain          cancel the drain (during its grace or after)
  *
  * Who asks is the Unix socket peer's uid (api.h, struct lmd_api_caller): a
- * registration is its uid's; draining is for admins. */
+ * registration is its uid's; draining and cancelling a drain are for admins. */
 #include "api/internal.h"
 #include "api/params.h"
 #include "base/json.h"
@@ -322,14 +323,14 @@ void lmd_api_handle_registration(lmd_api *api, struct evhttp_request *req, const
         return;
     }
     /* the method first (405 wherever it is asked), then who asks */
-    bool allowed = drain ? cmd == EVHTTP_REQ_POST
+    bool allowed = drain ? (cmd == EVHTTP_REQ_POST || cmd == EVHTTP_REQ_DELETE)
                          : pass ? cmd == EVHTTP_REQ_PUT
                                 : (cmd == EVHTTP_REQ_PUT || cmd == EVHTTP_REQ_PATCH || cmd == EVHTTP_REQ_DELETE);
     if (!allowed) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-                          drain ? "POST" : pass ? "PUT" : "PUT, PATCH, DELETE");
+                          drain ? "POST, DELETE" : pass ? "PUT" : "PUT, PATCH, DELETE");
         lmd_api_reply_error(req, 405, "Method Not Allowed",
-                            drain  ? "use POST /v1/self/drain"
+                            drain  ? "use POST /v1/self/drain (DELETE cancels a drain)"
                             : pass ? "use PUT /v1/services/NAME/pass"
                                    : "use PUT, PATCH or DELETE on /v1/services/NAME");
         free(name);
@@ -354,7 +355,10 @@ void lmd_api_handle_registration(lmd_api *api, struct evhttp_request *req, const
     char err[320] = "";
     lmd_err e = {0};
     json_t *doc = NULL;
-    if (drain) {
+    if (drain && cmd == EVHTTP_REQ_DELETE) {
+        status = called(api->src.reg->undrain(api->src.ud, &doc, &e), &e, err, sizeof err);
+        answer(req, status, doc, err, 200);
+    } else if (drain) {
         json_t *body = body_json(req, false, &why);
         json_t *g = body ? json_object_get(body, "grace") : NULL;
         double grace = json_is_number(g) ? json_number_value(g) : -1;

@@ -42,3 +42,15 @@ int lmd_read_small_file(const char *path, char *buf, size_t cap, size_t *len, mo
         *mode = st.st_mode;
     return rc;
 }
+
+int lmd_secret_mode_check(const char *path, mode_t mode, const char *what, const char *why, lmd_err *err)
+{
+    unsigned m = (unsigned)(mode & 07777);
+    if (!(m & 0027))
+        return 0;
+    return lmd_err_set(err, LMD_EINVAL,
+                       "%s: mode %04o lets %s this %s%s%s; make it 0600 (chmod 600 %s), or 0640 with the agent's "
+                       "group (chown root:lmdisc %s; chmod 640 %s)",
+                       path, m, (m & 0007) ? "users outside its owner and group read or change" : "its group change",
+                       what, why && *why ? ": " : "", why ? why : "", path, path, path);
+}

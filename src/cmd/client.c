@@ -113,9 +113,9 @@ size_t lmd_buf_append(char *p, size_t size, size_t n, void *ud)
 
 /* One request; what a stream's chunks go to is sink (NULL: collect into b).
  * Returns curl's code; *status the HTTP status. */
-/* body: POST it (JSON), else GET. */
-static CURLcode request_body(const char *socket, const char *path, const char *body, long timeout_ms,
-                             lmd_client_sink sink, void *ud, long *status)
+/* body: POST it (JSON), else GET; method: another one (DELETE). */
+static CURLcode request_body(const char *socket, const char *path, const char *method, const char *body,
+                             long timeout_ms, lmd_client_sink sink, void *ud, long *status)
 {
     CURL *c = curl.easy_init();
     if (!c)
@@ -125,6 +125,8 @@ static CURLcode request_body(const char *socket, const char *path, const char *b
     curl.easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket);
     if (body)
         curl.easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    if (method)
+        curl.easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl.easy_setopt(c, CURLOPT_URL, url);
     curl.easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
     curl.easy_setopt(c, CURLOPT_WRITEDATA, ud);
@@ -142,17 +144,18 @@ static CURLcode request_body(const char *socket, const char *path, const char *b
 static CURLcode request(const char *socket, const char *path, long timeout_ms, lmd_client_sink sink, void *ud,
                         long *status)
 {
-    return request_body(socket, path, NULL, timeout_ms, sink, ud, status);
+    return request_body(socket, path, NULL, NULL, timeout_ms, sink, ud, status);
 }
 
 static size_t collect(char *p, size_t size, size_t n, void *ud) { return lmd_buf_append(p, size, n, ud); }
 
-int lmd_client_post(const char *cmd, const char *socket, const char *path, const char *body, struct lmd_buf *b)
+int lmd_client_send(const char *cmd, const char *socket, const char *method, const char *path, const char *body,
+                    struct lmd_buf *b)
 {
     if (!curl_load(true))
         return 1;
     long status;
-    CURLcode rc = request_body(socket, path, body, 10000, collect, b, &status);
+    CURLcode rc = request_body(socket, path, method, body, 10000, collect, b, &status);
     if (rc != CURLE_OK || status / 100 != 2) {
         explain(cmd, rc, socket, status, b->data ? b->data : "");
         return 1;

@@ -23,8 +23,10 @@ const char *lmd_client_socket(void);
 int lmd_client_parse(const char *cmd, int argc, char **argv, struct lmd_client_opts *o, const char *help);
 /* GET path into b; 0, or 1 after saying on stderr what went wrong and how to fix it. */
 int lmd_client_get(const char *cmd, const char *socket, const char *path, struct lmd_buf *b);
-/* POST body (JSON) to path, the answer into b; 0, or 1 as lmd_client_get. */
-int lmd_client_post(const char *cmd, const char *socket, const char *path, const char *body, struct lmd_buf *b);
+/* method (POST, DELETE) with body (JSON; may be NULL) to path, the answer
+ * into b; 0, or 1 as lmd_client_get. */
+int lmd_client_send(const char *cmd, const char *socket, const char *method, const char *path, const char *body,
+                    struct lmd_buf *b);
 /* The agent's /v1/services for type, when an agent runs here and has
  * finished its first scan; NULL otherwise. */
 json_t *lmd_client_services(const char *type);

@@ -41,7 +41,7 @@ static const char announce_help[] =
     "  -d, --domain DOMAIN  publish PTR, SRV, TXT and this host's routable A/AAAA\n"
     "                     in DOMAIN with one TSIG-signed RFC 2136 update; refresh\n"
     "                     it every lease/2; withdraw it on SIGINT/SIGTERM\n"
-    "  -k, --key FILE     the TSIG key (BIND key file, mode 0600) the server grants\n"
+    "  -k, --key FILE     the TSIG key (BIND key file; 0600, or root:lmdisc 0640) the server grants\n"
     "                     this host's names (required with --domain)\n"
     "  -s, --server ADDR  the DNS server taking the update (IPv4 or IPv6 address);\n"
     "                     default: the primary (SOA MNAME) of the domain's zone,\n"

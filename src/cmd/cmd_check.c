@@ -1,9 +1,82 @@
-/* `lmdisc check CONFIG.lua`: load and validate, touching no network. */
+/* `lmdisc check [--user NAME] CONFIG.lua`: load and validate, then run
+ * every start check of the agent that needs no network (agent/preflight.c),
+ * as the user the agent runs as.  Touches no network. */
+#include "agent/agent.h"
 #include "cmd/cmd.h"
 #include "policy/policy.h"
 
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+static const char check_help[] =
+    "Usage: lmdisc check [--user NAME] CONFIG.lua\n"
+    "Load and validate a configuration without touching the network: syntax,\n"
+    "unknown keys, wrong types, misspelt hooks; then every check the agent makes\n"
+    "at start: the key, certificate and fleet files of trust { } and the TSIG\n"
+    "keys of wide_area { } (readable by this user, modes, syntax), the API's\n"
+    "socket and listen rules, the health URL.  Each problem is said with the\n"
+    "FILE:LINE that asked for it.  Exit 0 if the agent would start with it.\n"
+    "\n"
+    "  -u, --user NAME  check as user NAME (and its groups), the user the agent\n"
+    "                   runs as (root only; the Debian service's is lmdisc)\n"
+    "  -h, --help       show this help\n";
+
+int lmd_check_parse(int argc, char **argv, struct lmd_check_args *out)
+{
+    static const struct option opts[] = {
+        {"user", required_argument, NULL, 'u'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    *out = (struct lmd_check_args){0};
+    int c;
+    lmd_getopt_reset();
+    while ((c = getopt_long(argc, argv, "u:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'u':
+            if (!*optarg)
+                return lmd_usage_error("check", "--user needs a user name");
+            out->user = optarg;
+            break;
+        case 'h': fputs(check_help, stdout); return LMD_EXIT_HELP;
+        default:
+            return lmd_usage_error("check", optopt == 'u' ? "--user needs a user name" : "unknown option '%s'",
+                                   argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return lmd_usage_error("check", "missing CONFIG.lua");
+    if (argc - optind > 1)
+        return lmd_usage_error("check", "give one file to check");
+    out->config = argv[optind];
+    return 0;
+}
+
+/* Become NAME for the rest of this process, as systemd's User= does: its
+ * uid, its group and its supplementary groups. */
+static int become(const char *name)
+{
+    errno = 0;
+    const struct passwd *pw = getpwnam(name);
+    if (!pw) {
+        fprintf(stderr, "lmdisc check: no user '%s'%s%s\n", name, errno ? ": " : "", errno ? strerror(errno) : "");
+        return LMD_EXIT_FAIL;
+    }
+    if (geteuid() == pw->pw_uid)
+        return 0;
+    if (geteuid() != 0) {
+        fprintf(stderr, "lmdisc check: --user %s: only root may check as another user (or run it as %s)\n", name,
+                name);
+        return LMD_EXIT_FAIL;
+    }
+    if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+        fprintf(stderr, "lmdisc check: cannot become user %s: %s\n", name, strerror(errno));
+        return LMD_EXIT_FAIL;
+    }
+    return 0;
+}
 
 static int host_none_peers(void *ud, lmd_node_list *out)
 {
@@ -13,52 +86,47 @@ static int host_none_peers(void *ud, lmd_node_list *out)
     return 0;
 }
 
-int lmd_check_parse(int argc, char **argv, struct lmd_check_args *out)
+static void report(void *ud, const char *line)
 {
-    *out = (struct lmd_check_args){0};
-    if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-        puts("Usage: lmdisc check CONFIG.lua\n"
-             "Load and validate a configuration without touching the network: syntax,\n"
-             "unknown keys, wrong types, misspelt hooks.  Exit 0 if it is good.");
-        return LMD_EXIT_HELP;
-    }
-    if (argc != 2)
-        return lmd_usage_error("check", argc < 2 ? "missing CONFIG.lua" : "give one file to check");
-    out->config = argv[1];
-    return 0;
+    (void)ud;
+    fprintf(stderr, "%s\n", line);
 }
 
-/* Load the configuration at path as the agent would, and say what it does. */
-static int check_config(const char *path)
+int lmd_cmd_check(int argc, char **argv)
 {
+    struct lmd_check_args a;
+    int rc = lmd_check_parse(argc, argv, &a);
+    lmd_check_args_free(&a); /* owns nothing: its strings are argv's */
+    if (rc)
+        return lmd_exit_status(rc);
+    if (a.user && (rc = become(a.user)) != 0)
+        return rc;
     struct lmd_policy_host host = {.peers = host_none_peers};
     struct lmd_config cfg;
     lmd_err err = {0};
     lmd_policy *p;
-    if (lmd_policy_new(path, &host, &cfg, &p, &err) != 0) {
+    if (lmd_policy_new(a.config, &host, &cfg, &p, &err) != 0) {
         fprintf(stderr, "%s\n", lmd_err_text(&err));
         return LMD_EXIT_FAIL;
     }
     const char *w = lmd_policy_warnings(p);
     if (*w)
         fprintf(stderr, "%s", w);
-    char hooks[256];
-    lmd_policy_hooks(p, hooks, sizeof hooks);
-    printf("%s: OK", path);
-    if (cfg.announce.given)
-        printf("; announces port %u as %s", cfg.announce.port, cfg.announce.type);
-    else
-        printf("; observes only (no announce)");
-    printf("; ttl %g s; hooks: %s\n", cfg.registry.ttl, *hooks ? hooks : "none");
+    int failed = lmd_agent_preflight(&cfg, p, report, NULL);
+    if (failed) {
+        fprintf(stderr, "%s: %d problem%s: the agent would not start with it\n", a.config, failed,
+                failed == 1 ? "" : "s");
+    } else {
+        char hooks[256];
+        lmd_policy_hooks(p, hooks, sizeof hooks);
+        printf("%s: OK", a.config);
+        if (cfg.announce.given)
+            printf("; announces port %u as %s", cfg.announce.port, cfg.announce.type);
+        else
+            printf("; observes only (no announce)");
+        printf("; ttl %g s; hooks: %s\n", cfg.registry.ttl, *hooks ? hooks : "none");
+    }
     lmd_config_clear(&cfg);
     lmd_policy_free(p);
-    return 0;
+    return failed ? LMD_EXIT_FAIL : 0;
 }
-
-int lmd_cmd_check(int argc, char **argv)
-{
-    struct lmd_check_args a;
-    int rc = lmd_check_parse(argc, argv, &a); /* a owns nothing: its strings are argv's */
-    return rc ? lmd_exit_status(rc) : check_config(a.config);
-}
-

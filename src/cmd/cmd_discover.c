@@ -26,7 +26,7 @@ static const char discover_help[] =
     "                         address); default: the primary (SOA MNAME) of the\n"
     "                         domain's zone, found through /etc/resolv.conf\n"
     "  -k, --key FILE         with --domain: TSIG-sign the queries with this key\n"
-    "                         (BIND key file, mode 0600); answers must be signed\n"
+    "                         (BIND key file; 0600, or root:lmdisc 0640); answers must be signed\n"
     "  -h, --help             show this help\n"
     "\n"
     "When an lmdisc agent runs on this host and browses TYPE, its registry answers\n"

@@ -22,7 +22,7 @@ static const char help[] =
     "  peers [--json]             the running agent's live peers\n"
     "  watch [--json]             follow the running agent's join/update/leave events\n"
     "  drain [--grace S]          announce status=draining, withdraw after S seconds\n"
-    "  check CONFIG.lua           validate a configuration\n"
+    "  check [--user U] CONFIG    validate a configuration and the agent's start checks\n"
     "  test POLICY.lua SUITE.lua...  run luaunit suites against a policy, no network\n"
     "  keygen PREFIX              an Ed25519 key pair for signed announcements\n"
     "  certify --fleet-key FLEET.key HOST.pub   certify a host key for the fleet\n"

@@ -6,8 +6,10 @@
  *     `nsupdate -k` reads them:
  *         key "h1-key" { algorithm hmac-sha256; secret "base64..."; };
  *     One key per file; comments (#, //, C style) allowed.  The file must be
- *     a regular file of mode 0600 exactly: the key lets its holder change
- *     the zone, so anything else is refused with an error that says so.
+ *     a regular file that only its owner and group may read (0600, or
+ *     root:lmdisc 0640 for the service user; lmd_secret_mode_check): the
+ *     key lets its holder change the zone, so anything else is refused with
+ *     an error that says so.
  *   - One RFC 2136 update per service, atomic and TSIG-signed (ldns signs):
  *     delete the owner's old RRsets (its PTR at the browse name, the SRV
  *     and TXT of its instance, the A and AAAA of its SRV target), then add
@@ -40,7 +42,8 @@ struct event_base;
 
 typedef struct lmd_dns_key lmd_dns_key;
 
-/* Read a BIND key file.  Refuses: not a regular file, mode other than 0600,
+/* Read a BIND key file.  Refuses: not a regular file, a mode that lets
+ * others read it or its group write it (lmd_secret_mode_check),
  * syntax errors (with the line), no or several keys, an algorithm other
  * than hmac-sha256, hmac-sha512 or hmac-sha1 (what libldns signs with), a
  * secret that is not base64, a key name of other than letters, digits, '-',

@@ -220,11 +220,9 @@ int lmd_dns_key_load(const char *path, lmd_dns_key **out, lmd_err *err)
     size_t n = 0;
     mode_t mode = 0;
     int rc = lmd_read_small_file(path, buf, KEY_FILE_MAX, &n, &mode, err);
-    if (rc == 0 && (mode & 07777) != 0600)
-        rc = lmd_err_set(err, LMD_EINVAL,
-                         "%s: mode %04o, must be 0600 (chmod 600 %s): a TSIG key lets whoever reads it change the zone",
-                         path, (unsigned)(mode & 07777), path);
-    else if (rc == 0 && strlen(buf) != n)
+    if (rc == 0)
+        rc = lmd_secret_mode_check(path, mode, "TSIG key", "whoever reads it may change the zone", err);
+    if (rc == 0 && strlen(buf) != n)
         rc = lmd_err_set(err, LMD_EINVAL, "%s: a NUL byte in a TSIG key file", path);
     else if (rc == 0)
         rc = lmd_dns_key_parse(buf, path, out, err);

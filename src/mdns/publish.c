@@ -1,6 +1,18 @@
 /* Publishing one service (lmd_pub, see mdns.h): an entry group per
  * service; collisions re-add under avahi_alternative_service_name; with a
- * TTL of our own the records are added raw. */
+ * TTL of our own the records are added raw.
+ *
+ * Before a name is probed (what avahi's cache knows of it), and while it
+ * is, a record browser watches the network for its SRV record from another
+ * host: a name already taken is given up for the alternative one at once,
+ * by us, the newcomer.  Probing alone let the
+ * established service lose it: our own browsing asks for the services of
+ * our type with their records as known answers, and avahi-daemon on the
+ * established host then suppresses its answers to our probes for 700 ms
+ * (distributed duplicate suppression, avahi-core/response-sched.c), the
+ * probes go unanswered, we announce, and the established host, now in
+ * conflict, probes again, loses to us and renames itself (lab: 4 of 4
+ * trials with an agent as the newcomer). */
 #include "base/log.h"
 #include "base/txt.h"
 #include "base/util.h"
@@ -10,6 +22,7 @@
 #include <avahi-common/domain.h>
 #include <avahi-common/error.h>
 #include <avahi-common/malloc.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -24,12 +37,15 @@ struct lmd_pub {
     bool established;
     bool txt_dirty;
     unsigned renames;
+    AvahiRecordBrowser *watch; /* the name's SRV records, until established */
+    bool committed;            /* the records are out (probing or established) */
     lmd_pub_cb cb;
     void *ud;
 };
 
 static void pub_add(struct lmd_pub *p, AvahiEntryGroup *g);
 static void pub_start(struct lmd_pub *p);
+static void watch_stop(struct lmd_pub *p);
 
 static int add_txt_record(struct lmd_pub *p, AvahiEntryGroup *g, const char *full, AvahiPublishFlags extra)
 {
@@ -116,6 +132,7 @@ static void group_cb(AvahiEntryGroup *g, AvahiEntryGroupState state, void *ud)
     switch (state) {
     case AVAHI_ENTRY_GROUP_ESTABLISHED:
         p->established = true;
+        watch_stop(p); /* ours now: avahi defends it */
         if (p->txt_dirty) /* a TXT change made while probing; failures are logged there */
             (void)lmd_pub_set_txt(p, NULL);
         if (p->cb)
@@ -141,6 +158,107 @@ static void group_cb(AvahiEntryGroup *g, AvahiEntryGroupState state, void *ud)
     }
 }
 
+/* ---- the name's SRV records, before and while we probe for it ---------- */
+
+static void watch_stop(struct lmd_pub *p)
+{
+    if (p->watch)
+        avahi_record_browser_free(p->watch);
+    p->watch = NULL;
+}
+
+/* Whether an SRV rdata names this host (any port; DNS names compare
+ * without regard to ASCII case).  Such a record that is not a local entry
+ * is an earlier announcement of this host's still in the cache (a goodbye
+ * keeps it a second: a restarted agent sees its previous self), or ours
+ * echoed back: not another host's claim on the name. */
+static bool srv_is_this_host(const struct lmd_pub *p, const uint8_t *rd, size_t len)
+{
+    const char *host = avahi_client_get_host_name_fqdn(p->m->client);
+    uint8_t mine[AVAHI_DOMAIN_NAME_MAX + 8];
+    int n = host ? lmd_mdns_name_wire(host, mine, sizeof mine) : -1;
+    if (n < 0 || len != (size_t)n + 6)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (tolower(rd[6 + i]) != tolower(mine[i]))
+            return false;
+    return true;
+}
+
+static void pub_commit(struct lmd_pub *p, AvahiEntryGroup *g);
+
+static void watch_cb(AvahiRecordBrowser *b, AvahiIfIndex ifindex, AvahiProtocol proto, AvahiBrowserEvent ev,
+                     const char *name, uint16_t clazz, uint16_t type, const void *rdata, size_t size,
+                     AvahiLookupResultFlags flags, void *ud)
+{
+    (void)ifindex;
+    (void)proto;
+    (void)name;
+    (void)clazz;
+    (void)type;
+    struct lmd_pub *p = ud;
+    /* (avahi-client dispatches a browser's events from the loop, never
+     * from inside avahi_record_browser_new(): b is p->watch) */
+    if (p->watch != b || !p->group)
+        return;
+    switch (ev) {
+    case AVAHI_BROWSER_NEW: {
+        /* another host's record of this name: taken; this host's are
+         * not (a local clash fails the add; see srv_is_this_host) */
+        if (p->established || (flags & (AVAHI_LOOKUP_RESULT_LOCAL | AVAHI_LOOKUP_RESULT_OUR_OWN)) || size < 7 ||
+            srv_is_this_host(p, rdata, size))
+            break;
+        char e[256];
+        lmd_debug("'%s' is announced by another host already: not probing for it",
+                  lmd_escape_str(p->name, e, sizeof e));
+        p->watch = NULL; /* freed below, once pub_add has started the new name's */
+        avahi_entry_group_reset(p->group);
+        pub_rename(p);
+        pub_add(p, p->group);
+        avahi_record_browser_free(b);
+        break;
+    }
+    case AVAHI_BROWSER_CACHE_EXHAUSTED:
+    case AVAHI_BROWSER_ALL_FOR_NOW:
+    case AVAHI_BROWSER_FAILURE:
+        /* what the cache knows of the name is in: probe for it now (a
+         * record the network answers later still renames us while we
+         * probe) */
+        if (!p->committed)
+            pub_commit(p, p->group);
+        break;
+    case AVAHI_BROWSER_REMOVE:
+        break;
+    }
+}
+
+/* Watch the name's SRV records; false if avahi would not. */
+static bool watch_start(struct lmd_pub *p)
+{
+    watch_stop(p);
+    char full[AVAHI_DOMAIN_NAME_MAX], type_full[AVAHI_DOMAIN_NAME_MAX], enum_name[AVAHI_DOMAIN_NAME_MAX];
+    if (full_names(p, full, type_full, enum_name) != 0)
+        return false;
+    p->watch = avahi_record_browser_new(p->m->client, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, full, AVAHI_DNS_CLASS_IN,
+                                        AVAHI_DNS_TYPE_SRV, 0, watch_cb, p);
+    return p->watch != NULL;
+}
+
+static void pub_commit(struct lmd_pub *p, AvahiEntryGroup *g)
+{
+    p->committed = true;
+    int rc = avahi_entry_group_commit(g);
+    if (rc < 0) {
+        char e[256];
+        lmd_error("cannot publish '%s': %s", lmd_escape_str(p->name, e, sizeof e), avahi_strerror(rc));
+        if (p->cb)
+            p->cb(p->ud, LMD_PUB_FAILED, p->name, avahi_strerror(rc));
+    }
+}
+
+/* Add our records under p->name, then commit them (probe) once the cache
+ * has said whether another host announces that name (watch_cb); without
+ * a watcher, at once. */
 static void pub_add(struct lmd_pub *p, AvahiEntryGroup *g)
 {
     AvahiStringList *l = lmd_mdns_txt_to_avahi(&p->txt);
@@ -160,15 +278,16 @@ static void pub_add(struct lmd_pub *p, AvahiEntryGroup *g)
     }
     avahi_string_list_free(l);
     p->txt_dirty = false;
-    if (rc == 0)
-        rc = avahi_entry_group_commit(g);
+    p->committed = false;
     if (rc < 0) {
         char e[256];
-        lmd_error("cannot publish '%s': %s", lmd_escape_str(p->name, e, sizeof e),
-                  avahi_strerror(rc));
+        lmd_error("cannot publish '%s': %s", lmd_escape_str(p->name, e, sizeof e), avahi_strerror(rc));
         if (p->cb)
             p->cb(p->ud, LMD_PUB_FAILED, p->name, avahi_strerror(rc));
+        return;
     }
+    if (!watch_start(p))
+        pub_commit(p, g);
 }
 
 static void pub_start(struct lmd_pub *p)
@@ -267,6 +386,7 @@ void lmd_pub_free(lmd_pub *p)
     if (!p)
         return;
     LMD_LIST_UNLINK(&p->m->pubs, p);
+    watch_stop(p);
     if (p->group)
         avahi_entry_group_free(p->group); /* the daemon sends goodbyes */
     free(p->name);
@@ -287,6 +407,7 @@ void lmd_mdns_pubs_reset(lmd_mdns *m)
     for (struct lmd_pub *p = m->pubs; p; p = p->next) {
         if (p->group)
             avahi_entry_group_reset(p->group);
+        watch_stop(p);
         p->established = false;
     }
 }
@@ -295,6 +416,7 @@ void lmd_mdns_pubs_forget(lmd_mdns *m)
 {
     for (struct lmd_pub *p = m->pubs; p; p = p->next) {
         p->group = NULL;
+        p->watch = NULL; /* freed with the client */
         p->established = false;
     }
 }

@@ -15,6 +15,7 @@
     X(DEFAULTS, defaults)         /* () -> settings of an empty configuration */                               \
     X(LOAD, load)                 /* (path, api, internals) -> P, nil, warnings | nil, err */                  \
     X(SETTINGS, settings)         /* (P) -> settings */                                                        \
+    X(WHERE, where)               /* (P, section) -> "FILE:LINE" of its directive, or the file */              \
     X(PEER_EVENT, peer_event)     /* (P, kind, peer, old, changes, reason) -> verdict */                       \
     X(VERDICTS, verdicts)         /* (P) -> { name = { keep =, info = } } */                                   \
     X(ADOPT, adopt)               /* (newP, old verdicts, peers) -> { verdict + name } */                      \

@@ -418,3 +418,15 @@ void lmd_policy_hooks(lmd_policy *p, char *buf, size_t len)
 }
 
 const char *lmd_policy_warnings(lmd_policy *p) { return p->warnings ? p->warnings : ""; }
+
+void lmd_policy_where(lmd_policy *p, const char *section, char *buf, size_t len)
+{
+    struct rt *r = p->rt;
+    lua_State *L = lmd_vm_state(r->vm);
+    lmd_mantle_push(L, &r->mantle, LMD_MANTLE_WHERE);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->P_ref);
+    lua_pushstring(L, section);
+    const char *s = mcall(r, 2, 1) == LUA_OK && lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    snprintf(buf, len, "%s", s ? s : "?");
+    lua_pop(L, 1);
+}

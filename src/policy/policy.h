@@ -52,6 +52,10 @@ void lmd_policy_stats(lmd_policy *p, struct lmd_policy_stats *out);
 void lmd_policy_hooks(lmd_policy *p, char *buf, size_t len);
 /* Warnings from loading (misspelt hooks...), one per line, or "". */
 const char *lmd_policy_warnings(lmd_policy *p);
+/* "FILE:LINE" of the directive that configured section (announce, trust,
+ * ...) in the configuration in force, or its file alone when the section
+ * was left out: where a start check's error points. */
+void lmd_policy_where(lmd_policy *p, const char *section, char *buf, size_t len);
 
 /* `lmdisc test`: run luaunit suites in a VM like the agent's, with
  * lmdisc.testing defaulting to the policy at policy_path, each within

@@ -17,6 +17,14 @@ struct lmd_rinst {
     double held_until; /* >= 0: said goodbye (trusted peer); dropped then unless seen again */
 };
 
+/* An instance's place: which interface, which protocol (rejoin.c). */
+struct lmd_inst_key {
+    int ifindex;
+    int proto;
+};
+#define LMD_REJOIN_KEYS 8     /* instances remembered per peer */
+#define LMD_REJOIN_MEMORY 64  /* peers remembered after they left */
+
 struct lmd_peer {
     lmd_node_info node;
     struct lmd_rinst *insts;
@@ -36,6 +44,15 @@ struct lmd_peer {
     bool prefer_dns;
     bool speaker_dns;  /* the instance speaking now is from DNS (lmd_peers_merge) */
     size_t pinfo_len;
+    struct lmd_inst_key had[LMD_REJOIN_KEYS]; /* the instances it has had (and had when it last left) */
+    size_t n_had;
+};
+
+/* The instances of a peer that left, by its name (rejoin.c). */
+struct lmd_rejoin {
+    char *name;                 /* NULL: a free slot */
+    struct lmd_inst_key keys[LMD_REJOIN_KEYS];
+    size_t n;
 };
 
 struct lmd_peers {
@@ -47,6 +64,8 @@ struct lmd_peers {
     struct lmd_peer **peers;
     size_t n, cap;
     unsigned long seq;
+    struct lmd_rejoin gone[LMD_REJOIN_MEMORY]; /* the last peers that left */
+    size_t gone_next;
 };
 
 /* Index of name, or where it would go (*found = false). */
@@ -54,5 +73,16 @@ size_t lmd_peers_find(const lmd_peers *r, const char *name, bool *found);
 struct lmd_peer *lmd_peers_lookup(const lmd_peers *r, const char *name);
 /* Recompute the peer's merged view (node) from its instances (merge.c). */
 int lmd_peers_merge(struct lmd_peer *p);
+
+/* rejoin.c: a peer that comes back waits for the instances it had.
+ * note: p has had this instance; remember: p leaves (its instances are
+ * kept under its name); recall: a new p of that name expects them;
+ * expecting: one of them is not there yet (its join waits, the settle
+ * window at most). */
+void lmd_rejoin_note(struct lmd_peer *p, int ifindex, int proto);
+void lmd_rejoin_remember(lmd_peers *r, const struct lmd_peer *p);
+void lmd_rejoin_recall(lmd_peers *r, struct lmd_peer *p);
+bool lmd_rejoin_expecting(const struct lmd_peer *p);
+void lmd_rejoin_free(lmd_peers *r);
 
 #endif

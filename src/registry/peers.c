@@ -86,6 +86,7 @@ void lmd_peers_free(lmd_peers *r)
     for (size_t i = 0; i < r->n; i++)
         peer_free(r->peers[i]);
     free(r->peers);
+    lmd_rejoin_free(r);
     free(r);
 }
 
@@ -214,10 +215,13 @@ static int join(lmd_peers *r, const struct lmd_instance *in, double now, double 
     p->node.first_seen = wall;
     touch(r, p, now, wall);
     p->hold = -1;
-    if (r->cfg.settle > 0 && !in->complete) {
+    lmd_rejoin_recall(r, p);
+    lmd_rejoin_note(p, in->ifindex, in->proto);
+    if (r->cfg.settle > 0 && (!in->complete || lmd_rejoin_expecting(p))) {
         /* wait for the other instances (IPv6, other interfaces) the source
-         * is still resolving, so that a join is one event: until the last
-         * is resolved (lmd_peers_seen), at most the settle window */
+         * is still resolving, or that a peer seen again had, so that a
+         * join is one event: until the last is resolved (lmd_peers_seen),
+         * at most the settle window */
         p->hold = now + r->cfg.settle;
         return 0;
     }
@@ -277,6 +281,7 @@ int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, doub
         p->insts = ni;
         ri = &p->insts[p->n_insts++];
         memset(ri, 0, sizeof *ri);
+        lmd_rejoin_note(p, in->ifindex, in->proto);
     }
     int rc = rinst_fill(ri, in, ++r->seq);
     if (rc == 0)
@@ -287,7 +292,7 @@ int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, doub
     else
         lmd_node_info_clear(&old);
     /* a new peer's last pending instance: its join, now, with them all */
-    if (rc == 0 && !p->joined && p->hold >= 0 && in->complete)
+    if (rc == 0 && !p->joined && p->hold >= 0 && in->complete && !lmd_rejoin_expecting(p))
         settle_one(r, p);
     return rc;
 }
@@ -301,6 +306,7 @@ static void leave(lmd_peers *r, size_t at, const char *reason)
      * never joined leaves without a word; pending changes die with it */
     if (p->joined && r->ev)
         r->ev(r->ud, LMD_EV_LEAVE, &p->node, NULL, 0, reason);
+    lmd_rejoin_remember(r, p);
     bool found;
     at = lmd_peers_find(r, p->node.name, &found); /* the callback may have moved things */
     if (found && r->peers[at] == p) {

@@ -81,8 +81,9 @@ struct lmd_peers_config {
     double settle;          /* at most this many seconds to gather a new peer's
                              * instances into one join (it is reported as soon
                              * as an instance comes marked complete: nothing
-                             * else pending), and a change's follow-ups into
-                             * one update; 0: none */
+                             * else pending, and a peer seen again has every
+                             * instance it had when it left), and a change's
+                             * follow-ups into one update; 0: none */
     double goodbye_hold;    /* a trusted peer's last goodbye is held this long
                              * for the network to confirm it (the confirm
                              * callback asks); seen again meanwhile, it stays

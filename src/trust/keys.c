@@ -149,11 +149,9 @@ int lmd_trust_secret_load(const char *path, lmd_trust_secret **out, lmd_err *err
     int rc = lmd_read_small_file(path, buf, sizeof buf, &len, &mode, err);
     /* A public key or a certificate given by mistake is readable by all,
      * rightly: say what it is rather than to chmod it. */
-    if (rc == 0 && (mode & 077) && !starts_with_word(buf, len, LMD_TRUST_PUBLIC_TYPE) &&
+    if (rc == 0 && !starts_with_word(buf, len, LMD_TRUST_PUBLIC_TYPE) &&
         !starts_with_word(buf, len, LMD_TRUST_CERT_TYPE))
-        rc = lmd_err_set(err, LMD_EIO,
-                         "%s: mode %04o lets other users read this secret key; make it 0600 with chmod 600 %s",
-                         path, (unsigned)(mode & 07777), path);
+        rc = lmd_secret_mode_check(path, mode, "secret key", "whoever reads it may sign as this host", err);
     if (rc == 0)
         rc = lmd_trust_parse_typed(buf, len, path, LMD_TRUST_SECRET_TYPE, "secret key",
                                    sodium_base64_VARIANT_ORIGINAL, seed, sizeof seed, err);

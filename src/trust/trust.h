@@ -24,7 +24,8 @@
  * ---- Files (text, one line each, then a newline) -------------------------
  *
  *   PREFIX.key   "lmdisc-ed25519-secret-v1 " base64(32-byte Ed25519 seed)
- *                mode 0600; refused when group or others may read it
+ *                mode 0600 (or 0640 with the service's group, root:lmdisc);
+ *                refused when others may read it or its group write it
  *   PREFIX.pub   "lmdisc-ed25519-public-v1 " base64(32-byte public key)
  *   HOST.cert    "lmdisc-cert-v1 " compact certificate (below)
  *
@@ -203,8 +204,9 @@ const char *lmd_trust_status_name(enum lmd_trust_status s);
 /* ---- Keys (keys.c) ------------------------------------------------------ */
 
 int lmd_trust_secret_generate(lmd_trust_secret **out, lmd_err *err);
-/* Refuses a file group or others may read, a wrong type line, bad base64
- * or length, each with one line naming the file. */
+/* Refuses a file others may read or its group write (0600 and root:lmdisc
+ * 0640 are fine: lmd_secret_mode_check), a wrong type line, bad base64 or
+ * length, each with one line naming the file. */
 int lmd_trust_secret_load(const char *path, lmd_trust_secret **out, lmd_err *err);
 void lmd_trust_secret_free(lmd_trust_secret *k);
 void lmd_trust_secret_pubkey(const lmd_trust_secret *k, lmd_trust_pubkey *out);

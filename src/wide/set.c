@@ -320,6 +320,23 @@ static int take_server(lmd_wide *wd, const char *server)
     return 0;
 }
 
+int lmd_wide_check(const struct lmd_config *cfg, lmd_err *err)
+{
+    if (!cfg->wide_area.given)
+        return 0;
+    const char *const keys[][2] = {{"wide_area.key", cfg->wide_area.key},
+                                   {"wide_area.sweep_key", cfg->wide_area.sweep_key}};
+    for (size_t i = 0; i < LMD_ARRAY_LEN(keys); i++) {
+        lmd_dns_key *k = NULL;
+        lmd_err kerr = {0};
+        if (keys[i][1] && lmd_dns_key_load(keys[i][1], &k, &kerr) != 0)
+            return lmd_err_set(err, kerr.code, "%s: %s", keys[i][0], lmd_err_text(&kerr));
+        lmd_dns_key_free(k);
+    }
+    char host[300];
+    return host_of(cfg, host, sizeof host, err);
+}
+
 int lmd_wide_new(struct event_base *base, const struct lmd_config *cfg, lmd_peers *reg,
                  const struct lmd_wide_host *host, lmd_wide **out, lmd_err *err)
 {

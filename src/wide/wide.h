@@ -48,6 +48,12 @@ struct lmd_wide_host {
     void (*registry_changed)(void *ud);
 };
 
+/* What starting wide_area { } refuses without asking the network: its key
+ * files (wide_area.key, sweep_key: their syntax and mode) and the SRV
+ * target's host name.  0 (also without wide_area { }), or an error naming
+ * the setting.  `lmdisc check` and the agent's start checks run it. */
+int lmd_wide_check(const struct lmd_config *cfg, lmd_err *err);
+
 /* cfg is the agent's configuration, read for the object's life: a reload
  * replaces it in place, then calls lmd_wide_reload with the old one.
  * Publishing and browsing start at once with wide_area.server, else once

@@ -146,7 +146,7 @@ static void run_check(int argc, char **argv, const struct args *a)
     int rc = lmd_check_parse(argc, argv, &o);
     check_rc(rc);
     if (rc == 0)
-        FUZZ_CHECK(argc == 2 && o.config == argv[1] && in_argv(a, o.config));
+        FUZZ_CHECK(o.config && in_argv(a, o.config) && (!o.user || (*o.user && in_argv(a, o.user))));
     lmd_check_args_free(&o);
 }
 

@@ -613,6 +613,69 @@ function TestRegister:test_6_drain_marks_services_unroutable_then_withdraws_them
     lu.assertEquals(#lines(rec, "leave|" .. steady .. "|"), 0, read(rec))
 end
 
+-- 6b. A drain is undone with `lmdisc drain --cancel` (DELETE /v1/self/drain):
+-- during its grace the services are routable again with the status they had
+-- (no leave, and no withdrawal when the grace would have ended); after it,
+-- the configured service is announced again and registrations are taken.
+function TestRegister:test_6b_drain_cancel_during_and_after_the_grace()
+    local rec = observer()
+    local conf = S:uniq("configured")
+    local a1 = reg_agent({text = ("announce { port = 8110, name = %q, txt = { status = \"warming\" } }\n"):format(conf)})
+    local regd = S:uniq("registered")
+    local s = stream(regd, {port = 9311, info = "registered"})
+    for _, n in ipairs({conf, regd}) do await(rec, "^join|" .. n .. "|", 15) end
+    local function drain(args)
+        local ok, out = S.lab:exec("h1", ("%s drain %s --socket %s"):format(q(BIN), args, SOCK))
+        lu.assertTrue(ok, out)
+        return out
+    end
+    -- nothing to cancel: said, not an error
+    lu.assertStrContains(drain("--cancel"), "not draining: nothing to cancel")
+
+    -- during the grace
+    drain("--grace 3")
+    for _, n in ipairs({conf, regd}) do await(rec, "^update|" .. n .. "|.*status=draining", 10) end
+    local t0 = Lab.now()
+    lu.assertStrContains(drain("--cancel"), "drain cancelled: announcing again")
+    local u = fields(await(rec, "^update|" .. conf .. "|.*status=warming", 10))
+    lu.assertEquals(u[7], "true", "routable again")
+    lu.assertEquals(u[8], "r1")
+    u = fields(await(rec, "^update|" .. regd .. "|", 10, 2))
+    lu.assertEquals(u[6], "info=registered", "the registered one's status= is gone again")
+    lu.assertEquals(u[7], "true")
+    print(("    drain --cancel during the grace: h2 saw both routable again %.3f s later"):format(Lab.now() - t0))
+    lu.assertEquals(reg("GET", "/v1/self").json.state, "established")
+    -- registrations are taken again; this one's ttl ends after the grace
+    -- would have: by then nothing else was withdrawn
+    local short = S:uniq("short")
+    local r = reg("PUT", "/v1/services/" .. short .. "?ttl=4", {port = 9312})
+    lu.assertEquals(r.status, 201, r.what)
+    await(a1, 'withdrawing registered service "' .. short .. '" %(its ttl passed without a pass%)', 10)
+    lu.assertTrue(Lab.now() - t0 > 3, "the ttl ended after the grace would have")
+    lu.assertNil(a1:output():find("grace period over", 1, true), a1:output())
+    lu.assertEquals(#lines(rec, "leave|" .. conf .. "|") + #lines(rec, "leave|" .. regd .. "|"), 0, read(rec))
+    lu.assertTrue(s:running(), s:output())
+
+    -- after the grace: withdrawn, then announced again
+    drain("--grace 0.5")
+    lu.assertEquals(fields(await(rec, "^leave|" .. conf .. "|", 10))[9], "goodbye")
+    await(rec, "^leave|" .. regd .. "|", 10)
+    lu.assertEquals(reg("GET", "/v1/self").json.state, "drained")
+    t0 = Lab.now()
+    lu.assertStrContains(drain("--cancel"), "drain cancelled: announcing again")
+    local j = fields(await(rec, "^join|" .. conf .. "|", 15, 2))
+    print(("    drain --cancel after the grace: h2 saw the configured service join again %.3f s later")
+        :format(Lab.now() - t0))
+    lu.assertEquals(j[6], "status=warming")
+    lu.assertEquals(j[7], "true")
+    r = reg("PUT", "/v1/services/" .. regd .. "?ttl=5", {port = 9311})
+    lu.assertEquals(r.status, 201, r.what)
+    await(rec, "^join|" .. regd .. "|", 15, 2)
+    r = reg("DELETE", "/v1/self/drain")
+    lu.assertEquals(r.status, 200, r.what)
+    lu.assertEquals(r.json, {cancelled = false, state = "not draining"})
+end
+
 -- 7. Every refused input: status, JSON error message; the agent keeps serving.
 function TestRegister:test_7_bad_registrations_are_refused_and_the_agent_keeps_serving()
     local a1 = reg_agent()
@@ -647,8 +710,8 @@ function TestRegister:test_7_bad_registrations_are_refused_and_the_agent_keeps_s
     refused(r, 405, "use PUT, PATCH or DELETE on /v1/services/NAME")
     lu.assertEquals(r.allow, "PUT, PATCH, DELETE")
     r = reg("PUT", "/v1/self/drain", {grace = 1})
-    refused(r, 405, "use POST /v1/self/drain")
-    lu.assertEquals(r.allow, "POST")
+    refused(r, 405, "use POST /v1/self/drain (DELETE cancels a drain)")
+    lu.assertEquals(r.allow, "POST, DELETE")
     r = reg("DELETE", "/v1/services/x/pass")
     refused(r, 405, "use PUT /v1/services/NAME/pass")
     lu.assertEquals(r.allow, "PUT")
@@ -674,6 +737,7 @@ function TestRegister:test_7b_tcp_listener_refuses_registrations()
     refused(req("h1", tcp, "PUT", "/v1/services/overtcp", {port = 8000}), 403, FORBIDDEN)
     refused(req("h1", tcp, "PUT", "/v1/services/overtcp2?ttl=5", {port = 8000}), 403, FORBIDDEN)
     refused(req("h1", tcp, "POST", "/v1/self/drain", {grace = 1}), 403, FORBIDDEN)
+    refused(req("h1", tcp, "DELETE", "/v1/self/drain"), 403, FORBIDDEN)
     lu.assertNil(a1:output():find('registered service "overtcp', 1, true), "registered over TCP:\n" .. a1:output())
     lu.assertEquals(reg("GET", "/v1/self").json.state, "observing", "drained over TCP")
 end
@@ -683,8 +747,8 @@ end
 function TestRegister:test_8_get_on_registration_paths_is_405()
     reg_agent()
     local r = reg("GET", "/v1/self/drain")
-    refused(r, 405, "use POST /v1/self/drain")
-    lu.assertEquals(r.allow, "POST")
+    refused(r, 405, "use POST /v1/self/drain (DELETE cancels a drain)")
+    lu.assertEquals(r.allow, "POST, DELETE")
     r = reg("GET", "/v1/services/x")
     lu.assertEquals(r.status, 405, r.what)
     lu.assertStrContains(r.allow, "PUT", r.what)

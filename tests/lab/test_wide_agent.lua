@@ -272,7 +272,7 @@ log { level = "debug" }
         local ok, out = lab:exec("h1", "timeout 10 " .. q(BIN) .. " agent -c " .. q(cfg))
         lu.assertFalse(ok, out)
         lu.assertStrContains(out, "wide_area.key: ")
-        lu.assertStrContains(out, "must be 0600")
+        lu.assertStrContains(out, "mode 0644 lets")
     end
 
     function T:test_refreshed_at_half_the_lease()

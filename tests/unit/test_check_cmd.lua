@@ -147,4 +147,185 @@ os.exit(lu.LuaUnit.run())
     lu.assertEquals(code, 2, out)
 end
 
+-- ---- the agent's start checks ---------------------------------------------
+-- `lmdisc check` runs every check the agent makes at start that needs no
+-- network, with the FILE:LINE of the directive that asked for it, and the
+-- agent refuses the same configurations with the same lines (before it
+-- starts anything: these configurations have neither mDNS nor a DNS server
+-- it could reach).
+
+TestStartChecks = {}
+
+local dir
+local function path(name) return dir .. "/" .. name end
+local function write(name, text)
+    local f = assert(io.open(path(name), "w"))
+    f:write(text)
+    f:close()
+    os.execute("chmod 644 " .. sh(path(name)))
+    return path(name)
+end
+-- (the sanitizer build's preloaded runtime is not for chown and friends)
+local function ok(cmd) lu.assertTrue(os.execute("env -u LD_PRELOAD sh -c " .. sh(cmd)), cmd) end
+local function is_root()
+    local f = io.popen("id -u")
+    local u = f:read("l")
+    f:close()
+    return u == "0"
+end
+
+function TestStartChecks:setUp()
+    local f = io.popen("mktemp -d")
+    dir = f:read("l")
+    f:close()
+    ok("chmod 755 " .. sh(dir)) -- the user of --user nobody reads the configuration here
+    local code, out = run("keygen " .. sh(path("fleet")))
+    lu.assertEquals(code, 0, out)
+    code, out = run("keygen " .. sh(path("host")))
+    lu.assertEquals(code, 0, out)
+    code, out = run("keygen " .. sh(path("other")))
+    lu.assertEquals(code, 0, out)
+    code, out = run(("certify --fleet-key %s --days 30 %s"):format(sh(path("fleet.key")), sh(path("host.pub"))))
+    lu.assertEquals(code, 0, out)
+    write("tsig.key", 'key "h1-key" {\n\talgorithm hmac-sha256;\n\tsecret "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0";\n};\n')
+    ok("chmod 600 " .. sh(path("tsig.key")))
+end
+
+function TestStartChecks:tearDown()
+    if dir and dir:find("^/tmp/") then os.execute("rm -rf " .. sh(dir)) end
+end
+
+-- line 4 is the trust directive
+local function trust_config(key, cert)
+    return write("trust.lua", ('-- signed\nmdns { enabled = false }\napi { socket = %q }\ntrust {\n'
+        .. '  key = %q,\n  cert = %q,\n  fleet = { %q },\n}\n'):format(path("agent.sock"), key, cert or path("host.cert"),
+        path("fleet.pub")))
+end
+
+function TestStartChecks:test_trust_files_as_the_agent_reads_them()
+    local cfg = trust_config(path("host.key"))
+    local code, out = run("check " .. sh(cfg))
+    lu.assertEquals(code, 0, out)
+    lu.assertStrContains(out, "OK; observes only")
+    -- the service's group may read it: root:lmdisc 0640
+    ok("chmod 640 " .. sh(path("host.key")))
+    code, out = run("check " .. sh(cfg))
+    lu.assertEquals(code, 0, out)
+    -- every user may read it: refused at the trust { } line, by check and by the agent
+    ok("chmod 644 " .. sh(path("host.key")))
+    code, out = run("check " .. sh(cfg))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, cfg .. ":4: trust.key: " .. path("host.key") .. ": mode 0644 lets")
+    lu.assertStrContains(out, "chown root:lmdisc")
+    lu.assertStrContains(out, "1 problem: the agent would not start with it")
+    lu.assertNotStrContains(out, "OK")
+    local acode, aout = run("agent -c " .. sh(cfg), "timeout 10")
+    lu.assertEquals(acode, 1, aout)
+    lu.assertStrContains(aout, "cannot start: " .. cfg .. ":4: trust.key: " .. path("host.key") .. ": mode 0644 lets")
+    ok("chmod 600 " .. sh(path("host.key")))
+    -- a missing key, another host's certificate, a missing fleet key
+    code, out = run("check " .. sh(trust_config(path("gone.key"))))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, ":4: trust.key: " .. path("gone.key") .. ": cannot open")
+    code, out = run("check " .. sh(trust_config(path("other.key"))))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, ":4: trust: " .. path("host.cert") .. " is not a certificate for the key in "
+        .. path("other.key"))
+    code, out = run("check " .. sh(trust_config(path("host.key"), path("gone.cert"))))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, ":4: trust.cert: " .. path("gone.cert"))
+    os.remove(path("fleet.pub"))
+    code, out = run("check " .. sh(trust_config(path("host.key"))))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, ":4: trust.fleet: ")
+end
+
+-- line 3 is the wide_area directive; check sends nothing (the server is TEST-NET)
+local function wide_config(key, sweep)
+    return write("wide.lua", ('mdns { enabled = false }\napi { socket = %q }\nwide_area { domain = "sd.example.org", '
+        .. 'server = "192.0.2.1", host = "h1",\n  key = %q%s }\n'):format(path("agent.sock"), key,
+        sweep and (", sweep_key = %q"):format(sweep) or ""))
+end
+
+function TestStartChecks:test_wide_area_keys()
+    local cfg = wide_config(path("tsig.key"))
+    local code, out = run("check " .. sh(cfg))
+    lu.assertEquals(code, 0, out)
+    ok("chmod 640 " .. sh(path("tsig.key")))
+    code, out = run("check " .. sh(cfg))
+    lu.assertEquals(code, 0, out)
+    ok("chmod 644 " .. sh(path("tsig.key")))
+    code, out = run("check " .. sh(cfg))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, cfg .. ":3: wide_area.key: " .. path("tsig.key") .. ": mode 0644 lets")
+    ok("chmod 600 " .. sh(path("tsig.key")))
+    code, out = run("check " .. sh(wide_config(path("gone.tsig"))))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, ":3: wide_area.key: " .. path("gone.tsig") .. ": cannot open")
+    local sweep = write("sweep.key", 'key "sweeper" { algorithm hmac-sha256; secret "c2VjcmV0"; };\n')
+    code, out = run("check " .. sh(wide_config(path("tsig.key"), sweep)))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, ":3: wide_area.sweep_key: " .. sweep .. ": mode 0644 lets")
+    write("sweep.key", "not a key\n")
+    ok("chmod 600 " .. sh(sweep))
+    code, out = run("check " .. sh(wide_config(path("tsig.key"), sweep)))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, "wide_area.sweep_key: " .. sweep .. ":1: only a key statement")
+end
+
+function TestStartChecks:test_api_listen_and_socket_rules()
+    local cfg = write("api.lua", ('registry { ttl = 30 }\n\napi { socket = %q, listen = "0.0.0.0:7717" }\n')
+        :format(path("agent.sock")))
+    local code, out = run("check " .. sh(cfg))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, cfg .. ":3: api.listen '0.0.0.0:7717' is not a loopback address")
+    lu.assertStrContains(out, "allow_remote = true")
+    local acode, aout = run("agent -c " .. sh(cfg), "timeout 10")
+    lu.assertEquals(acode, 1, aout)
+    lu.assertStrContains(aout, "cannot start: " .. cfg .. ":3: api.listen '0.0.0.0:7717' is not a loopback")
+    cfg = write("api.lua", ('api { socket = %q, listen = "0.0.0.0:7717", allow_remote = true }\n')
+        :format(path("agent.sock")))
+    code, out = run("check " .. sh(cfg))
+    lu.assertEquals(code, 0, out)
+    -- something else where the socket goes; a socket under a file
+    write("taken", "x")
+    code, out = run("check " .. sh(write("api.lua", ('api { socket = %q }\n'):format(path("taken")))))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, ":1: api.socket " .. path("taken") .. " exists and is not a socket")
+    code, out = run("check " .. sh(write("api.lua", ('api { socket = %q }\n'):format(path("taken/x.sock")))))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, path("taken") .. " is not a directory")
+end
+
+-- As the service user (--user): what it may read and where it may listen.
+function TestStartChecks:test_as_the_service_user()
+    if not is_root() then
+        lu.skip("--user needs root: run the unit suites as root to check it")
+    end
+    local code, out = run("check --user no-such-user-lmd " .. sh(trust_config(path("host.key"))))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, "no user 'no-such-user-lmd'")
+    -- root's 0600 key: nobody cannot read it
+    ok("chown root:root " .. sh(path("host.key")))
+    local cfg = trust_config(path("host.key"))
+    ok("chown nobody " .. sh(dir)) -- where its socket goes
+    code, out = run("check --user nobody " .. sh(cfg))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, cfg .. ":4: trust.key: " .. path("host.key") .. ": cannot open: Permission denied")
+    lu.assertStrContains(out, "(as user nobody")
+    -- root:nogroup 0640, nobody's own group: it may
+    ok("chgrp nogroup " .. sh(path("host.key")) .. " && chmod 640 " .. sh(path("host.key")))
+    code, out = run("check --user nobody " .. sh(cfg))
+    lu.assertEquals(code, 0, out)
+    -- and as nobody it may not create a socket in a directory of root's
+    ok("mkdir -m 755 " .. sh(path("run")))
+    cfg = write("sock.lua", ('api { socket = %q }\n'):format(path("run/agent.sock")))
+    code, out = run("check --user nobody " .. sh(cfg))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, cfg .. ":1: api.socket " .. path("run/agent.sock") .. ": this user (uid ")
+    lu.assertStrContains(out, "may not create it in " .. path("run"))
+    code, out = run("check " .. sh(cfg)) -- root may
+    lu.assertEquals(code, 0, out)
+end
+
 os.exit(lu.LuaUnit.run())

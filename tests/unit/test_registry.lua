@@ -502,4 +502,44 @@ function TestRegistry:test_an_instance_that_never_resolves_delays_a_join_by_the_
     lu.assertEquals(ev[1].kind, "join")
 end
 
+-- A peer that comes back (a re-registered service, a restarted agent's)
+-- joins once, with the instances it had: its IPv4 instance can resolve,
+-- complete, a millisecond before avahi reports its IPv6 one (in the lab, 2
+-- joins in 16 of a re-registered service came with one address and the
+-- other 52 ms later as an update).  It waits for them as for pending ones:
+-- until they resolve, the settle window at most.
+function TestRegistry:test_a_peer_seen_again_joins_once_with_the_instances_it_had()
+    local r, ev = new{ttl = 60, settle = 0.05}
+    r:seen(inst{proto = 4}, 10)
+    r:seen(inst{proto = 6, complete = true}, 10.001)
+    lu.assertEquals(#ev, 1)
+    r:gone(inst{proto = 6}, "goodbye")
+    r:gone(inst{proto = 4}, "goodbye")
+    lu.assertEquals(ev[#ev].kind, "leave")
+    local n = #ev
+    r:seen(inst{proto = 4, complete = true}, 20) -- nothing else reported yet
+    lu.assertEquals(#ev, n, "joined before the IPv6 instance it had came back")
+    lu.assertAlmostEquals(r:next_deadline(), 20.05, 1e-9)
+    r:seen(inst{proto = 6, complete = true}, 20.001)
+    lu.assertEquals(#ev, n + 1)
+    lu.assertEquals(ev[n + 1].kind, "join")
+    lu.assertEquals(ev[n + 1].peer.addresses, {"10.0.0.1", "fd00::1"})
+    r:tick(20.1)
+    lu.assertEquals(#ev, n + 1, "one join, not join + update")
+    -- back without its IPv6 instance: it joins when the window ends, with what it has
+    r:gone(inst{proto = 6}, "goodbye")
+    r:gone(inst{proto = 4}, "goodbye")
+    n = #ev
+    r:seen(inst{proto = 4, complete = true}, 30)
+    lu.assertEquals(#ev, n)
+    r:tick(30.05)
+    lu.assertEquals(#ev, n + 1)
+    lu.assertEquals(ev[n + 1].kind, "join")
+    lu.assertEquals(ev[n + 1].peer.addresses, {"10.0.0.1"})
+    -- and another peer, never seen before, still joins at once
+    r:seen(inst{name = "b:8000", proto = 4, complete = true}, 31)
+    lu.assertEquals(ev[#ev].kind, "join")
+    lu.assertEquals(ev[#ev].name, "b:8000")
+end
+
 os.exit(lu.LuaUnit.run())

@@ -472,9 +472,21 @@ static void test_key_files(void)
     lmd_trust_secret_pubkey(k, &pub2);
     CHECK(!memcmp(pub.pk, pub2.pk, sizeof pub.pk), "the secret key's public half");
     lmd_trust_secret_free(k);
+    /* the service's group may read it (root:lmdisc 0640); others may not */
     chmod(path, 0640);
-    CHECK(lmd_trust_secret_load(path, &k, &err) != 0 && strstr(err.msg, "mode 0640") && strstr(err.msg, path),
-          "0640: %s", err.msg);
+    CHECK(lmd_trust_secret_load(path, &k, &err) == 0, "0640: %s", err.msg);
+    lmd_trust_secret_free(k);
+    k = NULL;
+    static const mode_t BAD[] = {0644, 0604, 0660};
+    for (size_t i = 0; i < sizeof BAD / sizeof *BAD; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "mode %04o", (unsigned)BAD[i]);
+        memset(&err, 0, sizeof err);
+        chmod(path, BAD[i]);
+        CHECK(lmd_trust_secret_load(path, &k, &err) != 0 && !k && strstr(err.msg, want) && strstr(err.msg, path) &&
+                  strstr(err.msg, "chmod 600"),
+              "%o: %s", (unsigned)BAD[i], err.msg);
+    }
     unlink(path);
     snprintf(path, sizeof path, "%s.pub", prefix);
     CHECK(lmd_trust_pubkey_load(path, &pub2, &err) == 0 && !memcmp(pub.pk, pub2.pk, sizeof pub.pk), "pub: %s",
