@@ -4,7 +4,7 @@
 --
 --   lmdisc keygen fleet                                   # keep fleet.key offline
 --   lmdisc keygen /etc/lmdisc/host                        # on every host
---   lmdisc certify --fleet-key fleet.key /etc/lmdisc/host.pub   # -> host.cert
+--   lmdisc certify --fleet-key fleet.key --name "gpu1*" /etc/lmdisc/host.pub   # -> host.cert
 --   cp fleet.pub /etc/lmdisc/fleet.pub                    # on every host
 announce { port = 8000, info = "gemma-2b-it Q4_0", txt = { model = "gemma-2b-it" } }
 

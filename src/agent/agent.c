@@ -25,26 +25,31 @@ static void reg_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     lmd_agent *a = arg;
-    lmd_peers_tick(a->reg, lmd_now_mono());
+    lmd_peers_tick_at(a->reg, lmd_now_mono(), lmd_now_wall());
     lmd_agent_rearm(a);
 }
 
 /* The registry's settings: no ttl of its own (see start()), our own
- * service included, and with trust a goodbye held for confirmation. */
+ * service held (listed by /v1/services) but a peer only with include_self,
+ * goodbyes held for confirmation, and with trust { require } only trusted
+ * peers seen. */
 struct lmd_peers_config lmd_agent_peers_config(const lmd_agent *a)
 {
     return (struct lmd_peers_config){.ttl = 0, .include_self = true, .settle = LMD_SETTLE,
-                                     .goodbye_hold = a->cfg.trust.given ? LMD_GOODBYE_HOLD : 0};
+                                     .goodbye_hold = LMD_GOODBYE_HOLD,
+                                     .require_trusted = a->cfg.trust.given && a->cfg.trust.require,
+                                     .hide_own = !a->cfg.registry.include_self};
 }
 
-/* A trusted peer said goodbye: ask the network whether it is really gone
- * (the registry holds its leave meanwhile). */
+/* A peer said goodbye: ask the network whether it is really gone (the
+ * registry holds its leave meanwhile). */
 static void on_confirm(void *ud, const lmd_node_info *peer, int ifindex, int proto)
 {
     lmd_agent *a = ud;
     char e[160];
     int rc = a->browse ? lmd_browse_lookup(a->browse, peer->name, ifindex, proto) : LMD_ENODAEMON;
-    lmd_debug("goodbye from trusted \"%s\"%s: asking the network again%s", lmd_escape_str(peer->name, e, sizeof e),
+    lmd_debug("goodbye from %s\"%s\"%s: asking the network again%s", peer->flags & LMD_NODE_TRUSTED ? "trusted " : "",
+              lmd_escape_str(peer->name, e, sizeof e),
               proto == 6 ? " on IPv6" : proto == 4 ? " on IPv4" : "",
               rc ? " (cannot: its leave comes after the hold)" : "");
 }
@@ -90,10 +95,7 @@ static int api_services(void *ud, lmd_node_list *out, bool *settled)
     lmd_agent *a = ud;
     /* complete: the first scan is done and nothing is left unresolved */
     *settled = a->settled_once && !(a->m && lmd_mdns_unresolved(a->m, NULL));
-    int rc = lmd_peers_snapshot_network(a->reg, out);
-    if (rc == 0)
-        lmd_agent_drop_untrusted(a, out);
-    return rc;
+    return lmd_peers_snapshot_network(a->reg, out);
 }
 
 /* ---- reload ------------------------------------------------------------ */
@@ -108,6 +110,12 @@ static void reload_verdict(void *ud, const lmd_node_info *peer, const struct lmd
 
 static void reload(lmd_agent *a)
 {
+    /* the trust files as they are now, before the new policy is handed
+     * anyone: a fleet key or revocation changed under the same paths
+     * drops its peers first (their leaves go to the running policy) */
+    lmd_err te = {0};
+    if (lmd_agent_trust_reload(a, &a->cfg, &te) != 0)
+        lmd_error("reload: %s; the keys in force stay", lmd_err_text(&te));
     /* what the policy may see, as on every other path: not our own
      * service (without include_self), nothing untrusted under require,
      * nothing it saw leave as unhealthy */
@@ -138,6 +146,9 @@ static void reload(lmd_agent *a)
     for (const char *const *sec = lmd_agent_restart_sections; *sec; sec++)
         if (!lmd_config_section_equal(&old, &a->cfg, *sec, NULL))
             lmd_warn("reload: %s { } changed: it takes effect when the agent restarts", *sec);
+    /* registry { include_self } may have changed what is a peer */
+    struct lmd_peers_config pc = lmd_agent_peers_config(a);
+    lmd_peers_configure(a->reg, &pc, lmd_now_mono());
     lmd_config_clear(&old);
     lmd_agent_rearm(a);
     lmd_info("reloaded %s", a->path);
@@ -208,8 +219,6 @@ static int start(lmd_agent *a, lmd_err *err)
     int e = lmd_txt_copy(&a->txt, &a->cfg.announce_txt);
     if (e == 0)
         e = lmd_peers_new(&rc, lmd_agent_on_reg_event, on_confirm, a, &a->reg, err);
-    if (e == 0)
-        lmd_peers_set_verifier(a->reg, lmd_agent_verify_shown);
     if (e == 0 && !(a->reg_timer = evtimer_new(a->base, reg_tick, a)))
         e = LMD_ENOMEM;
     if (e == 0)
