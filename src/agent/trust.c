@@ -277,6 +277,12 @@ void lmd_agent_trust_free(lmd_agent *a)
         return;
     if (a->reg)
         lmd_peers_set_verifier(a->reg, NULL, NULL);
+    struct lmd_trust_stats st = {0};
+    if (t->verifier)
+        lmd_trust_verifier_stats(t->verifier, &st);
+    /* what verifying cost: each distinct signed record once (the cache) */
+    lmd_info("trust: %llu verdicts, %llu signatures verified, %llu answered from the cache",
+             (unsigned long long)st.judged, (unsigned long long)st.signatures, (unsigned long long)st.cached);
     lmd_trust_secret_free(t->key);
     lmd_trust_verifier_free(t->verifier);
     struct event *evs[] = {t->resign, t->watch_ev, t->clock_ev};

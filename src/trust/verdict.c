@@ -22,8 +22,21 @@ struct slot {
     unsigned char state; /* 0: empty, 1: good, 2: bad */
 };
 
+/* lmd-cert and lmd-sig as last decoded (base64 decoding costs more than
+ * the rest of a verdict but the signature check): direct-mapped, keyed by
+ * a hash of the two values. */
+#define PARSED_SLOTS 64
+
+struct parsed {
+    unsigned char key[CACHE_KEY];
+    bool used;
+    lmd_trust_cert cert;
+    lmd_trust_sig sig;
+};
+
 /* The newest trusted signature seen for a signer and a name. */
 struct newest {
+    uint32_t hash;       /* of pk and key: scans compare this first */
     unsigned char pk[LMD_TRUST_KEY_BYTES];
     char *key;           /* "name\ntype\ndomain", folded as the signature folds them */
     uint64_t issued;
@@ -36,7 +49,8 @@ struct newest {
 struct lmd_trust_verifier {
     lmd_trust_fleet fleet;
     lmd_trust_revoked *revoked;
-    struct slot *cache; /* CACHE_SLOTS, allocated at the first use */
+    struct slot *cache;     /* CACHE_SLOTS, allocated at the first use */
+    struct parsed *parsed;  /* PARSED_SLOTS, likewise */
     struct newest *newest;
     size_t n_newest;
     struct lmd_trust_stats stats;
@@ -58,6 +72,7 @@ void lmd_trust_verifier_free(lmd_trust_verifier *v)
     free(v->fleet.keys);
     lmd_trust_revoked_free(v->revoked);
     free(v->cache);
+    free(v->parsed);
     for (size_t i = 0; i < v->n_newest; i++)
         free(v->newest[i].key);
     free(v->newest);
@@ -145,10 +160,23 @@ static char *newest_key(const lmd_trust_announcement *a)
     return k;
 }
 
+/* FNV-1a over the key's first bytes and the name: to compare cheaply. */
+static uint32_t newest_hash(const unsigned char *pk, const char *key)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < 8; i++)
+        h = (h ^ pk[i]) * 16777619u;
+    for (; *key; key++)
+        h = (h ^ (unsigned char)*key) * 16777619u;
+    return h;
+}
+
 static struct newest *newest_find(lmd_trust_verifier *v, const unsigned char *pk, const char *key)
 {
+    uint32_t h = newest_hash(pk, key);
     for (size_t i = 0; i < v->n_newest; i++)
-        if (!memcmp(v->newest[i].pk, pk, LMD_TRUST_KEY_BYTES) && !strcmp(v->newest[i].key, key))
+        if (v->newest[i].hash == h && !memcmp(v->newest[i].pk, pk, LMD_TRUST_KEY_BYTES) &&
+            !strcmp(v->newest[i].key, key))
             return &v->newest[i];
     return NULL;
 }
@@ -193,6 +221,7 @@ static bool newest_note(lmd_trust_verifier *v, const unsigned char *pk, char *ke
     }
     v->newest = n;
     e = &v->newest[v->n_newest++];
+    e->hash = newest_hash(pk, key);
     memcpy(e->pk, pk, LMD_TRUST_KEY_BYTES);
     e->key = key;
     e->issued = issued;
@@ -215,6 +244,42 @@ bool lmd_trust_verifier_knows(const lmd_trust_verifier *v, const char *host_id, 
 
 /* ---- The verdict ------------------------------------------------------------------ */
 
+/* lmd_trust_txt_get, remembered by the values' bytes. */
+static enum lmd_trust_status decode(lmd_trust_verifier *v, const lmd_txt *t, lmd_trust_cert *cert,
+                                    lmd_trust_sig *sig, lmd_trust_result *res)
+{
+    const lmd_txt_item *c = lmd_txt_get(t, LMD_TRUST_TXT_CERT), *s = lmd_txt_get(t, LMD_TRUST_TXT_SIG);
+    if (!v || !c || !s || !c->has_value || !s->has_value)
+        return lmd_trust_txt_get(t, cert, sig, res);
+    unsigned char key[CACHE_KEY];
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, NULL, 0, sizeof key);
+    crypto_generichash_update(&h, c->value, c->value_len);
+    crypto_generichash_update(&h, (const unsigned char *)"", 1);
+    crypto_generichash_update(&h, s->value, s->value_len);
+    crypto_generichash_final(&h, key, sizeof key);
+    if (!v->parsed)
+        v->parsed = calloc(PARSED_SLOTS, sizeof *v->parsed);
+    struct parsed *p = v->parsed ? &v->parsed[key[0] % PARSED_SLOTS] : NULL;
+    if (p && p->used && !memcmp(p->key, key, sizeof key)) {
+        *cert = p->cert;
+        *sig = p->sig;
+        lmd_trust_id_hex(cert->host_pk, res->host_id);
+        lmd_trust_id_hex(cert->fleet_id, res->fleet_id);
+        res->not_after = cert->not_after;
+        res->status = LMD_TRUST_OK;
+        return LMD_TRUST_OK;
+    }
+    enum lmd_trust_status st = lmd_trust_txt_get(t, cert, sig, res);
+    if (st == LMD_TRUST_OK && p) {
+        memcpy(p->key, key, sizeof key);
+        p->used = true;
+        p->cert = *cert;
+        p->sig = *sig;
+    }
+    return st;
+}
+
 /* The table at the head of trust.h, in its order.  v: cache, revocation
  * list and newest signatures (NULL: none of them). */
 static int judge(lmd_trust_verifier *v, const lmd_trust_fleet *fleet, const lmd_trust_announcement *a,
@@ -231,7 +296,7 @@ static int judge(lmd_trust_verifier *v, const lmd_trust_fleet *fleet, const lmd_
         return LMD_EINVAL;
     }
     /* 1: decodable */
-    if (lmd_trust_txt_get(a->txt, &cert, &sig, res) != LMD_TRUST_OK)
+    if (decode(v, a->txt, &cert, &sig, res) != LMD_TRUST_OK)
         return LMD_EINVAL;
     /* 2, 3: chains to a fleet key, valid now */
     if (lmd_trust_cert_check_with(v, fleet, &cert, now, res) != 0)

@@ -246,6 +246,16 @@ function TestVerdicts:test_a_name_outside_the_certificate_is_untrusted()
     lu.assertNil(a1:output():find('join "h2svc"', 1, true))
 end
 
+-- The agent does not start announcing a name its certificate does not
+-- cover: it says which names it covers.
+function TestVerdicts:test_the_agent_refuses_to_announce_a_name_its_certificate_does_not_cover()
+    local cfg = S:path("uncovered.lua")
+    write(cfg, trust("h3a", { "fleetA" }) .. 'announce { port = 8003, name = "gpu9" }\n')
+    local _, out, code = S.lab:exec("h1", q(BIN) .. " agent -c " .. q(cfg))
+    lu.assertEquals(code, 1, out)
+    lu.assertStrContains(out, "names 'h3*', not \"gpu9\"")
+end
+
 -- h2 drains (status=draining, signed); h3 replays h2's earlier signed TXT
 -- for h2's own name, host and port: h1 keeps showing h2 draining, trusted,
 -- and never lists it routable again.
