@@ -370,9 +370,12 @@ int lmd_peers_gone_at(lmd_peers *r, const struct lmd_instance *in, const char *r
     struct rinst *ri = inst_find(p, in);
     if (!ri)
         return LMD_ENOTFOUND;
-    if (r->cfg.goodbye_hold > 0 && p->shown && now >= 0 && lmd_streq(reason, LMD_REASON_GOODBYE)) {
-        /* a goodbye anyone could have forged, for a peer consumers see:
-         * ask, and wait */
+    /* a goodbye over DNS is a deletion in a zone whose reads are
+     * TSIG-verified (src/wide/): only a key holder can make it */
+    bool over_dns = ri->ifindex == 0 && !strcmp(ri->ifname, "dns");
+    if (r->cfg.goodbye_hold > 0 && p->shown && now >= 0 && !over_dns && lmd_streq(reason, LMD_REASON_GOODBYE)) {
+        /* a goodbye anyone on the link could have forged, for a peer
+         * consumers see: ask, and wait */
         if (ri->held_until >= 0)
             return 0;
         /* each instance asked for on its own interface and protocol: one

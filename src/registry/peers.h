@@ -111,8 +111,8 @@ struct lmd_peers_config {
                              * as an instance comes marked complete: nothing
                              * else pending), and a change's follow-ups into
                              * one update; 0: none */
-    double goodbye_hold;    /* a peer's goodbye (for a peer consumers see) is
-                             * held this long for the network to confirm it
+    double goodbye_hold;    /* a peer's goodbye over mDNS (for a peer consumers
+                             * see) is held this long for the network to confirm it
                              * (the confirm callback asks); seen again
                              * meanwhile, it stays (a forged goodbye does
                              * nothing); 0: leave at once */
