@@ -100,12 +100,55 @@ static int api_services(void *ud, lmd_node_list *out, bool *settled)
 
 /* ---- reload ------------------------------------------------------------ */
 
+/* A reload's emitted joins and updates wait until trust { } as reloaded
+ * has judged every peer: one the new settings keep out (a fleet key taken
+ * out of the list) is never told.  (Its new policy's hooks ran already:
+ * lmd_policy_reload reads the settings and adopts the peers in one call.) */
+struct reload_told {
+    lmd_agent *a;
+    size_t n;
+    struct told {
+        lmd_node_info peer;
+        int kind;
+        char *info;
+        size_t info_len;
+    } *ev;
+};
+
 static void reload_verdict(void *ud, const lmd_node_info *peer, const struct lmd_verdict *v)
 {
-    lmd_agent *a = ud;
-    lmd_agent_set_verdict(a, peer->name, v->keep, v->info, v->info_len);
-    if (v->emitted >= 0)
-        lmd_agent_emit(a, peer, v->emitted, 0, "filtered", v->info, v->info_len);
+    struct reload_told *t = ud;
+    lmd_agent_set_verdict(t->a, peer->name, v->keep, v->info, v->info_len);
+    if (v->emitted == LMD_EV_LEAVE)
+        lmd_agent_emit(t->a, peer, v->emitted, 0, "filtered", v->info, v->info_len);
+    if (v->emitted < 0 || v->emitted == LMD_EV_LEAVE)
+        return;
+    struct told *ev = realloc(t->ev, (t->n + 1) * sizeof *ev);
+    if (ev)
+        t->ev = ev;
+    if (!ev || lmd_node_info_copy(&ev[t->n].peer, peer) != 0) {
+        lmd_error("reload: out of memory: the %s of \"%s\" is not told", lmd_event_kind_name(v->emitted), peer->name);
+        return;
+    }
+    ev[t->n].kind = v->emitted;
+    ev[t->n].info_len = v->info ? (v->info_len ? v->info_len : strlen(v->info)) : 0;
+    ev[t->n].info = v->info ? lmd_strndup(v->info, ev[t->n].info_len) : NULL;
+    t->n++;
+}
+
+static void reload_tell(struct reload_told *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        struct told *ev = &t->ev[i];
+        if (lmd_peers_kept(t->a->reg, ev->peer.name)) /* seen, kept: as judged now */
+            lmd_agent_emit(t->a, &ev->peer, ev->kind, 0, NULL, ev->info, ev->info_len);
+        else
+            lmd_debug("reload: the %s of \"%s\" is not told: the new settings keep it out",
+                      lmd_event_kind_name(ev->kind), ev->peer.name);
+        lmd_node_info_clear(&ev->peer);
+        free(ev->info);
+    }
+    free(t->ev);
 }
 
 static void reload(lmd_agent *a)
@@ -126,9 +169,11 @@ static void reload(lmd_agent *a)
     }
     struct lmd_config nc;
     lmd_err err = {0};
-    int rc = lmd_policy_reload(a->pol, a->path, &all, &nc, reload_verdict, a, &err);
+    struct reload_told told = {.a = a};
+    int rc = lmd_policy_reload(a->pol, a->path, &all, &nc, reload_verdict, &told, &err);
     lmd_node_list_free(&all);
     if (rc) {
+        reload_tell(&told);
         lmd_error("reload failed; the running policy stays in force: %s", lmd_err_text(&err));
         return;
     }
@@ -149,6 +194,7 @@ static void reload(lmd_agent *a)
     /* registry { include_self } may have changed what is a peer */
     struct lmd_peers_config pc = lmd_agent_peers_config(a);
     lmd_peers_configure(a->reg, &pc, lmd_now_mono());
+    reload_tell(&told);
     lmd_config_clear(&old);
     lmd_agent_rearm(a);
     lmd_info("reloaded %s", a->path);

@@ -389,4 +389,34 @@ function TestVerdicts:test_a_sighup_never_joins_an_untrusted_or_own_service()
     lu.assertEquals(#S.lines(rec, "join|" .. n2), 1, hooks)
 end
 
+-- A reload that both drops fleet B and keeps what the old filter did not:
+-- fleet B's peer, newly kept by the new policy but untrusted under the new
+-- settings, is never told as joined (log, API events, metrics).
+function TestVerdicts:test_a_reload_dropping_a_fleet_never_tells_a_join_of_its_peers()
+    local n2, n3, sock = S:uniq("keptA"), S:uniq("filteredB"), S:path("h1.sock")
+    S:agent("h2", trust("h2", { "fleetA" }) .. ("announce { port = 8002, name = %q }\n"):format(n2))
+    S:agent("h3", trust("h3", { "fleetB" }) .. ("announce { port = 8003, name = %q }\n"):format(n3))
+    local cfg = S:path("h1.lua")
+    local api_cfg = ("api { socket = %q }\n"):format(sock)
+    write(cfg, trust("h1", { "fleetA", "fleetB" }) .. api_cfg ..
+        ("function filter(peer) return peer.name ~= %q end\n"):format(n3))
+    local a1 = S:agent("h1", nil, { path = cfg, env = { LOGLEVEL = "DEBUG" } })
+    await(a1, 'join "' .. n2 .. '"')
+    await(a1, 'policy: join "' .. n3 .. '": not kept')
+    local events = S:bg("h1", "exec curl -sN --max-time 30 --unix-socket " .. q(sock) .. " http://lmdisc/v1/events")
+    write(cfg, trust("h1", { "fleetA" }) .. api_cfg) -- no filter: the new policy keeps n3, fleet B is gone
+    a1:signal("HUP")
+    await(a1, "reloaded")
+    -- positive evidence that events flow after the reload: a join told
+    local n4 = S:uniq("afterA")
+    S:agent("h2", trust("h2", { "fleetA" }) .. ("announce { port = 8004, name = %q }\napi { socket = %q }\n"):format(
+        n4, S:path("h2b.sock")))
+    await(a1, 'join "' .. n4 .. '"')
+    await(events, n4)
+    lu.assertNil(a1:output():find('info: join "' .. n3, 1, true), S.tail(a1:output()))
+    lu.assertNil(events:output():find(n3, 1, true), events:output())
+    lu.assertNil(json("h1", sock, "/v1/peers/" .. n3).trusted)
+    lu.assertStrContains(a1:output(), 'the join of "' .. n3 .. '" is not told: the new settings keep it out')
+end
+
 os.exit(lu.LuaUnit.run())
