@@ -136,15 +136,29 @@ static void reload_verdict(void *ud, const lmd_node_info *peer, const struct lmd
     t->n++;
 }
 
+bool lmd_agent_reload_untold(lmd_agent *a, const char *name, int kind)
+{
+    struct reload_told *t = a->reload_told;
+    if (!t || kind != LMD_EV_LEAVE)
+        return false;
+    for (size_t i = 0; i < t->n; i++)
+        if (t->ev[i].kind == LMD_EV_JOIN && t->ev[i].peer.name && !strcmp(t->ev[i].peer.name, name)) {
+            t->ev[i].kind = LMD_EV_LEAVE; /* neither told: its join never was */
+            return true;
+        }
+    return false;
+}
+
 static void reload_tell(struct reload_told *t)
 {
+    t->a->reload_told = NULL;
     for (size_t i = 0; i < t->n; i++) {
         struct told *ev = &t->ev[i];
-        if (lmd_peers_kept(t->a->reg, ev->peer.name)) /* seen, kept: as judged now */
+        if (ev->kind != LMD_EV_LEAVE && lmd_peers_kept(t->a->reg, ev->peer.name)) /* seen, kept: as judged now */
             lmd_agent_emit(t->a, &ev->peer, ev->kind, 0, NULL, ev->info, ev->info_len);
         else
             lmd_debug("reload: the %s of \"%s\" is not told: the new settings keep it out",
-                      lmd_event_kind_name(ev->kind), ev->peer.name);
+                      ev->kind == LMD_EV_LEAVE ? "join" : lmd_event_kind_name(ev->kind), ev->peer.name);
         lmd_node_info_clear(&ev->peer);
         free(ev->info);
     }
@@ -170,6 +184,7 @@ static void reload(lmd_agent *a)
     struct lmd_config nc;
     lmd_err err = {0};
     struct reload_told told = {.a = a};
+    a->reload_told = &told;
     int rc = lmd_policy_reload(a->pol, a->path, &all, &nc, reload_verdict, &told, &err);
     lmd_node_list_free(&all);
     if (rc) {

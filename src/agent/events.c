@@ -107,6 +107,8 @@ void lmd_agent_on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_i
 void lmd_agent_emit(lmd_agent *a, const lmd_node_info *peer, int kind, unsigned changes, const char *reason,
                     const char *info, size_t info_len)
 {
+    if (lmd_agent_reload_untold(a, peer->name, kind))
+        return;
     if (info && !info_len)
         info_len = strlen(info);
     log_event(peer, kind, changes, reason, info, info_len);

@@ -56,6 +56,7 @@ typedef struct lmd_agent {
     bool drained;           /* the drain's grace is over: withdrawn */
     lmd_wide *wide;         /* wide_area { }: publishing and browsing (src/wide/) */
     bool exiting;           /* past the main loop: withdrawing, no reload */
+    struct reload_told *reload_told; /* during a reload: the joins not told yet (agent.c) */
     struct event *drain_ev;
 } lmd_agent;
 
@@ -67,6 +68,9 @@ static inline bool lmd_agent_status_mode(const lmd_agent *a)
 
 /* agent.c: arm the registry's timer for its next deadline */
 void lmd_agent_rearm(lmd_agent *a);
+/* agent.c: during a reload, a leave of a peer whose join is not told yet
+ * (trust { } may keep it out): true, and neither is told. */
+bool lmd_agent_reload_untold(lmd_agent *a, const char *name, int kind);
 
 /* events.c */
 void lmd_agent_on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_info *peer,

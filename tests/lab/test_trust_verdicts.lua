@@ -391,7 +391,8 @@ end
 
 -- A reload that both drops fleet B and keeps what the old filter did not:
 -- fleet B's peer, newly kept by the new policy but untrusted under the new
--- settings, is never told as joined (log, API events, metrics).
+-- settings, is never told as joined, nor as leaving (log, API events,
+-- metrics).
 function TestVerdicts:test_a_reload_dropping_a_fleet_never_tells_a_join_of_its_peers()
     local n2, n3, sock = S:uniq("keptA"), S:uniq("filteredB"), S:path("h1.sock")
     S:agent("h2", trust("h2", { "fleetA" }) .. ("announce { port = 8002, name = %q }\n"):format(n2))
@@ -404,6 +405,7 @@ function TestVerdicts:test_a_reload_dropping_a_fleet_never_tells_a_join_of_its_p
     await(a1, 'join "' .. n2 .. '"')
     await(a1, 'policy: join "' .. n3 .. '": not kept')
     local events = S:bg("h1", "exec curl -sN --max-time 30 --unix-socket " .. q(sock) .. " http://lmdisc/v1/events")
+    await(events, '"type":"snapshot"') -- connected before the reload
     write(cfg, trust("h1", { "fleetA" }) .. api_cfg) -- no filter: the new policy keeps n3, fleet B is gone
     a1:signal("HUP")
     await(a1, "reloaded")
