@@ -18,7 +18,7 @@ _lmdisc_options()
     check) echo "-u --user -h --help" ;;
     test) echo "--timeout -h --help" ;;
     keygen) echo "-h --help" ;;
-    certify) echo "-k --fleet-key -d --days -n --not-before -o --out -c --check -p --fleet-pub -a --at -h --help" ;;
+    certify) echo "-k --fleet-key -N --name -s --serial -r --revoke -d --days -n --not-before -o --out -c --check -p --fleet-pub -a --at -h --help" ;;
     esac
 }
 
@@ -29,7 +29,8 @@ _lmdisc_value()
     case $1:$2 in
     agent:-c | agent:--config | announce:-k | announce:--key | discover:-k | discover:--key | \
         peers:-s | peers:--socket | watch:-s | watch:--socket | drain:-s | drain:--socket | \
-        certify:-k | certify:--fleet-key | certify:-o | certify:--out | certify:-p | certify:--fleet-pub)
+        certify:-k | certify:--fleet-key | certify:-o | certify:--out | certify:-p | certify:--fleet-pub | \
+        certify:-r | certify:--revoke)
         echo file ;;
     check:-u | check:--user) echo user ;;
     announce:-t | announce:--type | discover:-t | discover:--type) echo type ;;
@@ -37,7 +38,8 @@ _lmdisc_value()
         announce:--domain | announce:-s | announce:--server | announce:-l | announce:--lease | announce:--host | \
         discover:-T | discover:--timeout | discover:-d | discover:--domain | discover:-s | discover:--server | \
         drain:-g | drain:--grace | test:--timeout | certify:-d | certify:--days | certify:-n | \
-        certify:--not-before | certify:-a | certify:--at)
+        certify:--not-before | certify:-a | certify:--at | certify:-N | certify:--name | certify:-s | \
+        certify:--serial)
         echo none ;;
     esac
 }

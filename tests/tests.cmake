@@ -19,7 +19,8 @@ set(LMD_TEST_ENV
   "LMDISC_BUILD=${CMAKE_BINARY_DIR}"
   "LMD_LAB_PREFIX=${LMD_LAB_PREFIX}"
   "LMD_DNS_UPDATE=$<TARGET_FILE:lmd-dns-update>"
-  "LMD_DNS_XFR=$<TARGET_FILE:lmd-dns-xfr>")
+  "LMD_DNS_XFR=$<TARGET_FILE:lmd-dns-xfr>"
+  "LMD_TRUST_SIGN=$<TARGET_FILE:lmd-trust-sign>")
 if(LMDISC_SANITIZE)
   # lua5.4 itself is not instrumented; the sanitizer runtimes must come first
   # when it loads the instrumented lmdisc.so.
@@ -126,6 +127,19 @@ add_executable(test_trust_sign tests/unit/trust/test_sign.c)
 target_link_libraries(test_trust_sign PRIVATE lmdisc_core)
 add_test(NAME unit_trust_sign COMMAND test_trust_sign)
 set_tests_properties(unit_trust_sign PROPERTIES LABELS unit TIMEOUT 60 ENVIRONMENT "${LMD_SANITIZER_ENV}")
+# The registry's verdict: every path into what may be seen (a fake verifier).
+add_executable(test_registry_verdict tests/unit/registry/test_verdict.c)
+target_link_libraries(test_registry_verdict PRIVATE lmdisc_core)
+add_test(NAME unit_registry_verdict COMMAND test_registry_verdict)
+set_tests_properties(unit_registry_verdict PROPERTIES LABELS unit TIMEOUT 60 ENVIRONMENT "${LMD_SANITIZER_ENV}")
+# The trust-model property test's C side (tests/unit/test_trust_model.lua
+# runs it): the registry and the verifier as the agent wires them.
+add_executable(test_trust_model_driver tests/unit/trust/model_driver.c)
+target_link_libraries(test_trust_model_driver PRIVATE lmdisc_core)
+# lmd-trust-sign: signs like an agent whose key was stolen (any name, any
+# validity), for the lab suite test_trust_verdicts
+add_executable(lmd-trust-sign tests/lab/tools/trust_sign.c)
+target_link_libraries(lmd-trust-sign PRIVATE lmdisc_core)
 
 # Wide-area DNS-SD (src/dns/): key files and update messages in C (no
 # network); lmd-dns-update sends one update for the lab suite test_wide_dns.

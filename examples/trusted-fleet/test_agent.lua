@@ -13,6 +13,7 @@ function TestTrustedFleet:test_joins_name_the_signer_and_untrusted_leaves_warn()
   local sim = testing.load(AGENT)
   lu.assertTrue(sim.settings.trust.require)
   lu.assertEquals(sim.settings.trust.fleet, { "/etc/lmdisc/fleet.pub" })
+  lu.assertEquals(sim.settings.trust.revoked, "/etc/lmdisc/revoked")
   sim:join { name = "a:8000", txt = { model = "gemma-2b-it" }, trusted = true, signer = "0123456789abcdef" }
   lu.assertStrContains(table.concat(sim:messages("info"), "\n"), "host key 0123456789abcdef")
   sim:leave("a:8000", "untrusted")

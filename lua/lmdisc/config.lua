@@ -359,7 +359,9 @@ M.sections = {
       { name = "require", type = "boolean", default = true,
         doc = "true: peers that are not trusted are kept out (no hooks, not listed, counted by reason); false: listed with trusted = false." },
       { name = "validity", type = "number", min = 60, max = 86400, default = 3600,
-        doc = "Seconds a signature is valid; the agent signs again at half of it (a TXT update)." },
+        doc = "Seconds a signature is valid; the agent signs again at half of it (a TXT update). A copy of a signed announcement replayed after its host stopped is trusted at most this long." },
+      { name = "revoked", type = "string", min_len = 1, example = '"/etc/lmdisc/revoked"',
+        doc = "A revocation list signed by a trusted fleet key (lmdisc certify --revoke): peers whose host key or certificate it names are untrusted. Watched: a new list takes effect within a second, without a reload; one issued before the list in force is refused." },
     },
   },
   {

@@ -25,26 +25,31 @@ static void reg_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     lmd_agent *a = arg;
-    lmd_peers_tick(a->reg, lmd_now_mono());
+    lmd_peers_tick_at(a->reg, lmd_now_mono(), lmd_now_wall());
     lmd_agent_rearm(a);
 }
 
 /* The registry's settings: no ttl of its own (see start()), our own
- * service included, and with trust a goodbye held for confirmation. */
+ * service held (listed by /v1/services) but a peer only with include_self,
+ * goodbyes held for confirmation, and with trust { require } only trusted
+ * peers seen. */
 struct lmd_peers_config lmd_agent_peers_config(const lmd_agent *a)
 {
     return (struct lmd_peers_config){.ttl = 0, .include_self = true, .settle = LMD_SETTLE,
-                                     .goodbye_hold = a->cfg.trust.given ? LMD_GOODBYE_HOLD : 0};
+                                     .goodbye_hold = LMD_GOODBYE_HOLD,
+                                     .require_trusted = a->cfg.trust.given && a->cfg.trust.require,
+                                     .hide_own = !a->cfg.registry.include_self};
 }
 
-/* A trusted peer said goodbye: ask the network whether it is really gone
- * (the registry holds its leave meanwhile). */
+/* A peer said goodbye: ask the network whether it is really gone (the
+ * registry holds its leave meanwhile). */
 static void on_confirm(void *ud, const lmd_node_info *peer, int ifindex, int proto)
 {
     lmd_agent *a = ud;
     char e[160];
     int rc = a->browse ? lmd_browse_lookup(a->browse, peer->name, ifindex, proto) : LMD_ENODAEMON;
-    lmd_debug("goodbye from trusted \"%s\"%s: asking the network again%s", lmd_escape_str(peer->name, e, sizeof e),
+    lmd_debug("goodbye from %s\"%s\"%s: asking the network again%s", peer->flags & LMD_NODE_TRUSTED ? "trusted " : "",
+              lmd_escape_str(peer->name, e, sizeof e),
               proto == 6 ? " on IPv6" : proto == 4 ? " on IPv4" : "",
               rc ? " (cannot: its leave comes after the hold)" : "");
 }
@@ -90,24 +95,84 @@ static int api_services(void *ud, lmd_node_list *out, bool *settled)
     lmd_agent *a = ud;
     /* complete: the first scan is done and nothing is left unresolved */
     *settled = a->settled_once && !(a->m && lmd_mdns_unresolved(a->m, NULL));
-    int rc = lmd_peers_snapshot_network(a->reg, out);
-    if (rc == 0)
-        lmd_agent_drop_untrusted(a, out);
-    return rc;
+    return lmd_peers_snapshot_network(a->reg, out);
 }
 
 /* ---- reload ------------------------------------------------------------ */
 
+/* A reload's emitted joins and updates wait until trust { } as reloaded
+ * has judged every peer: one the new settings keep out (a fleet key taken
+ * out of the list) is never told.  (Its new policy's hooks ran already:
+ * lmd_policy_reload reads the settings and adopts the peers in one call.) */
+struct reload_told {
+    lmd_agent *a;
+    size_t n;
+    struct told {
+        lmd_node_info peer;
+        int kind;
+        char *info;
+        size_t info_len;
+    } *ev;
+};
+
 static void reload_verdict(void *ud, const lmd_node_info *peer, const struct lmd_verdict *v)
 {
-    lmd_agent *a = ud;
-    lmd_agent_set_verdict(a, peer->name, v->keep, v->info, v->info_len);
-    if (v->emitted >= 0)
-        lmd_agent_emit(a, peer, v->emitted, 0, "filtered", v->info, v->info_len);
+    struct reload_told *t = ud;
+    lmd_agent_set_verdict(t->a, peer->name, v->keep, v->info, v->info_len);
+    if (v->emitted == LMD_EV_LEAVE)
+        lmd_agent_emit(t->a, peer, v->emitted, 0, "filtered", v->info, v->info_len);
+    if (v->emitted < 0 || v->emitted == LMD_EV_LEAVE)
+        return;
+    struct told *ev = realloc(t->ev, (t->n + 1) * sizeof *ev);
+    if (ev)
+        t->ev = ev;
+    if (!ev || lmd_node_info_copy(&ev[t->n].peer, peer) != 0) {
+        lmd_error("reload: out of memory: the %s of \"%s\" is not told", lmd_event_kind_name(v->emitted), peer->name);
+        return;
+    }
+    ev[t->n].kind = v->emitted;
+    ev[t->n].info_len = v->info ? (v->info_len ? v->info_len : strlen(v->info)) : 0;
+    ev[t->n].info = v->info ? lmd_strndup(v->info, ev[t->n].info_len) : NULL;
+    t->n++;
+}
+
+bool lmd_agent_reload_untold(lmd_agent *a, const char *name, int kind)
+{
+    struct reload_told *t = a->reload_told;
+    if (!t || kind != LMD_EV_LEAVE)
+        return false;
+    for (size_t i = 0; i < t->n; i++)
+        if (t->ev[i].kind == LMD_EV_JOIN && t->ev[i].peer.name && !strcmp(t->ev[i].peer.name, name)) {
+            t->ev[i].kind = LMD_EV_LEAVE; /* neither told: its join never was */
+            return true;
+        }
+    return false;
+}
+
+static void reload_tell(struct reload_told *t)
+{
+    t->a->reload_told = NULL;
+    for (size_t i = 0; i < t->n; i++) {
+        struct told *ev = &t->ev[i];
+        if (ev->kind != LMD_EV_LEAVE && lmd_peers_kept(t->a->reg, ev->peer.name)) /* seen, kept: as judged now */
+            lmd_agent_emit(t->a, &ev->peer, ev->kind, 0, NULL, ev->info, ev->info_len);
+        else
+            lmd_debug("reload: the %s of \"%s\" is not told: the new settings keep it out",
+                      ev->kind == LMD_EV_LEAVE ? "join" : lmd_event_kind_name(ev->kind), ev->peer.name);
+        lmd_node_info_clear(&ev->peer);
+        free(ev->info);
+    }
+    free(t->ev);
 }
 
 static void reload(lmd_agent *a)
 {
+    /* the trust files as they are now, before the new policy is handed
+     * anyone: a fleet key or revocation changed under the same paths
+     * drops its peers first (their leaves go to the running policy) */
+    lmd_err te = {0};
+    if (lmd_agent_trust_reload(a, &a->cfg, &te) != 0)
+        lmd_error("reload: %s; the keys in force stay", lmd_err_text(&te));
     /* what the policy may see, as on every other path: not our own
      * service (without include_self), nothing untrusted under require,
      * nothing it saw leave as unhealthy */
@@ -118,9 +183,12 @@ static void reload(lmd_agent *a)
     }
     struct lmd_config nc;
     lmd_err err = {0};
-    int rc = lmd_policy_reload(a->pol, a->path, &all, &nc, reload_verdict, a, &err);
+    struct reload_told told = {.a = a};
+    a->reload_told = &told;
+    int rc = lmd_policy_reload(a->pol, a->path, &all, &nc, reload_verdict, &told, &err);
     lmd_node_list_free(&all);
     if (rc) {
+        reload_tell(&told);
         lmd_error("reload failed; the running policy stays in force: %s", lmd_err_text(&err));
         return;
     }
@@ -138,6 +206,10 @@ static void reload(lmd_agent *a)
     for (const char *const *sec = lmd_agent_restart_sections; *sec; sec++)
         if (!lmd_config_section_equal(&old, &a->cfg, *sec, NULL))
             lmd_warn("reload: %s { } changed: it takes effect when the agent restarts", *sec);
+    /* registry { include_self } may have changed what is a peer */
+    struct lmd_peers_config pc = lmd_agent_peers_config(a);
+    lmd_peers_configure(a->reg, &pc, lmd_now_mono());
+    reload_tell(&told);
     lmd_config_clear(&old);
     lmd_agent_rearm(a);
     lmd_info("reloaded %s", a->path);
@@ -208,8 +280,6 @@ static int start(lmd_agent *a, lmd_err *err)
     int e = lmd_txt_copy(&a->txt, &a->cfg.announce_txt);
     if (e == 0)
         e = lmd_peers_new(&rc, lmd_agent_on_reg_event, on_confirm, a, &a->reg, err);
-    if (e == 0)
-        lmd_peers_set_verifier(a->reg, lmd_agent_verify_shown);
     if (e == 0 && !(a->reg_timer = evtimer_new(a->base, reg_tick, a)))
         e = LMD_ENOMEM;
     if (e == 0)

@@ -15,20 +15,15 @@ static bool same(const struct lmd_config *x, const struct lmd_config *y, const c
 
 /* ---- trust { }: keys, certificate, fleet --------------------------------- */
 
+/* Every reload, whatever the section says: the files it names may hold
+ * new keys under the same paths (every field counts, the fleet list too). */
 static int trust_reload(lmd_agent *a, const struct lmd_config *old, lmd_err *err)
 {
+    (void)old;
     (void)err;
-    if (same(old, &a->cfg, "trust"))
-        return 0;
     lmd_err te = {0};
-    lmd_agent_trust_free(a);
-    if (lmd_agent_trust_start(a, &te) != 0) {
-        lmd_error("reload: %s; announcing unsigned", lmd_err_text(&te));
-        lmd_agent_trust_free(a);
-    }
-    /* trust on or off: goodbyes held for confirmation or not */
-    struct lmd_peers_config pc = lmd_agent_peers_config(a);
-    lmd_peers_configure(a->reg, &pc, lmd_now_mono());
+    if (lmd_agent_trust_reload(a, &a->cfg, &te) != 0)
+        lmd_error("reload: %s; %s", lmd_err_text(&te), a->trust ? "the keys in force stay" : "not signing");
     return 0;
 }
 

@@ -3,7 +3,6 @@
 #include "agent/internal.h"
 #include "base/log.h"
 #include "base/util.h"
-#include "trust/trust.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,39 +10,6 @@
 /* ---- mdns -> registry ------------------------------------------------- */
 
 /* ---- registry -> policy -> out ------------------------------------------ */
-
-/* trust { }: verify the peer's announcement on each join and update.  With
- * require, the policy sees a peer only while it is trusted: one that stops
- * being trusted leaves ("untrusted"), one that becomes trusted joins.
- * Returns false when the event goes no further. */
-static bool judge(lmd_agent *a, const lmd_node_info *peer, enum lmd_event_kind *kind, const char **reason)
-{
-    if (*kind == LMD_EV_LEAVE)
-        return !a->cfg.trust.require || (peer->flags & LMD_NODE_TRUSTED);
-    lmd_trust_result res;
-    int status = lmd_agent_verify(a, peer, &res) == 0 ? 0 : (int)res.status;
-    int before = lmd_peers_set_trust(a->reg, peer->name, status, res.host_id);
-    if (status != 0 && status != before) {
-        char e[160];
-        if (status < (int)LMD_ARRAY_LEN(a->counts.untrusted))
-            a->counts.untrusted[status]++;
-        lmd_log(a->cfg.trust.require ? LMD_LOG_WARN : LMD_LOG_INFO, "peer \"%s\" is not trusted (%s)%s",
-                lmd_escape_str(peer->name, e, sizeof e), res.reason, a->cfg.trust.require ? ": kept out" : "");
-    }
-    if (!a->cfg.trust.require)
-        return true;
-    if (status != 0) {
-        lmd_agent_set_verdict(a, peer->name, false, NULL, 0);
-        if (before != 0)
-            return false; /* never seen by the policy */
-        *kind = LMD_EV_LEAVE;
-        *reason = "untrusted";
-        return true;
-    }
-    if (before != 0)
-        *kind = LMD_EV_JOIN;
-    return true;
-}
 
 void lmd_agent_set_verdict(lmd_agent *a, const char *name, bool keep, const char *info, size_t info_len)
 {
@@ -104,13 +70,9 @@ void lmd_agent_on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_i
 {
     lmd_agent *a = ud;
     struct lmd_verdict v;
-    if ((peer->flags & LMD_NODE_OWN) && !a->cfg.registry.include_self) {
-        /* our own service: listed by /v1/services (as discover lists it),
-         * never a peer */
-        if (kind != LMD_EV_LEAVE)
-            lmd_agent_set_verdict(a, peer->name, false, NULL, 0);
-        return;
-    }
+    /* the registry reports only what may be seen (lmd_peers_view): our
+     * own service with include_self, trusted peers under trust { require },
+     * a peer that stops being trusted as a leave "untrusted" */
     if (kind != LMD_EV_JOIN && !lmd_peers_healthy(a->reg, peer->name) && a->checks) {
         /* the policy already saw it leave as unhealthy: keep checking where
          * it is now, or stop when it is gone from the network */
@@ -127,8 +89,6 @@ void lmd_agent_on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_i
                  lmd_escape_str(peer->name, e, sizeof e), lmd_escape_str(peer->host, h, sizeof h), peer->port);
     }
     const char *why = reason;
-    if (a->trust && !judge(a, peer, &kind, &why))
-        return;
     lmd_policy_event(a->pol, kind, peer, old, changes, why, &v);
     if (lmd_log_get_level() <= LMD_LOG_DEBUG) {
         char name[160], inf[160];
@@ -147,6 +107,8 @@ void lmd_agent_on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_i
 void lmd_agent_emit(lmd_agent *a, const lmd_node_info *peer, int kind, unsigned changes, const char *reason,
                     const char *info, size_t info_len)
 {
+    if (lmd_agent_reload_untold(a, peer->name, kind))
+        return;
     if (info && !info_len)
         info_len = strlen(info);
     log_event(peer, kind, changes, reason, info, info_len);
@@ -212,23 +174,6 @@ static void on_settled(void *ud)
 
 /* ---- what the policy may ask ------------------------------------------ */
 
-/* With trust { require = true }, nothing untrusted is ever listed (our
- * own services are), whatever path its data took into the registry: the
- * flag is the one the registry verified for exactly what it shows. */
-void lmd_agent_drop_untrusted(lmd_agent *a, lmd_node_list *l)
-{
-    if (!a->trust || !a->cfg.trust.require)
-        return;
-    size_t k = 0;
-    for (size_t i = 0; i < l->n; i++) {
-        if (l->nodes[i].flags & (LMD_NODE_TRUSTED | LMD_NODE_OWN))
-            l->nodes[k++] = l->nodes[i];
-        else
-            lmd_node_info_clear(&l->nodes[i]);
-    }
-    l->n = k;
-}
-
 int lmd_agent_host_peers(void *ud, lmd_node_list *out)
 {
     lmd_agent *a = ud;
@@ -237,10 +182,7 @@ int lmd_agent_host_peers(void *ud, lmd_node_list *out)
         out->nodes = NULL;
         return 0;
     }
-    int rc = lmd_peers_snapshot(a->reg, true, out);
-    if (rc == 0)
-        lmd_agent_drop_untrusted(a, out);
-    return rc;
+    return lmd_peers_snapshot(a->reg, true, out); /* what may be seen, kept */
 }
 
 int lmd_agent_host_peers_all(void *ud, lmd_node_list *out)
@@ -250,14 +192,11 @@ int lmd_agent_host_peers_all(void *ud, lmd_node_list *out)
     out->nodes = NULL;
     if (!a->reg)
         return 0;
-    int rc = lmd_peers_snapshot(a->reg, false, out);
-    if (rc == 0)
-        lmd_agent_drop_untrusted(a, out);
-    /* unhealthy peers are not live, and we are not our own peer */
+    int rc = lmd_peers_snapshot(a->reg, false, out); /* what may be seen */
+    /* unhealthy peers are not live */
     size_t k = 0;
     for (size_t i = 0; rc == 0 && i < out->n; i++) {
-        if (lmd_peers_healthy(a->reg, out->nodes[i].name) &&
-            (a->cfg.registry.include_self || !(out->nodes[i].flags & LMD_NODE_OWN)))
+        if (lmd_peers_healthy(a->reg, out->nodes[i].name))
             out->nodes[k++] = out->nodes[i];
         else
             lmd_node_info_clear(&out->nodes[i]);

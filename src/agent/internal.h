@@ -20,9 +20,10 @@
 /* Seconds a drain announces status=draining before withdrawing, unless the
  * request says (lmdisc drain --grace). */
 #define LMD_DRAIN_GRACE 30
-/* With trust { }, a trusted peer's goodbye is confirmed by asking the
- * network again before its leave is reported (a forged goodbye does
- * nothing): what that takes, at most. */
+/* A peer's goodbye is confirmed by asking the network again before its
+ * leave is reported (a forged goodbye does nothing): what that takes, at
+ * most.  Every peer's, with or without trust { }: a real leave is
+ * reported this much later (docs/guide/liveness.md). */
 #define LMD_GOODBYE_HOLD 2.0
 /* A clean stop withdraws the wide-area records, waiting at most this long
  * for the server (SIGTERM to exit within 2 s even with a silent server; a retry of the
@@ -55,6 +56,7 @@ typedef struct lmd_agent {
     bool drained;           /* the drain's grace is over: withdrawn */
     lmd_wide *wide;         /* wide_area { }: publishing and browsing (src/wide/) */
     bool exiting;           /* past the main loop: withdrawing, no reload */
+    struct reload_told *reload_told; /* during a reload: the joins not told yet (agent.c) */
     struct event *drain_ev;
     char *undrain;          /* status= before the drain ("": none), given back if it is cancelled */
 } lmd_agent;
@@ -67,6 +69,9 @@ static inline bool lmd_agent_status_mode(const lmd_agent *a)
 
 /* agent.c: arm the registry's timer for its next deadline */
 void lmd_agent_rearm(lmd_agent *a);
+/* agent.c: during a reload, a leave of a peer whose join is not told yet
+ * (trust { } may keep it out): true, and neither is told. */
+bool lmd_agent_reload_untold(lmd_agent *a, const char *name, int kind);
 
 /* events.c */
 void lmd_agent_on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_info *peer,
@@ -102,12 +107,20 @@ size_t lmd_agent_services_to_wide(void *ud, lmd_wide *w);
 void lmd_agent_services_dns_published(void *ud, const char *name);
 
 /* trust.c: signed announcements (all of it a no-op without trust { }) */
-struct lmd_trust_result;
 int lmd_agent_trust_start(lmd_agent *a, lmd_err *err);
 /* What trust_start refuses (the files, the key and its certificate), with
  * nothing started: the start checks (preflight.c). */
 int lmd_agent_trust_check(const struct lmd_config *cfg, lmd_err *err);
 void lmd_agent_trust_free(lmd_agent *a);
+/* Read every file trust { } names in cfg again (cfg is a->cfg, or, before
+ * a reload hands peers to a new policy, the settings still in force) and
+ * apply what changed: peers judged again, everything signed again.  On an
+ * error the keys in force stay. */
+int lmd_agent_trust_reload(lmd_agent *a, const struct lmd_config *cfg, lmd_err *err);
+/* 0 when this host's certificate covers name (or trust is off), else
+ * LMD_EPERM with a line saying which names it covers: what a registration
+ * is checked with before it is announced. */
+int lmd_agent_trust_covers(lmd_agent *a, const char *name, lmd_err *err);
 /* txt as announced for (name, port): a copy, signed when trust is on */
 int lmd_agent_sign_txt(lmd_agent *a, const char *name, uint16_t port, const lmd_txt *txt, lmd_txt *out, char *err,
                        size_t errlen);
@@ -117,12 +130,10 @@ int lmd_agent_sign_txt_as(lmd_agent *a, const char *name, uint16_t port, const l
                           const char *host, lmd_txt *out, char *err, size_t errlen);
 /* lmd_pub_set_txt of the signed txt (failures logged) */
 int lmd_agent_publish_txt(lmd_agent *a, lmd_pub *pub, const char *name, uint16_t port, const lmd_txt *txt);
-/* 0 when the peer's announcement verifies; res says why not */
-int lmd_agent_verify(lmd_agent *a, const lmd_node_info *peer, struct lmd_trust_result *res);
-/* with trust { require = true }: the untrusted out of a list (events.c) */
-void lmd_agent_drop_untrusted(lmd_agent *a, lmd_node_list *l);
-/* the registry's verifier (lmd_peers_verify_cb): what a peer shows, checked */
-int lmd_agent_verify_shown(void *ud, const lmd_node_info *peer, char signer[17]);
+/* the registry's verifier (lmd_peers_verify_cb): what a peer shows, judged */
+void lmd_agent_verify_shown(void *ud, const lmd_node_info *peer, double wall, struct lmd_peers_verdict *out);
+/* the registry's lmd_peers_judged_cb: logged and counted by reason */
+void lmd_agent_judged(void *ud, const lmd_node_info *peer, const struct lmd_peers_verdict *v, bool refused);
 /* self.c: sign everything we announce again (the configured service and the registered ones) */
 void lmd_agent_resign_all(lmd_agent *a);
 void lmd_agent_services_resign(lmd_agent *a);
@@ -143,7 +154,8 @@ struct lmd_agent_component {
 extern const struct lmd_agent_component lmd_agent_components[];
 extern const size_t lmd_agent_ncomponents;
 extern const char *const lmd_agent_restart_sections[];
-/* The registry's settings (the goodbye hold depends on trust { }). */
+/* The registry's settings (what may be seen depends on trust { } and
+ * registry { include_self }). */
 struct lmd_peers_config lmd_agent_peers_config(const lmd_agent *a);
 
 #endif

@@ -29,7 +29,7 @@
         X(S, concurrency, UINT)
 #define LMD_CFG_LOG(X, S) X(S, level, STR)
 #define LMD_CFG_WATCHDOG(X, S) X(S, timeout, NUM)
-#define LMD_CFG_TRUST(X, S) X(S, key, STR) X(S, cert, STR) X(S, require, BOOL) X(S, validity, NUM)
+#define LMD_CFG_TRUST(X, S) X(S, key, STR) X(S, cert, STR) X(S, require, BOOL) X(S, validity, NUM) X(S, revoked, STR)
 #define LMD_CFG_WIDE_AREA(X, S)                                                                                \
     X(S, domain, STR) X(S, server, STR) X(S, key, STR) X(S, lease, UINT) X(S, poll, NUM) X(S, host, STR)   \
         X(S, sweep_key, STR)

@@ -31,13 +31,16 @@ struct lmd_peer {
     size_t n_insts;
     double deadline;   /* monotonic; < 0: none */
     double hold;       /* end of the settle window; < 0: none */
-    bool joined;       /* its join has been reported */
+    bool joined;       /* settled: its instances gathered (a join is due if it may be seen) */
+    bool shown;        /* its join has been reported (consumers see it) */
     lmd_node_info *pend_old; /* state before the changes being settled */
     bool confirming;
     bool kept;
     bool unhealthy;
     char *pinfo;       /* policy info, or NULL */
     int trust;         /* the agent's verdict: -1 not judged, else its status (0: trusted) */
+    double trust_until; /* monotonic: when the clock alone may change the verdict; < 0: never */
+    double trust_due;  /* monotonic: when to judge again (trust_until, or sooner); < 0: never */
     char signer[20];
     char *prefer_host; /* the last trusted instance's host, port and source: it speaks for the peer */
     uint16_t prefer_port;
@@ -60,6 +63,9 @@ struct lmd_peers {
     lmd_peers_event_cb ev;
     lmd_peers_confirm_cb confirm;
     lmd_peers_verify_cb verify;
+    lmd_peers_judged_cb judged;
+    double wall_offset; /* wall - monotonic, as last given (for lmd_peers_tick) */
+    double last_now;    /* the monotonic time last given */
     void *ud;
     struct lmd_peer **peers;
     size_t n, cap;
@@ -84,5 +90,26 @@ void lmd_rejoin_remember(lmd_peers *r, const struct lmd_peer *p);
 void lmd_rejoin_recall(lmd_peers *r, struct lmd_peer *p);
 bool lmd_rejoin_expecting(const struct lmd_peer *p);
 void lmd_rejoin_free(lmd_peers *r);
+
+/* verdict.c: what may be seen of a peer, and telling consumers. */
+enum lmd_view {
+    LMD_VIEW_NONE,      /* nowhere: untrusted under require */
+    LMD_VIEW_NETWORK,   /* listed as on the network only (our own, without include_self) */
+    LMD_VIEW_PEER,      /* a peer: events, lists, metrics */
+};
+/* THE verdict on what consumers may see of p (peers.h, "The verdict"). */
+enum lmd_view lmd_peers_view(const lmd_peers *r, const struct lmd_peer *p);
+/* Ask the verifier about what p shows (no verifier: false, v untouched). */
+bool lmd_peers_ask(lmd_peers *r, struct lmd_peer *p, double wall, struct lmd_peers_verdict *v);
+/* Take a verdict for what p shows: the trusted mark, the signer, when the
+ * clock may change it; the judged callback when it changed. */
+void lmd_peers_take(lmd_peers *r, struct lmd_peer *p, const struct lmd_peers_verdict *v, double now, double wall);
+/* Tell consumers what became of p: its join when it may be seen and was
+ * not, its leave ("untrusted") when it may no longer be, else the update
+ * from old (taken; NULL: nothing changed).  now < 0: at once, unsettled. */
+void lmd_peers_report(lmd_peers *r, struct lmd_peer *p, lmd_node_info *old, double now);
+/* An update of a shown peer, reported now or settled (peers.c); takes old. */
+void lmd_peers_changed(lmd_peers *r, struct lmd_peer *p, lmd_node_info *old, double now);
+unsigned lmd_peers_diff(const lmd_node_info *a, const lmd_node_info *b);
 
 #endif

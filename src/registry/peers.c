@@ -92,36 +92,42 @@ void lmd_peers_free(lmd_peers *r)
 
 void lmd_peers_configure(lmd_peers *r, const struct lmd_peers_config *cfg, double now)
 {
-    double old_ttl = r->cfg.ttl;
+    struct lmd_peers_config was = r->cfg;
     if (cfg)
         r->cfg = *cfg;
     if (r->cfg.confirm_grace <= 0)
         r->cfg.confirm_grace = 10;
-    if (old_ttl == r->cfg.ttl)
-        return;
-    for (size_t i = 0; i < r->n; i++) {
-        r->peers[i]->confirming = false;
-        r->peers[i]->deadline = r->cfg.ttl > 0 ? now + r->cfg.ttl : -1;
-    }
+    if (was.ttl != r->cfg.ttl)
+        for (size_t i = 0; i < r->n; i++) {
+            r->peers[i]->confirming = false;
+            r->peers[i]->deadline = r->cfg.ttl > 0 ? now + r->cfg.ttl : -1;
+        }
+    if (was.require_trusted != r->cfg.require_trusted || was.hide_own != r->cfg.hide_own)
+        for (size_t i = 0; i < r->n; i++) /* what may be seen changed: joins and leaves */
+            lmd_peers_report(r, r->peers[i], NULL, now);
 }
 
-/* merge(), then the trusted mark from verifying exactly what is shown */
-static int remerge(lmd_peers *r, struct lmd_peer *p)
+/* Merge p's instances into what it shows, and judge that when it is new
+ * to the verifier (anything shown changed, or never judged): one
+ * verification per distinct record, not per resolver answer. */
+static int remerge(lmd_peers *r, struct lmd_peer *p, double now, double wall)
 {
+    lmd_node_info before;
+    bool judge = p->trust < 0;
+    if (!judge && lmd_node_info_copy(&before, &p->node) != 0)
+        return LMD_ENOMEM;
     int rc = lmd_peers_merge(p);
-    if (rc == 0 && r->verify) {
-        char signer[17] = "";
-        bool trusted = r->verify(r->ud, &p->node, signer) == 0;
-        lmd_node_info *n = &p->node;
-        n->flags = (n->flags & ~(unsigned)LMD_NODE_TRUSTED) | (trusted ? LMD_NODE_TRUSTED : 0);
-        snprintf(n->signer, sizeof n->signer, "%s", trusted ? signer : "");
+    if (!judge) {
+        judge = rc == 0 && lmd_peers_diff(&before, &p->node);
+        lmd_node_info_clear(&before);
     }
+    struct lmd_peers_verdict v;
+    if (rc == 0 && judge && lmd_peers_ask(r, p, wall, &v))
+        lmd_peers_take(r, p, &v, now, wall);
     return rc;
 }
 
-void lmd_peers_set_verifier(lmd_peers *r, lmd_peers_verify_cb verify) { r->verify = verify; }
-
-static unsigned diff(const lmd_node_info *a, const lmd_node_info *b)
+unsigned lmd_peers_diff(const lmd_node_info *a, const lmd_node_info *b)
 {
     unsigned ch = 0;
     if (!lmd_streq(a->host, b->host))
@@ -185,6 +191,8 @@ static void touch(lmd_peers *r, struct lmd_peer *p, double now, double wall)
 
 static int join(lmd_peers *r, const struct lmd_instance *in, double now, double wall, size_t at)
 {
+    r->wall_offset = wall - now;
+    r->last_now = now;
     struct lmd_peer *p = calloc(1, sizeof *p);
     if (!p)
         return LMD_ENOMEM;
@@ -194,8 +202,9 @@ static int join(lmd_peers *r, const struct lmd_instance *in, double now, double 
     p->node.name = lmd_strdup(in->name);
     p->node.type = lmd_strdup(in->type);
     p->node.domain = lmd_strdup(in->domain);
+    p->trust_until = p->trust_due = -1;
     if (!p->insts || !p->node.name || !p->node.type || !p->node.domain ||
-        rinst_fill(&p->insts[0], in, ++r->seq) != 0 || (p->n_insts = 1, remerge(r, p) != 0)) {
+        rinst_fill(&p->insts[0], in, ++r->seq) != 0 || (p->n_insts = 1, remerge(r, p, now, wall) != 0)) {
         peer_free(p);
         return LMD_ENOMEM;
     }
@@ -226,16 +235,15 @@ static int join(lmd_peers *r, const struct lmd_instance *in, double now, double 
         return 0;
     }
     p->joined = true;
-    if (r->ev)
-        r->ev(r->ud, LMD_EV_JOIN, &p->node, NULL, 0, NULL);
+    lmd_peers_report(r, p, NULL, now);
     return 0;
 }
 
-/* A change to a joined peer: report it now, or settle it with the changes
+/* A change to a shown peer: report it now, or settle it with the changes
  * that follow within the window.  Takes old. */
-static void changed(lmd_peers *r, struct lmd_peer *p, lmd_node_info *old, double now)
+void lmd_peers_changed(lmd_peers *r, struct lmd_peer *p, lmd_node_info *old, double now)
 {
-    if (!p->joined) {
+    if (!p->shown) {
         lmd_node_info_clear(old);
         return;
     }
@@ -251,10 +259,16 @@ static void changed(lmd_peers *r, struct lmd_peer *p, lmd_node_info *old, double
             return;
         }
     }
-    unsigned ch = diff(old, &p->node);
+    unsigned ch = lmd_peers_diff(old, &p->node);
     if (ch && r->ev)
         r->ev(r->ud, LMD_EV_UPDATE, &p->node, old, ch, NULL);
     lmd_node_info_clear(old);
+}
+
+/* Whether p shows a trusted verdict the clock has not ended at now. */
+static bool trusted_now(const lmd_peers *r, const struct lmd_peer *p, double now)
+{
+    return r->verify && p->trust == 0 && (p->trust_until < 0 || p->trust_until > now);
 }
 
 int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, double wall)
@@ -268,11 +282,15 @@ int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, doub
     if (!found)
         return join(r, in, now, wall, at);
     struct lmd_peer *p = r->peers[at];
+    r->wall_offset = wall - now;
+    r->last_now = now;
     lmd_node_info old;
     if (lmd_node_info_copy(&old, &p->node) != 0)
         return LMD_ENOMEM;
-    struct lmd_rinst *ri = inst_find(p, in);
-    if (!ri) {
+    bool was_trusted = trusted_now(r, p, now);
+    struct lmd_rinst *ri = inst_find(p, in), kept = {0};
+    bool added = !ri;
+    if (added) {
         struct lmd_rinst *ni = realloc(p->insts, (p->n_insts + 1) * sizeof *ni);
         if (!ni) {
             lmd_node_info_clear(&old);
@@ -281,20 +299,47 @@ int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, doub
         p->insts = ni;
         ri = &p->insts[p->n_insts++];
         memset(ri, 0, sizeof *ri);
-        lmd_rejoin_note(p, in->ifindex, in->proto);
+    } else {
+        /* what it held, should the new record be refused */
+        kept = *ri;
+        ri->host = NULL;
+        memset(&ri->txt, 0, sizeof ri->txt);
     }
     int rc = rinst_fill(ri, in, ++r->seq);
     if (rc == 0)
-        rc = remerge(r, p);
-    touch(r, p, now, wall);
-    if (rc == 0 && diff(&old, &p->node))
-        changed(r, p, &old, now);
-    else
+        rc = lmd_peers_merge(p);
+    struct lmd_peers_verdict v = {0};
+    bool asked = rc == 0 && (p->trust < 0 || lmd_peers_diff(&old, &p->node)) && lmd_peers_ask(r, p, wall, &v);
+    if (rc || (asked && was_trusted && v.status != 0)) {
+        /* a trusted peer is never displaced by an untrusted record (a
+         * forgery, a replayed older state, an unsigned address): the
+         * instance keeps what it held, and this is no sighting */
+        free(ri->host);
+        lmd_txt_free(&ri->txt);
+        if (added)
+            p->n_insts--;
+        else
+            *ri = kept;
+        int mrc = lmd_peers_merge(p); /* what showed, shown again (trusted: its verdict stands) */
+        if (rc == 0 && mrc == 0 && r->judged)
+            r->judged(r->ud, &p->node, &v, true);
         lmd_node_info_clear(&old);
+        return rc ? rc : mrc;
+    }
+    if (!added) {
+        free(kept.host);
+        lmd_txt_free(&kept.txt);
+    } else {
+        lmd_rejoin_note(p, in->ifindex, in->proto);
+    }
+    if (asked)
+        lmd_peers_take(r, p, &v, now, wall);
+    touch(r, p, now, wall);
+    lmd_peers_report(r, p, &old, now);
     /* a new peer's last pending instance: its join, now, with them all */
-    if (rc == 0 && !p->joined && p->hold >= 0 && in->complete && !lmd_rejoin_expecting(p))
+    if (!p->joined && p->hold >= 0 && in->complete && !lmd_rejoin_expecting(p))
         settle_one(r, p);
-    return rc;
+    return 0;
 }
 
 static int drop_instance(lmd_peers *r, size_t at, struct lmd_rinst *ri, const char *reason, double now);
@@ -303,8 +348,8 @@ static void leave(lmd_peers *r, size_t at, const char *reason)
 {
     struct lmd_peer *p = r->peers[at];
     /* reported while still listed (get/healthy answer for it); a peer that
-     * never joined leaves without a word; pending changes die with it */
-    if (p->joined && r->ev)
+     * was never shown leaves without a word; pending changes die with it */
+    if (p->shown && r->ev)
         r->ev(r->ud, LMD_EV_LEAVE, &p->node, NULL, 0, reason);
     lmd_rejoin_remember(r, p);
     bool found;
@@ -332,8 +377,12 @@ int lmd_peers_gone_at(lmd_peers *r, const struct lmd_instance *in, const char *r
     struct lmd_rinst *ri = inst_find(p, in);
     if (!ri)
         return LMD_ENOTFOUND;
-    if (r->cfg.goodbye_hold > 0 && p->trust == 0 && now >= 0 && lmd_streq(reason, LMD_REASON_GOODBYE)) {
-        /* trusted: a goodbye anyone could have forged; ask, and wait */
+    /* a goodbye over DNS is a deletion in a zone whose reads are
+     * TSIG-verified (src/wide/): only a key holder can make it */
+    bool over_dns = ri->ifindex == 0 && !strcmp(ri->ifname, "dns");
+    if (r->cfg.goodbye_hold > 0 && p->shown && now >= 0 && !over_dns && lmd_streq(reason, LMD_REASON_GOODBYE)) {
+        /* a goodbye anyone on the link could have forged, for a peer
+         * consumers see: ask, and wait */
         if (ri->held_until >= 0)
             return 0;
         /* each instance asked for on its own interface and protocol: one
@@ -361,29 +410,32 @@ static int drop_instance(lmd_peers *r, size_t at, struct lmd_rinst *ri, const ch
     free(ri->host);
     lmd_txt_free(&ri->txt);
     *ri = p->insts[--p->n_insts];
-    int rc = remerge(r, p);
-    if (rc == 0 && diff(&old, &p->node)) {
-        if (now < 0) { /* no clock given: report at once */
-            double settle = r->cfg.settle;
-            r->cfg.settle = 0;
-            changed(r, p, &old, 0);
-            r->cfg.settle = settle;
-        } else {
-            changed(r, p, &old, now);
-        }
-    } else {
+    double t = now < 0 ? r->last_now : now;
+    int rc = remerge(r, p, t, t + r->wall_offset);
+    if (rc) {
         lmd_node_info_clear(&old);
+        return rc;
     }
-    return rc;
+    if (now < 0) { /* no clock given: report at once */
+        double settle = r->cfg.settle;
+        r->cfg.settle = 0;
+        lmd_peers_report(r, p, &old, 0);
+        r->cfg.settle = settle;
+    } else {
+        lmd_peers_report(r, p, &old, now);
+    }
+    return 0;
 }
 
 double lmd_peers_next_deadline(const lmd_peers *r)
 {
     double next = -1;
     for (size_t i = 0; i < r->n; i++) {
-        double d = r->peers[i]->deadline, h = r->peers[i]->hold;
+        double d = r->peers[i]->deadline, h = r->peers[i]->hold, t = r->peers[i]->trust_due;
         if (d >= 0 && (next < 0 || d < next))
             next = d;
+        if (t >= 0 && (next < 0 || t < next))
+            next = t;
         if (h >= 0 && (next < 0 || h < next))
             next = h;
         for (size_t k = 0; k < r->peers[i]->n_insts; k++) {
@@ -401,15 +453,14 @@ static void settle_one(lmd_peers *r, struct lmd_peer *p)
     p->hold = -1;
     if (!p->joined) {
         p->joined = true;
-        if (r->ev)
-            r->ev(r->ud, LMD_EV_JOIN, &p->node, NULL, 0, NULL);
+        lmd_peers_report(r, p, NULL, -1);
         return;
     }
     lmd_node_info *old = p->pend_old;
     p->pend_old = NULL;
     if (!old)
         return;
-    unsigned ch = diff(old, &p->node);
+    unsigned ch = lmd_peers_diff(old, &p->node);
     if (ch && r->ev)
         r->ev(r->ud, LMD_EV_UPDATE, &p->node, old, ch, NULL);
     lmd_node_info_clear(old);
@@ -418,13 +469,20 @@ static void settle_one(lmd_peers *r, struct lmd_peer *p)
 
 void lmd_peers_tick(lmd_peers *r, double now)
 {
+    lmd_peers_tick_at(r, now, now + r->wall_offset);
+}
+
+void lmd_peers_tick_at(lmd_peers *r, double now, double wall)
+{
+    r->wall_offset = wall - now;
+    r->last_now = now;
     /* Callbacks may add and remove peers: collect names first. */
     char **due = NULL;
     size_t n = 0;
     for (size_t i = 0; i < r->n; i++) {
         struct lmd_peer *p = r->peers[i];
         bool held = p->hold >= 0 && p->hold <= now;
-        bool gone = false;
+        bool gone = p->trust_due >= 0 && p->trust_due <= now; /* its verdict, due again */
         for (size_t k = 0; k < p->n_insts; k++)
             gone = gone || (p->insts[k].held_until >= 0 && p->insts[k].held_until <= now);
         if (!held && !gone && (p->deadline < 0 || p->deadline > now))
@@ -440,6 +498,16 @@ void lmd_peers_tick(lmd_peers *r, double now)
     for (size_t i = 0; i < n; i++) {
         bool found;
         size_t at = lmd_peers_find(r, due[i], &found);
+        if (found && r->peers[at]->trust_due >= 0 && r->peers[at]->trust_due <= now) {
+            /* what it shows has not changed; the clock has */
+            struct lmd_peer *p = r->peers[at];
+            struct lmd_peers_verdict v;
+            p->trust_due = -1;
+            if (lmd_peers_ask(r, p, wall, &v))
+                lmd_peers_take(r, p, &v, now, wall);
+            lmd_peers_report(r, p, NULL, now);
+            at = lmd_peers_find(r, due[i], &found);
+        }
         if (found && r->peers[at]->hold >= 0 && r->peers[at]->hold <= now)
             settle_one(r, r->peers[at]);
         at = lmd_peers_find(r, due[i], &found);

@@ -3,7 +3,22 @@
  * Instances (one service on one interface over one protocol) are merged into
  * peers keyed by (name, type, domain); a peer leaves when its last instance is
  * gone.  Every change is reported as one event, in order, through one
- * callback.  Time is passed in by the caller so tests can drive a clock. */
+ * callback.  Time is passed in by the caller so tests can drive a clock.
+ *
+ * The verdict.  What consumers may see of a peer (events, snapshots, and
+ * through them the policy, the API and the metrics) is decided by one
+ * function of what the peer shows and the clock (lmd_peers_view in
+ * verdict.c): with require_trusted, only peers whose announcement the
+ * verifier trusts (and our own services); with hide_own, not our own
+ * services, which only the network listing shows.  The verifier is asked
+ * whenever what a peer shows changes (a join, an update, an instance
+ * gone), when the clock reaches the time its last answer named (a
+ * signature's or certificate's end: one registry deadline, no polling),
+ * and for every peer by lmd_peers_rejudge (its settings changed: a trust
+ * reload, a revocation, the wall clock set).  A peer that comes to be
+ * seen joins, one that no longer may leaves as "untrusted".  A trusted
+ * peer is never displaced by an untrusted record: such an update is
+ * refused (and told to the judged callback), and counts as no sighting. */
 #ifndef LMD_PEERS_H
 #define LMD_PEERS_H
 
@@ -66,13 +81,26 @@ typedef void (*lmd_peers_event_cb)(void *ud, enum lmd_event_kind kind, const lmd
  * instance of a trusted peer whose goodbye is held (ifindex and proto 4/6
  * name it; both 0 for the whole peer). */
 typedef void (*lmd_peers_confirm_cb)(void *ud, const lmd_node_info *peer, int ifindex, int proto);
-/* Verifies a peer's announcement as the registry shows it (trust { }): 0
- * if trusted (signer: the host key's id, 16 hex digits), else a status.
- * Asked every time what a peer shows changes, before anyone sees it, so
- * that LMD_NODE_TRUSTED always speaks for exactly the data shown: data
- * that changed is never shown as trusted on the strength of an earlier
- * verdict. */
-typedef int (*lmd_peers_verify_cb)(void *ud, const lmd_node_info *peer, char signer[17]);
+/* What the verifier says about what a peer shows (trust { }). */
+struct lmd_peers_verdict {
+    int status;             /* 0: trusted; else why not (an lmd_trust_status) */
+    char signer[17];        /* trusted: the host key's id, 16 hex digits */
+    double until;           /* wall-clock seconds when the clock alone may change it; 0: never */
+    bool newest;            /* trusted, and newer than any signature seen for its name: a
+                             * peer of the same name but for case is judged again */
+    char reason[256];       /* one line for the log */
+};
+/* Verifies a peer's announcement as the registry shows it at wall (epoch
+ * seconds).  Asked every time what a peer shows changes, before anyone
+ * sees it, so that LMD_NODE_TRUSTED always speaks for exactly the data
+ * shown: data that changed is never shown as trusted on the strength of
+ * an earlier verdict. */
+typedef void (*lmd_peers_verify_cb)(void *ud, const lmd_node_info *peer, double wall, struct lmd_peers_verdict *out);
+/* Told when a peer's verdict changes (refused false), and when an update
+ * that would not be trusted was refused for a trusted peer (refused true:
+ * peer is what stays shown, v the refused record's verdict). */
+typedef void (*lmd_peers_judged_cb)(void *ud, const lmd_node_info *peer, const struct lmd_peers_verdict *v,
+                                    bool refused);
 
 struct lmd_peers_config {
     double ttl;             /* seconds; <= 0: never expire on our own */
@@ -84,17 +112,24 @@ struct lmd_peers_config {
                              * else pending, and a peer seen again has every
                              * instance it had when it left), and a change's
                              * follow-ups into one update; 0: none */
-    double goodbye_hold;    /* a trusted peer's last goodbye is held this long
-                             * for the network to confirm it (the confirm
-                             * callback asks); seen again meanwhile, it stays
-                             * (a forged goodbye does nothing); 0: leave at once */
+    double goodbye_hold;    /* a peer's goodbye over mDNS (for a peer consumers
+                             * see) is held this long for the network to confirm it
+                             * (the confirm callback asks); seen again
+                             * meanwhile, it stays (a forged goodbye does
+                             * nothing); 0: leave at once */
+    bool require_trusted;   /* only peers the verifier trusts (and our own) may be seen */
+    bool hide_own;          /* our own services are held but are not peers */
 };
 
 int lmd_peers_new(const struct lmd_peers_config *cfg, lmd_peers_event_cb ev, lmd_peers_confirm_cb confirm,
                   void *ud, lmd_peers **out, lmd_err *err);
 void lmd_peers_free(lmd_peers *r);
-void lmd_peers_set_verifier(lmd_peers *r, lmd_peers_verify_cb verify);
+void lmd_peers_set_verifier(lmd_peers *r, lmd_peers_verify_cb verify, lmd_peers_judged_cb judged);
+/* New settings; what may be seen is decided again (events as they follow). */
 void lmd_peers_configure(lmd_peers *r, const struct lmd_peers_config *cfg, double now);
+/* Ask the verifier again about every peer (its fleet keys, revocation
+ * list or clock changed): joins and leaves as the verdicts turn. */
+void lmd_peers_rejudge(lmd_peers *r, double now, double wall);
 
 /* A resolver reported the instance (first time, a change, or a confirmation).
  * now: monotonic seconds; wall: epoch seconds. */
@@ -107,31 +142,38 @@ int lmd_peers_gone_at(lmd_peers *r, const struct lmd_instance *in, const char *r
 
 /* Monotonic time of the next ttl deadline, or a negative value if none. */
 double lmd_peers_next_deadline(const lmd_peers *r);
-/* Act on every deadline that has passed at now. */
+/* Act on every deadline that has passed at now (wall: epoch seconds, for
+ * the verifier; lmd_peers_tick takes it from the last call that gave one). */
+void lmd_peers_tick_at(lmd_peers *r, double now, double wall);
 void lmd_peers_tick(lmd_peers *r, double now);
 
 /* The policy's verdict on a peer: kept or not, and the info it computed
  * (NULL: the TXT "info").  Used by list_alive(kept_only) and the API. */
 int lmd_peers_set_verdict(lmd_peers *r, const char *name, bool kept, const char *info, size_t info_len);
+/* Kept by the policy, and seen at all. */
 bool lmd_peers_kept(const lmd_peers *r, const char *name);
-/* The agent's trust verdict on a peer (status 0: trusted, by signer; else
- * why not); shown as LMD_NODE_TRUSTED and signer.  Returns the verdict it
- * had before (-1: none), or LMD_ENOTFOUND. */
+/* A trust verdict set by hand (no verifier: tests), as the verifier's
+ * would be (status 0: trusted, by signer; else why not); shown as
+ * LMD_NODE_TRUSTED and signer.  Returns the verdict it had before (-1:
+ * none), or LMD_ENOTFOUND. */
 int lmd_peers_set_trust(lmd_peers *r, const char *name, int status, const char *signer);
 /* Health from peer checks: an unhealthy peer stays in the registry (it is
  * still on the network) but is not listed as alive. */
 int lmd_peers_set_healthy(lmd_peers *r, const char *name, bool healthy);
 bool lmd_peers_healthy(const lmd_peers *r, const char *name);
 
-/* Snapshot of live peers, sorted by name; kept_only: only those the policy
- * keeps, with their policy info.  Free with lmd_node_list_free(). */
+/* Snapshot of live peers (those the verdict lets be seen), sorted by name;
+ * kept_only: only those the policy keeps, with their policy info.  Free
+ * with lmd_node_list_free(). */
 int lmd_peers_snapshot(const lmd_peers *r, bool kept_only, lmd_node_list *out);
-/* Every service seen on the network, reported yet or still settling: what a
- * one-shot discover would list. */
+/* Every service seen on the network, reported yet or still settling, our
+ * own included, untrusted ones not under require_trusted: what a one-shot
+ * discover would list. */
 int lmd_peers_snapshot_network(const lmd_peers *r, lmd_node_list *out);
+/* Any peer the table holds, seen or not (NULL: none by that name). */
 const lmd_node_info *lmd_peers_get(const lmd_peers *r, const char *name);
 size_t lmd_peers_count(const lmd_peers *r);
-/* Visit every peer (in name order). */
+/* Visit every peer consumers see (in name order). */
 void lmd_peers_foreach(const lmd_peers *r, void (*fn)(void *ud, const lmd_node_info *peer),
                           void *ud);
 

@@ -48,32 +48,10 @@ int lmd_peers_set_verdict(lmd_peers *r, const char *name, bool kept, const char 
     return 0;
 }
 
-int lmd_peers_set_trust(lmd_peers *r, const char *name, int status, const char *signer)
-{
-    struct lmd_peer *p = lmd_peers_lookup(r, name);
-    if (!p)
-        return LMD_ENOTFOUND;
-    int before = p->trust;
-    p->trust = status;
-    if (status == 0 && p->node.host) {
-        char *h = lmd_strdup(p->node.host);
-        if (h) {
-            free(p->prefer_host);
-            p->prefer_host = h;
-            p->prefer_port = p->node.port;
-            p->prefer_dns = p->speaker_dns;
-        }
-    }
-    snprintf(p->signer, sizeof p->signer, "%s", status == 0 && signer ? signer : "");
-    p->node.flags = (p->node.flags & ~(unsigned)LMD_NODE_TRUSTED) | (status == 0 ? LMD_NODE_TRUSTED : 0);
-    memcpy(p->node.signer, p->signer, sizeof p->signer);
-    return before;
-}
-
 bool lmd_peers_kept(const lmd_peers *r, const char *name)
 {
     struct lmd_peer *p = lmd_peers_lookup(r, name);
-    return p && p->kept;
+    return p && p->shown && p->kept; /* a peer nobody may see is kept by nobody */
 }
 
 int lmd_peers_set_healthy(lmd_peers *r, const char *name, bool healthy)
@@ -111,7 +89,11 @@ static int snapshot(const lmd_peers *r, bool kept_only, bool unreported, lmd_nod
         return LMD_ENOMEM;
     for (size_t i = 0; i < r->n; i++) {
         const struct lmd_peer *p = r->peers[i];
-        if ((!p->joined && !unreported) || (kept_only && (!p->kept || p->unhealthy)))
+        /* the verdict: peers consumers were told of (lmd_peers_report),
+         * or for the network listing, all but what it keeps out */
+        if (unreported ? lmd_peers_view(r, p) == LMD_VIEW_NONE : !p->shown)
+            continue;
+        if (kept_only && (!p->kept || p->unhealthy))
             continue;
         lmd_node_info *n = &out->nodes[out->n];
         if (lmd_node_info_copy(n, &p->node) != 0) {
@@ -140,5 +122,6 @@ void lmd_peers_foreach(const lmd_peers *r, void (*fn)(void *ud, const lmd_node_i
                           void *ud)
 {
     for (size_t i = 0; i < r->n; i++)
-        fn(ud, &r->peers[i]->node);
+        if (r->peers[i]->shown)
+            fn(ud, &r->peers[i]->node);
 }

@@ -45,8 +45,16 @@ static inline uint32_t lmd_trust_get32(const unsigned char *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* The 112 certificate bytes (cert.c). */
-void lmd_trust_cert_bytes(const lmd_trust_cert *c, unsigned char out[LMD_TRUST_CERT_BYTES]);
+/* The certificate check (lmd_trust_cert_check) with v's cache (v may be
+ * NULL: none). */
+int lmd_trust_cert_check_with(lmd_trust_verifier *v, const lmd_trust_fleet *f, const lmd_trust_cert *c, int64_t now,
+                              lmd_trust_result *res);
+/* Whether sig is pk's Ed25519 signature of msg: from v's cache when it
+ * verified the same bytes before (v may be NULL: always verified). */
+bool lmd_trust_sig_ok(lmd_trust_verifier *v, const unsigned char sig[LMD_TRUST_SIG_BYTES], const unsigned char *msg,
+                      size_t len, const unsigned char pk[LMD_TRUST_KEY_BYTES]);
+/* Write text to path atomically (a temporary file renamed over it), mode. */
+int lmd_trust_replace_file(const char *path, mode_t mode, const char *text, size_t len, lmd_err *err);
 
 /* Fill res (may be NULL) with status and a reason "<status name>: ...";
  * returns status. */

@@ -309,3 +309,17 @@ void lmd_trust_fleet_free(lmd_trust_fleet *f)
     free(f->keys);
     free(f);
 }
+
+bool lmd_trust_fleet_equal(const lmd_trust_fleet *a, const lmd_trust_fleet *b)
+{
+    size_t na = a ? a->n : 0, nb = b ? b->n : 0;
+    return na == nb && (na == 0 || memcmp(a->keys, b->keys, na * sizeof *a->keys) == 0);
+}
+
+int lmd_trust_random(void *buf, size_t len, lmd_err *err)
+{
+    int rc = lmd_trust_sodium(err);
+    if (rc == 0)
+        randombytes_buf(buf, len);
+    return rc;
+}

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <strings.h>
 
-#define ANNOUNCE_CONTEXT "lmdisc-announce-v1"
-/* lmd-sig without addresses: expiry, the IPv6 count, the signature. */
-#define SIG_FIXED (4 + 1 + LMD_TRUST_SIG_BYTES)
+#define ANNOUNCE_CONTEXT "lmdisc-announce-v2"
+/* lmd-sig without addresses: expiry, issued, the IPv6 count, the signature. */
+#define SIG_FIXED (4 + 8 + 1 + LMD_TRUST_SIG_BYTES)
 
 _Static_assert(sodium_base64_ENCODED_LEN(SIG_FIXED + LMD_TRUST_SIG_ADDR_BYTES,
                                          sodium_base64_VARIANT_ORIGINAL_NO_PADDING) ==
@@ -93,8 +93,10 @@ int lmd_trust_sig_compact(const lmd_trust_sig *s, char out[LMD_TRUST_SIG_COMPACT
     if (bytes > LMD_TRUST_SIG_ADDR_BYTES)
         return LMD_EINVAL;
     lmd_trust_put32(b, s->expiry);
-    b[4] = (unsigned char)n6;
-    size_t o = 5;
+    lmd_trust_put32(b + 4, (uint32_t)(s->issued >> 32));
+    lmd_trust_put32(b + 8, (uint32_t)s->issued);
+    b[12] = (unsigned char)n6;
+    size_t o = 13;
     for (int fam = 6; fam >= 4; fam -= 2) /* IPv6 first: the count says where IPv4 begins */
         for (size_t i = 0; i < s->n_addrs; i++)
             if (s->addrs[i].family == fam) {
@@ -121,12 +123,13 @@ int lmd_trust_sig_parse_compact(const void *s, size_t len, lmd_trust_sig *out, c
     if (sodium_base642bin(b, sizeof b, s, len, NULL, &n, &end, sodium_base64_VARIANT_ORIGINAL_NO_PADDING) != 0 ||
         end != (const char *)s + len)
         return lmd_errbuf(why, whylen, LMD_EINVAL, "lmd-sig is not valid base64 (without '=' padding)");
-    size_t n6 = n >= SIG_FIXED ? b[4] : 0;
+    size_t n6 = n >= SIG_FIXED ? b[12] : 0;
     if (n < SIG_FIXED || n - SIG_FIXED < 16 * n6 || (n - SIG_FIXED - 16 * n6) % 4 != 0)
         return lmd_errbuf(why, whylen, LMD_EINVAL, "lmd-sig is %zu bytes, which does not fit its layout", n);
     size_t n4 = (n - SIG_FIXED - 16 * n6) / 4;
     out->expiry = lmd_trust_get32(b);
-    const unsigned char *p = b + 5;
+    out->issued = (uint64_t)lmd_trust_get32(b + 4) << 32 | lmd_trust_get32(b + 8);
+    const unsigned char *p = b + 13;
     for (size_t i = 0; i < n6 + n4; i++) {
         lmd_trust_ip *ip = &out->addrs[out->n_addrs++];
         ip->family = i < n6 ? 6 : 4;
@@ -152,7 +155,7 @@ void lmd_trust_txt_strip(lmd_txt *t)
 
 int lmd_trust_txt_put(lmd_txt *t, const lmd_trust_cert *cert, const lmd_trust_sig *sig, lmd_err *err)
 {
-    char c[LMD_TRUST_CERT_COMPACT + 1], s[LMD_TRUST_SIG_COMPACT_MAX + 1];
+    char c[LMD_TRUST_CERT_COMPACT_MAX + 1], s[LMD_TRUST_SIG_COMPACT_MAX + 1];
     lmd_trust_cert_compact(cert, c);
     if (lmd_trust_sig_compact(sig, s) != 0)
         return lmd_err_set(err, LMD_EINVAL, "the signed addresses take more than the %d bytes lmd-sig has",
@@ -179,7 +182,10 @@ enum lmd_trust_status lmd_trust_txt_get(const lmd_txt *t, lmd_trust_cert *cert, 
     if (!c || !s)
         return lmd_trust_fail(res, LMD_TRUST_MALFORMED, "%s without %s", c ? LMD_TRUST_TXT_CERT : LMD_TRUST_TXT_SIG,
                               c ? LMD_TRUST_TXT_SIG : LMD_TRUST_TXT_CERT);
-    if (!c->has_value || lmd_trust_cert_parse_compact(c->value, c->value_len, cert, why, sizeof why) != 0)
+    int crc = c->has_value ? lmd_trust_cert_parse_compact(c->value, c->value_len, cert, why, sizeof why) : LMD_EINVAL;
+    if (crc && c->value_len == LMD_TRUST_CERT_V1_COMPACT)
+        return lmd_trust_fail(res, LMD_TRUST_OLD_CERT, "%s", why);
+    if (crc)
         return lmd_trust_fail(res, LMD_TRUST_MALFORMED, "%s: %s", LMD_TRUST_TXT_CERT,
                               c->has_value ? why : "no value");
     if (res) {
@@ -302,9 +308,10 @@ int lmd_trust_canonical(const lmd_trust_announcement *a, const lmd_trust_cert *c
     struct buf b = {0};
     unsigned char cb[LMD_TRUST_CERT_BYTES], port[2] = {(unsigned char)(a->port >> 8), (unsigned char)a->port};
     put_str(&b, ANNOUNCE_CONTEXT, sizeof ANNOUNCE_CONTEXT - 1);
-    lmd_trust_cert_bytes(cert, cb);
-    put(&b, cb, sizeof cb);
+    put_str(&b, cb, lmd_trust_cert_bytes(cert, cb));
     put_u32(&b, sig->expiry);
+    put_u32(&b, (uint32_t)(sig->issued >> 32));
+    put_u32(&b, (uint32_t)sig->issued);
     put_name(&b, a->name, false);
     put_name(&b, a->type, true);
     put_name(&b, a->domain, true);
@@ -340,7 +347,8 @@ int lmd_trust_canonical(const lmd_trust_announcement *a, const lmd_trust_cert *c
 /* ---- Signing ------------------------------------------------------------------- */
 
 int lmd_trust_sign(const lmd_trust_secret *host_key, const lmd_trust_cert *cert, const lmd_trust_announcement *a,
-                   const char *const *addrs, size_t n_addrs, uint32_t expiry, lmd_txt *out, lmd_err *err)
+                   const char *const *addrs, size_t n_addrs, uint32_t expiry, uint64_t issued, lmd_txt *out,
+                   lmd_err *err)
 {
     char h1[LMD_TRUST_ID_HEX], h2[LMD_TRUST_ID_HEX];
     int rc = lmd_trust_sodium(err);
@@ -352,10 +360,17 @@ int lmd_trust_sign(const lmd_trust_secret *host_key, const lmd_trust_cert *cert,
         return lmd_err_set(err, LMD_EINVAL, "the certificate is for host key %s, not for this host's key %s: "
                            "certify this host's .pub", h1, h2);
     }
+    if (!lmd_trust_cert_covers(cert, a->name)) {
+        char names[200];
+        lmd_trust_cert_names_str(cert, names, sizeof names);
+        return lmd_err_set(err, LMD_EPERM, "this host's certificate names %s, not \"%.63s\": peers would not trust "
+                           "it; announce a name it covers, or certify the host again with --name for this one",
+                           names, a->name ? a->name : "(null)");
+    }
     if (n_addrs == 0)
         return lmd_err_set(err, LMD_EINVAL, "no address to sign: peers accept an announcement only from an "
                            "address it signs");
-    lmd_trust_sig s = {.expiry = expiry};
+    lmd_trust_sig s = {.expiry = expiry, .issued = issued};
     size_t bytes = 0, n4 = 0, n6 = 0;
     for (size_t i = 0; i < n_addrs; i++) {
         lmd_trust_ip ip;
@@ -388,8 +403,9 @@ int lmd_trust_sign(const lmd_trust_secret *host_key, const lmd_trust_cert *cert,
             wire += 1 + strlen(it->key) + (it->has_value ? 1 + it->value_len : 0);
     }
     size_t sig_len = sodium_base64_ENCODED_LEN(SIG_FIXED + bytes, sodium_base64_VARIANT_ORIGINAL_NO_PADDING) - 1;
-    size_t ours = (1 + strlen(LMD_TRUST_TXT_CERT "=") + LMD_TRUST_CERT_COMPACT) +
-                  (1 + strlen(LMD_TRUST_TXT_SIG "=") + sig_len);
+    unsigned char cb[LMD_TRUST_CERT_BYTES];
+    size_t cert_len = sodium_base64_ENCODED_LEN(lmd_trust_cert_bytes(cert, cb), sodium_base64_VARIANT_ORIGINAL_NO_PADDING) - 1;
+    size_t ours = (1 + strlen(LMD_TRUST_TXT_CERT "=") + cert_len) + (1 + strlen(LMD_TRUST_TXT_SIG "=") + sig_len);
     if (wire + ours > LMD_TXT_RECORD_MAX)
         return lmd_err_set(err, LMD_ETXT,
                            "the TXT record would be %zu bytes with its signature (%zu of them); at most %d fit in "
@@ -409,64 +425,3 @@ int lmd_trust_sign(const lmd_trust_secret *host_key, const lmd_trust_cert *cert,
     return lmd_trust_txt_put(out, cert, &s, err);
 }
 
-/* ---- Verifying ---------------------------------------------------------------- */
-
-int lmd_trust_verify(const lmd_trust_fleet *fleet, const lmd_trust_announcement *a,
-                     const char *const *peer_addrs, size_t n_peer, int64_t now, lmd_trust_result *res)
-{
-    char t1[32], t2[32];
-    lmd_trust_cert cert;
-    lmd_trust_sig sig;
-    memset(res, 0, sizeof *res);
-    if (!fleet || !a || !a->txt) {
-        lmd_trust_fail(res, LMD_TRUST_ERROR, "nothing to verify against");
-        return LMD_EINVAL;
-    }
-    if (lmd_trust_txt_get(a->txt, &cert, &sig, res) != LMD_TRUST_OK)
-        return LMD_EINVAL;
-    if (lmd_trust_cert_check(fleet, &cert, now, res) != 0)
-        return res->status == LMD_TRUST_ERROR ? LMD_EIO : LMD_EINVAL;
-    const char *h = res->host_id;
-    if ((int64_t)sig.expiry <= now) {
-        lmd_trust_fail(res, LMD_TRUST_SIG_EXPIRED, "the signature by host key %s ended %s; it is %s (has its agent "
-                       "stopped signing?)", h, lmd_trust_time_str(sig.expiry, t1), lmd_trust_time_str(now, t2));
-        return LMD_EINVAL;
-    }
-    if ((int64_t)sig.expiry > now + LMD_TRUST_SIG_MAX_AHEAD + LMD_TRUST_CLOCK_SKEW) {
-        lmd_trust_fail(res, LMD_TRUST_SIG_TOO_FAR, "the signature by host key %s lasts until %s, more than %d h "
-                       "ahead; a copy could be replayed that long", h, lmd_trust_time_str(sig.expiry, t1),
-                       LMD_TRUST_SIG_MAX_AHEAD / 3600);
-        return LMD_EINVAL;
-    }
-    unsigned char *msg;
-    size_t len;
-    int rc = lmd_trust_canonical(a, &cert, &sig, &msg, &len);
-    if (rc == LMD_ENOMEM) {
-        lmd_trust_fail(res, LMD_TRUST_ERROR, "out of memory");
-        return rc;
-    }
-    bool good = rc == 0 && crypto_sign_verify_detached(sig.sig, msg, len, cert.host_pk) == 0;
-    free(msg);
-    if (!good) {
-        lmd_trust_fail(res, LMD_TRUST_BAD_SIGNATURE, "the announcement does not match the signature by host key %s: "
-                       "its name, type, domain, port, host, TXT or signed addresses differ from what was signed", h);
-        return LMD_EINVAL;
-    }
-    if (n_peer == 0) {
-        lmd_trust_fail(res, LMD_TRUST_ADDRESS_NOT_SIGNED, "no resolved address to check against the %zu host key "
-                       "%s signed", sig.n_addrs, h);
-        return LMD_EINVAL;
-    }
-    for (size_t i = 0; i < n_peer; i++)
-        if (!lmd_trust_sig_has_addr(&sig, peer_addrs[i])) {
-            lmd_trust_fail(res, LMD_TRUST_ADDRESS_NOT_SIGNED, "%.64s is not one of the %zu addresses host key %s "
-                           "signed", peer_addrs[i] ? peer_addrs[i] : "(null)", sig.n_addrs, h);
-            return LMD_EINVAL;
-        }
-    res->status = LMD_TRUST_OK;
-    res->expiry = sig.expiry;
-    res->valid_until = sig.expiry < cert.not_after ? sig.expiry : cert.not_after;
-    snprintf(res->reason, sizeof res->reason, "%s: host key %s of fleet key %s, signed until %s",
-             lmd_trust_status_name(LMD_TRUST_OK), h, res->fleet_id, lmd_trust_time_str(sig.expiry, t1));
-    return 0;
-}

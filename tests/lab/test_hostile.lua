@@ -99,7 +99,7 @@ local function trust(h)
             lu.assertEquals(code, 0, out)
         end
         for _, host in ipairs { "h1", "h2" } do
-            local _, out, code = S.lab:exec("h1", ("%s certify --fleet-key %s --days 1 %s"):format(q(BIN),
+            local _, out, code = S.lab:exec("h1", ("%s certify --fleet-key %s --name '*' --days 1 %s"):format(q(BIN),
                 q(keys .. "/fleet.key"), q(keys .. "/" .. host .. ".pub")))
             lu.assertEquals(code, 0, out)
         end

@@ -324,7 +324,10 @@ function TestRegister:test_1_readme_snippet_registers_through_the_agent_and_dies
     local dt = Lab.now() - t0
     print(("    h2 saw h1:8000 leave %.3f s after kill -9 of the Python process"):format(dt))
     lu.assertEquals(l[9], "goodbye")
-    lu.assertTrue(dt < 2.0, ("h2 saw the leave %.2f s after kill -9 (at most 2 s)"):format(dt))
+    -- avahi takes a goodbye a second after it arrives (RFC 6762 10.1) and
+    -- h2 holds every goodbye 2 s more to ask the network (a forged one does
+    -- nothing: docs/guide/liveness.md): 3.0 s measured, a margin for load
+    lu.assertTrue(dt < 3.6, ("h2 saw the leave %.2f s after kill -9 (at most 3.6 s)"):format(dt))
     lu.assertStrContains(a1:output(), 'withdrawing registered service "h1:8000" (its client\'s connection closed)')
     lu.assertEquals(#lines(rec, "join|h1:8000|"), 1, read(rec))
 end

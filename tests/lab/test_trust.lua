@@ -27,7 +27,7 @@ local function make_keys()
         assert(code == 0, out)
     end
     for host, fleet in pairs { h1 = "fleetA", h2 = "fleetA", h3 = "fleetB" } do
-        local code, out = run(("%s certify --fleet-key %s --days 2 %s"):format(q(BIN), q(keys .. "/" .. fleet .. ".key"),
+        local code, out = run(("%s certify --fleet-key %s --name '*' --days 2 %s"):format(q(BIN), q(keys .. "/" .. fleet .. ".key"),
             q(keys .. "/" .. host .. ".pub")))
         assert(code == 0, out)
     end

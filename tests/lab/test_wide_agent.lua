@@ -704,7 +704,7 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
         run(q(BIN) .. " keygen " .. q(keys .. "/fleet"))
         for _, h in ipairs { "h1", "h2" } do
             run(q(BIN) .. " keygen " .. q(keys .. "/" .. h))
-            run(("%s certify --fleet-key %s --days 1 %s"):format(q(BIN), q(keys .. "/fleet.key"),
+            run(("%s certify --fleet-key %s --name '*' --days 1 %s"):format(q(BIN), q(keys .. "/fleet.key"),
                 q(keys .. "/" .. h .. ".pub")))
         end
         local function trust(h)

@@ -226,9 +226,10 @@ function TestRegistry:test_the_trusted_instance_keeps_speaking()
     lu.assertNil(p.signer)
 end
 
--- A trusted peer's goodbye is held for the network to confirm: seen again
--- within the hold (a forged goodbye, the real host still answering), it
--- never leaves; not seen, it leaves as goodbye when the hold ends.
+-- A peer's goodbye is held for the network to confirm: seen again within
+-- the hold (a forged goodbye, the real host still answering), it never
+-- leaves; not seen, it leaves as goodbye when the hold ends.  Trusted or
+-- not: anyone can forge a goodbye for anyone.
 function TestRegistry:test_a_trusted_peers_goodbye_is_confirmed_first()
     local r, ev, confirms = new({goodbye_hold = 2})
     r:seen(inst{address = "10.0.0.2", host = "h2.local"}, 1)
@@ -249,10 +250,18 @@ function TestRegistry:test_a_trusted_peers_goodbye_is_confirmed_first()
     lu.assertEquals(ev[2].kind, "leave")
     lu.assertEquals(ev[2].reason, "goodbye")
     lu.assertNil(r:get("a:8000"))
-    -- an untrusted peer leaves at once
+    -- an untrusted peer's goodbye is held the same way
     r:seen(inst{name = "b:8000"}, 30)
     r:gone(inst{name = "b:8000"}, "goodbye", 31)
+    lu.assertEquals(ev[#ev].kind, "join")
+    lu.assertEquals(confirms[#confirms], "b:8000")
+    r:seen(inst{name = "b:8000"}, 32) -- it answered: no leave
+    r:tick(34)
+    lu.assertEquals(ev[#ev].kind, "join")
+    r:gone(inst{name = "b:8000"}, "goodbye", 40)
+    r:tick(42)
     lu.assertEquals(ev[#ev].kind, "leave")
+    lu.assertEquals(ev[#ev].reason, "goodbye")
 end
 
 function TestRegistry:test_hostile_names_and_txt_are_stored_verbatim()
