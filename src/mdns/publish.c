@@ -22,6 +22,7 @@
 #include <avahi-common/domain.h>
 #include <avahi-common/error.h>
 #include <avahi-common/malloc.h>
+#include <avahi-common/timeval.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@ struct lmd_pub {
     bool txt_dirty;
     unsigned renames;
     AvahiRecordBrowser *watch; /* the name's SRV records, until established */
+    AvahiTimeout *commit_by;   /* the bound on waiting for the watch's first answer */
     bool committed;            /* the records are out (probing or established) */
     lmd_pub_cb cb;
     void *ud;
@@ -160,11 +162,19 @@ static void group_cb(AvahiEntryGroup *g, AvahiEntryGroupState state, void *ud)
 
 /* ---- the name's SRV records, before and while we probe for it ---------- */
 
+static void commit_by_stop(struct lmd_pub *p)
+{
+    if (p->commit_by)
+        p->m->poll.api.timeout_free(p->commit_by);
+    p->commit_by = NULL;
+}
+
 static void watch_stop(struct lmd_pub *p)
 {
     if (p->watch)
         avahi_record_browser_free(p->watch);
     p->watch = NULL;
+    commit_by_stop(p);
 }
 
 /* Whether an SRV rdata names this host (any port; DNS names compare
@@ -232,6 +242,22 @@ static void watch_cb(AvahiRecordBrowser *b, AvahiIfIndex ifindex, AvahiProtocol 
     }
 }
 
+/* The watch's first answer (ALL_FOR_NOW) comes about a second after it
+ * starts; a daemon busy with a flood may deliver it much later, and the
+ * announcement must not wait for it: probing (which still renames us on a
+ * conflict) starts at this bound whatever the watch has said. */
+#define LMD_PUB_WATCH_WAIT_MS 1500
+
+static void commit_by_fire(AvahiTimeout *t, void *ud)
+{
+    (void)t;
+    struct lmd_pub *p = ud;
+    p->m->poll.api.timeout_free(p->commit_by);
+    p->commit_by = NULL;
+    if (!p->committed && p->group)
+        pub_commit(p, p->group);
+}
+
 /* Watch the name's SRV records; false if avahi would not. */
 static bool watch_start(struct lmd_pub *p)
 {
@@ -241,11 +267,17 @@ static bool watch_start(struct lmd_pub *p)
         return false;
     p->watch = avahi_record_browser_new(p->m->client, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, full, AVAHI_DNS_CLASS_IN,
                                         AVAHI_DNS_TYPE_SRV, 0, watch_cb, p);
-    return p->watch != NULL;
+    if (!p->watch)
+        return false;
+    struct timeval tv;
+    avahi_elapse_time(&tv, LMD_PUB_WATCH_WAIT_MS, 0);
+    p->commit_by = p->m->poll.api.timeout_new(&p->m->poll.api, &tv, commit_by_fire, p);
+    return true; /* without the bound (out of memory), the watch's answer commits */
 }
 
 static void pub_commit(struct lmd_pub *p, AvahiEntryGroup *g)
 {
+    commit_by_stop(p);
     p->committed = true;
     int rc = avahi_entry_group_commit(g);
     if (rc < 0) {
@@ -417,6 +449,7 @@ void lmd_mdns_pubs_forget(lmd_mdns *m)
     for (struct lmd_pub *p = m->pubs; p; p = p->next) {
         p->group = NULL;
         p->watch = NULL; /* freed with the client */
+        commit_by_stop(p);  /* the loop's, not the client's */
         p->established = false;
     }
 }
