@@ -224,7 +224,9 @@ end
 function TestAgent:test_policy_at_its_memory_cap_does_not_take_the_agent_down()
     local cfg = path("hog.lua")
     write(cfg, [[
-policy { memory_mb = 4 }
+-- the memory cap, not the deadline, must be what stops the hog (a slow
+-- sanitizer build under load once reached 0.25 s first)
+policy { memory_mb = 4, deadline = 5 }
 hog = {}
 lmdisc.timer(0.1, function()
   for i = 1, 1e7 do hog[i] = ("x"):rep(100) .. i end
