@@ -111,8 +111,8 @@ int lmd_peers_set_trust(lmd_peers *r, const char *name, int status, const char *
 void lmd_peers_report(lmd_peers *r, struct lmd_peer *p, lmd_node_info *old, double now)
 {
     bool seen = p->joined && lmd_peers_view(r, p) == LMD_VIEW_PEER;
-    if (seen && !p->shown) {
-        /* the join speaks for everything before it */
+    if (seen != p->shown) {
+        /* a join speaks for everything before it; a leave ends it all */
         if (old)
             lmd_node_info_clear(old);
         if (p->pend_old) {
@@ -120,22 +120,9 @@ void lmd_peers_report(lmd_peers *r, struct lmd_peer *p, lmd_node_info *old, doub
             free(p->pend_old);
             p->pend_old = NULL;
         }
-        p->shown = true;
+        p->shown = seen;
         if (r->ev)
-            r->ev(r->ud, LMD_EV_JOIN, &p->node, NULL, 0, NULL);
-        return;
-    }
-    if (!seen && p->shown) {
-        if (old)
-            lmd_node_info_clear(old);
-        if (p->pend_old) {
-            lmd_node_info_clear(p->pend_old);
-            free(p->pend_old);
-            p->pend_old = NULL;
-        }
-        p->shown = false;
-        if (r->ev)
-            r->ev(r->ud, LMD_EV_LEAVE, &p->node, NULL, 0, REASON_UNTRUSTED);
+            r->ev(r->ud, seen ? LMD_EV_JOIN : LMD_EV_LEAVE, &p->node, NULL, 0, seen ? NULL : REASON_UNTRUSTED);
         return;
     }
     if (!old)
