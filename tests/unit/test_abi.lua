@@ -5,23 +5,13 @@
 -- tests/abi/layout-ARCH.txt.  A change to either is made on purpose, by
 -- updating the list in the same commit.  No network.
 local lu = require "luaunit"
+local util = require "util"
+local sh = util.sh
+local read = util.read
+local lines_of = util.lines_of
 local SRC = assert(os.getenv("LMDISC_SRC"), "set LMDISC_SRC to the source tree")
 local BUILD = assert(os.getenv("LMDISC_BUILD"), "set LMDISC_BUILD to the build directory")
 
-local function sh(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-local function read(path)
-    local f = assert(io.open(path))
-    local s = f:read("a")
-    f:close()
-    return s
-end
-local function lines_of(cmd)
-    local f = assert(io.popen(cmd))
-    local out = {}
-    for l in f:lines() do out[#out + 1] = l end
-    f:close()
-    return out
-end
 
 -- debian/liblmdisc0.symbols: the soname line, then " name@Base version"
 local function symbols_file()

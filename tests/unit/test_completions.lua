@@ -6,28 +6,18 @@
 -- read (one _lmdisc_COMMAND function per command), and parsed by zsh -n
 -- when zsh is there. Both are installed by CMake and by the package.
 local lu = require "luaunit"
+local util = require "util"
+local sh = util.sh
+local read = util.read
+local lines_of = util.lines_of
 local SRC = assert(os.getenv("LMDISC_SRC"), "set LMDISC_SRC to the source tree")
 local BUILD = assert(os.getenv("LMDISC_BUILD"), "set LMDISC_BUILD to the build directory")
 
-local function sh(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-local function read(rel)
-    local f = assert(io.open(rel:sub(1, 1) == "/" and rel or SRC .. "/" .. rel, "rb"))
-    local s = f:read("a")
-    f:close()
-    return s
-end
 local function run(cmd)
     local f = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
     local out = f:read("a")
     f:close()
     return tonumber(out:match("rc=(%d+)\n?$")), out
-end
-local function lines_of(cmd)
-    local f = assert(io.popen(cmd))
-    local out = {}
-    for l in f:lines() do out[#out + 1] = l end
-    f:close()
-    return out
 end
 
 -- {command = {"--long", "-s", ...}} from the code; "" holds the global options

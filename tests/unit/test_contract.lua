@@ -2,6 +2,10 @@
 -- written once, in C, and the Lua side, the Python package and the schema
 -- are held to it.  Each check is also shown to fail on a disagreement.
 local lu = require "luaunit"
+local util = require "util"
+local sh = util.sh
+local read = util.read
+local lines_of = util.lines_of
 local lmdisc = require "lmdisc"
 local config = require "lmdisc.config"
 local policy = require "lmdisc.policy"
@@ -9,22 +13,8 @@ local sandbox = require "lmdisc.sandbox"
 local testing = require "lmdisc.testing"
 local SRC = assert(os.getenv("LMDISC_SRC"), "set LMDISC_SRC to the source tree")
 
-local function sh(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
-local function read(rel)
-    local f = assert(io.open(SRC .. "/" .. rel))
-    local s = f:read("a")
-    f:close()
-    return s
-end
 
-local function lines_of(cmd)
-    local f = assert(io.popen(cmd))
-    local out = {}
-    for l in f:lines() do out[#out + 1] = l end
-    f:close()
-    return out
-end
 
 --- text in a new temporary .lua file; its path
 local function lua_file(text)

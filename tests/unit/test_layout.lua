@@ -4,26 +4,16 @@
 -- src/; files a reader can hold in mind; one foreign API per place; no
 -- include cycles; a library whose exports are its header.
 local lu = require "luaunit"
+local util = require "util"
+local sh = util.sh
+local read = util.read
+local lines_of = util.lines_of
 local SRC = assert(os.getenv("LMDISC_SRC"), "set LMDISC_SRC to the source tree")
 local BUILD = assert(os.getenv("LMDISC_BUILD"), "set LMDISC_BUILD to the build directory")
 
-local function sh(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-local function lines_of(cmd)
-    local f = assert(io.popen(cmd))
-    local out = {}
-    for l in f:lines() do out[#out + 1] = l end
-    f:close()
-    return out
-end
 
 local FILES = lines_of("cd " .. sh(SRC) .. " && find src -name '*.[ch]' | sort")
 
-local function read(rel)
-    local f = assert(io.open(SRC .. "/" .. rel))
-    local s = f:read("a")
-    f:close()
-    return s
-end
 
 local function nlines(rel) return select(2, read(rel):gsub("\n", "")) end
 local function folder_of(rel) return rel:match("^src/([^/]+)/") end

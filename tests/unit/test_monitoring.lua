@@ -5,17 +5,13 @@
 -- Debian package prometheus: without it the promtool tests are skipped,
 -- saying so; the metric names are checked either way.
 local lu = require "luaunit"
+local util = require "util"
+local sh = util.sh
+local read = util.read
 local cjson = require "cjson"
 local SRC = assert(os.getenv("LMDISC_SRC"), "set LMDISC_SRC to the source tree")
 local DIR = SRC .. "/examples/monitoring"
 
-local function sh(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-local function read(path)
-    local f = assert(io.open(path, "rb"))
-    local s = f:read("a")
-    f:close()
-    return s
-end
 local function run(cmd)
     local f = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
     local out = f:read("a")

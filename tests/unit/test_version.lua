@@ -4,17 +4,13 @@
 -- Bumping it: project(VERSION) in CMakeLists.txt, a debian/changelog entry
 -- (dch -v X.Y.Z-1), python/lmdisc/__init__.py's __version__.  No network.
 local lu = require "luaunit"
+local util = require "util"
+local sh = util.sh
+local read = util.read
 local SRC = assert(os.getenv("LMDISC_SRC"), "set LMDISC_SRC to the source tree")
 local BUILD = assert(os.getenv("LMDISC_BUILD"), "set LMDISC_BUILD to the build directory")
 local BIN = assert(os.getenv("LMDISC_BIN"), "set LMDISC_BIN to the lmdisc binary")
 
-local function sh(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-local function read(path)
-    local f = assert(io.open(path))
-    local s = f:read("a")
-    f:close()
-    return s
-end
 local function output(cmd)
     local f = assert(io.popen(cmd .. " 2>/dev/null"))
     local s = f:read("a")
