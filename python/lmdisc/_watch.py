@@ -33,8 +33,10 @@ __all__ = ["SocketWatch", "connect_soon", "POLL_S"]
 
 #: Without inotify: how often a waiting thread looks again.
 POLL_S = 1.0
-#: After an event, the delays between connection attempts (the socket exists
-#: before the agent listens on it): 0.62 s in all.
+#: After an event, the delays between connection attempts: 0.62 s in all.
+#: Current agents rename their socket into place already listening, so the
+#: first attempt connects; the retries are for agents before that change,
+#: whose socket existed a moment before they listened on it.
 RETRY_DELAYS_S = (0.0, 0.01, 0.02, 0.04, 0.08, 0.16, 0.31)
 
 _IN_ATTRIB = 0x00000004

@@ -237,6 +237,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 static void agent_free(lmd_agent *a)
 {
+    /* Registered services say goodbye before the API socket goes: a client
+     * that falls back to announcing itself when the socket disappears must
+     * not race our own announcement of its name (avahi would rename one). */
+    lmd_agent_services_free(a);
     lmd_api_free(a->api);
     for (size_t i = lmd_agent_ncomponents; i-- > 0;)
         lmd_agent_components[i].free(a);

@@ -422,12 +422,24 @@ static int listen_unix(const char *path, unsigned mode, lmd_err *err)
             return fail(err, "another agent is already serving %s; stop it or set api { socket = ... }", path);
         unlink(path); /* left behind by an agent that died */
     }
+    /* Bound, chmod'ed and listening under a private name, then renamed into
+     * place: a client that sees the socket appear (the Python package
+     * watches the directory) can connect at once, never into a socket that
+     * is not listening yet or still has the wrong mode. */
+    struct sockaddr_un tmp = {.sun_family = AF_UNIX};
+    if ((size_t)snprintf(tmp.sun_path, sizeof tmp.sun_path, "%s.%d.new", path, (int)getpid()) >=
+        sizeof tmp.sun_path)
+        return fail(err, "api.socket path is too long (%zu bytes; at most %zu with room for a temporary name)",
+                    strlen(path), sizeof tmp.sun_path - 16);
+    unlink(tmp.sun_path);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return fail(err, "cannot create a Unix socket: %s", strerror(errno));
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || chmod(path, mode) != 0 || listen(fd, 64) != 0) {
+    if (bind(fd, (struct sockaddr *)&tmp, sizeof tmp) != 0 || chmod(tmp.sun_path, mode) != 0 ||
+        listen(fd, 64) != 0 || rename(tmp.sun_path, path) != 0) {
         int e = errno;
         close(fd);
+        unlink(tmp.sun_path);
         return fail(err, "cannot listen on %s: %s", path, strerror(e));
     }
     return fd;
