@@ -166,6 +166,11 @@ static int svc_add(void *ud, const struct lmd_api_caller *who, const char *name,
     if (!a->m && !a->cfg.wide_area.given)
         return lmd_err_set(err, LMD_EUNAVAIL, "mdns { enabled = false } and no wide_area { }: this agent announces "
                                             "nothing anywhere; enable one of them");
+    /* trust { }: a name this host's certificate does not cover would be
+     * refused by every peer; say so (403) before anything is made */
+    int rc = lmd_agent_trust_covers(a, name, err);
+    if (rc)
+        return rc;
     /* the configured service's name: as announced over mDNS (after a
      * collision rename) and as published in the zone (never renamed) */
     const char *wname = lmd_wide_name(a->wide);
@@ -195,7 +200,7 @@ static int svc_add(void *ud, const struct lmd_api_caller *who, const char *name,
     s->stream = stream;
     s->ttl = spec->ttl;
     s->state = "registering";
-    int rc = spec->info ? lmd_txt_set(&s->txt, "info", spec->info, strlen(spec->info), true, err->msg, sizeof err->msg) : 0;
+    rc = spec->info ? lmd_txt_set(&s->txt, "info", spec->info, strlen(spec->info), true, err->msg, sizeof err->msg) : 0;
     if (rc == 0)
         rc = check_txt(&s->txt, err);
     if (rc) {
