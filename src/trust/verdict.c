@@ -43,8 +43,14 @@ struct newest {
     uint32_t expiry;
 };
 /* Entries are pruned as they expire; past this many (a fleet's worth of
- * signed names) the one expiring first makes room. */
+ * signed names) the one expiring first makes room.  One signer holds at
+ * most NEWEST_PER_SIGNER (far more names than an agent announces: 64
+ * registrations and its own): past that its own entry expiring first makes
+ * room, so that a host whose certificate names a pattern ('h3*') cannot
+ * flood the table with names of its own until another signer's newest is
+ * forgotten and that signer's older state can be replayed. */
 #define NEWEST_MAX 4096
+#define NEWEST_PER_SIGNER (NEWEST_MAX / 8)
 
 struct lmd_trust_verifier {
     lmd_trust_fleet fleet;
@@ -207,13 +213,20 @@ static bool newest_note(lmd_trust_verifier *v, const unsigned char *pk, char *ke
             newest_drop(v, i);
         else
             i++;
-    if (v->n_newest >= NEWEST_MAX) {
-        size_t first = 0;
-        for (size_t i = 1; i < v->n_newest; i++)
-            if (v->newest[i].expiry < v->newest[first].expiry)
-                first = i;
-        newest_drop(v, first);
+    /* room: this signer's own entry expiring first when it holds its
+     * share, else the table's entry expiring first when it is full */
+    size_t mine = 0, own_first = 0, first = 0;
+    for (size_t i = 0; i < v->n_newest; i++) {
+        if (!memcmp(v->newest[i].pk, pk, LMD_TRUST_KEY_BYTES) &&
+            (!mine++ || v->newest[i].expiry < v->newest[own_first].expiry))
+            own_first = i;
+        if (v->newest[i].expiry < v->newest[first].expiry)
+            first = i;
     }
+    if (mine >= NEWEST_PER_SIGNER)
+        newest_drop(v, own_first);
+    else if (v->n_newest >= NEWEST_MAX)
+        newest_drop(v, first);
     struct newest *n = realloc(v->newest, (v->n_newest + 1) * sizeof *n);
     if (!n) {
         free(key);
