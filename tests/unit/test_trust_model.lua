@@ -3,8 +3,10 @@
 -- agent's verdict code (the registry and the verifier as the agent wires
 -- them, with real keys and signatures: tests/unit/trust/model_driver.c)
 -- are fed the same random sequences of signed, unsigned, replayed, expired,
--- revoked, renamed and tampered records, fleet changes and clock steps;
--- after every step the events and what each name shows must agree.
+-- revoked, renamed and tampered records, fleet changes, the clock moving
+-- and the wall clock set ahead or back under a monotonic clock that does
+-- not move (the agent's clock watch: every peer judged again); after every
+-- step the events and what each name shows must agree.
 --
 --   lua5.4 tests/unit/test_trust_model.lua          (CI: 2,000 sequences)
 --   LMD_TRUST_MODEL_RUNS=200000 LMD_TRUST_MODEL_SEED=7 lua5.4 tests/unit/test_trust_model.lua
@@ -178,9 +180,14 @@ local function sequence(script, expect)
             script[#script + 1] = ("rec %s %s %d %d %s %s"):format(esc(r.name), r.host or "-", r.issued,
                 r.expiry, r.v, (r.tampered and "t" or "") .. (r.badaddr and "a" or "") .. "-")
             m:rec(r, out)
-        elseif x < 0.77 then
+        elseif x < 0.72 then
             m.t = m.t + pick { 1, 15, 60, 400, 2500, 9000 }
             script[#script + 1] = ("clock %d"):format(m.t)
+            m:judge_all(out)
+        elseif x < 0.77 then -- the wall clock set (NTP, an operator): ahead or back
+            local d = pick { -90000, -9000, -2500, -400, -15, 15, 400, 2500, 9000, 90000 }
+            m.t = m.t + d
+            script[#script + 1] = ("step %d"):format(d)
             m:judge_all(out)
         elseif x < 0.85 then
             local name = pick(NAMES)
