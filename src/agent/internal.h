@@ -30,6 +30,10 @@
  * UDP packet goes out at 1 s). */
 #define LMD_WIDE_STOP_BOUND 1.2
 #define LMD_MAX_REGISTRATIONS 64 /* services registered through the API at once */
+/* One user's share (root and the agent's user have none), and what users
+ * together may hold: the rest stays for root and the agent's user. */
+#define LMD_MAX_REGISTRATIONS_PER_UID (LMD_MAX_REGISTRATIONS / 4)
+#define LMD_MAX_REGISTRATIONS_USERS (LMD_MAX_REGISTRATIONS - LMD_MAX_REGISTRATIONS_PER_UID)
 
 typedef struct lmd_agent {
     char *path;

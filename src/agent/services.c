@@ -24,6 +24,7 @@ struct lmd_svc {
     lmd_agent *a;
     char *name;              /* as registered (the path's NAME) */
     uid_t owner;             /* who registered it */
+    bool admin;              /* root or the agent's user: outside the users' shares */
     lmd_pub *pub;
     uint16_t port;
     lmd_txt txt;             /* info included */
@@ -166,6 +167,11 @@ static int svc_add(void *ud, const struct lmd_api_caller *who, const char *name,
     if (!a->m && !a->cfg.wide_area.given)
         return lmd_err_set(err, LMD_EUNAVAIL, "mdns { enabled = false } and no wide_area { }: this agent announces "
                                             "nothing anywhere; enable one of them");
+    /* trust { }: a name this host's certificate does not cover would be
+     * refused by every peer; say so (403) before anything is made */
+    int rc = lmd_agent_trust_covers(a, name, err);
+    if (rc)
+        return rc;
     /* the configured service's name: as announced over mDNS (after a
      * collision rename) and as published in the zone (never renamed) */
     const char *wname = lmd_wide_name(a->wide);
@@ -180,6 +186,19 @@ static int svc_add(void *ud, const struct lmd_api_caller *who, const char *name,
     if (lmd_agent_services_count(a) >= LMD_MAX_REGISTRATIONS)
         return lmd_err_set(err, LMD_ELIMIT, "this agent announces %d registered services already, the most it "
                                             "takes; withdraw some first", LMD_MAX_REGISTRATIONS);
+    /* and no user takes the others' places: a share each, and the last
+     * places are kept for root and the agent's user */
+    unsigned by_uid = 0, by_users = 0;
+    for (const struct lmd_svc *o = a->svcs; o; o = o->next) {
+        by_uid += o->owner == who->uid;
+        by_users += !o->admin;
+    }
+    if (!who->admin && by_uid >= LMD_MAX_REGISTRATIONS_PER_UID)
+        return lmd_err_set(err, LMD_ELIMIT, "uid %u has %u registered services, the most one user may; withdraw some "
+                           "first", (unsigned)who->uid, by_uid);
+    if (!who->admin && by_users >= LMD_MAX_REGISTRATIONS_USERS)
+        return lmd_err_set(err, LMD_ELIMIT, "users other than root and the agent's own hold %u registered services, "
+                           "the most they may together; withdraw some first", by_users);
     struct lmd_svc *s = calloc(1, sizeof *s);
     if (!s || !(s->name = lmd_strdup(name)) || lmd_txt_copy(&s->txt, spec->txt) != 0) {
         if (s) {
@@ -191,11 +210,12 @@ static int svc_add(void *ud, const struct lmd_api_caller *who, const char *name,
     }
     s->a = a;
     s->owner = who->uid;
+    s->admin = who->admin;
     s->port = spec->port;
     s->stream = stream;
     s->ttl = spec->ttl;
     s->state = "registering";
-    int rc = spec->info ? lmd_txt_set(&s->txt, "info", spec->info, strlen(spec->info), true, err->msg, sizeof err->msg) : 0;
+    rc = spec->info ? lmd_txt_set(&s->txt, "info", spec->info, strlen(spec->info), true, err->msg, sizeof err->msg) : 0;
     if (rc == 0)
         rc = check_txt(&s->txt, err);
     if (rc) {

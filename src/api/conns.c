@@ -12,7 +12,15 @@
  * holds at most lim.per_client connections; past that its new ones are
  * closed at once, so that one client's half-open connections never take the
  * slots another needs.  Admins (root, the agent's own user) have no share:
- * they can stop the agent anyway. */
+ * they can stop the agent anyway.
+ *
+ * A client is a uid on the Unix socket, and the same uid over TCP from
+ * this host (the other end's owner, asked of the kernel as ss does: every
+ * address of 127.0.0.0/8 and every one of the host's own is a source a
+ * local user may pick, so counting them apart would give one user a share
+ * per address); a TCP address otherwise.  Remote clients together hold at
+ * most three quarters of the slots: the rest stays for this host's users,
+ * however many addresses a remote host sends from. */
 #include "api/conns.h"
 #include "base/log.h"
 #include "base/loop.h"
@@ -27,6 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <arpa/inet.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,6 +50,7 @@ struct client {
     int family;
     uid_t uid;
     unsigned char addr[16];
+    bool tcp;       /* a uid (AF_UNIX) over TCP from this host: no admin exemption */
 };
 
 struct slot {
@@ -150,6 +162,86 @@ static bool client_of(evutil_socket_t fd, struct client *out)
     return true;
 }
 
+/* The uid owning the other end of a TCP connection on this host (fd is our
+ * end): NETLINK_SOCK_DIAG finds the peer's socket by its addresses and
+ * ports.  false when the kernel does not say (the peer gone already). */
+static bool tcp_peer_uid(evutil_socket_t fd, uid_t *uid)
+{
+    struct sockaddr_storage me, peer;
+    socklen_t ml = sizeof me, pl = sizeof peer;
+    if (getsockname(fd, (struct sockaddr *)&me, &ml) != 0 || getpeername(fd, (struct sockaddr *)&peer, &pl) != 0 ||
+        me.ss_family != peer.ss_family)
+        return false;
+    struct {
+        struct nlmsghdr nlh;
+        struct inet_diag_req_v2 r;
+    } req;
+    memset(&req, 0, sizeof req);
+    req.nlh.nlmsg_len = sizeof req;
+    req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    req.nlh.nlmsg_flags = NLM_F_REQUEST;
+    req.r.sdiag_family = (uint8_t)me.ss_family;
+    req.r.sdiag_protocol = IPPROTO_TCP;
+    req.r.idiag_states = ~0u;
+    req.r.id.idiag_cookie[0] = req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+    /* the peer's socket: its source is the peer's address, its
+     * destination ours */
+    if (me.ss_family == AF_INET) {
+        const struct sockaddr_in *m = (const struct sockaddr_in *)&me, *p = (const struct sockaddr_in *)&peer;
+        req.r.id.idiag_sport = p->sin_port;
+        req.r.id.idiag_dport = m->sin_port;
+        memcpy(req.r.id.idiag_src, &p->sin_addr, 4);
+        memcpy(req.r.id.idiag_dst, &m->sin_addr, 4);
+    } else if (me.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *m = (const struct sockaddr_in6 *)&me, *p = (const struct sockaddr_in6 *)&peer;
+        req.r.id.idiag_sport = p->sin6_port;
+        req.r.id.idiag_dport = m->sin6_port;
+        memcpy(req.r.id.idiag_src, &p->sin6_addr, 16);
+        memcpy(req.r.id.idiag_dst, &m->sin6_addr, 16);
+    } else {
+        return false;
+    }
+    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (nl < 0)
+        return false;
+    union {
+        struct nlmsghdr h;
+        char b[1024];
+    } buf;
+    bool ok = false;
+    /* the kernel answers within send(): the reply is queued when it returns */
+    if (send(nl, &req, sizeof req, 0) == (ssize_t)sizeof req) {
+        ssize_t n = recv(nl, &buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0 && NLMSG_OK(&buf.h, (size_t)n) && buf.h.nlmsg_type == SOCK_DIAG_BY_FAMILY &&
+            buf.h.nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
+            const struct inet_diag_msg *m = NLMSG_DATA(&buf.h);
+            *uid = m->idiag_uid;
+            ok = true;
+        }
+    }
+    close(nl);
+    return ok;
+}
+
+/* Who counts for a share (the head of this file): a TCP client on this
+ * host is its uid (or, when the kernel does not say, a loopback one is one
+ * client "127.0.0.0/8"). */
+static void client_share(evutil_socket_t fd, struct client *cl)
+{
+    uid_t uid;
+    if (cl->family != AF_INET && cl->family != AF_INET6)
+        return;
+    if (tcp_peer_uid(fd, &uid)) {
+        memset(cl->addr, 0, sizeof cl->addr);
+        cl->family = AF_UNIX;
+        cl->uid = uid;
+        cl->tcp = true;
+    } else if (cl->family == AF_INET && cl->addr[0] == 127) {
+        memset(cl->addr, 0, sizeof cl->addr);
+        cl->addr[0] = 127;
+    }
+}
+
 static bool same_client(const struct client *x, const struct client *y)
 {
     return x->family && x->family == y->family && x->uid == y->uid && !memcmp(x->addr, y->addr, sizeof x->addr);
@@ -161,6 +253,8 @@ static const char *client_text(const struct client *cl, char *buf, size_t len)
         snprintf(buf, len, "uid %u", (unsigned)cl->uid);
     else if (!inet_ntop(cl->family, cl->addr, buf, (socklen_t)len))
         snprintf(buf, len, "a client");
+    else if (cl->family == AF_INET && cl->addr[0] == 127 && strlen(buf) + 3 < len)
+        strcat(buf, "/8");
     return buf;
 }
 
@@ -196,22 +290,32 @@ static void identify(evutil_socket_t fd_unused, short what, void *arg)
             pp = &s->next;
             continue;
         }
-        if (s->from.family == AF_UNIX && lmd_conns_uid_admin(s->from.uid)) {
+        client_share(fd, &s->from);
+        if (s->from.family == AF_UNIX && !s->from.tcp && lmd_conns_uid_admin(s->from.uid)) {
             pp = &s->next;
             continue;
         }
-        unsigned held = 0;
-        for (struct slot *o = c->slots; o; o = o->next)
+        bool remote = s->from.family != AF_UNIX;
+        unsigned held = 0, remotes = 0;
+        for (struct slot *o = c->slots; o; o = o->next) {
             held += o != s && o->identified && same_client(&o->from, &s->from);
-        if (held < c->lim.per_client) {
+            remotes += o != s && o->identified && o->from.family && o->from.family != AF_UNIX;
+        }
+        unsigned remote_max = c->lim.max - c->lim.max / 4;
+        if (held < c->lim.per_client && (!remote || remotes < remote_max)) {
             pp = &s->next;
             continue;
         }
         if (lmd_now_mono() - c->warned_client > 60) {
             char who[INET6_ADDRSTRLEN + 16];
             c->warned_client = lmd_now_mono();
-            lmd_warn("API: %s has %u connections open, the most one client may; its new ones are closed at once "
-                     "(said once a minute)", client_text(&s->from, who, sizeof who), held);
+            if (held >= c->lim.per_client)
+                lmd_warn("API: %s has %u connections open, the most one client may; its new ones are closed at once "
+                         "(said once a minute)", client_text(&s->from, who, sizeof who), held);
+            else
+                lmd_warn("API: remote clients have %u connections open, the most they may together (the rest is "
+                         "kept for this host's users); %s's new one is closed (said once a minute)", remotes,
+                         client_text(&s->from, who, sizeof who));
         }
         refuse(c, pp);
     }

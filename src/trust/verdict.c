@@ -42,9 +42,16 @@ struct newest {
     uint64_t issued;
     uint32_t expiry;
 };
-/* Entries are pruned as they expire; past this many (a fleet's worth of
- * signed names) the one expiring first makes room. */
+/* Entries stay after they expire (a clock set back makes them valid
+ * again); past this many (a fleet's worth of signed names) the one
+ * expiring first makes room.  One signer holds at
+ * most NEWEST_PER_SIGNER (far more names than an agent announces: 64
+ * registrations and its own): past that its own entry expiring first makes
+ * room, so that a host whose certificate names a pattern ('h3*') cannot
+ * flood the table with names of its own until another signer's newest is
+ * forgotten and that signer's older state can be replayed. */
 #define NEWEST_MAX 4096
+#define NEWEST_PER_SIGNER (NEWEST_MAX / 8)
 
 struct lmd_trust_verifier {
     lmd_trust_fleet fleet;
@@ -202,18 +209,23 @@ static bool newest_note(lmd_trust_verifier *v, const unsigned char *pk, char *ke
         e->expiry = expiry;
         return true;
     }
-    for (size_t i = 0; i < v->n_newest;)
-        if ((int64_t)v->newest[i].expiry <= now)
-            newest_drop(v, i);
-        else
-            i++;
-    if (v->n_newest >= NEWEST_MAX) {
-        size_t first = 0;
-        for (size_t i = 1; i < v->n_newest; i++)
-            if (v->newest[i].expiry < v->newest[first].expiry)
-                first = i;
-        newest_drop(v, first);
+    /* Not forgotten when it expires: a wall clock set back makes it valid
+     * again, and with it the refusal of the states it superseded (row 8);
+     * room is made only when needed: this signer's own entry expiring
+     * first when it holds its share, else the table's expiring first when
+     * it is full (expired ones, then) */
+    size_t mine = 0, own_first = 0, first = 0;
+    for (size_t i = 0; i < v->n_newest; i++) {
+        if (!memcmp(v->newest[i].pk, pk, LMD_TRUST_KEY_BYTES) &&
+            (!mine++ || v->newest[i].expiry < v->newest[own_first].expiry))
+            own_first = i;
+        if (v->newest[i].expiry < v->newest[first].expiry)
+            first = i;
     }
+    if (mine >= NEWEST_PER_SIGNER)
+        newest_drop(v, own_first);
+    else if (v->n_newest >= NEWEST_MAX)
+        newest_drop(v, first);
     struct newest *n = realloc(v->newest, (v->n_newest + 1) * sizeof *n);
     if (!n) {
         free(key);

@@ -26,7 +26,8 @@ in time and count and stops by itself.
       (connecting for at most a third of SECONDS, retrying while the listen
       backlog is full, until a second passes without a new one); prints "OPEN connected=C of=N", then holds them until
       SECONDS pass, printing "ALIVE k" (those the agent has not closed) twice
-      a second.  SOCK may be tcp:HOST:PORT.
+      a second.  SOCK may be tcp:HOST:PORT, or tcp:HOST:PORT@SRC,SRC,...
+      to connect from those source addresses in turn.
 """
 import json
 import os
@@ -333,9 +334,13 @@ def half_open(path, n, seconds):
     progress = t0  # the last connect that succeeded: a second without one ends the connecting
     while len(alive) < n and time.monotonic() - t0 < seconds / 3 and time.monotonic() - progress < 1:
         if path.startswith("tcp:"):
-            host, port = path[4:].rsplit(":", 1)
+            target, _, sources = path[4:].partition("@")
+            host, port = target.rsplit(":", 1)
+            srcs = sources.split(",") if sources else [None]
+            src = srcs[len(alive) % len(srcs)]
             try:
-                s = socket.create_connection((host, int(port)), timeout=0.2)
+                s = socket.create_connection((host, int(port)), timeout=0.2,
+                                             source_address=(src, 0) if src else None)
             except OSError:  # the backlog is full: the SYN waits
                 continue
             s.setblocking(False)

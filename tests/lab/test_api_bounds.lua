@@ -441,14 +441,72 @@ end
 function TestApiBounds:test_one_addresses_half_open_connections_leave_another_addresses_health_fast()
     local listen = S.lab:ip("h1", 4) .. ":7741"
     local p = agent(nil, {api = (", listen = %q, allow_remote = true"):format(listen)})
-    local r, out = half_open_flood("h1", "", "tcp:" .. listen, p, function() -- from h1's address
-        return probes("h2", nil, "http://" .. listen .. "/v1/health")
+    local r, out = half_open_flood("h2", "", "tcp:" .. listen, p, function() -- from h2's address
+        return probes("h1", nil, "http://" .. listen .. "/v1/health") -- (root on h1 over TCP: a client of its own)
     end)
-    local worst = assert_fast(r, out, "h2 beside h1's 1,000 half-open TCP connections")
-    print(("    h1: 1,000 half-open TCP connections, 128 held; h2's slowest of 20 /v1/health: %.1f ms"):format(
+    local worst = assert_fast(r, out, "h1 beside h2's 1,000 half-open TCP connections")
+    print(("    h2: 1,000 half-open TCP connections, 128 held; h1's slowest of 20 /v1/health: %.1f ms"):format(
         worst * 1000))
     lu.assertStrContains(p:output(), ("API: %s has 128 connections open, the most one client may"):format(
-        S.lab:ip("h1", 4)))
+        S.lab:ip("h2", 4)))
+    lu.assertTrue(p:running(), tail(p:output()))
+end
+
+-- A remote host sending from many addresses gets a share per address, but
+-- remote clients together hold at most 192 of the 256 slots: this host's
+-- users (the socket, and TCP from this host, counted by uid) keep the rest.
+function TestApiBounds:test_a_remote_host_with_many_addresses_leaves_this_hosts_users_room()
+    local listen = S.lab:ip("h1", 4) .. ":7745"
+    local p, sock = agent(nil, {api = (", socket_mode = 438, listen = %q, allow_remote = true"):format(listen)})
+    local base = S.lab:ip("h2", 4):match("^(%d+%.%d+%.%d+%.)")
+    local srcs = {}
+    for i = 200, 203 do
+        local a = base .. i
+        local ok, o = S.lab:exec("h2", ("ip addr add %s/24 dev eth0"):format(a))
+        lu.assertTrue(ok, o)
+        srcs[#srcs + 1] = a
+    end
+    local fl = S:bg("h2", ("exec %s %s half-open %s 1000 15"):format(PY, q(CLIENTS),
+        q("tcp:" .. listen .. "@" .. table.concat(srcs, ","))))
+    await(fl, "^OPEN ", 15)
+    local r, out = probes("h1", as(PROBER), "http://lmdisc/v1/health", "--unix-socket " .. q(sock))
+    local r2, out2 = probes("h1", as(PROBER), "http://" .. listen .. "/v1/health")
+    for i = 200, 203 do S.lab:exec("h2", ("ip addr del %s%d/24 dev eth0"):format(base, i)) end
+    local why = ("%s\n--- probes:\n%s%s--- agent:\n%s"):format(fl:output(), out, out2, tail(p:output()))
+    local w1 = assert_fast(r, why, "uid " .. PROBER .. " on the socket beside h2's 4 addresses")
+    local w2 = assert_fast(r2, why, "uid " .. PROBER .. " over TCP from h1 beside h2's 4 addresses")
+    print(("    h2 from 4 addresses: 1,000 half-open, 192 held; uid %d's slowest /v1/health: %.1f ms (socket), "
+        .. "%.1f ms (TCP)"):format(PROBER, w1 * 1000, w2 * 1000))
+    lu.assertNotNil(S.lab:wait_log(fl, "^ALIVE 192$", 3), why)
+    lu.assertStrContains(p:output(), "API: remote clients have 192 connections open, the most they may together")
+    lu.assertTrue(p:running(), tail(p:output()))
+end
+
+-- One uid is one client whatever way it connects: its half-open
+-- connections on the Unix socket and over loopback TCP, from any of
+-- 127.0.0.0/8's addresses, count against one share (128), so another
+-- uid's /v1/health stays fast.  (Each 127.0.0.x counted as an address of
+-- its own: 2 of them and the socket filled all 256 slots.)
+function TestApiBounds:test_one_uids_connections_over_the_socket_and_loopback_tcp_share_one_share()
+    local listen = "127.0.0.1:7743"
+    local p, sock = agent(nil, {api = (", socket_mode = 438, listen = %q"):format(listen)})
+    local srcs = {}
+    for i = 2, 9 do srcs[#srcs + 1] = "127.0.0." .. i end
+    local fl1 = S:bg("h1", ("exec %s %s %s half-open %s 1000 15"):format(as(FLOODER), PY, q(CLIENTS), q(sock)))
+    await(fl1, "^OPEN ", 15)
+    local fl2 = S:bg("h1", ("exec %s %s %s half-open %s 1000 15"):format(as(FLOODER), PY, q(CLIENTS),
+        q("tcp:" .. listen .. "@" .. table.concat(srcs, ","))))
+    await(fl2, "^OPEN ", 15)
+    local r, out = probes("h1", as(PROBER), "http://lmdisc/v1/health", "--unix-socket " .. q(sock))
+    local why = ("%s\n--- tcp:\n%s\n--- probes:\n%s--- agent:\n%s"):format(fl1:output(), fl2:output(), out,
+        tail(p:output()))
+    local worst = assert_fast(r, why, "uid " .. PROBER .. " beside uid " .. FLOODER .. "'s connections on the socket "
+        .. "and from 8 loopback addresses")
+    print(("    uid %d: 1,000 half-open on the socket + 1,000 over loopback TCP; uid %d's slowest /v1/health: %.1f ms")
+        :format(FLOODER, PROBER, worst * 1000))
+    lu.assertNotNil(S.lab:wait_log(fl1, "^ALIVE 128$", 3), why)
+    lu.assertNotNil(S.lab:wait_log(fl2, "^ALIVE 0$", 3), why)
+    lu.assertStrContains(p:output(), ("API: uid %d has 128 connections open, the most one client may"):format(FLOODER))
     lu.assertTrue(p:running(), tail(p:output()))
 end
 

@@ -9,6 +9,8 @@
 --   * TXT keys beginning with lmd- (the agent's own: lmd-sig, lmd-cert,
 --     lmd-live) are refused from clients (400 naming the key) and from a
 --     policy's set_txt.
+--   * registrations are shared: 16 per uid, 48 for users together; root
+--     and the agent's user keep the rest (429 with a message).
 local lu = require "luaunit"
 local cjson = require "cjson"
 
@@ -224,6 +226,53 @@ end)
     await(a, "SET_TXT lmdx true nil", 5)
     local _, self = call(nil, "GET", "/v1/self")
     lu.assertEquals(self.txt, {lmdx = "1"}, cjson.encode(self))
+end
+
+-- Registrations that hold no connection (?ttl) are bounded per uid too:
+-- one uid that registers as many as it can (64 were the whole agent's)
+-- leaves room for every other user, the agent's own included.
+function TestApiOwners:test_one_uids_registrations_leave_room_for_other_uids()
+    local a = agent(AGENT_UID)
+    local base = S:uniq("hog")
+    local _, out = S.lab:exec("h1", ("for i in $(seq 64); do setpriv --reuid=%d --regid=%d --clear-groups curl -s "
+        .. "--max-time 5 --unix-socket %s -X PUT -H 'Content-Type: application/json' --data-binary "
+        .. "\"{\\\"port\\\": $((9300 + i))}\" -w ' %%{http_code}\\n' http://lmdisc/v1/services/%s_$i?ttl=120; done")
+        :format(OTHER, OTHER, q(SOCK), base))
+    local created, limited = 0, 0
+    for code in out:gmatch(" (%d%d%d)\n") do
+        if code == "201" then created = created + 1 elseif code == "429" then limited = limited + 1 end
+    end
+    lu.assertEquals(created, 16, out)
+    lu.assertEquals(limited, 48, out)
+    lu.assertStrContains(out, ("uid %d has 16 registered services, the most one user may; withdraw some first"):format(
+        OTHER))
+    -- the others are not refused
+    for _, uid in ipairs({OWNER, AGENT_UID}) do
+        local code, doc, what = call(uid, "PUT", "/v1/services/" .. S:uniq("room") .. "?ttl=60", {port = 9400})
+        lu.assertEquals(code, 201, what)
+        lu.assertEquals(doc.uid, uid, what)
+    end
+    -- a withdrawn one frees its owner's place
+    lu.assertEquals((call(OTHER, "DELETE", "/v1/services/" .. base .. "_1")), 200)
+    local code, _, what = call(OTHER, "PUT", "/v1/services/" .. base .. "_x?ttl=60", {port = 9401})
+    lu.assertEquals(code, 201, what)
+    -- users together (OTHER 16, OWNER 1 so far) hold at most 48: the rest
+    -- stays for root and the agent's user
+    local function fill(uid, n)
+        local _, o = S.lab:exec("h1", ("for i in $(seq %d); do setpriv --reuid=%d --regid=%d --clear-groups curl -s "
+            .. "--max-time 5 --unix-socket %s -X PUT -H 'Content-Type: application/json' --data-binary "
+            .. "'{\"port\": 9500}' -w ' %%{http_code}\n' http://lmdisc/v1/services/%s_%d_$i?ttl=120; done")
+            :format(n, uid, uid, q(SOCK), base, uid))
+        return select(2, o:gsub(" 201\n", "")), o
+    end
+    lu.assertEquals(fill(4601, 16), 16)
+    local n, o = fill(4602, 16)
+    lu.assertEquals(n, 15, o)
+    lu.assertStrContains(o, "users other than root and the agent's own hold 48 registered services, the most they "
+        .. "may together; withdraw some first")
+    code, _, what = call(AGENT_UID, "PUT", "/v1/services/" .. S:uniq("admin") .. "?ttl=60", {port = 9402})
+    lu.assertEquals(code, 201, what)
+    lu.assertTrue(a:running(), a:output())
 end
 
 os.exit(lu.LuaUnit.run())

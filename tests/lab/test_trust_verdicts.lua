@@ -219,14 +219,21 @@ end
 function TestVerdicts:test_a_name_outside_the_certificate_is_untrusted()
     local sock1, sock3, mine = S:path("h1.sock"), S:path("h3.sock"), S:uniq("h3-own")
     local a1 = S:agent("h1", trust("h1", { "fleetA" }) .. ("api { socket = %q }\n"):format(sock1))
-    S:agent("h3", trust("h3a", { "fleetA" }) .. ("api { socket = %q }\n"):format(sock3))
+    local a3 = S:agent("h3", trust("h3a", { "fleetA" }) .. ("api { socket = %q }\n"):format(sock3))
     local function register(name)
         return api("h3", sock3, "/v1/services/" .. name .. "?ttl=300",
             "-X PUT -w '\\n%{http_code}' -d '{\"port\": 9003, \"txt\": {\"model\": \"m\"}}'")
     end
-    local out = register("h2svc")
-    lu.assertNil(out:match("\n2%d%d$"), out)
-    lu.assertStrContains(out, "names 'h3*', not \\\"h2svc\\\"")
+    -- refused before anything is made: 403 (a name this host may not
+    -- announce), saying which names it may, whatever case is asked
+    for _, name in ipairs({ "h2svc", "gpu1" }) do
+        local out = register(name)
+        lu.assertNotNil(out:match("\n403$"), out)
+        lu.assertStrContains(out, "this host's certificate names 'h3*', not \\\"" .. name .. "\\\": peers would not trust it")
+    end
+    lu.assertNil(a3:output():find("registered service \"h2svc\"", 1, true), a3:output())
+    lu.assertNil(a3:output():find("registered service \"gpu1\"", 1, true), a3:output())
+    local out
     out = register(mine)
     lu.assertNotNil(out:match("\n2%d%d$"), out)
     await(a1, 'join "' .. mine:gsub("%p", "%%%0") .. '"') -- the covered name: trusted

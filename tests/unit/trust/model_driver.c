@@ -10,7 +10,14 @@
  *                                    NB until NA (Unix seconds) for the names
  *   reset T MASK                     a new registry and verifier (require): the
  *                                    clock at T, the fleets of bit MASK trusted
- *   clock T                          the clock moves to T
+ *   clock T                          the clock moves to T (the wall clock and
+ *                                    the monotonic one alike)
+ *   step D                           the wall clock is set D seconds ahead
+ *                                    (or back, D < 0); the monotonic one stays,
+ *                                    and the agent judges every peer again as
+ *                                    its clock watch makes it (src/agent/trust.c
+ *                                    on_clock_set: a timerfd with
+ *                                    TFD_TIMER_CANCEL_ON_SET)
  *   trust MASK                       the fleets trusted now
  *   revoke I                         host I's key into the revocation list
  *   rec NAME HOST ISSUED EXPIRY V FLAGS
@@ -44,7 +51,8 @@ static int nfleets, nhosts;
 static lmd_peers *reg;
 static lmd_trust_verifier *ver;
 static lmd_trust_revoked *revoked;
-static double clock_now;
+static double clock_now; /* the wall clock */
+static double mono_now;  /* the monotonic one: a step leaves it */
 
 /* what the driver knows of each name held: its last verdict, whether shown */
 static struct held {
@@ -174,6 +182,7 @@ static void reset(double t, unsigned mask)
     set_fleets(mask);
     nheld = 0;
     clock_now = t;
+    mono_now = 1000;
 }
 
 static void rec(const char *name, const char *host, unsigned long long issued, unsigned long expiry, const char *v,
@@ -210,9 +219,9 @@ static void rec(const char *name, const char *host, unsigned long long issued, u
     struct lmd_instance in = {.ifindex = 2, .ifname = "eth0", .proto = 4, .name = name, .type = LMD_DEFAULT_TYPE,
                               .domain = "local", .host = "h.local", .port = 8000, .addr = &addr, .txt = &txt,
                               .complete = true};
-    if (lmd_peers_seen(reg, &in, clock_now, clock_now) != 0)
+    if (lmd_peers_seen(reg, &in, mono_now, clock_now) != 0)
         die("rec: seen", NULL);
-    lmd_peers_tick_at(reg, clock_now, clock_now); /* what the agent's timer does next */
+    lmd_peers_tick_at(reg, mono_now, clock_now); /* what the agent's timer does next */
     lmd_txt_free(&txt);
 }
 
@@ -252,16 +261,21 @@ int main(void)
         if (!strcmp(w[0], "reset")) {
             reset(atof(w[1]), (unsigned)atoi(w[2]));
         } else if (!strcmp(w[0], "clock")) {
-            clock_now = atof(w[1]);
-            lmd_peers_tick_at(reg, clock_now, clock_now);
+            double t = atof(w[1]);
+            mono_now += t - clock_now;
+            clock_now = t;
+            lmd_peers_tick_at(reg, mono_now, clock_now);
+        } else if (!strcmp(w[0], "step")) {
+            clock_now += atof(w[1]);
+            lmd_peers_rejudge(reg, mono_now, clock_now); /* what on_clock_set does */
         } else if (!strcmp(w[0], "trust")) {
             set_fleets((unsigned)atoi(w[1]));
-            lmd_peers_rejudge(reg, clock_now, clock_now);
+            lmd_peers_rejudge(reg, mono_now, clock_now);
         } else if (!strcmp(w[0], "revoke")) {
             int h = atoi(w[1]);
             if (h < 0 || h >= nhosts || lmd_trust_revoked_add_key(revoked, &host_pub[h]) != 0)
                 die("revoke", NULL);
-            lmd_peers_rejudge(reg, clock_now, clock_now);
+            lmd_peers_rejudge(reg, mono_now, clock_now);
         } else if (!strcmp(w[0], "rec") && n == 7) {
             rec(word(w[1], '_', ' '), w[2], strtoull(w[3], NULL, 10), strtoul(w[4], NULL, 10), w[5], w[6]);
         } else if (!strcmp(w[0], "gone")) {
@@ -269,7 +283,7 @@ int main(void)
             snprintf(name, sizeof name, "%s", word(w[1], '_', ' '));
             struct lmd_instance in = {.ifindex = 2, .ifname = "eth0", .proto = 4, .name = name,
                                       .type = LMD_DEFAULT_TYPE, .domain = "local"};
-            lmd_peers_gone_at(reg, &in, LMD_REASON_GOODBYE, clock_now);
+            lmd_peers_gone_at(reg, &in, LMD_REASON_GOODBYE, mono_now);
             if (!lmd_peers_get(reg, name))
                 forget(name);
         } else {

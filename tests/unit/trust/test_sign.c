@@ -507,6 +507,59 @@ static void test_key_files(void)
     rmdir(dir);
 }
 
+/* No rollback against a flood of names (trust.h, row 8): a host whose
+ * certificate names a pattern ('h3*', stolen) signs thousands of names of
+ * its own, each judged trusted; the verifier's table of the newest
+ * signature per signer and name is bounded, and what it forgets first
+ * must never be another signer's newest: h1's older signed state, replayed
+ * after the flood, is still superseded. */
+static void test_a_flood_of_names_never_forgets_another_signers_newest(const lmd_trust_fleet *f)
+{
+    lmd_err err = {0};
+    lmd_trust_verifier *v = NULL;
+    CHECK(lmd_trust_verifier_new(&v, &err) == 0 && lmd_trust_verifier_set_fleet(v, f) == 0, "verifier: %s",
+          lmd_err_text(&err));
+    const char *const h3[] = {"h3*"};
+    lmd_trust_cert c3;
+    CHECK(lmd_trust_cert_issue(fleet_a, &other_pub, (uint32_t)(NOW - DAY), (uint32_t)(NOW + 30 * DAY), 43, h3, 1, &c3,
+                               &err) == 0, "issue: %s", lmd_err_text(&err));
+    const char *addrs[] = {"192.168.1.10"};
+    lmd_trust_result res;
+    /* h1's older state (kept by the attacker), then its newer one */
+    struct ann older, newer;
+    ann_init(&older);
+    lmd_txt_parse_arg(&older.txt, "status=ok", NULL, 0);
+    CHECK(sign(&older, host_key, &cert, (uint32_t)(NOW + 3600), &err) == 0, "sign: %s", lmd_err_text(&err));
+    ann_init(&newer);
+    lmd_txt_parse_arg(&newer.txt, "status=draining", NULL, 0);
+    CHECK(sign(&newer, host_key, &cert, (uint32_t)(NOW + 3600), &err) == 0, "sign: %s", lmd_err_text(&err));
+    lmd_trust_announcement vn = view(&newer), vo = view(&older);
+    expect(lmd_trust_judge(v, &vn, addrs, 1, NOW, &res) == 0 ? LMD_TRUST_OK : res.status, LMD_TRUST_OK, &res,
+           "the newer state");
+    expect(lmd_trust_judge(v, &vo, addrs, 1, NOW + 1, &res) == 0 ? LMD_TRUST_OK : res.status, LMD_TRUST_SUPERSEDED,
+           &res, "the older state before the flood");
+    /* the flood: 5,000 names of the attacker's own, each signed longer */
+    int trusted = 0;
+    for (int i = 0; i < 5000; i++) {
+        struct ann x;
+        ann_init(&x);
+        snprintf(x.name, sizeof x.name, "h3-%05d", i);
+        if (sign(&x, other_host, &c3, (uint32_t)(NOW + DAY), &err) != 0)
+            break;
+        lmd_trust_announcement vx = view(&x);
+        trusted += lmd_trust_judge(v, &vx, addrs, 1, NOW + 2, &res) == 0;
+        lmd_txt_free(&x.txt);
+    }
+    CHECK(trusted == 5000, "the flood's names: %d of 5000 trusted", trusted);
+    expect(lmd_trust_judge(v, &vo, addrs, 1, NOW + 3, &res) == 0 ? LMD_TRUST_OK : res.status, LMD_TRUST_SUPERSEDED,
+           &res, "the older state replayed after a flood of another signer's names");
+    expect(lmd_trust_judge(v, &vn, addrs, 1, NOW + 3, &res) == 0 ? LMD_TRUST_OK : res.status, LMD_TRUST_OK, &res,
+           "the newer state after the flood");
+    lmd_txt_free(&older.txt);
+    lmd_txt_free(&newer.txt);
+    lmd_trust_verifier_free(v);
+}
+
 int main(void)
 {
     lmd_err err = {0};
@@ -533,6 +586,7 @@ int main(void)
     test_unsigned_and_malformed(f);
     test_formats_and_budget();
     test_key_files();
+    test_a_flood_of_names_never_forgets_another_signers_newest(f);
     lmd_trust_fleet_free(f);
     lmd_trust_secret_free(fleet_a);
     lmd_trust_secret_free(fleet_b);

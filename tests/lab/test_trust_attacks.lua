@@ -1,0 +1,79 @@
+-- The second team's attacks on issue 19's guarantees (trust and ownership),
+-- each a test that fails when the guarantee is broken.  h1 runs the agent
+-- under test; the attacker is a service publisher on h1 itself (another
+-- local user's avahi-publish, through the same avahi-daemon) or on h2.
+local lu = require "luaunit"
+local cjson = require "cjson"
+
+local S = require("suite").new(2)
+local q, BIN = S.q, S.BIN
+
+local function await(p, pattern, timeout, nth) return S:await(p, pattern, timeout, nth) end
+
+local function run(cmd)
+    local f = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
+    local out = f:read("a")
+    f:close()
+    return tonumber(out:match("rc=(%d+)\n?$")), out
+end
+
+local keys -- one fleet; h1 and h2 certified by it for any name
+local function make_keys()
+    keys = S:path("keys")
+    assert(os.execute("mkdir -p " .. q(keys)))
+    for _, k in ipairs { "fleet", "h1", "h2" } do
+        local code, out = run(q(BIN) .. " keygen " .. q(keys .. "/" .. k))
+        assert(code == 0, out)
+    end
+    for _, host in ipairs { "h1", "h2" } do
+        local code, out = run(("%s certify --fleet-key %s --name '*' --days 2 %s"):format(q(BIN),
+            q(keys .. "/fleet.key"), q(keys .. "/" .. host .. ".pub")))
+        assert(code == 0, out)
+    end
+end
+
+local function trust(host, extra)
+    return ("trust { key = %q, cert = %q, fleet = { %q }, require = true%s }\n"):format(keys .. "/" .. host .. ".key",
+        keys .. "/" .. host .. ".cert", keys .. "/fleet.pub", extra or "")
+end
+
+local function peers(host, sock)
+    local _, out = S.lab:exec(host, "curl -s --max-time 5 --unix-socket " .. q(sock) .. " http://lmdisc/v1/peers")
+    local ok, doc = pcall(cjson.decode, out)
+    lu.assertTrue(ok, out)
+    local by = {}
+    for _, p in ipairs(doc) do by[p.name] = p end
+    return by, out
+end
+
+TestAttacks = {}
+
+function TestAttacks:setUp() if not keys then make_keys() end end
+function TestAttacks:tearDown() S:stop_all() end
+
+-- "Our own services are exempt" from require (trust.md): our own is what
+-- this agent announces.  avahi marks every service its daemon publishes as
+-- OUR_OWN, so an unsigned service another local user publishes through
+-- the same daemon (avahi-publish, no lmdisc involved) rode on that flag:
+-- with include_self it was listed, joined and counted under require.
+function TestAttacks:test_a_service_another_local_user_publishes_is_not_our_own()
+    local sock, me, forged, signed = S:path("h1.sock"), S:uniq("me"), S:uniq("forged"), S:uniq("signed")
+    local a1 = S:agent("h1", trust("h1") .. ("announce { port = 8001, name = %q }\n"):format(me) ..
+        ("api { socket = %q }\nregistry { include_self = true }\n"):format(sock))
+    await(a1, 'join "' .. me .. '"')
+    local pub = S:bg("h1", ("exec timeout 60 avahi-publish-service -s %s _lmserv._tcp 9001 info=forged"):format(
+        q(forged)))
+    await(pub, "Established", 15)
+    -- a signed peer from h2 published after it: once it has joined, the
+    -- forged one (resolved first) has been judged
+    S:agent("h2", trust("h2") .. ("announce { port = 8002, name = %q }\n"):format(signed))
+    await(a1, 'join "' .. signed .. '"', 20)
+    await(a1, 'peer "' .. forged .. '" is not trusted %(unsigned', 10)
+    local by, body = peers("h1", sock)
+    lu.assertNil(by[forged], body)
+    lu.assertNotNil(by[me], body)
+    lu.assertTrue(by[me].self, body)
+    lu.assertNil(a1:output():find('join "' .. forged .. '"', 1, true), a1:output())
+end
+
+os.exit(lu.LuaUnit.run())
