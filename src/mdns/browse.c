@@ -46,10 +46,11 @@ static void report_removed(struct lmd_browse *b, struct inst *in, enum lmd_gone 
 }
 
 static void inst_free(struct lmd_browse *b, struct inst *in);
+static void early_arm(struct lmd_browse *b);
 
 static void check_settled(struct lmd_browse *b)
 {
-    if (b->settled || !b->all_for_now)
+    if (b->settled || !(b->all_for_now || b->early_done))
         return;
     for (struct inst *in = b->insts; in; in = in->next)
         if (in->pending)
@@ -416,6 +417,8 @@ static void browser_cb(AvahiServiceBrowser *sb, AvahiIfIndex ifindex, AvahiProto
         struct inst *in = inst_find(b, ifindex, proto, name);
         if (in)
             in->own = (flags & AVAHI_LOOKUP_RESULT_OUR_OWN) != 0;
+        b->last_new = lmd_now_mono();
+        early_arm(b);
         break;
     }
     case AVAHI_BROWSER_REMOVE: {
@@ -430,6 +433,11 @@ static void browser_cb(AvahiServiceBrowser *sb, AvahiIfIndex ifindex, AvahiProto
         b->all_for_now = true;
         break;
     case AVAHI_BROWSER_CACHE_EXHAUSTED:
+        b->exhausted = true;
+        for (struct inst *in = b->insts; in; in = in->next)
+            b->cached += in->listed;
+        lmd_debug("browse %s: %u cached at %.3f s", b->type, b->cached, lmd_now_mono() - b->t0);
+        early_arm(b);
         break;
     case AVAHI_BROWSER_FAILURE:
         /* DISCONNECTED is handled by the client callback. */
@@ -439,6 +447,46 @@ static void browser_cb(AvahiServiceBrowser *sb, AvahiIfIndex ifindex, AvahiProto
         break;
     }
     check_settled(b);
+}
+
+/* lmd_browse_settle_early's rule (see mdns.h).  The query goes out about
+ * 0.1 s after the browser starts (avahi defers it to gather others);
+ * answers come 20-120 ms after it reached a responder.  With more cached
+ * instances than the query's known answers fit in one packet (about 1,400
+ * bytes: some 15 PTRs), avahi sends it truncated, and responders wait
+ * 400-500 ms.  Then nothing new for EARLY_QUIET. */
+#define EARLY_WINDOW 0.25
+#define EARLY_WINDOW_TC 0.65
+#define EARLY_KNOWN_FIT 15
+#define EARLY_QUIET 0.05
+static void early_arm(struct lmd_browse *b)
+{
+    if (!b->early || b->early_done || !b->quiet || !b->sb)
+        return;
+    double window = b->cached > EARLY_KNOWN_FIT ? EARLY_WINDOW_TC : EARLY_WINDOW;
+    double due = b->t0 + window, q = b->last_new + EARLY_QUIET, now = lmd_now_mono();
+    if (q > due)
+        due = q;
+    (void)lmd_timer_in(b->quiet, due > now ? due - now : 0); /* out of memory: ALL_FOR_NOW still ends it */
+}
+
+static void early_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct lmd_browse *b = arg;
+    b->early_done = true;
+    lmd_debug("browse %s: answered by %.3f s (last new at %.3f s, %u cached)", b->type, lmd_now_mono() - b->t0,
+              b->last_new - b->t0, b->cached);
+    check_settled(b);
+}
+
+void lmd_browse_settle_early(lmd_browse *b)
+{
+    if (b->early || !(b->quiet = evtimer_new(b->m->base, early_fire, b)))
+        return;
+    b->early = true;
+    early_arm(b);
 }
 
 static void browse_start(struct lmd_browse *b)
@@ -453,6 +501,8 @@ static void browse_start(struct lmd_browse *b)
         return;
     }
     b->sb = sb;
+    b->t0 = b->last_new = lmd_now_mono();
+    early_arm(b);
 }
 
 int lmd_browse_new(lmd_mdns *m, const char *type, const char *domain, const struct lmd_browse_callbacks *cb,
@@ -508,6 +558,7 @@ void lmd_browse_free(lmd_browse *b)
         lmd_browse_lookup_free(b->lookups);
     if (b->sb)
         avahi_service_browser_free(b->sb);
+    lmd_event_free(b->quiet);
     free(b->type);
     free(b->domain);
     free(b);
@@ -532,6 +583,8 @@ void lmd_mdns_browses_forget(lmd_mdns *m)
         b->sb = NULL;
         b->all_for_now = false;
         b->settled = false;
+        b->early_done = b->exhausted = false;
+        b->cached = 0;
         for (struct inst *in = b->insts; in; in = in->next) {
             in->rid = in->rid_fam = 0; /* the pool is reset */
             set_waiting(in, false); /* the browser reports it again */

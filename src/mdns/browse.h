@@ -47,6 +47,12 @@ struct lmd_browse {
     struct inst *insts;
     bool all_for_now;
     bool settled;
+    /* lmd_browse_settle_early: the browser's start, the last instance
+     * reported, how many avahi had in its cache, the timer */
+    bool early, early_done, exhausted;
+    double t0, last_new;
+    unsigned cached;
+    struct event *quiet;
     struct lmd_browse_callbacks cb;
     void *ud;
 };
