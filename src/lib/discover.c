@@ -82,6 +82,8 @@ int lmd_discover_nodes(double timeout, lmd_discover_opts *opts, lmd_node_list *o
     err = lmd_browse_new(d.m, o.type, o.domain, &cb, &d, &b, NULL);
     if (err)
         goto out;
+    /* done when the network has answered, not at avahi's ~1 s timer */
+    lmd_browse_settle_early(b);
     struct timeval tv = lmd_tv(timeout);
     /* the timeout is only the upper bound; on_settled ends the loop sooner */
     err = LMD_ENOMEM;

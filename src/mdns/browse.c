@@ -6,6 +6,7 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/util.h"
+#include "mdns/browse.h"
 #include "mdns/internal.h"
 
 #include <avahi-common/error.h>
@@ -14,52 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-struct inst {
-    struct inst *next;
-    struct lmd_browse *b;
-    AvahiIfIndex ifindex;
-    AvahiProtocol proto;
-    char *name, *type, *domain;
-    uint64_t rid;   /* the pool's resolver (requested or open), or 0 */
-    char *host;     /* the SRV target its resolver last reported */
-    struct event *retry;
-    unsigned fails;
-    uint64_t seq;   /* order of arrival (waiting: oldest first) */
-    bool waiting;   /* the pool was full: waits for room */
-    bool pending;   /* resolver started, no answer yet */
-    bool resolved;  /* the owner has been told about it */
-    bool stale;     /* known before a reconnect, not seen again yet */
-    bool listed;    /* the browser reports it (not only a lookup's answer) */
-    bool own;       /* the browser says we publish it: avahi tells only the
-                     * client that publishes, and resolvers are on others */
-};
-
-/* lmd_browse_lookup: one query for a service the browser no longer lists */
-struct lookup {
-    struct lookup *next;
-    struct lmd_browse *b;
-    uint64_t rid;
-};
-
-struct lmd_browse {
-    struct lmd_browse *next;
-    struct lookup *lookups;
-    lmd_mdns *m;
-    char *type, *domain;
-    AvahiServiceBrowser *sb;
-    struct inst *insts;
-    bool all_for_now;
-    bool settled;
-    struct lmd_browse_callbacks cb;
-    void *ud;
-};
 
 static void inst_resolve(struct inst *in);
-static void lookup_free(struct lookup *l);
 static void retry_later(struct inst *in);
 static void set_waiting(struct inst *in, bool waiting);
-static void inst_seen(struct lmd_browse *b, AvahiIfIndex ifindex, AvahiProtocol proto, const char *name,
-                      const char *type, const char *domain, bool listed);
 
 static void fill_instance(struct lmd_instance *out, const struct inst *in, char *ifname)
 {
@@ -87,10 +46,11 @@ static void report_removed(struct lmd_browse *b, struct inst *in, enum lmd_gone 
 }
 
 static void inst_free(struct lmd_browse *b, struct inst *in);
+static void early_arm(struct lmd_browse *b);
 
 static void check_settled(struct lmd_browse *b)
 {
-    if (b->settled || !b->all_for_now)
+    if (b->settled || !(b->all_for_now || b->early_done))
         return;
     for (struct inst *in = b->insts; in; in = in->next)
         if (in->pending)
@@ -123,6 +83,8 @@ static void inst_free(struct lmd_browse *b, struct inst *in)
     LMD_LIST_UNLINK(&b->insts, in);
     if (in->rid)
         lmd_pool_cancel(b->m->pool, in->rid);
+    if (in->rid_fam)
+        lmd_pool_cancel(b->m->pool, in->rid_fam);
     set_waiting(in, false);
     lmd_event_free(in->retry);
     free(in->name);
@@ -159,10 +121,31 @@ static bool sibling_pending(const struct inst *in)
     return false;
 }
 
+/* A message about the resolver that follows an instance's own family: its
+ * answer takes over from the any-family one (an address update); no answer
+ * (a publisher with no address of that family) changes nothing. */
+static bool fam_msg(struct inst *in, const struct lmd_pool_msg *msg)
+{
+    lmd_mdns *m = in->b->m;
+    if (msg->rid != in->rid_fam)
+        return false;
+    if (msg->kind != LMD_POOL_FOUND) {
+        in->rid_fam = 0; /* FAILED (none), FULL: the any-family one stays */
+        return true;
+    }
+    if (in->rid)
+        lmd_pool_cancel(m->pool, in->rid);
+    in->rid = in->rid_fam;
+    in->rid_fam = 0;
+    return false; /* handled as the instance's resolver's answer */
+}
+
 /* A message of the pool's about the instance's resolver. */
 static void inst_msg(struct inst *in, const struct lmd_pool_msg *msg)
 {
     struct lmd_browse *b = in->b;
+    if (fam_msg(in, msg))
+        return;
     in->pending = false;
     switch (msg->kind) {
     case LMD_POOL_FOUND: {
@@ -198,6 +181,16 @@ static void inst_msg(struct inst *in, const struct lmd_pool_msg *msg)
         li.flags = ((msg->flags & AVAHI_LOOKUP_RESULT_LOCAL) ? LMD_NODE_LOCAL : 0) |
                    ((in->own || (msg->flags & AVAHI_LOOKUP_RESULT_OUR_OWN)) ? LMD_NODE_OWN : 0);
         li.complete = !sibling_pending(in);
+        if (msg->addr.proto != in->proto && !in->rid_fam && msg->rid == in->rid) {
+            /* an answer with the other family's address (a publisher that
+             * sends its A records over IPv6 too: python-zeroconf, Apple):
+             * shown now, and the instance's own family's address, if it
+             * has one, follows as an update */
+            in->rid_fam = ++b->m->seq;
+            if (lmd_pool_resolve(b->m->pool, in->rid_fam, in->ifindex, in->proto, in->proto, in->name, in->type,
+                                 in->domain, false) != 0)
+                in->rid_fam = 0;
+        }
         in->fails = 0;
         in->resolved = true;
         set_waiting(in, false);
@@ -218,6 +211,9 @@ static void inst_msg(struct inst *in, const struct lmd_pool_msg *msg)
         lmd_debug("resolving '%s' on interface %d failed: %s", lmd_escape_str(in->name, e, sizeof e),
                   in->ifindex, msg->text ? msg->text : "out of memory");
         in->rid = 0;
+        if (in->rid_fam)
+            lmd_pool_cancel(b->m->pool, in->rid_fam);
+        in->rid_fam = 0;
         set_waiting(in, false);
         report_removed(b, in, LMD_GONE_EXPIRED);
         if (!in->listed) {
@@ -286,11 +282,20 @@ static void inst_resolve(struct inst *in)
         return;
     if (in->rid)
         lmd_pool_cancel(m->pool, in->rid);
+    if (in->rid_fam)
+        lmd_pool_cancel(m->pool, in->rid_fam);
+    in->rid_fam = 0;
     free(in->host); /* a fresh resolver's first answer is whole */
     in->host = NULL;
     in->rid = ++m->seq; /* waiting, if it was, until it is answered */
     in->pending = true;
-    if (lmd_pool_resolve(m->pool, in->rid, in->ifindex, in->proto, in->name, in->type, in->domain, false) != 0) {
+    /* Any address family: asking the IPv6 instance for an AAAA only (as
+     * before) left a publisher that announces IPv4 only (python-zeroconf,
+     * the old module) pending until avahi's timeout, 5 s, and every
+     * discovery and join waited for it.  An answer of the other family is
+     * followed up by one for the instance's own (inst_msg). */
+    if (lmd_pool_resolve(m->pool, in->rid, in->ifindex, in->proto, AVAHI_PROTO_UNSPEC, in->name, in->type,
+                         in->domain, false) != 0) {
         in->rid = 0;
         in->pending = false;
         retry_later(in);
@@ -301,12 +306,10 @@ static struct inst *inst_by_rid(lmd_mdns *m, uint64_t rid)
 {
     for (struct lmd_browse *b = m->browses; b; b = b->next)
         for (struct inst *in = b->insts; in; in = in->next)
-            if (in->rid == rid)
+            if (in->rid == rid || (rid && in->rid_fam == rid))
                 return in;
     return NULL;
 }
-
-static void lookup_msg(struct lookup *l, const struct lmd_pool_msg *msg);
 
 void lmd_mdns_pool_msg(lmd_mdns *m, const struct lmd_pool_msg *msg)
 {
@@ -335,7 +338,7 @@ void lmd_mdns_pool_msg(lmd_mdns *m, const struct lmd_pool_msg *msg)
     for (struct lmd_browse *b = m->browses; b; b = b->next)
         for (struct lookup *l = b->lookups; l; l = l->next)
             if (l->rid == msg->rid) {
-                lookup_msg(l, msg);
+                lmd_browse_lookup_msg(l, msg);
                 return;
             }
     /* cancelled meanwhile: nothing to do */
@@ -372,8 +375,8 @@ void lmd_mdns_browses_kick(lmd_mdns *m)
 
 /* An instance the network reports (browser NEW, or a lookup's answer):
  * known or added, and resolved unless a resolver is open. */
-static void inst_seen(struct lmd_browse *b, AvahiIfIndex ifindex, AvahiProtocol proto, const char *name,
-                      const char *type, const char *domain, bool listed)
+void lmd_browse_inst_seen(struct lmd_browse *b, AvahiIfIndex ifindex, AvahiProtocol proto, const char *name,
+                          const char *type, const char *domain, bool listed)
 {
     struct inst *in = inst_find(b, ifindex, proto, name);
     if (!in) {
@@ -410,10 +413,12 @@ static void browser_cb(AvahiServiceBrowser *sb, AvahiIfIndex ifindex, AvahiProto
     b->sb = sb;
     switch (event) {
     case AVAHI_BROWSER_NEW: {
-        inst_seen(b, ifindex, proto, name, type, domain, true);
+        lmd_browse_inst_seen(b, ifindex, proto, name, type, domain, true);
         struct inst *in = inst_find(b, ifindex, proto, name);
         if (in)
             in->own = (flags & AVAHI_LOOKUP_RESULT_OUR_OWN) != 0;
+        b->last_new = lmd_now_mono();
+        early_arm(b);
         break;
     }
     case AVAHI_BROWSER_REMOVE: {
@@ -428,6 +433,11 @@ static void browser_cb(AvahiServiceBrowser *sb, AvahiIfIndex ifindex, AvahiProto
         b->all_for_now = true;
         break;
     case AVAHI_BROWSER_CACHE_EXHAUSTED:
+        b->exhausted = true;
+        for (struct inst *in = b->insts; in; in = in->next)
+            b->cached += in->listed;
+        lmd_debug("browse %s: %u cached at %.3f s", b->type, b->cached, lmd_now_mono() - b->t0);
+        early_arm(b);
         break;
     case AVAHI_BROWSER_FAILURE:
         /* DISCONNECTED is handled by the client callback. */
@@ -437,6 +447,46 @@ static void browser_cb(AvahiServiceBrowser *sb, AvahiIfIndex ifindex, AvahiProto
         break;
     }
     check_settled(b);
+}
+
+/* lmd_browse_settle_early's rule (see mdns.h).  The query goes out about
+ * 0.1 s after the browser starts (avahi defers it to gather others);
+ * answers come 20-120 ms after it reached a responder.  With more cached
+ * instances than the query's known answers fit in one packet (about 1,400
+ * bytes: some 15 PTRs), avahi sends it truncated, and responders wait
+ * 400-500 ms.  Then nothing new for EARLY_QUIET. */
+#define EARLY_WINDOW 0.25
+#define EARLY_WINDOW_TC 0.65
+#define EARLY_KNOWN_FIT 15
+#define EARLY_QUIET 0.05
+static void early_arm(struct lmd_browse *b)
+{
+    if (!b->early || b->early_done || !b->quiet || !b->sb)
+        return;
+    double window = b->cached > EARLY_KNOWN_FIT ? EARLY_WINDOW_TC : EARLY_WINDOW;
+    double due = b->t0 + window, q = b->last_new + EARLY_QUIET, now = lmd_now_mono();
+    if (q > due)
+        due = q;
+    (void)lmd_timer_in(b->quiet, due > now ? due - now : 0); /* out of memory: ALL_FOR_NOW still ends it */
+}
+
+static void early_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct lmd_browse *b = arg;
+    b->early_done = true;
+    lmd_debug("browse %s: answered by %.3f s (last new at %.3f s, %u cached)", b->type, lmd_now_mono() - b->t0,
+              b->last_new - b->t0, b->cached);
+    check_settled(b);
+}
+
+void lmd_browse_settle_early(lmd_browse *b)
+{
+    if (b->early || !(b->quiet = evtimer_new(b->m->base, early_fire, b)))
+        return;
+    b->early = true;
+    early_arm(b);
 }
 
 static void browse_start(struct lmd_browse *b)
@@ -451,6 +501,8 @@ static void browse_start(struct lmd_browse *b)
         return;
     }
     b->sb = sb;
+    b->t0 = b->last_new = lmd_now_mono();
+    early_arm(b);
 }
 
 int lmd_browse_new(lmd_mdns *m, const char *type, const char *domain, const struct lmd_browse_callbacks *cb,
@@ -503,9 +555,10 @@ void lmd_browse_free(lmd_browse *b)
     while (b->insts)
         inst_free(b, b->insts);
     while (b->lookups)
-        lookup_free(b->lookups);
+        lmd_browse_lookup_free(b->lookups);
     if (b->sb)
         avahi_service_browser_free(b->sb);
+    lmd_event_free(b->quiet);
     free(b->type);
     free(b->domain);
     free(b);
@@ -530,8 +583,10 @@ void lmd_mdns_browses_forget(lmd_mdns *m)
         b->sb = NULL;
         b->all_for_now = false;
         b->settled = false;
+        b->early_done = b->exhausted = false;
+        b->cached = 0;
         for (struct inst *in = b->insts; in; in = in->next) {
-            in->rid = 0;     /* the pool is reset */
+            in->rid = in->rid_fam = 0; /* the pool is reset */
             set_waiting(in, false); /* the browser reports it again */
             in->pending = false;
             in->stale = true;
@@ -541,52 +596,3 @@ void lmd_mdns_browses_forget(lmd_mdns *m)
     }
 }
 
-static void lookup_free(struct lookup *l)
-{
-    LMD_LIST_UNLINK(&l->b->lookups, l);
-    if (l->rid)
-        lmd_pool_cancel(l->b->m->pool, l->rid);
-    free(l);
-}
-
-static void lookup_msg(struct lookup *l, const struct lmd_pool_msg *msg)
-{
-    struct lmd_browse *b = l->b;
-    l->rid = 0; /* a one-shot resolver: the pool has closed it */
-    switch (msg->kind) {
-    case LMD_POOL_FOUND:
-        /* it answered: an instance again, resolved the usual way (until the
-         * browser lists it again, a failure to resolve ends it) */
-        inst_seen(b, msg->ifindex, msg->proto, msg->name, b->type, b->domain ? b->domain : "local", false);
-        break;
-    case LMD_POOL_FAILED:
-    case LMD_POOL_FULL:
-    case LMD_POOL_ROOM:
-    case LMD_POOL_LOST:
-        /* gone indeed (or no room to ask): the caller's grace ends it */
-        lmd_debug("looking up a service again: %s", msg->text ? msg->text : "no answer");
-        break;
-    }
-    lookup_free(l);
-}
-
-int lmd_browse_lookup(lmd_browse *b, const char *name, int ifindex, int proto)
-{
-    lmd_mdns *m = b->m;
-    if (!m->client || m->state != LMD_MDNS_RUNNING)
-        return LMD_ENODAEMON;
-    struct lookup *l = calloc(1, sizeof *l);
-    if (!l)
-        return LMD_ENOMEM;
-    l->b = b;
-    l->rid = ++m->seq;
-    AvahiProtocol p = proto == 4 ? AVAHI_PROTO_INET : proto == 6 ? AVAHI_PROTO_INET6 : AVAHI_PROTO_UNSPEC;
-    if (lmd_pool_resolve(m->pool, l->rid, ifindex > 0 ? ifindex : AVAHI_IF_UNSPEC, p, name, b->type, b->domain,
-                         true) != 0) {
-        free(l);
-        return LMD_ENOMEM;
-    }
-    l->next = b->lookups;
-    b->lookups = l;
-    return 0;
-}

@@ -44,9 +44,11 @@ struct lmd_pool_msg {
 int lmd_pool_new(lmd_mdns *m, uint64_t gen, lmd_pool **out);
 void lmd_pool_free(lmd_pool *p);
 /* Open a resolver for the request id rid (unique, never 0); its answers
- * come back as messages with that rid.  once: close it after the first. */
-int lmd_pool_resolve(lmd_pool *p, uint64_t rid, AvahiIfIndex ifindex, AvahiProtocol proto, const char *name,
-                     const char *type, const char *domain, bool once);
+ * come back as messages with that rid.  proto: the instance's (the
+ * protocol it came over); aproto: the address family asked for
+ * (AVAHI_PROTO_UNSPEC: any).  once: close it after the first. */
+int lmd_pool_resolve(lmd_pool *p, uint64_t rid, AvahiIfIndex ifindex, AvahiProtocol proto, AvahiProtocol aproto,
+                     const char *name, const char *type, const char *domain, bool once);
 void lmd_pool_cancel(lmd_pool *p, uint64_t rid);
 /* Close everything (a new avahi connection); later messages carry gen. */
 void lmd_pool_reset(lmd_pool *p, uint64_t gen);

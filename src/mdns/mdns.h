@@ -83,7 +83,8 @@ struct lmd_browse_callbacks {
     /* first resolution, and every change avahi reports afterwards */
     void (*resolved)(void *ud, const struct lmd_instance *in);
     void (*removed)(void *ud, const struct lmd_instance *in, enum lmd_gone why);
-    /* the network has answered: ALL_FOR_NOW seen and no resolver pending.
+    /* the network has answered: ALL_FOR_NOW seen (or lmd_browse_settle_early's
+     * rule met) and no resolver pending.
      * Called again after each reconnect. */
     void (*settled)(void *ud);
 };
@@ -94,6 +95,15 @@ struct lmd_browse_callbacks {
 int lmd_browse_new(lmd_mdns *m, const char *type, const char *domain, const struct lmd_browse_callbacks *cb,
                    void *ud, lmd_browse **out, lmd_err *err);
 bool lmd_browse_settled(const lmd_browse *b);
+/* A one-shot scan's rule for settled (call right after lmd_browse_new):
+ * not avahi's ALL_FOR_NOW, a fixed ~1 s timer, but what arrives: settled
+ * once the answers to the browser's first query are due (avahi sends it
+ * about 0.1 s after the browser starts, and responders delay shared
+ * answers by 20-120 ms, RFC 6762 section 6, or 400-500 ms when the query's
+ * known answers did not fit one packet), nothing new came for a short
+ * quiet period, and every instance is resolved (browse.c).  The agent
+ * keeps ALL_FOR_NOW: its scan never ends anyway. */
+void lmd_browse_settle_early(lmd_browse *b);
 /* Look the instances of one service up again; resolvers that answer confirm
  * it (resolved is called even when nothing changed), the others end in
  * removed(EXPIRED).  Used by the registry's ttl. */

@@ -45,7 +45,7 @@ struct req {
     enum op op;
     uint64_t rid;
     AvahiIfIndex ifindex;
-    AvahiProtocol proto;
+    AvahiProtocol proto, aproto;
     char *name, *type, *domain;
     bool once;
 };
@@ -318,10 +318,10 @@ static void do_resolve(struct lmd_pool *p, struct req *q)
         p->rc[i].used++;
         x->next = p->res;
         p->res = x;
-        /* aprotocol = the protocol the instance came over, so the IPv4
-         * instance yields the IPv4 address and the IPv6 one the IPv6 */
+        /* aprotocol: the address family asked for (see browse.c's
+         * inst_resolve: any family first) */
         AvahiServiceResolver *r = avahi_service_resolver_new(p->rc[i].c, q->ifindex, q->proto, q->name, q->type,
-                                                             q->domain, q->proto, 0, resolver_cb, x);
+                                                             q->domain, q->aproto, 0, resolver_cb, x);
         if (r) {
             x->r = r;
             count(p);
@@ -518,12 +518,12 @@ fail:
 }
 
 static int send_req(lmd_pool *p, enum op op, uint64_t rid, AvahiIfIndex ifindex, AvahiProtocol proto,
-                    const char *name, const char *type, const char *domain, bool once)
+                    AvahiProtocol aproto, const char *name, const char *type, const char *domain, bool once)
 {
     struct req *q = calloc(1, sizeof *q);
     if (!q)
         return LMD_ENOMEM;
-    *q = (struct req){.op = op, .rid = rid, .ifindex = ifindex, .proto = proto, .once = once};
+    *q = (struct req){.op = op, .rid = rid, .ifindex = ifindex, .proto = proto, .aproto = aproto, .once = once};
     if (name && (!(q->name = lmd_strdup(name)) || !(q->type = lmd_strdup(type)) ||
                  (domain && !(q->domain = lmd_strdup(domain))))) {
         req_free(q);
@@ -533,24 +533,24 @@ static int send_req(lmd_pool *p, enum op op, uint64_t rid, AvahiIfIndex ifindex,
     return 0;
 }
 
-int lmd_pool_resolve(lmd_pool *p, uint64_t rid, AvahiIfIndex ifindex, AvahiProtocol proto, const char *name,
-                     const char *type, const char *domain, bool once)
+int lmd_pool_resolve(lmd_pool *p, uint64_t rid, AvahiIfIndex ifindex, AvahiProtocol proto, AvahiProtocol aproto,
+                     const char *name, const char *type, const char *domain, bool once)
 {
-    return send_req(p, OP_RESOLVE, rid, ifindex, proto, name, type, domain, once);
+    return send_req(p, OP_RESOLVE, rid, ifindex, proto, aproto, name, type, domain, once);
 }
 
 void lmd_pool_cancel(lmd_pool *p, uint64_t rid)
 {
     /* out of memory: the resolver stays open until the next reset, and its
      * messages are dropped (no instance has that rid any more) */
-    (void)send_req(p, OP_CANCEL, rid, 0, 0, NULL, NULL, NULL, false);
+    (void)send_req(p, OP_CANCEL, rid, 0, 0, 0, NULL, NULL, NULL, false);
 }
 
 void lmd_pool_reset(lmd_pool *p, uint64_t gen)
 {
     /* out of memory: the old resolvers stay, and a client failure or the
      * next reset closes them; their messages carry the old generation */
-    (void)send_req(p, OP_RESET, gen, 0, 0, NULL, NULL, NULL, false);
+    (void)send_req(p, OP_RESET, gen, 0, 0, 0, NULL, NULL, NULL, false);
 }
 
 unsigned lmd_pool_open(const lmd_pool *p, unsigned *clients)

@@ -1,0 +1,67 @@
+/* The browser's state, shared by browse.c and lookup.c (private to
+ * src/mdns). */
+#ifndef LMD_MDNS_BROWSE_H
+#define LMD_MDNS_BROWSE_H
+
+#include "mdns/internal.h"
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct inst {
+    struct inst *next;
+    struct lmd_browse *b;
+    AvahiIfIndex ifindex;
+    AvahiProtocol proto;
+    char *name, *type, *domain;
+    uint64_t rid;   /* the pool's resolver (requested or open), or 0 */
+    uint64_t rid_fam; /* one for the instance's own family, after rid
+                       * answered with the other's (see inst_resolve) */
+    char *host;     /* the SRV target its resolver last reported */
+    struct event *retry;
+    unsigned fails;
+    uint64_t seq;   /* order of arrival (waiting: oldest first) */
+    bool waiting;   /* the pool was full: waits for room */
+    bool pending;   /* resolver started, no answer yet */
+    bool resolved;  /* the owner has been told about it */
+    bool stale;     /* known before a reconnect, not seen again yet */
+    bool listed;    /* the browser reports it (not only a lookup's answer) */
+    bool own;       /* the browser says we publish it: avahi tells only the
+                     * client that publishes, and resolvers are on others */
+};
+
+/* lmd_browse_lookup: one query for a service the browser no longer lists */
+struct lookup {
+    struct lookup *next;
+    struct lmd_browse *b;
+    uint64_t rid;
+};
+
+struct lmd_browse {
+    struct lmd_browse *next;
+    struct lookup *lookups;
+    lmd_mdns *m;
+    char *type, *domain;
+    AvahiServiceBrowser *sb;
+    struct inst *insts;
+    bool all_for_now;
+    bool settled;
+    /* lmd_browse_settle_early: the browser's start, the last instance
+     * reported, how many avahi had in its cache, the timer */
+    bool early, early_done, exhausted;
+    double t0, last_new;
+    unsigned cached;
+    struct event *quiet;
+    struct lmd_browse_callbacks cb;
+    void *ud;
+};
+
+/* An instance the network reports (browser NEW, or a lookup's answer):
+ * known or added, and resolved unless a resolver is open. */
+void lmd_browse_inst_seen(struct lmd_browse *b, AvahiIfIndex ifindex, AvahiProtocol proto, const char *name,
+                          const char *type, const char *domain, bool listed);
+void lmd_browse_lookup_free(struct lookup *l);
+void lmd_browse_lookup_msg(struct lookup *l, const struct lmd_pool_msg *msg);
+
+#endif

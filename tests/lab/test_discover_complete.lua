@@ -1,0 +1,70 @@
+-- Cold one-shot discovery returns when the network has answered (the
+-- answers to its first query are due, nothing new for a quiet period,
+-- every instance resolved: lmd_browse_settle_early), not at avahi's ~1 s
+-- ALL_FOR_NOW timer.  Speed must never buy a missing peer: all of 50
+-- services, found by every run, with a cold cache (the scanning host's
+-- avahi-daemon restarted right before) and a warm one (the query then
+-- carries known answers: more than fit one packet, so responders wait
+-- 400-500 ms, RFC 6762 section 7.2).  The speed itself is a bench row
+-- (tests/bench: one-shot, 50 services).
+local lu = require "luaunit"
+local cjson = require "cjson"
+
+local S = require("suite").new(3)
+local q, BIN = S.q, S.BIN
+local SRC = os.getenv("LMDISC_SRC") or "."
+local BULK = SRC .. "/tests/bench/avahi_dbus.py"
+local RUNS = 5
+
+local function bulk(host, count, prefix, port)
+    local p = S:bg(host, ("cd %s && exec /usr/bin/python3 avahi_dbus.py bulk --count %d --prefix %s --port-base %d")
+        :format(q(SRC .. "/tests/bench"), count, q(prefix), port))
+    S:await(p, "^established ", 60)
+    return p
+end
+
+local function scan(host)
+    local ok, out, code = S.lab:exec(host, q(BIN) .. " discover --json --no-agent --timeout 10 2>/dev/null")
+    lu.assertEquals(code, 0, out)
+    local okj, doc = pcall(cjson.decode, out)
+    lu.assertTrue(okj, "invalid JSON: " .. out)
+    return doc
+end
+
+TestDiscoverComplete = {}
+
+function TestDiscoverComplete:tearDown() S:stop_all() end
+
+function TestDiscoverComplete:test_every_one_of_50_services_cold_and_warm()
+    assert(io.open(BULK), "missing " .. BULK):close()
+    local a, b = S:uniq("ca"), S:uniq("cb")
+    bulk("h1", 25, a, 9000)
+    bulk("h2", 25, b, 9100)
+    local want = {}
+    for i = 1, 25 do
+        want[("%s-%04d"):format(a, i)] = 9000 + i - 1
+        want[("%s-%04d"):format(b, i)] = 9100 + i - 1
+    end
+    local times = {}
+    for _, mode in ipairs({"cold", "warm"}) do
+        for run = 1, RUNS do
+            if mode == "cold" then S.lab:avahi_restart("h3") end
+            local doc = scan("h3")
+            local got, missing = {}, {}
+            for _, n in ipairs(doc.nodes) do got[n.name] = n end
+            for name, port in pairs(want) do
+                local n = got[name]
+                if not n or n.port ~= port or #n.addresses ~= 2 then missing[#missing + 1] = name end
+            end
+            table.sort(missing)
+            local ctx = ("%s run %d (%.3f s): %d of 50 whole, missing or partial: %s"):format(mode, run,
+                doc.elapsed, 50 - #missing, table.concat(missing, " "))
+            lu.assertTrue(doc.complete, ctx)
+            lu.assertEquals(#missing, 0, ctx)
+            times[#times + 1] = ("%s %.3f"):format(mode, doc.elapsed)
+        end
+    end
+    print("\nelapsed: " .. table.concat(times, ", "))
+end
+
+os.exit(lu.LuaUnit.run())
