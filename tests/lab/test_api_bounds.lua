@@ -382,6 +382,23 @@ function TestApiBounds:test_stream_slots_per_uid_and_in_all_and_watch_waits_for_
     lu.assertTrue(p:running(), tail(p:output()))
 end
 
+-- (d1) A uid's share of event streams holds over loopback TCP too (the
+-- kernel says whose the connection is): uid 4242's 64 streams over TCP
+-- used to take every stream slot and leave uid 4343 429.
+function TestApiBounds:test_a_uids_streams_over_loopback_tcp_count_against_its_share()
+    local listen = "127.0.0.1:7746"
+    local p, sock = agent(nil, {api = (", socket_mode = 438, listen = %q"):format(listen)})
+    local h = S:bg("h1", ("exec setpriv --reuid=4242 --regid=4242 --clear-groups %s %s streams %s 64 60"):format(PY,
+        q(CLIENTS), q("tcp:" .. listen)))
+    local line = await(h, "^HELD %d+", 20)
+    lu.assertEquals(line, "HELD 16", h:output())
+    lu.assertStrContains(h:output(), "STREAM 16 429")
+    local _, out = S.lab:exec("h1", ("setpriv --reuid=4343 --regid=4343 --clear-groups curl -s -o /dev/null "
+        .. "--max-time 1 -w '%%{http_code}' --unix-socket %s http://lmdisc/v1/events"):format(q(sock)))
+    lu.assertEquals(out, "200", "uid 4343's /v1/events beside uid 4242's streams over TCP")
+    lu.assertTrue(p:running(), tail(p:output()))
+end
+
 -- (d2) Half-open connections count from accept: one uid's 1,000 connections
 -- that never finish a request hold at most its share (128 of 256), and
 -- another uid's /v1/health is answered within 100 ms meanwhile.  The same
