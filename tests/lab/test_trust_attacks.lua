@@ -6,7 +6,7 @@ local lu = require "luaunit"
 local cjson = require "cjson"
 
 local S = require("suite").new(2)
-local q, BIN = S.q, S.BIN
+local q, BIN, read, write = S.q, S.BIN, S.read, S.write
 
 local function await(p, pattern, timeout, nth) return S:await(p, pattern, timeout, nth) end
 
@@ -74,6 +74,41 @@ function TestAttacks:test_a_service_another_local_user_publishes_is_not_our_own(
     lu.assertNotNil(by[me], body)
     lu.assertTrue(by[me].self, body)
     lu.assertNil(a1:output():find('join "' .. forged .. '"', 1, true), a1:output())
+end
+
+-- A revocation race: two operators each add a host to the list, each from
+-- their copy of it (a lost update: the second list, issued later, lacks the
+-- first one's host).  "A revoked key stays revoked" (trust.md): the agent
+-- that took the first list keeps h2 revoked when it takes the second, and
+-- says that the new list lacks it.  (It took the later list as a whole, and
+-- h2 rejoined.)
+function TestAttacks:test_a_later_list_lacking_a_revoked_key_never_unrevokes_it()
+    local n2, sock, list, base = S:uniq("revoked2"), S:path("h1.sock"), S:path("revoked"), S:path("revoked.base")
+    local code, out = run(("%s certify --revoke %s --fleet-key %s"):format(q(BIN), q(list), q(keys .. "/fleet.key")))
+    lu.assertEquals(code, 0, out)
+    write(base, read(list))
+    S:agent("h2", trust("h2") .. ("announce { port = 8002, name = %q }\n"):format(n2))
+    local a1 = S:agent("h1", trust("h1", (", revoked = %q"):format(list)) .. ("api { socket = %q }\n"):format(sock))
+    await(a1, 'join "' .. n2 .. '"')
+    -- operator 1 revokes h2 in the live list
+    code, out = run(("%s certify --revoke %s --fleet-key %s %s"):format(q(BIN), q(list), q(keys .. "/fleet.key"),
+        q(keys .. "/h2.pub")))
+    lu.assertEquals(code, 0, out)
+    await(a1, 'leave "' .. n2 .. '" %(untrusted%)', 5)
+    -- operator 2, from the copy taken before, revokes a serial; the file
+    -- is then put in place (a rename, as certify and editors do)
+    local other = S:path("revoked.other")
+    write(other, read(base))
+    code, out = run(("%s certify --revoke %s --fleet-key %s --serial 00000000000000aa"):format(q(BIN), q(other),
+        q(keys .. "/fleet.key")))
+    lu.assertEquals(code, 0, out)
+    os.execute(("mv %s %s"):format(q(other), q(list)))
+    await(a1, "trust: " .. list:gsub("%p", "%%%0") .. " lacks 1 host key%(s%) and 0 certificate%(s%) of the list in force", 5)
+    await(a1, "1 host key%(s%) and 1 certificate%(s%) revoked", 5)
+    local by, body = peers("h1", sock)
+    lu.assertNil(by[n2], body)
+    local _, joins = a1:output():gsub('join "' .. n2:gsub("%p", "%%%0") .. '"', "")
+    lu.assertEquals(joins, 1, a1:output())
 end
 
 os.exit(lu.LuaUnit.run())
