@@ -209,7 +209,9 @@ typedef struct lmd_announcement lmd_announcement;
 /* Announce this node on every interface, IPv4 and IPv6, in the background
  * (a thread owned by the announcement), like the original announce_self.
  * Returns once the request is handed to avahi; collisions are resolved by
- * renaming.  Withdraw with lmd_announce_withdraw(). */
+ * renaming.  Withdraw with lmd_announce_withdraw().  LMD_ETXT for a TXT key
+ * beginning with "lmd-" (any case): those are lmdisc's own (signatures,
+ * liveness). */
 LMD_API int lmd_announce_self(uint16_t port, const char *info, const lmd_announce_opts *opts,
                       lmd_announcement **out);
 /* Current (possibly renamed) instance name; copied into buf. */

@@ -115,12 +115,23 @@ int lmd_agent_trust_check(const struct lmd_config *cfg, lmd_err *err)
     return rc;
 }
 
-static bool same_revoked(const lmd_trust_revoked *a, const lmd_trust_revoked *b)
+/* A revoked key stays revoked (trust.md): a newer list that lacks entries
+ * of the one in force (written from an older copy: two operators revoking
+ * at once) gets them back, and the log says so.  0 or LMD_ENOMEM. */
+static int keep_revoked(lmd_trust_revoked *r, const lmd_trust_revoked *cur, const char *path)
 {
-    if (!a || !b)
-        return a == b;
-    return a->issued == b->issued && !memcmp(a->fleet_id, b->fleet_id, sizeof a->fleet_id) &&
-           a->n_keys == b->n_keys && a->n_serials == b->n_serials;
+    size_t keys = 0, serials = 0;
+    if (!cur || !r)
+        return 0;
+    if (lmd_trust_revoked_keep(r, cur, &keys, &serials) != 0)
+        return LMD_ENOMEM;
+    if (keys || serials) {
+        char t1[32];
+        lmd_warn("trust: %s lacks %zu host key(s) and %zu certificate(s) of the list in force (issued %s): they stay "
+                 "revoked (was it written from an older copy? revoke them again in it with lmdisc certify --revoke)",
+                 path, keys, serials, lmd_trust_time_str((int64_t)cur->issued, t1));
+    }
+    return 0;
 }
 
 /* ---- Watching the revocation list and the clock ------------------------------ */
@@ -144,14 +155,19 @@ static void revoked_reload(lmd_agent *a)
         lmd_error("trust: %s; the list in force stays", lmd_err_text(&err));
         return;
     }
-    if (same_revoked(cur, r)) {
-        lmd_trust_revoked_free(r);
-        return;
-    }
     if (cur && r->issued < cur->issued) {
         char t1[32], t2[32];
         lmd_error("trust: %s was issued %s, before the list in force (%s): refused (an old copy?)", t->revoked_path,
                   lmd_trust_time_str((int64_t)r->issued, t1), lmd_trust_time_str((int64_t)cur->issued, t2));
+        lmd_trust_revoked_free(r);
+        return;
+    }
+    if (keep_revoked(r, cur, t->revoked_path) != 0) {
+        lmd_error("trust: out of memory reading %s; the list in force stays", t->revoked_path);
+        lmd_trust_revoked_free(r);
+        return;
+    }
+    if (lmd_trust_revoked_equal(cur, r)) {
         lmd_trust_revoked_free(r);
         return;
     }
@@ -372,9 +388,13 @@ int lmd_agent_trust_reload(lmd_agent *a, const struct lmd_config *cfg, lmd_err *
         lmd_trust_revoked_free(l.revoked);
         l.revoked = NULL;
     }
+    if (keep_revoked(l.revoked, cur, cfg->trust.revoked) != 0) {
+        loaded_free(&l);
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    }
     bool keep_list = cur && !l.revoked && cfg->trust.revoked;
     bool judge_changed = !lmd_trust_fleet_equal(lmd_trust_verifier_fleet(t->verifier), l.fleet) ||
-                         (!keep_list && !same_revoked(cur, l.revoked));
+                         (!keep_list && !lmd_trust_revoked_equal(cur, l.revoked));
     if (judge_changed && lmd_trust_verifier_set_fleet(t->verifier, l.fleet) != 0) {
         loaded_free(&l);
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");

@@ -194,15 +194,21 @@ static void send_snapshot(lmd_api *api, struct watcher *w, bool reset)
 /* since: resume after this index of this epoch; otherwise a snapshot first. */
 static void handle_events(lmd_api *api, struct evhttp_request *req, const char *query)
 {
-    uid_t uid = 0;
-    bool has_uid = lmd_conns_peer_uid(req, &uid);
-    unsigned of_uid = 0;
-    for (struct watcher *x = api->watchers; has_uid && x; x = x->next)
-        of_uid += x->has_uid && x->uid == uid;
-    if (api->n_watchers >= MAX_STREAMS || of_uid >= MAX_STREAMS_PER_UID) {
+    /* a share per client, counted as its connections are: a uid over the
+     * socket and over TCP from this host alike */
+    char client[64] = "";
+    if (!lmd_conns_client(api->conns, req, client, sizeof client))
+        client[0] = '\0';
+    unsigned of_client = 0;
+    for (struct watcher *x = api->watchers; client[0] && x; x = x->next)
+        of_client += !strcmp(x->client, client);
+    if (api->n_watchers >= MAX_STREAMS || of_client >= MAX_STREAMS_PER_UID) {
+        char msg[160];
+        if (of_client >= MAX_STREAMS_PER_UID)
+            snprintf(msg, sizeof msg, "too many event streams are open for this %s (%d); close some",
+                     strncmp(client, "uid ", 4) ? "address" : "user", MAX_STREAMS_PER_UID);
         lmd_api_reply_error(req, 429, "Too Many Requests",
-                    of_uid >= MAX_STREAMS_PER_UID ? "too many event streams are open for this user (16); close some"
-                                                  : "too many event streams are open; try again later");
+                            of_client >= MAX_STREAMS_PER_UID ? msg : "too many event streams are open; try again later");
         return;
     }
     struct lmd_resume rs;
@@ -222,8 +228,7 @@ static void handle_events(lmd_api *api, struct evhttp_request *req, const char *
     w->api = api;
     w->req = req;
     w->sse = sse;
-    w->has_uid = has_uid;
-    w->uid = uid;
+    snprintf(w->client, sizeof w->client, "%s", client);
     w->conn = evhttp_request_get_connection(req);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", sse ? "text/event-stream" : "application/x-ndjson");

@@ -444,6 +444,15 @@ bool lmd_conns_peer_uid(struct evhttp_request *req, uid_t *uid)
     return true;
 }
 
+bool lmd_conns_client(lmd_conns *c, struct evhttp_request *req, char *buf, size_t len)
+{
+    const struct slot *s = slot_of(c, req);
+    if (!s || !s->identified || !s->from.family)
+        return false;
+    client_text(&s->from, buf, len);
+    return true;
+}
+
 bool lmd_conns_uid_admin(uid_t uid)
 {
     return uid == 0 || uid == geteuid();

@@ -40,6 +40,10 @@ void lmd_conns_request(lmd_conns *c, struct evhttp_request *req);
 void lmd_conns_stream(lmd_conns *c, struct evhttp_request *req);
 /* The peer's uid on a Unix socket (false on TCP). */
 bool lmd_conns_peer_uid(struct evhttp_request *req, uid_t *uid);
+/* Who a request's connection is from, as its connection share counts it
+ * ("uid N", over the socket or TCP from this host; an address otherwise):
+ * false when not known yet. */
+bool lmd_conns_client(lmd_conns *c, struct evhttp_request *req, char *buf, size_t len);
 /* Root or the user the agent runs as: they may change any registration and
  * drain the host, and have no share of the connections (they can stop the
  * agent anyway). */

@@ -10,7 +10,7 @@
 
 #define RING 4096              /* events kept for clients that reconnect */
 #define MAX_STREAMS 64
-#define MAX_STREAMS_PER_UID 16 /* so that one local process cannot take them all */
+#define MAX_STREAMS_PER_UID 16 /* per client (a uid, also over TCP from this host; an address): so that one cannot take them all */
 #define STREAM_BUDGET (1 << 20) /* bytes a stream client may fall behind before it is dropped */
 #define MAX_CONNS 256
 #define MAX_CONNS_PER_CLIENT (MAX_CONNS / 2) /* one uid, or one TCP address: others keep half */
@@ -34,8 +34,7 @@ struct watcher {
     struct evhttp_connection *conn;
     bool sse;
     bool dropped;              /* fell behind: being closed */
-    bool has_uid;
-    uid_t uid;
+    char client[64];           /* whose (lmd_conns_client); "": not known */
 };
 
 struct lmd_api {

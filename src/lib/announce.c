@@ -4,6 +4,7 @@
  * need not run one.  Unlike it, it announces on every interface, IPv4 and
  * IPv6, and survives avahi-daemon restarts. */
 #include "base/loop.h"
+#include "base/txt.h"
 #include "base/util.h"
 #include "lib/abi.h"
 #include "lmdisc.h"
@@ -59,6 +60,9 @@ int lmd_announce_self(uint16_t port, const char *info, const lmd_announce_opts *
     const char *type = o.type ? o.type : LMD_DEFAULT_TYPE;
     if (port == 0 || !lmd_service_type_valid(type, NULL, 0))
         return LMD_EINVAL;
+    /* lmd-* keys are lmdisc's own (signatures, liveness): never from a caller */
+    if (lmd_txt_reserved_key(o.txt))
+        return LMD_ETXT;
     lmd_txt txt = {0};
     int err = 0;
     if (o.txt && (err = lmd_txt_copy(&txt, o.txt)) != 0)

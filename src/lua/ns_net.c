@@ -4,6 +4,7 @@
  * loop or announce a second time. */
 #include "lua/namespaces.h"
 #include "base/limits.h"
+#include "base/txt.h"
 #include "base/util.h"
 #include "lua/marshal.h"
 
@@ -64,6 +65,15 @@ static int l_announce_self(lua_State *L)
         free(type);
         lmd_txt_free(&txt);
         return luaL_error(L, "%s", err);
+    }
+    const char *reserved = lmd_txt_reserved_key(&txt);
+    if (reserved) { /* nil and why, as the library's LMD_ETXT would say less */
+        lmd_err e = {0};
+        lmd_txt_reserved_error(reserved, &e);
+        free(name);
+        free(type);
+        lmd_txt_free(&txt);
+        return lmd_lua_fail(L, lmd_err_text(&e));
     }
     announcement_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->a = NULL;

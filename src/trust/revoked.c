@@ -60,6 +60,56 @@ bool lmd_trust_revoked_has(const lmd_trust_revoked *r, const lmd_trust_cert *c)
     return false;
 }
 
+static bool has_key(const lmd_trust_revoked *r, const lmd_trust_pubkey *k)
+{
+    for (size_t i = 0; i < r->n_keys; i++)
+        if (!memcmp(r->keys[i].pk, k->pk, LMD_TRUST_KEY_BYTES))
+            return true;
+    return false;
+}
+
+static bool has_serial(const lmd_trust_revoked *r, uint64_t serial)
+{
+    for (size_t i = 0; i < r->n_serials; i++)
+        if (r->serials[i] == serial)
+            return true;
+    return false;
+}
+
+bool lmd_trust_revoked_equal(const lmd_trust_revoked *a, const lmd_trust_revoked *b)
+{
+    if (!a || !b)
+        return a == b;
+    if (a->issued != b->issued || memcmp(a->fleet_id, b->fleet_id, LMD_TRUST_ID_BYTES) || a->n_keys != b->n_keys ||
+        a->n_serials != b->n_serials)
+        return false;
+    for (size_t i = 0; i < a->n_keys; i++)
+        if (!has_key(b, &a->keys[i]))
+            return false;
+    for (size_t i = 0; i < a->n_serials; i++)
+        if (!has_serial(b, a->serials[i]))
+            return false;
+    return true;
+}
+
+int lmd_trust_revoked_keep(lmd_trust_revoked *newer, const lmd_trust_revoked *older, size_t *keys, size_t *serials)
+{
+    *keys = *serials = 0;
+    for (size_t i = 0; older && i < older->n_keys; i++)
+        if (!has_key(newer, &older->keys[i])) {
+            if (lmd_trust_revoked_add_key(newer, &older->keys[i]) != 0)
+                return LMD_ENOMEM;
+            (*keys)++;
+        }
+    for (size_t i = 0; older && i < older->n_serials; i++)
+        if (!has_serial(newer, older->serials[i])) {
+            if (lmd_trust_revoked_add_serial(newer, older->serials[i]) != 0)
+                return LMD_ENOMEM;
+            (*serials)++;
+        }
+    return 0;
+}
+
 static int hex_id(const char *s, size_t n, unsigned char out[LMD_TRUST_ID_BYTES])
 {
     size_t bin = 0;

@@ -366,6 +366,12 @@ int lmd_trust_revoked_add_key(lmd_trust_revoked *r, const lmd_trust_pubkey *k);
 int lmd_trust_revoked_add_serial(lmd_trust_revoked *r, uint64_t serial);
 /* Is the certificate's host key or serial in the list? */
 bool lmd_trust_revoked_has(const lmd_trust_revoked *r, const lmd_trust_cert *c);
+/* The same list: fleet key, issue time and entries (in any order). */
+bool lmd_trust_revoked_equal(const lmd_trust_revoked *a, const lmd_trust_revoked *b);
+/* A revoked key stays revoked: add to newer every entry of older it lacks
+ * (a list written from an older copy lost them), counting them; 0 or
+ * LMD_ENOMEM. */
+int lmd_trust_revoked_keep(lmd_trust_revoked *newer, const lmd_trust_revoked *older, size_t *keys, size_t *serials);
 void lmd_trust_revoked_free(lmd_trust_revoked *r);
 
 /* ---- Announcements (sign.c) --------------------------------------------- */

@@ -20,7 +20,8 @@ in time and count and stops by itself.
   streams SOCK N SECONDS
       N event streams held open (reading) until SECONDS pass (or a signal);
       prints "STREAM i STATUS" for each as it is answered, then "HELD k",
-      and "CLOSED" for each that the agent closes.
+      and "CLOSED" for each that the agent closes.  SOCK may be
+      tcp:HOST:PORT (IPv4).
   half-open SOCK N SECONDS
       N connections that each send the start of a request and then nothing
       (connecting for at most a third of SECONDS, retrying while the listen
@@ -43,11 +44,16 @@ class Stream:
     """One HTTP/1.1 GET on the agent's socket, decoded (chunked or not) into lines."""
 
     def __init__(self, path, target="/v1/events", rcvbuf=None, timeout=10):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        tcp = path.startswith("tcp:")
+        self.s = socket.socket(socket.AF_INET if tcp else socket.AF_UNIX, socket.SOCK_STREAM)
         if rcvbuf:
             self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.s.settimeout(timeout)
-        self.s.connect(path)
+        if tcp:
+            host, port = path[4:].rsplit(":", 1)
+            self.s.connect((host, int(port)))
+        else:
+            self.s.connect(path)
         self.s.sendall(("GET %s HTTP/1.1\r\nHost: lmdisc\r\n\r\n" % target).encode())
         self.buf = b""
         self.body = b""

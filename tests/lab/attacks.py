@@ -17,6 +17,8 @@ the root network namespace, whose eth0 may be a shared network.
   attacks.py tamper  NAME HOST PORT COUNT GAP SRC4 SRC6 TXT...   like replay,
         without address records (HOST is a real host, whose own stay)
   attacks.py goodbye NAME COUNT SRC4 SRC6   COUNT goodbyes (PTR TTL 0) for NAME
+  attacks.py expire NAME COUNT TTL SRC4 SRC6   COUNT PTR records for NAME with
+        a short TTL (1 s, not 0: no goodbye, a record about to expire)
 
 Prints one line "<mode> <count>" when done.
 """
@@ -118,6 +120,15 @@ def goodbye(name, count, src4, src6):
     print("goodbye", count, flush=True)
 
 
+def expire(name, count, ttl, src4, src6):
+    ptr = DNSRR(rrname=TYPE, type="PTR", ttl=ttl, rdata=name + "." + TYPE)
+    dns = DNS(id=0, qr=1, aa=1, qd=None, an=ptr)
+    for _ in range(count):
+        sendp([frame4(src4, dns), frame6(src6, dns)], iface=IFACE)
+        time.sleep(0.05)
+    print("expire", count, flush=True)
+
+
 def main(argv):
     try:
         mode = argv[1]
@@ -130,6 +141,8 @@ def main(argv):
                     [t.encode() for t in argv[9:]], mode)
         elif mode == "goodbye":
             goodbye(argv[2], int(argv[3]), argv[4], argv[5])
+        elif mode == "expire":
+            expire(argv[2], int(argv[3]), int(argv[4]), argv[5], argv[6])
         else:
             raise IndexError
     except (IndexError, ValueError):

@@ -382,6 +382,23 @@ function TestApiBounds:test_stream_slots_per_uid_and_in_all_and_watch_waits_for_
     lu.assertTrue(p:running(), tail(p:output()))
 end
 
+-- (d1) A uid's share of event streams holds over loopback TCP too (the
+-- kernel says whose the connection is): uid 4242's 64 streams over TCP
+-- used to take every stream slot and leave uid 4343 429.
+function TestApiBounds:test_a_uids_streams_over_loopback_tcp_count_against_its_share()
+    local listen = "127.0.0.1:7746"
+    local p, sock = agent(nil, {api = (", socket_mode = 438, listen = %q"):format(listen)})
+    local h = S:bg("h1", ("exec setpriv --reuid=4242 --regid=4242 --clear-groups %s %s streams %s 64 60"):format(PY,
+        q(CLIENTS), q("tcp:" .. listen)))
+    local line = await(h, "^HELD %d+", 20)
+    lu.assertEquals(line, "HELD 16", h:output())
+    lu.assertStrContains(h:output(), "STREAM 16 429")
+    local _, out = S.lab:exec("h1", ("setpriv --reuid=4343 --regid=4343 --clear-groups curl -s -o /dev/null "
+        .. "--max-time 1 -w '%%{http_code}' --unix-socket %s http://lmdisc/v1/events"):format(q(sock)))
+    lu.assertEquals(out, "200", "uid 4343's /v1/events beside uid 4242's streams over TCP")
+    lu.assertTrue(p:running(), tail(p:output()))
+end
+
 -- (d2) Half-open connections count from accept: one uid's 1,000 connections
 -- that never finish a request hold at most its share (128 of 256), and
 -- another uid's /v1/health is answered within 100 ms meanwhile.  The same
@@ -487,15 +504,14 @@ end
 -- 127.0.0.0/8's addresses, count against one share (128), so another
 -- uid's /v1/health stays fast.  (Each 127.0.0.x counted as an address of
 -- its own: 2 of them and the socket filled all 256 slots.)
-function TestApiBounds:test_one_uids_connections_over_the_socket_and_loopback_tcp_share_one_share()
-    local listen = "127.0.0.1:7743"
-    local p, sock = agent(nil, {api = (", socket_mode = 438, listen = %q"):format(listen)})
+local function socket_and_loopback(listen, target, extra)
+    local p, sock = agent(nil, {api = (", socket_mode = 438, listen = %q%s"):format(listen, extra or "")})
     local srcs = {}
     for i = 2, 9 do srcs[#srcs + 1] = "127.0.0." .. i end
     local fl1 = S:bg("h1", ("exec %s %s %s half-open %s 1000 15"):format(as(FLOODER), PY, q(CLIENTS), q(sock)))
     await(fl1, "^OPEN ", 15)
     local fl2 = S:bg("h1", ("exec %s %s %s half-open %s 1000 15"):format(as(FLOODER), PY, q(CLIENTS),
-        q("tcp:" .. listen .. "@" .. table.concat(srcs, ","))))
+        q("tcp:" .. target .. "@" .. table.concat(srcs, ","))))
     await(fl2, "^OPEN ", 15)
     local r, out = probes("h1", as(PROBER), "http://lmdisc/v1/health", "--unix-socket " .. q(sock))
     local why = ("%s\n--- tcp:\n%s\n--- probes:\n%s--- agent:\n%s"):format(fl1:output(), fl2:output(), out,
@@ -508,6 +524,16 @@ function TestApiBounds:test_one_uids_connections_over_the_socket_and_loopback_tc
     lu.assertNotNil(S.lab:wait_log(fl2, "^ALIVE 0$", 3), why)
     lu.assertStrContains(p:output(), ("API: uid %d has 128 connections open, the most one client may"):format(FLOODER))
     lu.assertTrue(p:running(), tail(p:output()))
+end
+
+function TestApiBounds:test_one_uids_connections_over_the_socket_and_loopback_tcp_share_one_share()
+    socket_and_loopback("127.0.0.1:7743", "127.0.0.1:7743")
+end
+
+-- The same on a dual-stack listener ([::]), where IPv4 clients arrive as
+-- IPv4-mapped IPv6 addresses.
+function TestApiBounds:test_one_uids_connections_over_the_socket_and_a_dual_stack_listener_share_one_share()
+    socket_and_loopback("[::]:7747", "127.0.0.1:7747", ", allow_remote = true")
 end
 
 -- (e) errors are JSON and say what was wrong

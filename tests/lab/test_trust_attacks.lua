@@ -5,8 +5,10 @@
 local lu = require "luaunit"
 local cjson = require "cjson"
 
-local S = require("suite").new(2)
-local q, BIN = S.q, S.BIN
+local S = require("suite").new(3)
+local ATTACKS = os.getenv("LMDISC_SRC") .. "/tests/lab/attacks.py"
+local RECORDER = S.read(os.getenv("LMDISC_SRC") .. "/tests/lab/policies/recorder.lua")
+local q, BIN, read, write = S.q, S.BIN, S.read, S.write
 
 local function await(p, pattern, timeout, nth) return S:await(p, pattern, timeout, nth) end
 
@@ -74,6 +76,72 @@ function TestAttacks:test_a_service_another_local_user_publishes_is_not_our_own(
     lu.assertNotNil(by[me], body)
     lu.assertTrue(by[me].self, body)
     lu.assertNil(a1:output():find('join "' .. forged .. '"', 1, true), a1:output())
+end
+
+-- A revocation race: two operators each add a host to the list, each from
+-- their copy of it (a lost update: the second list, issued later, lacks the
+-- first one's host).  "A revoked key stays revoked" (trust.md): the agent
+-- that took the first list keeps h2 revoked when it takes the second, and
+-- says that the new list lacks it.  (It took the later list as a whole, and
+-- h2 rejoined.)
+function TestAttacks:test_a_later_list_lacking_a_revoked_key_never_unrevokes_it()
+    local n2, sock, list, base = S:uniq("revoked2"), S:path("h1.sock"), S:path("revoked"), S:path("revoked.base")
+    local code, out = run(("%s certify --revoke %s --fleet-key %s"):format(q(BIN), q(list), q(keys .. "/fleet.key")))
+    lu.assertEquals(code, 0, out)
+    write(base, read(list))
+    S:agent("h2", trust("h2") .. ("announce { port = 8002, name = %q }\n"):format(n2))
+    local a1 = S:agent("h1", trust("h1", (", revoked = %q"):format(list)) .. ("api { socket = %q }\n"):format(sock))
+    await(a1, 'join "' .. n2 .. '"')
+    -- operator 1 revokes h2 in the live list
+    code, out = run(("%s certify --revoke %s --fleet-key %s %s"):format(q(BIN), q(list), q(keys .. "/fleet.key"),
+        q(keys .. "/h2.pub")))
+    lu.assertEquals(code, 0, out)
+    await(a1, 'leave "' .. n2 .. '" %(untrusted%)', 5)
+    -- operator 2, from the copy taken before, revokes a serial; the file
+    -- is then put in place (a rename, as certify and editors do)
+    local other = S:path("revoked.other")
+    write(other, read(base))
+    code, out = run(("%s certify --revoke %s --fleet-key %s --serial 00000000000000aa"):format(q(BIN), q(other),
+        q(keys .. "/fleet.key")))
+    lu.assertEquals(code, 0, out)
+    os.execute(("mv %s %s"):format(q(other), q(list)))
+    await(a1, "trust: " .. list:gsub("%p", "%%%0") .. " lacks 1 host key%(s%) and 0 certificate%(s%) of the list in force", 5)
+    await(a1, "1 host key%(s%) and 1 certificate%(s%) revoked", 5)
+    local by, body = peers("h1", sock)
+    lu.assertNil(by[n2], body)
+    local _, joins = a1:output():gsub('join "' .. n2:gsub("%p", "%%%0") .. '"', "")
+    lu.assertEquals(joins, 1, a1:output())
+end
+
+-- Not a goodbye but a record about to expire: h3 sends h2's PTR with a
+-- TTL of 1 s (a goodbye is 0, and is held and confirmed).  avahi on h1
+-- asks again before the record expires (80 % of its TTL) and h2 answers,
+-- or the removal is reported as expired: either way h2 must never leave.
+function TestAttacks:test_a_forged_short_ttl_never_removes_a_live_peer()
+    local n2, rec = S:uniq("victim"), S:path("h1.rec")
+    S:announce("h2", 8002, n2)
+    local a1 = S:agent("h1", RECORDER, { env = { RECORD_FILE = rec, LOGLEVEL = "DEBUG" } })
+    await(a1, 'join "' .. n2 .. '"')
+    -- the control: a service of h3's own with a 1 s TTL joins and expires
+    -- (h1's avahi takes such records from h3, and lets them expire)
+    local ctl = S:uniq("ctl")
+    local f = S:bg("h3", ("/usr/bin/python3 %s flood %s 1 1 %s %s"):format(q(ATTACKS), q(ctl), S.lab:ip("h3", 4),
+        S.lab:ip("h3", 6)))
+    await(f, "^flood 1", 30)
+    await(a1, 'join "' .. ctl .. '%-0000"', 10)
+    local gone = await(a1, 'leave "' .. ctl .. '%-0000" %((%a+)%)', 10)
+    -- the attack, three times, each watched past its TTL and more
+    for _ = 1, 3 do
+        local g = S:bg("h3", ("/usr/bin/python3 %s expire %s 20 1 %s %s"):format(q(ATTACKS), q(n2),
+            S.lab:ip("h3", 4), S.lab:ip("h3", 6)))
+        await(g, "^expire 20", 30)
+        S.lab.sleep(1.5) -- past the forged TTL: what the control took to leave
+    end
+    S.lab.sleep(2)
+    print("    control left as: " .. tostring(gone))
+    local hooks = read(rec)
+    lu.assertNil(hooks:find("leave|" .. n2, 1, true), hooks .. "\n" .. S.tail(a1:output()))
+    lu.assertEquals(#S.lines(rec, "join|" .. n2), 1, hooks)
 end
 
 os.exit(lu.LuaUnit.run())

@@ -108,6 +108,23 @@ function TestTxt:test_keys_compare_case_insensitively()
     lu.assertEquals(cjson.decode(lmdisc.node_json({name = "n", txt = {Model = "a"}})).txt, {Model = "a"})
 end
 
+-- lmd-* keys are lmdisc's own (signatures, liveness): announce_self (the
+-- C library's lmd_announce_self, and this module's) refuses them, in any
+-- case, before it touches avahi.  Run with a D-Bus address that leads
+-- nowhere, so that even a build that does not refuse announces nothing.
+function TestTxt:test_announce_self_refuses_reserved_keys()
+    for _, key in ipairs { "lmd-live", "LMD-SIG", "Lmd-cert", "lmd-" } do
+        local script = ("local l = require 'lmdisc'; local a, err = l.announce_self(9000, 'x', {name = 'reserved', "
+            .. "txt = {[%q] = '1'}}); io.write(tostring(a), '|', tostring(err)); if a then a:withdraw() end"):format(key)
+        local f = io.popen("env DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/lmdisc-unit-test timeout 10 lua5.4 -e '"
+            .. script:gsub("'", "'\\''") .. "' 2>&1")
+        local out = f:read("a")
+        f:close()
+        lu.assertStrContains(out, ("nil|the TXT key '%s' is reserved: keys beginning with 'lmd-' are lmdisc's own"):format(
+            key), false, key)
+    end
+end
+
 function TestTxt:test_service_type_validation()
     lu.assertIsTrue(lmdisc.service_type_check("_lmserv._tcp"))
     lu.assertIsTrue(lmdisc.service_type_check("_http._udp"))

@@ -560,6 +560,34 @@ static void test_a_flood_of_names_never_forgets_another_signers_newest(const lmd
     lmd_trust_verifier_free(v);
 }
 
+/* Revocation lists compared by what they hold, not by their counts; a
+ * newer list gets back what an older copy had (a revoked key stays
+ * revoked). */
+static void test_revocation_lists_equal_and_keep(void)
+{
+    lmd_trust_revoked *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    CHECK(a && b, "calloc");
+    if (!a || !b)
+        return;
+    a->issued = b->issued = (uint64_t)NOW;
+    lmd_trust_revoked_add_key(a, &host_pub);
+    lmd_trust_revoked_add_key(b, &other_pub);
+    CHECK(!lmd_trust_revoked_equal(a, b), "two lists with one key each, different keys, the same second: equal");
+    CHECK(lmd_trust_revoked_equal(a, a) && lmd_trust_revoked_equal(NULL, NULL) && !lmd_trust_revoked_equal(a, NULL),
+          "equal: itself, none");
+    lmd_trust_revoked_add_serial(a, 7);
+    size_t keys = 9, serials = 9;
+    CHECK(lmd_trust_revoked_keep(b, a, &keys, &serials) == 0 && keys == 1 && serials == 1, "kept %zu keys, %zu serials",
+          keys, serials);
+    CHECK(lmd_trust_revoked_has(b, &cert), "the key the newer list lacked stays revoked");
+    CHECK(lmd_trust_revoked_keep(b, a, &keys, &serials) == 0 && keys == 0 && serials == 0, "kept again: %zu, %zu",
+          keys, serials);
+    lmd_trust_revoked_add_key(a, &other_pub);
+    CHECK(lmd_trust_revoked_equal(a, b), "the same entries in another order: not equal");
+    lmd_trust_revoked_free(a);
+    lmd_trust_revoked_free(b);
+}
+
 int main(void)
 {
     lmd_err err = {0};
@@ -587,6 +615,7 @@ int main(void)
     test_formats_and_budget();
     test_key_files();
     test_a_flood_of_names_never_forgets_another_signers_newest(f);
+    test_revocation_lists_equal_and_keep();
     lmd_trust_fleet_free(f);
     lmd_trust_secret_free(fleet_a);
     lmd_trust_secret_free(fleet_b);
