@@ -58,6 +58,8 @@ struct lmd_metrics {
     double dns_polls[3], dns_services;
     double dns_sweeps[3], dns_expired;          /* swept, kept, failed; leaves by lease */
     double dns_queries, dns_bytes_out, dns_bytes_in; /* what browsing the domain cost */
+    double dns_unsigned;  /* answers dropped: not signed by the key (never believed) */
+    double dns_skipped;   /* instances a walk skipped (an SRV at "." or outside the domain) */
 };
 
 /* ---- registrations: servers announce themselves through the agent ----

@@ -165,6 +165,14 @@ void lmd_api_handle_metrics(lmd_api *api, struct evhttp_request *req)
                                "lmdisc_dns_read_bytes_total{direction=\"received\"} %.17g\n",
                             m.dns_bytes_out, m.dns_bytes_in);
     }
+    if (m.wide_area) {
+        metric(b, "lmdisc_dns_unsigned_total", "counter",
+               "Answers about the wide-area domain dropped because the key did not sign them (forged, or a server "
+               "that does not know the key); never believed.", m.dns_unsigned);
+        metric(b, "lmdisc_dns_skipped_total", "counter",
+               "Wide-area instances a read skipped: an SRV at \".\" or outside the domain, a host the server "
+               "would not answer for.", m.dns_skipped);
+    }
     metric(b, "lmdisc_mdns_enabled", "gauge", "1 unless mdns { enabled = false }.", m.mdns_enabled);
     metric(b, "lmdisc_self_healthy", "gauge", "1 while the local server passes its health check, 0 while it "
            "fails, -1 without a health check.", m.self_healthy);

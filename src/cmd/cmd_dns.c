@@ -82,6 +82,13 @@ static void on_walk(const lmd_dns_walk_result *res, void *arg)
         r->failed = true;
         return;
     }
+    if (res->skipped)
+        fprintf(stderr, "lmdisc discover: %zu service%s skipped: %s SRV record points at \".\" or outside %s "
+                "(the others are listed)\n", res->skipped, res->skipped == 1 ? "" : "s",
+                res->skipped == 1 ? "its" : "their", r->a->domain);
+    if (res->dropped)
+        fprintf(stderr, "lmdisc discover: %zu answer%s not signed by the key dropped (never believed)\n",
+                res->dropped, res->dropped == 1 ? "" : "s");
     const lmd_dns_found **sorted = calloc(res->n ? res->n : 1, sizeof *sorted);
     r->nodes = json_array();
     if (!sorted || !r->nodes) {
@@ -166,7 +173,7 @@ json_t *lmd_discover_dns(const struct lmd_discover_args *a, int *exit_code)
     }
     if (a->server)
         start_walk(&r, a->server);
-    else if (lmd_dns_find_server(r.base, a->domain, NULL, a->timeout < FIND_TIMEOUT ? a->timeout : FIND_TIMEOUT,
+    else if (lmd_dns_find_server(r.base, a->domain, NULL, r.key, a->timeout < FIND_TIMEOUT ? a->timeout : FIND_TIMEOUT,
                                  on_found_d, &r, &r.find, &err) != 0) {
         give_up(NULL, "discover", NO_SERVER, a->domain, lmd_err_text(&err));
         r.failed = true;
@@ -387,7 +394,7 @@ int lmd_announce_dns(const struct lmd_announce_args *a)
     if (a->server) {
         snprintf(r.server, sizeof r.server, "%s", a->server);
         publish_first(&r);
-    } else if (lmd_dns_find_server(r.base, r.zone, NULL, FIND_TIMEOUT, on_found_a, &r, &r.find, &err) != 0) {
+    } else if (lmd_dns_find_server(r.base, r.zone, NULL, r.key, FIND_TIMEOUT, on_found_a, &r, &r.find, &err) != 0) {
         give_up(NULL, "announce", NO_SERVER, r.zone, lmd_err_text(&err));
         r.rc = LMD_EXIT_FAIL;
         goto done;

@@ -117,6 +117,7 @@ typedef struct lmd_dns_result {
     const char *text; /* one line: what happened ("REFUSED by 10.0.0.53", "timed out after 5 s"...) */
     const uint8_t *answer; /* the answer's wire format (valid during the callback), NULL without one */
     size_t answer_len;
+    unsigned dropped; /* a signed read (lmd_dns_query_sign): answers dropped for want of a valid signature */
 } lmd_dns_result;
 
 typedef void (*lmd_dns_done_cb)(const lmd_dns_result *res, void *arg);
@@ -142,6 +143,14 @@ enum { LMD_DNS_T_A = 1, LMD_DNS_T_SOA = 6, LMD_DNS_T_PTR = 12, LMD_DNS_T_TXT = 1
  * raw bytes, an instance name; NULL: NAME alone).  Sent with lmd_dns_send
  * and key NULL: rc 0 for NOERROR and NXDOMAIN, and res->answer holds it. */
 int lmd_dns_query_build(const char *label, const char *name, int type, lmd_dns_msg **out, lmd_err *err);
+/* Sign a query built by lmd_dns_query_build with key (TSIG, tsig.c): sent
+ * with lmd_dns_send and the same key, only an answer that key signed is
+ * believed, whatever its rcode.  An unsigned or badly signed one (a forged
+ * REFUSED, a stale SOA from whoever answers in the server's place) is
+ * dropped and counted (res->dropped), and the request waits on for the
+ * server's own answer until its timeout: it then fails (rc LMD_ETIMEDOUT,
+ * rcode -1, verified false), never with the dropped answer's rcode. */
+int lmd_dns_query_sign(lmd_dns_msg *m, const lmd_dns_key *key, lmd_err *err);
 
 
 /* One record of an answer, as plain data (what the type has). */
@@ -225,6 +234,9 @@ void lmd_dns_xfr_free(lmd_dns_xfr *x);
 typedef struct lmd_dns_xfr_reader lmd_dns_xfr_reader;
 
 int lmd_dns_xfr_reader_new(const lmd_dns_msg *req, const lmd_dns_key *key, lmd_dns_xfr_reader **out, lmd_err *err);
+/* Refused for a message without a valid signature by the key: whatever
+ * its rcode said is not believed (*rcode stays 0). */
+bool lmd_dns_xfr_reader_forged(const lmd_dns_xfr_reader *rd);
 /* Lower the bounds (0: keep the default). */
 void lmd_dns_xfr_reader_limits(lmd_dns_xfr_reader *rd, size_t max_bytes, size_t max_messages, size_t max_rrs);
 /* One message: 1 the answer is complete (lmd_dns_xfr_reader_take), 0 more
@@ -246,6 +258,7 @@ typedef struct lmd_dns_xfr_result {
     size_t messages;  /* read so far (also on failure) */
     size_t bytes;
     bool too_big;     /* refused past LMD_DNS_XFR_MAX_*: the zone is too big to transfer */
+    bool forged;      /* ended by a message not signed by the key (rcode and tsig_error 0 then: not believed) */
 } lmd_dns_xfr_result;
 
 typedef void (*lmd_dns_xfr_cb)(const lmd_dns_xfr_result *res, void *arg);
@@ -296,6 +309,9 @@ typedef struct lmd_dns_walk_result {
     size_t n;
     size_t queries;              /* what the walk sent and read: messages, bytes */
     double bytes_out, bytes_in;
+    size_t dropped;              /* answers dropped unsigned or badly signed (a walk with a key) */
+    size_t skipped;              /* instances skipped: an SRV at "." or outside the domain, an address
+                                  * query the server would not answer; the rest of the walk stands */
 } lmd_dns_walk_result;
 
 typedef void (*lmd_dns_walk_cb)(const lmd_dns_walk_result *res, void *arg);
@@ -353,13 +369,20 @@ int lmd_dns_zone_services(const lmd_dns_zone *zn, lmd_dns_found **out, size_t *n
  * (nameserver lines of resolv_conf; NULL: /etc/resolv.conf) with recursive
  * queries (the SOA in the answer, or in the authority section of a
  * negative answer; else the parent name is asked, up to the root), then
- * MNAME's A (else AAAA).  cb gets rc 0 and the address, or an error and one
- * line; it runs once from the loop, then the search is freed (cancel
- * before that: no callback). */
+ * MNAME's A (else AAAA).  With a key (kept alive by the caller until cb),
+ * the address found must then prove itself: a SOA query for domain sent to
+ * it, signed by key, must come back NOERROR and signed by key (a resolver
+ * that names a rogue server, or a rogue that answers as the resolver,
+ * cannot sign); else the next resolver is asked from the start, and when
+ * none names a server that proves itself, cb gets LMD_EPERM.  Without a
+ * key the first answer is taken.  cb gets rc 0 and the address, or an
+ * error and one line; it runs once from the loop, then the search is freed
+ * (cancel before that: no callback). */
 typedef void (*lmd_dns_server_cb)(int rc, const char *addr, const char *mname, const char *text, void *arg);
 typedef struct lmd_dns_find lmd_dns_find;
-int lmd_dns_find_server(struct event_base *base, const char *domain, const char *resolv_conf, double timeout_s,
-                        lmd_dns_server_cb cb, void *arg, lmd_dns_find **out, lmd_err *err);
+int lmd_dns_find_server(struct event_base *base, const char *domain, const char *resolv_conf,
+                        const lmd_dns_key *key, double timeout_s, lmd_dns_server_cb cb, void *arg,
+                        lmd_dns_find **out, lmd_err *err);
 void lmd_dns_find_cancel(lmd_dns_find *f);
 
 /* ---- naming what a host publishes (host.c) -------------------------- */

@@ -22,6 +22,7 @@ struct lmd_dns_msg {
     bool tcp_only;       /* a zone transfer: TCP from the start */
     int xfr_type;        /* lmd_dns_xfr_build: LDNS_RR_TYPE_AXFR or _IXFR, else 0 */
     uint32_t xfr_serial; /* IXFR: ours */
+    bool signed_read;    /* lmd_dns_query_sign: unsigned answers are dropped, not reported */
 };
 
 /* "hmac-sha256." : the algorithm name ldns wants */

@@ -29,12 +29,15 @@ struct lmd_dns_req {
     enum state state;
     char key_name[256], key_secret[256];
     unsigned udp_tries;
+    double attempt_end;  /* UDP: when this attempt's wait ends (then send again) */
     lmd_dns_done_cb cb;
     void *arg;
     bool plain;          /* a query without TSIG */
     bool verified;       /* the answer is signed by the key (or plain was asked for) */
     const uint8_t *ans;  /* the answer being reported (finish) */
     size_t ans_len;
+    unsigned dropped;    /* a signed read: answers dropped unsigned or badly signed */
+    char dropped_what[64]; /* the last one's rcode ("REFUSED, TSIG error BADKEY"), for the failure's text */
 };
 
 static void on_event(evutil_socket_t fd, short what, void *arg);
@@ -66,7 +69,8 @@ static void finish(lmd_dns_req *r, int rc, int rcode, int tsig_error, const char
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     lmd_dns_result res = {.rc = rc, .rcode = rcode, .tsig_error = tsig_error, .tcp = r->state != S_UDP, .text = text,
-                          .answer = r->ans, .answer_len = r->ans_len, .verified = r->verified};
+                          .answer = r->ans, .answer_len = r->ans_len, .verified = r->verified,
+                          .dropped = r->dropped};
     lmd_dns_done_cb cb = r->cb;
     void *arg = r->arg;
     lmd_dns_tcp *keep = r->c.tcp; /* a TCP answer lives in the exchange: freed after the callback */
@@ -82,6 +86,8 @@ static int arm(lmd_dns_req *r, short what, double wait)
     double left = r->c.deadline - lmd_now_mono();
     if (wait > left)
         wait = left;
+    if (wait < 0)
+        wait = 0;
     lmd_event_free(r->ev);
     r->ev = event_new(r->c.base, r->fd, what, on_event, r);
     struct timeval tv = lmd_tv(wait);
@@ -110,7 +116,9 @@ static void udp_send(lmd_dns_req *r)
         finish(r, LMD_EIO, -1, 0, "sending to %s: %s", r->c.server, strerror(errno));
         return;
     }
-    if (arm(r, EV_READ | EV_TIMEOUT, lmd_backoff(r->udp_tries, UDP_FIRST_WAIT, 8.0)) != 0)
+    double wait = lmd_backoff(r->udp_tries, UDP_FIRST_WAIT, 8.0);
+    r->attempt_end = lmd_now_mono() + wait;
+    if (arm(r, EV_READ | EV_TIMEOUT, wait) != 0)
         finish(r, LMD_ENOMEM, -1, 0, "cannot wait for the answer (libevent)");
 }
 
@@ -163,7 +171,7 @@ static void answer(lmd_dns_req *r, const uint8_t *wire, size_t len)
         !ldns_pkt_qr(pkt)) {
         ldns_pkt_free(pkt);
         if (r->state == S_UDP) { /* not ours (or garbage): keep waiting */
-            if (arm(r, EV_READ | EV_TIMEOUT, r->c.deadline - lmd_now_mono()) != 0)
+            if (arm(r, EV_READ | EV_TIMEOUT, r->attempt_end - lmd_now_mono()) != 0)
                 finish(r, LMD_ENOMEM, -1, 0, "cannot wait for the answer (libevent)");
         } else {
             finish(r, LMD_EIO, -1, 0, "%s sent an answer that is not one to this update", r->c.server);
@@ -193,6 +201,22 @@ static void answer(lmd_dns_req *r, const uint8_t *wire, size_t len)
     bool signed_ok = tsig && tsig_error == 0 &&
                      ldns_pkt_tsig_verify(pkt, wire, len, r->key_name, r->key_secret, r->c.msg->mac);
     ldns_pkt_free(pkt);
+    if (!signed_ok && r->c.msg->signed_read) {
+        /* a read: whoever answers in the server's place could have sent
+         * it; nothing in it is believed, the rcode neither (a real BADKEY
+         * or BADSIG comes unsigned too: the timeout then says so) */
+        r->dropped++;
+        snprintf(r->dropped_what, sizeof r->dropped_what, "%s%s%s", lmd_dns_rcode_name(rcode),
+                 tsig_error ? ", TSIG error " : "", tsig_error ? lmd_dns_rcode_name(tsig_error) : "");
+        if (r->state == S_UDP) {
+            if (arm(r, EV_READ | EV_TIMEOUT, r->attempt_end - lmd_now_mono()) != 0)
+                finish(r, LMD_ENOMEM, -1, 0, "cannot wait for the answer (libevent)");
+        } else {
+            finish(r, LMD_EIO, -1, 0, "%s answered (%s) over TCP without a valid signature by key %s: not trusted",
+                   r->c.server, r->dropped_what, r->key_name);
+        }
+        return;
+    }
     r->verified = signed_ok;
     r->ans = wire; /* a transfer's caller reads it */
     r->ans_len = len;
@@ -220,13 +244,18 @@ static void on_event(evutil_socket_t fd, short what, void *arg)
             udp_send(r); /* again: UDP may have lost it */
             return;
         }
-        finish(r, LMD_ETIMEDOUT, -1, 0, "no answer from %s within %g s (UDP)", r->c.server, r->c.timeout);
+        if (r->dropped)
+            finish(r, LMD_ETIMEDOUT, -1, 0, "no answer signed by key %s from %s within %g s (%u dropped, the last "
+                   "%s, not signed by it: not trusted)", r->key_name, r->c.server, r->c.timeout, r->dropped,
+                   r->dropped_what);
+        else
+            finish(r, LMD_ETIMEDOUT, -1, 0, "no answer from %s within %g s (UDP)", r->c.server, r->c.timeout);
         return;
     }
     uint8_t buf[65535];
     ssize_t n = recv(r->fd, buf, sizeof buf, 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        if (arm(r, EV_READ | EV_TIMEOUT, r->c.deadline - lmd_now_mono()) != 0)
+        if (arm(r, EV_READ | EV_TIMEOUT, r->attempt_end - lmd_now_mono()) != 0)
             finish(r, LMD_ENOMEM, -1, 0, "libevent");
         return;
     }

@@ -16,7 +16,7 @@
 #define MAX_NS 3
 #define PER_QUERY 3.0   /* seconds one resolver gets for one question */
 
-enum stage { ST_SOA, ST_A, ST_AAAA };
+enum stage { ST_SOA, ST_A, ST_AAAA, ST_PROVE };
 
 struct lmd_dns_find {
     struct event_base *base;
@@ -25,10 +25,13 @@ struct lmd_dns_find {
     char domain[1025];
     char name[1025];        /* the name whose SOA is asked (domain, then its parents) */
     char mname[1025];
+    char addr[64];          /* ST_PROVE: the candidate, asked directly under the key */
+    const lmd_dns_key *key; /* NULL: the first answer is taken unverified */
     enum stage stage;
     double deadline;
     lmd_dns_req *req;
     char last[512];         /* the last failure, for the error */
+    unsigned dropped;       /* ST_PROVE: answers not signed by the key */
     lmd_dns_server_cb cb;
     void *arg;
 };
@@ -89,15 +92,19 @@ static bool ask(lmd_dns_find *f)
              f->last[0] ? "; last: " : "", f->last);
         return false;
     }
-    const char *name = f->stage == ST_SOA ? f->name : f->mname;
-    int type = f->stage == ST_SOA ? LMD_DNS_T_SOA : f->stage == ST_A ? LMD_DNS_T_A : LMD_DNS_T_AAAA;
+    const char *name = f->stage == ST_SOA ? f->name : f->stage == ST_PROVE ? f->domain : f->mname;
+    int type = f->stage == ST_SOA || f->stage == ST_PROVE ? LMD_DNS_T_SOA
+               : f->stage == ST_A                          ? LMD_DNS_T_A
+                                                           : LMD_DNS_T_AAAA;
+    const char *to = f->stage == ST_PROVE ? f->addr : f->ns[f->ns_idx];
     lmd_dns_msg *m = NULL;
     lmd_err err = {0};
-    if (build(name, type, &m, &err) != 0 ||
-        lmd_dns_send(f->base, f->ns[f->ns_idx], 0, m, NULL, left < PER_QUERY ? left : PER_QUERY, on_answer, f,
-                     &f->req, &err) != 0) {
-        done(f, err.code ? err.code : LMD_EIO, NULL, "cannot ask %s for %s: %s", f->ns[f->ns_idx], name,
-             lmd_err_text(&err));
+    int rc = f->stage == ST_PROVE ? lmd_dns_query_build(NULL, name, type, &m, &err) : build(name, type, &m, &err);
+    if (rc == 0 && f->stage == ST_PROVE && (rc = lmd_dns_query_sign(m, f->key, &err)) != 0)
+        lmd_dns_msg_free(m);
+    if (rc != 0 || lmd_dns_send(f->base, to, 0, m, f->stage == ST_PROVE ? f->key : NULL,
+                                left < PER_QUERY ? left : PER_QUERY, on_answer, f, &f->req, &err) != 0) {
+        done(f, err.code ? err.code : LMD_EIO, NULL, "cannot ask %s for %s: %s", to, name, lmd_err_text(&err));
         return false;
     }
     return true;
@@ -123,10 +130,45 @@ static bool soa_mname(const ldns_rr_list *list, char *out, size_t len)
     return false;
 }
 
+/* What the resolver f->ns[f->ns_idx] said did not hold: the next one,
+ * from the start (another resolver may name the real primary). */
+static void next_resolver(lmd_dns_find *f, int rc)
+{
+    if (++f->ns_idx < f->n_ns) {
+        f->stage = ST_SOA;
+        f->mname[0] = '\0';
+        snprintf(f->name, sizeof f->name, "%s", f->domain);
+        ask(f);
+        return;
+    }
+    done(f, rc, NULL, "no resolver (%s%s) named a server that proves it holds key %s: %s", f->ns[0],
+         f->n_ns > 1 ? "..." : "", lmd_dns_key_name(f->key), f->last);
+}
+
+/* The candidate's own answer to a signed SOA query for the domain: it
+ * must be signed by the key (whoever answered the resolver's way, or
+ * posed as the resolver, cannot sign) and NOERROR. */
+static void proven(lmd_dns_find *f, const lmd_dns_result *res)
+{
+    if (res->rc == 0 && res->verified) {
+        done(f, 0, f->addr, "%s (the SOA MNAME of %s's zone) is %s, and answers signed by key %s", f->mname,
+             f->domain, f->addr, lmd_dns_key_name(f->key));
+        return;
+    }
+    f->dropped += res->dropped;
+    snprintf(f->last, sizeof f->last, "%s (%.120s), named by %s, %.200s", f->addr, f->mname, f->ns[f->ns_idx],
+             res->verified ? res->text : "gave no answer signed by the key");
+    next_resolver(f, LMD_EPERM);
+}
+
 static void on_answer(const lmd_dns_result *res, void *arg)
 {
     lmd_dns_find *f = arg;
     f->req = NULL;
+    if (f->stage == ST_PROVE) {
+        proven(f, res);
+        return;
+    }
     ldns_pkt *pkt = NULL;
     if (res->rc != 0 || !res->answer || ldns_wire2pkt(&pkt, res->answer, res->answer_len) != LDNS_STATUS_OK) {
         snprintf(f->last, sizeof f->last, "%s", res->rc ? res->text : "an answer that does not parse");
@@ -170,8 +212,14 @@ static void on_answer(const lmd_dns_result *res, void *arg)
         free(s);
     }
     ldns_pkt_free(pkt);
+    if (addr[0] && f->key) {
+        snprintf(f->addr, sizeof f->addr, "%s", addr);
+        f->stage = ST_PROVE;
+        ask(f);
+        return;
+    }
     if (addr[0]) {
-        done(f, 0, addr, "%s (the SOA MNAME of %s's zone) is %s", f->mname, f->domain, addr);
+        done(f, 0, addr, "%s (the SOA MNAME of %s's zone) is %s (not verified: no key)", f->mname, f->domain, addr);
         return;
     }
     if (f->stage == ST_A) {
@@ -182,8 +230,9 @@ static void on_answer(const lmd_dns_result *res, void *arg)
     done(f, LMD_ENOTFOUND, NULL, "%s (the SOA MNAME of %s's zone) has no A or AAAA record", f->mname, f->domain);
 }
 
-int lmd_dns_find_server(struct event_base *base, const char *domain, const char *resolv_conf, double timeout_s,
-                        lmd_dns_server_cb cb, void *arg, lmd_dns_find **out, lmd_err *err)
+int lmd_dns_find_server(struct event_base *base, const char *domain, const char *resolv_conf,
+                        const lmd_dns_key *key, double timeout_s, lmd_dns_server_cb cb, void *arg,
+                        lmd_dns_find **out, lmd_err *err)
 {
     if (out)
         *out = NULL;
@@ -218,6 +267,7 @@ int lmd_dns_find_server(struct event_base *base, const char *domain, const char 
         return lmd_err_set(err, LMD_ENOTFOUND, "no nameserver in %s: give the server's address", path);
     }
     f->base = base;
+    f->key = key;
     f->cb = cb;
     f->arg = arg;
     f->deadline = lmd_now_mono() + (timeout_s > 0 ? timeout_s : 10.0);

@@ -18,6 +18,7 @@
 
 struct item {
     lmd_dns_found f;
+    bool bad;               /* skipped: its SRV cannot be followed (at ".", outside the domain, unanswered) */
     char v4[LMD_DNS_WALK_ADDRS][64], v6[LMD_DNS_WALK_ADDRS][64];
     size_t n4, n6;
 };
@@ -54,6 +55,7 @@ struct lmd_dns_walk {
     char text[512];
     size_t queries;
     double bytes_out, bytes_in;
+    size_t dropped, skipped;
 };
 
 static void on_answer(const lmd_dns_result *res, void *arg);
@@ -85,21 +87,12 @@ static int build(const lmd_dns_walk *w, const char *label, const char *name, int
     int rc = lmd_dns_query_build(label, name, type, out, err);
     if (rc || !w->key)
         return rc;
-    lmd_dns_msg *m = *out;
-    char alg[40];
-    lmd_dns_key_ldns_alg(w->key, alg, sizeof alg);
-    ldns_status st = ldns_pkt_tsig_sign(m->pkt, w->key->name, w->key->secret, 300, alg, NULL);
-    ldns_rr *tsig = st == LDNS_STATUS_OK ? ldns_pkt_tsig(m->pkt) : NULL;
-    free(m->wire);
-    m->wire = NULL;
-    if (!tsig || !(m->mac = ldns_rdf_clone(ldns_rr_rdf(tsig, 3))) ||
-        ldns_pkt2wire(&m->wire, m->pkt, &m->len) != LDNS_STATUS_OK) {
-        lmd_dns_msg_free(m);
+    rc = lmd_dns_query_sign(*out, w->key, err);
+    if (rc) {
+        lmd_dns_msg_free(*out);
         *out = NULL;
-        return lmd_err_set(err, LMD_EINVAL, "cannot sign the query with key %s: %s", w->key->name,
-                           ldns_get_errorstr_by_id(st));
     }
-    return 0;
+    return rc;
 }
 
 static void fail(lmd_dns_walk *w, int rc, const char *fmt, const char *what, const char *why)
@@ -198,7 +191,7 @@ static void report(lmd_dns_walk *w)
         fail(w, LMD_ENOMEM, "%s%s", "out of memory", "");
     for (size_t i = 0; out && !w->rc && i < w->n_items; i++) {
         struct item *it = &w->items[i];
-        if (!it->f.srv)
+        if (!it->f.srv || it->bad)
             continue;
         it->f.n_addrs = 0;
         for (size_t j = 0; j < it->n4 && it->f.n_addrs < LMD_DNS_WALK_ADDRS; j++)
@@ -209,7 +202,7 @@ static void report(lmd_dns_walk *w)
     }
     lmd_dns_walk_result res = {.rc = w->rc, .text = w->rc ? w->text : "", .found = w->rc ? NULL : out,
                                .n = w->rc ? 0 : k, .queries = w->queries, .bytes_out = w->bytes_out,
-                               .bytes_in = w->bytes_in};
+                               .bytes_in = w->bytes_in, .dropped = w->dropped, .skipped = w->skipped};
     lmd_dns_walk_cb cb = w->cb;
     void *arg = w->arg;
     /* the callback sees the items' TXT: free the walk after it */
@@ -221,6 +214,14 @@ static void report(lmd_dns_walk *w)
     cb(&res, arg);
     free(out);
     walk_free(w);
+}
+
+/* name is domain or below it (no final dots either). */
+static bool in_domain(const char *name, const char *domain)
+{
+    size_t n = strlen(name), d = strlen(domain);
+    return (n == d && !strcasecmp(name, domain)) || (n > d + 1 && name[n - d - 1] == '.' &&
+                                                       !strcasecmp(name + n - d, domain));
 }
 
 static void on_ptr(lmd_dns_walk *w, const lmd_dns_rr *rrs, size_t n)
@@ -253,8 +254,15 @@ static void on_rrs(lmd_dns_walk *w, const struct q *q, lmd_dns_rr *rrs, size_t n
         on_ptr(w, rrs, n);
         break;
     case LMD_DNS_T_SRV:
-        if (n == 0 || !rrs[0].target[0] || !strcmp(rrs[0].target, "."))
-            break; /* gone since the PTR, or "no such service" (RFC 2782) */
+        if (n == 0)
+            break; /* gone since the PTR */
+        if (!rrs[0].target[0] || !strcmp(rrs[0].target, ".") || !in_domain(rrs[0].target, w->domain)) {
+            /* "no such service" (RFC 2782), or a host this server does
+             * not answer for: this instance is skipped, not the walk */
+            it->bad = true;
+            w->skipped++;
+            break;
+        }
         it->f.srv = true;
         it->f.port = rrs[0].port;
         snprintf(it->f.host, sizeof it->f.host, "%s", rrs[0].target);
@@ -290,6 +298,19 @@ static void on_answer(const lmd_dns_result *res, void *arg)
     struct q mine = *q;
     forget(w, q);
     w->bytes_in += (double)res->answer_len;
+    w->dropped += res->dropped;
+    bool addr = mine.type == LMD_DNS_T_A || mine.type == LMD_DNS_T_AAAA;
+    if (addr && res->rc != 0 && res->verified && res->rcode > 0 && res->rcode != 3) {
+        /* the server will not answer for this host (REFUSED, SERVFAIL...):
+         * its instance is skipped, the rest of the walk stands */
+        if (!w->items[mine.idx].bad)
+            w->skipped++;
+        w->items[mine.idx].bad = true;
+        ask_later(w);
+        if ((w->n_qs == 0 && w->next_later == w->n_later) || w->rc)
+            report(w);
+        return;
+    }
     /* NXDOMAIN is an answer: nothing there (signed queries report it as a failure) */
     bool empty = res->rcode == 3 && res->answer && res->verified; /* a forged NXDOMAIN must not hide a service */
     if (res->rc != 0 && !empty) {

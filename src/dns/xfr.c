@@ -133,6 +133,7 @@ struct lmd_dns_xfr_reader {
     ldns_rdf *mac;           /* what the next message's MAC covers: the request's, then the previous one's */
     size_t max_bytes, max_messages, max_rrs;
     bool too_big;           /* refused for a limit above */
+    bool forged;            /* refused for a message not signed by the key */
     size_t messages, bytes, kept;
     enum rstate st;
     uint32_t serial;         /* the first SOA's: the zone's version now */
@@ -418,21 +419,33 @@ int lmd_dns_xfr_reader_add(lmd_dns_xfr_reader *rd, const uint8_t *wire, size_t l
                                  ldns_dname_compare(ldns_rr_owner(q0), rd->zone) != 0))) {
         rc = refuse(rd, err, LMD_EIO, "the answer to another question");
     } else if (rc_ != LDNS_RCODE_NOERROR) {
+        /* the rcode is believed only under the key's signature: an
+         * unsigned REFUSED or NOTAUTH may come from anyone on the path (a
+         * server's own BADKEY / BADSIG answers are unsigned too) */
         ldns_rr *t = ldns_pkt_tsig(pkt);
         int te = t && ldns_rr_rd_count(t) > 5 && ldns_rr_rdf(t, 5) ? ldns_rdf2native_int16(ldns_rr_rdf(t, 5)) : 0;
-        if (rcode)
-            *rcode = rc_;
-        if (tsig_error)
-            *tsig_error = te;
-        if (te)
-            rc = refuse(rd, err, LMD_EIO, "%s (TSIG error %s with key %s)", lmd_dns_rcode_name(rc_),
-                        lmd_dns_rcode_name(te), rd->key_name[0] ? rd->key_name : "none");
-        else
-            rc = refuse(rd, err, LMD_EIO, "%s", lmd_dns_rcode_name(rc_));
+        lmd_err verr = {0};
+        if (rd->has_key && verify(rd, pkt, wire, len, &verr) != 0) {
+            rd->forged = true;
+            rc = lmd_err_set(err, LMD_EIO, "message %zu: %s%s%s without a valid signature by key %s: not trusted",
+                             rd->messages, lmd_dns_rcode_name(rc_), te ? ", TSIG error " : "",
+                             te ? lmd_dns_rcode_name(te) : "", rd->key_name);
+        } else {
+            if (rcode)
+                *rcode = rc_;
+            if (tsig_error)
+                *tsig_error = te;
+            if (te)
+                rc = refuse(rd, err, LMD_EIO, "%s (TSIG error %s with key %s)", lmd_dns_rcode_name(rc_),
+                            lmd_dns_rcode_name(te), rd->key_name[0] ? rd->key_name : "none");
+            else
+                rc = refuse(rd, err, LMD_EIO, "%s", lmd_dns_rcode_name(rc_));
+        }
     } else if (ldns_pkt_tc(pkt)) {
         rc = refuse(rd, err, LMD_EIO, "truncated (TC) over TCP");
     } else if (rd->has_key) {
         rc = verify(rd, pkt, wire, len, err);
+        rd->forged = rc != 0;
     }
     ldns_rr_list *an = ldns_pkt_answer(pkt);
     size_t n = an ? ldns_rr_list_rr_count(an) : 0;
@@ -456,6 +469,11 @@ void lmd_dns_xfr_reader_counts(const lmd_dns_xfr_reader *rd, size_t *messages, s
 {
     *messages = rd ? rd->messages : 0;
     *bytes = rd ? rd->bytes : 0;
+}
+
+bool lmd_dns_xfr_reader_forged(const lmd_dns_xfr_reader *rd)
+{
+    return rd && rd->forged;
 }
 
 bool lmd_dns_xfr_reader_too_big(const lmd_dns_xfr_reader *rd)

@@ -49,7 +49,8 @@ static void finish(lmd_dns_xfr_req *r, int rc, int rcode, int tsig_error, lmd_dn
     size_t msgs, bytes;
     lmd_dns_xfr_reader_counts(r->rd, &msgs, &bytes);
     lmd_dns_xfr_result res = {.rc = rc, .rcode = rcode, .tsig_error = tsig_error, .text = text, .xfr = x,
-                              .messages = msgs, .bytes = bytes, .too_big = lmd_dns_xfr_reader_too_big(r->rd)};
+                              .messages = msgs, .bytes = bytes, .too_big = lmd_dns_xfr_reader_too_big(r->rd),
+                              .forged = lmd_dns_xfr_reader_forged(r->rd)};
     lmd_dns_xfr_cb cb = r->cb;
     void *arg = r->arg;
     req_free(r);

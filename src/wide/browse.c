@@ -7,9 +7,17 @@
  * wide_area.key, over TCP, every message verified; IXFR from the serial of
  * the copy kept in src/dns/zone.c, so that only what changed crosses the
  * network; AXFR the first time, or when the copy was lost), else by a walk
- * with plain queries: PTR of TYPE.DOMAIN, then SRV and TXT of each
- * instance, then A and AAAA of each SRV target.  A transfer refused or not
- * signed by our key is said once, and queries are used from then on.  A complete walk is compared with the last:
+ * with queries: PTR of TYPE.DOMAIN, then SRV and TXT of each instance,
+ * then A and AAAA of each SRV target.  Every read is signed with
+ * wide_area.key (SOA polls, queries, transfers) and every answer must be
+ * signed by it before any field of it is believed, its rcode included:
+ * an answer the key did not sign is dropped and counted
+ * (lmdisc_dns_unsigned_total), never a reason to change anything (whoever
+ * answers in the server's place cannot add, hide or freeze a peer).  A
+ * transfer the server refuses under the key's signature (REFUSED, NOTAUTH)
+ * or too big is said once, and signed queries are used from then on.  A
+ * walk skips an instance it cannot follow (an SRV at "." or outside the
+ * domain; lmdisc_dns_skipped_total), the rest stands.  A complete walk is compared with the last:
  * instances seen are reported (lmd_peers_seen: join or update), those gone
  * leave ("goodbye").  A failed walk changes nothing (no leave storm while
  * the server is away; the next poll walks again).
@@ -222,6 +230,20 @@ int lmd_wb_take_found(lmd_wide_browse *b, const lmd_dns_found *in, size_t n)
     return rc;
 }
 
+/* n answers dropped: not signed by our key (forged, or the server does
+ * not know the key); said once, counted always, never acted on */
+static void dropped(lmd_wide_browse *b, double n, const char *text)
+{
+    if (n <= 0)
+        return;
+    b->dropped += n;
+    if (!b->said_dropped)
+        lmd_warn("wide-area browse: an answer about %s not signed by key %s was dropped (%s); answers without "
+                 "a valid signature are never believed (a forgery, or a server that does not know the key)",
+                 b->wd->cfg->wide_area.domain, lmd_dns_key_name(lmd_wide_key(b->wd)), text);
+    b->said_dropped = true;
+}
+
 static void on_walked(const lmd_dns_walk_result *res, void *arg)
 {
     lmd_wide_browse *b = arg;
@@ -229,6 +251,8 @@ static void on_walked(const lmd_dns_walk_result *res, void *arg)
     b->sent += (double)res->queries;
     b->bytes_out += res->bytes_out;
     b->bytes_in += res->bytes_in;
+    b->skipped += (double)res->skipped;
+    dropped(b, (double)res->dropped, res->rc ? res->text : "a query's answer");
     if (res->rc != 0 || lmd_wb_take_found(b, res->found, res->n) != 0) {
         lmd_debug("wide-area browse: %s", res->rc ? res->text : "out of memory");
         b->failed = true;
@@ -241,7 +265,7 @@ static void read_by_queries(lmd_wide_browse *b)
 {
     lmd_wide *wd = b->wd;
     lmd_err err = {0};
-    if (lmd_dns_walk_start(wd->base, wd->server, wd->cfg->wide_area.domain, lmd_wide_type(wd->cfg), NULL,
+    if (lmd_dns_walk_start(wd->base, wd->server, wd->cfg->wide_area.domain, lmd_wide_type(wd->cfg), lmd_wide_key(wd),
                            LMD_WB_XFR_TIMEOUT, on_walked, b, &b->walk, &err) != 0) {
         lmd_debug("wide-area browse: cannot read %s: %s", b->type_zone, lmd_err_text(&err));
         b->failed = true;
@@ -290,12 +314,17 @@ static void on_transfer(const lmd_dns_xfr_result *res, void *arg)
         }
         lmd_dns_xfr_free(x);
         lmd_dns_found_free(found, n_found);
-    } else if (res->rcode == 5 || res->rcode == 9 || res->tsig_error == 16 || res->tsig_error == 17 ||
-               res->too_big) {
-        /* the server will not transfer it to this key: REFUSED, NOTAUTH,
-         * BADSIG, BADKEY; or it is past what a transfer may be (reading it
-         * whole at every change would be worse).  A SERVFAIL while it
-         * loads, BADTIME, a failed IXFR are tried again, whole. */
+    } else if (res->forged) {
+        /* not signed by our key: believed in nothing, the mode neither */
+        dropped(b, 1, res->text);
+        lmd_dns_zone_clear(&b->zone);
+        b->failed = true;
+    } else if (res->rcode == 5 || res->rcode == 9 || res->too_big) {
+        /* the server, under our key's signature, will not transfer it to
+         * this key: REFUSED, NOTAUTH; or it is past what a transfer may be
+         * (reading it whole at every change would be worse): signed
+         * queries.  A SERVFAIL while it loads, a failed IXFR are tried
+         * again, whole. */
         lmd_dns_zone_clear(&b->zone);
         to_queries(b, res->text);
     } else {
@@ -342,6 +371,7 @@ static void on_soa(const lmd_dns_result *res, void *arg)
     lmd_wide_browse *b = arg;
     b->soa = NULL;
     b->bytes_in += (double)res->answer_len;
+    dropped(b, res->dropped, res->text);
     lmd_dns_rr *rrs = NULL;
     size_t n = 0;
     lmd_err err = {0};
@@ -379,9 +409,15 @@ static void ask_soa(lmd_wide_browse *b)
     lmd_wide *wd = b->wd;
     lmd_dns_msg *m = NULL;
     lmd_err err = {0};
-    if (lmd_dns_query_build(NULL, wd->cfg->wide_area.domain, LMD_DNS_T_SOA, &m, &err) != 0 || !counted(b, m) ||
-        lmd_dns_send(wd->base, wd->server, 0, m, NULL, LMD_WB_QUERY_TIMEOUT, on_soa, b, &b->soa, &err) != 0)
+    const lmd_dns_key *key = lmd_wide_key(wd);
+    if (lmd_dns_query_build(NULL, wd->cfg->wide_area.domain, LMD_DNS_T_SOA, &m, &err) != 0 ||
+        (key && lmd_dns_query_sign(m, key, &err) != 0)) {
+        lmd_dns_msg_free(m);
         cannot_ask(b, &err);
+    } else if (!counted(b, m) ||
+               lmd_dns_send(wd->base, wd->server, 0, m, key, LMD_WB_QUERY_TIMEOUT, on_soa, b, &b->soa, &err) != 0) {
+        cannot_ask(b, &err); /* m is lmd_dns_send's, also on failure */
+    }
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg)
@@ -455,6 +491,8 @@ void lmd_wide_browse_metrics(const lmd_wide *wd, struct lmd_metrics *out)
     out->dns_queries = b->sent;
     out->dns_bytes_out = b->bytes_out;
     out->dns_bytes_in = b->bytes_in;
+    out->dns_unsigned = b->dropped;
+    out->dns_skipped = b->skipped;
     size_t live = 0;
     for (size_t i = 0; i < b->n_prev; i++)
         live += b->prev[i].srv && !b->prev[i].expired;

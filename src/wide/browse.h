@@ -54,6 +54,9 @@ struct lmd_wide_browse {
     double swept[3];            /* swept, kept (refreshed or gone meanwhile), failed */
     double expired;
     double sent, bytes_out, bytes_in;
+    double dropped;             /* answers not signed by our key: dropped, never believed */
+    double skipped;             /* instances skipped by a walk (an SRV that cannot be followed) */
+    bool said_dropped;          /* the first dropped answer was logged */
     lmd_dns_zone zone;              /* for IXFR (src/dns/zone.c) */
     lmd_dns_xfr_req *xreq;      /* the transfer in flight */
 };

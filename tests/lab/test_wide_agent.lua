@@ -350,10 +350,12 @@ function on_leave(peer, reason) rec("leave", peer.name, reason) end
         lu.assertNotStrContains(p2:output(), "no transfer of")
     end
 
-    function T:test_a_refused_transfer_falls_back_to_queries()
-        -- an observer (no announce) whose key the server does not accept:
-        -- the transfer is refused (BADSIG), said once, and queries (no key
-        -- needed) still find h1
+    function T:test_answers_not_signed_by_the_key_are_dropped_and_never_a_reason_to_read_otherwise()
+        -- an observer whose key the server does not know (its secret
+        -- forged): the server answers its signed SOA polls unsigned (BADSIG),
+        -- exactly what a forger would send.  Nothing in them is believed:
+        -- dropped, counted, said once; the agent never falls back to
+        -- unsigned reads, so it learns nothing of h1 (and nothing false)
         local f = assert(io.open(lab:key("h2")))
         local text = f:read("a")
         f:close()
@@ -362,13 +364,19 @@ function on_leave(peer, reason) rec("leave", peer.name, reason) end
         os.execute("chmod 600 " .. q(forged))
         local rec = path("rec.txt")
         local p2, sock2 = agent("h2", { observe = true, key = forged, poll = 1, policy = HOOKS:format(rec) })
-        agent("h1", { port = 8018, poll = 1 })
-        local line = await(p2, "wide%-area browse: no transfer of " .. zone:gsub("%.", "%%.") .. " from ")
-        lu.assertStrContains(line, "reading it with queries from now on")
-        line = await(rec, "^join|h1|")
-        lu.assertEquals(S.fields(line)[5], "8018", line)
-        await_polls("h2", sock2, 2) -- two more reads: still said once
-        lu.assertEquals(select(2, p2:output():gsub("no transfer of", "")), 1, p2:output())
+        local p1 = agent("h1", { port = 8018, poll = 1 })
+        await(p1, "wide%-area: published \"h1\"")
+        local line = await(p2, "wide%-area browse: an answer about " .. zone:gsub("%.", "%%.") .. " not signed by key")
+        lu.assertStrContains(line, "never believed")
+        await_polls("h2", sock2, 2, 20) -- two more checks, each waiting out its query's timeout
+        local m = metrics("h2", sock2)
+        lu.assertTrue(metric(m, "lmdisc_dns_unsigned_total") >= 2, m)
+        lu.assertEquals(metric(m, 'lmdisc_dns_polls_total{result="read"}'), 0, m)
+        lu.assertTrue(metric(m, 'lmdisc_dns_polls_total{result="failed"}') >= 2, m)
+        lu.assertNotStrContains(S.read(rec) or "", "join|h1|")
+        lu.assertEquals(select(2, p2:output():gsub("not signed by key", "")), 1, p2:output())
+        lu.assertNotStrContains(p2:output(), "no transfer of")
+        lu.assertNotStrContains(p2:output(), "with queries")
         lu.assertNotStrContains(p2:output(), "wide-area: publishing")
     end
 

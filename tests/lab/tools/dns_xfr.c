@@ -26,6 +26,7 @@
 struct outcome {
     bool done;
     int rc, rcode, tsig_error;
+    bool forged;
     char text[2400];
     size_t messages, bytes;
     lmd_dns_xfr *xfr;
@@ -39,6 +40,7 @@ static void on_done(const lmd_dns_xfr_result *res, void *arg)
     o->rc = res->rc;
     o->rcode = res->rcode;
     o->tsig_error = res->tsig_error;
+    o->forged = res->forged;
     o->messages = res->messages;
     o->bytes = res->bytes;
     o->xfr = res->xfr; /* ours now */
@@ -135,11 +137,11 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < x->n_diffs; i++)
             kept += x->diffs[i].n_deleted + x->diffs[i].n_added;
     }
-    printf("rc=%d rcode=%s tsig=%s kind=%s serial=%u messages=%zu bytes=%zu records=%zu kept=%zu ms=%d text=%s\n",
+    printf("rc=%d rcode=%s tsig=%s kind=%s serial=%u messages=%zu bytes=%zu records=%zu kept=%zu ms=%d forged=%d text=%s\n",
            o.rc, o.rcode < 0 ? "none" : lmd_dns_rcode_name(o.rcode),
            o.tsig_error ? lmd_dns_rcode_name(o.tsig_error) : "none", KIND[x && x->kind >= 1 && x->kind <= 3 ? x->kind : 0],
            x ? x->serial : 0, o.messages, o.bytes, x ? x->records : 0, kept, (int)((lmd_now_mono() - t0) * 1000),
-           o.text);
+           o.forged ? 1 : 0, o.text);
     for (size_t i = 0; x && i < x->n_rrs; i++)
         print_rr("rr", &x->rrs[i]);
     for (size_t i = 0; x && i < x->n_diffs; i++) {

@@ -367,9 +367,41 @@ static void test_refused(void)
         ldns_pkt_free(p);
         feed(&r, w, _len);
     }
-    CHECK(r.rcode == LDNS_RCODE_NOTAUTH && r.tsig_error == 16, "%d %d", r.rcode, r.tsig_error);
-    expect_refused(&r, "message 1: NOTAUTH (TSIG error BADSIG with key xfr-key)");
+    /* an error with an empty MAC is what anyone could send: its rcode is
+     * not believed (a server's own BADSIG answer is unsigned too) */
+    CHECK(r.rcode == 0 && r.tsig_error == 0, "not believed: %d %d", r.rcode, r.tsig_error);
+    CHECK(lmd_dns_xfr_reader_forged(r.rd), "counted as not signed");
+    expect_refused(&r, "message 1: NOTAUTH, TSIG error BADSIG without a valid signature by key xfr-key: not trusted");
     run_end(&r);
+
+    /* every rcode unsigned: not believed, the reader says forged */
+    static const int rcodes[] = {LDNS_RCODE_FORMERR, LDNS_RCODE_SERVFAIL, LDNS_RCODE_NXDOMAIN, LDNS_RCODE_NOTIMPL,
+                                 LDNS_RCODE_REFUSED, LDNS_RCODE_YXDOMAIN, LDNS_RCODE_YXRRSET, LDNS_RCODE_NXRRSET,
+                                 LDNS_RCODE_NOTAUTH, LDNS_RCODE_NOTZONE};
+    for (size_t i = 0; i < sizeof rcodes / sizeof rcodes[0]; i++) {
+        for (int signed_ = 0; signed_ <= 1; signed_++) {
+            run_start(&r, false, 0, true);
+            ldns_pkt *p = ldns_pkt_new();
+            ldns_pkt_set_id(p, ldns_pkt_id(r.srv.req));
+            ldns_pkt_set_qr(p, true);
+            ldns_pkt_set_rcode(p, (uint8_t)rcodes[i]);
+            ldns_pkt_push_rr(p, LDNS_SECTION_QUESTION,
+                             ldns_rr_clone(ldns_rr_list_rr(ldns_pkt_question(r.srv.req), 0)));
+            if (signed_)
+                CHECK(ldns_pkt_tsig_sign_next(p, "xfr-key", SECRET, 300, "hmac-sha256.", r.srv.mac, 0) ==
+                          LDNS_STATUS_OK, "sign");
+            uint8_t *w = NULL;
+            ldns_pkt2wire(&w, p, &_len);
+            ldns_pkt_free(p);
+            feed(&r, w, _len);
+            CHECK(r.rc < 0, "rcode %d refused", rcodes[i]);
+            CHECK(lmd_dns_xfr_reader_forged(r.rd) == !signed_, "rcode %d signed %d: forged %d", rcodes[i], signed_,
+                  lmd_dns_xfr_reader_forged(r.rd));
+            CHECK(r.rcode == (signed_ ? rcodes[i] : 0), "rcode %d signed %d: believed %d", rcodes[i], signed_,
+                  r.rcode);
+            run_end(&r);
+        }
+    }
 
     /* an answer to another request */
     run_start(&r, false, 0, false);
