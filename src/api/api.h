@@ -58,6 +58,9 @@ struct lmd_metrics {
     double dns_polls[3], dns_services;
     double dns_sweeps[3], dns_expired;          /* swept, kept, failed; leaves by lease */
     double dns_queries, dns_bytes_out, dns_bytes_in; /* what browsing the domain cost */
+    /* the policy worker: 0 running, 1 restarting, 2 suspended (3 starting) */
+    double policy_state, policy_restarts;
+    const char *policy_state_name, *policy_last_error; /* NULL without a policy */
 };
 
 /* ---- registrations: servers announce themselves through the agent ----

@@ -115,6 +115,8 @@ int lmd_cmd_discover(int argc, char **argv);
 int lmd_cmd_drain(int argc, char **argv);
 int lmd_cmd_peers(int argc, char **argv);
 int lmd_cmd_test(int argc, char **argv);
+/* hidden: `lmdisc policy-worker`, started by the agent with its socketpair on fd 3 */
+int lmd_cmd_policy_worker(int argc, char **argv);
 int lmd_cmd_watch(int argc, char **argv);
 int lmd_cmd_keygen(int argc, char **argv);
 int lmd_cmd_certify(int argc, char **argv);

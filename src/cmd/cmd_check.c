@@ -4,6 +4,7 @@
 #include "agent/agent.h"
 #include "cmd/cmd.h"
 #include "policy/policy.h"
+#include "worker/worker.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -92,15 +93,16 @@ static void report(void *ud, const char *line)
     fprintf(stderr, "%s\n", line);
 }
 
-int lmd_cmd_check(int argc, char **argv)
+static void where_of(void *wud, const char *section, char *buf, size_t len)
 {
-    struct lmd_check_args a;
-    int rc = lmd_check_parse(argc, argv, &a);
-    lmd_check_args_free(&a); /* owns nothing: its strings are argv's */
-    if (rc)
-        return lmd_exit_status(rc);
-    if (a.user && (rc = become(a.user)) != 0)
-        return rc;
+    lmd_policy_where(wud, section, buf, len);
+}
+
+/* in the confined child (see main below) */
+static int check_config(void *arg)
+{
+    const struct lmd_check_args *ap = arg;
+    struct lmd_check_args a = *ap;
     struct lmd_policy_host host = {.peers = host_none_peers};
     struct lmd_config cfg;
     lmd_err err = {0};
@@ -112,7 +114,7 @@ int lmd_cmd_check(int argc, char **argv)
     const char *w = lmd_policy_warnings(p);
     if (*w)
         fprintf(stderr, "%s", w);
-    int failed = lmd_agent_preflight(&cfg, p, report, NULL);
+    int failed = lmd_agent_preflight(&cfg, where_of, p, report, NULL);
     if (failed) {
         fprintf(stderr, "%s: %d problem%s: the agent would not start with it\n", a.config, failed,
                 failed == 1 ? "" : "s");
@@ -129,4 +131,21 @@ int lmd_cmd_check(int argc, char **argv)
     lmd_config_clear(&cfg);
     lmd_policy_free(p);
     return failed ? LMD_EXIT_FAIL : 0;
+}
+
+int lmd_cmd_check(int argc, char **argv)
+{
+    struct lmd_check_args a;
+    int rc = lmd_check_parse(argc, argv, &a);
+    lmd_check_args_free(&a); /* owns nothing: its strings are argv's */
+    if (rc)
+        return lmd_exit_status(rc);
+    if (a.user && (rc = become(a.user)) != 0)
+        return rc;
+    /* the configuration's code runs in a confined child, under the limits
+     * the agent's policy worker loads it with: a loop there, in Lua or in
+     * a C function, ends the check in time with the line it was on */
+    char what[600];
+    snprintf(what, sizeof what, "lmdisc check: %s", a.config);
+    return lmd_worker_run_confined(check_config, &a, LMD_WORKER_LOAD_CPU, LMD_WORKER_LOAD_WALL, what);
 }
