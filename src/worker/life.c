@@ -341,10 +341,8 @@ static void on_adopted(lmd_worker *w, struct lmd_rbuf *r)
         done(w->adopt_ud, r->bad ? LMD_EIO : 0);
         return;
     }
-    if (w->state == LMD_WORKER_RESTARTING) {
-        lmd_info("policy: the worker is running again (restart %u)", w->restarts);
+    if (w->state == LMD_WORKER_RESTARTING)
         set_state(w, LMD_WORKER_RUNNING);
-    }
     lmd_worker_pump(w);
 }
 

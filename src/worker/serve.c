@@ -54,9 +54,8 @@ static void on_cpu_limit(int sig)
     char at[200], msg[600];
     lmd_policy_running_at(at, sizeof at);
     int n = snprintf(msg + LMD_WIRE_HEADER + 4, sizeof msg - LMD_WIRE_HEADER - 4,
-                     "%s%s%s ran past its CPU limit of %.2f s (policy.deadline + 0.5 s) and was stopped; a loop "
-                     "inside a C function (pattern matching, table or string functions) cannot be interrupted "
-                     "in the VM", at, *at ? ": " : "", S.doing, S.limit);
+                     "%s%s%s ran past its CPU limit of %.2f s and was stopped (a loop inside a C function, such "
+                     "as pattern matching or a table or string function, cannot be interrupted in the VM)", at, *at ? ": " : "", S.doing, S.limit);
     if (n < 0)
         n = 0;
     if ((size_t)n > sizeof msg - LMD_WIRE_HEADER - 5)
