@@ -88,6 +88,7 @@ static inline void lmd_agent_args_free(struct lmd_agent_args *a) { (void)a; } /*
 struct lmd_check_args {
     const char *config;
     const char *user;    /* --user NAME: check as that user */
+    double timeout;      /* --timeout S: CPU seconds for the configuration's code; 0: the agent's */
 };
 int lmd_check_parse(int argc, char **argv, struct lmd_check_args *out);
 static inline void lmd_check_args_free(struct lmd_check_args *a) { (void)a; } /* owns nothing */

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 static const char check_help[] =
-    "Usage: lmdisc check [--user NAME] CONFIG.lua\n"
+    "Usage: lmdisc check [--user NAME] [--timeout SECONDS] CONFIG.lua\n"
     "Load and validate a configuration without touching the network: syntax,\n"
     "unknown keys, wrong types, misspelt hooks; then every check the agent makes\n"
     "at start: the key, certificate and fleet files of trust { } and the TSIG\n"
@@ -25,25 +25,35 @@ static const char check_help[] =
     "\n"
     "  -u, --user NAME  check as user NAME (and its groups), the user the agent\n"
     "                   runs as (root only; the Debian service's is lmdisc)\n"
+    "  -t, --timeout S  CPU seconds the configuration's code may run (default 5,\n"
+    "                   the agent's own limit; 3 x S of wall clock): a loop\n"
+    "                   ends the check with exit 1 and the line it was on\n"
     "  -h, --help       show this help\n";
 
 int lmd_check_parse(int argc, char **argv, struct lmd_check_args *out)
 {
     static const struct option opts[] = {
-        {"user", required_argument, NULL, 'u'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        {"user", required_argument, NULL, 'u'}, {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     *out = (struct lmd_check_args){0};
     int c;
     lmd_getopt_reset();
-    while ((c = getopt_long(argc, argv, "u:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "u:t:h", opts, NULL)) != -1) {
         switch (c) {
         case 'u':
             if (!*optarg)
                 return lmd_usage_error("check", "--user needs a user name");
             out->user = optarg;
             break;
+        case 't':
+            if (lmd_parse_seconds(optarg, &out->timeout) != 0 || out->timeout > 3600)
+                return lmd_usage_error("check", "--timeout needs a number of seconds from 0 to 3600");
+            break;
         case 'h': fputs(check_help, stdout); return LMD_EXIT_HELP;
         default:
-            return lmd_usage_error("check", optopt == 'u' ? "--user needs a user name" : "unknown option '%s'",
+            return lmd_usage_error("check", optopt == 'u'   ? "--user needs a user name"
+                                            : optopt == 't' ? "--timeout needs a number of seconds"
+                                                            : "unknown option '%s'",
                                    argv[optind - 1]);
         }
     }
@@ -147,5 +157,6 @@ int lmd_cmd_check(int argc, char **argv)
      * a C function, ends the check in time with the line it was on */
     char what[600];
     snprintf(what, sizeof what, "lmdisc check: %s", a.config);
-    return lmd_worker_run_confined(check_config, &a, LMD_WORKER_LOAD_CPU, LMD_WORKER_LOAD_WALL, what);
+    double cpu = a.timeout > 0 ? a.timeout : LMD_WORKER_LOAD_CPU;
+    return lmd_worker_run_confined(check_config, &a, cpu, a.timeout > 0 ? 3 * cpu : LMD_WORKER_LOAD_WALL, what);
 }

@@ -24,7 +24,7 @@ static void say_stopped(int sig)
     char at[200], msg[1024];
     lmd_policy_running_at(at, sizeof at);
     int n = snprintf(msg, sizeof msg,
-                     "\n%s: %s%sdid not finish within its time limit of %g s%s (a loop the VM cannot interrupt, "
+                     "%s: %s%sdid not finish within its time limit of %g s%s (a loop the VM cannot interrupt, "
                      "such as one inside a C function, is caught by this limit)\n",
                      who, at, *at ? ": " : "", sig == SIGPROF ? cpu_limit : wall_limit,
                      sig == SIGPROF ? " of CPU time" : "");
