@@ -252,6 +252,10 @@ static void read_loaded(lmd_worker *w, struct lmd_rbuf *r, struct lmd_config *cf
 
 static void read_stats(lmd_worker *w, struct lmd_rbuf *r)
 {
+    if (!lmd_r_u8(r)) { /* sent at most every 50 ms: what /metrics shows */
+        w->cpu_mark = lmd_r_f64(r);
+        return;
+    }
     w->stats.hook_runs = w->stats_base.hook_runs + lmd_r_f64(r);
     w->stats.hook_errors = w->stats_base.hook_errors + lmd_r_f64(r);
     w->stats.hook_time = w->stats_base.hook_time + lmd_r_f64(r);

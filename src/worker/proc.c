@@ -149,7 +149,20 @@ int lmd_worker_send(lmd_worker *w)
     int rc = lmd_w_end(&w->out);
     if (rc)
         return rc;
-    return bufferevent_write(w->bev, w->out.p, w->out.n) == 0 ? 0 : LMD_ENOMEM;
+    /* straight to the socket when nothing waits before it (a frame is far
+     * smaller than the socket's buffer): the bufferevent would wait for a
+     * turn of the loop and two epoll_ctl calls to say the socket is
+     * writable, which it is */
+    size_t off = 0;
+    struct evbuffer *out = bufferevent_get_output(w->bev);
+    if (evbuffer_get_length(out) == 0) {
+        ssize_t n = send(bufferevent_getfd(w->bev), w->out.p, w->out.n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0)
+            off = (size_t)n;
+    }
+    if (off == w->out.n)
+        return 0;
+    return bufferevent_write(w->bev, w->out.p + off, w->out.n - off) == 0 ? 0 : LMD_ENOMEM;
 }
 
 /* ---- spawn ------------------------------------------------------------- */

@@ -42,9 +42,12 @@ static struct {
     struct stash *stash, **stash_tail;
     double deadline;
     char doing[200]; /* what the CPU timer stops, for its message */
+    int ev_kind;     /* or an event (formatted by the handler: the hot path only copies the name) */
+    char ev_name[160];
+    double stats_at; /* when the stats went out last */
     double limit;
     bool failed;     /* the socket broke: leave the loop */
-} S = {.fd = -1};
+} S = {.fd = -1, .ev_kind = -1};
 
 /* SIGPROF: the call used its CPU time.  Say where, then end: the core
  * restarts a fresh worker. */
@@ -53,6 +56,11 @@ static void on_cpu_limit(int sig)
     (void)sig;
     char at[200], msg[600];
     lmd_policy_running_at(at, sizeof at);
+    if (S.ev_kind >= 0) {
+        char e[200];
+        snprintf(S.doing, sizeof S.doing, "the %s event of \"%s\"", lmd_event_kind_name(S.ev_kind),
+                 lmd_escape_str(S.ev_name, e, sizeof e));
+    }
     int n = snprintf(msg + LMD_WIRE_HEADER + 4, sizeof msg - LMD_WIRE_HEADER - 4,
                      "%s%s%s ran past its CPU limit of %.2f s and was stopped (a loop inside a C function, such "
                      "as pattern matching or a table or string function, cannot be interrupted in the VM)", at, *at ? ": " : "", S.doing, S.limit);
@@ -85,6 +93,19 @@ static void arm(double seconds, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(S.doing, sizeof S.doing, fmt, ap);
     va_end(ap);
+    S.ev_kind = -1;
+    S.limit = seconds;
+    lmd_confine_cpu(seconds);
+}
+
+static void arm_event(double seconds, int kind, const char *name)
+{
+    size_t n = strlen(name);
+    if (n >= sizeof S.ev_name)
+        n = sizeof S.ev_name - 1;
+    memcpy(S.ev_name, name, n);
+    S.ev_name[n] = '\0';
+    S.ev_kind = kind;
     S.limit = seconds;
     lmd_confine_cpu(seconds);
 }
@@ -223,6 +244,14 @@ static void w_verdict(struct lmd_wbuf *b, const struct lmd_verdict *v)
  * next call starts from */
 static void w_stats(struct lmd_wbuf *b)
 {
+    double t = lmd_now_mono();
+    bool send = t - S.stats_at >= 0.05;
+    lmd_w_u8(b, send);
+    if (!send) {
+        lmd_w_f64(b, cpu_now());
+        return;
+    }
+    S.stats_at = t;
     struct lmd_policy_stats st;
     lmd_policy_stats(S.pol, &st);
     lmd_w_f64(b, st.hook_runs);
@@ -301,9 +330,7 @@ static void do_event(struct lmd_rbuf *r)
     char *reason = lmd_r_str(r);
     struct lmd_verdict v = {.emitted = -1};
     if (rc == 0 && !r->bad) {
-        char e[160];
-        arm(S.deadline + 0.5, "the %s event of \"%s\"", lmd_event_kind_name(kind),
-            lmd_escape_str(peer.name, e, sizeof e));
+        arm_event(S.deadline + 0.5, kind, peer.name);
         lmd_policy_event(S.pol, kind, &peer, has_old ? &old : NULL, changes, reason, &v);
         disarm();
     }
