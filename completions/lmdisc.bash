@@ -15,7 +15,7 @@ _lmdisc_options()
     discover) echo "-T --timeout -j --json -t --type -N --no-agent -d --domain -s --server -k --key -h --help" ;;
     peers | watch) echo "-j --json -s --socket -h --help" ;;
     drain) echo "-g --grace -c --cancel -s --socket -h --help" ;;
-    check) echo "-u --user -h --help" ;;
+    check) echo "-u --user -t --timeout -h --help" ;;
     test) echo "--timeout -h --help" ;;
     keygen) echo "-h --help" ;;
     certify) echo "-k --fleet-key -N --name -s --serial -r --revoke -d --days -n --not-before -o --out -c --check -p --fleet-pub -a --at -h --help" ;;
@@ -37,7 +37,7 @@ _lmdisc_value()
     announce:-n | announce:--name | announce:-x | announce:--txt | announce:--ttl | announce:-d | \
         announce:--domain | announce:-s | announce:--server | announce:-l | announce:--lease | announce:--host | \
         discover:-T | discover:--timeout | discover:-d | discover:--domain | discover:-s | discover:--server | \
-        drain:-g | drain:--grace | test:--timeout | certify:-d | certify:--days | certify:-n | \
+        drain:-g | drain:--grace | test:--timeout | check:-t | check:--timeout | certify:-d | certify:--days | certify:-n | \
         certify:--not-before | certify:-a | certify:--at | certify:-N | certify:--name | certify:-s | \
         certify:--serial)
         echo none ;;

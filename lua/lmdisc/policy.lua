@@ -17,10 +17,10 @@ local gsub, match, gmatch, find = sandbox.raw.gsub, sandbox.raw.match, sandbox.r
 
 local M = {}
 
-M.HOOKS = { "filter", "info", "on_join", "on_update", "on_leave" }
+M.HOOKS = { "filter", "info", "on_join", "on_update", "on_leave", "on_start" }
 local IS_HOOK = {}
 for _, h in ipairs(M.HOOKS) do IS_HOOK[h] = true end
-local ON_HOOKS = { "on_join", "on_update", "on_leave" }
+local ON_HOOKS = { "on_join", "on_update", "on_leave", "on_start" }
 
 local function copy(t)
   local c = {}
@@ -297,6 +297,12 @@ function Policy:adopt(oldP, peers)
     out[i] = { kind = kind, peer = peer, keep = keep, info = info }
   end
   return out
+end
+
+--- on_start(peers, why): the agent restarted the policy's worker (its
+-- globals and timers are gone; peers are the ones it keeps).
+function Policy:start(peers, why)
+  self:_hook("on_start", nil, peers, why)
 end
 
 --- Whether the peer is currently kept.

@@ -23,7 +23,8 @@ end
 -- log =}, which only the mantle sees.
 function R.load(path, api, internals)
   return policy.load(path, { api = api, guard = internals.guard, in_guard = internals.in_guard,
-    stopped = internals.stopped, peers_all = internals.peers_all, log = internals.log })
+    stopped = internals.stopped, peers_all = internals.peers_all, log = internals.log,
+    source = internals.source })
 end
 
 --- settings(P) -> the validated settings, defaults filled in
@@ -67,6 +68,22 @@ function R.adopt(newP, old, peers)
     out[i] = { emitted = v.kind, keep = v.keep, info = v.info, name = v.peer.name }
   end
   return out
+end
+
+--- start(P, peers, why): on_start(peers, why) after the policy worker was
+-- restarted (why: "restart"), if the policy defines it; peers: the ones it
+-- keeps now, with their info (a restart loses the policy's globals and
+-- timers: on_start rebuilds them)
+function R.start(P, peers, why)
+  local kept = {}
+  for _, peer in ipairs(peers or {}) do
+    local st = P._peers[peer.name]
+    if st and st.keep then
+      peer.info = st.info
+      kept[#kept + 1] = peer
+    end
+  end
+  P:start(kept, why)
 end
 
 --- call(P, what, fn, ...): a user callback (timer, spawn on_exit), run like a hook

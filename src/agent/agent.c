@@ -67,7 +67,13 @@ static void api_metrics(void *ud, struct lmd_metrics *out)
     }
     out->services_seen = (double)lmd_peers_count(a->reg);
     struct lmd_policy_stats ps;
-    lmd_policy_stats(a->pol, &ps);
+    lmd_worker_stats(a->pol, &ps);
+    struct lmd_worker_status ws;
+    lmd_worker_status(a->pol, &ws);
+    out->policy_state = (double)ws.state;
+    out->policy_restarts = ws.restarts;
+    out->policy_state_name = lmd_worker_state_name(ws.state);
+    out->policy_last_error = ws.last_error;
     out->hook_runs = ps.hook_runs;
     out->hook_errors = ps.hook_errors;
     out->hook_seconds = ps.hook_time;
@@ -115,9 +121,8 @@ struct reload_told {
     } *ev;
 };
 
-static void reload_verdict(void *ud, const lmd_node_info *peer, const struct lmd_verdict *v)
+void lmd_agent_reload_verdict(struct reload_told *t, const lmd_node_info *peer, const struct lmd_verdict *v)
 {
-    struct reload_told *t = ud;
     lmd_agent_set_verdict(t->a, peer->name, v->keep, v->info, v->info_len);
     if (v->emitted == LMD_EV_LEAVE)
         lmd_agent_emit(t->a, peer, v->emitted, 0, "filtered", v->info, v->info_len);
@@ -165,33 +170,47 @@ static void reload_tell(struct reload_told *t)
     free(t->ev);
 }
 
-static void reload(lmd_agent *a)
+/* A reload, in steps that never wait: a new worker loads the file (the
+ * running one goes on meanwhile); once it loaded, the new trust { } is
+ * applied first (a fleet key taken out drops its peers, whose leaves go to
+ * the running policy), then, when the running worker has nothing queued or
+ * in flight, the new one takes the peers over, the settings are swapped,
+ * and the events held meanwhile go to the new worker.  If the new file does
+ * not load, or its takeover fails, the running policy stays. */
+struct reload_ctx {
+    lmd_agent *a;
+    struct reload_told told;
+};
+
+static void free_worker_cb(evutil_socket_t fd, short what, void *arg)
 {
-    /* the trust files as they are now, before the new policy is handed
-     * anyone: a fleet key or revocation changed under the same paths
-     * drops its peers first (their leaves go to the running policy) */
-    lmd_err te = {0};
-    if (lmd_agent_trust_reload(a, &a->cfg, &te) != 0)
-        lmd_error("reload: %s; the keys in force stay", lmd_err_text(&te));
-    /* what the policy may see, as on every other path: not our own
-     * service (without include_self), nothing untrusted under require,
-     * nothing it saw leave as unhealthy */
-    lmd_node_list all;
-    if (lmd_agent_host_peers_all(a, &all) != 0) {
-        lmd_error("reload failed (out of memory); the running policy stays in force");
-        return;
-    }
-    struct lmd_config nc;
-    lmd_err err = {0};
-    struct reload_told told = {.a = a};
-    a->reload_told = &told;
-    int rc = lmd_policy_reload(a->pol, a->path, &all, &nc, reload_verdict, &told, &err);
-    lmd_node_list_free(&all);
-    if (rc) {
-        reload_tell(&told);
-        lmd_error("reload failed; the running policy stays in force: %s", lmd_err_text(&err));
-        return;
-    }
+    (void)fd;
+    (void)what;
+    lmd_worker_free(arg);
+}
+
+/* not inside its own callbacks: on the next turn of the loop */
+static void free_worker_later(lmd_agent *a, lmd_worker *w)
+{
+    struct timeval zero = {0, 0};
+    if (w && event_base_once(a->base, -1, EV_TIMEOUT, free_worker_cb, w, &zero) != 0)
+        lmd_worker_free(w);
+}
+
+static void reload_abandon(lmd_agent *a, const char *why)
+{
+    lmd_error("reload failed; the running policy stays in force: %s", why);
+    free_worker_later(a, a->pol_next);
+    a->pol_next = NULL;
+    a->reload_ready = false;
+    lmd_config_clear(&a->reload_cfg);
+    lmd_worker_hold(a->pol, false);
+}
+
+static void reload_finish(lmd_agent *a, struct reload_told *told)
+{
+    struct lmd_config nc = a->reload_cfg;
+    a->reload_cfg = (struct lmd_config){.log_level = -1};
     if (nc.log_level >= 0 && !lmd_log_level_explicit())
         lmd_log_set_level((enum lmd_log_level)nc.log_level);
     /* a->cfg stays where it is (components keep pointers to it) */
@@ -209,10 +228,105 @@ static void reload(lmd_agent *a)
     /* registry { include_self } may have changed what is a peer */
     struct lmd_peers_config pc = lmd_agent_peers_config(a);
     lmd_peers_configure(a->reg, &pc, lmd_now_mono());
-    reload_tell(&told);
+    reload_tell(told);
     lmd_config_clear(&old);
     lmd_agent_rearm(a);
     lmd_info("reloaded %s", a->path);
+}
+
+static void reload_adopted(void *ud, int rc)
+{
+    struct reload_ctx *rc_ = ud;
+    lmd_agent *a = rc_->a;
+    if (rc) {
+        reload_tell(&rc_->told);
+        reload_abandon(a, "the new policy's takeover of the peers failed");
+        free(rc_);
+        return;
+    }
+    /* the new worker is the policy: the events held meanwhile are its */
+    lmd_worker *old = a->pol;
+    a->pol = a->pol_next;
+    a->pol_next = NULL;
+    a->reload_ready = false;
+    lmd_worker_hold(a->pol, true);
+    lmd_worker_take_queue(a->pol, old); /* old stays held: nothing more reaches it */
+    free_worker_later(a, old);
+    reload_finish(a, &rc_->told);
+    free(rc_);
+    lmd_worker_hold(a->pol, false);
+}
+
+void lmd_agent_reload_step(lmd_agent *a)
+{
+    if (!a->reload_ready || !a->pol_next || !lmd_worker_idle(a->pol))
+        return;
+    a->reload_ready = false;
+    /* what the policy may see, as on every other path (lmd_agent_takeover):
+     * not our own service (without include_self), nothing untrusted under
+     * require, nothing it saw leave as unhealthy; with the verdicts the
+     * running policy gave */
+    lmd_node_list all;
+    struct lmd_old_verdict *old;
+    struct reload_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx || lmd_agent_takeover(a, &all, &old) != 0) {
+        free(ctx);
+        reload_abandon(a, "out of memory");
+        return;
+    }
+    ctx->a = a;
+    ctx->told.a = a;
+    a->reload_told = &ctx->told;
+    lmd_worker_hold(a->pol, true);
+    int rc = lmd_worker_adopt(a->pol_next, "reload", &all, old, reload_adopted, ctx);
+    lmd_node_list_free(&all);
+    free(old);
+    if (rc) {
+        reload_tell(&ctx->told);
+        free(ctx);
+        reload_abandon(a, "cannot hand the peers to the new policy worker");
+    }
+}
+
+static void reload_loaded(void *ud, int rc, struct lmd_config *cfg, const char *msg)
+{
+    lmd_agent *a = ud;
+    if (rc) {
+        reload_abandon(a, msg);
+        return;
+    }
+    a->reload_cfg = *cfg;
+    /* the new trust { } before the new policy sees anyone: a peer whose
+     * fleet key was taken out leaves now (told to the running policy), and
+     * the new policy's hooks never run for it */
+    if (a->cfg.trust.given && cfg->trust.given) {
+        lmd_err te = {0};
+        if (lmd_agent_trust_reload(a, cfg, &te) != 0)
+            lmd_error("reload: %s; the keys in force stay", lmd_err_text(&te));
+    }
+    a->reload_ready = true;
+    lmd_agent_reload_step(a);
+}
+
+static void reload(lmd_agent *a)
+{
+    if (a->pol_next) {
+        lmd_warn("SIGHUP: a reload is already under way; this one is ignored");
+        return;
+    }
+    /* the trust files as they are now, before the new policy is handed
+     * anyone: a fleet key or revocation changed under the same paths
+     * drops its peers first (their leaves go to the running policy) */
+    lmd_err te = {0};
+    if (lmd_agent_trust_reload(a, &a->cfg, &te) != 0)
+        lmd_error("reload: %s; the keys in force stay", lmd_err_text(&te));
+    struct lmd_worker_host h = lmd_agent_worker_host(a);
+    lmd_err err = {0};
+    if (lmd_worker_new(a->base, a->path, &h, &a->pol_next, &err) != 0 ||
+        lmd_worker_load(a->pol_next, reload_loaded, a) != 0) {
+        reload_abandon(a, err.msg[0] ? lmd_err_text(&err) : "cannot start a policy worker");
+        return;
+    }
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -244,7 +358,9 @@ static void agent_free(lmd_agent *a)
     lmd_api_free(a->api);
     for (size_t i = lmd_agent_ncomponents; i-- > 0;)
         lmd_agent_components[i].free(a);
-    lmd_policy_free(a->pol);
+    lmd_worker_free(a->pol_next);
+    lmd_worker_free(a->pol);
+    lmd_config_clear(&a->reload_cfg);
     lmd_peers_free(a->reg);
     struct event *evs[] = {a->sig_int, a->sig_term, a->sig_hup, a->reg_timer};
     for (size_t i = 0; i < LMD_ARRAY_LEN(evs); i++)
@@ -320,6 +436,11 @@ static int run_loop(lmd_agent *a)
     return 0;
 }
 
+static void where_of(void *wud, const char *section, char *buf, size_t len)
+{
+    lmd_worker_where(wud, section, buf, len);
+}
+
 static void report_start(void *ud, const char *line)
 {
     (void)ud;
@@ -337,22 +458,23 @@ int lmd_agent_run(const char *path, bool log_level_given)
     }
     a->cfg.log_level = -1;
     signal(SIGPIPE, SIG_IGN);
-    struct lmd_policy_host host = {.ud = a, .base = a->base, .peers = lmd_agent_host_peers,
-                                   .peers_all = lmd_agent_host_peers_all, .self = lmd_agent_host_self,
-                                   .services = lmd_agent_host_services,
-                                   .set_txt = lmd_agent_host_set_txt};
+    a->reload_cfg.log_level = -1;
+    struct lmd_worker_host host = lmd_agent_worker_host(a);
     lmd_err err = {0};
-    if (lmd_policy_new(path, &host, &a->cfg, &a->pol, &err) != 0) {
+    /* the configuration's top-level code runs in the worker, under its
+     * limits: a wedge there ends the start with the line it was on */
+    if (lmd_worker_new(a->base, path, &host, &a->pol, &err) != 0 ||
+        lmd_worker_load_wait(a->pol, &a->cfg, &err) != 0) {
         fprintf(stderr, "lmdisc agent: %s\n", lmd_err_text(&err));
         agent_free(a);
         return 1;
     }
     if (!log_level_given && a->cfg.log_level >= 0)
         lmd_log_set_level((enum lmd_log_level)a->cfg.log_level);
-    const char *w = lmd_policy_warnings(a->pol);
+    const char *w = lmd_worker_warnings(a->pol);
     if (*w)
         lmd_warn("%s", w);
-    if (lmd_agent_preflight(&a->cfg, a->pol, report_start, NULL) != 0) {
+    if (lmd_agent_preflight(&a->cfg, where_of, a->pol, report_start, NULL) != 0) {
         agent_free(a);
         return 1;
     }
@@ -372,9 +494,11 @@ int lmd_agent_run(const char *path, bool log_level_given)
         agent_free(a);
         return 1;
     }
-    char hooks[256];
-    lmd_policy_hooks(a->pol, hooks, sizeof hooks);
-    lmd_info("agent started with %s (hooks: %s; ttl %g s)", path, *hooks ? hooks : "none", a->cfg.registry.ttl);
+    const char *hooks = lmd_worker_hooks(a->pol);
+    struct lmd_worker_status ws;
+    lmd_worker_status(a->pol, &ws);
+    lmd_info("agent started with %s (hooks: %s; ttl %g s; policy worker pid %d)", path, *hooks ? hooks : "none",
+             a->cfg.registry.ttl, ws.pid);
     int rc = run_loop(a);
     /* the withdraw turns the loop again: a SIGHUP then must not reload
      * (and free what the withdraw uses) */

@@ -28,6 +28,9 @@ int lmd_agent_run(const char *config_path, bool log_level_given);
  * configuration; returns how many failed.  The agent refuses to start on
  * any; `lmdisc check` runs the same. */
 typedef void (*lmd_agent_report_fn)(void *ud, const char *line);
-int lmd_agent_preflight(const struct lmd_config *cfg, lmd_policy *p, lmd_agent_report_fn report, void *ud);
+/* where(wud, section, buf, len): "FILE:LINE" of the directive that set section */
+typedef void (*lmd_agent_where_fn)(void *wud, const char *section, char *buf, size_t len);
+int lmd_agent_preflight(const struct lmd_config *cfg, lmd_agent_where_fn where, void *wud,
+                        lmd_agent_report_fn report, void *ud);
 
 #endif

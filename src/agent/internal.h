@@ -13,6 +13,7 @@
 #include "mdns/mdns.h"
 #include "registry/peers.h"
 #include "wide/wide.h"
+#include "worker/worker.h"
 
 #include <jansson.h>
 #include <string.h>
@@ -39,7 +40,10 @@ typedef struct lmd_agent {
     char *path;
     struct event_base *base;
     struct lmd_config cfg;
-    lmd_policy *pol;
+    lmd_worker *pol;        /* the policy, in its worker process (src/worker/) */
+    lmd_worker *pol_next;   /* during a reload: the new configuration's worker */
+    struct lmd_config reload_cfg; /* its settings, once it loaded */
+    bool reload_ready;      /* loaded: it takes over once the running one is idle */
     lmd_mdns *m;
     lmd_pub *pub;
     lmd_browse *browse;
@@ -78,6 +82,19 @@ void lmd_agent_rearm(lmd_agent *a);
 bool lmd_agent_reload_untold(lmd_agent *a, const char *name, int kind);
 
 /* events.c */
+/* tags of a posted event: what its verdict needs to know */
+enum { LMD_TAG_KEPT = 1, LMD_TAG_LIVENESS = 2 };
+/* A verdict from the worker (v NULL: the fallback, see worker.h). */
+void lmd_agent_on_verdict(void *ud, int kind, const lmd_node_info *peer, const char *reason, int tag,
+                          const struct lmd_verdict *v);
+/* Every peer the policy may see with its verdict now (a takeover). */
+int lmd_agent_takeover(void *ud, lmd_node_list *peers, struct lmd_old_verdict **old);
+/* What the worker's host is: queries, verdicts, takeovers. */
+struct lmd_worker_host lmd_agent_worker_host(lmd_agent *a);
+/* agent.c: a reload's verdict for peer (its joins wait for trust, see agent.c) */
+void lmd_agent_reload_verdict(struct reload_told *t, const lmd_node_info *peer, const struct lmd_verdict *v);
+/* agent.c: a reload waiting for the running worker to be idle */
+void lmd_agent_reload_step(lmd_agent *a);
 void lmd_agent_on_reg_event(void *ud, enum lmd_event_kind kind, const lmd_node_info *peer,
                             const lmd_node_info *old, unsigned changes, const char *reason);
 /* An event the policy emitted: log, count, checks, API watchers. */

@@ -17,22 +17,21 @@ static void on_peer_health(void *ud, const char *name, bool healthy, const char 
     char e[160];
     lmd_escape_str(name, e, sizeof e);
     (void)lmd_peers_set_healthy(a->reg, name, healthy); /* the peer is there: n above */
-    struct lmd_verdict v;
+    /* through the policy like any event; the verdict comes back later
+     * (lmd_agent_on_verdict) */
+    int tag = LMD_TAG_LIVENESS | (lmd_peers_kept(a->reg, name) ? LMD_TAG_KEPT : 0);
+    int rc;
     if (!healthy) {
         lmd_warn("peer \"%s\" failed %u check(s) in a row (%s)", e, a->cfg.checks.failures, detail);
-        lmd_policy_event(a->pol, LMD_EV_LEAVE, &peer, NULL, 0, "unhealthy", &v);
-        if (v.emitted >= 0)
-            lmd_agent_emit(a, &peer, LMD_EV_LEAVE, 0, "unhealthy", v.info, v.info_len);
+        rc = lmd_worker_post(a->pol, LMD_EV_LEAVE, &peer, NULL, 0, "unhealthy", tag);
+        if (rc)
+            lmd_agent_on_verdict(a, LMD_EV_LEAVE, &peer, "unhealthy", tag, NULL);
     } else {
         lmd_info("peer \"%s\" passes its checks again (%s)", e, detail);
-        lmd_policy_event(a->pol, LMD_EV_JOIN, &peer, NULL, 0, NULL, &v);
-        lmd_agent_set_verdict(a, name, v.keep, v.info, v.info_len);
-        if (v.emitted >= 0)
-            lmd_agent_emit(a, &peer, v.emitted, 0, NULL, v.info, v.info_len);
-        if (!v.keep)
-            lmd_checks_forget(a->checks, name);
+        rc = lmd_worker_post(a->pol, LMD_EV_JOIN, &peer, NULL, 0, NULL, tag);
+        if (rc)
+            lmd_agent_on_verdict(a, LMD_EV_JOIN, &peer, NULL, tag, NULL);
     }
-    lmd_verdict_clear(&v);
     lmd_node_info_clear(&peer);
 }
 

@@ -40,7 +40,8 @@ static const struct {
     {"health", health_check},
 };
 
-int lmd_agent_preflight(const struct lmd_config *cfg, lmd_policy *p, lmd_agent_report_fn report, void *ud)
+int lmd_agent_preflight(const struct lmd_config *cfg, lmd_agent_where_fn where_fn, void *wud,
+                        lmd_agent_report_fn report, void *ud)
 {
     int failed = 0;
     for (size_t i = 0; i < LMD_ARRAY_LEN(CHECKS); i++) {
@@ -49,7 +50,7 @@ int lmd_agent_preflight(const struct lmd_config *cfg, lmd_policy *p, lmd_agent_r
             continue;
         failed++;
         char where[512], who[160] = "";
-        lmd_policy_where(p, CHECKS[i].section, where, sizeof where);
+        where_fn(wud, CHECKS[i].section, where, sizeof where);
         /* a file the service user may not read: say which user that is */
         if (strstr(e.msg, "Permission denied") && geteuid() != 0) {
             const struct passwd *pw = getpwuid(geteuid());

@@ -368,10 +368,17 @@ static void handle(struct evhttp_request *req, void *arg)
         /* degraded: no avahi (503), or a registry that misses services
          * avahi refuses to follow (200: what it has is still true) */
         bool whole = m.avahi_running && m.instances_unresolved == 0;
-        lmd_api_reply_json(req, m.avahi_running ? 200 : 503, m.avahi_running ? "OK" : "Service Unavailable",
-                   json_pack("{s:s,s:s,s:I,s:I}", "status", whole ? "ok" : "degraded", "avahi",
-                             m.avahi_running ? "running" : "unavailable", "peers",
-                             (json_int_t)m.peers_alive, "unresolved", (json_int_t)m.instances_unresolved));
+        json_t *doc = json_pack("{s:s,s:s,s:I,s:I}", "status", whole ? "ok" : "degraded", "avahi",
+                                m.avahi_running ? "running" : "unavailable", "peers", (json_int_t)m.peers_alive,
+                                "unresolved", (json_int_t)m.instances_unresolved);
+        /* the policy worker: its state says whether hooks run (suspended:
+         * peers get the fallback verdicts); the peers are served either way */
+        if (doc && m.policy_state_name)
+            json_object_set_new(doc, "policy", json_pack("{s:s,s:I,s:o}", "state", m.policy_state_name, "restarts",
+                                                         (json_int_t)m.policy_restarts, "last_error",
+                                                         lmd_json_str(m.policy_last_error && *m.policy_last_error
+                                                                          ? m.policy_last_error : NULL)));
+        lmd_api_reply_json(req, m.avahi_running ? 200 : 503, m.avahi_running ? "OK" : "Service Unavailable", doc);
     } else if (!strcmp(path, "/metrics")) {
         lmd_api_handle_metrics(api, req);
     } else {

@@ -60,6 +60,9 @@ struct lmd_metrics {
     double dns_queries, dns_bytes_out, dns_bytes_in; /* what browsing the domain cost */
     double dns_unsigned;  /* answers dropped: not signed by the key (never believed) */
     double dns_skipped;   /* instances a walk skipped (an SRV at "." or outside the domain) */
+    /* the policy worker: 0 running, 1 restarting, 2 suspended (3 starting) */
+    double policy_state, policy_restarts;
+    const char *policy_state_name, *policy_last_error; /* NULL without a policy */
 };
 
 /* ---- registrations: servers announce themselves through the agent ----

@@ -99,6 +99,10 @@ void lmd_api_handle_metrics(lmd_api *api, struct evhttp_request *req)
     metric(b, "lmdisc_resolvers_open", "gauge", "Service resolvers open (one per instance followed).",
            m.resolvers_open);
     metric(b, "lmdisc_lua_memory_bytes", "gauge", "Memory held by the policy's Lua VM.", m.lua_memory_bytes);
+    metric(b, "lmdisc_policy_restarts_total", "counter", "Restarts of the policy worker (it died or was killed).",
+           m.policy_restarts);
+    metric(b, "lmdisc_policy_state", "gauge",
+           "The policy worker: 0 running, 1 restarting, 2 suspended (peers get fallback verdicts).", m.policy_state);
     metric(b, "lmdisc_api_requests_total", "counter", "API requests served.", api->requests);
     metric(b, "lmdisc_services_registered", "gauge", "Services registered through the API and announced.",
            m.services_registered);

@@ -88,6 +88,7 @@ static inline void lmd_agent_args_free(struct lmd_agent_args *a) { (void)a; } /*
 struct lmd_check_args {
     const char *config;
     const char *user;    /* --user NAME: check as that user */
+    double timeout;      /* --timeout S: CPU seconds for the configuration's code; 0: the agent's */
 };
 int lmd_check_parse(int argc, char **argv, struct lmd_check_args *out);
 static inline void lmd_check_args_free(struct lmd_check_args *a) { (void)a; } /* owns nothing */
@@ -115,6 +116,8 @@ int lmd_cmd_discover(int argc, char **argv);
 int lmd_cmd_drain(int argc, char **argv);
 int lmd_cmd_peers(int argc, char **argv);
 int lmd_cmd_test(int argc, char **argv);
+/* hidden: `lmdisc policy-worker`, started by the agent with its socketpair on fd 3 */
+int lmd_cmd_policy_worker(int argc, char **argv);
 int lmd_cmd_watch(int argc, char **argv);
 int lmd_cmd_keygen(int argc, char **argv);
 int lmd_cmd_certify(int argc, char **argv);

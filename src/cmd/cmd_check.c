@@ -4,6 +4,7 @@
 #include "agent/agent.h"
 #include "cmd/cmd.h"
 #include "policy/policy.h"
+#include "worker/worker.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -14,7 +15,7 @@
 #include <unistd.h>
 
 static const char check_help[] =
-    "Usage: lmdisc check [--user NAME] CONFIG.lua\n"
+    "Usage: lmdisc check [--user NAME] [--timeout SECONDS] CONFIG.lua\n"
     "Load and validate a configuration without touching the network: syntax,\n"
     "unknown keys, wrong types, misspelt hooks; then every check the agent makes\n"
     "at start: the key, certificate and fleet files of trust { } and the TSIG\n"
@@ -24,25 +25,35 @@ static const char check_help[] =
     "\n"
     "  -u, --user NAME  check as user NAME (and its groups), the user the agent\n"
     "                   runs as (root only; the Debian service's is lmdisc)\n"
+    "  -t, --timeout S  CPU seconds the configuration's code may run (default 5,\n"
+    "                   the agent's own limit; 3 x S of wall clock): a loop\n"
+    "                   ends the check with exit 1 and the line it was on\n"
     "  -h, --help       show this help\n";
 
 int lmd_check_parse(int argc, char **argv, struct lmd_check_args *out)
 {
     static const struct option opts[] = {
-        {"user", required_argument, NULL, 'u'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        {"user", required_argument, NULL, 'u'}, {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     *out = (struct lmd_check_args){0};
     int c;
     lmd_getopt_reset();
-    while ((c = getopt_long(argc, argv, "u:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "u:t:h", opts, NULL)) != -1) {
         switch (c) {
         case 'u':
             if (!*optarg)
                 return lmd_usage_error("check", "--user needs a user name");
             out->user = optarg;
             break;
+        case 't':
+            if (lmd_parse_seconds(optarg, &out->timeout) != 0 || out->timeout > 3600)
+                return lmd_usage_error("check", "--timeout needs a number of seconds from 0 to 3600");
+            break;
         case 'h': fputs(check_help, stdout); return LMD_EXIT_HELP;
         default:
-            return lmd_usage_error("check", optopt == 'u' ? "--user needs a user name" : "unknown option '%s'",
+            return lmd_usage_error("check", optopt == 'u'   ? "--user needs a user name"
+                                            : optopt == 't' ? "--timeout needs a number of seconds"
+                                                            : "unknown option '%s'",
                                    argv[optind - 1]);
         }
     }
@@ -92,15 +103,16 @@ static void report(void *ud, const char *line)
     fprintf(stderr, "%s\n", line);
 }
 
-int lmd_cmd_check(int argc, char **argv)
+static void where_of(void *wud, const char *section, char *buf, size_t len)
 {
-    struct lmd_check_args a;
-    int rc = lmd_check_parse(argc, argv, &a);
-    lmd_check_args_free(&a); /* owns nothing: its strings are argv's */
-    if (rc)
-        return lmd_exit_status(rc);
-    if (a.user && (rc = become(a.user)) != 0)
-        return rc;
+    lmd_policy_where(wud, section, buf, len);
+}
+
+/* in the confined child (see main below) */
+static int check_config(void *arg)
+{
+    const struct lmd_check_args *ap = arg;
+    struct lmd_check_args a = *ap;
     struct lmd_policy_host host = {.peers = host_none_peers};
     struct lmd_config cfg;
     lmd_err err = {0};
@@ -112,7 +124,7 @@ int lmd_cmd_check(int argc, char **argv)
     const char *w = lmd_policy_warnings(p);
     if (*w)
         fprintf(stderr, "%s", w);
-    int failed = lmd_agent_preflight(&cfg, p, report, NULL);
+    int failed = lmd_agent_preflight(&cfg, where_of, p, report, NULL);
     if (failed) {
         fprintf(stderr, "%s: %d problem%s: the agent would not start with it\n", a.config, failed,
                 failed == 1 ? "" : "s");
@@ -129,4 +141,22 @@ int lmd_cmd_check(int argc, char **argv)
     lmd_config_clear(&cfg);
     lmd_policy_free(p);
     return failed ? LMD_EXIT_FAIL : 0;
+}
+
+int lmd_cmd_check(int argc, char **argv)
+{
+    struct lmd_check_args a;
+    int rc = lmd_check_parse(argc, argv, &a);
+    lmd_check_args_free(&a); /* owns nothing: its strings are argv's */
+    if (rc)
+        return lmd_exit_status(rc);
+    if (a.user && (rc = become(a.user)) != 0)
+        return rc;
+    /* the configuration's code runs in a confined child, under the limits
+     * the agent's policy worker loads it with: a loop there, in Lua or in
+     * a C function, ends the check in time with the line it was on */
+    char what[600];
+    snprintf(what, sizeof what, "lmdisc check: %s", a.config);
+    double cpu = a.timeout > 0 ? a.timeout : LMD_WORKER_LOAD_CPU;
+    return lmd_worker_run_confined(check_config, &a, cpu, a.timeout > 0 ? 3 * cpu : LMD_WORKER_LOAD_WALL, what);
 }

@@ -96,6 +96,9 @@ int main(int argc, char **argv)
         return lmd_exit_status(rc);
     if (i >= argc)
         return lmd_usage_error(NULL, "missing COMMAND (one of: agent, announce, discover, peers, watch, drain, check, test, keygen, certify)");
+    /* hidden: the agent's policy worker, exec'd with its socket on fd 3 */
+    if (!strcmp(argv[i], "policy-worker"))
+        return lmd_cmd_policy_worker(argc - i, argv + i);
     for (size_t c = 0; c < LMD_ARRAY_LEN(commands); c++)
         if (!strcmp(argv[i], commands[c].name))
             return commands[c].fn(argc - i, argv + i);

@@ -26,6 +26,9 @@ struct lmd_policy_host {
     int (*services)(void *ud, lmd_node_list *out);
     /* replace the announced TXT (already validated) */
     int (*set_txt)(void *ud, const lmd_txt *txt, char *err, size_t errlen);
+    /* on 1: a timer or spawn callback starts running user code, 0: it is
+     * done (the policy worker tells the core, which bounds it like a hook) */
+    void (*busy)(void *ud, int on);
 };
 
 #endif

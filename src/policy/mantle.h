@@ -20,6 +20,7 @@
     X(VERDICTS, verdicts)         /* (P) -> { name = { keep =, info = } } */                                   \
     X(ADOPT, adopt)               /* (newP, old verdicts, peers) -> { verdict + name } */                      \
     X(CALL, call)                 /* (P, what, fn, ...) */                                                     \
+    X(START, start)               /* (P, peers, why) : on_start after a worker restart */                      \
     X(HOOKS, hooks)               /* (P) -> { names } */                                                       \
     X(STATS, stats)               /* (P) -> { hook_runs, hook_errors, hook_time } */                           \
     X(WARNINGS, warnings)         /* (P) -> text */                                                            \

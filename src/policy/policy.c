@@ -24,6 +24,10 @@ struct rt {
     int P_ref;             /* the lmdisc.policy object */
 };
 
+/* The VM whose user code may be running: what lmd_policy_running_at reads
+ * from a signal handler. */
+static lua_State *volatile current_L;
+
 struct lmd_policy {
     struct rt *rt;         /* the configuration in force */
     char *warnings;
@@ -53,10 +57,14 @@ static void call_user(struct lmd_lua_ctx *ctx, const char *what, int fn_ref, int
     if (nargs) /* args, call, P, what, fn -> call, P, what, fn, args */
         lua_rotate(L, first, -nargs);
     lmd_vm_unlift(r->vm);
+    if (ctx->host.busy)
+        ctx->host.busy(ctx->host.ud, 1);
     if (mcall(r, 3 + nargs, 0) != LUA_OK) {
         lmd_error("policy: %s: %s", what, lua_tostring(L, -1));
         lua_pop(L, 1);
     }
+    if (ctx->host.busy)
+        ctx->host.busy(ctx->host.ud, 0);
 }
 
 /* build_api(ctx) -> api, internals; run under pcall: it allocates */
@@ -82,6 +90,8 @@ static void rt_free(struct rt *r)
     if (!r)
         return;
     if (r->vm) {
+        if (current_L == lmd_vm_state(r->vm))
+            current_L = NULL;
         lmd_lua_timers_free(&r->ctx);
         lmd_lua_spawn_free(&r->ctx);
         lmd_vm_free(r->vm);
@@ -121,7 +131,8 @@ static int setup_vm(struct rt *r, lmd_err *err)
 
 /* runner.load(path, api, internals), then runner.settings(P) into cfg.
  * On success P is referenced in r->P_ref. */
-static int load_file(struct rt *r, const char *path, struct lmd_config *cfg, lmd_err *err)
+static int load_file(struct rt *r, const char *path, const char *source, size_t source_len, struct lmd_config *cfg,
+                     lmd_err *err)
 {
     lua_State *L = lmd_vm_state(r->vm);
     lmd_mantle_push(L, &r->mantle, LMD_MANTLE_LOAD);
@@ -132,6 +143,12 @@ static int load_file(struct rt *r, const char *path, struct lmd_config *cfg, lmd
         lmd_err_set(err, LMD_ENOMEM, "cannot set up the policy's environment: %s", lua_tostring(L, -1));
         lua_pop(L, 3);
         return LMD_ENOMEM;
+    }
+    if (source) { /* the text that loaded before (a worker restart), not the file as it is now */
+        lmd_vm_lift(r->vm);
+        lua_pushlstring(L, source, source_len);
+        lua_setfield(L, -2, "source");
+        lmd_vm_unlift(r->vm);
     }
     if (mcall(r, 3, 3) != LUA_OK) {
         lmd_err_set(err, LMD_ELUA, "%s", lua_tostring(L, -1));
@@ -157,8 +174,8 @@ static int load_file(struct rt *r, const char *path, struct lmd_config *cfg, lmd
 }
 
 /* A VM with path loaded, its limits the file's. */
-static int rt_new(const char *path, const struct lmd_policy_host *host, struct lmd_config *cfg, struct rt **out,
-                  lmd_err *err)
+static int rt_new(const char *path, const char *source, size_t source_len, const struct lmd_policy_host *host,
+                  struct lmd_config *cfg, struct rt **out, lmd_err *err)
 {
     struct rt *r = *out = calloc(1, sizeof *r);
     if (!r)
@@ -170,12 +187,13 @@ static int rt_new(const char *path, const struct lmd_policy_host *host, struct l
     int rc = lmd_vm_new(0, 0, &r->vm, err);
     if (rc == 0) {
         r->ctx.vm = r->vm;
+        current_L = lmd_vm_state(r->vm); /* a stop while loading says where */
         rc = setup_vm(r, err);
     }
     if (rc == 0)
         rc = lmd_lua_spawn_init(&r->ctx, err);
     if (rc == 0)
-        rc = load_file(r, path, cfg, err);
+        rc = load_file(r, path, source, source_len, cfg, err);
     if (rc) {
         rt_free(r);
         *out = NULL;
@@ -198,10 +216,16 @@ static void take_warnings(lmd_policy *p)
 int lmd_policy_new(const char *path, const struct lmd_policy_host *host, struct lmd_config *cfg,
                    lmd_policy **out, lmd_err *err)
 {
+    return lmd_policy_new_source(path, NULL, 0, host, cfg, out, err);
+}
+
+int lmd_policy_new_source(const char *path, const char *source, size_t source_len,
+                          const struct lmd_policy_host *host, struct lmd_config *cfg, lmd_policy **out, lmd_err *err)
+{
     lmd_policy *p = *out = calloc(1, sizeof *p);
     if (!p)
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");
-    int rc = rt_new(path, host, cfg, &p->rt, err);
+    int rc = rt_new(path, source, source_len, host, cfg, &p->rt, err);
     if (rc) {
         free(p);
         *out = NULL;
@@ -352,7 +376,7 @@ int lmd_policy_reload(lmd_policy *p, const char *path, const lmd_node_list *peer
     struct rt *r;
     struct lmd_config c;
     /* a fresh VM: what the running policy did to its own stays there */
-    int rc = rt_new(path, &p->rt->ctx.host, &c, &r, err);
+    int rc = rt_new(path, NULL, 0, &p->rt->ctx.host, &c, &r, err);
     if (rc)
         return rc;
     lua_State *L = lmd_vm_state(r->vm);
@@ -378,6 +402,71 @@ int lmd_policy_reload(lmd_policy *p, const char *path, const lmd_node_list *peer
     take_warnings(p);
     *cfg = c;
     return 0;
+}
+
+int lmd_policy_adopt(lmd_policy *p, const lmd_node_list *peers, const struct lmd_old_verdict *old,
+                     lmd_policy_verdict_fn fn, void *ud, lmd_err *err)
+{
+    struct rt *r = p->rt;
+    lua_State *L = lmd_vm_state(r->vm);
+    lmd_vm_lift(r->vm);
+    lmd_mantle_push(L, &r->mantle, LMD_MANTLE_ADOPT);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->P_ref);
+    lua_createtable(L, 0, (int)peers->n);
+    for (size_t i = 0; i < peers->n; i++) {
+        lua_createtable(L, 0, 2);
+        lua_pushboolean(L, old[i].keep);
+        lua_setfield(L, -2, "keep");
+        if (old[i].info) {
+            lua_pushlstring(L, old[i].info, old[i].info_len);
+            lua_setfield(L, -2, "info");
+        }
+        lua_setfield(L, -2, peers->nodes[i].name);
+    }
+    lmd_lua_push_node_list(L, peers);
+    lmd_vm_unlift(r->vm);
+    if (mcall(r, 3, 1) != LUA_OK) {
+        lmd_err_set(err, LMD_ELUA, "taking over the peers failed: %s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return LMD_ELUA;
+    }
+    pass_verdicts(L, peers, fn, ud);
+    lua_pop(L, 1);
+    return 0;
+}
+
+void lmd_policy_start(lmd_policy *p, const lmd_node_list *peers, const char *why)
+{
+    struct rt *r = p->rt;
+    lua_State *L = lmd_vm_state(r->vm);
+    lmd_vm_lift(r->vm);
+    lmd_mantle_push(L, &r->mantle, LMD_MANTLE_START);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->P_ref);
+    lmd_lua_push_node_list(L, peers);
+    lua_pushstring(L, why);
+    lmd_vm_unlift(r->vm);
+    if (mcall(r, 3, 0) != LUA_OK) {
+        lmd_error("policy: on_start: %s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+}
+
+void lmd_policy_watch(lmd_policy *p) { current_L = p ? lmd_vm_state(p->rt->vm) : NULL; }
+void lmd_policy_watch_lua(struct lua_State *L) { current_L = L; }
+
+/* From a signal handler, while the main thread is stuck in a C function
+ * called from Lua: the stack does not move, and "Sl" allocates nothing. */
+void lmd_policy_running_at(char *buf, size_t len)
+{
+    lua_State *L = current_L;
+    lua_Debug ar;
+    buf[0] = '\0';
+    for (int level = 0; L && level < 64 && lua_getstack(L, level, &ar); level++) {
+        if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0 || !strncmp(ar.short_src, "[lmdisc]", 8))
+            continue;
+        snprintf(buf, len, "%s:%d", ar.short_src, ar.currentline);
+        return;
+    }
 }
 
 static double field_num(lua_State *L, int idx, const char *k)

@@ -47,6 +47,28 @@ typedef void (*lmd_policy_verdict_fn)(void *ud, const lmd_node_info *peer, const
 int lmd_policy_reload(lmd_policy *p, const char *path, const lmd_node_list *peers, struct lmd_config *cfg,
                       lmd_policy_verdict_fn fn, void *ud, lmd_err *err);
 
+/* The same from given text instead of reading path (a worker restarted
+ * with the configuration that loaded last, whatever the file holds now). */
+int lmd_policy_new_source(const char *path, const char *source, size_t source_len,
+                          const struct lmd_policy_host *host, struct lmd_config *cfg, lmd_policy **out, lmd_err *err);
+
+/* A fresh policy takes over peers whose verdicts were old[i] (a reload or a
+ * restart in a new worker): each verdict is passed to fn as by reload. */
+struct lmd_old_verdict {
+    bool keep;
+    const char *info;
+    size_t info_len;
+};
+int lmd_policy_adopt(lmd_policy *p, const lmd_node_list *peers, const struct lmd_old_verdict *old,
+                     lmd_policy_verdict_fn fn, void *ud, lmd_err *err);
+/* on_start(kept peers, why) if the policy defines it. */
+void lmd_policy_start(lmd_policy *p, const lmd_node_list *peers, const char *why);
+/* lmd_policy_running_at reads p's stack (NULL: none). */
+void lmd_policy_watch(lmd_policy *p);
+/* "FILE:LINE" of the user code running now, or "": async-signal use, for a
+ * handler that reports where a stuck call was. */
+void lmd_policy_running_at(char *buf, size_t len);
+
 void lmd_policy_stats(lmd_policy *p, struct lmd_policy_stats *out);
 /* Names of the hooks the script defines, comma-separated, into buf. */
 void lmd_policy_hooks(lmd_policy *p, char *buf, size_t len);
@@ -57,10 +79,12 @@ const char *lmd_policy_warnings(lmd_policy *p);
  * was left out: where a start check's error points. */
 void lmd_policy_where(lmd_policy *p, const char *section, char *buf, size_t len);
 
-/* `lmdisc test`: run luaunit suites in a VM like the agent's, with
- * lmdisc.testing defaulting to the policy at policy_path, each within
- * timeout seconds (0: $LMDISC_TEST_TIMEOUT, else 60).  Returns the process
- * exit code. */
-int lmd_policy_run_tests(const char *policy_path, int nsuites, char **suites, unsigned timeout);
+/* `lmdisc test`: one luaunit suite in a VM like the agent's, with
+ * lmdisc.testing defaulting to the policy at policy_path; 0 if it passed.
+ * No time limit of its own: cmd_test.c runs each suite in a confined
+ * child (worker.h) with one. */
+int lmd_policy_run_suite(const char *policy_path, const char *suite);
+struct lua_State;
+void lmd_policy_watch_lua(struct lua_State *L); /* lmd_policy_running_at reads L */
 
 #endif

@@ -16,7 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define TEST_TIMEOUT_DEFAULT 60
 
 static int l_test_exit(lua_State *L)
 {
@@ -41,17 +40,6 @@ static int open_vm_module(lua_State *L)
         {"stopped", lmd_vm_is_stopped}, {"set_limits", l_set_limits}, {NULL, NULL}};
     luaL_newlib(L, fns);
     return 1;
-}
-
-/* The wall-clock limit of one suite: what no hook reaches (a suite's own
- * endless loop, C that does not return) ends the run, saying why. */
-static char alarm_msg[512];
-static void on_alarm(int sig)
-{
-    (void)sig;
-    ssize_t w = write(STDERR_FILENO, alarm_msg, strlen(alarm_msg));
-    (void)w; /* nothing more to do about a failed write in a signal handler */
-    _exit(1);
 }
 
 /* package.loaded.lmdisc, lmdisc.vm, the mantle, os.exit, arg: the suite's
@@ -100,8 +88,7 @@ static lua_Integer tests_run(lua_State *L, const struct lmd_mantle *m)
     return n;
 }
 
-/* One suite; 0 if it passed. */
-static int run_suite(const char *policy_path, const char *suite, unsigned timeout)
+int lmd_policy_run_suite(const char *policy_path, const char *suite)
 {
     lmd_vm *vm;
     lmd_err err = {0};
@@ -119,14 +106,10 @@ static int run_suite(const char *policy_path, const char *suite, unsigned timeou
     }
     printf("== %s (policy %s)\n", suite, policy_path);
     fflush(stdout);
-    snprintf(alarm_msg, sizeof alarm_msg,
-             "\nlmdisc test: %s did not finish within its time limit of %u s (raise it with --timeout)\n",
-             suite, timeout);
-    alarm(timeout);
+    lmd_policy_watch_lua(L); /* a stop says on which line */
     int status = luaL_loadfilex(L, suite, "t");
     if (status == LUA_OK)
         status = lmd_vm_docall(L, 0, 0);
-    alarm(0);
     int code = 0;
     if (status != LUA_OK) {
         lua_getfield(L, LUA_REGISTRYINDEX, "lmdisc.test_exit");
@@ -146,16 +129,4 @@ static int run_suite(const char *policy_path, const char *suite, unsigned timeou
     fflush(stdout);
     lmd_vm_free(vm);
     return code != 0;
-}
-
-int lmd_policy_run_tests(const char *policy_path, int nsuites, char **suites, unsigned timeout)
-{
-    const char *t = getenv("LMDISC_TEST_TIMEOUT");
-    if (!timeout)
-        timeout = t && atoi(t) > 0 ? (unsigned)atoi(t) : TEST_TIMEOUT_DEFAULT;
-    signal(SIGALRM, on_alarm);
-    int failed = 0;
-    for (int i = 0; i < nsuites; i++)
-        failed += run_suite(policy_path, suites[i], timeout);
-    return failed ? 1 : 0;
 }

@@ -1,0 +1,330 @@
+/* The worker process from the core's side: spawn, frames in and out, the
+ * bound on each call, kill and reap.  The core never blocks on the worker:
+ * frames go through a bufferevent, exits are reaped by WNOHANG retries. */
+#include "worker/internal.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/util.h"
+#include "worker/confine.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define BOUND_SLACK 0.25 /* CPU seconds past the worker's own timer before the core kills it */
+#define REAP_EVERY 0.05
+
+/* ---- reaping: a killed worker is waited for without blocking ----------- */
+
+static void reap_free(lmd_worker *w, struct reap *r)
+{
+    for (struct reap **pp = &w->reaps; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    event_free(r->ev);
+    free(r);
+}
+
+static void reap_try(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct reap *r = arg;
+    int st;
+    pid_t got = waitpid(r->pid, &st, WNOHANG);
+    if (got == 0) {
+        struct timeval tv = {0, (suseconds_t)(REAP_EVERY * 1e6)};
+        evtimer_add(r->ev, &tv);
+        return;
+    }
+    if (got == r->pid)
+        lmd_debug("policy worker %d ended (%s %d)", (int)r->pid, WIFSIGNALED(st) ? "signal" : "exit",
+                  WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+    reap_free(r->w, r);
+}
+
+static void reap_later(lmd_worker *w, pid_t pid)
+{
+    struct reap *r = calloc(1, sizeof *r);
+    if (r && (r->ev = evtimer_new(w->base, reap_try, r))) {
+        r->pid = pid;
+        r->w = w;
+        r->next = w->reaps;
+        w->reaps = r;
+        reap_try(-1, 0, r);
+        return;
+    }
+    free(r);
+    lmd_warn("out of memory: policy worker %d is not reaped", (int)pid);
+}
+
+void lmd_worker_kill(lmd_worker *w)
+{
+    if (w->bev) {
+        bufferevent_free(w->bev);
+        w->bev = NULL;
+    }
+    if (w->pid > 0) {
+        kill(w->pid, SIGKILL);
+        reap_later(w, w->pid);
+        w->pid = 0;
+    }
+    lmd_worker_op_done(w);
+}
+
+/* ---- frames ------------------------------------------------------------ */
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    lmd_worker *w = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    while (w->bev == bev) {
+        size_t have = evbuffer_get_length(in);
+        unsigned char h[LMD_WIRE_HEADER];
+        if (have < LMD_WIRE_HEADER || evbuffer_copyout(in, h, sizeof h) != (ev_ssize_t)sizeof h)
+            return;
+        int type;
+        uint32_t len;
+        lmd_err err = {0};
+        if (lmd_wire_header(h, &type, &len, &err) != 0) {
+            lmd_worker_kill(w);
+            lmd_worker_died(w, lmd_err_text(&err));
+            return;
+        }
+        if (have < LMD_WIRE_HEADER + (size_t)len)
+            return;
+        unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)(LMD_WIRE_HEADER + len));
+        if (!p) {
+            lmd_worker_kill(w);
+            lmd_worker_died(w, "out of memory reading from the policy worker");
+            return;
+        }
+        /* copied: a callback may free w->bev (a kill) or write more */
+        unsigned char *copy = malloc(len ? len : 1);
+        if (!copy) {
+            lmd_worker_kill(w);
+            lmd_worker_died(w, "out of memory reading from the policy worker");
+            return;
+        }
+        memcpy(copy, p + LMD_WIRE_HEADER, len);
+        evbuffer_drain(in, LMD_WIRE_HEADER + len);
+        struct lmd_rbuf r = {.p = copy, .n = len};
+        lmd_worker_on_frame(w, type, &r);
+        free(copy);
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    lmd_worker *w = arg;
+    (void)bev;
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        return;
+    char why[700];
+    if (w->stopped[0])
+        snprintf(why, sizeof why, "%s", w->stopped);
+    else
+        snprintf(why, sizeof why, "the policy worker ended unexpectedly%s",
+                 what & BEV_EVENT_ERROR ? " (socket error)" : "");
+    w->stopped[0] = '\0';
+    lmd_worker_kill(w);
+    lmd_worker_died(w, why);
+}
+
+int lmd_worker_send(lmd_worker *w)
+{
+    if (!w->bev)
+        return LMD_EIO;
+    int rc = lmd_w_end(&w->out);
+    if (rc)
+        return rc;
+    /* straight to the socket when nothing waits before it (a frame is far
+     * smaller than the socket's buffer): the bufferevent would wait for a
+     * turn of the loop and two epoll_ctl calls to say the socket is
+     * writable, which it is */
+    size_t off = 0;
+    struct evbuffer *out = bufferevent_get_output(w->bev);
+    if (evbuffer_get_length(out) == 0) {
+        ssize_t n = send(bufferevent_getfd(w->bev), w->out.p, w->out.n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0)
+            off = (size_t)n;
+    }
+    if (off == w->out.n)
+        return 0;
+    return bufferevent_write(w->bev, w->out.p + off, w->out.n - off) == 0 ? 0 : LMD_ENOMEM;
+}
+
+/* ---- spawn ------------------------------------------------------------- */
+
+int lmd_worker_spawn(lmd_worker *w, lmd_err *err)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return lmd_err_set(err, LMD_EIO, "cannot start the policy worker: socketpair: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(sv[0]);
+        close(sv[1]);
+        return lmd_err_set(err, LMD_EIO, "cannot start the policy worker: fork: %s", strerror(e));
+    }
+    if (pid == 0) {
+        /* only async-signal-safe calls until exec: the core has threads */
+        if (dup2(sv[1], 3) < 0)
+            _exit(127);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        /* the running binary, even if a package upgrade replaced the file */
+        execl("/proc/self/exe", "lmdisc", "policy-worker", (char *)NULL);
+        _exit(127);
+    }
+    close(sv[1]);
+    evutil_make_socket_nonblocking(sv[0]);
+    w->bev = bufferevent_socket_new(w->base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+    if (!w->bev) {
+        close(sv[0]);
+        kill(pid, SIGKILL);
+        reap_later(w, pid);
+        return lmd_err_set(err, LMD_ENOMEM, "cannot start the policy worker: out of memory");
+    }
+    w->pid = pid;
+    w->stopped[0] = '\0';
+    bufferevent_setcb(w->bev, on_read, NULL, on_event, w);
+    bufferevent_enable(w->bev, EV_READ);
+    return 0;
+}
+
+/* ---- the bound on each call -------------------------------------------- */
+
+double lmd_worker_backstop(const lmd_worker *w)
+{
+    double b = 2 * w->deadline + 1;
+    return b > 5 ? b : 5;
+}
+
+static void arm_bound(lmd_worker *w, double at)
+{
+    if (lmd_timer_at(w->bound, at) != 0)
+        lmd_warn("cannot arm the policy worker's bound (out of memory)");
+}
+
+/* CPU time is what a loop burns; wall clock bounds a worker that waits
+ * (a blocked read cannot happen in the sandbox, but the bound holds anyway) */
+static void on_bound(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lmd_worker *w = arg;
+    if (w->op == OP_NONE || w->pid <= 0)
+        return;
+    double now = lmd_now_mono(), wall = now - w->op_start;
+    double cpu = lmd_confine_cpu_of(w->pid);
+    double used = cpu >= 0 ? cpu - w->cpu_mark : 0;
+    char why[300];
+    if (used >= w->op_limit + BOUND_SLACK) {
+        snprintf(why, sizeof why, "the policy worker used %.2f s of CPU time on one call (its limit is %.2f s) "
+                 "and did not stop itself: killed", used, w->op_limit);
+    } else if (wall >= w->op_wall) {
+        snprintf(why, sizeof why, "the policy worker did not answer within %.1f s: killed", w->op_wall);
+    } else {
+        arm_bound(w, now + BOUND_SLACK);
+        return;
+    }
+    lmd_worker_kill(w);
+    lmd_worker_died(w, why);
+}
+
+void lmd_worker_op(lmd_worker *w, enum op op, double cpu, double wall)
+{
+    if (!w->bound && !(w->bound = evtimer_new(w->base, on_bound, w)))
+        lmd_warn("cannot bound the policy worker (out of memory)");
+    w->op = op;
+    w->op_start = lmd_now_mono();
+    w->op_limit = cpu;
+    w->op_wall = wall;
+    if (w->bound)
+        arm_bound(w, w->op_start + (cpu + BOUND_SLACK < wall ? cpu + BOUND_SLACK : wall));
+}
+
+void lmd_worker_op_done(lmd_worker *w)
+{
+    w->op = OP_NONE;
+    if (w->bound)
+        evtimer_del(w->bound);
+}
+
+/* ---- life -------------------------------------------------------------- */
+
+int lmd_worker_new(struct event_base *base, const char *path, const struct lmd_worker_host *host,
+                   lmd_worker **out, lmd_err *err)
+{
+    lmd_worker *w = *out = calloc(1, sizeof *w);
+    if (!w || !(w->path = lmd_strdup(path))) {
+        free(w);
+        *out = NULL;
+        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    }
+    w->base = base;
+    w->host = *host;
+    w->tail = &w->head;
+    w->state = LMD_WORKER_STARTING;
+    w->deadline = 0.25;
+    w->memory_mb = 32;
+    for (size_t i = 0; i < LMD_WORKER_DEATHS; i++)
+        w->deaths[i] = -1e9;
+    return 0;
+}
+
+void lmd_worker_free(lmd_worker *w)
+{
+    if (!w)
+        return;
+    pid_t pid = w->pid;
+    if (w->bev) {
+        bufferevent_free(w->bev); /* EOF: a worker between calls leaves by itself */
+        w->bev = NULL;
+    }
+    if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0); /* SIGKILL: it does not take long */
+    }
+    while (w->reaps) {
+        waitpid(w->reaps->pid, NULL, 0);
+        reap_free(w, w->reaps);
+    }
+    if (w->inflight)
+        lmd_worker_item_free(w->inflight);
+    for (struct item *it = w->head, *n; it; it = n) {
+        n = it->next;
+        lmd_worker_item_free(it);
+    }
+    if (w->bound)
+        event_free(w->bound);
+    if (w->retry)
+        event_free(w->retry);
+    for (size_t i = 0; i < w->nwhere; i++) {
+        free(w->where_sec[i]);
+        free(w->where_at[i]);
+    }
+    free(w->where_sec);
+    free(w->where_at);
+    free(w->warnings);
+    free(w->hooks);
+    free(w->source);
+    free(w->trying);
+    free(w->path);
+    lmd_wbuf_free(&w->out);
+    free(w);
+}
