@@ -23,11 +23,11 @@ local keys -- one fleet; h1 and h2 certified by it for any name
 local function make_keys()
     keys = S:path("keys")
     assert(os.execute("mkdir -p " .. q(keys)))
-    for _, k in ipairs { "fleet", "h1", "h2" } do
+    for _, k in ipairs { "fleet", "h1", "h2", "h3" } do
         local code, out = run(q(BIN) .. " keygen " .. q(keys .. "/" .. k))
         assert(code == 0, out)
     end
-    for _, host in ipairs { "h1", "h2" } do
+    for _, host in ipairs { "h1", "h2", "h3" } do
         local code, out = run(("%s certify --fleet-key %s --name '*' --days 2 %s"):format(q(BIN),
             q(keys .. "/fleet.key"), q(keys .. "/" .. host .. ".pub")))
         assert(code == 0, out)
@@ -142,6 +142,49 @@ function TestAttacks:test_a_forged_short_ttl_never_removes_a_live_peer()
     local hooks = read(rec)
     lu.assertNil(hooks:find("leave|" .. n2, 1, true), hooks .. "\n" .. S.tail(a1:output()))
     lu.assertEquals(#S.lines(rec, "join|" .. n2), 1, hooks)
+end
+
+-- Reload races: twenty SIGHUPs back to back (they coalesce into a few
+-- reloads) while the revocation list is rewritten in between (h3 revoked
+-- after the tenth).  An unsigned service
+-- never joins, the revoked host leaves and never comes back, the signed
+-- one stays joined once, and the agent answers throughout.
+function TestAttacks:test_reloads_back_to_back_with_a_revocation_between_them()
+    local n2, n3, nu = S:uniq("signed2"), S:uniq("signed3"), S:uniq("unsigned")
+    local sock, list, rec = S:path("h1.sock"), S:path("revoked"), S:path("h1.rec")
+    local code, out = run(("%s certify --revoke %s --fleet-key %s"):format(q(BIN), q(list), q(keys .. "/fleet.key")))
+    lu.assertEquals(code, 0, out)
+    S:agent("h2", trust("h2") .. ("announce { port = 8002, name = %q }\n"):format(n2))
+    S:agent("h3", trust("h3") .. ("announce { port = 8003, name = %q }\n"):format(n3))
+    S:announce("h3", 8004, nu)
+    local a1 = S:agent("h1", trust("h1", (", revoked = %q"):format(list)) .. ("api { socket = %q }\n"):format(sock) ..
+        RECORDER, { env = { RECORD_FILE = rec } })
+    await(a1, 'join "' .. n2 .. '"')
+    await(a1, 'join "' .. n3 .. '"')
+    await(a1, 'peer "' .. nu .. '" is not trusted %(unsigned')
+    for i = 1, 20 do
+        a1:signal("HUP")
+        if i == 10 then
+            code, out = run(("%s certify --revoke %s --fleet-key %s %s"):format(q(BIN), q(list),
+                q(keys .. "/fleet.key"), q(keys .. "/h3.pub")))
+            lu.assertEquals(code, 0, out)
+        end
+    end
+    await(a1, 'leave "' .. n3 .. '" %(untrusted%)', 10)
+    -- (signals sent back to back coalesce: one more, and its reload)
+    local _, reloads = a1:output():gsub("reloaded", "")
+    a1:signal("HUP")
+    await(a1, "reloaded", 10, reloads + 1)
+    local by, body = peers("h1", sock)
+    lu.assertNotNil(by[n2], body)
+    lu.assertNil(by[n3], body)
+    lu.assertNil(by[nu], body)
+    local hooks = read(rec)
+    lu.assertNil(hooks:find(nu, 1, true), hooks)
+    lu.assertEquals(#S.lines(rec, "join|" .. n3), 1, hooks)
+    local _, joins3 = a1:output():gsub('join "' .. n3:gsub("%p", "%%%0") .. '"', "")
+    lu.assertEquals(joins3, 1, a1:output())
+    lu.assertTrue(a1:running(), a1:output())
 end
 
 os.exit(lu.LuaUnit.run())
