@@ -294,6 +294,11 @@ int lmd_agent_trust_start(lmd_agent *a, lmd_err *err)
     lmd_trust_fleet_free(l.fleet);
     if (a->cfg.trust.revoked && (!(t->revoked_path = lmd_strdup(a->cfg.trust.revoked)) || watch_revoked(a, err) != 0))
         return err->msg[0] ? err->code : lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    /* The list was read before the watch existed: read it once more, so a
+     * list written in between is not missed until its next change (an
+     * unchanged list changes nothing). */
+    if (t->revoked_path)
+        revoked_reload(a);
     if ((rc = watch_clock(a, err)) != 0)
         return rc;
     if (!(t->resign = evtimer_new(a->base, resign_fire, a)) ||
@@ -358,7 +363,8 @@ int lmd_agent_trust_reload(lmd_agent *a, const struct lmd_config *cfg, lmd_err *
     int rc = load(cfg, &l, err);
     if (rc)
         return rc;
-    if (!lmd_streq(cfg->trust.revoked, t->revoked_path)) {
+    bool path_changed = !lmd_streq(cfg->trust.revoked, t->revoked_path);
+    if (path_changed) {
         if (t->watch_ev)
             event_free(t->watch_ev);
         if (t->inotify_fd >= 0)
@@ -415,6 +421,8 @@ int lmd_agent_trust_reload(lmd_agent *a, const struct lmd_config *cfg, lmd_err *
     lmd_peers_configure(a->reg, &pc, lmd_now_mono()); /* require may have changed */
     if (judge_changed)
         rejudge(a, "fleet keys or revocation list changed");
+    if (path_changed && t->revoked_path)
+        revoked_reload(a); /* read before the new watch existed (see start) */
     if (signer_changed) {
         lmd_info("trust: a new host key, certificate or validity: signing everything again");
         lmd_agent_resign_all(a);
