@@ -98,7 +98,10 @@ int lmd_discover_nodes(double timeout, lmd_discover_opts *opts, lmd_node_list *o
         opts->complete = d.settled;
     err = lmd_peers_snapshot(d.reg, false, out);
 out:
-    lmd_browse_free(b);
+    /* the browser goes with the lmd_mdns: with its client, without a call
+     * to the daemon per resolver (bounded: see lmd_mdns_free) */
+    if (!d.m)
+        lmd_browse_free(b);
     lmd_mdns_free(d.m);
     lmd_peers_free(d.reg);
     if (d.base)

@@ -351,7 +351,22 @@ static void do_resolve(struct lmd_pool *p, struct req *q)
  * them; between two, the turn delivers the answers of those already open. */
 static void intake(struct lmd_pool *p)
 {
-    for (struct req *q = queue_take(&p->in), *next; q; q = next) {
+    struct req *all = queue_take(&p->in);
+    for (struct req *q = all; q; q = q->next)
+        if (q->op == OP_QUIT) {
+            /* quitting: what else came goes with the clients, unasked (a
+             * cancel is a blocking call to the daemon per resolver) */
+            for (struct req *x = all, *next; x; x = next) {
+                next = x->next;
+                if (x != q)
+                    req_free(x);
+            }
+            p->quit = true;
+            event_base_loopbreak(p->base);
+            req_free(q);
+            return;
+        }
+    for (struct req *q = all, *next; q; q = next) {
         next = q->next;
         switch (q->op) {
         case OP_RESOLVE:
