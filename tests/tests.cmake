@@ -144,23 +144,23 @@ target_link_libraries(lmd-trust-sign PRIVATE lmdisc_core)
 # Wide-area DNS-SD (src/dns/): key files and update messages in C (no
 # network); lmd-dns-update sends one update for the lab suite test_wide_dns.
 add_executable(test_dns tests/unit/dns/test_dns.c)
-target_link_libraries(test_dns PRIVATE lmdisc_dns lmdisc_core)
+target_link_libraries(test_dns PRIVATE lmdisc_dns lmdisc_core PkgConfig::LDNS)
 add_test(NAME unit_dns COMMAND test_dns)
 set_tests_properties(unit_dns PROPERTIES LABELS unit TIMEOUT 60 ENVIRONMENT "${LMD_SANITIZER_ENV}")
 # zone transfers (src/dns/xfr.c): answer message sequences read by the reader
 add_executable(test_dns_xfr tests/unit/dns/test_xfr.c)
-target_link_libraries(test_dns_xfr PRIVATE lmdisc_dns lmdisc_core)
+target_link_libraries(test_dns_xfr PRIVATE lmdisc_dns lmdisc_core PkgConfig::LDNS)
 add_test(NAME unit_dns_xfr COMMAND test_dns_xfr)
 set_tests_properties(unit_dns_xfr PROPERTIES LABELS unit TIMEOUT 60 ENVIRONMENT "${LMD_SANITIZER_ENV}")
 # a reader's copy of a domain (src/dns/zone.c): whole transfers, diffs, resets
 add_executable(test_dns_zone tests/unit/dns/test_zone.c)
-target_link_libraries(test_dns_zone PRIVATE lmdisc_dns lmdisc_core)
+target_link_libraries(test_dns_zone PRIVATE lmdisc_dns lmdisc_core PkgConfig::LDNS)
 add_test(NAME unit_dns_zone COMMAND test_dns_zone)
 set_tests_properties(unit_dns_zone PROPERTIES LABELS unit TIMEOUT 60 ENVIRONMENT "${LMD_SANITIZER_ENV}")
 # the DNS-over-TCP client of updates and transfers (src/dns/tcp.c), over
 # socketpairs and Unix sockets
 add_executable(test_dns_tcp tests/unit/dns/test_tcp.c)
-target_link_libraries(test_dns_tcp PRIVATE lmdisc_dns lmdisc_core)
+target_link_libraries(test_dns_tcp PRIVATE lmdisc_dns lmdisc_core PkgConfig::LDNS)
 add_test(NAME unit_dns_tcp COMMAND test_dns_tcp)
 set_tests_properties(unit_dns_tcp PROPERTIES LABELS unit TIMEOUT 60 ENVIRONMENT "${LMD_SANITIZER_ENV}")
 # signed reads (src/dns/tsig.c, send.c): answers the key did not sign are
@@ -170,7 +170,7 @@ target_link_libraries(test_dns_tsig PRIVATE lmdisc_dns lmdisc_core)
 add_test(NAME unit_dns_tsig COMMAND test_dns_tsig)
 set_tests_properties(unit_dns_tsig PROPERTIES LABELS unit TIMEOUT 60 ENVIRONMENT "${LMD_SANITIZER_ENV}")
 add_executable(lmd-dns-update tests/lab/tools/dns_update.c)
-target_link_libraries(lmd-dns-update PRIVATE lmdisc_dns lmdisc_core)
+target_link_libraries(lmd-dns-update PRIVATE lmdisc_dns lmdisc_core PkgConfig::LDNS)
 # lmd-dns-xfr: one zone transfer (AXFR / IXFR) read to its end, for the same suite
 add_executable(lmd-dns-xfr tests/lab/tools/dns_xfr.c)
-target_link_libraries(lmd-dns-xfr PRIVATE lmdisc_dns lmdisc_core)
+target_link_libraries(lmd-dns-xfr PRIVATE lmdisc_dns lmdisc_core PkgConfig::LDNS)

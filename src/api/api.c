@@ -122,10 +122,25 @@ void lmd_api_event(lmd_api *api, int kind, const lmd_node_info *peer, unsigned c
         return;
     api->index = index;
     struct rec *r = &api->ring[index % RING];
+    api->ring_bytes -= r->json ? r->len : 0;
     free(r->json);
     r->index = index;
     r->kind = kind;
     r->json = s;
+    r->len = strlen(s);
+    api->ring_bytes += r->len;
+    /* bounded by bytes too: the oldest events go */
+    if (!api->ring_oldest || index - api->ring_oldest >= RING)
+        api->ring_oldest = index >= RING ? index - RING + 1 : 1;
+    while (api->ring_bytes > RING_BYTES && api->ring_oldest < index) {
+        struct rec *o = &api->ring[api->ring_oldest % RING];
+        if (o->index == api->ring_oldest && o->json) {
+            api->ring_bytes -= o->len;
+            free(o->json);
+            o->json = NULL;
+        }
+        api->ring_oldest++;
+    }
     for (struct watcher *w = api->watchers; w; w = w->next)
         send_to(w, index, lmd_event_kind_name(kind), s);
 }
@@ -242,7 +257,7 @@ static void handle_events(lmd_api *api, struct evhttp_request *req, const char *
     w->next = api->watchers;
     api->watchers = w;
     api->n_watchers++;
-    uint64_t oldest = api->index >= RING ? api->index - RING + 1 : 1;
+    uint64_t oldest = api->ring_oldest ? api->ring_oldest : 1;
     bool resumable = rs.have_since && rs.same_epoch && rs.since <= api->index && rs.since + 1 >= oldest;
     if (!resumable) {
         send_snapshot(api, w, rs.have_since);

@@ -8,7 +8,10 @@
 #include <event2/http.h>
 #include <stdint.h>
 
-#define RING 4096              /* events kept for clients that reconnect */
+#define RING 4096              /* events kept for clients that reconnect, at most */
+#define RING_BYTES (256 << 10) /* and their JSON, at most: the oldest go first (a
+                                * client asking for those gets a snapshot; a replay
+                                * is at most STREAM_BUDGET / 2 anyway) */
 #define MAX_STREAMS 64
 #define MAX_STREAMS_PER_UID 16 /* per client (a uid, also over TCP from this host; an address): so that one cannot take them all */
 #define STREAM_BUDGET (1 << 20) /* bytes a stream client may fall behind before it is dropped */
@@ -24,6 +27,7 @@
 struct rec {
     uint64_t index;
     int kind;
+    size_t len;                /* of json, counted in ring_bytes */
     char *json;
 };
 
@@ -45,6 +49,8 @@ struct lmd_api {
     char epoch[24];
     uint64_t index;            /* of the last event */
     struct rec ring[RING];
+    uint64_t ring_oldest;      /* the oldest event still held (0: none yet) */
+    size_t ring_bytes;
     struct watcher *watchers;
     unsigned n_watchers;
     double requests, streams_dropped;

@@ -1,13 +1,33 @@
-/* The loop watchdog (see watchdog.h). */
+/* The loop watchdog (see watchdog.h).
+ *
+ * Zero wake-ups while idle: the loop's thread says when it enters and
+ * leaves its wait for events, and the watchdog thread sleeps (a futex
+ * wait without timeout) for as long as the loop waits; it times only a
+ * loop that is running callbacks.  libevent 2.1 has no hook around its
+ * wait (2.2's evwatch), so the wait is seen by defining epoll_wait here:
+ * the agent's executable interposes libc's for every library in the
+ * process, and the wrapper marks the wait on the watched thread only
+ * (thread-local) and passes every call on to the next definition
+ * (dlsym(RTLD_NEXT): libc's, or a sanitizer's interceptor).  Not part of
+ * liblmdisc: src/check is linked into the executable only.
+ *
+ * Under systemd with WatchdogSec=, the thread also wakes every half of it
+ * to send WATCHDOG=1 while the loop is healthy: those wake-ups are
+ * systemd's asking. */
 #include "check/watchdog.h"
 #include "base/log.h"
 #include "base/util.h"
 
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -19,12 +39,16 @@ struct lmd_watchdog {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;     /* signalled to stop */
-    bool stop;
+    atomic_bool stop;
     atomic_ulong iterations;
-    pid_t tid;             /* the loop's thread */
+    _Atomic uint32_t waiting;  /* the loop's thread is in epoll_wait (a futex word) */
+    atomic_bool sleeping;      /* the watchdog sleeps until it leaves it */
     double bound, interval;
-    bool systemd;          /* send WATCHDOG=1 */
+    bool systemd;              /* send WATCHDOG=1 */
 };
+
+/* the watchdog of the calling thread's loop, if it is watched */
+static _Thread_local lmd_watchdog *watched;
 
 void lmd_notify(const char *state)
 {
@@ -32,25 +56,42 @@ void lmd_notify(const char *state)
     (void)sd_notify(0, state);
 }
 
-/* Is the loop's thread blocked in epoll_wait, i.e. idle? */
-static bool idle(pid_t tid)
+static long futex(_Atomic uint32_t *word, int op, uint32_t val)
 {
-    char path[64], buf[64];
-    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return false;
-    bool in_wait = false;
-    if (fgets(buf, sizeof buf, f)) {
-        long nr = strtol(buf, NULL, 10);
-        in_wait = strncmp(buf, "running", 7) != 0 && (nr == SYS_epoll_wait || nr == SYS_epoll_pwait
-#ifdef SYS_epoll_pwait2
-                                                       || nr == SYS_epoll_pwait2
-#endif
-                                                       );
+    return syscall(SYS_futex, (uint32_t *)word, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
+}
+
+typedef int (*epoll_wait_fn)(int, struct epoll_event *, int, int);
+static _Atomic(epoll_wait_fn) next_epoll_wait;
+
+__attribute__((visibility("default"))) int epoll_wait(int epfd, struct epoll_event *events, int maxevents,
+                                                  int timeout)
+{
+    epoll_wait_fn next = atomic_load_explicit(&next_epoll_wait, memory_order_acquire);
+    if (!next) {
+        next = (epoll_wait_fn)dlsym(RTLD_NEXT, "epoll_wait");
+        if (!next) {
+            errno = ENOSYS;
+            return -1;
+        }
+        atomic_store_explicit(&next_epoll_wait, next, memory_order_release);
     }
-    fclose(f);
-    return in_wait;
+    lmd_watchdog *w = watched;
+    if (!w || timeout == 0)
+        return next(epfd, events, maxevents, timeout);
+    atomic_store(&w->waiting, 1);
+    int rc = next(epfd, events, maxevents, timeout);
+    int saved = errno;
+    if (rc < 0 && saved == EINTR)
+        return rc; /* libevent waits again at once (a signal, or a tracer
+                    * attaching): still idle, the watchdog sleeps on */
+    atomic_store(&w->waiting, 0); /* seq_cst: ordered before the load below */
+    if (atomic_load(&w->sleeping)) {
+        atomic_store(&w->sleeping, false);
+        (void)futex(&w->waiting, FUTEX_WAKE, 1);
+    }
+    errno = saved;
+    return rc;
 }
 
 static void *run(void *arg)
@@ -58,19 +99,33 @@ static void *run(void *arg)
     lmd_watchdog *w = arg;
     unsigned long seen = atomic_load(&w->iterations);
     double progress = lmd_now_mono();
-    pthread_mutex_lock(&w->mu);
-    while (!w->stop) {
+    while (!atomic_load(&w->stop)) {
+        if (!w->systemd && atomic_load(&w->waiting)) {
+            /* idle: sleep until the loop leaves its wait (the store of
+             * sleeping is ordered before the futex's check of waiting, and
+             * the loop's store of waiting before its check of sleeping: one
+             * of the two sees the other) */
+            atomic_store(&w->sleeping, true);
+            (void)futex(&w->waiting, FUTEX_WAIT, 1);
+            atomic_store(&w->sleeping, false);
+            seen = atomic_load(&w->iterations);
+            progress = lmd_now_mono();
+            continue;
+        }
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
         double t = (double)until.tv_sec + (double)until.tv_nsec / 1e9 + w->interval;
         until.tv_sec = (time_t)t;
         until.tv_nsec = (long)((t - (double)until.tv_sec) * 1e9);
-        pthread_cond_timedwait(&w->cv, &w->mu, &until);
-        if (w->stop)
+        pthread_mutex_lock(&w->mu);
+        if (!atomic_load(&w->stop))
+            pthread_cond_timedwait(&w->cv, &w->mu, &until);
+        pthread_mutex_unlock(&w->mu);
+        if (atomic_load(&w->stop))
             break;
         unsigned long now_it = atomic_load(&w->iterations);
         double now = lmd_now_mono();
-        if (now_it != seen || idle(w->tid)) {
+        if (now_it != seen || atomic_load(&w->waiting)) {
             seen = now_it;
             progress = now;
         }
@@ -83,7 +138,6 @@ static void *run(void *arg)
         if (w->systemd && now - progress <= w->interval * 2)
             lmd_notify("WATCHDOG=1");
     }
-    pthread_mutex_unlock(&w->mu);
     return NULL;
 }
 
@@ -92,7 +146,6 @@ int lmd_watchdog_start(double bound, lmd_watchdog **out, lmd_err *err)
     lmd_watchdog *w = *out = calloc(1, sizeof *w);
     if (!w)
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");
-    w->tid = (pid_t)syscall(SYS_gettid);
     w->bound = bound;
     w->interval = bound / 4;
     uint64_t usec = 0;
@@ -114,6 +167,8 @@ int lmd_watchdog_start(double bound, lmd_watchdog **out, lmd_err *err)
         *out = NULL;
         return lmd_err_set(err, LMD_ENOMEM, "cannot start the watchdog thread");
     }
+    (void)pthread_setname_np(w->thread, "lmd-watchdog");
+    watched = w; /* the calling thread's loop */
     return 0;
 }
 
@@ -127,10 +182,14 @@ void lmd_watchdog_stop(lmd_watchdog *w)
 {
     if (!w)
         return;
+    if (watched == w)
+        watched = NULL;
     pthread_mutex_lock(&w->mu);
-    w->stop = true;
+    atomic_store(&w->stop, true);
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
+    atomic_store(&w->waiting, 0);
+    (void)futex(&w->waiting, FUTEX_WAKE, INT_MAX);
     pthread_join(w->thread, NULL);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);

@@ -4,9 +4,10 @@
  * its announcements (goodbyes) and its supervisor restarts it.
  *
  * Healthy means: the loop completed an iteration since the last look, or its
- * thread is blocked waiting for events (an idle loop is not woken for this).
- * Under systemd (WatchdogSec=), the same thread sends WATCHDOG=1 while the
- * loop is healthy. */
+ * thread is blocked waiting for events.  While it waits the watchdog thread
+ * sleeps too (no timer, no wake-up): it times only a loop that is running
+ * callbacks.  Under systemd (WatchdogSec=), the same thread sends
+ * WATCHDOG=1 while the loop is healthy, as often as systemd asks. */
 #ifndef LMD_WATCHDOG_H
 #define LMD_WATCHDOG_H
 
@@ -14,7 +15,8 @@
 
 typedef struct lmd_watchdog lmd_watchdog;
 
-/* Watch the calling thread's loop; bound: seconds without progress. */
+/* Watch the calling thread's loop (libevent's, waiting in epoll_wait);
+ * bound: seconds without progress. */
 int lmd_watchdog_start(double bound, lmd_watchdog **out, lmd_err *err);
 /* One loop iteration done (cheap: an atomic increment). */
 void lmd_watchdog_beat(lmd_watchdog *w);

@@ -4,7 +4,7 @@
 
 #include "dns/dns.h"
 
-#include <ldns/ldns.h>
+#include "dns/ldns.h"
 #include <netinet/in.h>
 
 struct lmd_dns_key {

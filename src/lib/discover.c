@@ -64,6 +64,9 @@ int lmd_discover_nodes(double timeout, lmd_discover_opts *opts, lmd_node_list *o
     if (lmd_lib_opts_read(&o, sizeof o, LMD_LIB_DISCOVER_OPTS_FIRST, opts) != 0)
         return LMD_EINVAL;
     timeout = discover_bound(timeout, &o);
+    /* a hard bound, from here: connecting and starting the browser are
+     * blocking calls to the daemon, seconds each when a flood swamps it */
+    double deadline = lmd_now_mono() + timeout;
     if (o.type && !lmd_service_type_valid(o.type, NULL, 0))
         return LMD_EINVAL;
     struct disc d = {0};
@@ -84,7 +87,7 @@ int lmd_discover_nodes(double timeout, lmd_discover_opts *opts, lmd_node_list *o
         goto out;
     /* done when the network has answered, not at avahi's ~1 s timer */
     lmd_browse_settle_early(b);
-    struct timeval tv = lmd_tv(timeout);
+    struct timeval tv = lmd_tv(deadline - lmd_now_mono());
     /* the timeout is only the upper bound; on_settled ends the loop sooner */
     err = LMD_ENOMEM;
     if (event_base_loopexit(d.base, &tv) != 0)
@@ -98,7 +101,10 @@ int lmd_discover_nodes(double timeout, lmd_discover_opts *opts, lmd_node_list *o
         opts->complete = d.settled;
     err = lmd_peers_snapshot(d.reg, false, out);
 out:
-    lmd_browse_free(b);
+    /* the browser goes with the lmd_mdns: with its client, without a call
+     * to the daemon per resolver (bounded: see lmd_mdns_free) */
+    if (!d.m)
+        lmd_browse_free(b);
     lmd_mdns_free(d.m);
     lmd_peers_free(d.reg);
     if (d.base)

@@ -81,9 +81,9 @@ static struct inst *inst_find(struct lmd_browse *b, AvahiIfIndex ifindex, AvahiP
 static void inst_free(struct lmd_browse *b, struct inst *in)
 {
     LMD_LIST_UNLINK(&b->insts, in);
-    if (in->rid)
+    if (in->rid && !b->m->closing)
         lmd_pool_cancel(b->m->pool, in->rid);
-    if (in->rid_fam)
+    if (in->rid_fam && !b->m->closing)
         lmd_pool_cancel(b->m->pool, in->rid_fam);
     set_waiting(in, false);
     lmd_event_free(in->retry);
@@ -556,7 +556,7 @@ void lmd_browse_free(lmd_browse *b)
         inst_free(b, b->insts);
     while (b->lookups)
         lmd_browse_lookup_free(b->lookups);
-    if (b->sb)
+    if (b->sb && !b->m->closing)
         avahi_service_browser_free(b->sb);
     lmd_event_free(b->quiet);
     free(b->type);

@@ -158,6 +158,11 @@ void lmd_mdns_free(lmd_mdns *m)
         return;
     while (m->pubs)
         lmd_pub_free(m->pubs);
+    /* Browsers and resolvers are freed with their clients below, which
+     * close the connection first: freeing each (a blocking call to the
+     * daemon, up to a second each when it is busy with a flood) made a
+     * swamped one-shot scan overrun its --timeout by far (21.8 s for 10). */
+    m->closing = true;
     while (m->browses)
         lmd_browse_free(m->browses);
     lmd_pool_free(m->pool);

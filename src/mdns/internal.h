@@ -76,6 +76,8 @@ struct lmd_mdns {
     double told_full;         /* when that was last logged (0: not now) */
     uint64_t seq;             /* instances' order of arrival */
     struct event *kick;       /* room again, or time to try: resolve them */
+    bool closing;             /* lmd_mdns_free: avahi objects go with their
+                               * clients, no call to the daemon for each */
 };
 
 /* Start the resolver pool (its thread, its clients) if not yet done: only

@@ -10,7 +10,7 @@
 void lmd_browse_lookup_free(struct lookup *l)
 {
     LMD_LIST_UNLINK(&l->b->lookups, l);
-    if (l->rid)
+    if (l->rid && !l->b->m->closing)
         lmd_pool_cancel(l->b->m->pool, l->rid);
     free(l);
 }

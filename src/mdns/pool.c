@@ -24,6 +24,7 @@
 #include "base/loop.h"
 #include "base/util.h"
 #include "mdns/internal.h"
+#include "mdns/queue.h"
 
 #include <avahi-common/error.h>
 #include <avahi-common/malloc.h>
@@ -34,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MSGS_PER_TURN 64 /* replies handled per loop turn (the API goes between) */
@@ -66,17 +68,11 @@ struct rclient {
     bool full;
 };
 
-struct queue {
-    pthread_mutex_t mu;
-    void *head, **tail; /* struct req / struct lmd_pool_msg, linked by their first member */
-    int efd;
-};
-
 struct lmd_pool {
     lmd_mdns *m;
     pthread_t thread;
     bool started;
-    struct queue in, out;        /* requests to the thread, messages back */
+    struct lmd_queue in, out;        /* requests to the thread, messages back */
     struct event *out_ev;        /* loop side: messages to read */
     /* pool thread only */
     struct event_base *base;
@@ -94,54 +90,13 @@ struct lmd_pool {
     bool dead;                   /* a client failed: all gone until RESET */
     /* read by the loop */
     atomic_uint open, clients;
+    /* lmd_pool_free stopped waiting for the thread (a blocking call to a
+     * daemon swamped by a flood): the thread frees the pool as it ends */
+    pthread_mutex_t life;
+    bool orphaned, finished;
 };
 
-/* ---- queues ----------------------------------------------------------- */
-
-struct link { struct link *next; };
-
-static int queue_init(struct queue *q)
-{
-    q->head = NULL;
-    q->tail = &q->head;
-    q->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (q->efd < 0)
-        return LMD_EIO;
-    if (pthread_mutex_init(&q->mu, NULL) != 0) {
-        close(q->efd);
-        q->efd = -1;
-        return LMD_EIO;
-    }
-    return 0;
-}
-
-static void queue_push(struct queue *q, void *item)
-{
-    ((struct link *)item)->next = NULL;
-    pthread_mutex_lock(&q->mu);
-    bool was_empty = !q->head;
-    *q->tail = item;
-    q->tail = (void **)&((struct link *)item)->next;
-    pthread_mutex_unlock(&q->mu);
-    if (was_empty) {
-        uint64_t one = 1;
-        /* EAGAIN only when the counter is full: it is readable anyway */
-        (void)!write(q->efd, &one, sizeof one);
-    }
-}
-
-/* everything queued, in order */
-static void *queue_take(struct queue *q)
-{
-    uint64_t n;
-    (void)!read(q->efd, &n, sizeof n);
-    pthread_mutex_lock(&q->mu);
-    void *all = q->head;
-    q->head = NULL;
-    q->tail = &q->head;
-    pthread_mutex_unlock(&q->mu);
-    return all;
-}
+/* ---- queues (queue.c) -------------------------------------------------- */
 
 static void req_free(struct req *r)
 {
@@ -162,6 +117,9 @@ void lmd_pool_msg_free(struct lmd_pool_msg *msg)
     free(msg);
 }
 
+static void drain_req(void *x) { req_free(x); }
+static void drain_msg(void *x) { lmd_pool_msg_free(x); }
+
 /* ---- the pool thread -------------------------------------------------- */
 
 static void say(struct lmd_pool *p, enum lmd_pool_kind kind, uint64_t rid, const char *text)
@@ -173,7 +131,7 @@ static void say(struct lmd_pool *p, enum lmd_pool_kind kind, uint64_t rid, const
     msg->rid = rid;
     msg->gen = p->gen;
     msg->text = text ? lmd_strdup(text) : NULL;
-    queue_push(&p->out, msg);
+    lmd_queue_push(&p->out, msg);
 }
 
 static void count(struct lmd_pool *p)
@@ -273,7 +231,7 @@ static void resolver_cb(AvahiServiceResolver *r, AvahiIfIndex ifindex, AvahiProt
         }
     }
     if (msg)
-        queue_push(&p->out, msg);
+        lmd_queue_push(&p->out, msg);
     if (event != AVAHI_RESOLVER_FOUND || x->once)
         res_drop(p, x);
 }
@@ -351,7 +309,22 @@ static void do_resolve(struct lmd_pool *p, struct req *q)
  * them; between two, the turn delivers the answers of those already open. */
 static void intake(struct lmd_pool *p)
 {
-    for (struct req *q = queue_take(&p->in), *next; q; q = next) {
+    struct req *all = lmd_queue_take(&p->in);
+    for (struct req *q = all; q; q = q->next)
+        if (q->op == OP_QUIT) {
+            /* quitting: what else came goes with the clients, unasked (a
+             * cancel is a blocking call to the daemon per resolver) */
+            for (struct req *x = all, *next; x; x = next) {
+                next = x->next;
+                if (x != q)
+                    req_free(x);
+            }
+            p->quit = true;
+            event_base_loopbreak(p->base);
+            req_free(q);
+            return;
+        }
+    for (struct req *q = all, *next; q; q = next) {
         next = q->next;
         switch (q->op) {
         case OP_RESOLVE:
@@ -423,6 +396,8 @@ static void work_fire(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static void pool_release(struct lmd_pool *p);
+
 static void *pool_main(void *arg)
 {
     struct lmd_pool *p = arg;
@@ -434,6 +409,12 @@ static void *pool_main(void *arg)
         req_free(x);
     }
     close_all(p);
+    pthread_mutex_lock(&p->life);
+    p->finished = true;
+    bool orphaned = p->orphaned;
+    pthread_mutex_unlock(&p->life);
+    if (orphaned)
+        pool_release(p);
     return NULL;
 }
 
@@ -472,30 +453,16 @@ static void out_fire(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void queue_drain(struct queue *q, bool msgs)
-{
-    if (q->efd < 0)
-        return;
-    for (struct link *x = q->head, *next; x; x = next) {
-        next = x->next;
-        if (msgs)
-            lmd_pool_msg_free((struct lmd_pool_msg *)x);
-        else
-            req_free((struct req *)x);
-    }
-    close(q->efd);
-    pthread_mutex_destroy(&q->mu);
-}
-
 int lmd_pool_new(lmd_mdns *m, uint64_t gen, lmd_pool **out)
 {
     struct lmd_pool *p = *out = calloc(1, sizeof *p);
     if (!p)
         return LMD_ENOMEM;
     p->m = m;
+    p->life = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
     p->gen = gen; /* set before the thread starts: its own from here on */
     p->in.efd = p->out.efd = -1;
-    if (queue_init(&p->in) || queue_init(&p->out) || !(p->base = event_base_new()))
+    if (lmd_queue_init(&p->in) || lmd_queue_init(&p->out) || !(p->base = event_base_new()))
         goto fail;
     lmd_avahi_poll_init(&p->poll, p->base);
     p->in_ev = event_new(p->base, p->in.efd, EV_READ | EV_PERSIST, in_fire, p);
@@ -529,7 +496,7 @@ static int send_req(lmd_pool *p, enum op op, uint64_t rid, AvahiIfIndex ifindex,
         req_free(q);
         return LMD_ENOMEM;
     }
-    queue_push(&p->in, q);
+    lmd_queue_push(&p->in, q);
     return 0;
 }
 
@@ -560,22 +527,50 @@ unsigned lmd_pool_open(const lmd_pool *p, unsigned *clients)
     return atomic_load(&((lmd_pool *)p)->open);
 }
 
+/* What lmd_pool_free leaves once the thread is gone (and the loop side's
+ * event is freed): on the loop, or on the thread itself if orphaned. */
+static void pool_release(struct lmd_pool *p)
+{
+    free(p->quit_req);
+    lmd_event_free(p->in_ev);
+    lmd_event_free(p->work);
+    if (p->base)
+        event_base_free(p->base);
+    lmd_queue_drain(&p->in, drain_req);
+    lmd_queue_drain(&p->out, drain_msg);
+    free(p);
+}
+
+/* Waits at most QUIT_WAIT for the thread: one blocking call to a daemon
+ * swamped by a flood can take seconds, and lmd_discover_nodes' timeout is
+ * a hard bound.  A thread that is not done by then is left to finish that
+ * call and free the pool itself. */
+#define QUIT_WAIT 0.25
 void lmd_pool_free(lmd_pool *p)
 {
     if (!p)
         return;
+    lmd_event_free(p->out_ev); /* the loop's: nothing more is delivered */
+    p->out_ev = NULL;
     if (p->started) {
-        queue_push(&p->in, p->quit_req);
+        lmd_queue_push(&p->in, p->quit_req);
         p->quit_req = NULL; /* freed by the thread */
-        pthread_join(p->thread, NULL);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        long ns = until.tv_nsec + (long)(QUIT_WAIT * 1e9);
+        until.tv_sec += ns / 1000000000L;
+        until.tv_nsec = ns % 1000000000L;
+        if (pthread_timedjoin_np(p->thread, NULL, &until) != 0) {
+            pthread_mutex_lock(&p->life);
+            bool finished = p->finished;
+            p->orphaned = !finished;
+            pthread_mutex_unlock(&p->life);
+            if (!finished) {
+                pthread_detach(p->thread);
+                return;
+            }
+            pthread_join(p->thread, NULL);
+        }
     }
-    free(p->quit_req);
-    lmd_event_free(p->in_ev);
-    lmd_event_free(p->work);
-    lmd_event_free(p->out_ev);
-    if (p->base)
-        event_base_free(p->base);
-    queue_drain(&p->in, false);
-    queue_drain(&p->out, true);
-    free(p);
+    pool_release(p);
 }

@@ -4,7 +4,7 @@
 
 #include "trust/trust.h"
 
-#include <sodium.h>
+#include "trust/sodium.h"
 #include <sys/types.h>
 
 struct lmd_trust_secret {

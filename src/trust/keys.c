@@ -12,6 +12,10 @@
 
 int lmd_trust_sodium(lmd_err *err)
 {
+    char why[256];
+    if (!lmd_sodium_available(why, sizeof why))
+        return lmd_err_set(err, LMD_EIO, "signing and verifying need libsodium (%s): install Debian's libsodium23",
+                           why);
     if (sodium_init() < 0)
         return lmd_err_set(err, LMD_EIO, "libsodium could not initialise (no entropy source?)");
     return 0;

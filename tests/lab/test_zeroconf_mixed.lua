@@ -83,13 +83,14 @@ function TestZeroconfMixed:test_ipv4_only_zeroconf_publisher_is_discovered_and_j
     -- (the agent's /v1/services "complete"), as fast (the agent's start itself, 'agent started', included: 1 s more)
     local rec = S:path("h3.rec")
     local t0 = now()
-    local a = S:agent("h3", nil, {path = RECORDER, env = {RECORD_FILE = rec}})
+    local a = S:agent("h3", nil, {path = RECORDER, env = {RECORD_FILE = rec, LOGLEVEL = "DEBUG"}})
     local jz = S.fields(S:await(rec, "^join|" .. zc .. "|", 10))
     S:await(rec, "^join|" .. lm .. "|", 10)
     lu.assertStrContains(jz[7], S.lab:ip("h1", 4))
     S:await(a, "initial scan done: 2 service", 10)
     local dt = now() - t0
-    lu.assertTrue(dt < FAST + 1, ("agent's first scan complete %.2f s after its start"):format(dt))
+    lu.assertTrue(dt < FAST + 1, ("agent's first scan complete %.2f s after its start\n%s"):format(dt,
+        S.tail(a:output())))
     local doc = discover("h3")
     lu.assertEquals(doc.source, "agent", cjson.encode(doc))
     lu.assertTrue(doc.complete, cjson.encode(doc))
