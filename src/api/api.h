@@ -60,6 +60,8 @@ struct lmd_metrics {
     double dns_queries, dns_bytes_out, dns_bytes_in; /* what browsing the domain cost */
     double dns_unsigned;  /* answers dropped: not signed by the key (never believed) */
     double dns_skipped;   /* instances a walk skipped (an SRV at "." or outside the domain) */
+    bool dns_sweeper;     /* following the liveness zone (sweep_key) */
+    double dns_live_polls[3], dns_live_records, dns_live_expired;
 };
 
 /* ---- registrations: servers announce themselves through the agent ----

@@ -425,6 +425,7 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     lmd_wide_browse *b = arg;
+    lmd_ws_poll(b); /* the liveness zone, for a sweeper (sweep.c) */
     if (walking(b))
         return; /* a walk still going (bounded by its queries' and transfer's timeouts) */
     b->failed = false;
@@ -444,6 +445,8 @@ int lmd_wide_browse_start(lmd_wide *wd, lmd_err *err)
     }
     b->wd = wd;
     int rc = lmd_wb_live_start(b, err);
+    if (rc == 0 && (rc = lmd_ws_start(b, err)) != 0)
+        lmd_wb_live_free(b);
     if (rc) {
         event_free(b->timer);
         free(b);
@@ -472,6 +475,7 @@ void lmd_wide_browse_free(lmd_wide *wd)
     lmd_dns_walk_cancel(b->walk);
     lmd_dns_xfr_cancel(b->xreq);
     lmd_dns_zone_clear(&b->zone);
+    lmd_ws_free(b);
     lmd_wb_live_free(b);
     event_free(b->timer);
     free_found(b->cur, b->n_cur);
@@ -493,6 +497,7 @@ void lmd_wide_browse_metrics(const lmd_wide *wd, struct lmd_metrics *out)
     out->dns_bytes_in = b->bytes_in;
     out->dns_unsigned = b->dropped;
     out->dns_skipped = b->skipped;
+    lmd_ws_metrics(b, out);
     size_t live = 0;
     for (size_t i = 0; i < b->n_prev; i++)
         live += b->prev[i].srv && !b->prev[i].expired;

@@ -223,6 +223,9 @@ function TestConfigDefaults:test_wide_area_and_mdns()
   lu.assertEquals(s.mdns, { enabled = false })
   s = settings('wide_area { domain = "sd.lab.", server = "fd77:0:0:53::53", key = "/k", lease = 60, poll = 1, host = "h1" }')
   lu.assertEquals(s.wide_area.host, "h1")
+  -- poll in fractions of a second (issue 20: sub-second joins from a secondary)
+  s = settings('wide_area { domain = "sd.lab", key = "/k", poll = 0.5 }')
+  lu.assertEquals(s.wide_area.poll, 0.5)
 end
 
 function TestConfigErrors:test_wide_area()
