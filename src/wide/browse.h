@@ -63,6 +63,8 @@ struct lmd_wide_browse {
     lmd_dns_zone zone;              /* for IXFR (src/dns/zone.c) */
     lmd_dns_xfr_req *xreq;      /* the transfer in flight */
     struct lmd_wsweeper *sweeper; /* sweep_key: following the liveness zone (sweep.c) */
+    size_t read_idx;            /* wide_area.read: the one reads go to (past the list: the primary) */
+    double read_since;          /* monotonic: when reads moved off the nearest */
 };
 
 
@@ -73,6 +75,9 @@ void lmd_wb_sort(struct lmd_wfound *f, size_t *n);
 /* The registry instance of f over proto (4, 6), its address addr. */
 void lmd_wb_instance(const lmd_wide_browse *b, const struct lmd_wfound *f, int proto, lmd_addr *addr,
                      struct lmd_instance *in);
+
+/* browse.c: the server reads go to (wide_area.read in order, then the primary) */
+const char *lmd_wb_reader(const lmd_wide_browse *b);
 
 /* browse.c: instances read (a walk or the zone copy) into wfound, sorted */
 int lmd_wb_take_found(lmd_wide_browse *b, const lmd_dns_found *in, size_t n);

@@ -231,7 +231,7 @@ static void on_soa(const lmd_dns_result *res, void *arg)
     size_t len = 0;
     if (lmd_dns_xfr_build(s->zone, key, s->copy.serial, s->copy.have, &m, &err) != 0 || !lmd_dns_msg_wire(m, &len) ||
         (b->sent++, b->bytes_out += (double)len,
-         lmd_dns_xfr_send(wd->base, wd->server, 0, m, key, LMD_WB_XFR_TIMEOUT, on_transfer, s, &s->xreq, &err)) != 0)
+         lmd_dns_xfr_send(wd->base, lmd_wb_reader(b), 0, m, key, LMD_WB_XFR_TIMEOUT, on_transfer, s, &s->xreq, &err)) != 0)
         failed(s, lmd_err_text(&err));
 }
 
@@ -254,7 +254,7 @@ void lmd_ws_poll(lmd_wide_browse *b)
     (void)lmd_dns_msg_wire(m, &len);
     b->sent++;
     b->bytes_out += (double)len;
-    if (lmd_dns_send(wd->base, wd->server, 0, m, key, LMD_WB_QUERY_TIMEOUT, on_soa, s, &s->soa, &err) != 0)
+    if (lmd_dns_send(wd->base, lmd_wb_reader(b), 0, m, key, LMD_WB_QUERY_TIMEOUT, on_soa, s, &s->soa, &err) != 0)
         failed(s, lmd_err_text(&err));
 }
 
