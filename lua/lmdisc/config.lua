@@ -199,6 +199,19 @@ local function check_ip(s)
   return nil, ("must be an IPv4 or IPv6 address like \"10.0.0.53\" (not a host name: the agent does not resolve it), got %q"):format(s)
 end
 
+local function check_read(t)
+  if #t == 0 then return nil, "must list at least one server address, like { \"10.1.0.53\" }" end
+  if #t > 8 then return nil, ("lists %d servers, at most 8"):format(#t) end
+  for k, v in pairs(t) do
+    if type(k) ~= "number" or type(v) ~= "string" then
+      return nil, "must be a list of IPv4 or IPv6 address strings, like { \"10.1.0.53\", \"10.2.0.53\" }"
+    end
+    local ok, why = check_ip(v)
+    if not ok then return nil, ("[%d] %s"):format(k, why) end
+  end
+  return true
+end
+
 local function exactly_one(section, a, a_example, b, b_example)
   return function(v)
     local has_a = v[a] ~= nil and v[a] ~= false
@@ -378,13 +391,16 @@ M.sections = {
       { name = "key", type = "string", required = true, min_len = 1, example = '"/etc/lmdisc/host.tsig"',
         doc = "TSIG key file in BIND key-file syntax (tsig-keygen; hmac-sha256, hmac-sha512 or hmac-sha1), mode 0600, or 0640 with the agent's group (root:lmdisc under the Debian service); refused when others may read it; the server must grant it this host's names." },
       { name = "lease", type = "integer", min = 10, max = 86400, default = 900,
-        doc = "Seconds the records live without a refresh; the agent refreshes them at about half of it (jittered), announces it in the TXT item lmd-live=SEQ/LEASE (SEQ new at every update) and sends it as the RFC 9664 update lease. Other agents drop the service as expired when its records have not changed for LEASE seconds on their own clock (so at most lease + poll after a crash)." },
-      { name = "poll", type = "number", min = 1, max = 3600, default = 10,
-        doc = "Seconds between checks of the domain for changes (its SOA serial; on a change the domain's services are read again and joins, updates and leaves reported)." },
+        doc = "Seconds the records live without a refresh; the agent refreshes them at about half of it (jittered) with the same records (no change to the domain) and writes its liveness record INSTANCE.HOST._live.DOMAIN TXT lmd-live=SEQ/LEASE (SEQ new at every refresh; the host's key needs a grant there, examples/wide-area/), and sends it as the RFC 9664 update lease. Sweepers (agents with sweep_key) remove the records of a service whose liveness record has not changed for LEASE seconds on their own clock; every browser then sees it leave (at most lease + the sweeper's poll + the browser's poll after a crash)." },
+      { name = "poll", type = "number", min = 0.1, max = 3600, default = 10,
+        doc = "Seconds between checks of the domain for changes (its SOA serial, one small signed query; on a change the domain's services are read again, by IXFR, and joins, updates and leaves reported); fractions allowed (0.5). Refreshes do not change the domain (they go to the liveness zone), so a short poll costs one SOA query per poll and nothing more. Agents with sweep_key check the liveness zone at the same rate." },
+      { name = "read", type = "table", check = check_read, c = "derived", example = '{ "10.1.0.53", "10.2.0.53" }',
+        expect = "a list of IPv4 or IPv6 address strings like { \"10.1.0.53\" }",
+        doc = "Servers to read the domain from (secondaries of the zone, nearest first): SOA polls, transfers and queries go to the first that answers, updates to the primary (server); when one stops answering the next is used, the primary last. A secondary learns of each change by NOTIFY in milliseconds, so a subnet with its own secondary gets sub-second joins with cheap polls. Default: the primary alone." },
       { name = "host", type = "string", check = check_label, expect = "a DNS label string like \"h1\"",
         doc = "The SRV target is HOST.DOMAIN with the host's A/AAAA; default: this machine's short host name." },
       { name = "sweep_key", type = "string", min_len = 1, example = '"/etc/lmdisc/sweeper.tsig"',
-        doc = "TSIG key file (as key) that may delete any service's PTR, SRV, TXT and A/AAAA in the domain: with it, the agent removes the records of services that expired (crashed hosts) with a compare-and-delete update, which the server applies only if the TXT is still the stale one, so a refresh racing it is never lost. Give it to a few agents; without it, stale records stay in the zone (every agent still drops them as expired)." },
+        doc = "TSIG key file (as key) that may delete any service's PTR, SRV and TXT in the domain and TXT in its liveness zone _live.DOMAIN: with it, the agent follows the liveness zone and removes the records of services whose liveness record stopped changing for their lease (crashed hosts): a compare-and-delete of the liveness record (applied only if it is still the stale one, so a refresh racing it is never lost), then of the records. Give it to two or three agents: a browser's crash detection is theirs (without any, a crashed host's records stay until removed by hand)." },
     },
   },
   {

@@ -63,6 +63,8 @@ struct lmd_metrics {
     /* the policy worker: 0 running, 1 restarting, 2 suspended (3 starting) */
     double policy_state, policy_restarts;
     const char *policy_state_name, *policy_last_error; /* NULL without a policy */
+    bool dns_sweeper;     /* following the liveness zone (sweep_key) */
+    double dns_live_polls[3], dns_live_records, dns_live_expired;
 };
 
 /* ---- registrations: servers announce themselves through the agent ----

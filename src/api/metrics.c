@@ -177,6 +177,17 @@ void lmd_api_handle_metrics(lmd_api *api, struct evhttp_request *req)
                "Wide-area instances a read skipped: an SRV at \".\" or outside the domain, a host the server "
                "would not answer for.", m.dns_skipped);
     }
+    if (m.wide_area && m.dns_sweeper) {
+        evbuffer_add_printf(b, "# HELP lmdisc_dns_live_polls_total A sweeper's checks of the liveness zone, by outcome.\n"
+                               "# TYPE lmdisc_dns_live_polls_total counter\n"
+                               "lmdisc_dns_live_polls_total{result=\"unchanged\"} %.17g\n"
+                               "lmdisc_dns_live_polls_total{result=\"read\"} %.17g\n"
+                               "lmdisc_dns_live_polls_total{result=\"failed\"} %.17g\n",
+                            m.dns_live_polls[0], m.dns_live_polls[1], m.dns_live_polls[2]);
+        metric(b, "lmdisc_dns_live_records", "gauge", "Liveness records the sweeper follows.", m.dns_live_records);
+        metric(b, "lmdisc_dns_live_expired_total", "counter",
+               "Liveness records that stopped changing for their lease (their services removed).", m.dns_live_expired);
+    }
     metric(b, "lmdisc_mdns_enabled", "gauge", "1 unless mdns { enabled = false }.", m.mdns_enabled);
     metric(b, "lmdisc_self_healthy", "gauge", "1 while the local server passes its health check, 0 while it "
            "fails, -1 without a health check.", m.self_healthy);

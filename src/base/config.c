@@ -23,6 +23,9 @@ void lmd_config_clear(struct lmd_config *c)
     for (size_t i = 0; i < c->trust_nfleet; i++)
         free(c->trust_fleet[i]);
     free(c->trust_fleet);
+    for (size_t i = 0; i < c->wide_nread; i++)
+        free(c->wide_read[i]);
+    free(c->wide_read);
     memset(c, 0, sizeof *c);
     c->log_level = -1;
 }

@@ -68,6 +68,8 @@ struct lmd_config {
     lmd_txt announce_txt;    /* announce.txt with info= added */
     char **trust_fleet;      /* trust.fleet: paths of fleet public keys */
     size_t trust_nfleet;
+    char **wide_read;        /* wide_area.read: servers to read the domain from, nearest first */
+    size_t wide_nread;
     int log_level;           /* log.level as an lmd_log_level */
 };
 

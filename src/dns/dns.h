@@ -80,9 +80,11 @@ typedef struct lmd_dns_service {
 
 enum { LMD_DNS_PUBLISH = 1, LMD_DNS_WITHDRAW = 2 };
 
-/* The TXT item an agent adds to what it publishes: "lmd-live=SEQ/LEASE",
- * SEQ (8 hex digits) new at every update, LEASE its lease in seconds.  Not
- * part of the peer's information (browsers strip it). */
+/* The liveness item "lmd-live=SEQ/LEASE", SEQ (8 hex digits) new at every
+ * refresh, LEASE the lease in seconds: what an agent writes in the
+ * liveness zone (lmd_dns_live_build).  Records that carry it in their own
+ * TXT (by hand, older agents) expire on every browser as before; it is
+ * never part of the peer's information (browsers strip it). */
 #define LMD_DNS_LIVE_KEY "lmd-live"
 
 /* A signed update message in wire format, ready to send. */
@@ -101,6 +103,19 @@ int lmd_dns_update_build(const lmd_dns_service *svc, int mode, const lmd_dns_key
  * changed the TXT (the agent's lmd-live item counts refreshes): the server
  * answers NXRRSET (8) and deletes nothing.  Port, addrs and ttl unused. */
 int lmd_dns_sweep_build(const lmd_dns_service *svc, const lmd_dns_key *key, lmd_dns_msg **out, lmd_err *err);
+/* Liveness out of the browse path (issue 20): a publisher's refresh
+ * evidence is one TXT record "lmd-live=SEQ/LEASE" at
+ * INSTANCE.HOST.LIVE_ZONE, LIVE_ZONE being _live.DOMAIN (LMD_DNS_LIVE_LABEL),
+ * a zone of its own on the same server, so that a refresh changes neither
+ * the browse zone's records nor its serial: browsers transfer only real
+ * changes; only sweepers read the liveness zone.  The update replaces the
+ * TXT RRset there with value (ttl), or deletes it (value NULL).  stale not
+ * NULL: a sweeper's compare-and-delete (value NULL), on the prerequisite
+ * that the record is still "lmd-live=STALE".  host: the SRV target's first
+ * label ("h1"). */
+#define LMD_DNS_LIVE_LABEL "_live"
+int lmd_dns_live_build(const char *live_zone, const char *instance, const char *host, const char *value,
+                       const char *stale, uint32_t ttl, const lmd_dns_key *key, lmd_dns_msg **out, lmd_err *err);
 void lmd_dns_msg_free(lmd_dns_msg *m);
 const uint8_t *lmd_dns_msg_wire(const lmd_dns_msg *m, size_t *len);
 /* The message as text (dig-like; for logs and tests); free() it. */
@@ -349,6 +364,8 @@ typedef struct lmd_dns_zone {
     size_t n, cap;
     uint32_t serial;             /* of the last transfer taken */
     bool have;                   /* a copy is held: the next transfer may be an IXFR from serial */
+    bool live;                   /* a liveness zone's copy (set before the first take): only the TXT records
+                                  * INSTANCE.HOST.TYPE_ZONE are kept, TYPE_ZONE being the liveness zone */
 } lmd_dns_zone;
 
 void lmd_dns_zone_clear(lmd_dns_zone *zn);

@@ -292,6 +292,71 @@ int lmd_dns_sweep_build(const lmd_dns_service *svc, const lmd_dns_key *key, lmd_
     return build_update(svc, SWEEP, key, out, err);
 }
 
+int lmd_dns_live_build(const char *live_zone, const char *instance, const char *host, const char *value,
+                       const char *stale, uint32_t ttl, const lmd_dns_key *key, lmd_dns_msg **out, lmd_err *err)
+{
+    *out = NULL;
+    char hz[1024];
+    if (!live_zone || !host || snprintf(hz, sizeof hz, "%s.%s", host, live_zone) >= (int)sizeof hz)
+        return lmd_err_set(err, LMD_EINVAL, "liveness zone and host needed");
+    ldns_rdf *zone = dname(live_zone), *host_zone = dname(hz);
+    ldns_rdf *owner = host_zone && instance ? instance_dname(instance, host_zone) : NULL;
+    struct build b = {.up = ldns_rr_list_new()};
+    ldns_rr_list *pre = stale ? ldns_rr_list_new() : NULL;
+    lmd_dns_msg *m = calloc(1, sizeof *m);
+    ldns_pkt *pkt = NULL;
+    int rc = 0;
+    if (!zone || !host_zone || !owner)
+        rc = lmd_err_set(err, LMD_EINVAL, "'%s' under '%s' is not a valid liveness name", instance ? instance : "", hz);
+    else if (!b.up || !m || (stale && !pre))
+        rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    lmd_txt one = {0};
+    const char *item = value ? value : stale;
+    if (rc == 0 && item && lmd_txt_set(&one, LMD_DNS_LIVE_KEY, item, strlen(item), true, NULL, 0) != 0)
+        rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    if (rc == 0 && stale)
+        rc = txt_prereq(&b, pre, owner, &one, err);
+    if (rc == 0) {
+        delete_rrset(&b, owner, LDNS_RR_TYPE_TXT);
+        if (value) {
+            ldns_rr *txt = rr_new(owner, LDNS_RR_TYPE_TXT, LDNS_RR_CLASS_IN, ttl);
+            rc = txt_rdata(&b, txt, &one, err);
+            if (rc)
+                ldns_rr_free(txt);
+            else
+                push(&b, txt);
+        }
+    }
+    lmd_txt_free(&one);
+    if (rc == 0 && b.oom)
+        rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    if (rc == 0) {
+        pkt = ldns_update_pkt_new(zone, LDNS_RR_CLASS_IN, pre, b.up, NULL);
+        zone = NULL;
+        if (!pkt)
+            rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
+        else {
+            ldns_pkt_set_rd(pkt, false);
+            rc = sign_and_pack(pkt, key, m, err);
+        }
+    }
+    ldns_rdf_deep_free(zone);
+    ldns_rdf_deep_free(host_zone);
+    ldns_rdf_deep_free(owner);
+    ldns_rr_list_deep_free(b.up);
+    ldns_rr_list_deep_free(pre);
+    if (rc) {
+        ldns_pkt_free(pkt);
+        if (m)
+            m->pkt = NULL;
+        lmd_dns_msg_free(m);
+        return rc;
+    }
+    m->pkt = pkt;
+    *out = m;
+    return 0;
+}
+
 void lmd_dns_msg_free(lmd_dns_msg *m)
 {
     if (!m)

@@ -16,9 +16,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <ctype.h>
 
-static bool wanted(const char *type_zone, const lmd_dns_rr *r)
+/* INSTANCE.HOST.ZONE, INSTANCE one label of any bytes, HOST one plain label */
+static bool live_name(const char *name, const char *zone)
 {
+    size_t n = strlen(name), z = strlen(zone);
+    if (n <= z + 1 || name[n - z - 1] != '.' || strcasecmp(name + n - z, zone) != 0)
+        return false;
+    size_t end = n - z - 1, dots = 0; /* the labels above the zone, in text: the instance's dots are escaped */
+    for (size_t i = 0; i < end; i++) {
+        if (name[i] == '\\') {
+            i += isdigit((unsigned char)name[i + 1]) ? 3 : 1;
+            continue;
+        }
+        dots += name[i] == '.';
+    }
+    return dots == 1;
+}
+
+static bool wanted(const lmd_dns_zone *zn, const char *type_zone, const lmd_dns_rr *r)
+{
+    if (zn->live)
+        return r->type == LMD_DNS_T_TXT && live_name(r->owner, type_zone);
     switch (r->type) {
     case LMD_DNS_T_PTR:
         return !strcasecmp(r->owner, type_zone) && lmd_dns_instance_name(r->target, type_zone);
@@ -87,7 +107,7 @@ void lmd_dns_zone_clear(lmd_dns_zone *zn)
     for (size_t i = 0; i < zn->n; i++)
         zrec_free(&zn->r[i]);
     free(zn->r);
-    *zn = (lmd_dns_zone){0};
+    *zn = (lmd_dns_zone){.live = zn->live}; /* what it copies stays */
 }
 
 int lmd_dns_zone_take(lmd_dns_zone *zn, const char *type_zone, const lmd_dns_xfr *x)
@@ -95,7 +115,7 @@ int lmd_dns_zone_take(lmd_dns_zone *zn, const char *type_zone, const lmd_dns_xfr
     if (x->kind == LMD_DNS_XFR_FULL) {
         lmd_dns_zone_clear(zn);
         for (size_t i = 0; i < x->n_rrs; i++)
-            if (wanted(type_zone, &x->rrs[i]) && add(zn, &x->rrs[i]) != 0) {
+            if (wanted(zn, type_zone, &x->rrs[i]) && add(zn, &x->rrs[i]) != 0) {
                 lmd_dns_zone_clear(zn);
                 return LMD_EIO;
             }
@@ -106,7 +126,7 @@ int lmd_dns_zone_take(lmd_dns_zone *zn, const char *type_zone, const lmd_dns_xfr
             const lmd_dns_xfr_diff *df = &x->diffs[d];
             for (size_t i = 0; i < df->n_deleted; i++) {
                 const lmd_dns_rr *r = &df->deleted[i];
-                if (!wanted(type_zone, r))
+                if (!wanted(zn, type_zone, r))
                     continue;
                 size_t k = 0;
                 while (k < zn->n && !same(&zn->r[k], r))
@@ -119,7 +139,7 @@ int lmd_dns_zone_take(lmd_dns_zone *zn, const char *type_zone, const lmd_dns_xfr
                 zn->r[k] = zn->r[--zn->n];
             }
             for (size_t i = 0; i < df->n_added; i++)
-                if (wanted(type_zone, &df->added[i]) && add(zn, &df->added[i]) != 0) {
+                if (wanted(zn, type_zone, &df->added[i]) && add(zn, &df->added[i]) != 0) {
                     lmd_dns_zone_clear(zn);
                     return LMD_EIO;
                 }

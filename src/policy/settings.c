@@ -78,6 +78,18 @@ int lmd_lua_read_settings(lua_State *L, int idx, struct lmd_config *c, lmd_err *
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
+    if (lua_getfield(L, idx, "wide_area") == LUA_TTABLE && lua_getfield(L, -1, "read") == LUA_TTABLE) {
+        size_t n = (size_t)luaL_len(L, -1);
+        c->wide_read = calloc(n ? n : 1, sizeof *c->wide_read);
+        for (size_t i = 0; c->wide_read && i < n; i++) {
+            lua_rawgeti(L, -1, (lua_Integer)i + 1);
+            if (lua_type(L, -1) == LUA_TSTRING && (c->wide_read[c->wide_nread] = lmd_strdup(lua_tostring(L, -1))))
+                c->wide_nread++;
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
     c->log_level = lmd_log_parse_level(c->log.level);
     return 0;
 }

@@ -166,13 +166,44 @@ static void report(lmd_wide_browse *b)
     lmd_wb_arm_expiry(b);
 }
 
+const char *lmd_wb_reader(const lmd_wide_browse *b)
+{
+    const struct lmd_config *c = b->wd->cfg;
+    return b->read_idx < c->wide_nread ? c->wide_read[b->read_idx] : b->wd->server;
+}
+
+/* A read failed: the next server of wide_area.read (the primary after the
+ * last, then the nearest again).  The copy of the zone is kept: a zone's
+ * secondaries share its serials, so the next IXFR continues it. */
+static void read_failover(lmd_wide_browse *b)
+{
+    size_t n = b->wd->cfg->wide_nread;
+    if (n == 0)
+        return;
+    const char *from = lmd_wb_reader(b);
+    b->read_idx = (b->read_idx + 1) % (n + 1);
+    b->read_since = lmd_now_mono();
+    lmd_warn("wide-area browse: %s did not answer for %s: reading from %s now", from, b->wd->cfg->wide_area.domain,
+             lmd_wb_reader(b));
+}
+
+/* Reads moved off the nearest server a while ago: back to it (it may be
+ * back; if not, the next failure moves on again). */
+#define READ_RETURN_AFTER 60.0
+
 static void walk_done(lmd_wide_browse *b)
 {
     b->polls[b->failed ? 2 : 1]++;
+    if (b->failed)
+        read_failover(b);
+    else if (b->read_idx && lmd_now_mono() - b->read_since > READ_RETURN_AFTER && b->read_idx <= b->wd->cfg->wide_nread) {
+        b->read_idx = 0;
+        lmd_info("wide-area browse: reading %s from %s again", b->wd->cfg->wide_area.domain, lmd_wb_reader(b));
+    }
     if (b->failed) {
         if (!b->logged_down)
             lmd_warn("wide-area browse: reading %s from %s failed; keeping the peers known from it and trying "
-                     "again every %g s", b->type_zone, b->wd->server, b->wd->cfg->wide_area.poll);
+                     "again every %g s", b->type_zone, lmd_wb_reader(b), b->wd->cfg->wide_area.poll);
         b->logged_down = true;
         b->have_serial = false; /* walk again next time */
         free_found(b->cur, b->n_cur);
@@ -265,7 +296,7 @@ static void read_by_queries(lmd_wide_browse *b)
 {
     lmd_wide *wd = b->wd;
     lmd_err err = {0};
-    if (lmd_dns_walk_start(wd->base, wd->server, wd->cfg->wide_area.domain, lmd_wide_type(wd->cfg), lmd_wide_key(wd),
+    if (lmd_dns_walk_start(wd->base, lmd_wb_reader(b), wd->cfg->wide_area.domain, lmd_wide_type(wd->cfg), lmd_wide_key(wd),
                            LMD_WB_XFR_TIMEOUT, on_walked, b, &b->walk, &err) != 0) {
         lmd_debug("wide-area browse: cannot read %s: %s", b->type_zone, lmd_err_text(&err));
         b->failed = true;
@@ -276,7 +307,7 @@ static void read_by_queries(lmd_wide_browse *b)
 static void to_queries(lmd_wide_browse *b, const char *why)
 {
     lmd_warn("wide-area browse: no transfer of %s from %s (%s): reading it with queries from now on",
-             b->wd->cfg->wide_area.domain, b->wd->server, why);
+             b->wd->cfg->wide_area.domain, lmd_wb_reader(b), why);
     b->queries = true;
     b->failed = false;
     read_by_queries(b);
@@ -298,7 +329,7 @@ static void on_transfer(const lmd_dns_xfr_result *res, void *arg)
              * time (a zone past the copy's size is past a transfer's too:
              * then read by queries) */
             lmd_warn("wide-area browse: the changes to %s from %s did not fit this agent's copy of it: reading it "
-                     "whole next time", domain, b->wd->server);
+                     "whole next time", domain, lmd_wb_reader(b));
             b->failed = true;
         } else if (lmd_dns_zone_services(&b->zone, &found, &n_found) != 0 ||
                    lmd_wb_take_found(b, found, n_found) != 0) {
@@ -362,7 +393,7 @@ static void transfer(lmd_wide_browse *b)
     const lmd_dns_key *key = lmd_wide_key(wd);
     if (lmd_dns_xfr_build(wd->cfg->wide_area.domain, key, b->zone.serial, b->zone.have, &m, &err) != 0 ||
         !counted(b, m) ||
-        lmd_dns_xfr_send(wd->base, wd->server, 0, m, key, LMD_WB_XFR_TIMEOUT, on_transfer, b, &b->xreq, &err) != 0)
+        lmd_dns_xfr_send(wd->base, lmd_wb_reader(b), 0, m, key, LMD_WB_XFR_TIMEOUT, on_transfer, b, &b->xreq, &err) != 0)
         cannot_ask(b, &err);
 }
 
@@ -415,7 +446,7 @@ static void ask_soa(lmd_wide_browse *b)
         lmd_dns_msg_free(m);
         cannot_ask(b, &err);
     } else if (!counted(b, m) ||
-               lmd_dns_send(wd->base, wd->server, 0, m, key, LMD_WB_QUERY_TIMEOUT, on_soa, b, &b->soa, &err) != 0) {
+               lmd_dns_send(wd->base, lmd_wb_reader(b), 0, m, key, LMD_WB_QUERY_TIMEOUT, on_soa, b, &b->soa, &err) != 0) {
         cannot_ask(b, &err); /* m is lmd_dns_send's, also on failure */
     }
 }
@@ -425,6 +456,7 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     lmd_wide_browse *b = arg;
+    lmd_ws_poll(b); /* the liveness zone, for a sweeper (sweep.c) */
     if (walking(b))
         return; /* a walk still going (bounded by its queries' and transfer's timeouts) */
     b->failed = false;
@@ -444,6 +476,8 @@ int lmd_wide_browse_start(lmd_wide *wd, lmd_err *err)
     }
     b->wd = wd;
     int rc = lmd_wb_live_start(b, err);
+    if (rc == 0 && (rc = lmd_ws_start(b, err)) != 0)
+        lmd_wb_live_free(b);
     if (rc) {
         event_free(b->timer);
         free(b);
@@ -454,10 +488,11 @@ int lmd_wide_browse_start(lmd_wide *wd, lmd_err *err)
     snprintf(b->type_zone, sizeof b->type_zone, "%s.%.*s", lmd_wide_type(wd->cfg),
              (int)(dl && d[dl - 1] == '.' ? dl - 1 : dl), d);
     wd->browse = b;
-    lmd_info("wide-area browse: reading %s from %s every %g s; %s", b->type_zone, wd->server,
-             wd->cfg->wide_area.poll,
-             b->sweep_key ? "removing the records of services whose lease ran out (sweep key)"
-                          : "records of services whose lease ran out stay in the zone (no wide_area.sweep_key)");
+    lmd_info("wide-area browse: reading %s from %s every %g s%s%s%s; %s", b->type_zone, lmd_wb_reader(b),
+             wd->cfg->wide_area.poll, wd->cfg->wide_nread ? " (wide_area.read; updates go to " : "",
+             wd->cfg->wide_nread ? wd->server : "", wd->cfg->wide_nread ? ")" : "",
+             b->sweep_key ? "sweeping: removing the records of services whose liveness record ran out (sweep key)"
+                          : "crashed hosts' records are removed by the domain's sweepers (no wide_area.sweep_key here)");
     if (lmd_timer_in(b->timer, 0) != 0)
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");
     return 0;
@@ -472,6 +507,7 @@ void lmd_wide_browse_free(lmd_wide *wd)
     lmd_dns_walk_cancel(b->walk);
     lmd_dns_xfr_cancel(b->xreq);
     lmd_dns_zone_clear(&b->zone);
+    lmd_ws_free(b);
     lmd_wb_live_free(b);
     event_free(b->timer);
     free_found(b->cur, b->n_cur);
@@ -493,6 +529,7 @@ void lmd_wide_browse_metrics(const lmd_wide *wd, struct lmd_metrics *out)
     out->dns_bytes_in = b->bytes_in;
     out->dns_unsigned = b->dropped;
     out->dns_skipped = b->skipped;
+    lmd_ws_metrics(b, out);
     size_t live = 0;
     for (size_t i = 0; i < b->n_prev; i++)
         live += b->prev[i].srv && !b->prev[i].expired;

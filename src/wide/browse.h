@@ -28,6 +28,9 @@ struct lmd_wsweep {                  /* one compare-and-delete, in flight or wai
     struct lmd_wide_browse *b;
     char name[64];
     lmd_txt full;               /* the stale TXT: the prerequisite */
+    bool live;                  /* of the liveness record INSTANCE.HOST._live.DOMAIN (sweep.c) */
+    char host[64], stale[32];   /* live: its HOST label and stale lmd-live value (the prerequisite) */
+    bool then_browse;           /* live: once it is deleted, the browse records (TXT full) */
     lmd_dns_req *req;           /* NULL: waiting (for room, or to try again) */
     unsigned tries;
     double not_before;          /* monotonic: no try before */
@@ -59,6 +62,9 @@ struct lmd_wide_browse {
     bool said_dropped;          /* the first dropped answer was logged */
     lmd_dns_zone zone;              /* for IXFR (src/dns/zone.c) */
     lmd_dns_xfr_req *xreq;      /* the transfer in flight */
+    struct lmd_wsweeper *sweeper; /* sweep_key: following the liveness zone (sweep.c) */
+    size_t read_idx;            /* wide_area.read: the one reads go to (past the list: the primary) */
+    double read_since;          /* monotonic: when reads moved off the nearest */
 };
 
 
@@ -70,6 +76,9 @@ void lmd_wb_sort(struct lmd_wfound *f, size_t *n);
 void lmd_wb_instance(const lmd_wide_browse *b, const struct lmd_wfound *f, int proto, lmd_addr *addr,
                      struct lmd_instance *in);
 
+/* browse.c: the server reads go to (wide_area.read in order, then the primary) */
+const char *lmd_wb_reader(const lmd_wide_browse *b);
+
 /* browse.c: instances read (a walk or the zone copy) into wfound, sorted */
 int lmd_wb_take_found(lmd_wide_browse *b, const lmd_dns_found *in, size_t n);
 
@@ -79,5 +88,17 @@ void lmd_wb_carry(lmd_wide_browse *b);     /* each cur entry's clock, from prev 
 void lmd_wb_arm_expiry(lmd_wide_browse *b); /* at prev's earliest lease end */
 int lmd_wb_live_start(lmd_wide_browse *b, lmd_err *err);
 void lmd_wb_live_free(lmd_wide_browse *b);
+/* queue the compare-and-delete of f's browse records / of a liveness
+ * record (name, host label, stale value); then lmd_wb_pump */
+void lmd_wb_sweep(lmd_wide_browse *b, const struct lmd_wfound *f);
+void lmd_wb_sweep_live(lmd_wide_browse *b, const char *name, const char *host, const char *stale,
+                       const struct lmd_wfound *then);
+void lmd_wb_pump(lmd_wide_browse *b);
+
+/* sweep.c: the liveness zone, for agents with sweep_key */
+int lmd_ws_start(lmd_wide_browse *b, lmd_err *err);
+void lmd_ws_poll(lmd_wide_browse *b);   /* at each poll */
+void lmd_ws_free(lmd_wide_browse *b);
+void lmd_ws_metrics(const lmd_wide_browse *b, struct lmd_metrics *out);
 
 #endif

@@ -98,6 +98,12 @@ static void forget_sweep(lmd_wide_browse *b, struct lmd_wsweep *sw)
 }
 
 static void pump(lmd_wide_browse *b);
+static struct lmd_wsweep *new_sweep(lmd_wide_browse *b, const char *name);
+
+void lmd_wb_pump(lmd_wide_browse *b)
+{
+    pump(b);
+}
 
 static void on_swept(const lmd_dns_result *res, void *arg)
 {
@@ -109,10 +115,21 @@ static void on_swept(const lmd_dns_result *res, void *arg)
     bool again = false;
     /* no grant: REFUSED, NOTAUTH, BADKEY (unsigned by nature: final all the same) */
     bool refused = res->rcode == 5 || res->rcode == 9 || res->tsig_error == 17;
-    if (res->rc == 0) {
+    if (res->rc == 0 && sw->live && sw->then_browse) {
+        /* the liveness record was still the stale one: no refresh came
+         * since; now the browse records (whose TXT does not change at a
+         * refresh: the liveness record was the test) */
+        struct lmd_wsweep *next = new_sweep(b, sw->name);
+        if (next) {
+            next->full = sw->full;
+            memset(&sw->full, 0, sizeof sw->full);
+        }
         b->swept[0]++;
-        lmd_info("wide-area browse: removed the stale records of \"%s\" from %s%s", e, b->wd->cfg->wide_area.domain,
-                 sw->tries > 1 ? " (server back)" : "");
+        lmd_debug("wide-area browse: removed the stale liveness record of \"%s\"; now its records", e);
+    } else if (res->rc == 0) {
+        b->swept[0]++;
+        lmd_info("wide-area browse: removed the stale %s of \"%s\" from %s%s", sw->live ? "liveness record" : "records",
+                 e, b->wd->cfg->wide_area.domain, sw->tries > 1 ? " (server back)" : "");
     } else if ((res->rcode == 8 || res->rcode == 3) && res->verified) {
         /* NXRRSET, NXDOMAIN signed by the server: the prerequisite failed
          * (an unsigned one may be forged: tried again below) */
@@ -124,11 +141,12 @@ static void on_swept(const lmd_dns_result *res, void *arg)
         double wait = lmd_backoff(sw->tries, 5, 60);
         sw->not_before = lmd_now_mono() + wait;
         again = true;
-        lmd_warn("wide-area browse: could not remove the stale records of \"%s\" from %s: %s; trying again in %g s",
-                 e, b->wd->cfg->wide_area.domain, res->text, wait);
+        lmd_warn("wide-area browse: could not remove the stale %s of \"%s\" from %s: %s; trying again in %g s",
+                 sw->live ? "liveness record" : "records", e, b->wd->cfg->wide_area.domain, res->text, wait);
     } else {
         b->swept[2]++;
-        lmd_warn("wide-area browse: could not remove the stale records of \"%s\" from %s: %s%s", e,
+        lmd_warn("wide-area browse: could not remove the stale %s of \"%s\" from %s: %s%s",
+                 sw->live ? "liveness record" : "records", e,
                  b->wd->cfg->wide_area.domain, res->text,
                  refused
                      ? " (the sweep key needs a grant to delete PTR, SRV and TXT under the service type and A, "
@@ -156,7 +174,12 @@ static bool send_sweep(lmd_wide_browse *b, struct lmd_wsweep *sw)
     lmd_dns_msg *m = NULL;
     lmd_err err = {0};
     sw->tries++;
-    if (lmd_dns_sweep_build(&svc, b->sweep_key, &m, &err) != 0 ||
+    char lz[1100];
+    const char *d = wd->cfg->wide_area.domain;
+    size_t dl = strlen(d);
+    snprintf(lz, sizeof lz, "%s.%.*s", LMD_DNS_LIVE_LABEL, (int)(dl && d[dl - 1] == '.' ? dl - 1 : dl), d);
+    if ((sw->live ? lmd_dns_live_build(lz, sw->name, sw->host, NULL, sw->stale, 0, b->sweep_key, &m, &err)
+                  : lmd_dns_sweep_build(&svc, b->sweep_key, &m, &err)) != 0 ||
         lmd_dns_send(wd->base, wd->server, 0, m, b->sweep_key, LMD_WB_QUERY_TIMEOUT, on_swept, sw, &sw->req,
                      &err) != 0) {
         b->swept[2]++;
@@ -208,28 +231,51 @@ static void on_sweep_timer(evutil_socket_t fd, short what, void *arg)
     pump(arg);
 }
 
-/* The compare-and-delete of f's stale records (wide_area.sweep_key). */
-static void sweep(lmd_wide_browse *b, const struct lmd_wfound *f)
+static struct lmd_wsweep *new_sweep(lmd_wide_browse *b, const char *name)
 {
     if (b->n_sweeps >= MAX_SWEEPS) {
         b->swept[2]++;
         lmd_warn("wide-area browse: %d removals of stale records wait already: those of \"%s\" stay", MAX_SWEEPS,
-                 f->name);
-        return;
+                 name);
+        return NULL;
     }
     struct lmd_wsweep *sw = calloc(1, sizeof *sw);
     struct lmd_wsweep **more = sw ? realloc(b->sweeps, (b->n_sweeps + 1) * sizeof *more) : NULL;
     if (more)
         b->sweeps = more;
-    if (!more || lmd_txt_copy(&sw->full, &f->full) != 0) {
+    if (!more) {
         free(sw);
         b->swept[2]++;
-        lmd_error("wide-area browse: out of memory: the stale records of \"%s\" stay", f->name);
-        return;
+        lmd_error("wide-area browse: out of memory: the stale records of \"%s\" stay", name);
+        return NULL;
     }
     sw->b = b;
-    snprintf(sw->name, sizeof sw->name, "%s", f->name);
+    snprintf(sw->name, sizeof sw->name, "%s", name);
     b->sweeps[b->n_sweeps++] = sw;
+    return sw;
+}
+
+void lmd_wb_sweep_live(lmd_wide_browse *b, const char *name, const char *host, const char *stale,
+                       const struct lmd_wfound *then)
+{
+    struct lmd_wsweep *sw = new_sweep(b, name);
+    if (!sw)
+        return;
+    sw->live = true;
+    if (then && lmd_txt_copy(&sw->full, &then->full) == 0)
+        sw->then_browse = true;
+    snprintf(sw->host, sizeof sw->host, "%s", host);
+    snprintf(sw->stale, sizeof sw->stale, "%s", stale);
+}
+
+void lmd_wb_sweep(lmd_wide_browse *b, const struct lmd_wfound *f)
+{
+    struct lmd_wsweep *sw = new_sweep(b, f->name);
+    if (sw && lmd_txt_copy(&sw->full, &f->full) != 0) {
+        b->swept[2]++;
+        forget_sweep(b, sw);
+        lmd_error("wide-area browse: out of memory: the stale records of \"%s\" stay", f->name);
+    }
 }
 
 /* Instances whose lease ran out since they last changed: they leave. */
@@ -259,7 +305,7 @@ static void on_expiry(evutil_socket_t fd, short what, void *arg)
             (void)lmd_peers_gone_at(wd->reg, &in, LMD_REASON_EXPIRED, now);
         }
         if (b->sweep_key)
-            sweep(b, f);
+            lmd_wb_sweep(b, f);
     }
     if (b->sweep_key)
         pump(b);

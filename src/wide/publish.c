@@ -10,7 +10,10 @@
  *     service of ours is to stay in the zone.
  *   - Refreshed at about half the lease (jittered +-10%), so the records
  *     never grow older than the lease; the lease goes out as the RFC 9664
- *     option too (neither BIND nor Knot honours it yet).
+ *     option too (neither BIND nor Knot honours it yet).  A refresh writes
+ *     the same records (the zone and its serial do not change: browsers
+ *     transfer nothing); its evidence is the liveness record in
+ *     _live.DOMAIN, written first (livepub.c), which sweepers follow.
  *   - A failure is one log line and a count by result; the update is tried
  *     again with backoff (1 s doubling to a minute, at most a quarter of the
  *     lease), whatever the error: a grant or a clock can be fixed while we
@@ -145,17 +148,15 @@ void lmd_wp_send(struct lmd_wpub *p, int mode, bool with_host)
     unsigned ttl = lmd_config_record_ttl(wd->cfg);
     if (ttl == 0 || ttl > w->lease)
         ttl = w->lease;
-    /* every update carries lmd-live=SEQ/LEASE, SEQ new each time: observers
-     * see a refresh as a change (serial and TXT), and expire the service
-     * lease seconds after the last one they saw (live.c) */
+    /* the records are the same at every refresh (no serial change, nothing
+     * for browsers to transfer); the refresh's evidence goes to the
+     * liveness zone once the server applied it (livepub.c) */
     lmd_txt txt = {0};
-    char live[32], why[320] = "out of memory", e[160];
-    snprintf(live, sizeof live, "%08x/%u", ++p->seq, w->lease);
+    char why[320] = "out of memory", e[160];
     /* with trust { }: signed for this domain and host (the mDNS one names
-     * NAME.local); lmd-live after signing: browsers strip it */
+     * NAME.local) */
     if (mode == LMD_DNS_PUBLISH &&
-        (wd->host.sign_txt(wd->host.ud, p->name, pub_port(p), pub_txt(p), w->domain, w->host, &txt, why, sizeof why) != 0 ||
-         lmd_txt_set(&txt, LMD_DNS_LIVE_KEY, live, strlen(live), true, NULL, 0) != 0)) {
+        wd->host.sign_txt(wd->host.ud, p->name, pub_port(p), pub_txt(p), w->domain, w->host, &txt, why, sizeof why) != 0) {
         lmd_txt_free(&txt);
         w->counts[LMD_WIDE_ERROR]++;
         snprintf(p->why, sizeof p->why, "cannot build the update: %s", why);
@@ -186,6 +187,8 @@ void lmd_wp_send(struct lmd_wpub *p, int mode, bool with_host)
             arm(p, again);
         return;
     }
+    if (mode == LMD_DNS_WITHDRAW)
+        lmd_wp_live(p, false);
     if (mode == LMD_DNS_PUBLISH && n == 0)
         lmd_warn("wide-area: this host has no routable address: %s is published without A/AAAA records", w->host);
     p->req_bytes = bytes;
@@ -295,6 +298,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct lmd_wpub *p = arg;
+    /* a refresh: the liveness record first, then the (same) records, so
+     * that a sweeper whose compare-and-delete of the liveness record came
+     * first finds the records written again after its delete of them,
+     * and one that came later finds the new liveness record (sweep.c) */
+    if (p->published && lmd_wp_wanted(p) && !p->req)
+        lmd_wp_live(p, true);
     /* a retry of a withdraw is forced only while something may be there */
     lmd_wp_sync(p, lmd_wp_wanted(p) || p->published || p->fails > 0);
 }
@@ -403,6 +412,8 @@ static void done_one(struct lmd_wpub *p, const lmd_dns_result *res)
                 recovered ? "; server back" : "");
         /* refresh at half the lease, jittered +-10% */
         arm(p, w->lease / 2.0 * (0.9 + 0.2 * ((double)arc4random() / UINT32_MAX)));
+        if (changed || recovered)
+            lmd_wp_live(p, true); /* a refresh sent it before (on_timer) */
         if (first && p->registered)
             wd->host.published(wd->host.ud, p->name);
     } else {

@@ -52,6 +52,13 @@ struct lmd_wide_set {
     double counts[LMD_WIDE_RESULTS];
     double last_seconds;    /* the last applied update's round trip */
     double last_bytes;
+    /* the liveness zone (livepub.c) */
+    char live_zone[300];    /* _live.DOMAIN */
+    char host_label[64];    /* HOST of HOST.DOMAIN */
+    struct lmd_wlreq **lreqs; /* liveness updates in flight */
+    size_t n_lreqs;
+    bool live_failing;      /* the last one failed (said once) */
+    double live_counts[2];  /* applied, failed */
 };
 
 /* publish.c */
@@ -66,6 +73,10 @@ bool lmd_wp_wanted(const struct lmd_wpub *p);
 void lmd_wp_send(struct lmd_wpub *p, int mode, bool with_host);
 /* publish or withdraw as the agent's state says; force: even if the zone agrees */
 void lmd_wp_sync(struct lmd_wpub *p, bool force);
+
+/* livepub.c: write the service's liveness record (alive), or delete it */
+void lmd_wp_live(struct lmd_wpub *p, bool alive);
+void lmd_wp_live_free_all(lmd_wide_set *w);
 
 /* set.c: a retired (or stopping) publisher with no update in flight is freed */
 void lmd_wp_retired_check(lmd_wide_set *w);

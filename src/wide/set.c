@@ -39,6 +39,7 @@ static void wide_free(lmd_wide_set *w)
         w->pubs = p->next;
         lmd_wp_free(p);
     }
+    lmd_wp_live_free_all(w);
     lmd_dns_key_free(w->key);
     free(w->domain);
     free(w->server);
@@ -63,6 +64,12 @@ static int set_start(lmd_wide *wd, lmd_err *err)
         lmd_err_set(err, rc, "wide_area.key: %s", lmd_err_text(&kerr));
     if (rc == 0)
         rc = host_of(cfg, w->host, sizeof w->host, err);
+    if (rc == 0) {
+        size_t dl = strlen(w->domain);
+        snprintf(w->live_zone, sizeof w->live_zone, "%s.%.*s", LMD_DNS_LIVE_LABEL,
+                 (int)(dl && w->domain[dl - 1] == '.' ? dl - 1 : dl), w->domain);
+        snprintf(w->host_label, sizeof w->host_label, "%.*s", (int)strcspn(w->host, "."), w->host);
+    }
     char name[128];
     lmd_config_name(cfg, name, sizeof name);
     if (rc == 0 && cfg->announce.given && !(w->pubs = lmd_wp_new(w, name)))

@@ -276,26 +276,47 @@ log { level = "debug" }
     end
 
     function T:test_refreshed_at_half_the_lease()
+        -- the browse records stay byte-identical across refreshes (neither
+        -- server bumps the browse zone's serial: browsers transfer nothing);
+        -- the refresh's evidence is the liveness record in _live.ZONE
         local p = agent("h1", { port = 8007, lease = 20 })
         await(p, "wide%-area: published \"h1\"")
         local t0 = Lab.now()
+        local live_name = "h1.h1._live." .. zone
+        local function live_of()
+            local deadline = Lab.now() + 5
+            repeat
+                local v = dig("h2", live_name .. " TXT +short"):match('"lmd%-live=(%x+/20)"')
+                if v then return v end
+                Lab.sleep(0.1)
+            until Lab.now() > deadline
+            lu.fail("no liveness record at " .. live_name .. ": " .. dig("h2", live_name .. " TXT"))
+        end
         local serial = dig("h2", zone .. " SOA +short"):match("^%S+ %S+ (%d+)")
-        local live = txt("h1"):match('"lmd%-live=(%x+)/20"')
-        lu.assertNotNil(live, txt("h1"))
+        local lserial = dig("h2", "_live." .. zone .. " SOA +short"):match("^%S+ %S+ (%d+)")
+        local before = { srv("h1"), txt("h1"), dig("h2", "_lmserv._tcp." .. zone .. " PTR +short") }
+        lu.assertNotStrContains(before[2], "lmd-live")
+        local live = live_of()
         await(p, "wide%-area: refreshed \"h1\"", 20)
         local took = Lab.now() - t0
-        -- an unchanged update would not show in the zone (neither server
-        -- bumps the serial for it): the refresh's new lmd-live SEQ does, so
-        -- browsers tell a refreshed peer from a crashed one
+        local live2 = live_of()
+        local deadline = Lab.now() + 5
+        while live2 == live and Lab.now() < deadline do Lab.sleep(0.1); live2 = live_of() end
         local after = dig("h2", zone .. " SOA +short"):match("^%S+ %S+ (%d+)")
-        local live2 = txt("h1"):match('"lmd%-live=(%x+)/20"')
-        note("refreshed %.1f s after the publish (lease 20 s); zone serial %s -> %s, lmd-live %s -> %s", took,
-            serial, after, live, live2)
-        lu.assertNotEquals(after, serial)
-        lu.assertNotNil(live2)
+        local lafter = dig("h2", "_live." .. zone .. " SOA +short"):match("^%S+ %S+ (%d+)")
+        note("refreshed %.1f s after the publish (lease 20 s); browse serial %s -> %s, liveness serial %s -> %s, "
+            .. "lmd-live %s -> %s", took, serial, after, lserial, lafter, live, live2)
+        lu.assertEquals(after, serial, "a refresh does not change the browse zone")
+        lu.assertEquals({ srv("h1"), txt("h1"), dig("h2", "_lmserv._tcp." .. zone .. " PTR +short") }, before)
+        lu.assertNotEquals(lafter, lserial)
         lu.assertNotEquals(live2, live)
         lu.assertTrue(took >= 8.5 and took <= 11.5, ("refreshed after %.1f s"):format(took))
-        lu.assertEquals(srv("h1"), "0 0 8007 h1." .. zone .. ".\n")
+        -- SIGTERM: the liveness record goes with the records
+        p:signal("TERM")
+        lu.assertEquals(p:wait(5), 0, p:output())
+        deadline = Lab.now() + 5
+        while dig("h2", live_name .. " TXT +short") ~= "" and Lab.now() < deadline do Lab.sleep(0.1) end
+        lu.assertEquals(dig("h2", live_name .. " TXT +short"), "")
     end
 
     -- browsing: h2 (subnet 2) sees h1 (subnet 1) through the domain only,
@@ -489,25 +510,39 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
     end
 
     function T:test_a_crashed_peer_expires_within_lease_plus_poll_and_is_swept()
+        -- a browser without the sweep key (h3) sees the crashed h1 leave
+        -- once the sweeper (h2) removed its records: the sweeper follows the
+        -- liveness zone, the browser only the browse zone
+        local rec3 = path("rec3.txt")
+        local p3, sock3 = agent("h3", { observe = true, poll = 1, mdns = false, policy = HOOKS:format(rec3) })
         local p1, p2, sock2, rec = sweeper_watching_h1(8020)
+        await(rec3, "^join|h1|")
         Lab.sleep(2 + math.random() * 4)  -- anywhere between two refreshes
         local t0 = Lab.now()
         p1:signal("KILL")
         p1:wait(5)
-        await(rec, "^leave|h1|expired", 16)
+        await(p2, "wide%-area sweeper: \"h1\" on h1 was not refreshed for 10 s", 16)
+        await(rec3, "^leave|h1|goodbye", 16)
         local took = Lab.now() - t0
-        note("crashed h1 (lease 10 s, poll 1 s) expired %.2f s after the SIGKILL", took)
-        lu.assertTrue(took <= 11.5, ("expired %.2f s after the crash"):format(took))
-        lu.assertTrue(took >= 3, ("expired %.2f s after the crash, before its lease could have run out"):format(took))
+        note("crashed h1 (lease 10 s, poll 1 s) left a browser without the sweep key %.2f s after the SIGKILL", took)
+        lu.assertTrue(took <= 10 + 1 + 2 + 1, ("left %.2f s after the crash"):format(took))
+        lu.assertTrue(took >= 3, ("left %.2f s after the crash, before its lease could have run out"):format(took))
+        await(rec, "^leave|h1|", 5)
         await(p2, "wide%-area browse: removed the stale records of \"h1\"", 5)
+        lu.assertEquals(dig("h2", "h1.h1._live." .. zone .. " TXT +short"), "")
+        local m3 = metrics("h3", sock3)
+        lu.assertEquals(metric(m3, 'lmdisc_dns_sweeps_total{result="swept"}'), 0, m3)
+        lu.assertNil(m3:match("lmdisc_dns_live_polls_total"), "a browser does not read the liveness zone")
+        p3:signal("TERM")
         lu.assertEquals(srv("h1"), "")
         lu.assertEquals(txt("h1"), "")
         lu.assertNotStrContains(dig("h2", "_lmserv._tcp." .. zone .. " PTR +short"), "h1._lmserv")
         -- the SRV target's addresses are not the sweeper's to judge: they stay
         lu.assertEquals(dig("h2", "h1." .. zone .. " A +short"), "10.77.1.1\n")
         local m = metrics("h2", sock2)
-        lu.assertEquals(metric(m, 'lmdisc_dns_sweeps_total{result="swept"}'), 1, m)
-        lu.assertEquals(metric(m, "lmdisc_dns_expired_total"), 1, m)
+        -- the liveness record, then the records
+        lu.assertEquals(metric(m, 'lmdisc_dns_sweeps_total{result="swept"}'), 2, m)
+        lu.assertEquals(metric(m, "lmdisc_dns_live_expired_total"), 1, m)
         lu.assertEquals(select(2, S.read(rec):gsub("leave|h1|", "")), 1, S.read(rec))
     end
 
@@ -519,14 +554,15 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
         p1:signal("KILL")
         p1:wait(5)
         server_away("stop", function()
-            await(rec, "^leave|h1|expired", 16)
-            local line = await(p2, "could not remove the stale records of \"h1\".*trying again in", 10)
+            await(p2, "wide%-area sweeper: \"h1\" on h1 was not refreshed", 16)
+            local line = await(p2, "could not remove the stale liveness record of \"h1\".*trying again in", 10)
             note("%s", line:match("could not.*"))
         end)
-        await(p2, "wide%-area browse: removed the stale records of \"h1\" from .*%(server back%)", 30)
+        await(p2, "wide%-area browse: removed the stale records of \"h1\" from ", 30)
+        await(rec, "^leave|h1|goodbye", 10)
         lu.assertEquals(srv("h1"), "")
         local m = metrics("h2", sock2)
-        lu.assertEquals(metric(m, 'lmdisc_dns_sweeps_total{result="swept"}'), 1, m)
+        lu.assertEquals(metric(m, 'lmdisc_dns_sweeps_total{result="swept"}'), 2, m)
         lu.assertEquals(metric(m, 'lmdisc_dns_sweeps_total{result="failed"}'), 0, m)
         lu.assertEquals(select(2, S.read(rec):gsub("leave|h1|", "")), 1, S.read(rec))
     end
@@ -560,8 +596,9 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
             end
             await(p2, "could not remove the stale records of .*trying again in", 10)
         end)
-        note("%d services expired at once, server hung: at most %d sockets to it (8 sweeps and the SOA poll)", N, most)
-        lu.assertTrue(most >= 8 and most <= 9, ("%d sockets to the server"):format(most))
+        note("%d services expired at once, server hung: at most %d sockets to it (8 sweeps, the SOA polls of the "
+            .. "zone and of its liveness zone)", N, most)
+        lu.assertTrue(most >= 8 and most <= 10, ("%d sockets to the server"):format(most))
         -- swept, or "kept" (NXDOMAIN): the hung server, back, first ran the
         -- tries that had timed out (their answers went nowhere), so a later
         -- try found the records gone
@@ -577,38 +614,49 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
         lu.assertEquals(dig("h2", "_lmserv._tcp." .. zone .. " PTR +short"), "")
     end
 
-    -- the compare-and-delete is refused for a TXT that a refresh changed:
-    -- the refresh is never lost, whoever wins the race
+    -- the sweeper's compare-and-delete of a liveness record is refused once
+    -- a refresh changed it: the refresh is never lost, whoever wins the
+    -- race; and the publisher's next refresh puts back what a sweep took
     function T:test_a_refresh_racing_the_sweep_survives()
         local p1 = agent("h1", { port = 8021, lease = 10 })
         await(p1, "wide%-area: published \"h1\"")
-        local function items()
-            local t, args = txt("h1"), {}
-            for item in t:gmatch('"([^"]*)"') do args[#args + 1] = "--txt " .. q(item) end
-            lu.assertTrue(#args >= 2, t)
-            return table.concat(args, " ")
+        local live_name = "h1.h1._live." .. zone
+        local function live()
+            local deadline = Lab.now() + 5
+            repeat
+                local v = dig("h2", live_name .. " TXT +short"):match('"lmd%-live=([^"]+)"')
+                if v then return v end
+                Lab.sleep(0.1)
+            until Lab.now() > deadline
+            lu.fail("no liveness record: " .. dig("h2", live_name .. " TXT"))
         end
-        local stale = items()
+        local function sweep(value)
+            local script = path("sweep.nsupdate")
+            S.write(script, ('server %s\nzone _live.%s\nprereq yxrrset %s TXT "lmd-live=%s"\nupdate delete %s TXT\nsend\n')
+                :format(server, zone, live_name, value, live_name))
+            local _, out, code = lab:exec("h2", "timeout 30 nsupdate -k " .. q(lab:key("sweeper")) .. " " .. q(script))
+            return code, out
+        end
+        local stale = live()
         await(p1, "wide%-area: refreshed \"h1\"", 10)
-        local function sweep(txtargs)
-            local _, out = lab:exec("h2", ("%s %s %s %s h1 h1.%s 0 --sweep %s"):format(q(TOOL), server,
-                q(lab:key("sweeper")), zone, zone, txtargs))
-            return out
-        end
-        local out = sweep(stale)
-        lu.assertStrContains(out, "rcode=NXRRSET", out)
-        lu.assertEquals(srv("h1"), "0 0 8021 h1." .. zone .. ".\n")
-        -- the same with the TXT the zone holds (h1 stopped: no refresh in between)
+        local deadline = Lab.now() + 5
+        while live() == stale and Lab.now() < deadline do Lab.sleep(0.1) end
+        local code, out = sweep(stale)
+        lu.assertNotEquals(code, 0, out)
+        lu.assertStrContains(out, "NXRRSET")
+        lu.assertNotEquals(live(), stale)
+        -- the same with the value the zone holds (h1 stopped: no refresh in between)
         p1:signal("STOP")
         local ok, err = pcall(function()
-            out = sweep(items())
-            lu.assertStrContains(out, "rc=0 rcode=NOERROR", out)
-            lu.assertEquals(srv("h1"), "")
+            code, out = sweep(live())
+            lu.assertEquals(code, 0, out)
+            lu.assertEquals(dig("h2", live_name .. " TXT +short"), "")
         end)
         p1:signal("CONT")
         if not ok then error(err, 0) end
-        -- and h1's next refresh puts everything back
+        -- and h1's next refresh puts it back
         await(p1, "wide%-area: refreshed \"h1\"", 10, 2)
+        lu.assertNotNil(live())
         lu.assertEquals(srv("h1"), "0 0 8021 h1." .. zone .. ".\n")
     end
 
@@ -621,13 +669,18 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
         await(rec, "^join|h1|")
         p1:signal("KILL")
         p1:wait(5)
-        await(rec, "^leave|h1|expired", 16)
-        local line = await(p2, "wide%-area browse: could not remove the stale records of \"h1\"", 5)
+        local line = await(p2, "wide%-area browse: could not remove the stale liveness record of \"h1\"", 16)
         lu.assertStrContains(line, "grant")
         lu.assertEquals(srv("h1"), "0 0 8022 h1." .. zone .. ".\n")
-        -- still expired: the unchanged stale records do not bring it back
+        -- nothing removed, so nothing left: the records stay, and the peer
+        -- with them (only a sweep makes a crashed peer leave)
         await_polls("h2", sock2, 2)
         lu.assertEquals(select(2, S.read(rec):gsub("join|h1|", "")), 1, S.read(rec))
+        lu.assertNotStrContains(S.read(rec), "leave|h1|")
+        -- h1's liveness record goes with the admin key (a later sweeper must not find it)
+        local _, lout, lcode = lab:exec("h1", ("printf 'server %s\\nzone _live.%s\\nupdate delete h1.h1._live.%s TXT\\nsend\\n' | "
+            .. "timeout 30 nsupdate -k %s"):format(server, zone, zone, q(lab:key("admin"))))
+        lu.assertEquals(lcode, 0, lout)
         -- what the crash left goes with h1's own key (the next tests' h1 is new)
         local _, out = lab:exec("h1", ("%s %s %s %s h1 h1.%s 0 --withdraw"):format(q(TOOL), server, q(lab:key("h1")),
             zone, zone))

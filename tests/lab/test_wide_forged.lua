@@ -47,13 +47,14 @@ local function make_class(kind)
         local sock, cfg = path(host .. ".sock"), path(host .. ".lua")
         S.write(cfg, ([[
 %s
-wide_area { domain = %q, %s key = %q, lease = 60, poll = %g }
+wide_area { domain = %q, %s %s key = %q, lease = 60, poll = %g }
 api { socket = %q }
 log { level = "debug" }
 %s
 %s
 ]]):format(opts.observe and "" or ('announce { port = %d, name = %q, txt = { model = "gemma" } }')
             :format(opts.port or 8000, host), zone, opts.server == false and "" or ("server = %q,"):format(opts.server or server),
+            opts.extra or "",
             lab:key(host), opts.poll or 1, sock, opts.mdns == false and "mdns { enabled = false }" or "", opts.policy or ""))
         local p = lab:bg(host, "exec " .. q(BIN) .. " agent -c " .. q(cfg))
         procs[#procs + 1] = p
@@ -206,6 +207,29 @@ send
             .. zone .. "\nupdate delete _lmserv._tcp." .. zone .. " PTR dot._lmserv._tcp." .. zone ..
             "\nupdate delete _lmserv._tcp." .. zone .. " PTR away._lmserv._tcp." .. zone .. "\nsend\nEOF")
         lu.assertEquals(c2, 0)
+    end
+
+    -- wide_area.read: reads go to the first server listed that answers,
+    -- updates to the primary; a server that stops answering is passed over
+    -- (here the first one listed is an address where nothing answers, the
+    -- second the DNS host's IPv6 address: a stand-in for a secondary)
+    function T:test_reads_fail_over_between_the_listed_servers_and_updates_go_to_the_primary()
+        local rec = path("rec.txt")
+        local cfg_read = ('read = { "10.77.2.99", %q },'):format(lab:dns().server6)
+        local p2, sock2 = agent("h2", { observe = true, policy = HOOKS:format(rec), extra = cfg_read })
+        local p1 = agent("h1", { port = 8104 })
+        await(p1, "wide%-area: published \"h1\"")
+        local line = await(p2, "wide%-area browse: 10%.77%.2%.99 did not answer for " .. zone:gsub("%.", "%%.")
+            .. ": reading from ", 20)
+        lu.assertStrContains(line, lab:dns().server6)
+        await(rec, "^join|h1|8104|gemma", 20)
+        lu.assertStrContains(p2:output(), "(wide_area.read; updates go to " .. server .. ")")
+        -- and the leave, through the same server
+        p1:signal("TERM")
+        lu.assertEquals(p1:wait(5), 0, p1:output())
+        await(rec, "^leave|h1|goodbye", 10)
+        local m = metrics("h2", sock2)
+        lu.assertTrue(metric(m, 'lmdisc_dns_polls_total{result="failed"}') >= 1, m)
     end
 
     return T

@@ -223,6 +223,22 @@ function TestConfigDefaults:test_wide_area_and_mdns()
   lu.assertEquals(s.mdns, { enabled = false })
   s = settings('wide_area { domain = "sd.lab.", server = "fd77:0:0:53::53", key = "/k", lease = 60, poll = 1, host = "h1" }')
   lu.assertEquals(s.wide_area.host, "h1")
+  -- poll in fractions of a second (issue 20: sub-second joins from a secondary)
+  s = settings('wide_area { domain = "sd.lab", key = "/k", poll = 0.5 }')
+  lu.assertEquals(s.wide_area.poll, 0.5)
+  -- read: secondaries to read from, nearest first
+  s = settings('wide_area { domain = "sd.lab", key = "/k", read = { "10.1.0.53", "fd77::53" } }')
+  lu.assertEquals(s.wide_area.read, { "10.1.0.53", "fd77::53" })
+end
+
+function TestConfigErrors:test_wide_area_read()
+  lu.assertStrContains(load_error('wide_area { domain = "sd.lab", key = "/k", read = { "ns1.sd.lab" } }'),
+    "wide_area.read")
+  lu.assertStrContains(load_error('wide_area { domain = "sd.lab", key = "/k", read = { "ns1.sd.lab" } }'),
+    "not a host name")
+  lu.assertStrContains(load_error('wide_area { domain = "sd.lab", key = "/k", read = {} }'),
+    "at least one server address")
+  lu.assertStrContains(load_error('wide_area { domain = "sd.lab", key = "/k", read = "10.1.0.53" }'), "wide_area.read")
 end
 
 function TestConfigErrors:test_wide_area()

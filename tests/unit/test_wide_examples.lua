@@ -1,0 +1,73 @@
+-- examples/wide-area/: the BIND and Knot configurations (zone, liveness
+-- zone, grants) are accepted by the servers' own checkers, named-checkconf
+-- -z (which loads the zone files too) and knotc conf-check.  Nothing is
+-- served: the checkers only read files.  Skipped where a checker is not
+-- installed.
+local lu = require "luaunit"
+
+local SRC = os.getenv("LMDISC_SRC") or "."
+local EX = SRC .. "/examples/wide-area"
+
+local function sh(cmd)
+    local p = io.popen(cmd .. " 2>&1")
+    local out = p:read("a")
+    local ok, _, code = p:close()
+    return ok, out, code
+end
+
+local function have(tool) return (sh("command -v " .. tool)) end
+
+local function read(path)
+    local f = assert(io.open(path))
+    local s = f:read("a")
+    f:close()
+    return s
+end
+
+local function write(path, s)
+    local f = assert(io.open(path, "w"))
+    f:write(s)
+    f:close()
+end
+
+local tmp
+local function setup()
+    tmp = os.tmpname()
+    os.remove(tmp)
+    assert(sh("mkdir -p " .. tmp .. "/keys " .. tmp .. "/zones"))
+    for _, z in ipairs({ "sd.example.org.zone", "_live.sd.example.org.zone" }) do
+        write(tmp .. "/zones/" .. z, read(EX .. "/" .. z))
+    end
+end
+
+TestWideExamples = {}
+function TestWideExamples:setUp() setup() end
+function TestWideExamples:tearDown() if tmp then sh("rm -rf " .. tmp) end end
+
+function TestWideExamples:test_bind_configuration_and_zones_load()
+    if not have("named-checkconf") or not have("tsig-keygen") then lu.skip("no named-checkconf / tsig-keygen") end
+    for _, k in ipairs({ "admin", "gpu1", "gpu2", "sweeper" }) do
+        assert(sh(("tsig-keygen -a hmac-sha256 %s-key > %s/keys/%s.key"):format(k, tmp, k)))
+    end
+    local conf = read(EX .. "/bind/named.conf.local")
+        :gsub("/etc/bind/keys/", tmp .. "/keys/"):gsub("/var/lib/bind/", tmp .. "/zones/")
+    write(tmp .. "/named.conf", ('options { directory "%s"; };\n'):format(tmp) .. conf)
+    local ok, out = sh("named-checkconf -z " .. tmp .. "/named.conf")
+    lu.assertTrue(ok, out)
+    lu.assertStrContains(out, "zone sd.example.org/IN: loaded serial 1")
+    lu.assertStrContains(out, "zone _live.sd.example.org/IN: loaded serial 1")
+end
+
+function TestWideExamples:test_knot_configuration_is_accepted()
+    if not have("knotc") then lu.skip("no knotc") end
+    local secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I="
+    local conf = read(EX .. "/knot/knot.conf"):gsub('secret: "[^"]*"', "secret: " .. secret)
+        :gsub("/var/lib/knot/", tmp .. "/zones/")
+    conf = ("server:\n    rundir: %q\ndatabase:\n    storage: %q\n"):format(tmp, tmp) .. conf
+    write(tmp .. "/knot.conf", conf)
+    local ok, out = sh("knotc -c " .. tmp .. "/knot.conf conf-check")
+    lu.assertTrue(ok, out)
+    lu.assertStrContains(out, "Configuration is valid")
+end
+
+os.exit(lu.LuaUnit.run())
