@@ -169,6 +169,14 @@ int lmd_worker_send(lmd_worker *w)
 
 int lmd_worker_spawn(lmd_worker *w, lmd_err *err)
 {
+    /* the running binary by its path (valgrind follows an exec of a path,
+     * not of /proc/self/exe, which is valgrind itself); if a package
+     * upgrade replaced the file, /proc/self/exe is still the binary that
+     * runs (and a new binary would refuse the old protocol version) */
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0 || (size_t)n >= sizeof exe - 1 || (exe[n] = '\0', strstr(exe, " (deleted)")) || access(exe, X_OK) != 0)
+        snprintf(exe, sizeof exe, "/proc/self/exe");
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return lmd_err_set(err, LMD_EIO, "cannot start the policy worker: socketpair: %s", strerror(errno));
@@ -186,8 +194,7 @@ int lmd_worker_spawn(lmd_worker *w, lmd_err *err)
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        /* the running binary, even if a package upgrade replaced the file */
-        execl("/proc/self/exe", "lmdisc", "policy-worker", (char *)NULL);
+        execl(exe, "lmdisc", "policy-worker", (char *)NULL);
         _exit(127);
     }
     close(sv[1]);

@@ -19,7 +19,9 @@
 #include "worker/wire.h"
 
 #include <event2/event.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdarg.h>
 #include <time.h>
 #include <stdio.h>
@@ -455,8 +457,15 @@ int lmd_worker_serve(int fd)
     S.fd = fd;
     S.stash_tail = &S.stash;
     signal(SIGPIPE, SIG_IGN);
-    signal(SIGINT, SIG_IGN); /* a ^C at the agent's terminal is the core's to handle */
+    /* ^C at the agent's terminal, systemd's SIGTERM to the whole unit:
+     * the core's to handle; it ends the worker (EOF, or SIGKILL) */
+    signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* and a core that dies takes it along */
+    /* a program the policy spawns must not hold the socket: the core sees
+     * this process end by its EOF */
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
     struct sigaction sa = {.sa_handler = on_cpu_limit};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGPROF, &sa, NULL);
