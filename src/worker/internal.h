@@ -38,6 +38,7 @@ struct lmd_worker {
     enum op op;
     double op_start, op_limit, op_wall; /* monotonic start; CPU and wall-clock bounds */
     double cpu_mark;                     /* the worker's CPU time when the op began */
+    bool asked_where;                    /* SIGUSR1 sent: it says where it was and ends */
     struct event *bound, *retry;
     char stopped[600];                   /* the worker's own last words (STOPPED) */
     /* loading: the text that loaded last, and the one being loaded */

@@ -493,11 +493,11 @@ void lmd_worker_died(lmd_worker *w, const char *why)
     w->inflight = NULL;
     if (it) {
         char e[160];
-        lmd_error("policy: %s; the %s of \"%s\" gets the fallback verdict (its hooks are lost); restarting "
-                  "the worker", why, lmd_event_kind_name(it->kind), lmd_escape_str(it->peer.name, e, sizeof e));
+        lmd_error("policy: %s; the %s of \"%s\" gets the fallback verdict (its hooks are lost)", why,
+                  lmd_event_kind_name(it->kind), lmd_escape_str(it->peer.name, e, sizeof e));
         fallback(w, it);
     } else {
-        lmd_error("policy: %s; restarting the worker", why);
+        lmd_error("policy: %s", why);
     }
     double now = lmd_now_mono();
     memmove(w->deaths, w->deaths + 1, (LMD_WORKER_DEATHS - 1) * sizeof *w->deaths);

@@ -22,6 +22,7 @@
 
 #define BOUND_SLACK 0.25 /* CPU seconds past the worker's own timer before the core kills it */
 #define REAP_EVERY 0.05
+#define ASK_GRACE 0.3    /* for a worker told to stop (SIGUSR1) to say where it was and end */
 
 /* ---- reaping: a killed worker is waited for without blocking ----------- */
 
@@ -169,6 +170,14 @@ int lmd_worker_send(lmd_worker *w)
 
 int lmd_worker_spawn(lmd_worker *w, lmd_err *err)
 {
+    /* the running binary by its path (valgrind follows an exec of a path,
+     * not of /proc/self/exe, which is valgrind itself); if a package
+     * upgrade replaced the file, /proc/self/exe is still the binary that
+     * runs (and a new binary would refuse the old protocol version) */
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0 || (size_t)n >= sizeof exe - 1 || (exe[n] = '\0', strstr(exe, " (deleted)")) || access(exe, X_OK) != 0)
+        snprintf(exe, sizeof exe, "/proc/self/exe");
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return lmd_err_set(err, LMD_EIO, "cannot start the policy worker: socketpair: %s", strerror(errno));
@@ -186,8 +195,7 @@ int lmd_worker_spawn(lmd_worker *w, lmd_err *err)
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        /* the running binary, even if a package upgrade replaced the file */
-        execl("/proc/self/exe", "lmdisc", "policy-worker", (char *)NULL);
+        execl(exe, "lmdisc", "policy-worker", (char *)NULL);
         _exit(127);
     }
     close(sv[1]);
@@ -233,11 +241,17 @@ static void on_bound(evutil_socket_t fd, short what, void *arg)
     double cpu = lmd_confine_cpu_of(w->pid);
     double used = cpu >= 0 ? cpu - w->cpu_mark : 0;
     char why[300];
-    if (used >= w->op_limit + BOUND_SLACK) {
-        snprintf(why, sizeof why, "the policy worker used %.2f s of CPU time on one call (its limit is %.2f s) "
-                 "and did not stop itself: killed", used, w->op_limit);
-    } else if (wall >= w->op_wall) {
-        snprintf(why, sizeof why, "the policy worker did not answer within %.1f s: killed", w->op_wall);
+    if (w->asked_where) {
+        /* it did not end after SIGUSR1 (signals blocked, or stuck in the
+         * kernel): no more asking */
+        snprintf(why, sizeof why, "the policy worker did not stop when told to: killed");
+    } else if (used >= w->op_limit + BOUND_SLACK || wall >= w->op_wall) {
+        /* first ask it to stop and say where it was (its SIGUSR1 handler
+         * writes the line and exits); SIGKILL if it has not ended soon */
+        w->asked_where = true;
+        kill(w->pid, SIGUSR1);
+        arm_bound(w, now + ASK_GRACE);
+        return;
     } else {
         arm_bound(w, now + BOUND_SLACK);
         return;
@@ -251,6 +265,7 @@ void lmd_worker_op(lmd_worker *w, enum op op, double cpu, double wall)
     if (!w->bound && !(w->bound = evtimer_new(w->base, on_bound, w)))
         lmd_warn("cannot bound the policy worker (out of memory)");
     w->op = op;
+    w->asked_where = false;
     w->op_start = lmd_now_mono();
     w->op_limit = cpu;
     w->op_wall = wall;

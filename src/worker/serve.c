@@ -19,7 +19,9 @@
 #include "worker/wire.h"
 
 #include <event2/event.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdarg.h>
 #include <time.h>
 #include <stdio.h>
@@ -53,7 +55,6 @@ static struct {
  * restarts a fresh worker. */
 static void on_cpu_limit(int sig)
 {
-    (void)sig;
     char at[200], msg[600];
     lmd_policy_running_at(at, sizeof at);
     if (S.ev_kind >= 0) {
@@ -61,9 +62,14 @@ static void on_cpu_limit(int sig)
         snprintf(S.doing, sizeof S.doing, "the %s event of \"%s\"", lmd_event_kind_name(S.ev_kind),
                  lmd_escape_str(S.ev_name, e, sizeof e));
     }
-    int n = snprintf(msg + LMD_WIRE_HEADER + 4, sizeof msg - LMD_WIRE_HEADER - 4,
-                     "%s%s%s ran past its CPU limit of %.2f s and was stopped (a loop inside a C function, such "
-                     "as pattern matching or a table or string function, cannot be interrupted in the VM)", at, *at ? ": " : "", S.doing, S.limit);
+    int n = sig == SIGPROF
+                ? snprintf(msg + LMD_WIRE_HEADER + 4, sizeof msg - LMD_WIRE_HEADER - 4,
+                           "%s%s%s ran past its CPU limit of %.2f s and was stopped (a loop inside a C function, "
+                           "such as pattern matching or a table or string function, cannot be interrupted in the VM)",
+                           at, *at ? ": " : "", S.doing, S.limit)
+                : snprintf(msg + LMD_WIRE_HEADER + 4, sizeof msg - LMD_WIRE_HEADER - 4,
+                           "%s%s%s did not answer in time (the machine is busy, or it waits) and was stopped by the "
+                           "agent", at, *at ? ": " : "", S.doing);
     if (n < 0)
         n = 0;
     if ((size_t)n > sizeof msg - LMD_WIRE_HEADER - 5)
@@ -455,11 +461,19 @@ int lmd_worker_serve(int fd)
     S.fd = fd;
     S.stash_tail = &S.stash;
     signal(SIGPIPE, SIG_IGN);
-    signal(SIGINT, SIG_IGN); /* a ^C at the agent's terminal is the core's to handle */
+    /* ^C at the agent's terminal, systemd's SIGTERM to the whole unit:
+     * the core's to handle; it ends the worker (EOF, or SIGKILL) */
+    signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* and a core that dies takes it along */
+    /* a program the policy spawns must not hold the socket: the core sees
+     * this process end by its EOF */
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
     struct sigaction sa = {.sa_handler = on_cpu_limit};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGPROF, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL); /* the core's bound: say where, and end */
     lmd_err err = {0};
     if (lmd_confine(fd, 0, &err) != 0) {
         lmd_error("policy worker: %s", lmd_err_text(&err));
