@@ -166,7 +166,7 @@ set_tests_properties(unit_dns_tcp PROPERTIES LABELS unit TIMEOUT 60 ENVIRONMENT 
 # signed reads (src/dns/tsig.c, send.c): answers the key did not sign are
 # dropped and counted, against a UDP server on loopback in the test
 add_executable(test_dns_tsig tests/unit/dns/test_tsig.c)
-target_link_libraries(test_dns_tsig PRIVATE lmdisc_dns lmdisc_core)
+target_link_libraries(test_dns_tsig PRIVATE lmdisc_dns lmdisc_core PkgConfig::LDNS)
 add_test(NAME unit_dns_tsig COMMAND test_dns_tsig)
 set_tests_properties(unit_dns_tsig PROPERTIES LABELS unit TIMEOUT 60 ENVIRONMENT "${LMD_SANITIZER_ENV}")
 add_executable(lmd-dns-update tests/lab/tools/dns_update.c)

@@ -294,9 +294,7 @@ int lmd_agent_trust_start(lmd_agent *a, lmd_err *err)
     lmd_trust_fleet_free(l.fleet);
     if (a->cfg.trust.revoked && (!(t->revoked_path = lmd_strdup(a->cfg.trust.revoked)) || watch_revoked(a, err) != 0))
         return err->msg[0] ? err->code : lmd_err_set(err, LMD_ENOMEM, "out of memory");
-    /* The list was read before the watch existed: read it once more, so a
-     * list written in between is not missed until its next change (an
-     * unchanged list changes nothing). */
+    /* read before the watch existed: once more (unchanged, it changes nothing) */
     if (t->revoked_path)
         revoked_reload(a);
     if ((rc = watch_clock(a, err)) != 0)
