@@ -3,6 +3,7 @@
 #include "base/util.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,8 +127,27 @@ void lmd_w_nodes(struct lmd_wbuf *b, const lmd_node_list *l)
         lmd_w_node(b, &l->nodes[i]);
 }
 
+/* A member of struct lmd_config outside its generated sections must be sent
+ * by lmd_w_config and read by lmd_r_config, or the agent never sees it
+ * (wide_area.read was lost that way once): a new one fails here first. */
+#define CFG_AT(m) offsetof(struct lmd_config, m)
+_Static_assert(CFG_AT(trust_fleet) == CFG_AT(announce_txt) + sizeof(lmd_txt) &&
+                   CFG_AT(wide_read) == CFG_AT(trust_nfleet) + sizeof(size_t) &&
+                   CFG_AT(log_level) == CFG_AT(wide_nread) + sizeof(size_t) &&
+                   sizeof(struct lmd_config) - CFG_AT(log_level) <= 8,
+               "struct lmd_config has a member lmd_w_config/lmd_r_config do not send: add it there, then here");
+
+static void w_strs(struct lmd_wbuf *b, char *const *v, size_t n)
+{
+    lmd_w_u32(b, (uint32_t)n);
+    for (size_t i = 0; i < n; i++)
+        lmd_w_str(b, v[i]);
+}
+
 /* every field of the list in config.h, the given flags, and what reading
- * the settings derived (announce's TXT, the fleet keys, the log level) */
+ * the settings derived (announce's TXT, the fleet keys, wide_area.read, the
+ * log level): a field of struct lmd_config that is not here does not reach
+ * the agent (test_worker_wire round-trips a configuration that sets all) */
 void lmd_w_config(struct lmd_wbuf *b, const struct lmd_config *c)
 {
     lmd_w_u32(b, (uint32_t)lmd_cfg_nfields);
@@ -144,9 +164,8 @@ void lmd_w_config(struct lmd_wbuf *b, const struct lmd_config *c)
         }
     }
     lmd_w_txt(b, &c->announce_txt);
-    lmd_w_u32(b, (uint32_t)c->trust_nfleet);
-    for (size_t i = 0; i < c->trust_nfleet; i++)
-        lmd_w_str(b, c->trust_fleet[i]);
+    w_strs(b, c->trust_fleet, c->trust_nfleet);
+    w_strs(b, c->wide_read, c->wide_nread);
     lmd_w_u32(b, (uint32_t)(c->log_level + 1));
 }
 
@@ -338,6 +357,17 @@ int lmd_r_nodes(struct lmd_rbuf *r, lmd_node_list *out)
     return 0;
 }
 
+static void r_strs(struct lmd_rbuf *r, char ***v, size_t *n)
+{
+    uint32_t k = lmd_r_u32(r);
+    if (k > r->n - r->off)
+        r->bad = true;
+    if (!r->bad && k && !(*v = calloc(k, sizeof **v)))
+        r->bad = true;
+    for (uint32_t i = 0; !r->bad && i < k; i++, (*n)++)
+        (*v)[i] = lmd_r_str(r);
+}
+
 int lmd_r_config(struct lmd_rbuf *r, struct lmd_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -356,13 +386,8 @@ int lmd_r_config(struct lmd_rbuf *r, struct lmd_config *c)
         }
     }
     lmd_r_txt(r, &c->announce_txt);
-    uint32_t nf = lmd_r_u32(r);
-    if (nf > r->n - r->off)
-        r->bad = true;
-    if (!r->bad && nf && !(c->trust_fleet = calloc(nf, sizeof *c->trust_fleet)))
-        r->bad = true;
-    for (uint32_t i = 0; !r->bad && i < nf; i++, c->trust_nfleet++)
-        c->trust_fleet[i] = lmd_r_str(r);
+    r_strs(r, &c->trust_fleet, &c->trust_nfleet);
+    r_strs(r, &c->wide_read, &c->wide_nread);
     c->log_level = (int)lmd_r_u32(r) - 1;
     if (r->bad) {
         lmd_config_clear(c);
