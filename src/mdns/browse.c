@@ -18,6 +18,7 @@
 
 static void inst_resolve(struct inst *in);
 static void retry_later(struct inst *in);
+static void resolve_retry_fire(evutil_socket_t fd, short what, void *arg);
 static void set_waiting(struct inst *in, bool waiting);
 
 static void fill_instance(struct lmd_instance *out, const struct inst *in, char *ifname)
@@ -234,7 +235,9 @@ static void inst_msg(struct inst *in, const struct lmd_pool_msg *msg)
 static void retry_later(struct inst *in)
 {
     in->fails++;
-    if (in->retry && lmd_timer_in(in->retry, lmd_backoff(in->fails, 2, 64)) != 0)
+    if (!in->retry) /* made when first needed: most instances never fail */
+        in->retry = evtimer_new(in->b->m->base, resolve_retry_fire, in);
+    if (!in->retry || lmd_timer_in(in->retry, lmd_backoff(in->fails, 2, 64)) != 0)
         lmd_warn("out of memory: '%s' is resolved again when avahi next reports it", in->name);
 }
 
@@ -389,9 +392,8 @@ void lmd_browse_inst_seen(struct lmd_browse *b, AvahiIfIndex ifindex, AvahiProto
         in->name = lmd_strdup(name);
         in->type = lmd_strdup(type);
         in->domain = lmd_strdup(domain);
-        in->retry = evtimer_new(b->m->base, resolve_retry_fire, in);
         in->seq = ++b->m->seq;
-        if (!in->name || !in->type || !in->domain || !in->retry) {
+        if (!in->name || !in->type || !in->domain) {
             inst_free(b, in); /* not linked yet */
             return;
         }
