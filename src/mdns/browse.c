@@ -292,12 +292,12 @@ static void inst_resolve(struct inst *in)
     in->host = NULL;
     in->rid = ++m->seq; /* waiting, if it was, until it is answered */
     in->pending = true;
-    /* Any address family: asking the IPv6 instance for an AAAA only (as
-     * before) left a publisher that announces IPv4 only (python-zeroconf,
-     * the old module) pending until avahi's timeout, 5 s, and every
-     * discovery and join waited for it.  An answer of the other family is
-     * followed up by one for the instance's own (inst_msg). */
-    if (lmd_pool_resolve(m->pool, in->rid, in->ifindex, in->proto, AVAHI_PROTO_UNSPEC, in->name, in->type,
+    /* IPv6 instance: any family (an IPv4-only python-zeroconf publisher
+     * left an AAAA-only one pending for 5 s; an A answer is followed up for
+     * the AAAA, inst_msg).  IPv4 instance: the A only (avahi sends AAAA over
+     * IPv4 too: any family made dual-stack peers join IPv6-only at times). */
+    AvahiProtocol aproto = in->proto == AVAHI_PROTO_INET6 ? AVAHI_PROTO_UNSPEC : in->proto;
+    if (lmd_pool_resolve(m->pool, in->rid, in->ifindex, in->proto, aproto, in->name, in->type,
                          in->domain, false) != 0) {
         in->rid = 0;
         in->pending = false;
