@@ -18,6 +18,7 @@
 
 static void inst_resolve(struct inst *in);
 static void retry_later(struct inst *in);
+static void resolve_retry_fire(evutil_socket_t fd, short what, void *arg);
 static void set_waiting(struct inst *in, bool waiting);
 
 static void fill_instance(struct lmd_instance *out, const struct inst *in, char *ifname)
@@ -234,7 +235,9 @@ static void inst_msg(struct inst *in, const struct lmd_pool_msg *msg)
 static void retry_later(struct inst *in)
 {
     in->fails++;
-    if (in->retry && lmd_timer_in(in->retry, lmd_backoff(in->fails, 2, 64)) != 0)
+    if (!in->retry) /* made when first needed: most instances never fail */
+        in->retry = evtimer_new(in->b->m->base, resolve_retry_fire, in);
+    if (!in->retry || lmd_timer_in(in->retry, lmd_backoff(in->fails, 2, 64)) != 0)
         lmd_warn("out of memory: '%s' is resolved again when avahi next reports it", in->name);
 }
 
@@ -289,12 +292,12 @@ static void inst_resolve(struct inst *in)
     in->host = NULL;
     in->rid = ++m->seq; /* waiting, if it was, until it is answered */
     in->pending = true;
-    /* Any address family: asking the IPv6 instance for an AAAA only (as
-     * before) left a publisher that announces IPv4 only (python-zeroconf,
-     * the old module) pending until avahi's timeout, 5 s, and every
-     * discovery and join waited for it.  An answer of the other family is
-     * followed up by one for the instance's own (inst_msg). */
-    if (lmd_pool_resolve(m->pool, in->rid, in->ifindex, in->proto, AVAHI_PROTO_UNSPEC, in->name, in->type,
+    /* IPv6 instance: any family (an IPv4-only python-zeroconf publisher
+     * left an AAAA-only one pending for 5 s; an A answer is followed up for
+     * the AAAA, inst_msg).  IPv4 instance: the A only (avahi sends AAAA over
+     * IPv4 too: any family made dual-stack peers join IPv6-only at times). */
+    AvahiProtocol aproto = in->proto == AVAHI_PROTO_INET6 ? AVAHI_PROTO_UNSPEC : in->proto;
+    if (lmd_pool_resolve(m->pool, in->rid, in->ifindex, in->proto, aproto, in->name, in->type,
                          in->domain, false) != 0) {
         in->rid = 0;
         in->pending = false;
@@ -389,9 +392,8 @@ void lmd_browse_inst_seen(struct lmd_browse *b, AvahiIfIndex ifindex, AvahiProto
         in->name = lmd_strdup(name);
         in->type = lmd_strdup(type);
         in->domain = lmd_strdup(domain);
-        in->retry = evtimer_new(b->m->base, resolve_retry_fire, in);
         in->seq = ++b->m->seq;
-        if (!in->name || !in->type || !in->domain || !in->retry) {
+        if (!in->name || !in->type || !in->domain) {
             inst_free(b, in); /* not linked yet */
             return;
         }
