@@ -127,7 +127,7 @@ void lmd_w_nodes(struct lmd_wbuf *b, const lmd_node_list *l)
 }
 
 /* every field of the list in config.h, the given flags, and what reading
- * the settings derived (announce's TXT, the fleet keys, the log level) */
+ * the settings derived (announce's TXT, the fleet keys, wide_area.read, the log level) */
 void lmd_w_config(struct lmd_wbuf *b, const struct lmd_config *c)
 {
     lmd_w_u32(b, (uint32_t)lmd_cfg_nfields);
@@ -147,6 +147,9 @@ void lmd_w_config(struct lmd_wbuf *b, const struct lmd_config *c)
     lmd_w_u32(b, (uint32_t)c->trust_nfleet);
     for (size_t i = 0; i < c->trust_nfleet; i++)
         lmd_w_str(b, c->trust_fleet[i]);
+    lmd_w_u32(b, (uint32_t)c->wide_nread);
+    for (size_t i = 0; i < c->wide_nread; i++)
+        lmd_w_str(b, c->wide_read[i]);
     lmd_w_u32(b, (uint32_t)(c->log_level + 1));
 }
 
@@ -363,6 +366,13 @@ int lmd_r_config(struct lmd_rbuf *r, struct lmd_config *c)
         r->bad = true;
     for (uint32_t i = 0; !r->bad && i < nf; i++, c->trust_nfleet++)
         c->trust_fleet[i] = lmd_r_str(r);
+    uint32_t nr = r->bad ? 0 : lmd_r_u32(r);
+    if (nr > r->n - r->off)
+        r->bad = true;
+    if (!r->bad && nr && !(c->wide_read = calloc(nr, sizeof *c->wide_read)))
+        r->bad = true;
+    for (uint32_t i = 0; !r->bad && i < nr; i++, c->wide_nread++)
+        c->wide_read[i] = lmd_r_str(r);
     c->log_level = (int)lmd_r_u32(r) - 1;
     if (r->bad) {
         lmd_config_clear(c);
