@@ -57,11 +57,12 @@ static void done(lmd_dns_find *f, int rc, const char *addr, const char *fmt, ...
     va_end(ap);
     lmd_dns_server_cb cb = f->cb;
     void *arg = f->arg;
-    char mname[1025];
+    char mname[1025], where[64];
     snprintf(mname, sizeof mname, "%s", f->mname);
+    snprintf(where, sizeof where, "%s", addr ? addr : ""); /* addr may be f's own (f->addr) */
     f->req = NULL;
     free(f);
-    cb(rc, addr, mname[0] ? mname : NULL, text, arg);
+    cb(rc, addr ? where : NULL, mname[0] ? mname : NULL, text, arg);
 }
 
 /* A recursive query for name of type. */

@@ -14,6 +14,8 @@ struct lmd_rinst {
     lmd_txt txt;
     unsigned flags;
     unsigned long seq; /* when it was last resolved; the newest one speaks for the peer */
+    char domain[256];  /* its source's domain ("local", the wide-area domain): the peer's while it speaks,
+                        * so that each source is verified in its own domain (issue 20) */
     double held_until; /* >= 0: said goodbye (trusted peer); dropped then unless seen again */
 };
 

@@ -171,6 +171,15 @@ int lmd_peers_merge(struct lmd_peer *p)
      * another host shown meanwhile is not, until it is verified itself */
     bool trusted = p->trust == 0 && (!p->prefer_host || preferred(p, newest));
     p->speaker_dns = from_dns(newest->ifindex, newest->ifname);
+    /* the speaking instance's domain: a signature is for the domain it was
+     * published in (NAME.local over mDNS, NAME.DOMAIN in DNS) */
+    if (newest->domain[0] && (!n->domain || strcmp(n->domain, newest->domain) != 0)) {
+        char *d = lmd_strdup(newest->domain);
+        if (d) {
+            free(n->domain);
+            n->domain = d;
+        }
+    }
     n->flags = flags | (trusted ? LMD_NODE_TRUSTED : 0);
     snprintf(n->signer, sizeof n->signer, "%s", trusted ? p->signer : "");
     return 0;

@@ -160,6 +160,7 @@ static int rinst_fill(struct lmd_rinst *ri, const struct lmd_instance *in, unsig
     ri->ifindex = in->ifindex;
     snprintf(ri->ifname, sizeof ri->ifname, "%s", in->ifname ? in->ifname : "");
     ri->proto = in->proto;
+    snprintf(ri->domain, sizeof ri->domain, "%s", in->domain ? in->domain : "");
     ri->host = host;
     ri->port = in->port;
     if (in->addr)

@@ -145,9 +145,7 @@ static void w_strs(struct lmd_wbuf *b, char *const *v, size_t n)
 }
 
 /* every field of the list in config.h, the given flags, and what reading
- * the settings derived (announce's TXT, the fleet keys, wide_area.read, the
- * log level): a field of struct lmd_config that is not here does not reach
- * the agent (test_worker_wire round-trips a configuration that sets all) */
+ * the settings derived (announce's TXT, the fleet keys, wide_area.read, the log level) */
 void lmd_w_config(struct lmd_wbuf *b, const struct lmd_config *c)
 {
     lmd_w_u32(b, (uint32_t)lmd_cfg_nfields);

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LMD_WIRE_VERSION 1
+#define LMD_WIRE_VERSION 2 /* 2: wide_area.read in the settings */
 #define LMD_WIRE_HEADER 8
 #define LMD_WIRE_MAX (64u << 20) /* a payload; 500 peers with full TXT records are about 1 MiB */
 

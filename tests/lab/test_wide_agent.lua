@@ -797,6 +797,56 @@ function on_update(peer, old, changes) hooks_update(peer); sources(peer) end
         if not ok then error(err, 0) end
     end
 
+    -- each source verified in its own domain: a trusted peer seen over mDNS
+    -- (signed for NAME.local) and DNS (signed for NAME.DOMAIN) stays, and
+    -- stays trusted, when its mDNS side goes and DNS holds it
+    function T:test_a_trusted_peer_leaving_mdns_stays_through_dns()
+        local keys = path("keys")
+        os.execute("mkdir -p " .. q(keys))
+        local function run(cmd)
+            local ok, out = lab:exec("h1", cmd)
+            lu.assertTrue(ok, out)
+        end
+        run(q(BIN) .. " keygen " .. q(keys .. "/fleet"))
+        for _, h in ipairs { "h1", "h3" } do
+            run(q(BIN) .. " keygen " .. q(keys .. "/" .. h))
+            run(("%s certify --fleet-key %s --name '*' --days 1 %s"):format(q(BIN), q(keys .. "/fleet.key"),
+                q(keys .. "/" .. h .. ".pub")))
+        end
+        local function trust(h)
+            return ("trust { key = %q, cert = %q, fleet = { %q }, require = true }\n"):format(keys .. "/" .. h .. ".key",
+                keys .. "/" .. h .. ".cert", keys .. "/fleet.pub")
+        end
+        local rec = path("rec.txt")
+        local p3, sock3 = agent("h3", { observe = true, poll = 1, policy = trust("h3") .. HOOKS:format(rec) })
+        local p1 = agent("h1", { port = 8024, poll = 1, policy = trust("h1") })
+        await(p1, "wide%-area: published \"h1\"")
+        await(rec, "^join|h1|")
+        local function h1(want)
+            local out
+            for _ = 1, 60 do
+                _, out = lab:exec("h3", "curl -s --max-time 5 --unix-socket " .. q(sock3) .. " http://agent/v1/peers/h1")
+                if out:find(want, 1, true) then return out end
+                Lab.sleep(0.25)
+            end
+            return out
+        end
+        local out = h1('"sources":["mdns","dns"]')
+        lu.assertStrContains(out, '"sources":["mdns","dns"]')
+        lu.assertStrContains(out, '"trusted":true')
+        -- h1's mDNS side goes (its avahi-daemon stops: goodbyes); DNS stays
+        lab:avahi_stop("h1")
+        local ok, err = pcall(function()
+            out = h1('"sources":["dns"]')
+            lu.assertStrContains(out, '"sources":["dns"]')
+            lu.assertStrContains(out, '"trusted":true')
+            await_polls("h3", sock3, 2)
+            lu.assertNotStrContains(S.read(rec), "leave|h1|")
+        end)
+        lab:avahi_start("h1")
+        if not ok then error(err, 0) end
+    end
+
     function T:test_reload_sends_the_new_txt()
         local p = agent("h1", { port = 8017 })
         await(p, "wide%-area: published \"h1\"")
