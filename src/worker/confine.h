@@ -22,6 +22,8 @@
 /* memory_mb: the policy's own cap (policy.memory_mb); the kernel's is that
  * plus LMD_CONFINE_SLACK_MB for the mantle, the libraries and the loop. */
 #define LMD_CONFINE_SLACK_MB 96
+/* how much nicer than the core the worker runs (nice(2) increment) */
+#define LMD_CONFINE_NICE 10
 int lmd_confine(int keep_fd, double memory_mb, lmd_err *err);
 /* Raise or lower the memory cap (after the configuration set memory_mb). */
 int lmd_confine_memory(double memory_mb);

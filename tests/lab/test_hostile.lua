@@ -126,8 +126,11 @@ local function flood_and_join(with_trust)
         S:announce("h2", 8002, n2)
     end
     await(a1, 'join "' .. n2 .. '"', 5)
-    -- every forged service is followed (the registry is whole, not truncated)
-    local seen = until_(30, function()
+    -- every forged service is followed (the registry is whole, not truncated).
+    -- Completeness, not speed, is asserted here (the real peer's join above
+    -- and the bench time it): following 1,000 services took 30-40 s when
+    -- another lab suite loaded both cores, so the bound is 90 s.
+    local seen = until_(90, function()
         local m = api(sock, "/metrics")
         local n = tonumber(m:match("\nlmdisc_services_seen (%d+)"))
         return n and n >= 1001 and m
