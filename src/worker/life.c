@@ -320,6 +320,13 @@ static void read_verdict(struct lmd_rbuf *r, struct lmd_verdict *v)
     v->keep = lmd_r_u8(r);
     size_t len;
     const char *info = lmd_r_bytes(r, &len);
+    if (info && len > LMD_POLICY_INFO_MAX) {
+        /* the mantle never sends one: a worker that does is not believed
+         * (the peer gets the fallback verdict) rather than held per peer */
+        r->bad = true;
+        info = NULL;
+        len = 0;
+    }
     v->info = info ? lmd_strndup(info, len) : NULL;
     v->info_len = len;
     v->changes = lmd_r_u32(r);
