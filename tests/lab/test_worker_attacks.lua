@@ -19,7 +19,7 @@ local function lit(s) return (s:gsub("%p", "%%%0")) end
 local function await(p, pattern, timeout, nth) return S:await(p, pattern, timeout, nth) end
 
 local POLICY = [[
-policy { deadline = 0.25, memory_mb = 256 }
+policy { deadline = tonumber(os.getenv("DEADLINE")) or 0.25, memory_mb = 256 }
 announce { port = 8400, name = os.getenv("NAME") }
 api { socket = os.getenv("API_SOCKET") }
 local ATTACK, PEER = os.getenv("ATTACK"), os.getenv("ATTACK_PEER")
@@ -48,6 +48,9 @@ function attacks.spawn_then_wedge()
 end
 -- every restart wedges again in on_start
 function attacks.start_wedge() wedge() end
+-- every join after this one costs 1 s of CPU time (within the deadline)
+local slow = false
+function attacks.slow() slow = true end
 -- a timer callback that wedges, once
 function attacks.timer_wedge() lmdisc.timer(0, function() lmdisc.log.info("TIMER wedges"); wedge() end) end
 assert(attacks[ATTACK], "unknown attack " .. tostring(ATTACK))
@@ -59,6 +62,7 @@ function on_start(peers, why)
 end
 function on_join(peer)
   lmdisc.log.info("JOINED %s (starts %d)", peer.name, started)
+  if slow then local t = os.clock() + 1; repeat until os.clock() > t end
   if peer.name ~= PEER then return end
   lmdisc.log.info("ATTACK %s starts", ATTACK)
   attacks[ATTACK]()
@@ -78,7 +82,7 @@ end
 
 -- Run one attack; then(ctx) checks what it ended in.  The common part:
 -- PID kept, API in time, never seen leaving.
-local function attack(kind, probe_s, then_)
+local function attack(kind, probe_s, then_, env)
     local name1, peer = S:uniq("steady"), S:uniq("attack-" .. kind)
     local sock1, sock3 = S:path("h1.sock"), S:path("h3.sock")
     S:agent("h3", ("registry { ttl = 60 }\napi { socket = %q }\n"):format(sock3))
@@ -87,8 +91,9 @@ local function attack(kind, probe_s, then_)
     local browse = S:bg("h3", "exec avahi-browse -p -k _lmserv._tcp")
     local cfg = S:path("attack.lua")
     write(cfg, POLICY)
-    local p1 = S:agent("h1", nil, {path = cfg, env = {ATTACK = kind, ATTACK_PEER = peer, API_SOCKET = sock1,
-                                                        NAME = name1}})
+    local e = {ATTACK = kind, ATTACK_PEER = peer, API_SOCKET = sock1, NAME = name1}
+    for k, v in pairs(env or {}) do e[k] = v end
+    local p1 = S:agent("h1", nil, {path = cfg, env = e})
     await(watch, '"type":"join".*"name":"' .. lit(name1) .. '"', 15)
     await(browse, "^%+;.*;" .. lit(name1) .. ";", 15)
     -- the agent's processes (the lab's shell, env's exec, the agent): the same at the end
@@ -193,6 +198,37 @@ function TestWorkerAttacks:test_a_wedge_in_on_start_is_suspended()
         c.announce(9002, late)
         await(c.p1, 'join "' .. lit(late) .. '"', 15)
     end)
+end
+
+-- a policy slower than the network: 12 peers join at once, each costs the
+-- policy 1 s; the core keeps at most 3 events waiting (the bound lowered
+-- for the test, 4096 by default), the oldest get the fallback verdict, the
+-- log and health say so, and every peer is served
+function TestWorkerAttacks:test_a_slow_policy_does_not_grow_the_queue()
+    attack("slow", 14, function(c)
+        await(c.p1, "ATTACK slow returned", 10)
+        local names = {}
+        for i = 1, 12 do names[i] = S:uniq("slow") end
+        local pub = S:bg("h2", ("for n in %s; do timeout 40 avahi-publish -s \"$n\" _lmserv._tcp 9500 & done; wait")
+            :format(table.concat(names, " ")))
+        local line = await(c.p1, "policy: 3 events wait for the policy worker", 20)
+        lu.assertStrContains(line, "the oldest get the fallback verdict")
+        await(c.p1, "policy: the events waiting for the policy worker are down to", 20)
+        local h = get(c.sock1, "/v1/health")
+        lu.assertTrue(h.policy.events_dropped > 0, cjson.encode(h))
+        lu.assertEquals(h.policy.state, "running")
+        -- every peer is served, whether the policy or the fallback judged it
+        local deadline = Lab.now() + 15
+        local missing
+        repeat
+            local seen = {}
+            for _, p in ipairs(get(c.sock1, "/v1/peers")) do seen[p.name] = true end
+            missing = nil
+            for _, n in ipairs(names) do if not seen[n] then missing = n end end
+        until not missing or Lab.now() > deadline or not S.lab:exec("h1", "sleep 0.2")
+        lu.assertNil(missing, "a peer is not served")
+        pub:signal("TERM")
+    end, {DEADLINE = "2", LMDISC_POLICY_QUEUE_MAX = "3"})
 end
 
 -- a timer callback that wedges: the worker is stopped and restarted
