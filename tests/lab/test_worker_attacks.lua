@@ -51,6 +51,29 @@ function attacks.start_wedge() wedge() end
 -- every join after this one costs 1 s of CPU time (within the deadline)
 local slow = false
 function attacks.slow() slow = true end
+-- a timer that sets itself again at once, for ever, each logging 2 KiB:
+-- two BUSY frames to the core and a log line per turn of the worker's loop
+local chained = 0
+local function chain()
+  chained = chained + 1
+  if chained % 1000 == 0 then lmdisc.log.info("CHAIN %d", chained) end
+  lmdisc.log.debug("%s", ("c"):rep(2000))
+  lmdisc.timer(0, chain)
+end
+function attacks.timer_chain() lmdisc.timer(0, chain) end
+-- forged frames: the socketpair through /proc or /dev/fd (a socket cannot
+-- be opened by path), and the core's own descriptors
+function attacks.forge()
+  local junk = "\255\255\255\255\2\34\0\0" .. ("z"):rep(4096)
+  local st = io.open("/proc/self/stat"):read("a")
+  local paths = { "/proc/self/fd/3", "/dev/fd/3" }
+  for fd = 3, 12 do paths[#paths + 1] = ("/proc/%s/fd/%d"):format(st:match("%) %a (%d+)"), fd) end
+  for _, path in ipairs(paths) do
+    local f, err = io.open(path, "wb")
+    if f then f:write(junk); f:close() end
+    lmdisc.log.info("FORGE %s: %s", path, f and "written" or tostring(err))
+  end
+end
 -- a timer callback that wedges, once
 function attacks.timer_wedge() lmdisc.timer(0, function() lmdisc.log.info("TIMER wedges"); wedge() end) end
 assert(attacks[ATTACK], "unknown attack " .. tostring(ATTACK))
@@ -231,6 +254,25 @@ function TestWorkerAttacks:test_a_slow_policy_does_not_grow_the_queue()
     end, {DEADLINE = "2", LMDISC_POLICY_QUEUE_MAX = "3"})
 end
 
+-- a timer chain at full speed: the core keeps serving (the frames and the
+-- log lines it causes are the worker's CPU time, not the core's loop)
+function TestWorkerAttacks:test_a_timer_chain_does_not_starve_the_core()
+    attack("timer_chain", 6, function(c)
+        await(c.p1, "CHAIN 1000", 10)
+        lu.assertEquals(get(c.sock1, "/v1/health").policy.state, "running")
+    end)
+end
+
+-- the policy cannot write frames into the socketpair
+function TestWorkerAttacks:test_frames_cannot_be_forged()
+    attack("forge", 6, function(c)
+        for _ = 1, 3 do await(c.p1, "FORGE ", 10) end
+        lu.assertNil(c.p1:output():find("FORGE [^\n]*: written"), c.p1:output())
+        local h = get(c.sock1, "/v1/health")
+        lu.assertEquals(h.policy.restarts, 0)
+    end)
+end
+
 -- a timer callback that wedges: the worker is stopped and restarted
 function TestWorkerAttacks:test_a_wedge_in_a_timer_restarts_the_worker()
     attack("timer_wedge", 8, function(c)
@@ -239,6 +281,33 @@ function TestWorkerAttacks:test_a_wedge_in_a_timer_restarts_the_worker()
         await(c.p1, "ON_START restart with", 10)
         lu.assertEquals(get(c.sock1, "/v1/health").policy.restarts, 1)
     end)
+end
+
+-- a reload whose file loads but whose filter wedges while taking the peers
+-- over: the running policy stays, and keeps judging; reloaded again at
+-- once (a race with the kill), the agent still ends with one policy
+function TestWorkerAttacks:test_a_reload_that_wedges_in_the_takeover_keeps_the_running_policy()
+    local sock1 = S:path("h1.sock")
+    local cfg = S:path("reload.lua")
+    local base = ("api { socket = %q }\nfunction on_join(p) lmdisc.log.info('GEN %%s joined %%s', GEN, p.name) end\n")
+        :format(sock1)
+    write(cfg, "GEN = 1\n" .. base)
+    local p1 = S:agent("h1", nil, {path = cfg})
+    local first = S:uniq("first")
+    S:announce("h2", 9600, first)
+    await(p1, "GEN 1 joined " .. lit(first), 15)
+    write(cfg, "GEN = 2\n" .. base .. "function filter(p) return ('a'):rep(300):find('a*a*a*a*a*a*b') end\n")
+    p1:signal("HUP")
+    p1:signal("HUP")
+    local line = await(p1, "reload failed; the running policy stays in force", 20)
+    lu.assertStrContains(line, "takeover")
+    local who = S:uniq("after-reload")
+    S:announce("h2", 9601, who)
+    await(p1, "GEN 1 joined " .. lit(who), 15)
+    lu.assertTrue(p1:running())
+    local h = get(sock1, "/v1/health")
+    lu.assertEquals(h.policy.state, "running")
+    lu.assertEquals(h.policy.restarts, 0)
 end
 
 os.exit(lu.LuaUnit.run())
