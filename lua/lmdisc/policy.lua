@@ -17,6 +17,11 @@ local gsub, match, gmatch, find = sandbox.raw.gsub, sandbox.raw.match, sandbox.r
 
 local M = {}
 
+-- The longest info() the agent keeps for a peer (the core refuses longer:
+-- src/policy/policy.h LMD_POLICY_INFO_MAX): it is held for every peer and
+-- served on /v1/peers, so megabytes per peer would cost the agent itself.
+M.INFO_MAX = 65536
+
 M.HOOKS = { "filter", "info", "on_join", "on_update", "on_leave", "on_start" }
 local IS_HOOK = {}
 for _, h in ipairs(M.HOOKS) do IS_HOOK[h] = true end
@@ -192,8 +197,14 @@ function Policy:_judge(peer, prev)
   if keep and info_fn then
     local ok, res = self:_run("info", peer.name, info_fn, peer)
     if ok then
-      if res == nil or type(res) == "string" then
+      if res == nil or (type(res) == "string" and #res <= M.INFO_MAX) then
         info = res
+      elseif type(res) == "string" then
+        if not warned then
+          warned = true
+          self:_log_error("policy: info(peer) returned %d bytes for peer %s, more than the limit of %d; "
+            .. "using the TXT info instead (reported once per peer)", #res, self:_escape(peer.name), M.INFO_MAX)
+        end
       elseif not warned then
         warned = true
         self:_log_error("policy: info(peer) must return a string or nil, got %s for peer %s; "

@@ -72,6 +72,7 @@ static void api_metrics(void *ud, struct lmd_metrics *out)
     lmd_worker_status(a->pol, &ws);
     out->policy_state = (double)ws.state;
     out->policy_restarts = ws.restarts;
+    out->policy_dropped = (double)ws.dropped;
     out->policy_state_name = lmd_worker_state_name(ws.state);
     out->policy_last_error = ws.last_error;
     out->hook_runs = ps.hook_runs;

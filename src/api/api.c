@@ -389,8 +389,9 @@ static void handle(struct evhttp_request *req, void *arg)
         /* the policy worker: its state says whether hooks run (suspended:
          * peers get the fallback verdicts); the peers are served either way */
         if (doc && m.policy_state_name)
-            json_object_set_new(doc, "policy", json_pack("{s:s,s:I,s:o}", "state", m.policy_state_name, "restarts",
-                                                         (json_int_t)m.policy_restarts, "last_error",
+            json_object_set_new(doc, "policy", json_pack("{s:s,s:I,s:I,s:o}", "state", m.policy_state_name, "restarts",
+                                                         (json_int_t)m.policy_restarts, "events_dropped",
+                                                         (json_int_t)m.policy_dropped, "last_error",
                                                          lmd_json_str(m.policy_last_error && *m.policy_last_error
                                                                           ? m.policy_last_error : NULL)));
         lmd_api_reply_json(req, m.avahi_running ? 200 : 503, m.avahi_running ? "OK" : "Service Unavailable", doc);

@@ -62,6 +62,7 @@ struct lmd_metrics {
     double dns_skipped;   /* instances a walk skipped (an SRV at "." or outside the domain) */
     /* the policy worker: 0 running, 1 restarting, 2 suspended (3 starting) */
     double policy_state, policy_restarts;
+    double policy_dropped; /* events that got the fallback verdict: the worker's queue was full */
     const char *policy_state_name, *policy_last_error; /* NULL without a policy */
     bool dns_sweeper;     /* following the liveness zone (sweep_key) */
     double dns_live_polls[3], dns_live_records, dns_live_expired;

@@ -101,6 +101,8 @@ void lmd_api_handle_metrics(lmd_api *api, struct evhttp_request *req)
     metric(b, "lmdisc_lua_memory_bytes", "gauge", "Memory held by the policy's Lua VM.", m.lua_memory_bytes);
     metric(b, "lmdisc_policy_restarts_total", "counter", "Restarts of the policy worker (it died or was killed).",
            m.policy_restarts);
+    metric(b, "lmdisc_policy_events_dropped_total", "counter",
+           "Events that got the fallback verdict because too many waited for the policy worker.", m.policy_dropped);
     metric(b, "lmdisc_policy_state", "gauge",
            "The policy worker: 0 running, 1 restarting, 2 suspended (peers get fallback verdicts).", m.policy_state);
     metric(b, "lmdisc_api_requests_total", "counter", "API requests served.", api->requests);

@@ -14,6 +14,10 @@
 
 typedef struct lmd_policy lmd_policy;
 
+/* The longest info a verdict may carry (lua/lmdisc/policy.lua INFO_MAX):
+ * the core keeps it for every peer and serves it on /v1/peers. */
+#define LMD_POLICY_INFO_MAX 65536
+
 struct lmd_verdict {
     int emitted;     /* -1: nothing, else an lmd_event_kind */
     bool keep;

@@ -52,6 +52,9 @@ struct lmd_worker {
     /* events */
     struct item *head, **tail, *inflight;
     bool hold;
+    size_t queued, queue_max;            /* items in head; past queue_max the oldest get the fallback */
+    unsigned long dropped;               /* events that got the fallback for it */
+    bool dropping;                       /* said so in the log; said again when the queue drains */
     /* health */
     enum lmd_worker_state state;
     unsigned restarts;
@@ -79,6 +82,9 @@ double lmd_worker_backstop(const lmd_worker *w);
 void lmd_worker_on_frame(lmd_worker *w, int type, struct lmd_rbuf *r);
 void lmd_worker_died(lmd_worker *w, const char *why);
 void lmd_worker_pump(lmd_worker *w);
+
+/* queue.c: the event queue; fallback: the agent's verdict for it, freed */
+void lmd_worker_fallback(lmd_worker *w, struct item *it);
 void lmd_worker_item_free(struct item *it);
 
 #endif

@@ -86,86 +86,6 @@ static int send_adopt(lmd_worker *w, const char *why, const lmd_node_list *peers
     return rc;
 }
 
-static void send_event(lmd_worker *w, struct item *it)
-{
-    lmd_w_begin(&w->out, LMD_W_EVENT);
-    lmd_w_u8(&w->out, (unsigned)it->kind);
-    lmd_w_node(&w->out, &it->peer);
-    lmd_w_u8(&w->out, it->has_old);
-    if (it->has_old)
-        lmd_w_node(&w->out, &it->old);
-    lmd_w_u32(&w->out, it->changes);
-    lmd_w_str(&w->out, it->reason);
-    w->inflight = it;
-    if (lmd_worker_send(w) != 0) {
-        lmd_worker_kill(w);
-        lmd_worker_died(w, "cannot send an event to the policy worker (out of memory)");
-        return;
-    }
-    lmd_worker_op(w, OP_EVENT, w->deadline + 0.5, lmd_worker_backstop(w));
-}
-
-static void fallback(lmd_worker *w, struct item *it)
-{
-    w->host.verdict(w->host.ud, it->kind, &it->peer, it->reason, it->tag, NULL);
-    lmd_worker_item_free(it);
-}
-
-void lmd_worker_pump(lmd_worker *w)
-{
-    while (w->head && !w->hold && !w->inflight &&
-           (w->state == LMD_WORKER_SUSPENDED || (w->state == LMD_WORKER_RUNNING && w->op == OP_NONE))) {
-        struct item *it = w->head;
-        if (!(w->head = it->next))
-            w->tail = &w->head;
-        if (w->state == LMD_WORKER_SUSPENDED)
-            fallback(w, it);
-        else
-            send_event(w, it);
-    }
-}
-
-int lmd_worker_post(lmd_worker *w, int kind, const lmd_node_info *peer, const lmd_node_info *old,
-                    unsigned changes, const char *reason, int tag)
-{
-    struct item *it = calloc(1, sizeof *it);
-    if (!it)
-        return LMD_ENOMEM;
-    it->kind = kind;
-    it->tag = tag;
-    it->changes = changes;
-    it->has_old = old != NULL;
-    if (lmd_node_info_copy(&it->peer, peer) != 0 || (old && lmd_node_info_copy(&it->old, old) != 0) ||
-        (reason && !(it->reason = lmd_strdup(reason)))) {
-        lmd_worker_item_free(it);
-        return LMD_ENOMEM;
-    }
-    *w->tail = it;
-    w->tail = &it->next;
-    lmd_worker_pump(w);
-    return 0;
-}
-
-bool lmd_worker_idle(const lmd_worker *w) { return !w->head && !w->inflight; }
-
-void lmd_worker_hold(lmd_worker *w, bool hold)
-{
-    w->hold = hold;
-    if (!hold)
-        lmd_worker_pump(w);
-}
-
-void lmd_worker_take_queue(lmd_worker *to, lmd_worker *from)
-{
-    if (from->head) {
-        *to->tail = from->head;
-        to->tail = from->tail;
-        from->head = NULL;
-        from->tail = &from->head;
-    }
-    lmd_worker_pump(to);
-}
-
 /* ---- loads -------------------------------------------------------------- */
 
 int lmd_worker_load(lmd_worker *w, lmd_worker_loaded_fn done, void *ud)
@@ -320,6 +240,13 @@ static void read_verdict(struct lmd_rbuf *r, struct lmd_verdict *v)
     v->keep = lmd_r_u8(r);
     size_t len;
     const char *info = lmd_r_bytes(r, &len);
+    if (info && len > LMD_POLICY_INFO_MAX) {
+        /* the mantle never sends one: a worker that does is not believed
+         * (the peer gets the fallback verdict) rather than held per peer */
+        r->bad = true;
+        info = NULL;
+        len = 0;
+    }
     v->info = info ? lmd_strndup(info, len) : NULL;
     v->info_len = len;
     v->changes = lmd_r_u32(r);
@@ -495,7 +422,7 @@ void lmd_worker_died(lmd_worker *w, const char *why)
         char e[160];
         lmd_error("policy: %s; the %s of \"%s\" gets the fallback verdict (its hooks are lost)", why,
                   lmd_event_kind_name(it->kind), lmd_escape_str(it->peer.name, e, sizeof e));
-        fallback(w, it);
+        lmd_worker_fallback(w, it);
     } else {
         lmd_error("policy: %s", why);
     }
@@ -545,6 +472,7 @@ void lmd_worker_status(const lmd_worker *w, struct lmd_worker_status *out)
     out->state = w->state;
     out->restarts = w->restarts;
     out->last_error = w->last_error;
+    out->dropped = w->dropped;
     out->pid = (int)w->pid;
 }
 

@@ -297,6 +297,9 @@ int lmd_worker_new(struct event_base *base, const char *path, const struct lmd_w
     w->state = LMD_WORKER_STARTING;
     w->deadline = 0.25;
     w->memory_mb = 32;
+    const char *qm = getenv("LMDISC_POLICY_QUEUE_MAX");
+    long v = qm ? strtol(qm, NULL, 10) : 0;
+    w->queue_max = v > 0 ? (size_t)v : LMD_WORKER_QUEUE_MAX;
     for (size_t i = 0; i < LMD_WORKER_DEATHS; i++)
         w->deaths[i] = -1e9;
     return 0;

@@ -35,6 +35,12 @@ enum lmd_worker_state { LMD_WORKER_RUNNING, LMD_WORKER_RESTARTING, LMD_WORKER_SU
 #define LMD_WORKER_LOAD_WALL 15.0 /* and of wall clock */
 #define LMD_WORKER_DEATHS 3       /* deaths within LMD_WORKER_DEATH_WINDOW s suspend the policy */
 #define LMD_WORKER_DEATH_WINDOW 60.0
+/* Events waiting for the worker (one is in flight): a policy slower than
+ * the network would otherwise make the core's queue, and the delay of
+ * every verdict, grow without end.  Past it the oldest waiting event gets
+ * the fallback verdict (as if the worker had died with it), and the log
+ * says so.  LMDISC_POLICY_QUEUE_MAX in the environment sets it (tests). */
+#define LMD_WORKER_QUEUE_MAX 4096
 
 struct lmd_worker_host {
     void *ud;
@@ -96,6 +102,7 @@ struct lmd_worker_status {
     enum lmd_worker_state state;
     unsigned restarts;
     const char *last_error; /* "" if none */
+    unsigned long dropped;  /* events that got the fallback verdict because the queue was full */
     int pid;
 };
 void lmd_worker_status(const lmd_worker *w, struct lmd_worker_status *out);

@@ -221,6 +221,21 @@ function on_leave(p) calls[#calls + 1] = "leave ran" end
   lu.assertStrContains(messages(api, "error")[1], "policy: on_join failed for peer a: pol.lua:2: join hook broke")
 end
 
+-- the core keeps info for every peer and serves it on /v1/peers: a policy
+-- returning megabytes per peer gets the TXT info and one error per peer
+function TestPolicyErrors:test_info_longer_than_the_limit_is_refused()
+  local P, api = load("function info(p) return ('x'):rep(65537) end")
+  local _, _, info = P:peer_event("join", peer("a", { info = "txt" }))
+  lu.assertEquals(info, "txt")
+  P:peer_event("update", peer("a", { info = "txt", x = "1" }), peer("a"), { "txt" })
+  local errs = messages(api, "error")
+  lu.assertEquals(#errs, 1)
+  lu.assertStrContains(errs[1], "info(peer) returned 65537 bytes for peer a, more than the limit of 65536")
+  local P2 = load("function info(p) return ('x'):rep(65536) end")
+  local _, _, ok = P2:peer_event("join", peer("a", { info = "txt" }))
+  lu.assertEquals(#ok, 65536)
+end
+
 function TestPolicyErrors:test_info_with_wrong_type_is_logged_once_per_peer()
   local P, api = load("function info(p) return 42 end")
   local _, _, info = P:peer_event("join", peer("a", { info = "txt" }))
