@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BOUND_SLACK 0.25 /* CPU seconds past the worker's own timer before the core kills it */
@@ -305,6 +306,20 @@ int lmd_worker_new(struct event_base *base, const char *path, const struct lmd_w
     return 0;
 }
 
+/* A killed worker is gone within microseconds, unless it is stuck in the
+ * kernel (a read on a hung NFS or FUSE mount): the core's loop never waits
+ * more than 0.2 s for one; past that it is left a zombie, and said. */
+static void reap_bounded(pid_t pid)
+{
+    for (int i = 0; i < 40; i++) {
+        pid_t r = waitpid(pid, NULL, WNOHANG);
+        if (r == pid || (r < 0 && errno != EINTR))
+            return;
+        nanosleep(&(struct timespec){.tv_nsec = 5000000}, NULL);
+    }
+    lmd_warn("policy worker %d did not exit 0.2 s after SIGKILL (stuck in the kernel?): not waiting for it", (int)pid);
+}
+
 void lmd_worker_free(lmd_worker *w)
 {
     if (!w)
@@ -316,10 +331,10 @@ void lmd_worker_free(lmd_worker *w)
     }
     if (pid > 0) {
         kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0); /* SIGKILL: it does not take long */
+        reap_bounded(pid);
     }
     while (w->reaps) {
-        waitpid(w->reaps->pid, NULL, 0);
+        reap_bounded(w->reaps->pid);
         reap_free(w, w->reaps);
     }
     if (w->inflight)
