@@ -200,6 +200,22 @@ static int txt_prereq(struct build *b, ldns_rr_list *pre, const ldns_rdf *inst, 
     return 0;
 }
 
+/* An update built (rc 0: the message takes the packet) or not (both go). */
+static int finish(ldns_pkt *pkt, lmd_dns_msg *m, int rc, lmd_dns_msg **out)
+{
+    if (rc) {
+        ldns_pkt_free(pkt);
+        if (m)
+            m->pkt = NULL;
+        lmd_dns_msg_free(m);
+        return rc;
+    }
+    m->pkt = pkt;
+    *out = m;
+    return 0;
+}
+
+
 static int build_update(const lmd_dns_service *svc, int mode, const lmd_dns_key *key, lmd_dns_msg **out,
                         lmd_err *err)
 {
@@ -266,16 +282,7 @@ static int build_update(const lmd_dns_service *svc, int mode, const lmd_dns_key 
     ldns_rdf_deep_free(inst);
     ldns_rr_list_deep_free(b.up);
     ldns_rr_list_deep_free(pre);
-    if (rc) {
-        ldns_pkt_free(pkt);
-        if (m)
-            m->pkt = NULL;
-        lmd_dns_msg_free(m);
-        return rc;
-    }
-    m->pkt = pkt;
-    *out = m;
-    return 0;
+    return finish(pkt, m, rc, out);
 }
 
 int lmd_dns_update_build(const lmd_dns_service *svc, int mode, const lmd_dns_key *key, lmd_dns_msg **out,
@@ -345,16 +352,7 @@ int lmd_dns_live_build(const char *live_zone, const char *instance, const char *
     ldns_rdf_deep_free(owner);
     ldns_rr_list_deep_free(b.up);
     ldns_rr_list_deep_free(pre);
-    if (rc) {
-        ldns_pkt_free(pkt);
-        if (m)
-            m->pkt = NULL;
-        lmd_dns_msg_free(m);
-        return rc;
-    }
-    m->pkt = pkt;
-    *out = m;
-    return 0;
+    return finish(pkt, m, rc, out);
 }
 
 void lmd_dns_msg_free(lmd_dns_msg *m)
