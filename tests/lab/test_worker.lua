@@ -61,38 +61,20 @@ TestWorker = {}
 
 function TestWorker:tearDown() S:stop_all() end
 
-local function get(sock, path)
-    local ok, out = S.lab:exec("h1", "curl -s --max-time 3 --unix-socket " .. q(sock) .. " http://lmdisc" .. path)
-    lu.assertTrue(ok, "GET " .. path .. ": " .. out)
-    return cjson.decode(out)
-end
+local C = require "containment"
+local function get(sock, path) return (C.get(S, sock, path)) end
 
 local function contained(kind)
     local name1, peer, after = S:uniq("steady"), S:uniq("wedge-" .. kind), S:uniq("after-" .. kind)
-    local sock1, sock3 = S:path("h1.sock"), S:path("h3.sock")
-    -- h3: an agent following the events, and avahi-browse
-    S:agent("h3", ("registry { ttl = 60 }\napi { socket = %q }\n"):format(sock3))
-    local watch = S:bg("h3", "exec " .. q(BIN) .. " watch --json --socket " .. q(sock3))
-    await(watch, '"type":"snapshot"', 10)
-    local browse = S:bg("h3", "exec avahi-browse -p -k _lmserv._tcp")
+    local sock1 = S:path("h1.sock")
+    local obs = C.observers(S)
     local cfg = S:path("worker.lua")
     write(cfg, POLICY)
     local p1 = S:agent("h1", nil, {path = cfg, env = {WEDGE = kind, WEDGE_PEER = peer, API_SOCKET = sock1,
                                                         NAME = name1}})
-    await(watch, '"type":"join".*"name":"' .. lit(name1) .. '"', 15)
-    await(browse, "^%+;.*;" .. lit(name1) .. ";", 15)
+    C.seen(S, obs, name1)
 
-    -- the probe: /v1/health and /v1/peers, every 50 ms, for 12 s
-    local probe = S:bg("h1", ([[
-end=$(( $(date +%%s) + 12 ))
-while [ $(date +%%s) -lt $end ]; do
-  for p in health peers; do
-    curl -s -o /dev/null -w "PROBE $p %%{http_code} %%{time_total}\n" --max-time 2 --unix-socket %s http://lmdisc/v1/$p
-  done
-  sleep 0.05
-done
-echo PROBE done]]):format(q(sock1)))
-    await(probe, "^PROBE health", 5)
+    local probe = C.probe(S, sock1, 12)
     local t0 = Lab.now()
     S:announce("h2", 9000, peer)
     await(p1, "WEDGE " .. lit(kind) .. " starts", 15)
@@ -120,20 +102,9 @@ echo PROBE done]]):format(q(sock1)))
     for _, n in ipairs(get(sock1, "/v1/peers")) do names[n.name] = true end
     lu.assertTrue(names[peer] and names[after], "peers: " .. cjson.encode(names))
 
-    -- the API answered in time throughout
-    await(probe, "^PROBE done", 15)
-    local n, worst = 0, 0
-    for code, t in probe:output():gmatch("PROBE %a+ (%d+) ([%d.]+)") do
-        n = n + 1
-        lu.assertEquals(code, "200", probe:output())
-        worst = math.max(worst, tonumber(t))
-    end
-    lu.assertTrue(n >= 20, "only " .. n .. " probes:\n" .. probe:output())
-    lu.assertTrue(worst < 0.1, ("an API request took %.3f s during the wedge"):format(worst))
-
-    -- h3 never saw h1 leave: not its agent, not avahi-browse
-    lu.assertNil(watch:output():find('"type":"leave"[^\n]*"name":"' .. lit(name1) .. '"'), watch:output())
-    lu.assertNil(browse:output():find("\n%-;[^\n]*;" .. lit(name1) .. ";"), browse:output())
+    -- the API answered in time throughout; h3 never saw h1 leave
+    local n, worst = C.probed(S, probe, 12, 0.1)
+    C.never_left(obs, name1)
     lu.assertNil(p1:output():find("watchdog", 1, true))
     print(("    %s: back %.2f s after the join, %d API requests, slowest %.1f ms"):format(kind, t_back, n,
         worst * 1000))

@@ -97,42 +97,26 @@ TestWorkerAttacks = {}
 
 function TestWorkerAttacks:tearDown() S:stop_all() end
 
-local function get(sock, path)
-    local ok, out = S.lab:exec("h1", "curl -s --max-time 3 --unix-socket " .. q(sock) .. " http://lmdisc" .. path)
-    lu.assertTrue(ok, "GET " .. path .. ": " .. out)
-    return cjson.decode(out), #out
-end
+local C = require "containment"
+local function get(sock, path) return C.get(S, sock, path) end
 
 -- Run one attack; then(ctx) checks what it ended in.  The common part:
 -- PID kept, API in time, never seen leaving.
 local function attack(kind, probe_s, then_, env)
     local name1, peer = S:uniq("steady"), S:uniq("attack-" .. kind)
-    local sock1, sock3 = S:path("h1.sock"), S:path("h3.sock")
-    S:agent("h3", ("registry { ttl = 60 }\napi { socket = %q }\n"):format(sock3))
-    local watch = S:bg("h3", "exec " .. q(BIN) .. " watch --json --socket " .. q(sock3))
-    await(watch, '"type":"snapshot"', 10)
-    local browse = S:bg("h3", "exec avahi-browse -p -k _lmserv._tcp")
+    local sock1 = S:path("h1.sock")
+    local obs = C.observers(S)
     local cfg = S:path("attack.lua")
     write(cfg, POLICY)
     local e = {ATTACK = kind, ATTACK_PEER = peer, API_SOCKET = sock1, NAME = name1}
     for k, v in pairs(env or {}) do e[k] = v end
     local p1 = S:agent("h1", nil, {path = cfg, env = e})
-    await(watch, '"type":"join".*"name":"' .. lit(name1) .. '"', 15)
-    await(browse, "^%+;.*;" .. lit(name1) .. ";", 15)
+    C.seen(S, obs, name1)
     -- the agent's processes (the lab's shell, env's exec, the agent): the same at the end
     local ok, pid = S.lab:exec("h1", "pgrep -f " .. q("[a]gent -c " .. cfg) .. " | sort")
     lu.assertTrue(ok, pid)
 
-    local probe = S:bg("h1", ([[
-end=$(( $(date +%%s) + %d ))
-while [ $(date +%%s) -lt $end ]; do
-  for p in health peers; do
-    curl -s -o /dev/null -w "PROBE $p %%{http_code} %%{time_total} %%{size_download}\n" --max-time 2 --unix-socket %s http://lmdisc/v1/$p
-  done
-  sleep 0.05
-done
-echo PROBE done]]):format(probe_s, q(sock1)))
-    await(probe, "^PROBE health", 5)
+    local probe = C.probe(S, sock1, probe_s)
     S:announce("h2", 9000, peer)
     await(p1, "ATTACK " .. lit(kind) .. " starts", 15)
     then_({p1 = p1, sock1 = sock1, peer = peer, announce = function(port, n) return S:announce("h2", port, n) end})
@@ -144,20 +128,9 @@ echo PROBE done]]):format(probe_s, q(sock1)))
     lu.assertTrue(ok2, pid2)
     lu.assertEquals(pid2, pid, "the agent's PID changed")
 
-    await(probe, "^PROBE done", probe_s + 10)
-    local n, worst, biggest = 0, 0, 0
-    for code, t, size in probe:output():gmatch("PROBE %a+ (%d+) ([%d.]+) (%d+)") do
-        n = n + 1
-        lu.assertEquals(code, "200", probe:output())
-        worst = math.max(worst, tonumber(t))
-        biggest = math.max(biggest, tonumber(size))
-    end
-    lu.assertTrue(n >= 20, "only " .. n .. " probes:\n" .. probe:output())
-    lu.assertTrue(worst < 0.1, ("an API request took %.3f s during the attack"):format(worst))
+    local n, worst, biggest = C.probed(S, probe, probe_s, 0.1)
     lu.assertTrue(biggest < 256 * 1024, ("an API answer was %d bytes"):format(biggest))
-
-    lu.assertNil(watch:output():find('"type":"leave"[^\n]*"name":"' .. lit(name1) .. '"'), watch:output())
-    lu.assertNil(browse:output():find("\n%-;[^\n]*;" .. lit(name1) .. ";"), browse:output())
+    C.never_left(obs, name1)
     lu.assertNil(p1:output():find("watchdog", 1, true))
     print(("    %s: %d API requests, slowest %.1f ms, largest %d bytes"):format(kind, n, worst * 1000, biggest))
 end
