@@ -97,7 +97,9 @@ foreach(name ${LMD_FUZZ_NAMES})
   add_executable(fuzz_${name} ${LMD_FUZZ_SRC_DIR}/fuzz_${name}.c)
   target_include_directories(fuzz_${name} PRIVATE ${LMD_FUZZ_SRC_DIR})
   target_compile_options(fuzz_${name} PRIVATE ${LMD_FUZZ_HARNESS_CFLAGS})
-  target_link_libraries(fuzz_${name} PRIVATE lmd_fuzz_lib)
+  # libldns itself too: the agent loads it at run time (src/dns/ldns.c), a
+  # harness that builds its input with ldns calls it directly
+  target_link_libraries(fuzz_${name} PRIVATE lmd_fuzz_lib PkgConfig::LDNS)
   target_link_options(fuzz_${name} PRIVATE -fsanitize=fuzzer,address,undefined)
   # the harnesses' own symbols (fuzz_config's fopen...) must be seen by the
   # shared libraries
