@@ -241,7 +241,10 @@ struct target {
     struct target *qnext;      /* waiting for a free slot */
     lmd_checks *c;
     char *name;
-    char addr[64];
+    char addr[4][64];          /* ranked: IPv4, global IPv6, link-local */
+    unsigned n_addrs;
+    unsigned good;             /* where the last round succeeded */
+    unsigned tried;            /* addresses tried this round */
     uint16_t port;
     struct event *timer;
     struct probe *inflight;
@@ -289,6 +292,17 @@ static void target_result(void *ud, bool ok, const char *detail)
     lmd_checks *c = t->c;
     t->inflight = NULL;
     c->in_flight--;
+    /* a check fails only when every address of the peer failed: a server
+     * bound to one family, a peer whose other family resolved first, must
+     * not read as down (the next address keeps the slot it had) */
+    if (!ok && ++t->tried < t->n_addrs) {
+        target_start(t);
+        if (t->inflight)
+            return;
+    }
+    if (ok)
+        t->good = (t->good + t->tried) % t->n_addrs;
+    t->tried = 0;
     c->failed += !ok;
     t->fails = ok ? 0 : t->fails + 1;
     arm(t->timer, jitter(c->cfg.probe.interval, 0.1));
@@ -305,7 +319,8 @@ static void target_result(void *ud, bool ok, const char *detail)
 static void target_start(struct target *t)
 {
     lmd_checks *c = t->c;
-    t->inflight = probe_start(c->base, &c->cfg.probe, t->addr, t->port, target_result, t);
+    const char *addr = t->addr[(t->good + t->tried) % t->n_addrs];
+    t->inflight = probe_start(c->base, &c->cfg.probe, addr, t->port, target_result, t);
     if (t->inflight) {
         c->started++;
         c->in_flight++;
@@ -351,20 +366,19 @@ int lmd_checks_new(struct event_base *base, const struct lmd_checks_config *cfg,
     return 0;
 }
 
-/* IPv4 first (no scope to get wrong), then a global IPv6, then link-local. */
-static const lmd_addr *pick(const lmd_node_info *n)
+/* Rank the peer's addresses: IPv4 first (no scope to get wrong), then
+ * global IPv6, then link-local; at most 4 kept. */
+static unsigned rank_addrs(const lmd_node_info *n, char out[4][64])
 {
-    const lmd_addr *best = NULL;
-    int rank = 99;
-    for (size_t i = 0; i < n->n_addrs; i++) {
-        const lmd_addr *a = &n->addrs[i];
-        int r = a->family == 4 ? 0 : strncmp(a->addr, "fe80", 4) ? 1 : 2;
-        if (r < rank) {
-            rank = r;
-            best = a;
+    unsigned k = 0;
+    for (int r = 0; r < 3; r++)
+        for (size_t i = 0; i < n->n_addrs && k < 4; i++) {
+            const lmd_addr *a = &n->addrs[i];
+            int ar = a->family == 4 ? 0 : strncmp(a->addr, "fe80", 4) ? 1 : 2;
+            if (ar == r)
+                snprintf(out[k++], 64, "%s", a->addr);
         }
-    }
-    return best;
+    return k;
 }
 
 static struct target *find_target(lmd_checks *c, const char *name, struct target ***link)
@@ -380,8 +394,9 @@ static struct target *find_target(lmd_checks *c, const char *name, struct target
 
 void lmd_checks_watch(lmd_checks *c, const lmd_node_info *peer)
 {
-    const lmd_addr *a = pick(peer);
-    if (!a)
+    char addrs[4][64];
+    unsigned n = rank_addrs(peer, addrs);
+    if (!n)
         return;
     struct target *t = find_target(c, peer->name, NULL);
     if (!t) {
@@ -397,7 +412,13 @@ void lmd_checks_watch(lmd_checks *c, const lmd_node_info *peer)
         c->targets = t;
         arm(t->timer, jitter(c->cfg.probe.interval, 0.5) - c->cfg.probe.interval * 0.5);
     }
-    snprintf(t->addr, sizeof t->addr, "%s", a->addr);
+    /* a round in flight keeps its place; the next one starts from the best */
+    memcpy(t->addr, addrs, sizeof addrs);
+    if (!t->inflight) {
+        t->good = t->good < n ? t->good : 0;
+        t->tried = 0;
+    }
+    t->n_addrs = n;
     t->port = peer->port;
 }
 

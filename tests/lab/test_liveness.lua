@@ -17,8 +17,10 @@ local function now()
 end
 
 -- a stand-in for the LM server: accepts TCP connections on port
+-- on both families: a peer may join with the address of the instance that
+-- resolved first (IPv6 or IPv4), and the check probes what the peer has
 local function server(host, port)
-    return S:bg(host, ("exec socat TCP-LISTEN:%d,fork,reuseaddr,backlog=128 EXEC:true"):format(port))
+    return S:bg(host, ("exec socat TCP6-LISTEN:%d,ipv6only=0,fork,reuseaddr,backlog=128 EXEC:true"):format(port))
 end
 
 local OBSERVER = [[
@@ -63,6 +65,30 @@ health { tcp = 8000, interval = 0.5, failures = 2 }
     server("h1", 8000)
     logged_at(obs, "HOOK join " .. name, 10) -- the second one
     lu.assertNotNil(S.lab:wait_log(obs, "HOOK join " .. name, 10, 2), obs:output())
+end
+
+function TestLiveness:test_a_check_tries_every_address_before_it_fails()
+    -- the server listens on IPv6 only: the check's first choice (IPv4) is
+    -- refused, the IPv6 address answers, and the peer stays healthy
+    local name = S:uniq("six")
+    S:bg("h3", "exec socat TCP6-LISTEN:8006,ipv6only=1,fork,reuseaddr EXEC:true")
+    S:agent("h3", ('announce { port = 8006, name = %q }\n'):format(name))
+    local obs = S:agent("h2", OBSERVER:format(
+        "checks { tcp = true, interval = 0.3, timeout = 0.5, failures = 1 }"))
+    logged_at(obs, "HOOK join " .. name)
+    local function probes()
+        local _, m = S.lab:exec("h2", "curl -s --max-time 5 --unix-socket /run/lmdisc/agent.sock http://x/metrics")
+        return tonumber(m:match("\nlmdisc_checks_total (%S+)")) or 0, m
+    end
+    local n, m = 0, ""
+    for _ = 1, 40 do -- 0.3 s apart: 5 rounds in about 1.5 s; 10 s at most
+        n, m = probes()
+        if n >= 10 then break end
+        require("lab").sleep(0.25)
+    end
+    lu.assertTrue(n >= 10, "the peer was not probed 5 times: " .. m)
+    lu.assertNil(obs:output():find("HOOK leave " .. name, 1, true), obs:output())
+    lu.assertNil(obs:output():find("failed 1 check", 1, true), obs:output())
 end
 
 function TestLiveness:test_status_mode_keeps_announcing_with_status_down()
