@@ -22,11 +22,13 @@ enum op { OP_NONE, OP_LOAD, OP_ADOPT, OP_EVENT, OP_BUSY };
 struct reap {
     struct reap *next;
     pid_t pid;
+    bool orphan;               /* a program the ended worker had started */
     struct event *ev;
     struct lmd_worker *w;
 };
 
 struct lmd_worker {
+    struct lmd_worker *next_all;       /* every worker of this process (proc.c) */
     struct event_base *base;
     char *path;
     struct lmd_worker_host host;

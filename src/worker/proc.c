@@ -7,6 +7,7 @@
 #include "base/util.h"
 #include "worker/confine.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -38,6 +40,8 @@ static void reap_free(lmd_worker *w, struct reap *r)
     free(r);
 }
 
+static void kill_orphans(lmd_worker *w);
+
 static void reap_try(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -50,17 +54,22 @@ static void reap_try(evutil_socket_t fd, short what, void *arg)
         evtimer_add(r->ev, &tv);
         return;
     }
-    if (got == r->pid)
+    lmd_worker *w = r->w;
+    bool worker = !r->orphan, ended = got == r->pid;
+    if (ended && worker)
         lmd_debug("policy worker %d ended (%s %d)", (int)r->pid, WIFSIGNALED(st) ? "signal" : "exit",
                   WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
-    reap_free(r->w, r);
+    reap_free(w, r);
+    if (ended && worker)
+        kill_orphans(w); /* its programs were handed to the core as it ended */
 }
 
-static void reap_later(lmd_worker *w, pid_t pid)
+static void reap_later(lmd_worker *w, pid_t pid, bool orphan)
 {
     struct reap *r = calloc(1, sizeof *r);
     if (r && (r->ev = evtimer_new(w->base, reap_try, r))) {
         r->pid = pid;
+        r->orphan = orphan;
         r->w = w;
         r->next = w->reaps;
         w->reaps = r;
@@ -68,7 +77,82 @@ static void reap_later(lmd_worker *w, pid_t pid)
         return;
     }
     free(r);
-    lmd_warn("out of memory: policy worker %d is not reaped", (int)pid);
+    lmd_warn("out of memory: process %d is not reaped", (int)pid);
+}
+
+/* every worker of this process: a reload runs two side by side, and the
+ * children of one are never taken for orphans of the other */
+static lmd_worker *all_workers;
+
+static bool known_child(pid_t pid)
+{
+    for (const lmd_worker *w = all_workers; w; w = w->next_all) {
+        if (pid == w->pid)
+            return true;
+        for (const struct reap *r = w->reaps; r; r = r->next)
+            if (r->pid == pid)
+                return true;
+    }
+    return false;
+}
+
+/* The core's children that are no worker's (up to max): the programs of
+ * a worker that ended. */
+static size_t find_orphans(pid_t *found, size_t max)
+{
+    size_t n = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return 0;
+    for (struct dirent *e; (e = readdir(d)) && n < max;) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300];
+        snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;
+        long p;
+        while (n < max && fscanf(f, "%ld", &p) == 1)
+            if (p > 0 && !known_child((pid_t)p))
+                found[n++] = (pid_t)p;
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+static void kill_group(pid_t pid)
+{
+    if (getpgid(pid) == pid)
+        (void)killpg(pid, SIGKILL);
+    (void)kill(pid, SIGKILL);
+}
+
+/* The programs a worker started (lmdisc.spawn: each in a process group of
+ * its own) outlive a worker that is killed: the core is their subreaper
+ * (lmd_worker_spawn), so they become its children the moment the worker
+ * ends, and every child of the core that is not a worker is one of them.
+ * Each group is killed and reaped: a spawned program lives no longer than
+ * the policy VM that started it, and restarts do not pile them up.  (A
+ * program that leaves its group and outlives its own parent is reparented
+ * later and is not seen here: documented.) */
+static void kill_orphans(lmd_worker *w)
+{
+    unsigned killed = 0;
+    for (int round = 0; round < 16; round++) {
+        pid_t found[256];
+        size_t n = find_orphans(found, 256);
+        if (n == 0)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            kill_group(found[i]);
+            reap_later(w, found[i], true); /* known from here on */
+            killed++;
+        }
+    }
+    if (killed)
+        lmd_info("policy worker: %u program(s) it had started ended with it", killed);
 }
 
 void lmd_worker_kill(lmd_worker *w)
@@ -79,7 +163,7 @@ void lmd_worker_kill(lmd_worker *w)
     }
     if (w->pid > 0) {
         kill(w->pid, SIGKILL);
-        reap_later(w, w->pid);
+        reap_later(w, w->pid, false);
         w->pid = 0;
     }
     lmd_worker_op_done(w);
@@ -179,6 +263,8 @@ int lmd_worker_spawn(lmd_worker *w, lmd_err *err)
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0 || (size_t)n >= sizeof exe - 1 || (exe[n] = '\0', strstr(exe, " (deleted)")) || access(exe, X_OK) != 0)
         snprintf(exe, sizeof exe, "/proc/self/exe");
+    /* the worker's own children come to the core when it ends (kill_orphans) */
+    (void)prctl(PR_SET_CHILD_SUBREAPER, 1);
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return lmd_err_set(err, LMD_EIO, "cannot start the policy worker: socketpair: %s", strerror(errno));
@@ -205,7 +291,7 @@ int lmd_worker_spawn(lmd_worker *w, lmd_err *err)
     if (!w->bev) {
         close(sv[0]);
         kill(pid, SIGKILL);
-        reap_later(w, pid);
+        reap_later(w, pid, false);
         return lmd_err_set(err, LMD_ENOMEM, "cannot start the policy worker: out of memory");
     }
     w->pid = pid;
@@ -295,6 +381,8 @@ int lmd_worker_new(struct event_base *base, const char *path, const struct lmd_w
     w->base = base;
     w->host = *host;
     w->tail = &w->head;
+    w->next_all = all_workers;
+    all_workers = w;
     w->state = LMD_WORKER_STARTING;
     w->deadline = 0.25;
     w->memory_mb = 32;
@@ -337,6 +425,20 @@ void lmd_worker_free(lmd_worker *w)
         reap_bounded(w->reaps->pid);
         reap_free(w, w->reaps);
     }
+    for (lmd_worker **pp = &all_workers; *pp; pp = &(*pp)->next_all)
+        if (*pp == w) {
+            *pp = w->next_all;
+            break;
+        }
+    /* its programs, handed to the core as it ended (kill_orphans) */
+    pid_t orphans[256];
+    size_t norph = pid > 0 ? find_orphans(orphans, 256) : 0;
+    for (size_t i = 0; i < norph; i++)
+        kill_group(orphans[i]);
+    for (size_t i = 0; i < norph; i++)
+        reap_bounded(orphans[i]);
+    if (norph)
+        lmd_info("policy worker: %zu program(s) it had started ended with it", norph);
     if (w->inflight)
         lmd_worker_item_free(w->inflight);
     for (struct item *it = w->head, *n; it; it = n) {
