@@ -179,6 +179,14 @@ void lmd_api_handle_metrics(lmd_api *api, struct evhttp_request *req)
                "Wide-area instances a read skipped: an SRV at \".\" or outside the domain, a host the server "
                "would not answer for.", m.dns_skipped);
     }
+    if (m.wide_area && m.dns_read_server) {
+        /* the label is an address from the configuration or the server
+         * found: no quote or backslash to escape */
+        evbuffer_add_printf(b, "# HELP lmdisc_dns_read_server The server the wide-area domain is read from now "
+                               "(the first of wide_area.read that answers, else the primary).\n"
+                               "# TYPE lmdisc_dns_read_server gauge\n"
+                               "lmdisc_dns_read_server{server=\"%s\"} 1\n", m.dns_read_server);
+    }
     if (m.wide_area && m.dns_sweeper) {
         evbuffer_add_printf(b, "# HELP lmdisc_dns_live_polls_total A sweeper's checks of the liveness zone, by outcome.\n"
                                "# TYPE lmdisc_dns_live_polls_total counter\n"

@@ -529,6 +529,7 @@ void lmd_wide_browse_metrics(const lmd_wide *wd, struct lmd_metrics *out)
     out->dns_bytes_in = b->bytes_in;
     out->dns_unsigned = b->dropped;
     out->dns_skipped = b->skipped;
+    out->dns_read_server = lmd_wb_reader(b);
     lmd_ws_metrics(b, out);
     size_t live = 0;
     for (size_t i = 0; i < b->n_prev; i++)

@@ -119,7 +119,9 @@ end
 --- Create a lab with hosts h1..hN.  id: [a-z0-9]{1,8}, default unique.
 --- opts (also as the second argument): subnets = S (a routed lab: hN in
 --- subnet ((N-1) mod S)+1, joined by router host "r"), dns = "named" or
---- "knot" (DNS host "dns" serving sd.lab., one TSIG key per host).
+--- "knot" (DNS host "dns" serving sd.lab., one TSIG key per host),
+--- secondaries = true (host "secK" in each subnet K, 10.77.K.53, serving
+--- both zones as a secondary of the other kind, fed by NOTIFY + IXFR).
 function Lab.up(n, id, opts)
   assert(math.type(n) == "integer" and n >= 1, "Lab.up: host count must be a positive integer")
   if type(id) == "table" then id, opts = nil, id end
@@ -127,6 +129,7 @@ function Lab.up(n, id, opts)
   local extra = {}
   if opts.subnets then extra[#extra + 1] = "--subnets"; extra[#extra + 1] = tostring(opts.subnets) end
   if opts.dns then extra[#extra + 1] = "--dns"; extra[#extra + 1] = opts.dns end
+  if opts.secondaries then extra[#extra + 1] = "--secondaries" end
   local tries = id and 1 or 5
   local ok, out
   for _ = 1, tries do
@@ -289,7 +292,9 @@ function Lab:subnet(host)
 end
 
 --- Facts of the DNS host (a routed lab started with dns): kind ("named" or
---- "knot"), zone ("sd.lab"), server4, server6, dir, keys (directory), log.
+--- "knot"), zone ("sd.lab"), server4, server6, dir, keys (directory), log;
+--- with secondaries: secondaries ("sec1,sec2"), secK_kind, secK_subnet,
+--- secK_4, secK_6, secK_log.
 function Lab:dns()
   if self.dns_info then return self.dns_info end
   local ok, out = run("dns", self.id)
@@ -305,15 +310,27 @@ function Lab:key(name)
   return self:dns().keys .. "/" .. name .. ".key"
 end
 
+--- The secondaries of a lab started with secondaries = true, in subnet
+--- order: { name = "sec1", kind = "knot", subnet = 1, ip4 = ..., ip6 = ..., log = ... }.
+function Lab:secondaries()
+  local d, t = self:dns(), {}
+  for name in (d.secondaries or ""):gmatch("[^,]+") do
+    t[#t + 1] = { name = name, kind = d[name .. "_kind"], subnet = tonumber(d[name .. "_subnet"]),
+                  ip4 = d[name .. "_4"], ip6 = d[name .. "_6"], log = d[name .. "_log"] }
+  end
+  return t
+end
+
+-- server: "dns" (the primary, the default) or a secondary "secK"
 local function lab_verb(verb)
-  return function(self)
-    local ok, out = run(verb, self.id)
-    if not ok then error(("lab %s %s: %s"):format(verb, self.id, out), 2) end
+  return function(self, server)
+    local ok, out = run(verb, self.id, server or "dns")
+    if not ok then error(("lab %s %s %s: %s"):format(verb, self.id, server or "dns", out), 2) end
     return true
   end
 end
 Lab.dns_stop = lab_verb("dns-stop")    -- the zone and its journal are kept
-Lab.dns_start = lab_verb("dns-start")  -- returns when the zone is served
+Lab.dns_start = lab_verb("dns-start")  -- returns when the zone(s) are served
 Lab.dns_pause = lab_verb("dns-pause")  -- silent, not refusing (SIGSTOP)
 Lab.dns_resume = lab_verb("dns-resume")
 
