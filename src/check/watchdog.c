@@ -8,7 +8,8 @@
  * the agent's executable interposes libc's for every library in the
  * process, and the wrapper marks the wait on the watched thread only
  * (thread-local) and passes every call on to the next definition
- * (dlsym(RTLD_NEXT): libc's, or a sanitizer's interceptor).  Not part of
+ * (dlsym(RTLD_NEXT): libc's, or a sanitizer's interceptor); poll() is
+ * seen the same way, for waits on a daemon's answer (below).  Not part of
  * liblmdisc: src/check is linked into the executable only.
  *
  * Under systemd with WatchdogSec=, the thread also wakes every half of it
@@ -21,6 +22,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -61,35 +63,78 @@ static long futex(_Atomic uint32_t *word, int op, uint32_t val)
     return syscall(SYS_futex, (uint32_t *)word, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
 }
 
-typedef int (*epoll_wait_fn)(int, struct epoll_event *, int, int);
-static _Atomic(epoll_wait_fn) next_epoll_wait;
+/* The watched thread waits: the watchdog may sleep until it is back. */
+static void wait_begin(lmd_watchdog *w) { atomic_store(&w->waiting, 1); }
 
-__attribute__((visibility("default"))) int epoll_wait(int epfd, struct epoll_event *events, int maxevents,
-                                                  int timeout)
+static void wait_end(lmd_watchdog *w)
 {
-    epoll_wait_fn next = atomic_load_explicit(&next_epoll_wait, memory_order_acquire);
-    if (!next) {
-        next = (epoll_wait_fn)dlsym(RTLD_NEXT, "epoll_wait");
-        if (!next) {
-            errno = ENOSYS;
-            return -1;
-        }
-        atomic_store_explicit(&next_epoll_wait, next, memory_order_release);
-    }
-    lmd_watchdog *w = watched;
-    if (!w || timeout == 0)
-        return next(epfd, events, maxevents, timeout);
-    atomic_store(&w->waiting, 1);
-    int rc = next(epfd, events, maxevents, timeout);
-    int saved = errno;
-    if (rc < 0 && saved == EINTR)
-        return rc; /* libevent waits again at once (a signal, or a tracer
-                    * attaching): still idle, the watchdog sleeps on */
     atomic_store(&w->waiting, 0); /* seq_cst: ordered before the load below */
     if (atomic_load(&w->sleeping)) {
         atomic_store(&w->sleeping, false);
         (void)futex(&w->waiting, FUTEX_WAKE, 1);
     }
+}
+
+static void *next_of(_Atomic(void *) *slot, const char *name)
+{
+    void *next = atomic_load_explicit(slot, memory_order_acquire);
+    if (!next) {
+        next = dlsym(RTLD_NEXT, name);
+        if (next)
+            atomic_store_explicit(slot, next, memory_order_release);
+    }
+    return next;
+}
+
+typedef int (*epoll_wait_fn)(int, struct epoll_event *, int, int);
+static _Atomic(void *) next_epoll_wait;
+
+__attribute__((visibility("default"))) int epoll_wait(int epfd, struct epoll_event *events, int maxevents,
+                                                  int timeout)
+{
+    epoll_wait_fn next = (epoll_wait_fn)next_of(&next_epoll_wait, "epoll_wait");
+    if (!next) {
+        errno = ENOSYS;
+        return -1;
+    }
+    lmd_watchdog *w = watched;
+    if (!w || timeout == 0)
+        return next(epfd, events, maxevents, timeout);
+    wait_begin(w);
+    int rc = next(epfd, events, maxevents, timeout);
+    int saved = errno;
+    if (rc < 0 && saved == EINTR)
+        return rc; /* libevent waits again at once (a signal, or a tracer
+                    * attaching): still idle, the watchdog sleeps on */
+    wait_end(w);
+    errno = saved;
+    return rc;
+}
+
+/* A blocking call into a daemon (avahi-client's D-Bus method calls wait in
+ * libdbus's poll() for the reply, up to D-Bus's own 25 s timeout) is a
+ * bounded wait for someone else, not a wedge: a daemon busy with a flood
+ * answered the agent's call after more than the watchdog's bound, and the
+ * watchdog ended a healthy agent (lab_hostile).  Only a wait with a finite
+ * timeout counts: a poll without one could block for ever, and stays
+ * timed. */
+typedef int (*poll_fn)(struct pollfd *, nfds_t, int);
+static _Atomic(void *) next_poll;
+
+__attribute__((visibility("default"))) int poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+    poll_fn next = (poll_fn)next_of(&next_poll, "poll");
+    if (!next) {
+        errno = ENOSYS;
+        return -1;
+    }
+    lmd_watchdog *w = watched;
+    if (!w || timeout <= 0)
+        return next(fds, nfds, timeout);
+    wait_begin(w);
+    int rc = next(fds, nfds, timeout);
+    int saved = errno;
+    wait_end(w);
     errno = saved;
     return rc;
 }

@@ -348,6 +348,8 @@ Lab.boot = action("boot")
 Lab.avahi_stop = action("avahi-stop")
 Lab.avahi_start = action("avahi-start")
 Lab.avahi_restart = action("avahi-restart")
+Lab.avahi_pause = action("avahi-pause")   -- SIGSTOP: D-Bus calls to it wait
+Lab.avahi_resume = action("avahi-resume")
 
 --- Namespace names of this lab (that currently exist).
 function Lab:namespaces()

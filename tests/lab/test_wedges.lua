@@ -231,6 +231,30 @@ local function txt_of_size(total)
     return table.concat(args, " "), want
 end
 
+-- a daemon slow to answer is not a wedge: with avahi-daemon stopped
+-- (SIGSTOP), the agent's next D-Bus call (a registration) waits in
+-- libdbus's poll for the reply, past the watchdog's 2 s; the watchdog lets
+-- it (a bounded wait for someone else), and once the daemon goes on, the
+-- call returns and the service is announced (a busy daemon during a flood
+-- answered late the same way, and the watchdog ended a healthy agent)
+function TestWedges:test_a_daemon_slow_to_answer_is_not_a_wedge()
+    local sock1 = S:path("h1.sock")
+    local p1 = S:agent("h1", ("watchdog { timeout = 2 }\napi { socket = %q }\n"):format(sock1))
+    await(p1, "initial scan done", 10)
+    S.lab:avahi_pause("h1")
+    local name = S:uniq("late")
+    local reg = S:bg("h1", ("exec curl -sS -N --max-time 60 --unix-socket %s -X PUT -H 'Content-Type: application/json' "
+        .. "--data-binary '{\"port\": 8500}' http://lmdisc/v1/services/%s"):format(q(sock1), name))
+    -- the watchdog's bound twice over, the call still waiting on the daemon
+    local fired = S.lab:wait_log(p1, "watchdog", 5)
+    S.lab:avahi_resume("h1")
+    lu.assertNil(fired, tail(p1:output()))
+    lu.assertTrue(p1:running(), "the agent ended:\n" .. tail(p1:output()))
+    await(p1, 'announced registered service "' .. lit(name) .. '"', 30)
+    await(reg, '"state":"established"', 10)
+    lu.assertNil(p1:output():find("watchdog", 1, true), tail(p1:output()))
+end
+
 function TestWedges:test_txt_record_of_1300_bytes_resolves_over_ipv4_and_ipv6_and_1301_is_refused()
     local name = (S:uniq("txt63-") .. ("x"):rep(63)):sub(1, 63) -- unique, 63 bytes
     lu.assertEquals(#name, 63)
