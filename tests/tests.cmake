@@ -159,6 +159,11 @@ add_executable(test_registry_verdict tests/unit/registry/test_verdict.c)
 target_link_libraries(test_registry_verdict PRIVATE lmdisc_core)
 add_test(NAME unit_registry_verdict COMMAND test_registry_verdict)
 set_tests_properties(unit_registry_verdict PROPERTIES LABELS unit TIMEOUT 60 ENVIRONMENT "${LMD_SANITIZER_ENV}")
+# The API's event ring (src/api/ring.c, built in): bounds, order, the idle trim.
+add_executable(test_api_ring tests/unit/api/test_ring.c src/api/ring.c)
+target_include_directories(test_api_ring PRIVATE ${CMAKE_SOURCE_DIR}/src)
+add_test(NAME unit_api_ring COMMAND test_api_ring)
+set_tests_properties(unit_api_ring PROPERTIES LABELS unit TIMEOUT 60 ENVIRONMENT "${LMD_SANITIZER_ENV}")
 # The trust-model property test's C side (tests/unit/test_trust_model.lua
 # runs it): the registry and the verifier as the agent wires them.
 add_executable(test_trust_model_driver tests/unit/trust/model_driver.c)

@@ -450,6 +450,7 @@ static void report_start(void *ud, const char *line)
 
 int lmd_agent_run(const char *path, bool log_level_given)
 {
+    lmd_mem_tune(); /* before the first thread */
     lmd_agent *a = calloc(1, sizeof *a);
     if (!a || !(a->path = lmd_strdup(path)) || !(a->base = event_base_new())) {
         fprintf(stderr, "lmdisc agent: out of memory\n");

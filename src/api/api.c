@@ -103,6 +103,17 @@ static void send_to(struct watcher *w, uint64_t index, const char *type, const c
     evbuffer_free(b);
 }
 
+/* No event for IDLE_TRIM seconds: keep the newest RING_IDLE_BYTES of the
+ * ring, and give what the burst freed back to the system. */
+static void idle_trim(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lmd_api *api = arg;
+    lmd_ring_trim(api->ring, RING_IDLE_BYTES);
+    lmd_mem_trim();
+}
+
 void lmd_api_event(lmd_api *api, int kind, const lmd_node_info *peer, unsigned changes,
                    const char *reason)
 {
@@ -121,28 +132,14 @@ void lmd_api_event(lmd_api *api, int kind, const lmd_node_info *peer, unsigned c
     if (!s)
         return;
     api->index = index;
-    struct rec *r = &api->ring[index % RING];
-    api->ring_bytes -= r->json ? r->len : 0;
-    free(r->json);
-    r->index = index;
-    r->kind = kind;
-    r->json = s;
-    r->len = strlen(s);
-    api->ring_bytes += r->len;
-    /* bounded by bytes too: the oldest events go */
-    if (!api->ring_oldest || index - api->ring_oldest >= RING)
-        api->ring_oldest = index >= RING ? index - RING + 1 : 1;
-    while (api->ring_bytes > RING_BYTES && api->ring_oldest < index) {
-        struct rec *o = &api->ring[api->ring_oldest % RING];
-        if (o->index == api->ring_oldest && o->json) {
-            api->ring_bytes -= o->len;
-            free(o->json);
-            o->json = NULL;
-        }
-        api->ring_oldest++;
+    lmd_ring_add(api->ring, index, kind, s, strlen(s));
+    if (api->trim_ev) {
+        struct timeval tv = {IDLE_TRIM, 0};
+        event_add(api->trim_ev, &tv);
     }
     for (struct watcher *w = api->watchers; w; w = w->next)
         send_to(w, index, lmd_event_kind_name(kind), s);
+    free(s);
 }
 
 static void free_request_later(evutil_socket_t fd, short what, void *arg)
@@ -257,7 +254,7 @@ static void handle_events(lmd_api *api, struct evhttp_request *req, const char *
     w->next = api->watchers;
     api->watchers = w;
     api->n_watchers++;
-    uint64_t oldest = api->ring_oldest ? api->ring_oldest : 1;
+    uint64_t oldest = lmd_ring_oldest(api->ring, api->index + 1);
     bool resumable = rs.have_since && rs.same_epoch && rs.since <= api->index && rs.since + 1 >= oldest;
     if (!resumable) {
         send_snapshot(api, w, rs.have_since);
@@ -265,21 +262,18 @@ static void handle_events(lmd_api *api, struct evhttp_request *req, const char *
     }
     /* A client dropped for falling behind missed about that much: a replay
      * that would not fit the budget is a fresh snapshot instead. */
-    size_t replay = 0;
-    for (uint64_t i = rs.since + 1; i <= api->index; i++) {
-        struct rec *r = &api->ring[i % RING];
-        if (r->index == i && r->json)
-            replay += strlen(r->json) + 64;
-    }
+    size_t replay = 0, pos = 0;
+    struct lmd_ring_event ev;
+    while (lmd_ring_next(api->ring, &pos, &ev))
+        if (ev.index > rs.since)
+            replay += ev.len + 64;
     if (replay > STREAM_BUDGET / 2) {
         send_snapshot(api, w, true);
         return;
     }
-    for (uint64_t i = rs.since + 1; i <= api->index; i++) {
-        struct rec *r = &api->ring[i % RING];
-        if (r->index == i && r->json)
-            send_to(w, i, lmd_event_kind_name(r->kind), r->json);
-    }
+    for (pos = 0; lmd_ring_next(api->ring, &pos, &ev);)
+        if (ev.index > rs.since)
+            send_to(w, ev.index, lmd_event_kind_name(ev.kind), ev.json);
 }
 
 /* ---- routing ---------------------------------------------------------- */
@@ -498,7 +492,8 @@ int lmd_api_new(struct event_base *base, const struct lmd_api_config *cfg, const
     /* a new epoch per agent start: indexes of an earlier run are not ours */
     snprintf(api->epoch, sizeof api->epoch, "%lx%x", (unsigned long)lmd_now_wall(), (unsigned)getpid());
     int rc = LMD_ENOMEM;
-    if (!(api->http = evhttp_new(base))) {
+    if (!(api->ring = lmd_ring_new(RING, RING_BYTES)) || !(api->trim_ev = evtimer_new(base, idle_trim, api)) ||
+        !(api->http = evhttp_new(base))) {
         lmd_err_set(err, rc, "out of memory");
         goto failed;
     }
@@ -560,7 +555,8 @@ void lmd_api_free(lmd_api *api)
         unlink(api->socket_path);
         free(api->socket_path);
     }
-    for (size_t i = 0; i < RING; i++)
-        free(api->ring[i].json);
+    lmd_ring_free(api->ring);
+    if (api->trim_ev)
+        event_free(api->trim_ev);
     free(api);
 }

@@ -4,6 +4,7 @@
 
 #include "api/api.h"
 #include "api/conns.h"
+#include "api/ring.h"
 
 #include <event2/http.h>
 #include <stdint.h>
@@ -12,6 +13,10 @@
 #define RING_BYTES (256 << 10) /* and their JSON, at most: the oldest go first (a
                                 * client asking for those gets a snapshot; a replay
                                 * is at most STREAM_BUDGET / 2 anyway) */
+#define RING_IDLE_BYTES (16 << 10) /* what stays once no event came for IDLE_TRIM seconds: enough for
+                                * a client that reconnects to resume after a quiet spell */
+#define IDLE_TRIM 5            /* seconds without an event: the ring is trimmed, and freed memory goes
+                                * back to the system (one timer per burst of events, none while idle) */
 #define MAX_STREAMS 64
 #define MAX_STREAMS_PER_UID 16 /* per client (a uid, also over TCP from this host; an address): so that one cannot take them all */
 #define STREAM_BUDGET (1 << 20) /* bytes a stream client may fall behind before it is dropped */
@@ -23,13 +28,6 @@
 #define HEADERS_ALLOWED 8192   /* what we take */
 #define MAX_PATH 2048
 #define MAX_BODY 8192          /* registrations: a TXT record of 1300 bytes, escaped in JSON */
-
-struct rec {
-    uint64_t index;
-    int kind;
-    size_t len;                /* of json, counted in ring_bytes */
-    char *json;
-};
 
 struct watcher {
     struct watcher *next;
@@ -48,9 +46,8 @@ struct lmd_api {
     char *socket_path;
     char epoch[24];
     uint64_t index;            /* of the last event */
-    struct rec ring[RING];
-    uint64_t ring_oldest;      /* the oldest event still held (0: none yet) */
-    size_t ring_bytes;
+    lmd_ring *ring;            /* the last events, for clients that resume */
+    struct event *trim_ev;     /* IDLE_TRIM after the last event */
     struct watcher *watchers;
     unsigned n_watchers;
     double requests, streams_dropped;

@@ -1,5 +1,6 @@
 #include "base/util.h"
 
+#include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
@@ -139,4 +140,14 @@ bool lmd_streq(const char *a, const char *b)
     if (!a || !b)
         return a == b;
     return strcmp(a, b) == 0;
+}
+
+void lmd_mem_tune(void)
+{
+    (void)mallopt(M_ARENA_MAX, 1);
+}
+
+void lmd_mem_trim(void)
+{
+    (void)malloc_trim(0);
 }

@@ -24,6 +24,13 @@ char *lmd_base64(const void *data, size_t len);
 char *lmd_strdup(const char *s);
 char *lmd_strndup(const void *s, size_t n);
 void *lmd_memdup(const void *p, size_t n);
+/* A long-running process's allocator: one arena for all threads (the
+ * resolver and watchdog threads allocate little; an arena each would keep
+ * its own free pages), call once before any thread starts. */
+void lmd_mem_tune(void);
+/* Give the pages free() left in the heap back to the system (after a
+ * burst, once idle). */
+void lmd_mem_trim(void);
 /* NULL-safe comparison. */
 bool lmd_streq(const char *a, const char *b);
 

@@ -89,8 +89,8 @@ static void inst_free(struct lmd_browse *b, struct inst *in)
     set_waiting(in, false);
     lmd_event_free(in->retry);
     free(in->name);
-    free(in->type);
-    free(in->domain);
+    free(in->type != b->type ? in->type : NULL); /* (shared: see lmd_browse_inst_seen) */
+    free(in->domain != LMD_LOCAL ? in->domain : NULL);
     free(in->host);
     free(in);
 }
@@ -390,8 +390,8 @@ void lmd_browse_inst_seen(struct lmd_browse *b, AvahiIfIndex ifindex, AvahiProto
         in->ifindex = ifindex;
         in->proto = proto;
         in->name = lmd_strdup(name);
-        in->type = lmd_strdup(type);
-        in->domain = lmd_strdup(domain);
+        in->type = !strcmp(type, b->type) ? b->type : lmd_strdup(type); /* held once, by the browser */
+        in->domain = !strcmp(domain, LMD_LOCAL) ? (char *)LMD_LOCAL : lmd_strdup(domain);
         in->seq = ++b->m->seq;
         if (!in->name || !in->type || !in->domain) {
             inst_free(b, in); /* not linked yet */

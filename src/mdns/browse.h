@@ -9,6 +9,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* The domain of nearly every instance, held once (inst.domain points here) */
+static const char LMD_LOCAL[] = "local";
+
 struct inst {
     struct inst *next;
     struct lmd_browse *b;

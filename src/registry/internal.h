@@ -6,18 +6,29 @@
 
 struct lmd_rinst {
     int ifindex;
-    char ifname[32];
+    char ifname[16];   /* IFNAMSIZ; "dns" for a wide-area source */
     int proto;
-    char *host;
+    /* host, address and TXT live in ONE allocation, data (rinst_fill):
+     * a peer's instances are many, their fields small */
+    char *data;
+    const char *host;       /* in data; NULL: none */
+    const char *addr;       /* in data: the address as text ("": none) */
+    const char *addr_ifname; /* in data */
+    const unsigned char *txt; /* in data: the TXT record as wire bytes (lmd_rinst_txt) */
+    size_t txt_len;
+    int addr_family, addr_ifindex;
     uint16_t port;
-    lmd_addr addr;
-    lmd_txt txt;
     unsigned flags;
     unsigned long seq; /* when it was last resolved; the newest one speaks for the peer */
-    char domain[256];  /* its source's domain ("local", the wide-area domain): the peer's while it speaks,
-                        * so that each source is verified in its own domain (issue 20) */
+    const char *domain; /* its source's domain ("local", the wide-area domain), interned in the table
+                        * (lmd_peers_intern; never NULL): the peer's while it speaks, so that each
+                        * source is verified in its own domain (issue 20) */
     double held_until; /* >= 0: said goodbye (trusted peer); dropped then unless seen again */
 };
+
+/* The instance's address and TXT as consumers see them (merge.c). */
+void lmd_rinst_addr(const struct lmd_rinst *ri, lmd_addr *out);
+int lmd_rinst_txt(const struct lmd_rinst *ri, lmd_txt *out);
 
 /* An instance's place: which interface, which protocol (rejoin.c). */
 struct lmd_inst_key {
@@ -26,6 +37,7 @@ struct lmd_inst_key {
 };
 #define LMD_REJOIN_KEYS 8     /* instances remembered per peer */
 #define LMD_REJOIN_MEMORY 64  /* peers remembered after they left */
+#define LMD_DOMAINS_MAX 64    /* distinct source domains (sources are ours: "local", wide_area's) */
 
 struct lmd_peer {
     lmd_node_info node;
@@ -74,7 +86,14 @@ struct lmd_peers {
     unsigned long seq;
     struct lmd_rejoin gone[LMD_REJOIN_MEMORY]; /* the last peers that left */
     size_t gone_next;
+    char *domains[LMD_DOMAINS_MAX]; /* the sources' domains, each held once (lmd_peers_intern) */
+    size_t n_domains;
 };
+
+/* The domain d as held by the table (one copy per distinct domain, freed
+ * with the table: "local" and the configured wide-area domains), or NULL
+ * when out of memory or past LMD_DOMAINS_MAX distinct domains. */
+const char *lmd_peers_intern(lmd_peers *r, const char *d);
 
 /* Index of name, or where it would go (*found = false). */
 size_t lmd_peers_find(const lmd_peers *r, const char *name, bool *found);

@@ -3,6 +3,7 @@
  * first) and which compete (a conflict), and the sources it is seen
  * through. */
 #include "registry/internal.h"
+#include "base/txt.h"
 #include "base/util.h"
 
 #include <strings.h>
@@ -12,6 +13,32 @@
 /* Instances and addresses from wide-area DNS-SD (src/wide/browse.c)
  * are on no interface: ifindex 0, ifname "dns".  Every other one is mDNS. */
 static bool from_dns(int ifindex, const char *ifname) { return ifindex == 0 && !strcmp(ifname, "dns"); }
+
+void lmd_rinst_addr(const struct lmd_rinst *ri, lmd_addr *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->addr, sizeof out->addr, "%s", ri->addr ? ri->addr : "");
+    snprintf(out->ifname, sizeof out->ifname, "%s", ri->addr_ifname ? ri->addr_ifname : "");
+    out->family = ri->addr_family;
+    out->ifindex = ri->addr_ifindex;
+}
+
+int lmd_rinst_txt(const struct lmd_rinst *ri, lmd_txt *out)
+{
+    *out = (lmd_txt){0};
+    for (size_t at = 0; at < ri->txt_len;) {
+        size_t n = ri->txt[at];
+        if (n > ri->txt_len - at - 1)
+            break; /* cannot be: rinst_fill wrote it */
+        int rc = lmd_txt_add_wire_item(out, ri->txt + at + 1, n, NULL);
+        if (rc == LMD_ENOMEM) {
+            lmd_txt_free(out);
+            return rc;
+        }
+        at += 1 + n;
+    }
+    return 0;
+}
 
 /* The nearest addresses first: mDNS (on our link) before DNS, then IPv4
  * before IPv6, then in text order. */
@@ -95,7 +122,7 @@ int lmd_peers_merge(struct lmd_peer *p)
         newest = near;
     char *host = lmd_strdup(newest->host);
     lmd_txt txt;
-    if ((newest->host && !host) || lmd_txt_copy(&txt, &newest->txt) != 0) {
+    if ((newest->host && !host) || lmd_rinst_txt(newest, &txt) != 0) {
         free(host);
         return LMD_ENOMEM;
     }
@@ -128,12 +155,12 @@ int lmd_peers_merge(struct lmd_peer *p)
             lmd_rival *r = &rivals[nr++];
             snprintf(r->host, sizeof r->host, "%s", in->host ? in->host : "");
             r->port = in->port;
-            r->addr = in->addr;
+            lmd_rinst_addr(in, &r->addr);
             continue;
         }
         flags |= in->flags;
-        if (in->addr.addr[0])
-            addrs[na++] = in->addr;
+        if (in->addr[0])
+            lmd_rinst_addr(in, &addrs[na++]);
     }
     /* sorted first, so that of an address seen over both sources the mDNS
      * one (with its interface) is kept */
@@ -173,7 +200,7 @@ int lmd_peers_merge(struct lmd_peer *p)
     p->speaker_dns = from_dns(newest->ifindex, newest->ifname);
     /* the speaking instance's domain: a signature is for the domain it was
      * published in (NAME.local over mDNS, NAME.DOMAIN in DNS) */
-    if (newest->domain[0] && (!n->domain || strcmp(n->domain, newest->domain) != 0)) {
+    if (newest->domain && newest->domain[0] && (!n->domain || strcmp(n->domain, newest->domain) != 0)) {
         char *d = lmd_strdup(newest->domain);
         if (d) {
             free(n->domain);

@@ -2,6 +2,7 @@
  * name; a LAN has hundreds of peers at most and changes are rare, so binary
  * search and memmove are plenty and keep snapshots in a stable order. */
 #include "registry/internal.h"
+#include "base/txt.h"
 #include "base/util.h"
 
 #include <math.h>
@@ -64,10 +65,8 @@ int lmd_peers_new(const struct lmd_peers_config *cfg, lmd_peers_event_cb ev, lmd
 
 static void peer_free(struct lmd_peer *p)
 {
-    for (size_t i = 0; i < p->n_insts; i++) {
-        free(p->insts[i].host);
-        lmd_txt_free(&p->insts[i].txt);
-    }
+    for (size_t i = 0; i < p->n_insts; i++)
+        free(p->insts[i].data);
     free(p->insts);
     free(p->pinfo);
     free(p->prefer_host);
@@ -87,6 +86,8 @@ void lmd_peers_free(lmd_peers *r)
         peer_free(r->peers[i]);
     free(r->peers);
     lmd_rejoin_free(r);
+    for (size_t i = 0; i < r->n_domains; i++)
+        free(r->domains[i]);
     free(r);
 }
 
@@ -147,27 +148,72 @@ unsigned lmd_peers_diff(const lmd_node_info *a, const lmd_node_info *b)
     return ch;
 }
 
-static int rinst_fill(struct lmd_rinst *ri, const struct lmd_instance *in, unsigned long seq)
+const char *lmd_peers_intern(lmd_peers *r, const char *d)
 {
-    char *host = lmd_strdup(in->host);
-    lmd_txt txt = {0};
-    if ((in->host && !host) || (in->txt && lmd_txt_copy(&txt, in->txt) != 0)) {
-        free(host);
+    for (size_t i = 0; i < r->n_domains; i++)
+        if (!strcmp(r->domains[i], d))
+            return r->domains[i];
+    if (r->n_domains == LMD_DOMAINS_MAX)
+        return NULL;
+    char *c = lmd_strdup(d);
+    if (c)
+        r->domains[r->n_domains++] = c;
+    return c;
+}
+
+static int rinst_fill(lmd_peers *r, struct lmd_rinst *ri, const struct lmd_instance *in, unsigned long seq)
+{
+    const char *domain = lmd_peers_intern(r, in->domain ? in->domain : "");
+    if (!domain)
         return LMD_ENOMEM;
+    /* one allocation: host NUL, address NUL, its interface NUL, the TXT
+     * record's wire bytes (each item at most LMD_TXT_ITEM_MAX: one length
+     * byte) */
+    const char *addr = in->addr ? in->addr->addr : "", *aif = in->addr ? in->addr->ifname : "";
+    size_t lh = in->host ? strlen(in->host) + 1 : 0, la = strnlen(addr, sizeof in->addr->addr) + 1,
+           li = strnlen(aif, sizeof in->addr->ifname) + 1, lt = in->txt ? lmd_txt_wire_size(in->txt) : 0;
+    char *data = malloc(lh + la + li + lt);
+    if (!data)
+        return LMD_ENOMEM;
+    char *at = data;
+    if (lh) {
+        memcpy(at, in->host, lh);
+        at += lh;
     }
-    free(ri->host);
-    lmd_txt_free(&ri->txt);
+    memcpy(at, addr, la - 1);
+    at[la - 1] = '\0';
+    at += la;
+    memcpy(at, aif, li - 1);
+    at[li - 1] = '\0';
+    at += li;
+    unsigned char *t = (unsigned char *)at;
+    for (size_t i = 0; in->txt && i < in->txt->n; i++) {
+        const lmd_txt_item *it = &in->txt->items[i];
+        size_t kl = strlen(it->key), n = kl + (it->has_value ? 1 + it->value_len : 0);
+        *t++ = (unsigned char)n;
+        memcpy(t, it->key, kl);
+        t += kl;
+        if (it->has_value) {
+            *t++ = '=';
+            if (it->value_len)
+                memcpy(t, it->value, it->value_len);
+            t += it->value_len;
+        }
+    }
+    free(ri->data);
+    ri->data = data;
+    ri->host = lh ? data : NULL;
+    ri->addr = data + lh;
+    ri->addr_ifname = data + lh + la;
+    ri->txt = (const unsigned char *)(data + lh + la + li);
+    ri->txt_len = lt;
+    ri->addr_family = in->addr ? in->addr->family : 0;
+    ri->addr_ifindex = in->addr ? in->addr->ifindex : 0;
     ri->ifindex = in->ifindex;
     snprintf(ri->ifname, sizeof ri->ifname, "%s", in->ifname ? in->ifname : "");
     ri->proto = in->proto;
-    snprintf(ri->domain, sizeof ri->domain, "%s", in->domain ? in->domain : "");
-    ri->host = host;
+    ri->domain = domain;
     ri->port = in->port;
-    if (in->addr)
-        ri->addr = *in->addr;
-    else
-        memset(&ri->addr, 0, sizeof ri->addr);
-    ri->txt = txt;
     ri->flags = in->flags;
     ri->seq = seq;
     ri->held_until = -1; /* seen: a goodbye held for it was not its own */
@@ -205,7 +251,7 @@ static int join(lmd_peers *r, const struct lmd_instance *in, double now, double 
     p->node.domain = lmd_strdup(in->domain);
     p->trust_until = p->trust_due = -1;
     if (!p->insts || !p->node.name || !p->node.type || !p->node.domain ||
-        rinst_fill(&p->insts[0], in, ++r->seq) != 0 || (p->n_insts = 1, remerge(r, p, now, wall) != 0)) {
+        rinst_fill(r, &p->insts[0], in, ++r->seq) != 0 || (p->n_insts = 1, remerge(r, p, now, wall) != 0)) {
         peer_free(p);
         return LMD_ENOMEM;
     }
@@ -303,10 +349,9 @@ int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, doub
     } else {
         /* what it held, should the new record be refused */
         kept = *ri;
-        ri->host = NULL;
-        memset(&ri->txt, 0, sizeof ri->txt);
+        ri->data = NULL;
     }
-    int rc = rinst_fill(ri, in, ++r->seq);
+    int rc = rinst_fill(r, ri, in, ++r->seq);
     if (rc == 0)
         rc = lmd_peers_merge(p);
     struct lmd_peers_verdict v = {0};
@@ -315,8 +360,7 @@ int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, doub
         /* a trusted peer is never displaced by an untrusted record (a
          * forgery, a replayed older state, an unsigned address): the
          * instance keeps what it held, and this is no sighting */
-        free(ri->host);
-        lmd_txt_free(&ri->txt);
+        free(ri->data);
         if (added)
             p->n_insts--;
         else
@@ -328,8 +372,7 @@ int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, doub
         return rc ? rc : mrc;
     }
     if (!added) {
-        free(kept.host);
-        lmd_txt_free(&kept.txt);
+        free(kept.data);
     } else {
         lmd_rejoin_note(p, in->ifindex, in->proto);
     }
@@ -408,8 +451,7 @@ static int drop_instance(lmd_peers *r, size_t at, struct lmd_rinst *ri, const ch
     lmd_node_info old;
     if (lmd_node_info_copy(&old, &p->node) != 0)
         return LMD_ENOMEM;
-    free(ri->host);
-    lmd_txt_free(&ri->txt);
+    free(ri->data);
     *ri = p->insts[--p->n_insts];
     double t = now < 0 ? r->last_now : now;
     int rc = remerge(r, p, t, t + r->wall_offset);

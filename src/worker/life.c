@@ -100,6 +100,9 @@ int lmd_worker_load(lmd_worker *w, lmd_worker_loaded_fn done, void *ud)
     size_t len = 0;
     lmd_err err = {0};
     if (buf && lmd_read_small_file(w->path, buf, SOURCE_MAX + 1, &len, NULL, &err) == 0) {
+        /* kept at its size, not the bound's (a mapping of 4 MiB otherwise) */
+        char *fit = realloc(buf, len + 1);
+        buf = fit ? fit : buf;
         w->trying = buf;
         w->trying_len = len;
     } else {

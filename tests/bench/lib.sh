@@ -126,7 +126,7 @@ minmax() {
 snapshot_bin() {
     [ -x "$BIN" ] || die "no lmdisc binary at $BIN (cmake --build build first, or set LMDISC_BIN)"
     local bt
-    bt=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$(dirname "$BIN")/CMakeCache.txt" 2>/dev/null)
+    bt=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$(dirname "$BIN")/CMakeCache.txt" 2>/dev/null || true)
     BIN_INFO="$(basename "$BIN") built $(date -u -r "$BIN" '+%Y-%m-%d %H:%M:%S UTC')${bt:+ ($bt)}, sha256 $(sha256sum "$BIN" | cut -c1-12)"
     mkdir -p "$1"
     cp "$BIN" "$1/lmdisc"
