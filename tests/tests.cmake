@@ -111,7 +111,8 @@ set_tests_properties(lab_hostile lab_worker lab_worker_attacks PROPERTIES RESOUR
 # timings of its own, as on a fresh clone): a 4-minute suite started last
 # would leave one core idle for its whole length.  Seconds, plain build.
 foreach(t_cost lab_wide_agent_named:250 lab_wide_agent_knot:190 lab_hostile:170 lab_worker:130
-        lab_register:110 lab_trust_verdicts:110 lab_worker_attacks:100 lab_api_bounds:55 lab_liveness:55
+        lab_wide_attacks_named:120 lab_wide_attacks_knot:120 lab_register:110 lab_trust_verdicts:110
+        lab_worker_attacks:100 lab_api_bounds:55 lab_liveness:55
         lab_announce_discover:50 lab_wide_site_knot:46 lab_wide_forged_named:45 lab_wide_forged_knot:45
         lab_wide_site_named:40)
   string(REPLACE ":" ";" t_cost ${t_cost})

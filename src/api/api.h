@@ -60,6 +60,7 @@ struct lmd_metrics {
     double dns_queries, dns_bytes_out, dns_bytes_in; /* what browsing the domain cost */
     double dns_unsigned;  /* answers dropped: not signed by the key (never believed) */
     double dns_skipped;   /* instances a walk skipped (an SRV at "." or outside the domain) */
+    double dns_stale;     /* signed answers from a secondary older than the zone already read (not believed) */
     const char *dns_read_server; /* where reads go now (wide_area.read, or the primary); NULL: not browsing */
     /* the policy worker: 0 running, 1 restarting, 2 suspended (3 starting) */
     double policy_state, policy_restarts;

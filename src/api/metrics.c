@@ -178,6 +178,10 @@ void lmd_api_handle_metrics(lmd_api *api, struct evhttp_request *req)
         metric(b, "lmdisc_dns_skipped_total", "counter",
                "Wide-area instances a read skipped: an SRV at \".\" or outside the domain, a host the server "
                "would not answer for.", m.dns_skipped);
+        metric(b, "lmdisc_dns_stale_total", "counter",
+               "Signed answers about the wide-area domain from a wide_area.read server at a serial older than "
+               "one already read (a secondary cut off from its primary); never believed, reads move on.",
+               m.dns_stale);
     }
     if (m.wide_area && m.dns_read_server) {
         /* the label is an address from the configuration or the server

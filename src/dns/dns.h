@@ -349,8 +349,10 @@ void lmd_dns_walk_cancel(lmd_dns_walk *w);
 /* ---- a reader's copy of a domain, for IXFR (zone.c) ------------------ */
 
 /* Only what reading services needs is kept, compactly (lmd_dns_rr is
- * 2 KiB a record): PTR records at TYPE.DOMAIN, SRV and TXT records of its
- * instances, and every A and AAAA (SRV targets may be anywhere). */
+ * 2 KiB a record): the SRV and TXT records of TYPE.DOMAIN's instances, and
+ * every A and AAAA (SRV targets may be anywhere).  The services are the
+ * SRV owners: the PTR RRset at TYPE.DOMAIN is every host's to write
+ * (zone.c). */
 struct lmd_dns_zrec {
     uint16_t type, port;
     char *owner, *target;

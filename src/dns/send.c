@@ -178,7 +178,8 @@ static void answer(lmd_dns_req *r, const uint8_t *wire, size_t len)
         }
         return;
     }
-    if (r->state == S_UDP && ldns_pkt_tc(pkt)) {
+    bool tc = r->state == S_UDP && ldns_pkt_tc(pkt);
+    if (tc && r->plain) {
         ldns_pkt_free(pkt);
         tcp_start(r);
         return;
@@ -201,12 +202,17 @@ static void answer(lmd_dns_req *r, const uint8_t *wire, size_t len)
     bool signed_ok = tsig && tsig_error == 0 &&
                      ldns_pkt_tsig_verify(pkt, wire, len, r->key_name, r->key_secret, r->c.msg->mac);
     ldns_pkt_free(pkt);
+    if (tc && (signed_ok || !r->c.msg->signed_read)) {
+        tcp_start(r); /* an update's TC is followed as it comes (the update is signed, its answer checked over TCP) */
+        return;
+    }
     if (!signed_ok && r->c.msg->signed_read) {
         /* a read: whoever answers in the server's place could have sent
          * it; nothing in it is believed, the rcode neither (a real BADKEY
-         * or BADSIG comes unsigned too: the timeout then says so) */
+         * or BADSIG comes unsigned too: the timeout then says so), nor a
+         * TC bit (a server signs its truncated answers, RFC 8945 5.3) */
         r->dropped++;
-        snprintf(r->dropped_what, sizeof r->dropped_what, "%s%s%s", lmd_dns_rcode_name(rcode),
+        snprintf(r->dropped_what, sizeof r->dropped_what, "%s%s%s%s", lmd_dns_rcode_name(rcode), tc ? ", truncated" : "",
                  tsig_error ? ", TSIG error " : "", tsig_error ? lmd_dns_rcode_name(tsig_error) : "");
         if (r->state == S_UDP) {
             if (arm(r, EV_READ | EV_TIMEOUT, r->attempt_end - lmd_now_mono()) != 0)

@@ -4,8 +4,15 @@
  * same lmd_dns_found a walk with queries gives.
  *
  * Only what browsing needs is kept, compactly (lmd_dns_rr is 2 KiB a
- * record): PTR records at TYPE.DOMAIN, SRV and TXT records under it, and
- * every A and AAAA (SRV targets may be anywhere in the zone).  A diff
+ * record): SRV and TXT records at INSTANCE.TYPE.DOMAIN, and every A and
+ * AAAA (SRV targets may be anywhere in the zone).  The services are the
+ * SRV owners, not the PTR records at TYPE.DOMAIN: that RRset is shared by
+ * every host of the domain (neither BIND nor Knot can grant a key only its
+ * own PTR data), so with PTRs any host's key could hide another host's
+ * services, by deleting their PTRs or by adding more PTRs than a reader
+ * lists (LMD_DNS_MAX_INSTANCES).  An instance's SRV and TXT are granted to
+ * its own host's key, and its publisher writes and withdraws them in the
+ * same update as its PTR (src/dns/update.c).  A diff
  * deletes records by value (owner, type and data, as RFC 1995 lists them)
  * and adds the new ones; a deletion of something we do not hold means our
  * copy is not the server's: the copy is dropped and the next read is a
@@ -40,8 +47,6 @@ static bool wanted(const lmd_dns_zone *zn, const char *type_zone, const lmd_dns_
     if (zn->live)
         return r->type == LMD_DNS_T_TXT && live_name(r->owner, type_zone);
     switch (r->type) {
-    case LMD_DNS_T_PTR:
-        return !strcasecmp(r->owner, type_zone) && lmd_dns_instance_name(r->target, type_zone);
     case LMD_DNS_T_SRV:
     case LMD_DNS_T_TXT: /* exactly INSTANCE.TYPE.ZONE: not a name below another instance */
         return lmd_dns_instance_name(r->owner, type_zone);
@@ -176,13 +181,14 @@ struct pick {
     char a4[46], a6[46];
 };
 
-/* The services of our type in the copy (PTR, then SRV and TXT by name,
- * then A and AAAA by host: sorted, so a large domain costs n log n). */
+/* The services of our type in the copy (the SRV owners, then SRV and TXT
+ * by name, then A and AAAA by host: sorted, so a large domain costs
+ * n log n). */
 int lmd_dns_zone_services(const lmd_dns_zone *zn, lmd_dns_found **out, size_t *n_out)
 {
     size_t k = 0, n = 0;
     for (size_t i = 0; i < zn->n; i++)
-        n += zn->r[i].type == LMD_DNS_T_PTR;
+        n += zn->r[i].type == LMD_DNS_T_SRV;
     lmd_dns_found *f = calloc(n ? n : 1, sizeof *f);
     lmd_dns_found **by_host = calloc(n ? n : 1, sizeof *by_host);
     struct pick *picks = calloc(n ? n : 1, sizeof *picks);
@@ -193,8 +199,8 @@ int lmd_dns_zone_services(const lmd_dns_zone *zn, lmd_dns_found **out, size_t *n
         return LMD_ENOMEM;
     }
     for (size_t i = 0; i < zn->n && k < LMD_DNS_MAX_INSTANCES; i++)
-        if (zn->r[i].type == LMD_DNS_T_PTR)
-            snprintf(f[k++].name, sizeof f->name, "%s", zn->r[i].label);
+        if (zn->r[i].type == LMD_DNS_T_SRV)
+            snprintf(f[k++].name, sizeof f->name, "%s", zn->r[i].owner_label);
     /* by name, each once */
     if (k > 1) {
         qsort(f, k, sizeof *f, by_name);

@@ -60,6 +60,10 @@ struct lmd_wide_browse {
     double dropped;             /* answers not signed by our key: dropped, never believed */
     double skipped;             /* instances skipped by a walk (an SRV that cannot be followed) */
     bool said_dropped;          /* the first dropped answer was logged */
+    uint32_t newest;            /* the newest serial read (RFC 1982): a read server's older one is stale */
+    bool have_newest;
+    double stale;               /* answers refused for a serial older than newest */
+    uint32_t said_stale;        /* the serial last said stale (said once per serial) */
     lmd_dns_zone zone;              /* for IXFR (src/dns/zone.c) */
     lmd_dns_xfr_req *xreq;      /* the transfer in flight */
     struct lmd_wsweeper *sweeper; /* sweep_key: following the liveness zone (sweep.c) */

@@ -10,6 +10,25 @@ host (it refuses the root network namespace, whose eth0 may be shared).
         client that believes the first answer believes the forgery.  TCP
         (transfers, big answers): every other connection is answered with an
         unsigned REFUSED; the others are relayed both ways unchanged.
+  rogue_dns.py replay LISTEN UPSTREAM
+        A man in the middle that replays genuine, signed answers
+        (test_wide_attacks.lua).  Each UDP query first gets the last
+        genuine answer the relay passed on (to whichever client, whatever
+        the question, signed with whichever key: another host's, the
+        sweeper's, the same client's to an older query) with the query's
+        ID, then the real answer.  TCP: every other connection is relayed
+        and its answer recorded (each client's first, third... connection);
+        the others get the last recorded answer
+        (a whole genuine transfer, signed for another request) with the
+        request's ID.  Logs "replayed KEY's answer for QNAME QTYPE to
+        QNAME QTYPE from CLIENT" and "replayed transfer (N messages, KEY)
+        to QNAME QTYPE from CLIENT".
+  rogue_dns.py tc LISTEN UPSTREAM
+        A man in the middle that answers each UDP query first with an
+        unsigned, empty answer that says truncated (TC), then relays the
+        real one; TCP is relayed, and each request over it logged ("tcp:
+        QNAME QTYPE"): a client that believes the forged TC asks again
+        over TCP (test_wide_attacks.lua).
   rogue_dns.py resolver LISTEN ZONE MNAME ADDR
         A hijacked resolver (a rogue DHCP / RA one): the SOA of ZONE (and of
         any name below it) names MNAME, MNAME's A is ADDR, everything else
@@ -170,6 +189,174 @@ def relay(listen, upstream):
         threading.Thread(target=one_tcp, args=(conn,), daemon=True).start()
 
 
+def signer(wire):
+    """The key name of the TSIG record in wire, or "unsigned"."""
+    try:
+        rr = DNS(wire).ar  # scapy 2.5: the additional records as a chain of layers
+        while rr is not None and hasattr(rr, "rrname"):
+            if rr.type == 250:
+                n = rr.rrname
+                return n.decode(errors="replace") if isinstance(n, bytes) else str(n)
+            rr = rr.payload if rr.payload else None
+    except Exception:  # noqa: BLE001
+        pass
+    return "unsigned"
+
+
+def replay(listen, upstream):
+    family = socket.AF_INET6 if ":" in listen else socket.AF_INET
+    udp = socket.socket(family, socket.SOCK_DGRAM)
+    udp.bind((listen, 53))
+    tcp = socket.socket(family, socket.SOCK_STREAM)
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tcp.bind((listen, 53))
+    tcp.listen(16)
+    state = {"last": None, "what": "", "tcp": {}, "stream": None, "stream_key": ""}
+    lock = threading.Lock()
+
+    def one_udp(data, addr):
+        try:
+            q = DNS(data)
+            _, name, qtype = qinfo(q)
+        except Exception:  # noqa: BLE001
+            q, name, qtype = None, "?", "?"
+        with lock:
+            old, what = state["last"], state["what"]
+        if q is not None and old is not None:
+            udp.sendto(data[:2] + old[2:], addr)
+            log("replayed %s to %s %s from %s" % (what, name, qtype, addr[0]))
+        with socket.socket(family, socket.SOCK_DGRAM) as up:
+            up.settimeout(3)
+            up.sendto(data, (upstream, 53))
+            try:
+                answer, _ = up.recvfrom(65535)
+            except OSError as e:
+                log("relay: no answer: %s" % e)
+                return
+        with lock:
+            state["last"] = answer
+            state["what"] = "%s's answer for %s %s" % (signer(answer), name, qtype)
+        udp.sendto(answer, addr)
+
+    def serve_udp():
+        while True:
+            data, addr = udp.recvfrom(65535)
+            threading.Thread(target=one_udp, args=(data, addr), daemon=True).start()
+
+    def one_tcp(conn, client):
+        with lock:
+            n = state["tcp"][client] = state["tcp"].get(client, 0) + 1
+            stream, key = state["stream"], state["stream_key"]
+            replaying = stream is not None and n % 2 == 0
+        with conn:
+            try:
+                req = read_frame(conn)
+                _, name, qtype = qinfo(DNS(req))
+                if replaying:
+                    conn.sendall(b"".join(frame(req[:2] + m[2:]) for m in stream))
+                    log("replayed transfer (%d messages, %s) to %s %s from %s" % (len(stream), key, name, qtype,
+                                                                              client))
+                    return
+                msgs = []
+                with socket.create_connection((upstream, 53), timeout=10) as up:
+                    up.sendall(frame(req))
+                    msgs.append(read_frame(up))
+                    conn.sendall(frame(msgs[0]))
+                    up.settimeout(1)  # the rest of a transfer: until the server pauses (it keeps the connection)
+                    while True:
+                        try:
+                            m = read_frame(up)
+                        except (OSError, EOFError):
+                            break
+                        msgs.append(m)
+                        conn.sendall(frame(m))
+                with lock:
+                    state["stream"], state["stream_key"] = msgs, signer(msgs[0])
+                log("tcp: relayed %s %s (%d messages)" % (name, qtype, len(msgs)))
+            except (OSError, ValueError, EOFError) as e:
+                log("tcp: %s" % e)
+
+    threading.Thread(target=serve_udp, daemon=True).start()
+    log("ready")
+    while True:
+        conn, addr = tcp.accept()
+        threading.Thread(target=one_tcp, args=(conn, addr[0]), daemon=True).start()
+
+
+def tc(listen, upstream):
+    family = socket.AF_INET6 if ":" in listen else socket.AF_INET
+    udp = socket.socket(family, socket.SOCK_DGRAM)
+    udp.bind((listen, 53))
+    tcp = socket.socket(family, socket.SOCK_STREAM)
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tcp.bind((listen, 53))
+    tcp.listen(16)
+
+    def one_udp(data, addr):
+        try:
+            q = DNS(data)
+            _, name, qtype = qinfo(q)
+            udp.sendto(bytes(DNS(id=q.id, qr=1, aa=1, tc=1, rd=q.rd, opcode=q.opcode, qd=q.qd)), addr)
+            log("forged TC for %s %s" % (name, qtype))
+        except Exception as e:  # noqa: BLE001
+            log("unparsed query: %s" % e)
+        with socket.socket(family, socket.SOCK_DGRAM) as up:
+            up.settimeout(3)
+            up.sendto(data, (upstream, 53))
+            try:
+                answer, _ = up.recvfrom(65535)
+            except OSError as e:
+                log("relay: no answer: %s" % e)
+                return
+        udp.sendto(answer, addr)
+
+    def serve_udp():
+        while True:
+            data, addr = udp.recvfrom(65535)
+            threading.Thread(target=one_udp, args=(data, addr), daemon=True).start()
+
+    def one_tcp(conn):
+        with conn:
+            try:
+                req = read_frame(conn)
+                _, name, qtype = qinfo(DNS(req))
+                log("tcp: %s %s" % (name, qtype))
+                with socket.create_connection((upstream, 53), timeout=10) as up:
+                    up.sendall(frame(req))
+                    conn.sendall(frame(read_frame(up)))
+                    up.settimeout(1)  # the rest of a transfer
+                    while True:
+                        try:
+                            m = read_frame(up)
+                        except (OSError, EOFError):
+                            break
+                        conn.sendall(frame(m))
+            except (OSError, ValueError, EOFError) as e:
+                log("tcp: %s" % e)
+
+    threading.Thread(target=serve_udp, daemon=True).start()
+    log("ready")
+    while True:
+        conn, _ = tcp.accept()
+        threading.Thread(target=one_tcp, args=(conn,), daemon=True).start()
+
+
+def frame(m):
+    return len(m).to_bytes(2, "big") + m
+
+
+def read_frame(sock):
+    def exact(n):
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise EOFError("closed")
+            data += chunk
+        return data
+    return exact(int.from_bytes(exact(2), "big"))
+
+
 def resolver(listen, zone, mname, addr):
     zone = zone.rstrip(".").lower() + "."
     mname = mname.rstrip(".").lower() + "."
@@ -200,6 +387,10 @@ def resolver(listen, zone, mname, addr):
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "relay":
         relay(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 4 and sys.argv[1] == "tc":
+        tc(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 4 and sys.argv[1] == "replay":
+        replay(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 6 and sys.argv[1] == "resolver":
         resolver(*sys.argv[2:])
     else:

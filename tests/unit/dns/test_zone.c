@@ -95,8 +95,8 @@ int main(void)
     lmd_dns_xfr x = {.kind = LMD_DNS_XFR_FULL, .serial = 10, .rrs = all, .n_rrs = LMD_ARRAY_LEN(all)};
     CHECK(lmd_dns_zone_take(&zn, TZ, &x) == 0, "AXFR taken");
     CHECK(zn.have && zn.serial == 10, "the copy is at serial 10 (have %d serial %u)", zn.have, zn.serial);
-    CHECK(zn.n == LMD_ARRAY_LEN(full), "%zu records kept of %zu (the other type's PTR is not)", zn.n,
-          LMD_ARRAY_LEN(all));
+    CHECK(zn.n == LMD_ARRAY_LEN(full) - 2, "%zu records kept of %zu (no PTR: the services are the SRV owners)",
+          zn.n, LMD_ARRAY_LEN(all));
     services(&zn, got, sizeof got);
     /* sorted by name; the lowest address of each family, whatever the order */
     CHECK(!strcmp(got, "a a.sd.test:8001 gemma 10.0.0.1 2001:db8::1;b b.sd.test:8002 - 10.0.0.2;"), "got %s", got);
@@ -143,6 +143,28 @@ int main(void)
     CHECK(lmd_dns_zone_take(&zn, TZ, &x5) == 0, "AXFR after the reset");
     services(&zn, got, sizeof got);
     CHECK(!strcmp(got, "c c.sd.test:7000 -;"), "got %s", got);
+
+    /* the PTR RRset is every host's to write (no server grants a key only
+     * its own PTR data): a service is its SRV, whatever the PTRs say.  c's
+     * PTR deleted by another host's key, more PTRs than a reader lists
+     * added (named to sort before c): c stays, the others are no service */
+    size_t nflood = LMD_DNS_MAX_INSTANCES + 10;
+    lmd_dns_rr *flood = calloc(nflood + 1, sizeof *flood);
+    CHECK(flood != NULL, "memory");
+    for (size_t i = 0; i < nflood; i++) {
+        char inst[16];
+        snprintf(inst, sizeof inst, "a%05zu", i);
+        flood[i] = ptr(inst);
+    }
+    lmd_dns_rr delc[] = {ptr("c")};
+    lmd_dns_xfr_diff d6 = {.from = 20, .to = 21, .deleted = delc, .n_deleted = 1, .added = flood, .n_added = nflood};
+    lmd_dns_xfr x6 = {.kind = LMD_DNS_XFR_DIFF, .serial = 21, .diffs = &d6, .n_diffs = 1};
+    CHECK(lmd_dns_zone_take(&zn, TZ, &x6) == 0, "IXFR: c's PTR deleted, a PTR flood added");
+    services(&zn, got, sizeof got);
+    CHECK(!strcmp(got, "c c.sd.test:7000 -;"), "c stays, the flood is no service: got %.200s", got);
+    CHECK(zn.n == 1, "the PTRs are not kept (%zu records)", zn.n);
+    free(flood);
+
     lmd_dns_zone_clear(&zn);
     CHECK(!zn.have && zn.n == 0 && zn.r == NULL, "cleared");
 
