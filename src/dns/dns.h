@@ -76,6 +76,9 @@ typedef struct lmd_dns_service {
     size_t n_addrs;
     uint32_t ttl;              /* of every record added */
     uint32_t lease;            /* > 0: an RFC 9664 update-lease EDNS option (LEASE = KEY-LEASE = lease s) */
+    const char *shard;         /* NULL or "": the PTR, SRV and TXT in ZONE; else one label, a shard of a
+                                * sharded domain: TYPE.SHARD.ZONE PTR INSTANCE.TYPE.SHARD.ZONE and its SRV
+                                * and TXT (HOST and the update's zone section stay ZONE) */
 } lmd_dns_service;
 
 enum { LMD_DNS_PUBLISH = 1, LMD_DNS_WITHDRAW = 2 };
@@ -309,6 +312,7 @@ const char *lmd_dns_rcode_name(int rcode);
 #define LMD_DNS_MAX_INSTANCES 16384
 typedef struct lmd_dns_found {
     char name[64];               /* the instance label, raw */
+    char shard[64];              /* where it was found: "" DOMAIN itself, else the shard SHARD.DOMAIN */
     char host[1025];             /* the SRV target as text, no final dot ("" without SRV) */
     uint16_t port;
     lmd_txt txt;
@@ -335,8 +339,11 @@ void lmd_dns_found_free(lmd_dns_found *f, size_t n);
 typedef struct lmd_dns_walk lmd_dns_walk;
 
 /* Read the services of type (e.g. "_lmserv._tcp") in domain from server,
- * once, with plain queries sent at once (RFC 6763: PTR of TYPE.DOMAIN,
- * then SRV and TXT of each instance, then A and AAAA of each SRV target).
+ * once, with plain queries sent at once (RFC 6763: the browse domains
+ * b._dns-sd._udp.DOMAIN PTR for the domain's shards, then PTR of
+ * TYPE.DOMAIN and of TYPE.SHARD.DOMAIN of each shard, then SRV and TXT of
+ * each instance, then A and AAAA of each SRV target; an SRV target must be
+ * in domain).
  * key: NULL for unsigned queries, else each query is TSIG-signed and each
  * answer must be signed by it.  cb runs once from the loop as soon as the
  * last answer came (or the first failure, or timeout_s for the whole walk),
@@ -349,10 +356,12 @@ void lmd_dns_walk_cancel(lmd_dns_walk *w);
 /* ---- a reader's copy of a domain, for IXFR (zone.c) ------------------ */
 
 /* Only what reading services needs is kept, compactly (lmd_dns_rr is
- * 2 KiB a record): the SRV and TXT records of TYPE.DOMAIN's instances, and
- * every A and AAAA (SRV targets may be anywhere).  The services are the
- * SRV owners: the PTR RRset at TYPE.DOMAIN is every host's to write
- * (zone.c). */
+ * 2 KiB a record): the SRV and TXT records of the instances at TYPE.DOMAIN
+ * and TYPE.SHARD.DOMAIN (any one-label SHARD), the browse domains
+ * (b._dns-sd._udp.DOMAIN PTR: which shards are listed), and every A and
+ * AAAA (SRV targets may be anywhere).  The services are the SRV owners:
+ * the PTR RRsets are every host's to write (zone.c).  TYPE is the first
+ * two labels of type_zone ("_lmserv._tcp"), DOMAIN the rest. */
 struct lmd_dns_zrec {
     uint16_t type, port;
     char *owner, *target;
@@ -368,6 +377,7 @@ typedef struct lmd_dns_zone {
     bool have;                   /* a copy is held: the next transfer may be an IXFR from serial */
     bool live;                   /* a liveness zone's copy (set before the first take): only the TXT records
                                   * INSTANCE.HOST.TYPE_ZONE are kept, TYPE_ZONE being the liveness zone */
+    char type_zone[1024];        /* as given to the last take */
 } lmd_dns_zone;
 
 void lmd_dns_zone_clear(lmd_dns_zone *zn);
@@ -376,10 +386,40 @@ void lmd_dns_zone_clear(lmd_dns_zone *zn);
  * is gone (out of memory, a diff that deletes what the copy does not hold,
  * a diff or "up to date" with no copy): read it whole next time. */
 int lmd_dns_zone_take(lmd_dns_zone *zn, const char *type_zone, const lmd_dns_xfr *x);
-/* The services in the copy, sorted by name, each once, with the lowest
+/* The services in the copy, of DOMAIN and of each shard it lists, sorted
+ * by name, each once (of one name in several shards: DOMAIN's, else the
+ * first shard's by name), with the lowest
  * IPv4 and IPv6 address of its SRV target (of several, the same one every
  * time); free with lmd_dns_found_free. */
 int lmd_dns_zone_services(const lmd_dns_zone *zn, lmd_dns_found **out, size_t *n);
+
+/* ---- sharded domains (shard.c, issue 20) ----------------------------- */
+
+/* One PTR RRset holds one record per service of a type, and an RRset must
+ * fit one DNS message (64 KiB: about 2,000 to 2,800 services; past it
+ * BIND and Knot fail the transfer and the query).  A domain with more
+ * lists shards, sub-domains one label below it in the same zone, among
+ * its browse domains (RFC 6763 section 11):
+ *     b._dns-sd._udp.DOMAIN  PTR  s0.DOMAIN
+ *     b._dns-sd._udp.DOMAIN  PTR  s1.DOMAIN ...
+ * and each publisher writes its PTR, SRV and TXT in one of them,
+ * TYPE.SN.DOMAIN (lmd_dns_shard_pick), its host's A/AAAA at HOST.DOMAIN
+ * as before.  Readers read DOMAIN itself and every listed shard (a
+ * transfer of the zone holds them all; a walk asks each).  A domain
+ * that lists none (or only itself) is read and written as before. */
+#define LMD_DNS_BROWSE_LIST "b._dns-sd._udp"
+#define LMD_DNS_MAX_SHARDS 256
+/* Whether name (text, no final dot) is a shard of domain: one plain label
+ * (letters, digits, '-', '_') below it; the label into label. */
+bool lmd_dns_shard_of(const char *name, const char *domain, char *label, size_t len);
+/* The shard of host (its first label, case-insensitive) among n labels:
+ * the highest of fmix64(FNV-1a-64("host/shard")) (rendezvous hashing): the same on
+ * every agent, whatever the order listed, and adding a shard moves only the
+ * hosts it takes.  -1 when n is 0. */
+long lmd_dns_shard_pick(const char *host, const char (*labels)[64], size_t n);
+/* TYPE.DOMAIN (shard NULL or "") or TYPE.SHARD.DOMAIN into out; false if
+ * it does not fit.  domain may end with a dot. */
+bool lmd_dns_type_zone(const char *type, const char *shard, const char *domain, char *out, size_t len);
 
 /* ---- the domain's primary server (server.c) ------------------------- */
 

@@ -220,9 +220,14 @@ static int build_update(const lmd_dns_service *svc, int mode, const lmd_dns_key 
                         lmd_err *err)
 {
     *out = NULL;
-    char tz[1024];
-    if (!svc->type || !svc->zone || snprintf(tz, sizeof tz, "%s.%s", svc->type, svc->zone) >= (int)sizeof tz)
+    char tz[1024], sz[1024], sl[64];
+    if (!svc->type || !svc->zone || !lmd_dns_type_zone(svc->type, svc->shard, svc->zone, tz, sizeof tz))
         return lmd_err_set(err, LMD_EINVAL, "service type and zone needed");
+    /* a shard: one plain label below the zone */
+    if (svc->shard && svc->shard[0] &&
+        (snprintf(sz, sizeof sz, "%s.%s", svc->shard, svc->zone) >= (int)sizeof sz ||
+         !lmd_dns_shard_of(sz, svc->zone, sl, sizeof sl) || strcmp(sl, svc->shard) != 0))
+        return lmd_err_set(err, LMD_EINVAL, "shard '%s' is not one label of letters, digits, '-' and '_'", svc->shard);
     /* a sweep or a withdraw may leave the host's addresses alone (host
      * NULL: another service of the host stays) */
     bool want_host = mode == LMD_DNS_PUBLISH || svc->host;

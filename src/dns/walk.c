@@ -1,5 +1,7 @@
-/* One read of a DNS-SD domain's services of a type (see dns.h): PTR, then
- * SRV and TXT of each instance, then A and AAAA of each SRV target, every
+/* One read of a DNS-SD domain's services of a type (see dns.h): the
+ * domain's browse list (its shards), then PTR of the domain and of each
+ * shard, then SRV and TXT of each instance, then A and AAAA of each SRV
+ * target, every
  * query sent as soon as what it needs is known, on the caller's loop
  * (lmd_dns_send), at most MAX_IN_FLIGHT at a time (each is a socket: a
  * domain of thousands of services must not run out of descriptors), the
@@ -31,22 +33,28 @@ struct q {
     size_t slot;            /* in w->qs */
 };
 
-struct later {              /* a query waiting for room: SRV, TXT, A or AAAA of an item */
+struct later {              /* a query waiting for room: SRV, TXT, A or AAAA of an item; PTR of a shard */
     int type;
     size_t idx;
 };
+
+/* q->idx of a PTR query: the browse list, the domain, shard k at SHARD0 + k */
+enum { LIST = 0, APEX = 1, SHARD0 = 2 };
 
 struct lmd_dns_walk {
     struct event_base *base;
     char server[64];
     char domain[1025];
     char type_zone[1025];
+    char type[256];
     const lmd_dns_key *key;
     double deadline;
     lmd_dns_walk_cb cb;
     void *arg;
     struct item *items;
-    size_t n_items;
+    size_t n_items, cap_items;
+    char (*shards)[64];     /* the shards the domain lists */
+    size_t n_shards;
     struct q **qs;
     size_t n_qs, cap_qs;
     struct later *later;
@@ -68,6 +76,7 @@ static void walk_free(lmd_dns_walk *w)
     }
     free(w->qs);
     free(w->later);
+    free(w->shards);
     for (size_t i = 0; i < w->n_items; i++)
         lmd_txt_free(&w->items[i].f.txt);
     free(w->items);
@@ -111,8 +120,20 @@ static void ask(lmd_dns_walk *w, int type, size_t idx)
     if (w->rc)
         return;
     if (w->n_qs < MAX_IN_FLIGHT) {
+        char tz[1100];
+        if (type == LMD_DNS_T_PTR) {
+            if (!lmd_dns_type_zone(w->type, idx >= SHARD0 ? w->shards[idx - SHARD0] : NULL, w->domain, tz, sizeof tz))
+                fail(w, LMD_EINVAL, "%s%s", "a shard's name is too long", "");
+            else
+                send_query(w, NULL, tz, type, idx);
+            return;
+        }
         bool addr = type == LMD_DNS_T_A || type == LMD_DNS_T_AAAA;
-        send_query(w, addr ? NULL : w->items[idx].f.name, addr ? w->items[idx].f.host : w->type_zone, type, idx);
+        if (!addr && !lmd_dns_type_zone(w->type, w->items[idx].f.shard, w->domain, tz, sizeof tz)) {
+            fail(w, LMD_EINVAL, "%s%s", "a shard's name is too long", "");
+            return;
+        }
+        send_query(w, addr ? NULL : w->items[idx].f.name, addr ? w->items[idx].f.host : tz, type, idx);
         return;
     }
     if (w->n_later == w->cap_later) {
@@ -224,23 +245,60 @@ static bool in_domain(const char *name, const char *domain)
                                                        !strcasecmp(name + n - d, domain));
 }
 
-static void on_ptr(lmd_dns_walk *w, const lmd_dns_rr *rrs, size_t n)
+/* The browse list: the domain, and each shard it lists (b._dns-sd._udp
+ * PTR SHARD.DOMAIN; other names, the domain itself, repeats skipped). */
+static void on_list(lmd_dns_walk *w, const lmd_dns_rr *rrs, size_t n)
 {
-    w->items = calloc(n ? n : 1, sizeof *w->items);
-    if (!w->items) {
+    w->shards = calloc(LMD_DNS_MAX_SHARDS, sizeof *w->shards);
+    if (!w->shards) {
         fail(w, LMD_ENOMEM, "%s%s", "out of memory", "");
         return;
     }
-    for (size_t i = 0; i < n && w->n_items < LMD_DNS_MAX_INSTANCES; i++) {
+    for (size_t i = 0; i < n && w->n_shards < LMD_DNS_MAX_SHARDS; i++) {
+        char label[64];
         bool dup = false;
-        for (size_t j = 0; j < w->n_items; j++)
-            dup = dup || !strcmp(w->items[j].f.name, rrs[i].label);
-        /* only INSTANCE.TYPE.DOMAIN, each instance once */
-        if (dup || !lmd_dns_instance_name(rrs[i].target, w->type_zone))
+        if (!lmd_dns_shard_of(rrs[i].target, w->domain, label, sizeof label))
             continue;
-        snprintf(w->items[w->n_items++].f.name, sizeof w->items->f.name, "%s", rrs[i].label);
+        for (size_t j = 0; j < w->n_shards && !dup; j++)
+            dup = !strcasecmp(w->shards[j], label);
+        if (!dup)
+            memcpy(w->shards[w->n_shards++], label, sizeof label);
     }
-    for (size_t i = 0; i < w->n_items; i++) {
+    ask(w, LMD_DNS_T_PTR, APEX);
+    for (size_t i = 0; i < w->n_shards; i++)
+        ask(w, LMD_DNS_T_PTR, SHARD0 + i);
+}
+
+/* One PTR set: of the domain (idx APEX) or of a shard.  An RRset holds
+ * each record once; the same instance in two places is read from both,
+ * and the reader keeps one. */
+static void on_ptr(lmd_dns_walk *w, size_t idx, const lmd_dns_rr *rrs, size_t n)
+{
+    const char *shard = idx >= SHARD0 ? w->shards[idx - SHARD0] : "";
+    char tz[1100];
+    if (!lmd_dns_type_zone(w->type, shard, w->domain, tz, sizeof tz))
+        return;
+    if (w->n_items + n > w->cap_items) {
+        size_t cap = w->n_items + n + 16;
+        struct item *more = realloc(w->items, cap * sizeof *more);
+        if (!more) {
+            fail(w, LMD_ENOMEM, "%s%s", "out of memory", "");
+            return;
+        }
+        memset(more + w->n_items, 0, (cap - w->n_items) * sizeof *more);
+        w->items = more;
+        w->cap_items = cap;
+    }
+    size_t first = w->n_items;
+    for (size_t i = 0; i < n && w->n_items < LMD_DNS_MAX_INSTANCES; i++) {
+        /* only INSTANCE.TYPE.[SHARD.]DOMAIN */
+        if (!lmd_dns_instance_name(rrs[i].target, tz))
+            continue;
+        struct item *it = &w->items[w->n_items++];
+        snprintf(it->f.name, sizeof it->f.name, "%s", rrs[i].label);
+        snprintf(it->f.shard, sizeof it->f.shard, "%s", shard);
+    }
+    for (size_t i = first; i < w->n_items; i++) {
         ask(w, LMD_DNS_T_SRV, i);
         ask(w, LMD_DNS_T_TXT, i);
     }
@@ -251,7 +309,10 @@ static void on_rrs(lmd_dns_walk *w, const struct q *q, lmd_dns_rr *rrs, size_t n
     struct item *it = q->type == LMD_DNS_T_PTR ? NULL : &w->items[q->idx];
     switch (q->type) {
     case LMD_DNS_T_PTR:
-        on_ptr(w, rrs, n);
+        if (q->idx == LIST)
+            on_list(w, rrs, n);
+        else
+            on_ptr(w, q->idx, rrs, n);
         break;
     case LMD_DNS_T_SRV:
         if (n == 0)
@@ -314,7 +375,7 @@ static void on_answer(const lmd_dns_result *res, void *arg)
     /* NXDOMAIN is an answer: nothing there (signed queries report it as a failure) */
     bool empty = res->rcode == 3 && res->answer && res->verified; /* a forged NXDOMAIN must not hide a service */
     if (res->rc != 0 && !empty) {
-        const char *what = mine.type == LMD_DNS_T_PTR ? "the service list" : mine.type == LMD_DNS_T_SRV ? "SRV"
+        const char *what = mine.type == LMD_DNS_T_PTR ? (mine.idx == LIST ? "the browse domains" : "the service list") : mine.type == LMD_DNS_T_SRV ? "SRV"
                            : mine.type == LMD_DNS_T_TXT ? "TXT" : "an address";
         char why[600];
         snprintf(why, sizeof why, "%s: %s", what, res->text);
@@ -329,7 +390,8 @@ static void on_answer(const lmd_dns_result *res, void *arg)
             on_rrs(w, &mine, rrs, n);
         lmd_dns_rrs_free(rrs, n);
     } else if (!w->rc && mine.type == LMD_DNS_T_PTR) {
-        on_ptr(w, NULL, 0);
+        if (mine.idx == LIST)
+            on_list(w, NULL, 0);
     }
     ask_later(w);
     if ((w->n_qs == 0 && w->next_later == w->n_later) || w->rc)
@@ -350,7 +412,7 @@ int lmd_dns_walk_start(struct event_base *base, const char *server, const char *
     size_t dl = strlen(domain);
     while (dl > 1 && domain[dl - 1] == '.')
         dl--;
-    if (strlen(server) >= sizeof w->server || dl + strlen(type) + 2 > sizeof w->type_zone) {
+    if (strlen(server) >= sizeof w->server || dl + strlen(type) + 2 > sizeof w->type_zone || strlen(type) >= sizeof w->type) {
         free(w);
         return lmd_err_set(err, LMD_EINVAL, "server, domain or type too long");
     }
@@ -363,7 +425,11 @@ int lmd_dns_walk_start(struct event_base *base, const char *server, const char *
     w->type_zone[strlen(type)] = '.';
     memcpy(w->type_zone + strlen(type) + 1, domain, dl);
     w->type_zone[strlen(type) + 1 + dl] = '\0';
-    send_query(w, NULL, w->type_zone, LMD_DNS_T_PTR, 0);
+    memcpy(w->type, type, strlen(type) + 1);
+    /* the browse domains first: the shards to read besides the domain */
+    char list[1100];
+    snprintf(list, sizeof list, "%s.%s", LMD_DNS_BROWSE_LIST, w->domain);
+    send_query(w, NULL, list, LMD_DNS_T_PTR, LIST);
     if (w->rc) {
         lmd_err_set(err, w->rc, "%s", w->text);
         int rc = w->rc;

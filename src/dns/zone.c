@@ -42,14 +42,66 @@ static bool live_name(const char *name, const char *zone)
     return dots == 1;
 }
 
+/* The part of name after its first label (escapes read: an instance's
+ * dots are escaped in text) */
+static const char *parent_of(const char *name)
+{
+    for (const char *p = name; *p; p++) {
+        if (*p == '\\') {
+            if (!p[1])
+                return NULL;
+            p += isdigit((unsigned char)p[1]) && p[2] && p[3] ? 3 : 1;
+            continue;
+        }
+        if (*p == '.')
+            return p + 1;
+    }
+    return NULL;
+}
+
+/* type_zone "TYPE.DOMAIN" (TYPE two labels, "_lmserv._tcp"): its domain */
+static const char *domain_of(const char *type_zone)
+{
+    const char *d = strchr(type_zone, '.');
+    d = d ? strchr(d + 1, '.') : NULL;
+    return d ? d + 1 : "";
+}
+
+/* name is TYPE.DOMAIN (shard "") or TYPE.SHARD.DOMAIN */
+static bool browse_name(const char *name, const char *type_zone, char shard[64])
+{
+    shard[0] = '\0';
+    if (!strcasecmp(name, type_zone))
+        return true;
+    size_t t = (size_t)(domain_of(type_zone) - type_zone); /* "TYPE." */
+    char sz[1100];
+    if (t == 0 || strncasecmp(name, type_zone, t) != 0)
+        return false;
+    snprintf(sz, sizeof sz, "%s", name + t);
+    return lmd_dns_shard_of(sz, domain_of(type_zone), shard, 64);
+}
+
+/* b._dns-sd._udp.DOMAIN */
+static bool list_name(const char *name, const char *type_zone)
+{
+    size_t l = strlen(LMD_DNS_BROWSE_LIST);
+    return !strncasecmp(name, LMD_DNS_BROWSE_LIST, l) && name[l] == '.' &&
+           !strcasecmp(name + l + 1, domain_of(type_zone));
+}
+
 static bool wanted(const lmd_dns_zone *zn, const char *type_zone, const lmd_dns_rr *r)
 {
     if (zn->live)
         return r->type == LMD_DNS_T_TXT && live_name(r->owner, type_zone);
+    char shard[64];
+    const char *up;
     switch (r->type) {
+    case LMD_DNS_T_PTR: /* only the shards the domain lists: services are SRV owners */
+        return list_name(r->owner, type_zone);
     case LMD_DNS_T_SRV:
-    case LMD_DNS_T_TXT: /* exactly INSTANCE.TYPE.ZONE: not a name below another instance */
-        return lmd_dns_instance_name(r->owner, type_zone);
+    case LMD_DNS_T_TXT: /* exactly INSTANCE.TYPE.[SHARD.]ZONE: not a name below another instance */
+        up = parent_of(r->owner);
+        return up && browse_name(up, type_zone, shard) && lmd_dns_instance_name(r->owner, up);
     case LMD_DNS_T_A:
     case LMD_DNS_T_AAAA:
         return true;
@@ -112,11 +164,16 @@ void lmd_dns_zone_clear(lmd_dns_zone *zn)
     for (size_t i = 0; i < zn->n; i++)
         zrec_free(&zn->r[i]);
     free(zn->r);
-    *zn = (lmd_dns_zone){.live = zn->live}; /* what it copies stays */
+    bool live = zn->live; /* what it copies stays */
+    char tz[sizeof zn->type_zone];
+    memcpy(tz, zn->type_zone, sizeof tz);
+    *zn = (lmd_dns_zone){.live = live};
+    memcpy(zn->type_zone, tz, sizeof tz);
 }
 
 int lmd_dns_zone_take(lmd_dns_zone *zn, const char *type_zone, const lmd_dns_xfr *x)
 {
+    snprintf(zn->type_zone, sizeof zn->type_zone, "%s", type_zone);
     if (x->kind == LMD_DNS_XFR_FULL) {
         lmd_dns_zone_clear(zn);
         for (size_t i = 0; i < x->n_rrs; i++)
@@ -162,6 +219,14 @@ static int by_name(const void *x, const void *y)
     return strcmp(((const lmd_dns_found *)x)->name, ((const lmd_dns_found *)y)->name);
 }
 
+/* by name, then DOMAIN's before the shards', the shards by label */
+static int by_name_shard(const void *x, const void *y)
+{
+    const lmd_dns_found *a = x, *b = y;
+    int c = strcmp(a->name, b->name);
+    return c ? c : strcmp(a->shard, b->shard);
+}
+
 static int host_cmp(const void *x, const void *y)
 {
     const lmd_dns_found *a = *(const lmd_dns_found *const *)x, *b = *(const lmd_dns_found *const *)y;
@@ -186,24 +251,44 @@ struct pick {
  * n log n). */
 int lmd_dns_zone_services(const lmd_dns_zone *zn, lmd_dns_found **out, size_t *n_out)
 {
-    size_t k = 0, n = 0;
+    size_t k = 0, n = 0, n_shards = 0;
+    const char *tz = zn->type_zone;
+    char (*shards)[64] = calloc(LMD_DNS_MAX_SHARDS, sizeof *shards), label[64];
     for (size_t i = 0; i < zn->n; i++)
         n += zn->r[i].type == LMD_DNS_T_SRV;
     lmd_dns_found *f = calloc(n ? n : 1, sizeof *f);
     lmd_dns_found **by_host = calloc(n ? n : 1, sizeof *by_host);
     struct pick *picks = calloc(n ? n : 1, sizeof *picks);
-    if (!f || !by_host || !picks) {
+    if (!f || !by_host || !picks || !shards) {
         free(f);
         free(by_host);
         free(picks);
+        free(shards);
         return LMD_ENOMEM;
     }
-    for (size_t i = 0; i < zn->n && k < LMD_DNS_MAX_INSTANCES; i++)
-        if (zn->r[i].type == LMD_DNS_T_SRV)
-            snprintf(f[k++].name, sizeof f->name, "%s", zn->r[i].owner_label);
-    /* by name, each once */
+    /* the shards the domain lists (b._dns-sd._udp PTR SHARD.DOMAIN) */
+    for (size_t i = 0; i < zn->n && n_shards < LMD_DNS_MAX_SHARDS; i++)
+        if (zn->r[i].type == LMD_DNS_T_PTR && list_name(zn->r[i].owner, tz) && zn->r[i].target &&
+            lmd_dns_shard_of(zn->r[i].target, domain_of(tz), label, sizeof label))
+            memcpy(shards[n_shards++], label, sizeof label);
+    /* the services: the SRV owners at TYPE.DOMAIN and TYPE.SHARD.DOMAIN */
+    for (size_t i = 0; i < zn->n && k < LMD_DNS_MAX_INSTANCES; i++) {
+        const struct lmd_dns_zrec *r = &zn->r[i];
+        const char *up = r->type == LMD_DNS_T_SRV ? parent_of(r->owner) : NULL;
+        if (!up || !browse_name(up, tz, label))
+            continue;
+        bool listed = !label[0];
+        for (size_t j = 0; j < n_shards && !listed; j++)
+            listed = !strcasecmp(shards[j], label);
+        if (!listed)
+            continue; /* a shard the domain does not list (any more): not read */
+        snprintf(f[k].name, sizeof f->name, "%s", r->owner_label);
+        snprintf(f[k++].shard, sizeof f->shard, "%s", label);
+    }
+    free(shards);
+    /* by name, each once (of one name in several places, the first) */
     if (k > 1) {
-        qsort(f, k, sizeof *f, by_name);
+        qsort(f, k, sizeof *f, by_name_shard);
         size_t u = 1;
         for (size_t i = 1; i < k; i++)
             if (strcmp(f[i].name, f[u - 1].name) != 0)
@@ -217,11 +302,14 @@ int lmd_dns_zone_services(const lmd_dns_zone *zn, lmd_dns_found **out, size_t *n
         lmd_dns_found key;
         snprintf(key.name, sizeof key.name, "%s", r->owner_label);
         lmd_dns_found *x = k ? bsearch(&key, f, k, sizeof *f, by_name) : NULL;
-        if (x && r->type == LMD_DNS_T_SRV && !x->srv && r->target) {
+        const char *up = x ? parent_of(r->owner) : NULL;
+        if (!up || !browse_name(up, tz, label) || strcasecmp(label, x->shard) != 0)
+            continue; /* the same name in another shard */
+        if (r->type == LMD_DNS_T_SRV && !x->srv && r->target) {
             x->srv = true;
             x->port = r->port;
             snprintf(x->host, sizeof x->host, "%s", r->target);
-        } else if (x && r->type == LMD_DNS_T_TXT && !x->txt_ok && lmd_txt_copy(&x->txt, &r->txt) == 0) {
+        } else if (r->type == LMD_DNS_T_TXT && !x->txt_ok && lmd_txt_copy(&x->txt, &r->txt) == 0) {
             x->txt_ok = true;
         }
     }

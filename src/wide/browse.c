@@ -292,6 +292,7 @@ int lmd_wb_take_found(lmd_wide_browse *b, const lmd_dns_found *in, size_t n)
         const lmd_dns_found *w = &in[i];
         struct lmd_wfound *c = &f[k++];
         snprintf(c->name, sizeof c->name, "%s", w->name);
+        snprintf(c->shard, sizeof c->shard, "%s", w->shard);
         snprintf(c->host, sizeof c->host, "%s", w->host);
         c->port = w->port;
         c->srv = w->srv;

@@ -12,6 +12,7 @@
 
 struct lmd_wfound {
     char name[64];
+    char shard[64];         /* where it is: "" the domain, else the shard SHARD.DOMAIN */
     char host[1025];
     uint16_t port;
     lmd_txt txt;            /* without lmd-live: what the registry sees */
@@ -27,6 +28,7 @@ struct lmd_wfound {
 struct lmd_wsweep {                  /* one compare-and-delete, in flight or waiting */
     struct lmd_wide_browse *b;
     char name[64];
+    char shard[64];             /* of the browse records: "" the domain, else SHARD.DOMAIN */
     lmd_txt full;               /* the stale TXT: the prerequisite */
     bool live;                  /* of the liveness record INSTANCE.HOST._live.DOMAIN (sweep.c) */
     char host[64], stale[32];   /* live: its HOST label and stale lmd-live value (the prerequisite) */

@@ -123,6 +123,7 @@ static void on_swept(const lmd_dns_result *res, void *arg)
         if (next) {
             next->full = sw->full;
             memset(&sw->full, 0, sizeof sw->full);
+            memcpy(next->shard, sw->shard, sizeof next->shard);
         }
         b->swept[0]++;
         lmd_debug("wide-area browse: removed the stale liveness record of \"%s\"; now its records", e);
@@ -169,7 +170,7 @@ static bool send_sweep(lmd_wide_browse *b, struct lmd_wsweep *sw)
      * points at are not read by any browser; the host replaces them when
      * it publishes again. */
     lmd_dns_service svc = {.zone = wd->cfg->wide_area.domain, .instance = sw->name,
-                           .type = lmd_wide_type(wd->cfg),
+                           .type = lmd_wide_type(wd->cfg), .shard = sw->shard,
                            .host = NULL, .txt = &sw->full};
     lmd_dns_msg *m = NULL;
     lmd_err err = {0};
@@ -262,8 +263,10 @@ void lmd_wb_sweep_live(lmd_wide_browse *b, const char *name, const char *host, c
     if (!sw)
         return;
     sw->live = true;
-    if (then && lmd_txt_copy(&sw->full, &then->full) == 0)
+    if (then && lmd_txt_copy(&sw->full, &then->full) == 0) {
         sw->then_browse = true;
+        memcpy(sw->shard, then->shard, sizeof sw->shard);
+    }
     snprintf(sw->host, sizeof sw->host, "%s", host);
     snprintf(sw->stale, sizeof sw->stale, "%s", stale);
 }
@@ -271,6 +274,8 @@ void lmd_wb_sweep_live(lmd_wide_browse *b, const char *name, const char *host, c
 void lmd_wb_sweep(lmd_wide_browse *b, const struct lmd_wfound *f)
 {
     struct lmd_wsweep *sw = new_sweep(b, f->name);
+    if (sw)
+        memcpy(sw->shard, f->shard, sizeof sw->shard);
     if (sw && lmd_txt_copy(&sw->full, &f->full) != 0) {
         b->swept[2]++;
         forget_sweep(b, sw);

@@ -165,7 +165,9 @@ void lmd_wp_send(struct lmd_wpub *p, int mode, bool with_host)
         arm(p, LMD_WP_RETRY_MAX);
         return;
     }
-    lmd_dns_service svc = {.zone = w->domain, .instance = p->name, .type = w->type,
+    if (mode == LMD_DNS_PUBLISH)
+        memcpy(p->at, w->shard, sizeof p->at);
+    lmd_dns_service svc = {.zone = w->domain, .instance = p->name, .type = w->type, .shard = p->at,
                            .host = mode == LMD_DNS_PUBLISH || with_host ? w->host : NULL, .port = pub_port(p),
                            .txt = &txt, .addrs = ap, .n_addrs = n, .ttl = ttl, .lease = w->lease};
     lmd_dns_msg *msg = NULL;
@@ -241,6 +243,8 @@ void lmd_wp_sync(struct lmd_wpub *p, bool force)
         return;
     }
     if (lmd_wp_wanted(p)) {
+        if (!p->w->shard_known)
+            return; /* published once the domain's shards are read (shardpub.c) */
         char addrs[LMD_WP_MAX_ADDRS][64];
         char *now = content_key(p, addrs, lmd_dns_routable_addrs(addrs, LMD_WP_MAX_ADDRS));
         bool same = now && p->published && p->sent && !strcmp(now, p->sent);
@@ -335,7 +339,7 @@ static void log_failure(struct lmd_wpub *p, int result, const lmd_dns_result *re
         lmd_warn("wide-area: %s; trying again in %g s (mDNS unaffected)", p->why, again);
         return;
     }
-    lmd_dns_service svc = {.zone = w->domain, .instance = p->name, .type = w->type, .host = w->host};
+    lmd_dns_service svc = {.zone = w->domain, .instance = p->name, .type = w->type, .host = w->host, .shard = p->at};
     char why[1024];
     lmd_dns_update_explain(res, &svc, lmd_dns_key_name(w->key), w->wd->cfg->wide_area.key, why, sizeof why);
     snprintf(p->why, sizeof p->why, "%s", why);

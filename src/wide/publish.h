@@ -34,6 +34,7 @@ struct lmd_wpub {
     bool published;         /* the zone holds our records, as of the last answer */
     char *sent;             /* what the zone holds (content key), NULL when withdrawn */
     char *req_content;      /* what the update in flight sends */
+    char at[64];            /* the shard of the last publish sent ("" the domain): where a withdraw goes */
     unsigned fails;
     char why[1024];         /* the last failure, one line (/v1/self) */
     uint32_t seq;           /* of lmd-live: random start (a restart is a change too) */
@@ -59,6 +60,12 @@ struct lmd_wide_set {
     size_t n_lreqs;
     bool live_failing;      /* the last one failed (said once) */
     double live_counts[2];  /* applied, failed */
+    /* the shard this host publishes in (shardpub.c) */
+    char shard[64];         /* "" the domain itself */
+    bool shard_known;       /* nothing is published before */
+    unsigned shard_fails;
+    lmd_dns_req *shard_req;
+    struct event *shard_timer;
 };
 
 /* publish.c */
@@ -77,6 +84,10 @@ void lmd_wp_sync(struct lmd_wpub *p, bool force);
 /* livepub.c: write the service's liveness record (alive), or delete it */
 void lmd_wp_live(struct lmd_wpub *p, bool alive);
 void lmd_wp_live_free_all(lmd_wide_set *w);
+
+/* shardpub.c: read the domain's shards (then lmd_wide_sync); free */
+void lmd_wp_shard_start(lmd_wide_set *w);
+void lmd_wp_shard_free(lmd_wide_set *w);
 
 /* set.c: a retired (or stopping) publisher with no update in flight is freed */
 void lmd_wp_retired_check(lmd_wide_set *w);

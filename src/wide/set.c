@@ -40,6 +40,7 @@ static void wide_free(lmd_wide_set *w)
         lmd_wp_free(p);
     }
     lmd_wp_live_free_all(w);
+    lmd_wp_shard_free(w);
     lmd_dns_key_free(w->key);
     free(w->domain);
     free(w->server);
@@ -87,7 +88,7 @@ static int set_start(lmd_wide *wd, lmd_err *err)
         lmd_info("wide-area: no announce { }: nothing to publish in %s but services registered through the API",
                  w->domain);
     wd->host.registered(wd->host.ud, wd); /* those registered before (a reload, a server found late) */
-    lmd_wide_sync(wd);
+    lmd_wp_shard_start(w); /* then lmd_wide_sync */
     return 0;
 }
 

@@ -206,6 +206,40 @@ static void test_update(void)
     }
     lmd_dns_msg_free(m);
 
+    /* in a shard (issue 20): PTR, SRV and TXT under s3, the host's
+     * addresses and the update's zone as before; a shard that is not one
+     * plain label is refused */
+    svc.shard = "s3";
+    rc = lmd_dns_update_build(&svc, LMD_DNS_PUBLISH, k, &m, &err);
+    CHECK(rc == 0 && m, "%s", err.msg);
+    p = m ? parse(m) : NULL;
+    if (p) {
+        ldns_rr *zone = ldns_rr_list_rr(ldns_pkt_question(p), 0);
+        char *z = zone ? ldns_rdf2str(ldns_rr_owner(zone)) : NULL;
+        CHECK(z && strcmp(z, "sd.lab.") == 0, "sharded: zone section %s", z ? z : "?");
+        free(z);
+        static const char *const SWANT[] = {
+            "_lmserv._tcp.s3.sd.lab. 0 NONE PTR GPU\\032box\\0321\\.a._lmserv._tcp.s3.sd.lab.",
+            "GPU\\032box\\0321\\.a._lmserv._tcp.s3.sd.lab. 0 ANY SRV \\# 0",
+            "GPU\\032box\\0321\\.a._lmserv._tcp.s3.sd.lab. 0 ANY TXT \\# 0",
+            "h1.sd.lab. 0 ANY A \\# 0",
+            "h1.sd.lab. 0 ANY AAAA \\# 0",
+            "_lmserv._tcp.s3.sd.lab. 120 IN PTR GPU\\032box\\0321\\.a._lmserv._tcp.s3.sd.lab.",
+            "GPU\\032box\\0321\\.a._lmserv._tcp.s3.sd.lab. 120 IN SRV 0 0 8000 h1.sd.lab.",
+            "GPU\\032box\\0321\\.a._lmserv._tcp.s3.sd.lab. 120 IN TXT \"info=gemma Q4_0\" \"gpu\"",
+            "h1.sd.lab. 120 IN A 10.77.1.1",
+            "h1.sd.lab. 120 IN AAAA fd77:0:0:1::1",
+        };
+        expect_rrs(p, SWANT, sizeof SWANT / sizeof *SWANT);
+        ldns_pkt_free(p);
+    }
+    lmd_dns_msg_free(m);
+    m = NULL;
+    svc.shard = "a.b";
+    rc = lmd_dns_update_build(&svc, LMD_DNS_PUBLISH, k, &m, &err);
+    CHECK(rc != 0 && !m && strstr(err.msg, "shard 'a.b' is not one label"), "%d %s", rc, err.msg);
+    svc.shard = NULL;
+
     /* withdraw: the deletes alone */
     svc.txt = NULL;
     rc = lmd_dns_update_build(&svc, LMD_DNS_WITHDRAW, k, &m, &err);

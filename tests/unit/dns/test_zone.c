@@ -40,6 +40,44 @@ static lmd_dns_rr txt(const char *inst, const char *model)
     return r;
 }
 
+/* in shard SHARD of sd.test */
+static lmd_dns_rr sptr(const char *shard, const char *inst)
+{
+    lmd_dns_rr r = {.type = LMD_DNS_T_PTR};
+    snprintf(r.owner, sizeof r.owner, "_lmserv._tcp.%s.sd.test", shard);
+    snprintf(r.owner_label, sizeof r.owner_label, "_lmserv");
+    snprintf(r.label, sizeof r.label, "%s", inst);
+    snprintf(r.target, sizeof r.target, "%s._lmserv._tcp.%s.sd.test", inst, shard);
+    return r;
+}
+
+static lmd_dns_rr ssrv(const char *shard, const char *inst, uint16_t port)
+{
+    lmd_dns_rr r = {.type = LMD_DNS_T_SRV, .port = port};
+    snprintf(r.owner, sizeof r.owner, "%s._lmserv._tcp.%s.sd.test", inst, shard);
+    snprintf(r.owner_label, sizeof r.owner_label, "%s", inst);
+    snprintf(r.target, sizeof r.target, "%s.sd.test", inst);
+    return r;
+}
+
+static lmd_dns_rr stxt(const char *shard, const char *inst, const char *model)
+{
+    lmd_dns_rr r = txt(inst, model);
+    snprintf(r.owner, sizeof r.owner, "%s._lmserv._tcp.%s.sd.test", inst, shard);
+    return r;
+}
+
+/* b._dns-sd._udp.sd.test PTR target */
+static lmd_dns_rr list(const char *target)
+{
+    lmd_dns_rr r = {.type = LMD_DNS_T_PTR};
+    snprintf(r.owner, sizeof r.owner, "b._dns-sd._udp.sd.test");
+    snprintf(r.owner_label, sizeof r.owner_label, "b");
+    snprintf(r.label, sizeof r.label, "%.63s", target);
+    snprintf(r.target, sizeof r.target, "%s", target);
+    return r;
+}
+
 static lmd_dns_rr addr(const char *host, const char *a)
 {
     lmd_dns_rr r = {.type = strchr(a, ':') ? LMD_DNS_T_AAAA : LMD_DNS_T_A};
@@ -167,6 +205,61 @@ int main(void)
 
     lmd_dns_zone_clear(&zn);
     CHECK(!zn.have && zn.n == 0 && zn.r == NULL, "cleared");
+
+    /* a sharded domain (issue 20): the browse list names s0 and s1; each
+     * shard's PTR set is read, the domain's own too; a shard not listed
+     * (s9) is not; one name in two places counts once (the domain's) */
+    lmd_dns_rr sh[] = {list("s0.sd.test"), list("s1.sd.test"), list("sd.test"), list("elsewhere.example"),
+                       sptr("s0", "p"), ssrv("s0", "p", 7001), stxt("s0", "p", "m0"),
+                       sptr("s1", "q"), ssrv("s1", "q", 7002), ssrv("s1", "c", 7999),
+                       sptr("s9", "r"), ssrv("s9", "r", 7003),
+                       sptr("s1", "c"), ptr("c"), srv("c", "c.sd.test", 7000)};
+    lmd_dns_xfr x6 = {.kind = LMD_DNS_XFR_FULL, .serial = 30, .rrs = sh, .n_rrs = LMD_ARRAY_LEN(sh)};
+    CHECK(lmd_dns_zone_take(&zn, TZ, &x6) == 0, "sharded AXFR taken");
+    services(&zn, got, sizeof got);
+    CHECK(!strcmp(got, "c c.sd.test:7000 -;p p.sd.test:7001 m0;q q.sd.test:7002 -;"), "got %s", got);
+    lmd_dns_found *sf = NULL;
+    size_t sn = 0;
+    CHECK(lmd_dns_zone_services(&zn, &sf, &sn) == 0 && sn == 3 && !strcmp(sf[0].shard, "") &&
+          !strcmp(sf[1].shard, "s0") && !strcmp(sf[2].shard, "s1"), "each where it was found");
+    lmd_dns_found_free(sf, sn);
+    /* an IXFR that lists s9: r is read from then on */
+    lmd_dns_rr add7[] = {list("s9.sd.test")};
+    lmd_dns_xfr_diff d7 = {.from = 30, .to = 31, .added = add7, .n_added = 1};
+    lmd_dns_xfr x7 = {.kind = LMD_DNS_XFR_DIFF, .serial = 31, .diffs = &d7, .n_diffs = 1};
+    CHECK(lmd_dns_zone_take(&zn, TZ, &x7) == 0, "IXFR listing s9");
+    services(&zn, got, sizeof got);
+    CHECK(!strcmp(got, "c c.sd.test:7000 -;p p.sd.test:7001 m0;q q.sd.test:7002 -;r r.sd.test:7003 -;"), "got %s", got);
+    lmd_dns_zone_clear(&zn);
+
+    /* the shard a host picks: the same whatever the order, spread over
+     * the shards, and adding one moves only the hosts it takes */
+    const char four[4][64] = {"s0", "s1", "s2", "s3"}, rev[4][64] = {"s3", "s2", "s1", "s0"};
+    const char five[5][64] = {"s0", "s1", "s2", "s3", "s4"};
+    size_t per[4] = {0}, moved = 0, moved_elsewhere = 0;
+    for (int i = 0; i < 4000; i++) {
+        char host[32];
+        snprintf(host, sizeof host, "h%d.sd.test", i);
+        long a = lmd_dns_shard_pick(host, four, 4), b = lmd_dns_shard_pick(host, rev, 4);
+        long c = lmd_dns_shard_pick(host, five, 5);
+        CHECK(a >= 0 && b >= 0 && !strcmp(four[a], rev[b]), "%s: the same shard whatever the order", host);
+        per[a]++;
+        moved += strcmp(five[c], four[a]) != 0;
+        moved_elsewhere += strcmp(five[c], four[a]) != 0 && strcmp(five[c], "s4") != 0;
+    }
+    for (int j = 0; j < 4; j++)
+        CHECK(per[j] > 850 && per[j] < 1150, "shard %d holds %zu of 4000", j, per[j]);
+    CHECK(moved > 600 && moved < 1000 && moved_elsewhere == 0, "a fifth shard took %zu hosts, %zu moved elsewhere",
+          moved, moved_elsewhere);
+    CHECK(lmd_dns_shard_pick("h1", four, 0) == -1, "no shards: -1");
+    CHECK(lmd_dns_shard_pick("H7.x", four, 4) == lmd_dns_shard_pick("h7.y", four, 4), "the host's first label, any case");
+    char label[64];
+    CHECK(lmd_dns_shard_of("s0.sd.test.", "sd.test", label, sizeof label) && !strcmp(label, "s0"), "s0 is a shard");
+    CHECK(!lmd_dns_shard_of("sd.test", "sd.test", label, sizeof label), "the domain is not its own shard");
+    CHECK(!lmd_dns_shard_of("a.s0.sd.test", "sd.test", label, sizeof label), "two labels down is not a shard");
+    CHECK(!lmd_dns_shard_of("s0.other.test", "sd.test", label, sizeof label), "another domain's is not");
+    CHECK(!lmd_dns_shard_of("s\0320.sd.test", "sd.test", label, sizeof label), "an odd label is not");
+    rrs_clear(sh, LMD_ARRAY_LEN(sh));
 
     rrs_clear(full, LMD_ARRAY_LEN(full));
     rrs_clear(add1, LMD_ARRAY_LEN(add1));
