@@ -14,10 +14,23 @@
 
 /* ---- registry timer: armed only while a deadline exists ---------------- */
 
-void lmd_agent_rearm(lmd_agent *a)
+static void rearm_now(evutil_socket_t fd, short what, void *arg)
 {
+    (void)fd;
+    (void)what;
+    lmd_agent *a = arg;
     if (lmd_timer_at(a->reg_timer, lmd_peers_next_deadline(a->reg)) != 0)
         lmd_warn("cannot arm the registry timer (out of memory); the next event re-arms it");
+}
+
+/* Once per loop turn, after the turn's events: the next deadline is a scan
+ * of every peer, and a flood's resolver answers come 64 a turn. */
+void lmd_agent_rearm(lmd_agent *a)
+{
+    if (a->rearm_ev)
+        event_active(a->rearm_ev, EV_TIMEOUT, 0);
+    else
+        rearm_now(-1, 0, a);
 }
 
 static void reg_tick(evutil_socket_t fd, short what, void *arg)
@@ -363,7 +376,7 @@ static void agent_free(lmd_agent *a)
     lmd_worker_free(a->pol);
     lmd_config_clear(&a->reload_cfg);
     lmd_peers_free(a->reg);
-    struct event *evs[] = {a->sig_int, a->sig_term, a->sig_hup, a->reg_timer};
+    struct event *evs[] = {a->sig_int, a->sig_term, a->sig_hup, a->reg_timer, a->rearm_ev};
     for (size_t i = 0; i < LMD_ARRAY_LEN(evs); i++)
         if (evs[i])
             event_free(evs[i]);
@@ -401,7 +414,8 @@ static int start(lmd_agent *a, lmd_err *err)
     int e = lmd_txt_copy(&a->txt, &a->cfg.announce_txt);
     if (e == 0)
         e = lmd_peers_new(&rc, lmd_agent_on_reg_event, on_confirm, a, &a->reg, err);
-    if (e == 0 && !(a->reg_timer = evtimer_new(a->base, reg_tick, a)))
+    if (e == 0 && (!(a->reg_timer = evtimer_new(a->base, reg_tick, a)) ||
+                   !(a->rearm_ev = event_new(a->base, -1, 0, rearm_now, a))))
         e = LMD_ENOMEM;
     if (e == 0)
         e = watch_signals(a);

@@ -49,6 +49,7 @@ typedef struct lmd_agent {
     lmd_browse *browse;
     lmd_peers *reg;
     struct event *sig_int, *sig_term, *sig_hup, *reg_timer;
+    struct event *rearm_ev;  /* lmd_agent_rearm: once per loop turn */
     lmd_api *api;
     lmd_health *health;     /* of the local server, if configured */
     lmd_checks *checks;     /* of kept peers, if configured */
