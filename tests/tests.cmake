@@ -114,7 +114,7 @@ foreach(t_cost lab_wide_agent_named:250 lab_wide_agent_knot:190 lab_hostile:170 
         lab_wide_attacks_named:120 lab_wide_attacks_knot:120 lab_register:110 lab_trust_verdicts:110
         lab_worker_attacks:100 lab_api_bounds:55 lab_liveness:55
         lab_announce_discover:50 lab_wide_site_knot:46 lab_wide_forged_named:45 lab_wide_forged_knot:45
-        lab_wide_site_named:40)
+        lab_wide_site_named:40 lab_wide_notify_named:20 lab_wide_notify_knot:22)
   string(REPLACE ":" ";" t_cost ${t_cost})
   list(GET t_cost 0 t)
   list(GET t_cost 1 c)
@@ -202,6 +202,11 @@ add_executable(test_dns_tsig tests/unit/dns/test_tsig.c)
 target_link_libraries(test_dns_tsig PRIVATE lmdisc_dns lmdisc_core PkgConfig::LDNS)
 add_test(NAME unit_dns_tsig COMMAND test_dns_tsig)
 set_tests_properties(unit_dns_tsig PROPERTIES LABELS unit TIMEOUT 60 ENVIRONMENT "${LMD_SANITIZER_ENV}")
+# NOTIFY received (src/dns/notify.c): only our key's signature is believed and answered
+add_executable(test_dns_notify tests/unit/dns/test_notify.c)
+target_link_libraries(test_dns_notify PRIVATE lmdisc_dns lmdisc_core PkgConfig::LDNS)
+add_test(NAME unit_dns_notify COMMAND test_dns_notify)
+set_tests_properties(unit_dns_notify PROPERTIES LABELS unit TIMEOUT 60 ENVIRONMENT "${LMD_SANITIZER_ENV}")
 add_executable(lmd-dns-update tests/lab/tools/dns_update.c)
 target_link_libraries(lmd-dns-update PRIVATE lmdisc_dns lmdisc_core PkgConfig::LDNS)
 # lmd-dns-xfr: one zone transfer (AXFR / IXFR) read to its end, for the same suite

@@ -20,6 +20,9 @@ wide_area {
                                       -- peers drop it as expired 900 s after its last refresh
   -- sweep_key = "/etc/lmdisc/sweeper.tsig",  -- on a few hosts: remove expired services' records
   -- host = "gpu1",                   -- the SRV target's label; default: the short host name
+  -- read = { "10.1.0.53", "10.2.0.53" },  -- a site's secondaries, this subnet's first: reads go there
+  -- notify = 5300,                   -- take NOTIFY signed by this host's key on UDP 5300 (the
+                                      -- server's also-notify { ADDR port 5300 key gpu1-key; })
 }
 
 -- Servers on this host that register through the agent's API (Python:

@@ -397,6 +397,8 @@ M.sections = {
       { name = "read", type = "table", check = check_read, c = "derived", example = '{ "10.1.0.53", "10.2.0.53" }',
         expect = "a list of IPv4 or IPv6 address strings like { \"10.1.0.53\" }",
         doc = "Servers to read the domain from (secondaries of the zone, nearest first): SOA polls, transfers and queries go to the first that answers, updates to the primary (server); when one stops answering the next is used, the primary last. A secondary learns of each change by NOTIFY in milliseconds, so a subnet with its own secondary gets sub-second joins with cheap polls. Default: the primary alone." },
+      { name = "notify", type = "integer", min = 1, max = 65535, example = "5353",
+        doc = "UDP port on which the agent takes NOTIFY messages (RFC 1996) for the domain, from the server it reads from (BIND: also-notify { ADDR port PORT key KEY; }, Knot: a notify remote with this host's key): a NOTIFY signed by this host's key (wide_area.key) makes it read the domain at once instead of at its next poll, and it answers signed; unsigned or badly signed ones are dropped unanswered and counted (lmdisc_dns_notify_total), and at most 20 a second are looked at. Pays when poll is long (seconds) and joins must be seen sooner; with a poll of 0.5 s to a server in the subnet it saves at most that. The port must be free: the agent does not start otherwise. Default: none (polls only)." },
       { name = "host", type = "string", check = check_label, expect = "a DNS label string like \"h1\"",
         doc = "The SRV target is HOST.DOMAIN with the host's A/AAAA; default: this machine's short host name." },
       { name = "sweep_key", type = "string", min_len = 1, example = '"/etc/lmdisc/sweeper.tsig"',

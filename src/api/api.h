@@ -62,6 +62,8 @@ struct lmd_metrics {
     double dns_skipped;   /* instances a walk skipped (an SRV at "." or outside the domain) */
     double dns_stale;     /* signed answers from a secondary older than the zone already read (not believed) */
     const char *dns_read_server; /* where reads go now (wide_area.read, or the primary); NULL: not browsing */
+    bool dns_notify_on;          /* wide_area.notify: NOTIFYs taken, by result */
+    double dns_notify[5];        /* accepted, unsigned, badsig, invalid, ratelimited */
     /* the policy worker: 0 running, 1 restarting, 2 suspended (3 starting) */
     double policy_state, policy_restarts;
     double policy_dropped; /* events that got the fallback verdict: the worker's queue was full */

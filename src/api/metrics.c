@@ -183,6 +183,14 @@ void lmd_api_handle_metrics(lmd_api *api, struct evhttp_request *req)
                "one already read (a secondary cut off from its primary); never believed, reads move on.",
                m.dns_stale);
     }
+    if (m.wide_area && m.dns_notify_on) {
+        static const char *const NOTIFY[5] = {"accepted", "unsigned", "badsig", "invalid", "ratelimited"};
+        evbuffer_add_printf(b, "# HELP lmdisc_dns_notify_total NOTIFY messages received on wide_area.notify, by "
+                               "result (only accepted ones, signed by wide_area.key, are answered and acted on).\n"
+                               "# TYPE lmdisc_dns_notify_total counter\n");
+        for (int r = 0; r < 5; r++)
+            evbuffer_add_printf(b, "lmdisc_dns_notify_total{result=\"%s\"} %.17g\n", NOTIFY[r], m.dns_notify[r]);
+    }
     if (m.wide_area && m.dns_read_server) {
         /* the label is an address from the configuration or the server
          * found: no quote or backslash to escape */

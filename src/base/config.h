@@ -32,7 +32,7 @@
 #define LMD_CFG_TRUST(X, S) X(S, key, STR) X(S, cert, STR) X(S, require, BOOL) X(S, validity, NUM) X(S, revoked, STR)
 #define LMD_CFG_WIDE_AREA(X, S)                                                                                \
     X(S, domain, STR) X(S, server, STR) X(S, key, STR) X(S, lease, UINT) X(S, poll, NUM) X(S, host, STR)   \
-        X(S, sweep_key, STR)
+        X(S, sweep_key, STR) X(S, notify, PORT)
 #define LMD_CFG_MDNS(X, S) X(S, enabled, BOOL)
 
 /* SECTION(name, FIELDS) for every section, in the schema's order */

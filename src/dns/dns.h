@@ -464,4 +464,26 @@ void lmd_dns_label_text(const char *label, char *out, size_t len);
 void lmd_dns_update_explain(const lmd_dns_result *res, const lmd_dns_service *svc, const char *key_name,
                             const char *key_path, char *out, size_t len);
 
+/* ---- NOTIFY received (notify.c) --------------------------------------
+ * A datagram sent to the agent's wide_area.notify port, read: a NOTIFY
+ * (RFC 1996) for one zone, signed by key (name, MAC over these bytes,
+ * signed within its fudge of now), is LMD_DNS_NOTIFY_OK with its zone and
+ * the new serial when it carries the SOA, and *out the signed answer to
+ * send back (free()).  Anything else is never answered (a forgery gets
+ * nothing to reflect): UNSIGNED, BADSIG (another key or secret, bytes
+ * changed, out of time), INVALID (not a NOTIFY, malformed). */
+enum lmd_dns_notify_result {
+    LMD_DNS_NOTIFY_OK,
+    LMD_DNS_NOTIFY_UNSIGNED,
+    LMD_DNS_NOTIFY_BADSIG,
+    LMD_DNS_NOTIFY_INVALID,
+};
+typedef struct lmd_dns_notify_info {
+    char zone[256]; /* without the final dot */
+    uint32_t serial;
+    bool have_serial;
+} lmd_dns_notify_info;
+enum lmd_dns_notify_result lmd_dns_notify_read(const uint8_t *wire, size_t len, const lmd_dns_key *key,
+                                               lmd_dns_notify_info *info, uint8_t **out, size_t *out_len);
+
 #endif

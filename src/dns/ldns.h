@@ -34,6 +34,12 @@
     X(ldns_pkt_answer) \
     X(ldns_pkt_authority) \
     X(ldns_pkt_free) \
+    X(ldns_rr_clone) \
+    X(ldns_pkt_set_opcode) \
+    X(ldns_pkt_set_aa) \
+    X(ldns_pkt_set_qr) \
+    X(ldns_pkt_set_id) \
+    X(ldns_pkt_new) \
     X(ldns_pkt_get_opcode) \
     X(ldns_pkt_get_rcode) \
     X(ldns_pkt_id) \
@@ -123,6 +129,12 @@ bool lmd_ldns_available(char *why, size_t len);
 #define ldns_pkt_answer (*lmd_ldns()->ldns_pkt_answer)
 #define ldns_pkt_authority (*lmd_ldns()->ldns_pkt_authority)
 #define ldns_pkt_free (*lmd_ldns()->ldns_pkt_free)
+#define ldns_rr_clone (*lmd_ldns()->ldns_rr_clone)
+#define ldns_pkt_set_opcode (*lmd_ldns()->ldns_pkt_set_opcode)
+#define ldns_pkt_set_aa (*lmd_ldns()->ldns_pkt_set_aa)
+#define ldns_pkt_set_qr (*lmd_ldns()->ldns_pkt_set_qr)
+#define ldns_pkt_set_id (*lmd_ldns()->ldns_pkt_set_id)
+#define ldns_pkt_new (*lmd_ldns()->ldns_pkt_new)
 #define ldns_pkt_get_opcode (*lmd_ldns()->ldns_pkt_get_opcode)
 #define ldns_pkt_get_rcode (*lmd_ldns()->ldns_pkt_get_rcode)
 #define ldns_pkt_id (*lmd_ldns()->ldns_pkt_id)

@@ -239,6 +239,30 @@ static void read_failover(lmd_wide_browse *b)
  * back; if not, the next failure moves on again). */
 #define READ_RETURN_AFTER 60.0
 
+/* After a NOTIFY: the reader may still be behind the serial it announced
+ * (a secondary transferring it): asked again every CHASE_STEP, at most
+ * CHASE_TRIES times, then the poll as always. */
+#define CHASE_STEP 0.02
+#define CHASE_TRIES 100
+
+static double next_poll(lmd_wide_browse *b)
+{
+    if (b->chase && !(b->have_serial && (int32_t)(b->serial - b->want_serial) >= 0)) {
+        b->chase--;
+        return CHASE_STEP;
+    }
+    b->chase = 0;
+    return b->wd->cfg->wide_area.poll;
+}
+
+void lmd_wb_notified(lmd_wide_browse *b, uint32_t serial, bool have)
+{
+    b->want_serial = serial;
+    b->chase = have ? CHASE_TRIES : 0;
+    if (!walking(b) && lmd_timer_in(b->timer, 0) != 0) /* walking: its end polls again (next_poll) */
+        lmd_error("wide-area browse: cannot arm the poll timer (out of memory)");
+}
+
 static void walk_done(lmd_wide_browse *b)
 {
     b->polls[b->failed ? 2 : 1]++;
@@ -266,7 +290,7 @@ static void walk_done(lmd_wide_browse *b)
             serial_read(b, b->serial);
         report(b);
     }
-    if (lmd_timer_in(b->timer, b->wd->cfg->wide_area.poll) != 0)
+    if (lmd_timer_in(b->timer, next_poll(b)) != 0)
         lmd_error("wide-area browse: cannot arm the poll timer (out of memory)");
 }
 
@@ -473,7 +497,7 @@ static void on_soa(const lmd_dns_result *res, void *arg)
         if (same) {
             b->polls[0]++;
             lmd_dns_rrs_free(rrs, n);
-            if (lmd_timer_in(b->timer, b->wd->cfg->wide_area.poll) != 0)
+            if (lmd_timer_in(b->timer, next_poll(b)) != 0)
                 lmd_error("wide-area browse: cannot arm the poll timer (out of memory)");
             return;
         }
@@ -534,6 +558,10 @@ int lmd_wide_browse_start(lmd_wide *wd, lmd_err *err)
     int rc = lmd_wb_live_start(b, err);
     if (rc == 0 && (rc = lmd_ws_start(b, err)) != 0)
         lmd_wb_live_free(b);
+    if (rc == 0 && (rc = lmd_wn_start(b, err)) != 0) {
+        lmd_ws_free(b);
+        lmd_wb_live_free(b);
+    }
     if (rc) {
         event_free(b->timer);
         free(b);
@@ -563,6 +591,7 @@ void lmd_wide_browse_free(lmd_wide *wd)
     lmd_dns_walk_cancel(b->walk);
     lmd_dns_xfr_cancel(b->xreq);
     lmd_dns_zone_clear(&b->zone);
+    lmd_wn_free(b);
     lmd_ws_free(b);
     lmd_wb_live_free(b);
     event_free(b->timer);
@@ -587,6 +616,7 @@ void lmd_wide_browse_metrics(const lmd_wide *wd, struct lmd_metrics *out)
     out->dns_skipped = b->skipped;
     out->dns_stale = b->stale;
     out->dns_read_server = lmd_wb_reader(b);
+    lmd_wn_metrics(b, out);
     lmd_ws_metrics(b, out);
     size_t live = 0;
     for (size_t i = 0; i < b->n_prev; i++)

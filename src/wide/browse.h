@@ -71,6 +71,9 @@ struct lmd_wide_browse {
     struct lmd_wsweeper *sweeper; /* sweep_key: following the liveness zone (sweep.c) */
     size_t read_idx;            /* wide_area.read: the one reads go to (past the list: the primary) */
     double read_since;          /* monotonic: when reads moved off the nearest */
+    struct lmd_wnotify *notify; /* wide_area.notify: the NOTIFY listener (notify.c) */
+    uint32_t want_serial;       /* a NOTIFY said the domain is at this serial */
+    unsigned chase;             /* quick re-polls left until the reader has it */
 };
 
 
@@ -100,6 +103,16 @@ void lmd_wb_sweep(lmd_wide_browse *b, const struct lmd_wfound *f);
 void lmd_wb_sweep_live(lmd_wide_browse *b, const char *name, const char *host, const char *stale,
                        const struct lmd_wfound *then);
 void lmd_wb_pump(lmd_wide_browse *b);
+
+/* notify.c: the NOTIFY listener of wide_area.notify (started with
+ * browsing; a port that cannot be had is the start's error) */
+int lmd_wn_start(lmd_wide_browse *b, lmd_err *err);
+void lmd_wn_free(lmd_wide_browse *b);
+void lmd_wn_metrics(const lmd_wide_browse *b, struct lmd_metrics *out);
+/* browse.c: a NOTIFY signed by our key said the domain changed (to serial,
+ * if have): read it now; while the reader is behind that serial (a
+ * secondary still transferring), ask again every 50 ms, at most 2 s */
+void lmd_wb_notified(lmd_wide_browse *b, uint32_t serial, bool have);
 
 /* sweep.c: the liveness zone, for agents with sweep_key */
 int lmd_ws_start(lmd_wide_browse *b, lmd_err *err);

@@ -130,6 +130,7 @@ function Lab.up(n, id, opts)
   if opts.subnets then extra[#extra + 1] = "--subnets"; extra[#extra + 1] = tostring(opts.subnets) end
   if opts.dns then extra[#extra + 1] = "--dns"; extra[#extra + 1] = opts.dns end
   if opts.secondaries then extra[#extra + 1] = "--secondaries" end
+  if opts.notify_port then extra[#extra + 1] = "--notify-port"; extra[#extra + 1] = tostring(opts.notify_port) end
   local tries = id and 1 or 5
   local ok, out
   for _ = 1, tries do
