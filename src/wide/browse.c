@@ -17,13 +17,9 @@
  * transfer the server refuses under the key's signature (REFUSED, NOTAUTH)
  * or too big is said once, and signed queries are used from then on.  A
  * walk skips an instance it cannot follow (an SRV at "." or outside the
- * domain; lmdisc_dns_skipped_total), the rest stands.  A server of
- * wide_area.read whose serial is older than one already read (a secondary
- * cut off from its primary still answers, signed, with the zone as it
- * was) is not believed: counted (lmdisc_dns_stale_total), said, and reads
- * move on to the next server, so a failover never rolls the view back (a
- * peer that left does not come back); only the primary may move the serial
- * back (a zone made again).  A complete walk is compared with the last:
+ * domain; lmdisc_dns_skipped_total), the rest stands.  Which server reads
+ * go to, and that they never go back in time: reader.c.  A complete walk
+ * is compared with the last:
  * instances seen are reported (lmd_peers_seen: join or update), those gone
  * leave ("goodbye").  A failed walk changes nothing (no leave storm while
  * the server is away; the next poll walks again).
@@ -172,69 +168,6 @@ static void report(lmd_wide_browse *b)
     lmd_wb_arm_expiry(b);
 }
 
-const char *lmd_wb_reader(const lmd_wide_browse *b)
-{
-    const struct lmd_config *c = b->wd->cfg;
-    return b->read_idx < c->wide_nread ? c->wide_read[b->read_idx] : b->wd->server;
-}
-
-static bool serial_older(uint32_t a, uint32_t b) /* RFC 1982 */
-{
-    return a != b && (int32_t)(a - b) < 0;
-}
-
-/* A serial read from the server reads go to: false (and the read failed,
- * said, counted) when it is older than one read before and that server is
- * not the primary.  A secondary that no longer hears from its primary
- * answers, signed, with the zone as it was until its SOA expire: believing
- * it after a failover would bring back what left.  The primary itself is
- * believed (a zone made again, from a lower serial). */
-static bool serial_fresh(lmd_wide_browse *b, uint32_t serial)
-{
-    const char *from = lmd_wb_reader(b);
-    if (!b->have_newest || !serial_older(serial, b->newest))
-        return true;
-    if (!strcmp(from, b->wd->server)) {
-        lmd_warn("wide-area browse: the primary %s serves %s at serial %u, older than %u read before: the zone "
-                 "was made again; reading it whole", from, b->wd->cfg->wide_area.domain, (unsigned)serial,
-                 (unsigned)b->newest);
-        b->newest = serial;
-        lmd_dns_zone_clear(&b->zone);
-        return true;
-    }
-    b->stale++;
-    if (b->said_stale != serial)
-        lmd_warn("wide-area browse: %s answered for %s with serial %u, older than %u read before: a stale copy "
-                 "(a secondary that no longer hears from its primary?), not believed; trying the next server",
-                 from, b->wd->cfg->wide_area.domain, (unsigned)serial, (unsigned)b->newest);
-    b->said_stale = serial;
-    b->failed = true;
-    return false;
-}
-
-/* A read at serial was taken: the newest seen. */
-static void serial_read(lmd_wide_browse *b, uint32_t serial)
-{
-    if (!b->have_newest || serial_older(b->newest, serial))
-        b->newest = serial;
-    b->have_newest = true;
-}
-
-/* A read failed: the next server of wide_area.read (the primary after the
- * last, then the nearest again).  The copy of the zone is kept: a zone's
- * secondaries share its serials, so the next IXFR continues it. */
-static void read_failover(lmd_wide_browse *b)
-{
-    size_t n = b->wd->cfg->wide_nread;
-    if (n == 0)
-        return;
-    const char *from = lmd_wb_reader(b);
-    b->read_idx = (b->read_idx + 1) % (n + 1);
-    b->read_since = lmd_now_mono();
-    lmd_warn("wide-area browse: %s did not answer for %s: reading from %s now", from, b->wd->cfg->wide_area.domain,
-             lmd_wb_reader(b));
-}
-
 /* Reads moved off the nearest server a while ago: back to it (it may be
  * back; if not, the next failure moves on again). */
 #define READ_RETURN_AFTER 60.0
@@ -267,7 +200,7 @@ static void walk_done(lmd_wide_browse *b)
 {
     b->polls[b->failed ? 2 : 1]++;
     if (b->failed)
-        read_failover(b);
+        lmd_wb_read_failover(b);
     else if (b->read_idx && lmd_now_mono() - b->read_since > READ_RETURN_AFTER && b->read_idx <= b->wd->cfg->wide_nread) {
         b->read_idx = 0;
         lmd_info("wide-area browse: reading %s from %s again", b->wd->cfg->wide_area.domain, lmd_wb_reader(b));
@@ -287,7 +220,7 @@ static void walk_done(lmd_wide_browse *b)
         b->logged_down = false;
         b->walked = true;
         if (b->have_serial)
-            serial_read(b, b->serial);
+            lmd_wb_serial_read(b, b->serial);
         report(b);
     }
     if (lmd_timer_in(b->timer, next_poll(b)) != 0)
@@ -399,7 +332,7 @@ static void on_transfer(const lmd_dns_xfr_result *res, void *arg)
     size_t n_found = 0;
     if (res->rc == 0 && x) {
         bool ixfr = b->zone.have;
-        if (!serial_fresh(b, x->serial)) {
+        if (!lmd_wb_serial_fresh(b, x->serial)) {
             /* said and counted; the next server at the next poll */
         } else if (lmd_dns_zone_take(&b->zone, b->type_zone, x) != 0) {
             /* a diff that does not fit our copy (or no memory): whole next
@@ -412,7 +345,7 @@ static void on_transfer(const lmd_dns_xfr_result *res, void *arg)
                    lmd_wb_take_found(b, found, n_found) != 0) {
             b->failed = true;
         } else {
-            serial_read(b, x->serial);
+            lmd_wb_serial_read(b, x->serial);
             size_t changes = 0;
             for (size_t i = 0; i < x->n_diffs; i++)
                 changes += x->diffs[i].n_deleted + x->diffs[i].n_added;
@@ -488,7 +421,7 @@ static void on_soa(const lmd_dns_result *res, void *arg)
         lmd_dns_answer_parse(res->answer, res->answer_len, LMD_DNS_T_SOA, &rrs, &n, &err) != 0) {
         lmd_debug("wide-area browse: %s", res->rc ? res->text : lmd_err_text(&err));
         b->failed = true;
-    } else if (n == 1 && !serial_fresh(b, rrs[0].serial)) {
+    } else if (n == 1 && !lmd_wb_serial_fresh(b, rrs[0].serial)) {
         /* a stale copy: b->failed, the next server at the next poll */
     } else {
         bool same = n == 1 && b->have_serial && rrs[0].serial == b->serial && b->walked;

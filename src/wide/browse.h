@@ -77,6 +77,11 @@ struct lmd_wide_browse {
 };
 
 
+/* reader.c */
+bool lmd_wb_serial_fresh(lmd_wide_browse *b, uint32_t serial);
+void lmd_wb_serial_read(lmd_wide_browse *b, uint32_t serial);
+void lmd_wb_read_failover(lmd_wide_browse *b);
+
 /* browse.c */
 /* f sorted by name (lmd_wb_sort: duplicates dropped) */
 const struct lmd_wfound *lmd_wb_find(const struct lmd_wfound *f, size_t n, const char *name);

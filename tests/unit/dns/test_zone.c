@@ -214,8 +214,8 @@ int main(void)
                        sptr("s1", "q"), ssrv("s1", "q", 7002), ssrv("s1", "c", 7999),
                        sptr("s9", "r"), ssrv("s9", "r", 7003),
                        sptr("s1", "c"), ptr("c"), srv("c", "c.sd.test", 7000)};
-    lmd_dns_xfr x6 = {.kind = LMD_DNS_XFR_FULL, .serial = 30, .rrs = sh, .n_rrs = LMD_ARRAY_LEN(sh)};
-    CHECK(lmd_dns_zone_take(&zn, TZ, &x6) == 0, "sharded AXFR taken");
+    lmd_dns_xfr x8 = {.kind = LMD_DNS_XFR_FULL, .serial = 30, .rrs = sh, .n_rrs = LMD_ARRAY_LEN(sh)};
+    CHECK(lmd_dns_zone_take(&zn, TZ, &x8) == 0, "sharded AXFR taken");
     services(&zn, got, sizeof got);
     CHECK(!strcmp(got, "c c.sd.test:7000 -;p p.sd.test:7001 m0;q q.sd.test:7002 -;"), "got %s", got);
     lmd_dns_found *sf = NULL;
