@@ -89,11 +89,6 @@ foreach(suite ${LMD_LAB_SUITES})
       string(REGEX REPLACE "^.*(Named|Knot)$" "\\1" kind "${cls}")
       string(TOLOWER ${kind} kind)
       lmd_lua_test(${n}_${kind} ${suite} lab 300 ${cls})
-      # the Knot twin runs the agent's code as the BIND one does, against
-      # the other server: the sanitizer pass runs one of the two (-LE twin)
-      if(kind STREQUAL "knot")
-        set_tests_properties(${n}_${kind} PROPERTIES LABELS "lab;twin")
-      endif()
     endforeach()
   else()
     lmd_lua_test(${n} ${suite} lab 300)
@@ -106,6 +101,34 @@ endforeach()
 # trusted join missed its 5 s).  Never together; any other suite may run
 # beside either.
 set_tests_properties(lab_hostile lab_worker lab_worker_attacks PROPERTIES RESOURCE_LOCK lab_cpu_burn)
+
+# Lab suites mostly wait (leases, polls, probes): four run side by side
+# (ctest -j4 --resource-spec-file tests/lab/resources.json, 4 "cpu" slots),
+# but a suite that keeps a core busy takes three of them, so at most one
+# other suite runs beside it.  Without the spec file the groups are
+# ignored.
+get_property(lmd_all_tests DIRECTORY PROPERTY TESTS)
+foreach(t ${lmd_all_tests})
+  get_test_property(${t} LABELS l)
+  if("lab" IN_LIST l AND NOT t STREQUAL "lab_cleanup")
+    set_tests_properties(${t} PROPERTIES RESOURCE_GROUPS "cpu:1")
+  endif()
+endforeach()
+set_tests_properties(lab_hostile lab_worker lab_worker_attacks PROPERTIES RESOURCE_GROUPS "cpu:3")
+
+# The sanitizer pass of CI (ASan+UBSan; .ci/run) runs the unit suites and
+# these lab suites: where hostile or malformed input, lifetimes (kill,
+# restart, reload, crash) and every src/ folder meet the agent's C; each
+# wide-area suite once (against BIND: its Knot twin runs the same agent
+# code).  The full lab under ASan: LMDISC_SANITIZE=1 .ci/quickstart test.
+foreach(t lab_agent lab_api lab_api_bounds lab_api_owners lab_worker_attacks lab_wedges lab_liveness
+        lab_trust_attacks lab_hostile lab_zeroconf_mixed lab_discover_complete lab_python_failover lab_lib
+        lab_wide_forged_named lab_wide_attacks_named lab_wide_notify_named lab_wide_shards_named
+        lab_wide_site_named)
+  if(TEST ${t})
+    set_property(TEST ${t} APPEND PROPERTY LABELS sanitize)
+  endif()
+endforeach()
 
 # The long suites start first (ctest runs the costliest first when it has no
 # timings of its own, as on a fresh clone): a 4-minute suite started last
