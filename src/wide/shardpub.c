@@ -78,7 +78,19 @@ static void on_answer(const lmd_dns_result *res, void *arg)
                  res->text);
         known(w, NULL, 0);
     } else if (res->rc != 0 && !nx) {
-        retry(w, res->text);
+        /* the server's BADSIG comes unsigned (it could not sign with a
+         * secret it does not have): not believed, but the likely cause is
+         * said, as for updates */
+        char why[1400];
+        if (strstr(res->text, "BADSIG"))
+            snprintf(why, sizeof why, "%s; if this persists, the secret of key %s (%s) is not the one the server "
+                     "has: wrong key file?", res->text, lmd_dns_key_name(w->key), w->wd->cfg->wide_area.key);
+        else if (strstr(res->text, "BADTIME"))
+            snprintf(why, sizeof why, "%s; if this persists, this host's clock and the server's differ by more "
+                     "than the TSIG window (300 s): fix the clock (NTP)", res->text);
+        else
+            snprintf(why, sizeof why, "%s", res->text);
+        retry(w, why);
     } else {
         char (*labels)[64] = calloc(LMD_DNS_MAX_SHARDS, sizeof *labels);
         size_t k = 0;
