@@ -365,6 +365,13 @@ send
         lu.assertTrue(metric(m, "lmdisc_dns_skipped_total") >= 1, m)
         lu.assertEquals(metric(m, "lmdisc_dns_services"), 1, m)
         lu.assertEquals(S.read(rec), "join|h1|8306|gemma\n")
+        -- a read by queries gets h3's TXT truncated over UDP (signed by the
+        -- server: followed to TCP) and stands
+        local _, dout, dcode = lab:exec("h2", ("timeout 30 %s discover --domain %s --server %s --key %s --json 2>&1")
+            :format(q(BIN), zone, primary, q(lab:key("h2"))))
+        lu.assertEquals(dcode, 0, dout)
+        lu.assertStrContains(dout, '"h1"')
+        lu.assertNotStrContains(dout, "not signed")
         -- a TXT of a sane size: h3 is read
         code, out = nsupdate("h3", "h3", ('update delete h3.%s TXT\nupdate add h3.%s 60 TXT "model=small"\nsend\n')
             :format(tz, tz))
