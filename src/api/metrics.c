@@ -177,7 +177,7 @@ void lmd_api_handle_metrics(lmd_api *api, struct evhttp_request *req)
                "that does not know the key); never believed.", m.dns_unsigned);
         metric(b, "lmdisc_dns_skipped_total", "counter",
                "Wide-area instances a read skipped: an SRV at \".\" or outside the domain, a host the server "
-               "would not answer for.", m.dns_skipped);
+               "would not answer for, a TXT past 1,300 bytes.", m.dns_skipped);
         metric(b, "lmdisc_dns_stale_total", "counter",
                "Signed answers about the wide-area domain from a wide_area.read server at a serial older than "
                "one already read (a secondary cut off from its primary); never believed, reads move on.",

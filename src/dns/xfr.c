@@ -415,9 +415,11 @@ int lmd_dns_xfr_reader_add(lmd_dns_xfr_reader *rd, const uint8_t *wire, size_t l
     int rc_ = ldns_pkt_get_rcode(pkt);
     if (ldns_pkt_id(pkt) != rd->id || !ldns_pkt_qr(pkt) || ldns_pkt_get_opcode(pkt) != LDNS_PACKET_QUERY) {
         rc = refuse(rd, err, LMD_EIO, "not an answer to this transfer (id, QR or opcode)");
+        rd->forged = rd->has_key; /* the server echoes the request: not its answer, whoever sent it */
     } else if (nq > 1 || (q0 && ((int)ldns_rr_get_type(q0) != rd->type ||
                                  ldns_dname_compare(ldns_rr_owner(q0), rd->zone) != 0))) {
         rc = refuse(rd, err, LMD_EIO, "the answer to another question");
+        rd->forged = rd->has_key;
     } else if (rc_ != LDNS_RCODE_NOERROR) {
         /* the rcode is believed only under the key's signature: an
          * unsigned REFUSED or NOTAUTH may come from anyone on the path (a

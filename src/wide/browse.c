@@ -260,6 +260,12 @@ int lmd_wb_take_found(lmd_wide_browse *b, const lmd_dns_found *in, size_t n)
                 rc = LMD_ENOMEM;
             lmd_wb_take_txt(c);
             c->txt_ok = true;
+            if (lmd_wb_txt_refused(b, c)) { /* skipped, counted and said */
+                lmd_txt_free(&c->txt);
+                lmd_txt_free(&c->full);
+                memset(c, 0, sizeof *c);
+                k--;
+            }
         }
     }
     lmd_wb_sort(f, &k);

@@ -62,6 +62,7 @@ struct lmd_wide_browse {
     double dropped;             /* answers not signed by our key: dropped, never believed */
     double skipped;             /* instances skipped by a walk (an SRV that cannot be followed) */
     bool said_dropped;          /* the first dropped answer was logged */
+    char said_txt[64];          /* the instance last said skipped for too big a TXT */
     uint32_t newest;            /* the newest serial read (RFC 1982): a read server's older one is stale */
     bool have_newest;
     double stale;               /* answers refused for a serial older than newest */
@@ -98,6 +99,9 @@ int lmd_wb_take_found(lmd_wide_browse *b, const lmd_dns_found *in, size_t n);
 
 /* live.c */
 void lmd_wb_take_txt(struct lmd_wfound *f);
+/* f's TXT (lmd-live stripped) is past LMD_TXT_RECORD_MAX: true, and the
+ * instance is to be skipped (counted in b->skipped, said once per name) */
+bool lmd_wb_txt_refused(lmd_wide_browse *b, const struct lmd_wfound *f);
 void lmd_wb_carry(lmd_wide_browse *b);     /* each cur entry's clock, from prev */
 void lmd_wb_arm_expiry(lmd_wide_browse *b); /* at prev's earliest lease end */
 int lmd_wb_live_start(lmd_wide_browse *b, lmd_err *err);

@@ -3,6 +3,7 @@
  * for the scheme (lmd-live, the observer's own clock, compare-and-delete). */
 #include "wide/browse.h"
 #include "base/log.h"
+#include "base/txt.h"
 #include "base/loop.h"
 #include "base/util.h"
 
@@ -27,6 +28,27 @@ void lmd_wb_take_txt(struct lmd_wfound *f)
             f->lease = lease < 10 ? 10 : lease > 86400 ? 86400 : lease;
     }
     (void)lmd_txt_remove(&f->txt, LMD_DNS_LIVE_KEY);
+}
+
+/* No agent publishes a TXT past LMD_TXT_RECORD_MAX (what one mDNS packet
+ * carries; publish.c writes the same TXT as mDNS), but DNS carries up to
+ * 64 KiB in an RRset: one that big was written by hand or by a hostile
+ * host's key (only the instance's own key may write it).  Its instance is
+ * skipped, as an SRV that cannot be followed is, rather than handed to the
+ * registry, the API and the policy. */
+bool lmd_wb_txt_refused(lmd_wide_browse *b, const struct lmd_wfound *f)
+{
+    size_t n = lmd_txt_wire_size(&f->txt);
+    if (n <= LMD_TXT_RECORD_MAX)
+        return false;
+    b->skipped++;
+    if (strcmp(b->said_txt, f->name)) {
+        char e[160];
+        lmd_warn("wide-area browse: \"%s\" in %s skipped: its TXT is %zu bytes, more than the %d an agent publishes",
+                 lmd_escape_str(f->name, e, sizeof e), b->wd->cfg->wide_area.domain, n, LMD_TXT_RECORD_MAX);
+        snprintf(b->said_txt, sizeof b->said_txt, "%s", f->name);
+    }
+    return true;
 }
 
 void lmd_wb_carry(lmd_wide_browse *b)

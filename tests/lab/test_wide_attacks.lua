@@ -13,6 +13,7 @@
 --     an old serial) after reads failed over to it: no rollback of a leave;
 --   - another host's key (its grants allow the shared PTR RRset) deleting
 --     a peer's PTR and flooding the PTR RRset: the peer stays;
+--   - a TXT bomb (40 strings of 200 bytes) from a host's own key;
 --   - another host's key writing liveness records for a peer's instance
 --     name under its own host: a live peer is not swept, a crashed one
 --     not kept.
@@ -341,6 +342,51 @@ done
         await(rec, "^leave|h1|goodbye", 20)
         local ccode, cout = nsupdate("h1", "admin", ("update delete %s PTR\nsend\n"):format(tz))
         lu.assertEquals(ccode, 0, cout)
+    end
+
+    -- A TXT bomb from a host's own key: its instance's TXT may be up to 64
+    -- KiB in DNS, where no agent publishes more than 1,300 bytes (what one
+    -- mDNS packet carries).  The instance is skipped, counted and said; the
+    -- rest of the read stands, and a sane TXT later is read again.
+    function T:test_a_txt_bomb_from_a_hosts_own_key_is_skipped_and_counted()
+        local rec = path("rec.txt")
+        local p1 = agent("h1", { port = 8306 })
+        await(p1, "wide%-area: published \"h1\"")
+        local p2, sock2 = agent("h2", { observe = true, policy = HOOKS:format(rec) })
+        await(rec, "^join|h1|8306|gemma", 20)
+        local tz, h3 = "_lmserv._tcp." .. zone, "h3." .. zone
+        local strings = {}
+        for i = 1, 40 do strings[#strings + 1] = ('"k%02d=%s"'):format(i, ("x"):rep(200)) end
+        local code, out = nsupdate("h3", "h3", ([[
+update add %s 60 PTR h3.%s
+update add h3.%s 60 SRV 0 0 8307 %s.
+update add h3.%s 60 TXT %s
+update add %s 60 A %s
+send
+]]):format(tz, tz, tz, h3, tz, table.concat(strings, " "), h3, lab:ip("h3", 4)))
+        lu.assertEquals(code, 0, out)
+        await(p2, "wide%-area browse: \"h3\" in " .. esc(zone) .. " skipped: its TXT is %d+ bytes, more than the 1300 "
+            .. "an agent publishes", 20)
+        local m = await_polls("h2", sock2, 2, 20)
+        lu.assertTrue(metric(m, "lmdisc_dns_skipped_total") >= 1, m)
+        lu.assertEquals(metric(m, "lmdisc_dns_services"), 1, m)
+        lu.assertEquals(S.read(rec), "join|h1|8306|gemma\n")
+        -- a read by queries gets h3's TXT truncated over UDP (signed by the
+        -- server: followed to TCP) and stands
+        local _, dout, dcode = lab:exec("h2", ("timeout 30 %s discover --domain %s --server %s --key %s --json 2>&1")
+            :format(q(BIN), zone, primary, q(lab:key("h2"))))
+        lu.assertEquals(dcode, 0, dout)
+        lu.assertStrContains(dout, '"h1"')
+        lu.assertNotStrContains(dout, "not signed")
+        -- a TXT of a sane size: h3 is read
+        code, out = nsupdate("h3", "h3", ('update delete h3.%s TXT\nupdate add h3.%s 60 TXT "model=small"\nsend\n')
+            :format(tz, tz))
+        lu.assertEquals(code, 0, out)
+        await(rec, "^join|h3|8307|small", 20)
+        code, out = nsupdate("h3", "h3", ("update delete %s PTR h3.%s\nupdate delete h3.%s SRV\nupdate delete h3.%s TXT\n"
+            .. "update delete %s A\nsend\n"):format(tz, tz, tz, tz, h3))
+        lu.assertEquals(code, 0, out)
+        await(rec, "^leave|h3|goodbye", 20)
     end
 
     -- The liveness zone: every host's key may write TXT anywhere below its

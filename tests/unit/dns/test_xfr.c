@@ -409,6 +409,15 @@ static void test_refused(void)
     MSG(&r, SOA(5), SOA(5));
     expect_refused(&r, "not an answer to this transfer");
     CHECK(!lmd_dns_xfr_reader_too_big(r.rd), "not a limit: not too big");
+    CHECK(!lmd_dns_xfr_reader_forged(r.rd), "unsigned transfer: not said forged");
+    run_end(&r);
+    /* signed: an answer to another request (or another question: a whole
+     * genuine transfer replayed) is not the server's, whoever sent it */
+    run_start(&r, false, 0, true);
+    ldns_pkt_set_id(r.srv.req, (uint16_t)(ldns_pkt_id(r.srv.req) + 1));
+    MSG(&r, SOA(5), SOA(5));
+    expect_refused(&r, "not an answer to this transfer");
+    CHECK(lmd_dns_xfr_reader_forged(r.rd), "signed transfer, another id: counted as forged");
     run_end(&r);
 
     /* the bounds */
