@@ -208,18 +208,12 @@ done
             lu.assertEquals(p1:wait(5), 0, p1:output())
             await(rec, "^leave|h1|goodbye", 30)
             -- each replay to h2 dropped and counted (the relay's count read
-            -- first: one may still be on its way).  In one run at load 10,
-            -- 2 of 234 were not counted while the view held: a replay that
-            -- reaches a socket the agent already closed (its query timed
-            -- out while the relay waited) is never seen by it, one way that
-            -- can happen; the cause was not pinned down.  At most 1 in 50
-            -- uncounted is allowed; the view must not change at all.
+            -- first: one may still be on its way)
             local to_h2 = select(2, relay:output():gsub("replayed [^\n]*" .. from, ""))
             local m = metrics("h2", sock2)
             local dropped = metric(m, "lmdisc_dns_unsigned_total")
             note("%d genuine answers replayed to h2, %d dropped", to_h2, dropped)
-            lu.assertTrue(to_h2 >= 4 and dropped >= to_h2 - math.max(1, to_h2 // 50),
-                ("%d replayed to h2, %d dropped\n%s"):format(to_h2, dropped, m))
+            lu.assertTrue(to_h2 >= 4 and dropped >= to_h2 - 1, ("%d replayed to h2\n%s"):format(to_h2, m))
             lu.assertEquals(only(rec, "h1"), "join|h1|8301|gemma\nupdate|h1|3\nleave|h1|goodbye\n")
             lu.assertNotStrContains(p2:output(), "with queries")
         end)
