@@ -107,8 +107,11 @@ static void one(struct lmd_wnotify *n, const uint8_t *buf, size_t len, const str
     const char *d = n->b->wd->cfg->wide_area.domain;
     size_t dl = strlen(d);
     bool ours = strlen(info.zone) == dl - (dl && d[dl - 1] == '.') && !strncasecmp(info.zone, d, strlen(info.zone));
-    lmd_debug("wide-area notify: NOTIFY from %s for %s%s%.0f%s", from, info.zone, info.have_serial ? " at serial " : "",
-              info.have_serial ? (double)info.serial : 0.0, ours ? ": reading it now" : " (not the browsed domain)");
+    char at[32] = "";
+    if (info.have_serial)
+        snprintf(at, sizeof at, " at serial %u", (unsigned)info.serial);
+    lmd_debug("wide-area notify: NOTIFY from %s for %s%s%s", from, info.zone, at,
+              ours ? ": reading it now" : " (not the browsed domain)");
     if (ours)
         lmd_wb_notified(n->b, info.serial, info.have_serial);
 }
