@@ -45,6 +45,31 @@ static void peer_text(const struct sockaddr_storage *sa, char *buf, size_t len)
         memmove(buf, buf + 7, strlen(buf + 7) + 1);
 }
 
+/* After a NOTIFY: the reader may still be behind the serial it announced
+ * (a secondary transferring it): asked again every CHASE_STEP, at most
+ * CHASE_TRIES times, then the poll as always. */
+#define CHASE_STEP 0.02
+#define CHASE_TRIES 100
+
+double lmd_wb_next_poll(lmd_wide_browse *b)
+{
+    if (b->chase && !(b->have_serial && (int32_t)(b->serial - b->want_serial) >= 0)) {
+        b->chase--;
+        return CHASE_STEP;
+    }
+    b->chase = 0;
+    return b->wd->cfg->wide_area.poll;
+}
+
+void lmd_wb_notified(lmd_wide_browse *b, uint32_t serial, bool have)
+{
+    b->want_serial = serial;
+    b->chase = have ? CHASE_TRIES : 0;
+    /* a read in progress: this poll finds it busy, and its end polls again */
+    if (lmd_timer_in(b->timer, 0) != 0)
+        lmd_error("wide-area browse: cannot arm the poll timer (out of memory)");
+}
+
 /* a drop, said once per kind and counted always */
 static void drop(struct lmd_wnotify *n, int kind, const char *from, const char *why)
 {
