@@ -172,30 +172,6 @@ static void report(lmd_wide_browse *b)
  * back; if not, the next failure moves on again). */
 #define READ_RETURN_AFTER 60.0
 
-/* After a NOTIFY: the reader may still be behind the serial it announced
- * (a secondary transferring it): asked again every CHASE_STEP, at most
- * CHASE_TRIES times, then the poll as always. */
-#define CHASE_STEP 0.02
-#define CHASE_TRIES 100
-
-static double next_poll(lmd_wide_browse *b)
-{
-    if (b->chase && !(b->have_serial && (int32_t)(b->serial - b->want_serial) >= 0)) {
-        b->chase--;
-        return CHASE_STEP;
-    }
-    b->chase = 0;
-    return b->wd->cfg->wide_area.poll;
-}
-
-void lmd_wb_notified(lmd_wide_browse *b, uint32_t serial, bool have)
-{
-    b->want_serial = serial;
-    b->chase = have ? CHASE_TRIES : 0;
-    if (!walking(b) && lmd_timer_in(b->timer, 0) != 0) /* walking: its end polls again (next_poll) */
-        lmd_error("wide-area browse: cannot arm the poll timer (out of memory)");
-}
-
 static void walk_done(lmd_wide_browse *b)
 {
     b->polls[b->failed ? 2 : 1]++;
@@ -223,7 +199,7 @@ static void walk_done(lmd_wide_browse *b)
             lmd_wb_serial_read(b, b->serial);
         report(b);
     }
-    if (lmd_timer_in(b->timer, next_poll(b)) != 0)
+    if (lmd_timer_in(b->timer, lmd_wb_next_poll(b)) != 0)
         lmd_error("wide-area browse: cannot arm the poll timer (out of memory)");
 }
 
@@ -436,7 +412,7 @@ static void on_soa(const lmd_dns_result *res, void *arg)
         if (same) {
             b->polls[0]++;
             lmd_dns_rrs_free(rrs, n);
-            if (lmd_timer_in(b->timer, next_poll(b)) != 0)
+            if (lmd_timer_in(b->timer, lmd_wb_next_poll(b)) != 0)
                 lmd_error("wide-area browse: cannot arm the poll timer (out of memory)");
             return;
         }
@@ -494,14 +470,11 @@ int lmd_wide_browse_start(lmd_wide *wd, lmd_err *err)
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");
     }
     b->wd = wd;
-    int rc = lmd_wb_live_start(b, err);
-    if (rc == 0 && (rc = lmd_ws_start(b, err)) != 0)
+    int rc = lmd_wn_start(b, err); /* first: a NOTIFY port in use leaves nothing else to undo */
+    if (rc == 0 && (rc = lmd_wb_live_start(b, err)) == 0 && (rc = lmd_ws_start(b, err)) != 0)
         lmd_wb_live_free(b);
-    if (rc == 0 && (rc = lmd_wn_start(b, err)) != 0) {
-        lmd_ws_free(b);
-        lmd_wb_live_free(b);
-    }
     if (rc) {
+        lmd_wn_free(b);
         event_free(b->timer);
         free(b);
         return rc;

@@ -118,10 +118,12 @@ void lmd_wb_pump(lmd_wide_browse *b);
 int lmd_wn_start(lmd_wide_browse *b, lmd_err *err);
 void lmd_wn_free(lmd_wide_browse *b);
 void lmd_wn_metrics(const lmd_wide_browse *b, struct lmd_metrics *out);
-/* browse.c: a NOTIFY signed by our key said the domain changed (to serial,
+/* notify.c: a NOTIFY signed by our key said the domain changed (to serial,
  * if have): read it now; while the reader is behind that serial (a
- * secondary still transferring), ask again every 50 ms, at most 2 s */
+ * secondary still transferring), ask again every 20 ms, at most 2 s.
+ * When the next poll is due (browse.c, after each one): that, or poll. */
 void lmd_wb_notified(lmd_wide_browse *b, uint32_t serial, bool have);
+double lmd_wb_next_poll(lmd_wide_browse *b);
 
 /* sweep.c: the liveness zone, for agents with sweep_key */
 int lmd_ws_start(lmd_wide_browse *b, lmd_err *err);

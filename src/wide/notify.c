@@ -45,6 +45,31 @@ static void peer_text(const struct sockaddr_storage *sa, char *buf, size_t len)
         memmove(buf, buf + 7, strlen(buf + 7) + 1);
 }
 
+/* After a NOTIFY: the reader may still be behind the serial it announced
+ * (a secondary transferring it): asked again every CHASE_STEP, at most
+ * CHASE_TRIES times, then the poll as always. */
+#define CHASE_STEP 0.02
+#define CHASE_TRIES 100
+
+double lmd_wb_next_poll(lmd_wide_browse *b)
+{
+    if (b->chase && !(b->have_serial && (int32_t)(b->serial - b->want_serial) >= 0)) {
+        b->chase--;
+        return CHASE_STEP;
+    }
+    b->chase = 0;
+    return b->wd->cfg->wide_area.poll;
+}
+
+void lmd_wb_notified(lmd_wide_browse *b, uint32_t serial, bool have)
+{
+    b->want_serial = serial;
+    b->chase = have ? CHASE_TRIES : 0;
+    /* a read in progress: this poll finds it busy, and its end polls again */
+    if (lmd_timer_in(b->timer, 0) != 0)
+        lmd_error("wide-area browse: cannot arm the poll timer (out of memory)");
+}
+
 /* a drop, said once per kind and counted always */
 static void drop(struct lmd_wnotify *n, int kind, const char *from, const char *why)
 {
@@ -107,8 +132,11 @@ static void one(struct lmd_wnotify *n, const uint8_t *buf, size_t len, const str
     const char *d = n->b->wd->cfg->wide_area.domain;
     size_t dl = strlen(d);
     bool ours = strlen(info.zone) == dl - (dl && d[dl - 1] == '.') && !strncasecmp(info.zone, d, strlen(info.zone));
-    lmd_debug("wide-area notify: NOTIFY from %s for %s%s%.0f%s", from, info.zone, info.have_serial ? " at serial " : "",
-              info.have_serial ? (double)info.serial : 0.0, ours ? ": reading it now" : " (not the browsed domain)");
+    char at[32] = "";
+    if (info.have_serial)
+        snprintf(at, sizeof at, " at serial %u", (unsigned)info.serial);
+    lmd_debug("wide-area notify: NOTIFY from %s for %s%s%s", from, info.zone, at,
+              ours ? ": reading it now" : " (not the browsed domain)");
     if (ours)
         lmd_wb_notified(n->b, info.serial, info.have_serial);
 }
