@@ -145,9 +145,18 @@ log { level = "debug" }
             lu.assertEquals(s.kind, kind == "named" and "knot" or "named")
             lu.assertEquals(lab:ip(s.name), s.ip4)
         end
+        -- where each secondary is now: a secondary restarted by the last
+        -- test may still be behind (a BIND secondary that was stopped while
+        -- the zone changed catches up at its next refresh, or at the next
+        -- NOTIFY: the update below)
         local before = serial("h1", primary)
         lu.assertNotNil(before)
-        for _, s in ipairs(sec) do lu.assertEquals(serial("h" .. s.subnet, s.ip4), before) end
+        local sbefore = {}
+        for k, s in ipairs(sec) do
+            sbefore[k] = serial("h" .. s.subnet, s.ip4)
+            lu.assertNotNil(sbefore[k], s.name .. " answers its SOA, signed")
+            lu.assertTrue((sbefore[k] - before) <= 0, s.name .. " is never ahead of the primary")
+        end
         -- an update on the primary reaches both secondaries by NOTIFY (their
         -- refresh is 60 s: only NOTIFY brings it this soon)
         local script = path("add.nsupdate")
@@ -156,7 +165,7 @@ log { level = "debug" }
         lu.assertEquals(code, 0, out)
         local after = serial("h1", primary)
         lu.assertTrue(after > before, tostring(after))
-        for _, s in ipairs(sec) do
+        for k, s in ipairs(sec) do
             until_true(s.name .. " at serial " .. after, 5, function() return serial("h" .. s.subnet, s.ip4) == after end)
             lu.assertEquals(dig("h2", ("+short @%s h1.%s A"):format(s.ip4, zone), "h2"), "10.77.1.1\n")
             local log = S.read(s.log)
@@ -166,10 +175,16 @@ log { level = "debug" }
             lu.assertStrContains(axfr, "h1." .. zone)
             lu.assertStrContains(dig("h2", ("@%s %s AXFR"):format(s.ip4, zone)), "Transfer failed")
             lu.assertStrContains(dig("h2", ("@%s _live.%s AXFR"):format(s.ip4, zone), "h2"), "_live." .. zone)
-            -- incremental: only the change since `before`
-            local ixfr = dig("h2", ("@%s %s IXFR=%d"):format(s.ip4, zone, before), "h2")
+            -- incremental: only the change since `before` (from a secondary
+            -- that was in step; one restarted behind may have taken the
+            -- zone whole, and then answers this IXFR with all of it)
+            local ixfr = dig("h2", ("@%s %s IXFR=%d"):format(s.ip4, zone, sbefore[k]), "h2")
             lu.assertStrContains(ixfr, "h1." .. zone .. ".")
-            lu.assertNotStrContains(ixfr, "b._dns-sd._udp")
+            if sbefore[k] == before then
+                lu.assertNotStrContains(ixfr, "b._dns-sd._udp")
+            else
+                note("%s was at serial %d (the primary at %d) after its restart by the last test", s.name, sbefore[k], before)
+            end
         end
         -- a secondary takes no update (the agents send theirs to the primary)
         local script2 = path("add2.nsupdate")
