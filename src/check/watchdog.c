@@ -36,11 +36,6 @@
 #include <unistd.h>
 
 #define EXIT_WEDGED 3
-/* A loop blocked in poll() waits for another process, bounded: libdbus's
- * blocking calls (avahi-client makes them for publishing) give up after
- * 25 s.  A daemon swamped by a flood answered one after more than 5 s
- * (lab, 1,000 forged services): that wait is not a wedge. */
-#define BLOCKED_GRACE 30.0
 
 struct lmd_watchdog {
     pthread_t thread;
@@ -52,24 +47,7 @@ struct lmd_watchdog {
     atomic_bool sleeping;      /* the watchdog sleeps until it leaves it */
     double bound, interval;
     bool systemd;              /* send WATCHDOG=1 */
-    pid_t tid;                 /* the loop's thread */
-    bool told;                 /* the wait in poll() was logged */
 };
-
-/* Whether thread tid is in poll()/ppoll(): waiting on a file descriptor,
- * not running (the kernel's view, read only once the loop is late). */
-static bool in_poll(pid_t tid)
-{
-    char path[64], buf[32] = "";
-    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    bool got = fgets(buf, sizeof buf, f) != NULL;
-    fclose(f);
-    long nr = got ? strtol(buf, NULL, 10) : -1;
-    return got && buf[0] >= '0' && buf[0] <= '9' && (nr == SYS_poll || nr == SYS_ppoll);
-}
 
 /* the watchdog of the calling thread's loop, if it is watched */
 static _Thread_local lmd_watchdog *watched;
@@ -195,15 +173,6 @@ static void *run(void *arg)
         if (now_it != seen || atomic_load(&w->waiting)) {
             seen = now_it;
             progress = now;
-            w->told = false;
-        }
-        if (now - progress > w->bound && now - progress <= w->bound + BLOCKED_GRACE && in_poll(w->tid)) {
-            if (!w->told)
-                lmd_warn("watchdog: the event loop has waited %.1f s in poll() for another process (avahi-daemon "
-                         "busy?); that wait is bounded, the watchdog allows it %.0f s more", now - progress,
-                         BLOCKED_GRACE);
-            w->told = true;
-            continue;
         }
         if (now - progress > w->bound) {
             lmd_error("watchdog: the event loop has not turned for %.1f s (stuck in a policy call or in C "
@@ -224,7 +193,6 @@ int lmd_watchdog_start(double bound, lmd_watchdog **out, lmd_err *err)
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");
     w->bound = bound;
     w->interval = bound / 4;
-    w->tid = (pid_t)syscall(SYS_gettid); /* the loop's: lmd_watchdog_start runs on it */
     uint64_t usec = 0;
     if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
         w->systemd = true;
