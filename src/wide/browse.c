@@ -83,6 +83,11 @@ void lmd_wb_sort(struct lmd_wfound *f, size_t *n)
 {
     if (*n < 2)
         return;
+    bool sorted = true; /* a zone copy's services come sorted and each once: nothing to move */
+    for (size_t i = 1; i < *n && sorted; i++)
+        sorted = strcmp(f[i - 1].name, f[i].name) < 0;
+    if (sorted)
+        return;
     qsort(f, *n, sizeof *f, by_name);
     size_t k = 1;
     for (size_t i = 1; i < *n; i++) {
