@@ -74,11 +74,9 @@ static bool browse_name(const char *name, const char *type_zone, char shard[64])
     if (!strcasecmp(name, type_zone))
         return true;
     size_t t = (size_t)(domain_of(type_zone) - type_zone); /* "TYPE." */
-    char sz[1100];
     if (t == 0 || strncasecmp(name, type_zone, t) != 0)
         return false;
-    snprintf(sz, sizeof sz, "%s", name + t);
-    return lmd_dns_shard_of(sz, domain_of(type_zone), shard, 64);
+    return lmd_dns_shard_of(name + t, domain_of(type_zone), shard, 64);
 }
 
 /* b._dns-sd._udp.DOMAIN */
@@ -287,9 +285,10 @@ int lmd_dns_zone_take(lmd_dns_zone *zn, const char *type_zone, const lmd_dns_xfr
     return 0;
 }
 
-static int by_name(const void *x, const void *y)
+/* bsearch: a name against a found one */
+static int name_cmp(const void *key, const void *y)
 {
-    return strcmp(((const lmd_dns_found *)x)->name, ((const lmd_dns_found *)y)->name);
+    return strcmp(key, ((const lmd_dns_found *)y)->name);
 }
 
 struct ptr_ref {
@@ -371,7 +370,7 @@ int lmd_dns_zone_services(const lmd_dns_zone *zn, lmd_dns_found **out, size_t *n
         if (!listed)
             continue; /* a shard the domain does not list (any more): not read */
         refs[nr].name = r->owner_label;
-        snprintf(refs[nr++].shard, sizeof refs->shard, "%s", label);
+        memcpy(refs[nr++].shard, label, strlen(label) + 1);
     }
     free(shards);
     /* by name, each once (of one name in several places, the first) */
@@ -379,17 +378,15 @@ int lmd_dns_zone_services(const lmd_dns_zone *zn, lmd_dns_found **out, size_t *n
     for (size_t i = 0; i < nr; i++) {
         if (k && !strcmp(refs[i].name, f[k - 1].name))
             continue;
-        snprintf(f[k].name, sizeof f->name, "%s", refs[i].name);
-        snprintf(f[k++].shard, sizeof f->shard, "%s", refs[i].shard);
+        memcpy(f[k].name, refs[i].name, strlen(refs[i].name) + 1);  /* both 64 bytes at most */
+        memcpy(f[k++].shard, refs[i].shard, strlen(refs[i].shard) + 1);
     }
     free(refs);
     for (size_t i = 0; i < zn->n; i++) {
         const struct lmd_dns_zrec *r = &zn->r[i];
         if (r->type != LMD_DNS_T_SRV && r->type != LMD_DNS_T_TXT)
             continue;
-        lmd_dns_found key;
-        snprintf(key.name, sizeof key.name, "%s", r->owner_label);
-        lmd_dns_found *x = k ? bsearch(&key, f, k, sizeof *f, by_name) : NULL;
+        lmd_dns_found *x = k ? bsearch(r->owner_label, f, k, sizeof *f, name_cmp) : NULL;
         const char *up = x ? parent_of(r->owner) : NULL;
         if (!up || !browse_name(up, tz, label) || strcasecmp(label, x->shard) != 0)
             continue; /* the same name in another shard */

@@ -229,9 +229,10 @@ int lmd_wb_take_found(lmd_wide_browse *b, const lmd_dns_found *in, size_t n)
     for (size_t i = 0; i < n; i++) {
         const lmd_dns_found *w = &in[i];
         struct lmd_wfound *c = &f[k++];
-        snprintf(c->name, sizeof c->name, "%s", w->name);
-        snprintf(c->shard, sizeof c->shard, "%s", w->shard);
-        snprintf(c->host, sizeof c->host, "%s", w->host);
+        /* the same sizes (name 64, shard 64, host 1025): plain copies */
+        memcpy(c->name, w->name, strlen(w->name) + 1);
+        memcpy(c->shard, w->shard, strlen(w->shard) + 1);
+        memcpy(c->host, w->host, strlen(w->host) + 1);
         c->port = w->port;
         c->srv = w->srv;
         lowest(c->a4, w, true);
