@@ -207,6 +207,7 @@ struct arun {
     char server[64];
     char zone[256];
     char host[320];
+    char shard[64];           /* of a sharded domain: where it publishes ("" the domain) */
     lmd_dns_find *find;
     lmd_dns_req *req;
     int req_mode;
@@ -225,7 +226,7 @@ static void service(const struct arun *r, lmd_dns_service *svc, const char *cons
         ttl = r->a->lease;
     *svc = (lmd_dns_service){.zone = r->zone, .instance = r->a->name, .type = r->a->type, .host = r->host,
                              .port = r->a->port, .txt = &r->a->txt, .addrs = ap, .n_addrs = n, .ttl = ttl,
-                             .lease = r->a->lease};
+                             .lease = r->a->lease, .shard = r->shard};
 }
 
 static int send_update(struct arun *r, int mode, double timeout, lmd_err *err)
@@ -314,12 +315,53 @@ static void on_refresh(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void publish_first(struct arun *r)
+static void publish_now(struct arun *r)
 {
     lmd_err err = {0};
     if (send_update(r, LMD_DNS_PUBLISH, UPDATE_TIMEOUT, &err) != 0) {
         r->rc = LMD_EXIT_FAIL;
         give_up(r->base, "announce", "%s", lmd_err_text(&err));
+    }
+}
+
+/* The domain's browse list: the shard this host writes in, as the agent
+ * picks it (src/wide/shardpub.c); not read: the domain itself. */
+static void on_list(const lmd_dns_result *res, void *arg)
+{
+    struct arun *r = arg;
+    r->req = NULL;
+    lmd_dns_rr *rrs = NULL;
+    size_t n = 0, k = 0;
+    lmd_err err = {0};
+    static char labels[LMD_DNS_MAX_SHARDS][64];
+    if (res->rc == 0 && res->answer &&
+        lmd_dns_answer_parse(res->answer, res->answer_len, LMD_DNS_T_PTR, &rrs, &n, &err) == 0) {
+        for (size_t i = 0; i < n && k < LMD_DNS_MAX_SHARDS; i++)
+            k += lmd_dns_shard_of(rrs[i].target, r->zone, labels[k], sizeof labels[k]);
+    } else if (res->rc != 0 && res->rcode != 3) {
+        fprintf(stderr, "lmdisc announce: cannot read the browse domains of %s (%s): publishing in the domain "
+                        "itself\n", r->zone, res->text);
+    }
+    lmd_dns_rrs_free(rrs, n);
+    long pick = lmd_dns_shard_pick(r->host, (const char (*)[64])labels, k);
+    snprintf(r->shard, sizeof r->shard, "%s", pick >= 0 ? labels[pick] : "");
+    if (pick >= 0)
+        lmd_debug("%s lists %zu shards: publishing in %s.%s", r->zone, k, r->shard, r->zone);
+    publish_now(r);
+}
+
+static void publish_first(struct arun *r)
+{
+    char list[400];
+    lmd_dns_msg *m = NULL;
+    lmd_err err = {0};
+    snprintf(list, sizeof list, "%s.%s", LMD_DNS_BROWSE_LIST, r->zone);
+    r->req_mode = 0;
+    if (lmd_dns_query_build(NULL, list, LMD_DNS_T_PTR, &m, &err) != 0 || lmd_dns_query_sign(m, r->key, &err) != 0) {
+        lmd_dns_msg_free(m);
+        publish_now(r);
+    } else if (lmd_dns_send(r->base, r->server, 0, m, r->key, 3.0, on_list, r, &r->req, &err) != 0) {
+        publish_now(r);
     }
 }
 

@@ -368,11 +368,14 @@ struct lmd_dns_zrec {
     char owner_label[64], label[64];
     lmd_txt txt;
     char addr[46];
+    uint32_t next;       /* the next record of its hash chain, + 1 (0: none) */
 };
 
 typedef struct lmd_dns_zone {
     struct lmd_dns_zrec *r;
     size_t n, cap;
+    uint32_t *heads;             /* hash chains by type and owner (a diff's deletes find their record at once) */
+    size_t n_heads;
     uint32_t serial;             /* of the last transfer taken */
     bool have;                   /* a copy is held: the next transfer may be an IXFR from serial */
     bool live;                   /* a liveness zone's copy (set before the first take): only the TXT records

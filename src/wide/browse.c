@@ -83,6 +83,11 @@ void lmd_wb_sort(struct lmd_wfound *f, size_t *n)
 {
     if (*n < 2)
         return;
+    bool sorted = true; /* a zone copy's services come sorted and each once: nothing to move */
+    for (size_t i = 1; i < *n && sorted; i++)
+        sorted = strcmp(f[i - 1].name, f[i].name) < 0;
+    if (sorted)
+        return;
     qsort(f, *n, sizeof *f, by_name);
     size_t k = 1;
     for (size_t i = 1; i < *n; i++) {
@@ -224,9 +229,10 @@ int lmd_wb_take_found(lmd_wide_browse *b, const lmd_dns_found *in, size_t n)
     for (size_t i = 0; i < n; i++) {
         const lmd_dns_found *w = &in[i];
         struct lmd_wfound *c = &f[k++];
-        snprintf(c->name, sizeof c->name, "%s", w->name);
-        snprintf(c->shard, sizeof c->shard, "%s", w->shard);
-        snprintf(c->host, sizeof c->host, "%s", w->host);
+        /* the same sizes (name 64, shard 64, host 1025): plain copies */
+        memcpy(c->name, w->name, strlen(w->name) + 1);
+        memcpy(c->shard, w->shard, strlen(w->shard) + 1);
+        memcpy(c->host, w->host, strlen(w->host) + 1);
         c->port = w->port;
         c->srv = w->srv;
         lowest(c->a4, w, true);

@@ -245,6 +245,10 @@ void lmd_wp_sync(struct lmd_wpub *p, bool force)
     if (lmd_wp_wanted(p)) {
         if (!p->w->shard_known)
             return; /* published once the domain's shards are read (shardpub.c) */
+        if (p->moving) { /* out of the old shard first (done_one publishes in the new one) */
+            send_or_queue(p, LMD_DNS_WITHDRAW, false, true);
+            return;
+        }
         char addrs[LMD_WP_MAX_ADDRS][64];
         char *now = content_key(p, addrs, lmd_dns_routable_addrs(addrs, LMD_WP_MAX_ADDRS));
         bool same = now && p->published && p->sent && !strcmp(now, p->sent);
@@ -421,8 +425,13 @@ static void done_one(struct lmd_wpub *p, const lmd_dns_result *res)
         if (first && p->registered)
             wd->host.published(wd->host.ud, p->name);
     } else {
-        lmd_info("wide-area: withdrew \"%s\" from %s (%.1f ms)", e, w->domain, took * 1000);
+        lmd_info("wide-area: withdrew \"%s\" from %s%s%s (%.1f ms)%s", e, p->at[0] ? p->at : "", p->at[0] ? "." : "",
+                 w->domain, took * 1000, p->moving ? ": moving to the shard the domain's list gives now" : "");
         event_del(p->timer);
+        if (p->moving) {
+            p->moving = false;
+            p->pending = true; /* published in the new shard below */
+        }
         /* it deleted the host's addresses: a service published (or
          * registered) while it was under way lost them; write them again */
         for (struct lmd_wpub *q = w->pubs; q && p->req_host; q = q->next)

@@ -35,6 +35,7 @@ struct lmd_wpub {
     char *sent;             /* what the zone holds (content key), NULL when withdrawn */
     char *req_content;      /* what the update in flight sends */
     char at[64];            /* the shard of the last publish sent ("" the domain): where a withdraw goes */
+    bool moving;            /* the domain's shards changed: withdraw from `at`, then publish in the new one */
     unsigned fails;
     char why[1024];         /* the last failure, one line (/v1/self) */
     uint32_t seq;           /* of lmd-live: random start (a restart is a change too) */
@@ -63,6 +64,7 @@ struct lmd_wide_set {
     /* the shard this host publishes in (shardpub.c) */
     char shard[64];         /* "" the domain itself */
     bool shard_known;       /* nothing is published before */
+    bool shard_provisional; /* the list could not be read: the domain itself until it is */
     unsigned shard_fails;
     lmd_dns_req *shard_req;
     struct event *shard_timer;

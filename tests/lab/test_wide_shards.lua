@@ -83,8 +83,8 @@ mdns { enabled = false }
         return p, sock
     end
 
-    local function await(p, pattern, timeout)
-        local line, err = lab:wait_log(p, pattern, timeout or 15)
+    local function await(p, pattern, timeout, nth)
+        local line, err = lab:wait_log(p, pattern, timeout or 15, nth)
         if not line then
             lu.fail(tostring(err) .. "\n--- " .. (type(p) == "table" and p.log .. ":\n" .. S.tail(p:output())
                 or p .. ":\n" .. S.read(p)))
@@ -194,6 +194,56 @@ mdns { enabled = false }
             await(rec, "^leave|h1|goodbye", 10)
             nsupdate({ ("update delete %s PTR lost.%s"):format(s9, s9), ("update delete lost.%s"):format(s9) })
             p2:signal("TERM")
+        end)
+    end
+
+    -- shards listed while an agent runs: it reads the list again every half
+    -- lease, withdraws from the domain and publishes in its shard; a
+    -- browsing agent keeps seeing it
+    function T:test_shards_listed_later_the_agent_moves_within_half_a_lease()
+        local rec = path("rec.txt")
+        agent("h2", { observe = true, policy = HOOKS:format(rec) })
+        local p1 = agent("h1", { port = 8241, lease = 10 })
+        await(p1, "wide%-area: published \"h1\"")
+        await(rec, "^join|h1|8241", 15)
+        lu.assertStrContains(dig("_lmserv._tcp." .. zone .. " PTR +short"), "h1._lmserv._tcp." .. zone .. ".")
+        with_shards(function(l)
+            local s1 = pick("h1", l)
+            await(p1, ("this host's services move to %s%%.%s"):format(s1, zone:gsub("%.", "%%.")), 10)
+            await(p1, "moving to the shard the domain's list gives now", 10)
+            await(p1, "wide%-area: published \"h1\"", 10, 2)
+            lu.assertStrContains(dig(("_lmserv._tcp.%s.%s PTR +short"):format(s1, zone)),
+                ("h1._lmserv._tcp.%s.%s."):format(s1, zone))
+            lu.assertEquals(dig("_lmserv._tcp." .. zone .. " PTR +short"), "")
+            -- the browser holds it again (it may have seen it leave and come back)
+            local function last_h1()
+                local last = ""
+                for line in S.read(rec):gmatch("[^\n]+") do
+                    if line:find("|h1|", 1, true) then last = line end
+                end
+                return last
+            end
+            local deadline = Lab.now() + 10
+            while not last_h1():match("^join|h1|8241") and Lab.now() < deadline do Lab.sleep(0.2) end
+            lu.assertStrContains(last_h1(), "join|h1|8241", S.read(rec))
+            p1:signal("TERM")
+            lu.assertEquals(p1:wait(10), 0, p1:output())
+            lu.assertEquals(dig(("_lmserv._tcp.%s.%s PTR +short"):format(s1, zone)), "")
+        end)
+    end
+
+    -- `lmdisc announce --domain` publishes where an agent of the host would
+    function T:test_announce_on_the_command_line_publishes_in_the_hosts_shard()
+        with_shards(function(l)
+            local s3 = pick("h3", l)
+            local p = lab:bg("h3", ("exec %s announce 8251 'cli' --name h3 --domain %s --server %s --key %s")
+                :format(q(BIN), zone, server, q(lab:key("h3"))))
+            procs[#procs + 1] = p
+            await(p, "^published \"h3\"", 15)
+            lu.assertStrContains(dig(("h3._lmserv._tcp.%s.%s SRV +short"):format(s3, zone)), "8251 h3." .. zone .. ".")
+            p:signal("TERM")
+            lu.assertEquals(p:wait(10), 0, p:output())
+            lu.assertEquals(dig(("_lmserv._tcp.%s.%s PTR +short"):format(s3, zone)), "")
         end)
     end
 

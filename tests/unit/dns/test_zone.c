@@ -232,6 +232,42 @@ int main(void)
     CHECK(!strcmp(got, "c c.sd.test:7000 -;p p.sd.test:7001 m0;q q.sd.test:7002 -;r r.sd.test:7003 -;"), "got %s", got);
     lmd_dns_zone_clear(&zn);
 
+    /* many records (the index's chains and its growth): 3,000 services,
+     * then a diff deleting every other one's PTR and SRV */
+    {
+        size_t nb = 3000;
+        lmd_dns_rr *big = calloc(2 * nb, sizeof *big), *gone = calloc(nb, sizeof *gone);
+        char nm[32];
+        for (size_t i = 0; i < nb; i++) {
+            snprintf(nm, sizeof nm, "n%zu", i);
+            big[2 * i] = ptr(nm);
+            big[2 * i + 1] = srv(nm, "h.sd.test", (uint16_t)(1000 + i));
+        }
+        size_t ng = 0;
+        for (size_t i = 0; i < nb; i += 2) {
+            gone[ng++] = big[2 * i];
+            gone[ng++] = big[2 * i + 1];
+        }
+        lmd_dns_xfr xb = {.kind = LMD_DNS_XFR_FULL, .serial = 40, .rrs = big, .n_rrs = 2 * nb};
+        CHECK(lmd_dns_zone_take(&zn, TZ, &xb) == 0, "3,000 services taken (%zu records kept)", zn.n);
+        size_t kept = zn.n;
+        lmd_dns_xfr_diff db = {.from = 40, .to = 41, .deleted = gone, .n_deleted = ng};
+        lmd_dns_xfr xd = {.kind = LMD_DNS_XFR_DIFF, .serial = 41, .diffs = &db, .n_diffs = 1};
+        CHECK(lmd_dns_zone_take(&zn, TZ, &xd) == 0 && zn.n == kept / 2, "half deleted by one diff (%zu records left)",
+              zn.n);
+        lmd_dns_found *bf = NULL;
+        size_t bn = 0;
+        CHECK(lmd_dns_zone_services(&zn, &bf, &bn) == 0 && bn == nb / 2, "%zu services left", bn);
+        bool odd = true;
+        for (size_t i = 0; i < bn; i++)
+            odd = odd && bf[i].srv && (bf[i].port - 1000) % 2 == 1;
+        CHECK(odd, "the ones left are the odd ones, each with its SRV");
+        lmd_dns_found_free(bf, bn);
+        CHECK(lmd_dns_zone_take(&zn, TZ, &xd) < 0 && !zn.have, "the same deletes again: not the server's copy");
+        free(big);
+        free(gone);
+    }
+
     /* the shard a host picks: the same whatever the order, spread over
      * the shards, and adding one moves only the hosts it takes */
     const char four[4][64] = {"s0", "s1", "s2", "s3"}, rev[4][64] = {"s3", "s2", "s1", "s0"};
