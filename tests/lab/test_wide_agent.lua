@@ -5,6 +5,7 @@
 local lu = require "luaunit"
 local Lab = require "lab"
 local S = require "suite"
+local W = require "wide"
 
 local q = Lab.shquote
 local TOOL = assert(os.getenv("LMD_DNS_UPDATE"), "set LMD_DNS_UPDATE to the lmd-dns-update binary")
@@ -13,6 +14,8 @@ local BIN = S.BIN
 local function make_class(kind)
     local T = {}
     local lab, tmp, zone, server
+    local H = W.helpers(S, function() return lab end, kind)
+    local await, metrics, metric, polls, await_polls, note = H.await, H.metrics, H.metric, H.polls, H.await_polls, H.note
     local procs, seq = {}, 0
 
     S.class_lab(T, 3, { subnets = 2, dns = kind }, procs, function(l, t)
@@ -56,46 +59,6 @@ log { level = "debug" }
         return p, sock
     end
 
-    local function await(p, pattern, timeout, nth)
-        local line, err = lab:wait_log(p, pattern, timeout or 15, nth)
-        if not line then
-            lu.fail(tostring(err) .. "\n--- " .. (type(p) == "table" and p.log .. ":\n" .. S.tail(p:output())
-                or p .. ":\n" .. S.read(p)))
-        end
-        return line
-    end
-
-    local function metrics(host, sock)
-        local _, out = lab:exec(host, "curl -s --max-time 5 --unix-socket " .. q(sock) .. " http://agent/metrics")
-        return out
-    end
-
-    local function metric(text, line)
-        return tonumber(("\n" .. text):match("\n" .. line:gsub("[%[%]%(%)%.%%%+%-%*%?%^%${}]", "%%%0") .. " (%S+)"))
-    end
-
-    -- the checks of the domain the agent behind sock has made (any result)
-    local function polls(host, sock)
-        local m = metrics(host, sock)
-        local n = 0
-        for v in m:gmatch('\nlmdisc_dns_polls_total{result="[^"]*"} (%S+)') do n = n + tonumber(v) end
-        return n, m
-    end
-
-    -- wait until that agent has checked the domain k more times: positive
-    -- evidence that what a poll would have brought has come (no sleep
-    -- standing in for it); at most timeout s
-    local function await_polls(host, sock, k, timeout)
-        local n0 = polls(host, sock)
-        local deadline = Lab.now() + (timeout or 15)
-        local n, m = n0, ""
-        repeat
-            Lab.sleep(0.2)
-            n, m = polls(host, sock)
-        until n >= n0 + k or Lab.now() > deadline
-        lu.assertTrue(n >= n0 + k, ("%d more polls, %d awaited:\n%s"):format(n - n0, k, m))
-    end
-
     -- the agent's own timestamp (s since midnight UTC) of the first line of
     -- p's log containing text
     local function log_time(p, text)
@@ -107,9 +70,6 @@ log { level = "debug" }
         end
         lu.fail("no line with " .. text .. " in " .. p.log .. ":\n" .. S.tail(p:output()))
     end
-
-    -- the figures a test measured, for the record
-    local function note(fmt, ...) io.stderr:write(("[%s] "):format(kind) .. fmt:format(...) .. "\n") end
 
     -- fn() while the DNS server is stopped ("stop") or hung ("pause"); the
     -- server is back after it whatever fn did (then fn's error is raised)

@@ -22,6 +22,7 @@
 local lu = require "luaunit"
 local Lab = require "lab"
 local S = require "suite"
+local W = require "wide"
 
 local q = Lab.shquote
 local BIN = S.BIN
@@ -35,20 +36,15 @@ function on_update(peer) rec("update", peer.name, peer.txt.load or "") end
 function on_leave(peer, reason) rec("leave", peer.name, reason) end
 ]]
 
-local function esc(s) return (s:gsub("[%[%]%(%)%.%%%+%-%*%?%^%$]", "%%%0")) end
+local esc = W.esc
 
--- the lines of a hooks record about peer NAME
-local function only(file, name)
-    local t = {}
-    for line in S.read(file):gmatch("[^\n]+") do
-        if line:find("^%a+|" .. esc(name) .. "|") then t[#t + 1] = line .. "\n" end
-    end
-    return table.concat(t)
-end
+local function only(file, name) return W.only(S, file, name) end
 
 local function make_class(kind)
     local T = {}
     local lab, tmp, zone, primary, sec
+    local H = W.helpers(S, function() return lab end, kind)
+    local await, metrics, metric, polls, await_polls, note = H.await, H.metrics, H.metric, H.polls, H.await_polls, H.note
     local procs, seq = {}, 0
 
     S.class_lab(T, 3, { subnets = 2, dns = kind, secondaries = true }, procs, function(l, t)
@@ -85,45 +81,6 @@ mdns { enabled = false }
         return p, sock
     end
 
-    local function await(p, pattern, timeout)
-        local line, err = lab:wait_log(p, pattern, timeout or 15)
-        if not line then
-            lu.fail(tostring(err) .. "\n--- " .. (type(p) == "table" and p.log .. ":\n" .. S.tail(p:output())
-                or p .. ":\n" .. S.read(p)))
-        end
-        return line
-    end
-
-    local function metrics(host, sock)
-        local _, out = lab:exec(host, "curl -s --max-time 5 --unix-socket " .. q(sock) .. " http://agent/metrics")
-        return out
-    end
-
-    local function metric(text, line)
-        return tonumber(("\n" .. text):match("\n" .. esc(line) .. " (%S+)"))
-    end
-
-    local function polls(host, sock)
-        local m = metrics(host, sock)
-        local n = 0
-        for v in m:gmatch('\nlmdisc_dns_polls_total{result="[^"]*"} (%S+)') do n = n + tonumber(v) end
-        return n, m
-    end
-
-    -- k more polls of any result (each ends a read attempt: there is no
-    -- other event that says "the agent read again and changed nothing")
-    local function await_polls(host, sock, k, timeout)
-        local n0 = polls(host, sock)
-        local deadline = Lab.now() + (timeout or 30)
-        local n, m = n0, ""
-        repeat
-            Lab.sleep(0.2)
-            n, m = polls(host, sock)
-        until n >= n0 + k or Lab.now() > deadline
-        lu.assertTrue(n >= n0 + k, ("%d more polls, %d awaited:\n%s"):format(n - n0, k, m))
-        return m
-    end
-
     local function dig(host, args, key)
         local _, out = lab:exec(host, ("dig +norec +time=2 +tries=1 %s %s"):format(
             key and ("-k " .. q(lab:key(key))) or "", args))
@@ -157,8 +114,6 @@ mdns { enabled = false }
         local _, out, code = lab:exec(host, "timeout 60 nsupdate -k " .. q(lab:key(key)) .. " " .. q(script) .. " 2>&1")
         return code, out
     end
-
-    local function note(fmt, ...) io.stderr:write(("[%s] "):format(kind) .. fmt:format(...) .. "\n") end
 
     -- Genuine answers, replayed: each carries a valid TSIG, but for another
     -- request (an older query of the agent's own, with a stale serial; a

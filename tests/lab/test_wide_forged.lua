@@ -15,6 +15,7 @@
 local lu = require "luaunit"
 local Lab = require "lab"
 local S = require "suite"
+local W = require "wide"
 
 local q = Lab.shquote
 local BIN = S.BIN
@@ -31,6 +32,8 @@ function on_leave(peer, reason) rec("leave", peer.name, reason) end
 local function make_class(kind)
     local T = {}
     local lab, tmp, zone, server
+    local H = W.helpers(S, function() return lab end, kind)
+    local await, metrics, metric, polls, await_polls, note = H.await, H.metrics, H.metric, H.polls, H.await_polls, H.note
     local procs, seq = {}, 0
 
     S.class_lab(T, 3, { subnets = 2, dns = kind }, procs, function(l, t)
@@ -62,43 +65,6 @@ log { level = "debug" }
         return p, sock
     end
 
-    local function await(p, pattern, timeout)
-        local line, err = lab:wait_log(p, pattern, timeout or 15)
-        if not line then
-            lu.fail(tostring(err) .. "\n--- " .. (type(p) == "table" and p.log .. ":\n" .. S.tail(p:output())
-                or p .. ":\n" .. S.read(p)))
-        end
-        return line
-    end
-
-    local function metrics(host, sock)
-        local _, out = lab:exec(host, "curl -s --max-time 5 --unix-socket " .. q(sock) .. " http://agent/metrics")
-        return out
-    end
-
-    local function metric(text, line)
-        return tonumber(("\n" .. text):match("\n" .. line:gsub("[%[%]%(%)%.%%%+%-%*%?%^%${}]", "%%%0") .. " (%S+)"))
-    end
-
-    local function polls(host, sock)
-        local m = metrics(host, sock)
-        local n = 0
-        for v in m:gmatch('\nlmdisc_dns_polls_total{result="[^"]*"} (%S+)') do n = n + tonumber(v) end
-        return n, m
-    end
-
-    local function await_polls(host, sock, k, timeout)
-        local n0 = polls(host, sock)
-        local deadline = Lab.now() + (timeout or 30)
-        local n, m = n0, ""
-        repeat
-            Lab.sleep(0.2)
-            n, m = polls(host, sock)
-        until n >= n0 + k or Lab.now() > deadline
-        lu.assertTrue(n >= n0 + k, ("%d more polls, %d awaited:\n%s"):format(n - n0, k, m))
-        return m
-    end
-
     local function rogue(host, ...)
         local p = lab:bg(host, "exec /usr/bin/python3 " .. q(ROGUE) .. " " .. table.concat({ ... }, " "))
         procs[#procs + 1] = p
@@ -106,8 +72,6 @@ log { level = "debug" }
         lu.assertNotNil(ok, tostring(err) .. "\n" .. p:output())
         return p
     end
-
-    local function note(fmt, ...) io.stderr:write(("[%s] "):format(kind) .. fmt:format(...) .. "\n") end
 
     function T:test_forged_answers_before_the_real_ones_change_nothing_and_are_counted()
         local relay = rogue("h3", "relay", lab:ip("h3", 4), server)

@@ -15,6 +15,7 @@
 local lu = require "luaunit"
 local Lab = require "lab"
 local S = require "suite"
+local W = require "wide"
 
 local q = Lab.shquote
 local BIN = S.BIN
@@ -30,7 +31,7 @@ function on_update(peer) rec("update", peer.name, peer.txt.load or "") end
 function on_leave(peer, reason) rec("leave", peer.name, reason) end
 ]]
 
-local function esc(s) return (s:gsub("[%[%]%(%)%.%%%+%-%*%?%^%$]", "%%%0")) end
+local esc = W.esc
 
 local function stamp(line) -- the agent's ISO log stamp -> seconds of the day
     local h, m, s = line:match("T(%d+):(%d+):([%d.]+)Z")
@@ -40,6 +41,8 @@ end
 local function make_class(kind)
     local T = {}
     local lab, tmp, zone, primary, sec
+    local H = W.helpers(S, function() return lab end, kind)
+    local await, metrics, metric, note = H.await, H.metrics, H.metric, H.note
     local procs, seq = {}, 0
 
     S.class_lab(T, 3, { subnets = 2, dns = kind, secondaries = true, notify_port = PORT }, procs, function(l, t)
@@ -71,31 +74,11 @@ log { level = "debug" }
         return p, sock
     end
 
-    local function await(p, pattern, timeout)
-        local line, err = lab:wait_log(p, pattern, timeout or 15)
-        if not line then
-            lu.fail(tostring(err) .. "\n--- " .. (type(p) == "table" and p.log .. ":\n" .. S.tail(p:output())
-                or p .. ":\n" .. S.read(p)))
-        end
-        return line
-    end
-
-    local function metrics(host, sock)
-        local _, out = lab:exec(host, "curl -s --max-time 5 --unix-socket " .. q(sock) .. " http://agent/metrics")
-        return out
-    end
-
-    local function metric(text, line)
-        return tonumber(("\n" .. text):match("\n" .. esc(line) .. " (%S+)"))
-    end
-
     local function send(host, to, ...)
         local _, out = lab:exec(host, ("/usr/bin/python3 %s %s %d %s %s"):format(q(SEND), to, PORT, zone,
             table.concat({ ... }, " ")))
         return out
     end
-
-    local function note(fmt, ...) io.stderr:write(("[%s] "):format(kind) .. fmt:format(...) .. "\n") end
 
     -- a publisher's line, then the observer's: the latency on the agents'
     -- own clock; bounded at a quarter of the 10 s poll (a poll catching

@@ -17,6 +17,7 @@
 local lu = require "luaunit"
 local Lab = require "lab"
 local S = require "suite"
+local W = require "wide"
 
 local q = Lab.shquote
 local BIN = S.BIN
@@ -53,6 +54,8 @@ end
 local function make_class(kind)
     local T = {}
     local lab, tmp, zone, server
+    local H = W.helpers(S, function() return lab end, kind)
+    local await = H.await
     local procs, seq = {}, 0
 
     S.class_lab(T, 3, { subnets = 2, dns = kind }, procs, function(l, t)
@@ -81,15 +84,6 @@ mdns { enabled = false }
         procs[#procs + 1] = p
         lu.assertNotNil(lab:wait_log(p, "agent started", 10), p:output())
         return p, sock
-    end
-
-    local function await(p, pattern, timeout, nth)
-        local line, err = lab:wait_log(p, pattern, timeout or 15, nth)
-        if not line then
-            lu.fail(tostring(err) .. "\n--- " .. (type(p) == "table" and p.log .. ":\n" .. S.tail(p:output())
-                or p .. ":\n" .. S.read(p)))
-        end
-        return line
     end
 
     local function dig(args)

@@ -18,6 +18,7 @@
 local lu = require "luaunit"
 local Lab = require "lab"
 local S = require "suite"
+local W = require "wide"
 
 local q = Lab.shquote
 local BIN = S.BIN
@@ -29,20 +30,15 @@ function on_update(peer) rec("update", peer.name, peer.txt.load or "") end
 function on_leave(peer, reason) rec("leave", peer.name, reason) end
 ]]
 
--- the lines of a hooks record about peer NAME
-local function only(file, name)
-    local t = {}
-    for line in S.read(file):gmatch("[^\n]+") do
-        if line:find("^%a+|" .. name .. "|") then t[#t + 1] = line .. "\n" end
-    end
-    return table.concat(t)
-end
+local function only(file, name) return W.only(S, file, name) end
 
-local function esc(s) return (s:gsub("[%[%]%(%)%.%%%+%-%*%?%^%$]", "%%%0")) end
+local esc = W.esc
 
 local function make_class(kind)
     local T = {}
     local lab, tmp, zone, primary, sec
+    local H = W.helpers(S, function() return lab end, kind)
+    local await, metrics, metric, note = H.await, H.metrics, H.metric, H.note
     local procs, seq = {}, 0
 
     S.class_lab(T, 4, { subnets = 2, dns = kind, secondaries = true }, procs, function(l, t)
@@ -78,24 +74,6 @@ log { level = "debug" }
         return p, sock
     end
 
-    local function await(p, pattern, timeout)
-        local line, err = lab:wait_log(p, pattern, timeout or 15)
-        if not line then
-            lu.fail(tostring(err) .. "\n--- " .. (type(p) == "table" and p.log .. ":\n" .. S.tail(p:output())
-                or p .. ":\n" .. S.read(p)))
-        end
-        return line
-    end
-
-    local function metrics(host, sock)
-        local _, out = lab:exec(host, "curl -s --max-time 5 --unix-socket " .. q(sock) .. " http://agent/metrics")
-        return out
-    end
-
-    local function metric(text, line)
-        return tonumber(("\n" .. text):match("\n" .. esc(line) .. " (%S+)"))
-    end
-
     local function reading_from(host, sock)
         local m = metrics(host, sock)
         return m:match('\nlmdisc_dns_read_server{server="([^"]+)"} 1'), m
@@ -121,8 +99,6 @@ log { level = "debug" }
         until Lab.now() > deadline
         lu.fail(("%s: not within %g s"):format(what, timeout))
     end
-
-    local function note(fmt, ...) io.stderr:write(("[%s] "):format(kind) .. fmt:format(...) .. "\n") end
 
     -- the servers' transfer logs: what went to ADDR (named: "client @0x..
     -- ADDR#PORT/key ...: transfer of"; knot: "outgoing, remote ADDR@PORT")
