@@ -23,6 +23,7 @@ struct reap {
     struct reap *next;
     pid_t pid;
     bool orphan;               /* a program the ended worker had started */
+    pid_t sid;                 /* orphan: the session of the worker that started it */
     struct event *ev;
     struct lmd_worker *w;
 };

@@ -40,7 +40,7 @@ static void reap_free(lmd_worker *w, struct reap *r)
     free(r);
 }
 
-static void kill_orphans(lmd_worker *w);
+static void kill_orphans(lmd_worker *w, pid_t sid, bool say);
 
 static void reap_try(evutil_socket_t fd, short what, void *arg)
 {
@@ -56,20 +56,24 @@ static void reap_try(evutil_socket_t fd, short what, void *arg)
     }
     lmd_worker *w = r->w;
     bool worker = !r->orphan, ended = got == r->pid;
+    pid_t sid = worker ? r->pid : r->sid;
     if (ended && worker)
         lmd_debug("policy worker %d ended (%s %d)", (int)r->pid, WIFSIGNALED(st) ? "signal" : "exit",
                   WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
     reap_free(w, r);
-    if (ended && worker)
-        kill_orphans(w); /* its programs were handed to the core as it ended */
+    /* its programs were handed to the core as it ended; a program killed
+     * now hands its own children over: look again */
+    if (ended)
+        kill_orphans(w, sid, worker);
 }
 
-static void reap_later(lmd_worker *w, pid_t pid, bool orphan)
+static void reap_later(lmd_worker *w, pid_t pid, bool orphan, pid_t sid)
 {
     struct reap *r = calloc(1, sizeof *r);
     if (r && (r->ev = evtimer_new(w->base, reap_try, r))) {
         r->pid = pid;
         r->orphan = orphan;
+        r->sid = sid;
         r->w = w;
         r->next = w->reaps;
         w->reaps = r;
@@ -96,10 +100,17 @@ static bool known_child(pid_t pid)
     return false;
 }
 
-/* The core's children that are no worker's (up to max): the programs of
- * a worker that ended. */
-static size_t find_orphans(pid_t *found, size_t max)
+/* The core's children that no worker is, in session sid (up to max): the
+ * programs of the worker that led it.  Each worker leads a session of its
+ * own (setsid before exec), and its programs keep it after they come to
+ * the core: a child of the core in another session (another worker's
+ * program, or one that left with setsid) is not this worker's. */
+static size_t find_orphans(pid_t sid, pid_t *found, size_t max)
 {
+    /* called once the session's leader was reaped (its PID is not reused
+     * before then): the worker object may still hold that PID */
+    if (sid <= 0)
+        return 0;
     size_t n = 0;
     DIR *d = opendir("/proc/self/task");
     if (!d)
@@ -114,7 +125,7 @@ static size_t find_orphans(pid_t *found, size_t max)
             continue;
         long p;
         while (n < max && fscanf(f, "%ld", &p) == 1)
-            if (p > 0 && !known_child((pid_t)p))
+            if (p > 0 && !known_child((pid_t)p) && getsid((pid_t)p) == sid)
                 found[n++] = (pid_t)p;
         fclose(f);
     }
@@ -122,36 +133,71 @@ static size_t find_orphans(pid_t *found, size_t max)
     return n;
 }
 
+/* The orphan and its whole process group (each spawned program leads one;
+ * its leader may be gone already), never the core's own group. */
 static void kill_group(pid_t pid)
 {
-    if (getpgid(pid) == pid)
-        (void)killpg(pid, SIGKILL);
+    pid_t g = getpgid(pid);
+    if (g > 1 && g != getpgrp())
+        (void)killpg(g, SIGKILL);
     (void)kill(pid, SIGKILL);
 }
 
+/* SIGCHLD in the core: a program of a live worker that came to the core
+ * (its parent exited: `sh -c 'x &'`) and has now exited is reaped here,
+ * or it would stay a zombie until its worker ends.  Workers and the
+ * programs being killed are reaped by their own timers (known_child). */
+static struct event *sigchld;
+
+static void on_sigchld(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300];
+        snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;
+        long p;
+        while (fscanf(f, "%ld", &p) == 1)
+            if (p > 0 && !known_child((pid_t)p))
+                (void)waitpid((pid_t)p, NULL, WNOHANG);
+        fclose(f);
+    }
+    closedir(d);
+}
+
 /* The programs a worker started (lmdisc.spawn: each in a process group of
- * its own) outlive a worker that is killed: the core is their subreaper
- * (lmd_worker_spawn), so they become its children the moment the worker
- * ends, and every child of the core that is not a worker is one of them.
- * Each group is killed and reaped: a spawned program lives no longer than
- * the policy VM that started it, and restarts do not pile them up.  (A
- * program that leaves its group and outlives its own parent is reparented
- * later and is not seen here: documented.) */
-static void kill_orphans(lmd_worker *w)
+ * its own, all in the worker's session) outlive a worker that is killed:
+ * the core is their subreaper (lmd_worker_spawn), so they become its
+ * children as the worker ends (or as their own parent does).  Each is
+ * killed with its group and reaped, and every reaped one makes the core
+ * look again (its children came over in turn): a spawned program lives no
+ * longer than the policy VM that started it, and restarts do not pile
+ * them up.  (A program that leaves the session with setsid escapes:
+ * documented.) */
+static void kill_orphans(lmd_worker *w, pid_t sid, bool say)
 {
     unsigned killed = 0;
     for (int round = 0; round < 16; round++) {
         pid_t found[256];
-        size_t n = find_orphans(found, 256);
+        size_t n = find_orphans(sid, found, 256);
         if (n == 0)
             break;
         for (size_t i = 0; i < n; i++) {
             kill_group(found[i]);
-            reap_later(w, found[i], true); /* known from here on */
+            reap_later(w, found[i], true, sid); /* known from here on */
             killed++;
         }
     }
-    if (killed)
+    if (killed && say)
         lmd_info("policy worker: %u program(s) it had started ended with it", killed);
 }
 
@@ -163,7 +209,7 @@ void lmd_worker_kill(lmd_worker *w)
     }
     if (w->pid > 0) {
         kill(w->pid, SIGKILL);
-        reap_later(w, w->pid, false);
+        reap_later(w, w->pid, false, 0);
         w->pid = 0;
     }
     lmd_worker_op_done(w);
@@ -265,6 +311,10 @@ int lmd_worker_spawn(lmd_worker *w, lmd_err *err)
         snprintf(exe, sizeof exe, "/proc/self/exe");
     /* the worker's own children come to the core when it ends (kill_orphans) */
     (void)prctl(PR_SET_CHILD_SUBREAPER, 1);
+    if (!sigchld && (sigchld = evsignal_new(w->base, SIGCHLD, on_sigchld, NULL)) && event_add(sigchld, NULL) != 0) {
+        event_free(sigchld);
+        sigchld = NULL;
+    }
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return lmd_err_set(err, LMD_EIO, "cannot start the policy worker: socketpair: %s", strerror(errno));
@@ -282,6 +332,7 @@ int lmd_worker_spawn(lmd_worker *w, lmd_err *err)
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
+        (void)setsid(); /* its session marks its programs as its (kill_orphans) */
         execl(exe, "lmdisc", "policy-worker", (char *)NULL);
         _exit(127);
     }
@@ -291,7 +342,7 @@ int lmd_worker_spawn(lmd_worker *w, lmd_err *err)
     if (!w->bev) {
         close(sv[0]);
         kill(pid, SIGKILL);
-        reap_later(w, pid, false);
+        reap_later(w, pid, false, 0);
         return lmd_err_set(err, LMD_ENOMEM, "cannot start the policy worker: out of memory");
     }
     w->pid = pid;
@@ -421,7 +472,15 @@ void lmd_worker_free(lmd_worker *w)
         kill(pid, SIGKILL);
         reap_bounded(pid);
     }
+    /* the sessions of its processes, this one and those still being
+     * reaped (a worker that died a moment ago): their programs end too */
+    pid_t sids[8];
+    size_t nsid = 0;
+    if (pid > 0)
+        sids[nsid++] = pid;
     while (w->reaps) {
+        if (!w->reaps->orphan && nsid < LMD_ARRAY_LEN(sids))
+            sids[nsid++] = w->reaps->pid;
         reap_bounded(w->reaps->pid);
         reap_free(w, w->reaps);
     }
@@ -430,15 +489,27 @@ void lmd_worker_free(lmd_worker *w)
             *pp = w->next_all;
             break;
         }
-    /* its programs, handed to the core as it ended (kill_orphans) */
-    pid_t orphans[256];
-    size_t norph = pid > 0 ? find_orphans(orphans, 256) : 0;
-    for (size_t i = 0; i < norph; i++)
-        kill_group(orphans[i]);
-    for (size_t i = 0; i < norph; i++)
-        reap_bounded(orphans[i]);
-    if (norph)
-        lmd_info("policy worker: %zu program(s) it had started ended with it", norph);
+    if (!all_workers && sigchld) { /* the last worker of this loop */
+        event_free(sigchld);
+        sigchld = NULL;
+    }
+    /* its programs, handed to the core as it ended (kill_orphans); each
+     * reaped one hands its children over: rounds until none is left */
+    size_t ended = 0;
+    for (size_t k = 0; k < nsid; k++)
+        for (int round = 0; round < 16; round++) {
+            pid_t orphans[256];
+            size_t norph = find_orphans(sids[k], orphans, 256);
+            if (norph == 0)
+                break;
+            for (size_t i = 0; i < norph; i++)
+                kill_group(orphans[i]);
+            for (size_t i = 0; i < norph; i++)
+                reap_bounded(orphans[i]);
+            ended += norph;
+        }
+    if (ended)
+        lmd_info("policy worker: %zu program(s) it had started ended with it", ended);
     if (w->inflight)
         lmd_worker_item_free(w->inflight);
     for (struct item *it = w->head, *n; it; it = n) {
