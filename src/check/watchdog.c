@@ -36,6 +36,9 @@
 #include <unistd.h>
 
 #define EXIT_WEDGED 3
+/* the time a turn of the loop may spend waiting in poll() on top of the
+ * bound: one D-Bus call (25 s) and some */
+#define POLL_GRACE 30.0
 
 struct lmd_watchdog {
     pthread_t thread;
@@ -45,6 +48,8 @@ struct lmd_watchdog {
     atomic_ulong iterations;
     _Atomic uint32_t waiting;  /* the loop's thread is in epoll_wait (a futex word) */
     atomic_bool sleeping;      /* the watchdog sleeps until it leaves it */
+    _Atomic uint64_t polled_ns;  /* time the loop's thread spent in poll() (finite), all told */
+    _Atomic uint64_t poll_since; /* CLOCK_MONOTONIC ns: in such a poll() since; 0: not */
     double bound, interval;
     bool systemd;              /* send WATCHDOG=1 */
 };
@@ -103,9 +108,8 @@ __attribute__((visibility("default"))) int epoll_wait(int epfd, struct epoll_eve
     wait_begin(w);
     int rc = next(epfd, events, maxevents, timeout);
     int saved = errno;
-    if (rc < 0 && saved == EINTR)
-        return rc; /* libevent waits again at once (a signal, or a tracer
-                    * attaching): still idle, the watchdog sleeps on */
+    /* a signal (EINTR) too: libevent 2.1 then runs the turn's timers and
+     * callbacks before it waits again, and those are timed */
     wait_end(w);
     errno = saved;
     return rc;
@@ -115,9 +119,11 @@ __attribute__((visibility("default"))) int epoll_wait(int epfd, struct epoll_eve
  * libdbus's poll() for the reply, up to D-Bus's own 25 s timeout) is a
  * bounded wait for someone else, not a wedge: a daemon busy with a flood
  * answered the agent's call after more than the watchdog's bound, and the
- * watchdog ended a healthy agent (lab_hostile).  Only a wait with a finite
- * timeout counts: a poll without one could block for ever, and stays
- * timed. */
+ * watchdog ended a healthy agent (lab_hostile).  Time in a poll() with a
+ * finite timeout is not counted against the bound, up to POLL_GRACE per
+ * turn of the loop: a callback that makes call after call (each poll
+ * returning, and the next one waiting again) is still a wedge once they
+ * add up past it.  A poll without a timeout stays timed. */
 typedef int (*poll_fn)(struct pollfd *, nfds_t, int);
 static _Atomic(void *) next_poll;
 
@@ -131,10 +137,15 @@ __attribute__((visibility("default"))) int poll(struct pollfd *fds, nfds_t nfds,
     lmd_watchdog *w = watched;
     if (!w || timeout <= 0)
         return next(fds, nfds, timeout);
-    wait_begin(w);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    atomic_store(&w->poll_since, (uint64_t)t0.tv_sec * 1000000000u + (uint64_t)t0.tv_nsec);
     int rc = next(fds, nfds, timeout);
     int saved = errno;
-    wait_end(w);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    atomic_fetch_add(&w->polled_ns, (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u + (uint64_t)t1.tv_nsec -
+                                        (uint64_t)t0.tv_nsec);
+    atomic_store(&w->poll_since, 0);
     errno = saved;
     return rc;
 }
@@ -144,6 +155,7 @@ static void *run(void *arg)
     lmd_watchdog *w = arg;
     unsigned long seen = atomic_load(&w->iterations);
     double progress = lmd_now_mono();
+    uint64_t polled_mark = atomic_load(&w->polled_ns);
     while (!atomic_load(&w->stop)) {
         if (!w->systemd && atomic_load(&w->waiting)) {
             /* idle: sleep until the loop leaves its wait (the store of
@@ -155,6 +167,7 @@ static void *run(void *arg)
             atomic_store(&w->sleeping, false);
             seen = atomic_load(&w->iterations);
             progress = lmd_now_mono();
+            polled_mark = atomic_load(&w->polled_ns);
             continue;
         }
         struct timespec until;
@@ -170,17 +183,23 @@ static void *run(void *arg)
             break;
         unsigned long now_it = atomic_load(&w->iterations);
         double now = lmd_now_mono();
+        uint64_t polled_now = atomic_load(&w->polled_ns), since = atomic_load(&w->poll_since);
         if (now_it != seen || atomic_load(&w->waiting)) {
             seen = now_it;
             progress = now;
+            polled_mark = polled_now;
         }
-        if (now - progress > w->bound) {
+        /* this turn's waits in poll(), the one under way included */
+        double polled = (double)(polled_now - polled_mark) / 1e9 + (since ? now - (double)since / 1e9 : 0);
+        if (polled > POLL_GRACE)
+            polled = POLL_GRACE;
+        if (now - progress - polled > w->bound) {
             lmd_error("watchdog: the event loop has not turned for %.1f s (stuck in a policy call or in C "
                       "that does not return); exiting so that avahi-daemon withdraws this host's "
                       "announcements and the supervisor restarts the agent", now - progress);
             _exit(EXIT_WEDGED);
         }
-        if (w->systemd && now - progress <= w->interval * 2)
+        if (w->systemd && now - progress - polled <= w->interval * 2)
             lmd_notify("WATCHDOG=1");
     }
     return NULL;
