@@ -61,6 +61,7 @@ struct lmd_metrics {
     double dns_unsigned;  /* answers dropped: not signed by the key (never believed) */
     double dns_skipped;   /* instances a walk skipped (an SRV at "." or outside the domain) */
     double dns_stale;     /* signed answers from a secondary older than the zone already read (not believed) */
+    double dns_view_reads[2]; /* reads taken into the view: by the changes a transfer touched, whole */
     const char *dns_read_server; /* where reads go now (wide_area.read, or the primary); NULL: not browsing */
     bool dns_notify_on;          /* wide_area.notify: NOTIFYs taken, by result */
     double dns_notify[5];        /* accepted, unsigned, badsig, invalid, ratelimited */

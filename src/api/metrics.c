@@ -163,6 +163,13 @@ void lmd_api_handle_metrics(lmd_api *api, struct evhttp_request *req)
                                "lmdisc_dns_sweeps_total{result=\"kept\"} %.17g\n"
                                "lmdisc_dns_sweeps_total{result=\"failed\"} %.17g\n",
                             m.dns_sweeps[0], m.dns_sweeps[1], m.dns_sweeps[2]);
+        evbuffer_add_printf(b, "# HELP lmdisc_dns_view_reads_total Reads of the wide-area domain taken into this "
+                               "agent's view, by how: only the services a zone transfer's changes touched, or every "
+                               "service compared (a whole transfer, a walk with queries, the shards listed changed).\n"
+                               "# TYPE lmdisc_dns_view_reads_total counter\n"
+                               "lmdisc_dns_view_reads_total{read=\"changes\"} %.17g\n"
+                               "lmdisc_dns_view_reads_total{read=\"whole\"} %.17g\n",
+                            m.dns_view_reads[0], m.dns_view_reads[1]);
         metric(b, "lmdisc_dns_queries_total", "counter",
                "DNS messages sent to read the wide-area domain (SOA polls, transfers, queries).", m.dns_queries);
         evbuffer_add_printf(b, "# HELP lmdisc_dns_read_bytes_total Bytes of those messages, by direction.\n"

@@ -396,6 +396,37 @@ int lmd_dns_zone_take(lmd_dns_zone *zn, const char *type_zone, const lmd_dns_xfr
  * time); free with lmd_dns_found_free. */
 int lmd_dns_zone_services(const lmd_dns_zone *zn, lmd_dns_found **out, size_t *n);
 
+/* What a transfer changed in the copy (lmd_dns_zone_take_changes), so that
+ * a reader reads again only the services it touched (zone_one.c): the
+ * instances whose SRV or TXT a diff deleted or added, the hosts whose A or
+ * AAAA it did; or `all`: a whole zone, a change to the shards listed, or
+ * more names than LMD_DNS_TOUCHED_MAX (reading every service is as cheap
+ * then).  Each name once, each host once (case-insensitive). */
+#define LMD_DNS_TOUCHED_MAX 4096
+typedef struct lmd_dns_touched {
+    bool all;
+    struct lmd_dns_touch {
+        char name[64];            /* the instance label, raw (lmd_dns_found.name) */
+        char text[256];           /* the same label as the copy's owner names write it */
+    } *names;
+    size_t n_names;
+    char (*hosts)[1025];          /* A/AAAA owners, as text */
+    size_t n_hosts, cap_names, cap_hosts;
+} lmd_dns_touched;
+void lmd_dns_touched_clear(lmd_dns_touched *t);
+/* lmd_dns_zone_take, and what it changed added to *t (NULL: not wanted;
+ * on failure t says `all`). */
+int lmd_dns_zone_take_changes(lmd_dns_zone *zn, const char *type_zone, const lmd_dns_xfr *x, lmd_dns_touched *t);
+/* One service of the copy, as lmd_dns_zone_services would list it: the
+ * SRV owner NAME (raw; TEXT its label as written in owner names) at
+ * TYPE.DOMAIN or in a listed shard (of several: DOMAIN's, else the first
+ * shard's by name).  1 and *out (its txt to lmd_txt_free), 0 when there is
+ * no such service.  A few hash lookups: no walk over the copy. */
+int lmd_dns_zone_service(const lmd_dns_zone *zn, const char *name, const char *text, lmd_dns_found *out);
+/* The lowest IPv4 and IPv6 address of host in the copy ("" for none), as
+ * lmd_dns_zone_services picks them. */
+void lmd_dns_zone_addrs(const lmd_dns_zone *zn, const char *host, char a4[46], char a6[46]);
+
 /* ---- sharded domains (shard.c, issue 20) ----------------------------- */
 
 /* One PTR RRset holds one record per service of a type, and an RRset must

@@ -36,6 +36,21 @@ void lmd_dns_name_text(const ldns_rdf *d, char *buf, size_t len);
  * lmd_txt_free then). */
 int lmd_dns_rr_fill(const ldns_rr *rr, lmd_dns_rr *o);
 
+/* The names of a reader's copy (zone.c; for zone_one.c): the part of a
+ * name after its first label (NULL: none); TYPE.DOMAIN's DOMAIN; whether
+ * a name is TYPE.DOMAIN (shard "") or TYPE.SHARD.DOMAIN; whether it is
+ * b._dns-sd._udp.DOMAIN; the hash of the copy's index; a change to the
+ * copy, noted in t (NULL: nothing noted; zone_one.c). */
+const char *lmd_dns_zone_parent(const char *name);
+const char *lmd_dns_zone_domain(const char *type_zone);
+bool lmd_dns_zone_browse_name(const char *name, const char *type_zone, char shard[64]);
+bool lmd_dns_zone_list_name(const char *name, const char *type_zone);
+uint32_t lmd_dns_zone_hash(int type, const char *owner);
+void lmd_dns_zone_touch(lmd_dns_touched *t, const char *type_zone, const lmd_dns_rr *r);
+/* Of two SRV (with a target) or two TXT records at one owner, whether a
+ * is the one a reader takes rather than b (an order on their content). */
+bool lmd_dns_zone_better(const struct lmd_dns_zrec *a, const struct lmd_dns_zrec *b);
+
 /* What xfr_send.c reads of a transfer reader (xfr.c). */
 void lmd_dns_xfr_reader_counts(const lmd_dns_xfr_reader *rd, size_t *messages, size_t *bytes);
 const char *lmd_dns_xfr_reader_zone(const lmd_dns_xfr_reader *rd); /* "sd.lab" */

@@ -17,7 +17,7 @@
  * and adds the new ones; a deletion of something we do not hold means our
  * copy is not the server's: the copy is dropped and the next read is a
  * whole transfer. */
-#include "dns/dns.h"
+#include "dns/internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +44,7 @@ static bool live_name(const char *name, const char *zone)
 
 /* The part of name after its first label (escapes read: an instance's
  * dots are escaped in text) */
-static const char *parent_of(const char *name)
+const char *lmd_dns_zone_parent(const char *name)
 {
     for (const char *p = name; *p; p++) {
         if (*p == '\\') {
@@ -60,7 +60,7 @@ static const char *parent_of(const char *name)
 }
 
 /* type_zone "TYPE.DOMAIN" (TYPE two labels, "_lmserv._tcp"): its domain */
-static const char *domain_of(const char *type_zone)
+const char *lmd_dns_zone_domain(const char *type_zone)
 {
     const char *d = strchr(type_zone, '.');
     d = d ? strchr(d + 1, '.') : NULL;
@@ -68,23 +68,23 @@ static const char *domain_of(const char *type_zone)
 }
 
 /* name is TYPE.DOMAIN (shard "") or TYPE.SHARD.DOMAIN */
-static bool browse_name(const char *name, const char *type_zone, char shard[64])
+bool lmd_dns_zone_browse_name(const char *name, const char *type_zone, char shard[64])
 {
     shard[0] = '\0';
     if (!strcasecmp(name, type_zone))
         return true;
-    size_t t = (size_t)(domain_of(type_zone) - type_zone); /* "TYPE." */
+    size_t t = (size_t)(lmd_dns_zone_domain(type_zone) - type_zone); /* "TYPE." */
     if (t == 0 || strncasecmp(name, type_zone, t) != 0)
         return false;
-    return lmd_dns_shard_of(name + t, domain_of(type_zone), shard, 64);
+    return lmd_dns_shard_of(name + t, lmd_dns_zone_domain(type_zone), shard, 64);
 }
 
 /* b._dns-sd._udp.DOMAIN */
-static bool list_name(const char *name, const char *type_zone)
+bool lmd_dns_zone_list_name(const char *name, const char *type_zone)
 {
     size_t l = strlen(LMD_DNS_BROWSE_LIST);
     return !strncasecmp(name, LMD_DNS_BROWSE_LIST, l) && name[l] == '.' &&
-           !strcasecmp(name + l + 1, domain_of(type_zone));
+           !strcasecmp(name + l + 1, lmd_dns_zone_domain(type_zone));
 }
 
 static bool wanted(const lmd_dns_zone *zn, const char *type_zone, const lmd_dns_rr *r)
@@ -95,11 +95,11 @@ static bool wanted(const lmd_dns_zone *zn, const char *type_zone, const lmd_dns_
     const char *up;
     switch (r->type) {
     case LMD_DNS_T_PTR: /* only the shards the domain lists: services are SRV owners */
-        return list_name(r->owner, type_zone);
+        return lmd_dns_zone_list_name(r->owner, type_zone);
     case LMD_DNS_T_SRV:
     case LMD_DNS_T_TXT: /* exactly INSTANCE.TYPE.[SHARD.]ZONE: not a name below another instance */
-        up = parent_of(r->owner);
-        return up && browse_name(up, type_zone, shard) && lmd_dns_instance_name(r->owner, up);
+        up = lmd_dns_zone_parent(r->owner);
+        return up && lmd_dns_zone_browse_name(up, type_zone, shard) && lmd_dns_instance_name(r->owner, up);
     case LMD_DNS_T_A:
     case LMD_DNS_T_AAAA:
         return true;
@@ -120,10 +120,10 @@ static bool same(const struct lmd_dns_zrec *z, const lmd_dns_rr *r)
     if (z->type != r->type || strcasecmp(z->owner, r->owner))
         return false;
     switch (r->type) {
-    case LMD_DNS_T_PTR:
-        return !strcasecmp(z->target, r->target);
+    case LMD_DNS_T_PTR: /* a target "." is kept as NULL */
+        return !strcasecmp(z->target ? z->target : "", r->target);
     case LMD_DNS_T_SRV:
-        return z->port == r->port && !strcasecmp(z->target, r->target);
+        return z->port == r->port && !strcasecmp(z->target ? z->target : "", r->target);
     case LMD_DNS_T_TXT:
         return lmd_txt_equal(&z->txt, &r->txt);
     default:
@@ -131,10 +131,42 @@ static bool same(const struct lmd_dns_zrec *z, const lmd_dns_rr *r)
     }
 }
 
+/* Of two TXT records at one owner, which one a reader takes: an order on
+ * their content, so that the choice is the same whatever order the copy
+ * holds them in (a diff moves records around: "the first one held" would
+ * flip a service between its TXTs at someone else's change). */
+static int txt_cmp(const lmd_txt *a, const lmd_txt *b)
+{
+    if (a->n != b->n)
+        return a->n < b->n ? -1 : 1;
+    for (size_t i = 0; i < a->n; i++) {
+        const lmd_txt_item *x = &a->items[i], *y = &b->items[i];
+        int c = strcmp(x->key, y->key);
+        if (c)
+            return c;
+        if (x->has_value != y->has_value)
+            return x->has_value ? 1 : -1;
+        if (x->value_len != y->value_len)
+            return x->value_len < y->value_len ? -1 : 1;
+        if (x->value_len && (c = memcmp(x->value, y->value, x->value_len)) != 0)
+            return c;
+    }
+    return 0;
+}
+
+bool lmd_dns_zone_better(const struct lmd_dns_zrec *a, const struct lmd_dns_zrec *b)
+{
+    if (a->type == LMD_DNS_T_TXT)
+        return txt_cmp(&a->txt, &b->txt) < 0;
+    /* SRV (with a target): the lowest target, then port */
+    int c = strcasecmp(a->target ? a->target : "", b->target ? b->target : "");
+    return c < 0 || (c == 0 && a->port < b->port);
+}
+
 /* ---- the index: a hash chain per (type, owner), so that a diff's delete
  * does not scan the copy (10,000 services are 40,000 records) ---- */
 
-static uint32_t key_hash(int type, const char *owner)
+uint32_t lmd_dns_zone_hash(int type, const char *owner)
 {
     uint32_t h = 2166136261u ^ (uint32_t)type;
     for (const char *p = owner; *p; p++)
@@ -144,7 +176,7 @@ static uint32_t key_hash(int type, const char *owner)
 
 static void link_rec(lmd_dns_zone *zn, size_t i)
 {
-    uint32_t *head = &zn->heads[key_hash(zn->r[i].type, zn->r[i].owner) & (zn->n_heads - 1)];
+    uint32_t *head = &zn->heads[lmd_dns_zone_hash(zn->r[i].type, zn->r[i].owner) & (zn->n_heads - 1)];
     zn->r[i].next = *head;
     *head = (uint32_t)i + 1;
 }
@@ -152,7 +184,7 @@ static void link_rec(lmd_dns_zone *zn, size_t i)
 /* the chain link that points at record i */
 static uint32_t *link_to(lmd_dns_zone *zn, size_t i)
 {
-    uint32_t *at = &zn->heads[key_hash(zn->r[i].type, zn->r[i].owner) & (zn->n_heads - 1)];
+    uint32_t *at = &zn->heads[lmd_dns_zone_hash(zn->r[i].type, zn->r[i].owner) & (zn->n_heads - 1)];
     while (*at && *at != i + 1)
         at = &zn->r[*at - 1].next;
     return at;
@@ -195,7 +227,7 @@ static long find(const lmd_dns_zone *zn, const lmd_dns_rr *r)
 {
     if (!zn->heads)
         return -1;
-    for (uint32_t at = zn->heads[key_hash(r->type, r->owner) & (zn->n_heads - 1)]; at; at = zn->r[at - 1].next)
+    for (uint32_t at = zn->heads[lmd_dns_zone_hash(r->type, r->owner) & (zn->n_heads - 1)]; at; at = zn->r[at - 1].next)
         if (same(&zn->r[at - 1], r))
             return (long)at - 1;
     return -1;
@@ -247,7 +279,14 @@ void lmd_dns_zone_clear(lmd_dns_zone *zn)
 
 int lmd_dns_zone_take(lmd_dns_zone *zn, const char *type_zone, const lmd_dns_xfr *x)
 {
+    return lmd_dns_zone_take_changes(zn, type_zone, x, NULL);
+}
+
+int lmd_dns_zone_take_changes(lmd_dns_zone *zn, const char *type_zone, const lmd_dns_xfr *x, lmd_dns_touched *t)
+{
     snprintf(zn->type_zone, sizeof zn->type_zone, "%s", type_zone);
+    if (t && x->kind != LMD_DNS_XFR_UPTODATE)
+        t->all = t->all || x->kind == LMD_DNS_XFR_FULL || !zn->have;
     if (x->kind == LMD_DNS_XFR_FULL) {
         lmd_dns_zone_clear(zn);
         for (size_t i = 0; i < x->n_rrs; i++)
@@ -267,15 +306,24 @@ int lmd_dns_zone_take(lmd_dns_zone *zn, const char *type_zone, const lmd_dns_xfr
                 long k = find(zn, r);
                 if (k < 0) { /* not the server's zone any more */
                     lmd_dns_zone_clear(zn);
+                    if (t)
+                        t->all = true;
                     return LMD_EIO;
                 }
+                lmd_dns_zone_touch(t, type_zone, r);
                 drop(zn, (size_t)k);
             }
-            for (size_t i = 0; i < df->n_added; i++)
-                if (wanted(zn, type_zone, &df->added[i]) && add(zn, &df->added[i]) != 0) {
+            for (size_t i = 0; i < df->n_added; i++) {
+                if (!wanted(zn, type_zone, &df->added[i]))
+                    continue;
+                lmd_dns_zone_touch(t, type_zone, &df->added[i]);
+                if (add(zn, &df->added[i]) != 0) {
                     lmd_dns_zone_clear(zn);
+                    if (t)
+                        t->all = true;
                     return LMD_EIO;
                 }
+            }
         }
     } else if (!zn->have) { /* up to date with a copy we do not have */
         return LMD_EIO;
@@ -320,6 +368,8 @@ void lmd_dns_found_free(lmd_dns_found *f, size_t n)
  * one every time: the copy's order moves with every change). */
 struct pick {
     char a4[46], a6[46];
+    size_t srv, txt;      /* the records taken */
+    bool has_srv, has_txt;
 };
 
 /* The services of our type in the copy (the SRV owners, then SRV and TXT
@@ -344,8 +394,8 @@ int lmd_dns_zone_services(const lmd_dns_zone *zn, lmd_dns_found **out, size_t *n
     }
     /* the shards the domain lists (b._dns-sd._udp PTR SHARD.DOMAIN) */
     for (size_t i = 0; i < zn->n && n_shards < LMD_DNS_MAX_SHARDS; i++)
-        if (zn->r[i].type == LMD_DNS_T_PTR && list_name(zn->r[i].owner, tz) && zn->r[i].target &&
-            lmd_dns_shard_of(zn->r[i].target, domain_of(tz), label, sizeof label))
+        if (zn->r[i].type == LMD_DNS_T_PTR && lmd_dns_zone_list_name(zn->r[i].owner, tz) && zn->r[i].target &&
+            lmd_dns_shard_of(zn->r[i].target, lmd_dns_zone_domain(tz), label, sizeof label))
             memcpy(shards[n_shards++], label, sizeof label);
     /* the names first, small (sorting lmd_dns_found itself would move
      * 1.7 KB a service: 17 MB at 10,000); the services: the SRV owners
@@ -361,8 +411,8 @@ int lmd_dns_zone_services(const lmd_dns_zone *zn, lmd_dns_found **out, size_t *n
     size_t nr = 0;
     for (size_t i = 0; i < zn->n && nr < LMD_DNS_MAX_INSTANCES; i++) {
         const struct lmd_dns_zrec *r = &zn->r[i];
-        const char *up = r->type == LMD_DNS_T_SRV ? parent_of(r->owner) : NULL;
-        if (!up || !browse_name(up, tz, label))
+        const char *up = r->type == LMD_DNS_T_SRV ? lmd_dns_zone_parent(r->owner) : NULL;
+        if (!up || !lmd_dns_zone_browse_name(up, tz, label))
             continue;
         bool listed = !label[0];
         for (size_t j = 0; j < n_shards && !listed; j++)
@@ -387,16 +437,29 @@ int lmd_dns_zone_services(const lmd_dns_zone *zn, lmd_dns_found **out, size_t *n
         if (r->type != LMD_DNS_T_SRV && r->type != LMD_DNS_T_TXT)
             continue;
         lmd_dns_found *x = k ? bsearch(r->owner_label, f, k, sizeof *f, name_cmp) : NULL;
-        const char *up = x ? parent_of(r->owner) : NULL;
-        if (!up || !browse_name(up, tz, label) || strcasecmp(label, x->shard) != 0)
+        const char *up = x ? lmd_dns_zone_parent(r->owner) : NULL;
+        if (!up || !lmd_dns_zone_browse_name(up, tz, label) || strcasecmp(label, x->shard) != 0)
             continue; /* the same name in another shard */
-        if (r->type == LMD_DNS_T_SRV && !x->srv && r->target) {
-            x->srv = true;
-            x->port = r->port;
-            snprintf(x->host, sizeof x->host, "%s", r->target);
-        } else if (r->type == LMD_DNS_T_TXT && !x->txt_ok && lmd_txt_copy(&x->txt, &r->txt) == 0) {
-            x->txt_ok = true;
+        /* of several SRV (with a target) or TXT, the same one whatever
+         * the copy's order (lmd_dns_zone_better) */
+        struct pick *p = &picks[x - f];
+        if (r->type == LMD_DNS_T_SRV && r->target && (!p->has_srv || lmd_dns_zone_better(r, &zn->r[p->srv]))) {
+            p->srv = i;
+            p->has_srv = true;
+        } else if (r->type == LMD_DNS_T_TXT && (!p->has_txt || lmd_dns_zone_better(r, &zn->r[p->txt]))) {
+            p->txt = i;
+            p->has_txt = true;
         }
+    }
+    for (size_t j = 0; j < k; j++) {
+        const struct pick *p = &picks[j];
+        if (p->has_srv) {
+            f[j].srv = true;
+            f[j].port = zn->r[p->srv].port;
+            snprintf(f[j].host, sizeof f[j].host, "%s", zn->r[p->srv].target);
+        }
+        if (p->has_txt && lmd_txt_copy(&f[j].txt, &zn->r[p->txt].txt) == 0)
+            f[j].txt_ok = true;
     }
     size_t nh = 0;
     for (size_t j = 0; j < k; j++)

@@ -53,124 +53,9 @@
 #include <string.h>
 
 
-static void free_found(struct lmd_wfound *f, size_t n)
-{
-    for (size_t i = 0; f && i < n; i++) {
-        lmd_txt_free(&f[i].txt);
-        lmd_txt_free(&f[i].full);
-    }
-    free(f);
-}
-
 static bool walking(const lmd_wide_browse *b)
 {
     return b->soa || b->walk || b->xreq;
-}
-
-static int by_name(const void *x, const void *y)
-{
-    return strcmp(((const struct lmd_wfound *)x)->name, ((const struct lmd_wfound *)y)->name);
-}
-
-const struct lmd_wfound *lmd_wb_find(const struct lmd_wfound *f, size_t n, const char *name)
-{
-    struct lmd_wfound key;
-    snprintf(key.name, sizeof key.name, "%s", name);
-    return n ? bsearch(&key, f, n, sizeof *f, by_name) : NULL;
-}
-
-void lmd_wb_sort(struct lmd_wfound *f, size_t *n)
-{
-    if (*n < 2)
-        return;
-    bool sorted = true; /* a zone copy's services come sorted and each once: nothing to move */
-    for (size_t i = 1; i < *n && sorted; i++)
-        sorted = strcmp(f[i - 1].name, f[i].name) < 0;
-    if (sorted)
-        return;
-    qsort(f, *n, sizeof *f, by_name);
-    size_t k = 1;
-    for (size_t i = 1; i < *n; i++) {
-        if (!strcmp(f[i].name, f[k - 1].name)) {
-            lmd_txt_free(&f[i].txt);
-            lmd_txt_free(&f[i].full);
-            continue;
-        }
-        if (k != i)
-            f[k] = f[i];
-        k++;
-    }
-    *n = k;
-}
-
-/* The registry instance of f over proto (4, 6), its address addr. */
-void lmd_wb_instance(const lmd_wide_browse *b, const struct lmd_wfound *f, int proto, lmd_addr *addr,
-                     struct lmd_instance *in)
-{
-    const lmd_wide *wd = b->wd;
-    memset(addr, 0, sizeof *addr);
-    snprintf(addr->addr, sizeof addr->addr, "%s", proto == 4 ? f->a4 : f->a6);
-    addr->family = proto;
-    snprintf(addr->ifname, sizeof addr->ifname, "dns");
-    *in = (struct lmd_instance){.ifindex = 0, .ifname = "dns", .proto = proto, .name = f->name,
-                                .type = lmd_wide_type(wd->cfg),
-                                .domain = wd->cfg->wide_area.domain, .host = f->host, .port = f->port, .addr = addr,
-                                .txt = &f->txt,
-                                .flags = lmd_wide_owns(wd, f->name) ? LMD_NODE_LOCAL | LMD_NODE_OWN : 0};
-}
-
-/* A complete walk: report what is new or changed, and what is gone. */
-static void report(lmd_wide_browse *b)
-{
-    lmd_wide *wd = b->wd;
-    double now = lmd_now_mono(), wall = lmd_now_wall();
-    lmd_wb_carry(b);
-    for (size_t i = 0; i < b->n_prev; i++) {
-        const struct lmd_wfound *p = &b->prev[i], *c = lmd_wb_find(b->cur, b->n_cur, p->name);
-        if (p->expired)
-            continue; /* left already */
-        for (int proto = 4; proto <= 6; proto += 2) {
-            bool had = proto == 4 ? p->a4[0] : p->a6[0];
-            bool has = c && c->srv && (proto == 4 ? c->a4[0] : c->a6[0]);
-            if (had && !has) {
-                lmd_addr addr;
-                struct lmd_instance in;
-                lmd_wb_instance(b, p, proto, &addr, &in);
-                (void)lmd_peers_gone_at(wd->reg, &in, LMD_REASON_GOODBYE, now);
-            }
-        }
-    }
-    for (size_t i = 0; i < b->n_cur; i++) {
-        const struct lmd_wfound *c = &b->cur[i], *p = lmd_wb_find(b->prev, b->n_prev, c->name);
-        if (!c->srv || c->expired)
-            continue;
-        /* only what changed: a walk after someone else's update must not
-         * make this source the peer's newest (its host would flip between
-         * NAME.local and NAME.DOMAIN for a peer also seen over mDNS); a
-         * refresh (lmd-live alone changed) is not a change to report */
-        bool same = p && p->srv && !p->expired && p->port == c->port && !strcmp(p->host, c->host) &&
-                    lmd_txt_equal(&p->txt, &c->txt);
-        for (int proto = 4; proto <= 6; proto += 2) {
-            const char *now_addr = proto == 4 ? c->a4 : c->a6, *was = p ? (proto == 4 ? p->a4 : p->a6) : "";
-            if (!now_addr[0] || (same && !strcmp(now_addr, was)))
-                continue;
-            lmd_addr addr;
-            struct lmd_instance in;
-            lmd_wb_instance(b, c, proto, &addr, &in);
-            /* both addresses come in this loop: a new peer joins with both,
-             * at once (no settle window) */
-            in.complete = !(proto == 4 && c->a6[0]);
-            if (lmd_peers_seen(wd->reg, &in, now, wall) != 0)
-                lmd_error("out of memory: \"%s\" from %s not recorded", c->name, wd->cfg->wide_area.domain);
-        }
-    }
-    lmd_wide_registry_changed(wd);
-    free_found(b->prev, b->n_prev);
-    b->prev = b->cur;
-    b->n_prev = b->n_cur;
-    b->cur = NULL;
-    b->n_cur = 0;
-    lmd_wb_arm_expiry(b);
 }
 
 /* Reads moved off the nearest server a while ago: back to it (it may be
@@ -192,9 +77,11 @@ static void walk_done(lmd_wide_browse *b)
                      "again every %g s", b->type_zone, lmd_wb_reader(b), b->wd->cfg->wide_area.poll);
         b->logged_down = true;
         b->have_serial = false; /* walk again next time */
-        free_found(b->cur, b->n_cur);
+        lmd_wb_found_free(b->cur, b->n_cur);
         b->cur = NULL;
         b->n_cur = 0;
+        b->by_changes = false;
+        lmd_dns_touched_clear(&b->touched);
     } else {
         if (b->logged_down)
             lmd_info("wide-area browse: reading %s again", b->type_zone);
@@ -202,59 +89,10 @@ static void walk_done(lmd_wide_browse *b)
         b->walked = true;
         if (b->have_serial)
             lmd_wb_serial_read(b, b->serial);
-        report(b);
+        lmd_wb_report(b);
     }
     if (lmd_timer_in(b->timer, lmd_wb_next_poll(b)) != 0)
         lmd_error("wide-area browse: cannot arm the poll timer (out of memory)");
-}
-
-/* Of several addresses of a family, the same one every time (servers
- * rotate them): the lowest. */
-static void lowest(char slot[64], const lmd_dns_found *f, bool v4)
-{
-    slot[0] = '\0';
-    for (size_t i = 0; i < f->n_addrs; i++)
-        if ((strchr(f->addrs[i], ':') == NULL) == v4 && (!slot[0] || strcmp(f->addrs[i], slot) < 0))
-            snprintf(slot, 64, "%s", f->addrs[i]);
-}
-
-/* What a walk or the zone copy found, as this walk's instances (b->cur). */
-int lmd_wb_take_found(lmd_wide_browse *b, const lmd_dns_found *in, size_t n)
-{
-    struct lmd_wfound *f = calloc(n ? n : 1, sizeof *f);
-    if (!f)
-        return LMD_ENOMEM;
-    size_t k = 0;
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        const lmd_dns_found *w = &in[i];
-        struct lmd_wfound *c = &f[k++];
-        /* the same sizes (name 64, shard 64, host 1025): plain copies */
-        memcpy(c->name, w->name, strlen(w->name) + 1);
-        memcpy(c->shard, w->shard, strlen(w->shard) + 1);
-        memcpy(c->host, w->host, strlen(w->host) + 1);
-        c->port = w->port;
-        c->srv = w->srv;
-        lowest(c->a4, w, true);
-        lowest(c->a6, w, false);
-        if (w->txt_ok) {
-            if (lmd_txt_copy(&c->full, &w->txt) != 0)
-                rc = LMD_ENOMEM;
-            lmd_wb_take_txt(c);
-            c->txt_ok = true;
-            if (lmd_wb_txt_refused(b, c)) { /* skipped, counted and said */
-                lmd_txt_free(&c->txt);
-                lmd_txt_free(&c->full);
-                memset(c, 0, sizeof *c);
-                k--;
-            }
-        }
-    }
-    lmd_wb_sort(f, &k);
-    free_found(b->cur, b->n_cur);
-    b->cur = f;
-    b->n_cur = k;
-    return rc;
 }
 
 /* n answers dropped: not signed by our key (forged, or the server does
@@ -322,25 +160,31 @@ static void on_transfer(const lmd_dns_xfr_result *res, void *arg)
         bool ixfr = b->zone.have;
         if (!lmd_wb_serial_fresh(b, x->serial)) {
             /* said and counted; the next server at the next poll */
-        } else if (lmd_dns_zone_take(&b->zone, b->type_zone, x) != 0) {
+        } else if (lmd_dns_zone_take_changes(&b->zone, b->type_zone, x, &b->touched) != 0) {
             /* a diff that does not fit our copy (or no memory): whole next
              * time (a zone past the copy's size is past a transfer's too:
              * then read by queries) */
             lmd_warn("wide-area browse: the changes to %s from %s did not fit this agent's copy of it: reading it "
                      "whole next time", domain, lmd_wb_reader(b));
             b->failed = true;
+        } else if (!b->touched.all && !b->view_behind) {
+            b->by_changes = true; /* only what the changes touched (view.c) */
         } else if (lmd_dns_zone_services(&b->zone, &found, &n_found) != 0 ||
                    lmd_wb_take_found(b, found, n_found) != 0) {
+            b->view_behind = true; /* the copy moved on without it */
             b->failed = true;
-        } else {
+        }
+        if (!b->failed) {
             lmd_wb_serial_read(b, x->serial);
             size_t changes = 0;
             for (size_t i = 0; i < x->n_diffs; i++)
                 changes += x->diffs[i].n_deleted + x->diffs[i].n_added;
             lmd_debug("wide-area browse: %s transferred (%s to serial %u: %s, %zu messages, %zu bytes, %zu "
-                      "records; %zu services)", domain, ixfr ? "IXFR" : "AXFR", (unsigned)x->serial,
+                      "records; %zu %s)", domain, ixfr ? "IXFR" : "AXFR", (unsigned)x->serial,
                       x->kind == LMD_DNS_XFR_DIFF ? "changes" : x->kind == LMD_DNS_XFR_FULL ? "whole zone" : "up to date",
-                      x->messages, x->bytes, x->kind == LMD_DNS_XFR_DIFF ? changes : x->n_rrs, b->n_cur);
+                      x->messages, x->bytes, x->kind == LMD_DNS_XFR_DIFF ? changes : x->n_rrs,
+                      b->by_changes ? b->touched.n_names + b->touched.n_hosts : b->n_cur,
+                      b->by_changes ? "names touched" : "services, whole");
         }
         lmd_dns_xfr_free(x);
         lmd_dns_found_free(found, n_found);
@@ -513,8 +357,9 @@ void lmd_wide_browse_free(lmd_wide *wd)
     lmd_ws_free(b);
     lmd_wb_live_free(b);
     event_free(b->timer);
-    free_found(b->cur, b->n_cur);
-    free_found(b->prev, b->n_prev);
+    lmd_wb_found_free(b->cur, b->n_cur);
+    lmd_wb_view_free(b);
+    lmd_dns_touched_clear(&b->touched);
     free(b);
     wd->browse = NULL;
 }
@@ -536,8 +381,9 @@ void lmd_wide_browse_metrics(const lmd_wide *wd, struct lmd_metrics *out)
     out->dns_read_server = lmd_wb_reader(b);
     lmd_wn_metrics(b, out);
     lmd_ws_metrics(b, out);
+    memcpy(out->dns_view_reads, b->view_reads, sizeof b->view_reads);
     size_t live = 0;
-    for (size_t i = 0; i < b->n_prev; i++)
-        live += b->prev[i].srv && !b->prev[i].expired;
+    for (size_t i = 0; i < b->n_view; i++)
+        live += b->view[i]->srv && !b->view[i]->expired;
     out->dns_services = (double)live;
 }

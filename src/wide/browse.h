@@ -46,8 +46,14 @@ struct lmd_wide_browse {
     uint32_t serial;
     bool have_serial, walked, failed, logged_down;
     bool queries;               /* transfers refused or too big: plain queries */
-    struct lmd_wfound *cur, *prev;
-    size_t n_cur, n_prev;
+    struct lmd_wfound **view;   /* the services read, sorted by name, each its own allocation (view.c) */
+    size_t n_view, cap_view;
+    struct lmd_wfound *cur;     /* a whole read (a walk, the whole copy) on its way into the view */
+    size_t n_cur;
+    lmd_dns_touched touched;    /* the last transfer's changes: only these are read into the view */
+    bool by_changes;            /* the next report reads the touched services alone (else cur, whole) */
+    bool view_behind;           /* the copy moved without the view: the next read goes whole */
+    double view_reads[2];       /* reports into the view: by the changes touched, whole */
     lmd_dns_req *soa;                /* the SOA query in flight */
     lmd_dns_walk *walk;              /* reading the domain by queries (src/dns/walk.c) */
     double polls[3];            /* unchanged, read, failed */
@@ -83,18 +89,26 @@ bool lmd_wb_serial_fresh(lmd_wide_browse *b, uint32_t serial);
 void lmd_wb_serial_read(lmd_wide_browse *b, uint32_t serial);
 void lmd_wb_read_failover(lmd_wide_browse *b);
 
-/* browse.c */
-/* f sorted by name (lmd_wb_sort: duplicates dropped) */
-const struct lmd_wfound *lmd_wb_find(const struct lmd_wfound *f, size_t n, const char *name);
+/* view.c: the view (b->view), what changes in it reported to the registry */
+/* the view's service of that name, or NULL */
+struct lmd_wfound *lmd_wb_find(const lmd_wide_browse *b, const char *name);
+/* f sorted by name, duplicates dropped */
 void lmd_wb_sort(struct lmd_wfound *f, size_t *n);
 /* The registry instance of f over proto (4, 6), its address addr. */
 void lmd_wb_instance(const lmd_wide_browse *b, const struct lmd_wfound *f, int proto, lmd_addr *addr,
                      struct lmd_instance *in);
+/* A read is done: into the view, either b->cur (whole: every service
+ * compared) or, with b->by_changes, only the services b->touched names
+ * (from the copy); what changed is reported.  On failure (out of memory)
+ * the view is behind the copy: b->view_behind, read whole next time. */
+void lmd_wb_report(lmd_wide_browse *b);
+void lmd_wb_view_free(lmd_wide_browse *b);
+void lmd_wb_found_free(struct lmd_wfound *f, size_t n);
 
 /* browse.c: the server reads go to (wide_area.read in order, then the primary) */
 const char *lmd_wb_reader(const lmd_wide_browse *b);
 
-/* browse.c: instances read (a walk or the zone copy) into wfound, sorted */
+/* view.c: instances read (a walk or the whole copy) into b->cur, sorted */
 int lmd_wb_take_found(lmd_wide_browse *b, const lmd_dns_found *in, size_t n);
 
 /* live.c */
@@ -102,8 +116,7 @@ void lmd_wb_take_txt(struct lmd_wfound *f);
 /* f's TXT (lmd-live stripped) is past LMD_TXT_RECORD_MAX: true, and the
  * instance is to be skipped (counted in b->skipped, said once per name) */
 bool lmd_wb_txt_refused(lmd_wide_browse *b, const struct lmd_wfound *f);
-void lmd_wb_carry(lmd_wide_browse *b);     /* each cur entry's clock, from prev */
-void lmd_wb_arm_expiry(lmd_wide_browse *b); /* at prev's earliest lease end */
+void lmd_wb_arm_expiry(lmd_wide_browse *b); /* at the view's earliest lease end */
 int lmd_wb_live_start(lmd_wide_browse *b, lmd_err *err);
 void lmd_wb_live_free(lmd_wide_browse *b);
 /* queue the compare-and-delete of f's browse records / of a liveness

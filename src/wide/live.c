@@ -51,24 +51,6 @@ bool lmd_wb_txt_refused(lmd_wide_browse *b, const struct lmd_wfound *f)
     return true;
 }
 
-void lmd_wb_carry(lmd_wide_browse *b)
-{
-    double now = lmd_now_mono();
-    /* liveness: an instance unchanged since the last walk keeps its clock
-     * (and its expiry); anything changed (a refresh is a change) starts it */
-    for (size_t i = 0; i < b->n_cur; i++) {
-        struct lmd_wfound *c = &b->cur[i];
-        const struct lmd_wfound *p = lmd_wb_find(b->prev, b->n_prev, c->name);
-        /* what the publisher writes on each refresh (its TXT with lmd-live),
-         * not the addresses: of several, which one a reader shows is not
-         * the publisher's doing */
-        bool same = p && p->srv == c->srv && p->port == c->port && !strcasecmp(p->host, c->host) &&
-                    !strcmp(p->live, c->live) && lmd_txt_equal(&p->full, &c->full);
-        c->changed_at = same ? p->changed_at : now;
-        c->expired = same && p->expired;
-    }
-}
-
 /* When f, unchanged since changed_at, has stopped being refreshed.  Its
  * publisher refreshes every 0.45 to 0.55 lease, and we see each refresh
  * within our poll (and a transfer's time): with a poll that is long for the
@@ -83,8 +65,8 @@ static double deadline(const lmd_wide_browse *b, const struct lmd_wfound *f)
 void lmd_wb_arm_expiry(lmd_wide_browse *b)
 {
     double first = -1;
-    for (size_t i = 0; i < b->n_prev; i++) {
-        const struct lmd_wfound *f = &b->prev[i];
+    for (size_t i = 0; i < b->n_view; i++) {
+        const struct lmd_wfound *f = b->view[i];
         if (f->srv && f->lease && !f->expired && (first < 0 || deadline(b, f) < first))
             first = deadline(b, f);
     }
@@ -313,8 +295,8 @@ static void on_expiry(evutil_socket_t fd, short what, void *arg)
     lmd_wide_browse *b = arg;
     lmd_wide *wd = b->wd;
     double now = lmd_now_mono();
-    for (size_t i = 0; i < b->n_prev; i++) {
-        struct lmd_wfound *f = &b->prev[i];
+    for (size_t i = 0; i < b->n_view; i++) {
+        struct lmd_wfound *f = b->view[i];
         if (!f->srv || !f->lease || f->expired || deadline(b, f) > now + 0.001)
             continue;
         f->expired = true;

@@ -155,7 +155,7 @@ static void on_expiry(evutil_socket_t fd, short what, void *arg)
         r->swept = true;
         s->expired++;
         /* the browse records of that instance on that host, as read */
-        const struct lmd_wfound *f = lmd_wb_find(b->prev, b->n_prev, r->name);
+        const struct lmd_wfound *f = lmd_wb_find(b, r->name);
         char want[1100];
         snprintf(want, sizeof want, "%s.%.*s", r->host, (int)dl, domain);
         bool browse = f && f->srv && !strcasecmp(f->host, want);
