@@ -137,7 +137,7 @@ void lmd_agent_on_verdict(void *ud, int kind, const lmd_node_info *peer, const c
                   given ? "" : " (fallback)", v.info ? lmd_escape(v.info, v.info_len, inf, sizeof inf) : "-");
     }
     /* an update's fallback keeps the registry's verdict as it is */
-    bool present = lmd_peers_get(a->reg, peer->name) != NULL;
+    bool present = lmd_peers_has(a->reg, peer->name);
     if (kind != LMD_EV_LEAVE && present && (given || kind == LMD_EV_JOIN))
         lmd_agent_set_verdict(a, peer->name, v.keep, v.info, v.info_len);
     /* a join or update judged after the peer left: its leave is on the way

@@ -8,7 +8,7 @@ struct lmd_rinst {
     int ifindex;
     char ifname[16];   /* IFNAMSIZ; "dns" for a wide-area source */
     int proto;
-    /* host, address and TXT live in ONE allocation, data (rinst_fill):
+    /* host, address and TXT live in ONE allocation, data (lmd_rinst_fill):
      * a peer's instances are many, their fields small */
     char *data;
     const char *host;       /* in data; NULL: none */
@@ -37,10 +37,16 @@ struct lmd_inst_key {
 };
 #define LMD_REJOIN_KEYS 8     /* instances remembered per peer */
 #define LMD_REJOIN_MEMORY 64  /* peers remembered after they left */
-#define LMD_DOMAINS_MAX 64    /* distinct source domains (sources are ours: "local", wide_area's) */
 
+/* A peer holds its instances, not what consumers see of it: that view (an
+ * lmd_node_info, with its addresses as lmd_addr) is built from them when
+ * someone asks (lmd_peers_build: an event, a snapshot, the verifier) and
+ * freed after, so that an idle peer costs its instances and this entry. */
 struct lmd_peer {
-    lmd_node_info node;
+    char *name;
+    const char *type;   /* interned (lmd_peers_intern) */
+    const char *domain; /* interned: the speaking instance's, once one has a domain */
+    double first_seen, last_seen; /* wall-clock */
     struct lmd_rinst *insts;
     size_t n_insts;
     double deadline;   /* monotonic; < 0: none */
@@ -86,20 +92,43 @@ struct lmd_peers {
     unsigned long seq;
     struct lmd_rejoin gone[LMD_REJOIN_MEMORY]; /* the last peers that left */
     size_t gone_next;
-    char *domains[LMD_DOMAINS_MAX]; /* the sources' domains, each held once (lmd_peers_intern) */
-    size_t n_domains;
+    char **strs; /* the sources' domains and the services' types, each held once (lmd_peers_intern) */
+    size_t n_strs, cap_strs;
+    lmd_node_info got; /* what lmd_peers_get last returned (valid until its next call) */
+    bool has_got;
 };
 
-/* The domain d as held by the table (one copy per distinct domain, freed
- * with the table: "local" and the configured wide-area domains), or NULL
- * when out of memory or past LMD_DOMAINS_MAX distinct domains. */
+/* The string d as held by the table (one copy per distinct string, freed
+ * with the table: "local", the wide-area domains, the browsed types), or
+ * NULL when out of memory. */
 const char *lmd_peers_intern(lmd_peers *r, const char *d);
+
+/* instances.c.  Fill ri from a resolver's answer (its data in one
+ * allocation; the old one freed), seq: when. */
+int lmd_rinst_fill(lmd_peers *r, struct lmd_rinst *ri, const struct lmd_instance *in, unsigned long seq);
+/* Whether the answer in says what ri holds already (a refresh). */
+bool lmd_rinst_same(lmd_peers *r, const struct lmd_rinst *ri, const struct lmd_instance *in);
+/* p's instance on in's interface and protocol, or NULL. */
+struct lmd_rinst *lmd_rinst_find(struct lmd_peer *p, const struct lmd_instance *in);
 
 /* Index of name, or where it would go (*found = false). */
 size_t lmd_peers_find(const lmd_peers *r, const char *name, bool *found);
 struct lmd_peer *lmd_peers_lookup(const lmd_peers *r, const char *name);
-/* Recompute the peer's merged view (node) from its instances (merge.c). */
-int lmd_peers_merge(struct lmd_peer *p);
+/* merge.c.  The instance that speaks for p (host, port, TXT): the newest,
+ * with trust the newest of the trusted host's, over DNS the same server's
+ * mDNS one. */
+const struct lmd_rinst *lmd_peers_speaker(const struct lmd_peer *p);
+/* Note who speaks for p now (speaker_dns, domain): after its instances
+ * changed.  Allocates nothing. */
+void lmd_peers_merge(struct lmd_peer *p);
+/* p's LMD_NODE_* flags as its view shows them (no allocation). */
+unsigned lmd_peers_flags(const struct lmd_peer *p);
+/* What consumers see of p, built from its instances (owned by out: free
+ * with lmd_node_info_clear). */
+int lmd_peers_build(const struct lmd_peer *p, lmd_node_info *out);
+/* The same without allocating (name, type and domain only, borrowed from p;
+ * not to be cleared): when out of memory, for a leave that must be told. */
+void lmd_peers_build_min(const struct lmd_peer *p, lmd_node_info *out);
 
 /* rejoin.c: a peer that comes back waits for the instances it had.
  * note: p has had this instance; remember: p leaves (its instances are
@@ -120,8 +149,10 @@ enum lmd_view {
 };
 /* THE verdict on what consumers may see of p (peers.h, "The verdict"). */
 enum lmd_view lmd_peers_view(const lmd_peers *r, const struct lmd_peer *p);
-/* Ask the verifier about what p shows (no verifier: false, v untouched). */
-bool lmd_peers_ask(lmd_peers *r, struct lmd_peer *p, double wall, struct lmd_peers_verdict *v);
+/* Ask the verifier about what p shows (view: p's, built; NULL: built here).
+ * No verifier, or out of memory: false, v untouched. */
+bool lmd_peers_ask(lmd_peers *r, struct lmd_peer *p, const lmd_node_info *view, double wall,
+                   struct lmd_peers_verdict *v);
 /* Take a verdict for what p shows: the trusted mark, the signer, when the
  * clock may change it; the judged callback when it changed. */
 void lmd_peers_take(lmd_peers *r, struct lmd_peer *p, const struct lmd_peers_verdict *v, double now, double wall);
@@ -129,8 +160,10 @@ void lmd_peers_take(lmd_peers *r, struct lmd_peer *p, const struct lmd_peers_ver
  * not, its leave ("untrusted") when it may no longer be, else the update
  * from old (taken; NULL: nothing changed).  now < 0: at once, unsettled. */
 void lmd_peers_report(lmd_peers *r, struct lmd_peer *p, lmd_node_info *old, double now);
-/* An update of a shown peer, reported now or settled (peers.c); takes old. */
-void lmd_peers_changed(lmd_peers *r, struct lmd_peer *p, lmd_node_info *old, double now);
+/* An update of a shown peer (cur: its view now), reported now or settled
+ * (peers.c); takes old. */
+void lmd_peers_changed(lmd_peers *r, struct lmd_peer *p, const lmd_node_info *cur, lmd_node_info *old,
+                       double now);
 unsigned lmd_peers_diff(const lmd_node_info *a, const lmd_node_info *b);
 
 #endif

@@ -29,7 +29,7 @@ int lmd_rinst_txt(const struct lmd_rinst *ri, lmd_txt *out)
     for (size_t at = 0; at < ri->txt_len;) {
         size_t n = ri->txt[at];
         if (n > ri->txt_len - at - 1)
-            break; /* cannot be: rinst_fill wrote it */
+            break; /* cannot be: lmd_rinst_fill wrote it */
         int rc = lmd_txt_add_wire_item(out, ri->txt + at + 1, n, NULL);
         if (rc == LMD_ENOMEM) {
             lmd_txt_free(out);
@@ -95,10 +95,8 @@ static bool preferred(const struct lmd_peer *p, const struct lmd_rinst *in)
            from_dns(in->ifindex, in->ifname) == p->prefer_dns;
 }
 
-/* Recompute the peer's merged view from its instances. */
-int lmd_peers_merge(struct lmd_peer *p)
+const struct lmd_rinst *lmd_peers_speaker(const struct lmd_peer *p)
 {
-    lmd_node_info *n = &p->node;
     /* the newest instance speaks for the peer; with trust, the newest of
      * the trusted host's, so that a forged newer record cannot take over */
     const struct lmd_rinst *newest = NULL;
@@ -113,30 +111,88 @@ int lmd_peers_merge(struct lmd_peer *p)
     /* the same server over mDNS speaks rather than its DNS record: the
      * nearest host name, and TXT changes seen on the link at once */
     const struct lmd_rinst *near = NULL;
-    for (size_t i = 0; from_dns(newest->ifindex, newest->ifname) && i < p->n_insts; i++) {
+    for (size_t i = 0; newest && from_dns(newest->ifindex, newest->ifname) && i < p->n_insts; i++) {
         const struct lmd_rinst *in = &p->insts[i];
         if (!from_dns(in->ifindex, in->ifname) && same_server(p, in, newest) && (!near || in->seq > near->seq))
             near = in;
     }
-    if (near)
-        newest = near;
-    char *host = lmd_strdup(newest->host);
-    lmd_txt txt;
-    if ((newest->host && !host) || lmd_rinst_txt(newest, &txt) != 0) {
-        free(host);
-        return LMD_ENOMEM;
+    return near ? near : newest;
+}
+
+void lmd_peers_merge(struct lmd_peer *p)
+{
+    const struct lmd_rinst *newest = lmd_peers_speaker(p);
+    if (!newest)
+        return;
+    p->speaker_dns = from_dns(newest->ifindex, newest->ifname);
+    /* the speaking instance's domain: a signature is for the domain it was
+     * published in (NAME.local over mDNS, NAME.DOMAIN in DNS) */
+    if (newest->domain && newest->domain[0])
+        p->domain = newest->domain;
+}
+
+/* The flags, given the speaker: the sources the name is seen through,
+ * a conflict, the agreeing instances' own flags, and trust -- only while
+ * the verified host and port speak: a record of another host shown
+ * meanwhile is not trusted until it is verified itself. */
+static unsigned flags_of(const struct lmd_peer *p, const struct lmd_rinst *newest)
+{
+    unsigned flags = 0;
+    for (size_t i = 0; i < p->n_insts; i++) {
+        const struct lmd_rinst *in = &p->insts[i];
+        /* every instance counts (a rival too: its disagreement is flagged
+         * as a conflict) */
+        flags |= from_dns(in->ifindex, in->ifname) ? LMD_NODE_DNS : LMD_NODE_MDNS;
+        if (!same_server(p, in, newest))
+            flags |= LMD_NODE_CONFLICT;
+        else
+            flags |= in->flags;
     }
-    const lmd_txt_item *it = lmd_txt_get(&txt, "info");
-    char *info = (it && it->has_value) ? lmd_strndup(it->value, it->value_len) : NULL;
-    lmd_addr *addrs = malloc(p->n_insts * sizeof *addrs);
-    lmd_rival *rivals = malloc(p->n_insts * sizeof *rivals);
-    if (!addrs || !rivals || (it && it->has_value && !info)) {
-        free(host);
-        free(info);
-        free(addrs);
-        free(rivals);
-        lmd_txt_free(&txt);
-        return LMD_ENOMEM;
+    if (p->trust == 0 && (!p->prefer_host || preferred(p, newest)))
+        flags |= LMD_NODE_TRUSTED;
+    return flags;
+}
+
+unsigned lmd_peers_flags(const struct lmd_peer *p)
+{
+    const struct lmd_rinst *newest = lmd_peers_speaker(p);
+    return newest ? flags_of(p, newest) : 0;
+}
+
+void lmd_peers_build_min(const struct lmd_peer *p, lmd_node_info *out)
+{
+    memset(out, 0, sizeof *out);
+    out->name = p->name;
+    out->type = (char *)p->type;
+    out->domain = (char *)p->domain;
+    out->first_seen = p->first_seen;
+    out->last_seen = p->last_seen;
+    out->flags = lmd_peers_flags(p);
+}
+
+/* What consumers see of the peer, from its instances. */
+int lmd_peers_build(const struct lmd_peer *p, lmd_node_info *n)
+{
+    memset(n, 0, sizeof *n);
+    const struct lmd_rinst *newest = lmd_peers_speaker(p);
+    if (!newest)
+        return LMD_EINVAL; /* cannot be: a peer has an instance */
+    n->name = lmd_strdup(p->name);
+    n->type = lmd_strdup(p->type);
+    n->domain = lmd_strdup(p->domain);
+    n->host = lmd_strdup(newest->host);
+    n->port = newest->port;
+    n->first_seen = p->first_seen;
+    n->last_seen = p->last_seen;
+    int rc = 0;
+    if (!n->name || !n->type || !n->domain || (newest->host && !n->host) || lmd_rinst_txt(newest, &n->txt) != 0)
+        rc = LMD_ENOMEM;
+    const lmd_txt_item *it = lmd_txt_get(&n->txt, "info");
+    if (rc == 0 && it && it->has_value) {
+        n->info = lmd_strndup(it->value, it->value_len);
+        n->info_len = it->value_len;
+        if (!n->info)
+            rc = LMD_ENOMEM;
     }
     /* One coherent view: host, port, TXT and addresses all from the newest
      * instance's host.  Another host answering for the same name (a forged
@@ -144,71 +200,51 @@ int lmd_peers_merge(struct lmd_peer *p)
      * real host on the forger's port, or the forger under the real host's
      * name.  Such a disagreement is flagged. */
     size_t na = 0, nr = 0;
-    unsigned flags = 0;
+    for (size_t i = 0; i < p->n_insts; i++) {
+        if (same_server(p, &p->insts[i], newest))
+            na += p->insts[i].addr[0] != '\0';
+        else
+            nr++;
+    }
+    if (rc == 0 && na && !(n->addrs = malloc(na * sizeof *n->addrs)))
+        rc = LMD_ENOMEM;
+    if (rc == 0 && nr && !(n->rivals = malloc(nr * sizeof *n->rivals)))
+        rc = LMD_ENOMEM;
+    if (rc) {
+        lmd_node_info_clear(n);
+        return rc;
+    }
+    na = 0;
     for (size_t i = 0; i < p->n_insts; i++) {
         const struct lmd_rinst *in = &p->insts[i];
-        /* the sources the name is seen through: every instance counts (a
-         * rival too: its disagreement is flagged as a conflict) */
-        flags |= from_dns(in->ifindex, in->ifname) ? LMD_NODE_DNS : LMD_NODE_MDNS;
         if (!same_server(p, in, newest)) {
-            flags |= LMD_NODE_CONFLICT;
-            lmd_rival *r = &rivals[nr++];
+            lmd_rival *r = &n->rivals[n->n_rivals++];
+            memset(r, 0, sizeof *r);
             snprintf(r->host, sizeof r->host, "%s", in->host ? in->host : "");
             r->port = in->port;
             lmd_rinst_addr(in, &r->addr);
-            continue;
+        } else if (in->addr[0]) {
+            lmd_rinst_addr(in, &n->addrs[na++]);
         }
-        flags |= in->flags;
-        if (in->addr[0])
-            lmd_rinst_addr(in, &addrs[na++]);
     }
     /* sorted first, so that of an address seen over both sources the mDNS
      * one (with its interface) is kept */
-    qsort(addrs, na, sizeof *addrs, addr_cmp);
+    if (na)
+        qsort(n->addrs, na, sizeof *n->addrs, addr_cmp);
     size_t nu = 0;
     for (size_t i = 0; i < na; i++) {
         bool dup = false;
         for (size_t j = 0; j < nu && !dup; j++)
-            dup = strcmp(addrs[j].addr, addrs[i].addr) == 0;
+            dup = strcmp(n->addrs[j].addr, n->addrs[i].addr) == 0;
         if (!dup)
-            addrs[nu++] = addrs[i];
+            n->addrs[nu++] = n->addrs[i];
     }
-    na = nu;
-    free(n->host);
-    free(n->info);
-    free(n->addrs);
-    free(n->rivals);
-    lmd_txt_free(&n->txt);
-    n->host = host;
-    n->port = newest->port;
-    n->txt = txt;
-    n->info = info;
-    n->info_len = info ? it->value_len : 0;
-    n->addrs = addrs;
-    n->n_addrs = na;
-    if (nr) {
-        n->rivals = rivals;
-        n->n_rivals = nr;
-    } else {
-        free(rivals);
-        n->rivals = NULL;
-        n->n_rivals = 0;
+    n->n_addrs = nu;
+    if (!nu) {
+        free(n->addrs);
+        n->addrs = NULL;
     }
-    /* trusted only while the verified host and port speak: a record of
-     * another host shown meanwhile is not, until it is verified itself */
-    bool trusted = p->trust == 0 && (!p->prefer_host || preferred(p, newest));
-    p->speaker_dns = from_dns(newest->ifindex, newest->ifname);
-    /* the speaking instance's domain: a signature is for the domain it was
-     * published in (NAME.local over mDNS, NAME.DOMAIN in DNS) */
-    if (newest->domain && newest->domain[0] && (!n->domain || strcmp(n->domain, newest->domain) != 0)) {
-        char *d = lmd_strdup(newest->domain);
-        if (d) {
-            free(n->domain);
-            n->domain = d;
-        }
-    }
-    n->flags = flags | (trusted ? LMD_NODE_TRUSTED : 0);
-    snprintf(n->signer, sizeof n->signer, "%s", trusted ? p->signer : "");
+    n->flags = flags_of(p, newest);
+    snprintf(n->signer, sizeof n->signer, "%s", (n->flags & LMD_NODE_TRUSTED) ? p->signer : "");
     return 0;
 }
-

@@ -74,7 +74,7 @@ static void peer_free(struct lmd_peer *p)
         lmd_node_info_clear(p->pend_old);
         free(p->pend_old);
     }
-    lmd_node_info_clear(&p->node);
+    free(p->name);
     free(p);
 }
 
@@ -86,8 +86,11 @@ void lmd_peers_free(lmd_peers *r)
         peer_free(r->peers[i]);
     free(r->peers);
     lmd_rejoin_free(r);
-    for (size_t i = 0; i < r->n_domains; i++)
-        free(r->domains[i]);
+    for (size_t i = 0; i < r->n_strs; i++)
+        free(r->strs[i]);
+    free(r->strs);
+    if (r->has_got)
+        lmd_node_info_clear(&r->got);
     free(r);
 }
 
@@ -108,24 +111,24 @@ void lmd_peers_configure(lmd_peers *r, const struct lmd_peers_config *cfg, doubl
             lmd_peers_report(r, r->peers[i], NULL, now);
 }
 
-/* Merge p's instances into what it shows, and judge that when it is new
- * to the verifier (anything shown changed, or never judged): one
- * verification per distinct record, not per resolver answer. */
-static int remerge(lmd_peers *r, struct lmd_peer *p, double now, double wall)
+/* Note who speaks for p after its instances changed, and judge what it
+ * shows when that is new to the verifier (anything shown changed since
+ * before, or never judged): one verification per distinct record, not per
+ * resolver answer. */
+static int remerge(lmd_peers *r, struct lmd_peer *p, const lmd_node_info *before, double now, double wall)
 {
-    lmd_node_info before;
-    bool judge = p->trust < 0;
-    if (!judge && lmd_node_info_copy(&before, &p->node) != 0)
-        return LMD_ENOMEM;
-    int rc = lmd_peers_merge(p);
-    if (!judge) {
-        judge = rc == 0 && lmd_peers_diff(&before, &p->node);
-        lmd_node_info_clear(&before);
-    }
+    lmd_peers_merge(p);
+    if (!r->verify)
+        return 0;
+    lmd_node_info cur;
+    int rc = lmd_peers_build(p, &cur);
+    if (rc)
+        return rc;
     struct lmd_peers_verdict v;
-    if (rc == 0 && judge && lmd_peers_ask(r, p, wall, &v))
+    if ((p->trust < 0 || !before || lmd_peers_diff(before, &cur)) && lmd_peers_ask(r, p, &cur, wall, &v))
         lmd_peers_take(r, p, &v, now, wall);
-    return rc;
+    lmd_node_info_clear(&cur);
+    return 0;
 }
 
 unsigned lmd_peers_diff(const lmd_node_info *a, const lmd_node_info *b)
@@ -148,89 +151,9 @@ unsigned lmd_peers_diff(const lmd_node_info *a, const lmd_node_info *b)
     return ch;
 }
 
-const char *lmd_peers_intern(lmd_peers *r, const char *d)
-{
-    for (size_t i = 0; i < r->n_domains; i++)
-        if (!strcmp(r->domains[i], d))
-            return r->domains[i];
-    if (r->n_domains == LMD_DOMAINS_MAX)
-        return NULL;
-    char *c = lmd_strdup(d);
-    if (c)
-        r->domains[r->n_domains++] = c;
-    return c;
-}
-
-static int rinst_fill(lmd_peers *r, struct lmd_rinst *ri, const struct lmd_instance *in, unsigned long seq)
-{
-    const char *domain = lmd_peers_intern(r, in->domain ? in->domain : "");
-    if (!domain)
-        return LMD_ENOMEM;
-    /* one allocation: host NUL, address NUL, its interface NUL, the TXT
-     * record's wire bytes (each item at most LMD_TXT_ITEM_MAX: one length
-     * byte) */
-    const char *addr = in->addr ? in->addr->addr : "", *aif = in->addr ? in->addr->ifname : "";
-    size_t lh = in->host ? strlen(in->host) + 1 : 0, la = strnlen(addr, sizeof in->addr->addr) + 1,
-           li = strnlen(aif, sizeof in->addr->ifname) + 1, lt = in->txt ? lmd_txt_wire_size(in->txt) : 0;
-    char *data = malloc(lh + la + li + lt);
-    if (!data)
-        return LMD_ENOMEM;
-    char *at = data;
-    if (lh) {
-        memcpy(at, in->host, lh);
-        at += lh;
-    }
-    memcpy(at, addr, la - 1);
-    at[la - 1] = '\0';
-    at += la;
-    memcpy(at, aif, li - 1);
-    at[li - 1] = '\0';
-    at += li;
-    unsigned char *t = (unsigned char *)at;
-    for (size_t i = 0; in->txt && i < in->txt->n; i++) {
-        const lmd_txt_item *it = &in->txt->items[i];
-        size_t kl = strlen(it->key), n = kl + (it->has_value ? 1 + it->value_len : 0);
-        *t++ = (unsigned char)n;
-        memcpy(t, it->key, kl);
-        t += kl;
-        if (it->has_value) {
-            *t++ = '=';
-            if (it->value_len)
-                memcpy(t, it->value, it->value_len);
-            t += it->value_len;
-        }
-    }
-    free(ri->data);
-    ri->data = data;
-    ri->host = lh ? data : NULL;
-    ri->addr = data + lh;
-    ri->addr_ifname = data + lh + la;
-    ri->txt = (const unsigned char *)(data + lh + la + li);
-    ri->txt_len = lt;
-    ri->addr_family = in->addr ? in->addr->family : 0;
-    ri->addr_ifindex = in->addr ? in->addr->ifindex : 0;
-    ri->ifindex = in->ifindex;
-    snprintf(ri->ifname, sizeof ri->ifname, "%s", in->ifname ? in->ifname : "");
-    ri->proto = in->proto;
-    ri->domain = domain;
-    ri->port = in->port;
-    ri->flags = in->flags;
-    ri->seq = seq;
-    ri->held_until = -1; /* seen: a goodbye held for it was not its own */
-    return 0;
-}
-
-static struct lmd_rinst *inst_find(struct lmd_peer *p, const struct lmd_instance *in)
-{
-    for (size_t i = 0; i < p->n_insts; i++)
-        if (p->insts[i].ifindex == in->ifindex && p->insts[i].proto == in->proto)
-            return &p->insts[i];
-    return NULL;
-}
-
 static void touch(lmd_peers *r, struct lmd_peer *p, double now, double wall)
 {
-    p->node.last_seen = wall;
+    p->last_seen = wall;
     p->confirming = false;
     /* whole seconds: peers seen within the same second share one wake-up */
     p->deadline = r->cfg.ttl > 0 ? ceil(now + r->cfg.ttl) : -1;
@@ -246,12 +169,13 @@ static int join(lmd_peers *r, const struct lmd_instance *in, double now, double 
     p->kept = true;
     p->trust = -1;
     p->insts = calloc(1, sizeof *p->insts);
-    p->node.name = lmd_strdup(in->name);
-    p->node.type = lmd_strdup(in->type);
-    p->node.domain = lmd_strdup(in->domain);
+    p->name = lmd_strdup(in->name);
+    p->type = lmd_peers_intern(r, in->type);
+    p->domain = lmd_peers_intern(r, in->domain);
     p->trust_until = p->trust_due = -1;
-    if (!p->insts || !p->node.name || !p->node.type || !p->node.domain ||
-        rinst_fill(r, &p->insts[0], in, ++r->seq) != 0 || (p->n_insts = 1, remerge(r, p, now, wall) != 0)) {
+    p->first_seen = p->last_seen = wall;
+    if (!p->insts || !p->name || !p->type || !p->domain || lmd_rinst_fill(r, &p->insts[0], in, ++r->seq) != 0 ||
+        (p->n_insts = 1, remerge(r, p, NULL, now, wall) != 0)) {
         peer_free(p);
         return LMD_ENOMEM;
     }
@@ -268,7 +192,6 @@ static int join(lmd_peers *r, const struct lmd_instance *in, double now, double 
     memmove(&r->peers[at + 1], &r->peers[at], (r->n - at) * sizeof *r->peers);
     r->peers[at] = p;
     r->n++;
-    p->node.first_seen = wall;
     touch(r, p, now, wall);
     p->hold = -1;
     lmd_rejoin_recall(r, p);
@@ -288,7 +211,8 @@ static int join(lmd_peers *r, const struct lmd_instance *in, double now, double 
 
 /* A change to a shown peer: report it now, or settle it with the changes
  * that follow within the window.  Takes old. */
-void lmd_peers_changed(lmd_peers *r, struct lmd_peer *p, lmd_node_info *old, double now)
+void lmd_peers_changed(lmd_peers *r, struct lmd_peer *p, const lmd_node_info *cur, lmd_node_info *old,
+                       double now)
 {
     if (!p->shown) {
         lmd_node_info_clear(old);
@@ -306,9 +230,9 @@ void lmd_peers_changed(lmd_peers *r, struct lmd_peer *p, lmd_node_info *old, dou
             return;
         }
     }
-    unsigned ch = lmd_peers_diff(old, &p->node);
+    unsigned ch = lmd_peers_diff(old, cur);
     if (ch && r->ev)
-        r->ev(r->ud, LMD_EV_UPDATE, &p->node, old, ch, NULL);
+        r->ev(r->ud, LMD_EV_UPDATE, cur, old, ch, NULL);
     lmd_node_info_clear(old);
 }
 
@@ -331,11 +255,23 @@ int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, doub
     struct lmd_peer *p = r->peers[at];
     r->wall_offset = wall - now;
     r->last_now = now;
-    lmd_node_info old;
-    if (lmd_node_info_copy(&old, &p->node) != 0)
+    struct lmd_rinst *ri = lmd_rinst_find(p, in), kept = {0};
+    bool same = ri && lmd_rinst_same(r, ri, in);
+    if (same && ri == lmd_peers_speaker(p) && !(r->verify && p->trust < 0)) {
+        /* a refresh of what speaks for the peer: nothing it shows
+         * changes, nothing to build, copy or verify; a goodbye held for
+         * the instance was not its own */
+        ri->seq = ++r->seq;
+        ri->held_until = -1;
+        touch(r, p, now, wall);
+        if (!p->joined && p->hold >= 0 && in->complete && !lmd_rejoin_expecting(p))
+            settle_one(r, p);
+        return 0;
+    }
+    lmd_node_info old, cur;
+    if (lmd_peers_build(p, &old) != 0)
         return LMD_ENOMEM;
     bool was_trusted = trusted_now(r, p, now);
-    struct lmd_rinst *ri = inst_find(p, in), kept = {0};
     bool added = !ri;
     if (added) {
         struct lmd_rinst *ni = realloc(p->insts, (p->n_insts + 1) * sizeof *ni);
@@ -349,37 +285,51 @@ int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, doub
     } else {
         /* what it held, should the new record be refused */
         kept = *ri;
-        ri->data = NULL;
+        if (!same)
+            ri->data = NULL;
     }
-    int rc = rinst_fill(r, ri, in, ++r->seq);
-    if (rc == 0)
-        rc = lmd_peers_merge(p);
+    int rc = 0;
+    if (same) { /* the same record, newer: it may speak now */
+        ri->seq = ++r->seq;
+        ri->held_until = -1;
+    } else {
+        rc = lmd_rinst_fill(r, ri, in, ++r->seq);
+    }
+    if (rc == 0) {
+        lmd_peers_merge(p);
+        rc = lmd_peers_build(p, &cur);
+    }
+    unsigned ch = rc == 0 ? lmd_peers_diff(&old, &cur) : 0;
     struct lmd_peers_verdict v = {0};
-    bool asked = rc == 0 && (p->trust < 0 || lmd_peers_diff(&old, &p->node)) && lmd_peers_ask(r, p, wall, &v);
+    bool asked = rc == 0 && (p->trust < 0 || ch) && lmd_peers_ask(r, p, &cur, wall, &v);
+    if (rc == 0)
+        lmd_node_info_clear(&cur);
     if (rc || (asked && was_trusted && v.status != 0)) {
         /* a trusted peer is never displaced by an untrusted record (a
          * forgery, a replayed older state, an unsigned address): the
          * instance keeps what it held, and this is no sighting */
-        free(ri->data);
+        if (!same)
+            free(ri->data);
         if (added)
             p->n_insts--;
         else
             *ri = kept;
-        int mrc = lmd_peers_merge(p); /* what showed, shown again (trusted: its verdict stands) */
-        if (rc == 0 && mrc == 0 && r->judged)
-            r->judged(r->ud, &p->node, &v, true);
+        lmd_peers_merge(p); /* what showed, shown again (trusted: its verdict stands) */
+        if (rc == 0 && r->judged)
+            r->judged(r->ud, &old, &v, true);
         lmd_node_info_clear(&old);
-        return rc ? rc : mrc;
+        return rc;
     }
-    if (!added) {
-        free(kept.data);
-    } else {
+    if (added)
         lmd_rejoin_note(p, in->ifindex, in->proto);
-    }
+    else if (!same)
+        free(kept.data);
     if (asked)
         lmd_peers_take(r, p, &v, now, wall);
     touch(r, p, now, wall);
-    lmd_peers_report(r, p, &old, now);
+    if (!ch && !asked)
+        lmd_node_info_clear(&old); /* nothing shown changed: only a turn of what may be seen */
+    lmd_peers_report(r, p, ch || asked ? &old : NULL, now);
     /* a new peer's last pending instance: its join, now, with them all */
     if (!p->joined && p->hold >= 0 && in->complete && !lmd_rejoin_expecting(p))
         settle_one(r, p);
@@ -388,21 +338,49 @@ int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, doub
 
 static int drop_instance(lmd_peers *r, size_t at, struct lmd_rinst *ri, const char *reason, double now);
 
+/* The view to tell consumers of p with: built, or when out of memory its
+ * name alone (*owned false: not to be cleared). */
+static void view_for_event(const struct lmd_peer *p, lmd_node_info *out, bool *owned)
+{
+    *owned = lmd_peers_build(p, out) == 0;
+    if (!*owned)
+        lmd_peers_build_min(p, out);
+}
+
 static void leave(lmd_peers *r, size_t at, const char *reason)
 {
     struct lmd_peer *p = r->peers[at];
     /* reported while still listed (get/healthy answer for it); a peer that
      * was never shown leaves without a word; pending changes die with it */
-    if (p->shown && r->ev)
-        r->ev(r->ud, LMD_EV_LEAVE, &p->node, NULL, 0, reason);
+    if (p->shown && r->ev) {
+        lmd_node_info view;
+        bool owned;
+        view_for_event(p, &view, &owned);
+        r->ev(r->ud, LMD_EV_LEAVE, &view, NULL, 0, reason);
+        if (owned)
+            lmd_node_info_clear(&view);
+    }
     lmd_rejoin_remember(r, p);
     bool found;
-    at = lmd_peers_find(r, p->node.name, &found); /* the callback may have moved things */
+    at = lmd_peers_find(r, p->name, &found); /* the callback may have moved things */
     if (found && r->peers[at] == p) {
         memmove(&r->peers[at], &r->peers[at + 1], (r->n - at - 1) * sizeof *r->peers);
         r->n--;
     }
     peer_free(p);
+}
+
+/* Ask the confirm callback about p (ifindex, proto: 0 for the whole peer). */
+static void ask_confirm(lmd_peers *r, struct lmd_peer *p, int ifindex, int proto)
+{
+    if (!r->confirm)
+        return;
+    lmd_node_info view;
+    bool owned;
+    view_for_event(p, &view, &owned);
+    r->confirm(r->ud, &view, ifindex, proto);
+    if (owned)
+        lmd_node_info_clear(&view);
 }
 
 int lmd_peers_gone(lmd_peers *r, const struct lmd_instance *in, const char *reason)
@@ -418,7 +396,7 @@ int lmd_peers_gone_at(lmd_peers *r, const struct lmd_instance *in, const char *r
     if (!found)
         return LMD_ENOTFOUND;
     struct lmd_peer *p = r->peers[at];
-    struct lmd_rinst *ri = inst_find(p, in);
+    struct lmd_rinst *ri = lmd_rinst_find(p, in);
     if (!ri)
         return LMD_ENOTFOUND;
     /* a goodbye over DNS is a deletion in a zone whose reads are
@@ -433,8 +411,7 @@ int lmd_peers_gone_at(lmd_peers *r, const struct lmd_instance *in, const char *r
          * lookup for the name answers on one of them only, and may come
          * back before the browser has reported the others gone */
         ri->held_until = now + r->cfg.goodbye_hold;
-        if (r->confirm)
-            r->confirm(r->ud, &p->node, ri->ifindex, ri->proto);
+        ask_confirm(r, p, ri->ifindex, ri->proto);
         return 0;
     }
     return drop_instance(r, at, ri, reason, now);
@@ -449,12 +426,12 @@ static int drop_instance(lmd_peers *r, size_t at, struct lmd_rinst *ri, const ch
         return 0;
     }
     lmd_node_info old;
-    if (lmd_node_info_copy(&old, &p->node) != 0)
+    if (lmd_peers_build(p, &old) != 0)
         return LMD_ENOMEM;
     free(ri->data);
     *ri = p->insts[--p->n_insts];
     double t = now < 0 ? r->last_now : now;
-    int rc = remerge(r, p, t, t + r->wall_offset);
+    int rc = remerge(r, p, &old, t, t + r->wall_offset);
     if (rc) {
         lmd_node_info_clear(&old);
         return rc;
@@ -503,9 +480,13 @@ static void settle_one(lmd_peers *r, struct lmd_peer *p)
     p->pend_old = NULL;
     if (!old)
         return;
-    unsigned ch = lmd_peers_diff(old, &p->node);
-    if (ch && r->ev)
-        r->ev(r->ud, LMD_EV_UPDATE, &p->node, old, ch, NULL);
+    lmd_node_info cur;
+    if (lmd_peers_build(p, &cur) == 0) { /* out of memory: the next change tells it */
+        unsigned ch = lmd_peers_diff(old, &cur);
+        if (ch && r->ev)
+            r->ev(r->ud, LMD_EV_UPDATE, &cur, old, ch, NULL);
+        lmd_node_info_clear(&cur);
+    }
     lmd_node_info_clear(old);
     free(old);
 }
@@ -534,7 +515,7 @@ void lmd_peers_tick_at(lmd_peers *r, double now, double wall)
         if (!nd)
             break;
         due = nd;
-        if (!(due[n] = lmd_strdup(p->node.name)))
+        if (!(due[n] = lmd_strdup(p->name)))
             break;
         n++;
     }
@@ -546,7 +527,7 @@ void lmd_peers_tick_at(lmd_peers *r, double now, double wall)
             struct lmd_peer *p = r->peers[at];
             struct lmd_peers_verdict v;
             p->trust_due = -1;
-            if (lmd_peers_ask(r, p, wall, &v))
+            if (lmd_peers_ask(r, p, NULL, wall, &v))
                 lmd_peers_take(r, p, &v, now, wall);
             lmd_peers_report(r, p, NULL, now);
             at = lmd_peers_find(r, due[i], &found);
@@ -588,7 +569,7 @@ void lmd_peers_tick_at(lmd_peers *r, double now, double wall)
             } else {
                 p->confirming = true;
                 p->deadline = now + r->cfg.confirm_grace;
-                r->confirm(r->ud, &p->node, 0, 0);
+                ask_confirm(r, p, 0, 0);
             }
         }
         free(due[i]);

@@ -170,8 +170,13 @@ int lmd_peers_snapshot(const lmd_peers *r, bool kept_only, lmd_node_list *out);
  * own included, untrusted ones not under require_trusted: what a one-shot
  * discover would list. */
 int lmd_peers_snapshot_network(const lmd_peers *r, lmd_node_list *out);
-/* Any peer the table holds, seen or not (NULL: none by that name). */
-const lmd_node_info *lmd_peers_get(const lmd_peers *r, const char *name);
+/* Any peer the table holds, seen or not (NULL: none by that name).  Built
+ * when asked (the table holds its peers' instances, not their views): valid
+ * until the next call of lmd_peers_get or lmd_peers_free; copy what must
+ * live longer. */
+const lmd_node_info *lmd_peers_get(lmd_peers *r, const char *name);
+/* Whether the table holds a peer by that name (lmd_peers_get without its view). */
+bool lmd_peers_has(const lmd_peers *r, const char *name);
 size_t lmd_peers_count(const lmd_peers *r);
 /* Visit every peer consumers see (in name order). */
 void lmd_peers_foreach(const lmd_peers *r, void (*fn)(void *ud, const lmd_node_info *peer),

@@ -30,13 +30,13 @@ void lmd_rejoin_remember(lmd_peers *r, const struct lmd_peer *p)
 {
     struct lmd_rejoin *slot = NULL;
     for (size_t i = 0; i < LMD_REJOIN_MEMORY && !slot; i++)
-        if (r->gone[i].name && !strcmp(r->gone[i].name, p->node.name))
+        if (r->gone[i].name && !strcmp(r->gone[i].name, p->name))
             slot = &r->gone[i];
     if (!slot) {
         slot = &r->gone[r->gone_next];
         r->gone_next = (r->gone_next + 1) % LMD_REJOIN_MEMORY;
         free(slot->name);
-        if (!(slot->name = lmd_strdup(p->node.name))) /* out of memory: not remembered */
+        if (!(slot->name = lmd_strdup(p->name))) /* out of memory: not remembered */
             return;
     }
     memcpy(slot->keys, p->had, p->n_had * sizeof *p->had);
@@ -47,7 +47,7 @@ void lmd_rejoin_recall(lmd_peers *r, struct lmd_peer *p)
 {
     for (size_t i = 0; i < LMD_REJOIN_MEMORY; i++) {
         struct lmd_rejoin *g = &r->gone[i];
-        if (!g->name || strcmp(g->name, p->node.name) != 0)
+        if (!g->name || strcmp(g->name, p->name) != 0)
             continue;
         for (size_t k = 0; k < g->n; k++)
             lmd_rejoin_note(p, g->keys[k].ifindex, g->keys[k].proto);

@@ -12,21 +12,12 @@
 
 enum lmd_view lmd_peers_view(const lmd_peers *r, const struct lmd_peer *p)
 {
-    unsigned f = p->node.flags;
+    unsigned f = lmd_peers_flags(p);
     if (r->cfg.require_trusted && !(f & (LMD_NODE_TRUSTED | LMD_NODE_OWN)))
         return LMD_VIEW_NONE;
     if ((f & LMD_NODE_OWN) && r->cfg.hide_own)
         return LMD_VIEW_NETWORK;
     return LMD_VIEW_PEER;
-}
-
-/* The trusted mark for what p shows, from p->trust. */
-static void mark(struct lmd_peer *p)
-{
-    lmd_node_info *n = &p->node;
-    bool trusted = p->trust == 0;
-    n->flags = (n->flags & ~(unsigned)LMD_NODE_TRUSTED) | (trusted ? LMD_NODE_TRUSTED : 0);
-    snprintf(n->signer, sizeof n->signer, "%s", trusted ? p->signer : "");
 }
 
 void lmd_peers_set_verifier(lmd_peers *r, lmd_peers_verify_cb verify, lmd_peers_judged_cb judged)
@@ -38,18 +29,23 @@ void lmd_peers_set_verifier(lmd_peers *r, lmd_peers_verify_cb verify, lmd_peers_
             p->trust = -1;
             p->trust_until = p->trust_due = -1;
             p->signer[0] = '\0';
-            mark(p);
         }
     r->verify = verify;
     r->judged = judged;
 }
 
-bool lmd_peers_ask(lmd_peers *r, struct lmd_peer *p, double wall, struct lmd_peers_verdict *v)
+bool lmd_peers_ask(lmd_peers *r, struct lmd_peer *p, const lmd_node_info *view, double wall,
+                   struct lmd_peers_verdict *v)
 {
     if (!r->verify)
         return false;
+    lmd_node_info built;
+    if (!view && lmd_peers_build(p, &built) != 0)
+        return false; /* out of memory: judged when it next changes, or at its deadline */
     memset(v, 0, sizeof *v);
-    r->verify(r->ud, &p->node, wall, v);
+    r->verify(r->ud, view ? view : &built, wall, v);
+    if (!view)
+        lmd_node_info_clear(&built);
     return true;
 }
 
@@ -57,12 +53,13 @@ bool lmd_peers_ask(lmd_peers *r, struct lmd_peer *p, double wall, struct lmd_pee
  * ones the merge prefers from now on (merge.c). */
 static void prefer_speaker(struct lmd_peer *p)
 {
-    char *h = p->node.host ? lmd_strdup(p->node.host) : NULL;
+    const struct lmd_rinst *s = lmd_peers_speaker(p);
+    char *h = s && s->host ? lmd_strdup(s->host) : NULL;
     if (!h)
         return; /* out of memory: the last preferred stays */
     free(p->prefer_host);
     p->prefer_host = h;
-    p->prefer_port = p->node.port;
+    p->prefer_port = s->port;
     p->prefer_dns = p->speaker_dns;
 }
 
@@ -84,13 +81,15 @@ void lmd_peers_take(lmd_peers *r, struct lmd_peer *p, const struct lmd_peers_ver
      * events) */
     for (size_t i = 0; v->newest && i < r->n; i++) {
         struct lmd_peer *q = r->peers[i];
-        if (q != p && q->trust >= 0 && !strcasecmp(q->node.name, p->node.name) &&
+        if (q != p && q->trust >= 0 && !strcasecmp(q->name, p->name) &&
             (q->trust_due < 0 || q->trust_due > now))
             q->trust_due = now;
     }
-    mark(p);
-    if (v->status != before && r->judged)
-        r->judged(r->ud, &p->node, v, false);
+    lmd_node_info view;
+    if (v->status != before && r->judged && lmd_peers_build(p, &view) == 0) {
+        r->judged(r->ud, &view, v, false);
+        lmd_node_info_clear(&view);
+    }
 }
 
 int lmd_peers_set_trust(lmd_peers *r, const char *name, int status, const char *signer)
@@ -101,10 +100,10 @@ int lmd_peers_set_trust(lmd_peers *r, const char *name, int status, const char *
     int before = p->trust;
     p->trust = status;
     p->trust_until = p->trust_due = -1;
-    if (status == 0 && p->node.host)
+    const struct lmd_rinst *s = lmd_peers_speaker(p);
+    if (status == 0 && s && s->host)
         prefer_speaker(p);
     snprintf(p->signer, sizeof p->signer, "%s", status == 0 && signer ? signer : "");
-    mark(p);
     return before;
 }
 
@@ -121,14 +120,26 @@ void lmd_peers_report(lmd_peers *r, struct lmd_peer *p, lmd_node_info *old, doub
             p->pend_old = NULL;
         }
         p->shown = seen;
-        if (r->ev)
-            r->ev(r->ud, seen ? LMD_EV_JOIN : LMD_EV_LEAVE, &p->node, NULL, 0, seen ? NULL : REASON_UNTRUSTED);
+        if (r->ev) {
+            lmd_node_info view;
+            bool owned = lmd_peers_build(p, &view) == 0;
+            if (!owned)
+                lmd_peers_build_min(p, &view); /* out of memory: its name at least */
+            r->ev(r->ud, seen ? LMD_EV_JOIN : LMD_EV_LEAVE, &view, NULL, 0, seen ? NULL : REASON_UNTRUSTED);
+            if (owned)
+                lmd_node_info_clear(&view);
+        }
         return;
     }
     if (!old)
         return;
-    if (seen && lmd_peers_diff(old, &p->node)) {
-        lmd_peers_changed(r, p, old, now);
+    lmd_node_info cur;
+    if (seen && lmd_peers_build(p, &cur) == 0) {
+        if (lmd_peers_diff(old, &cur))
+            lmd_peers_changed(r, p, &cur, old, now);
+        else
+            lmd_node_info_clear(old);
+        lmd_node_info_clear(&cur);
         return;
     }
     lmd_node_info_clear(old);
@@ -141,12 +152,12 @@ void lmd_peers_rejudge(lmd_peers *r, double now, double wall)
     char **names = r->n ? calloc(r->n, sizeof *names) : NULL;
     size_t n = 0;
     for (size_t i = 0; names && i < r->n; i++)
-        if ((names[n] = lmd_strdup(r->peers[i]->node.name)))
+        if ((names[n] = lmd_strdup(r->peers[i]->name)))
             n++;
     for (size_t i = 0; i < n; i++) {
         struct lmd_peer *p = lmd_peers_lookup(r, names[i]);
         struct lmd_peers_verdict v;
-        if (p && lmd_peers_ask(r, p, wall, &v))
+        if (p && lmd_peers_ask(r, p, NULL, wall, &v))
             lmd_peers_take(r, p, &v, now, wall);
         if (p)
             lmd_peers_report(r, p, NULL, now);

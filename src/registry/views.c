@@ -11,7 +11,7 @@ size_t lmd_peers_find(const lmd_peers *r, const char *name, bool *found)
     size_t lo = 0, hi = r->n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int c = strcmp(r->peers[mid]->node.name, name);
+        int c = strcmp(r->peers[mid]->name, name);
         if (c == 0) {
             *found = true;
             return mid;
@@ -96,32 +96,52 @@ static int snapshot(const lmd_peers *r, bool kept_only, bool unreported, lmd_nod
         if (kept_only && (!p->kept || p->unhealthy))
             continue;
         lmd_node_info *n = &out->nodes[out->n];
-        if (lmd_node_info_copy(n, &p->node) != 0) {
+        if (lmd_peers_build(p, n) != 0) {
             lmd_node_list_free(out);
             return LMD_ENOMEM;
         }
         out->n++;
         if (kept_only && p->pinfo) {
-            n->info_len = p->pinfo_len;
+            char *info = lmd_strndup(p->pinfo, p->pinfo_len);
+            if (!info) {
+                lmd_node_list_free(out);
+                return LMD_ENOMEM;
+            }
             free(n->info);
-            n->info = lmd_strndup(p->pinfo, p->pinfo_len);
+            n->info = info;
+            n->info_len = p->pinfo_len;
         }
     }
     return 0;
 }
 
-const lmd_node_info *lmd_peers_get(const lmd_peers *r, const char *name)
+const lmd_node_info *lmd_peers_get(lmd_peers *r, const char *name)
 {
     struct lmd_peer *p = lmd_peers_lookup(r, name);
-    return p ? &p->node : NULL;
+    if (!p)
+        return NULL;
+    /* built when asked, held until the next call: an idle peer holds no
+     * view of itself */
+    if (r->has_got)
+        lmd_node_info_clear(&r->got);
+    r->has_got = lmd_peers_build(p, &r->got) == 0;
+    if (!r->has_got)
+        lmd_peers_build_min(p, &r->got); /* out of memory: its name at least (borrowed) */
+    return &r->got;
 }
+
+bool lmd_peers_has(const lmd_peers *r, const char *name) { return lmd_peers_lookup(r, name) != NULL; }
 
 size_t lmd_peers_count(const lmd_peers *r) { return r->n; }
 
 void lmd_peers_foreach(const lmd_peers *r, void (*fn)(void *ud, const lmd_node_info *peer),
                           void *ud)
 {
-    for (size_t i = 0; i < r->n; i++)
-        if (r->peers[i]->shown)
-            fn(ud, &r->peers[i]->node);
+    for (size_t i = 0; i < r->n; i++) {
+        lmd_node_info view;
+        if (!r->peers[i]->shown || lmd_peers_build(r->peers[i], &view) != 0)
+            continue;
+        fn(ud, &view);
+        lmd_node_info_clear(&view);
+    }
 }

@@ -53,6 +53,50 @@ function TestRegistry:test_same_data_again_is_no_event()
     lu.assertEquals(#ev, 1)
 end
 
+-- A resolver's answer that says what the instance holds is a refresh
+-- (nothing built, copied or verified); one byte of difference anywhere in
+-- the TXT record is not.
+function TestRegistry:test_a_refresh_is_no_event_and_any_txt_difference_is_one()
+    local r, ev = new()
+    local txt = {info = "gemma", flag = true, empty = "", bin = "a=b\0c"}
+    r:seen(inst{txt = txt}, 1)
+    for t = 2, 4 do
+        r:seen(inst{txt = txt}, t)
+    end
+    lu.assertEquals(#ev, 1)
+    lu.assertEquals(r:next_deadline(), 64) -- each refresh renewed the ttl
+    local variants = {
+        {info = "gemma", flag = true, empty = "", bin = "a=b\0d"},
+        {info = "gemma", flag = "", empty = "", bin = "a=b\0d"},
+        {info = "gemma", flag = "", empty = true, bin = "a=b\0d"},
+        {info = "gemma", flag = "", empty = true},
+    }
+    for i, v in ipairs(variants) do
+        r:seen(inst{txt = v}, 4 + i)
+        lu.assertEquals(#ev, 1 + i)
+        lu.assertEquals(ev[#ev].changes, "txt")
+        r:seen(inst{txt = v}, 4 + i) -- and that again: a refresh
+        lu.assertEquals(#ev, 1 + i)
+    end
+end
+
+-- The same record again from an instance that does not speak for the peer
+-- makes it the newest, and so the one that speaks.
+function TestRegistry:test_a_refresh_of_the_other_host_makes_it_speak()
+    local r, ev = new()
+    r:seen(inst{proto = 4, address = "10.0.0.2", host = "h2.local"}, 1)
+    r:seen(inst{proto = 4, ifindex = 3, ifname = "eth1", address = "10.0.0.3", host = "h3.local"}, 2)
+    lu.assertEquals(r:get("a:8000").host, "h3.local")
+    r:seen(inst{proto = 4, address = "10.0.0.2", host = "h2.local"}, 3)
+    local p = r:get("a:8000")
+    lu.assertEquals(p.host, "h2.local")
+    lu.assertEquals(p.addresses, {"10.0.0.2"})
+    lu.assertTrue(p.conflict)
+    lu.assertEquals(ev[#ev].kind, "update")
+    lu.assertEquals(ev[#ev].changes, "host,addresses")
+    lu.assertEquals(ev[#ev].old.host, "h3.local")
+end
+
 function TestRegistry:test_txt_and_port_changes_are_updates_with_old_values()
     local r, ev = new()
     r:seen(inst{}, 1)
