@@ -21,6 +21,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,6 +44,7 @@ struct lmd_pub {
     lmd_mdns *m;
     uint64_t id;
     char *name;       /* as last published (renames follow) */
+    char *type;
     bool established;
     lmd_pub_cb cb;
     void *ud;
@@ -409,7 +412,10 @@ int lmd_pub_new(lmd_mdns *m, const struct lmd_pub_config *cfg, lmd_pub_cb cb, vo
     if (lmd_publisher_get(m, &t) != 0)
         return lmd_err_set(err, LMD_ENOMEM, "cannot start the publishing thread (out of memory)");
     struct lmd_pub *p = calloc(1, sizeof *p);
-    if (!p || !(p->name = lmd_strdup(cfg->name))) {
+    if (!p || !(p->name = lmd_strdup(cfg->name)) ||
+        !(p->type = lmd_strdup(cfg->type ? cfg->type : LMD_DEFAULT_TYPE))) {
+        if (p)
+            free(p->name);
         free(p);
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");
     }
@@ -419,6 +425,7 @@ int lmd_pub_new(lmd_mdns *m, const struct lmd_pub_config *cfg, lmd_pub_cb cb, vo
     p->ud = ud;
     if (send_req(p, RQ_NEW, cfg, cfg->txt) != 0) {
         free(p->name);
+        free(p->type);
         free(p);
         return lmd_err_set(err, LMD_ENOMEM, "out of memory");
     }
@@ -454,5 +461,23 @@ void lmd_pub_free(lmd_pub *p)
     if (send_req(p, RQ_FREE, NULL, NULL) != 0)
         lmd_error("cannot withdraw '%s' now (out of memory): it goes when the agent ends", p->name);
     free(p->name);
+    free(p->type);
     free(p);
+}
+
+/* DNS names compare without regard to ASCII case; a type may end in '.' */
+static bool type_equal(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    na -= na && a[na - 1] == '.';
+    nb -= nb && b[nb - 1] == '.';
+    return na == nb && strncasecmp(a, b, na) == 0;
+}
+
+bool lmd_mdns_publishes(const lmd_mdns *m, const char *name, const char *type)
+{
+    for (const struct lmd_pub *p = m->pubs; p; p = p->next)
+        if (!strcasecmp(p->name, name) && type_equal(p->type, type))
+            return true;
+    return false;
 }
