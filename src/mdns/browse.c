@@ -417,9 +417,8 @@ static void browser_cb(AvahiServiceBrowser *sb, AvahiIfIndex ifindex, AvahiProto
     case AVAHI_BROWSER_NEW: {
         lmd_browse_inst_seen(b, ifindex, proto, name, type, domain, true);
         struct inst *in = inst_find(b, ifindex, proto, name);
-        if (in) /* (publishing has a client of its own: OUR_OWN is not set) */
-            in->own = (flags & AVAHI_LOOKUP_RESULT_OUR_OWN) ||
-                      ((flags & AVAHI_LOOKUP_RESULT_LOCAL) && lmd_mdns_publishes(b->m, name, type));
+        if (in)
+            in->own = lmd_mdns_is_own(b->m, flags, name, type);
         b->last_new = lmd_now_mono();
         early_arm(b);
         break;

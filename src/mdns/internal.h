@@ -99,11 +99,11 @@ void lmd_mdns_browses_start(lmd_mdns *m);
 void lmd_mdns_browses_forget(lmd_mdns *m);
 /* (publisher.c) */
 void lmd_publisher_free(struct lmd_publisher *t);
-/* Whether m publishes a service of that name and type: with the LOCAL
- * flag, a browser's instance is ours.  (avahi's OUR_OWN flag says so for
- * the services of the browser's own client, and checks the same way; our
- * services are published by the publishing thread's client.) */
-bool lmd_mdns_publishes(const lmd_mdns *m, const char *name, const char *type);
+/* Whether a browser's instance (its flags, name and type) is one of the
+ * services m publishes: LOCAL, and of a name and type m publishes.  (avahi
+ * sets OUR_OWN only for the services of the browser's own client, found
+ * the same way; ours are published by the publishing thread's client.) */
+bool lmd_mdns_is_own(const lmd_mdns *m, AvahiLookupResultFlags flags, const char *name, const char *type);
 
 /* TXT between lmd_txt and avahi's string lists and wire format (records.c) */
 AvahiStringList *lmd_mdns_txt_to_avahi(const lmd_txt *t);
