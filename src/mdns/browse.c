@@ -418,7 +418,7 @@ static void browser_cb(AvahiServiceBrowser *sb, AvahiIfIndex ifindex, AvahiProto
         lmd_browse_inst_seen(b, ifindex, proto, name, type, domain, true);
         struct inst *in = inst_find(b, ifindex, proto, name);
         if (in)
-            in->own = (flags & AVAHI_LOOKUP_RESULT_OUR_OWN) != 0;
+            in->own = lmd_mdns_is_own(b->m, flags, name, type);
         b->last_new = lmd_now_mono();
         early_arm(b);
         break;

@@ -65,7 +65,6 @@ static void rebuild_fire(evutil_socket_t fd, short what, void *arg)
     (void)what;
     lmd_mdns *m = arg;
     /* avahi_client_free() frees every object the client made: forget them */
-    lmd_mdns_pubs_forget(m);
     lmd_mdns_browses_forget(m);
     ++m->pool_gen;
     if (m->pool)
@@ -101,14 +100,12 @@ static void client_cb(AvahiClient *c, AvahiClientState state, void *ud)
     case AVAHI_CLIENT_S_RUNNING:
         m->told_waiting = false;
         set_state(m, LMD_MDNS_RUNNING);
-        lmd_mdns_pubs_start(m);
         lmd_mdns_browses_start(m);
         break;
     case AVAHI_CLIENT_S_COLLISION:
     case AVAHI_CLIENT_S_REGISTERING:
-        /* The host name is being (re)registered; our records go back on the
-         * network once it is established (S_RUNNING). */
-        lmd_mdns_pubs_reset(m);
+        /* The host name is being (re)registered (the publishing thread's
+         * client sees it too and publishes again once it is established). */
         break;
     case AVAHI_CLIENT_CONNECTING:
         if (!m->told_waiting) {
@@ -158,6 +155,7 @@ void lmd_mdns_free(lmd_mdns *m)
         return;
     while (m->pubs)
         lmd_pub_free(m->pubs);
+    lmd_publisher_free(m->publisher); /* its client's end withdraws what is left */
     /* Browsers and resolvers are freed with their clients below, which
      * close the connection first: freeing each (a blocking call to the
      * daemon, up to a second each when it is busy with a flood) made a

@@ -63,7 +63,8 @@ struct lmd_mdns {
     enum lmd_mdns_state state;
     lmd_mdns_state_cb cb;
     void *ud;
-    struct lmd_pub *pubs;
+    struct lmd_pub *pubs;         /* the loop's side (publisher.c) */
+    struct lmd_publisher *publisher; /* NULL until the first lmd_pub_new */
     struct lmd_browse *browses;
     struct event *rebuild;
     struct event *retry;     /* no system bus: try to connect again later */
@@ -90,16 +91,19 @@ void lmd_mdns_lost(lmd_mdns *m, const char *why);
 /* Resolve instances that wait for room (browse.c). */
 void lmd_mdns_browses_kick(lmd_mdns *m);
 
-/* the client is running: (re)start every publisher / browser */
-void lmd_mdns_pubs_start(lmd_mdns *m);
+/* the client is running: (re)start every browser (publishers have a
+ * client of their own, on their own thread: publisher.h) */
 void lmd_mdns_browses_start(lmd_mdns *m);
-/* the host name is being (re)registered: our records go back on the
- * network once it is established */
-void lmd_mdns_pubs_reset(lmd_mdns *m);
 /* the client and every avahi object it made are about to be freed; what
  * browsers knew stays, marked stale */
-void lmd_mdns_pubs_forget(lmd_mdns *m);
 void lmd_mdns_browses_forget(lmd_mdns *m);
+/* (publisher.c) */
+void lmd_publisher_free(struct lmd_publisher *t);
+/* Whether a browser's instance (its flags, name and type) is one of the
+ * services m publishes: LOCAL, and of a name and type m publishes.  (avahi
+ * sets OUR_OWN only for the services of the browser's own client, found
+ * the same way; ours are published by the publishing thread's client.) */
+bool lmd_mdns_is_own(const lmd_mdns *m, AvahiLookupResultFlags flags, const char *name, const char *type);
 
 /* TXT between lmd_txt and avahi's string lists and wire format (records.c) */
 AvahiStringList *lmd_mdns_txt_to_avahi(const lmd_txt *t);

@@ -12,11 +12,13 @@
  * (distributed duplicate suppression, avahi-core/response-sched.c), the
  * probes go unanswered, we announce, and the established host, now in
  * conflict, probes again, loses to us and renames itself (lab: 4 of 4
- * trials with an agent as the newcomer). */
-#include "base/log.h"
+ * trials with an agent as the newcomer).
+ *
+ * All of it runs on the publishing thread (publisher.h), with that
+ * thread's client: what the loop should hear goes back as messages. */
 #include "base/txt.h"
 #include "base/util.h"
-#include "mdns/internal.h"
+#include "mdns/publisher.h"
 
 #include <avahi-common/alternative.h>
 #include <avahi-common/domain.h>
@@ -27,9 +29,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-struct lmd_pub {
-    struct lmd_pub *next;
-    lmd_mdns *m;
+struct lmd_ppub {
+    struct lmd_ppub *next;
+    lmd_publisher *t;
+    uint64_t id; /* the loop's lmd_pub */
     AvahiEntryGroup *group;
     char *name, *type, *domain;
     uint16_t port;
@@ -41,15 +44,28 @@ struct lmd_pub {
     AvahiRecordBrowser *watch; /* the name's SRV records, until established */
     AvahiTimeout *commit_by;   /* the bound on waiting for the watch's first answer */
     bool committed;            /* the records are out (probing or established) */
-    lmd_pub_cb cb;
-    void *ud;
 };
 
-static void pub_add(struct lmd_pub *p, AvahiEntryGroup *g);
-static void pub_start(struct lmd_pub *p);
-static void watch_stop(struct lmd_pub *p);
+/* p's event to the loop (lmd_pub_cb's there) */
+static void tell(struct lmd_ppub *p, enum lmd_pub_event ev, const char *detail)
+{
+    lmd_publisher_say(p->t, LMD_PMSG_EVENT, p->id, ev, p->name, detail);
+}
 
-static int add_txt_record(struct lmd_pub *p, AvahiEntryGroup *g, const char *full, AvahiPublishFlags extra)
+/* not established any more: the loop's lmd_pub_established() follows */
+static void down(struct lmd_ppub *p)
+{
+    if (p->established)
+        lmd_publisher_say(p->t, LMD_PMSG_DOWN, p->id, LMD_PUB_FAILED, p->name, NULL);
+    p->established = false;
+}
+
+static void pub_add(struct lmd_ppub *p, AvahiEntryGroup *g);
+static void pub_start(struct lmd_ppub *p);
+static void watch_stop(struct lmd_ppub *p);
+static void txt_apply(struct lmd_ppub *p);
+
+static int add_txt_record(struct lmd_ppub *p, AvahiEntryGroup *g, const char *full, AvahiPublishFlags extra)
 {
     uint8_t rd[9000];
     int n = lmd_mdns_txt_wire(&p->txt, rd, sizeof rd);
@@ -59,9 +75,9 @@ static int add_txt_record(struct lmd_pub *p, AvahiEntryGroup *g, const char *ful
                                         full, AVAHI_DNS_CLASS_IN, AVAHI_DNS_TYPE_TXT, p->ttl, rd, (size_t)n);
 }
 
-static int full_names(struct lmd_pub *p, char *full, char *type_full, char *enum_name)
+static int full_names(struct lmd_ppub *p, char *full, char *type_full, char *enum_name)
 {
-    AvahiClient *c = p->m->client;
+    AvahiClient *c = p->t->client;
     const char *domain = p->domain ? p->domain : avahi_client_get_domain_name(c);
     if (!domain)
         return AVAHI_ERR_INVALID_DOMAIN_NAME;
@@ -76,10 +92,10 @@ static int full_names(struct lmd_pub *p, char *full, char *type_full, char *enum
 /* What avahi_entry_group_add_service does, with our TTL on every record:
  * the type enumeration PTR, the PTR to the instance (shared), and the
  * instance's SRV and TXT (unique: probed, so collisions are detected). */
-static int add_raw_service(struct lmd_pub *p, AvahiEntryGroup *g)
+static int add_raw_service(struct lmd_ppub *p, AvahiEntryGroup *g)
 {
     char full[AVAHI_DOMAIN_NAME_MAX], type_full[AVAHI_DOMAIN_NAME_MAX], enum_name[AVAHI_DOMAIN_NAME_MAX];
-    const char *host = avahi_client_get_host_name_fqdn(p->m->client);
+    const char *host = avahi_client_get_host_name_fqdn(p->t->client);
     int rc = full_names(p, full, type_full, enum_name);
     if (rc < 0)
         return rc;
@@ -111,47 +127,44 @@ static int add_raw_service(struct lmd_pub *p, AvahiEntryGroup *g)
                                         AVAHI_DNS_CLASS_IN, AVAHI_DNS_TYPE_PTR, p->ttl, rd, (size_t)n);
 }
 
-static void pub_rename(struct lmd_pub *p)
+static void pub_rename(struct lmd_ppub *p)
 {
     char *alt = avahi_alternative_service_name(p->name);
     if (!alt)
         return;
     char eold[256], enew[256];
-    lmd_warn("service name '%s' is taken on the network; publishing as '%s'",
+    lmd_publisher_log(p->t, LMD_LOG_WARN, "service name '%s' is taken on the network; publishing as '%s'",
              lmd_escape_str(p->name, eold, sizeof eold), lmd_escape_str(alt, enew, sizeof enew));
     free(p->name);
     p->name = lmd_strdup(alt);
     avahi_free(alt);
     p->renames++;
-    if (p->cb)
-        p->cb(p->ud, LMD_PUB_RENAMED, p->name, NULL);
+    tell(p, LMD_PUB_RENAMED, NULL);
 }
 
 static void group_cb(AvahiEntryGroup *g, AvahiEntryGroupState state, void *ud)
 {
-    struct lmd_pub *p = ud;
+    struct lmd_ppub *p = ud;
     p->group = g;
     switch (state) {
     case AVAHI_ENTRY_GROUP_ESTABLISHED:
         p->established = true;
         watch_stop(p); /* ours now: avahi defends it */
         if (p->txt_dirty) /* a TXT change made while probing; failures are logged there */
-            (void)lmd_pub_set_txt(p, NULL);
-        if (p->cb)
-            p->cb(p->ud, LMD_PUB_ESTABLISHED, p->name, NULL);
+            txt_apply(p);
+        tell(p, LMD_PUB_ESTABLISHED, NULL);
         break;
     case AVAHI_ENTRY_GROUP_COLLISION:
-        p->established = false;
+        down(p);
         pub_rename(p);
         avahi_entry_group_reset(g);
         pub_add(p, g);
         break;
     case AVAHI_ENTRY_GROUP_FAILURE: {
         const char *msg = avahi_strerror(avahi_client_errno(avahi_entry_group_get_client(g)));
-        lmd_error("publishing failed: %s", msg);
-        p->established = false;
-        if (p->cb)
-            p->cb(p->ud, LMD_PUB_FAILED, p->name, msg);
+        lmd_publisher_log(p->t, LMD_LOG_ERROR, "publishing failed: %s", msg);
+        down(p);
+        tell(p, LMD_PUB_FAILED, msg);
         break;
     }
     case AVAHI_ENTRY_GROUP_UNCOMMITED:
@@ -162,14 +175,14 @@ static void group_cb(AvahiEntryGroup *g, AvahiEntryGroupState state, void *ud)
 
 /* ---- the name's SRV records, before and while we probe for it ---------- */
 
-static void commit_by_stop(struct lmd_pub *p)
+static void commit_by_stop(struct lmd_ppub *p)
 {
     if (p->commit_by)
-        p->m->poll.api.timeout_free(p->commit_by);
+        p->t->poll.api.timeout_free(p->commit_by);
     p->commit_by = NULL;
 }
 
-static void watch_stop(struct lmd_pub *p)
+static void watch_stop(struct lmd_ppub *p)
 {
     if (p->watch)
         avahi_record_browser_free(p->watch);
@@ -182,9 +195,9 @@ static void watch_stop(struct lmd_pub *p)
  * is an earlier announcement of this host's still in the cache (a goodbye
  * keeps it a second: a restarted agent sees its previous self), or ours
  * echoed back: not another host's claim on the name. */
-static bool srv_is_this_host(const struct lmd_pub *p, const uint8_t *rd, size_t len)
+static bool srv_is_this_host(const struct lmd_ppub *p, const uint8_t *rd, size_t len)
 {
-    const char *host = avahi_client_get_host_name_fqdn(p->m->client);
+    const char *host = avahi_client_get_host_name_fqdn(p->t->client);
     uint8_t mine[AVAHI_DOMAIN_NAME_MAX + 8];
     int n = host ? lmd_mdns_name_wire(host, mine, sizeof mine) : -1;
     if (n < 0 || len != (size_t)n + 6)
@@ -195,7 +208,15 @@ static bool srv_is_this_host(const struct lmd_pub *p, const uint8_t *rd, size_t 
     return true;
 }
 
-static void pub_commit(struct lmd_pub *p, AvahiEntryGroup *g);
+static void pub_commit(struct lmd_ppub *p, AvahiEntryGroup *g);
+
+static void pub_failed(struct lmd_ppub *p, int rc)
+{
+    char e[256];
+    lmd_publisher_log(p->t, LMD_LOG_ERROR, "cannot publish '%s': %s", lmd_escape_str(p->name, e, sizeof e),
+                      avahi_strerror(rc));
+    tell(p, LMD_PUB_FAILED, avahi_strerror(rc));
+}
 
 static void watch_cb(AvahiRecordBrowser *b, AvahiIfIndex ifindex, AvahiProtocol proto, AvahiBrowserEvent ev,
                      const char *name, uint16_t clazz, uint16_t type, const void *rdata, size_t size,
@@ -206,7 +227,7 @@ static void watch_cb(AvahiRecordBrowser *b, AvahiIfIndex ifindex, AvahiProtocol 
     (void)name;
     (void)clazz;
     (void)type;
-    struct lmd_pub *p = ud;
+    struct lmd_ppub *p = ud;
     /* (avahi-client dispatches a browser's events from the loop, never
      * from inside avahi_record_browser_new(): b is p->watch) */
     if (p->watch != b || !p->group)
@@ -219,8 +240,8 @@ static void watch_cb(AvahiRecordBrowser *b, AvahiIfIndex ifindex, AvahiProtocol 
             srv_is_this_host(p, rdata, size))
             break;
         char e[256];
-        lmd_debug("'%s' is announced by another host already: not probing for it",
-                  lmd_escape_str(p->name, e, sizeof e));
+        lmd_publisher_log(p->t, LMD_LOG_DEBUG, "'%s' is announced by another host already: not probing for it",
+                          lmd_escape_str(p->name, e, sizeof e));
         p->watch = NULL; /* freed below, once pub_add has started the new name's */
         avahi_entry_group_reset(p->group);
         pub_rename(p);
@@ -251,47 +272,44 @@ static void watch_cb(AvahiRecordBrowser *b, AvahiIfIndex ifindex, AvahiProtocol 
 static void commit_by_fire(AvahiTimeout *t, void *ud)
 {
     (void)t;
-    struct lmd_pub *p = ud;
-    p->m->poll.api.timeout_free(p->commit_by);
+    struct lmd_ppub *p = ud;
+    p->t->poll.api.timeout_free(p->commit_by);
     p->commit_by = NULL;
     if (!p->committed && p->group)
         pub_commit(p, p->group);
 }
 
 /* Watch the name's SRV records; false if avahi would not. */
-static bool watch_start(struct lmd_pub *p)
+static bool watch_start(struct lmd_ppub *p)
 {
     watch_stop(p);
     char full[AVAHI_DOMAIN_NAME_MAX], type_full[AVAHI_DOMAIN_NAME_MAX], enum_name[AVAHI_DOMAIN_NAME_MAX];
     if (full_names(p, full, type_full, enum_name) != 0)
         return false;
-    p->watch = avahi_record_browser_new(p->m->client, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, full, AVAHI_DNS_CLASS_IN,
+    p->watch = avahi_record_browser_new(p->t->client, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, full, AVAHI_DNS_CLASS_IN,
                                         AVAHI_DNS_TYPE_SRV, 0, watch_cb, p);
     if (!p->watch)
         return false;
     struct timeval tv;
     avahi_elapse_time(&tv, LMD_PUB_WATCH_WAIT_MS, 0);
-    p->commit_by = p->m->poll.api.timeout_new(&p->m->poll.api, &tv, commit_by_fire, p);
+    p->commit_by = p->t->poll.api.timeout_new(&p->t->poll.api, &tv, commit_by_fire, p);
     return true; /* without the bound (out of memory), the watch's answer commits */
 }
 
-static void pub_commit(struct lmd_pub *p, AvahiEntryGroup *g)
+static void pub_commit(struct lmd_ppub *p, AvahiEntryGroup *g)
 {
     commit_by_stop(p);
     p->committed = true;
     int rc = avahi_entry_group_commit(g);
     if (rc < 0) {
-        char e[256];
-        lmd_error("cannot publish '%s': %s", lmd_escape_str(p->name, e, sizeof e), avahi_strerror(rc));
-        if (p->cb)
-            p->cb(p->ud, LMD_PUB_FAILED, p->name, avahi_strerror(rc));
+        pub_failed(p, rc);
     }
 }
 
 /* Add our records under p->name, then commit them (probe) once the cache
  * has said whether another host announces that name (watch_cb); without
  * a watcher, at once. */
-static void pub_add(struct lmd_pub *p, AvahiEntryGroup *g)
+static void pub_add(struct lmd_ppub *p, AvahiEntryGroup *g)
 {
     AvahiStringList *l = lmd_mdns_txt_to_avahi(&p->txt);
     int rc;
@@ -312,26 +330,24 @@ static void pub_add(struct lmd_pub *p, AvahiEntryGroup *g)
     p->txt_dirty = false;
     p->committed = false;
     if (rc < 0) {
-        char e[256];
-        lmd_error("cannot publish '%s': %s", lmd_escape_str(p->name, e, sizeof e), avahi_strerror(rc));
-        if (p->cb)
-            p->cb(p->ud, LMD_PUB_FAILED, p->name, avahi_strerror(rc));
+        pub_failed(p, rc);
         return;
     }
     if (!watch_start(p))
         pub_commit(p, g);
 }
 
-static void pub_start(struct lmd_pub *p)
+static void pub_start(struct lmd_ppub *p)
 {
-    lmd_mdns *m = p->m;
-    if (m->state != LMD_MDNS_RUNNING || !m->client)
+    lmd_publisher *t = p->t;
+    if (!t->running || !t->client)
         return;
     if (!p->group) {
-        AvahiEntryGroup *g = avahi_entry_group_new(m->client, group_cb, p);
+        AvahiEntryGroup *g = avahi_entry_group_new(t->client, group_cb, p);
         if (!g) {
-            lmd_error("cannot create avahi entry group: %s",
-                      avahi_strerror(avahi_client_errno(m->client)));
+            int rc = avahi_client_errno(t->client);
+            lmd_publisher_log(t, LMD_LOG_ERROR, "cannot create avahi entry group: %s", avahi_strerror(rc));
+            tell(p, LMD_PUB_FAILED, avahi_strerror(rc));
             return;
         }
         p->group = g;
@@ -340,56 +356,50 @@ static void pub_start(struct lmd_pub *p)
         pub_add(p, p->group);
 }
 
-int lmd_pub_new(lmd_mdns *m, const struct lmd_pub_config *cfg, lmd_pub_cb cb, void *ud, lmd_pub **out,
-                lmd_err *err)
+struct lmd_ppub *lmd_ppub_new(lmd_publisher *t, uint64_t id, char *name, char *type, char *domain, uint16_t port,
+                              unsigned ttl, lmd_txt *txt)
 {
-    char why[320];
-    *out = NULL;
-    if (cfg->txt && lmd_txt_check_record(cfg->txt, why, sizeof why) != 0)
-        return lmd_err_set(err, LMD_ETXT, "%s", why);
-    struct lmd_pub *p = *out = calloc(1, sizeof *p);
-    if (!p)
-        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
-    p->m = m;
-    p->cb = cb;
-    p->ud = ud;
-    p->port = cfg->port;
-    p->ttl = cfg->ttl;
-    p->name = lmd_strdup(cfg->name);
-    p->type = lmd_strdup(cfg->type ? cfg->type : LMD_DEFAULT_TYPE);
-    p->domain = cfg->domain ? lmd_strdup(cfg->domain) : NULL;
-    if (!p->name || !p->type || (cfg->domain && !p->domain) ||
-        (cfg->txt && lmd_txt_copy(&p->txt, cfg->txt) != 0)) {
-        free(p->name);
-        free(p->type);
-        free(p->domain);
-        free(p);
-        *out = NULL;
-        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
+    struct lmd_ppub *p = calloc(1, sizeof *p);
+    if (!p) {
+        lmd_publisher_say(t, LMD_PMSG_EVENT, id, LMD_PUB_FAILED, name, "out of memory");
+        free(name);
+        free(type);
+        free(domain);
+        lmd_txt_free(txt);
+        *txt = (lmd_txt){0};
+        return NULL;
     }
-    p->next = m->pubs;
-    m->pubs = p;
+    p->t = t;
+    p->id = id;
+    p->name = name;
+    p->type = type;
+    p->domain = domain;
+    p->port = port;
+    p->ttl = ttl;
+    p->txt = *txt;
+    *txt = (lmd_txt){0};
+    p->next = t->pubs;
+    t->pubs = p;
     pub_start(p);
-    return 0;
+    return p;
 }
 
-int lmd_pub_set_txt(lmd_pub *p, const lmd_txt *txt)
+struct lmd_ppub *lmd_ppub_find(lmd_publisher *t, uint64_t id)
 {
-    char why[320];
-    if (txt && lmd_txt_check_record(txt, why, sizeof why) != 0) {
-        lmd_error("cannot update the TXT record of '%s': %s", p->name, why);
-        return LMD_ETXT;
-    }
-    if (txt) {
-        lmd_txt copy;
-        if (lmd_txt_copy(&copy, txt) != 0)
-            return LMD_ENOMEM;
-        lmd_txt_free(&p->txt);
-        p->txt = copy;
-    }
+    for (struct lmd_ppub *p = t->pubs; p; p = p->next)
+        if (p->id == id)
+            return p;
+    return NULL;
+}
+
+/* p->txt out: with avahi's TXT update once the group is established
+ * (updating while probing can be taken as a conflict), without
+ * re-registering; before that, when it is (group_cb). */
+static void txt_apply(struct lmd_ppub *p)
+{
     p->txt_dirty = true;
     if (!p->established || !p->group)
-        return 0; /* applied when the group is established */
+        return;
     int rc;
     if (p->ttl) {
         char full[AVAHI_DOMAIN_NAME_MAX], type_full[AVAHI_DOMAIN_NAME_MAX], enum_name[AVAHI_DOMAIN_NAME_MAX];
@@ -403,24 +413,32 @@ int lmd_pub_set_txt(lmd_pub *p, const lmd_txt *txt)
         avahi_string_list_free(l);
     }
     if (rc < 0) {
-        lmd_error("cannot update TXT record: %s", avahi_strerror(rc));
-        return LMD_EAVAHI;
+        lmd_publisher_log(p->t, LMD_LOG_ERROR, "cannot update TXT record: %s", avahi_strerror(rc));
+        return;
     }
     p->txt_dirty = false;
-    return 0;
 }
 
-const char *lmd_pub_name(const lmd_pub *p) { return p->name; }
-bool lmd_pub_established(const lmd_pub *p) { return p->established; }
+void lmd_ppub_set_txt(struct lmd_ppub *p, lmd_txt *txt)
+{
+    lmd_txt_free(&p->txt);
+    p->txt = *txt;
+    *txt = (lmd_txt){0};
+    txt_apply(p);
+}
 
-void lmd_pub_free(lmd_pub *p)
+void lmd_ppub_free(struct lmd_ppub *p, bool client_going)
 {
     if (!p)
         return;
-    LMD_LIST_UNLINK(&p->m->pubs, p);
-    watch_stop(p);
-    if (p->group)
-        avahi_entry_group_free(p->group); /* the daemon sends goodbyes */
+    LMD_LIST_UNLINK(&p->t->pubs, p);
+    if (client_going) {
+        commit_by_stop(p); /* the rest goes with the client */
+    } else {
+        watch_stop(p);
+        if (p->group)
+            avahi_entry_group_free(p->group); /* the daemon sends goodbyes */
+    }
     free(p->name);
     free(p->type);
     free(p->domain);
@@ -428,28 +446,28 @@ void lmd_pub_free(lmd_pub *p)
     free(p);
 }
 
-void lmd_mdns_pubs_start(lmd_mdns *m)
+void lmd_ppubs_start(lmd_publisher *t)
 {
-    for (struct lmd_pub *p = m->pubs; p; p = p->next)
+    for (struct lmd_ppub *p = t->pubs; p; p = p->next)
         pub_start(p);
 }
 
-void lmd_mdns_pubs_reset(lmd_mdns *m)
+void lmd_ppubs_reset(lmd_publisher *t)
 {
-    for (struct lmd_pub *p = m->pubs; p; p = p->next) {
+    for (struct lmd_ppub *p = t->pubs; p; p = p->next) {
         if (p->group)
             avahi_entry_group_reset(p->group);
         watch_stop(p);
-        p->established = false;
+        down(p);
     }
 }
 
-void lmd_mdns_pubs_forget(lmd_mdns *m)
+void lmd_ppubs_forget(lmd_publisher *t)
 {
-    for (struct lmd_pub *p = m->pubs; p; p = p->next) {
+    for (struct lmd_ppub *p = t->pubs; p; p = p->next) {
         p->group = NULL;
-        p->watch = NULL; /* freed with the client */
-        commit_by_stop(p);  /* the loop's, not the client's */
-        p->established = false;
+        p->watch = NULL;   /* freed with the client */
+        commit_by_stop(p); /* the thread loop's, not the client's */
+        down(p);
     }
 }

@@ -62,13 +62,15 @@ TestLib = {}
 function TestLib:tearDown() S:stop_all() end
 
 function TestLib:test_announce_only_starts_no_resolver_pool()
-    -- `lmdisc announce`: the main thread alone (it was main + resolver pool)
+    -- `lmdisc announce`: the main thread and the publishing thread (avahi's
+    -- blocking calls off the loop), no resolver pool (it was main + pool)
     local name = S:uniq("cli")
     local p = S:announce("h1", 8300, name)
     await_seen("h2", name)
     local t = threads(p.pid)
     lu.assertFalse(has(t, "lmd-resolvers"), table.concat(t, ","))
-    lu.assertEquals(#t, 1, "threads of lmdisc announce: " .. table.concat(t, ","))
+    lu.assertTrue(has(t, "lmd-publisher"), table.concat(t, ","))
+    lu.assertEquals(#t, 2, "threads of lmdisc announce: " .. table.concat(t, ","))
 
     -- lmd_announce_self: the caller's thread and the announcement's loop
     name = S:uniq("lib")
@@ -77,7 +79,7 @@ function TestLib:test_announce_only_starts_no_resolver_pool()
     await_seen("h2", name, "later") -- opts of a later layout (a zero field more) are taken too
     t = threads(a.pid)
     lu.assertFalse(has(t, "lmd-resolvers"), table.concat(t, ","))
-    lu.assertEquals(#t, 2, "threads of lmd_announce_self: " .. table.concat(t, ","))
+    lu.assertEquals(#t, 3, "threads of lmd_announce_self (caller, loop, publishing): " .. table.concat(t, ","))
 end
 
 function TestLib:test_browsing_starts_the_resolver_pool()

@@ -232,11 +232,11 @@ local function txt_of_size(total)
 end
 
 -- a daemon slow to answer is not a wedge: with avahi-daemon stopped
--- (SIGSTOP), the agent's next D-Bus call (a registration) waits in
--- libdbus's poll for the reply, past the watchdog's 2 s; the watchdog lets
--- it (a bounded wait for someone else), and once the daemon goes on, the
--- call returns and the service is announced (a busy daemon during a flood
--- answered late the same way, and the watchdog ended a healthy agent)
+-- (SIGSTOP), a registration's D-Bus calls wait for the reply on the
+-- publishing thread, past the watchdog's 2 s, while the loop answers the
+-- API; nothing fires, and once the daemon goes on the service is announced
+-- (a busy daemon during a flood answered late the same way: on the loop,
+-- the watchdog ended a healthy agent, and the API stalled)
 function TestWedges:test_a_daemon_slow_to_answer_is_not_a_wedge()
     local sock1 = S:path("h1.sock")
     local p1 = S:agent("h1", ("watchdog { timeout = 2 }\napi { socket = %q }\n"):format(sock1))
@@ -245,9 +245,17 @@ function TestWedges:test_a_daemon_slow_to_answer_is_not_a_wedge()
     local name = S:uniq("late")
     local reg = S:bg("h1", ("exec curl -sS -N --max-time 60 --unix-socket %s -X PUT -H 'Content-Type: application/json' "
         .. "--data-binary '{\"port\": 8500}' http://lmdisc/v1/services/%s"):format(q(sock1), name))
-    -- the watchdog's bound twice over, the call still waiting on the daemon
+    -- publishing runs on a thread of its own (src/mdns/publisher.c): the
+    -- registration is taken at once and the loop goes on answering while
+    -- the daemon does not (before, the loop waited in the D-Bus call)
+    local taken = S.lab:wait_log(p1, 'registered service "' .. lit(name) .. '"', 3)
+    local hok, hout = S.lab:exec("h1", ("curl -sS -o /dev/null -w '%%{http_code} %%{time_total}' --max-time 2 " ..
+        "--unix-socket %s http://lmdisc/v1/health"):format(q(sock1)))
+    -- the watchdog's bound twice over, the daemon still stopped
     local fired = S.lab:wait_log(p1, "watchdog", 5)
     S.lab:avahi_resume("h1")
+    lu.assertNotNil(taken, "the registration waited for the stopped daemon:\n" .. tail(p1:output()))
+    lu.assertTrue(hok and hout:match("^200 ") ~= nil, "/v1/health while the daemon is stopped: " .. tostring(hout))
     lu.assertNil(fired, tail(p1:output()))
     lu.assertTrue(p1:running(), "the agent ended:\n" .. tail(p1:output()))
     await(p1, 'announced registered service "' .. lit(name) .. '"', 30)
