@@ -576,8 +576,9 @@ typedef struct lmd_mdnsq_stats {
     unsigned found, incomplete, dropped;         /* instances whole; known, not whole; records past the
                                                   * cap and datagrams the kernel dropped */
     unsigned sockets;
-    unsigned expected;                           /* instances whole over one protocol, awaited over the
-                                                  * other, at the last look (settled: given up) */
+    unsigned expected;                           /* instances awaited (whole over one protocol only, or
+                                                  * not whole) at the last look; settled: left to avahi */
+    unsigned requeries;                          /* the query sent again while some were awaited */
     double sent, last_new;                       /* lmd_now_mono() of the query, of the last new record */
 } lmd_mdnsq_stats;
 void lmd_mdnsq_stats_get(const lmd_mdnsq *q, lmd_mdnsq_stats *st);

@@ -19,19 +19,26 @@
 /* RFC 6762 section 6: a shared answer (our PTR) comes 20-120 ms after the
  * query reached the responder; ours carries no known answers, so no
  * responder waits the 400-500 ms of a truncated query.  Then nothing new
- * for QUIET.  A responder answers over IPv4 and over IPv6 separately (one
- * answer each, avahi-daemon's schedulers are per interface and protocol),
- * and on a loaded host one family's answer may come hundreds of ms after
- * the other's (500 services, 2 cores at load 8: 92 of 1,000 instances
- * 0.1 s after the rest): an instance whole over one protocol is expected
- * over the other when its host answered over that one too, or (IPv4) gave
- * an IPv6 address, for up to EXPECT_MAX after the query. */
+ * for QUIET.
+ *
+ * A responder answers over IPv4 and over IPv6 separately (avahi-daemon's
+ * response schedulers are per interface and protocol), and one of them may
+ * come late or not at all: 500 services from 5 hosts on 2 cores at load
+ * 8-12, one host's 100 instances over one protocol only in 1 run of 12,
+ * 92 of 1,000 instances 0.1 s after the rest in another.  And a responder
+ * does not multicast a record again within a second (section 6: a scan
+ * right after a service's announcements, or right after another scan, gets
+ * no answer for it).  So an instance whole over one protocol is awaited
+ * over the other (over IPv6 when its host gave an AAAA or answered over
+ * IPv6; over IPv4 always), and one known but not whole (its PTR came, not
+ * yet the rest) is awaited too; while any is awaited the query is sent
+ * again at REQUERY[] after the first (what was answered before is not
+ * answered again within the second, what was not is), up to EXPECT_MAX
+ * after it; then avahi resolves what is still missing. */
 #define WINDOW 0.2
 #define QUIET 0.15
-#define EXPECT_MAX 1.5
-/* On a loaded network answers come with longer silences between them:
- * the quiet period is at least twice the longest silence between new
- * answers so far (up to QUIET_MAX). */
+#define EXPECT_MAX 2.0
+static const double REQUERY[] = {0.6, 1.3};
 #define QUIET_MAX 0.5
 #define NBUCKETS 1024
 
@@ -65,6 +72,9 @@ struct lmd_mdnsq {
     unsigned n_inst, n_host;
     lmd_mdnsq_stats st;
     double gap_max; /* the longest silence between new answers so far */
+    uint8_t *query; /* as sent */
+    size_t query_len;
+    size_t requeries;
     bool settled, answered;
     /* the packet being read */
     int ifindex, proto;
@@ -328,8 +338,12 @@ static unsigned expected(lmd_mdnsq *q)
 {
     unsigned n = 0;
     for (struct mq_inst *i = q->all; i; i = i->all) {
-        if (!i->reported)
+        if (!i->reported) {
+            /* known, not whole (an IPv6 one with an A only is, once settled) */
+            const struct mq_host *x = i->host ? host_get(q, i->ifindex, i->proto, i->host, false) : NULL;
+            n += i->ptr && !(i->srv && i->txt_ok && x && x->a[0]);
             continue;
+        }
         int other = i->proto == 4 ? 6 : 4;
         if (!lmd_msock_has(q->socks, i->ifindex, other))
             continue;
@@ -340,7 +354,7 @@ static unsigned expected(lmd_mdnsq *q)
             continue;
         const struct mq_host *there = host_get(q, i->ifindex, other, i->host, false);
         const struct mq_host *here = host_get(q, i->ifindex, i->proto, i->host, false);
-        if ((there && (there->a[0] || there->aaaa[0])) || (other == 6 && here && here->aaaa[0]))
+        if (other == 4 || (there && (there->a[0] || there->aaaa[0])) || (here && here->aaaa[0]))
             n++;
     }
     return n;
@@ -355,7 +369,18 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     unsigned n = expected(q);
     q->st.expected = n;
     if (n && now < bound) {
-        (void)lmd_timer_in(q->timer, now + QUIET < bound ? QUIET : bound - now); /* or sooner: arm() */
+        double next = bound;
+        for (size_t k = 0; k < sizeof REQUERY / sizeof REQUERY[0]; k++) {
+            double at = q->st.sent + REQUERY[k];
+            if (q->requeries == k && now >= at) {
+                q->requeries++;
+                q->st.requeries += lmd_msock_send(q->socks, q->query, q->query_len) > 0;
+            } else if (q->requeries <= k && at < next)
+                next = at;
+        }
+        if (now + QUIET < next)
+            next = now + QUIET;
+        (void)lmd_timer_in(q->timer, next - now); /* or sooner: arm() */
         return;
     }
     q->settled = true;
@@ -379,8 +404,6 @@ int lmd_mdnsq_new(struct event_base *base, const char *type, const lmd_mdnsq_cal
         q->cb = *cb;
     q->ud = ud;
     int rc = LMD_ENOMEM;
-    uint8_t *wire = NULL;
-    size_t len = 0;
     char name[300];
     if (!(q->type = lmd_strdup(type)) || !(q->timer = evtimer_new(base, on_timer, q))) {
         rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
@@ -389,7 +412,7 @@ int lmd_mdnsq_new(struct event_base *base, const char *type, const lmd_mdnsq_cal
     snprintf(name, sizeof name, "%s.local", type);
     if ((rc = lmd_dns_mscope_new(type, "local", &q->scope, err)) != 0)
         goto fail;
-    if ((rc = query_wire(name, &wire, &len)) != 0) {
+    if ((rc = query_wire(name, &q->query, &q->query_len)) != 0) {
         lmd_err_set(err, rc, "cannot write the query for %s", name);
         goto fail;
     }
@@ -397,16 +420,14 @@ int lmd_mdnsq_new(struct event_base *base, const char *type, const lmd_mdnsq_cal
         goto fail;
     q->st.sockets = lmd_msock_count(q->socks);
     q->st.sent = q->st.last_new = lmd_now_mono();
-    if (!lmd_msock_send(q->socks, wire, len)) {
+    if (!lmd_msock_send(q->socks, q->query, q->query_len)) {
         rc = lmd_err_set(err, LMD_EIO, "the mDNS query could not be sent on any interface");
         goto fail;
     }
-    free(wire);
     arm(q);
     *out = q;
     return 0;
 fail:
-    free(wire);
     lmd_mdnsq_free(q);
     return rc;
 }
@@ -451,6 +472,7 @@ void lmd_mdnsq_free(lmd_mdnsq *q)
             free(x);
         }
     lmd_dns_mscope_free(q->scope);
+    free(q->query);
     free(q->type);
     free(q);
 }

@@ -98,8 +98,8 @@ static void wire_note(const struct disc *d, double t0)
     lmd_mdnsq_stats st;
     lmd_mdnsq_stats_get(d->q, &st);
     lmd_debug("own mDNS query: %u socket(s), %u packets, %u records (%u skipped, %u packets refused), %u whole, "
-              "%u not whole, %u dropped, %u awaited over the other protocol; last new at %.3f s, settled %s, ended at %.3f s",
-              st.sockets, st.packets, st.records, st.skipped, st.refused, st.found, st.incomplete, st.dropped, st.expected,
+              "%u not whole, %u dropped, %u awaited, %u queries again; last new at %.3f s, settled %s, ended at %.3f s",
+              st.sockets, st.packets, st.records, st.skipped, st.refused, st.found, st.incomplete, st.dropped, st.expected, st.requeries,
               st.last_new - t0, d->wire_settled ? "yes" : "no", lmd_now_mono() - t0);
 }
 
