@@ -568,6 +568,11 @@ typedef struct lmd_mdnsq_callbacks {
  * opened or no query sent (err says why): the caller goes on without. */
 int lmd_mdnsq_new(struct event_base *base, const char *type, const lmd_mdnsq_callbacks *cb, void *ud,
                   lmd_mdnsq **out, lmd_err *err);
+/* base NULL: offline, no socket nor query nor timer (tests, the fuzz
+ * harness): datagrams are given with lmd_mdnsq_feed, and the answers
+ * settled with lmd_mdnsq_settle_now.  proto 4 or 6. */
+void lmd_mdnsq_feed(lmd_mdnsq *q, const uint8_t *wire, size_t len, int ifindex, int proto, bool local);
+void lmd_mdnsq_settle_now(lmd_mdnsq *q);
 /* Whether an instance (ifindex, proto 4/6, name) was found whole. */
 bool lmd_mdnsq_found(const lmd_mdnsq *q, int ifindex, int proto, const char *name);
 bool lmd_mdnsq_settled(const lmd_mdnsq *q);

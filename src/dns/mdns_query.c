@@ -289,6 +289,8 @@ static void on_rr(const lmd_dns_rr *rr, void *arg)
 
 static void arm(lmd_mdnsq *q)
 {
+    if (!q->timer)
+        return; /* offline */
     double wait = 2 * q->gap_max < QUIET ? QUIET : 2 * q->gap_max > QUIET_MAX ? QUIET_MAX : 2 * q->gap_max;
     double due = q->st.sent + WINDOW, quiet = q->st.last_new + wait, now = lmd_now_mono();
     if (quiet > due)
@@ -345,7 +347,7 @@ static unsigned expected(lmd_mdnsq *q)
             continue;
         }
         int other = i->proto == 4 ? 6 : 4;
-        if (!lmd_msock_has(q->socks, i->ifindex, other))
+        if (!q->socks || !lmd_msock_has(q->socks, i->ifindex, other))
             continue;
         q->ifindex = i->ifindex;
         q->proto = other;
@@ -383,10 +385,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         (void)lmd_timer_in(q->timer, next - now); /* or sooner: arm() */
         return;
     }
-    q->settled = true;
-    report_whole(q); /* IPv6 instances with an A only */
-    if (q->cb.settled)
-        q->cb.settled(q->ud);
+    lmd_mdnsq_settle_now(q); /* (IPv6 instances with an A only are whole now) */
 }
 
 int lmd_mdnsq_new(struct event_base *base, const char *type, const lmd_mdnsq_callbacks *cb, void *ud,
@@ -405,7 +404,7 @@ int lmd_mdnsq_new(struct event_base *base, const char *type, const lmd_mdnsq_cal
     q->ud = ud;
     int rc = LMD_ENOMEM;
     char name[300];
-    if (!(q->type = lmd_strdup(type)) || !(q->timer = evtimer_new(base, on_timer, q))) {
+    if (!(q->type = lmd_strdup(type)) || (base && !(q->timer = evtimer_new(base, on_timer, q)))) {
         rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
         goto fail;
     }
@@ -415,6 +414,10 @@ int lmd_mdnsq_new(struct event_base *base, const char *type, const lmd_mdnsq_cal
     if ((rc = query_wire(name, &q->query, &q->query_len)) != 0) {
         lmd_err_set(err, rc, "cannot write the query for %s", name);
         goto fail;
+    }
+    if (!base) { /* offline: lmd_mdnsq_feed */
+        *out = q;
+        return 0;
     }
     if ((rc = lmd_msock_open(base, on_packet, q, &q->socks, err)) != 0)
         goto fail;
@@ -430,6 +433,19 @@ int lmd_mdnsq_new(struct event_base *base, const char *type, const lmd_mdnsq_cal
 fail:
     lmd_mdnsq_free(q);
     return rc;
+}
+
+void lmd_mdnsq_feed(lmd_mdnsq *q, const uint8_t *wire, size_t len, int ifindex, int proto, bool local)
+{
+    on_packet(wire, len, ifindex, proto, local, q);
+}
+
+void lmd_mdnsq_settle_now(lmd_mdnsq *q)
+{
+    q->settled = true;
+    report_whole(q);
+    if (q->cb.settled)
+        q->cb.settled(q->ud);
 }
 
 bool lmd_mdnsq_found(const lmd_mdnsq *q, int ifindex, int proto, const char *name)
@@ -450,7 +466,7 @@ void lmd_mdnsq_stats_get(const lmd_mdnsq *q, lmd_mdnsq_stats *st)
 {
     *st = q->st;
     st->incomplete = q->n_inst - q->st.found;
-    st->dropped += lmd_msock_dropped(q->socks);
+    st->dropped += q->socks ? lmd_msock_dropped(q->socks) : 0;
 }
 
 void lmd_mdnsq_free(lmd_mdnsq *q)
