@@ -1,8 +1,10 @@
 /* libldns, loaded when DNS is first used (src/dns only; see ldns.c).
  *
- * An agent without wide_area and a one-shot mDNS scan never touch DNS, so
- * libldns and what it pulls in (libssl, libcrypto: 0.48 MB of private
- * pages, 2 MB resident) are not mapped into them.  Every ldns function and
+ * An agent without wide_area never touches DNS, so libldns and what it
+ * pulls in (libssl, libcrypto: 0.48 MB of private pages, 2 MB resident)
+ * are not mapped into it.  A one-shot scan (lmd_discover_nodes) loads it
+ * for its own mDNS query (mdns_*.c), and without it scans through avahi
+ * alone (lmd_ldns_available).  Every ldns function and
  * table src/dns uses is reached through lmd_ldns(), which loads the library
  * on first use, as the client loads libcurl.  Include this header, never
  * <ldns/ldns.h> alone: a name missing from the list below fails the link
@@ -18,6 +20,7 @@
     X(ldns_dname_cat) \
     X(ldns_dname_compare) \
     X(ldns_dname_is_subdomain) \
+    X(ldns_dname_label_count) \
     X(ldns_dname_new_frm_data) \
     X(ldns_dname_new_frm_str) \
     X(ldns_edns_deep_free) \
@@ -31,6 +34,7 @@
     X(ldns_native2rdf_int32) \
     X(ldns_pkt2str) \
     X(ldns_pkt2wire) \
+    X(ldns_pkt_additional) \
     X(ldns_pkt_answer) \
     X(ldns_pkt_authority) \
     X(ldns_pkt_free) \
@@ -113,6 +117,7 @@ bool lmd_ldns_available(char *why, size_t len);
 #define ldns_dname_cat (*lmd_ldns()->ldns_dname_cat)
 #define ldns_dname_compare (*lmd_ldns()->ldns_dname_compare)
 #define ldns_dname_is_subdomain (*lmd_ldns()->ldns_dname_is_subdomain)
+#define ldns_dname_label_count (*lmd_ldns()->ldns_dname_label_count)
 #define ldns_dname_new_frm_data (*lmd_ldns()->ldns_dname_new_frm_data)
 #define ldns_dname_new_frm_str (*lmd_ldns()->ldns_dname_new_frm_str)
 #define ldns_edns_deep_free (*lmd_ldns()->ldns_edns_deep_free)
@@ -126,6 +131,7 @@ bool lmd_ldns_available(char *why, size_t len);
 #define ldns_native2rdf_int32 (*lmd_ldns()->ldns_native2rdf_int32)
 #define ldns_pkt2str (*lmd_ldns()->ldns_pkt2str)
 #define ldns_pkt2wire (*lmd_ldns()->ldns_pkt2wire)
+#define ldns_pkt_additional (*lmd_ldns()->ldns_pkt_additional)
 #define ldns_pkt_answer (*lmd_ldns()->ldns_pkt_answer)
 #define ldns_pkt_authority (*lmd_ldns()->ldns_pkt_authority)
 #define ldns_pkt_free (*lmd_ldns()->ldns_pkt_free)

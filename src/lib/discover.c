@@ -1,7 +1,17 @@
 /* One-shot discovery: the original discover_nodes(timeout), but returning
- * as soon as the network has answered instead of always waiting. */
+ * as soon as the network has answered instead of always waiting.
+ *
+ * Two sources at once: our own mDNS query (src/dns, lmd_mdnsq: the
+ * responders' answers carry every record an instance needs, and an
+ * instance whole from them is taken as it is) and avahi's browser, whose
+ * instances are resolved through avahi-daemon only when our query did not
+ * bring them whole (a resolver per instance is what costs: ~10 s for 500).
+ * Until our query has settled avahi's instances are held (the same answers
+ * reach both, in either order).  Done when both have settled. */
+#include "base/log.h"
 #include "base/loop.h"
 #include "base/util.h"
+#include "dns/dns.h"
 #include "lib/abi.h"
 #include "lmdisc.h"
 #include "mdns/mdns.h"
@@ -13,9 +23,19 @@ struct disc {
     struct event_base *base;
     lmd_peers *reg;
     lmd_mdns *m;
+    lmd_browse *b;
+    lmd_mdnsq *q;  /* our own query, NULL without (no libldns, no socket, not .local) */
     int err;
-    bool settled;
+    bool wire_settled, settled;
 };
+
+static void maybe_done(struct disc *d)
+{
+    if (d->settled || !d->b || !lmd_browse_settled(d->b) || (d->q && !d->wire_settled))
+        return;
+    d->settled = true;
+    event_base_loopbreak(d->base);
+}
 
 static void on_resolved(void *ud, const struct lmd_instance *in)
 {
@@ -34,8 +54,53 @@ static void on_removed(void *ud, const struct lmd_instance *in, enum lmd_gone wh
 static void on_settled(void *ud)
 {
     struct disc *d = ud;
-    d->settled = true;
-    event_base_loopbreak(d->base);
+    maybe_done(d);
+}
+
+static void on_wire_found(void *ud, const struct lmd_instance *in) { on_resolved(ud, in); }
+
+static void on_wire_gone(void *ud, const struct lmd_instance *in) { on_removed(ud, in, LMD_GONE_GOODBYE); }
+
+static void on_wire_settled(void *ud)
+{
+    struct disc *d = ud;
+    d->wire_settled = true;
+    if (d->b)
+        lmd_browse_release(d->b); /* what our query did not bring whole: avahi resolves it */
+    maybe_done(d);
+}
+
+static enum lmd_browse_verdict gate(void *ud, int ifindex, int proto, const char *name)
+{
+    struct disc *d = ud;
+    if (!d->q)
+        return LMD_BROWSE_RESOLVE;
+    if (lmd_mdnsq_found(d->q, ifindex, proto, name))
+        return LMD_BROWSE_SKIP;
+    return d->wire_settled ? LMD_BROWSE_RESOLVE : LMD_BROWSE_HOLD;
+}
+
+/* Our own query, when it can be: a .local scan, libldns there, a socket. */
+static void wire_start(struct disc *d, const lmd_discover_opts *o)
+{
+    if (o->domain && *o->domain && strcmp(o->domain, "local") && strcmp(o->domain, "local."))
+        return;
+    lmd_mdnsq_callbacks qc = {on_wire_found, on_wire_gone, on_wire_settled};
+    lmd_err e = {0};
+    if (lmd_mdnsq_new(d->base, o->type ? o->type : LMD_DEFAULT_TYPE, &qc, d, &d->q, &e) != 0)
+        lmd_debug("one-shot scan through avahi alone: %s", lmd_err_text(&e));
+}
+
+static void wire_note(const struct disc *d, double t0)
+{
+    if (!d->q)
+        return;
+    lmd_mdnsq_stats st;
+    lmd_mdnsq_stats_get(d->q, &st);
+    lmd_debug("own mDNS query: %u socket(s), %u packets, %u records (%u skipped, %u packets refused), %u whole, "
+              "%u not whole, %u dropped, %u awaited, %u queries again; last new at %.3f s, settled %s, ended at %.3f s",
+              st.sockets, st.packets, st.records, st.skipped, st.refused, st.found, st.incomplete, st.dropped, st.expected, st.requeries,
+              st.last_new - t0, d->wire_settled ? "yes" : "no", lmd_now_mono() - t0);
 }
 
 static void on_state(void *ud, enum lmd_mdns_state st)
@@ -72,21 +137,26 @@ int lmd_discover_nodes(double timeout, lmd_discover_opts *opts, lmd_node_list *o
     struct disc d = {0};
     struct lmd_peers_config rc = {.ttl = 0, .include_self = true};
     struct lmd_browse_callbacks cb = {on_resolved, on_removed, on_settled};
-    lmd_browse *b = NULL;
+    double t0 = lmd_now_mono();
     int err = LMD_ENOMEM;
-    if (!(d.base = event_base_new()) || (err = lmd_peers_new(&rc, NULL, NULL, NULL, &d.reg, NULL)) != 0 ||
-        (err = lmd_mdns_new(d.base, on_state, &d, &d.m, NULL)) != 0)
+    if (!(d.base = event_base_new()) || (err = lmd_peers_new(&rc, NULL, NULL, NULL, &d.reg, NULL)) != 0)
+        goto out;
+    wire_start(&d, &o); /* first: the query goes out before the calls to the daemon */
+    if ((err = lmd_mdns_new(d.base, on_state, &d, &d.m, NULL)) != 0)
         goto out;
     if (lmd_mdns_state(d.m) != LMD_MDNS_RUNNING) {
         /* A one-shot scan does not wait for a daemon that is not there. */
         err = lmd_mdns_state(d.m) == LMD_MDNS_FAILED ? LMD_EAVAHI : LMD_ENODAEMON;
         goto out;
     }
-    err = lmd_browse_new(d.m, o.type, o.domain, &cb, &d, &b, NULL);
+    err = lmd_browse_new(d.m, o.type, o.domain, &cb, &d, &d.b, NULL);
     if (err)
         goto out;
+    lmd_browse_set_gate(d.b, gate, &d);
     /* done when the network has answered, not at avahi's ~1 s timer */
-    lmd_browse_settle_early(b);
+    lmd_browse_settle_early(d.b);
+    if (d.wire_settled)
+        lmd_browse_release(d.b);
     struct timeval tv = lmd_tv(deadline - lmd_now_mono());
     /* the timeout is only the upper bound; on_settled ends the loop sooner */
     err = LMD_ENOMEM;
@@ -103,9 +173,11 @@ int lmd_discover_nodes(double timeout, lmd_discover_opts *opts, lmd_node_list *o
 out:
     /* the browser goes with the lmd_mdns: with its client, without a call
      * to the daemon per resolver (bounded: see lmd_mdns_free) */
+    wire_note(&d, t0);
     if (!d.m)
-        lmd_browse_free(b);
+        lmd_browse_free(d.b);
     lmd_mdns_free(d.m);
+    lmd_mdnsq_free(d.q);
     lmd_peers_free(d.reg);
     if (d.base)
         event_base_free(d.base);

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 
 
-static void inst_resolve(struct inst *in);
 static void retry_later(struct inst *in);
 static void resolve_retry_fire(evutil_socket_t fd, short what, void *arg);
 static void set_waiting(struct inst *in, bool waiting);
@@ -47,14 +46,13 @@ static void report_removed(struct lmd_browse *b, struct inst *in, enum lmd_gone 
 }
 
 static void inst_free(struct lmd_browse *b, struct inst *in);
-static void early_arm(struct lmd_browse *b);
 
-static void check_settled(struct lmd_browse *b)
+void lmd_browse_check_settled(struct lmd_browse *b)
 {
     if (b->settled || !(b->all_for_now || b->early_done))
         return;
     for (struct inst *in = b->insts; in; in = in->next)
-        if (in->pending)
+        if (in->pending || in->held)
             return;
     b->settled = true;
     /* Instances known before a reconnect that the daemon did not report
@@ -159,7 +157,7 @@ static void inst_msg(struct inst *in, const struct lmd_pool_msg *msg)
              * A fresh resolver looks the new target's address up. */
             char e[256];
             lmd_debug("'%s' moved to another host: resolving it afresh", lmd_escape_str(in->name, e, sizeof e));
-            inst_resolve(in);
+            lmd_browse_inst_resolve(in);
             break;
         }
         if (!in->host && !(in->host = lmd_strdup(msg->host))) {
@@ -274,11 +272,11 @@ static void resolve_retry_fire(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    inst_resolve(arg);
+    lmd_browse_inst_resolve(arg);
 }
 
 /* Resolve (again), through the pool: its answer comes as a message. */
-static void inst_resolve(struct inst *in)
+void lmd_browse_inst_resolve(struct inst *in)
 {
     lmd_mdns *m = in->b->m;
     if (!m->client || m->state != LMD_MDNS_RUNNING)
@@ -335,7 +333,7 @@ void lmd_mdns_pool_msg(lmd_mdns *m, const struct lmd_pool_msg *msg)
     if (in) {
         struct lmd_browse *b = in->b;
         inst_msg(in, msg);
-        check_settled(b);
+        lmd_browse_check_settled(b);
         return;
     }
     for (struct lmd_browse *b = m->browses; b; b = b->next)
@@ -369,7 +367,7 @@ void lmd_mdns_browses_kick(lmd_mdns *m)
     if (w) {
         qsort(w, n, sizeof *w, by_seq);
         for (size_t i = 0; i < n && i < KICK_BATCH; i++)
-            inst_resolve(w[i]);
+            lmd_browse_inst_resolve(w[i]);
         free(w);
     }
     if (m->waiting && !evtimer_pending(m->kick, NULL))
@@ -403,8 +401,8 @@ void lmd_browse_inst_seen(struct lmd_browse *b, AvahiIfIndex ifindex, AvahiProto
     in->stale = false;
     in->listed = in->listed || listed;
     in->fails = 0;
-    if (!in->rid && !in->waiting)
-        inst_resolve(in);
+    if (!in->rid && !in->waiting && !lmd_browse_gated(in))
+        lmd_browse_inst_resolve(in);
 }
 
 static void browser_cb(AvahiServiceBrowser *sb, AvahiIfIndex ifindex, AvahiProtocol proto,
@@ -420,7 +418,7 @@ static void browser_cb(AvahiServiceBrowser *sb, AvahiIfIndex ifindex, AvahiProto
         if (in)
             in->own = lmd_mdns_is_own(b->m, flags, name, type);
         b->last_new = lmd_now_mono();
-        early_arm(b);
+        lmd_browse_early_arm(b);
         break;
     }
     case AVAHI_BROWSER_REMOVE: {
@@ -439,7 +437,7 @@ static void browser_cb(AvahiServiceBrowser *sb, AvahiIfIndex ifindex, AvahiProto
         for (struct inst *in = b->insts; in; in = in->next)
             b->cached += in->listed;
         lmd_debug("browse %s: %u cached at %.3f s", b->type, b->cached, lmd_now_mono() - b->t0);
-        early_arm(b);
+        lmd_browse_early_arm(b);
         break;
     case AVAHI_BROWSER_FAILURE:
         /* DISCONNECTED is handled by the client callback. */
@@ -448,47 +446,7 @@ static void browser_cb(AvahiServiceBrowser *sb, AvahiIfIndex ifindex, AvahiProto
                       avahi_strerror(avahi_client_errno(avahi_service_browser_get_client(sb))));
         break;
     }
-    check_settled(b);
-}
-
-/* lmd_browse_settle_early's rule (see mdns.h).  The query goes out about
- * 0.1 s after the browser starts (avahi defers it to gather others);
- * answers come 20-120 ms after it reached a responder.  With more cached
- * instances than the query's known answers fit in one packet (about 1,400
- * bytes: some 15 PTRs), avahi sends it truncated, and responders wait
- * 400-500 ms.  Then nothing new for EARLY_QUIET. */
-#define EARLY_WINDOW 0.25
-#define EARLY_WINDOW_TC 0.65
-#define EARLY_KNOWN_FIT 15
-#define EARLY_QUIET 0.05
-static void early_arm(struct lmd_browse *b)
-{
-    if (!b->early || b->early_done || !b->quiet || !b->sb)
-        return;
-    double window = b->cached > EARLY_KNOWN_FIT ? EARLY_WINDOW_TC : EARLY_WINDOW;
-    double due = b->t0 + window, q = b->last_new + EARLY_QUIET, now = lmd_now_mono();
-    if (q > due)
-        due = q;
-    (void)lmd_timer_in(b->quiet, due > now ? due - now : 0); /* out of memory: ALL_FOR_NOW still ends it */
-}
-
-static void early_fire(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct lmd_browse *b = arg;
-    b->early_done = true;
-    lmd_debug("browse %s: answered by %.3f s (last new at %.3f s, %u cached)", b->type, lmd_now_mono() - b->t0,
-              b->last_new - b->t0, b->cached);
-    check_settled(b);
-}
-
-void lmd_browse_settle_early(lmd_browse *b)
-{
-    if (b->early || !(b->quiet = evtimer_new(b->m->base, early_fire, b)))
-        return;
-    b->early = true;
-    early_arm(b);
+    lmd_browse_check_settled(b);
 }
 
 static void browse_start(struct lmd_browse *b)
@@ -504,7 +462,7 @@ static void browse_start(struct lmd_browse *b)
     }
     b->sb = sb;
     b->t0 = b->last_new = lmd_now_mono();
-    early_arm(b);
+    lmd_browse_early_arm(b);
 }
 
 int lmd_browse_new(lmd_mdns *m, const char *type, const char *domain, const struct lmd_browse_callbacks *cb,
@@ -543,7 +501,7 @@ int lmd_browse_reconfirm(lmd_browse *b, const char *name)
     int n = 0;
     for (struct inst *in = b->insts; in; in = in->next)
         if (strcmp(in->name, name) == 0) {
-            inst_resolve(in);
+            lmd_browse_inst_resolve(in);
             n++;
         }
     return n ? 0 : LMD_ENOTFOUND;
@@ -590,7 +548,7 @@ void lmd_mdns_browses_forget(lmd_mdns *m)
         for (struct inst *in = b->insts; in; in = in->next) {
             in->rid = in->rid_fam = 0; /* the pool is reset */
             set_waiting(in, false); /* the browser reports it again */
-            in->pending = false;
+            in->pending = in->held = false;
             in->stale = true;
             if (in->retry)
                 event_del(in->retry);

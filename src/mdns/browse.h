@@ -32,6 +32,9 @@ struct inst {
     bool listed;    /* the browser reports it (not only a lookup's answer) */
     bool own;       /* the browser says we publish it: avahi tells only the
                      * client that publishes, and resolvers are on others */
+    bool held;      /* the gate said wait (lmd_browse_set_gate): not resolved yet,
+                     * and the browser is not settled while it waits */
+    bool skipped;   /* the gate said another source has it whole: never resolved */
 };
 
 /* lmd_browse_lookup: one query for a service the browser no longer lists */
@@ -58,6 +61,10 @@ struct lmd_browse {
     struct event *quiet;
     struct lmd_browse_callbacks cb;
     void *ud;
+    /* lmd_browse_set_gate */
+    lmd_browse_gate_cb gate;
+    void *gate_ud;
+    bool released;
 };
 
 /* An instance the network reports (browser NEW, or a lookup's answer):
@@ -65,6 +72,16 @@ struct lmd_browse {
 void lmd_browse_inst_seen(struct lmd_browse *b, AvahiIfIndex ifindex, AvahiProtocol proto, const char *name,
                           const char *type, const char *domain, bool listed);
 void lmd_browse_lookup_free(struct lookup *l);
+/* Resolve (again), through the pool (browse.c). */
+void lmd_browse_inst_resolve(struct inst *in);
+/* Settled when the rule's time has come and nothing is pending or held:
+ * tells the owner (browse.c). */
+void lmd_browse_check_settled(struct lmd_browse *b);
+/* (settle.c) Arm lmd_browse_settle_early's timer for what arrived. */
+void lmd_browse_early_arm(struct lmd_browse *b);
+/* (settle.c) Whether the gate keeps a new instance from being resolved
+ * now (held or skipped). */
+bool lmd_browse_gated(struct inst *in);
 void lmd_browse_lookup_msg(struct lookup *l, const struct lmd_pool_msg *msg);
 
 #endif

@@ -104,6 +104,22 @@ bool lmd_browse_settled(const lmd_browse *b);
  * quiet period, and every instance is resolved (browse.c).  The agent
  * keeps ALL_FOR_NOW: its scan never ends anyway. */
 void lmd_browse_settle_early(lmd_browse *b);
+/* A one-shot scan with a source of its own beside avahi (lmd_discover_nodes:
+ * its own mDNS query, src/dns).  gate(ud, ifindex, proto 4/6, name) is
+ * asked about each instance the browser reports before a resolver is
+ * opened for it: RESOLVE now; HOLD, not yet (until lmd_browse_release; the
+ * browser is not settled while any is held); SKIP, the other source has it
+ * whole: never resolved nor reported here (avahi-daemon's resolvers are
+ * what costs: ~10 s for 500 instances, though the records are cached).
+ * With a gate the settle-early rule waits for no answer window of its own
+ * (the other source waited for the answers to its query): avahi's cache
+ * given out, nothing new for a quiet period (settle.c). */
+enum lmd_browse_verdict { LMD_BROWSE_RESOLVE, LMD_BROWSE_HOLD, LMD_BROWSE_SKIP };
+typedef enum lmd_browse_verdict (*lmd_browse_gate_cb)(void *ud, int ifindex, int proto, const char *name);
+void lmd_browse_set_gate(lmd_browse *b, lmd_browse_gate_cb gate, void *ud);
+/* Ask the gate again about every held instance, HOLD now meaning RESOLVE
+ * (for later ones too). */
+void lmd_browse_release(lmd_browse *b);
 /* Look the instances of one service up again; resolvers that answer confirm
  * it (resolved is called even when nothing changed), the others end in
  * removed(EXPIRED).  Used by the registry's ttl. */

@@ -33,7 +33,7 @@ endif()
 set(LMDISC_FUZZ_SECONDS 30 CACHE STRING "Seconds each fuzz_NAME test fuzzes")
 set(LMD_FUZZ_SRC_DIR ${CMAKE_CURRENT_LIST_DIR})
 set(LMD_FUZZ_BIN_DIR ${CMAKE_BINARY_DIR}/fuzz)
-set(LMD_FUZZ_NAMES txt json config cli api dnskey xfr)
+set(LMD_FUZZ_NAMES txt json config cli api dnskey xfr mdns)
 set(LMD_FUZZ_CFLAGS -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
     -fno-omit-frame-pointer -g)
 # the harnesses themselves: sanitized, but without coverage instrumentation
