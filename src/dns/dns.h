@@ -520,4 +520,13 @@ typedef struct lmd_dns_notify_info {
 enum lmd_dns_notify_result lmd_dns_notify_read(const uint8_t *wire, size_t len, const lmd_dns_key *key,
                                                lmd_dns_notify_info *info, uint8_t **out, size_t *out_len);
 
+/* ---- NOTIFY sent (notify.c) ------------------------------------------
+ * A NOTIFY (RFC 1996) for zone, TSIG-signed with key, no SOA in it (the
+ * secondary asks its primary for the serial): sent with lmd_dns_send and
+ * the same key, only an answer signed by key is believed (as a signed
+ * read: unsigned or badly signed answers are dropped and counted); rc 0
+ * when the secondary took it (NOERROR), else its rcode (REFUSED: its
+ * allow-notify / acl does not name the key; NOTAUTH: zone is not its). */
+int lmd_dns_notify_build(const char *zone, const lmd_dns_key *key, lmd_dns_msg **out, lmd_err *err);
+
 #endif
