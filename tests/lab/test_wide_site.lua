@@ -291,6 +291,19 @@ log { level = "debug" }
         -- (--refuse-host-notify sec1) and so learns from the primary alone
         -- (h2 and h4 are across the router from h1: no mDNS events)
         local rec2, rec4, flag = path("rec2.txt"), path("rec4.txt"), path("txt.flag")
+        -- the secondaries in step first: one stopped or hung by the last
+        -- test may still serve its old copy (a publisher that has left
+        -- since) until the next change's NOTIFY: one change, then both at
+        -- the primary's serial
+        local script = path("sync.nsupdate")
+        S.write(script, ("server %s\nzone %s\nupdate add h1.%s 60 A 10.77.1.1\nsend\n"):format(primary, zone, zone))
+        lab:check("h1", "timeout 20 nsupdate -k " .. q(lab:key("h1")) .. " " .. q(script))
+        local want = serial("h1", primary)
+        for _, s in ipairs(sec) do
+            until_true(s.name .. " at serial " .. tostring(want), 10, function()
+                return serial("h" .. s.subnet, s.ip4) == want
+            end)
+        end
         local p2 = agent("h2", { observe = true, read = { sec[2].ip4 }, poll = 0.2, policy = HOOKS:format(rec2) })
         agent("h4", { observe = true, read = { sec[1].ip4 }, poll = 0.2, policy = HOOKS:format(rec4) })
         local p1, sock1 = agent("h1", { port = 8205, read = { sec[1].ip4 }, also_notify = { sec[1].ip4, sec[2].ip4 },
