@@ -23,6 +23,9 @@ wide_area {
   -- read = { "10.1.0.53", "10.2.0.53" },  -- a site's secondaries, this subnet's first: reads go there
   -- notify = 5300,                   -- take NOTIFY signed by this host's key on UDP 5300 (the
                                       -- server's also-notify { ADDR port 5300 key gpu1-key; })
+  -- also_notify = { "10.1.0.53", "10.2.0.53" },  -- NOTIFY the secondaries after each change of ours
+                                      -- (behind a Knot primary, whose own NOTIFY comes 1 s late;
+                                      -- they need allow-notify { key gpu1-key; } / a notify acl)
 }
 
 -- Servers on this host that register through the agent's API (Python:

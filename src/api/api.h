@@ -28,6 +28,10 @@ typedef struct lmd_api lmd_api;
 /* Results of wide-area DNS updates (lmdisc_dns_updates_total{result}). */
 enum { LMD_WIDE_OK, LMD_WIDE_UNREACHABLE, LMD_WIDE_REFUSED, LMD_WIDE_BADTIME, LMD_WIDE_BADSIG, LMD_WIDE_BADKEY,
        LMD_WIDE_ERROR, LMD_WIDE_RESULTS };
+/* NOTIFYs the publisher sent to wide_area.also_notify, by result
+ * (lmdisc_dns_notify_sent_total{result}); coalesced: a change told by a
+ * NOTIFY already in flight or waiting its turn. */
+enum { LMD_WT_TAKEN, LMD_WT_REFUSED, LMD_WT_UNANSWERED, LMD_WT_FAILED, LMD_WT_COALESCED, LMD_WT_RESULTS };
 
 struct lmd_metrics {
     double peers_alive;       /* kept by the policy */
@@ -65,6 +69,8 @@ struct lmd_metrics {
     const char *dns_read_server; /* where reads go now (wide_area.read, or the primary); NULL: not browsing */
     bool dns_notify_on;          /* wide_area.notify: NOTIFYs taken, by result */
     double dns_notify[5];        /* accepted, unsigned, badsig, invalid, ratelimited */
+    bool dns_tell_on;            /* wide_area.also_notify: NOTIFYs sent, by result */
+    double dns_tell[LMD_WT_RESULTS];
     /* the policy worker: 0 running, 1 restarting, 2 suspended (3 starting) */
     double policy_state, policy_restarts;
     double policy_dropped; /* events that got the fallback verdict: the worker's queue was full */

@@ -198,6 +198,15 @@ void lmd_api_handle_metrics(lmd_api *api, struct evhttp_request *req)
         for (int r = 0; r < 5; r++)
             evbuffer_add_printf(b, "lmdisc_dns_notify_total{result=\"%s\"} %.17g\n", NOTIFY[r], m.dns_notify[r]);
     }
+    if (m.wide_area && m.dns_tell_on) {
+        static const char *const TELL[LMD_WT_RESULTS] = {"taken", "refused", "unanswered", "failed", "coalesced"};
+        evbuffer_add_printf(b, "# HELP lmdisc_dns_notify_sent_total NOTIFY messages this agent sent to the secondaries "
+                               "of wide_area.also_notify after its own changes, by result (coalesced: a change told "
+                               "by a NOTIFY already under way).\n"
+                               "# TYPE lmdisc_dns_notify_sent_total counter\n");
+        for (int r = 0; r < LMD_WT_RESULTS; r++)
+            evbuffer_add_printf(b, "lmdisc_dns_notify_sent_total{result=\"%s\"} %.17g\n", TELL[r], m.dns_tell[r]);
+    }
     if (m.wide_area && m.dns_read_server) {
         /* the label is an address from the configuration or the server
          * found: no quote or backslash to escape */

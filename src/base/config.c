@@ -26,6 +26,9 @@ void lmd_config_clear(struct lmd_config *c)
     for (size_t i = 0; i < c->wide_nread; i++)
         free(c->wide_read[i]);
     free(c->wide_read);
+    for (size_t i = 0; i < c->wide_ntell; i++)
+        free(c->wide_tell[i]);
+    free(c->wide_tell);
     memset(c, 0, sizeof *c);
     c->log_level = -1;
 }

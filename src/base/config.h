@@ -70,6 +70,8 @@ struct lmd_config {
     size_t trust_nfleet;
     char **wide_read;        /* wide_area.read: servers to read the domain from, nearest first */
     size_t wide_nread;
+    char **wide_tell;        /* wide_area.also_notify: secondaries NOTIFYed after each change we make */
+    size_t wide_ntell;
     int log_level;           /* log.level as an lmd_log_level */
 };
 

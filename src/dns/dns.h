@@ -591,4 +591,13 @@ void lmd_mdnsq_free(lmd_mdnsq *q);
 /* Instances one query follows at most (a flood's excess is left to avahi). */
 #define LMD_MDNSQ_MAX 8192
 
+/* ---- NOTIFY sent (notify.c) ------------------------------------------
+ * A NOTIFY (RFC 1996) for zone, TSIG-signed with key, no SOA in it (the
+ * secondary asks its primary for the serial): sent with lmd_dns_send and
+ * the same key, only an answer signed by key is believed (as a signed
+ * read: unsigned or badly signed answers are dropped and counted); rc 0
+ * when the secondary took it (NOERROR), else its rcode (REFUSED: its
+ * allow-notify / acl does not name the key; NOTAUTH: zone is not its). */
+int lmd_dns_notify_build(const char *zone, const lmd_dns_key *key, lmd_dns_msg **out, lmd_err *err);
+
 #endif

@@ -1,5 +1,6 @@
 /* A NOTIFY (RFC 1996) received by the agent (wide_area.notify): believed
- * only when the agent's own key signed it, and answered signed; see dns.h. */
+ * only when the agent's own key signed it, and answered signed; and one
+ * the agent sends (wide_area.also_notify), signed with its key; see dns.h. */
 #include "dns/internal.h"
 
 #include <stdlib.h>
@@ -92,4 +93,25 @@ enum lmd_dns_notify_result lmd_dns_notify_read(const uint8_t *wire, size_t len, 
 done:
     ldns_pkt_free(pkt);
     return res;
+}
+
+int lmd_dns_notify_build(const char *zone, const lmd_dns_key *key, lmd_dns_msg **out, lmd_err *err)
+{
+    *out = NULL;
+    if (!key)
+        return lmd_err_set(err, LMD_EINVAL, "a NOTIFY is sent signed: no key");
+    lmd_dns_msg *m = NULL;
+    int rc = lmd_dns_query_build(NULL, zone, LMD_DNS_T_SOA, &m, err);
+    if (rc != 0)
+        return rc;
+    /* RFC 1996 3.7: opcode NOTIFY, AA set, the zone's SOA asked; no SOA
+     * in the answer section (the secondary asks its primary for it) */
+    ldns_pkt_set_opcode(m->pkt, LDNS_PACKET_NOTIFY);
+    ldns_pkt_set_aa(m->pkt, true);
+    if ((rc = lmd_dns_query_sign(m, key, err)) != 0) { /* writes the wire again, from the packet */
+        lmd_dns_msg_free(m);
+        return rc;
+    }
+    *out = m;
+    return 0;
 }

@@ -28,6 +28,23 @@ static void read_field(lua_State *L, int sec, const struct lmd_cfg_field *f, str
     lua_pop(L, 1);
 }
 
+/* a list of strings SECTION.FIELD (validated by the schema) into *v, *n */
+static void read_strs(lua_State *L, int idx, const char *section, const char *field, char ***v, size_t *n)
+{
+    int top = lua_gettop(L);
+    if (lua_getfield(L, idx, section) == LUA_TTABLE && lua_getfield(L, -1, field) == LUA_TTABLE) {
+        size_t len = (size_t)luaL_len(L, -1);
+        *v = calloc(len ? len : 1, sizeof **v);
+        for (size_t i = 0; *v && i < len; i++) {
+            lua_rawgeti(L, -1, (lua_Integer)i + 1);
+            if (lua_type(L, -1) == LUA_TSTRING && ((*v)[*n] = lmd_strdup(lua_tostring(L, -1))))
+                (*n)++;
+            lua_pop(L, 1);
+        }
+    }
+    lua_settop(L, top);
+}
+
 int lmd_lua_read_settings(lua_State *L, int idx, struct lmd_config *c, lmd_err *err)
 {
     memset(c, 0, sizeof *c);
@@ -78,18 +95,8 @@ int lmd_lua_read_settings(lua_State *L, int idx, struct lmd_config *c, lmd_err *
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
-    if (lua_getfield(L, idx, "wide_area") == LUA_TTABLE && lua_getfield(L, -1, "read") == LUA_TTABLE) {
-        size_t n = (size_t)luaL_len(L, -1);
-        c->wide_read = calloc(n ? n : 1, sizeof *c->wide_read);
-        for (size_t i = 0; c->wide_read && i < n; i++) {
-            lua_rawgeti(L, -1, (lua_Integer)i + 1);
-            if (lua_type(L, -1) == LUA_TSTRING && (c->wide_read[c->wide_nread] = lmd_strdup(lua_tostring(L, -1))))
-                c->wide_nread++;
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
+    read_strs(L, idx, "wide_area", "read", &c->wide_read, &c->wide_nread);
+    read_strs(L, idx, "wide_area", "also_notify", &c->wide_tell, &c->wide_ntell);
     c->log_level = lmd_log_parse_level(c->log.level);
     return 0;
 }

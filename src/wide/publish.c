@@ -383,6 +383,8 @@ static void done_one(struct lmd_wpub *p, const lmd_dns_result *res)
             lmd_warn("wide-area: could not withdraw \"%s\" from %s (%s): its records stay until removed", e, w->domain,
                      res->text);
         p->published = result != LMD_WIDE_OK;
+        if (result == LMD_WIDE_OK)
+            lmd_wt_changed(w); /* the leave, to the secondaries at once (tell.c) */
         return;
     }
     if (result != LMD_WIDE_OK) {
@@ -413,6 +415,10 @@ static void done_one(struct lmd_wpub *p, const lmd_dns_result *res)
         free(p->req_content);
     p->req_content = NULL;
     p->published = p->req_mode == LMD_DNS_PUBLISH;
+    /* a join, a change, a leave (not a refresh: the zone is the same):
+     * the secondaries of wide_area.also_notify are told at once (tell.c) */
+    if (changed || !p->published)
+        lmd_wt_changed(w);
     if (p->published) {
         lmd_log(changed || recovered ? LMD_LOG_INFO : LMD_LOG_DEBUG,
                 "wide-area: %s \"%s\" in %s as %s (%.1f ms, %zu bytes, %s%s)", changed ? "published" : "refreshed", e,

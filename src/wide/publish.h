@@ -68,6 +68,9 @@ struct lmd_wide_set {
     unsigned shard_fails;
     lmd_dns_req *shard_req;
     struct event *shard_timer;
+    /* NOTIFYs to wide_area.also_notify (tell.c) */
+    struct lmd_wtell *tell;
+    double tell_counts[LMD_WT_RESULTS];
 };
 
 /* publish.c */
@@ -90,6 +93,12 @@ void lmd_wp_live_free_all(lmd_wide_set *w);
 /* shardpub.c: read the domain's shards (then lmd_wide_sync); free */
 void lmd_wp_shard_start(lmd_wide_set *w);
 void lmd_wp_shard_free(lmd_wide_set *w);
+
+/* tell.c: the domain changed by an update of ours: NOTIFY the secondaries
+ * of wide_area.also_notify; whether one is in flight or waiting; free */
+void lmd_wt_changed(lmd_wide_set *w);
+bool lmd_wt_busy(const lmd_wide_set *w);
+void lmd_wt_free(lmd_wide_set *w);
 
 /* set.c: a retired (or stopping) publisher with no update in flight is freed */
 void lmd_wp_retired_check(lmd_wide_set *w);

@@ -41,6 +41,7 @@ static void wide_free(lmd_wide_set *w)
     }
     lmd_wp_live_free_all(w);
     lmd_wp_shard_free(w);
+    lmd_wt_free(w);
     lmd_dns_key_free(w->key);
     free(w->domain);
     free(w->server);
@@ -196,7 +197,7 @@ static bool any_req(const lmd_wide_set *w)
     for (const struct lmd_wpub *p = w->pubs; p; p = p->next)
         if (p->req)
             return true;
-    return false;
+    return lmd_wt_busy(w); /* a NOTIFY of the last withdraw (tell.c) */
 }
 
 /* A retired one with no update left in flight is freed. */
@@ -417,6 +418,8 @@ void lmd_wide_metrics(const lmd_wide *wd, struct lmd_metrics *out)
             out->dns_services_published += p->published;
             out->dns_services_failing += p->fails > 0;
         }
+    out->dns_tell_on = wd->cfg->wide_ntell > 0;
+    memcpy(out->dns_tell, w->tell_counts, sizeof w->tell_counts);
     out->dns_update_seconds = w->last_seconds;
     out->dns_update_bytes = w->last_bytes;
 }

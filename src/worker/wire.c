@@ -133,7 +133,8 @@ void lmd_w_nodes(struct lmd_wbuf *b, const lmd_node_list *l)
 #define CFG_AT(m) offsetof(struct lmd_config, m)
 _Static_assert(CFG_AT(trust_fleet) == CFG_AT(announce_txt) + sizeof(lmd_txt) &&
                    CFG_AT(wide_read) == CFG_AT(trust_nfleet) + sizeof(size_t) &&
-                   CFG_AT(log_level) == CFG_AT(wide_nread) + sizeof(size_t) &&
+                   CFG_AT(wide_tell) == CFG_AT(wide_nread) + sizeof(size_t) &&
+                   CFG_AT(log_level) == CFG_AT(wide_ntell) + sizeof(size_t) &&
                    sizeof(struct lmd_config) - CFG_AT(log_level) <= 8,
                "struct lmd_config has a member lmd_w_config/lmd_r_config do not send: add it there, then here");
 
@@ -145,7 +146,8 @@ static void w_strs(struct lmd_wbuf *b, char *const *v, size_t n)
 }
 
 /* every field of the list in config.h, the given flags, and what reading
- * the settings derived (announce's TXT, the fleet keys, wide_area.read, the log level) */
+ * the settings derived (announce's TXT, the fleet keys, wide_area.read and
+ * also_notify, the log level) */
 void lmd_w_config(struct lmd_wbuf *b, const struct lmd_config *c)
 {
     lmd_w_u32(b, (uint32_t)lmd_cfg_nfields);
@@ -164,6 +166,7 @@ void lmd_w_config(struct lmd_wbuf *b, const struct lmd_config *c)
     lmd_w_txt(b, &c->announce_txt);
     w_strs(b, c->trust_fleet, c->trust_nfleet);
     w_strs(b, c->wide_read, c->wide_nread);
+    w_strs(b, c->wide_tell, c->wide_ntell);
     lmd_w_u32(b, (uint32_t)(c->log_level + 1));
 }
 
@@ -386,6 +389,7 @@ int lmd_r_config(struct lmd_rbuf *r, struct lmd_config *c)
     lmd_r_txt(r, &c->announce_txt);
     r_strs(r, &c->trust_fleet, &c->trust_nfleet);
     r_strs(r, &c->wide_read, &c->wide_nread);
+    r_strs(r, &c->wide_tell, &c->wide_ntell);
     c->log_level = (int)lmd_r_u32(r) - 1;
     if (r->bad) {
         lmd_config_clear(c);

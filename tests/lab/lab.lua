@@ -121,7 +121,9 @@ end
 --- subnet ((N-1) mod S)+1, joined by router host "r"), dns = "named" or
 --- "knot" (DNS host "dns" serving sd.lab., one TSIG key per host),
 --- secondaries = true (host "secK" in each subnet K, 10.77.K.53, serving
---- both zones as a secondary of the other kind, fed by NOTIFY + IXFR).
+--- both zones as a secondary of the other kind, fed by NOTIFY + IXFR;
+--- each takes NOTIFYs for sd.lab signed by host keys, those listed in
+--- refuse_host_notify = "secK[,secL]" excepted).
 function Lab.up(n, id, opts)
   assert(math.type(n) == "integer" and n >= 1, "Lab.up: host count must be a positive integer")
   if type(id) == "table" then id, opts = nil, id end
@@ -131,6 +133,7 @@ function Lab.up(n, id, opts)
   if opts.dns then extra[#extra + 1] = "--dns"; extra[#extra + 1] = opts.dns end
   if opts.secondaries then extra[#extra + 1] = "--secondaries" end
   if opts.notify_port then extra[#extra + 1] = "--notify-port"; extra[#extra + 1] = tostring(opts.notify_port) end
+  if opts.refuse_host_notify then extra[#extra + 1] = "--refuse-host-notify"; extra[#extra + 1] = opts.refuse_host_notify end
   local tries = id and 1 or 5
   local ok, out
   for _ = 1, tries do

@@ -76,8 +76,10 @@ local function contract_problems(sections, c_fields, settings_c)
         for _, f in ipairs(s.fields) do
             local key = s.name .. "." .. f.name
             if f.c == "derived" then
-                if f.type ~= "table" or not settings_c:find('lua_getfield(L, idx, "' .. s.name .. '")', 1, true)
-                    or not settings_c:find('lua_getfield(L, -1, "' .. f.name .. '")', 1, true) then
+                local by_hand = settings_c:find('lua_getfield(L, idx, "' .. s.name .. '")', 1, true)
+                    and settings_c:find('lua_getfield(L, -1, "' .. f.name .. '")', 1, true)
+                local as_list = settings_c:find('read_strs(L, idx, "' .. s.name .. '", "' .. f.name .. '"', 1, true)
+                if f.type ~= "table" or not (by_hand or as_list) then
                     out[#out + 1] = key .. ": marked derived, but src/policy/settings.c does not read it"
                 end
             elseif f.c == nil and not read_by_c[key] then

@@ -76,6 +76,8 @@ function TestWideExamples:test_bind_secondary_configuration_is_accepted()
     lu.assertStrContains(conf, "primaries { 10.0.0.53 key xfr-key; }")
     -- and the primary's file NOTIFYs the secondaries with the same key
     lu.assertStrContains(read(EX .. "/bind/named.conf.local"), "also-notify { 10.1.0.53 key xfr-key;")
+    -- the agents' own NOTIFYs (wide_area.also_notify) are taken by their keys
+    lu.assertStrContains(conf, "allow-notify { key gpu1-key; key gpu2-key; };")
 end
 
 function TestWideExamples:test_knot_secondary_configuration_is_accepted()
@@ -89,6 +91,8 @@ function TestWideExamples:test_knot_secondary_configuration_is_accepted()
     lu.assertTrue(ok, out)
     lu.assertStrContains(out, "Configuration is valid")
     lu.assertStrContains(read(EX .. "/knot/knot.conf"), "notify: [ secondary-1, secondary-2 ]")
+    -- the agents' own NOTIFYs (wide_area.also_notify) are taken by their keys
+    lu.assertStrContains(conf, "acl: [ notify-from-primary, notify-from-agents, transfer ]")
 end
 
 function TestWideExamples:test_knot_configuration_is_accepted()

@@ -3,7 +3,8 @@
  * gets an answer, itself signed with the request's MAC; unsigned, another
  * key's, another secret's, a changed one, a query: never answered.  (A
  * NOTIFY signed outside its fudge of now is refused too, in_time(); not
- * tested here: ldns signs with the clock's time only.) */
+ * tested here: ldns signs with the clock's time only.)  And a NOTIFY the
+ * agent sends (lmd_dns_notify_build): what the receiving side takes. */
 #include "dns/internal.h"
 
 #include "../check.h"
@@ -106,6 +107,38 @@ int main(void)
     CHECK(read1(key, w, len, &info, &ans, &ans_len) == LMD_DNS_NOTIFY_INVALID && !ans, "a query");
     uint8_t junk[5] = {1, 2, 3, 4, 5};
     CHECK(lmd_dns_notify_read(junk, sizeof junk, key, &info, &ans, &ans_len) == LMD_DNS_NOTIFY_INVALID && !ans, "junk");
+
+    /* one the agent sends (wide_area.also_notify): a NOTIFY for the zone,
+     * AA set, no SOA, signed by its key; what the receiving side takes,
+     * and its signed answer verifies against the request's MAC (what
+     * lmd_dns_send checks); the receiving side with another key: BADSIG */
+    lmd_dns_msg *m = NULL;
+    CHECK(lmd_dns_notify_build("sd.test", key, &m, &err) == 0 && m, "build: %s", lmd_err_text(&err));
+    if (m) {
+        size_t mlen = 0;
+        const uint8_t *mw = lmd_dns_msg_wire(m, &mlen);
+        ldns_pkt *q = NULL;
+        CHECK(ldns_wire2pkt(&q, mw, mlen) == LDNS_STATUS_OK && !ldns_pkt_qr(q) && ldns_pkt_aa(q) &&
+                  ldns_pkt_get_opcode(q) == LDNS_PACKET_NOTIFY && ldns_pkt_ancount(q) == 0 && ldns_pkt_id(q) == m->id,
+              "a NOTIFY header, no SOA");
+        ldns_pkt_free(q);
+        CHECK(lmd_dns_notify_read(mw, mlen, key, &info, &ans, &ans_len) == LMD_DNS_NOTIFY_OK &&
+                  !strcmp(info.zone, "sd.test") && !info.have_serial, "taken: zone %s", info.zone);
+        CHECK(ans && ldns_wire2pkt(&a, ans, ans_len) == LDNS_STATUS_OK, "its answer parses");
+        if (a) {
+            CHECK(ldns_pkt_tsig_verify(a, ans, ans_len, "h2-key", SECRET, m->mac), "the answer verifies for the sender");
+            ldns_pkt_free(a);
+        }
+        free(ans);
+        lmd_dns_key *other = NULL;
+        CHECK(lmd_dns_key_parse("key \"h3-key\" { algorithm hmac-sha256; secret \"" OTHER "\"; };", "test", &other,
+                                &err) == 0, "other key");
+        CHECK(lmd_dns_notify_read(mw, mlen, other, &info, &ans, &ans_len) == LMD_DNS_NOTIFY_BADSIG && !ans,
+              "another host's key: not taken");
+        lmd_dns_key_free(other);
+        lmd_dns_msg_free(m);
+    }
+    CHECK(lmd_dns_notify_build("sd.test", NULL, &m, &err) != 0 && !m, "never unsigned");
 
     lmd_dns_key_free(key);
     printf("%d checks, %d failed\n", checks, failures);
