@@ -2,6 +2,7 @@
  * each checked against what was asked before anything in it is believed:
  * a hostile packet may carry any name, class, type or length. */
 #include "dns/internal.h"
+#include "dns/mdnsq.h"
 #include "base/txt.h"
 
 #include <stdlib.h>

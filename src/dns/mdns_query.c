@@ -4,6 +4,7 @@
  * protocol, as avahi reports them), settled once the answers are due and
  * nothing new came for a quiet period. */
 #include "dns/internal.h"
+#include "dns/mdnsq.h"
 #include "dns/mdns_sock.h"
 #include "base/instance.h"
 #include "base/loop.h"

@@ -11,7 +11,7 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/util.h"
-#include "dns/dns.h"
+#include "dns/mdnsq.h"
 #include "lib/abi.h"
 #include "lmdisc.h"
 #include "mdns/mdns.h"

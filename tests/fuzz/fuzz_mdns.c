@@ -17,7 +17,7 @@
  * IPv4 one), reported once per interface and protocol, and a goodbye only
  * for one reported; the counts add up. */
 #include "base/instance.h"
-#include "dns/dns.h"
+#include "dns/mdnsq.h"
 #include "fuzz.h"
 
 #include <arpa/inet.h>
