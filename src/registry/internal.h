@@ -125,6 +125,10 @@ struct lmd_peer *lmd_peers_lookup(const lmd_peers *r, const char *name);
  * with trust the newest of the trusted host's, over DNS the same server's
  * mDNS one. */
 const struct lmd_rinst *lmd_peers_speaker(const struct lmd_peer *p);
+/* Whether a speaking for its peer would show what b speaking shows (the
+ * same host, port, TXT, domain and source): then which of them is the
+ * newest changes nothing. */
+bool lmd_peers_alike(const struct lmd_rinst *a, const struct lmd_rinst *b);
 /* Note who speaks for p now (speaker_dns, domain): after its instances
  * changed.  Allocates nothing. */
 void lmd_peers_merge(struct lmd_peer *p);

@@ -120,6 +120,15 @@ const struct lmd_rinst *lmd_peers_speaker(const struct lmd_peer *p)
     return near ? near : newest;
 }
 
+bool lmd_peers_alike(const struct lmd_rinst *a, const struct lmd_rinst *b)
+{
+    /* what the view takes from its speaker (host, port, TXT, domain,
+     * source), and what the other instances are compared with */
+    return a->port == b->port && lmd_streq(lmd_ri_host(a), lmd_ri_host(b)) && a->domain == b->domain &&
+           from_dns(a->ifindex, a->ifname) == from_dns(b->ifindex, b->ifname) && a->txt_len == b->txt_len &&
+           !memcmp(lmd_ri_txt(a), lmd_ri_txt(b), a->txt_len);
+}
+
 void lmd_peers_merge(struct lmd_peer *p)
 {
     const struct lmd_rinst *newest = lmd_peers_speaker(p);
