@@ -31,13 +31,14 @@ const char *lmd_peers_intern(lmd_peers *r, const char *d)
 static bool txt_same(const struct lmd_rinst *ri, const lmd_txt *txt)
 {
     size_t at = 0;
+    const unsigned char *w = lmd_ri_txt(ri);
     for (size_t i = 0; txt && i < txt->n; i++) {
         const lmd_txt_item *it = &txt->items[i];
         size_t kl = strlen(it->key), n = kl + (it->has_value ? 1 + it->value_len : 0);
-        if (at + 1 + n > ri->txt_len || ri->txt[at] != n || memcmp(ri->txt + at + 1, it->key, kl) != 0)
+        if (at + 1 + n > ri->txt_len || w[at] != n || memcmp(w + at + 1, it->key, kl) != 0)
             return false;
-        if (it->has_value && (ri->txt[at + 1 + kl] != '=' ||
-                              (it->value_len && memcmp(ri->txt + at + 2 + kl, it->value, it->value_len) != 0)))
+        if (it->has_value && (w[at + 1 + kl] != '=' ||
+                              (it->value_len && memcmp(w + at + 2 + kl, it->value, it->value_len) != 0)))
             return false;
         at += 1 + n;
     }
@@ -52,15 +53,16 @@ bool lmd_rinst_same(lmd_peers *r, const struct lmd_rinst *ri, const struct lmd_i
     return ri->port == in->port && ri->flags == in->flags && ri->proto == in->proto &&
            ri->addr_family == (in->addr ? in->addr->family : 0) &&
            ri->addr_ifindex == (in->addr ? in->addr->ifindex : 0) && !strcmp(ri->ifname, in->ifname ? in->ifname : "") &&
-           lmd_streq(ri->host, in->host) && !strncmp(ri->addr, addr, sizeof in->addr->addr) &&
-           !strncmp(ri->addr_ifname, aif, sizeof in->addr->ifname) &&
+           lmd_streq(lmd_ri_host(ri), in->host) && !strncmp(lmd_ri_addr(ri), addr, sizeof in->addr->addr) &&
+           !strncmp(lmd_ri_aif(ri), aif, sizeof in->addr->ifname) &&
            ri->domain == lmd_peers_intern(r, in->domain ? in->domain : "") && txt_same(ri, in->txt);
 }
 
 int lmd_rinst_fill(lmd_peers *r, struct lmd_rinst *ri, const struct lmd_instance *in, unsigned long seq)
 {
-    const char *domain = lmd_peers_intern(r, in->domain ? in->domain : "");
-    if (!domain)
+    const char *domain = lmd_peers_intern(r, in->domain ? in->domain : ""),
+               *ifname = lmd_peers_intern(r, in->ifname ? in->ifname : "");
+    if (!domain || !ifname)
         return LMD_ENOMEM;
     /* one allocation: host NUL, address NUL, its interface NUL, the TXT
      * record's wire bytes (each item at most LMD_TXT_ITEM_MAX: one length
@@ -68,6 +70,8 @@ int lmd_rinst_fill(lmd_peers *r, struct lmd_rinst *ri, const struct lmd_instance
     const char *addr = in->addr ? in->addr->addr : "", *aif = in->addr ? in->addr->ifname : "";
     size_t lh = in->host ? strlen(in->host) + 1 : 0, la = strnlen(addr, sizeof in->addr->addr) + 1,
            li = strnlen(aif, sizeof in->addr->ifname) + 1, lt = in->txt ? lmd_txt_wire_size(in->txt) : 0;
+    if (lh > UINT16_MAX || lt > UINT32_MAX)
+        return LMD_EINVAL; /* cannot be: a DNS name, a TXT record */
     char *data = malloc(lh + la + li + lt);
     if (!data)
         return LMD_ENOMEM;
@@ -98,16 +102,16 @@ int lmd_rinst_fill(lmd_peers *r, struct lmd_rinst *ri, const struct lmd_instance
     }
     free(ri->data);
     ri->data = data;
-    ri->host = lh ? data : NULL;
-    ri->addr = data + lh;
-    ri->addr_ifname = data + lh + la;
-    ri->txt = (const unsigned char *)(data + lh + la + li);
-    ri->txt_len = lt;
-    ri->addr_family = in->addr ? in->addr->family : 0;
+    ri->has_host = lh != 0;
+    ri->o_addr = (uint16_t)lh;
+    ri->o_aif = (uint16_t)(lh + la);
+    ri->o_txt = (uint16_t)(lh + la + li);
+    ri->txt_len = (uint32_t)lt;
+    ri->addr_family = (uint8_t)(in->addr ? in->addr->family : 0);
     ri->addr_ifindex = in->addr ? in->addr->ifindex : 0;
     ri->ifindex = in->ifindex;
-    snprintf(ri->ifname, sizeof ri->ifname, "%s", in->ifname ? in->ifname : "");
-    ri->proto = in->proto;
+    ri->ifname = ifname;
+    ri->proto = (uint8_t)in->proto;
     ri->domain = domain;
     ri->port = in->port;
     ri->flags = in->flags;

@@ -5,35 +5,42 @@
 #include "registry/peers.h"
 
 struct lmd_rinst {
-    int ifindex;
-    char ifname[16];   /* IFNAMSIZ; "dns" for a wide-area source */
-    int proto;
-    /* host, address and TXT live in ONE allocation, data (lmd_rinst_fill):
-     * a peer's instances are many, their fields small */
+    /* host, address, its interface and TXT live in ONE allocation, data
+     * (lmd_rinst_fill; read through lmd_ri_*): a peer's instances are
+     * many, their fields small */
     char *data;
-    const char *host;       /* in data; NULL: none */
-    const char *addr;       /* in data: the address as text ("": none) */
-    const char *addr_ifname; /* in data */
-    const unsigned char *txt; /* in data: the TXT record as wire bytes (lmd_rinst_txt) */
-    size_t txt_len;
-    int addr_family, addr_ifindex;
-    uint16_t port;
-    unsigned flags;
-    unsigned long seq; /* when it was last resolved; the newest one speaks for the peer */
+    const char *ifname; /* interned (lmd_peers_intern): "eth0"; "dns" for a wide-area source */
     const char *domain; /* its source's domain ("local", the wide-area domain), interned in the table
                         * (lmd_peers_intern; never NULL): the peer's while it speaks, so that each
                         * source is verified in its own domain (issue 20) */
-    double held_until; /* >= 0: said goodbye (trusted peer); dropped then unless seen again */
+    unsigned long seq;  /* when it was last resolved; the newest one speaks for the peer */
+    double held_until;  /* >= 0: said goodbye (trusted peer); dropped then unless seen again */
+    int ifindex, addr_ifindex;
+    unsigned flags;
+    uint32_t txt_len;   /* the TXT record as wire bytes (lmd_rinst_txt), at data + o_txt */
+    uint16_t port;
+    uint16_t o_addr, o_aif, o_txt; /* offsets in data: the address as text ("": none), its interface, the TXT */
+    uint8_t proto, addr_family;
+    bool has_host;      /* data begins with the host (else none) */
 };
+
+static inline const char *lmd_ri_host(const struct lmd_rinst *ri) { return ri->has_host ? ri->data : NULL; }
+static inline const char *lmd_ri_addr(const struct lmd_rinst *ri) { return ri->data + ri->o_addr; }
+static inline const char *lmd_ri_aif(const struct lmd_rinst *ri) { return ri->data + ri->o_aif; }
+static inline const unsigned char *lmd_ri_txt(const struct lmd_rinst *ri)
+{
+    return (const unsigned char *)ri->data + ri->o_txt;
+}
 
 /* The instance's address and TXT as consumers see them (merge.c). */
 void lmd_rinst_addr(const struct lmd_rinst *ri, lmd_addr *out);
 int lmd_rinst_txt(const struct lmd_rinst *ri, lmd_txt *out);
 
 /* An instance's place: which interface, which protocol (rejoin.c). */
-struct lmd_inst_key {
-    int ifindex;
-    int proto;
+struct lmd_inst_key { /* 4 bytes: 8 of them in every peer */
+    int ifindex : 28;     /* Linux numbers interfaces from 1 up; one past 2^27 would only make a
+                           * returning peer's join wait for an instance (the settle window at most) */
+    unsigned proto : 4;   /* 4 or 6 */
 };
 #define LMD_REJOIN_KEYS 8     /* instances remembered per peer */
 #define LMD_REJOIN_MEMORY 64  /* peers remembered after they left */
@@ -42,33 +49,33 @@ struct lmd_inst_key {
  * lmd_node_info, with its addresses as lmd_addr) is built from them when
  * someone asks (lmd_peers_build: an event, a snapshot, the verifier) and
  * freed after, so that an idle peer costs its instances and this entry. */
-struct lmd_peer {
+struct lmd_peer { /* pointers, then times, then the small fields: no padding to speak of */
     char *name;
     const char *type;   /* interned (lmd_peers_intern) */
     const char *domain; /* interned: the speaking instance's, once one has a domain */
-    double first_seen, last_seen; /* wall-clock */
     struct lmd_rinst *insts;
-    size_t n_insts;
+    lmd_node_info *pend_old; /* state before the changes being settled */
+    char *pinfo;       /* policy info, or NULL */
+    char *prefer_host; /* the last trusted instance's host, port and source: it speaks for the peer */
+    size_t pinfo_len;
+    double first_seen, last_seen; /* wall-clock */
     double deadline;   /* monotonic; < 0: none */
     double hold;       /* end of the settle window; < 0: none */
+    double trust_until; /* monotonic: when the clock alone may change the verdict; < 0: never */
+    double trust_due;  /* monotonic: when to judge again (trust_until, or sooner); < 0: never */
+    struct lmd_inst_key had[LMD_REJOIN_KEYS]; /* the instances it has had (and had when it last left) */
+    uint32_t n_insts;
+    int trust;         /* the agent's verdict: -1 not judged, else its status (0: trusted) */
+    uint16_t prefer_port;
+    uint8_t n_had;
+    char signer[17];   /* as lmd_peers_verdict's */
     bool joined;       /* settled: its instances gathered (a join is due if it may be seen) */
     bool shown;        /* its join has been reported (consumers see it) */
-    lmd_node_info *pend_old; /* state before the changes being settled */
     bool confirming;
     bool kept;
     bool unhealthy;
-    char *pinfo;       /* policy info, or NULL */
-    int trust;         /* the agent's verdict: -1 not judged, else its status (0: trusted) */
-    double trust_until; /* monotonic: when the clock alone may change the verdict; < 0: never */
-    double trust_due;  /* monotonic: when to judge again (trust_until, or sooner); < 0: never */
-    char signer[20];
-    char *prefer_host; /* the last trusted instance's host, port and source: it speaks for the peer */
-    uint16_t prefer_port;
     bool prefer_dns;
     bool speaker_dns;  /* the instance speaking now is from DNS (lmd_peers_merge) */
-    size_t pinfo_len;
-    struct lmd_inst_key had[LMD_REJOIN_KEYS]; /* the instances it has had (and had when it last left) */
-    size_t n_had;
 };
 
 /* The instances of a peer that left, by its name (rejoin.c). */
@@ -118,6 +125,10 @@ struct lmd_peer *lmd_peers_lookup(const lmd_peers *r, const char *name);
  * with trust the newest of the trusted host's, over DNS the same server's
  * mDNS one. */
 const struct lmd_rinst *lmd_peers_speaker(const struct lmd_peer *p);
+/* Whether a speaking for its peer would show what b speaking shows (the
+ * same host, port, TXT, domain and source): then which of them is the
+ * newest changes nothing. */
+bool lmd_peers_alike(const struct lmd_rinst *a, const struct lmd_rinst *b);
 /* Note who speaks for p now (speaker_dns, domain): after its instances
  * changed.  Allocates nothing. */
 void lmd_peers_merge(struct lmd_peer *p);

@@ -17,8 +17,8 @@ static bool from_dns(int ifindex, const char *ifname) { return ifindex == 0 && !
 void lmd_rinst_addr(const struct lmd_rinst *ri, lmd_addr *out)
 {
     memset(out, 0, sizeof *out);
-    snprintf(out->addr, sizeof out->addr, "%s", ri->addr ? ri->addr : "");
-    snprintf(out->ifname, sizeof out->ifname, "%s", ri->addr_ifname ? ri->addr_ifname : "");
+    snprintf(out->addr, sizeof out->addr, "%s", lmd_ri_addr(ri));
+    snprintf(out->ifname, sizeof out->ifname, "%s", lmd_ri_aif(ri));
     out->family = ri->addr_family;
     out->ifindex = ri->addr_ifindex;
 }
@@ -26,11 +26,12 @@ void lmd_rinst_addr(const struct lmd_rinst *ri, lmd_addr *out)
 int lmd_rinst_txt(const struct lmd_rinst *ri, lmd_txt *out)
 {
     *out = (lmd_txt){0};
+    const unsigned char *txt = lmd_ri_txt(ri);
     for (size_t at = 0; at < ri->txt_len;) {
-        size_t n = ri->txt[at];
+        size_t n = txt[at];
         if (n > ri->txt_len - at - 1)
             break; /* cannot be: lmd_rinst_fill wrote it */
-        int rc = lmd_txt_add_wire_item(out, ri->txt + at + 1, n, NULL);
+        int rc = lmd_txt_add_wire_item(out, txt + at + 1, n, NULL);
         if (rc == LMD_ENOMEM) {
             lmd_txt_free(out);
             return rc;
@@ -73,25 +74,25 @@ static bool same_server(const struct lmd_peer *p, const struct lmd_rinst *in, co
 {
     if (in->port != newest->port)
         return false;
-    if (!in->host || !newest->host)
-        return in->host == newest->host;
+    if (!lmd_ri_host(in) || !lmd_ri_host(newest))
+        return lmd_ri_host(in) == lmd_ri_host(newest);
     bool in_dns = from_dns(in->ifindex, in->ifname), newest_dns = from_dns(newest->ifindex, newest->ifname);
     /* checked before the host: an mDNS record may name the zone's host
      * (h1.DOMAIN) as well as h1.local */
     if (p->prefer_host && p->prefer_dns && !in_dns)
         return false;
-    if (!strcasecmp(in->host, newest->host))
+    if (!strcasecmp(lmd_ri_host(in), lmd_ri_host(newest)))
         return true;
     if (in_dns == newest_dns)
         return false;
-    return same_first_label(in->host, newest->host);
+    return same_first_label(lmd_ri_host(in), lmd_ri_host(newest));
 }
 
 /* Whether in is the verified instance's: its host, port and source (an
  * mDNS record naming the zone's host is not the zone's record). */
 static bool preferred(const struct lmd_peer *p, const struct lmd_rinst *in)
 {
-    return p->prefer_host && in->port == p->prefer_port && in->host && !strcasecmp(in->host, p->prefer_host) &&
+    return p->prefer_host && in->port == p->prefer_port && lmd_ri_host(in) && !strcasecmp(lmd_ri_host(in), p->prefer_host) &&
            from_dns(in->ifindex, in->ifname) == p->prefer_dns;
 }
 
@@ -117,6 +118,15 @@ const struct lmd_rinst *lmd_peers_speaker(const struct lmd_peer *p)
             near = in;
     }
     return near ? near : newest;
+}
+
+bool lmd_peers_alike(const struct lmd_rinst *a, const struct lmd_rinst *b)
+{
+    /* what the view takes from its speaker (host, port, TXT, domain,
+     * source), and what the other instances are compared with */
+    return a->port == b->port && lmd_streq(lmd_ri_host(a), lmd_ri_host(b)) && a->domain == b->domain &&
+           from_dns(a->ifindex, a->ifname) == from_dns(b->ifindex, b->ifname) && a->txt_len == b->txt_len &&
+           !memcmp(lmd_ri_txt(a), lmd_ri_txt(b), a->txt_len);
 }
 
 void lmd_peers_merge(struct lmd_peer *p)
@@ -180,12 +190,12 @@ int lmd_peers_build(const struct lmd_peer *p, lmd_node_info *n)
     n->name = lmd_strdup(p->name);
     n->type = lmd_strdup(p->type);
     n->domain = lmd_strdup(p->domain);
-    n->host = lmd_strdup(newest->host);
+    n->host = lmd_strdup(lmd_ri_host(newest));
     n->port = newest->port;
     n->first_seen = p->first_seen;
     n->last_seen = p->last_seen;
     int rc = 0;
-    if (!n->name || !n->type || !n->domain || (newest->host && !n->host) || lmd_rinst_txt(newest, &n->txt) != 0)
+    if (!n->name || !n->type || !n->domain || (lmd_ri_host(newest) && !n->host) || lmd_rinst_txt(newest, &n->txt) != 0)
         rc = LMD_ENOMEM;
     const lmd_txt_item *it = lmd_txt_get(&n->txt, "info");
     if (rc == 0 && it && it->has_value) {
@@ -202,7 +212,7 @@ int lmd_peers_build(const struct lmd_peer *p, lmd_node_info *n)
     size_t na = 0, nr = 0;
     for (size_t i = 0; i < p->n_insts; i++) {
         if (same_server(p, &p->insts[i], newest))
-            na += p->insts[i].addr[0] != '\0';
+            na += lmd_ri_addr(&p->insts[i])[0] != '\0';
         else
             nr++;
     }
@@ -220,10 +230,10 @@ int lmd_peers_build(const struct lmd_peer *p, lmd_node_info *n)
         if (!same_server(p, in, newest)) {
             lmd_rival *r = &n->rivals[n->n_rivals++];
             memset(r, 0, sizeof *r);
-            snprintf(r->host, sizeof r->host, "%s", in->host ? in->host : "");
+            snprintf(r->host, sizeof r->host, "%s", lmd_ri_host(in) ? lmd_ri_host(in) : "");
             r->port = in->port;
             lmd_rinst_addr(in, &r->addr);
-        } else if (in->addr[0]) {
+        } else if (lmd_ri_addr(in)[0]) {
             lmd_rinst_addr(in, &n->addrs[na++]);
         }
     }

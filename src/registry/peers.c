@@ -257,10 +257,12 @@ int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, doub
     r->last_now = now;
     struct lmd_rinst *ri = lmd_rinst_find(p, in), kept = {0};
     bool same = ri && lmd_rinst_same(r, ri, in);
-    if (same && ri == lmd_peers_speaker(p) && !(r->verify && p->trust < 0)) {
-        /* a refresh of what speaks for the peer: nothing it shows
-         * changes, nothing to build, copy or verify; a goodbye held for
-         * the instance was not its own */
+    const struct lmd_rinst *speaker = same ? lmd_peers_speaker(p) : NULL;
+    if (same && (ri == speaker || lmd_peers_alike(ri, speaker)) && !(r->verify && p->trust < 0)) {
+        /* a refresh of what speaks for the peer (or of an instance that
+         * would show the same: the IPv6 one of an IPv4 one, in turns):
+         * nothing it shows changes, nothing to build, copy or verify; a
+         * goodbye held for the instance was not its own */
         ri->seq = ++r->seq;
         ri->held_until = -1;
         touch(r, p, now, wall);

@@ -54,7 +54,7 @@ bool lmd_peers_ask(lmd_peers *r, struct lmd_peer *p, const lmd_node_info *view, 
 static void prefer_speaker(struct lmd_peer *p)
 {
     const struct lmd_rinst *s = lmd_peers_speaker(p);
-    char *h = s && s->host ? lmd_strdup(s->host) : NULL;
+    char *h = s && lmd_ri_host(s) ? lmd_strdup(lmd_ri_host(s)) : NULL;
     if (!h)
         return; /* out of memory: the last preferred stays */
     free(p->prefer_host);
@@ -101,7 +101,7 @@ int lmd_peers_set_trust(lmd_peers *r, const char *name, int status, const char *
     p->trust = status;
     p->trust_until = p->trust_due = -1;
     const struct lmd_rinst *s = lmd_peers_speaker(p);
-    if (status == 0 && s && s->host)
+    if (status == 0 && s && lmd_ri_host(s))
         prefer_speaker(p);
     snprintf(p->signer, sizeof p->signer, "%s", status == 0 && signer ? signer : "");
     return before;

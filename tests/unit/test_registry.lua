@@ -80,6 +80,29 @@ function TestRegistry:test_a_refresh_is_no_event_and_any_txt_difference_is_one()
     end
 end
 
+-- The IPv4 and IPv6 instances of one service answer in turns: refreshes,
+-- no event; but an instance whose TXT differs from the speaker's speaks
+-- when it is the newest again.
+function TestRegistry:test_instances_refreshed_in_turns_and_one_that_differs()
+    local r, ev = new()
+    r:seen(inst{proto = 4, address = "10.0.0.1"}, 1)
+    r:seen(inst{proto = 6, address = "fd00::1"}, 1)
+    lu.assertEquals(#ev, 2) -- the join, the IPv6 address
+    for t = 2, 5 do
+        r:seen(inst{proto = 4, address = "10.0.0.1"}, t)
+        r:seen(inst{proto = 6, address = "fd00::1"}, t)
+    end
+    lu.assertEquals(#ev, 2)
+    r:seen(inst{proto = 6, address = "fd00::1", txt = {info = "llama"}}, 6)
+    lu.assertEquals(ev[3].changes, "txt")
+    lu.assertEquals(r:get("a:8000").info, "llama")
+    r:seen(inst{proto = 4, address = "10.0.0.1"}, 7) -- its older TXT, newest now
+    lu.assertEquals(#ev, 4)
+    lu.assertEquals(ev[4].changes, "txt")
+    lu.assertEquals(r:get("a:8000").info, "gemma")
+    lu.assertEquals(r:get("a:8000").addresses, {"10.0.0.1", "fd00::1"})
+end
+
 -- The same record again from an instance that does not speak for the peer
 -- makes it the newest, and so the one that speaks.
 function TestRegistry:test_a_refresh_of_the_other_host_makes_it_speak()
