@@ -18,11 +18,12 @@
  * or too big is said once, and signed queries are used from then on.  A
  * walk skips an instance it cannot follow (an SRV at "." or outside the
  * domain; lmdisc_dns_skipped_total), the rest stands.  Which server reads
- * go to, and that they never go back in time: reader.c.  A complete walk
- * is compared with the last:
- * instances seen are reported (lmd_peers_seen: join or update), those gone
- * leave ("goodbye").  A failed walk changes nothing (no leave storm while
- * the server is away; the next poll walks again).
+ * go to, and that they never go back in time: reader.c.  What a read
+ * found goes into the agent's view (view.c): by an IXFR only the services
+ * its changes touched, else every service compared; instances new or
+ * changed are reported (lmd_peers_seen: join or update), those gone leave
+ * ("goodbye").  A failed read changes nothing (no leave storm while the
+ * server is away; the next poll reads again).
  *
  * An instance from DNS is registry instance (ifindex 0, ifname "dns",
  * proto 4 for its first A, 6 for its first AAAA): a peer also seen over
