@@ -125,7 +125,7 @@ set_tests_properties(lab_hostile lab_worker lab_worker_attacks PROPERTIES RESOUR
 # suites drive) and the checks (lab_liveness: plain sockets).  The full lab
 # under ASan: LMDISC_SANITIZE=1 LMDISC_SANITIZE_ALL=1 .ci/quickstart test.
 foreach(t lab_agent lab_api lab_api_bounds lab_api_owners lab_worker_attacks lab_wedges
-        lab_trust_attacks lab_zeroconf_mixed lab_discover_complete lab_python_failover lab_lib
+        lab_trust_attacks lab_zeroconf_mixed lab_discover_complete lab_discover_many lab_python_failover lab_lib
         lab_wide_forged_named lab_wide_attacks_named lab_wide_notify_named lab_wide_shards_named
         lab_wide_site_named lab_worker_escapes)
   if(TEST ${t})
@@ -139,7 +139,7 @@ endforeach()
 foreach(t_cost lab_wide_agent_named:250 lab_wide_agent_knot:190 lab_hostile:170 lab_worker:130
         lab_wide_attacks_named:120 lab_wide_attacks_knot:120 lab_register:110 lab_trust_verdicts:110
         lab_worker_attacks:100 lab_api_bounds:55 lab_liveness:55
-        lab_announce_discover:50 lab_wide_site_knot:46 lab_wide_forged_named:45 lab_wide_forged_knot:45
+        lab_announce_discover:50 lab_discover_many:45 lab_wide_site_knot:46 lab_wide_forged_named:45 lab_wide_forged_knot:45
         lab_wide_site_named:40 lab_wide_notify_named:20 lab_wide_notify_knot:22)
   string(REPLACE ":" ";" t_cost ${t_cost})
   list(GET t_cost 0 t)

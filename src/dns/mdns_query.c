@@ -48,6 +48,7 @@ struct mq_inst {
     int ifindex, proto;
     char name[64];
     bool ptr, srv, txt_ok, reported, local;
+    bool covered; /* the other source resolves it (lmd_mdnsq_cover): not awaited */
     char *host;
     uint16_t port;
     lmd_txt txt;
@@ -76,7 +77,7 @@ struct lmd_mdnsq {
     uint8_t *query; /* as sent */
     size_t query_len;
     size_t requeries;
-    bool settled, answered;
+    bool settled, answered, quiet;
     /* the packet being read */
     int ifindex, proto;
     bool local, changed;
@@ -342,6 +343,8 @@ static unsigned expected(lmd_mdnsq *q)
     unsigned n = 0;
     for (struct mq_inst *i = q->all; i; i = i->all) {
         if (!i->reported) {
+            if (i->covered)
+                continue;
             /* known, not whole (an IPv6 one with an A only is, once settled) */
             const struct mq_host *x = i->host ? host_get(q, i->ifindex, i->proto, i->host, false) : NULL;
             n += i->ptr && !(i->srv && i->txt_ok && x && x->a[0]);
@@ -353,7 +356,7 @@ static unsigned expected(lmd_mdnsq *q)
         q->ifindex = i->ifindex;
         q->proto = other;
         const struct mq_inst *o = inst_get(q, i->name, false);
-        if (o && o->reported)
+        if (o && (o->reported || o->covered))
             continue;
         const struct mq_host *there = host_get(q, i->ifindex, other, i->host, false);
         const struct mq_host *here = host_get(q, i->ifindex, i->proto, i->host, false);
@@ -369,6 +372,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     lmd_mdnsq *q = arg;
     double now = lmd_now_mono(), bound = q->st.sent + EXPECT_MAX;
+    if (!q->quiet) {
+        q->quiet = true;
+        if (q->cb.quiet)
+            q->cb.quiet(q->ud); /* may cover some (lmd_mdnsq_cover) */
+    }
     unsigned n = expected(q);
     q->st.expected = n;
     if (n && now < bound) {
@@ -439,6 +447,21 @@ fail:
 void lmd_mdnsq_feed(lmd_mdnsq *q, const uint8_t *wire, size_t len, int ifindex, int proto, bool local)
 {
     on_packet(wire, len, ifindex, proto, local, q);
+}
+
+void lmd_mdnsq_cover(lmd_mdnsq *q, int ifindex, int proto, const char *name)
+{
+    int si = q->ifindex, sp = q->proto;
+    q->ifindex = ifindex;
+    q->proto = proto;
+    struct mq_inst *i = strlen(name) < sizeof i->name ? inst_get(q, name, true) : NULL;
+    q->ifindex = si;
+    q->proto = sp;
+    if (!i || i->covered || i->reported)
+        return;
+    i->covered = true;
+    if (q->quiet && !q->settled && q->timer)
+        (void)lmd_timer_in(q->timer, 0); /* look again at what is awaited */
 }
 
 void lmd_mdnsq_settle_now(lmd_mdnsq *q)

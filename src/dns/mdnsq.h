@@ -1,5 +1,5 @@
-/* lmdisc's own one-shot mDNS browse (mdns_parse.c, mdns_query.c): the
- * part of the dns folder's interface that lmd_discover_nodes uses. */
+/* A one-shot mDNS browse of our own (src/dns/mdns_*.c): what
+ * lmd_discover_nodes uses beside avahi (see below).  No ldns type here. */
 #ifndef LMD_DNS_MDNSQ_H
 #define LMD_DNS_MDNSQ_H
 
@@ -7,7 +7,7 @@
 
 struct event_base;
 
-/* ---- a one-shot mDNS browse of our own (mdns_*.c, issue 22) ----------
+/* Issue 22.
  * avahi's D-Bus API has no cache-only lookup: a one-shot scan through it
  * opens one resolver per instance, and avahi-daemon's resolvers re-query
  * for ~10 s with 500 services although every record came in the first
@@ -46,8 +46,12 @@ typedef struct lmd_mdnsq_callbacks {
     void (*found)(void *ud, const struct lmd_instance *in);
     /* a goodbye (PTR with TTL 0) for one found */
     void (*gone)(void *ud, const struct lmd_instance *in);
-    /* the answers are in: the query went out, the responders' delays are
-     * over, nothing new for a quiet period (lmd_mdnsq_settled) */
+    /* the first answers are in: the responders' delays are over and
+     * nothing new came for a quiet period; what is still awaited may be
+     * handed to another source now (lmd_mdnsq_cover) */
+    void (*quiet)(void *ud);
+    /* the answers are in: quiet, and nothing awaited that no other source
+     * covers, or the bound (lmd_mdnsq_settled) */
     void (*settled)(void *ud);
 } lmd_mdnsq_callbacks;
 /* Start: sockets, the query sent at once (type: "_lmserv._tcp"; domain
@@ -60,6 +64,9 @@ int lmd_mdnsq_new(struct event_base *base, const char *type, const lmd_mdnsq_cal
  * settled with lmd_mdnsq_settle_now.  proto 4 or 6. */
 void lmd_mdnsq_feed(lmd_mdnsq *q, const uint8_t *wire, size_t len, int ifindex, int proto, bool local);
 void lmd_mdnsq_settle_now(lmd_mdnsq *q);
+/* Another source resolves that instance (avahi, the gate of lmd_discover_
+ * nodes): it is not awaited here any more. */
+void lmd_mdnsq_cover(lmd_mdnsq *q, int ifindex, int proto, const char *name);
 /* Whether an instance (ifindex, proto 4/6, name) was found whole. */
 bool lmd_mdnsq_found(const lmd_mdnsq *q, int ifindex, int proto, const char *name);
 bool lmd_mdnsq_settled(const lmd_mdnsq *q);

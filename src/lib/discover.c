@@ -18,15 +18,18 @@
 #include "registry/peers.h"
 
 #include <event2/event.h>
+#include <string.h>
+#include <strings.h>
 
 struct disc {
     struct event_base *base;
     lmd_peers *reg;
     lmd_mdns *m;
     lmd_browse *b;
+    const char *domain; /* as asked: "local" if not given */
     lmd_mdnsq *q;  /* our own query, NULL without (no libldns, no socket, not .local) */
     int err;
-    bool wire_settled, settled;
+    bool wire_quiet, wire_settled, settled;
 };
 
 static void maybe_done(struct disc *d)
@@ -40,6 +43,11 @@ static void maybe_done(struct disc *d)
 static void on_resolved(void *ud, const struct lmd_instance *in)
 {
     struct disc *d = ud;
+    /* avahi's browser reports a PTR at TYPE.local naming an instance in
+     * another domain (TYPE.example), and resolves it: not what was asked */
+    size_t n = strlen(d->domain) - (d->domain[0] && d->domain[strlen(d->domain) - 1] == '.');
+    if (in->domain && (strncasecmp(in->domain, d->domain, n) || (in->domain[n] && strcmp(in->domain + n, "."))))
+        return;
     if (lmd_peers_seen(d->reg, in, lmd_now_mono(), lmd_now_wall()) != 0)
         d->err = LMD_ENOMEM;
 }
@@ -61,12 +69,20 @@ static void on_wire_found(void *ud, const struct lmd_instance *in) { on_resolved
 
 static void on_wire_gone(void *ud, const struct lmd_instance *in) { on_removed(ud, in, LMD_GONE_GOODBYE); }
 
+static void on_wire_quiet(void *ud)
+{
+    struct disc *d = ud;
+    d->wire_quiet = true;
+    if (d->b)
+        lmd_browse_release(d->b); /* what our query did not bring whole: avahi resolves it */
+}
+
 static void on_wire_settled(void *ud)
 {
     struct disc *d = ud;
     d->wire_settled = true;
-    if (d->b)
-        lmd_browse_release(d->b); /* what our query did not bring whole: avahi resolves it */
+    if (!d->wire_quiet)
+        on_wire_quiet(d);
     maybe_done(d);
 }
 
@@ -77,7 +93,10 @@ static enum lmd_browse_verdict gate(void *ud, int ifindex, int proto, const char
         return LMD_BROWSE_RESOLVE;
     if (lmd_mdnsq_found(d->q, ifindex, proto, name))
         return LMD_BROWSE_SKIP;
-    return d->wire_settled ? LMD_BROWSE_RESOLVE : LMD_BROWSE_HOLD;
+    if (!d->wire_quiet)
+        return LMD_BROWSE_HOLD;
+    lmd_mdnsq_cover(d->q, ifindex, proto, name); /* avahi resolves it: our query waits no more for it */
+    return LMD_BROWSE_RESOLVE;
 }
 
 /* Our own query, when it can be: a .local scan, libldns there, a socket. */
@@ -85,7 +104,7 @@ static void wire_start(struct disc *d, const lmd_discover_opts *o)
 {
     if (o->domain && *o->domain && strcmp(o->domain, "local") && strcmp(o->domain, "local."))
         return;
-    lmd_mdnsq_callbacks qc = {on_wire_found, on_wire_gone, on_wire_settled};
+    lmd_mdnsq_callbacks qc = {on_wire_found, on_wire_gone, on_wire_quiet, on_wire_settled};
     lmd_err e = {0};
     if (lmd_mdnsq_new(d->base, o->type ? o->type : LMD_DEFAULT_TYPE, &qc, d, &d->q, &e) != 0)
         lmd_debug("one-shot scan through avahi alone: %s", lmd_err_text(&e));
@@ -141,6 +160,7 @@ int lmd_discover_nodes(double timeout, lmd_discover_opts *opts, lmd_node_list *o
     int err = LMD_ENOMEM;
     if (!(d.base = event_base_new()) || (err = lmd_peers_new(&rc, NULL, NULL, NULL, &d.reg, NULL)) != 0)
         goto out;
+    d.domain = o.domain && *o.domain ? o.domain : "local";
     wire_start(&d, &o); /* first: the query goes out before the calls to the daemon */
     if ((err = lmd_mdns_new(d.base, on_state, &d, &d.m, NULL)) != 0)
         goto out;
@@ -155,7 +175,7 @@ int lmd_discover_nodes(double timeout, lmd_discover_opts *opts, lmd_node_list *o
     lmd_browse_set_gate(d.b, gate, &d);
     /* done when the network has answered, not at avahi's ~1 s timer */
     lmd_browse_settle_early(d.b);
-    if (d.wire_settled)
+    if (d.wire_quiet)
         lmd_browse_release(d.b);
     struct timeval tv = lmd_tv(deadline - lmd_now_mono());
     /* the timeout is only the upper bound; on_settled ends the loop sooner */

@@ -120,7 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     n_reported = 0;
     live = 0;
     bool settled = false;
-    lmd_mdnsq_callbacks cb = {on_found, on_gone, on_settled};
+    lmd_mdnsq_callbacks cb = {on_found, on_gone, NULL, on_settled};
     lmd_mdnsq *q = NULL;
     FUZZ_CHECK(lmd_mdnsq_new(NULL, "_lmserv._tcp", &cb, &settled, &q, NULL) == 0);
     size_t off = 0;

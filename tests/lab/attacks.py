@@ -19,6 +19,12 @@ the root network namespace, whose eth0 may be a shared network.
   attacks.py goodbye NAME COUNT SRC4 SRC6   COUNT goodbyes (PTR TTL 0) for NAME
   attacks.py expire NAME COUNT TTL SRC4 SRC6   COUNT PTR records for NAME with
         a short TTL (1 s, not 0: no goodbye, a record about to expire)
+  attacks.py outside PREFIX COUNT GAP SRC4 SRC6   COUNT responses, GAP seconds
+        apart, with records a one-shot scan for _lmserv._tcp.local must not
+        believe: a PTR to PREFIX-evil._lmserv._tcp.example (SRV, TXT, its host's
+        A there too), a PTR to PREFIX-a.PREFIX-b._lmserv._tcp.local (two labels
+        deep), a PTR of _other._tcp.local, and PREFIX-ghost whose SRV target is
+        PREFIX-ghost.example (with an A record)
 
 Prints one line "<mode> <count>" when done.
 """
@@ -129,6 +135,34 @@ def expire(name, count, ttl, src4, src6):
     print("expire", count, flush=True)
 
 
+def outside(prefix, count, gap, src4, src6):
+    ev = prefix + "-evil._lmserv._tcp.example."
+    nested = "%s-a.%s-b.%s" % (prefix, prefix, TYPE)
+    other = prefix + "-x._other._tcp.local."
+    ghost = prefix + "-ghost." + TYPE
+    ehost, ghost_host = prefix + "-evil.example.", prefix + "-ghost.example."
+    rrs = [DNSRR(rrname=TYPE, type="PTR", ttl=120, rdata=ev),
+           DNSRRSRV(rrname=ev, rclass=FLUSH, ttl=120, port=6666, target=ehost),
+           DNSRR(rrname=ev, type="TXT", rclass=FLUSH, ttl=120, rdata=[b"info=evil"]),
+           DNSRR(rrname=ehost, type="A", rclass=FLUSH, ttl=120, rdata="6.6.6.6"),
+           DNSRR(rrname=TYPE, type="PTR", ttl=120, rdata=nested),
+           DNSRRSRV(rrname=nested, rclass=FLUSH, ttl=120, port=6667, target="h1.local."),
+           DNSRR(rrname=nested, type="TXT", rclass=FLUSH, ttl=120, rdata=[b"info=nested"]),
+           DNSRR(rrname="_other._tcp.local.", type="PTR", ttl=120, rdata=other),
+           DNSRRSRV(rrname=other, rclass=FLUSH, ttl=120, port=6668, target="h1.local."),
+           DNSRR(rrname=other, type="TXT", rclass=FLUSH, ttl=120, rdata=[b"info=other"]),
+           DNSRR(rrname=TYPE, type="PTR", ttl=120, rdata=ghost),
+           DNSRRSRV(rrname=ghost, rclass=FLUSH, ttl=120, port=6669, target=ghost_host),
+           DNSRR(rrname=ghost, type="TXT", rclass=FLUSH, ttl=120, rdata=[b"info=ghost"]),
+           DNSRR(rrname=ghost_host, type="A", rclass=FLUSH, ttl=120, rdata="6.6.6.7")]
+    dns = DNS(id=0, qr=1, aa=1, qd=None, an=chain(rrs))
+    for i in range(count):
+        sendp([frame4(src4, dns), frame6(src6, dns)], iface=IFACE)
+        if i < count - 1:
+            time.sleep(gap)
+    print("outside", count, flush=True)
+
+
 def main(argv):
     try:
         mode = argv[1]
@@ -141,6 +175,8 @@ def main(argv):
                     [t.encode() for t in argv[9:]], mode)
         elif mode == "goodbye":
             goodbye(argv[2], int(argv[3]), argv[4], argv[5])
+        elif mode == "outside":
+            outside(argv[2], int(argv[3]), float(argv[4]), argv[5], argv[6])
         elif mode == "expire":
             expire(argv[2], int(argv[3]), int(argv[4]), argv[5], argv[6])
         else:

@@ -67,4 +67,41 @@ function TestDiscoverComplete:test_every_one_of_50_services_cold_and_warm()
     print("\nelapsed: " .. table.concat(times, ", "))
 end
 
+-- The scan reads the answers to its own query: what a host on the LAN sends
+-- while it waits is believed only inside what was asked (tests/lab/attacks.py
+-- outside: an instance in another domain, one two labels deep, another
+-- type's).  None of them is listed (avahi's browser reports the first, in
+-- domain "example", and resolves it: dropped too); the real service is,
+-- whole; the scan ends complete, well inside its timeout.  (The packets also
+-- carry PREFIX-ghost, whose SRV target is outside .local: our query's reader
+-- refuses it, but avahi resolves it from its cache, as avahi-browse lists
+-- it; it is no more than any forged service named inside the type, which
+-- is what trust is for.)
+function TestDiscoverComplete:test_what_is_outside_the_query_is_not_believed()
+    local ATTACKS = SRC .. "/tests/lab/attacks.py"
+    local real = S:uniq("real")
+    S:announce("h1", 8444, real)
+    local pre = S:uniq("out")
+    local a = S:bg("h2", ("/usr/bin/python3 %s outside %s 40 0.05 %s %s"):format(q(ATTACKS), q(pre),
+        S.lab:ip("h2", 4), S.lab:ip("h2", 6)))
+    S.lab:avahi_restart("h3")
+    local doc = scan("h3")
+    S:await(a, "^outside ", 30)
+    local names = {}
+    for _, n in ipairs(doc.nodes) do
+        names[#names + 1] = n.name
+        for _, bad in ipairs({"-evil", "-a", "-b", "-x"}) do
+            lu.assertNotEquals(n.name, pre .. bad, "listed from outside the query: " .. cjson.encode(n))
+        end
+        lu.assertEquals(n.domain, "local", cjson.encode(n))
+    end
+    local found
+    for _, n in ipairs(doc.nodes) do if n.name == real then found = n end end
+    lu.assertNotNil(found, "the real service is missing: " .. table.concat(names, " "))
+    lu.assertEquals(found.port, 8444)
+    lu.assertEquals(#found.addresses, 2, cjson.encode(found))
+    lu.assertTrue(doc.complete)
+    lu.assertTrue(doc.elapsed < 5, "took " .. doc.elapsed .. " s")
+end
+
 os.exit(lu.LuaUnit.run())
