@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MDNS_PORT 5353
@@ -19,6 +20,10 @@
 #define MAX_LOCAL 256
 #define RCVBUF (4 << 20)
 #define READS_PER_WAKE 256
+/* and at most this long a wake-up, whatever a datagram costs to read: the
+ * caller's bound (lmd_discover_nodes' --timeout, a libevent loopexit) is
+ * looked at only between callbacks */
+#define BUSY_PER_WAKE 0.02
 
 struct sock {
     int fd, family, ifindex; /* ifindex: IPv6's (one socket per interface) */
@@ -60,7 +65,14 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct sock *k = arg;
     lmd_msock *s = k->s;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < READS_PER_WAKE; i++) {
+        if (i && (i & 7) == 0) {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            if ((double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9 > BUSY_PER_WAKE)
+                return; /* the rest wakes us again, after the loop's timers */
+        }
         struct sockaddr_storage src;
         char ctl[256];
         struct iovec iov = {s->buf, sizeof s->buf};
