@@ -217,6 +217,10 @@ static void diff(const char *what, lmd_dns_rr *del, size_t nd, lmd_dns_rr *add, 
         follow(&zn, &t, vc);
     lmd_dns_touched_clear(&t);
     compare(what);
+    for (size_t i = 0; i < nd; i++) /* the copy holds its own */
+        lmd_txt_free(&del[i].txt);
+    for (size_t i = 0; i < na; i++)
+        lmd_txt_free(&add[i].txt);
 }
 
 static void full(const char *what, lmd_dns_rr *rrs, size_t n)
@@ -227,6 +231,8 @@ static void full(const char *what, lmd_dns_rr *rrs, size_t n)
     lmd_dns_touched_clear(&t);
     whole(&zn, vc);
     compare(what);
+    for (size_t i = 0; i < n; i++)
+        lmd_txt_free(&rrs[i].txt);
 }
 
 int main(void)
