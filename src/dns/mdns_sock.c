@@ -104,7 +104,14 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         /* RFC 6762 section 11: responses come from port 5353 */
         if (port != MDNS_PORT || ifindex <= 0 || src.ss_family != k->family)
             continue;
-        s->cb(s->buf, (size_t)n, ifindex, k->family == AF_INET6 ? 6 : 4, is_local(s, &src), s->arg);
+        /* from this host: over IPv4 only.  Linux drops an IPv4 datagram
+         * from the wire whose source is one of its own addresses (a martian,
+         * accept_local 0), not an IPv6 one: any host on the link could make
+         * its services "local" (published on this host) with our IPv6
+         * address as the source (tests/lab/attack3_local.lua).  A service
+         * of this host is local by its IPv4 instance (peers merge flags). */
+        s->cb(s->buf, (size_t)n, ifindex, k->family == AF_INET6 ? 6 : 4, k->family == AF_INET && is_local(s, &src),
+              s->arg);
     }
 }
 
