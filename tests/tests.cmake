@@ -222,6 +222,11 @@ add_executable(test_dns_zone_one tests/unit/dns/test_zone_one.c)
 target_link_libraries(test_dns_zone_one PRIVATE lmdisc_dns lmdisc_core PkgConfig::LDNS)
 add_test(NAME unit_dns_zone_one COMMAND test_dns_zone_one)
 set_tests_properties(unit_dns_zone_one PROPERTIES LABELS unit TIMEOUT 60 ENVIRONMENT "${LMD_SANITIZER_ENV}")
+# attacks on the incremental view: specific diff sequences, by changes = whole read
+add_executable(test_dns_zone_attack tests/unit/dns/test_zone_attack.c)
+target_link_libraries(test_dns_zone_attack PRIVATE lmdisc_dns lmdisc_core PkgConfig::LDNS)
+add_test(NAME unit_dns_zone_attack COMMAND test_dns_zone_attack)
+set_tests_properties(unit_dns_zone_attack PROPERTIES LABELS unit TIMEOUT 60 ENVIRONMENT "${LMD_SANITIZER_ENV}")
 # the DNS-over-TCP client of updates and transfers (src/dns/tcp.c), over
 # socketpairs and Unix sockets
 add_executable(test_dns_tcp tests/unit/dns/test_tcp.c)

@@ -311,6 +311,15 @@ int lmd_dns_zone_take_changes(lmd_dns_zone *zn, const char *type_zone, const lmd
                     return LMD_EIO;
                 }
                 lmd_dns_zone_touch(t, type_zone, r);
+                if (t && strcmp(zn->r[k].owner, r->owner)) {
+                    /* deleted by a name in other case ("c" for the "C"
+                     * held, as the server's diff may write it): the name
+                     * the copy's readers know is touched too */
+                    lmd_dns_rr held = {.type = zn->r[k].type};
+                    snprintf(held.owner, sizeof held.owner, "%s", zn->r[k].owner);
+                    snprintf(held.owner_label, sizeof held.owner_label, "%s", zn->r[k].owner_label);
+                    lmd_dns_zone_touch(t, type_zone, &held);
+                }
                 drop(zn, (size_t)k);
             }
             for (size_t i = 0; i < df->n_added; i++) {

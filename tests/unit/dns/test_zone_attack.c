@@ -1,0 +1,297 @@
+/* Attacks on the incremental wide-area view (attack3): specific diff
+ * sequences, each checked differentially: the view followed by changes
+ * (lmd_dns_zone_take_changes + lmd_dns_zone_service, as src/wide/view.c
+ * does) must equal a whole read of the copy (lmd_dns_zone_services).
+ * Sequences: delete and re-add in one diff, SRV target moved, a host's
+ * address changed without its SRV, TXT split and merged, names differing
+ * only in case, a whole transfer in the middle. */
+#include "base/util.h"
+#include "dns/dns.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../check.h"
+
+#define DOM "sd.test"
+#define TYPE "_lmserv._tcp"
+#define TZ TYPE "." DOM
+
+/* place 0: the domain, 1..3: shards s1..s3 (s3 listed only sometimes) */
+static void owner_of(char *out, size_t len, const char *inst, unsigned place)
+{
+    if (place == 0)
+        snprintf(out, len, "%s." TZ, inst);
+    else
+        snprintf(out, len, "%s." TYPE ".s%u." DOM, inst, place);
+}
+
+static lmd_dns_rr srv(const char *inst, unsigned place, unsigned host, uint16_t port)
+{
+    lmd_dns_rr r = {.type = LMD_DNS_T_SRV, .port = port};
+    owner_of(r.owner, sizeof r.owner, inst, place);
+    snprintf(r.owner_label, sizeof r.owner_label, "%s", inst);
+    if (host) /* 0: the target "." (no target) */
+        snprintf(r.target, sizeof r.target, "h%u." DOM, host);
+    return r;
+}
+
+static lmd_dns_rr txt(const char *inst, unsigned place, unsigned model)
+{
+    lmd_dns_rr r = {.type = LMD_DNS_T_TXT};
+    owner_of(r.owner, sizeof r.owner, inst, place);
+    snprintf(r.owner_label, sizeof r.owner_label, "%s", inst);
+    char v[16];
+    snprintf(v, sizeof v, "m%u", model);
+    CHECK(lmd_txt_set(&r.txt, "model", v, strlen(v), true, NULL, 0) == 0, "txt");
+    return r;
+}
+
+static lmd_dns_rr addr(unsigned host, bool v6, unsigned a)
+{
+    lmd_dns_rr r = {.type = v6 ? LMD_DNS_T_AAAA : LMD_DNS_T_A};
+    snprintf(r.owner, sizeof r.owner, "h%u." DOM, host);
+    if (v6)
+        snprintf(r.addr, sizeof r.addr, "2001:db8::%x", a);
+    else
+        snprintf(r.addr, sizeof r.addr, "10.0.%u.%u", a / 250, a % 250);
+    return r;
+}
+
+/* one service as text: name shard host:port model addrs */
+static void line(const lmd_dns_found *f, char *out, size_t len)
+{
+    const lmd_txt_item *m = f->txt_ok ? lmd_txt_get(&f->txt, "model") : NULL;
+    snprintf(out, len, "%s [%s] %s:%u %s", f->name, f->shard, f->srv ? f->host : "-", f->port,
+             m ? (const char *)m->value : "-");
+    for (size_t j = 0; j < f->n_addrs; j++) {
+        size_t o = strlen(out);
+        snprintf(out + o, len - o, " %s", f->addrs[j]);
+    }
+}
+
+#define MAXS 512
+struct view {
+    size_t n;
+    char name[MAXS][64];
+    char text[MAXS][200];
+    char host[MAXS][64];
+};
+
+/* the whole copy, as lines sorted by name */
+static void whole(const lmd_dns_zone *zn, struct view *v)
+{
+    lmd_dns_found *f = NULL;
+    size_t n = 0;
+    CHECK(lmd_dns_zone_services(zn, &f, &n) == 0 && n <= MAXS, "services (%zu)", n);
+    v->n = n;
+    for (size_t i = 0; i < n && i < MAXS; i++) {
+        snprintf(v->name[i], 64, "%.63s", f[i].name);
+        line(&f[i], v->text[i], sizeof v->text[i]);
+        snprintf(v->host[i], 64, "%.63s", f[i].srv ? f[i].host : "");
+    }
+    lmd_dns_found_free(f, n);
+}
+
+static long at(const struct view *v, const char *name)
+{
+    for (size_t i = 0; i < v->n; i++)
+        if (!strcmp(v->name[i], name))
+            return (long)i;
+    return -1;
+}
+
+/* name as read now into v (found: its line; else out) */
+static void put(struct view *v, const char *name, const lmd_dns_found *f)
+{
+    long i = at(v, name);
+    if (!f) {
+        if (i >= 0) {
+            memmove(v->name[i], v->name[i + 1], (v->n - (size_t)i - 1) * 64);
+            memmove(v->text[i], v->text[i + 1], (v->n - (size_t)i - 1) * 200);
+            memmove(v->host[i], v->host[i + 1], (v->n - (size_t)i - 1) * 64);
+            v->n--;
+        }
+        return;
+    }
+    if (i < 0) {
+        size_t k = 0;
+        while (k < v->n && strcmp(v->name[k], name) < 0)
+            k++;
+        memmove(v->name[k + 1], v->name[k], (v->n - k) * 64);
+        memmove(v->text[k + 1], v->text[k], (v->n - k) * 200);
+        memmove(v->host[k + 1], v->host[k], (v->n - k) * 64);
+        v->n++;
+        i = (long)k;
+    }
+    snprintf(v->name[i], 64, "%s", name);
+    line(f, v->text[i], sizeof v->text[i]);
+    snprintf(v->host[i], 64, "%.63s", f->srv ? f->host : "");
+}
+
+/* v updated by what t says, from the copy (as src/wide/view.c does);
+ * returns how many services were derived again */
+static size_t follow(const lmd_dns_zone *zn, const lmd_dns_touched *t, struct view *v)
+{
+    size_t derived = 0;
+    for (size_t i = 0; i < t->n_names; i++) {
+        lmd_dns_found f;
+        int rc = lmd_dns_zone_service(zn, t->names[i].name, t->names[i].text, &f);
+        CHECK(rc >= 0, "service %s", t->names[i].name);
+        put(v, t->names[i].name, rc == 1 ? &f : NULL);
+        lmd_txt_free(&f.txt);
+        derived++;
+    }
+    for (size_t h = 0; h < t->n_hosts; h++)
+        for (size_t i = 0; i < v->n; i++) {
+            if (strcasecmp(v->host[i], t->hosts[h]))
+                continue;
+            lmd_dns_found f;
+            /* its name's text is its name here (plain labels) */
+            char nm[64]; /* put() writes v->name[i]: not from itself */
+            snprintf(nm, sizeof nm, "%s", v->name[i]);
+            CHECK(lmd_dns_zone_service(zn, nm, nm, &f) == 1, "host %s", t->hosts[h]);
+            char a4[46], a6[46];
+            lmd_dns_zone_addrs(zn, t->hosts[h], a4, a6);
+            CHECK((f.n_addrs > 0 ? !strcmp(f.addrs[0], a4[0] ? a4 : a6) : !a4[0] && !a6[0]),
+                  "lmd_dns_zone_addrs agrees with the service's addresses (%s)", t->hosts[h]);
+            put(v, nm, &f);
+            lmd_txt_free(&f.txt);
+            derived++;
+        }
+    return derived;
+}
+
+
+static lmd_dns_rr srv_on(const char *owner_inst, const char *label, unsigned host, uint16_t port)
+{
+    lmd_dns_rr r = {.type = LMD_DNS_T_SRV, .port = port};
+    snprintf(r.owner, sizeof r.owner, "%s." TZ, owner_inst);
+    snprintf(r.owner_label, sizeof r.owner_label, "%s", label);
+    snprintf(r.target, sizeof r.target, "h%u." DOM, host);
+    return r;
+}
+static lmd_dns_rr txt_kv(const char *owner_inst, const char *label, const char *k, const char *val)
+{
+    lmd_dns_rr r = {.type = LMD_DNS_T_TXT};
+    snprintf(r.owner, sizeof r.owner, "%s." TZ, owner_inst);
+    snprintf(r.owner_label, sizeof r.owner_label, "%s", label);
+    CHECK(lmd_txt_set(&r.txt, k, val, strlen(val), true, NULL, 0) == 0, "txt");
+    return r;
+}
+static lmd_dns_rr addr_owner(const char *owner, const char *a)
+{
+    lmd_dns_rr r = {.type = LMD_DNS_T_A};
+    snprintf(r.owner, sizeof r.owner, "%s", owner);
+    snprintf(r.addr, sizeof r.addr, "%s", a);
+    return r;
+}
+
+static lmd_dns_zone zn;
+static struct view *vw, *vc;
+static unsigned serial = 1;
+
+static void compare(const char *what)
+{
+    whole(&zn, vw);
+    bool same = vw->n == vc->n;
+    for (size_t i = 0; same && i < vw->n; i++)
+        same = !strcmp(vw->text[i], vc->text[i]);
+    CHECK(same, "%s: view by changes = whole read (%zu / %zu services)", what, vc->n, vw->n);
+    if (!same)
+        for (size_t i = 0; i < vw->n || i < vc->n; i++)
+            fprintf(stderr, "  whole %s\n  chang %s\n", i < vw->n ? vw->text[i] : "-", i < vc->n ? vc->text[i] : "-");
+}
+
+static void diff(const char *what, lmd_dns_rr *del, size_t nd, lmd_dns_rr *add, size_t na)
+{
+    lmd_dns_touched t = {0};
+    lmd_dns_xfr_diff d = {.from = serial, .to = serial + 1, .deleted = del, .n_deleted = nd, .added = add,
+                          .n_added = na};
+    lmd_dns_xfr x = {.kind = LMD_DNS_XFR_DIFF, .serial = ++serial, .diffs = &d, .n_diffs = 1};
+    int rc = lmd_dns_zone_take_changes(&zn, TZ, &x, &t);
+    CHECK(rc == 0, "%s: taken (%d)", what, rc);
+    if (t.all)
+        whole(&zn, vc);
+    else
+        follow(&zn, &t, vc);
+    lmd_dns_touched_clear(&t);
+    compare(what);
+    for (size_t i = 0; i < nd; i++) /* the copy holds its own */
+        lmd_txt_free(&del[i].txt);
+    for (size_t i = 0; i < na; i++)
+        lmd_txt_free(&add[i].txt);
+}
+
+static void full(const char *what, lmd_dns_rr *rrs, size_t n)
+{
+    lmd_dns_touched t = {0};
+    lmd_dns_xfr x = {.kind = LMD_DNS_XFR_FULL, .serial = ++serial, .rrs = rrs, .n_rrs = n};
+    CHECK(lmd_dns_zone_take_changes(&zn, TZ, &x, &t) == 0 && t.all, "%s: a whole transfer touches all", what);
+    lmd_dns_touched_clear(&t);
+    whole(&zn, vc);
+    compare(what);
+    for (size_t i = 0; i < n; i++)
+        lmd_txt_free(&rrs[i].txt);
+}
+
+int main(void)
+{
+    vw = calloc(1, sizeof *vw);
+    vc = calloc(1, sizeof *vc);
+    CHECK(vw && vc, "memory");
+    lmd_dns_rr base[] = {srv("a", 0, 1, 100), txt("a", 0, 1), srv("b", 0, 2, 200), txt("b", 0, 2),
+                         addr(1, false, 1), addr(2, false, 2), addr(3, false, 3)};
+    full("start", base, sizeof base / sizeof base[0]);
+    CHECK(vc->n == 2, "two services (%zu)", vc->n);
+
+    { /* deleted and re-added in one diff, another port */
+        lmd_dns_rr d[] = {srv("a", 0, 1, 100), txt("a", 0, 1)}, a[] = {srv("a", 0, 1, 101), txt("a", 0, 9)};
+        diff("a deleted and re-added in one diff", d, 2, a, 2);
+    }
+    { /* the SRV target moved to another host */
+        lmd_dns_rr d[] = {srv("a", 0, 1, 101)}, a[] = {srv("a", 0, 3, 101)};
+        diff("a's SRV target moved h1 -> h3", d, 1, a, 1);
+    }
+    { /* h3's address changed, its SRV untouched */
+        lmd_dns_rr d[] = {addr(3, false, 3)}, a[] = {addr(3, false, 33)};
+        diff("h3's A changed without its SRV", d, 1, a, 1);
+    }
+    { /* h3 loses its address; then gets one again */
+        lmd_dns_rr d[] = {addr(3, false, 33)};
+        diff("h3's A deleted", d, 1, NULL, 0);
+        lmd_dns_rr a[] = {addr(3, true, 5)};
+        diff("h3 gets an AAAA", NULL, 0, a, 1);
+    }
+    { /* TXT split into two records, then merged again */
+        lmd_dns_rr d[] = {txt("b", 0, 2)}, a[] = {txt_kv("b", "b", "model", "m2"), txt_kv("b", "b", "x", "1")};
+        diff("b's TXT split", d, 1, a, 2);
+        lmd_dns_rr d2[] = {txt_kv("b", "b", "model", "m2"), txt_kv("b", "b", "x", "1")}, a2[] = {txt("b", 0, 7)};
+        diff("b's TXT merged", d2, 2, a2, 1);
+    }
+    { /* names differing only in case: the SRV as "C", its TXT as "c" */
+        lmd_dns_rr a[] = {srv_on("C", "C", 1, 300), txt_kv("c", "c", "model", "mc")};
+        diff("C's SRV, c's TXT", NULL, 0, a, 2);
+        /* the server's IXFR deletes the SRV with the owner written in lower case */
+        lmd_dns_rr d[] = {srv_on("c", "c", 1, 300)};
+        diff("c's SRV deleted (owner in lower case)", d, 1, NULL, 0);
+        lmd_dns_rr a2[] = {srv_on("D", "D", 1, 400), srv_on("d", "d", 2, 401)};
+        diff("D and d: one name, two SRVs", NULL, 0, a2, 2);
+        lmd_dns_rr d2[] = {srv_on("D", "D", 1, 400)};
+        diff("D's SRV deleted, d's stays", d2, 1, NULL, 0);
+        lmd_dns_rr a3[] = {addr_owner("H2." DOM, "10.9.9.9")};
+        diff("an address for H2 (upper case): host h2", NULL, 0, a3, 1);
+    }
+    { /* a whole transfer in the middle, then diffs again */
+        lmd_dns_rr b2[] = {srv("a", 0, 2, 500), txt("a", 0, 5), srv("e", 0, 1, 600), addr(1, false, 1),
+                           addr(2, false, 2)};
+        full("AXFR mid-sequence", b2, sizeof b2 / sizeof b2[0]);
+        lmd_dns_rr d[] = {srv("e", 0, 1, 600)}, a[] = {srv("e", 0, 2, 600), txt("e", 0, 6)};
+        diff("after the AXFR: e moved and gets a TXT", d, 1, a, 2);
+    }
+    lmd_dns_zone_clear(&zn);
+    free(vw);
+    free(vc);
+    printf("%d checks, %d failed\n", checks, failures);
+    return failures != 0;
+}
