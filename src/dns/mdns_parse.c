@@ -67,8 +67,15 @@ static bool believed(const lmd_dns_mscope *s, const ldns_rr *rr)
         return one_under(own, s->browse, s->browse_labels) && t && ldns_rdf_get_type(t) == LDNS_RDF_TYPE_DNAME &&
                ldns_dname_is_subdomain(t, s->domain);
     }
-    case LDNS_RR_TYPE_TXT:
-        return one_under(own, s->browse, s->browse_labels);
+    case LDNS_RR_TYPE_TXT: {
+        /* no agent publishes a TXT past LMD_TXT_RECORD_MAX: a bigger one is
+         * not parsed into items (thousands of one-byte items cost 160 KB and
+         * 60 ms each) nor kept; the instance is left to avahi */
+        size_t bytes = 0;
+        for (size_t k = 0; k < ldns_rr_rd_count(rr); k++)
+            bytes += ldns_rdf_size(ldns_rr_rdf(rr, k));
+        return bytes <= LMD_TXT_RECORD_MAX && one_under(own, s->browse, s->browse_labels);
+    }
     case LDNS_RR_TYPE_A:
     case LDNS_RR_TYPE_AAAA:
         return own && ldns_dname_is_subdomain(own, s->domain) && ldns_rr_rd_count(rr) == 1 && r0 &&

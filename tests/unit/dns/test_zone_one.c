@@ -141,7 +141,8 @@ static void put(struct view *v, const char *name, const lmd_dns_found *f)
         v->n++;
         i = (long)k;
     }
-    snprintf(v->name[i], 64, "%s", name);
+    if (v->name[i] != name) /* follow() passes the view's own name */
+        snprintf(v->name[i], 64, "%s", name);
     line(f, v->text[i], sizeof v->text[i]);
     snprintf(v->host[i], 64, "%.63s", f->srv ? f->host : "");
 }
