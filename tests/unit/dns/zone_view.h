@@ -11,6 +11,48 @@
 #include <string.h>
 #include <strings.h>
 
+/* records (the includer defines DOM, TYPE and TZ) */
+/* place 0: the domain, 1..3: shards s1..s3 (s3 listed only sometimes) */
+static void owner_of(char *out, size_t len, const char *inst, unsigned place)
+{
+    if (place == 0)
+        snprintf(out, len, "%s." TZ, inst);
+    else
+        snprintf(out, len, "%s." TYPE ".s%u." DOM, inst, place);
+}
+
+static lmd_dns_rr srv(const char *inst, unsigned place, unsigned host, uint16_t port)
+{
+    lmd_dns_rr r = {.type = LMD_DNS_T_SRV, .port = port};
+    owner_of(r.owner, sizeof r.owner, inst, place);
+    snprintf(r.owner_label, sizeof r.owner_label, "%s", inst);
+    if (host) /* 0: the target "." (no target) */
+        snprintf(r.target, sizeof r.target, "h%u." DOM, host);
+    return r;
+}
+
+static lmd_dns_rr txt(const char *inst, unsigned place, unsigned model)
+{
+    lmd_dns_rr r = {.type = LMD_DNS_T_TXT};
+    owner_of(r.owner, sizeof r.owner, inst, place);
+    snprintf(r.owner_label, sizeof r.owner_label, "%s", inst);
+    char v[16];
+    snprintf(v, sizeof v, "m%u", model);
+    CHECK(lmd_txt_set(&r.txt, "model", v, strlen(v), true, NULL, 0) == 0, "txt");
+    return r;
+}
+
+static lmd_dns_rr addr(unsigned host, bool v6, unsigned a)
+{
+    lmd_dns_rr r = {.type = v6 ? LMD_DNS_T_AAAA : LMD_DNS_T_A};
+    snprintf(r.owner, sizeof r.owner, "h%u." DOM, host);
+    if (v6)
+        snprintf(r.addr, sizeof r.addr, "2001:db8::%x", a);
+    else
+        snprintf(r.addr, sizeof r.addr, "10.0.%u.%u", a / 250, a % 250);
+    return r;
+}
+
 /* one service as text: name shard host:port model addrs */
 static void line(const lmd_dns_found *f, char *out, size_t len)
 {
