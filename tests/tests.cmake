@@ -127,7 +127,7 @@ set_tests_properties(lab_hostile lab_worker lab_worker_attacks PROPERTIES RESOUR
 foreach(t lab_agent lab_api lab_api_bounds lab_api_owners lab_worker_attacks lab_wedges
         lab_trust_attacks lab_zeroconf_mixed lab_discover_complete lab_discover_many lab_python_failover lab_lib
         lab_wide_forged_named lab_wide_attacks_named lab_wide_notify_named lab_wide_shards_named
-        lab_wide_site_named lab_worker_escapes)
+        lab_wide_site_named lab_wide_view_named lab_discover_spoof lab_worker_escapes)
   if(TEST ${t})
     set_property(TEST ${t} APPEND PROPERTY LABELS sanitize)
   endif()
