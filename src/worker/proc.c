@@ -100,6 +100,44 @@ static bool known_child(pid_t pid)
     return false;
 }
 
+/* Each child of the core (any of its threads') that no worker is, in
+ * turn, until fn returns false. */
+static void each_unknown_child(bool (*fn)(pid_t pid, void *arg), void *arg)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return;
+    bool more = true;
+    for (struct dirent *e; more && (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300];
+        snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;
+        long p;
+        while (more && fscanf(f, "%ld", &p) == 1)
+            if (p > 0 && !known_child((pid_t)p))
+                more = fn((pid_t)p, arg);
+        fclose(f);
+    }
+    closedir(d);
+}
+
+struct orphans {
+    pid_t sid, *found;
+    size_t n, max;
+};
+
+static bool take_orphan(pid_t pid, void *arg)
+{
+    struct orphans *o = arg;
+    if (getsid(pid) == o->sid)
+        o->found[o->n++] = pid;
+    return o->n < o->max;
+}
+
 /* The core's children that no worker is, in session sid (up to max): the
  * programs of the worker that led it.  Each worker leads a session of its
  * own (setsid before exec), and its programs keep it after they come to
@@ -109,28 +147,11 @@ static size_t find_orphans(pid_t sid, pid_t *found, size_t max)
 {
     /* called once the session's leader was reaped (its PID is not reused
      * before then): the worker object may still hold that PID */
-    if (sid <= 0)
+    if (sid <= 0 || max == 0)
         return 0;
-    size_t n = 0;
-    DIR *d = opendir("/proc/self/task");
-    if (!d)
-        return 0;
-    for (struct dirent *e; (e = readdir(d)) && n < max;) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[300];
-        snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
-        FILE *f = fopen(path, "re");
-        if (!f)
-            continue;
-        long p;
-        while (n < max && fscanf(f, "%ld", &p) == 1)
-            if (p > 0 && !known_child((pid_t)p) && getsid((pid_t)p) == sid)
-                found[n++] = (pid_t)p;
-        fclose(f);
-    }
-    closedir(d);
-    return n;
+    struct orphans o = {sid, found, 0, max};
+    each_unknown_child(take_orphan, &o);
+    return o.n;
 }
 
 /* The orphan and its whole process group (each spawned program leads one;
@@ -149,29 +170,19 @@ static void kill_group(pid_t pid)
  * programs being killed are reaped by their own timers (known_child). */
 static struct event *sigchld;
 
+static bool reap_exited(pid_t pid, void *arg)
+{
+    (void)arg;
+    (void)waitpid(pid, NULL, WNOHANG);
+    return true;
+}
+
 static void on_sigchld(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     (void)arg;
-    DIR *d = opendir("/proc/self/task");
-    if (!d)
-        return;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[300];
-        snprintf(path, sizeof path, "/proc/self/task/%s/children", e->d_name);
-        FILE *f = fopen(path, "re");
-        if (!f)
-            continue;
-        long p;
-        while (fscanf(f, "%ld", &p) == 1)
-            if (p > 0 && !known_child((pid_t)p))
-                (void)waitpid((pid_t)p, NULL, WNOHANG);
-        fclose(f);
-    }
-    closedir(d);
+    each_unknown_child(reap_exited, NULL);
 }
 
 /* The programs a worker started (lmdisc.spawn: each in a process group of
