@@ -371,8 +371,14 @@ end)
         -- primary's, 1 s after the update.  Measured 0.56 s: a BIND
         -- secondary NOTIFYed while it refreshes queues it ("refresh in
         -- progress, refresh check queued") and starts the next transfer
-        -- 0.3 s later (its log); so the bound is that second
-        within("the last of a burst of 10 TXT changes", last_pub, last_upd, kind == "knot" and 0.95 or 1.2)
+        -- 0.3 s later (its log); so the bound is that second.  Behind a
+        -- BIND primary the primary's own NOTIFY brings a lost last change
+        -- too, so only the Knot primary's run tests the folding; the BIND
+        -- run's bound is the Knot secondary's one transfer a second + the
+        -- 0.2 s poll + 0.3 s for the secondary to start its queued transfer
+        -- and for a sanitizer build to read it (CI's ASan pass: 1.228 s at
+        -- load 5)
+        within("the last of a burst of 10 TXT changes", last_pub, last_upd, kind == "knot" and 0.95 or 1.5)
         m = metrics("h1", sock1)
         lu.assertTrue(metric(m, 'lmdisc_dns_notify_sent_total{result="coalesced"}') > sent0, m)
         -- sec2 got them from h1's address, signed by h1's key
