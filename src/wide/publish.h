@@ -95,7 +95,9 @@ void lmd_wp_shard_start(lmd_wide_set *w);
 void lmd_wp_shard_free(lmd_wide_set *w);
 
 /* tell.c: the domain changed by an update of ours: NOTIFY the secondaries
- * of wide_area.also_notify; whether one is in flight or waiting; free */
+ * of wide_area.also_notify (the set's own list, copied by lmd_wt_start
+ * when it starts); whether one is in flight or waiting; free */
+int lmd_wt_start(lmd_wide_set *w, const struct lmd_config *cfg);
 void lmd_wt_changed(lmd_wide_set *w);
 bool lmd_wt_busy(const lmd_wide_set *w);
 void lmd_wt_free(lmd_wide_set *w);

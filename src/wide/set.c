@@ -66,6 +66,8 @@ static int set_start(lmd_wide *wd, lmd_err *err)
         lmd_err_set(err, rc, "wide_area.key: %s", lmd_err_text(&kerr));
     if (rc == 0)
         rc = host_of(cfg, w->host, sizeof w->host, err);
+    if (rc == 0 && lmd_wt_start(w, cfg) != 0)
+        rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
     if (rc == 0) {
         size_t dl = strlen(w->domain);
         snprintf(w->live_zone, sizeof w->live_zone, "%s.%.*s", LMD_DNS_LIVE_LABEL,

@@ -162,31 +162,39 @@ static void on_done(const lmd_dns_result *res, void *arg)
         lmd_wp_retired_check(w); /* may free w */
 }
 
+/* The secondaries this set tells, copied from its configuration when it
+ * starts: a reload makes a new set (set.c), and the retired one's last
+ * withdrawals go to the secondaries of the domain it published in, not to
+ * those of the new configuration's. */
+int lmd_wt_start(lmd_wide_set *w, const struct lmd_config *cfg)
+{
+    if (!cfg->wide_ntell)
+        return 0;
+    struct lmd_wtell *t = calloc(1, sizeof *t);
+    if (!t)
+        return LMD_ENOMEM;
+    for (size_t i = 0; i < cfg->wide_ntell && t->n < MAX_TO; i++) {
+        bool dup = false;
+        for (size_t j = 0; j < t->n && !dup; j++)
+            dup = !strcmp(t->to[j].addr, cfg->wide_tell[i]);
+        if (dup)
+            continue;
+        struct lmd_wtell_to *to = &t->to[t->n++];
+        to->w = w;
+        to->last = -SPACING;
+        snprintf(to->addr, sizeof to->addr, "%s", cfg->wide_tell[i]);
+    }
+    w->tell = t;
+    return 0;
+}
+
 void lmd_wt_changed(lmd_wide_set *w)
 {
-    const struct lmd_config *cfg = w->wd->cfg;
-    if (!cfg->wide_ntell || !w->key)
-        return;
-    if (!w->tell && !(w->tell = calloc(1, sizeof *w->tell))) {
-        w->tell_counts[LMD_WT_FAILED]++;
-        return;
-    }
     struct lmd_wtell *t = w->tell;
-    /* the list as configured now (a reload may change it) */
-    for (size_t i = 0; i < cfg->wide_ntell; i++) {
-        struct lmd_wtell_to *to = NULL;
-        for (size_t j = 0; j < t->n && !to; j++)
-            if (!strcmp(t->to[j].addr, cfg->wide_tell[i]))
-                to = &t->to[j];
-        if (!to && t->n < MAX_TO) {
-            to = &t->to[t->n++];
-            memset(to, 0, sizeof *to);
-            to->w = w;
-            to->last = -SPACING;
-            snprintf(to->addr, sizeof to->addr, "%s", cfg->wide_tell[i]);
-        }
-        if (!to)
-            continue;
+    if (!t || !w->key)
+        return;
+    for (size_t i = 0; i < t->n; i++) {
+        struct lmd_wtell_to *to = &t->to[i];
         if (to->req || to->pending) { /* told after the one in flight (or already waiting) */
             to->pending = true;
             count(to, LMD_WT_COALESCED, NULL);

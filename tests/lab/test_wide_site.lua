@@ -400,6 +400,40 @@ end)
         end
     end
 
+    -- a reload makes a new publishing set; the retired one's withdrawals
+    -- are told to the secondaries of ITS configuration: here the new one
+    -- lists none, so every NOTIFY from h1 after the reload is the retired
+    -- set's (before: it read the new list and told nobody)
+    local function notifies_from(log, host)
+        local n = 0
+        for line in S.read(log):gmatch("[^\n]+") do
+            if line:lower():find("notify") and line:find(esc(lab:ip(host)) .. "[#@]") then n = n + 1 end
+        end
+        return n
+    end
+
+    function T:test_a_reload_tells_its_old_secondaries_of_the_withdrawals()
+        local p = agent("h1", { port = 8206, read = { sec[1].ip4 }, also_notify = { sec[2].ip4 } })
+        await(p, 'wide%-area: published "h1"')
+        await(p, "wide%-area: secondary " .. esc(sec[2].ip4) .. " takes our NOTIFYs for " .. esc(zone), 10)
+        local cfg = p.cmd:match("agent %-c '([^']+)'") or p.cmd:match("agent %-c (%S+)")
+        local text = S.read(cfg)
+        local renamed, n1 = text:gsub('name = "h1"', 'name = "h1b"')
+        local untold, n2 = renamed:gsub(", also_notify = { [^}]* }", "")
+        lu.assertEquals({ n1, n2 }, { 1, 1 }, text)
+        local before = notifies_from(sec[2].log, "h1")
+        lu.assertTrue(before >= 1, S.tail(S.read(sec[2].log)))
+        S.write(cfg, untold)
+        p:signal("HUP")
+        await(p, "reloaded")
+        await(p, 'wide%-area: withdrew "h1"', 15)
+        until_true("sec2 told of the retired set's withdraw", 10, function()
+            return notifies_from(sec[2].log, "h1") > before
+        end)
+        p:signal("TERM")
+        lu.assertEquals(p:wait(5), 0, p:output())
+    end
+
     return T
 end
 
