@@ -219,9 +219,10 @@ int lmd_msock_open(struct event_base *base, lmd_msock_cb cb, void *arg, lmd_msoc
     }
     if (!s->n) {
         int e = errno;
+        unsigned n4 = s->n4; /* (s is freed below) */
         lmd_msock_close(s);
         return lmd_err_set(err, LMD_EIO, "no mDNS socket could be opened (%u IPv4, %u IPv6 multicast interfaces): %s",
-                           s->n4, n6, (s->n4 || n6) ? strerror(e) : "none");
+                           n4, n6, (n4 || n6) ? strerror(e) : "none");
     }
     *out = s;
     return 0;

@@ -104,4 +104,21 @@ function TestDiscoverComplete:test_what_is_outside_the_query_is_not_believed()
     lu.assertTrue(doc.elapsed < 5, "took " .. doc.elapsed .. " s")
 end
 
+-- With no multicast interface (eth0's multicast off) the scan's own query
+-- has no socket: it says why and runs through avahi alone, which has no
+-- interface either: nothing found, and no crash (this path read the socket
+-- set after freeing it: the sanitizer pass would stop here)
+function TestDiscoverComplete:test_without_a_multicast_interface_the_scan_says_why()
+    S.lab:check("h3", "ip link set dev eth0 multicast off")
+    local ok, out, code = pcall(function()
+        return select(2, S.lab:exec("h3", "LOGLEVEL=DEBUG " .. q(BIN) .. " discover --json --no-agent --timeout 2 2>&1"))
+    end)
+    S.lab:check("h3", "ip link set dev eth0 multicast on")
+    S.lab:avahi_restart("h3")
+    lu.assertTrue(ok, tostring(out))
+    lu.assertStrContains(out, "one-shot scan through avahi alone: no mDNS socket could be opened "
+        .. "(0 IPv4, 0 IPv6 multicast interfaces): none")
+    lu.assertStrContains(out, '"nodes": []')
+end
+
 os.exit(lu.LuaUnit.run())
