@@ -57,8 +57,9 @@ static lmd_dns_rr addr(unsigned host, bool v6, unsigned a)
 static void line(const lmd_dns_found *f, char *out, size_t len)
 {
     const lmd_txt_item *m = f->txt_ok ? lmd_txt_get(&f->txt, "model") : NULL;
-    snprintf(out, len, "%s [%s] %s:%u %s", f->name, f->shard, f->srv ? f->host : "-", f->port,
-             m ? (const char *)m->value : "-");
+    if (snprintf(out, len, "%s [%s] %s:%u %s", f->name, f->shard, f->srv ? f->host : "-", f->port,
+                 m ? (const char *)m->value : "-") >= (int)len)
+        return; /* (the tests' names are short: never) */
     for (size_t j = 0; j < f->n_addrs; j++) {
         size_t o = strlen(out);
         snprintf(out + o, len - o, " %s", f->addrs[j]);
