@@ -27,16 +27,19 @@
  * response schedulers are per interface and protocol), and one of them may
  * come late or not at all: 500 services from 5 hosts on 2 cores at load
  * 8-12, one host's 100 instances over one protocol only in 1 run of 12,
- * 92 of 1,000 instances 0.1 s after the rest in another.  And a responder
- * does not multicast a record again within a second (section 6: a scan
- * right after a service's announcements, or right after another scan, gets
- * no answer for it).  So an instance whole over one protocol is awaited
- * over the other (over IPv6 when its host gave an AAAA or answered over
- * IPv6; over IPv4 always), and one known but not whole (its PTR came, not
- * yet the rest) is awaited too; while any is awaited the query is sent
- * again at REQUERY[] after the first (what was answered before is not
- * answered again within the second, what was not is), up to EXPECT_MAX
- * after it; then avahi resolves what is still missing. */
+ * 92 of 1,000 instances 0.1 s after the rest in another.  An instance
+ * whole over one protocol is a complete peer, with that family's address:
+ * the other family's is merged if it comes while the scan runs, and never
+ * awaited (awaiting it, then handing it to avahi's resolvers, which wait
+ * for the same silent responder, made one 500-service scan in four take
+ * 10.5 s instead of 0.67).  What is awaited is an instance known (its PTR
+ * came) and whole over neither protocol.  A responder does not multicast
+ * a record again within a second (section 6: a scan right after a
+ * service's announcements, or right after another scan, gets no answer
+ * for it), so while any is awaited the query is sent again at REQUERY[]
+ * after the first (what was answered before is not answered again within
+ * the second, what was not is), up to EXPECT_MAX after it; then avahi
+ * resolves what is still missing. */
 #define WINDOW 0.2
 #define QUIET 0.15
 #define EXPECT_MAX 2.0
@@ -44,8 +47,36 @@ static const double REQUERY[] = {0.6, 1.3};
 #define QUIET_MAX 0.5
 #define NBUCKETS 1024
 
+/* Intrusive doubly linked lists (an entry out of its list has a NULL
+ * back pointer): an instance leaves its chain, the list of all, its host's
+ * waiters and the touched list in O(1). */
+#define DL_PUSH(head, x, nx, px)                                                                                       \
+    do {                                                                                                               \
+        (x)->nx = *(head);                                                                                             \
+        if ((x)->nx)                                                                                                   \
+            (x)->nx->px = &(x)->nx;                                                                                    \
+        *(head) = (x);                                                                                                 \
+        (x)->px = (head);                                                                                              \
+    } while (0)
+#define DL_UNLINK(x, nx, px)                                                                                           \
+    do {                                                                                                               \
+        if ((x)->px) {                                                                                                 \
+            *(x)->px = (x)->nx;                                                                                        \
+            if ((x)->nx)                                                                                               \
+                (x)->nx->px = (x)->px;                                                                                 \
+            (x)->nx = NULL;                                                                                            \
+            (x)->px = NULL;                                                                                            \
+        }                                                                                                              \
+    } while (0)
+
+struct mq_host;
+
 struct mq_inst {
-    struct mq_inst *next, *all;
+    struct mq_inst *next, **pnext; /* the bucket's chain */
+    struct mq_inst *all, **pall;   /* every instance */
+    struct mq_inst *wnext, **pwnext; /* its host's waiters: not reported, SRV in */
+    struct mq_inst *tnext, **ptnext; /* touched by the datagram being read */
+    struct mq_host *hx;              /* the SRV target's entry (same interface and protocol) */
     int ifindex, proto;
     char name[64];
     bool ptr, srv, txt_ok, reported, local;
@@ -57,6 +88,7 @@ struct mq_inst {
 
 struct mq_host {
     struct mq_host *next;
+    struct mq_inst *waiters; /* instances not reported whose SRV names it: looked at again on an address */
     int ifindex, proto;
     char *name;
     char a[64], aaaa[64];
@@ -71,6 +103,7 @@ struct lmd_mdnsq {
     lmd_msock *socks;
     struct event *timer;
     struct mq_inst *inst[NBUCKETS], *all;
+    struct mq_inst *touched; /* to look at once the datagram is read: O(changed), not O(instances) */
     struct mq_host *host[NBUCKETS];
     unsigned n_inst, n_host;
     lmd_mdnsq_stats st;
@@ -118,10 +151,8 @@ static struct mq_inst *inst_get(lmd_mdnsq *q, const char *name, bool make)
     i->ifindex = q->ifindex;
     i->proto = q->proto;
     snprintf(i->name, sizeof i->name, "%s", name);
-    i->next = q->inst[h];
-    q->inst[h] = i;
-    i->all = q->all;
-    q->all = i;
+    DL_PUSH(&q->inst[h], i, next, pnext);
+    DL_PUSH(&q->all, i, all, pall);
     q->n_inst++;
     return i;
 }
@@ -154,7 +185,7 @@ static const char *inst_addr(lmd_mdnsq *q, const struct mq_inst *i, int *family)
 {
     if (!i->ptr || !i->srv || !i->txt_ok || !i->host)
         return NULL;
-    const struct mq_host *x = host_get(q, i->ifindex, i->proto, i->host, false);
+    const struct mq_host *x = i->hx;
     if (!x)
         return NULL;
     *family = i->proto;
@@ -187,41 +218,50 @@ static void fill(lmd_mdnsq *q, const struct mq_inst *i, struct lmd_instance *li,
     snprintf(a->ifname, sizeof a->ifname, "%s", ifname);
 }
 
-static void report_whole(lmd_mdnsq *q)
+static void touch(lmd_mdnsq *q, struct mq_inst *i)
 {
-    for (struct mq_inst *i = q->all; i; i = i->all) {
-        int family;
-        const char *addr = i->reported ? NULL : inst_addr(q, i, &family);
-        if (!addr)
-            continue;
-        char ifname[IF_NAMESIZE];
-        struct lmd_instance li;
-        lmd_addr a = {0};
-        fill(q, i, &li, &a, ifname);
-        a.family = family;
-        if (family == 6 && !strncasecmp(addr, "fe8", 3))
-            snprintf(a.addr, sizeof a.addr, "%s%%%s", addr, ifname);
-        else
-            snprintf(a.addr, sizeof a.addr, "%s", addr);
-        i->reported = true;
-        q->st.found++;
-        if (q->cb.found)
-            q->cb.found(q->ud, &li);
+    if (!i->ptnext && !i->reported)
+        DL_PUSH(&q->touched, i, tnext, ptnext);
+}
+
+static void report_one(lmd_mdnsq *q, struct mq_inst *i)
+{
+    int family;
+    const char *addr = i->reported ? NULL : inst_addr(q, i, &family);
+    if (!addr)
+        return;
+    char ifname[IF_NAMESIZE];
+    struct lmd_instance li;
+    lmd_addr a = {0};
+    fill(q, i, &li, &a, ifname);
+    a.family = family;
+    if (family == 6 && !strncasecmp(addr, "fe8", 3))
+        snprintf(a.addr, sizeof a.addr, "%s%%%s", addr, ifname);
+    else
+        snprintf(a.addr, sizeof a.addr, "%s", addr);
+    i->reported = true;
+    DL_UNLINK(i, wnext, pwnext); /* an address of its host changes nothing now */
+    q->st.found++;
+    if (q->cb.found)
+        q->cb.found(q->ud, &li);
+}
+
+/* What the datagram touched (an instance's own record, or an address of
+ * its host): each looked at once. */
+static void report_touched(lmd_mdnsq *q)
+{
+    for (struct mq_inst *i; (i = q->touched);) {
+        DL_UNLINK(i, tnext, ptnext);
+        report_one(q, i);
     }
 }
 
 static void inst_drop(lmd_mdnsq *q, struct mq_inst *i)
 {
-    for (struct mq_inst **p = &q->inst[hash(q, i->name, i->ifindex, i->proto)]; *p; p = &(*p)->next)
-        if (*p == i) {
-            *p = i->next;
-            break;
-        }
-    for (struct mq_inst **p = &q->all; *p; p = &(*p)->all)
-        if (*p == i) {
-            *p = i->all;
-            break;
-        }
+    DL_UNLINK(i, next, pnext);
+    DL_UNLINK(i, all, pall);
+    DL_UNLINK(i, wnext, pwnext);
+    DL_UNLINK(i, tnext, ptnext);
     if (i->reported) {
         q->st.found--;
         if (q->cb.gone) {
@@ -251,6 +291,8 @@ static void on_rr(const lmd_dns_rr *rr, void *arg)
         else if (slot && !bye && !slot[0]) { /* the first one stays (avahi's resolver reports one too) */
             snprintf(slot, 64, "%s", rr->addr);
             q->changed = true;
+            for (struct mq_inst *w = x->waiters; w; w = w->wnext)
+                touch(q, w);
         }
         return;
     }
@@ -268,7 +310,10 @@ static void on_rr(const lmd_dns_rr *rr, void *arg)
     i->local = i->local || q->local;
     switch (rr->type) {
     case LMD_DNS_T_PTR:
-        q->changed |= !i->ptr;
+        if (!i->ptr) {
+            q->changed = true;
+            touch(q, i);
+        }
         i->ptr = true;
         break;
     case LMD_DNS_T_SRV:
@@ -282,7 +327,14 @@ static void on_rr(const lmd_dns_rr *rr, void *arg)
             i->host = h;
             i->port = rr->port;
             q->changed = true;
+            touch(q, i);
+            /* its host's addresses are looked at when they come */
+            DL_UNLINK(i, wnext, pwnext);
+            if ((i->hx = host_get(q, i->ifindex, i->proto, h, true)))
+                DL_PUSH(&i->hx->waiters, i, wnext, pwnext);
         }
+        if (!i->srv)
+            touch(q, i);
         i->srv = true;
         break;
     case LMD_DNS_T_TXT:
@@ -291,6 +343,7 @@ static void on_rr(const lmd_dns_rr *rr, void *arg)
         if (lmd_txt_copy(&i->txt, &rr->txt) == 0) {
             i->txt_ok = true;
             q->changed = true;
+            touch(q, i);
         }
         break;
     default:
@@ -328,7 +381,7 @@ static void on_packet(const uint8_t *wire, size_t len, int ifindex, int proto, b
         q->gap_max = now - q->st.last_new;
     q->answered = true;
     q->st.last_new = now;
-    report_whole(q);
+    report_touched(q);
     if (!q->settled)
         arm(q);
 }
@@ -346,31 +399,30 @@ static int query_wire(const char *name, uint8_t **wire, size_t *len)
     return rc;
 }
 
-/* Instances whole over one protocol and expected over the other (above). */
+static struct mq_inst *inst_at(lmd_mdnsq *q, int ifindex, int proto, const char *name)
+{
+    int si = q->ifindex, sp = q->proto;
+    q->ifindex = ifindex;
+    q->proto = proto;
+    struct mq_inst *i = inst_get(q, name, false);
+    q->ifindex = si;
+    q->proto = sp;
+    return i;
+}
+
+/* Instances known and whole over neither protocol, that no other source
+ * covers (above). */
 static unsigned expected(lmd_mdnsq *q)
 {
     unsigned n = 0;
     for (struct mq_inst *i = q->all; i; i = i->all) {
-        if (!i->reported) {
-            if (i->covered)
-                continue;
-            /* known, not whole (an IPv6 one with an A only is, once settled) */
-            const struct mq_host *x = i->host ? host_get(q, i->ifindex, i->proto, i->host, false) : NULL;
-            n += i->ptr && !(i->srv && i->txt_ok && x && x->a[0]);
+        if (i->reported || i->covered || !i->ptr)
             continue;
-        }
-        int other = i->proto == 4 ? 6 : 4;
-        if (!q->socks || !lmd_msock_has(q->socks, i->ifindex, other))
+        /* an IPv6 one with an A only is whole once settled */
+        if (i->srv && i->txt_ok && i->hx && i->hx->a[0])
             continue;
-        q->ifindex = i->ifindex;
-        q->proto = other;
-        const struct mq_inst *o = inst_get(q, i->name, false);
-        if (o && (o->reported || o->covered))
-            continue;
-        const struct mq_host *there = host_get(q, i->ifindex, other, i->host, false);
-        const struct mq_host *here = host_get(q, i->ifindex, i->proto, i->host, false);
-        if (other == 4 || (there && (there->a[0] || there->aaaa[0])) || (here && here->aaaa[0]))
-            n++;
+        const struct mq_inst *o = inst_at(q, i->ifindex, i->proto == 4 ? 6 : 4, i->name);
+        n += !(o && (o->reported || o->covered));
     }
     return n;
 }
@@ -478,21 +530,22 @@ void lmd_mdnsq_cover(lmd_mdnsq *q, int ifindex, int proto, const char *name)
 void lmd_mdnsq_settle_now(lmd_mdnsq *q)
 {
     q->settled = true;
-    report_whole(q);
+    /* once: an IPv6 instance with an A only is whole now */
+    for (struct mq_inst *i = q->all; i; i = i->all)
+        report_one(q, i);
     if (q->cb.settled)
         q->cb.settled(q->ud);
 }
 
 bool lmd_mdnsq_found(const lmd_mdnsq *q, int ifindex, int proto, const char *name)
 {
-    lmd_mdnsq *w = (lmd_mdnsq *)q;
-    int si = w->ifindex, sp = w->proto;
-    w->ifindex = ifindex;
-    w->proto = proto;
-    struct mq_inst *i = inst_get(w, name, false);
-    w->ifindex = si;
-    w->proto = sp;
+    const struct mq_inst *i = inst_at((lmd_mdnsq *)q, ifindex, proto, name);
     return i && i->reported;
+}
+
+bool lmd_mdnsq_whole(const lmd_mdnsq *q, int ifindex, const char *name)
+{
+    return lmd_mdnsq_found(q, ifindex, 4, name) || lmd_mdnsq_found(q, ifindex, 6, name);
 }
 
 bool lmd_mdnsq_settled(const lmd_mdnsq *q) { return q->settled; }

@@ -19,7 +19,9 @@ struct event_base;
  * SO_REUSEADDR / SO_REUSEPORT beside avahi-daemon's (bound to the group
  * address, not the wildcard: no unicast datagram meant for avahi is taken).
  * An instance whose PTR, SRV, TXT and an address of its family have
- * arrived over one interface and protocol is reported whole; avahi's
+ * arrived over one interface and protocol is reported whole; whole over
+ * one protocol, it is not awaited over the other (its records are
+ * reported if they come while the scan runs: mdns_query.c); avahi's
  * browser goes on beside it for anything this misses. */
 
 /* What the answers are read against: TYPE.DOMAIN's PTR, SRV and TXT
@@ -69,14 +71,17 @@ void lmd_mdnsq_settle_now(lmd_mdnsq *q);
 void lmd_mdnsq_cover(lmd_mdnsq *q, int ifindex, int proto, const char *name);
 /* Whether an instance (ifindex, proto 4/6, name) was found whole. */
 bool lmd_mdnsq_found(const lmd_mdnsq *q, int ifindex, int proto, const char *name);
+/* Whether it was found whole over either protocol on that interface: the
+ * peer is complete (the other family's address is merged if it comes). */
+bool lmd_mdnsq_whole(const lmd_mdnsq *q, int ifindex, const char *name);
 bool lmd_mdnsq_settled(const lmd_mdnsq *q);
 typedef struct lmd_mdnsq_stats {
     unsigned packets, records, skipped, refused; /* read; believed; skipped; packets refused */
     unsigned found, incomplete, dropped;         /* instances whole; known, not whole; records past the
                                                   * cap and datagrams the kernel dropped */
     unsigned sockets;
-    unsigned expected;                           /* instances awaited (whole over one protocol only, or
-                                                  * not whole) at the last look; settled: left to avahi */
+    unsigned expected;                           /* instances awaited (known, whole over neither
+                                                  * protocol) at the last look; settled: left to avahi */
     unsigned requeries;                          /* the query sent again while some were awaited */
     double sent, last_new;                       /* lmd_now_mono() of the query, of the last new record */
 } lmd_mdnsq_stats;

@@ -5,7 +5,8 @@
  * responders' answers carry every record an instance needs, and an
  * instance whole from them is taken as it is) and avahi's browser, whose
  * instances are resolved through avahi-daemon only when our query did not
- * bring them whole (a resolver per instance is what costs: ~10 s for 500).
+ * bring them whole over either protocol (a resolver per instance is what
+ * costs: ~10 s for 500).
  * Until our query has settled avahi's instances are held (the same answers
  * reach both, in either order).  Done when both have settled. */
 #include "base/log.h"
@@ -91,7 +92,10 @@ static enum lmd_browse_verdict gate(void *ud, int ifindex, int proto, const char
     struct disc *d = ud;
     if (!d->q)
         return LMD_BROWSE_RESOLVE;
-    if (lmd_mdnsq_found(d->q, ifindex, proto, name))
+    /* whole from the wire over either protocol: the peer is complete, its
+     * other family's address merged if the wire brings it while the scan
+     * runs; avahi's resolver would wait for the same responder (10 s) */
+    if (lmd_mdnsq_whole(d->q, ifindex, name))
         return LMD_BROWSE_SKIP;
     if (!d->wire_quiet)
         return LMD_BROWSE_HOLD;

@@ -6,7 +6,10 @@
 -- avahi-daemon restarted right before) and a warm one (the query then
 -- carries known answers: more than fit one packet, so responders wait
 -- 400-500 ms, RFC 6762 section 7.2).  The speed itself is a bench row
--- (tests/bench: one-shot, 50 services).
+-- (tests/bench: one-shot, 50 services).  Whole means its port and an
+-- address: a service whole over one protocol is not awaited over the other
+-- (its other address is merged if it comes while the scan runs; how many
+-- came with both is printed).
 local lu = require "luaunit"
 local cjson = require "cjson"
 
@@ -33,7 +36,10 @@ end
 
 TestDiscoverComplete = {}
 
-function TestDiscoverComplete:tearDown() S:stop_all() end
+function TestDiscoverComplete:tearDown()
+    S:stop_all()
+    S.lab:exec("h1", "tc qdisc del dev eth0 clsact 2>/dev/null; ip link del lmdsink 2>/dev/null; true")
+end
 
 function TestDiscoverComplete:test_every_one_of_50_services_cold_and_warm()
     assert(io.open(BULK), "missing " .. BULK):close()
@@ -52,19 +58,72 @@ function TestDiscoverComplete:test_every_one_of_50_services_cold_and_warm()
             local doc = scan("h3")
             local got, missing = {}, {}
             for _, n in ipairs(doc.nodes) do got[n.name] = n end
+            local both = 0
             for name, port in pairs(want) do
                 local n = got[name]
-                if not n or n.port ~= port or #n.addresses ~= 2 then missing[#missing + 1] = name end
+                if not n or n.port ~= port or #n.addresses < 1 then missing[#missing + 1] = name end
+                if n and #n.addresses == 2 then both = both + 1 end
             end
             table.sort(missing)
             local ctx = ("%s run %d (%.3f s): %d of 50 whole, missing or partial: %s"):format(mode, run,
                 doc.elapsed, 50 - #missing, table.concat(missing, " "))
             lu.assertTrue(doc.complete, ctx)
             lu.assertEquals(#missing, 0, ctx)
-            times[#times + 1] = ("%s %.3f"):format(mode, doc.elapsed)
+            times[#times + 1] = ("%s %.3f (%d with both addresses)"):format(mode, doc.elapsed, both)
         end
     end
     print("\nelapsed: " .. table.concat(times, ", "))
+end
+
+-- A responder silent over one protocol (under load one has been seen not to
+-- answer over IPv6 for seconds, to the query, its re-queries and avahi's
+-- resolvers alike): h1's 25 services are whole over IPv4 and listed with
+-- their IPv4 address, never awaited over IPv6 nor handed to avahi's
+-- resolvers.  h1's IPv6 packets go to a veth whose peer is down (tc
+-- redirect: this kernel has no drop action); h2's 25 come over both.
+-- Before, a scan awaited the other protocol up to its 2 s bound (2.03 s
+-- here), and one of four 500-service bench runs took 10.5 s through
+-- avahi's resolvers; now it ends as when all answer (0.25-0.35 s quiet);
+-- the bound is generous, for load, and below the old 2 s.
+function TestDiscoverComplete:test_a_responder_silent_over_ipv6()
+    local a, b = S:uniq("v4only"), S:uniq("dual")
+    bulk("h1", 25, a, 9200)
+    bulk("h2", 25, b, 9300)
+    S.lab:check("h1", "ip link add lmdsink type veth peer name lmdsink1 && ip link set lmdsink up"
+        .. " && tc qdisc add dev eth0 clsact"
+        .. " && tc filter add dev eth0 egress protocol ipv6 u32 match u32 0 0 action mirred egress redirect dev lmdsink")
+    local v6 = S.lab:ip("h1", 6)
+    local ok = S.lab:exec("h2", "ping -6 -c 1 -W 1 " .. v6 .. " >/dev/null")
+    lu.assertFalse(ok, "h1 still answers over IPv6")
+    local want = {}
+    for i = 1, 25 do
+        want[("%s-%04d"):format(a, i)] = 9200 + i - 1
+        want[("%s-%04d"):format(b, i)] = 9300 + i - 1
+    end
+    local times = {}
+    for run = 1, RUNS do
+        S.lab:avahi_restart("h3")
+        local doc = scan("h3")
+        local got, missing = {}, {}
+        for _, n in ipairs(doc.nodes) do got[n.name] = n end
+        for name, port in pairs(want) do
+            local n = got[name]
+            if not n or n.port ~= port or #n.addresses < 1 then missing[#missing + 1] = name end
+            if n and name:sub(1, #a) == a then
+                for _, ad in ipairs(n.addresses) do
+                    lu.assertEquals(ad.family, 4, "h1 has no IPv6 on the wire: " .. cjson.encode(n))
+                end
+            end
+        end
+        table.sort(missing)
+        local ctx = ("run %d (%.3f s): %d of 50 whole, missing or partial: %s"):format(run, doc.elapsed,
+            50 - #missing, table.concat(missing, " "))
+        lu.assertTrue(doc.complete, ctx)
+        lu.assertEquals(#missing, 0, ctx)
+        lu.assertTrue(doc.elapsed < 1.5, ctx)
+        times[#times + 1] = ("%.3f"):format(doc.elapsed)
+    end
+    print("\nelapsed, h1 silent over IPv6: " .. table.concat(times, ", "))
 end
 
 -- The scan reads the answers to its own query: what a host on the LAN sends
