@@ -235,10 +235,10 @@ static void report_one(lmd_mdnsq *q, struct mq_inst *i)
     lmd_addr a = {0};
     fill(q, i, &li, &a, ifname);
     a.family = family;
-    if (family == 6 && !strncasecmp(addr, "fe8", 3))
-        snprintf(a.addr, sizeof a.addr, "%s%%%s", addr, ifname);
-    else
-        snprintf(a.addr, sizeof a.addr, "%s", addr);
+    int n = family == 6 && !strncasecmp(addr, "fe8", 3) ? snprintf(a.addr, sizeof a.addr, "%s%%%s", addr, ifname)
+                                                         : snprintf(a.addr, sizeof a.addr, "%s", addr);
+    if (n < 0 || (size_t)n >= sizeof a.addr)
+        return; /* never: inet_ntop's 45 bytes at most, '%' and an interface's 15 */
     i->reported = true;
     DL_UNLINK(i, wnext, pwnext); /* an address of its host changes nothing now */
     q->st.found++;
