@@ -7,8 +7,14 @@
  * instances are resolved through avahi-daemon only when our query did not
  * bring them whole over either protocol (a resolver per instance is what
  * costs: ~10 s for 500).
- * Until our query has settled avahi's instances are held (the same answers
- * reach both, in either order).  Done when both have settled. */
+ * Until our query is quiet avahi's instances are held (the same answers
+ * reach both, in either order).  Done when both have settled.
+ *
+ * A service our query brought whole over one protocol only is complete:
+ * avahi's instance over the other is resolved aside (settled does not wait
+ * for it; from avahi's cache it answers in milliseconds, and its address
+ * is merged), and the scan waits for such resolvers ASIDE_GRACE at most:
+ * a responder silent over one protocol costs no more. */
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/util.h"
@@ -20,6 +26,8 @@
 
 #include <event2/event.h>
 #include <string.h>
+
+#define ASIDE_GRACE 0.1
 #include <strings.h>
 
 struct disc {
@@ -29,16 +37,31 @@ struct disc {
     lmd_browse *b;
     const char *domain; /* as asked: "local" if not given */
     lmd_mdnsq *q;  /* our own query, NULL without (no libldns, no socket, not .local) */
+    struct event *grace; /* ASIDE_GRACE, armed once both have settled */
     int err;
-    bool wire_quiet, wire_settled, settled;
+    bool wire_quiet, wire_settled, settled, graced;
 };
 
 static void maybe_done(struct disc *d)
 {
     if (d->settled || !d->b || !lmd_browse_settled(d->b) || (d->q && !d->wire_settled))
         return;
+    if (!d->graced && lmd_browse_aside_pending(d->b)) {
+        if (d->grace && !evtimer_pending(d->grace, NULL))
+            (void)lmd_timer_in(d->grace, ASIDE_GRACE); /* cannot: the timeout ends it */
+        return;
+    }
     d->settled = true;
     event_base_loopbreak(d->base);
+}
+
+static void on_grace(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct disc *d = arg;
+    d->graced = true;
+    maybe_done(d);
 }
 
 static void on_resolved(void *ud, const struct lmd_instance *in)
@@ -51,6 +74,7 @@ static void on_resolved(void *ud, const struct lmd_instance *in)
         return;
     if (lmd_peers_seen(d->reg, in, lmd_now_mono(), lmd_now_wall()) != 0)
         d->err = LMD_ENOMEM;
+    maybe_done(d); /* an instance resolved aside may have been the last */
 }
 
 static void on_removed(void *ud, const struct lmd_instance *in, enum lmd_gone why)
@@ -92,13 +116,16 @@ static enum lmd_browse_verdict gate(void *ud, int ifindex, int proto, const char
     struct disc *d = ud;
     if (!d->q)
         return LMD_BROWSE_RESOLVE;
-    /* whole from the wire over either protocol: the peer is complete, its
-     * other family's address merged if the wire brings it while the scan
-     * runs; avahi's resolver would wait for the same responder (10 s) */
-    if (lmd_mdnsq_whole(d->q, ifindex, name))
+    if (lmd_mdnsq_found(d->q, ifindex, proto, name))
         return LMD_BROWSE_SKIP;
     if (!d->wire_quiet)
         return LMD_BROWSE_HOLD;
+    /* whole from the wire over the other protocol: the peer is complete;
+     * avahi's cache may hold this one too (merged if it answers within
+     * ASIDE_GRACE), but its resolver must not hold the scan: it would wait
+     * for the same silent responder (10 s with 500) */
+    if (lmd_mdnsq_whole(d->q, ifindex, name))
+        return LMD_BROWSE_ASIDE;
     lmd_mdnsq_cover(d->q, ifindex, proto, name); /* avahi resolves it: our query waits no more for it */
     return LMD_BROWSE_RESOLVE;
 }
@@ -162,7 +189,8 @@ int lmd_discover_nodes(double timeout, lmd_discover_opts *opts, lmd_node_list *o
     struct lmd_browse_callbacks cb = {on_resolved, on_removed, on_settled};
     double t0 = lmd_now_mono();
     int err = LMD_ENOMEM;
-    if (!(d.base = event_base_new()) || (err = lmd_peers_new(&rc, NULL, NULL, NULL, &d.reg, NULL)) != 0)
+    if (!(d.base = event_base_new()) || !(d.grace = evtimer_new(d.base, on_grace, &d)) ||
+        (err = lmd_peers_new(&rc, NULL, NULL, NULL, &d.reg, NULL)) != 0)
         goto out;
     d.domain = o.domain && *o.domain ? o.domain : "local";
     wire_start(&d, &o); /* first: the query goes out before the calls to the daemon */
@@ -203,6 +231,7 @@ out:
     lmd_mdns_free(d.m);
     lmd_mdnsq_free(d.q);
     lmd_peers_free(d.reg);
+    lmd_event_free(d.grace);
     if (d.base)
         event_base_free(d.base);
     return err;

@@ -52,7 +52,7 @@ void lmd_browse_check_settled(struct lmd_browse *b)
     if (b->settled || !(b->all_for_now || b->early_done))
         return;
     for (struct inst *in = b->insts; in; in = in->next)
-        if (in->pending || in->held)
+        if ((in->pending && !in->aside) || in->held)
             return;
     b->settled = true;
     /* Instances known before a reconnect that the daemon did not report

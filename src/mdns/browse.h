@@ -35,6 +35,7 @@ struct inst {
     bool held;      /* the gate said wait (lmd_browse_set_gate): not resolved yet,
                      * and the browser is not settled while it waits */
     bool skipped;   /* the gate said another source has it whole: never resolved */
+    bool aside;     /* the gate said resolve it, without waiting for it to settle */
 };
 
 /* lmd_browse_lookup: one query for a service the browser no longer lists */

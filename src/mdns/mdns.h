@@ -110,16 +110,21 @@ void lmd_browse_settle_early(lmd_browse *b);
  * opened for it: RESOLVE now; HOLD, not yet (until lmd_browse_release; the
  * browser is not settled while any is held); SKIP, the other source has it
  * whole: never resolved nor reported here (avahi-daemon's resolvers are
- * what costs: ~10 s for 500 instances, though the records are cached).
+ * what costs: ~10 s for 500 instances, though the records are cached);
+ * ASIDE, resolve it but settled does not wait for it (the other source has
+ * the service whole over the other protocol: what avahi's cache holds of
+ * this one is a bonus, lmd_browse_aside_pending).
  * With a gate the settle-early rule waits for no answer window of its own
  * (the other source waited for the answers to its query): avahi's cache
  * given out, nothing new for a quiet period (settle.c). */
-enum lmd_browse_verdict { LMD_BROWSE_RESOLVE, LMD_BROWSE_HOLD, LMD_BROWSE_SKIP };
+enum lmd_browse_verdict { LMD_BROWSE_RESOLVE, LMD_BROWSE_HOLD, LMD_BROWSE_SKIP, LMD_BROWSE_ASIDE };
 typedef enum lmd_browse_verdict (*lmd_browse_gate_cb)(void *ud, int ifindex, int proto, const char *name);
 void lmd_browse_set_gate(lmd_browse *b, lmd_browse_gate_cb gate, void *ud);
 /* Ask the gate again about every held instance, HOLD now meaning RESOLVE
  * (for later ones too). */
 void lmd_browse_release(lmd_browse *b);
+/* Whether an instance the gate set ASIDE is still being resolved. */
+bool lmd_browse_aside_pending(const lmd_browse *b);
 /* Look the instances of one service up again; resolvers that answer confirm
  * it (resolved is called even when nothing changed), the others end in
  * removed(EXPIRED).  Used by the registry's ttl. */

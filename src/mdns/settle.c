@@ -72,9 +72,18 @@ bool lmd_browse_gated(struct inst *in)
     enum lmd_browse_verdict v = b->gate(b->gate_ud, in->ifindex, in->proto == AVAHI_PROTO_INET6 ? 6 : 4, in->name);
     in->held = v == LMD_BROWSE_HOLD && !b->released;
     in->skipped = v == LMD_BROWSE_SKIP;
+    in->aside = v == LMD_BROWSE_ASIDE;
     if (in->held)
         b->settled = false; /* settled again once it is resolved or skipped */
     return in->held || in->skipped;
+}
+
+bool lmd_browse_aside_pending(const lmd_browse *b)
+{
+    for (const struct inst *in = b->insts; in; in = in->next)
+        if (in->aside && in->pending)
+            return true;
+    return false;
 }
 
 void lmd_browse_release(lmd_browse *b)
