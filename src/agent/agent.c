@@ -370,6 +370,9 @@ static void agent_free(lmd_agent *a)
      * not race our own announcement of its name (avahi would rename one). */
     lmd_agent_services_free(a);
     lmd_api_free(a->api);
+    /* the browser (freed before mdns { }) goes with the avahi client, not
+     * with a call that waits for a daemon that may not answer */
+    lmd_mdns_closing(a->m);
     for (size_t i = lmd_agent_ncomponents; i-- > 0;)
         lmd_agent_components[i].free(a);
     lmd_worker_free(a->pol_next);

@@ -75,6 +75,7 @@ static void on_confirm(void *ud, const lmd_node_info *peer, int ifindex, int pro
 static void destroy(lmd_registry *r)
 {
     lmd_loop_thread_stop(&r->loop);
+    lmd_mdns_closing(r->m); /* the browser goes with the client: no call to a daemon that may not answer */
     lmd_browse_free(r->browse);
     lmd_mdns_free(r->m);
     lmd_peers_free(r->peers);

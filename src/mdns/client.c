@@ -172,6 +172,12 @@ void lmd_mdns_free(lmd_mdns *m)
     free(m);
 }
 
+void lmd_mdns_closing(lmd_mdns *m)
+{
+    if (m)
+        m->closing = true;
+}
+
 int lmd_mdns_pool(lmd_mdns *m)
 {
     return m->pool ? 0 : lmd_pool_new(m, m->pool_gen, &m->pool);

@@ -27,6 +27,12 @@ typedef void (*lmd_mdns_state_cb)(void *ud, enum lmd_mdns_state st);
 
 int lmd_mdns_new(struct event_base *base, lmd_mdns_state_cb cb, void *ud, lmd_mdns **out, lmd_err *err);
 void lmd_mdns_free(lmd_mdns *m);
+/* m's owner is ending: browsers it frees from now on (lmd_browse_free)
+ * make no call to avahi-daemon and their resolvers none either; they go
+ * with the client in lmd_mdns_free(), which must follow without the loop
+ * running in between.  (Each such call waits for the daemon's reply: a
+ * daemon stopped or swamped held an agent's stop 25 s per browser.) */
+void lmd_mdns_closing(lmd_mdns *m);
 enum lmd_mdns_state lmd_mdns_state(const lmd_mdns *m);
 /* Times the connection to avahi-daemon was rebuilt. */
 unsigned lmd_mdns_reconnects(const lmd_mdns *m);

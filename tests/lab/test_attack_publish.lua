@@ -1,0 +1,320 @@
+-- The second team's attacks on the publishing thread's guarantees (issue:
+-- publishing off the loop; own services recognised by name + type + LOCAL).
+-- h1 runs the agent under test; h2 a real peer; h3 a hostile host that
+-- sends raw mDNS (tests/lab/attacks.py, only inside the lab).
+local lu = require "luaunit"
+local cjson = require "cjson"
+
+local S = require("suite").new(3)
+local ATTACKS = os.getenv("LMDISC_SRC") .. "/tests/lab/attacks.py"
+local q, BIN, read = S.q, S.BIN, S.read
+
+local function await(p, pattern, timeout, nth) return S:await(p, pattern, timeout, nth) end
+
+local function run(cmd)
+    local f = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
+    local out = f:read("a")
+    f:close()
+    return tonumber(out:match("rc=(%d+)\n?$")), out
+end
+
+local keys -- one fleet; h1 and h2 certified by it for any name
+local function make_keys()
+    keys = S:path("keys")
+    assert(os.execute("mkdir -p " .. q(keys)))
+    for _, k in ipairs { "fleet", "h1", "h2" } do
+        local code, out = run(q(BIN) .. " keygen " .. q(keys .. "/" .. k))
+        assert(code == 0, out)
+    end
+    for _, host in ipairs { "h1", "h2" } do
+        local code, out = run(("%s certify --fleet-key %s --name '*' --days 2 %s"):format(q(BIN),
+            q(keys .. "/fleet.key"), q(keys .. "/" .. host .. ".pub")))
+        assert(code == 0, out)
+    end
+end
+
+local function trust(host)
+    return ("trust { key = %q, cert = %q, fleet = { %q }, require = true }\n"):format(keys .. "/" .. host .. ".key",
+        keys .. "/" .. host .. ".cert", keys .. "/fleet.pub")
+end
+
+local function api(sock, path)
+    local _, out = S.lab:exec("h1", "curl -s --max-time 5 --unix-socket " .. q(sock) .. " http://lmdisc" .. path)
+    return out
+end
+
+--- /v1/peers on h1 every 0.2 s, count times; the returned function waits
+-- for the last one and returns the snapshots {line, doc}.
+local function watch_peers(sock, count)
+    local snaps = S:path("snaps")
+    local w = S:bg("h1", ("for i in $(seq 1 %d); do curl -s --max-time 2 --unix-socket %s http://lmdisc/v1/peers; " ..
+        "echo; sleep 0.2; done > %s; echo watch-done"):format(count, q(sock), q(snaps)))
+    return function()
+        await(w, "^watch%-done", 60)
+        local all = {}
+        for line in read(snaps):gmatch("[^\n]+") do
+            local ok, doc = pcall(cjson.decode, line)
+            lu.assertTrue(ok, line)
+            all[#all + 1] = { line = line, doc = doc }
+        end
+        return all
+    end
+end
+
+TestAttackPublish = {}
+
+function TestAttackPublish:setUp() if not keys then make_keys() end end
+function TestAttackPublish:tearDown() S:stop_all() end
+
+-- A forger (h3) announces the agent's own service name, from its own host
+-- and port, over and over.  "Own" is name + type + LOCAL: while h1's
+-- avahi-daemon still holds our records, the forged PTR is the same record
+-- as ours (LOCAL); taken for our own, the forger would be exempt from
+-- trust { require } (our own counts as trusted) and listed as self.  The
+-- forged instance (port 9999, info=EVIL, at evilhost) is never listed;
+-- our own service is listed as self, at the end, under whatever name
+-- avahi left it.
+local function forged_own(srv_host)
+    local sock, me = S:path("h1.sock"), S:uniq("me")
+    local a1 = S:agent("h1", trust("h1") .. ("announce { port = 8001, name = %q }\n"):format(me) ..
+        ("api { socket = %q }\nregistry { include_self = true }\n"):format(sock), { env = { LOGLEVEL = "DEBUG" } })
+    await(a1, 'join "' .. me .. '"')
+    local snapshots = watch_peers(sock, 60)
+    local c = S:bg("h3", ("/usr/bin/python3 %s chimera %s %s 9999 EVIL 40 0.25 %s %s"):format(q(ATTACKS), q(me),
+        srv_host, S.lab:ip("h3", 4), S.lab:ip("h3", 6)))
+    await(c, "^chimera 40", 30)
+    -- the attack landed: the forger won the conflict, and avahi renamed us
+    await(a1, 'now announcing as "' .. me .. ' #2"', 10)
+    local snaps = snapshots()
+    lu.assertTrue(#snaps >= 40)
+    for _, snap in ipairs(snaps) do
+        for _, p in ipairs(snap.doc) do
+            lu.assertNotEquals(p.port, 9999, "the forger is listed:\n" .. snap.line .. "\n" .. S.tail(a1:output(), 6000))
+            lu.assertNotEquals(p.info, "EVIL", snap.line)
+        end
+    end
+    -- our own, still listed as self with its port
+    local found
+    for _ = 1, 50 do
+        local ok, doc = pcall(cjson.decode, api(sock, "/v1/peers"))
+        if ok then
+            for _, p in ipairs(doc) do
+                if p.self and p.port == 8001 and p.name:sub(1, #me) == me then found = p end
+            end
+        end
+        if found then break end
+        S.lab.sleep(0.2)
+    end
+    lu.assertNotNil(found, api(sock, "/v1/peers") .. "\n" .. S.tail(a1:output(), 6000))
+end
+
+function TestAttackPublish:test_a_forger_of_our_own_name_is_never_taken_for_our_own()
+    forged_own("evilhost.local.")
+end
+
+-- A burst of registrations, TXT changes and withdrawals through the API
+-- (no pause between calls), with avahi-daemon stopped (SIGSTOP) for the
+-- middle third when `pause` is set: what the network holds at the end
+-- (avahi-browse on h2) is exactly the model's (the names registered last,
+-- each with its last TXT), and what the agent lists as its services too.
+local function burst(pause)
+    local sock = S:path("h1.sock")
+    local a1 = S:agent("h1", ("api { socket = %q }\n"):format(sock))
+    await(a1, "initial scan done", 10)
+    local tag = S:uniq("b")
+    local names, model, ops = {}, {}, {}
+    for i = 1, 6 do names[i] = ("%s-%d"):format(tag, i) end
+    local seed = 7
+    local function rnd(n) seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n + 1 end
+    for k = 1, 150 do
+        local n = names[rnd(#names)]
+        local body, method, path
+        if model[n] == nil then
+            method, path, body = "PUT", "/v1/services/" .. n .. "?ttl=300", ('{"port": %d, "txt": {"v": "%d"}}'):format(
+                9000 + k, k)
+            model[n] = tostring(k)
+        elseif rnd(10) <= 7 then
+            method, path, body = "PATCH", "/v1/services/" .. n, ('{"txt": {"v": "%d"}}'):format(k)
+            model[n] = tostring(k)
+        else
+            method, path = "DELETE", "/v1/services/" .. n
+            model[n] = nil
+        end
+        ops[#ops + 1] = ("curl -s -o /dev/null -w '%%{http_code} %s %s\\n' --max-time 20 --unix-socket %s -X %s%s " ..
+            "http://lmdisc%s"):format(method, n, q(sock), method, body and (" -H 'Content-Type: application/json' " ..
+            "--data-binary " .. q(body)) or "", path)
+    end
+    local function run_ops(from, to)
+        local script = S:path("ops.sh")
+        S.write(script, table.concat(ops, "\n", from, to) .. "\n")
+        local ok, out = S.lab:exec("h1", "sh " .. q(script))
+        lu.assertTrue(ok, out)
+        for code, what in out:gmatch("(%d+) ([^\n]*)") do
+            lu.assertTrue(code:match("^2") ~= nil, ("%s: %s\n%s"):format(what, code, out))
+        end
+    end
+    if pause then
+        run_ops(1, 50)
+        S.lab:avahi_pause("h1")
+        run_ops(51, 100)
+        S.lab:avahi_resume("h1")
+        run_ops(101, #ops)
+    else
+        run_ops(1, #ops)
+    end
+    local want = {}
+    for n, v in pairs(model) do want[#want + 1] = n .. " v=" .. v end
+    table.sort(want)
+    local function seen()
+        local _, out = S.lab:exec("h2", "timeout 10 avahi-browse -rptk _lmserv._tcp 2>/dev/null")
+        local got = {}
+        for name, txt in out:gmatch("\n?=;[^;]*;IPv4;([^;]*);_lmserv%._tcp;local;[^;]*;[^;]*;%d+;([^\n]*)") do
+            if name:sub(1, #tag) == tag then got[#got + 1] = name .. " " .. txt:gsub('"', "") end
+        end
+        table.sort(got)
+        return table.concat(got, "\n"), out
+    end
+    local wanted, got, raw = table.concat(want, "\n")
+    for _ = 1, 30 do
+        got, raw = seen()
+        if got == wanted then break end
+        S.lab.sleep(0.5)
+    end
+    lu.assertEquals(got, wanted, raw .. "\n" .. S.tail(a1:output(), 4000))
+    -- and the agent lists the model's services, no more
+    local _, self_out = S.lab:exec("h1", "curl -s --max-time 5 --unix-socket " .. q(sock) .. " http://lmdisc/v1/self")
+    local doc = cjson.decode(self_out)
+    local listed = {}
+    for _, sv in ipairs(doc.services or {}) do
+        if sv.name:sub(1, #tag) == tag then listed[#listed + 1] = sv.name end
+    end
+    table.sort(listed)
+    local names_want = {}
+    for n in pairs(model) do names_want[#names_want + 1] = n end
+    table.sort(names_want)
+    lu.assertEquals(listed, names_want, self_out)
+    lu.assertNil(a1:output():find("watchdog", 1, true), S.tail(a1:output()))
+end
+
+function TestAttackPublish:test_a_burst_of_registrations_leaves_the_network_as_the_model()
+    burst(false)
+end
+
+function TestAttackPublish:test_a_burst_with_the_daemon_stopped_midway_leaves_the_network_as_the_model()
+    burst(true)
+end
+
+local function lit(s) return (s:gsub("%p", "%%%0")) end
+
+local function browse_h2(tag)
+    local _, out = S.lab:exec("h2", "timeout 10 avahi-browse -rptk _lmserv._tcp 2>/dev/null")
+    local got = {}
+    for name in out:gmatch("\n?=;[^;]*;IPv4;([^;]*);_lmserv") do
+        if name:sub(1, #tag) == tag then got[name] = true end
+    end
+    return got, out
+end
+
+-- The agent is stopped while its publishing thread waits in a D-Bus call
+-- to a stopped avahi-daemon (SIGSTOP), with requests queued behind it: a
+-- registration, its TXT change, a reload (SIGHUP) that changes the
+-- announcement's TXT.  SIGTERM ends it with 0 within its bound (the thread
+-- is left to its call; nothing freed under it: the sanitizer build checks),
+-- and once the daemon goes on, nothing of ours stays on the network.
+function TestAttackPublish:test_a_stop_while_publishing_waits_on_a_stopped_daemon_ends_in_time()
+    local sock, tag = S:path("h1.sock"), S:uniq("w")
+    local cfg = S:path("agent.lua")
+    local text = ("watchdog { timeout = 2 }\napi { socket = %q }\nannounce { port = 8001, name = %q, info = %%q }\n")
+        :format(sock, tag .. "-me")
+    S.write(cfg, text:format("one"))
+    local a1 = S:agent("h1", nil, { path = cfg })
+    await(a1, 'announced "' .. lit(tag) .. '%-me"', 10)
+    lu.assertTrue(browse_h2(tag)[tag .. "-me"], "announced but not seen from h2")
+    S.lab:avahi_pause("h1")
+    local resumed = false
+    local ok, err = pcall(function()
+        local reg = S:bg("h1", ("exec curl -sS -N --max-time 60 --unix-socket %s -X PUT -H 'Content-Type: " ..
+            "application/json' --data-binary '{\"port\": 8500}' http://lmdisc/v1/services/%s"):format(q(sock),
+            tag .. "-reg"))
+        await(a1, 'registered service "' .. lit(tag) .. '%-reg"', 5)
+        local _, out = S.lab:exec("h1", ("curl -s -o /dev/null -w '%%{http_code}' --max-time 3 --unix-socket %s " ..
+            "-X PATCH -H 'Content-Type: application/json' --data-binary '{\"txt\": {\"v\": \"2\"}}' " ..
+            "http://lmdisc/v1/services/%s"):format(q(sock), tag .. "-reg"))
+        lu.assertEquals(out, "200", "PATCH while the daemon is stopped")
+        S.write(cfg, text:format("two"))
+        a1:signal("HUP")
+        await(a1, "reload", 5)
+        local t0 = S.lab.now()
+        a1:signal("TERM")
+        local code, why = a1:wait(5)
+        local took = S.lab.now() - t0
+        lu.assertEquals(code, 0, tostring(why) .. "\n" .. S.tail(a1:output()))
+        -- the publisher's wait (0.25 s) and the rest of the stop, with room
+        -- for the sanitizer build and a loaded machine; the daemon's D-Bus
+        -- timeout is 25 s
+        lu.assertTrue(took < 3, ("the stop took %.2f s:\n%s"):format(took, S.tail(a1:output())))
+        lu.assertNil(a1:output():find("watchdog", 1, true), S.tail(a1:output()))
+        reg:wait(5)
+    end)
+    S.lab:avahi_resume("h1")
+    resumed = true
+    lu.assertTrue(ok, tostring(err))
+    -- nothing of ours stays once the daemon goes on (the process is gone:
+    -- its connections closed, the daemon withdraws what they held)
+    local left, raw
+    for _ = 1, 20 do
+        left, raw = browse_h2(tag)
+        if next(left) == nil then break end
+        S.lab.sleep(0.5)
+    end
+    lu.assertNil(next(left), raw)
+    lu.assertTrue(resumed)
+end
+
+-- avahi-daemon killed (SIGKILL, no goodbyes, no D-Bus replies) while
+-- registrations and TXT changes are on their way, and started again: the
+-- publishing thread makes a new client and every service is on the
+-- network again with its last TXT.
+function TestAttackPublish:test_a_daemon_killed_mid_publish_and_restarted_gets_every_service_back()
+    local sock, tag = S:path("h1.sock"), S:uniq("k")
+    local a1 = S:agent("h1", ("api { socket = %q }\n"):format(sock))
+    await(a1, "initial scan done", 10)
+    local state = os.getenv("LMD_LAB_STATE") or "/run/lmdisc-lab"
+    local pidfile = ("%s/%s/h1.avahi.pid"):format(state, S.lab.id)
+    local cmds = {}
+    for i = 1, 5 do
+        cmds[#cmds + 1] = ("curl -s -o /dev/null --max-time 10 --unix-socket %s -X PUT -H 'Content-Type: " ..
+            "application/json' --data-binary '{\"port\": %d, \"txt\": {\"v\": \"1\"}}' " ..
+            "'http://lmdisc/v1/services/%s-%d?ttl=300'"):format(q(sock), 8600 + i, tag, i)
+    end
+    for i = 1, 5 do
+        cmds[#cmds + 1] = ("curl -s -o /dev/null --max-time 10 --unix-socket %s -X PATCH -H 'Content-Type: " ..
+            "application/json' --data-binary '{\"txt\": {\"v\": \"2\"}}' http://lmdisc/v1/services/%s-%d"):format(
+            q(sock), tag, i)
+        if i == 2 then cmds[#cmds + 1] = "kill -KILL $(cat " .. q(pidfile) .. ")" end
+    end
+    local script = S:path("kill.sh")
+    S.write(script, table.concat(cmds, "\n") .. "\n")
+    local ok, out = S.lab:exec("h1", "sh " .. q(script))
+    lu.assertTrue(ok, out)
+    S.lab:avahi_start("h1")
+    local want = {}
+    for i = 1, 5 do want[#want + 1] = ("%s-%d v=2"):format(tag, i) end
+    local got, raw
+    for _ = 1, 40 do
+        local _, o = S.lab:exec("h2", "timeout 10 avahi-browse -rptk _lmserv._tcp 2>/dev/null")
+        raw = o
+        local t = {}
+        for name, txt in o:gmatch("\n?=;[^;]*;IPv4;([^;]*);_lmserv%._tcp;local;[^;]*;[^;]*;%d+;([^\n]*)") do
+            if name:sub(1, #tag) == tag then t[#t + 1] = name .. " " .. txt:gsub('"', "") end
+        end
+        table.sort(t)
+        got = t
+        if table.concat(t, "\n") == table.concat(want, "\n") then break end
+        S.lab.sleep(0.5)
+    end
+    lu.assertEquals(got, want, raw .. "\n" .. S.tail(a1:output(), 4000))
+    lu.assertTrue(a1:running())
+end
+
+os.exit(lu.LuaUnit.run())
