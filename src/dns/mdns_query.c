@@ -21,7 +21,10 @@
 /* RFC 6762 section 6: a shared answer (our PTR) comes 20-120 ms after the
  * query reached the responder; ours carries no known answers, so no
  * responder waits the 400-500 ms of a truncated query.  Then nothing new
- * for QUIET.
+ * for QUIET: new is a record of a service whole over neither protocol yet
+ * (the other protocol's records of a whole one are merged, and are no
+ * news: a responder's late answers over one protocol, trickling in for
+ * seconds under load, kept 500-service scans open to 2-3 s).
  *
  * A responder answers over IPv4 and over IPv6 separately (avahi-daemon's
  * response schedulers are per interface and protocol), and one of them may
@@ -116,6 +119,7 @@ struct lmd_mdnsq {
     /* the packet being read */
     int ifindex, proto;
     bool local, changed;
+    bool fresh; /* it brought a record of a service whole over neither protocol yet */
 };
 
 /* Keyed per query: with a fixed function a responder picks names that all
@@ -154,6 +158,17 @@ static struct mq_inst *inst_get(lmd_mdnsq *q, const char *name, bool make)
     DL_PUSH(&q->inst[h], i, next, pnext);
     DL_PUSH(&q->all, i, all, pall);
     q->n_inst++;
+    return i;
+}
+
+static struct mq_inst *inst_at(lmd_mdnsq *q, int ifindex, int proto, const char *name)
+{
+    int si = q->ifindex, sp = q->proto;
+    q->ifindex = ifindex;
+    q->proto = proto;
+    struct mq_inst *i = inst_get(q, name, false);
+    q->ifindex = si;
+    q->proto = sp;
     return i;
 }
 
@@ -220,8 +235,14 @@ static void fill(lmd_mdnsq *q, const struct mq_inst *i, struct lmd_instance *li,
 
 static void touch(lmd_mdnsq *q, struct mq_inst *i)
 {
-    if (!i->ptnext && !i->reported)
+    if (i->reported)
+        return;
+    if (!i->ptnext)
         DL_PUSH(&q->touched, i, tnext, ptnext);
+    if (!q->fresh) { /* the other protocol's records of a whole service are no news (above) */
+        const struct mq_inst *o = inst_at(q, i->ifindex, i->proto == 4 ? 6 : 4, i->name);
+        q->fresh = !(o && o->reported);
+    }
 }
 
 static void report_one(lmd_mdnsq *q, struct mq_inst *i)
@@ -369,20 +390,22 @@ static void on_packet(const uint8_t *wire, size_t len, int ifindex, int proto, b
     q->ifindex = ifindex;
     q->proto = proto;
     q->local = local;
-    q->changed = false;
+    q->changed = q->fresh = false;
     if (lmd_dns_mdns_parse(q->scope, wire, len, on_rr, q, &q->st.skipped, NULL) != 0) {
         q->st.refused++; /* our own query looped back, other hosts' queries, garbage */
         return;
     }
     if (!q->changed)
         return;
-    double now = lmd_now_mono();
-    if (q->answered && now - q->st.last_new > q->gap_max)
-        q->gap_max = now - q->st.last_new;
-    q->answered = true;
-    q->st.last_new = now;
+    if (q->fresh) {
+        double now = lmd_now_mono();
+        if (q->answered && now - q->st.last_new > q->gap_max)
+            q->gap_max = now - q->st.last_new;
+        q->answered = true;
+        q->st.last_new = now;
+    }
     report_touched(q);
-    if (!q->settled)
+    if (!q->settled && q->fresh)
         arm(q);
 }
 
@@ -397,17 +420,6 @@ static int query_wire(const char *name, uint8_t **wire, size_t *len)
     int rc = ldns_pkt2wire(wire, p, len) == LDNS_STATUS_OK ? 0 : LMD_ENOMEM;
     ldns_pkt_free(p);
     return rc;
-}
-
-static struct mq_inst *inst_at(lmd_mdnsq *q, int ifindex, int proto, const char *name)
-{
-    int si = q->ifindex, sp = q->proto;
-    q->ifindex = ifindex;
-    q->proto = proto;
-    struct mq_inst *i = inst_get(q, name, false);
-    q->ifindex = si;
-    q->proto = sp;
-    return i;
 }
 
 /* Instances known and whole over neither protocol, that no other source
