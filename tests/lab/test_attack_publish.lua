@@ -4,6 +4,7 @@
 -- sends raw mDNS (tests/lab/attacks.py, only inside the lab).
 local lu = require "luaunit"
 local cjson = require "cjson"
+local churn = require "churn"
 
 local S = require("suite").new(3)
 local ATTACKS = os.getenv("LMDISC_SRC") .. "/tests/lab/attacks.py"
@@ -122,28 +123,7 @@ local function burst(pause)
     local a1 = S:agent("h1", ("api { socket = %q }\n"):format(sock))
     await(a1, "initial scan done", 10)
     local tag = S:uniq("b")
-    local names, model, ops = {}, {}, {}
-    for i = 1, 6 do names[i] = ("%s-%d"):format(tag, i) end
-    local seed = 7
-    local function rnd(n) seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n + 1 end
-    for k = 1, 150 do
-        local n = names[rnd(#names)]
-        local body, method, path
-        if model[n] == nil then
-            method, path, body = "PUT", "/v1/services/" .. n .. "?ttl=300", ('{"port": %d, "txt": {"v": "%d"}}'):format(
-                9000 + k, k)
-            model[n] = tostring(k)
-        elseif rnd(10) <= 7 then
-            method, path, body = "PATCH", "/v1/services/" .. n, ('{"txt": {"v": "%d"}}'):format(k)
-            model[n] = tostring(k)
-        else
-            method, path = "DELETE", "/v1/services/" .. n
-            model[n] = nil
-        end
-        ops[#ops + 1] = ("curl -s -o /dev/null -w '%%{http_code} %s %s\\n' --max-time 20 --unix-socket %s -X %s%s " ..
-            "http://lmdisc%s"):format(method, n, q(sock), method, body and (" -H 'Content-Type: application/json' " ..
-            "--data-binary " .. q(body)) or "", path)
-    end
+    local ops, model = churn.ops(q, sock, tag, 6, 150, 7)
     local function run_ops(from, to)
         local script = S:path("ops.sh")
         S.write(script, table.concat(ops, "\n", from, to) .. "\n")
