@@ -31,9 +31,27 @@ end
 -- between them; then h1's listing must come to the network's model (names,
 -- each with its last TXT v and its port), and the events' replay must
 -- agree with the listing.
+-- The agent on h1 runs a policy that keeps a model of its own from its
+-- hooks (join, update, leave) and compares it, twice a second, with
+-- lmdisc.peers() (the registry's kept peers, read during the changes).
+local POLICY = [[
+local model = {}
+local function key(p) return ("%s|%s|%s"):format(p.name, tostring(p.port), tostring(p.txt and p.txt.v)) end
+function on_join(peer) model[peer.name] = key(peer); lmdisc.peers() end
+function on_update(peer) model[peer.name] = key(peer); lmdisc.peers() end
+function on_leave(peer) model[peer.name] = nil end
+lmdisc.every(0.5, function()
+    local have, n, diff = {}, 0, {}
+    for _, p in ipairs(lmdisc.peers()) do have[p.name] = key(p); n = n + 1 end
+    for k, v in pairs(model) do if have[k] ~= v then diff[#diff + 1] = k .. ":" .. v .. "~" .. tostring(have[k]) end end
+    for k, v in pairs(have) do if model[k] == nil then diff[#diff + 1] = k .. ":nil~" .. v end end
+    lmdisc.log.info("views: %d peers, %d differ %s", n, #diff, table.concat(diff, " "))
+end)
+]]
+
 local function churn_and_check(nnames, count, slice, opts)
     local sock1, sock2 = S:path("h1.sock"), S:path("h2.sock")
-    local a1 = S:agent("h1", ("api { socket = %q }\n"):format(sock1))
+    local a1 = S:agent("h1", ("api { socket = %q }\n"):format(sock1) .. POLICY)
     local a2 = S:agent("h2", ("api { socket = %q }\n"):format(sock2))
     await(a1, "initial scan done", 10)
     await(a2, "initial scan done", 10)
@@ -69,6 +87,10 @@ local function churn_and_check(nnames, count, slice, opts)
         S.lab.sleep(0.5)
     end
     lu.assertEquals(got, want, raw:sub(1, 4000) .. "\n" .. S.tail(a1:output(), 4000))
+    -- the policy's model and lmdisc.peers() agree on the network's (its
+    -- line comes every 0.5 s: the second one after the listing settled)
+    local _, before = a1:output():gsub("views: %d+ peers, 0 differ", "")
+    await(a1, "views: %d+ peers, 0 differ", 5, before + 2)
     S.write(stop, "")
     await(replay, "^replay%-done", 60)
     local r = cjson.decode(read(report))
