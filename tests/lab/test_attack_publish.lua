@@ -9,6 +9,7 @@ local churn = require "churn"
 local S = require("suite").new(3)
 local ATTACKS = os.getenv("LMDISC_SRC") .. "/tests/lab/attacks.py"
 local q, BIN, read = S.q, S.BIN, S.read
+local SANITIZED = (os.getenv("LMD_PRELOAD") or "") ~= ""
 
 local function await(p, pattern, timeout, nth) return S:await(p, pattern, timeout, nth) end
 
@@ -333,7 +334,10 @@ function TestAttackPublish:test_many_registrations_leave_no_memory_behind()
     local before = rss()
     cycles(1500)
     local after = rss()
-    lu.assertTrue(after - before < 1024, ("resident memory grew by %d kB over 1,500 registrations (%d -> %d)"):format(
+    print(("    resident memory over 1,500 registrations: %d -> %d kB"):format(before, after))
+    -- (under ASan freed memory waits in its quarantine: the bound is the
+    -- plain build's; LeakSanitizer checks the sanitizer build at exit)
+    lu.assertTrue(SANITIZED or after - before < 1024, ("resident memory grew by %d kB over 1,500 registrations (%d -> %d)"):format(
         after - before, before, after))
     local left
     for _ = 1, 20 do
