@@ -177,8 +177,14 @@ static void inst_msg(struct inst *in, const struct lmd_pool_msg *msg)
         li.port = msg->port;
         li.addr = &a;
         li.txt = &t;
+        /* our own: what this answer says (its records are this host's:
+         * LOCAL) under a name we publish now.  Not what the browser said
+         * when the name first appeared: a PTR is the same record whoever
+         * sends it, so a forger of our name that won the conflict (we were
+         * renamed) kept the browser's first LOCAL, and was listed as our
+         * own from its own host (lab_attack_publish). */
         li.flags = ((msg->flags & AVAHI_LOOKUP_RESULT_LOCAL) ? LMD_NODE_LOCAL : 0) |
-                   ((in->own || (msg->flags & AVAHI_LOOKUP_RESULT_OUR_OWN)) ? LMD_NODE_OWN : 0);
+                   (lmd_mdns_is_own(b->m, msg->flags, in->name, in->type) ? LMD_NODE_OWN : 0);
         li.complete = !sibling_pending(in);
         if (msg->addr.proto != in->proto && !in->rid_fam && msg->rid == in->rid) {
             /* an answer with the other family's address (a publisher that
@@ -413,10 +419,8 @@ static void browser_cb(AvahiServiceBrowser *sb, AvahiIfIndex ifindex, AvahiProto
     b->sb = sb;
     switch (event) {
     case AVAHI_BROWSER_NEW: {
+        (void)flags; /* our own is told by each resolver's answer (resolved) */
         lmd_browse_inst_seen(b, ifindex, proto, name, type, domain, true);
-        struct inst *in = inst_find(b, ifindex, proto, name);
-        if (in)
-            in->own = lmd_mdns_is_own(b->m, flags, name, type);
         b->last_new = lmd_now_mono();
         lmd_browse_early_arm(b);
         break;

@@ -30,8 +30,6 @@ struct inst {
     bool resolved;  /* the owner has been told about it */
     bool stale;     /* known before a reconnect, not seen again yet */
     bool listed;    /* the browser reports it (not only a lookup's answer) */
-    bool own;       /* the browser says we publish it: avahi tells only the
-                     * client that publishes, and resolvers are on others */
     bool held;      /* the gate said wait (lmd_browse_set_gate): not resolved yet,
                      * and the browser is not settled while it waits */
     bool skipped;   /* the gate said another source has it whole: never resolved */

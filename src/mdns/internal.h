@@ -99,8 +99,9 @@ void lmd_mdns_browses_start(lmd_mdns *m);
 void lmd_mdns_browses_forget(lmd_mdns *m);
 /* (publisher.c) */
 void lmd_publisher_free(struct lmd_publisher *t);
-/* Whether a browser's instance (its flags, name and type) is one of the
- * services m publishes: LOCAL, and of a name and type m publishes.  (avahi
+/* Whether a resolved instance (the answer's flags, its name and type) is
+ * one of the services m publishes now: LOCAL, and of a name and type m
+ * publishes.  (avahi
  * sets OUR_OWN only for the services of the browser's own client, found
  * the same way; ours are published by the publishing thread's client.) */
 bool lmd_mdns_is_own(const lmd_mdns *m, AvahiLookupResultFlags flags, const char *name, const char *type);

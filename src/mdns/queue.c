@@ -39,6 +39,17 @@ void lmd_queue_push(struct lmd_queue *q, void *item)
     }
 }
 
+int lmd_queue_edit(struct lmd_queue *q, int (*fn)(void **head, void *ud), void *ud)
+{
+    pthread_mutex_lock(&q->mu);
+    int rc = fn(&q->head, ud);
+    q->tail = &q->head;
+    while (*q->tail)
+        q->tail = (void **)&((struct link *)*q->tail)->next;
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
 /* everything queued, in order */
 void *lmd_queue_take(struct lmd_queue *q)
 {

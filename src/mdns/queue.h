@@ -14,6 +14,10 @@ struct lmd_queue {
 
 int lmd_queue_init(struct lmd_queue *q);
 void lmd_queue_push(struct lmd_queue *q, void *item);
+/* fn(&head, ud) under the queue's lock: it may change or unlink what is
+ * queued (not what was taken); returns what fn returns.  (The tail is
+ * set again after.) */
+int lmd_queue_edit(struct lmd_queue *q, int (*fn)(void **head, void *ud), void *ud);
 /* everything queued, in order */
 void *lmd_queue_take(struct lmd_queue *q);
 /* free what is left (item_free each) and the queue's fd and mutex */
