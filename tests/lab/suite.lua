@@ -8,6 +8,7 @@
 --   local p = S:bg("h1", cmd)               -- stopped (TERM) after the test
 --   local a = S:agent("h2", config_text)    -- lmdisc agent, waits until started
 local lu = require "luaunit"
+local cjson = require "cjson"
 local Lab = require "lab"
 
 local S = {}
@@ -152,6 +153,53 @@ function S:await(p, pattern, timeout, nth)
         lu.fail(tostring(err) .. "\n--- " .. path .. ":\n" .. S.tail(text))
     end
     return line
+end
+
+--- Run a command on this machine (not in a lab host): its exit code and
+-- output (stderr included).
+function S.run(cmd)
+    local f = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
+    local out = f:read("a")
+    f:close()
+    return tonumber(out:match("rc=(%d+)\n?$")), out
+end
+
+--- A fleet key and a key for each host, each host certified by the fleet
+-- for any name ('*', 2 days), in a directory of the suite's: its path
+-- (DIR/fleet.pub, DIR/HOST.key, DIR/HOST.cert).
+function S:fleet_keys(hosts)
+    local dir = self:path("keys")
+    assert(os.execute("mkdir -p " .. S.q(dir)))
+    for _, k in ipairs { "fleet", table.unpack(hosts) } do
+        local code, out = S.run(S.q(S.BIN) .. " keygen " .. S.q(dir .. "/" .. k))
+        assert(code == 0, out)
+    end
+    for _, host in ipairs(hosts) do
+        local code, out = S.run(("%s certify --fleet-key %s --name '*' --days 2 %s"):format(S.q(S.BIN),
+            S.q(dir .. "/fleet.key"), S.q(dir .. "/" .. host .. ".pub")))
+        assert(code == 0, out)
+    end
+    return dir
+end
+
+--- /v1/peers of the agent at sock on host every 0.2 s, count times, while
+-- something else happens.  The returned function waits for the last one
+-- and returns every snapshot as {line = raw text, doc = decoded} (a line
+-- that is not JSON fails the test), and the raw text for messages.
+function S:watch_peers(host, sock, count)
+    local snaps = self:path("snaps")
+    local w = self:bg(host, ("for i in $(seq 1 %d); do curl -s --max-time 2 --unix-socket %s http://lmdisc/v1/peers; " ..
+        "echo; sleep 0.2; done > %s; echo watch-done"):format(count, S.q(sock), S.q(snaps)))
+    return function()
+        self:await(w, "^watch%-done", 30 + count * 0.2)
+        local all = {}
+        for line in S.read(snaps):gmatch("[^\n]+") do
+            local ok, doc = pcall(cjson.decode, line)
+            lu.assertTrue(ok, line)
+            all[#all + 1] = { line = line, doc = doc }
+        end
+        return all, S.read(snaps)
+    end
 end
 
 --- The fields of a "a|b|c" record line.

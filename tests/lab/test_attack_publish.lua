@@ -13,27 +13,7 @@ local SANITIZED = (os.getenv("LMD_PRELOAD") or "") ~= ""
 
 local function await(p, pattern, timeout, nth) return S:await(p, pattern, timeout, nth) end
 
-local function run(cmd)
-    local f = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
-    local out = f:read("a")
-    f:close()
-    return tonumber(out:match("rc=(%d+)\n?$")), out
-end
-
 local keys -- one fleet; h1 and h2 certified by it for any name
-local function make_keys()
-    keys = S:path("keys")
-    assert(os.execute("mkdir -p " .. q(keys)))
-    for _, k in ipairs { "fleet", "h1", "h2" } do
-        local code, out = run(q(BIN) .. " keygen " .. q(keys .. "/" .. k))
-        assert(code == 0, out)
-    end
-    for _, host in ipairs { "h1", "h2" } do
-        local code, out = run(("%s certify --fleet-key %s --name '*' --days 2 %s"):format(q(BIN),
-            q(keys .. "/fleet.key"), q(keys .. "/" .. host .. ".pub")))
-        assert(code == 0, out)
-    end
-end
 
 local function trust(host)
     return ("trust { key = %q, cert = %q, fleet = { %q }, require = true }\n"):format(keys .. "/" .. host .. ".key",
@@ -45,27 +25,9 @@ local function api(sock, path)
     return out
 end
 
---- /v1/peers on h1 every 0.2 s, count times; the returned function waits
--- for the last one and returns the snapshots {line, doc}.
-local function watch_peers(sock, count)
-    local snaps = S:path("snaps")
-    local w = S:bg("h1", ("for i in $(seq 1 %d); do curl -s --max-time 2 --unix-socket %s http://lmdisc/v1/peers; " ..
-        "echo; sleep 0.2; done > %s; echo watch-done"):format(count, q(sock), q(snaps)))
-    return function()
-        await(w, "^watch%-done", 60)
-        local all = {}
-        for line in read(snaps):gmatch("[^\n]+") do
-            local ok, doc = pcall(cjson.decode, line)
-            lu.assertTrue(ok, line)
-            all[#all + 1] = { line = line, doc = doc }
-        end
-        return all
-    end
-end
-
 TestAttackPublish = {}
 
-function TestAttackPublish:setUp() if not keys then make_keys() end end
+function TestAttackPublish:setUp() keys = keys or S:fleet_keys { "h1", "h2" } end
 function TestAttackPublish:tearDown() S:stop_all() end
 
 -- A forger (h3) announces the agent's own service name, from its own host
@@ -81,7 +43,7 @@ local function forged_own(srv_host, with_trust)
     local a1 = S:agent("h1", (with_trust and trust("h1") or "") .. ("announce { port = 8001, name = %q }\n"):format(me) ..
         ("api { socket = %q }\nregistry { include_self = true }\n"):format(sock), { env = { LOGLEVEL = "DEBUG" } })
     await(a1, 'join "' .. me .. '"')
-    local snapshots = watch_peers(sock, 60)
+    local snapshots = S:watch_peers("h1", sock, 60)
     local c = S:bg("h3", ("/usr/bin/python3 %s chimera %s %s 9999 EVIL 40 0.25 %s %s"):format(q(ATTACKS), q(me),
         srv_host, S.lab:ip("h3", 4), S.lab:ip("h3", 6)))
     await(c, "^chimera 40", 30)

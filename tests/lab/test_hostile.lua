@@ -67,26 +67,6 @@ end
 
 TestHostile = {}
 
--- /v1/peers on h1 every 0.2 s, count times, while an attack runs.  The
--- returned function waits for the last one and returns every snapshot as
--- {line = raw text, doc = decoded} (a line that is not JSON fails), and the
--- raw text for messages.
-local function watch_peers(sock, count)
-    local snaps = S:path("snaps")
-    local w = S:bg("h1", ("for i in $(seq 1 %d); do curl -s --max-time 2 --unix-socket %s http://lmdisc/v1/peers; " ..
-        "echo; sleep 0.2; done > %s; echo watch-done"):format(count, q(sock), q(snaps)))
-    return function()
-        await(w, "^watch%-done", 30)
-        local all = {}
-        for line in read(snaps):gmatch("[^\n]+") do
-            local ok, doc = pcall(cjson.decode, line)
-            lu.assertTrue(ok, line)
-            all[#all + 1] = { line = line, doc = doc }
-        end
-        return all, read(snaps)
-    end
-end
-
 function TestHostile:tearDown() S:stop_all() end
 
 local keys -- a fleet key, and host keys of h1 and h2 it certified (made once)
@@ -181,7 +161,7 @@ function TestHostile:test_a_forged_instance_never_mixes_with_the_real_one()
     local a1 = S:agent("h1", ("api { socket = %q }\n"):format(sock))
     S:announce("h2", 8002, n2)
     await(a1, 'join "' .. n2 .. '"')
-    local snapshots = watch_peers(sock, 70)
+    local snapshots = S:watch_peers("h1", sock, 70)
     local c = attack(("chimera %s evilhost.local. 9999 EVIL 40 0.25 %s %s"):format(q(n2), S.lab:ip("h3", 4),
         S.lab:ip("h3", 6)))
     await(c, "^chimera 40", 30)
@@ -217,7 +197,7 @@ function TestHostile:test_with_trust_a_forged_instance_is_never_admitted()
     S:agent("h2", trust("h2") .. ("announce { port = 8002, name = %q }\n"):format(n2))
     local a1 = S:agent("h1", trust("h1") .. ("api { socket = %q }\n"):format(sock), { env = { LOGLEVEL = "DEBUG" } })
     await(a1, 'join "' .. n2 .. '"')
-    local snapshots = watch_peers(sock, 70)
+    local snapshots = S:watch_peers("h1", sock, 70)
     local c = attack(("chimera %s evilhost.local. 9999 EVIL 40 0.25 %s %s"):format(q(n2), S.lab:ip("h3", 4),
         S.lab:ip("h3", 6)))
     await(c, "^chimera 40", 30)
@@ -265,7 +245,7 @@ function TestHostile:test_with_trust_a_replayed_announcement_is_refused()
     local txt = {}
     for k, v in pairs(real.txt) do txt[#txt + 1] = q(v == true and k or (k .. "=" .. v)) end
     lu.assertTrue(#txt >= 3) -- info, lmd-cert, lmd-sig
-    local snapshots = watch_peers(sock, 40)
+    local snapshots = S:watch_peers("h1", sock, 40)
     local r = attack(("replay %s evilhost.local. 8002 20 0.25 %s %s %s"):format(q(n2), S.lab:ip("h3", 4),
         S.lab:ip("h3", 6), table.concat(txt, " ")))
     await(r, "^replay 20", 30)
@@ -314,7 +294,7 @@ function TestHostile:test_with_trust_a_tampered_txt_is_refused()
         if k == "info" then v = "TAMPERED" end
         txt[#txt + 1] = q(v == true and k or (k .. "=" .. v))
     end
-    local snapshots = watch_peers(sock, 30)
+    local snapshots = S:watch_peers("h1", sock, 30)
     local r = attack(("tamper %s h2.local. 8002 10 0.3 %s %s %s"):format(q(n2), S.lab:ip("h3", 4), S.lab:ip("h3", 6),
         table.concat(txt, " ")))
     await(r, "^tamper 10", 30)

@@ -8,31 +8,11 @@ local cjson = require "cjson"
 local S = require("suite").new(3)
 local ATTACKS = os.getenv("LMDISC_SRC") .. "/tests/lab/attacks.py"
 local RECORDER = S.read(os.getenv("LMDISC_SRC") .. "/tests/lab/policies/recorder.lua")
-local q, BIN, read, write = S.q, S.BIN, S.read, S.write
+local q, BIN, read, write, run = S.q, S.BIN, S.read, S.write, S.run
 
 local function await(p, pattern, timeout, nth) return S:await(p, pattern, timeout, nth) end
 
-local function run(cmd)
-    local f = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
-    local out = f:read("a")
-    f:close()
-    return tonumber(out:match("rc=(%d+)\n?$")), out
-end
-
-local keys -- one fleet; h1 and h2 certified by it for any name
-local function make_keys()
-    keys = S:path("keys")
-    assert(os.execute("mkdir -p " .. q(keys)))
-    for _, k in ipairs { "fleet", "h1", "h2", "h3" } do
-        local code, out = run(q(BIN) .. " keygen " .. q(keys .. "/" .. k))
-        assert(code == 0, out)
-    end
-    for _, host in ipairs { "h1", "h2", "h3" } do
-        local code, out = run(("%s certify --fleet-key %s --name '*' --days 2 %s"):format(q(BIN),
-            q(keys .. "/fleet.key"), q(keys .. "/" .. host .. ".pub")))
-        assert(code == 0, out)
-    end
-end
+local keys -- one fleet; h1, h2 and h3 certified by it for any name
 
 local function trust(host, extra)
     return ("trust { key = %q, cert = %q, fleet = { %q }, require = true%s }\n"):format(keys .. "/" .. host .. ".key",
@@ -50,7 +30,7 @@ end
 
 TestAttacks = {}
 
-function TestAttacks:setUp() if not keys then make_keys() end end
+function TestAttacks:setUp() keys = keys or S:fleet_keys { "h1", "h2", "h3" } end
 function TestAttacks:tearDown() S:stop_all() end
 
 -- "Our own services are exempt" from require (trust.md): our own is what
