@@ -164,6 +164,13 @@ enum lmd_view lmd_peers_view(const lmd_peers *r, const struct lmd_peer *p);
  * No verifier, or out of memory: false, v untouched. */
 bool lmd_peers_ask(lmd_peers *r, struct lmd_peer *p, const lmd_node_info *view, double wall,
                    struct lmd_peers_verdict *v);
+/* Whether the trusted verdict on p stands for cur without asking: only
+ * addresses went (the instances that had them did), so that cur's are a
+ * subset of before's (ch: their lmd_peers_diff), the verdict is trusted
+ * and the clock has not ended it.  Same record, fewer addresses: every
+ * row of the verdict passes as it did (a leave costs no verdict). */
+bool lmd_peers_fewer_addrs(const struct lmd_peer *p, const lmd_node_info *before, const lmd_node_info *cur,
+                           unsigned ch, double now);
 /* Take a verdict for what p shows: the trusted mark, the signer, when the
  * clock may change it; the judged callback when it changed. */
 void lmd_peers_take(lmd_peers *r, struct lmd_peer *p, const struct lmd_peers_verdict *v, double now, double wall);

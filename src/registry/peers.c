@@ -125,7 +125,9 @@ static int remerge(lmd_peers *r, struct lmd_peer *p, const lmd_node_info *before
     if (rc)
         return rc;
     struct lmd_peers_verdict v;
-    if ((p->trust < 0 || !before || lmd_peers_diff(before, &cur)) && lmd_peers_ask(r, p, &cur, wall, &v))
+    unsigned ch = before ? lmd_peers_diff(before, &cur) : 0;
+    if ((p->trust < 0 || !before || (ch && !lmd_peers_fewer_addrs(p, before, &cur, ch, now))) &&
+        lmd_peers_ask(r, p, &cur, wall, &v))
         lmd_peers_take(r, p, &v, now, wall);
     lmd_node_info_clear(&cur);
     return 0;

@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 
 #define REASON_UNTRUSTED "untrusted"
@@ -32,6 +33,22 @@ void lmd_peers_set_verifier(lmd_peers *r, lmd_peers_verify_cb verify, lmd_peers_
         }
     r->verify = verify;
     r->judged = judged;
+}
+
+bool lmd_peers_fewer_addrs(const struct lmd_peer *p, const lmd_node_info *before, const lmd_node_info *cur,
+                           unsigned ch, double now)
+{
+    if (p->trust != 0 || (p->trust_until >= 0 && p->trust_until <= now) || ch != LMD_CH_ADDRS ||
+        !lmd_streq(before->type, cur->type) || !lmd_streq(before->domain, cur->domain))
+        return false;
+    for (size_t i = 0; i < cur->n_addrs; i++) {
+        size_t k = 0;
+        while (k < before->n_addrs && strcmp(cur->addrs[i].addr, before->addrs[k].addr) != 0)
+            k++;
+        if (k == before->n_addrs)
+            return false; /* an address new to the verifier */
+    }
+    return true;
 }
 
 bool lmd_peers_ask(lmd_peers *r, struct lmd_peer *p, const lmd_node_info *view, double wall,

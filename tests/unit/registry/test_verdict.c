@@ -302,8 +302,10 @@ static void test_own(void)
     lmd_peers_free(r);
 }
 
-/* Instances gone: what shows changes, judged again; the last one: a
- * leave, goodbyes held for the network (for every peer seen). */
+/* Instances gone: what shows changes; judged again unless the peer is
+ * trusted and only addresses went (the same record, fewer addresses: its
+ * verdict stands, a leave costs no verdict); the last one: a leave,
+ * goodbyes held for the network (for every peer seen). */
 static void test_instances_and_goodbyes(void)
 {
     lmd_peers *r = registry(false, false, 0);
@@ -315,8 +317,25 @@ static void test_instances_and_goodbyes(void)
     gone(r, "p", 3, 4, LMD_REASON_GOODBYE, 2);
     CHECK(confirms == 1, "held and asked: %d", confirms);
     lmd_peers_tick(r, 4);
-    CHECK(verify_calls == calls + 1, "an instance fewer: judged again (%d calls)", verify_calls - calls);
+    CHECK(verify_calls == calls, "trusted, an address fewer: not judged again (%d calls)", verify_calls - calls);
     EXPECT_LOG("update p T;");
+    /* untrusted, an address fewer: judged again (the one that went may
+     * have been the one not signed) */
+    status_of[3] = 1;
+    seen(r, "q", 3, 2, 4, "eth0", 4, false);
+    seen(r, "q", 3, 3, 4, "eth1", 4, false);
+    took();
+    calls = verify_calls;
+    gone(r, "q", 3, 4, LMD_REASON_EXPIRED, 4);
+    CHECK(verify_calls == calls + 1, "untrusted, an instance fewer: judged again (%d calls)", verify_calls - calls);
+    /* trusted, and the instance that went spoke with another TXT: judged again */
+    seen(r, "s", 1, 2, 4, "eth0", 4, false);
+    seen(r, "s", 4, 3, 4, "eth1", 4, false); /* the newest speaks: v=4 (trusted too) */
+    took();
+    calls = verify_calls;
+    gone(r, "s", 3, 4, LMD_REASON_EXPIRED, 4);
+    CHECK(verify_calls == calls + 1, "trusted, the speaker went: judged again (%d calls)", verify_calls - calls);
+    took();
     /* an untrusted peer's goodbye is held too */
     seen(r, "u", 2, 2, 4, "eth0", 5, false);
     took();
