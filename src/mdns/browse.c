@@ -71,15 +71,12 @@ void lmd_browse_check_settled(struct lmd_browse *b)
 static struct inst *inst_find(struct lmd_browse *b, AvahiIfIndex ifindex, AvahiProtocol proto,
                               const char *name)
 {
-    for (struct inst *in = b->insts; in; in = in->next)
-        if (in->ifindex == ifindex && in->proto == proto && strcmp(in->name, name) == 0)
-            return in;
-    return NULL;
+    return lmd_inst_find(b, ifindex, proto, name);
 }
 
 static void inst_free(struct lmd_browse *b, struct inst *in)
 {
-    LMD_LIST_UNLINK(&b->insts, in);
+    lmd_inst_unlink(b, in);
     if (in->rid && !b->m->closing)
         lmd_pool_cancel(b->m->pool, in->rid);
     if (in->rid_fam && !b->m->closing)
@@ -114,10 +111,7 @@ static void format_addr(lmd_addr *a, const AvahiAddress *addr, AvahiIfIndex ifin
  * is resolved rather than after a fixed window. */
 static bool sibling_pending(const struct inst *in)
 {
-    for (const struct inst *x = in->b->insts; x; x = x->next)
-        if (x != in && x->pending && !strcmp(x->name, in->name))
-            return true;
-    return false;
+    return lmd_inst_sibling_pending(in);
 }
 
 /* A message about the resolver that follows an instance's own family: its
@@ -139,12 +133,13 @@ static bool fam_msg(struct inst *in, const struct lmd_pool_msg *msg)
     return false; /* handled as the instance's resolver's answer */
 }
 
-/* A message of the pool's about the instance's resolver. */
-static void inst_msg(struct inst *in, const struct lmd_pool_msg *msg)
+/* A message of the pool's about the instance's resolver: whether it
+ * freed the instance. */
+static bool inst_msg(struct inst *in, const struct lmd_pool_msg *msg)
 {
     struct lmd_browse *b = in->b;
     if (fam_msg(in, msg))
-        return;
+        return false;
     in->pending = false;
     switch (msg->kind) {
     case LMD_POOL_FOUND: {
@@ -224,7 +219,7 @@ static void inst_msg(struct inst *in, const struct lmd_pool_msg *msg)
         if (!in->listed) {
             /* known from a lookup only: no browser REMOVE will ever end it */
             inst_free(b, in);
-            break;
+            return true;
         }
         /* The browser still lists it: try again later, in case it was a
          * passing failure. */
@@ -232,6 +227,7 @@ static void inst_msg(struct inst *in, const struct lmd_pool_msg *msg)
         break;
     }
     }
+    return false;
 }
 
 /* Resolve again later, backing off from 2 s to 64 s (a full pool is not
@@ -307,15 +303,12 @@ void lmd_browse_inst_resolve(struct inst *in)
         in->pending = false;
         retry_later(in);
     }
+    lmd_inst_rids(in);
 }
 
 static struct inst *inst_by_rid(lmd_mdns *m, uint64_t rid)
 {
-    for (struct lmd_browse *b = m->browses; b; b = b->next)
-        for (struct inst *in = b->insts; in; in = in->next)
-            if (in->rid == rid || (rid && in->rid_fam == rid))
-                return in;
-    return NULL;
+    return lmd_inst_by_rid(m, rid);
 }
 
 void lmd_mdns_pool_msg(lmd_mdns *m, const struct lmd_pool_msg *msg)
@@ -338,7 +331,8 @@ void lmd_mdns_pool_msg(lmd_mdns *m, const struct lmd_pool_msg *msg)
     struct inst *in = inst_by_rid(m, msg->rid);
     if (in) {
         struct lmd_browse *b = in->b;
-        inst_msg(in, msg);
+        if (!inst_msg(in, msg))
+            lmd_inst_rids(in);
         lmd_browse_check_settled(b);
         return;
     }
@@ -401,8 +395,10 @@ void lmd_browse_inst_seen(struct lmd_browse *b, AvahiIfIndex ifindex, AvahiProto
             inst_free(b, in); /* not linked yet */
             return;
         }
-        in->next = b->insts;
-        b->insts = in;
+        if (lmd_inst_link(b, in) != 0) {
+            inst_free(b, in);
+            return;
+        }
     }
     in->stale = false;
     in->listed = in->listed || listed;
@@ -520,6 +516,7 @@ void lmd_browse_free(lmd_browse *b)
         inst_free(b, b->insts);
     while (b->lookups)
         lmd_browse_lookup_free(b->lookups);
+    lmd_inst_index_free(b);
     if (b->sb && !b->m->closing)
         avahi_service_browser_free(b->sb);
     lmd_event_free(b->quiet);
@@ -551,6 +548,7 @@ void lmd_mdns_browses_forget(lmd_mdns *m)
         b->cached = 0;
         for (struct inst *in = b->insts; in; in = in->next) {
             in->rid = in->rid_fam = 0; /* the pool is reset */
+            lmd_inst_rids(in);
             set_waiting(in, false); /* the browser reports it again */
             in->pending = in->held = false;
             in->stale = true;

@@ -13,7 +13,9 @@
 static const char LMD_LOCAL[] = "local";
 
 struct inst {
-    struct inst *next;
+    struct inst *next, *prev; /* b->insts (instidx.c links them) */
+    struct inst *hnext;       /* the same name bucket (instidx.c) */
+    uint64_t ix_rid, ix_fam;  /* the ids indexed for it (lmd_inst_rids) */
     struct lmd_browse *b;
     AvahiIfIndex ifindex;
     AvahiProtocol proto;
@@ -36,6 +38,12 @@ struct inst {
     bool aside;     /* the gate said resolve it, without waiting for it to settle */
 };
 
+/* A resolver id and its instance (instidx.c) */
+struct lmd_rid_slot {
+    uint64_t rid; /* 0: free */
+    struct inst *in;
+};
+
 /* lmd_browse_lookup: one query for a service the browser no longer lists */
 struct lookup {
     struct lookup *next;
@@ -50,6 +58,12 @@ struct lmd_browse {
     char *type, *domain;
     AvahiServiceBrowser *sb;
     struct inst *insts;
+    /* the index of insts (instidx.c): by name, by resolver id */
+    struct inst **names;
+    size_t n_names, n_insts;
+    struct lmd_rid_slot *rids;
+    size_t n_rids, used_rids;
+    bool rid_oom;
     bool all_for_now;
     bool settled;
     /* lmd_browse_settle_early: the browser's start, the last instance
@@ -65,6 +79,20 @@ struct lmd_browse {
     void *gate_ud;
     bool released;
 };
+
+/* instidx.c: the instances of a browser by interface, protocol and name,
+ * and by resolver id.  link: into b->insts and the index (0 or
+ * LMD_ENOMEM: not linked); unlink: out of both (unlinked: nothing);
+ * rids: after in->rid or in->rid_fam changed (every path that changes
+ * them calls it before the next pool message); by_rid: the instance with
+ * that resolver id, or NULL. */
+int lmd_inst_link(struct lmd_browse *b, struct inst *in);
+void lmd_inst_unlink(struct lmd_browse *b, struct inst *in);
+struct inst *lmd_inst_find(struct lmd_browse *b, AvahiIfIndex ifindex, AvahiProtocol proto, const char *name);
+bool lmd_inst_sibling_pending(const struct inst *in);
+void lmd_inst_rids(struct inst *in);
+struct inst *lmd_inst_by_rid(lmd_mdns *m, uint64_t rid);
+void lmd_inst_index_free(struct lmd_browse *b);
 
 /* An instance the network reports (browser NEW, or a lookup's answer):
  * known or added, and resolved unless a resolver is open. */

@@ -23,13 +23,16 @@ struct slot {
 };
 
 /* lmd-cert and lmd-sig as last decoded (base64 decoding costs more than
- * the rest of a verdict but the signature check): direct-mapped, keyed by
- * a hash of the two values. */
+ * the rest of a verdict but the signature check): two-way set-associative
+ * (the least recently used of the two makes room), keyed by a hash of the
+ * two values.  Direct-mapped, a burst of 60 registrations evicted entries
+ * between a record's first verdict and its next one (its other address). */
 #define PARSED_SLOTS 64
 
 struct parsed {
     unsigned char key[CACHE_KEY];
     bool used;
+    uint32_t stamp; /* when last used (v->clock) */
     lmd_trust_cert cert;
     lmd_trust_sig sig;
 };
@@ -58,8 +61,11 @@ struct lmd_trust_verifier {
     lmd_trust_revoked *revoked;
     struct slot *cache;     /* CACHE_SLOTS, allocated at the first use */
     struct parsed *parsed;  /* PARSED_SLOTS, likewise */
+    uint32_t clock;         /* counts uses of parsed (least recently used) */
     struct newest *newest;
     size_t n_newest;
+    uint32_t *slots;        /* the newest by hash: index + 1 (0: free), open addressing */
+    size_t n_slots;         /* a power of two, more than twice n_newest; 0: none yet */
     struct lmd_trust_stats stats;
 };
 
@@ -83,6 +89,7 @@ void lmd_trust_verifier_free(lmd_trust_verifier *v)
     for (size_t i = 0; i < v->n_newest; i++)
         free(v->newest[i].key);
     free(v->newest);
+    free(v->slots);
     free(v);
 }
 
@@ -178,20 +185,84 @@ static uint32_t newest_hash(const unsigned char *pk, const char *key)
     return h;
 }
 
+/* The index of the newest by hash (v->slots): a verdict finds its
+ * name's entry without a walk over a fleet's names. */
+static size_t slot_of(const lmd_trust_verifier *v, size_t i)
+{
+    size_t mask = v->n_slots - 1, s = v->newest[i].hash & mask;
+    while (v->slots[s] != i + 1)
+        s = (s + 1) & mask;
+    return s;
+}
+
+static void slot_put(lmd_trust_verifier *v, size_t i)
+{
+    size_t mask = v->n_slots - 1, s = v->newest[i].hash & mask;
+    while (v->slots[s])
+        s = (s + 1) & mask;
+    v->slots[s] = (uint32_t)(i + 1);
+}
+
+/* Free slot s, moving the entries after it back (linear probing keeps no
+ * tombstones). */
+static void slot_free(lmd_trust_verifier *v, size_t s)
+{
+    size_t mask = v->n_slots - 1;
+    v->slots[s] = 0;
+    for (size_t j = (s + 1) & mask; v->slots[j]; j = (j + 1) & mask) {
+        size_t home = v->newest[v->slots[j] - 1].hash & mask;
+        /* the entry at j stays unless its home is cyclically outside (s, j] */
+        if ((j > s && (home <= s || home > j)) || (j < s && home <= s && home > j)) {
+            v->slots[s] = v->slots[j];
+            v->slots[j] = 0;
+            s = j;
+        }
+    }
+}
+
+/* Room for n entries: the table twice as large or more.  0 or LMD_ENOMEM. */
+static int slots_fit(lmd_trust_verifier *v, size_t n)
+{
+    if (v->n_slots >= 2 * n + 2)
+        return 0;
+    size_t ns = v->n_slots ? v->n_slots : 64;
+    while (ns < 2 * n + 2)
+        ns *= 2;
+    uint32_t *sl = calloc(ns, sizeof *sl);
+    if (!sl)
+        return LMD_ENOMEM;
+    free(v->slots);
+    v->slots = sl;
+    v->n_slots = ns;
+    for (size_t i = 0; i < v->n_newest; i++)
+        slot_put(v, i);
+    return 0;
+}
+
 static struct newest *newest_find(lmd_trust_verifier *v, const unsigned char *pk, const char *key)
 {
+    if (!v->n_slots)
+        return NULL;
     uint32_t h = newest_hash(pk, key);
-    for (size_t i = 0; i < v->n_newest; i++)
-        if (v->newest[i].hash == h && !memcmp(v->newest[i].pk, pk, LMD_TRUST_KEY_BYTES) &&
-            !strcmp(v->newest[i].key, key))
-            return &v->newest[i];
+    size_t mask = v->n_slots - 1;
+    for (size_t s = h & mask; v->slots[s]; s = (s + 1) & mask) {
+        struct newest *e = &v->newest[v->slots[s] - 1];
+        if (e->hash == h && !memcmp(e->pk, pk, LMD_TRUST_KEY_BYTES) && !strcmp(e->key, key))
+            return e;
+    }
     return NULL;
 }
 
 static void newest_drop(lmd_trust_verifier *v, size_t i)
 {
     free(v->newest[i].key);
-    v->newest[i] = v->newest[--v->n_newest];
+    slot_free(v, slot_of(v, i));
+    size_t last = --v->n_newest;
+    if (i != last) {
+        size_t s = slot_of(v, last);
+        v->newest[i] = v->newest[last];
+        v->slots[s] = (uint32_t)(i + 1);
+    }
 }
 
 /* Remember a trusted signature as the newest for its signer and name if
@@ -226,7 +297,7 @@ static bool newest_note(lmd_trust_verifier *v, const unsigned char *pk, char *ke
         newest_drop(v, own_first);
     else if (v->n_newest >= NEWEST_MAX)
         newest_drop(v, first);
-    struct newest *n = realloc(v->newest, (v->n_newest + 1) * sizeof *n);
+    struct newest *n = slots_fit(v, v->n_newest + 1) == 0 ? realloc(v->newest, (v->n_newest + 1) * sizeof *n) : NULL;
     if (!n) {
         free(key);
         return false;
@@ -238,6 +309,7 @@ static bool newest_note(lmd_trust_verifier *v, const unsigned char *pk, char *ke
     e->key = key;
     e->issued = issued;
     e->expiry = expiry;
+    slot_put(v, v->n_newest - 1);
     return true;
 }
 
@@ -272,7 +344,14 @@ static enum lmd_trust_status decode(lmd_trust_verifier *v, const lmd_txt *t, lmd
     crypto_generichash_final(&h, key, sizeof key);
     if (!v->parsed)
         v->parsed = calloc(PARSED_SLOTS, sizeof *v->parsed);
-    struct parsed *p = v->parsed ? &v->parsed[key[0] % PARSED_SLOTS] : NULL;
+    struct parsed *p = NULL;
+    if (v->parsed) {
+        struct parsed *w = &v->parsed[(key[0] % (PARSED_SLOTS / 2)) * 2];
+        bool hit1 = w[1].used && !memcmp(w[1].key, key, sizeof key);
+        p = hit1 || (w[0].used && !memcmp(w[0].key, key, sizeof key)) ? &w[hit1]
+            : &w[w[0].used && (!w[1].used || w[1].stamp < w[0].stamp)];
+        p->stamp = ++v->clock;
+    }
     if (p && p->used && !memcmp(p->key, key, sizeof key)) {
         *cert = p->cert;
         *sig = p->sig;
