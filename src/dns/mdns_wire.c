@@ -31,7 +31,8 @@ struct mw_inst {
     uint16_t port;
     char src[64]; /* the source of the datagram that carried the SRV */
     lmd_txt txt;
-    double until; /* its records' TTL (capped) */
+    double until;            /* when the first of its records runs out */
+    double t_ptr, t_srv, t_txt; /* each record's TTL (capped), from when it came */
 };
 
 struct mw_host {
@@ -233,12 +234,16 @@ static void on_rr(const lmd_dns_rr *rr, void *arg)
         i->ifindex = w->ifindex;
         i->proto = w->proto;
         snprintf(i->name, sizeof i->name, "%s", label);
-        i->until = ttl_until(w->now, rr->ttl);
+        i->t_ptr = i->t_srv = i->t_txt = ttl_until(w->now, LMD_MWIRE_TTL_MAX);
         *p = i;
         w->n_inst++;
     }
-    if (rr->ttl && ttl_until(w->now, rr->ttl) > i->until)
-        i->until = ttl_until(w->now, rr->ttl);
+    /* it lives while every record of it does (a cache's rule) */
+    double *t = rr->type == LMD_DNS_T_PTR ? &i->t_ptr : rr->type == LMD_DNS_T_SRV ? &i->t_srv : &i->t_txt;
+    *t = ttl_until(w->now, rr->ttl);
+    i->until = i->t_ptr < i->t_srv ? i->t_ptr : i->t_srv;
+    if (i->t_txt < i->until)
+        i->until = i->t_txt;
     if (i->reported)
         return; /* held as reported: avahi's answer says what changed */
     i->local = i->local || w->local;

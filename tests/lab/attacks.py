@@ -30,7 +30,7 @@ the root network namespace, whose eth0 may be a shared network.
         responses 0.05 s apart announcing NAME on HOST:PORT (PTR, SRV, TXT,
         no address record: as an announcement), sent with hop limit HOPS (255
         on the link; less: as if routed), its TXT TXTBYTES long (items of 200
-        bytes; a datagram must fit the link's MTU: up to about 1,350)
+        bytes, up to about 1,400: it goes in a datagram of its own)
 
 Prints one line "<mode> <count>" when done.
 """
@@ -130,12 +130,17 @@ def offlink(name, host, port, hops, txtbytes, count, src4, src6):
         txt.append(b"k%03d=" % len(txt) + b"x" * max(n - 5, 0))
         left -= len(txt[-1]) + 1
     rrs = service(name, host, port, "offlink", 120, txt or None)
-    dns = DNS(id=0, qr=1, aa=1, qd=None, an=chain(rrs))
-    f4, f6 = frame4(src4, dns), frame6(src6, dns)
-    f4[IP].ttl = hops
-    f6[IPv6].hlim = hops
+    # the TXT in a datagram of its own: scapy does not compress names, and
+    # a 1,320-byte TXT with the PTR and SRV does not fit a 1,500-byte MTU
+    frames = []
+    for part in (rrs[:2], rrs[2:]):
+        dns = DNS(id=0, qr=1, aa=1, qd=None, an=chain(part))
+        f4, f6 = frame4(src4, dns), frame6(src6, dns)
+        f4[IP].ttl = hops
+        f6[IPv6].hlim = hops
+        frames += [f4, f6]
     for _ in range(count):
-        sendp([f4, f6], iface=IFACE)
+        sendp(frames, iface=IFACE)
         time.sleep(0.05)
     print("offlink", count, flush=True)
 
