@@ -206,6 +206,11 @@ add_executable(test_dns tests/unit/dns/test_dns.c)
 target_link_libraries(test_dns PRIVATE lmdisc_dns lmdisc_core PkgConfig::LDNS)
 add_test(NAME unit_dns COMMAND test_dns)
 set_tests_properties(unit_dns PROPERTIES LABELS unit TIMEOUT 60 ENVIRONMENT "${LMD_SANITIZER_ENV}")
+# the agent's passive mDNS listener (src/dns/mdns_wire.c): its assembly, offline
+add_executable(test_dns_mwire tests/unit/dns/test_mwire.c)
+target_link_libraries(test_dns_mwire PRIVATE lmdisc_dns lmdisc_core PkgConfig::LDNS)
+add_test(NAME unit_dns_mwire COMMAND test_dns_mwire)
+set_tests_properties(unit_dns_mwire PROPERTIES LABELS unit TIMEOUT 60 ENVIRONMENT "${LMD_SANITIZER_ENV}")
 # zone transfers (src/dns/xfr.c): answer message sequences read by the reader
 add_executable(test_dns_xfr tests/unit/dns/test_xfr.c)
 target_link_libraries(test_dns_xfr PRIVATE lmdisc_dns lmdisc_core PkgConfig::LDNS)

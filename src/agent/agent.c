@@ -107,6 +107,7 @@ static void api_metrics(void *ud, struct lmd_metrics *out)
     out->trust = a->trust != NULL;
     out->services_registered = (double)lmd_agent_services_count(a);
     out->mdns_enabled = a->cfg.mdns.enabled;
+    lmd_agent_wire_metrics(a, out);
     lmd_wide_metrics(a->wide, out);
 }
 

@@ -194,6 +194,7 @@ static int browse_start(lmd_agent *a, lmd_err *err)
 
 static void browse_free(lmd_agent *a)
 {
+    lmd_agent_wire_free(a);
     lmd_browse_free(a->browse);
     a->browse = NULL;
 }

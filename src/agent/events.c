@@ -243,6 +243,7 @@ static void on_resolved(void *ud, const struct lmd_instance *in)
                   in->ifname, in->proto, lmd_escape_str(in->host, host, sizeof host), in->port,
                   in->addr ? in->addr->addr : "-");
     }
+    lmd_agent_wire_confirm(a, in); /* avahi holds it now (if the wire did) */
     if (lmd_peers_seen(a->reg, in, lmd_now_mono(), lmd_now_wall()) != 0)
         lmd_warn("out of memory: an instance was dropped; it is taken up when avahi reports it again");
     lmd_agent_rearm(a);
@@ -256,6 +257,7 @@ static void on_removed(void *ud, const struct lmd_instance *in, enum lmd_gone wh
         lmd_debug("gone \"%s\" on %s/IPv%d (%s)", lmd_escape_str(in->name, name, sizeof name), in->ifname,
                   in->proto, why == LMD_GONE_GOODBYE ? "goodbye" : "expired");
     }
+    lmd_agent_wire_confirm(a, in); /* avahi is the authority for leaves */
     /* LMD_ENOTFOUND: an instance never taken up (see on_resolved) */
     (void)lmd_peers_gone_at(a->reg, in, why == LMD_GONE_GOODBYE ? LMD_REASON_GOODBYE : LMD_REASON_EXPIRED,
                             lmd_now_mono());
@@ -307,7 +309,8 @@ int lmd_agent_host_peers_all(void *ud, lmd_node_list *out)
 }
 
 
-const struct lmd_browse_callbacks lmd_agent_browse_callbacks = {on_resolved, on_removed, on_settled};
+const struct lmd_browse_callbacks lmd_agent_browse_callbacks = {on_resolved, on_removed, on_settled,
+                                                                lmd_agent_wire_behind};
 
 /* A takeover's verdict (reload or restart) for the peer called name. */
 static void on_adopted(void *ud, const char *name, const struct lmd_verdict *v)

@@ -47,6 +47,11 @@ typedef struct lmd_agent {
     lmd_mdns *m;
     lmd_pub *pub;
     lmd_browse *browse;
+    struct lmd_mwire *wire;  /* wire.c: open while avahi is behind */
+    struct event *wire_timer;
+    double wire_busy;        /* when an instance last awaited avahi */
+    unsigned wire_joins_now; /* peers joined from the wire since it opened */
+    bool wire_failed;        /* could not open: not tried again */
     lmd_peers *reg;
     struct event *sig_int, *sig_term, *sig_hup, *reg_timer;
     struct event *rearm_ev;  /* lmd_agent_rearm: once per loop turn */
@@ -104,6 +109,13 @@ void lmd_agent_emit(lmd_agent *a, const lmd_node_info *peer, int kind, unsigned 
 /* The policy's verdict into the registry (a failure is logged). */
 void lmd_agent_set_verdict(lmd_agent *a, const char *name, bool keep, const char *info, size_t info_len);
 extern const struct lmd_browse_callbacks lmd_agent_browse_callbacks;
+/* (wire.c) avahi is behind: open the mDNS listener; avahi resolved or
+ * removed an instance: the listener does not hold it any more; close it;
+ * its gauges and counters into out. */
+void lmd_agent_wire_behind(void *ud);
+void lmd_agent_wire_confirm(lmd_agent *a, const struct lmd_instance *in);
+void lmd_agent_wire_free(lmd_agent *a);
+void lmd_agent_wire_metrics(const lmd_agent *a, struct lmd_metrics *out);
 int lmd_agent_host_peers(void *ud, lmd_node_list *out);
 int lmd_agent_host_peers_all(void *ud, lmd_node_list *out);
 

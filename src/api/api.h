@@ -51,6 +51,12 @@ struct lmd_metrics {
      * (a flood); the registry is incomplete while it is not 0 */
     double instances_unresolved, resolvers_open;
     bool mdns_enabled;
+    /* the agent's mDNS listener (open while avahi-daemon is behind): open
+     * now, times opened, instances it holds avahi has not confirmed,
+     * instances handed to the registry, peers that joined from it, held
+     * ones gone (goodbye or TTL), records past its table's cap and
+     * datagrams the kernel dropped, datagrams refused (hop limit) */
+    double wire_open, wire_opens, wire_held, wire_instances, wire_joins, wire_gone, wire_dropped, wire_refused;
     /* wide_area { }: updates by result, whether the zone holds our records,
      * the last applied update's round trip and size */
     bool wide_area;

@@ -98,6 +98,21 @@ void lmd_api_handle_metrics(lmd_api *api, struct evhttp_request *req)
            m.instances_unresolved);
     metric(b, "lmdisc_resolvers_open", "gauge", "Service resolvers open (one per instance followed).",
            m.resolvers_open);
+    metric(b, "lmdisc_wire_listener_open", "gauge",
+           "1 while the agent reads mDNS answers itself because avahi-daemon is behind.", m.wire_open);
+    metric(b, "lmdisc_wire_listener_opens_total", "counter", "Times the mDNS listener opened.", m.wire_opens);
+    metric(b, "lmdisc_wire_instances_held", "gauge",
+           "Instances taken from the wire that avahi-daemon has not confirmed yet.", m.wire_held);
+    metric(b, "lmdisc_wire_instances_total", "counter", "Instances handed to the registry from the wire.",
+           m.wire_instances);
+    metric(b, "lmdisc_wire_joins_total", "counter", "Peers that joined from the wire (before avahi resolved them).",
+           m.wire_joins);
+    metric(b, "lmdisc_wire_gone_total", "counter",
+           "Instances taken from the wire that left by their goodbye or TTL before avahi confirmed them.", m.wire_gone);
+    metric(b, "lmdisc_wire_dropped_total", "counter",
+           "mDNS records not read: past the listener's table cap, or datagrams the kernel dropped.", m.wire_dropped);
+    metric(b, "lmdisc_wire_refused_total", "counter",
+           "mDNS datagrams the listener refused: a hop limit other than 255 (not from the link).", m.wire_refused);
     metric(b, "lmdisc_lua_memory_bytes", "gauge", "Memory held by the policy's Lua VM.", m.lua_memory_bytes);
     metric(b, "lmdisc_policy_restarts_total", "counter", "Restarts of the policy worker (it died or was killed).",
            m.policy_restarts);

@@ -383,8 +383,10 @@ static void arm(lmd_mdnsq *q)
     (void)lmd_timer_in(q->timer, due > now ? due - now : 0); /* out of memory: the caller's bound ends it */
 }
 
-static void on_packet(const uint8_t *wire, size_t len, int ifindex, int proto, bool local, void *arg)
+static void on_packet(const uint8_t *wire, size_t len, int ifindex, int proto, bool local, const char *src,
+                      void *arg)
 {
+    (void)src;
     lmd_mdnsq *q = arg;
     q->st.packets++;
     q->ifindex = ifindex;
@@ -521,7 +523,7 @@ fail:
 
 void lmd_mdnsq_feed(lmd_mdnsq *q, const uint8_t *wire, size_t len, int ifindex, int proto, bool local)
 {
-    on_packet(wire, len, ifindex, proto, local, q);
+    on_packet(wire, len, ifindex, proto, local, NULL, q);
 }
 
 void lmd_mdnsq_cover(lmd_mdnsq *q, int ifindex, int proto, const char *name)

@@ -40,7 +40,7 @@ struct lmd_msock {
     unsigned n4;
     struct sockaddr_storage local[MAX_LOCAL]; /* this host's addresses (LMD_NODE_LOCAL) */
     unsigned n_local;
-    unsigned dropped;
+    unsigned dropped, hops_refused;
     uint8_t buf[9000]; /* RFC 6762 section 17: at most 9,000 bytes */
 };
 
@@ -83,7 +83,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             return; /* EAGAIN, or an error: the next datagram wakes us */
         if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
             continue;
-        int ifindex = k->ifindex;
+        int ifindex = k->ifindex, hops = -1;
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
             if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
                 struct in_pktinfo pi;
@@ -93,6 +93,11 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
                 struct in6_pktinfo pi;
                 memcpy(&pi, CMSG_DATA(c), sizeof pi);
                 ifindex = (int)pi.ipi6_ifindex;
+            } else if ((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) ||
+                       (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT)) {
+                int h;
+                memcpy(&h, CMSG_DATA(c), sizeof h);
+                hops = h;
             } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
                 uint32_t d;
                 memcpy(&d, CMSG_DATA(c), sizeof d);
@@ -104,6 +109,19 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         /* RFC 6762 section 11: responses come from port 5353 */
         if (port != MDNS_PORT || ifindex <= 0 || src.ss_family != k->family)
             continue;
+        /* RFC 6762 section 11: mDNS is sent with a hop limit of 255, so a
+         * datagram that arrives with less was routed here from off the
+         * link; one without the ancillary datum (never on Linux) is taken */
+        if (hops >= 0 && hops != 255) {
+            s->hops_refused++;
+            continue;
+        }
+        char text[INET6_ADDRSTRLEN];
+        if (!inet_ntop(src.ss_family,
+                       src.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&src)->sin_addr
+                                                : (const void *)&((struct sockaddr_in6 *)&src)->sin6_addr,
+                       text, sizeof text))
+            continue;
         /* from this host: over IPv4 only.  Linux drops an IPv4 datagram
          * from the wire whose source is one of its own addresses (a martian,
          * accept_local 0), not an IPv6 one: any host on the link could make
@@ -111,7 +129,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
          * address as the source (tests/lab/attack3_local.lua).  A service
          * of this host is local by its IPv4 instance (peers merge flags). */
         s->cb(s->buf, (size_t)n, ifindex, k->family == AF_INET6 ? 6 : 4, k->family == AF_INET && is_local(s, &src),
-              s->arg);
+              text, s->arg);
     }
 }
 
@@ -131,6 +149,7 @@ static int sock_new(lmd_msock *s, int family, int ifindex)
         inet_pton(AF_INET, "224.0.0.251", &a.sin_addr);
         ok = !bind(fd, (struct sockaddr *)&a, sizeof a) &&
              !setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) &&
+             !setsockopt(fd, IPPROTO_IP, IP_RECVTTL, &one, sizeof one) &&
              !setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof ttl) &&
              !setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl) &&
              !setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &one, sizeof one);
@@ -151,6 +170,7 @@ static int sock_new(lmd_msock *s, int family, int ifindex)
         ok = !setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) &&
              !bind(fd, (struct sockaddr *)&a, sizeof a) &&
              !setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one) &&
+             !setsockopt(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &one, sizeof one) &&
              !setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &ttl, sizeof ttl) &&
              !setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl) &&
              !setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &one, sizeof one) &&
@@ -266,6 +286,7 @@ bool lmd_msock_has(const lmd_msock *s, int ifindex, int proto)
     return false;
 }
 unsigned lmd_msock_dropped(const lmd_msock *s) { return s->dropped; }
+unsigned lmd_msock_hops_refused(const lmd_msock *s) { return s->hops_refused; }
 
 void lmd_msock_close(lmd_msock *s)
 {

@@ -11,9 +11,12 @@
 
 struct event_base;
 
-/* One datagram from port 5353 to the mDNS group: the interface it came
- * in on, 4 or 6, and whether its source is one of this host's addresses. */
-typedef void (*lmd_msock_cb)(const uint8_t *wire, size_t len, int ifindex, int proto, bool local, void *arg);
+/* One datagram from port 5353 to the mDNS group with a hop limit of 255
+ * (RFC 6762 section 11: sent on the link, not routed): the interface it
+ * came in on, 4 or 6, whether its source is one of this host's addresses,
+ * and that source (text, as inet_ntop writes it). */
+typedef void (*lmd_msock_cb)(const uint8_t *wire, size_t len, int ifindex, int proto, bool local, const char *src,
+                             void *arg);
 
 typedef struct lmd_msock lmd_msock;
 
@@ -28,6 +31,8 @@ unsigned lmd_msock_count(const lmd_msock *s);
 bool lmd_msock_has(const lmd_msock *s, int ifindex, int proto);
 /* Datagrams the kernel dropped for want of buffer room (SO_RXQ_OVFL). */
 unsigned lmd_msock_dropped(const lmd_msock *s);
+/* Datagrams refused for their hop limit (not 255: not from the link). */
+unsigned lmd_msock_hops_refused(const lmd_msock *s);
 void lmd_msock_close(lmd_msock *s);
 
 #endif

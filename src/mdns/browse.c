@@ -292,6 +292,8 @@ void lmd_browse_inst_resolve(struct inst *in)
     in->host = NULL;
     in->rid = ++m->seq; /* waiting, if it was, until it is answered */
     in->pending = true;
+    in->asked = lmd_now_mono();
+    lmd_browse_behind_arm(in->b);
     /* IPv6 instance: any family (an IPv4-only python-zeroconf publisher
      * left an AAAA-only one pending for 5 s; an A answer is followed up for
      * the AAAA, inst_msg).  IPv4 instance: the A only (avahi sends AAAA over
@@ -425,6 +427,12 @@ static void browser_cb(AvahiServiceBrowser *sb, AvahiIfIndex ifindex, AvahiProto
         struct inst *in = inst_find(b, ifindex, proto, name);
         if (!in)
             break;
+        if (!in->resolved && b->cb.behind && b->cb.removed) { /* the owner's wire listener may hold it */
+            char ifname[IF_NAMESIZE];
+            struct lmd_instance li;
+            fill_instance(&li, in, ifname);
+            b->cb.removed(b->ud, &li, LMD_GONE_GOODBYE);
+        }
         report_removed(b, in, LMD_GONE_GOODBYE);
         inst_free(b, in);
         break;
@@ -520,6 +528,7 @@ void lmd_browse_free(lmd_browse *b)
     if (b->sb && !b->m->closing)
         avahi_service_browser_free(b->sb);
     lmd_event_free(b->quiet);
+    lmd_event_free(b->behind_t);
     free(b->type);
     free(b->domain);
     free(b);

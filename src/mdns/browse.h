@@ -27,6 +27,7 @@ struct inst {
     struct event *retry;
     unsigned fails;
     uint64_t seq;   /* order of arrival (waiting: oldest first) */
+    double asked;   /* when its resolver was last asked for (behind.c) */
     bool waiting;   /* the pool was full: waits for room */
     bool pending;   /* resolver started, no answer yet */
     bool resolved;  /* the owner has been told about it */
@@ -72,6 +73,7 @@ struct lmd_browse {
     double t0, last_new;
     unsigned cached;
     struct event *quiet;
+    struct event *behind_t; /* behind.c: only while an instance awaits */
     struct lmd_browse_callbacks cb;
     void *ud;
     /* lmd_browse_set_gate */
@@ -110,5 +112,7 @@ void lmd_browse_early_arm(struct lmd_browse *b);
  * now (held or skipped). */
 bool lmd_browse_gated(struct inst *in);
 void lmd_browse_lookup_msg(struct lookup *l, const struct lmd_pool_msg *msg);
+/* (behind.c) An instance was just asked for: look at it in a while. */
+void lmd_browse_behind_arm(struct lmd_browse *b);
 
 #endif

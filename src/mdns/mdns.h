@@ -40,6 +40,9 @@ unsigned lmd_mdns_reconnects(const lmd_mdns *m);
  * because avahi-daemon refuses more resolvers: the registry is incomplete
  * while it is not 0.  resolvers: those open. */
 unsigned lmd_mdns_unresolved(const lmd_mdns *m, unsigned *resolvers);
+/* Whether name (of type) is one this agent publishes now (its own, or a
+ * registered one), under the name avahi has it. */
+bool lmd_mdns_publishes(const lmd_mdns *m, const char *name, const char *type);
 /* This host's mDNS host name as avahi has it (e.g. "h1.local"), or NULL. */
 const char *lmd_mdns_host_fqdn(lmd_mdns *m);
 
@@ -93,7 +96,13 @@ struct lmd_browse_callbacks {
      * rule met) and no resolver pending.
      * Called again after each reconnect. */
     void (*settled)(void *ud);
+    /* (may be NULL) an instance the browser reported has awaited its first
+     * resolver answer (or room in the pool) LMD_BROWSE_BEHIND_AGE: avahi-
+     * daemon is behind (a flood).  Told once each time it is seen; from
+     * then on the owner asks lmd_browse_behind. */
+    void (*behind)(void *ud);
 };
+#define LMD_BROWSE_BEHIND_AGE 0.2
 
 /* The first browser of an lmd_mdns starts its resolver pool (pool.c: a
  * thread and avahi clients of its own), kept until lmd_mdns_free(); an
@@ -101,6 +110,9 @@ struct lmd_browse_callbacks {
 int lmd_browse_new(lmd_mdns *m, const char *type, const char *domain, const struct lmd_browse_callbacks *cb,
                    void *ud, lmd_browse **out, lmd_err *err);
 bool lmd_browse_settled(const lmd_browse *b);
+/* Instances the browser reported that have awaited their first resolver
+ * answer (or room in the pool) at least age seconds. */
+unsigned lmd_browse_behind(const lmd_browse *b, double age);
 /* A one-shot scan's rule for settled (call right after lmd_browse_new):
  * not avahi's ALL_FOR_NOW, a fixed ~1 s timer, but what arrives: settled
  * once the answers to the browser's first query are due (avahi sends it

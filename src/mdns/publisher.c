@@ -521,6 +521,14 @@ static bool type_equal(const char *a, const char *b)
     return na == nb && strncasecmp(a, b, na) == 0;
 }
 
+bool lmd_mdns_publishes(const lmd_mdns *m, const char *name, const char *type)
+{
+    for (const struct lmd_pub *p = m->pubs; p; p = p->next)
+        if (!strcasecmp(p->name, name) && type_equal(p->type, type))
+            return true;
+    return false;
+}
+
 bool lmd_mdns_is_own(const lmd_mdns *m, AvahiLookupResultFlags flags, const char *name, const char *type)
 {
     if (flags & AVAHI_LOOKUP_RESULT_OUR_OWN)

@@ -128,3 +128,16 @@ struct lmd_rinst *lmd_rinst_find(struct lmd_peer *p, const struct lmd_instance *
     return NULL;
 }
 
+
+bool lmd_peers_has_instance(const lmd_peers *r, const char *name, int ifindex, int proto)
+{
+    bool found;
+    size_t at = lmd_peers_find(r, name, &found);
+    if (!found)
+        return false;
+    const struct lmd_peer *p = r->peers[at];
+    for (size_t i = 0; i < p->n_insts; i++)
+        if (p->insts[i].ifindex == ifindex && p->insts[i].proto == proto)
+            return true;
+    return false;
+}

@@ -134,6 +134,8 @@ void lmd_peers_rejudge(lmd_peers *r, double now, double wall);
 /* A resolver reported the instance (first time, a change, or a confirmation).
  * now: monotonic seconds; wall: epoch seconds. */
 int lmd_peers_seen(lmd_peers *r, const struct lmd_instance *in, double now, double wall);
+/* Whether the table holds that instance (ifindex, proto 4/6) of a peer. */
+bool lmd_peers_has_instance(const lmd_peers *r, const char *name, int ifindex, int proto);
 /* The instance is gone; the peer leaves with reason if it was the last. */
 int lmd_peers_gone(lmd_peers *r, const struct lmd_instance *in, const char *reason);
 /* The same, with the time, so that a change it causes can be settled. */

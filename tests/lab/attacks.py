@@ -26,6 +26,12 @@ the root network namespace, whose eth0 may be a shared network.
         deep), a PTR of _other._tcp.local, and PREFIX-ghost whose SRV target is
         PREFIX-ghost.example (with an A record)
 
+  attacks.py offlink NAME HOST PORT HOPS TXTBYTES COUNT SRC4 SRC6   COUNT
+        responses 0.05 s apart announcing NAME on HOST:PORT (PTR, SRV, TXT,
+        no address record: as an announcement), sent with hop limit HOPS (255
+        on the link; less: as if routed), its TXT TXTBYTES long (items of 200
+        bytes, up to about 1,400: it goes in a datagram of its own)
+
 Prints one line "<mode> <count>" when done.
 """
 import os
@@ -117,6 +123,28 @@ def chimera(name, host, port, info, count, gap, src4, src6, txt=None, mode="chim
     print(mode, count, flush=True)
 
 
+def offlink(name, host, port, hops, txtbytes, count, src4, src6):
+    txt, left = [], txtbytes
+    while left > 0:
+        n = min(left - 1, 200) if left > 1 else 1
+        txt.append(b"k%03d=" % len(txt) + b"x" * max(n - 5, 0))
+        left -= len(txt[-1]) + 1
+    rrs = service(name, host, port, "offlink", 120, txt or None)
+    # the TXT in a datagram of its own: scapy does not compress names, and
+    # a 1,320-byte TXT with the PTR and SRV does not fit a 1,500-byte MTU
+    frames = []
+    for part in (rrs[:2], rrs[2:]):
+        dns = DNS(id=0, qr=1, aa=1, qd=None, an=chain(part))
+        f4, f6 = frame4(src4, dns), frame6(src6, dns)
+        f4[IP].ttl = hops
+        f6[IPv6].hlim = hops
+        frames += [f4, f6]
+    for _ in range(count):
+        sendp(frames, iface=IFACE)
+        time.sleep(0.05)
+    print("offlink", count, flush=True)
+
+
 def goodbye(name, count, src4, src6):
     ptr = DNSRR(rrname=TYPE, type="PTR", ttl=0, rdata=name + "." + TYPE)
     dns = DNS(id=0, qr=1, aa=1, qd=None, an=ptr)
@@ -173,6 +201,8 @@ def main(argv):
         elif mode in ("replay", "tamper"):
             chimera(argv[2], argv[3], int(argv[4]), "", int(argv[5]), float(argv[6]), argv[7], argv[8],
                     [t.encode() for t in argv[9:]], mode)
+        elif mode == "offlink":
+            offlink(argv[2], argv[3], int(argv[4]), int(argv[5]), int(argv[6]), int(argv[7]), argv[8], argv[9])
         elif mode == "goodbye":
             goodbye(argv[2], int(argv[3]), argv[4], argv[5])
         elif mode == "outside":
