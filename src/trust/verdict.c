@@ -63,7 +63,7 @@ struct lmd_trust_verifier {
     struct parsed *parsed;  /* PARSED_SLOTS, likewise */
     uint32_t clock;         /* counts uses of parsed (least recently used) */
     struct newest *newest;
-    size_t n_newest;
+    size_t n_newest, cap_newest;
     uint32_t *slots;        /* the newest by hash: index + 1 (0: free), open addressing */
     size_t n_slots;         /* a power of two, more than twice n_newest; 0: none yet */
     struct lmd_trust_stats stats;
@@ -297,12 +297,17 @@ static bool newest_note(lmd_trust_verifier *v, const unsigned char *pk, char *ke
         newest_drop(v, own_first);
     else if (v->n_newest >= NEWEST_MAX)
         newest_drop(v, first);
-    struct newest *n = slots_fit(v, v->n_newest + 1) == 0 ? realloc(v->newest, (v->n_newest + 1) * sizeof *n) : NULL;
+    size_t cap = v->cap_newest;
+    if (v->n_newest == cap)
+        cap = cap ? 2 * cap : 16; /* doubled: a new name does not copy them all */
+    struct newest *n = slots_fit(v, v->n_newest + 1) != 0 ? NULL
+                       : cap == v->cap_newest ? v->newest : realloc(v->newest, cap * sizeof *n);
     if (!n) {
         free(key);
         return false;
     }
     v->newest = n;
+    v->cap_newest = cap;
     e = &v->newest[v->n_newest++];
     e->hash = newest_hash(pk, key);
     memcpy(e->pk, pk, LMD_TRUST_KEY_BYTES);
