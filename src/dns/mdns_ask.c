@@ -43,6 +43,8 @@ void lmd_mq_arm(lmd_mdnsq *q)
     if (!q->timer)
         return; /* offline */
     double wait = 2 * q->gap_max < QUIET ? QUIET : 2 * q->gap_max > QUIET_MAX ? QUIET_MAX : 2 * q->gap_max;
+    if (q->quiet)
+        wait = QUIET; /* what comes now answers our asks and repeats: at once (unique records) or within 120 ms */
     double due = q->st.sent + WINDOW, quiet = q->st.last_new + wait, now = lmd_now_mono();
     if (quiet > due)
         due = quiet;
