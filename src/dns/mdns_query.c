@@ -3,9 +3,7 @@
  * SRV, TXT and an address of its family are in (per interface and
  * protocol, as avahi reports them), settled once the answers are due and
  * nothing new came for a quiet period. */
-#include "dns/internal.h"
-#include "dns/mdnsq.h"
-#include "dns/mdns_sock.h"
+#include "dns/mdnsq_int.h"
 #include "base/instance.h"
 #include "base/loop.h"
 #include "base/util.h"
@@ -16,111 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
-
-/* RFC 6762 section 6: a shared answer (our PTR) comes 20-120 ms after the
- * query reached the responder; ours carries no known answers, so no
- * responder waits the 400-500 ms of a truncated query.  Then nothing new
- * for QUIET: new is a record of a service whole over neither protocol yet
- * (the other protocol's records of a whole one are merged, and are no
- * news: a responder's late answers over one protocol, trickling in for
- * seconds under load, kept 500-service scans open to 2-3 s).
- *
- * A responder answers over IPv4 and over IPv6 separately (avahi-daemon's
- * response schedulers are per interface and protocol), and one of them may
- * come late or not at all: 500 services from 5 hosts on 2 cores at load
- * 8-12, one host's 100 instances over one protocol only in 1 run of 12,
- * 92 of 1,000 instances 0.1 s after the rest in another.  An instance
- * whole over one protocol is a complete peer, with that family's address:
- * the other family's is merged if it comes while the scan runs, and never
- * awaited (awaiting it, then handing it to avahi's resolvers, which wait
- * for the same silent responder, made one 500-service scan in four take
- * 10.5 s instead of 0.67).  What is awaited is an instance known (its PTR
- * came) and whole over neither protocol.  A responder does not multicast
- * a record again within a second (section 6: a scan right after a
- * service's announcements, or right after another scan, gets no answer
- * for it), so while any is awaited the query is sent again at REQUERY[]
- * after the first (what was answered before is not answered again within
- * the second, what was not is), up to EXPECT_MAX after it; then avahi
- * resolves what is still missing. */
-#define WINDOW 0.2
-#define QUIET 0.15
-#define EXPECT_MAX 2.0
-static const double REQUERY[] = {0.6, 1.3};
-#define QUIET_MAX 0.5
-#define NBUCKETS 1024
-
-/* Intrusive doubly linked lists (an entry out of its list has a NULL
- * back pointer): an instance leaves its chain, the list of all, its host's
- * waiters and the touched list in O(1). */
-#define DL_PUSH(head, x, nx, px)                                                                                       \
-    do {                                                                                                               \
-        (x)->nx = *(head);                                                                                             \
-        if ((x)->nx)                                                                                                   \
-            (x)->nx->px = &(x)->nx;                                                                                    \
-        *(head) = (x);                                                                                                 \
-        (x)->px = (head);                                                                                              \
-    } while (0)
-#define DL_UNLINK(x, nx, px)                                                                                           \
-    do {                                                                                                               \
-        if ((x)->px) {                                                                                                 \
-            *(x)->px = (x)->nx;                                                                                        \
-            if ((x)->nx)                                                                                               \
-                (x)->nx->px = (x)->px;                                                                                 \
-            (x)->nx = NULL;                                                                                            \
-            (x)->px = NULL;                                                                                            \
-        }                                                                                                              \
-    } while (0)
-
-struct mq_host;
-
-struct mq_inst {
-    struct mq_inst *next, **pnext; /* the bucket's chain */
-    struct mq_inst *all, **pall;   /* every instance */
-    struct mq_inst *wnext, **pwnext; /* its host's waiters: not reported, SRV in */
-    struct mq_inst *tnext, **ptnext; /* touched by the datagram being read */
-    struct mq_host *hx;              /* the SRV target's entry (same interface and protocol) */
-    int ifindex, proto;
-    char name[64];
-    bool ptr, srv, txt_ok, reported, local;
-    bool covered; /* the other source resolves it (lmd_mdnsq_cover): not awaited */
-    char *host;
-    uint16_t port;
-    lmd_txt txt;
-};
-
-struct mq_host {
-    struct mq_host *next;
-    struct mq_inst *waiters; /* instances not reported whose SRV names it: looked at again on an address */
-    int ifindex, proto;
-    char *name;
-    char a[64], aaaa[64];
-};
-
-struct lmd_mdnsq {
-    struct event_base *base;
-    lmd_mdnsq_callbacks cb;
-    void *ud;
-    char *type;
-    lmd_dns_mscope *scope;
-    lmd_msock *socks;
-    struct event *timer;
-    struct mq_inst *inst[NBUCKETS], *all;
-    struct mq_inst *touched; /* to look at once the datagram is read: O(changed), not O(instances) */
-    struct mq_host *host[NBUCKETS];
-    unsigned n_inst, n_host;
-    lmd_mdnsq_stats st;
-    double gap_max; /* the longest silence between new answers so far */
-    unsigned seed;  /* of the tables' hash (random) */
-    uint8_t *query; /* as sent */
-    size_t query_len;
-    size_t requeries;
-    bool settled, answered, quiet;
-    /* the packet being read */
-    int ifindex, proto;
-    bool local, changed;
-    bool fresh; /* it brought a record of a service whole over neither protocol yet */
-};
 
 /* Keyed per query: with a fixed function a responder picks names that all
  * fall in one bucket, and each lookup walks a chain of up to LMD_MDNSQ_MAX
@@ -161,12 +54,14 @@ static struct mq_inst *inst_get(lmd_mdnsq *q, const char *name, bool make)
     return i;
 }
 
-static struct mq_inst *inst_at(lmd_mdnsq *q, int ifindex, int proto, const char *name)
+struct mq_inst *lmd_mq_inst_at(lmd_mdnsq *q, int ifindex, int proto, const char *name, bool make)
 {
+    if (strlen(name) >= sizeof((struct mq_inst *)0)->name)
+        return NULL;
     int si = q->ifindex, sp = q->proto;
     q->ifindex = ifindex;
     q->proto = proto;
-    struct mq_inst *i = inst_get(q, name, false);
+    struct mq_inst *i = inst_get(q, name, make);
     q->ifindex = si;
     q->proto = sp;
     return i;
@@ -240,12 +135,12 @@ static void touch(lmd_mdnsq *q, struct mq_inst *i)
     if (!i->ptnext)
         DL_PUSH(&q->touched, i, tnext, ptnext);
     if (!q->fresh) { /* the other protocol's records of a whole service are no news (above) */
-        const struct mq_inst *o = inst_at(q, i->ifindex, i->proto == 4 ? 6 : 4, i->name);
+        const struct mq_inst *o = lmd_mq_inst_at(q, i->ifindex, i->proto == 4 ? 6 : 4, i->name, false);
         q->fresh = !(o && o->reported);
     }
 }
 
-static void report_one(lmd_mdnsq *q, struct mq_inst *i)
+void lmd_mq_report(lmd_mdnsq *q, struct mq_inst *i)
 {
     int family;
     const char *addr = i->reported ? NULL : inst_addr(q, i, &family);
@@ -273,7 +168,7 @@ static void report_touched(lmd_mdnsq *q)
 {
     for (struct mq_inst *i; (i = q->touched);) {
         DL_UNLINK(i, tnext, ptnext);
-        report_one(q, i);
+        lmd_mq_report(q, i);
     }
 }
 
@@ -372,19 +267,7 @@ static void on_rr(const lmd_dns_rr *rr, void *arg)
     }
 }
 
-static void arm(lmd_mdnsq *q)
-{
-    if (!q->timer)
-        return; /* offline */
-    double wait = 2 * q->gap_max < QUIET ? QUIET : 2 * q->gap_max > QUIET_MAX ? QUIET_MAX : 2 * q->gap_max;
-    double due = q->st.sent + WINDOW, quiet = q->st.last_new + wait, now = lmd_now_mono();
-    if (quiet > due)
-        due = quiet;
-    (void)lmd_timer_in(q->timer, due > now ? due - now : 0); /* out of memory: the caller's bound ends it */
-}
-
-static void on_packet(const uint8_t *wire, size_t len, int ifindex, int proto, bool local, const char *src,
-                      void *arg)
+void lmd_mq_packet(const uint8_t *wire, size_t len, int ifindex, int proto, bool local, const char *src, void *arg)
 {
     (void)src;
     lmd_mdnsq *q = arg;
@@ -401,139 +284,26 @@ static void on_packet(const uint8_t *wire, size_t len, int ifindex, int proto, b
         return;
     if (q->fresh) {
         double now = lmd_now_mono();
-        if (q->answered && now - q->st.last_new > q->gap_max)
+        /* the first answers' spread sets the quiet period; after it, what
+         * comes answers our asks and repeats, at once (mdns_ask.c) */
+        if (q->answered && !q->quiet && now - q->st.last_new > q->gap_max)
             q->gap_max = now - q->st.last_new;
         q->answered = true;
         q->st.last_new = now;
     }
     report_touched(q);
     if (!q->settled && q->fresh)
-        arm(q);
-}
-
-/* TYPE.local PTR, QM, ID 0 (RFC 6762 section 18.1), in wire format. */
-static int query_wire(const char *name, uint8_t **wire, size_t *len)
-{
-    ldns_rdf *d = ldns_dname_new_frm_str(name);
-    ldns_pkt *p = d ? ldns_pkt_query_new(d, LDNS_RR_TYPE_PTR, LDNS_RR_CLASS_IN, 0) : NULL; /* takes d */
-    if (!p)
-        return d ? LMD_ENOMEM : LMD_EINVAL;
-    ldns_pkt_set_id(p, 0);
-    int rc = ldns_pkt2wire(wire, p, len) == LDNS_STATUS_OK ? 0 : LMD_ENOMEM;
-    ldns_pkt_free(p);
-    return rc;
-}
-
-/* Instances known and whole over neither protocol, that no other source
- * covers (above). */
-static unsigned expected(lmd_mdnsq *q)
-{
-    unsigned n = 0;
-    for (struct mq_inst *i = q->all; i; i = i->all) {
-        if (i->reported || i->covered || !i->ptr)
-            continue;
-        /* an IPv6 one with an A only is whole once settled */
-        if (i->srv && i->txt_ok && i->hx && i->hx->a[0])
-            continue;
-        const struct mq_inst *o = inst_at(q, i->ifindex, i->proto == 4 ? 6 : 4, i->name);
-        n += !(o && (o->reported || o->covered));
-    }
-    return n;
-}
-
-static void on_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    lmd_mdnsq *q = arg;
-    double now = lmd_now_mono(), bound = q->st.sent + EXPECT_MAX;
-    if (!q->quiet) {
-        q->quiet = true;
-        if (q->cb.quiet)
-            q->cb.quiet(q->ud); /* may cover some (lmd_mdnsq_cover) */
-    }
-    unsigned n = expected(q);
-    q->st.expected = n;
-    if (n && now < bound) {
-        double next = bound;
-        for (size_t k = 0; k < sizeof REQUERY / sizeof REQUERY[0]; k++) {
-            double at = q->st.sent + REQUERY[k];
-            if (q->requeries == k && now >= at) {
-                q->requeries++;
-                q->st.requeries += lmd_msock_send(q->socks, q->query, q->query_len) > 0;
-            } else if (q->requeries <= k && at < next)
-                next = at;
-        }
-        if (now + QUIET < next)
-            next = now + QUIET;
-        (void)lmd_timer_in(q->timer, next - now); /* or sooner: arm() */
-        return;
-    }
-    lmd_mdnsq_settle_now(q); /* (IPv6 instances with an A only are whole now) */
-}
-
-int lmd_mdnsq_new(struct event_base *base, const char *type, const lmd_mdnsq_callbacks *cb, void *ud,
-                  lmd_mdnsq **out, lmd_err *err)
-{
-    *out = NULL;
-    char why[256];
-    if (!lmd_ldns_available(why, sizeof why))
-        return lmd_err_set(err, LMD_EUNAVAIL, "no libldns (%s)", why);
-    lmd_mdnsq *q = calloc(1, sizeof *q);
-    if (!q)
-        return lmd_err_set(err, LMD_ENOMEM, "out of memory");
-    q->base = base;
-    if (getrandom(&q->seed, sizeof q->seed, GRND_NONBLOCK) != (ssize_t)sizeof q->seed)
-        q->seed = (unsigned)(lmd_now_mono() * 1e9) ^ (unsigned)(uintptr_t)q;
-    if (cb)
-        q->cb = *cb;
-    q->ud = ud;
-    int rc = LMD_ENOMEM;
-    char name[300];
-    if (!(q->type = lmd_strdup(type)) || (base && !(q->timer = evtimer_new(base, on_timer, q)))) {
-        rc = lmd_err_set(err, LMD_ENOMEM, "out of memory");
-        goto fail;
-    }
-    snprintf(name, sizeof name, "%s.local", type);
-    if ((rc = lmd_dns_mscope_new(type, "local", &q->scope, err)) != 0)
-        goto fail;
-    if ((rc = query_wire(name, &q->query, &q->query_len)) != 0) {
-        lmd_err_set(err, rc, "cannot write the query for %s", name);
-        goto fail;
-    }
-    if (!base) { /* offline: lmd_mdnsq_feed */
-        *out = q;
-        return 0;
-    }
-    if ((rc = lmd_msock_open(base, on_packet, q, &q->socks, err)) != 0)
-        goto fail;
-    q->st.sockets = lmd_msock_count(q->socks);
-    q->st.sent = q->st.last_new = lmd_now_mono();
-    if (!lmd_msock_send(q->socks, q->query, q->query_len)) {
-        rc = lmd_err_set(err, LMD_EIO, "the mDNS query could not be sent on any interface");
-        goto fail;
-    }
-    arm(q);
-    *out = q;
-    return 0;
-fail:
-    lmd_mdnsq_free(q);
-    return rc;
+        lmd_mq_arm(q);
 }
 
 void lmd_mdnsq_feed(lmd_mdnsq *q, const uint8_t *wire, size_t len, int ifindex, int proto, bool local)
 {
-    on_packet(wire, len, ifindex, proto, local, NULL, q);
+    lmd_mq_packet(wire, len, ifindex, proto, local, NULL, q);
 }
 
 void lmd_mdnsq_cover(lmd_mdnsq *q, int ifindex, int proto, const char *name)
 {
-    int si = q->ifindex, sp = q->proto;
-    q->ifindex = ifindex;
-    q->proto = proto;
-    struct mq_inst *i = strlen(name) < sizeof i->name ? inst_get(q, name, true) : NULL;
-    q->ifindex = si;
-    q->proto = sp;
+    struct mq_inst *i = lmd_mq_inst_at(q, ifindex, proto, name, true);
     if (!i || i->covered || i->reported)
         return;
     i->covered = true;
@@ -541,19 +311,9 @@ void lmd_mdnsq_cover(lmd_mdnsq *q, int ifindex, int proto, const char *name)
         (void)lmd_timer_in(q->timer, 0); /* look again at what is awaited */
 }
 
-void lmd_mdnsq_settle_now(lmd_mdnsq *q)
-{
-    q->settled = true;
-    /* once: an IPv6 instance with an A only is whole now */
-    for (struct mq_inst *i = q->all; i; i = i->all)
-        report_one(q, i);
-    if (q->cb.settled)
-        q->cb.settled(q->ud);
-}
-
 bool lmd_mdnsq_found(const lmd_mdnsq *q, int ifindex, int proto, const char *name)
 {
-    const struct mq_inst *i = inst_at((lmd_mdnsq *)q, ifindex, proto, name);
+    const struct mq_inst *i = lmd_mq_inst_at((lmd_mdnsq *)q, ifindex, proto, name, false);
     return i && i->reported;
 }
 
@@ -577,6 +337,7 @@ void lmd_mdnsq_free(lmd_mdnsq *q)
         return;
     lmd_msock_close(q->socks);
     lmd_event_free(q->timer);
+    lmd_event_free(q->ask_timer);
     for (struct mq_inst *i = q->all, *n; i; i = n) {
         n = i->all;
         free(i->host);
@@ -590,6 +351,8 @@ void lmd_mdnsq_free(lmd_mdnsq *q)
             free(x);
         }
     lmd_dns_mscope_free(q->scope);
+    if (q->browse)
+        ldns_rdf_deep_free(q->browse);
     free(q->query);
     free(q->type);
     free(q);

@@ -69,6 +69,12 @@ void lmd_mdnsq_settle_now(lmd_mdnsq *q);
 /* Another source resolves that instance (avahi, the gate of lmd_discover_
  * nodes): it is not awaited here any more. */
 void lmd_mdnsq_cover(lmd_mdnsq *q, int ifindex, int proto, const char *name);
+/* Another source knows that instance (avahi's browser: the gate of
+ * lmd_discover_nodes holds it meanwhile): awaited until the bound if it is
+ * not whole, and asked for by name once the first answers are in
+ * (mdns_ask.c).  Nothing when settled or when no query of ours went out
+ * on that interface and protocol. */
+void lmd_mdnsq_want(lmd_mdnsq *q, int ifindex, int proto, const char *name);
 /* Whether an instance (ifindex, proto 4/6, name) was found whole. */
 bool lmd_mdnsq_found(const lmd_mdnsq *q, int ifindex, int proto, const char *name);
 /* Whether it was found whole over either protocol on that interface: the
@@ -83,6 +89,8 @@ typedef struct lmd_mdnsq_stats {
     unsigned expected;                           /* instances awaited (known, whole over neither
                                                   * protocol) at the last look; settled: left to avahi */
     unsigned requeries;                          /* the query sent again while some were awaited */
+    unsigned wanted, asks;                       /* instances the other source knows (lmd_mdnsq_want);
+                                                  * ask packets sent for instances by name */
     double sent, last_new;                       /* lmd_now_mono() of the query, of the last new record */
 } lmd_mdnsq_stats;
 void lmd_mdnsq_stats_get(const lmd_mdnsq *q, lmd_mdnsq_stats *st);

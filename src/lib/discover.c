@@ -8,7 +8,11 @@
  * bring them whole over either protocol (a resolver per instance is what
  * costs: ~10 s for 500).
  * Until our query is quiet avahi's instances are held (the same answers
- * reach both, in either order).  Done when both have settled.
+ * reach both, in either order).  One our query did not bring whole is then
+ * both asked for by name by our query (lmd_mdnsq_want, awaited to the
+ * query's bound) and resolved by avahi aside: whichever comes first; the
+ * scan waits for avahi's resolver only if our query's bound passed
+ * without it.  Done when both have settled.
  *
  * A service our query brought whole over one protocol only is complete:
  * avahi's instance over the other is resolved aside (settled does not wait
@@ -40,6 +44,7 @@ struct disc {
     struct event *grace; /* ASIDE_GRACE, armed once both have settled */
     int err;
     bool wire_quiet, wire_settled, settled, graced;
+    bool missing; /* our query settled at its bound with instances not whole: avahi's are awaited */
 };
 
 static void maybe_done(struct disc *d)
@@ -47,6 +52,8 @@ static void maybe_done(struct disc *d)
     if (d->settled || !d->b || !lmd_browse_settled(d->b) || (d->q && !d->wire_settled))
         return;
     if (!d->graced && lmd_browse_aside_pending(d->b)) {
+        if (d->missing)
+            return; /* completeness: on_resolved looks again, the timeout bounds it */
         if (d->grace && !evtimer_pending(d->grace, NULL))
             (void)lmd_timer_in(d->grace, ASIDE_GRACE); /* cannot: the timeout ends it */
         return;
@@ -64,9 +71,8 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
     maybe_done(d);
 }
 
-static void on_resolved(void *ud, const struct lmd_instance *in)
+static void seen(struct disc *d, const struct lmd_instance *in)
 {
-    struct disc *d = ud;
     /* avahi's browser reports a PTR at TYPE.local naming an instance in
      * another domain (TYPE.example), and resolves it: not what was asked */
     size_t n = strlen(d->domain) - (d->domain[0] && d->domain[strlen(d->domain) - 1] == '.');
@@ -75,6 +81,14 @@ static void on_resolved(void *ud, const struct lmd_instance *in)
     if (lmd_peers_seen(d->reg, in, lmd_now_mono(), lmd_now_wall()) != 0)
         d->err = LMD_ENOMEM;
     maybe_done(d); /* an instance resolved aside may have been the last */
+}
+
+static void on_resolved(void *ud, const struct lmd_instance *in)
+{
+    struct disc *d = ud;
+    if (d->q && in->name) /* avahi resolved it: our query awaits it no more */
+        lmd_mdnsq_cover(d->q, in->ifindex, in->proto, in->name);
+    seen(d, in);
 }
 
 static void on_removed(void *ud, const struct lmd_instance *in, enum lmd_gone why)
@@ -90,7 +104,7 @@ static void on_settled(void *ud)
     maybe_done(d);
 }
 
-static void on_wire_found(void *ud, const struct lmd_instance *in) { on_resolved(ud, in); }
+static void on_wire_found(void *ud, const struct lmd_instance *in) { seen(ud, in); }
 
 static void on_wire_gone(void *ud, const struct lmd_instance *in) { on_removed(ud, in, LMD_GONE_GOODBYE); }
 
@@ -99,7 +113,7 @@ static void on_wire_quiet(void *ud)
     struct disc *d = ud;
     d->wire_quiet = true;
     if (d->b)
-        lmd_browse_release(d->b); /* what our query did not bring whole: avahi resolves it */
+        lmd_browse_release(d->b); /* what our query did not bring whole: avahi resolves it too (gate) */
 }
 
 static void on_wire_settled(void *ud)
@@ -108,6 +122,9 @@ static void on_wire_settled(void *ud)
     d->wire_settled = true;
     if (!d->wire_quiet)
         on_wire_quiet(d);
+    lmd_mdnsq_stats st;
+    lmd_mdnsq_stats_get(d->q, &st);
+    d->missing = st.expected > 0; /* at the bound: avahi's resolvers are awaited for them (maybe_done) */
     maybe_done(d);
 }
 
@@ -118,14 +135,27 @@ static enum lmd_browse_verdict gate(void *ud, int ifindex, int proto, const char
         return LMD_BROWSE_RESOLVE;
     if (lmd_mdnsq_found(d->q, ifindex, proto, name))
         return LMD_BROWSE_SKIP;
-    if (!d->wire_quiet)
+    if (!d->wire_quiet) {
+        lmd_mdnsq_want(d->q, ifindex, proto, name); /* awaited by our query */
         return LMD_BROWSE_HOLD;
+    }
     /* whole from the wire over the other protocol: the peer is complete;
      * avahi's cache may hold this one too (merged if it answers within
      * ASIDE_GRACE), but its resolver must not hold the scan: it would wait
      * for the same silent responder (10 s with 500) */
     if (lmd_mdnsq_whole(d->q, ifindex, name))
         return LMD_BROWSE_ASIDE;
+    /* whole over neither: our query asks for it by name and awaits it to
+     * its bound, and avahi resolves it too (from its cache in
+     * milliseconds when it has the records: a warm scan); whichever is
+     * first.  A responder late over both protocols answers our ask in a
+     * fraction of a second, where avahi-daemon's resolvers took up to 10 s
+     * under load: the scan does not wait for them unless our query's
+     * bound passes without it (maybe_done) */
+    if (!d->wire_settled) {
+        lmd_mdnsq_want(d->q, ifindex, proto, name);
+        return LMD_BROWSE_ASIDE;
+    }
     lmd_mdnsq_cover(d->q, ifindex, proto, name); /* avahi resolves it: our query waits no more for it */
     return LMD_BROWSE_RESOLVE;
 }
@@ -148,8 +178,10 @@ static void wire_note(const struct disc *d, double t0)
     lmd_mdnsq_stats st;
     lmd_mdnsq_stats_get(d->q, &st);
     lmd_debug("own mDNS query: %u socket(s), %u packets, %u records (%u skipped, %u packets refused), %u whole, "
-              "%u not whole, %u dropped, %u awaited, %u queries again; last new at %.3f s, settled %s, ended at %.3f s",
+              "%u not whole, %u dropped, %u awaited, %u queries again, %u wanted by avahi's browser, %u asks by name; "
+              "last new at %.3f s, settled %s, ended at %.3f s",
               st.sockets, st.packets, st.records, st.skipped, st.refused, st.found, st.incomplete, st.dropped, st.expected, st.requeries,
+              st.wanted, st.asks,
               st.last_new - t0, d->wire_settled ? "yes" : "no", lmd_now_mono() - t0);
 }
 

@@ -3,7 +3,10 @@
  * lmd_mdnsq browsing _lmserv._tcp.local, as from the sockets.
  *
  *   per datagram: byte 0   bit 0: IPv6 (else IPv4), bit 1: from this host,
- *                          bits 2-3: interface index - 1
+ *                          bits 2-3: interface index - 1, bit 4: not a
+ *                          datagram but a name avahi's browser reports
+ *                          (lmd_mdnsq_want; bit 5: and has resolved,
+ *                          lmd_mdnsq_cover), any bytes, cut at 79
  *                 bytes 1-2 length (big-endian), then the datagram (a short
  *                 last one is given as it is)
  *
@@ -130,6 +133,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         off += 3;
         if (len > size - off)
             len = size - off;
+        if (h & 0x10) {
+            char name[80];
+            size_t n = len < sizeof name - 1 ? len : sizeof name - 1;
+            memcpy(name, data + off, n);
+            name[n] = '\0';
+            lmd_mdnsq_want(q, 1 + ((h >> 2) & 3), (h & 1) ? 6 : 4, name);
+            if (h & 0x20)
+                lmd_mdnsq_cover(q, 1 + ((h >> 2) & 3), (h & 1) ? 6 : 4, name);
+            off += len;
+            continue;
+        }
         unsigned skipped = 0;
         (void)lmd_dns_mdns_parse(scope, data + off, len, on_rr, NULL, &skipped, NULL);
         lmd_mdnsq_feed(q, data + off, len, 1 + ((h >> 2) & 3), (h & 1) ? 6 : 4, (h & 2) != 0);

@@ -77,6 +77,7 @@ function TestDiscoverMany:test_every_one_of_500_services_cold()
         lu.assertEquals(#missing, 0, ctx)
         lu.assertEquals(#doc.nodes, 500, ctx)
         times[#times + 1] = ("%.3f s (%d with both addresses)"):format(doc.elapsed, both)
+        print(("\nrun %d: %s"):format(run, notes))
     end
     print("\nelapsed (500 cold): " .. table.concat(times, ", "))
 end
