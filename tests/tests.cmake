@@ -100,7 +100,11 @@ endforeach()
 # side by side on a 2-core machine starved each other's agents (the flood's
 # trusted join missed its 5 s).  Never together; any other suite may run
 # beside either.
-set_tests_properties(lab_hostile lab_worker lab_worker_attacks PROPERTIES RESOURCE_LOCK lab_cpu_burn)
+set_tests_properties(lab_hostile lab_worker lab_worker_attacks lab_wirejoin PROPERTIES RESOURCE_LOCK lab_cpu_burn)
+# lab_wirejoin floods three times and waits each time for avahi-daemon to
+# confirm what the wire gave (up to 150 s) and for the listener to close
+# (30 s quiet): 210 s at load 3, over 300 s at load 16
+set_tests_properties(lab_wirejoin PROPERTIES TIMEOUT 600)
 
 # Lab suites mostly wait (leases, polls, probes): four run side by side
 # (ctest -j4 --resource-spec-file tests/lab/resources.json, 4 "cpu" slots),
@@ -114,7 +118,7 @@ foreach(t ${lmd_all_tests})
     set_tests_properties(${t} PROPERTIES RESOURCE_GROUPS "cpu:1")
   endif()
 endforeach()
-set_tests_properties(lab_hostile lab_worker lab_worker_attacks PROPERTIES RESOURCE_GROUPS "cpu:3")
+set_tests_properties(lab_hostile lab_worker lab_worker_attacks lab_wirejoin PROPERTIES RESOURCE_GROUPS "cpu:3")
 
 # The sanitizer pass of CI (ASan+UBSan; .ci/run) runs the unit suites and
 # these lab suites: where hostile or malformed input, lifetimes (kill,
@@ -136,7 +140,7 @@ endforeach()
 # The long suites start first (ctest runs the costliest first when it has no
 # timings of its own, as on a fresh clone): a 4-minute suite started last
 # would leave one core idle for its whole length.  Seconds, plain build.
-foreach(t_cost lab_wide_agent_named:250 lab_wide_agent_knot:190 lab_hostile:170 lab_worker:130
+foreach(t_cost lab_wide_agent_named:250 lab_wirejoin:210 lab_wide_agent_knot:190 lab_hostile:170 lab_worker:130
         lab_wide_attacks_named:120 lab_wide_attacks_knot:120 lab_register:110 lab_trust_verdicts:110
         lab_worker_attacks:100 lab_api_bounds:55 lab_liveness:55
         lab_announce_discover:50 lab_discover_many:45 lab_wide_site_knot:46 lab_wide_forged_named:45 lab_wide_forged_knot:45

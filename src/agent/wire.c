@@ -13,8 +13,13 @@
 
 /* The listener closes once nothing has awaited avahi for WIRE_QUIET
  * seconds and it holds no instance avahi has not confirmed (those expire by
- * their TTL, at most LMD_MWIRE_TTL_MAX). */
-#define WIRE_QUIET 30.0
+ * their TTL, at most LMD_MWIRE_TTL_MAX).  5 s, not 30: an agent's own cold
+ * start opens it too (its 50 instances await avahi's resolvers for a
+ * second), and with 30 s the bench's second agent, idle 10-15 s after its
+ * start, was still listening through its idle window (68 wake-ups a minute,
+ * tests/bench/run --only wake); closed, it opens again 0.2 s after an
+ * instance awaits avahi. */
+#define WIRE_QUIET 5.0
 #define WIRE_LOOK 2.0
 
 static void wire_close(lmd_agent *a)

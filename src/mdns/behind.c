@@ -11,7 +11,7 @@
 
 static bool awaiting(const struct inst *in)
 {
-    return (in->pending && !in->resolved) || in->waiting;
+    return !in->answered && (in->pending || in->waiting);
 }
 
 unsigned lmd_browse_behind(const lmd_browse *b, double age)

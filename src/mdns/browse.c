@@ -192,7 +192,7 @@ static bool inst_msg(struct inst *in, const struct lmd_pool_msg *msg)
                 in->rid_fam = 0;
         }
         in->fails = 0;
-        in->resolved = true;
+        in->resolved = in->answered = true;
         set_waiting(in, false);
         if (b->cb.resolved)
             b->cb.resolved(b->ud, &li);

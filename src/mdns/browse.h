@@ -28,6 +28,8 @@ struct inst {
     unsigned fails;
     uint64_t seq;   /* order of arrival (waiting: oldest first) */
     double asked;   /* when its resolver was last asked for (behind.c) */
+    bool answered;  /* a resolver answered for it once (behind.c: a retry after
+                     * a failure, records expiring, is not avahi being behind) */
     bool waiting;   /* the pool was full: waits for room */
     bool pending;   /* resolver started, no answer yet */
     bool resolved;  /* the owner has been told about it */

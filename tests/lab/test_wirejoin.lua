@@ -71,8 +71,9 @@ local function flood_join(with_trust)
         return not keys and "" or ("trust { key = %q, cert = %q, fleet = { %q }, require = true }\n"):format(
             keys .. "/" .. h .. ".key", keys .. "/" .. h .. ".cert", keys .. "/fleet.pub")
     end
+    -- (the listener may be open at once: the previous test's forged services
+    -- are still in avahi-daemon's cache, 120 s, and resolved again)
     local a1 = S:agent("h1", trust("h1") .. ("api { socket = %q }\n"):format(sock))
-    lu.assertEquals(metrics(sock).lmdisc_wire_listener_open, 0)
     flood(fake, 1000)
     -- avahi-daemon falls behind: the listener opens by itself
     S:await(a1, "mDNS listener open", 30)
@@ -104,7 +105,7 @@ local function flood_join(with_trust)
     p2:wait(10)
     S:await(a1, 'leave "' .. esc(n2) .. '"', 30)
     lu.assertEquals(count(a1:output(), 'join "' .. esc(n2) .. '"'), 1, S.tail(a1:output()))
-    -- and the listener closes once avahi has caught up (30 s quiet)
+    -- and the listener closes once avahi has caught up (5 s quiet, nothing held)
     local closed = until_(90, function() return metrics(sock).lmdisc_wire_listener_open == 0 end)
     lu.assertTrue(closed, "the listener stayed open: " .. select(2, metrics(sock)))
     S:await(a1, "mDNS listener closed", 5)
