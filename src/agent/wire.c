@@ -38,6 +38,18 @@ static void wire_close(lmd_agent *a)
              "from it)", st.found, a->wire_joins_now);
 }
 
+/* A held instance (listed from the wire, not confirmed by avahi yet) is
+ * seen again: the registry's liveness counts the listener's sighting, so
+ * a peer a swamped avahi-daemon has not confirmed within the registry's
+ * ttl does not leave "expired" and join again when avahi answers.  Only
+ * what the registry still lists: nothing dropped is joined again. */
+static void on_held(void *ud, const struct lmd_instance *in)
+{
+    lmd_agent *a = ud;
+    if (lmd_peers_has_instance(a->reg, in->name, in->ifindex, in->proto))
+        (void)lmd_peers_seen(a->reg, in, lmd_now_mono(), lmd_now_wall());
+}
+
 static void on_look(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -46,6 +58,8 @@ static void on_look(evutil_socket_t fd, short what, void *arg)
     double now = lmd_now_mono();
     if (a->browse && lmd_browse_behind(a->browse, LMD_BROWSE_BEHIND_AGE))
         a->wire_busy = now;
+    lmd_mwire_each_held(a->wire, on_held, a);
+    lmd_agent_rearm(a);
     lmd_mwire_stats st;
     lmd_mwire_stats_get(a->wire, &st);
     if (now - a->wire_busy >= WIRE_QUIET && !st.held) {

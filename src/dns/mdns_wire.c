@@ -131,7 +131,10 @@ static void fill(lmd_mwire *w, const struct mw_inst *i, struct lmd_instance *li,
     /* LOCAL (this host's records) only from an IPv4 source of ours, as the
      * one-shot scan (mdns_sock.c); never OWN: that is avahi's to say */
     li->flags = i->local ? LMD_NODE_LOCAL : 0;
-    li->complete = true;
+    /* not complete: the registry waits its settle window for the other
+     * family's instance (the wire brings each family on its own), so a join
+     * is one event with its addresses, as with avahi's answers */
+    li->complete = false;
     li->addr = a;
     a->ifindex = i->ifindex;
     snprintf(a->ifname, sizeof a->ifname, "%s", ifname);
@@ -166,12 +169,11 @@ static void inst_drop(lmd_mwire *w, struct mw_inst **p, bool tell, bool goodbye)
     inst_free(i);
 }
 
-/* Whole: PTR, SRV, TXT and an address (the target's of the instance's
- * family if the wire carried it, else the SRV datagram's source). */
-static void try_report(lmd_mwire *w, struct mw_inst *i)
+/* An instance as the callbacks see it: its address is the target's of the
+ * instance's family if the wire carried it, else the SRV datagram's
+ * source.  False when it has no address yet. */
+static bool build(lmd_mwire *w, const struct mw_inst *i, struct lmd_instance *li, lmd_addr *a, char *ifname)
 {
-    if (i->reported || !i->ptr || !i->srv || !i->txt_ok || !i->host)
-        return;
     const struct mw_host *x = NULL;
     int si = w->ifindex, sp = w->proto;
     w->ifindex = i->ifindex;
@@ -183,21 +185,43 @@ static void try_report(lmd_mwire *w, struct mw_inst *i)
     if (!addr || !addr[0])
         addr = i->src;
     if (!addr[0])
+        return false;
+    memset(a, 0, sizeof *a);
+    fill(w, i, li, a, ifname);
+    a->family = strchr(addr, ':') ? 6 : 4;
+    int n = a->family == 6 && !strncasecmp(addr, "fe8", 3) ? snprintf(a->addr, sizeof a->addr, "%s%%%s", addr, ifname)
+                                                            : snprintf(a->addr, sizeof a->addr, "%s", addr);
+    return n >= 0 && (size_t)n < sizeof a->addr;
+}
+
+/* Whole: PTR, SRV, TXT and an address. */
+static void try_report(lmd_mwire *w, struct mw_inst *i)
+{
+    if (i->reported || !i->ptr || !i->srv || !i->txt_ok || !i->host)
         return;
     char ifname[IF_NAMESIZE];
     struct lmd_instance li;
-    lmd_addr a = {0};
-    fill(w, i, &li, &a, ifname);
-    a.family = strchr(addr, ':') ? 6 : 4;
-    int n = a.family == 6 && !strncasecmp(addr, "fe8", 3) ? snprintf(a.addr, sizeof a.addr, "%s%%%s", addr, ifname)
-                                                           : snprintf(a.addr, sizeof a.addr, "%s", addr);
-    if (n < 0 || (size_t)n >= sizeof a.addr)
+    lmd_addr a;
+    if (!build(w, i, &li, &a, ifname))
         return;
     i->reported = i->held = true;
     w->st.found++;
     w->st.held++;
     if (w->cb.found)
         w->cb.found(w->ud, &li);
+}
+
+void lmd_mwire_each_held(lmd_mwire *w, void (*fn)(void *ud, const struct lmd_instance *in), void *ud)
+{
+    for (unsigned b = 0; b < NBUCKETS; b++)
+        for (struct mw_inst *i = w->inst[b], *n; i; i = n) {
+            n = i->next; /* (fn must not confirm, forget nor free any) */
+            char ifname[IF_NAMESIZE];
+            struct lmd_instance li;
+            lmd_addr a;
+            if (i->held && build(w, i, &li, &a, ifname))
+                fn(ud, &li);
+        }
 }
 
 static void on_rr(const lmd_dns_rr *rr, void *arg)

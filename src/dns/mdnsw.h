@@ -55,6 +55,11 @@ void lmd_mwire_tick(lmd_mwire *w, double now);
 /* Another source (avahi) holds that instance now: it is not held here
  * any more (no gone for it); if its records come again it is found again. */
 void lmd_mwire_confirm(lmd_mwire *w, int ifindex, int proto, const char *name);
+/* Each instance held now (reported, not confirmed nor gone), as found saw
+ * it (fn must not call back into w): the caller refreshes what it listed
+ * from the wire, so that a peer
+ * avahi has not confirmed yet lives while its records do. */
+void lmd_mwire_each_held(lmd_mwire *w, void (*fn)(void *ud, const struct lmd_instance *in), void *ud);
 /* Forget an instance without a callback (avahi reported it removed). */
 void lmd_mwire_forget(lmd_mwire *w, int ifindex, int proto, const char *name);
 typedef struct lmd_mwire_stats {
