@@ -235,8 +235,10 @@ static void on_rr(const lmd_dns_rr *rr, void *arg)
         if (slot && bye && !strcmp(slot, rr->addr))
             slot[0] = '\0';
         else if (slot && !bye) {
-            if (!slot[0])
-                snprintf(slot, 64, "%s", rr->addr);
+            /* the newest wins, as the cache-flush bit says (RFC 6762
+             * section 10.2): a forged record planted first does not
+             * outlive the host's own answer, nor is it kept by it */
+            snprintf(slot, 64, "%s", rr->addr);
             x->until = ttl_until(w->now, rr->ttl);
         }
         return;

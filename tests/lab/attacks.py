@@ -32,6 +32,17 @@ the root network namespace, whose eth0 may be a shared network.
         on the link; less: as if routed), its TXT TXTBYTES long (items of 200
         bytes, up to about 1,400: it goes in a datagram of its own)
 
+  attacks.py plant HOST ADDR4 ADDR6 COUNT GAP SRC4 SRC6   COUNT responses,
+        GAP seconds apart, claiming HOST is at ADDR4/ADDR6 (A and AAAA,
+        cache-flush set): an address planted for a real peer's host
+  attacks.py hostile PREFIX SRC4 SRC6   malformed responses, each once over
+        IPv4 and IPv6: a compression loop (a name pointing at itself, two
+        names pointing at each other), a record count of 65,535 over one
+        record, a name over 255 bytes, a record running past the datagram's
+        end, a TXT whose length byte runs past its record; then a whole
+        service PREFIX-cap with a TXT of exactly 1,300 bytes and one
+        PREFIX-long with a 63-byte instance label (both sound)
+
 Prints one line "<mode> <count>" when done.
 """
 import os
@@ -55,7 +66,7 @@ def refuse_root_netns():
 
 refuse_root_netns()
 
-from scapy.all import DNS, DNSRR, DNSRRSRV, IP, UDP, Ether, IPv6, conf, get_if_hwaddr, sendp  # noqa: E402
+from scapy.all import DNS, DNSRR, DNSRRSRV, IP, UDP, Ether, IPv6, Raw, conf, get_if_hwaddr, sendp  # noqa: E402
 
 conf.verb = 0
 TYPE = "_lmserv._tcp.local."
@@ -191,6 +202,53 @@ def outside(prefix, count, gap, src4, src6):
     print("outside", count, flush=True)
 
 
+def plant(host, addr4, addr6, count, gap, src4, src6):
+    rrs = [DNSRR(rrname=host, type="A", rclass=FLUSH, ttl=120, rdata=addr4),
+           DNSRR(rrname=host, type="AAAA", rclass=FLUSH, ttl=120, rdata=addr6)]
+    dns = DNS(id=0, qr=1, aa=1, qd=None, an=chain(rrs))
+    for i in range(count):
+        sendp([frame4(src4, dns), frame6(src6, dns)], iface=IFACE)
+        if i < count - 1:
+            time.sleep(gap)
+    print("plant", count, flush=True)
+
+
+def raw_frames(payload, src4, src6):
+    u = UDP(sport=5353, dport=5353) / Raw(load=payload)
+    return [Ether(src=MAC, dst="01:00:5e:00:00:fb") / IP(src=src4, dst="224.0.0.251", ttl=255) / u,
+            Ether(src=MAC, dst="33:33:00:00:00:fb") / IPv6(src=src6, dst="ff02::fb", hlim=255) / u]
+
+
+def hostile(prefix, src4, src6):
+    import struct
+    hdr = lambda an: struct.pack("!HHHHHH", 0, 0x8400, 0, an, 0, 0)
+    ptr_fixed = struct.pack("!HHIH", 12, 1, 120, 2)  # PTR IN TTL 120, rdlength 2
+    bad = [
+        hdr(1) + b"\xc0\x0c" + ptr_fixed + b"\xc0\x0c",                      # points at itself
+        hdr(2) + b"\xc0\x0e" + b"\xc0\x0c" + ptr_fixed + b"\xc0\x0c",        # at each other
+        hdr(65535) + bytes(DNSRR(rrname=TYPE, type="PTR", ttl=120, rdata=prefix + "-many." + TYPE)),
+        hdr(1) + b"".join(b"\x3f" + b"a" * 63 for _ in range(5)) + b"\x00" + ptr_fixed + b"\xc0\x0c",
+        hdr(1) + bytes(DNSRR(rrname=TYPE, type="PTR", ttl=120, rdata=prefix + "-cut." + TYPE))[:-6],
+        hdr(1) + bytes(DNSRR(rrname=prefix + "-txt." + TYPE, type="TXT", ttl=120, rdata=[b"a=b"]))[:-4]
+        + b"\xff" + b"ab",
+    ]
+    frames = []
+    for payload in bad:
+        frames += raw_frames(payload, src4, src6)
+    # sound, at the limits: a TXT of exactly 1,300 bytes (7 strings), a
+    # 63-byte instance label; each service in a datagram of its own
+    txt = [b"k%d=" % i + b"x" * (184 - len(b"k%d=" % i)) for i in range(6)]
+    txt.append(b"z" * (1300 - sum(len(t) + 1 for t in txt) - 1))
+    assert sum(len(t) + 1 for t in txt) == 1300
+    for name, t in ((prefix + "-cap", txt), ((prefix + "-long" + "l" * 63)[:63], None)):
+        rrs = service(name, prefix + "-h.local.", 7100, "limits", 120, t)
+        for part in (rrs[:2], rrs[2:]):  # (scapy does not compress names)
+            dns = DNS(id=0, qr=1, aa=1, qd=None, an=chain(part))
+            frames += [frame4(src4, dns), frame6(src6, dns)]
+    sendp(frames, iface=IFACE)
+    print("hostile", len(bad), flush=True)
+
+
 def main(argv):
     try:
         mode = argv[1]
@@ -207,6 +265,10 @@ def main(argv):
             goodbye(argv[2], int(argv[3]), argv[4], argv[5])
         elif mode == "outside":
             outside(argv[2], int(argv[3]), float(argv[4]), argv[5], argv[6])
+        elif mode == "plant":
+            plant(argv[2], argv[3], argv[4], int(argv[5]), float(argv[6]), argv[7], argv[8])
+        elif mode == "hostile":
+            hostile(argv[2], argv[3], argv[4])
         elif mode == "expire":
             expire(argv[2], int(argv[3]), int(argv[4]), argv[5], argv[6])
         else:

@@ -181,12 +181,41 @@ static void test_cap(void)
     lmd_mwire_free(w);
 }
 
+
+/* A forged address record for a real peer's host, planted before its
+ * announcement, does not outlive the host's own (cache-flush) address
+ * records: the newest answer for a host's address wins, as in a cache
+ * (RFC 6762 section 10.2), not the first one seen */
+static void test_planted_address(void)
+{
+    struct seen s;
+    lmd_mwire *w = fresh(&s);
+    const char *plant[] = {"h2.local. 120 IN A 10.0.0.66", "h2.local. 120 IN AAAA fd00::66", NULL};
+    feed(w, plant, 4, false, "10.0.0.66", 1);
+    /* the real host defends its name: its own address records */
+    const char *defend[] = {"h2.local. 120 IN A 10.0.0.2", NULL};
+    feed(w, defend, 4, false, "10.0.0.2", 2);
+    const char *ann[] = {T " 4500 IN PTR real." T, "real." T " 120 IN SRV 0 0 8002 h2.local.",
+                         "real." T " 4500 IN TXT \"info=x\"", NULL};
+    feed(w, ann, 4, false, "10.0.0.2", 3);
+    CHECK(s.found == 1 && !strcmp(s.addr, "10.0.0.2"), "found %d at %s (the planted address)", s.found, s.addr);
+    /* the same in one datagram: the announcement's own address record */
+    const char *plant2[] = {"h4.local. 120 IN A 10.0.0.66", NULL};
+    feed(w, plant2, 4, false, "10.0.0.66", 4);
+    const char *ann2[] = {T " 4500 IN PTR four." T, "four." T " 120 IN SRV 0 0 8002 h4.local.",
+                          "four." T " 4500 IN TXT \"info=x\"", "h4.local. 120 IN A 10.0.0.4", NULL};
+    feed(w, ann2, 4, false, "10.0.0.4", 5);
+    CHECK(s.found == 2 && !strcmp(s.addr, "10.0.0.4"), "found %d at %s (the planted address)", s.found, s.addr);
+    lmd_mwire_free(w);
+}
+
 int main(void)
 {
     test_announcement();
     test_address_and_parts();
     test_confirm_expire_txtcap();
     test_cap();
+    test_planted_address();
     printf("%d checks, %d failed\n", checks, failures);
     return failures != 0;
 }
