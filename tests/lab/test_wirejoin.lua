@@ -97,7 +97,7 @@ local function flood_join(with_trust)
     -- unconfirmed: the forged ones are confirmed too, or expire by their
     -- 120 s TTL); the real peer joined once
     local held = until_(150, function() return metrics(sock).lmdisc_wire_instances_held == 0 end)
-    lu.assertTrue(held, "instances still held from the wire: " .. select(2, metrics(sock)))
+    lu.assertTrue(held, "instances still held from the wire: " .. select(2, metrics(sock)) .. "\n" .. S.tail(a1:output()))
     lu.assertEquals(count(a1:output(), 'join "' .. esc(n2) .. '"'), 1, S.tail(a1:output()))
     lu.assertTrue(peers(sock)[n2])
     -- a leave still arrives
