@@ -36,6 +36,7 @@ static void wire_close(lmd_agent *a)
     a->wire_timer = NULL;
     lmd_info("mDNS listener closed: avahi-daemon has caught up (%u instance(s) read from the wire, %u joined "
              "from it)", st.found, a->wire_joins_now);
+    lmd_mem_trim(); /* its table (up to LMD_MWIRE_MAX instances) back to the system */
 }
 
 /* A held instance (listed from the wire, not confirmed by avahi yet) is
