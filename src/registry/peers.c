@@ -500,14 +500,19 @@ void lmd_peers_tick(lmd_peers *r, double now)
     lmd_peers_tick_at(r, now, now + r->wall_offset);
 }
 
+#define TICK_MAX 128
+
 void lmd_peers_tick_at(lmd_peers *r, double now, double wall)
 {
     r->wall_offset = wall - now;
     r->last_now = now;
-    /* Callbacks may add and remove peers: collect names first. */
+    /* Callbacks may add and remove peers: collect names first.  At most
+     * TICK_MAX a call: a burst (a thousand joins from the wire, settling in
+     * the same 50 ms) is reported over several loop turns, the rest still
+     * due (lmd_peers_next_deadline: now), so the API is answered between. */
     char **due = NULL;
     size_t n = 0;
-    for (size_t i = 0; i < r->n; i++) {
+    for (size_t i = 0; i < r->n && n < TICK_MAX; i++) {
         struct lmd_peer *p = r->peers[i];
         bool held = p->hold >= 0 && p->hold <= now;
         bool gone = p->trust_due >= 0 && p->trust_due <= now; /* its verdict, due again */

@@ -9,9 +9,13 @@ local S = require("suite").new(3)
 local q, BIN, read, write = S.q, S.BIN, S.read, S.write
 local ATTACKS = os.getenv("LMDISC_SRC") .. "/tests/lab/attacks.py"
 -- the API bound holds in the plain build; the sanitizer build is checked for
--- memory errors under the same load, about three times slower
+-- memory errors under the same load, about three times slower.  0.2 s, not
+-- 0.1 s, since the agent reads the wire while avahi is behind: the flood's
+-- 1,000 services now join within a second or two instead of trickling in
+-- over 30-40 s, and the slowest answer measured 0.114-0.131 s in 2 of 4
+-- runs (0.07-0.10 s before; results-hostile.md "wirejoin"; issue 22 notes it)
 local SANITIZED = (os.getenv("LMD_PRELOAD") or "") ~= ""
-local API_BOUND = SANITIZED and 0.3 or 0.1
+local API_BOUND = SANITIZED and 0.3 or 0.2
 
 local function await(p, pattern, timeout, nth) return S:await(p, pattern, timeout, nth) end
 
